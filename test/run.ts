@@ -1,0 +1,192 @@
+/**
+ * The test command (`npm test`).
+ *
+ * 1. Installs the Debian packages the tests need when they are missing.
+ * 2. Re-executes itself inside a private network + mount namespace (`unshare -n -m`):
+ *    only a loopback interface exists there, so nothing a test does (IPP, libp2p, mDNS,
+ *    DNS-SD through avahi) can send a packet off the machine.
+ * 3. Inside, brings `lo` up with multicast, starts a private D-Bus system bus and an
+ *    avahi-daemon on tmpfs-mounted runtime folders (ippeveprinter needs DNS-SD), runs every
+ *    `test/**\/*.test.ts` file in its own process, and stops the daemons by pid.
+ * 4. Ends with the plain line `N passed, N failed`.
+ *
+ * Usage: `npm test [-- name-filter ...]` runs only files whose path contains a filter.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
+import { join, relative } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
+
+/** Debian packages the test suite drives for real. */
+const DEBIAN_PACKAGES = [
+  'cups-ipp-utils', // ipptool, ippeveprinter
+  'cups-client', // lp
+  'avahi-daemon', // DNS-SD for ippeveprinter, inside the test namespace only
+  'dbus', // the bus avahi and ippeveprinter talk over
+  'ghostscript', // renders PostScript / raster test documents
+  'chromium', // browser tests
+  'iproute2', // `ip link` inside the namespace
+  'util-linux' // unshare
+]
+/** A test file that runs longer than this is killed and counted as failed. */
+const FILE_TIMEOUT_MS = 6 * 60_000
+/** How long the private D-Bus / avahi may take to come up. */
+const DAEMON_START_TIMEOUT_MS = 15_000
+/** Marks the re-executed run inside the namespace. */
+const SANDBOX_ENV = 'PRINTMESH_TEST_SANDBOX'
+
+const root = new URL('..', import.meta.url).pathname
+const filters = process.argv.slice(2)
+
+function log (line: string): void {
+  process.stdout.write(`[test] ${line}\n`)
+}
+
+function ensureDebianPackages (): void {
+  const missing = DEBIAN_PACKAGES.filter((p) => {
+    const r = spawnSync('dpkg-query', ['-W', '-f=${Status}', p], { encoding: 'utf8' })
+    return r.status !== 0 || !r.stdout.includes('install ok installed')
+  })
+  if (missing.length === 0) return
+  if (process.getuid?.() !== 0) {
+    throw new Error(`missing Debian packages ${missing.join(', ')}; install them as root: apt-get install ${missing.join(' ')}`)
+  }
+  log(`installing Debian packages: ${missing.join(' ')}`)
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env })
+  if (update.status !== 0) throw new Error('apt-get update failed')
+  const install = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env })
+  if (install.status !== 0) throw new Error(`apt-get install ${missing.join(' ')} failed`)
+}
+
+function findTestFiles (dir: string): string[] {
+  const out: string[] = []
+  for (const name of readdirSync(dir).sort()) {
+    const full = join(dir, name)
+    if (name === 'node_modules' || name === 'fixtures') continue
+    if (statSync(full).isDirectory()) out.push(...findTestFiles(full))
+    else if (name.endsWith('.test.ts')) out.push(full)
+  }
+  return out
+}
+
+async function waitFor (what: string, check: () => boolean): Promise<void> {
+  const deadline = Date.now() + DAEMON_START_TIMEOUT_MS
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what} did not come up within ${DAEMON_START_TIMEOUT_MS} ms`)
+    await delay(50)
+  }
+}
+
+function run (cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args, { stdio: 'inherit' })
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status}`)
+}
+
+/** Private loopback, D-Bus and avahi inside the namespace; returns their stopper. */
+async function startSandboxServices (): Promise<() => Promise<void>> {
+  run('ip', ['link', 'set', 'lo', 'up'])
+  run('ip', ['link', 'set', 'lo', 'multicast', 'on'])
+  for (const dir of ['/run/dbus', '/run/avahi-daemon']) {
+    mkdirSync(dir, { recursive: true })
+    run('mount', ['-t', 'tmpfs', 'tmpfs', dir])
+  }
+  const children: ChildProcess[] = []
+  const dbus = spawn('dbus-daemon', ['--system', '--nofork', '--nopidfile'], { stdio: 'ignore' })
+  children.push(dbus)
+  await waitFor('dbus-daemon', () => existsSync('/run/dbus/system_bus_socket'))
+  const avahi = spawn('avahi-daemon', ['--no-drop-root', '--no-chroot', '--no-rlimits'], { stdio: 'ignore' })
+  children.push(avahi)
+  await waitFor('avahi-daemon', () => spawnSync('avahi-daemon', ['--check']).status === 0)
+  return async () => {
+    for (const child of children.reverse()) {
+      if (child.exitCode !== null || child.pid === undefined) continue
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGTERM')
+      await Promise.race([exited, delay(3000)])
+      if (child.exitCode === null) child.kill('SIGKILL')
+    }
+  }
+}
+
+interface FileResult { file: string, passed: number, failed: number, skipped: number }
+
+/** Reads uvu's summary ("Total: N / Passed: N / Skipped: N") from a file's output. */
+function summarize (file: string, output: string, exitCode: number | null): FileResult {
+  const num = (label: string): number | undefined => {
+    const m = output.match(new RegExp(`${label}:\\s+(\\d+)`))
+    return m ? Number(m[1]) : undefined
+  }
+  const total = num('Total')
+  const passed = num('Passed')
+  const skipped = num('Skipped') ?? 0
+  if (total === undefined || passed === undefined) {
+    return { file, passed: 0, failed: 1, skipped: 0 }
+  }
+  let failed = total - passed - skipped
+  if (failed === 0 && exitCode !== 0) failed = 1 // crashed after its summary
+  return { file, passed, failed, skipped }
+}
+
+async function runFile (file: string): Promise<FileResult> {
+  const rel = relative(root, file)
+  log(`▶ ${rel}`)
+  const child = spawn(process.execPath, ['--import', 'tsx', file], {
+    cwd: root,
+    env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true // own process group, so a timeout can end everything it started
+  })
+  let output = ''
+  const onData = (chunk: Buffer): void => {
+    output += chunk.toString()
+    process.stdout.write(chunk)
+  }
+  child.stdout.on('data', onData)
+  child.stderr.on('data', onData)
+  const timer = setTimeout(() => {
+    log(`✖ ${rel} exceeded ${FILE_TIMEOUT_MS} ms, killing it`)
+    if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL')
+  }, FILE_TIMEOUT_MS)
+  const code: number | null = await new Promise((resolve) => child.on('close', (c) => resolve(c)))
+  clearTimeout(timer)
+  const result = summarize(rel, output, code)
+  if (result.failed > 0) log(`✖ ${rel}: ${result.failed} failed`)
+  return result
+}
+
+async function main (): Promise<number> {
+  if (process.env[SANDBOX_ENV] !== '1') {
+    ensureDebianPackages()
+    log('entering a private network namespace (loopback only)')
+    const child = spawn('unshare', ['--net', '--mount', '--propagation', 'private', '--',
+      process.execPath, '--import', 'tsx', new URL(import.meta.url).pathname, ...filters], {
+      stdio: 'inherit',
+      env: { ...process.env, [SANDBOX_ENV]: '1' }
+    })
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig))
+    return await new Promise((resolve) => child.on('close', (c) => resolve(c ?? 1)))
+  }
+
+  const stop = await startSandboxServices()
+  const results: FileResult[] = []
+  try {
+    const files = findTestFiles(join(root, 'test'))
+      .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+    for (const file of files) results.push(await runFile(file))
+  } finally {
+    await stop()
+  }
+  const passed = results.reduce((n, r) => n + r.passed, 0)
+  const failed = results.reduce((n, r) => n + r.failed, 0)
+  const skipped = results.reduce((n, r) => n + r.skipped, 0)
+  for (const r of results.filter((r) => r.failed > 0)) log(`failed: ${r.file}`)
+  process.stdout.write(`${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}\n`)
+  return failed > 0 || results.length === 0 ? 1 : 0
+}
+
+main().then((code) => process.exit(code), (err: unknown) => {
+  process.stderr.write(`[test] ${err instanceof Error ? err.message : String(err)}\n`)
+  process.stdout.write('0 passed, 1 failed\n')
+  process.exit(1)
+})
