@@ -1,0 +1,84 @@
+/**
+ * The contract between a node and its HTTP layer: everything the JSON API and the web
+ * pages may ask of a site. The node implements it; `ui/` routes call it and map its errors
+ * (the classes in devices/jobs/types.ts and below) to HTTP statuses.
+ */
+import type { JobRecord, Actor } from '../devices/jobs/types.ts'
+
+export interface PrinterView {
+  name: string
+  uri: string
+  /** `idle`, `unreachable`, … from the device probe. */
+  state: string
+  message: string
+}
+
+export interface UsageRecordView {
+  id: string
+  kind: 'print' | 'copy'
+  user: string
+  jobId: string
+  jobName: string
+  printer: string
+  site: string
+  pages: number
+  colorPages: number
+  sheets: number
+  duplex: boolean
+  copies: number
+  /** ms since epoch */
+  time: number
+}
+
+export interface UsageTotal {
+  /** The user name, printer name or day (`YYYY-MM-DD`, UTC) the row totals. */
+  key: string
+  jobs: number
+  pages: number
+  colorPages: number
+  sheets: number
+}
+
+export interface UsageQuery {
+  /** Inclusive lower bound, ms since epoch. */
+  from?: number
+  /** Exclusive upper bound, ms since epoch. */
+  to?: number
+  user?: string
+}
+
+export interface UserView {
+  username: string
+  fullName: string
+}
+
+export interface SiteInfo {
+  site: string
+  hostname: string
+  /** IPP URI workstations print to. */
+  ippUri: string
+  version: string
+}
+
+export interface SiteApi {
+  info (): SiteInfo
+  /** Checks a user's PIN (slow hash); undefined when wrong or unknown. Never logs the PIN. */
+  authenticateUser (username: string, pin: string): Promise<Actor | undefined>
+  /** Checks an admin bearer token (constant-time); undefined when wrong. */
+  authenticateAdmin (token: string): Actor | undefined
+  /** `mine`: jobs owned by the actor; `all`: every job (admins only). */
+  listJobs (actor: Actor, scope: 'mine' | 'all'): JobRecord[]
+  releaseJob (actor: Actor, jobId: string, printer?: string): Promise<JobRecord>
+  deleteJob (actor: Actor, jobId: string): Promise<JobRecord>
+  printers (): Promise<PrinterView[]>
+  usageRecords (query: UsageQuery): UsageRecordView[]
+  usageTotals (query: UsageQuery, by: 'user' | 'printer' | 'day'): UsageTotal[]
+  users (): UserView[]
+  /** Imports `username,full name,PIN` rows; returns how many were added or updated. */
+  importUsers (csv: string): Promise<{ imported: number }>
+}
+
+/** Bad input from an API caller (malformed CSV, unknown scope, …). */
+export class InvalidRequestError extends Error {
+  constructor (message: string) { super(message); this.name = 'InvalidRequestError' }
+}
