@@ -6,53 +6,9 @@
  */
 import type { Readable } from 'node:stream'
 
-/** DESIGN.md state machine; `failed`, `deleted`, `expired` and `printed` are terminal. */
-export type JobState =
-  | 'received' // created, document not (fully) spooled yet
-  | 'held' // spooled and waiting for secure release
-  | 'releasing' // a release was granted; the document is being sent to a printer
-  | 'printing' // the printer accepted it; following it to completion
-  | 'printed'
-  | 'failed'
-  | 'deleted'
-  | 'expired'
-
-export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['printed', 'failed', 'deleted', 'expired'])
-
-/** One job as stored in the holding peer's jobs document. */
-export interface JobRecord {
-  /** Mesh-wide unique id (uuid). */
-  id: string
-  /** Small integer id for IPP clients (`job-id`), unique per site. */
-  ippId: number
-  site: string
-  queue: string
-  owner: string
-  name: string
-  state: JobState
-  /** IPP-style keyword saying why it is in its state (e.g. `document-format-error`). */
-  reason?: string
-  /** Human-readable message for failures. */
-  message?: string
-  /** MIME type of the spooled document, after auto-detection. */
-  format?: string
-  /** sha256 (hex) of the spooled document: its name in the content-addressed spool. */
-  sha256?: string
-  size?: number
-  pages?: number
-  colorPages?: number
-  copies: number
-  /** `one-sided`, `two-sided-long-edge`, `two-sided-short-edge`. */
-  sides: string
-  /** PWG self-describing media name, e.g. `iso_a4_210x297mm`. */
-  media?: string
-  /** Printer name it was released to. */
-  printer?: string
-  createdAt: number
-  completedAt?: number
-  /** Last state change. */
-  updatedAt: number
-}
+export type { JobState, JobRecord } from '../../crdt/jobs.ts'
+export { TERMINAL_STATES } from '../../crdt/jobs.ts'
+import type { JobRecord } from '../../crdt/jobs.ts'
 
 /** A print queue (IPP endpoint) of this site. */
 export interface QueueInfo {

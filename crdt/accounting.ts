@@ -1,0 +1,77 @@
+/**
+ * The accounting family: `v1/acct/<peer>/<period>`, append-only usage records written by
+ * the peer that printed or copied. Records are keyed by their unique id, so recording the
+ * same usage twice (a retry, a replay, a merge of two histories) stores it once: invariant 3
+ * of DESIGN.md ("every page charged exactly once") rests on deterministic ids.
+ */
+import type * as Y from 'yjs'
+
+export interface UsageRecord {
+  /** Unique and deterministic for the event charged, e.g. `<jobId>/print`. */
+  id: string
+  kind: 'print' | 'copy'
+  user: string
+  jobId: string
+  jobName: string
+  printer: string
+  site: string
+  /** Pages charged: document pages × copies. */
+  pages: number
+  /** Colour pages charged: colour pages × copies. */
+  colorPages: number
+  /** Sheets of paper: ceil(pages per copy / sides) × copies. */
+  sheets: number
+  duplex: boolean
+  copies: number
+  /** ms since epoch (UTC). */
+  time: number
+}
+
+const usageMap = (doc: Y.Doc): Y.Map<UsageRecord> => doc.getMap<UsageRecord>('usage')
+
+/** Records usage once; returns false when a record with that id already exists. */
+export function recordUsage (doc: Y.Doc, record: UsageRecord): boolean {
+  const map = usageMap(doc)
+  if (map.has(record.id)) return false
+  map.set(record.id, { ...record })
+  return true
+}
+
+export function listUsage (doc: Y.Doc): UsageRecord[] {
+  return [...usageMap(doc).values()]
+}
+
+export function hasUsage (doc: Y.Doc, id: string): boolean {
+  return usageMap(doc).has(id)
+}
+
+/** Sheets for a job: pages per copy over the sides, times copies. */
+export function sheetsFor (pages: number, copies: number, duplex: boolean): number {
+  return Math.ceil(pages / (duplex ? 2 : 1)) * copies
+}
+
+export interface UsageTotals {
+  key: string
+  jobs: number
+  pages: number
+  colorPages: number
+  sheets: number
+}
+
+/** Totals by a key (user, printer, UTC day); records are de-duplicated by id first. */
+export function totalUsage (records: Iterable<UsageRecord>, keyOf: (r: UsageRecord) => string): UsageTotals[] {
+  const seen = new Set<string>()
+  const totals = new Map<string, UsageTotals>()
+  for (const r of records) {
+    if (seen.has(r.id)) continue
+    seen.add(r.id)
+    const key = keyOf(r)
+    const t = totals.get(key) ?? { key, jobs: 0, pages: 0, colorPages: 0, sheets: 0 }
+    t.jobs++
+    t.pages += r.pages
+    t.colorPages += r.colorPages
+    t.sheets += r.sheets
+    totals.set(key, t)
+  }
+  return [...totals.values()].sort((a, b) => a.key.localeCompare(b.key))
+}

@@ -1,0 +1,79 @@
+/**
+ * Typed, versioned document names. Every replicated document has exactly one name, built
+ * here and nowhere else, so the family (and so who may write it) can be read off the name.
+ *
+ *   v1/license                   central
+ *   v1/directory                 central (a standalone site is its own authority)
+ *   v1/site/<siteId>             that site
+ *   v1/jobs/<peerId>/<period>    the peer holding the jobs
+ *   v1/acct/<peerId>/<period>    the peer that printed or copied
+ */
+
+/** A document name; only the builders below make one. */
+export type DocName = string & { readonly __docName: true }
+
+/** Bumped when a family's layout changes incompatibly; old names stay readable. */
+export const NAME_VERSION = 'v1'
+
+export type Family = 'license' | 'directory' | 'site' | 'jobs' | 'acct'
+
+export interface ParsedName {
+  family: Family
+  /** For jobs and acct: the writing peer. */
+  peer?: string
+  /** For jobs and acct: the time partition, `YYYY-MM` (UTC). */
+  period?: string
+  /** For site: the site id. */
+  site?: string
+}
+
+/** Peer ids, site ids and periods may not contain the separator or be empty. */
+const SEGMENT = /^[A-Za-z0-9._:-]{1,128}$/
+const PERIOD = /^\d{4}-\d{2}$/
+
+export class InvalidDocNameError extends Error {
+  constructor (detail: string) { super(`invalid document name: ${detail}`); this.name = 'InvalidDocNameError' }
+}
+
+function segment (what: string, value: string): string {
+  if (!SEGMENT.test(value)) throw new InvalidDocNameError(`${what} ${JSON.stringify(value)}`)
+  return value
+}
+
+function period (value: string): string {
+  if (!PERIOD.test(value)) throw new InvalidDocNameError(`period ${JSON.stringify(value)}`)
+  return value
+}
+
+export const licenseDoc = (): DocName => `${NAME_VERSION}/license` as DocName
+export const directoryDoc = (): DocName => `${NAME_VERSION}/directory` as DocName
+export const siteConfigDoc = (site: string): DocName => `${NAME_VERSION}/site/${segment('site', site)}` as DocName
+export const jobsDoc = (peer: string, p: string): DocName =>
+  `${NAME_VERSION}/jobs/${segment('peer', peer)}/${period(p)}` as DocName
+export const acctDoc = (peer: string, p: string): DocName =>
+  `${NAME_VERSION}/acct/${segment('peer', peer)}/${period(p)}` as DocName
+
+/** The monthly time partition a moment falls in (UTC), e.g. `2026-11`. */
+export function periodOf (time: number): string {
+  return new Date(time).toISOString().slice(0, 7)
+}
+
+/** Parses a name back; undefined for anything not built by the builders above. */
+export function parseDocName (name: string): ParsedName | undefined {
+  const parts = name.split('/')
+  if (parts[0] !== NAME_VERSION) return undefined
+  const [, family, a, b] = parts
+  if (family === 'license' && parts.length === 2) return { family }
+  if (family === 'directory' && parts.length === 2) return { family }
+  if (family === 'site' && parts.length === 3 && SEGMENT.test(a)) return { family, site: a }
+  if ((family === 'jobs' || family === 'acct') && parts.length === 4 && SEGMENT.test(a) && PERIOD.test(b)) {
+    return { family, peer: a, period: b }
+  }
+  return undefined
+}
+
+/** Narrows a string to a DocName after checking it parses. */
+export function asDocName (name: string): DocName {
+  if (parseDocName(name) === undefined) throw new InvalidDocNameError(JSON.stringify(name))
+  return name as DocName
+}

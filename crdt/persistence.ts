@@ -1,0 +1,136 @@
+/**
+ * Persistence of document updates: one small interface (load / append / compact / remove /
+ * close) and its level implementation. It only stores bytes; when to compact and what to
+ * persist is the store's decision (crdt/store.ts). Errors always reach the caller.
+ *
+ * Level layout (after y-leveldb): keys are `v1␀<docName>␀u␀<clock>` with the clock as
+ * 16 hex digits so keys sort in append order; values are raw Yjs updates.
+ */
+import { ClassicLevel } from 'classic-level'
+import type { DocName } from './names.ts'
+
+export interface Persistence {
+  /** Every stored update of a document, in append order (empty when unknown). */
+  load (name: DocName): Promise<Uint8Array[]>
+  /** Appends one update; durable (synced to disk) when the promise resolves. */
+  append (name: DocName, update: Uint8Array): Promise<void>
+  /** Atomically replaces all stored updates of a document by one merged update. */
+  compact (name: DocName, merged: Uint8Array): Promise<void>
+  /** Removes a whole document. */
+  remove (name: DocName): Promise<void>
+  /** Names of all stored documents. */
+  names (): Promise<DocName[]>
+  close (): Promise<void>
+}
+
+export class PersistenceError extends Error {
+  constructor (message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'PersistenceError'
+  }
+}
+
+/** Key layout version, bumped if the key tuple changes. */
+const KEY_VERSION = 'v1'
+const SEP = '\u0000'
+/** Clock digits: 16 hex digits sort correctly up to 2^64 updates. */
+const CLOCK_DIGITS = 16
+
+const updateKey = (name: DocName, clock: number): string =>
+  [KEY_VERSION, name, 'u', clock.toString(16).padStart(CLOCK_DIGITS, '0')].join(SEP)
+const docPrefix = (name: DocName): string => [KEY_VERSION, name, 'u', ''].join(SEP)
+
+export class LevelPersistence implements Persistence {
+  private readonly db: ClassicLevel<string, Uint8Array>
+  /** Next clock per document, learnt lazily from the last stored key. */
+  private readonly clocks = new Map<string, number>()
+
+  private constructor (db: ClassicLevel<string, Uint8Array>) {
+    this.db = db
+  }
+
+  /** Opens (creating if needed) the database in `dir`. Fails clearly if another process holds it. */
+  static async open (dir: string): Promise<LevelPersistence> {
+    const db = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+    try {
+      await db.open()
+    } catch (err) {
+      const locked = (err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED'
+      throw new PersistenceError(locked
+        ? `database ${dir} is in use by another printmesh process`
+        : `cannot open database ${dir}: ${(err as Error).message}`, { cause: err })
+    }
+    return new LevelPersistence(db)
+  }
+
+  async load (name: DocName): Promise<Uint8Array[]> {
+    const prefix = docPrefix(name)
+    const out: Uint8Array[] = []
+    let last = -1
+    for await (const [key, value] of this.db.iterator({ gte: prefix, lt: prefix + '\uffff' })) {
+      out.push(value)
+      last = parseInt(key.slice(prefix.length), 16)
+    }
+    this.clocks.set(name, last + 1)
+    return out
+  }
+
+  private async nextClock (name: DocName): Promise<number> {
+    let clock = this.clocks.get(name)
+    if (clock === undefined) {
+      const prefix = docPrefix(name)
+      clock = 0
+      for await (const key of this.db.keys({ gte: prefix, lt: prefix + '\uffff', reverse: true, limit: 1 })) {
+        clock = parseInt(key.slice(prefix.length), 16) + 1
+      }
+      // another append may have assigned clocks while we looked
+      clock = Math.max(clock, this.clocks.get(name) ?? 0)
+    }
+    this.clocks.set(name, clock + 1)
+    return clock
+  }
+
+  async append (name: DocName, update: Uint8Array): Promise<void> {
+    const clock = await this.nextClock(name)
+    await this.db.put(updateKey(name, clock), update, { sync: true })
+  }
+
+  async compact (name: DocName, merged: Uint8Array): Promise<void> {
+    const prefix = docPrefix(name)
+    const batch = this.db.batch()
+    let last = -1
+    for await (const key of this.db.keys({ gte: prefix, lt: prefix + '\uffff' })) {
+      batch.del(key)
+      last = Math.max(last, parseInt(key.slice(prefix.length), 16))
+    }
+    const clock = Math.max(last + 1, this.clocks.get(name) ?? 0)
+    batch.put(updateKey(name, clock), merged)
+    this.clocks.set(name, clock + 1)
+    await batch.write({ sync: true })
+  }
+
+  async remove (name: DocName): Promise<void> {
+    const prefix = docPrefix(name)
+    await this.db.clear({ gte: prefix, lt: prefix + '\uffff' })
+    this.clocks.delete(name)
+  }
+
+  async names (): Promise<DocName[]> {
+    const names: DocName[] = []
+    let cursor = KEY_VERSION + SEP
+    // skip from one document to the next instead of reading every key
+    for (;;) {
+      let found: string | undefined
+      for await (const key of this.db.keys({ gt: cursor, lt: KEY_VERSION + SEP + '\uffff', limit: 1 })) found = key
+      if (found === undefined) break
+      const name = found.split(SEP)[1] as DocName
+      names.push(name)
+      cursor = [KEY_VERSION, name, '\uffff'].join(SEP)
+    }
+    return names
+  }
+
+  async close (): Promise<void> {
+    await this.db.close()
+  }
+}

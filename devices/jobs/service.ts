@@ -1,0 +1,449 @@
+/**
+ * The job service: this peer's print jobs from intake to accounting. It owns the job
+ * state machine's side effects (spooling, parsing, releasing to an output device,
+ * charging, retention); the transitions themselves are checked in crdt/jobs.ts.
+ *
+ * Invariants enforced here:
+ *   1. `addDocument` resolves only once the bytes are fsync'd in the spool and the job's
+ *      `held` state is durable in level, so an IPP `successful-ok` is never premature.
+ *   2. A job is released at most once: the `held → releasing` transition happens inside one
+ *      synchronous Yjs transaction, so two concurrent releases cannot both pass it.
+ *   3. A printed job is charged once: its usage id is `<jobId>/print`, recorded before the
+ *      job becomes `printed`, and recording an existing id is a no-op.
+ *   4. After a restart, interrupted work is resolved: `received` jobs fail (their document
+ *      never fully arrived), `releasing` jobs return to `held` (the printer had not
+ *      accepted them), `printing` jobs become `printed` if charged, else `failed`.
+ */
+import { randomUUID } from 'node:crypto'
+import { open as openFile } from 'node:fs/promises'
+import type { Logger } from 'pino'
+import type * as Y from 'yjs'
+import type { DocStore, Origin } from '../../crdt/store.ts'
+import { jobsDoc, acctDoc, periodOf, parseDocName, type DocName } from '../../crdt/names.ts'
+import * as jobs from '../../crdt/jobs.ts'
+import { recordUsage, hasUsage, sheetsFor } from '../../crdt/accounting.ts'
+import type { Spool } from '../spool.ts'
+import { parseDocument, sniffFormat, SUPPORTED_FORMATS, UnsupportedFormatError, CorruptDocumentError } from '../documents/index.ts'
+import { PrinterError, type OutputDevice } from '../output/types.ts'
+import {
+  type JobDomain, type JobRecord, type QueueInfo, type CreateJobRequest, type DocumentUpload, type JobFilter, type Actor,
+  JobNotFoundError, QueueNotFoundError, PrinterNotFoundError, NotAuthorizedError, InvalidJobStateError, TERMINAL_STATES
+} from './types.ts'
+
+/** How often retention runs. */
+const RETENTION_SWEEP_MS = 60_000
+/** Bytes read to auto-detect `application/octet-stream` documents. */
+const SNIFF_BYTES = 4096
+/** Default: held jobs nobody released expire after two days (secure print hygiene). */
+export const DEFAULT_HOLD_MS = 48 * 3600_000
+/** Default: finished jobs and their bytes are kept a week for the job history. */
+export const DEFAULT_RETENTION_MS = 7 * 24 * 3600_000
+
+export interface JobServiceInit {
+  /** This peer's id: the writer of its jobs and accounting documents. */
+  peer: string
+  site: string
+  queues: QueueInfo[]
+  /** Held jobs older than this expire. */
+  holdMs?: number
+  /** Finished jobs older than this are purged with their bytes. */
+  retentionMs?: number
+}
+
+export interface JobServiceComponents {
+  store: DocStore
+  spool: Spool
+  printers: ReadonlyMap<string, OutputDevice>
+  logger: Logger
+  now?: () => number
+}
+
+/** Where a job lives. */
+interface Located { doc: DocName, id: string }
+
+const SYSTEM: Actor = { user: 'printmesh', admin: true }
+
+export class JobService implements JobDomain {
+  private readonly byId = new Map<string, DocName>()
+  private readonly byIppId = new Map<number, string>()
+  private readonly releaseOnArrival = new Set<string>()
+  private readonly inFlight = new Set<Promise<unknown>>()
+  private readonly abort = new AbortController()
+  private nextIppId = 1
+  private sweepTimer?: NodeJS.Timeout
+  private started = false
+  private readonly now: () => number
+  private readonly holdMs: number
+  private readonly retentionMs: number
+  private readonly log: Logger
+
+  constructor (private readonly init: JobServiceInit, private readonly c: JobServiceComponents) {
+    this.now = c.now ?? Date.now
+    this.holdMs = init.holdMs ?? DEFAULT_HOLD_MS
+    this.retentionMs = init.retentionMs ?? DEFAULT_RETENTION_MS
+    this.log = c.logger.child({ service: 'jobs' })
+    if (init.queues.length === 0) throw new Error('a site needs at least one queue')
+    for (const q of init.queues) {
+      if (q.defaultPrinter !== undefined && !c.printers.has(q.defaultPrinter)) throw new PrinterNotFoundError(q.defaultPrinter)
+    }
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    const prefix = `v1/jobs/${this.init.peer}/`
+    for (const name of await this.c.store.storedNames()) {
+      if (!name.startsWith(prefix)) continue
+      const doc = await this.c.store.open(name)
+      for (const job of jobs.listJobs(doc)) this.index(name, job)
+    }
+    await this.recover()
+    await this.sweep()
+    this.sweepTimer = setInterval(() => {
+      this.sweep().catch((err: unknown) => this.log.error({ err }, 'retention sweep failed'))
+    }, RETENTION_SWEEP_MS)
+    this.sweepTimer.unref()
+    this.log.info({ jobs: this.byId.size }, 'jobs loaded')
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    clearInterval(this.sweepTimer)
+    this.abort.abort()
+    await Promise.allSettled([...this.inFlight])
+  }
+
+  private index (doc: DocName, job: JobRecord): void {
+    this.byId.set(job.id, doc)
+    this.byIppId.set(job.ippId, job.id)
+    this.nextIppId = Math.max(this.nextIppId, job.ippId + 1)
+  }
+
+  private async recover (): Promise<void> {
+    for (const { doc, job } of this.all()) {
+      if (job.state === 'received') {
+        await this.move(doc, job.id, 'failed', { kind: 'local', service: 'jobs' }, { reason: 'job-incoming-interrupted', message: 'the site restarted before the document was complete' })
+      } else if (job.state === 'releasing') {
+        await this.move(doc, job.id, 'held', { kind: 'local', service: 'jobs' }, { reason: 'release-interrupted', message: 'the site restarted before the printer accepted the job; release it again' })
+      } else if (job.state === 'printing') {
+        const charged = hasUsage(await this.c.store.open(acctDoc(this.init.peer, periodOf(job.updatedAt))), usageId(job))
+        await this.move(doc, job.id, charged ? 'printed' : 'failed', { kind: 'local', service: 'jobs' },
+          charged ? {} : { reason: 'printer-outcome-unknown', message: 'the site restarted while the printer was printing; check the output before printing again' })
+      }
+    }
+  }
+
+  // ---- reading ---------------------------------------------------------------
+
+  private *all (): Generator<{ doc: DocName, job: JobRecord }> {
+    for (const [id, name] of this.byId) {
+      const doc = this.c.store.get(name)
+      const job = doc === undefined ? undefined : jobs.getJob(doc, id)
+      if (job !== undefined) yield { doc: name, job }
+    }
+  }
+
+  queues (): QueueInfo[] { return this.init.queues }
+  queue (name: string): QueueInfo | undefined { return this.init.queues.find((q) => q.name === name) }
+  supportedFormats (): readonly string[] { return SUPPORTED_FORMATS }
+  printerNames (): string[] { return [...this.c.printers.keys()] }
+
+  getJob (ippId: number): JobRecord | undefined {
+    const id = this.byIppId.get(ippId)
+    return id === undefined ? undefined : this.getById(id)
+  }
+
+  getById (id: string): JobRecord | undefined {
+    const name = this.byId.get(id)
+    const doc = name === undefined ? undefined : this.c.store.get(name)
+    return doc === undefined ? undefined : jobs.getJob(doc, id)
+  }
+
+  listJobs (filter: JobFilter): JobRecord[] {
+    const out: JobRecord[] = []
+    for (const { job } of this.all()) {
+      if (filter.queue !== undefined && job.queue !== filter.queue) continue
+      if (filter.owner !== undefined && job.owner !== filter.owner) continue
+      const done = TERMINAL_STATES.has(job.state)
+      if (filter.which === 'completed' && !done) continue
+      if (filter.which === 'not-completed' && done) continue
+      out.push(job)
+    }
+    out.sort((a, b) => a.ippId - b.ippId)
+    return filter.limit !== undefined && filter.limit > 0 ? out.slice(0, filter.limit) : out
+  }
+
+  private locate (ippIdOrId: number | string): Located & { job: JobRecord } {
+    const id = typeof ippIdOrId === 'number' ? this.byIppId.get(ippIdOrId) : ippIdOrId
+    const doc = id === undefined ? undefined : this.byId.get(id)
+    const job = id === undefined ? undefined : this.getById(id)
+    if (id === undefined || doc === undefined || job === undefined) throw new JobNotFoundError(ippIdOrId)
+    return { doc, id, job }
+  }
+
+  private authorize (job: JobRecord, by: Actor): void {
+    if (!by.admin && by.user !== job.owner) throw new NotAuthorizedError(`job ${job.ippId} belongs to another user`)
+  }
+
+  // ---- changing ----------------------------------------------------------------
+
+  private async move (
+    doc: DocName, id: string, to: jobs.JobState, origin: Origin,
+    patch: Partial<Omit<JobRecord, 'id' | 'state'>> = {}
+  ): Promise<JobRecord> {
+    try {
+      return await this.c.store.transact(doc, origin, (d) => jobs.transition(d, id, to, this.now(), patch))
+    } catch (err) {
+      if (err instanceof jobs.InvalidTransitionError) throw new InvalidJobStateError(err.message)
+      throw err
+    }
+  }
+
+  async createJob (req: CreateJobRequest): Promise<JobRecord> {
+    const queue = this.queue(req.queue)
+    if (queue === undefined) throw new QueueNotFoundError(req.queue)
+    const now = this.now()
+    const job: JobRecord = {
+      id: randomUUID(),
+      ippId: this.nextIppId++,
+      site: this.init.site,
+      queue: queue.name,
+      owner: req.owner,
+      name: req.name,
+      state: 'received',
+      copies: req.copies,
+      sides: req.sides,
+      ...(req.media !== undefined ? { media: req.media } : {}),
+      createdAt: now,
+      updatedAt: now
+    }
+    const doc = jobsDoc(this.init.peer, periodOf(now))
+    await this.c.store.transact(doc, { kind: 'ipp', user: req.owner }, (d) => jobs.putNewJob(d, job))
+    this.index(doc, job)
+    if (!queue.hold || req.holdUntil === 'no-hold') this.releaseOnArrival.add(job.id)
+    return job
+  }
+
+  async addDocument (ippId: number, upload: DocumentUpload): Promise<JobRecord> {
+    const { doc, id, job } = this.locate(ippId)
+    const origin: Origin = { kind: 'ipp', user: job.owner }
+    if (job.state !== 'received') {
+      upload.data.resume()
+      throw new InvalidJobStateError(`job ${ippId} already has its document`)
+    }
+    const declared = upload.format
+    if (declared !== 'application/octet-stream' && !SUPPORTED_FORMATS.includes(declared)) {
+      upload.data.resume()
+      await this.move(doc, id, 'failed', origin, { reason: 'unsupported-document-format', message: `unsupported document format ${declared}` })
+      throw new UnsupportedFormatError(`unsupported document format ${declared}`)
+    }
+    let spooled
+    try {
+      spooled = await this.c.spool.write(upload.data)
+    } catch (err) {
+      await this.move(doc, id, 'failed', origin, { reason: 'aborted-by-system', message: `document not received: ${(err as Error).message}` })
+      throw err
+    }
+    try {
+      const format = declared === 'application/octet-stream' ? await this.sniff(spooled.path) : declared
+      const info = await parseDocument(spooled.path, format, this.abort.signal)
+      const copies = job.copies > 1 ? job.copies : (info.copies ?? 1)
+      const sides = job.sides !== 'one-sided' || info.duplex !== true ? job.sides : 'two-sided-long-edge'
+      const held = await this.move(doc, id, 'held', origin, {
+        format: info.format,
+        sha256: spooled.sha256,
+        size: spooled.size,
+        pages: info.pages,
+        colorPages: info.colorPages,
+        copies,
+        sides,
+        ...(job.media === undefined && info.media !== undefined ? { media: info.media } : {}),
+        reason: 'job-hold-until-specified'
+      })
+      this.log.info({ job: held.ippId, owner: held.owner, pages: held.pages, colorPages: held.colorPages, format: held.format }, 'job held')
+      if (this.releaseOnArrival.delete(id)) this.releaseInBackground(held, SYSTEM)
+      return held
+    } catch (err) {
+      const corrupt = err instanceof CorruptDocumentError
+      const unsupported = err instanceof UnsupportedFormatError
+      // the bytes are useless for printing; only the reason is kept
+      await this.move(doc, id, 'failed', origin, {
+        size: spooled.size,
+        reason: corrupt ? 'document-format-error' : unsupported ? 'unsupported-document-format' : 'aborted-by-system',
+        message: (err as Error).message
+      })
+      await this.removeBytesIfUnused(spooled.sha256)
+      throw err
+    }
+  }
+
+  private async sniff (path: string): Promise<string> {
+    const handle = await openFile(path, 'r')
+    try {
+      const head = Buffer.alloc(SNIFF_BYTES)
+      const { bytesRead } = await handle.read(head, 0, SNIFF_BYTES, 0)
+      const format = sniffFormat(head.subarray(0, bytesRead))
+      if (format === undefined) throw new UnsupportedFormatError('could not detect the document format')
+      return format
+    } finally {
+      await handle.close()
+    }
+  }
+
+  async cancel (ippId: number | string, by: Actor): Promise<JobRecord> {
+    const { doc, id, job } = this.locate(ippId)
+    this.authorize(job, by)
+    if (job.state === 'releasing' || job.state === 'printing') throw new InvalidJobStateError(`job ${job.ippId} is already printing`)
+    if (TERMINAL_STATES.has(job.state)) throw new InvalidJobStateError(`job ${job.ippId} is already ${job.state}`)
+    this.releaseOnArrival.delete(id)
+    const deleted = await this.move(doc, id, 'deleted', originOf(by), { reason: by.user === job.owner ? 'job-canceled-by-user' : 'job-canceled-by-operator' })
+    this.log.info({ job: deleted.ippId, by: by.user }, 'job deleted')
+    return deleted
+  }
+
+  async hold (ippId: number | string, by: Actor): Promise<JobRecord> {
+    const { id, job } = this.locate(ippId)
+    this.authorize(job, by)
+    if (job.state === 'received') { this.releaseOnArrival.delete(id); return job }
+    if (job.state === 'held') return job
+    throw new InvalidJobStateError(`job ${job.ippId} is ${job.state} and cannot be held`)
+  }
+
+  /** Releases a held job; resolves once it is `releasing` (printing continues in the background). */
+  async release (ippId: number | string, by: Actor, printer?: string): Promise<JobRecord> {
+    const { job } = this.locate(ippId)
+    this.authorize(job, by)
+    if (job.state === 'received') {
+      this.releaseOnArrival.add(job.id)
+      return job
+    }
+    return await this.startRelease(job, by, printer)
+  }
+
+  private async startRelease (job: JobRecord, by: Actor, printer?: string): Promise<JobRecord> {
+    const name = printer ?? this.queue(job.queue)?.defaultPrinter ?? this.printerNames()[0]
+    if (name === undefined || !this.c.printers.has(name)) throw new PrinterNotFoundError(name ?? '(none configured)')
+    const doc = this.byId.get(job.id)
+    if (doc === undefined) throw new JobNotFoundError(job.id)
+    if (job.state !== 'held') throw new InvalidJobStateError(`job ${job.ippId} is ${job.state}, not held`)
+    const releasing = await this.move(doc, job.id, 'releasing', originOf(by), { printer: name, reason: 'job-printing', message: '' })
+    this.log.info({ job: job.ippId, printer: name, by: by.user }, 'job released')
+    const run = this.print(doc, releasing).finally(() => this.inFlight.delete(run))
+    this.inFlight.add(run)
+    return releasing
+  }
+
+  private releaseInBackground (job: JobRecord, by: Actor): void {
+    this.startRelease(job, by).catch((err: unknown) => this.log.error({ err, job: job.ippId }, 'automatic release failed'))
+  }
+
+  /** Sends a `releasing` job to its printer and settles its final state. Never rejects. */
+  private async print (doc: DocName, job: JobRecord): Promise<void> {
+    const origin: Origin = { kind: 'local', service: 'release' }
+    const device = this.c.printers.get(job.printer ?? '')
+    try {
+      if (device === undefined || job.sha256 === undefined || job.format === undefined) throw new PrinterError('job has no printer or document', 'aborted-by-system', true)
+      await this.c.spool.verify(job.sha256)
+      const outcome = await device.print({
+        documentPath: this.c.spool.path(job.sha256),
+        format: job.format,
+        jobName: job.name,
+        userName: job.owner,
+        copies: job.copies,
+        sides: job.sides,
+        ...(job.media !== undefined ? { media: job.media } : {})
+      }, {
+        accepted: () => {
+          const p = this.move(doc, job.id, 'printing', origin).then(() => undefined, (err: unknown) => this.log.error({ err, job: job.ippId }, 'could not record printing'))
+          this.inFlight.add(p)
+          void p.finally(() => this.inFlight.delete(p))
+        }
+      }, this.abort.signal)
+      await this.settlePrinted(doc, job)
+      this.log.info({ job: job.ippId, printer: job.printer, printerJob: outcome.printerJobId }, 'job printed')
+    } catch (err) {
+      await this.settleFailed(doc, job, err).catch((e: unknown) => this.log.error({ err: e, job: job.ippId }, 'could not record release failure'))
+    }
+  }
+
+  private async settlePrinted (doc: DocName, job: JobRecord): Promise<void> {
+    const now = this.now()
+    const pages = job.pages ?? 0
+    const duplex = job.sides !== 'one-sided'
+    await this.c.store.transact(acctDoc(this.init.peer, periodOf(now)), { kind: 'local', service: 'accounting' }, (d: Y.Doc) => recordUsage(d, {
+      id: usageId(job),
+      kind: 'print',
+      user: job.owner,
+      jobId: job.id,
+      jobName: job.name,
+      printer: job.printer ?? '',
+      site: this.init.site,
+      pages: pages * job.copies,
+      colorPages: (job.colorPages ?? 0) * job.copies,
+      sheets: sheetsFor(pages, job.copies, duplex),
+      duplex,
+      copies: job.copies,
+      time: now
+    }))
+    const current = this.getById(job.id)
+    if (current?.state === 'releasing') await this.move(doc, job.id, 'printing', { kind: 'local', service: 'release' })
+    await this.move(doc, job.id, 'printed', { kind: 'local', service: 'release' }, { reason: 'job-completed-successfully', message: '' })
+  }
+
+  private async settleFailed (doc: DocName, job: JobRecord, err: unknown): Promise<void> {
+    const current = this.getById(job.id)
+    const origin: Origin = { kind: 'local', service: 'release' }
+    const message = (err as Error).message
+    const reason = err instanceof PrinterError ? err.reason : 'aborted-by-system'
+    this.log.warn({ job: job.ippId, printer: job.printer, reason, message }, 'release failed')
+    if (current?.state === 'releasing' && (!(err instanceof PrinterError) || err.beforeAccept)) {
+      // the printer never took it: the job is still the user's to release again
+      await this.move(doc, job.id, 'held', origin, { reason, message })
+    } else if (current !== undefined && !TERMINAL_STATES.has(current.state)) {
+      await this.move(doc, job.id, 'failed', origin, { reason, message })
+    }
+  }
+
+  // ---- retention ----------------------------------------------------------------
+
+  /** Expires old held jobs, purges old finished ones with their bytes, drops empty documents. */
+  async sweep (): Promise<void> {
+    const now = this.now()
+    const origin: Origin = { kind: 'local', service: 'retention' }
+    for (const { doc, job } of [...this.all()]) {
+      if (job.state === 'held' && job.createdAt + this.holdMs <= now) {
+        await this.move(doc, job.id, 'expired', origin, { reason: 'job-expired', message: 'not released in time' })
+      } else if (TERMINAL_STATES.has(job.state) && (job.completedAt ?? job.updatedAt) + this.retentionMs <= now) {
+        await this.c.store.transact(doc, origin, (d) => jobs.purgeJob(d, job.id))
+        this.byId.delete(job.id)
+        this.byIppId.delete(job.ippId)
+        if (job.sha256 !== undefined) await this.removeBytesIfUnused(job.sha256)
+      }
+    }
+    const current = periodOf(now)
+    for (const name of this.c.store.openNames()) {
+      const parsed = parseDocName(name)
+      if (parsed?.family !== 'jobs' || parsed.peer !== this.init.peer || parsed.period === current) continue
+      const doc = this.c.store.get(name)
+      if (doc !== undefined && jobs.listJobs(doc).length === 0) await this.c.store.remove(name)
+    }
+  }
+
+  private async removeBytesIfUnused (sha256: string): Promise<void> {
+    for (const { job } of this.all()) if (job.sha256 === sha256) return
+    await this.c.spool.remove(sha256)
+  }
+}
+
+function usageId (job: JobRecord): string {
+  return `${job.id}/print`
+}
+
+function originOf (actor: Actor): Origin {
+  return actor.admin ? { kind: 'admin', user: actor.user } : { kind: 'user', user: actor.user }
+}
+
+export function createJobService (init: JobServiceInit, components: JobServiceComponents): JobService {
+  return new JobService(init, components)
+}

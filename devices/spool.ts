@@ -1,0 +1,118 @@
+/**
+ * The content-addressed spool: job documents on disk, named by their sha256. A document is
+ * written to a temp file while being hashed, fsync'd, renamed into place and the folder
+ * fsync'd, so once {@link Spool.write} resolves the bytes survive a crash or kill -9.
+ * Job bytes never live in a CRDT; only the sha256 does.
+ *
+ *   <dir>/tmp/<random>            being written
+ *   <dir>/<ab>/<abcdef…>          complete, immutable
+ */
+import { createHash, randomUUID } from 'node:crypto'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { mkdir, open, rename, rm, stat, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { Transform, type Readable } from 'node:stream'
+
+/** Largest single document accepted (2 GiB): bounds disk use by one job. */
+export const MAX_DOCUMENT_BYTES = 2 * 1024 ** 3
+
+export class DocumentTooLargeError extends Error {
+  constructor (limit: number) { super(`document exceeds ${limit} bytes`); this.name = 'DocumentTooLargeError' }
+}
+export class SpoolIntegrityError extends Error {
+  constructor (sha256: string) { super(`spooled document ${sha256} is missing or does not match its hash`); this.name = 'SpoolIntegrityError' }
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/
+
+export interface SpooledDocument {
+  sha256: string
+  size: number
+  path: string
+}
+
+async function fsyncPath (path: string): Promise<void> {
+  const handle = await open(path, 'r')
+  try { await handle.sync() } finally { await handle.close() }
+}
+
+export class Spool {
+  private constructor (readonly dir: string, private readonly maxBytes: number) {}
+
+  static async open (dir: string, maxBytes = MAX_DOCUMENT_BYTES): Promise<Spool> {
+    await mkdir(join(dir, 'tmp'), { recursive: true })
+    // leftovers of writes interrupted by a crash were never acknowledged
+    await rm(join(dir, 'tmp'), { recursive: true, force: true })
+    await mkdir(join(dir, 'tmp'), { recursive: true })
+    return new Spool(dir, maxBytes)
+  }
+
+  /** Where a document with this hash lives. */
+  path (sha256: string): string {
+    if (!SHA256_HEX.test(sha256)) throw new SpoolIntegrityError(sha256)
+    return join(this.dir, sha256.slice(0, 2), sha256)
+  }
+
+  /** Streams `data` into the spool; durable when resolved. */
+  async write (data: Readable): Promise<SpooledDocument> {
+    const tmp = join(this.dir, 'tmp', randomUUID())
+    const hash = createHash('sha256')
+    let size = 0
+    const limit = this.maxBytes
+    const meter = new Transform({
+      transform (chunk: Buffer, _enc, cb) {
+        size += chunk.length
+        if (size > limit) { cb(new DocumentTooLargeError(limit)); return }
+        hash.update(chunk)
+        cb(null, chunk)
+      }
+    })
+    try {
+      await pipeline(data, meter, createWriteStream(tmp, { flags: 'wx' }))
+      await fsyncPath(tmp)
+      const sha256 = hash.digest('hex')
+      const final = this.path(sha256)
+      await mkdir(join(this.dir, sha256.slice(0, 2)), { recursive: true })
+      await rename(tmp, final)
+      await fsyncPath(join(this.dir, sha256.slice(0, 2)))
+      return { sha256, size, path: final }
+    } catch (err) {
+      await rm(tmp, { force: true })
+      throw err
+    }
+  }
+
+  async has (sha256: string): Promise<boolean> {
+    try { await stat(this.path(sha256)); return true } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+      throw err
+    }
+  }
+
+  /** Re-hashes a stored document; throws {@link SpoolIntegrityError} if it was damaged. */
+  async verify (sha256: string): Promise<void> {
+    const hash = createHash('sha256')
+    try {
+      await pipeline(createReadStream(this.path(sha256)), hash)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new SpoolIntegrityError(sha256)
+      throw err
+    }
+    if (hash.digest('hex') !== sha256) throw new SpoolIntegrityError(sha256)
+  }
+
+  async remove (sha256: string): Promise<void> {
+    await rm(this.path(sha256), { force: true })
+  }
+
+  /** Hashes of every stored document. */
+  async list (): Promise<string[]> {
+    const out: string[] = []
+    for (const sub of await readdir(this.dir)) {
+      if (sub === 'tmp') continue
+      for (const name of await readdir(join(this.dir, sub))) if (SHA256_HEX.test(name)) out.push(name)
+    }
+    return out
+  }
+}

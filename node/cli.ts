@@ -1,0 +1,114 @@
+/**
+ * The `printmesh` command: one subcommand per role, every option in `--help`.
+ *
+ *   printmesh site [options]            run a branch print server
+ *   printmesh users import FILE         import users into a stopped site's directory
+ */
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { readFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { startSite, type PrinterConfig } from './site.ts'
+import { createLogger } from './logger.ts'
+import { DocStore } from '../crdt/store.ts'
+import { LevelPersistence } from '../crdt/persistence.ts'
+import { importUsersCsv } from './users.ts'
+
+/** IPP's port 631 needs root; this is the unprivileged default, as CUPS test setups use. */
+const DEFAULT_IPP_PORT = 8631
+const DEFAULT_HTTP_PORT = 8632
+const HOUR_MS = 3600_000
+
+function port (value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port number 0-65535 (0 picks a free port)')
+  return n
+}
+
+function hours (value: string): number {
+  const n = Number(value)
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number of hours')
+  return n * HOUR_MS
+}
+
+function printer (value: string, previous: PrinterConfig[]): PrinterConfig[] {
+  const eq = value.indexOf('=')
+  const name = value.slice(0, eq)
+  const uri = value.slice(eq + 1)
+  if (eq <= 0 || !/^[A-Za-z0-9._-]{1,64}$/.test(name) || !/^(ipps?|file):\/\/./.test(uri)) {
+    throw new InvalidArgumentError(`expected NAME=URI with an ipp://, ipps:// or file:// URI, got ${JSON.stringify(value)}`)
+  }
+  return [...previous, { name, uri }]
+}
+
+const program = new Command('printmesh')
+  .description('Peer-to-peer print management: secure print release, accounting and roaming across branches')
+  .showHelpAfterError()
+
+program.command('site')
+  .description('run a branch print server: IPP queue, held jobs, release to printers, accounting, web admin')
+  .option('--data <dir>', 'data folder (database, spool, identity)', './data')
+  .option('--site <id>', 'site id (default: host name)')
+  .option('--host <address>', 'address to listen on for IPP and HTTP', '0.0.0.0')
+  .option('--ipp-port <n>', 'IPP port (ipp://host:port/ipp/print)', port, DEFAULT_IPP_PORT)
+  .option('--http-port <n>', 'web admin and JSON API port', port, DEFAULT_HTTP_PORT)
+  .option('--printer <name=uri>', 'a printer jobs are released to (repeatable; ipp://, ipps:// or file:// URI); default: a virtual printer writing to <data>/virtual-printer', printer, [])
+  .addOption(new Option('--admin-token <token>', 'bearer token for admin API calls (default: generated into <data>/admin-token)').env('PRINTMESH_ADMIN_TOKEN'))
+  .option('--queue <name>', 'name of the print queue (also reachable as /printers/<name>)', 'print')
+  .option('--no-hold', 'print jobs on arrival instead of holding them for release')
+  .option('--hold-hours <h>', 'held jobs not released within this many hours expire', hours)
+  .option('--retention-hours <h>', 'finished jobs and their documents are purged after this many hours', hours)
+  .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').env('PRINTMESH_LOG_LEVEL'))
+  .action(async (opts: {
+    data: string, site?: string, host: string, ippPort: number, httpPort: number, printer: PrinterConfig[],
+    adminToken?: string, queue: string, hold: boolean, holdHours?: number, retentionHours?: number, logLevel: string
+  }) => {
+    const logger = createLogger(opts.logLevel)
+    const site = await startSite({
+      data: opts.data,
+      ...(opts.site !== undefined ? { site: opts.site } : {}),
+      host: opts.host,
+      ippPort: opts.ippPort,
+      httpPort: opts.httpPort,
+      printers: opts.printer,
+      ...(opts.adminToken !== undefined ? { adminToken: opts.adminToken } : {}),
+      queue: opts.queue,
+      hold: opts.hold,
+      ...(opts.holdHours !== undefined ? { holdMs: opts.holdHours } : {}),
+      ...(opts.retentionHours !== undefined ? { retentionMs: opts.retentionHours } : {})
+    }, logger)
+    process.stderr.write(`printmesh site ready\n  print to:  ${site.ippUri}\n  web:       ${site.webUrl}\n` +
+      (site.adminTokenFile !== undefined ? `  admin token in ${site.adminTokenFile}\n` : ''))
+    let stopping = false
+    const shutdown = (signal: string): void => {
+      if (stopping) return
+      stopping = true
+      logger.info({ signal }, 'shutting down')
+      site.stop().then(() => process.exit(0), (err: unknown) => {
+        logger.error({ err }, 'shutdown failed')
+        process.exit(1)
+      })
+    }
+    process.on('SIGINT', () => shutdown('SIGINT'))
+    process.on('SIGTERM', () => shutdown('SIGTERM'))
+  })
+
+const users = program.command('users').description('manage the site-local user list')
+users.command('import <file>')
+  .description('import users from a CSV file of username,full name,PIN rows (the site must be stopped; while it runs use POST /api/users/import)')
+  .option('--data <dir>', 'data folder of the site', './data')
+  .option('--site <id>', 'home site recorded for the users')
+  .action(async (file: string, opts: { data: string, site?: string }) => {
+    const csv = await readFile(file, 'utf8')
+    const store = new DocStore(await LevelPersistence.open(join(resolve(opts.data), 'db')))
+    try {
+      const { imported } = await importUsersCsv(store, csv, opts.site ?? 'local', 'cli')
+      process.stdout.write(`imported ${imported} users\n`)
+    } finally {
+      await store.close()
+    }
+  })
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`printmesh: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exit(1)
+})

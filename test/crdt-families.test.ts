@@ -1,0 +1,104 @@
+// Jobs, accounting and directory families: the state machine, merge properties, PIN hashes.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import * as Y from 'yjs'
+import * as jobs from '../crdt/jobs.ts'
+import { recordUsage, listUsage, totalUsage, sheetsFor, type UsageRecord } from '../crdt/accounting.ts'
+import { hashPin, verifyPin, putUser, getUser, InvalidUserError } from '../crdt/directory.ts'
+import { jobsDoc, acctDoc, parseDocName, periodOf, InvalidDocNameError } from '../crdt/names.ts'
+
+const job = (id: string, ippId: number): jobs.JobRecord => ({
+  id, ippId, site: 'site-a', queue: 'print', owner: 'alice', name: `doc ${id}`, state: 'received',
+  copies: 1, sides: 'one-sided', createdAt: 1000, updatedAt: 1000
+})
+
+/** A tiny seeded generator (mulberry32), so failures replay. */
+function rng (seed: number): () => number {
+  return () => {
+    seed |= 0; seed = seed + 0x6D2B79F5 | 0
+    let t = Math.imul(seed ^ seed >>> 15, 1 | seed)
+    t = t + Math.imul(t ^ t >>> 7, 61 | t) ^ t
+    return ((t ^ t >>> 14) >>> 0) / 4294967296
+  }
+}
+
+test('the job state machine allows the DESIGN.md paths and refuses the rest', () => {
+  const d = new Y.Doc()
+  jobs.putNewJob(d, job('j1', 1))
+  for (const to of ['held', 'releasing', 'printing', 'printed', 'expired'] as const) jobs.transition(d, 'j1', to, 2000)
+  assert.is(jobs.getJob(d, 'j1')?.state, 'expired')
+  jobs.putNewJob(d, job('j2', 2))
+  jobs.transition(d, 'j2', 'held', 2000)
+  assert.throws(() => jobs.transition(d, 'j2', 'printed', 2001), (e: unknown) => e instanceof jobs.InvalidTransitionError)
+  jobs.transition(d, 'j2', 'deleted', 2002)
+  assert.throws(() => jobs.transition(d, 'j2', 'releasing', 2003), /a deleted job cannot become releasing/)
+  assert.is(jobs.getJob(d, 'j2')?.completedAt, 2002)
+})
+
+test('jobs documents merge the same in any order and repeated updates change nothing', () => {
+  for (let seed = 1; seed <= 25; seed++) {
+    const rand = rng(seed)
+    const writer = new Y.Doc()
+    const updates: Uint8Array[] = []
+    writer.on('update', (u: Uint8Array) => updates.push(u))
+    const states: jobs.JobState[] = ['held', 'releasing', 'printing', 'printed']
+    for (let i = 0; i < 10; i++) {
+      jobs.putNewJob(writer, job(`j${i}`, i + 1))
+      const steps = Math.floor(rand() * 5)
+      for (let s = 0; s < steps; s++) jobs.transition(writer, `j${i}`, states[s], 1000 + s)
+    }
+    const shuffled = [...updates].sort(() => rand() - 0.5)
+    const a = new Y.Doc(); const b = new Y.Doc()
+    for (const u of updates) Y.applyUpdate(a, u)
+    for (const u of shuffled) { Y.applyUpdate(b, u); Y.applyUpdate(b, u) } // duplicated delivery
+    assert.equal(jobs.listJobs(b).sort((x, y) => x.ippId - y.ippId), jobs.listJobs(a).sort((x, y) => x.ippId - y.ippId), `seed ${seed}`)
+    assert.equal(Y.encodeStateVector(a), Y.encodeStateVector(b))
+  }
+})
+
+const usage = (id: string, user: string, pages: number, time: number): UsageRecord => ({
+  id, kind: 'print', user, jobId: id, jobName: id, printer: 'p1', site: 'site-a', pages, colorPages: 0,
+  sheets: pages, duplex: false, copies: 1, time
+})
+
+test('usage recorded twice (retry, replay or two merged histories) is charged once', () => {
+  const a = new Y.Doc(); const b = new Y.Doc()
+  assert.ok(recordUsage(a, usage('j1/print', 'alice', 3, 1)))
+  assert.not.ok(recordUsage(a, usage('j1/print', 'alice', 3, 1)))
+  recordUsage(b, usage('j1/print', 'alice', 3, 1)) // the same event recorded on another replica
+  recordUsage(b, usage('j2/print', 'bob', 5, 2))
+  Y.applyUpdate(a, Y.encodeStateAsUpdate(b))
+  Y.applyUpdate(b, Y.encodeStateAsUpdate(a))
+  const totals = totalUsage([...listUsage(a), ...listUsage(b)], (r) => r.user)
+  assert.equal(totals.map((t) => [t.key, t.jobs, t.pages]), [['alice', 1, 3], ['bob', 1, 5]])
+})
+
+test('sheets count duplex and copies', () => {
+  assert.is(sheetsFor(5, 1, false), 5)
+  assert.is(sheetsFor(5, 1, true), 3)
+  assert.is(sheetsFor(5, 2, true), 6)
+})
+
+test('PINs are stored as salted slow hashes that verify only the right PIN', async () => {
+  const h1 = await hashPin('1234')
+  const h2 = await hashPin('1234')
+  assert.not.equal(h1, h2) // salted
+  assert.not.match(h1, /1234/)
+  assert.ok(await verifyPin('1234', h1))
+  assert.not.ok(await verifyPin('4321', h1))
+  assert.not.ok(await verifyPin('1234', 'garbage'))
+  try { await hashPin('12'); assert.unreachable() } catch (e) { assert.instance(e, InvalidUserError) }
+  const d = new Y.Doc()
+  putUser(d, { username: 'alice', fullName: 'Alice', pinHash: h1, updatedAt: 1 })
+  assert.is(getUser(d, 'alice')?.fullName, 'Alice')
+  assert.throws(() => putUser(d, { username: 'bad name', fullName: '', pinHash: h1, updatedAt: 1 }), (e: unknown) => e instanceof InvalidUserError)
+})
+
+test('document names are typed, versioned and parse back', () => {
+  assert.is(jobsDoc('site-a', periodOf(Date.UTC(2026, 10, 22))), 'v1/jobs/site-a/2026-11')
+  assert.equal(parseDocName(acctDoc('p1', '2026-01')), { family: 'acct', peer: 'p1', period: '2026-01' })
+  assert.is(parseDocName('v2/jobs/x/2026-01'), undefined)
+  assert.throws(() => jobsDoc('a/b', '2026-01'), (e: unknown) => e instanceof InvalidDocNameError)
+})
+
+test.run()

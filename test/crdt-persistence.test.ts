@@ -1,0 +1,73 @@
+// The level persistence: what is appended comes back in order, after compaction and reopen.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { LevelPersistence, PersistenceError } from '../crdt/persistence.ts'
+import { jobsDoc, acctDoc, directoryDoc } from '../crdt/names.ts'
+import { tempDir } from './helpers/site.ts'
+
+const alice = jobsDoc('site-a', '2026-11')
+const bob = acctDoc('site-a', '2026-11')
+const bytes = (...b: number[]): Uint8Array => Uint8Array.from(b)
+
+let dir = ''
+test.before.each(async () => { dir = await tempDir() })
+test.after.each(async () => { await rm(dir, { recursive: true, force: true }) })
+
+test('appended updates load back in append order, per document', async () => {
+  const p = await LevelPersistence.open(join(dir, 'db'))
+  for (let i = 0; i < 20; i++) await p.append(alice, bytes(i))
+  await p.append(bob, bytes(99))
+  assert.equal((await p.load(alice)).map((u) => u[0]), [...Array(20).keys()])
+  assert.equal((await p.load(bob)).map((u) => u[0]), [99])
+  assert.equal(await p.load(directoryDoc()), [])
+  await p.close()
+})
+
+test('updates survive close and reopen, and appends continue after the last clock', async () => {
+  let p = await LevelPersistence.open(join(dir, 'db'))
+  await p.append(alice, bytes(1))
+  await p.append(alice, bytes(2))
+  await p.close()
+  p = await LevelPersistence.open(join(dir, 'db'))
+  await p.append(alice, bytes(3))
+  assert.equal((await p.load(alice)).map((u) => u[0]), [1, 2, 3])
+  await p.close()
+})
+
+test('compaction replaces all updates by one, and later appends follow it', async () => {
+  const p = await LevelPersistence.open(join(dir, 'db'))
+  for (let i = 0; i < 5; i++) await p.append(alice, bytes(i))
+  await p.compact(alice, bytes(42))
+  await p.append(alice, bytes(43))
+  assert.equal((await p.load(alice)).map((u) => u[0]), [42, 43])
+  await p.close()
+})
+
+test('names lists each stored document once; remove drops one document only', async () => {
+  const p = await LevelPersistence.open(join(dir, 'db'))
+  await p.append(alice, bytes(1))
+  await p.append(alice, bytes(2))
+  await p.append(bob, bytes(3))
+  assert.equal((await p.names()).sort(), [bob, alice].sort())
+  await p.remove(alice)
+  assert.equal(await p.names(), [bob])
+  assert.equal(await p.load(alice), [])
+  await p.close()
+})
+
+test('a second process opening the same database gets a clear error', async () => {
+  const p = await LevelPersistence.open(join(dir, 'db'))
+  // classic-level locks per process too, so a second open in this process shows the lock
+  try {
+    await LevelPersistence.open(join(dir, 'db'))
+    assert.unreachable('second open should fail')
+  } catch (err) {
+    assert.instance(err, PersistenceError)
+    assert.match((err as Error).message, /in use by another printmesh process/)
+  }
+  await p.close()
+})
+
+test.run()
