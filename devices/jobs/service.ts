@@ -15,7 +15,6 @@
  *      accepted them), `printing` jobs become `printed` if charged, else `failed`.
  */
 import { randomUUID } from 'node:crypto'
-import { open as openFile } from 'node:fs/promises'
 import type { Logger } from 'pino'
 import type * as Y from 'yjs'
 import type { DocStore, Origin } from '../../crdt/store.ts'
@@ -23,7 +22,7 @@ import { jobsDoc, acctDoc, periodOf, parseDocName, type DocName } from '../../cr
 import * as jobs from '../../crdt/jobs.ts'
 import { recordUsage, hasUsage, sheetsFor } from '../../crdt/accounting.ts'
 import type { Spool } from '../spool.ts'
-import { parseDocument, sniffFormat, SUPPORTED_FORMATS, UnsupportedFormatError, CorruptDocumentError } from '../documents/index.ts'
+import { parseDocument, SUPPORTED_FORMATS, UnsupportedFormatError, CorruptDocumentError } from '../documents/index.ts'
 import { PrinterError, type OutputDevice } from '../output/types.ts'
 import {
   type JobDomain, type JobRecord, type QueueInfo, type CreateJobRequest, type DocumentUpload, type JobFilter, type Actor,
@@ -32,8 +31,6 @@ import {
 
 /** How often retention runs. */
 const RETENTION_SWEEP_MS = 60_000
-/** Bytes read to auto-detect `application/octet-stream` documents. */
-const SNIFF_BYTES = 4096
 /** Default: held jobs nobody released expire after two days (secure print hygiene). */
 export const DEFAULT_HOLD_MS = 48 * 3600_000
 /** Default: finished jobs and their bytes are kept a week for the job history. */
@@ -246,8 +243,8 @@ export class JobService implements JobDomain {
       throw err
     }
     try {
-      const format = declared === 'application/octet-stream' ? await this.sniff(spooled.path) : declared
-      const info = await parseDocument(spooled.path, format, this.abort.signal)
+      // parseDocument sniffs `application/octet-stream` and reports the format it found
+      const info = await parseDocument(spooled.path, declared, this.abort.signal)
       const copies = job.copies > 1 ? job.copies : (info.copies ?? 1)
       const sides = job.sides !== 'one-sided' || info.duplex !== true ? job.sides : 'two-sided-long-edge'
       const held = await this.move(doc, id, 'held', origin, {
@@ -275,19 +272,6 @@ export class JobService implements JobDomain {
       })
       await this.removeBytesIfUnused(spooled.sha256)
       throw err
-    }
-  }
-
-  private async sniff (path: string): Promise<string> {
-    const handle = await openFile(path, 'r')
-    try {
-      const head = Buffer.alloc(SNIFF_BYTES)
-      const { bytesRead } = await handle.read(head, 0, SNIFF_BYTES, 0)
-      const format = sniffFormat(head.subarray(0, bytesRead))
-      if (format === undefined) throw new UnsupportedFormatError('could not detect the document format')
-      return format
-    } finally {
-      await handle.close()
     }
   }
 

@@ -1,0 +1,56 @@
+// The printmesh command: help for every option, clear errors for bad input.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { spawnSync } from 'node:child_process'
+import { rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { tempDir } from './helpers/site.ts'
+
+const ROOT = new URL('..', import.meta.url).pathname
+const BIN = join(ROOT, 'node/bin/printmesh.js')
+
+function printmesh (...args: string[]): { status: number | null, out: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8' })
+  return { status: r.status, out: r.stdout + r.stderr }
+}
+
+test('the package bin lists the roles and documents every site option', () => {
+  const top = printmesh('--help')
+  assert.is(top.status, 0)
+  assert.match(top.out, /site/)
+  const help = printmesh('site', '--help')
+  assert.is(help.status, 0)
+  for (const opt of ['--data', '--site', '--host', '--ipp-port', '--http-port', '--printer', '--admin-token', '--queue', '--no-hold', '--hold-hours', '--retention-hours', '--log-level']) {
+    assert.match(help.out, opt, `site --help lacks ${opt}`)
+  }
+})
+
+test('bad options fail with a clear message and a non-zero exit', () => {
+  const badPort = printmesh('site', '--ipp-port', '70000')
+  assert.is(badPort.status, 1)
+  assert.match(badPort.out, /port number/)
+  const badPrinter = printmesh('site', '--printer', 'lpt1=smb://x/y')
+  assert.is(badPrinter.status, 1)
+  assert.match(badPrinter.out, /NAME=URI with an ipp:\/\/, ipps:\/\/ or file:\/\/ URI/)
+})
+
+test('users import validates the CSV and reports the line at fault', async () => {
+  const dir = await tempDir()
+  try {
+    const good = join(dir, 'good.csv')
+    await writeFile(good, 'username,full name,PIN\nalice,Alice Liddell,1234\nbob,"Bob, Jr.",98765\n')
+    const ok = printmesh('users', 'import', good, '--data', join(dir, 'data'))
+    assert.is(ok.status, 0, ok.out)
+    assert.match(ok.out, /imported 2 users/)
+    assert.not.match(ok.out, /1234|98765/)
+    const bad = join(dir, 'bad.csv')
+    await writeFile(bad, 'carol,Carol,12\n')
+    const failed = printmesh('users', 'import', bad, '--data', join(dir, 'data'))
+    assert.is(failed.status, 1)
+    assert.match(failed.out, /line 1: a PIN must be 4 to 12 digits/)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})
+
+test.run()

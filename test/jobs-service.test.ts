@@ -1,0 +1,200 @@
+// The job domain: hold, release at most once, charge once, failures, retention, recovery.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { createReadStream } from 'node:fs'
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { DocStore } from '../crdt/store.ts'
+import { LevelPersistence } from '../crdt/persistence.ts'
+import { acctDoc, jobsDoc, periodOf } from '../crdt/names.ts'
+import { listUsage, recordUsage } from '../crdt/accounting.ts'
+import * as jobsFamily from '../crdt/jobs.ts'
+import { Spool } from '../devices/spool.ts'
+import { createJobService, type JobService } from '../devices/jobs/service.ts'
+import { createOutputDevice } from '../devices/output/registry.ts'
+import { PrinterError, type OutputDevice } from '../devices/output/types.ts'
+import { InvalidJobStateError, NotAuthorizedError, type JobRecord } from '../devices/jobs/types.ts'
+import { CorruptDocumentError, UnsupportedFormatError } from '../devices/documents/index.ts'
+import { makePdf } from './fixtures/documents.ts'
+import { tempDir } from './helpers/site.ts'
+import { until } from './helpers/wait.ts'
+import { rejects } from './helpers/assert.ts'
+
+const PEER = 'site-a-peer'
+const logger = pino({ level: 'silent' })
+const alice = { user: 'alice', admin: false }
+const bob = { user: 'bob', admin: false }
+
+interface Rig { dir: string, out: string, store: DocStore, spool: Spool, jobs: JobService, clock: { now: number } }
+let rig: Rig
+
+async function build (dir: string, printers?: Map<string, OutputDevice>, clock = { now: Date.UTC(2026, 10, 22, 12) }): Promise<Rig> {
+  const out = join(dir, 'out')
+  const store = new DocStore(await LevelPersistence.open(join(dir, 'db')))
+  const spool = await Spool.open(join(dir, 'spool'))
+  const devices = printers ?? new Map([['p1', createOutputDevice(`file://${out}`, { logger })]])
+  const jobs = createJobService(
+    { peer: PEER, site: 'site-a', queues: [{ name: 'print', hold: true, defaultPrinter: [...devices.keys()][0], info: '', location: '' }], holdMs: 3600_000, retentionMs: 7200_000 },
+    { store, spool, printers: devices, logger, now: () => clock.now })
+  await jobs.start()
+  return { dir, out, store, spool, jobs, clock }
+}
+
+async function teardown (r: Rig): Promise<void> {
+  await r.jobs.stop()
+  await r.store.close()
+}
+
+test.before.each(async () => { rig = await build(await tempDir()) })
+test.after.each(async () => {
+  await teardown(rig)
+  await rm(rig.dir, { recursive: true, force: true })
+})
+
+async function submit (r: Rig, path: string, owner = 'alice', copies = 1, format = 'application/pdf'): Promise<JobRecord> {
+  const job = await r.jobs.createJob({ queue: 'print', owner, name: 'report', copies, sides: 'one-sided' })
+  return await r.jobs.addDocument(job.ippId, { format, data: createReadStream(path) })
+}
+
+const usageOf = (r: Rig) => listUsage(r.store.get(acctDoc(PEER, periodOf(r.clock.now)))!)
+
+test('a spooled job is held with the document\'s pages and colour pages', async () => {
+  const pdf = await makePdf(rig.dir, { pages: 4, colorPages: [0, 2] })
+  const job = await submit(rig, pdf)
+  assert.equal([job.state, job.pages, job.colorPages, job.format], ['held', 4, 2, 'application/pdf'])
+  assert.ok(await rig.spool.has(job.sha256!))
+})
+
+test('a released job prints the exact bytes and is charged once, pages × copies', async () => {
+  const pdf = await makePdf(rig.dir, { pages: 3, colorPages: [1] })
+  const job = await submit(rig, pdf, 'alice', 2)
+  const releasing = await rig.jobs.release(job.ippId, alice)
+  assert.is(releasing.state, 'releasing')
+  await until(() => rig.jobs.getJob(job.ippId)?.state === 'printed')
+  const files = (await readdir(rig.out)).filter((f) => !f.endsWith('.json') && !f.startsWith('.'))
+  assert.is(files.length, 1)
+  assert.ok((await readFile(join(rig.out, files[0]))).equals(await readFile(pdf)))
+  const usage = usageOf(rig)
+  assert.equal(usage.map((u) => [u.user, u.printer, u.pages, u.colorPages, u.sheets, u.copies]), [['alice', 'p1', 6, 2, 6, 2]])
+})
+
+test('two concurrent releases of one job print it once', async () => {
+  const pdf = await makePdf(rig.dir, { pages: 1, colorPages: [] })
+  const job = await submit(rig, pdf)
+  const results = await Promise.allSettled([rig.jobs.release(job.ippId, alice), rig.jobs.release(job.ippId, alice)])
+  assert.equal(results.map((r) => r.status).sort(), ['fulfilled', 'rejected'])
+  const rejected = results.find((r) => r.status === 'rejected') as PromiseRejectedResult
+  assert.instance(rejected.reason, InvalidJobStateError)
+  await until(() => rig.jobs.getJob(job.ippId)?.state === 'printed')
+  await rejects(rig.jobs.release(job.ippId, alice), InvalidJobStateError)
+  assert.is((await readdir(rig.out)).filter((f) => !f.endsWith('.json') && !f.startsWith('.')).length, 1)
+  assert.is(usageOf(rig).length, 1)
+})
+
+test('users act only on their own jobs; admins on all', async () => {
+  const pdf = await makePdf(rig.dir, { pages: 1, colorPages: [] })
+  const job = await submit(rig, pdf)
+  await rejects(rig.jobs.release(job.ippId, bob), NotAuthorizedError)
+  await rejects(rig.jobs.cancel(job.ippId, bob), NotAuthorizedError)
+  const deleted = await rig.jobs.cancel(job.ippId, { user: 'admin', admin: true })
+  assert.equal([deleted.state, deleted.reason], ['deleted', 'job-canceled-by-operator'])
+})
+
+test('a corrupt document fails its job with document-format-error', async () => {
+  const bad = join(rig.dir, 'bad.pdf')
+  await writeFile(bad, '%PDF-1.7\nthis is not a pdf at all\n')
+  try { await submit(rig, bad); assert.unreachable('should reject') } catch (err) { assert.instance(err, CorruptDocumentError) }
+  const [job] = rig.jobs.listJobs({ which: 'all' })
+  assert.equal([job.state, job.reason], ['failed', 'document-format-error'])
+})
+
+test('an unsupported format fails the job without spooling it', async () => {
+  const pdf = await makePdf(rig.dir, { pages: 1, colorPages: [] })
+  try { await submit(rig, pdf, 'alice', 1, 'application/x-unknown'); assert.unreachable('should reject') } catch (err) { assert.instance(err, UnsupportedFormatError) }
+  assert.equal(rig.jobs.listJobs({ which: 'all' }).map((j) => [j.state, j.reason]), [['failed', 'unsupported-document-format']])
+  assert.equal(await rig.spool.list(), [])
+})
+
+test('a printer that never accepts the job leaves it held and uncharged', async () => {
+  await teardown(rig)
+  const refusing: OutputDevice = {
+    uri: 'ipp://refusing.invalid/ipp/print',
+    print: async () => { throw new PrinterError('connection refused', 'printer-unreachable', true) },
+    probe: async () => ({ ok: false, message: 'refused' })
+  }
+  rig = await build(rig.dir, new Map([['p1', refusing]]))
+  const pdf = await makePdf(rig.dir, { pages: 1, colorPages: [] })
+  const job = await submit(rig, pdf)
+  await rig.jobs.release(job.ippId, alice)
+  await until(() => rig.jobs.getJob(job.ippId)?.state === 'held')
+  assert.is(rig.jobs.getJob(job.ippId)?.reason, 'printer-unreachable')
+  assert.is(rig.store.get(acctDoc(PEER, periodOf(rig.clock.now))), undefined)
+})
+
+test('a printer failing after accepting the job fails it, never resubmits', async () => {
+  await teardown(rig)
+  let calls = 0
+  const jamming: OutputDevice = {
+    uri: 'ipp://jam.invalid/ipp/print',
+    print: async (_req, progress) => { calls++; progress.accepted(7); throw new PrinterError('paper jam', 'media-jam', false) },
+    probe: async () => ({ ok: true, message: '' })
+  }
+  rig = await build(rig.dir, new Map([['p1', jamming]]))
+  const pdf = await makePdf(rig.dir, { pages: 1, colorPages: [] })
+  const job = await submit(rig, pdf)
+  await rig.jobs.release(job.ippId, alice)
+  await until(() => rig.jobs.getJob(job.ippId)?.state === 'failed')
+  assert.equal([rig.jobs.getJob(job.ippId)?.reason, calls], ['media-jam', 1])
+})
+
+test('retention expires unreleased jobs, then purges finished ones and their bytes', async () => {
+  const pdf = await makePdf(rig.dir, { pages: 1, colorPages: [] })
+  const job = await submit(rig, pdf)
+  rig.clock.now += 3600_000 // hold period over
+  await rig.jobs.sweep()
+  assert.is(rig.jobs.getJob(job.ippId)?.state, 'expired')
+  assert.ok(await rig.spool.has(job.sha256!))
+  rig.clock.now += 7200_000 // retention over
+  await rig.jobs.sweep()
+  assert.is(rig.jobs.getJob(job.ippId), undefined)
+  assert.not.ok(await rig.spool.has(job.sha256!))
+})
+
+test('whole documents of past periods are dropped once empty', async () => {
+  const pdf = await makePdf(rig.dir, { pages: 1, colorPages: [] })
+  const job = await submit(rig, pdf)
+  const oldDoc = jobsDoc(PEER, periodOf(rig.clock.now))
+  await rig.jobs.cancel(job.ippId, alice)
+  rig.clock.now += 40 * 24 * 3600_000 // next month, far past retention
+  await rig.jobs.sweep()
+  assert.not.ok((await rig.store.storedNames()).includes(oldDoc))
+})
+
+test('after a restart, interrupted releases are resolved without printing twice', async () => {
+  const pdf = await makePdf(rig.dir, { pages: 2, colorPages: [] })
+  const a = await submit(rig, pdf)
+  const b = await submit(rig, pdf)
+  const c = await submit(rig, pdf)
+  const doc = jobsDoc(PEER, periodOf(rig.clock.now))
+  const origin = { kind: 'local', service: 'test' } as const
+  // a crash left a releasing, b printing (uncharged), c printing (already charged)
+  await rig.store.transact(doc, origin, (d) => {
+    jobsFamily.transition(d, a.id, 'releasing', rig.clock.now)
+    jobsFamily.transition(d, b.id, 'releasing', rig.clock.now)
+    jobsFamily.transition(d, b.id, 'printing', rig.clock.now)
+    jobsFamily.transition(d, c.id, 'releasing', rig.clock.now)
+    jobsFamily.transition(d, c.id, 'printing', rig.clock.now)
+  })
+  await rig.store.transact(acctDoc(PEER, periodOf(rig.clock.now)), origin, (d) => recordUsage(d, {
+    id: `${c.id}/print`, kind: 'print', user: 'alice', jobId: c.id, jobName: 'report', printer: 'p1', site: 'site-a',
+    pages: 2, colorPages: 0, sheets: 2, duplex: false, copies: 1, time: rig.clock.now
+  }))
+  await teardown(rig)
+  rig = await build(rig.dir, undefined, rig.clock)
+  assert.equal([a, b, c].map((j) => rig.jobs.getJob(j.ippId)?.state), ['held', 'failed', 'printed'])
+  assert.is(rig.jobs.getJob(b.ippId)?.reason, 'printer-outcome-unknown')
+  assert.is(usageOf(rig).length, 1)
+})
+
+test.run()
