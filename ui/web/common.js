@@ -1,0 +1,215 @@
+// Shared browser code of the printmesh pages: DOM building (text only, never HTML),
+// the JSON API client with the CSRF token, and the live job table.
+
+/** How often job lists refresh while a page is open. */
+export const POLL_INTERVAL_MS = 2000
+
+/**
+ * Creates an element. `props`: `class`, `on<event>` handlers, other keys as attributes.
+ * Children: nodes or strings; strings always become text nodes, so data never becomes markup.
+ */
+export function h (tag, props = {}, ...children) {
+  const el = document.createElement(tag)
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue
+    if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value)
+    else if (key === 'class') el.className = value
+    else el.setAttribute(key, value === true ? '' : String(value))
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)))
+  }
+  return el
+}
+
+/** Replaces an element's content with the given children (text-safe). */
+export function setChildren (el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== undefined && c !== null && c !== false)
+    .map((c) => c instanceof Node ? c : document.createTextNode(String(c))))
+}
+
+/** An API error carrying the HTTP status and the server's message. */
+export class ApiError extends Error {
+  constructor (status, message) {
+    super(message)
+    this.name = 'ApiError'
+    this.status = status
+  }
+}
+
+let csrfToken
+
+/** Remembers the session's CSRF token (from login or GET /api/session). */
+export function setCsrfToken (token) {
+  csrfToken = token
+}
+
+/**
+ * Calls the JSON API. `options.json` sends a JSON body, `options.csv` a text/csv body.
+ * Resolves with the parsed response; rejects with {@link ApiError}.
+ */
+export async function api (method, path, options = {}) {
+  const headers = { accept: 'application/json' }
+  let body
+  if (options.json !== undefined) {
+    headers['content-type'] = 'application/json'
+    body = JSON.stringify(options.json)
+  } else if (options.csv !== undefined) {
+    headers['content-type'] = 'text/csv'
+    body = options.csv
+  }
+  if (method !== 'GET' && csrfToken !== undefined) headers['x-csrf-token'] = csrfToken
+  let response
+  try {
+    response = await fetch(path, { method, headers, body, credentials: 'same-origin' })
+  } catch (err) {
+    throw new ApiError(0, `cannot reach the server (${err.message})`)
+  }
+  const text = await response.text()
+  let data
+  try {
+    data = text === '' ? {} : JSON.parse(text)
+  } catch {
+    throw new ApiError(response.status, `unexpected answer from the server (HTTP ${response.status})`)
+  }
+  if (!response.ok) throw new ApiError(response.status, data.error ?? `HTTP ${response.status}`)
+  return data
+}
+
+/** Shows a message in a status element; `kind` is `info` or `error`. */
+export function showMessage (el, text, kind = 'info') {
+  el.textContent = text
+  el.hidden = text === ''
+  el.classList.toggle('error', kind === 'error')
+}
+
+/** Local date and time of a ms timestamp. */
+export function formatTime (ms) {
+  return ms === undefined ? '–' : new Date(ms).toLocaleString()
+}
+
+/** A count, or a dash while unknown (the document is not parsed yet). */
+export function formatCount (n) {
+  return n === undefined || n === null ? '–' : String(n)
+}
+
+/** States in which a job can still be released / deleted. */
+const RELEASABLE = new Set(['held'])
+const FINAL = new Set(['printed', 'failed', 'deleted', 'expired'])
+
+/** Fills a printer <select> from /api/printers, keeping the current choice. */
+export function renderPrinterOptions (select, printers) {
+  const previous = select.value
+  setChildren(select, printers.map((p) => h('option', { value: p.name }, `${p.name} (${p.state})`)))
+  if (printers.some((p) => p.name === previous)) select.value = previous
+  select.disabled = printers.length === 0
+}
+
+/**
+ * A job table that updates rows in place (keyed by job id), so polling does not steal
+ * focus from a button the user is on.
+ *
+ * columns: array of { label, value(job) => string | Node, num?: true (right-aligned count) }.
+ * actions: { release(job), remove(job) } called from the row buttons.
+ */
+export class JobTable {
+  constructor (tbody, columns, actions) {
+    this.tbody = tbody
+    this.columns = columns
+    this.actions = actions
+    this.rows = new Map()
+  }
+
+  render (jobs) {
+    const sorted = [...jobs].sort((a, b) => b.createdAt - a.createdAt)
+    const seen = new Set()
+    let previous = null
+    for (const job of sorted) {
+      seen.add(job.id)
+      let row = this.rows.get(job.id)
+      if (row === undefined) {
+        row = this.createRow(job)
+        this.rows.set(job.id, row)
+      }
+      this.updateRow(row, job)
+      const wanted = previous === null ? this.tbody.firstChild : previous.nextSibling
+      if (wanted !== row) this.tbody.insertBefore(row, wanted)
+      previous = row
+    }
+    for (const [id, row] of this.rows) {
+      if (!seen.has(id)) {
+        row.remove()
+        this.rows.delete(id)
+      }
+    }
+  }
+
+  createRow (job) {
+    const cells = this.columns.map((c, i) => i === 0 ? h('th', { scope: 'row' }) : h('td', { class: c.num ? 'num' : undefined }))
+    const release = h('button', { type: 'button', class: 'primary', 'data-action': 'release' }, 'Release')
+    const remove = h('button', { type: 'button', class: 'danger', 'data-action': 'delete' }, 'Delete')
+    const row = h('tr', { 'data-job-id': job.id }, cells, h('td', { class: 'actions' }, release, remove))
+    row.job = job
+    release.addEventListener('click', () => this.actions.release(row.job, release))
+    remove.addEventListener('click', () => this.actions.remove(row.job, remove))
+    return row
+  }
+
+  updateRow (row, job) {
+    row.job = job
+    this.columns.forEach((column, i) => {
+      const value = column.value(job)
+      const cell = row.cells[i]
+      if (value instanceof Node) setChildren(cell, value)
+      else if (cell.textContent !== value) cell.textContent = value
+    })
+    const [release, remove] = row.querySelectorAll('button')
+    release.hidden = !RELEASABLE.has(job.state)
+    remove.hidden = FINAL.has(job.state)
+    release.setAttribute('aria-label', `Release ${job.name}`)
+    remove.setAttribute('aria-label', `Delete ${job.name}`)
+  }
+}
+
+/** A state badge; the class names come from a fixed list, the text is the state keyword. */
+export function stateBadge (job) {
+  const known = ['received', 'held', 'releasing', 'printing', 'printed', 'failed', 'deleted', 'expired']
+  const cls = known.includes(job.state) ? `state state-${job.state}` : 'state'
+  const title = job.message ?? job.reason
+  return h('span', { class: cls, title }, job.state, job.state === 'failed' && title ? `: ${title}` : '')
+}
+
+/**
+ * Runs `task` now and then every `intervalMs` after it finishes, until the returned stop().
+ * A failing run is handed to `onError` and polling goes on.
+ */
+export function poll (task, onError, intervalMs = POLL_INTERVAL_MS) {
+  let timer
+  let stopped = false
+  const tick = async () => {
+    try {
+      await task()
+    } catch (err) {
+      if (!stopped) onError(err)
+    }
+    if (!stopped) timer = setTimeout(tick, intervalMs)
+  }
+  void tick()
+  return () => {
+    stopped = true
+    clearTimeout(timer)
+  }
+}
+
+/** Shows the site's name in the header; resolves with the site info (or the error's message). */
+export async function showSiteInfo (el) {
+  try {
+    const info = await api('GET', '/api/info')
+    el.textContent = `Site ${info.site} · ${info.hostname}`
+    return info
+  } catch (err) {
+    el.textContent = `Site information unavailable: ${err.message}`
+    return undefined
+  }
+}

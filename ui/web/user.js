@@ -1,0 +1,154 @@
+// The release page: log in with username + PIN, list my jobs, release or delete them.
+import {
+  api, ApiError, formatCount, formatTime, JobTable, poll, renderPrinterOptions, setCsrfToken,
+  showMessage, showSiteInfo, stateBadge
+} from './common.js'
+
+/** Printers change state rarely; refresh them less often than jobs. */
+const PRINTER_REFRESH_MS = 10_000
+
+const $ = (id) => document.getElementById(id)
+const views = { loading: $('loading'), login: $('login-view'), jobs: $('jobs-view') }
+const loginForm = $('login-form')
+const loginError = $('login-error')
+const status = $('status')
+const printerSelect = $('printer')
+let stopPolling = () => {}
+let printersLoadedAt = 0
+let siteInfo
+
+function show (name) {
+  for (const [key, el] of Object.entries(views)) el.hidden = key !== name
+}
+
+const table = new JobTable($('jobs').tBodies[0], [
+  { label: 'Name', value: (j) => j.name === '' ? '(untitled)' : j.name },
+  { label: 'Pages', value: (j) => formatCount(j.pages), num: true },
+  { label: 'Colour pages', value: (j) => formatCount(j.colorPages), num: true },
+  { label: 'State', value: (j) => stateBadge(j) },
+  { label: 'Submitted', value: (j) => formatTime(j.createdAt) }
+], {
+  async release (job, button) {
+    const printer = printerSelect.value
+    if (printer === '') {
+      showMessage(status, 'Choose a printer first.', 'error')
+      printerSelect.focus()
+      return
+    }
+    button.disabled = true
+    try {
+      await api('POST', `/api/jobs/${encodeURIComponent(job.id)}/release`, { json: { printer } })
+      showMessage(status, `Released “${job.name}” to ${printer}.`)
+      await refreshJobs()
+    } catch (err) {
+      handleError(err, `Could not release “${job.name}”`)
+    } finally {
+      button.disabled = false
+    }
+  },
+  async remove (job, button) {
+    button.disabled = true
+    try {
+      await api('DELETE', `/api/jobs/${encodeURIComponent(job.id)}`)
+      showMessage(status, `Deleted “${job.name}”.`)
+      await refreshJobs()
+    } catch (err) {
+      handleError(err, `Could not delete “${job.name}”`)
+    } finally {
+      button.disabled = false
+    }
+  }
+})
+
+function handleError (err, what) {
+  if (err instanceof ApiError && err.status === 401) {
+    loggedOut('Your session has ended. Please log in again.')
+    return
+  }
+  showMessage(status, `${what}: ${err.message}`, 'error')
+}
+
+async function refreshJobs () {
+  const { jobs } = await api('GET', '/api/jobs?scope=mine')
+  table.render(jobs)
+  $('no-jobs').hidden = jobs.length > 0
+  $('jobs').hidden = jobs.length === 0
+}
+
+async function refreshPrinters () {
+  const { printers } = await api('GET', '/api/printers')
+  renderPrinterOptions(printerSelect, printers)
+  printersLoadedAt = Date.now()
+}
+
+function loggedIn (session) {
+  setCsrfToken(session.csrfToken)
+  $('user-name').textContent = session.user
+  $('whoami').hidden = false
+  showMessage(status, '')
+  show('jobs')
+  stopPolling()
+  stopPolling = poll(async () => {
+    if (Date.now() - printersLoadedAt >= PRINTER_REFRESH_MS) await refreshPrinters()
+    await refreshJobs()
+  }, (err) => handleError(err, 'Could not refresh the job list'))
+}
+
+function loggedOut (message = '') {
+  stopPolling()
+  stopPolling = () => {}
+  setCsrfToken(undefined)
+  printersLoadedAt = 0
+  table.render([])
+  $('whoami').hidden = true
+  showMessage(loginError, message, 'error')
+  show('login')
+  $('username').focus()
+}
+
+loginForm.addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const username = $('username').value.trim()
+  const pin = $('pin').value
+  if (username === '' || pin === '') {
+    showMessage(loginError, 'Enter your username and PIN.', 'error')
+    return
+  }
+  const button = loginForm.querySelector('button[type=submit]')
+  button.disabled = true
+  try {
+    const session = await api('POST', '/api/login', { json: { username, pin } })
+    $('pin').value = ''
+    showMessage(loginError, '')
+    loggedIn(session)
+  } catch (err) {
+    $('pin').value = ''
+    const text = err instanceof ApiError && err.status === 401 ? 'Wrong username or PIN.' : err.message
+    showMessage(loginError, text, 'error')
+    $('pin').focus()
+  } finally {
+    button.disabled = false
+  }
+})
+
+$('logout').addEventListener('click', async () => {
+  try {
+    await api('POST', '/api/logout')
+    loggedOut()
+  } catch (err) {
+    handleError(err, 'Could not log out')
+  }
+})
+
+async function main () {
+  siteInfo = await showSiteInfo($('site-info'))
+  if (siteInfo !== undefined) $('ipp-uri').textContent = siteInfo.ippUri
+  try {
+    const session = await api('GET', '/api/session')
+    loggedIn(session)
+  } catch (err) {
+    loggedOut(err instanceof ApiError && err.status === 401 ? '' : err.message)
+  }
+}
+
+void main()
