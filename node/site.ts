@@ -126,7 +126,8 @@ export async function startSite (config: SiteConfig, logger: Logger): Promise<Ru
   try {
     await services.start()
   } catch (err) {
-    await persistence.close().catch(() => undefined)
+    // services.start() already stopped what it had started; the store may not have been
+    await store.close().catch((closeErr: unknown) => log.error({ err: closeErr }, 'closing the store after a failed start failed'))
     throw err
   }
   const ippUri = `ipp://${displayHost}:${ipp.port}/ipp/print`
