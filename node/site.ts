@@ -12,6 +12,7 @@ import { DocStore } from '../crdt/store.ts'
 import { LevelPersistence } from '../crdt/persistence.ts'
 import { directoryDoc, parseDocName } from '../crdt/names.ts'
 import { Spool } from '../devices/spool.ts'
+import { DocumentAnalyzer } from '../devices/documents/analyzer.ts'
 import { createJobService, type JobService } from '../devices/jobs/service.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
@@ -106,13 +107,15 @@ export async function startSite (config: SiteConfig, logger: Logger): Promise<Ru
     stop: async () => { await store.close() }
   } satisfies Startable)
   const spool = await Spool.open(join(data, 'spool'))
+  const analyzer = new DocumentAnalyzer(log)
+  services.add('analyzer', { start: async () => {}, stop: async () => { await analyzer.close() } })
   const jobs = services.add('jobs', createJobService({
     peer,
     site,
     queues: [{ name: config.queue, hold: config.hold, defaultPrinter: printerConfigs[0].name, info: `printmesh ${site}`, location: site }],
     ...(config.holdMs !== undefined ? { holdMs: config.holdMs } : {}),
     ...(config.retentionMs !== undefined ? { retentionMs: config.retentionMs } : {})
-  }, { store, spool, printers, logger: log }))
+  }, { store, spool, printers, logger: log, analyze: async (path, format, signal) => await analyzer.parse(path, format, signal) }))
   const displayHost = config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host
   const ipp = services.add('ipp', createIppServer({ domain: jobs, logger: log, host: config.host, port: config.ippPort, uriHost: displayHost }))
   const info = { site, hostname: osHostname(), ippUri: '', version: '0.1.0' }

@@ -22,7 +22,7 @@ import { jobsDoc, acctDoc, periodOf, parseDocName, type DocName } from '../../cr
 import * as jobs from '../../crdt/jobs.ts'
 import { recordUsage, hasUsage, sheetsFor } from '../../crdt/accounting.ts'
 import type { Spool } from '../spool.ts'
-import { parseDocument, SUPPORTED_FORMATS, UnsupportedFormatError, CorruptDocumentError } from '../documents/index.ts'
+import { parseDocument, SUPPORTED_FORMATS, type DocumentInfo, UnsupportedFormatError, CorruptDocumentError } from '../documents/index.ts'
 import { PrinterError, type OutputDevice } from '../output/types.ts'
 import {
   type JobDomain, type JobRecord, type QueueInfo, type CreateJobRequest, type DocumentUpload, type JobFilter, type Actor,
@@ -52,6 +52,8 @@ export interface JobServiceComponents {
   spool: Spool
   printers: ReadonlyMap<string, OutputDevice>
   logger: Logger
+  /** Document analysis (default: in-process `parseDocument`; sites use a worker thread). */
+  analyze?: (path: string, format: string, signal?: AbortSignal) => Promise<DocumentInfo>
   now?: () => number
 }
 
@@ -244,7 +246,7 @@ export class JobService implements JobDomain {
     }
     try {
       // parseDocument sniffs `application/octet-stream` and reports the format it found
-      const info = await parseDocument(spooled.path, declared, this.abort.signal)
+      const info = await (this.c.analyze ?? parseDocument)(spooled.path, declared, this.abort.signal)
       const copies = job.copies > 1 ? job.copies : (info.copies ?? 1)
       const sides = job.sides !== 'one-sided' || info.duplex !== true ? job.sides : 'two-sided-long-edge'
       const held = await this.move(doc, id, 'held', origin, {
