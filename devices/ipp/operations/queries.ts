@@ -1,0 +1,78 @@
+/**
+ * The read-only operations: Get-Job-Attributes, Get-Jobs and Get-Printer-Attributes.
+ */
+import type { JobFilter } from '../../jobs/types.ts'
+import { printerAttributes, isJobTemplatePrinterAttribute, supportedFormats } from '../capabilities.ts'
+import { IppStatusError } from '../errors.ts'
+import { JOB_TEMPLATE_ATTRIBUTES } from '../mapping.ts'
+import { Tag, Status, attr, type IppGroup } from '../wire.ts'
+import {
+  targetJob, requested, jobGroup, opBoolean, opInteger, opKeyword, opString, unknownOperationAttributes, okStatus,
+  type OperationHandler
+} from './common.ts'
+
+/** requested-attributes group keywords for job attributes. */
+const JOB_GROUPS: Record<string, (name: string) => boolean> = {
+  'job-template': (n) => JOB_TEMPLATE_ATTRIBUTES.has(n),
+  'job-description': (n) => !JOB_TEMPLATE_ATTRIBUTES.has(n)
+}
+/** Get-Jobs answers with these unless asked for more (RFC 8011 4.2.6.1). */
+const GET_JOBS_DEFAULT = ['job-id', 'job-uri']
+const WHICH_JOBS: ReadonlyArray<JobFilter['which']> = ['completed', 'not-completed', 'all']
+
+export const getJobAttributes: OperationHandler = async (ctx) => {
+  const job = targetJob(ctx)
+  const want = requested(ctx, 'all', JOB_GROUPS)
+  const unsupported = unknownOperationAttributes(ctx, ['requested-attributes'])
+  return { status: okStatus(unsupported), unsupported, groups: [jobGroup(ctx, job, want)] }
+}
+
+export const getJobs: OperationHandler = async (ctx) => {
+  const which = opKeyword(ctx, 'which-jobs') ?? 'not-completed'
+  if (!(WHICH_JOBS as readonly string[]).includes(which)) {
+    throw new IppStatusError(Status.clientErrorAttributesOrValuesNotSupported, `which-jobs ${which} is not supported`,
+      [attr('which-jobs', Tag.keyword, which)])
+  }
+  const limit = opInteger(ctx, 'limit')
+  if (limit !== undefined && limit < 1) {
+    throw new IppStatusError(Status.clientErrorAttributesOrValuesNotSupported, 'limit must be at least 1', [attr('limit', Tag.integer, limit)])
+  }
+  const myJobs = opBoolean(ctx, 'my-jobs') ?? false
+  const want = requested(ctx, GET_JOBS_DEFAULT, JOB_GROUPS)
+  const unsupported = unknownOperationAttributes(ctx, ['which-jobs', 'limit', 'my-jobs', 'requested-attributes'])
+  const jobs = ctx.domain.listJobs({
+    queue: ctx.queue.name,
+    which: which as JobFilter['which'],
+    ...(myJobs ? { owner: ctx.user } : {}),
+    ...(limit !== undefined ? { limit } : {})
+  })
+  const groups: IppGroup[] = jobs.slice(0, limit ?? jobs.length).map((job) => jobGroup(ctx, job, want))
+  return { status: okStatus(unsupported), unsupported, groups }
+}
+
+/** Printer attributes returned only when named (PWG 5100.7: media-col-database can be large). */
+const PRINTER_EXPLICIT_ONLY: ReadonlySet<string> = new Set(['media-col-database'])
+const PRINTER_GROUPS: Record<string, (name: string) => boolean> = {
+  'job-template': isJobTemplatePrinterAttribute,
+  'printer-description': (n) => !isJobTemplatePrinterAttribute(n)
+}
+
+export const getPrinterAttributes: OperationHandler = async (ctx) => {
+  const format = opString(ctx, 'document-format', [Tag.mimeMediaType])
+  if (format !== undefined && !supportedFormats(ctx.domain.supportedFormats()).includes(format.toLowerCase())) {
+    throw new IppStatusError(Status.clientErrorDocumentFormatNotSupported, `document-format ${format} is not supported`,
+      [attr('document-format', Tag.mimeMediaType, format)])
+  }
+  const want = requested(ctx, 'all', PRINTER_GROUPS, PRINTER_EXPLICIT_ONLY)
+  const unsupported = unknownOperationAttributes(ctx, ['requested-attributes', 'document-format', 'first-index', 'limit'])
+  const queuedJobCount = ctx.domain.listJobs({ queue: ctx.queue.name, which: 'not-completed' }).length
+  const attributes = printerAttributes({
+    queue: ctx.queue,
+    formats: ctx.domain.supportedFormats(),
+    printerUri: ctx.uris.printerUri(ctx.queue.name),
+    moreInfoUri: ctx.uris.moreInfoUri(ctx.queue.name),
+    queuedJobCount,
+    now: ctx.now()
+  }).filter((a) => want.has(a.name))
+  return { status: okStatus(unsupported), unsupported, groups: [{ tag: Tag.printerAttributes, attributes }] }
+}

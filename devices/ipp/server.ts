@@ -1,0 +1,433 @@
+/**
+ * The site's IPP endpoint (intake): IPP/1.1 and 2.x over HTTP on node:http, streaming
+ * documents into the job domain.
+ *
+ * Paths: `/ipp/print` (the default queue: the first of `domain.queues()`),
+ * `/ipp/print/<queue>`, `/printers/<queue>` (what CUPS clients use with `lp -h host:port
+ * -d NAME`) and `/jobs/<id>` (job URIs). Anything else is HTTP 404; GET on a queue path
+ * returns a small HTML page; only POST with `Content-Type: application/ipp` speaks IPP.
+ *
+ * Invariants:
+ * 1. Every request gets an IPP answer with the right status, or an HTTP error when it is
+ *    not IPP at all; nothing a client sends can crash the process.
+ * 2. The IPP message is read incrementally and bounded ({@link MAX_HEADER}); document
+ *    bytes are streamed, never buffered whole.
+ * 3. A job is acknowledged (successful-ok) only after the domain made it durable.
+ * 4. Request validation common to all operations happens here, once; each operation
+ *    lives in `operations/`, and domain outcomes map to IPP statuses in `mapping.ts`.
+ *
+ * Startable the libp2p way: start twice and stop without start are safe; stop closes
+ * idle keep-alive connections at once and the rest after a grace period.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { pipeline, type Readable } from 'node:stream'
+import { createGunzip, createInflate } from 'node:zlib'
+import type { Logger } from 'pino'
+import type { JobDomain, QueueInfo } from '../jobs/types.ts'
+import { CHARSETS, NATURAL_LANGUAGE } from './capabilities.ts'
+import { IppStatusError } from './errors.ts'
+import { ippStatusOf } from './mapping.ts'
+import { OPERATIONS, JOB_OPERATIONS, type OperationContext, type OperationResult, type ServerUris } from './operations/index.ts'
+import { ANONYMOUS } from './operations/common.ts'
+import { readIppRequest, RequestReadError, RequestAbortedError, MAX_HEADER, type IppHead } from './request-stream.ts'
+import {
+  Tag, Status, attr, encodeMessage, opName, statusName, stringValue,
+  type IppAttribute, type IppGroup, type IppMessage
+} from './wire.ts'
+
+export { MAX_HEADER } from './request-stream.ts'
+
+/** A large document over a slow link may take this long; longer requests are cut. */
+const REQUEST_TIMEOUT_MS = 30 * 60_000
+/** Idle keep-alive connections are closed after this (CUPS clients reconnect freely). */
+const KEEP_ALIVE_TIMEOUT_MS = 10_000
+/** On stop, requests in flight get this long to finish before their connections are cut. */
+const STOP_GRACE_MS = 5_000
+/** Unread request bytes discarded after an early answer to keep the connection; beyond, it is closed. */
+const MAX_DRAIN_BYTES = 16 * 1024 * 1024
+/** requesting-user-name is name(255) in RFC 8011. */
+const MAX_USER_OCTETS = 255
+/** status-message is text(255) in RFC 8011. */
+const MAX_STATUS_MESSAGE_CHARS = 255
+/** The reply version for a request whose version is not supported. */
+const FALLBACK_VERSION = { major: 1, minor: 1 }
+/** Host header syntax accepted for URIs handed back (anything else falls back to the bind host). */
+const HOST_HEADER = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/
+
+export interface IppServerInit {
+  domain: JobDomain
+  logger: Logger
+  /** Address to bind. */
+  host: string
+  /** Port to bind; 0 picks a free one (read it back from `port`). */
+  port: number
+  /** Host name put into printer and job URIs; default: the Host the client used. */
+  uriHost?: string
+}
+
+export interface IppServer {
+  start (): Promise<void>
+  stop (): Promise<void>
+  /** The bound port once started (the configured one before). */
+  readonly port: number
+}
+
+/**
+ * Which queue (and job) a request path names, and the URI style the client used.
+ * `byPrinterUri`: the path (`/`) names nothing, so printer-uri decides, as in CUPS, whose
+ * clients POST everything to `/`.
+ */
+interface Route { queue: QueueInfo, pathJobId?: number, style: 'ipp' | 'printers', byPrinterUri?: boolean }
+
+function routeOf (pathname: string, domain: JobDomain): Route | undefined {
+  const path = pathname.length > 1 && pathname.endsWith('/') ? pathname.slice(0, -1) : pathname
+  const defaultQueue = domain.queues()[0]
+  if (defaultQueue === undefined) return undefined
+  if (path === '/ipp/print') return { queue: defaultQueue, style: 'ipp' }
+  if (path === '/') return { queue: defaultQueue, style: 'ipp', byPrinterUri: true }
+  const jobs = /^\/jobs(?:\/(\d{1,10}))?$/.exec(path)
+  if (jobs !== null) return { queue: defaultQueue, style: 'ipp', ...(jobs[1] !== undefined ? { pathJobId: Number(jobs[1]) } : {}) }
+  const named = /^\/(ipp\/print|printers)\/([^/]+)$/.exec(path)
+  if (named === null) return undefined
+  let name: string
+  try { name = decodeURIComponent(named[2]) } catch { return undefined }
+  const queue = domain.queue(name)
+  if (queue === undefined) return undefined
+  return { queue, style: named[1] === 'printers' ? 'printers' : 'ipp' }
+}
+
+function escapeHtml (s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+}
+
+function bracketed (host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
+}
+
+function truncate (s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`
+}
+
+/** The parts of a request every operation needs, checked (RFC 8011 4.1). */
+interface Validated {
+  operation: IppAttribute[]
+  jobTemplate: IppAttribute[]
+  user: string
+}
+
+/**
+ * Common checks, in the order RFC 8011 and ipptool's conformance tests expect: version,
+ * request-id, the operation group and its first two attributes, charset, operation,
+ * target, requesting-user-name.
+ */
+function validate (msg: IppMessage): Validated {
+  if (msg.version.major !== 1 && msg.version.major !== 2) {
+    throw new IppStatusError(Status.serverErrorVersionNotSupported, `IPP version ${msg.version.major}.${msg.version.minor} is not supported`)
+  }
+  if (msg.requestId <= 0) throw new IppStatusError(Status.clientErrorBadRequest, 'request-id must be greater than 0')
+  const first = msg.groups[0]
+  if (first === undefined || first.tag !== Tag.operationAttributes) {
+    throw new IppStatusError(Status.clientErrorBadRequest, 'the request must start with the operation attributes')
+  }
+  if (msg.groups.filter((g) => g.tag === Tag.operationAttributes).length > 1) {
+    throw new IppStatusError(Status.clientErrorBadRequest, 'more than one operation attributes group')
+  }
+  for (const group of msg.groups) {
+    const seen = new Set<string>()
+    for (const a of group.attributes) {
+      if (seen.has(a.name)) throw new IppStatusError(Status.clientErrorBadRequest, `attribute ${a.name} appears twice in one group`)
+      seen.add(a.name)
+    }
+  }
+  const [charset, language] = first.attributes
+  if (charset?.name !== 'attributes-charset' || charset.values.length !== 1 || charset.values[0].tag !== Tag.charset) {
+    throw new IppStatusError(Status.clientErrorBadRequest, 'the first operation attribute must be attributes-charset')
+  }
+  if (language?.name !== 'attributes-natural-language' || language.values.length !== 1 || language.values[0].tag !== Tag.naturalLanguage) {
+    throw new IppStatusError(Status.clientErrorBadRequest, 'the second operation attribute must be attributes-natural-language')
+  }
+  const cs = (stringValue(charset) ?? '').toLowerCase()
+  if (!CHARSETS.includes(cs)) {
+    throw new IppStatusError(Status.clientErrorCharsetNotSupported, `charset ${cs} is not supported`, [attr('attributes-charset', Tag.charset, cs)])
+  }
+  if (!OPERATIONS.has(msg.code)) {
+    throw new IppStatusError(Status.serverErrorOperationNotSupported, `operation ${opName(msg.code)} is not supported`)
+  }
+  const find = (name: string): IppAttribute | undefined => first.attributes.find((a) => a.name === name)
+  const printerUri = find('printer-uri')
+  const jobUri = find('job-uri')
+  if (printerUri !== undefined && (printerUri.values.length !== 1 || printerUri.values[0].tag !== Tag.uri)) {
+    throw new IppStatusError(Status.clientErrorBadRequest, 'printer-uri must be a single uri')
+  }
+  if (JOB_OPERATIONS.has(msg.code)) {
+    if (jobUri === undefined && (printerUri === undefined || find('job-id') === undefined)) {
+      throw new IppStatusError(Status.clientErrorBadRequest, 'missing job-uri, or printer-uri and job-id')
+    }
+  } else if (printerUri === undefined) {
+    throw new IppStatusError(Status.clientErrorBadRequest, 'missing printer-uri')
+  }
+  let user = ANONYMOUS
+  const userAttr = find('requesting-user-name')
+  if (userAttr !== undefined) {
+    const tag = userAttr.values[0]?.tag
+    if (userAttr.values.length !== 1 || (tag !== Tag.nameWithoutLanguage && tag !== Tag.nameWithLanguage)) {
+      throw new IppStatusError(Status.clientErrorBadRequest, 'requesting-user-name must be a single name')
+    }
+    const name = (stringValue(userAttr) ?? '').trim()
+    if (Buffer.byteLength(name, 'utf8') > MAX_USER_OCTETS) throw new IppStatusError(Status.clientErrorRequestValueTooLong, 'requesting-user-name is too long', [userAttr])
+    if (name !== '') user = name
+  }
+  const jobTemplate = msg.groups.filter((g) => g.tag === Tag.jobAttributes).flatMap((g) => g.attributes)
+  return { operation: first.attributes, jobTemplate, user }
+}
+
+/** Builds the response message: operation group, unsupported group, then the result groups. */
+function response (version: { major: number, minor: number }, requestId: number, result: OperationResult): IppMessage {
+  const operation: IppAttribute[] = [
+    attr('attributes-charset', Tag.charset, 'utf-8'),
+    attr('attributes-natural-language', Tag.naturalLanguage, NATURAL_LANGUAGE)
+  ]
+  if (result.message !== undefined && result.message !== '') {
+    operation.push(attr('status-message', Tag.textWithoutLanguage, truncate(result.message, MAX_STATUS_MESSAGE_CHARS)))
+  }
+  const groups: IppGroup[] = [{ tag: Tag.operationAttributes, attributes: operation }]
+  if (result.unsupported !== undefined && result.unsupported.length > 0) groups.push({ tag: Tag.unsupportedAttributes, attributes: result.unsupported })
+  groups.push(...(result.groups ?? []))
+  return { version, code: result.status, requestId, groups }
+}
+
+/** Creates the IPP server; nothing listens until `start()`. */
+export function createIppServer (init: IppServerInit): IppServer {
+  const { domain } = init
+  const log = init.logger.child({ component: 'ipp' })
+  let server: Server | undefined
+  let starting: Promise<void> | undefined
+  let boundPort = init.port
+
+  /** host:port for URIs handed back to this client. */
+  function authority (req: IncomingMessage): string {
+    if (init.uriHost !== undefined) return `${bracketed(init.uriHost)}:${boundPort}`
+    const h = req.headers.host
+    const m = h === undefined ? null : HOST_HEADER.exec(h)
+    if (m !== null && h !== undefined) return m[2] !== undefined ? h : `${h}:${boundPort}`
+    return `${bracketed(init.host)}:${boundPort}`
+  }
+
+  function urisFor (req: IncomingMessage, route: Route): ServerUris {
+    const auth = authority(req)
+    const defaultQueue = domain.queues()[0]?.name
+    const pathFor = (queue: string): string => {
+      if (route.style === 'printers') return `/printers/${encodeURIComponent(queue)}`
+      return queue === defaultQueue ? '/ipp/print' : `/ipp/print/${encodeURIComponent(queue)}`
+    }
+    return {
+      printerUri: (queue) => `ipp://${auth}${pathFor(queue)}`,
+      jobUri: (id) => `ipp://${auth}/jobs/${id}`,
+      moreInfoUri: (queue) => `http://${auth}${pathFor(queue)}`
+    }
+  }
+
+  function httpError (res: ServerResponse, code: number, text: string, headers: Record<string, string> = {}): void {
+    res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8', ...headers })
+    res.end(`${text}\n`)
+  }
+
+  function sendIpp (res: ServerResponse, msg: IppMessage): void {
+    const bytes = encodeMessage(msg)
+    res.writeHead(200, { 'Content-Type': 'application/ipp', 'Content-Length': String(bytes.length) })
+    res.end(bytes)
+  }
+
+  /** After an answer that did not read the whole body: discard the rest (bounded) so keep-alive works. */
+  function drainAfterResponse (req: IncomingMessage, res: ServerResponse): void {
+    res.once('finish', () => {
+      if (req.readableEnded || req.destroyed) return
+      req.unpipe()
+      let discarded = 0
+      req.on('data', (chunk: Buffer) => {
+        discarded += chunk.length
+        if (discarded > MAX_DRAIN_BYTES) req.socket.destroy()
+      })
+      req.resume()
+    })
+  }
+
+  function page (res: ServerResponse, route: Route, req: IncomingMessage): void {
+    const q = route.queue
+    const uri = urisFor(req, route).printerUri(q.name)
+    const body = `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(q.name)}</title></head><body>` +
+      `<h1>${escapeHtml(q.name)}</h1><p>${escapeHtml(q.info)}</p><p>${escapeHtml(q.location)}</p>` +
+      `<p>IPP: <code>${escapeHtml(uri)}</code>${q.hold ? ' — jobs are held for release at a printer' : ''}</p></body></html>\n`
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)) })
+    res.end(req.method === 'HEAD' ? undefined : body)
+  }
+
+  /** The request body with HTTP Content-Encoding undone (the IPP message may be compressed too). */
+  function decodedBody (req: IncomingMessage): Readable | undefined {
+    const coding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase()
+    if (coding === 'identity' || coding === '') return req
+    const inflater = coding === 'gzip' || coding === 'x-gzip' ? createGunzip() : coding === 'deflate' ? createInflate() : undefined
+    if (inflater === undefined) return undefined
+    return pipeline(req, inflater, () => {}) // errors surface on the inflater, where the reader sees them
+  }
+
+  async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let pathname: string
+    try { pathname = new URL(req.url ?? '/', 'http://localhost').pathname } catch { httpError(res, 400, 'bad request path'); return }
+    const route = routeOf(pathname, domain)
+    if (route === undefined) { httpError(res, 404, 'not found'); return }
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      if (route.byPrinterUri === true) httpError(res, 404, 'not found')
+      else page(res, route, req)
+      return
+    }
+    if (req.method !== 'POST') { httpError(res, 405, 'method not allowed', { Allow: 'GET, HEAD, POST' }); return }
+    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
+    if (type !== 'application/ipp') { drainAfterResponse(req, res); httpError(res, 400, 'IPP requests need Content-Type: application/ipp'); return }
+    const body = decodedBody(req)
+    if (body === undefined) { drainAfterResponse(req, res); httpError(res, 415, `unsupported Content-Encoding ${String(req.headers['content-encoding'])}`); return }
+
+    let message: IppMessage
+    let documentData: Readable
+    try {
+      const read = await readIppRequest(body, MAX_HEADER)
+      message = read.message
+      documentData = read.body
+    } catch (err) {
+      if (!(err instanceof RequestReadError)) throw err
+      answerUnreadable(req, res, err)
+      return
+    }
+    drainAfterResponse(req, res)
+    const requestId = message.requestId
+    const version = message.version.major === 1 || message.version.major === 2 ? message.version : FALLBACK_VERSION
+    const opLog = log.child({ op: opName(message.code), requestId })
+    let result: OperationResult
+    try {
+      const v = validate(message)
+      const target = route.byPrinterUri === true ? routeOfPrinterUri(v.operation) ?? route : route
+      const ctx: OperationContext = {
+        request: message,
+        operation: v.operation,
+        jobTemplate: v.jobTemplate,
+        queue: target.queue,
+        ...(target.pathJobId !== undefined ? { pathJobId: target.pathJobId } : {}),
+        user: v.user,
+        body: documentData,
+        domain,
+        uris: urisFor(req, target),
+        logger: opLog,
+        now: Date.now
+      }
+      const handler = OPERATIONS.get(message.code)
+      if (handler === undefined) throw new Error(`no handler for ${opName(message.code)}`) // validate() admits only handled operations
+      result = await handler(ctx)
+    } catch (err) {
+      if (err instanceof RequestAbortedError) {
+        opLog.info('the client went away before the document was complete')
+        return
+      }
+      result = errorResult(err, opLog)
+    }
+    if (res.destroyed) return
+    opLog.debug({ status: statusName(result.status) }, 'answered')
+    sendIpp(res, response(version, requestId, result))
+  }
+
+  /** For requests POSTed to `/`: the queue printer-uri names (client-error-not-found if none). */
+  function routeOfPrinterUri (operation: IppAttribute[]): Route | undefined {
+    const uri = stringValue(operation.find((a) => a.name === 'printer-uri'))
+    if (uri === undefined) return undefined // a job operation by job-uri: the default route serves
+    let path: string
+    try { path = new URL(uri).pathname } catch { throw new IppStatusError(Status.clientErrorBadRequest, `printer-uri ${uri} is not a URI`) }
+    const found = path === '/' ? undefined : routeOf(path, domain)
+    if (found === undefined) throw new IppStatusError(Status.clientErrorNotFound, `no queue at ${uri}`)
+    return found
+  }
+
+  function errorResult (err: unknown, opLog: Logger): OperationResult {
+    if (err instanceof IppStatusError) {
+      opLog.info({ status: statusName(err.status), reason: err.message }, 'request refused')
+      return { status: err.status, message: err.message, unsupported: err.unsupported, groups: err.groups }
+    }
+    const status = ippStatusOf(err)
+    if (status !== undefined) {
+      opLog.info({ status: statusName(status), reason: (err as Error).message }, 'request refused')
+      return { status, message: (err as Error).message }
+    }
+    opLog.error({ err }, 'IPP operation failed')
+    return { status: Status.serverErrorInternalError, message: 'internal error' }
+  }
+
+  function answerUnreadable (req: IncomingMessage, res: ServerResponse, err: RequestReadError): void {
+    const head: IppHead | undefined = err.head
+    log.info({ failure: err.failure, reason: err.message, requestId: head?.requestId }, 'unreadable IPP request')
+    if (err.failure === 'aborted') { req.destroy(); return }
+    if (err.failure === 'too-large') res.setHeader('Connection', 'close')
+    else drainAfterResponse(req, res)
+    if (head === undefined) {
+      httpError(res, err.failure === 'too-large' ? 413 : 400, err.message)
+    } else {
+      const status = err.failure === 'too-large' ? Status.clientErrorRequestEntityTooLarge : Status.clientErrorBadRequest
+      const version = head.major === 1 || head.major === 2 ? { major: head.major, minor: head.minor } : FALLBACK_VERSION
+      sendIpp(res, response(version, head.requestId, { status, message: err.message }))
+    }
+    if (err.failure === 'too-large') res.once('finish', () => req.socket.destroySoon())
+  }
+
+  function onRequest (req: IncomingMessage, res: ServerResponse): void {
+    handle(req, res).catch((err: unknown) => {
+      log.error({ err }, 'IPP request failed')
+      if (!res.headersSent) httpError(res, 500, 'internal error')
+      else res.destroy()
+    })
+  }
+
+  return {
+    get port () { return boundPort },
+
+    async start () {
+      if (server !== undefined) return await starting
+      const s = createServer({ requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, onRequest)
+      s.on('clientError', (err, socket) => {
+        log.debug({ err: err.message }, 'malformed HTTP request')
+        if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
+        else socket.destroy()
+      })
+      server = s
+      starting = new Promise<void>((resolve, reject) => {
+        const onError = (err: Error): void => { server = undefined; reject(err) }
+        s.once('error', onError)
+        s.listen(init.port, init.host, () => {
+          s.off('error', onError)
+          s.on('error', (err) => log.error({ err }, 'IPP server error'))
+          boundPort = (s.address() as AddressInfo).port
+          log.info({ host: init.host, port: boundPort }, 'IPP server listening')
+          resolve()
+        })
+      })
+      await starting
+    },
+
+    async stop () {
+      const s = server
+      if (s === undefined) return
+      await starting?.catch(() => {})
+      server = undefined
+      starting = undefined
+      const closed = new Promise<void>((resolve) => s.close(() => resolve()))
+      s.closeIdleConnections()
+      const grace = setTimeout(() => {
+        log.warn('closing IPP connections still busy after the grace period')
+        s.closeAllConnections()
+      }, STOP_GRACE_MS)
+      try {
+        await closed
+      } finally {
+        clearTimeout(grace)
+      }
+      log.info('IPP server stopped')
+    }
+  }
+}

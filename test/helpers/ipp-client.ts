@@ -1,0 +1,179 @@
+/**
+ * A tiny IPP client and an in-process IPP server on the real job service, for the
+ * `ipp-*` tests. The client sends whatever bytes a test wants (valid or not) and decodes
+ * the answer with the project's codec.
+ */
+import { request as httpRequest, Agent, type IncomingHttpHeaders } from 'node:http'
+import { connect } from 'node:net'
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Readable } from 'node:stream'
+import { pino, type Logger } from 'pino'
+import { DocStore } from '../../crdt/store.ts'
+import { LevelPersistence } from '../../crdt/persistence.ts'
+import { Spool } from '../../devices/spool.ts'
+import { createJobService, type JobService } from '../../devices/jobs/service.ts'
+import { createOutputDevice } from '../../devices/output/registry.ts'
+import type { QueueInfo } from '../../devices/jobs/types.ts'
+import { createIppServer, type IppServer } from '../../devices/ipp/server.ts'
+import { Tag, attr, decodeMessage, encodeMessage, type IppAttribute, type IppMessage } from '../../devices/ipp/wire.ts'
+import { tempDir } from './site.ts'
+
+/** What came back: the HTTP status and, for IPP answers, the decoded message. */
+export interface IppReply {
+  httpStatus: number
+  headers: IncomingHttpHeaders
+  /** Present when the answer was application/ipp. */
+  message?: IppMessage
+  /** Raw body (HTTP error pages). */
+  raw: Buffer
+}
+
+export interface PostOptions {
+  agent?: Agent
+  headers?: Record<string, string>
+  /** Send without Content-Length (chunked transfer encoding). */
+  chunked?: boolean
+  /** Send `Expect: 100-continue` and the body only after the server says so. */
+  expectContinue?: boolean
+}
+
+/** POSTs an IPP request (message and/or raw bytes, then an optional document) and reads the answer. */
+export async function ippPost (url: string, msg: IppMessage | Buffer, document?: Buffer | Readable, opts: PostOptions = {}): Promise<IppReply> {
+  const head = Buffer.isBuffer(msg) ? msg : encodeMessage(msg)
+  const u = new URL(url.replace(/^ipp:/, 'http:'))
+  const fixed = document === undefined || Buffer.isBuffer(document)
+  const length = head.length + (Buffer.isBuffer(document) ? document.length : 0)
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/ipp',
+    ...(fixed && opts.chunked !== true ? { 'Content-Length': String(length) } : {}),
+    ...(opts.expectContinue === true ? { Expect: '100-continue' } : {}),
+    ...opts.headers
+  }
+  return await new Promise<IppReply>((resolve, reject) => {
+    const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers, ...(opts.agent !== undefined ? { agent: opts.agent } : {}) }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('error', reject)
+      res.on('end', () => {
+        const raw = Buffer.concat(chunks)
+        const reply: IppReply = { httpStatus: res.statusCode ?? 0, headers: res.headers, raw }
+        if (res.headers['content-type'] === 'application/ipp') reply.message = decodeMessage(raw).message
+        resolve(reply)
+      })
+    })
+    req.on('error', reject)
+    const send = (): void => {
+      req.write(head)
+      if (document === undefined) req.end()
+      else if (Buffer.isBuffer(document)) req.end(document)
+      else document.pipe(req)
+    }
+    if (opts.expectContinue === true) req.once('continue', send)
+    else send()
+  })
+}
+
+/** Writes raw bytes on a fresh connection and returns everything the server sent until it closed or `idleMs` passed. */
+export async function rawExchange (port: number, bytes: Buffer, idleMs = 2000): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    const chunks: Buffer[] = []
+    let timer = setTimeout(() => socket.destroy(), idleMs)
+    socket.on('data', (c: Buffer) => {
+      chunks.push(c)
+      clearTimeout(timer)
+      timer = setTimeout(() => socket.destroy(), idleMs)
+    })
+    socket.on('error', (err) => { clearTimeout(timer); if (chunks.length > 0) resolve(Buffer.concat(chunks).toString('latin1')); else reject(err) })
+    socket.on('close', () => { clearTimeout(timer); resolve(Buffer.concat(chunks).toString('latin1')) })
+    socket.write(bytes)
+  })
+}
+
+let nextRequestId = 1
+
+export interface RequestOptions {
+  user?: string
+  /** Operation attributes after charset, language, printer-uri and requesting-user-name. */
+  operation?: IppAttribute[]
+  /** A job-attributes group. */
+  job?: IppAttribute[]
+  /** Leave printer-uri out (e.g. job operations by job-uri). */
+  noPrinterUri?: boolean
+  requestId?: number
+  version?: { major: number, minor: number }
+}
+
+/** A well-formed request for `code` addressed to `printerUri`. */
+export function ippRequest (code: number, printerUri: string, opts: RequestOptions = {}): IppMessage {
+  const operation: IppAttribute[] = [
+    attr('attributes-charset', Tag.charset, 'utf-8'),
+    attr('attributes-natural-language', Tag.naturalLanguage, 'en'),
+    ...(opts.noPrinterUri === true ? [] : [attr('printer-uri', Tag.uri, printerUri)]),
+    ...(opts.user !== undefined ? [attr('requesting-user-name', Tag.nameWithoutLanguage, opts.user)] : []),
+    ...(opts.operation ?? [])
+  ]
+  return {
+    version: opts.version ?? { major: 2, minor: 0 },
+    code,
+    requestId: opts.requestId ?? nextRequestId++,
+    groups: [
+      { tag: Tag.operationAttributes, attributes: operation },
+      ...(opts.job !== undefined ? [{ tag: Tag.jobAttributes, attributes: opts.job }] : [])
+    ]
+  }
+}
+
+/** An IPP server on the real job service (level store, spool, a file printer), in this process. */
+export interface IppRig {
+  dir: string
+  /** Where the file printer writes released documents. */
+  out: string
+  port: number
+  /** `ipp://127.0.0.1:PORT/ipp/print` */
+  uri: string
+  /** `http://127.0.0.1:PORT` */
+  base: string
+  jobs: JobService
+  server: IppServer
+  logger: Logger
+  stop (): Promise<void>
+}
+
+export interface RigOptions {
+  /** Queues (the first is the default); default: one held queue `print`. */
+  queues?: Array<Omit<QueueInfo, 'defaultPrinter'>>
+  logger?: Logger
+}
+
+export async function startIppRig (opts: RigOptions = {}): Promise<IppRig> {
+  const dir = await tempDir('printmesh-ipp-')
+  const logger = opts.logger ?? pino({ level: process.env.PRINTMESH_TEST_LOG ?? 'silent' })
+  const out = join(dir, 'out')
+  let store: DocStore | undefined
+  let jobs: JobService | undefined
+  let server: IppServer | undefined
+  const stop = async (): Promise<void> => {
+    await server?.stop()
+    await jobs?.stop()
+    await store?.close()
+    await rm(dir, { recursive: true, force: true })
+  }
+  try {
+    store = new DocStore(await LevelPersistence.open(join(dir, 'db')))
+    const spool = await Spool.open(join(dir, 'spool'))
+    const printers = new Map([['p1', createOutputDevice(`file://${out}`, { logger })]])
+    const queues = (opts.queues ?? [{ name: 'print', hold: true, info: 'Secure print', location: 'Floor 2' }])
+      .map((q) => ({ ...q, defaultPrinter: 'p1' }))
+    jobs = createJobService({ peer: 'site-a-peer', site: 'site-a', queues }, { store, spool, printers, logger })
+    await jobs.start()
+    server = createIppServer({ domain: jobs, logger, host: '127.0.0.1', port: 0 })
+    await server.start()
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  const port = server.port
+  return { dir, out, port, uri: `ipp://127.0.0.1:${port}/ipp/print`, base: `http://127.0.0.1:${port}`, jobs, server, logger, stop }
+}
