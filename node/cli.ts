@@ -40,6 +40,14 @@ function printer (value: string, previous: PrinterConfig[]): PrinterConfig[] {
   return [...previous, { name, uri }]
 }
 
+/** libp2p 3 and the document worker need Node.js 22 APIs; npm scripts bring the project's own Node 22. */
+const MIN_NODE_MAJOR = 22
+if (Number(process.versions.node.split('.')[0]) < MIN_NODE_MAJOR) {
+  process.stderr.write(`printmesh: needs Node.js ${MIN_NODE_MAJOR} or newer (this is ${process.versions.node}); ` +
+    'run it through npm (npm start, npx printmesh), which uses the Node.js the project installs\n')
+  process.exit(1)
+}
+
 const program = new Command('printmesh')
   .description('Peer-to-peer print management: secure print release, accounting and roaming across branches')
   .showHelpAfterError()

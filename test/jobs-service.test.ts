@@ -11,7 +11,7 @@ import { acctDoc, jobsDoc, periodOf } from '../crdt/names.ts'
 import { listUsage, recordUsage } from '../crdt/accounting.ts'
 import * as jobsFamily from '../crdt/jobs.ts'
 import { Spool } from '../devices/spool.ts'
-import { createJobService, type JobService } from '../devices/jobs/service.ts'
+import { createJobService, INCOMING_TIMEOUT_MS, type JobService } from '../devices/jobs/service.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
 import { PrinterError, type OutputDevice } from '../devices/output/types.ts'
 import { InvalidJobStateError, NotAuthorizedError, type JobRecord } from '../devices/jobs/types.ts'
@@ -159,6 +159,15 @@ test('retention expires unreleased jobs, then purges finished ones and their byt
   await rig.jobs.sweep()
   assert.is(rig.jobs.getJob(job.ippId), undefined)
   assert.not.ok(await rig.spool.has(job.sha256!))
+})
+
+test('a created job whose document never arrives fails after the incoming timeout', async () => {
+  const job = await rig.jobs.createJob({ queue: 'print', owner: 'alice', name: 'never sent', copies: 1, sides: 'one-sided' })
+  await rig.jobs.sweep()
+  assert.is(rig.jobs.getJob(job.ippId)?.state, 'received')
+  rig.clock.now += INCOMING_TIMEOUT_MS
+  await rig.jobs.sweep()
+  assert.equal([rig.jobs.getJob(job.ippId)?.state, rig.jobs.getJob(job.ippId)?.reason], ['failed', 'job-incoming-timeout'])
 })
 
 test('whole documents of past periods are dropped once empty', async () => {

@@ -31,6 +31,8 @@ import {
 
 /** How often retention runs. */
 const RETENTION_SWEEP_MS = 60_000
+/** A created job whose document has not started arriving by then is failed (IPP multiple-operation-time-out). */
+export const INCOMING_TIMEOUT_MS = 300_000
 /** Default: held jobs nobody released expire after two days (secure print hygiene). */
 export const DEFAULT_HOLD_MS = 48 * 3600_000
 /** Default: finished jobs and their bytes are kept a week for the job history. */
@@ -66,6 +68,8 @@ export class JobService implements JobDomain {
   private readonly byId = new Map<string, DocName>()
   private readonly byIppId = new Map<number, string>()
   private readonly releaseOnArrival = new Set<string>()
+  /** Jobs whose document is being received right now. */
+  private readonly uploading = new Set<string>()
   private readonly inFlight = new Set<Promise<unknown>>()
   private readonly abort = new AbortController()
   private nextIppId = 1
@@ -238,10 +242,15 @@ export class JobService implements JobDomain {
       throw new UnsupportedFormatError(`unsupported document format ${declared}`)
     }
     let spooled
+    this.uploading.add(id)
     try {
       spooled = await this.c.spool.write(upload.data)
     } catch (err) {
-      await this.move(doc, id, 'failed', origin, { reason: 'aborted-by-system', message: `document not received: ${(err as Error).message}` })
+      try {
+        await this.move(doc, id, 'failed', origin, { reason: 'aborted-by-system', message: `document not received: ${(err as Error).message}` })
+      } finally {
+        this.uploading.delete(id)
+      }
       throw err
     }
     try {
@@ -274,6 +283,8 @@ export class JobService implements JobDomain {
       })
       await this.removeBytesIfUnused(spooled.sha256)
       throw err
+    } finally {
+      this.uploading.delete(id)
     }
   }
 
@@ -398,7 +409,10 @@ export class JobService implements JobDomain {
     const now = this.now()
     const origin: Origin = { kind: 'local', service: 'retention' }
     for (const { doc, job } of [...this.all()]) {
-      if (job.state === 'held' && job.createdAt + this.holdMs <= now) {
+      if (job.state === 'received' && !this.uploading.has(job.id) && job.createdAt + INCOMING_TIMEOUT_MS <= now) {
+        this.releaseOnArrival.delete(job.id)
+        await this.move(doc, job.id, 'failed', origin, { reason: 'job-incoming-timeout', message: 'the document never arrived' })
+      } else if (job.state === 'held' && job.createdAt + this.holdMs <= now) {
         await this.move(doc, job.id, 'expired', origin, { reason: 'job-expired', message: 'not released in time' })
       } else if (TERMINAL_STATES.has(job.state) && (job.completedAt ?? job.updatedAt) + this.retentionMs <= now) {
         await this.c.store.transact(doc, origin, (d) => jobs.purgeJob(d, job.id))
