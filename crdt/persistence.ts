@@ -1,10 +1,10 @@
 /**
- * Persistence of document updates: one small interface (load / append / compact / remove /
+ * Persistence of document entries (signed envelopes, crdt/envelope.ts): one small interface (load / append / compact / remove /
  * close) and its level implementation. It only stores bytes; when to compact and what to
  * persist is the store's decision (crdt/store.ts). Errors always reach the caller.
  *
  * Level layout (after y-leveldb): keys are `v1␀<docName>␀u␀<clock>` with the clock as
- * 16 hex digits so keys sort in append order; values are raw Yjs updates.
+ * 16 hex digits so keys sort in append order; values are envelope bytes.
  */
 import { ClassicLevel } from 'classic-level'
 import type { DocName } from './names.ts'
@@ -14,8 +14,8 @@ export interface Persistence {
   load (name: DocName): Promise<Uint8Array[]>
   /** Appends one update; durable (synced to disk) when the promise resolves. */
   append (name: DocName, update: Uint8Array): Promise<void>
-  /** Atomically replaces all stored updates of a document by one merged update. */
-  compact (name: DocName, merged: Uint8Array): Promise<void>
+  /** Atomically replaces all stored entries of a document by `entries` (in that order). */
+  compact (name: DocName, entries: Uint8Array[]): Promise<void>
   /** Removes a whole document. */
   remove (name: DocName): Promise<void>
   /** Names of all stored documents. */
@@ -95,7 +95,7 @@ export class LevelPersistence implements Persistence {
     await this.db.put(updateKey(name, clock), update, { sync: true })
   }
 
-  async compact (name: DocName, merged: Uint8Array): Promise<void> {
+  async compact (name: DocName, entries: Uint8Array[]): Promise<void> {
     const prefix = docPrefix(name)
     const batch = this.db.batch()
     let last = -1
@@ -103,9 +103,9 @@ export class LevelPersistence implements Persistence {
       batch.del(key)
       last = Math.max(last, parseInt(key.slice(prefix.length), 16))
     }
-    const clock = Math.max(last + 1, this.clocks.get(name) ?? 0)
-    batch.put(updateKey(name, clock), merged)
-    this.clocks.set(name, clock + 1)
+    let clock = Math.max(last + 1, this.clocks.get(name) ?? 0)
+    for (const e of entries) batch.put(updateKey(name, clock++), e)
+    this.clocks.set(name, clock)
     await batch.write({ sync: true })
   }
 

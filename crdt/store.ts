@@ -1,17 +1,25 @@
 /**
- * The document store: the Y.Docs a peer holds, loaded from and persisted to a
- * {@link Persistence}. Invariants, all enforced in {@link DocStore.transact} and the update
- * handler:
- *   1. Every change not loaded from storage is appended to persistence; `transact` resolves
- *      only after that append is durable, so a caller may acknowledge the change.
- *   2. Updates replayed from storage (origin `storage`) are never persisted again.
- *   3. A persistence failure rejects the `transact` that caused it; it is never swallowed.
- *   4. After {@link COMPACT_THRESHOLD} appended updates a document is compacted to one.
+ * The document store: the Y.Docs a peer holds, persisted as signed envelopes
+ * (crdt/envelope.ts). Invariants, all enforced here:
+ *   1. Every local change is sealed (signed, next sequence number) and appended to
+ *      persistence; `transact` resolves only after that append is durable, so a caller may
+ *      acknowledge the change.
+ *   2. Envelopes replayed from storage are never persisted again; envelopes from peers are
+ *      persisted as received (unchanged bytes, so they can be relayed and re-verified).
+ *   3. An envelope already held (same document, author and sequence) is not applied,
+ *      persisted or emitted again.
+ *   4. A persistence failure rejects the call that caused it; it is never swallowed.
+ *   5. After {@link COMPACT_THRESHOLD} entries, a peer's own envelopes of a document are
+ *      replaced by one snapshot envelope; a snapshot received from an author replaces that
+ *      author's earlier envelopes.
+ * The store does not decide whether a peer's envelope is authorized: crdt/sync.ts does,
+ * before calling {@link DocStore.applyEnvelope}.
  */
 import * as Y from 'yjs'
 import { EventEmitter } from 'node:events'
 import type { Persistence } from './persistence.ts'
 import type { DocName } from './names.ts'
+import { seal, open, KIND_SNAPSHOT, KIND_UPDATE, type Envelope, type Signer } from './envelope.ts'
 
 /** Who made a change; persistence, relay and accounting decide by it. */
 export type Origin =
@@ -22,12 +30,15 @@ export type Origin =
   | { kind: 'user', user: string }
   | { kind: 'peer', peer: string }
 
-/** Appended updates after which a document is rewritten as one merged update. */
+/** Entries of one document after which its own envelopes are compacted into a snapshot. */
 export const COMPACT_THRESHOLD = 500
 
+/** Highest contiguous sequence number held, per author. */
+export type LogVector = Map<string, number>
+
 export interface StoreEvents {
-  /** A document changed (after the update is durable). */
-  update: [name: DocName, update: Uint8Array, origin: Origin]
+  /** An envelope was accepted and is durable: `bytes` is what to relay. */
+  entry: [name: DocName, bytes: Uint8Array, envelope: Envelope, origin: Origin]
 }
 
 export class StoreClosedError extends Error {
@@ -36,46 +47,53 @@ export class StoreClosedError extends Error {
 
 interface Entry {
   doc: Y.Doc
-  /** Tail of the per-document write queue: appends run one at a time, in order. */
+  vector: LogVector
+  /** Sequence numbers held beyond the contiguous prefix, per author (out-of-order arrivals). */
+  ahead: Map<string, Set<number>>
+  /** Tail of the per-document write queue: writes run one at a time, in order. */
   writes: Promise<void>
-  /** Failure of the latest append not yet reported to a transact. */
+  /** Failure of the latest write not yet reported to a caller. */
   pendingError?: unknown
-  appended: number
+  entries: number
 }
 
 export class DocStore extends EventEmitter<StoreEvents> {
-  private readonly entries = new Map<string, Entry>()
+  private readonly docs = new Map<string, Entry>()
   private readonly opening = new Map<string, Promise<Entry>>()
   private closed = false
 
-  constructor (private readonly persistence: Persistence) {
+  constructor (private readonly persistence: Persistence, private readonly signer: Signer) {
     super()
   }
 
-  /** Opens a document, loading its stored updates on first use. */
+  /** This peer's id, the author of its envelopes. */
+  get self (): string { return this.signer.id }
+
   async open (name: DocName): Promise<Y.Doc> {
     return (await this.entry(name)).doc
   }
 
-  /** The document if it is open. */
   get (name: DocName): Y.Doc | undefined {
-    return this.entries.get(name)?.doc
+    return this.docs.get(name)?.doc
   }
 
-  /** Names of the open documents. */
   openNames (): DocName[] {
-    return [...this.entries.keys()] as DocName[]
+    return [...this.docs.keys()] as DocName[]
   }
 
-  /** Names of every stored document (open or not). */
   async storedNames (): Promise<DocName[]> {
     return await this.persistence.names()
   }
 
+  /** The log vector of an open document (empty when not open). */
+  vector (name: DocName): LogVector {
+    return new Map(this.docs.get(name)?.vector ?? [])
+  }
+
   private async entry (name: DocName): Promise<Entry> {
     if (this.closed) throw new StoreClosedError()
-    const open = this.entries.get(name)
-    if (open !== undefined) return open
+    const ready = this.docs.get(name)
+    if (ready !== undefined) return ready
     let pending = this.opening.get(name)
     if (pending === undefined) {
       pending = this.load(name).finally(() => this.opening.delete(name))
@@ -85,50 +103,66 @@ export class DocStore extends EventEmitter<StoreEvents> {
   }
 
   private async load (name: DocName): Promise<Entry> {
-    const updates = await this.persistence.load(name)
+    const stored = await this.persistence.load(name)
     const doc = new Y.Doc({ gc: true })
-    const entry: Entry = { doc, writes: Promise.resolve(), appended: updates.length }
+    const entry: Entry = { doc, vector: new Map(), ahead: new Map(), writes: Promise.resolve(), entries: stored.length }
     doc.transact(() => {
-      for (const u of updates) Y.applyUpdate(doc, u, STORAGE)
+      for (const bytes of stored) {
+        const { envelope } = open(bytes)
+        Y.applyUpdate(doc, envelope.update, STORAGE)
+        this.note(entry, envelope)
+      }
     }, STORAGE)
     doc.on('update', (update: Uint8Array, origin: unknown) => {
-      if (origin === STORAGE) return
-      this.enqueueAppend(name, entry, update, origin as Origin)
+      const o = origin as Origin
+      if (o === STORAGE || o.kind === 'peer') return // persisted as received
+      this.sealLocal(name, entry, update, o)
     })
-    this.entries.set(name, entry)
+    this.docs.set(name, entry)
     return entry
   }
 
-  private enqueueAppend (name: DocName, entry: Entry, update: Uint8Array, origin: Origin): void {
-    entry.writes = entry.writes.then(async () => {
-      await this.persistence.append(name, update)
-      entry.appended++
-      this.emit('update', name, update, origin)
-      if (entry.appended >= COMPACT_THRESHOLD) await this.compactEntry(name, entry)
-    }).catch((err: unknown) => { entry.pendingError = err })
+  /** Records that an envelope is held. */
+  private note (entry: Entry, e: Envelope): void {
+    const have = entry.vector.get(e.author) ?? 0
+    if (e.kind === KIND_SNAPSHOT && e.seq > have) {
+      entry.vector.set(e.author, e.seq)
+    } else if (e.seq === have + 1) {
+      entry.vector.set(e.author, e.seq)
+    } else if (e.seq > have) {
+      let set = entry.ahead.get(e.author)
+      if (set === undefined) entry.ahead.set(e.author, set = new Set())
+      set.add(e.seq)
+    }
+    // pull in anything that arrived early and is now contiguous
+    const ahead = entry.ahead.get(e.author)
+    if (ahead !== undefined) {
+      let top = entry.vector.get(e.author) ?? 0
+      for (const s of [...ahead]) if (s <= top) ahead.delete(s)
+      while (ahead.delete(top + 1)) top++
+      entry.vector.set(e.author, top)
+      if (ahead.size === 0) entry.ahead.delete(e.author)
+    }
   }
 
-  private async compactEntry (name: DocName, entry: Entry): Promise<void> {
-    await this.persistence.compact(name, Y.encodeStateAsUpdate(entry.doc))
-    entry.appended = 1
+  private holds (entry: Entry, e: Envelope): boolean {
+    return e.seq <= (entry.vector.get(e.author) ?? 0) || (entry.ahead.get(e.author)?.has(e.seq) ?? false)
   }
 
-  /**
-   * Runs `fn` in one Yjs transaction with `origin` and resolves with its result once the
-   * resulting update is durable. Rejects if persisting fails.
-   */
-  async transact<T> (name: DocName, origin: Origin, fn: (doc: Y.Doc) => T): Promise<T> {
-    const entry = await this.entry(name)
-    const result = entry.doc.transact(() => fn(entry.doc), origin)
-    await this.flush(entry)
-    return result
+  private sealLocal (name: DocName, entry: Entry, update: Uint8Array, origin: Origin): void {
+    const seq = (entry.vector.get(this.self) ?? 0) + 1
+    entry.vector.set(this.self, seq) // reserved now, so the next change gets the next number
+    this.enqueue(entry, async () => {
+      const { envelope, bytes } = await seal(this.signer, { doc: name, seq, kind: KIND_UPDATE, update })
+      await this.persistence.append(name, bytes)
+      entry.entries++
+      this.emit('entry', name, bytes, envelope, origin)
+      if (entry.entries >= COMPACT_THRESHOLD) await this.snapshot(name, entry)
+    })
   }
 
-  /** Applies an update received from elsewhere (a peer) with its origin; durable on resolve. */
-  async applyUpdate (name: DocName, update: Uint8Array, origin: Origin): Promise<void> {
-    const entry = await this.entry(name)
-    Y.applyUpdate(entry.doc, update, origin)
-    await this.flush(entry)
+  private enqueue (entry: Entry, work: () => Promise<void>): void {
+    entry.writes = entry.writes.then(work).catch((err: unknown) => { entry.pendingError = err })
   }
 
   private async flush (entry: Entry): Promise<void> {
@@ -140,20 +174,88 @@ export class DocStore extends EventEmitter<StoreEvents> {
     }
   }
 
-  /** Rewrites a document's stored updates as one. */
+  /**
+   * Runs `fn` in one Yjs transaction with `origin` and resolves with its result once the
+   * resulting envelope is durable. Rejects if sealing or persisting fails.
+   */
+  async transact<T> (name: DocName, origin: Origin, fn: (doc: Y.Doc) => T): Promise<T> {
+    const entry = await this.entry(name)
+    const result = entry.doc.transact(() => fn(entry.doc), origin)
+    await this.flush(entry)
+    return result
+  }
+
+  /**
+   * Applies and persists an envelope received from a peer (already verified and authorized
+   * by the caller). Returns false when it was already held.
+   */
+  async applyEnvelope (bytes: Uint8Array, envelope: Envelope, origin: Origin): Promise<boolean> {
+    const name = envelope.doc as DocName
+    const entry = await this.entry(name)
+    if (this.holds(entry, envelope)) return false
+    Y.decodeUpdate(envelope.update) // throws on a malformed update before anything is applied
+    Y.applyUpdate(entry.doc, envelope.update, origin)
+    this.note(entry, envelope)
+    this.enqueue(entry, async () => {
+      if (envelope.kind === KIND_SNAPSHOT) {
+        await this.replaceAuthored(name, envelope.author, envelope.seq, bytes)
+      } else {
+        await this.persistence.append(name, bytes)
+        entry.entries++
+      }
+      this.emit('entry', name, bytes, envelope, origin)
+    })
+    await this.flush(entry)
+    return true
+  }
+
+  /** Stored envelopes of `author` older than `seq` are replaced by `snapshot`. */
+  private async replaceAuthored (name: DocName, author: string, seq: number, snapshot: Uint8Array): Promise<void> {
+    const kept = (await this.persistence.load(name)).filter((b) => {
+      const { envelope } = open(b)
+      return envelope.author !== author || envelope.seq > seq
+    })
+    await this.persistence.compact(name, [snapshot, ...kept])
+    const entry = this.docs.get(name)
+    if (entry !== undefined) entry.entries = kept.length + 1
+  }
+
+  /** Seals this peer's view of a document as one snapshot, replacing its own envelopes. */
+  private async snapshot (name: DocName, entry: Entry): Promise<void> {
+    const seq = (entry.vector.get(this.self) ?? 0) + 1
+    entry.vector.set(this.self, seq)
+    const { envelope, bytes } = await seal(this.signer, { doc: name, seq, kind: KIND_SNAPSHOT, update: Y.encodeStateAsUpdate(entry.doc) })
+    await this.replaceAuthored(name, this.self, seq, bytes)
+    this.emit('entry', name, bytes, envelope, { kind: 'local', service: 'compaction' })
+  }
+
+  /** Compacts this peer's own envelopes of a document now. */
   async compact (name: DocName): Promise<void> {
     const entry = await this.entry(name)
+    this.enqueue(entry, async () => await this.snapshot(name, entry))
     await this.flush(entry)
-    await this.compactEntry(name, entry)
+  }
+
+  /** Stored envelopes a peer lacks, given its log vector for the document. */
+  async missingFor (name: DocName, theirs: LogVector): Promise<Uint8Array[]> {
+    const entry = await this.entry(name)
+    const mine = entry.vector
+    const behind = [...mine].some(([author, seq]) => (theirs.get(author) ?? 0) < seq) || entry.ahead.size > 0
+    if (!behind) return []
+    await this.flush(entry)
+    return (await this.persistence.load(name)).filter((b) => {
+      const { envelope } = open(b)
+      return envelope.seq > (theirs.get(envelope.author) ?? 0)
+    })
   }
 
   /** Drops a whole document from memory and storage (retention). */
   async remove (name: DocName): Promise<void> {
-    const entry = this.entries.get(name)
+    const entry = this.docs.get(name)
     if (entry !== undefined) {
       await this.flush(entry)
       entry.doc.destroy()
-      this.entries.delete(name)
+      this.docs.delete(name)
     }
     await this.persistence.remove(name)
   }
@@ -163,11 +265,11 @@ export class DocStore extends EventEmitter<StoreEvents> {
     if (this.closed) return
     this.closed = true
     await Promise.allSettled([...this.opening.values()])
-    for (const entry of this.entries.values()) {
+    for (const entry of this.docs.values()) {
       await entry.writes
       entry.doc.destroy()
     }
-    this.entries.clear()
+    this.docs.clear()
     await this.persistence.close()
   }
 }

@@ -5,9 +5,10 @@
  *   printmesh users import FILE         import users into a stopped site's directory
  */
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { readFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { startSite, type PrinterConfig } from './site.ts'
+import { startSite, PEER_KEY_FILE, type PrinterConfig } from './site.ts'
+import { loadOrCreatePeerKey, signerFor } from '../transports/identity.ts'
 import { createLogger } from './logger.ts'
 import { DocStore } from '../crdt/store.ts'
 import { LevelPersistence } from '../crdt/persistence.ts'
@@ -107,7 +108,10 @@ users.command('import <file>')
   .option('--site <id>', 'home site recorded for the users')
   .action(async (file: string, opts: { data: string, site?: string }) => {
     const csv = await readFile(file, 'utf8')
-    const store = new DocStore(await LevelPersistence.open(join(resolve(opts.data), 'db')))
+    const data = resolve(opts.data)
+    await mkdir(data, { recursive: true })
+    const signer = signerFor(await loadOrCreatePeerKey(join(data, PEER_KEY_FILE)))
+    const store = new DocStore(await LevelPersistence.open(join(data, 'db')), signer)
     try {
       const { imported } = await importUsersCsv(store, csv, opts.site ?? 'local', 'cli')
       process.stdout.write(`imported ${imported} users\n`)

@@ -20,6 +20,7 @@ import { createIppServer } from '../devices/ipp/server.ts'
 import { createHttpServer } from '../ui/server.ts'
 import { createSiteApi } from './site-api.ts'
 import { ServiceGroup, type Startable } from './lifecycle.ts'
+import { loadOrCreatePeerKey, signerFor } from '../transports/identity.ts'
 
 export interface PrinterConfig { name: string, uri: string }
 
@@ -55,6 +56,8 @@ export interface RunningSite {
 
 /** Name of the built-in virtual printer `npm start` gets when no printer is configured. */
 export const VIRTUAL_PRINTER = 'virtual'
+/** The peer's libp2p key inside the data folder. */
+export const PEER_KEY_FILE = 'peer.key'
 /** Admin tokens are 32 random bytes: unguessable. */
 const TOKEN_BYTES = 32
 
@@ -72,7 +75,8 @@ async function loadOrCreate (path: string, make: () => string): Promise<string> 
 export async function startSite (config: SiteConfig, logger: Logger): Promise<RunningSite> {
   const data = resolve(config.data)
   await mkdir(data, { recursive: true })
-  const peer = await loadOrCreate(join(data, 'peer-id'), () => `peer-${randomBytes(8).toString('hex')}`)
+  const signer = signerFor(await loadOrCreatePeerKey(join(data, PEER_KEY_FILE)))
+  const peer = signer.id
   const site = config.site ?? osHostname().replace(/[^A-Za-z0-9._:-]/g, '-')
   let adminTokenFile: string | undefined
   let adminToken = config.adminToken
@@ -93,7 +97,7 @@ export async function startSite (config: SiteConfig, logger: Logger): Promise<Ru
 
   const services = new ServiceGroup(log)
   const persistence = await LevelPersistence.open(join(data, 'db'))
-  const store = new DocStore(persistence)
+  const store = new DocStore(persistence, signer)
   services.add('store', {
     start: async () => {
       // everything this peer keeps is small enough to hold open: jobs within retention,

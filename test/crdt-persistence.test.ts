@@ -36,12 +36,12 @@ test('updates survive close and reopen, and appends continue after the last cloc
   await p.close()
 })
 
-test('compaction replaces all updates by one, and later appends follow it', async () => {
+test('compaction replaces all entries by the given ones, and later appends follow them', async () => {
   const p = await LevelPersistence.open(join(dir, 'db'))
   for (let i = 0; i < 5; i++) await p.append(alice, bytes(i))
-  await p.compact(alice, bytes(42))
+  await p.compact(alice, [bytes(41), bytes(42)])
   await p.append(alice, bytes(43))
-  assert.equal((await p.load(alice)).map((u) => u[0]), [42, 43])
+  assert.equal((await p.load(alice)).map((u) => u[0]), [41, 42, 43])
   await p.close()
 })
 

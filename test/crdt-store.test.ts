@@ -7,9 +7,13 @@ import * as Y from 'yjs'
 import { DocStore, COMPACT_THRESHOLD } from '../crdt/store.ts'
 import { LevelPersistence, type Persistence } from '../crdt/persistence.ts'
 import { jobsDoc, type DocName } from '../crdt/names.ts'
+import { seal, open, KIND_UPDATE } from '../crdt/envelope.ts'
+import { generateIdentity } from '../transports/identity.ts'
 import { tempDir } from './helpers/site.ts'
 
 const doc = jobsDoc('site-a', '2026-11')
+const alice = await generateIdentity()
+const bob = await generateIdentity()
 const local = { kind: 'local', service: 'test' } as const
 let dir = ''
 test.before.each(async () => { dir = await tempDir() })
@@ -26,27 +30,27 @@ class CountingPersistence implements Persistence {
     this.appends++
     await this.inner.append(n, u)
   }
-  compact = async (n: DocName, u: Uint8Array) => await this.inner.compact(n, u)
+  compact = async (n: DocName, u: Uint8Array[]) => await this.inner.compact(n, u)
   remove = async (n: DocName) => await this.inner.remove(n)
   names = async () => await this.inner.names()
   close = async () => await this.inner.close()
 }
 
 test('a change is on disk when transact resolves and is restored on reopen', async () => {
-  let store = new DocStore(await LevelPersistence.open(join(dir, 'db')))
+  let store = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
   await store.transact(doc, local, (d) => d.getMap('m').set('k', 'v'))
   await store.close()
-  store = new DocStore(await LevelPersistence.open(join(dir, 'db')))
+  store = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
   assert.is((await store.open(doc)).getMap('m').get('k'), 'v')
   await store.close()
 })
 
 test('loading from storage does not persist the replayed updates again', async () => {
-  let store = new DocStore(await LevelPersistence.open(join(dir, 'db')))
+  let store = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
   for (let i = 0; i < 3; i++) await store.transact(doc, local, (d) => d.getMap('m').set(`k${i}`, i))
   await store.close()
   const counting = new CountingPersistence(await LevelPersistence.open(join(dir, 'db')))
-  store = new DocStore(counting)
+  store = new DocStore(counting, alice.signer)
   await store.open(doc)
   assert.is(counting.appends, 0)
   await store.transact(doc, local, (d) => d.getMap('m').set('new', 1))
@@ -56,7 +60,7 @@ test('loading from storage does not persist the replayed updates again', async (
 
 test('a failing append rejects the transact that caused it, and later writes work', async () => {
   const counting = new CountingPersistence(await LevelPersistence.open(join(dir, 'db')))
-  const store = new DocStore(counting)
+  const store = new DocStore(counting, alice.signer)
   await store.open(doc)
   counting.failNext = true
   try {
@@ -71,7 +75,7 @@ test('a failing append rejects the transact that caused it, and later writes wor
 })
 
 test('the store compacts after the threshold and still restores every change', async () => {
-  let store = new DocStore(await LevelPersistence.open(join(dir, 'db')))
+  let store = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
   const n = COMPACT_THRESHOLD + 10
   for (let i = 0; i < n; i++) await store.transact(doc, local, (d) => d.getMap('m').set(`k${i}`, i))
   await store.close()
@@ -79,22 +83,54 @@ test('the store compacts after the threshold and still restores every change', a
   const stored = await p.load(doc)
   assert.ok(stored.length < n / 2, `expected compaction, found ${stored.length} updates`)
   await p.close()
-  store = new DocStore(await LevelPersistence.open(join(dir, 'db')))
+  store = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
   const m = (await store.open(doc)).getMap('m')
   assert.is(m.size, n)
   assert.is(m.get(`k${n - 1}`), n - 1)
   await store.close()
 })
 
-test('updates applied from a peer are persisted and emitted with their origin', async () => {
-  const store = new DocStore(await LevelPersistence.open(join(dir, 'db')))
+test('every local change is stored as an envelope signed by this peer, numbered 1, 2, 3', async () => {
+  const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
+  for (let i = 0; i < 3; i++) await store.transact(doc, local, (d) => d.getMap('m').set(`k${i}`, i))
+  assert.equal([...store.vector(doc)], [[alice.signer.id, 3]])
+  await store.close()
+  const p = await LevelPersistence.open(join(dir, 'db'))
+  const stored = (await p.load(doc)).map((b) => open(b).envelope)
+  assert.equal(stored.map((e) => [e.author, e.seq, e.doc]), [1, 2, 3].map((n) => [alice.signer.id, n, doc]))
+  await p.close()
+})
+
+test('an envelope from a peer is applied, persisted unchanged, emitted once, and a duplicate is ignored', async () => {
+  const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
   const remote = new Y.Doc()
   remote.getMap('m').set('from', 'bob')
+  const { envelope, bytes } = await seal(bob.signer, { doc, seq: 1, kind: KIND_UPDATE, update: Y.encodeStateAsUpdate(remote) })
   const seen: string[] = []
-  store.on('update', (_n, _u, origin) => seen.push(origin.kind))
-  await store.applyUpdate(doc, Y.encodeStateAsUpdate(remote), { kind: 'peer', peer: 'bob' })
-  assert.equal(seen, ['peer'])
+  store.on('entry', (_n, _b, e, origin) => seen.push(`${origin.kind}:${e.author === bob.signer.id}`))
+  assert.ok(await store.applyEnvelope(bytes, envelope, { kind: 'peer', peer: 'bob' }))
+  assert.not.ok(await store.applyEnvelope(bytes, envelope, { kind: 'peer', peer: 'charlie' }))
+  assert.equal(seen, ['peer:true'])
   assert.is((await store.open(doc)).getMap('m').get('from'), 'bob')
+  assert.equal((await store.missingFor(doc, new Map())).map((b) => Buffer.from(b)), [Buffer.from(bytes)])
+  assert.equal(await store.missingFor(doc, new Map([[bob.signer.id, 1]])), [])
+  await store.close()
+})
+
+test('envelopes arriving out of order are held; the vector advances once the gap is filled', async () => {
+  const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
+  const remote = new Y.Doc()
+  const updates: Uint8Array[] = []
+  remote.on('update', (u: Uint8Array) => updates.push(u))
+  for (let i = 0; i < 3; i++) remote.getMap('m').set(`k${i}`, i)
+  const sealed = await Promise.all(updates.map(async (update, i) => await seal(bob.signer, { doc, seq: i + 1, kind: KIND_UPDATE, update })))
+  await store.applyEnvelope(sealed[2].bytes, sealed[2].envelope, { kind: 'peer', peer: 'bob' })
+  assert.is(store.vector(doc).get(bob.signer.id) ?? 0, 0)
+  await store.applyEnvelope(sealed[0].bytes, sealed[0].envelope, { kind: 'peer', peer: 'bob' })
+  assert.is(store.vector(doc).get(bob.signer.id), 1)
+  await store.applyEnvelope(sealed[1].bytes, sealed[1].envelope, { kind: 'peer', peer: 'bob' })
+  assert.is(store.vector(doc).get(bob.signer.id), 3)
+  assert.is((await store.open(doc)).getMap('m').size, 3)
   await store.close()
 })
 

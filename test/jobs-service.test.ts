@@ -18,10 +18,12 @@ import { InvalidJobStateError, NotAuthorizedError, type JobRecord } from '../dev
 import { CorruptDocumentError, UnsupportedFormatError } from '../devices/documents/index.ts'
 import { makePdf } from './fixtures/documents.ts'
 import { tempDir } from './helpers/site.ts'
+import { generateIdentity } from '../transports/identity.ts'
 import { until } from './helpers/wait.ts'
 import { rejects } from './helpers/assert.ts'
 
-const PEER = 'site-a-peer'
+const identity = await generateIdentity()
+const PEER = identity.signer.id
 const logger = pino({ level: 'silent' })
 const alice = { user: 'alice', admin: false }
 const bob = { user: 'bob', admin: false }
@@ -31,7 +33,7 @@ let rig: Rig
 
 async function build (dir: string, printers?: Map<string, OutputDevice>, clock = { now: Date.UTC(2026, 10, 22, 12) }): Promise<Rig> {
   const out = join(dir, 'out')
-  const store = new DocStore(await LevelPersistence.open(join(dir, 'db')))
+  const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), identity.signer)
   const spool = await Spool.open(join(dir, 'spool'))
   const devices = printers ?? new Map([['p1', createOutputDevice(`file://${out}`, { logger })]])
   const jobs = createJobService(

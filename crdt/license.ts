@@ -1,0 +1,112 @@
+/**
+ * The license family (`v1/license`, written by central) and the certificates it carries.
+ *
+ * A certificate binds a peer id to a role and a site until an expiry, signed by the mesh
+ * authority (central). Peers present it when a connection opens (transports/types.ts
+ * Admission), and central also records every issued certificate and every revocation in
+ * the license document, so a peer can check authors it never met directly.
+ *
+ * Certificate bytes: UTF-8 JSON of the fields in a fixed order, then a separator line,
+ * then the base64 signature. The signature covers the JSON bytes exactly.
+ */
+import type * as Y from 'yjs'
+import type { Signer, Verifier } from './envelope.ts'
+
+export type Role = 'central' | 'site' | 'terminal' | 'client'
+export const ROLES: readonly Role[] = ['central', 'site', 'terminal', 'client']
+
+export interface CertificateFields {
+  peer: string
+  role: Role
+  /** Site the peer belongs to (sites, terminals, clients). */
+  site?: string
+  issuer: string
+  issuedAt: number
+  expiresAt: number
+}
+
+export interface Certificate extends CertificateFields {
+  signature: string
+}
+
+/** After expiry a certificate stays valid this long, so a site keeps printing while central is down for days. */
+export const CERT_GRACE_MS = 14 * 24 * 3600_000
+/** Default certificate lifetime. */
+export const CERT_LIFETIME_MS = 90 * 24 * 3600_000
+/** Separates the signed JSON from the signature. */
+const SEPARATOR = '\n--\n'
+
+export class InvalidCertificateError extends Error {
+  constructor (message: string) { super(`invalid certificate: ${message}`); this.name = 'InvalidCertificateError' }
+}
+
+function canonical (f: CertificateFields): string {
+  return JSON.stringify({ peer: f.peer, role: f.role, site: f.site ?? null, issuer: f.issuer, issuedAt: f.issuedAt, expiresAt: f.expiresAt })
+}
+
+export async function issueCertificate (issuer: Signer, fields: Omit<CertificateFields, 'issuer'>): Promise<Certificate> {
+  const full: CertificateFields = { ...fields, issuer: issuer.id }
+  const signature = Buffer.from(await issuer.sign(new TextEncoder().encode(canonical(full)))).toString('base64')
+  return { ...full, signature }
+}
+
+export function encodeCertificate (cert: Certificate): Uint8Array {
+  return new TextEncoder().encode(canonical(cert) + SEPARATOR + cert.signature)
+}
+
+/** Parses certificate bytes; throws {@link InvalidCertificateError}. Does not check the signature. */
+export function decodeCertificate (bytes: Uint8Array): Certificate {
+  const text = new TextDecoder().decode(bytes)
+  const at = text.lastIndexOf(SEPARATOR)
+  if (at < 0) throw new InvalidCertificateError('no signature')
+  let parsed: Record<string, unknown>
+  try {
+    parsed = JSON.parse(text.slice(0, at)) as Record<string, unknown>
+  } catch (err) {
+    throw new InvalidCertificateError(`not JSON: ${(err as Error).message}`)
+  }
+  const { peer, role, site, issuer, issuedAt, expiresAt } = parsed
+  if (typeof peer !== 'string' || typeof issuer !== 'string' || !ROLES.includes(role as Role) ||
+    (site !== null && typeof site !== 'string') || typeof issuedAt !== 'number' || typeof expiresAt !== 'number') {
+    throw new InvalidCertificateError('fields missing or of the wrong type')
+  }
+  return { peer, role: role as Role, ...(site !== null ? { site: site as string } : {}), issuer, issuedAt, expiresAt, signature: text.slice(at + SEPARATOR.length) }
+}
+
+/** Why a certificate is not acceptable, or undefined when it is. */
+export async function certificateProblem (
+  cert: Certificate, expected: { peer: string, authority: string, now: number, revoked: (peer: string) => boolean }, verify: Verifier
+): Promise<string | undefined> {
+  if (cert.peer !== expected.peer) return 'issued to another peer'
+  if (cert.issuer !== expected.authority) return 'not issued by this mesh\'s central'
+  if (expected.now > cert.expiresAt + CERT_GRACE_MS) return 'expired'
+  if (expected.revoked(cert.peer)) return 'revoked'
+  const ok = await verify(cert.issuer, new TextEncoder().encode(canonical(cert)), Buffer.from(cert.signature, 'base64'))
+  return ok ? undefined : 'bad signature'
+}
+
+export interface Revocation { peer: string, at: number, reason: string }
+
+const certsMap = (doc: Y.Doc): Y.Map<string> => doc.getMap<string>('certificates')
+const revokedMap = (doc: Y.Doc): Y.Map<Revocation> => doc.getMap<Revocation>('revoked')
+
+/** Records an issued certificate (central only). */
+export function recordCertificate (doc: Y.Doc, cert: Certificate): void {
+  certsMap(doc).set(cert.peer, new TextDecoder().decode(encodeCertificate(cert)))
+}
+
+export function listCertificates (doc: Y.Doc): Certificate[] {
+  return [...certsMap(doc).values()].map((text) => decodeCertificate(new TextEncoder().encode(text)))
+}
+
+export function revoke (doc: Y.Doc, r: Revocation): void {
+  revokedMap(doc).set(r.peer, { ...r })
+}
+
+export function isRevoked (doc: Y.Doc | undefined, peer: string): boolean {
+  return doc !== undefined && revokedMap(doc).has(peer)
+}
+
+export function listRevocations (doc: Y.Doc): Revocation[] {
+  return [...revokedMap(doc).values()]
+}

@@ -1,0 +1,139 @@
+/**
+ * Who is who in the mesh, and what each may write and read: the one place authorization
+ * rules live. crdt/sync.ts asks {@link Membership.canWrite} for every envelope that enters
+ * from a peer, before it is applied, persisted or relayed.
+ *
+ * Write rules (DESIGN.md, "Replicated state"):
+ *   v1/license, v1/directory         only the authority (central; a standalone site is its own)
+ *   v1/site/<id>                     the authority, or a site peer certified for site <id>
+ *   v1/jobs/<peer>/…, v1/acct/<peer>/…   only <peer> itself
+ * and every author other than the authority needs a valid, unrevoked certificate.
+ *
+ * Read rules: central and sites read everything (they relay); terminals and clients read
+ * the license, the directory, their site's config and the jobs and accounting of peers of
+ * their own site.
+ */
+import type * as Y from 'yjs'
+import type { Verifier } from './envelope.ts'
+import { parseDocName } from './names.ts'
+import { decodeCertificate, certificateProblem, isRevoked, listCertificates, encodeCertificate, CERT_GRACE_MS, type Certificate, type Role } from './license.ts'
+
+export interface MembershipInit {
+  /** This peer's id. */
+  self: string
+  /** The mesh authority's peer id: central's, or `self` for a standalone site. */
+  authority: string
+  /** This peer's own certificate (absent for the authority itself and standalone sites). */
+  certificate?: Certificate
+  /** This peer's role, for the authority and standalone peers that have no certificate. */
+  role: Role
+  site?: string
+  now?: () => number
+}
+
+export interface PeerInfo { peer: string, role: Role, site?: string, expiresAt?: number }
+
+export class Membership {
+  /** Certificates learnt at admission (peers not yet in the license document). */
+  private readonly presented = new Map<string, Certificate>()
+  private license?: Y.Doc
+  private readonly now: () => number
+
+  constructor (private readonly init: MembershipInit, private readonly verify: Verifier) {
+    this.now = init.now ?? Date.now
+  }
+
+  get self (): string { return this.init.self }
+  get authority (): string { return this.init.authority }
+
+  /** The license document to read certificates and revocations from, once open. */
+  useLicense (doc: Y.Doc): void {
+    this.license = doc
+  }
+
+  /** The bytes this peer presents at admission. */
+  credentials (): Uint8Array {
+    return this.init.certificate === undefined ? new Uint8Array() : encodeCertificate(this.init.certificate)
+  }
+
+  /** Decides admission of `peer` presenting `credentials`; records its certificate. */
+  async admit (peer: string, credentials: Uint8Array): Promise<{ ok: boolean, reason?: string }> {
+    if (peer === this.init.authority) return { ok: !this.revoked(peer) }
+    if (credentials.length === 0) return { ok: false, reason: 'no certificate' }
+    let cert: Certificate
+    try {
+      cert = decodeCertificate(credentials)
+    } catch (err) {
+      return { ok: false, reason: (err as Error).message }
+    }
+    const problem = await certificateProblem(cert, { peer, authority: this.init.authority, now: this.now(), revoked: (p) => this.revoked(p) }, this.verify)
+    if (problem !== undefined) return { ok: false, reason: problem }
+    this.presented.set(peer, cert)
+    return { ok: true }
+  }
+
+  revoked (peer: string): boolean {
+    return isRevoked(this.license, peer)
+  }
+
+  /** Role and site of a peer, from its certificate (presented or recorded by central). */
+  info (peer: string): PeerInfo | undefined {
+    if (peer === this.init.self || peer === this.init.authority) {
+      if (peer === this.init.self) return { peer, role: this.init.role, ...(this.init.site !== undefined ? { site: this.init.site } : {}) }
+      return { peer, role: 'central' }
+    }
+    const cert = this.certificate(peer)
+    if (cert === undefined) return undefined
+    if (this.now() > cert.expiresAt + CERT_GRACE_MS || this.revoked(peer)) return undefined
+    return { peer, role: cert.role, ...(cert.site !== undefined ? { site: cert.site } : {}), expiresAt: cert.expiresAt }
+  }
+
+  private certificate (peer: string): Certificate | undefined {
+    const presented = this.presented.get(peer)
+    if (presented !== undefined) return presented
+    if (this.license === undefined) return undefined
+    // certificates in the license document were written by the authority, whose envelopes
+    // were verified on the way in
+    return listCertificates(this.license).find((c) => c.peer === peer && c.issuer === this.init.authority)
+  }
+
+  /** Whether `author` may write document `doc`. */
+  canWrite (author: string, doc: string): boolean {
+    const name = parseDocName(doc)
+    if (name === undefined) return false
+    const isAuthority = author === this.init.authority
+    if (this.revoked(author)) return false
+    if (!isAuthority && this.info(author) === undefined) return false
+    switch (name.family) {
+      case 'license':
+      case 'directory':
+        return isAuthority
+      case 'site': {
+        if (isAuthority) return true
+        const info = this.info(author)
+        return info?.role === 'site' && info.site === name.site
+      }
+      case 'jobs':
+      case 'acct':
+        return author === name.peer
+    }
+  }
+
+  /** Whether `peer` may receive document `doc`. */
+  canRead (peer: string, doc: string): boolean {
+    const name = parseDocName(doc)
+    const info = this.info(peer)
+    if (name === undefined || info === undefined) return false
+    if (info.role === 'central' || info.role === 'site') return true
+    switch (name.family) {
+      case 'license':
+      case 'directory':
+        return true
+      case 'site':
+        return name.site === info.site
+      case 'jobs':
+      case 'acct':
+        return name.peer === peer || (info.site !== undefined && this.info(name.peer ?? '')?.site === info.site)
+    }
+  }
+}
