@@ -71,7 +71,8 @@ export class LevelPersistence implements Persistence {
       out.push(value)
       last = parseInt(key.slice(prefix.length), 16)
     }
-    this.clocks.set(name, last + 1)
+    // never lower the clock: an append may be in flight that this read did not see
+    this.clocks.set(name, Math.max(this.clocks.get(name) ?? 0, last + 1))
     return out
   }
 

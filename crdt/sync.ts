@@ -19,7 +19,7 @@ import * as decoding from 'lib0/decoding'
 import type { Logger } from 'pino'
 import type { DocStore, LogVector, Origin } from './store.ts'
 import { open, MalformedEnvelopeError, type Envelope, type Verifier } from './envelope.ts'
-import { parseDocName, type DocName } from './names.ts'
+import { parseDocName, licenseDoc, type DocName } from './names.ts'
 import type { Membership } from './membership.ts'
 
 /** Protocol version carried in every message; a peer speaking another one is ignored. */
@@ -30,6 +30,8 @@ const MSG_ENVELOPES = 1
 export const DEFAULT_ANTI_ENTROPY_MS = 15_000
 /** Envelopes are batched into messages of at most this size. */
 const MAX_BATCH_BYTES = 4 * 1024 * 1024
+/** After the license document changes, an anti-entropy round follows this soon (batching bursts of changes). */
+const MEMBERSHIP_RESYNC_MS = 200
 /** Most documents one HELLO may list; bounds what a peer can make us compute. */
 const MAX_HELLO_DOCS = 100_000
 
@@ -82,6 +84,7 @@ export class SyncEngine {
   /** Per peer, the chain of inbound work: messages from one peer are handled in order. */
   private readonly inbound = new Map<string, Promise<void>>()
   private timer?: NodeJS.Timeout
+  private soon?: NodeJS.Timeout
   private started = false
   private readonly log: Logger
 
@@ -101,6 +104,8 @@ export class SyncEngine {
 
   private readonly onEntry = (name: DocName, bytes: Uint8Array, _e: Envelope, origin: Origin): void => {
     const from = origin.kind === 'peer' ? origin.peer : undefined
+    // new certificates may make envelopes rejected earlier acceptable: ask for them again
+    if (name === licenseDoc()) this.scheduleAntiEntropy()
     for (const peer of this.c.link.peers()) {
       if (peer === from || !this.c.membership.canRead(peer, name)) continue
       this.sendEnvelopes(peer, [bytes])
@@ -123,11 +128,19 @@ export class SyncEngine {
     if (!this.started) return
     this.started = false
     clearInterval(this.timer)
+    clearTimeout(this.soon)
+    this.soon = undefined
     this.c.link.off('peer:connect', this.onConnect)
     this.c.link.off('peer:disconnect', this.onDisconnect)
     this.c.link.off('message', this.onMessage)
     this.c.store.off('entry', this.onEntry)
     await Promise.allSettled([...this.inbound.values()])
+  }
+
+  private scheduleAntiEntropy (): void {
+    if (this.soon !== undefined) return
+    this.soon = setTimeout(() => { this.soon = undefined; this.antiEntropy() }, MEMBERSHIP_RESYNC_MS)
+    this.soon.unref()
   }
 
   /** Sends HELLO to every connected peer now (also runs on a timer). */

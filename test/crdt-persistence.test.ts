@@ -36,6 +36,19 @@ test('updates survive close and reopen, and appends continue after the last cloc
   await p.close()
 })
 
+test('reading a document while appends are in flight never makes a later append overwrite one', async () => {
+  const p = await LevelPersistence.open(join(dir, 'db'))
+  await p.append(alice, bytes(0))
+  const writes: Array<Promise<void>> = []
+  for (let i = 1; i <= 50; i++) {
+    writes.push(p.append(alice, bytes(i)))
+    if (i % 5 === 0) writes.push(p.load(alice).then(() => undefined))
+  }
+  await Promise.all(writes)
+  assert.equal((await p.load(alice)).map((u) => u[0]).sort((x, y) => x - y), [...Array(51).keys()])
+  await p.close()
+})
+
 test('compaction replaces all entries by the given ones, and later appends follow them', async () => {
   const p = await LevelPersistence.open(join(dir, 'db'))
   for (let i = 0; i < 5; i++) await p.append(alice, bytes(i))
