@@ -10,6 +10,7 @@
  * then the base64 signature. The signature covers the JSON bytes exactly.
  */
 import type * as Y from 'yjs'
+import { createHash, randomBytes } from 'node:crypto'
 import type { Signer, Verifier } from './envelope.ts'
 
 export type Role = 'central' | 'site' | 'terminal' | 'client'
@@ -109,4 +110,75 @@ export function isRevoked (doc: Y.Doc | undefined, peer: string): boolean {
 
 export function listRevocations (doc: Y.Doc): Revocation[] {
   return [...revokedMap(doc).values()]
+}
+
+// ---- enrollment ------------------------------------------------------------------
+
+/** A one-time enrollment token: its secret is shown once to the admin; only a hash is kept. */
+export interface EnrollmentToken {
+  id: string
+  secretHash: string
+  role: Role
+  site?: string
+  createdAt: number
+  expiresAt: number
+  usedBy?: string
+  usedAt?: number
+}
+
+/** A peer that asked to join without a token, waiting for an admin's approval. */
+export interface JoinRequest {
+  peer: string
+  role: Role
+  site?: string
+  requestedAt: number
+  /** Set once an admin approved it and central issued the certificate. */
+  approvedAt?: number
+}
+
+export class EnrollmentError extends Error {
+  constructor (message: string) { super(message); this.name = 'EnrollmentError' }
+}
+
+const tokensMap = (doc: Y.Doc): Y.Map<EnrollmentToken> => doc.getMap<EnrollmentToken>('tokens')
+const requestsMap = (doc: Y.Doc): Y.Map<JoinRequest> => doc.getMap<JoinRequest>('requests')
+
+export function hashSecret (secret: string): string {
+  return createHash('sha256').update(secret).digest('hex')
+}
+
+/** Creates a token; returns the secret to show the admin once. */
+export function createToken (doc: Y.Doc, t: Omit<EnrollmentToken, 'id' | 'secretHash'>): { token: EnrollmentToken, secret: string } {
+  const secret = randomBytes(32).toString('base64url')
+  const token: EnrollmentToken = { ...t, id: randomBytes(8).toString('hex'), secretHash: hashSecret(secret) }
+  tokensMap(doc).set(token.id, token)
+  return { token, secret }
+}
+
+/** Marks a token used by `peer`; throws {@link EnrollmentError} if unknown, used or expired. */
+export function redeemToken (doc: Y.Doc, secret: string, peer: string, now: number): EnrollmentToken {
+  const hash = hashSecret(secret)
+  const token = [...tokensMap(doc).values()].find((t) => t.secretHash === hash)
+  if (token === undefined) throw new EnrollmentError('unknown enrollment token')
+  if (token.usedBy !== undefined && token.usedBy !== peer) throw new EnrollmentError('enrollment token already used')
+  if (now > token.expiresAt) throw new EnrollmentError('enrollment token expired')
+  const used = { ...token, usedBy: peer, usedAt: token.usedAt ?? now }
+  tokensMap(doc).set(token.id, used)
+  return used
+}
+
+export function listTokens (doc: Y.Doc): EnrollmentToken[] {
+  return [...tokensMap(doc).values()]
+}
+
+export function putJoinRequest (doc: Y.Doc, r: JoinRequest): void {
+  requestsMap(doc).set(r.peer, { ...r })
+}
+
+export function getJoinRequest (doc: Y.Doc, peer: string): JoinRequest | undefined {
+  return requestsMap(doc).get(peer)
+}
+
+export function listJoinRequests (doc: Y.Doc): JoinRequest[] {
+  return [...requestsMap(doc).values()]
 }

@@ -20,7 +20,8 @@ import { createIppServer } from '../devices/ipp/server.ts'
 import { createHttpServer } from '../ui/server.ts'
 import { createSiteApi } from './site-api.ts'
 import { ServiceGroup, type Startable } from './lifecycle.ts'
-import { loadOrCreatePeerKey, signerFor } from '../transports/identity.ts'
+import { signerFor } from '../transports/identity.ts'
+import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../transports/host.ts'
 
 export interface PrinterConfig { name: string, uri: string }
 
@@ -56,8 +57,6 @@ export interface RunningSite {
 
 /** Name of the built-in virtual printer `npm start` gets when no printer is configured. */
 export const VIRTUAL_PRINTER = 'virtual'
-/** The peer's libp2p key inside the data folder. */
-export const PEER_KEY_FILE = 'peer.key'
 /** Admin tokens are 32 random bytes: unguessable. */
 const TOKEN_BYTES = 32
 

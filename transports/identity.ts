@@ -3,8 +3,7 @@
  * peer's envelopes and certificates, and any peer id (which embeds its Ed25519 public key)
  * verifies them. No key material leaves this module except through {@link Signer}.
  */
-import { readFile, writeFile } from 'node:fs/promises'
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Signer, Verifier } from '../crdt/envelope.ts'
@@ -30,32 +29,4 @@ export const verifyPeerSignature: Verifier = async (author, data, signature) => 
 export async function generateIdentity (): Promise<{ key: PrivateKey, signer: Signer }> {
   const key = await generateKeyPair('Ed25519')
   return { key, signer: signerFor(key) }
-}
-
-export class PeerKeyError extends Error {
-  constructor (path: string, cause: unknown) {
-    super(`peer key ${path} is unreadable: ${(cause as Error).message}`, { cause })
-    this.name = 'PeerKeyError'
-  }
-}
-
-/**
- * Loads this peer's Ed25519 key from `path`, creating it (mode 0600) on first start, so the
- * peer id is stable across restarts.
- */
-export async function loadOrCreatePeerKey (path: string): Promise<PrivateKey> {
-  let bytes: Buffer
-  try {
-    bytes = await readFile(path)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new PeerKeyError(path, err)
-    const key = await generateKeyPair('Ed25519')
-    await writeFile(path, privateKeyToProtobuf(key), { mode: 0o600, flag: 'wx' })
-    return key
-  }
-  try {
-    return privateKeyFromProtobuf(bytes)
-  } catch (err) {
-    throw new PeerKeyError(path, err)
-  }
 }
