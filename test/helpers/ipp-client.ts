@@ -3,6 +3,7 @@
  * `ipp-*` tests. The client sends whatever bytes a test wants (valid or not) and decodes
  * the answer with the project's codec.
  */
+import { generateIdentity } from '../../transports/identity.ts'
 import { request as httpRequest, Agent, type IncomingHttpHeaders } from 'node:http'
 import { connect } from 'node:net'
 import { rm } from 'node:fs/promises'
@@ -161,12 +162,13 @@ export async function startIppRig (opts: RigOptions = {}): Promise<IppRig> {
     await rm(dir, { recursive: true, force: true })
   }
   try {
-    store = new DocStore(await LevelPersistence.open(join(dir, 'db')))
+    const { signer } = await generateIdentity()
+    store = new DocStore(await LevelPersistence.open(join(dir, 'db')), signer)
     const spool = await Spool.open(join(dir, 'spool'))
     const printers = new Map([['p1', createOutputDevice(`file://${out}`, { logger })]])
     const queues = (opts.queues ?? [{ name: 'print', hold: true, info: 'Secure print', location: 'Floor 2' }])
       .map((q) => ({ ...q, defaultPrinter: 'p1' }))
-    jobs = createJobService({ peer: 'site-a-peer', site: 'site-a', queues }, { store, spool, printers, logger })
+    jobs = createJobService({ peer: signer.id, site: 'site-a', queues }, { store, spool, printers, logger })
     await jobs.start()
     server = createIppServer({ domain: jobs, logger, host: '127.0.0.1', port: 0 })
     await server.start()
