@@ -82,3 +82,55 @@ export interface SiteApi {
 export class InvalidRequestError extends Error {
   constructor (message: string) { super(message); this.name = 'InvalidRequestError' }
 }
+
+// ---- mesh ---------------------------------------------------------------------------
+
+export interface MeshPeerView {
+  peer: string
+  role?: string
+  site?: string
+  addresses: string[]
+  connected: boolean
+  /** ms since epoch of the last time it was connected (now, when connected). */
+  lastSeen?: number
+  revoked: boolean
+}
+
+export type DocPeerState = 'in-sync' | 'behind' | 'ahead' | 'unknown'
+
+export interface MeshStatus {
+  self: { peer: string, role: string, site?: string, authority: string, addresses: string[] }
+  peers: MeshPeerView[]
+  /** Per document, how this node compares with each connected peer. */
+  documents: Array<{ doc: string, peers: Record<string, DocPeerState> }>
+  stats: {
+    envelopesIn: number
+    envelopesOut: number
+    bytesIn: number
+    bytesOut: number
+    rejected: Record<string, number>
+  }
+}
+
+export interface JoinRequestView { peer: string, role: string, site?: string, requestedAt: number, approvedAt?: number }
+
+/** What every node's HTTP layer may ask of its mesh side; the admin calls marked central work only there. */
+export interface MeshApi {
+  status (): MeshStatus
+  /** Peers this node refuses and disconnects (an operator's block list). */
+  blocked (): string[]
+  setBlocked (peers: string[]): Promise<void>
+  /** central: a one-time join string for a new peer. */
+  createJoinToken (role: string, site: string, ttlHours?: number): Promise<{ joinString: string, tokenId: string, expiresAt: number }>
+  /** central: pending and approved join requests. */
+  joinRequests (): JoinRequestView[]
+  /** central: approve a pending request (the peer gets its certificate on its next attempt). */
+  approve (peer: string): Promise<void>
+  /** central: revoke a peer's certificate; every node disconnects it. */
+  revoke (peer: string, reason: string): Promise<void>
+}
+
+/** A central-only call made on another node. */
+export class NotCentralError extends Error {
+  constructor () { super('only the central node can do this'); this.name = 'NotCentralError' }
+}

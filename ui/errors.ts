@@ -5,7 +5,8 @@
 import {
   InvalidJobStateError, JobNotFoundError, NotAuthorizedError, PrinterNotFoundError, QueueNotFoundError
 } from '../devices/jobs/types.ts'
-import { InvalidRequestError } from './api.ts'
+import { EnrollmentError } from '../crdt/license.ts'
+import { InvalidRequestError, NotCentralError } from './api.ts'
 
 /** No (valid) session cookie or bearer token. */
 export class UnauthenticatedError extends Error {
@@ -25,6 +26,24 @@ export class TooManyLoginAttemptsError extends Error {
     this.name = 'TooManyLoginAttemptsError'
     this.retryAfterSeconds = retryAfterSeconds
   }
+}
+
+/** The services a node's HTTP layer may be built with; a route of an absent one answers 404. */
+export type HttpService = 'print' | 'mesh'
+
+/** A route of a service this node does not run (jobs on central, mesh routes without a mesh). */
+export class ServiceNotHereError extends Error {
+  readonly service: HttpService
+  constructor (service: HttpService) {
+    super(`this node has no ${service} service`)
+    this.name = 'ServiceNotHereError'
+    this.service = service
+  }
+}
+
+/** The HTTP layer was assembled wrongly (no way to check admin tokens, no service at all). */
+export class HttpServerConfigError extends Error {
+  constructor (message: string) { super(message); this.name = 'HttpServerConfigError' }
 }
 
 /** What the error handler sends for one error. */
@@ -60,8 +79,9 @@ export function describeError (err: unknown): HttpErrorReply {
     return plain(404, err.message)
   }
   if (err instanceof NotAuthorizedError || err instanceof ForbiddenError) return plain(403, err.message)
-  if (err instanceof InvalidJobStateError) return plain(409, err.message)
-  if (err instanceof InvalidRequestError) return plain(400, err.message)
+  if (err instanceof ServiceNotHereError) return plain(404, err.message)
+  if (err instanceof InvalidJobStateError || err instanceof NotCentralError) return plain(409, err.message)
+  if (err instanceof InvalidRequestError || err instanceof EnrollmentError) return plain(400, err.message)
   if (err instanceof UnauthenticatedError) return plain(401, err.message)
   if (err instanceof TooManyLoginAttemptsError) {
     return { status: 429, message: err.message, headers: { 'retry-after': String(err.retryAfterSeconds) } }

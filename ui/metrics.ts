@@ -1,8 +1,9 @@
 /**
- * Prometheus text exposition (format 0.0.4) of a site's jobs, usage and HTTP traffic.
+ * Prometheus text exposition (format 0.0.4) of a node's jobs and usage (when it runs the
+ * print service), its mesh and sync traffic (when it has a mesh) and its HTTP traffic.
  */
 import type { JobState } from '../devices/jobs/types.ts'
-import type { SiteApi } from './api.ts'
+import type { MeshStatus, SiteApi } from './api.ts'
 
 /** The content type Prometheus scrapers expect for the text format. */
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
@@ -34,10 +35,24 @@ function family (out: string[], name: string, type: 'gauge' | 'counter', help: s
   out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
 }
 
-/** Renders the metrics document. */
-export function renderMetrics (api: SiteApi, http: HttpCounter): string {
-  const out: string[] = []
+/** What {@link renderMetrics} reads; each absent source leaves its families out. */
+export interface MetricSources {
+  site?: SiteApi
+  mesh?: MeshStatus
+  http: HttpCounter
+}
 
+/** Renders the metrics document. */
+export function renderMetrics (sources: MetricSources): string {
+  const out: string[] = []
+  if (sources.site !== undefined) renderSiteMetrics(out, sources.site)
+  if (sources.mesh !== undefined) renderMeshMetrics(out, sources.mesh)
+  family(out, 'printmesh_http_requests_total', 'counter', 'HTTP requests answered, by status code.')
+  for (const [status, n] of sources.http.entries()) out.push(`printmesh_http_requests_total{status="${status}"} ${n}`)
+  return out.join('\n') + '\n'
+}
+
+function renderSiteMetrics (out: string[], api: SiteApi): void {
   const jobCounts = new Map<JobState, number>(JOB_STATES.map((s) => [s, 0]))
   for (const job of api.listJobs(METRICS_READER, 'all')) {
     jobCounts.set(job.state, (jobCounts.get(job.state) ?? 0) + 1)
@@ -63,9 +78,30 @@ export function renderMetrics (api: SiteApi, http: HttpCounter): string {
   out.push(`printmesh_usage_color_pages_total ${colorPages}`)
   family(out, 'printmesh_usage_sheets_total', 'counter', 'Sheets of paper recorded in accounting.')
   out.push(`printmesh_usage_sheets_total ${sheets}`)
+}
 
-  family(out, 'printmesh_http_requests_total', 'counter', 'HTTP requests answered, by status code.')
-  for (const [status, n] of http.entries()) out.push(`printmesh_http_requests_total{status="${status}"} ${n}`)
+function renderMeshMetrics (out: string[], status: MeshStatus): void {
+  const connected = new Set(status.peers.filter((p) => p.connected).map((p) => p.peer))
+  family(out, 'printmesh_mesh_peers', 'gauge', 'Peers this node knows of, and how many of them are connected now.')
+  out.push(`printmesh_mesh_peers{state="connected"} ${connected.size}`)
+  out.push(`printmesh_mesh_peers{state="known"} ${status.peers.length}`)
+  family(out, 'printmesh_mesh_documents', 'gauge', 'Replicated documents this node holds.')
+  out.push(`printmesh_mesh_documents ${status.documents.length}`)
 
-  return out.join('\n') + '\n'
+  const { stats } = status
+  family(out, 'printmesh_sync_envelopes_total', 'counter', 'Sync envelopes received from and sent to peers.')
+  out.push(`printmesh_sync_envelopes_total{direction="in"} ${stats.envelopesIn}`)
+  out.push(`printmesh_sync_envelopes_total{direction="out"} ${stats.envelopesOut}`)
+  family(out, 'printmesh_sync_bytes_total', 'counter', 'Bytes of sync envelopes received from and sent to peers.')
+  out.push(`printmesh_sync_bytes_total{direction="in"} ${stats.bytesIn}`)
+  out.push(`printmesh_sync_bytes_total{direction="out"} ${stats.bytesOut}`)
+  family(out, 'printmesh_sync_rejected_total', 'counter', 'Incoming updates refused, by reason.')
+  for (const reason of Object.keys(stats.rejected).sort()) {
+    out.push(`printmesh_sync_rejected_total{reason="${escapeLabel(reason)}"} ${stats.rejected[reason]}`)
+  }
+
+  const lagging = status.documents.filter((d) =>
+    Object.entries(d.peers).some(([peer, state]) => state === 'behind' && connected.has(peer))).length
+  family(out, 'printmesh_sync_lag_documents', 'gauge', 'Documents in which this node is behind at least one connected peer.')
+  out.push(`printmesh_sync_lag_documents ${lagging}`)
 }

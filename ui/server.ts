@@ -1,6 +1,9 @@
 /**
- * The site's HTTP layer: the JSON API under `/api`, Prometheus metrics at `/metrics` and
- * the web pages at `/`. Every route talks to the node only through {@link SiteApi}.
+ * A node's HTTP layer: the JSON API under `/api`, Prometheus metrics at `/metrics` and
+ * the web pages at `/`. Every route talks to the node only through {@link SiteApi} (the
+ * print service: jobs, printers, accounting, users) and {@link MeshApi} (peers, sync state,
+ * join tokens, revocation). A node hands in the ones it runs: a site both, central only the
+ * mesh; the routes of an absent service answer 404 with a JSON error saying so.
  *
  * Authentication: a web session (httpOnly, SameSite=Strict cookie holding a random id;
  * the session lives in server memory) or, for admin calls, `Authorization: Bearer <token>`.
@@ -13,14 +16,16 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import fastifyCookie from '@fastify/cookie'
 import type { Logger } from 'pino'
 import type { Actor } from '../devices/jobs/types.ts'
-import { InvalidRequestError, type SiteApi, type UsageQuery, type UsageRecordView } from './api.ts'
+import {
+  InvalidRequestError, type MeshApi, type SiteApi, type SiteInfo, type UsageQuery, type UsageRecordView
+} from './api.ts'
 import { toCsv } from './csv.ts'
 import {
-  describeError, ForbiddenError, TooManyLoginAttemptsError, UnauthenticatedError
+  describeError, ForbiddenError, HttpServerConfigError, ServiceNotHereError, TooManyLoginAttemptsError, UnauthenticatedError
 } from './errors.ts'
 import { HttpCounter, METRICS_CONTENT_TYPE, renderMetrics } from './metrics.ts'
 import { LoginLimiter, MAX_FAILURES_PER_IP, MAX_FAILURES_PER_USER } from './rate-limit.ts'
-import { csrfTokenMatches, SessionStore, type Session } from './sessions.ts'
+import { adminTokenAuthenticator, csrfTokenMatches, SessionStore, type AdminAuthenticator, type Session } from './sessions.ts'
 
 /** JSON bodies are small (logins, release requests); anything bigger is a mistake or an attack. */
 export const JSON_BODY_LIMIT = 64 * 1024
@@ -53,16 +58,43 @@ const CONTENT_SECURITY_POLICY = "default-src 'self'; script-src 'self'; style-sr
 /** Log paths that may carry secrets; pino replaces them before anything is written. */
 const REDACTED_LOG_PATHS = [
   'req.headers.authorization', 'req.headers.cookie', 'req.headers["x-csrf-token"]',
-  'res.headers["set-cookie"]', 'req.body.pin', 'req.body.token',
+  'res.headers["set-cookie"]', 'req.body.pin', 'req.body.token', 'req.body.joinString',
   'headers.authorization', 'headers.cookie', 'headers["x-csrf-token"]',
-  'body.pin', 'body.token', 'pin', 'token', 'csrfToken', '*.pin', '*.token', '*.csrfToken'
+  'body.pin', 'body.token', 'body.joinString', 'pin', 'token', 'csrfToken', 'joinString',
+  '*.pin', '*.token', '*.csrfToken', '*.joinString'
 ]
+/** Peer ids as libp2p prints them (base58btc / base32 multihashes): letters and digits only. */
+const PEER_ID_PATTERN = /^[A-Za-z0-9]{1,128}$/
+/** A block list longer than this is a mistake, not an operator's list. */
+const MAX_BLOCKED_PEERS = 1000
+/** Site ids as document names allow them (the same rule central's enrollment applies). */
+const SITE_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
+/** Roles a join token may be for; central is never enrolled, it is the authority. */
+const JOIN_ROLES: readonly string[] = ['site', 'terminal', 'client']
+/** A join token is for setting up a peer soon; one valid for longer than a month is a risk. */
+const MAX_TOKEN_TTL_HOURS = 30 * 24
+/** A revocation reason is a short note for the audit trail. */
+const MAX_REASON_LENGTH = 500
 
 const webDir = new URL('./web/', import.meta.url)
 
-/** Options of {@link createHttpServer}. */
+/**
+ * Options of {@link createHttpServer}. At least one of `api` and `mesh` is required, and a
+ * way to check admin tokens: `adminToken`, or else `api.authenticateAdmin`.
+ *
+ * - site: `{ api, mesh?, logger, host, port }` (the SiteApi checks the admin token)
+ * - central, terminal: `{ mesh, adminToken, logger, host, port }`
+ */
 export interface HttpServerInit {
-  api: SiteApi
+  /** The print service (jobs, printers, accounting, users); absent on central. */
+  api?: SiteApi
+  /** The mesh side (peers, sync state, enrollment); absent on a node without a mesh. */
+  mesh?: MeshApi
+  /**
+   * The admin bearer token (also what the admin login takes), compared in constant time.
+   * Required without `api`; when given it wins over `api.authenticateAdmin`.
+   */
+  adminToken?: string
   logger: Logger
   /** Address to listen on, e.g. `127.0.0.1` or `::`. */
   host: string
@@ -94,11 +126,39 @@ interface Caller {
 type AuthLevel = 'user' | 'admin'
 
 /**
+ * `GET /api/info`, public: what this node is, for the pages' header and for deciding which
+ * sections to show. On a site it carries every {@link SiteInfo} field; on central only `role`,
+ * `peer`, `services` (and `site` when the mesh reports one).
+ */
+export interface NodeInfo extends Partial<SiteInfo> {
+  /** `site`, `central`, … as the mesh knows this node; `site` for a print service without mesh. */
+  role: string
+  /** This node's peer id, when it has a mesh. */
+  peer?: string
+  /** Which route families answer here. */
+  services: { print: boolean, mesh: boolean }
+}
+
+/**
  * Builds the fastify application with every route, without listening; tests drive it
  * with `inject`. {@link createHttpServer} wraps it into a startable server.
  */
 export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): FastifyInstance {
-  const { api } = init
+  const { api, mesh } = init
+  const authenticateAdmin = checkedAuthenticator(init)
+  /** The print service, or a 404 on a node without one. */
+  const site = (): SiteApi => {
+    if (api === undefined) throw new ServiceNotHereError('print')
+    return api
+  }
+  /** The mesh side, or a 404 on a node without one. */
+  const meshApi = (): MeshApi => {
+    if (mesh === undefined) throw new ServiceNotHereError('mesh')
+    return mesh
+  }
+  /** Route hooks that refuse a service's routes first, before authentication or body validation. */
+  const printService = { onRequest: async (): Promise<void> => { site() } }
+  const meshService = { onRequest: async (): Promise<void> => { meshApi() } }
   const now = init.now ?? Date.now
   const sessions = new SessionStore({ now })
   const limiter = new LoginLimiter({ now })
@@ -112,6 +172,8 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     // Pages poll every few seconds: no info lines per request; onResponse logs one at debug.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: JSON_BODY_LIMIT,
+    // Path parameters are job ids and peer ids; fastify's default (100) would 414 the longest legal ones.
+    routerOptions: { maxParamLength: MAX_NAME_LENGTH },
     trustProxy: false
   }) as unknown as FastifyInstance
   void app.register(fastifyCookie)
@@ -190,7 +252,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     const ip = ipKey(request)
     enforceLimits([[ip, MAX_FAILURES_PER_IP]])
     const stamp = limiter.hit(ip)
-    const actor = api.authenticateAdmin(token)
+    const actor = authenticateAdmin(token)
     if (actor === undefined) throw new UnauthenticatedError('invalid bearer token')
     limiter.forgive(ip, stamp)
     return actor
@@ -227,6 +289,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
   // ---- session routes ----
 
   app.post('/api/login', {
+    ...printService,
     schema: {
       body: {
         type: 'object',
@@ -238,6 +301,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
       }
     }
   }, async (request, reply) => {
+    const users = site()
     const { username, pin } = request.body as { username: string, pin: string }
     const uKey = userKey(username)
     const iKey = ipKey(request)
@@ -247,7 +311,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     const iStamp = limiter.hit(iKey)
     let actor: Actor | undefined
     try {
-      actor = await api.authenticateUser(username, pin)
+      actor = await users.authenticateUser(username, pin)
     } catch (err) {
       limiter.forgive(uKey, uStamp) // not a wrong PIN: the directory failed
       limiter.forgive(iKey, iStamp)
@@ -304,9 +368,20 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
 
   // ---- site, jobs, printers ----
 
-  app.get('/api/info', async () => api.info())
+  app.get('/api/info', async (): Promise<NodeInfo> => {
+    const self = mesh?.status().self
+    const services = { print: api !== undefined, mesh: mesh !== undefined }
+    return {
+      ...(self?.site !== undefined ? { site: self.site } : {}),
+      ...api?.info(),
+      role: self?.role ?? 'site',
+      ...(self !== undefined ? { peer: self.peer } : {}),
+      services
+    }
+  })
 
   app.get('/api/jobs', {
+    ...printService,
     schema: {
       querystring: {
         type: 'object',
@@ -316,7 +391,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
   }, async (request) => {
     const { scope } = request.query as { scope: 'mine' | 'all' }
     const caller = authenticate(request, scope === 'all' ? 'admin' : 'user')
-    return { jobs: api.listJobs(caller.actor, scope) }
+    return { jobs: site().listJobs(caller.actor, scope) }
   })
 
   const jobParams = {
@@ -325,48 +400,48 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     properties: { id: { type: 'string', minLength: 1, maxLength: MAX_NAME_LENGTH } }
   } as const
 
-  app.post('/api/jobs/:id/release', { schema: { params: jobParams } }, async (request) => {
+  app.post('/api/jobs/:id/release', { ...printService, schema: { params: jobParams } }, async (request) => {
     const caller = authenticate(request, 'user')
     const { id } = request.params as { id: string }
     const printer = releasePrinter(request.body)
-    const job = await api.releaseJob(caller.actor, id, printer)
+    const job = await site().releaseJob(caller.actor, id, printer)
     request.log.info({ user: caller.actor.user, job: job.id, printer: job.printer ?? printer }, 'job released')
     return { job }
   })
 
-  app.delete('/api/jobs/:id', { schema: { params: jobParams } }, async (request) => {
+  app.delete('/api/jobs/:id', { ...printService, schema: { params: jobParams } }, async (request) => {
     const caller = authenticate(request, 'user')
     const { id } = request.params as { id: string }
-    const job = await api.deleteJob(caller.actor, id)
+    const job = await site().deleteJob(caller.actor, id)
     request.log.info({ user: caller.actor.user, job: job.id }, 'job deleted')
     return { job }
   })
 
-  app.get('/api/printers', async (request) => {
+  app.get('/api/printers', printService, async (request) => {
     authenticate(request, 'user')
-    return { printers: await api.printers() }
+    return { printers: await site().printers() }
   })
 
   // ---- accounting ----
 
-  app.get('/api/usage/totals', async (request) => {
+  app.get('/api/usage/totals', printService, async (request) => {
     authenticate(request, 'admin')
     const query = request.query as Record<string, unknown>
     const by = query.by
     if (by !== 'user' && by !== 'printer' && by !== 'day') {
       throw new InvalidRequestError('query parameter "by" must be user, printer or day')
     }
-    return { by, totals: api.usageTotals(parseUsageQuery(query), by) }
+    return { by, totals: site().usageTotals(parseUsageQuery(query), by) }
   })
 
-  app.get('/api/usage/records', async (request) => {
+  app.get('/api/usage/records', printService, async (request) => {
     authenticate(request, 'admin')
-    return { records: api.usageRecords(parseUsageQuery(request.query as Record<string, unknown>)) }
+    return { records: site().usageRecords(parseUsageQuery(request.query as Record<string, unknown>)) }
   })
 
-  app.get('/api/usage.csv', async (request, reply) => {
+  app.get('/api/usage.csv', printService, async (request, reply) => {
     authenticate(request, 'admin')
-    const records = api.usageRecords(parseUsageQuery(request.query as Record<string, unknown>))
+    const records = site().usageRecords(parseUsageQuery(request.query as Record<string, unknown>))
     const day = new Date(now()).toISOString().slice(0, 10)
     return await reply
       .type('text/csv; charset=utf-8')
@@ -376,25 +451,77 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
 
   // ---- users ----
 
-  app.get('/api/users', async (request) => {
+  app.get('/api/users', printService, async (request) => {
     authenticate(request, 'admin')
-    return { users: api.users() }
+    return { users: site().users() }
   })
 
-  app.post('/api/users/import', { bodyLimit: CSV_IMPORT_BODY_LIMIT }, async (request) => {
+  app.post('/api/users/import', { ...printService, bodyLimit: CSV_IMPORT_BODY_LIMIT }, async (request) => {
     const caller = authenticate(request, 'admin')
     if (typeof request.body !== 'string') {
       throw new InvalidRequestError('send the users as a text/csv body of "username,full name,PIN" rows')
     }
-    const result = await api.importUsers(request.body)
+    const result = await site().importUsers(request.body)
     request.log.info({ by: caller.actor.user, imported: result.imported }, 'users imported')
     return { imported: result.imported }
+  })
+
+  // ---- mesh ----
+
+  app.get('/api/mesh', meshService, async (request) => {
+    authenticate(request, 'admin')
+    return meshApi().status()
+  })
+
+  app.get('/api/mesh/blocked', meshService, async (request) => {
+    authenticate(request, 'admin')
+    return { peers: meshApi().blocked() }
+  })
+
+  app.put('/api/mesh/blocked', meshService, async (request) => {
+    const caller = authenticate(request, 'admin')
+    const peers = blockedPeers(request.body)
+    await meshApi().setBlocked(peers)
+    request.log.info({ by: caller.actor.user, blocked: peers.length }, 'block list replaced')
+    return { peers: meshApi().blocked() }
+  })
+
+  app.post('/api/mesh/tokens', meshService, async (request, reply) => {
+    const caller = authenticate(request, 'admin')
+    const { role, site: siteId, ttlHours } = joinTokenRequest(request.body)
+    const created = await meshApi().createJoinToken(role, siteId, ttlHours)
+    // The join string is a secret: only its id goes to the log, and the reply is never logged.
+    request.log.info({ by: caller.actor.user, role, site: siteId, tokenId: created.tokenId, expiresAt: created.expiresAt }, 'join token created')
+    return await reply.code(201).send({ joinString: created.joinString, tokenId: created.tokenId, expiresAt: created.expiresAt })
+  })
+
+  app.get('/api/mesh/requests', meshService, async (request) => {
+    authenticate(request, 'admin')
+    return { requests: meshApi().joinRequests() }
+  })
+
+  app.post('/api/mesh/requests/:peer/approve', meshService, async (request) => {
+    const caller = authenticate(request, 'admin')
+    const peer = peerParam(request.params)
+    await meshApi().approve(peer)
+    request.log.info({ by: caller.actor.user, peer }, 'join request approved')
+    return { ok: true }
+  })
+
+  app.post('/api/mesh/peers/:peer/revoke', meshService, async (request) => {
+    const caller = authenticate(request, 'admin')
+    const peer = peerParam(request.params)
+    const reason = revokeReason(request.body)
+    await meshApi().revoke(peer, reason)
+    request.log.info({ by: caller.actor.user, peer, reason }, 'peer revoked')
+    return { ok: true }
   })
 
   // ---- metrics ----
 
   app.get('/metrics', async (_request, reply) => {
-    return await reply.type(METRICS_CONTENT_TYPE).send(renderMetrics(api, httpCounter))
+    const text = renderMetrics({ http: httpCounter, ...(api !== undefined ? { site: api } : {}), ...(mesh !== undefined ? { mesh: mesh.status() } : {}) })
+    return await reply.type(METRICS_CONTENT_TYPE).send(text)
   })
 
   // ---- web pages ----
@@ -426,6 +553,70 @@ function releasePrinter (body: unknown): string | undefined {
   if (printer === undefined || printer === null || printer === '') return undefined
   if (typeof printer !== 'string' || printer.length > MAX_NAME_LENGTH) throw new InvalidRequestError('"printer" must be a printer name')
   return printer
+}
+
+/**
+ * Checks the init is a node's (a SiteApi, a MeshApi or both) and returns its admin token
+ * check: `init.adminToken`'s, else the SiteApi's; throws {@link HttpServerConfigError}.
+ */
+function checkedAuthenticator (init: Pick<HttpServerInit, 'api' | 'mesh' | 'adminToken'>): AdminAuthenticator {
+  if (init.api === undefined && init.mesh === undefined) throw new HttpServerConfigError('the HTTP layer needs a SiteApi, a MeshApi or both')
+  if (init.adminToken !== undefined) {
+    if (init.adminToken === '') throw new HttpServerConfigError('the admin token must not be empty')
+    return adminTokenAuthenticator(init.adminToken)
+  }
+  const { api } = init
+  if (api === undefined) throw new HttpServerConfigError('without a SiteApi the HTTP layer needs adminToken')
+  return (token) => api.authenticateAdmin(token)
+}
+
+/** The body must be a JSON object; returns it as a record. */
+function objectBody (body: unknown, example: string): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidRequestError(`body must be a JSON object like ${example}`)
+  return body as Record<string, unknown>
+}
+
+/** `{peers}` of a block list replacement: at most {@link MAX_BLOCKED_PEERS} peer ids, duplicates dropped. */
+function blockedPeers (body: unknown): string[] {
+  const { peers } = objectBody(body, '{"peers": ["12D3KooW…"]}')
+  if (!Array.isArray(peers)) throw new InvalidRequestError('"peers" must be an array of peer ids')
+  if (peers.length > MAX_BLOCKED_PEERS) throw new InvalidRequestError(`"peers" may list at most ${MAX_BLOCKED_PEERS} peer ids`)
+  for (const peer of peers) {
+    if (typeof peer !== 'string' || !PEER_ID_PATTERN.test(peer)) {
+      throw new InvalidRequestError(`"peers" must hold peer ids (1–128 letters and digits), not ${JSON.stringify(peer).slice(0, 40)}`)
+    }
+  }
+  return [...new Set(peers as string[])]
+}
+
+/** `{role, site, ttlHours?}` of a join token request. */
+function joinTokenRequest (body: unknown): { role: string, site: string, ttlHours?: number } {
+  const { role, site, ttlHours } = objectBody(body, '{"role": "site", "site": "branch-1"}')
+  if (typeof role !== 'string' || !JOIN_ROLES.includes(role)) throw new InvalidRequestError(`"role" must be one of ${JOIN_ROLES.join(', ')}`)
+  if (typeof site !== 'string' || !SITE_ID_PATTERN.test(site)) {
+    throw new InvalidRequestError('"site" must be a site id: 1–128 letters, digits, ".", "_", ":" or "-"')
+  }
+  if (ttlHours === undefined || ttlHours === null) return { role, site }
+  if (typeof ttlHours !== 'number' || !Number.isFinite(ttlHours) || ttlHours <= 0 || ttlHours > MAX_TOKEN_TTL_HOURS) {
+    throw new InvalidRequestError(`"ttlHours" must be a number of hours above 0 and at most ${MAX_TOKEN_TTL_HOURS}`)
+  }
+  return { role, site, ttlHours }
+}
+
+/** The `:peer` path parameter. */
+function peerParam (params: unknown): string {
+  const peer = (params as { peer?: unknown }).peer
+  if (typeof peer !== 'string' || !PEER_ID_PATTERN.test(peer)) throw new InvalidRequestError('the peer id in the path must be 1–128 letters and digits')
+  return peer
+}
+
+/** `{reason}` of a revocation: a non-empty note of at most {@link MAX_REASON_LENGTH} characters. */
+function revokeReason (body: unknown): string {
+  const { reason } = objectBody(body, '{"reason": "laptop stolen"}')
+  if (typeof reason !== 'string' || reason.trim() === '' || reason.length > MAX_REASON_LENGTH) {
+    throw new InvalidRequestError(`"reason" must be a note of 1–${MAX_REASON_LENGTH} characters`)
+  }
+  return reason.trim()
 }
 
 /** Reads one time bound: milliseconds since epoch, or an ISO 8601 date / date-time. */
@@ -463,8 +654,9 @@ export function usageCsv (records: readonly UsageRecordView[]): string {
   ]))
 }
 
-/** A startable HTTP server for a site (see the module comment for its routes). */
+/** A startable HTTP server for a node (see the module comment for its routes). */
 export function createHttpServer (init: HttpServerInit): HttpServer {
+  checkedAuthenticator(init) // a wrongly assembled node fails when it is built, not when it starts
   let app: FastifyInstance | undefined
   let starting: Promise<void> | undefined
   let boundPort = init.port

@@ -2,7 +2,7 @@
  * Server-side web sessions: a random id in an httpOnly cookie maps to the actor who logged
  * in and that session's CSRF token. Nothing but the id ever leaves the server in a cookie.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { Actor } from '../devices/jobs/types.ts'
 
 /** Bytes of randomness in a session id and a CSRF token: 256 bits, unguessable. */
@@ -111,4 +111,18 @@ export function csrfTokenMatches (session: Session, presented: string | undefine
   const a = Buffer.from(session.csrfToken)
   const b = Buffer.from(presented)
   return a.length === b.length && timingSafeEqual(a, b)
+}
+
+/** Checks a presented admin bearer token; the admin actor when it is right, else undefined. */
+export type AdminAuthenticator = (token: string) => Actor | undefined
+
+/**
+ * An {@link AdminAuthenticator} for one configured token, for nodes without a SiteApi
+ * (central). Compares SHA-256 digests in constant time, so neither the token's content
+ * nor its length leaks through timing.
+ */
+export function adminTokenAuthenticator (expected: string, actor: Actor = { user: 'admin', admin: true }): AdminAuthenticator {
+  const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
+  const expectedDigest = digest(expected)
+  return (token) => timingSafeEqual(digest(token), expectedDigest) ? { user: actor.user, admin: actor.admin } : undefined
 }

@@ -1,4 +1,6 @@
-// The admin page: sign in with the admin token; all jobs, printers, accounting, users.
+// The admin page: sign in with the admin token; all jobs, printers, accounting, users (on a
+// node with the print service) and the mesh: this node, its peers, document sync and, on
+// central, join tokens, join requests and revocation. /api/info says which services answer.
 import {
   api, ApiError, formatCount, formatTime, h, JobTable, poll, renderPrinterOptions, setChildren,
   setCsrfToken, showMessage, showSiteInfo, stateBadge
@@ -10,6 +12,23 @@ const status = $('status')
 const loginError = $('login-error')
 const printerSelect = $('printer')
 let stopPolling = () => {}
+let stopMeshPolling = () => {}
+/** What /api/info said; without it the page assumes a plain site (print service, no mesh). */
+let nodeInfo
+/** The mesh changes slowly and its status is larger than a job list: poll it less often. */
+const MESH_POLL_MS = 5000
+
+/** Whether this node runs a service (`print`, `mesh`), from /api/info. */
+function hasService (name) {
+  const services = nodeInfo?.services
+  return services === undefined ? name === 'print' : services[name] === true
+}
+
+/** Shows only the sections and tabs of the services this node runs. */
+function showServices () {
+  for (const el of document.querySelectorAll('[data-service]')) el.hidden = !hasService(el.dataset.service)
+  $('release-link').hidden = !hasService('print')
+}
 
 function show (name) {
   for (const [key, el] of Object.entries(views)) el.hidden = key !== name
@@ -175,6 +194,218 @@ $('import-form').addEventListener('submit', async (event) => {
   }
 })
 
+// ---- mesh ----
+
+/** A peer id as text, with a shorter form for sentences. */
+const shortPeer = (peer) => peer.length > 16 ? `${peer.slice(0, 8)}…${peer.slice(-6)}` : peer
+
+/** Re-renders a table body only when its content changed, so polling does not steal focus. */
+function renderRows (tbody, rows, signature) {
+  if (tbody.dataset.signature === signature) return
+  tbody.dataset.signature = signature
+  setChildren(tbody, rows())
+}
+
+function renderSelf (self) {
+  const facts = [['Peer id', h('code', {}, self.peer)], ['Role', self.role]]
+  if (self.site !== undefined) facts.push(['Site', self.site])
+  facts.push(['Authority (central)', self.authority === self.peer ? 'this node' : h('code', {}, self.authority)])
+  facts.push(['Listening on', self.addresses.length === 0 ? '–' : self.addresses.map((a) => h('code', { class: 'addr' }, a))])
+  const signature = JSON.stringify(self)
+  const dl = $('mesh-self')
+  if (dl.dataset.signature === signature) return
+  dl.dataset.signature = signature
+  setChildren(dl, facts.flatMap(([term, value]) => [h('dt', {}, term), h('dd', {}, value)]))
+}
+
+function connection (p) {
+  if (p.connected) return h('span', { class: 'printer-state printer-ok' }, 'connected')
+  return p.lastSeen === undefined ? 'never seen' : `last seen ${formatTime(p.lastSeen)}`
+}
+
+function renderPeers (mesh, central) {
+  const peers = [...mesh.peers].sort((a, b) => Number(b.connected) - Number(a.connected) || (a.site ?? '').localeCompare(b.site ?? '') || a.peer.localeCompare(b.peer))
+  const signature = JSON.stringify([central, peers.map((p) => [p.peer, p.role, p.site, p.connected, p.connected ? 0 : p.lastSeen, p.revoked])])
+  renderRows($('mesh-peers').tBodies[0], () => peers.map((p) => h('tr', { 'data-peer': p.peer },
+    h('th', { scope: 'row' }, h('code', {}, p.peer)),
+    h('td', {}, p.role ?? '–'),
+    h('td', {}, p.site ?? '–'),
+    h('td', {}, connection(p)),
+    h('td', {}, p.revoked ? h('span', { class: 'state state-failed' }, 'revoked') : 'valid'),
+    h('td', { class: 'actions' }, central && !p.revoked
+      ? h('button', { type: 'button', class: 'danger', 'aria-label': `Revoke ${p.peer}`, onclick: () => openRevoke(p.peer) }, 'Revoke')
+      : undefined)
+  )), signature)
+  $('no-peers').hidden = peers.length > 0
+  $('mesh-peers').hidden = peers.length === 0
+}
+
+/** Per connected peer: how many documents are in sync, behind, ahead or unknown. */
+function renderDocs (mesh) {
+  const connected = mesh.peers.filter((p) => p.connected).map((p) => p.peer)
+  const counts = new Map(connected.map((peer) => [peer, { 'in-sync': 0, behind: 0, ahead: 0, unknown: 0 }]))
+  let lagging = 0
+  for (const d of mesh.documents) {
+    let behind = false
+    for (const [peer, state] of Object.entries(d.peers)) {
+      const c = counts.get(peer)
+      if (c === undefined) continue
+      c[state in c ? state : 'unknown']++
+      if (state === 'behind') behind = true
+    }
+    if (behind) lagging++
+  }
+  const n = mesh.documents.length
+  $('mesh-docs-summary').textContent = `${n} document${n === 1 ? '' : 's'} held; ` +
+    (lagging === 0 ? 'none behind a connected peer.' : `${lagging} behind a connected peer (catching up).`)
+  const peerName = (peer) => {
+    const p = mesh.peers.find((x) => x.peer === peer)
+    return p?.site !== undefined ? `${p.site} ${p.role ?? ''} · ${shortPeer(peer)}` : shortPeer(peer)
+  }
+  const rows = [...counts]
+  renderRows($('mesh-docs').tBodies[0], () => rows.map(([peer, c]) => h('tr', {},
+    h('th', { scope: 'row', title: peer }, peerName(peer)),
+    h('td', { class: 'num' }, String(c['in-sync'])),
+    h('td', { class: 'num' }, String(c.behind)),
+    h('td', { class: 'num' }, String(c.ahead)),
+    h('td', { class: 'num' }, String(c.unknown))
+  )), JSON.stringify(rows))
+  $('mesh-docs').hidden = rows.length === 0
+}
+
+function renderRequests (requests) {
+  const sorted = [...requests].sort((a, b) => Number(a.approvedAt !== undefined) - Number(b.approvedAt !== undefined) || b.requestedAt - a.requestedAt)
+  renderRows($('mesh-requests').tBodies[0], () => sorted.map((r) => h('tr', { 'data-peer': r.peer },
+    h('th', { scope: 'row' }, h('code', {}, r.peer)),
+    h('td', {}, r.role),
+    h('td', {}, r.site ?? '–'),
+    h('td', {}, formatTime(r.requestedAt)),
+    h('td', { class: 'actions' }, r.approvedAt !== undefined
+      ? h('span', { class: 'state state-printed' }, `approved ${formatTime(r.approvedAt)}`)
+      : h('button', { type: 'button', class: 'primary', 'aria-label': `Approve ${r.peer}`, onclick: (event) => approve(r.peer, event.currentTarget) }, 'Approve'))
+  )), JSON.stringify(sorted))
+  $('no-requests').hidden = sorted.length > 0
+  $('mesh-requests').hidden = sorted.length === 0
+}
+
+async function refreshMesh () {
+  const mesh = await api('GET', '/api/mesh')
+  const central = mesh.self.role === 'central'
+  renderSelf(mesh.self)
+  renderPeers(mesh, central)
+  renderDocs(mesh)
+  $('mesh-central').hidden = !central
+  if (central) renderRequests((await api('GET', '/api/mesh/requests')).requests)
+}
+
+async function approve (peer, button) {
+  button.disabled = true
+  try {
+    await api('POST', `/api/mesh/requests/${encodeURIComponent(peer)}/approve`)
+    showMessage(status, `Approved ${shortPeer(peer)}: it gets its certificate on its next attempt.`)
+    await refreshMesh()
+  } catch (err) {
+    button.disabled = false
+    handleError(err, `Could not approve ${shortPeer(peer)}`)
+  }
+}
+
+function clearJoinString () {
+  $('join-string').value = ''
+  $('join-meta').textContent = ''
+  $('join-result').hidden = true
+}
+
+$('token-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const tokenStatus = $('token-status')
+  const role = $('token-role').value
+  const site = $('token-site').value.trim()
+  if (site === '') {
+    showMessage(tokenStatus, 'Enter the site id the new peer belongs to.', 'error')
+    return
+  }
+  const button = event.target.querySelector('button[type=submit]')
+  button.disabled = true
+  clearJoinString()
+  try {
+    const created = await api('POST', '/api/mesh/tokens', { json: { role, site } })
+    showMessage(tokenStatus, '')
+    $('join-meta').textContent = `For a ${role} at ${site}; valid once, until ${formatTime(created.expiresAt)}.`
+    $('join-string').value = created.joinString
+    $('join-result').hidden = false
+    $('join-string').focus()
+    $('join-string').select()
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 400) showMessage(tokenStatus, `Could not create a join token: ${err.message}`, 'error')
+    else handleError(err, 'Could not create a join token')
+  } finally {
+    button.disabled = false
+  }
+})
+
+$('copy-join').addEventListener('click', async () => {
+  const field = $('join-string')
+  const tokenStatus = $('token-status')
+  try {
+    // The clipboard API needs a secure context (HTTPS or localhost); fall back to the selection.
+    if (navigator.clipboard !== undefined) await navigator.clipboard.writeText(field.value)
+    else {
+      field.select()
+      if (!document.execCommand('copy')) throw new Error('the browser refused')
+    }
+    showMessage(tokenStatus, 'Join string copied.')
+  } catch (err) {
+    field.select()
+    showMessage(tokenStatus, `Could not copy (${err.message}): the join string is selected, press Ctrl+C.`, 'error')
+  }
+})
+
+$('dismiss-join').addEventListener('click', () => {
+  clearJoinString()
+  showMessage($('token-status'), '')
+})
+
+const revokeDialog = $('revoke-dialog')
+
+function openRevoke (peer) {
+  revokeDialog.dataset.peer = peer
+  $('revoke-peer').textContent = peer
+  $('revoke-reason').value = ''
+  showMessage($('revoke-error'), '')
+  revokeDialog.showModal()
+  $('revoke-reason').focus()
+}
+
+$('revoke-cancel').addEventListener('click', () => revokeDialog.close())
+
+$('revoke-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const peer = revokeDialog.dataset.peer
+  const reason = $('revoke-reason').value.trim()
+  if (reason === '') {
+    showMessage($('revoke-error'), 'Give a reason; it is kept with the revocation.', 'error')
+    $('revoke-reason').focus()
+    return
+  }
+  const button = event.target.querySelector('button[type=submit]')
+  button.disabled = true
+  try {
+    await api('POST', `/api/mesh/peers/${encodeURIComponent(peer)}/revoke`, { json: { reason } })
+    revokeDialog.close()
+    showMessage(status, `Revoked ${shortPeer(peer)}.`)
+    await refreshMesh()
+  } catch (err) {
+    if (err instanceof ApiError && (err.status === 400 || err.status === 409)) showMessage($('revoke-error'), err.message, 'error')
+    else {
+      revokeDialog.close()
+      handleError(err, `Could not revoke ${shortPeer(peer)}`)
+    }
+  } finally {
+    button.disabled = false
+  }
+})
+
 // ---- session ----
 
 function loggedIn (session) {
@@ -182,19 +413,29 @@ function loggedIn (session) {
   $('user-name').textContent = session.user
   $('whoami').hidden = false
   showMessage(status, '')
+  showServices()
   show('admin')
   const failed = (what) => (err) => handleError(err, what)
-  refreshUsers().catch(failed('Could not load users'))
-  refreshUsage().catch(failed('Could not load accounting'))
   stopPolling()
-  stopPolling = poll(async () => {
-    await Promise.all([refreshJobs(), refreshPrinters()])
-  }, failed('Could not refresh jobs and printers'))
+  stopPolling = () => {}
+  if (hasService('print')) {
+    refreshUsers().catch(failed('Could not load users'))
+    refreshUsage().catch(failed('Could not load accounting'))
+    stopPolling = poll(async () => {
+      await Promise.all([refreshJobs(), refreshPrinters()])
+    }, failed('Could not refresh jobs and printers'))
+  }
+  stopMeshPolling()
+  stopMeshPolling = hasService('mesh') ? poll(refreshMesh, failed('Could not refresh the mesh'), MESH_POLL_MS) : () => {}
 }
 
 function loggedOut (message = '') {
   stopPolling()
   stopPolling = () => {}
+  stopMeshPolling()
+  stopMeshPolling = () => {}
+  if (revokeDialog.open) revokeDialog.close()
+  clearJoinString()
   setCsrfToken(undefined)
   jobs.render([])
   $('whoami').hidden = true
@@ -235,7 +476,8 @@ $('logout').addEventListener('click', async () => {
 })
 
 async function main () {
-  await showSiteInfo($('site-info'))
+  nodeInfo = await showSiteInfo($('site-info'))
+  showServices()
   try {
     const session = await api('GET', '/api/session')
     if (!session.admin) {

@@ -202,11 +202,17 @@ export function poll (task, onError, intervalMs = POLL_INTERVAL_MS) {
   }
 }
 
-/** Shows the site's name in the header; resolves with the site info (or the error's message). */
+/**
+ * Shows what this node is in the header (`Site x · host`, or `Central node · peer …` on
+ * central, which has no site); resolves with /api/info's answer, or undefined on an error.
+ */
 export async function showSiteInfo (el) {
   try {
     const info = await api('GET', '/api/info')
-    el.textContent = `Site ${info.site} · ${info.hostname}`
+    const peer = typeof info.peer === 'string' ? `peer ${info.peer.slice(0, 8)}…${info.peer.slice(-6)}` : undefined
+    if (info.site !== undefined && info.hostname !== undefined) el.textContent = `Site ${info.site} · ${info.hostname}`
+    else if (info.role === 'central') el.textContent = ['Central node', peer].filter(Boolean).join(' · ')
+    else el.textContent = [`${info.role ?? 'Unknown'} node`, info.site, peer].filter(Boolean).join(' · ')
     return info
   } catch (err) {
     el.textContent = `Site information unavailable: ${err.message}`

@@ -142,6 +142,11 @@ $('logout').addEventListener('click', async () => {
 
 async function main () {
   siteInfo = await showSiteInfo($('site-info'))
+  if (siteInfo?.services?.print === false) {
+    // Central (or another node without the print service): no jobs to release here.
+    window.location.replace('/admin')
+    return
+  }
   if (siteInfo !== undefined) $('ipp-uri').textContent = siteInfo.ippUri
   try {
     const session = await api('GET', '/api/session')
