@@ -7,7 +7,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { startSite, type PrinterConfig } from './site.ts'
+import { startSite, type PrinterConfig, type MeshOptions } from './site.ts'
+import { startCentral } from './central.ts'
+import { startTerminal } from './terminal.ts'
 import { signerFor } from '../transports/identity.ts'
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../transports/host.ts'
 import { createLogger } from './logger.ts'
@@ -50,11 +52,62 @@ if (Number(process.versions.node.split('.')[0]) < MIN_NODE_MAJOR) {
   process.exit(1)
 }
 
+/** libp2p's default port for printmesh peers. */
+const DEFAULT_P2P_PORT = 8633
+
+function collect (value: string, previous: string[]): string[] {
+  return [...previous, value]
+}
+
+function seconds (value: string): number {
+  const n = Number(value)
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number of seconds')
+  return n * 1000
+}
+
+interface MeshCliOptions { listen: string[], bootstrap: string[], mdns: boolean, join?: string, antiEntropySeconds?: number }
+
+/** The mesh options every role shares. */
+function withMeshOptions (cmd: Command): Command {
+  return cmd
+    .option('--listen <multiaddr>', `libp2p listen address (repeatable); default /ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`, collect, [])
+    .option('--bootstrap <multiaddr>', 'a peer to connect to, with /p2p/<peer id> (repeatable)', collect, [])
+    .option('--no-mdns', 'do not discover peers on the local network by mDNS')
+    .option('--join <join-string>', 'join a mesh with a join string from central (first start only)')
+    .option('--anti-entropy-seconds <s>', 'how often to compare documents with every peer', seconds)
+}
+
+function meshOptions (opts: MeshCliOptions): MeshOptions {
+  return {
+    listen: opts.listen.length > 0 ? opts.listen : [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`],
+    bootstrap: opts.bootstrap,
+    mdns: opts.mdns,
+    ...(opts.join !== undefined ? { join: opts.join } : {}),
+    ...(opts.antiEntropySeconds !== undefined ? { antiEntropyMs: opts.antiEntropySeconds } : {})
+  }
+}
+
+/** Stops a running role on SIGINT/SIGTERM, once. */
+function stopOnSignals (stop: () => Promise<void>, logger: ReturnType<typeof createLogger>): void {
+  let stopping = false
+  const shutdown = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    logger.info({ signal }, 'shutting down')
+    stop().then(() => process.exit(0), (err: unknown) => {
+      logger.error({ err }, 'shutdown failed')
+      process.exit(1)
+    })
+  }
+  process.on('SIGINT', () => shutdown('SIGINT'))
+  process.on('SIGTERM', () => shutdown('SIGTERM'))
+}
+
 const program = new Command('printmesh')
   .description('Peer-to-peer print management: secure print release, accounting and roaming across branches')
   .showHelpAfterError()
 
-program.command('site')
+withMeshOptions(program.command('site'))
   .description('run a branch print server: IPP queue, held jobs, release to printers, accounting, web admin')
   .option('--data <dir>', 'data folder (database, spool, identity)', './data')
   .option('--site <id>', 'site id (default: host name)')
@@ -71,10 +124,11 @@ program.command('site')
   .action(async (opts: {
     data: string, site?: string, host: string, ippPort: number, httpPort: number, printer: PrinterConfig[],
     adminToken?: string, queue: string, hold: boolean, holdHours?: number, retentionHours?: number, logLevel: string
-  }) => {
+  } & MeshCliOptions) => {
     const logger = createLogger(opts.logLevel)
     const site = await startSite({
       data: opts.data,
+      mesh: meshOptions(opts),
       ...(opts.site !== undefined ? { site: opts.site } : {}),
       host: opts.host,
       ippPort: opts.ippPort,
@@ -88,18 +142,45 @@ program.command('site')
     }, logger)
     process.stderr.write(`printmesh site ready\n  print to:  ${site.ippUri}\n  web:       ${site.webUrl}\n` +
       (site.adminTokenFile !== undefined ? `  admin token in ${site.adminTokenFile}\n` : ''))
-    let stopping = false
-    const shutdown = (signal: string): void => {
-      if (stopping) return
-      stopping = true
-      logger.info({ signal }, 'shutting down')
-      site.stop().then(() => process.exit(0), (err: unknown) => {
-        logger.error({ err }, 'shutdown failed')
-        process.exit(1)
-      })
-    }
-    process.on('SIGINT', () => shutdown('SIGINT'))
-    process.on('SIGTERM', () => shutdown('SIGTERM'))
+    stopOnSignals(site.stop, logger)
+  })
+
+withMeshOptions(program.command('central'))
+  .description('run the mesh\'s central node: license authority, enrollment, directory, mesh-wide admin (never a print server)')
+  .option('--data <dir>', 'data folder (database, identity, network key)', './data-central')
+  .option('--host <address>', 'address to listen on for HTTP', '0.0.0.0')
+  .option('--http-port <n>', 'web admin and JSON API port', port, DEFAULT_HTTP_PORT)
+  .addOption(new Option('--admin-token <token>', 'bearer token for admin API calls (default: generated into <data>/admin-token)').env('PRINTMESH_ADMIN_TOKEN'))
+  .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').env('PRINTMESH_LOG_LEVEL'))
+  .action(async (opts: { data: string, host: string, httpPort: number, adminToken?: string, logLevel: string } & MeshCliOptions) => {
+    if (opts.join !== undefined) throw new InvalidArgumentError('central is the authority: it does not --join')
+    const logger = createLogger(opts.logLevel)
+    const mesh = meshOptions(opts)
+    const central = await startCentral({
+      data: opts.data, host: opts.host, httpPort: opts.httpPort, listen: mesh.listen, bootstrap: mesh.bootstrap, mdns: mesh.mdns,
+      ...(opts.adminToken !== undefined ? { adminToken: opts.adminToken } : {}),
+      ...(mesh.antiEntropyMs !== undefined ? { antiEntropyMs: mesh.antiEntropyMs } : {})
+    }, logger)
+    process.stderr.write(`printmesh central ready\n  web:  ${central.webUrl}\n  peer: ${central.peer.id}\n` +
+      (central.adminTokenFile !== undefined ? `  admin token in ${central.adminTokenFile}\n` : '') +
+      '  create join strings on the web page or with POST /api/mesh/tokens\n')
+    stopOnSignals(central.stop, logger)
+  })
+
+withMeshOptions(program.command('terminal'))
+  .description('run an MFP terminal peer (joins a mesh with --join on first start)')
+  .option('--data <dir>', 'data folder', './data-terminal')
+  .option('--host <address>', 'address to listen on for HTTP', '0.0.0.0')
+  .option('--http-port <n>', 'status API port', port, DEFAULT_HTTP_PORT)
+  .addOption(new Option('--admin-token <token>', 'bearer token for admin API calls').env('PRINTMESH_ADMIN_TOKEN'))
+  .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').env('PRINTMESH_LOG_LEVEL'))
+  .action(async (opts: { data: string, host: string, httpPort: number, adminToken?: string, logLevel: string } & MeshCliOptions) => {
+    const logger = createLogger(opts.logLevel)
+    const terminal = await startTerminal({
+      data: opts.data, host: opts.host, httpPort: opts.httpPort, mesh: meshOptions(opts),
+      ...(opts.adminToken !== undefined ? { adminToken: opts.adminToken } : {})
+    }, logger)
+    stopOnSignals(terminal.stop, logger)
   })
 
 const users = program.command('users').description('manage the site-local user list')

@@ -7,6 +7,7 @@ import type { DocStore } from '../crdt/store.ts'
 import { directoryDoc, parseDocName } from '../crdt/names.ts'
 import { listUsers } from '../crdt/directory.ts'
 import { listUsage, totalUsage, type UsageRecord } from '../crdt/accounting.ts'
+import { listJobs as listJobRecords } from '../crdt/jobs.ts'
 import type { JobService } from '../devices/jobs/service.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
 import type { Actor, JobRecord } from '../devices/jobs/types.ts'
@@ -48,6 +49,17 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
     return out.sort((a, b) => a.time - b.time || a.id.localeCompare(b.id))
   }
 
+  const remoteJobs = (): JobRecord[] => {
+    const out: JobRecord[] = []
+    for (const name of c.store.openNames()) {
+      const parsed = parseDocName(name)
+      if (parsed?.family !== 'jobs' || parsed.peer === c.peer) continue
+      const doc = c.store.get(name)
+      if (doc !== undefined) out.push(...listJobRecords(doc))
+    }
+    return out
+  }
+
   return {
     info: () => c.info,
 
@@ -62,6 +74,8 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
     listJobs (actor: Actor, scope: 'mine' | 'all'): JobRecord[] {
       if (scope === 'all' && !actor.admin) throw new InvalidRequestError('only admins may list all jobs')
       const jobs = c.jobs.listJobs({ which: 'all', ...(scope === 'mine' ? { owner: actor.user } : {}) })
+      // admins also see the jobs other peers hold, as replicated here (read-only until roaming)
+      if (scope === 'all') jobs.push(...remoteJobs())
       return jobs.sort((a, b) => b.createdAt - a.createdAt)
     },
 

@@ -1,5 +1,5 @@
 /**
- * Real `printmesh site` processes for integration tests. Each runs on loopback with
+ * Real `printmesh site` / `central` / `terminal` processes for integration tests. Each runs on loopback with
  * ephemeral ports, read back from its "site ready" log line. Processes are ended by pid;
  * temp folders the harness made are removed on stop.
  */
@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto'
 
 const ROOT = new URL('../..', import.meta.url).pathname
 const CLI = join(ROOT, 'node/cli.ts')
-/** A site that has not said "site ready" by then has failed to start. */
+/** A node that has not said it is ready by then has failed to start. */
 const START_TIMEOUT_MS = 30_000
 /** Grace period for a SIGTERM'd site before SIGKILL. */
 const STOP_TIMEOUT_MS = 10_000
@@ -30,6 +30,10 @@ export interface SiteOptions {
 
 export interface SiteProcess {
   pid: number
+  /** libp2p peer id. */
+  peer: string
+  /** libp2p listen addresses (with /p2p/<peer>). */
+  listen: string[]
   ippPort: number
   httpPort: number
   ippUri: string
@@ -74,7 +78,32 @@ export async function startSite (opts: SiteOptions = {}): Promise<SiteProcess> {
     await rm(csv)
   }
   const args = ['site', '--data', dataDir, '--host', '127.0.0.1', '--ipp-port', '0', '--http-port', '0',
-    '--admin-token', adminToken, ...(opts.printers ?? []).flatMap((p) => ['--printer', p]), ...(opts.args ?? [])]
+    '--admin-token', adminToken, ...MESH_TEST_ARGS, ...(opts.printers ?? []).flatMap((p) => ['--printer', p]), ...(opts.args ?? [])]
+  return await spawnNode(args, 'site ready', dataDir, ownsDir, adminToken)
+}
+
+/** Every test node listens on an ephemeral loopback port, without mDNS, and repairs fast. */
+const MESH_TEST_ARGS = ['--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--anti-entropy-seconds', '1']
+
+/** A `printmesh central` process. */
+export async function startCentral (opts: { dataDir?: string, args?: string[] } = {}): Promise<SiteProcess> {
+  const ownsDir = opts.dataDir === undefined
+  const dataDir = opts.dataDir ?? await tempDir('printmesh-central-')
+  const adminToken = randomBytes(16).toString('hex')
+  const args = ['central', '--data', dataDir, '--host', '127.0.0.1', '--http-port', '0', '--admin-token', adminToken, ...MESH_TEST_ARGS, ...(opts.args ?? [])]
+  return await spawnNode(args, 'central ready', dataDir, ownsDir, adminToken)
+}
+
+/** A `printmesh terminal` process. */
+export async function startTerminal (opts: { dataDir?: string, args?: string[] } = {}): Promise<SiteProcess> {
+  const ownsDir = opts.dataDir === undefined
+  const dataDir = opts.dataDir ?? await tempDir('printmesh-terminal-')
+  const adminToken = randomBytes(16).toString('hex')
+  const args = ['terminal', '--data', dataDir, '--host', '127.0.0.1', '--http-port', '0', '--admin-token', adminToken, ...MESH_TEST_ARGS, ...(opts.args ?? [])]
+  return await spawnNode(args, 'terminal ready', dataDir, ownsDir, adminToken)
+}
+
+async function spawnNode (args: string[], readyMsg: string, dataDir: string, ownsDir: boolean, adminToken: string): Promise<SiteProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   const lines: string[] = []
   const waiters = new Set<() => void>()
@@ -117,7 +146,7 @@ export async function startSite (opts: SiteOptions = {}): Promise<SiteProcess> {
 
   let ready: Record<string, unknown>
   try {
-    ready = await waitForLog('site ready')
+    ready = await waitForLog(readyMsg)
   } catch (err) {
     child.kill('SIGKILL')
     await exited(child, STOP_TIMEOUT_MS)
@@ -128,6 +157,8 @@ export async function startSite (opts: SiteOptions = {}): Promise<SiteProcess> {
   const httpPort = Number(ready.httpPort)
   return {
     pid: child.pid as number,
+    peer: String(ready.peer),
+    listen: (ready.listen as string[] | undefined) ?? [],
     ippPort,
     httpPort,
     ippUri: `ipp://127.0.0.1:${ippPort}/ipp/print`,

@@ -1,0 +1,224 @@
+/**
+ * What every printmesh process is, whatever its role: a libp2p peer with a persisted key,
+ * a signed document store, a membership (who is who, who may write what), a transport and
+ * a sync engine. Roles (node/site.ts, node/central.ts, node/terminal.ts) build on it.
+ *
+ * Mesh state in the data folder:
+ *   peer.key      this peer's Ed25519 key (its identity)
+ *   network.key   the private-network key (pnet): only peers holding it complete a handshake
+ *   mesh.json     { authority, certificate?, bootstrap[] } once set up
+ * A central, or a site started without --join, is its own authority (standalone). A peer
+ * started with --join enrolls with central first; a standalone site that joins keeps its
+ * jobs and accounting, and hands license and directory over to central.
+ */
+import { mkdir, readFile, writeFile, rename } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Logger } from 'pino'
+import { DocStore } from '../crdt/store.ts'
+import { LevelPersistence } from '../crdt/persistence.ts'
+import { licenseDoc, directoryDoc } from '../crdt/names.ts'
+import { Membership } from '../crdt/membership.ts'
+import { SyncEngine } from '../crdt/sync.ts'
+import { decodeCertificate, encodeCertificate, type Certificate, type Role } from '../crdt/license.ts'
+import type { Signer } from '../crdt/envelope.ts'
+import { createHost, loadOrCreatePeerKey, loadOrCreateNetworkKey, PEER_KEY_FILE, type Host } from '../transports/host.ts'
+import { Libp2pTransport } from '../transports/libp2p.ts'
+import { requestEnrollment } from '../transports/enroll.ts'
+import { PeerExchange } from '../transports/peer-exchange.ts'
+import { signerFor, verifyPeerSignature } from '../transports/identity.ts'
+import { ServiceGroup } from './lifecycle.ts'
+import { disconnectRevokedPeers } from './mesh.ts'
+import { decodeJoinString, type EnrollResponse } from './enrollment.ts'
+
+const NETWORK_KEY_FILE = 'network.key'
+const MESH_FILE = 'mesh.json'
+/** While an admin has not approved a join request, ask again this often. */
+export const ENROLL_RETRY_MS = 2_000
+
+export interface PeerConfig {
+  data: string
+  role: Role
+  /** Site id (sites, terminals, clients); for a joined peer its certificate decides. */
+  site?: string
+  /** libp2p listen addresses. */
+  listen: string[]
+  /** Other peers to connect to (multiaddrs with /p2p/<id>). */
+  bootstrap: string[]
+  /** Discover peers on the LAN by mDNS. */
+  mdns: boolean
+  /** A join string from central's admin (first start only). */
+  join?: string
+  antiEntropyMs?: number
+}
+
+interface MeshFile { authority: string, certificate?: string, bootstrap: string[] }
+
+export interface Peer {
+  id: string
+  role: Role
+  site?: string
+  signer: Signer
+  store: DocStore
+  membership: Membership
+  host: Host
+  transport: Libp2pTransport
+  sync: SyncEngine
+  /** Services in start order; roles add theirs after the core. */
+  services: ServiceGroup
+  /** When each peer was last connected (ms), for /api/mesh. */
+  lastSeen: Map<string, number>
+  blocked: Set<string>
+  dataDir: string
+}
+
+export class JoinError extends Error {
+  constructor (message: string) { super(message); this.name = 'JoinError' }
+}
+
+async function readMeshFile (path: string): Promise<MeshFile | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as MeshFile
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+}
+
+async function writeAtomically (path: string, content: string | Uint8Array): Promise<void> {
+  await writeFile(path + '.tmp', content, { mode: 0o600 })
+  await rename(path + '.tmp', path)
+}
+
+/** Builds the peer core; nothing is started until `services.start()`. */
+export async function buildPeer (config: PeerConfig, logger: Logger): Promise<Peer> {
+  const dataDir = config.data
+  await mkdir(dataDir, { recursive: true })
+  const key = await loadOrCreatePeerKey(join(dataDir, PEER_KEY_FILE))
+  const signer = signerFor(key)
+  const meshPath = join(dataDir, MESH_FILE)
+  let mesh = await readMeshFile(meshPath)
+  const joining = mesh === undefined && config.join !== undefined ? decodeJoinString(config.join) : undefined
+  if (config.join !== undefined && mesh !== undefined) logger.info('already a mesh member: --join ignored')
+  if (joining !== undefined) {
+    await writeAtomically(join(dataDir, NETWORK_KEY_FILE), joining.networkKey)
+  } else if (mesh === undefined) {
+    if (config.role !== 'central' && config.role !== 'site') throw new JoinError(`a ${config.role} must join a mesh: start it with --join <join string from central>`)
+    mesh = { authority: signer.id, bootstrap: [] } // standalone: its own authority
+    await writeAtomically(meshPath, JSON.stringify(mesh, null, 2))
+  }
+  const networkKey = await loadOrCreateNetworkKey(join(dataDir, NETWORK_KEY_FILE))
+
+  const store = new DocStore(await LevelPersistence.open(join(dataDir, 'db')), signer)
+  const host = await createHost({
+    identity: { privateKey: key },
+    listen: config.listen,
+    networkKey,
+    mdns: config.mdns,
+    bootstrap: [...new Set([...config.bootstrap, ...(mesh?.bootstrap ?? []), ...(joining?.addrs.map((a) => withPeer(a, joining.central)) ?? [])])],
+    logger
+  })
+
+  if (joining !== undefined) {
+    mesh = await enroll(host, signer.id, joining, config, logger)
+    // the mesh's authority now owns license and directory: drop this peer's standalone ones
+    await store.remove(licenseDoc())
+    await store.remove(directoryDoc())
+    await writeAtomically(meshPath, JSON.stringify(mesh, null, 2))
+  }
+  const meshFile = mesh as MeshFile
+  const certificate: Certificate | undefined = meshFile.certificate !== undefined ? decodeCertificate(new TextEncoder().encode(meshFile.certificate)) : undefined
+  const site = certificate?.site ?? config.site
+  const membership = new Membership({
+    self: signer.id,
+    authority: meshFile.authority,
+    role: config.role,
+    ...(site !== undefined ? { site } : {}),
+    ...(certificate !== undefined ? { certificate } : {})
+  }, verifyPeerSignature)
+
+  const blocked = new Set<string>()
+  const transport = new Libp2pTransport({
+    host,
+    admission: {
+      credentials: () => membership.credentials(),
+      admit: async (peer, creds) => {
+        if (blocked.has(peer)) return false
+        const verdict = await membership.admit(peer, creds)
+        if (!verdict.ok) logger.warn({ peer, reason: verdict.reason }, 'peer refused at admission')
+        return verdict.ok
+      }
+    },
+    logger
+  })
+  const sync = new SyncEngine({ ...(config.antiEntropyMs !== undefined ? { antiEntropyMs: config.antiEntropyMs } : {}) }, {
+    store, link: transport, membership, verify: verifyPeerSignature, logger
+  })
+  const lastSeen = new Map<string, number>()
+  const services = new ServiceGroup(logger)
+  let unwatch: (() => void) | undefined
+  services.add('store', {
+    start: async () => {
+      // hold every stored document open: HELLO announces what is open
+      for (const name of await store.storedNames()) await store.open(name)
+      membership.useLicense(await store.open(licenseDoc()))
+    },
+    stop: async () => { await store.close() }
+  })
+  services.add('host', {
+    start: async () => { if (host.status !== 'started') await host.start() },
+    stop: async () => { await host.stop() }
+  })
+  services.add('transport', transport)
+  services.add('sync', sync)
+  services.add('peer-exchange', new PeerExchange({
+    host,
+    dial: async (addrs) => await transport.dial(addrs),
+    skip: (p) => blocked.has(p) || membership.revoked(p),
+    connected: (p) => transport.peers().includes(p),
+    logger,
+    ...(config.antiEntropyMs !== undefined ? { announceMs: config.antiEntropyMs } : {})
+  }))
+  services.add('revocations', {
+    start: async () => {
+      transport.on('peer:connect', (p) => lastSeen.set(p, Date.now()))
+      transport.on('peer:disconnect', (p) => lastSeen.set(p, Date.now()))
+      unwatch = disconnectRevokedPeers(await store.open(licenseDoc()), membership, transport, logger)
+    },
+    stop: async () => { unwatch?.() }
+  })
+  return { id: signer.id, role: config.role, ...(site !== undefined ? { site } : {}), signer, store, membership, host, transport, sync, services, lastSeen, blocked, dataDir }
+}
+
+function withPeer (addr: string, peer: string): string {
+  return addr.includes('/p2p/') ? addr : `${addr}/p2p/${peer}`
+}
+
+/** Enrolls with central; waits (retrying) while an admin has not approved the request. */
+async function enroll (host: Host, self: string, j: ReturnType<typeof decodeJoinString>, config: PeerConfig, logger: Logger): Promise<MeshFile> {
+  await host.start()
+  const request = { ...(j.secret !== undefined ? { secret: j.secret } : {}), role: config.role, ...(config.site !== undefined ? { site: config.site } : {}) }
+  let announced = false
+  for (;;) {
+    let response: EnrollResponse
+    try {
+      response = await requestEnrollment(host, j.central, j.addrs, request) as EnrollResponse
+    } catch (err) {
+      logger.warn({ err: (err as Error).message, central: j.central }, 'central unreachable for enrollment; retrying')
+      await new Promise((resolve) => setTimeout(resolve, ENROLL_RETRY_MS))
+      continue
+    }
+    if (response.status === 'issued') {
+      const cert = decodeCertificate(new TextEncoder().encode(response.certificate))
+      if (cert.peer !== self || cert.issuer !== j.central || response.authority !== j.central) throw new JoinError('central issued a certificate that does not match this peer')
+      logger.info({ authority: j.central, role: cert.role, site: cert.site }, 'joined the mesh')
+      return { authority: j.central, certificate: new TextDecoder().decode(encodeCertificate(cert)), bootstrap: j.addrs.map((a) => withPeer(a, j.central)) }
+    }
+    if (response.status === 'refused') throw new JoinError(`central refused to enroll this peer: ${response.reason}`)
+    if (!announced) {
+      logger.info({ peer: self }, 'join request sent; waiting for an admin to approve it on central')
+      announced = true
+    }
+    await new Promise((resolve) => setTimeout(resolve, ENROLL_RETRY_MS))
+  }
+}
+

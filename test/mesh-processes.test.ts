@@ -1,0 +1,185 @@
+// The mesh with real processes over libp2p/TCP on loopback: central + 3 sites + 1 terminal
+// join with one-time tokens, converge, survive kill -9, heal a partition, relay along a line,
+// and refuse peers without a certificate, with the wrong network key, or revoked.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { rm, copyFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { startSite, startCentral, startTerminal, tempDir, type SiteProcess } from './helpers/site.ts'
+import { printFile } from './helpers/ipptool.ts'
+import { makePdf } from './fixtures/documents.ts'
+import { until } from './helpers/wait.ts'
+
+/** Mesh operations in this file wait at most this long: anti-entropy runs every second. */
+const MESH_TIMEOUT_MS = 30_000
+
+let central: SiteProcess
+const sites: Record<string, SiteProcess> = {}
+let terminal: SiteProcess
+const extra: SiteProcess[] = []
+const dirs: string[] = []
+let docs = ''
+
+async function admin<T> (node: SiteProcess, path: string, init: { method?: string, body?: unknown } = {}): Promise<T> {
+  const res = await fetch(node.httpUrl + path, {
+    method: init.method ?? 'GET',
+    headers: { authorization: `Bearer ${node.adminToken}`, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {})
+  })
+  const body = await res.json() as T
+  if (!res.ok) throw new Error(`${init.method ?? 'GET'} ${path}: ${res.status} ${JSON.stringify(body)}`)
+  return body
+}
+
+async function joinString (role: string, site: string): Promise<string> {
+  return (await admin<{ joinString: string }>(central, '/api/mesh/tokens', { method: 'POST', body: { role, site } })).joinString
+}
+
+interface Job { id: string, ippId: number, site: string, state: string, name: string }
+const jobsAt = async (node: SiteProcess): Promise<Job[]> => (await admin<{ jobs: Job[] }>(node, '/api/jobs?scope=all')).jobs
+const jobIds = async (node: SiteProcess): Promise<string[]> => (await jobsAt(node)).map((j) => `${j.id}:${j.state}`).sort()
+
+interface MeshStatus { self: { peer: string }, peers: Array<{ peer: string, connected: boolean, revoked: boolean }>, documents: Array<{ doc: string, peers: Record<string, string> }> }
+const mesh = async (node: SiteProcess): Promise<MeshStatus> => await admin<MeshStatus>(node, '/api/mesh')
+const connectedTo = async (node: SiteProcess, peer: string): Promise<boolean> => (await mesh(node)).peers.some((p) => p.peer === peer && p.connected)
+
+async function sameJobs (...nodes: SiteProcess[]): Promise<void> {
+  await until(async () => {
+    const lists = await Promise.all(nodes.map(jobIds))
+    return lists.every((l) => JSON.stringify(l) === JSON.stringify(lists[0]))
+  }, MESH_TIMEOUT_MS, 'identical job lists')
+}
+
+async function print (site: SiteProcess, name: string): Promise<number> {
+  const pdf = await makePdf(docs, { pages: 1, colorPages: [] })
+  return await printFile(site.ippUri, pdf, { user: 'alice', format: 'application/pdf', name })
+}
+
+test.before(async () => {
+  docs = await tempDir('printmesh-docs-')
+  central = await startCentral()
+  for (const name of ['a', 'b', 'c']) sites[name] = await startSite({ args: ['--site', `site-${name}`, '--join', await joinString('site', `site-${name}`)] })
+  terminal = await startTerminal({ args: ['--join', await joinString('terminal', 'site-a')] })
+})
+
+test.after(async () => {
+  for (const p of [...extra, terminal, ...Object.values(sites), central]) await p?.stop()
+  for (const d of dirs) await rm(d, { recursive: true, force: true })
+  await rm(docs, { recursive: true, force: true })
+})
+
+test('central, three sites and a terminal join with one-time tokens and connect', async () => {
+  for (const node of [...Object.values(sites), terminal]) {
+    await until(async () => await connectedTo(central, node.peer), MESH_TIMEOUT_MS, `${node.peer} connected to central`)
+  }
+  // a join string works once
+  const used = await joinString('site', 'site-x')
+  const first = await startSite({ args: ['--site', 'site-x', '--join', used] })
+  extra.push(first)
+  const dir = await tempDir()
+  dirs.push(dir)
+  const again = startSite({ dataDir: dir, args: ['--site', 'site-y', '--join', used] })
+  try {
+    await again
+    assert.unreachable('a used token must be refused')
+  } catch (err) {
+    assert.match((err as Error).message, /enrollment token already used/)
+  }
+})
+
+test('a job printed at site A appears, with its state, in site C\'s job list', async () => {
+  const ippId = await print(sites.a, 'mesh report')
+  await until(async () => (await jobsAt(sites.c)).some((j) => j.name === 'mesh report' && j.state === 'held'), MESH_TIMEOUT_MS, 'job at C')
+  const job = (await jobsAt(sites.a)).find((j) => j.ippId === ippId) as Job
+  await admin(sites.a, `/api/jobs/${job.id}/release`, { method: 'POST', body: {} })
+  await until(async () => (await jobsAt(sites.c)).some((j) => j.id === job.id && j.state === 'printed'), MESH_TIMEOUT_MS, 'printed state at C')
+  await sameJobs(sites.a, sites.b, sites.c)
+})
+
+test('a site killed with -9 keeps its jobs and catches up on what it missed', async () => {
+  await print(sites.b, 'before crash')
+  await until(async () => (await jobsAt(sites.a)).some((j) => j.name === 'before crash'), MESH_TIMEOUT_MS, 'job from B at A')
+  const dir = sites.b.dataDir
+  await sites.b.kill('SIGKILL')
+  await print(sites.a, 'while b was down')
+  sites.b = await startSite({ dataDir: dir, args: ['--site', 'site-b'] })
+  dirs.push(dir) // the restarted process no longer owns the folder it was started with
+  await until(async () => (await jobsAt(sites.b)).some((j) => j.name === 'while b was down'), MESH_TIMEOUT_MS, 'B caught up')
+  assert.ok((await jobsAt(sites.b)).some((j) => j.name === 'before crash'), 'B lost its own job')
+  await sameJobs(sites.a, sites.b, sites.c)
+})
+
+test('a partition between two groups heals to identical documents', async () => {
+  const groupA = [sites.a]
+  const groupB = [sites.b, sites.c, central, terminal, ...extra]
+  try {
+    for (const n of groupA) await admin(n, '/api/mesh/blocked', { method: 'PUT', body: { peers: groupB.map((x) => x.peer) } })
+    for (const n of groupB) await admin(n, '/api/mesh/blocked', { method: 'PUT', body: { peers: groupA.map((x) => x.peer) } })
+    await until(async () => !(await connectedTo(central, sites.a.peer)) && !(await connectedTo(sites.b, sites.a.peer)), MESH_TIMEOUT_MS, 'partitioned')
+    await print(sites.a, 'left side')
+    await print(sites.c, 'right side')
+    await until(async () => (await jobsAt(sites.b)).some((j) => j.name === 'right side'), MESH_TIMEOUT_MS, 'C→B inside the group')
+    assert.not.ok((await jobsAt(sites.b)).some((j) => j.name === 'left side'), 'a job crossed the partition')
+  } finally {
+    for (const n of [...groupA, ...groupB]) await admin(n, '/api/mesh/blocked', { method: 'PUT', body: { peers: [] } })
+  }
+  await sameJobs(sites.a, sites.b, sites.c)
+  await until(async () => {
+    const status = await mesh(sites.a)
+    return status.documents.length > 0 && status.documents.every((d) => Object.values(d.peers).every((s) => s === 'in-sync'))
+  }, MESH_TIMEOUT_MS, 'every document in sync at A')
+})
+
+test('in a line A–B–C with no A–C link, A\'s job reaches C through B', async () => {
+  // A and C refuse each other and every other peer but B; B stays linked to all
+  const others = [central.peer, terminal.peer, ...extra.map((e) => e.peer)]
+  try {
+    await admin(sites.a, '/api/mesh/blocked', { method: 'PUT', body: { peers: [sites.c.peer, ...others] } })
+    await admin(sites.c, '/api/mesh/blocked', { method: 'PUT', body: { peers: [sites.a.peer, ...others] } })
+    await until(async () => await connectedTo(sites.a, sites.b.peer) && await connectedTo(sites.c, sites.b.peer), MESH_TIMEOUT_MS, 'A–B and B–C links (peer exchange)')
+    assert.not.ok(await connectedTo(sites.a, sites.c.peer))
+    await print(sites.a, 'along the line')
+    await until(async () => (await jobsAt(sites.c)).some((j) => j.name === 'along the line'), MESH_TIMEOUT_MS, 'job relayed to C')
+    assert.not.ok(await connectedTo(sites.c, sites.a.peer))
+  } finally {
+    await admin(sites.a, '/api/mesh/blocked', { method: 'PUT', body: { peers: [] } })
+    await admin(sites.c, '/api/mesh/blocked', { method: 'PUT', body: { peers: [] } })
+  }
+})
+
+test('a peer with the network key but no certificate is refused', async () => {
+  const dir = await tempDir()
+  dirs.push(dir)
+  await copyFile(join(central.dataDir, 'network.key'), join(dir, 'network.key'))
+  await writeFile(join(dir, 'mesh.json'), JSON.stringify({ authority: central.peer, bootstrap: central.listen }))
+  const intruder = await startSite({ dataDir: dir, args: ['--site', 'intruder'] })
+  extra.push(intruder)
+  await until(() => central.logs().some((l) => l.includes(intruder.peer) && l.includes('refused at admission')), MESH_TIMEOUT_MS, 'refusal logged')
+  assert.not.ok(await connectedTo(central, intruder.peer))
+  await print(intruder, 'intruder job')
+  await print(sites.a, 'after intruder')
+  await until(async () => (await jobsAt(sites.b)).some((j) => j.name === 'after intruder'), MESH_TIMEOUT_MS, 'mesh still working')
+  assert.not.ok((await jobsAt(sites.b)).some((j) => j.name === 'intruder job'))
+})
+
+test('a peer with the wrong network key cannot complete a handshake', async () => {
+  const stranger = await startSite({ args: ['--site', 'stranger', '--bootstrap', central.listen[0], '--log-level', 'debug'] })
+  extra.push(stranger)
+  await until(() => stranger.logs().some((l) => l.includes('dial to discovered peer failed')), MESH_TIMEOUT_MS, 'failed dial logged')
+  assert.not.ok((await mesh(central)).peers.some((p) => p.peer === stranger.peer))
+})
+
+test('a revoked site is cut off everywhere and its later jobs do not spread', async () => {
+  await admin(central, `/api/mesh/peers/${sites.c.peer}/revoke`, { method: 'POST', body: { reason: 'stolen server' } })
+  for (const n of [central, sites.a, sites.b]) {
+    await until(async () => !(await connectedTo(n, sites.c.peer)), MESH_TIMEOUT_MS, `C cut off from ${n.peer}`)
+  }
+  await print(sites.c, 'from a revoked site')
+  await print(sites.a, 'marker after revocation')
+  await until(async () => (await jobsAt(sites.b)).some((j) => j.name === 'marker after revocation'), MESH_TIMEOUT_MS, 'marker at B')
+  assert.not.ok((await jobsAt(sites.b)).some((j) => j.name === 'from a revoked site'))
+  assert.ok((await mesh(sites.a)).peers.find((p) => p.peer === sites.c.peer)?.revoked)
+})
+
+
+test.run()
