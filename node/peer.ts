@@ -97,8 +97,10 @@ export async function buildPeer (config: PeerConfig, logger: Logger): Promise<Pe
   const signer = signerFor(key)
   const meshPath = join(dataDir, MESH_FILE)
   let mesh = await readMeshFile(meshPath)
-  const joining = mesh === undefined && config.join !== undefined ? decodeJoinString(config.join) : undefined
-  if (config.join !== undefined && mesh !== undefined) logger.info('already a mesh member: --join ignored')
+  // a standalone site (its own authority) may join; a member ignores further join strings
+  const member = mesh !== undefined && mesh.authority !== signer.id
+  const joining = !member && config.join !== undefined ? decodeJoinString(config.join) : undefined
+  if (config.join !== undefined && member) logger.info('already a mesh member: --join ignored')
   if (joining !== undefined) {
     await writeAtomically(join(dataDir, NETWORK_KEY_FILE), joining.networkKey)
   } else if (mesh === undefined) {

@@ -4,7 +4,9 @@ import * as assert from 'uvu/assert'
 import * as Y from 'yjs'
 import * as jobs from '../crdt/jobs.ts'
 import { recordUsage, listUsage, totalUsage, sheetsFor, type UsageRecord } from '../crdt/accounting.ts'
-import { hashPin, verifyPin, putUser, getUser, InvalidUserError } from '../crdt/directory.ts'
+import { hashPin, verifyPin, putUser, getUser, removeUser, listUsers, InvalidUserError } from '../crdt/directory.ts'
+import { issueCertificate, recordCertificate, revoke, putJoinRequest, listCertificates, listRevocations, listJoinRequests } from '../crdt/license.ts'
+import { generateIdentity } from '../transports/identity.ts'
 import { jobsDoc, acctDoc, parseDocName, periodOf, InvalidDocNameError } from '../crdt/names.ts'
 
 const job = (id: string, ippId: number): jobs.JobRecord => ({
@@ -71,6 +73,45 @@ test('usage recorded twice (retry, replay or two merged histories) is charged on
   Y.applyUpdate(b, Y.encodeStateAsUpdate(a))
   const totals = totalUsage([...listUsage(a), ...listUsage(b)], (r) => r.user)
   assert.equal(totals.map((t) => [t.key, t.jobs, t.pages]), [['alice', 1, 3], ['bob', 1, 5]])
+})
+
+/** Applies `updates` in order to one doc and shuffled, twice each, to another: both must agree. */
+function mergesTheSame (updates: Uint8Array[], seed: number, read: (d: Y.Doc) => unknown): void {
+  const rand = rng(seed)
+  const a = new Y.Doc(); const b = new Y.Doc()
+  for (const u of updates) Y.applyUpdate(a, u)
+  for (const u of [...updates].sort(() => rand() - 0.5)) { Y.applyUpdate(b, u); Y.applyUpdate(b, u) }
+  assert.equal(read(b), read(a), `seed ${seed}`)
+}
+
+function recorded (fn: (d: Y.Doc, rand: () => number, i: number) => void, seed: number, steps = 20): Uint8Array[] {
+  const rand = rng(seed)
+  const writer = new Y.Doc()
+  const updates: Uint8Array[] = []
+  writer.on('update', (u: Uint8Array) => updates.push(u))
+  for (let i = 0; i < steps; i++) fn(writer, rand, i)
+  return updates
+}
+
+test('directory and license documents merge the same in any order, with duplicates', async () => {
+  const hash = await hashPin('1234')
+  const central = (await generateIdentity()).signer
+  const certs = await Promise.all([0, 1, 2].map(async (i) => await issueCertificate(central, { peer: `peer-${i}`, role: 'site', site: `s${i}`, issuedAt: 1, expiresAt: 2 })))
+  for (let seed = 1; seed <= 20; seed++) {
+    const dir = recorded((d, rand, i) => {
+      const name = `user${Math.floor(rand() * 5)}`
+      if (rand() < 0.3) removeUser(d, name)
+      else putUser(d, { username: name, fullName: `User ${i}`, pinHash: hash, updatedAt: i })
+    }, seed)
+    mergesTheSame(dir, seed, (d) => listUsers(d))
+    const lic = recorded((d, rand, i) => {
+      const k = Math.floor(rand() * 3)
+      if (rand() < 0.5) recordCertificate(d, certs[k])
+      else if (rand() < 0.5) revoke(d, { peer: `peer-${k}`, at: i, reason: 'test' })
+      else putJoinRequest(d, { peer: `peer-${k}`, role: 'site', site: `s${k}`, requestedAt: i })
+    }, seed)
+    mergesTheSame(lic, seed, (d) => [listCertificates(d), listRevocations(d), listJoinRequests(d)])
+  }
 })
 
 test('sheets count duplex and copies', () => {

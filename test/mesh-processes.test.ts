@@ -147,6 +147,22 @@ test('in a line A–B–C with no A–C link, A\'s job reaches C through B', asy
   }
 })
 
+test('a standalone site that joins later keeps its jobs and accounting, and they reach the mesh', async () => {
+  const dir = await tempDir()
+  dirs.push(dir)
+  let lone = await startSite({ dataDir: dir, args: ['--site', 'site-lone'] })
+  const ippId = await print(lone, 'printed while alone')
+  const job = (await jobsAt(lone)).find((j) => j.ippId === ippId) as Job
+  await admin(lone, `/api/jobs/${job.id}/release`, { method: 'POST', body: {} })
+  await until(async () => (await jobsAt(lone)).some((j) => j.id === job.id && j.state === 'printed'), MESH_TIMEOUT_MS, 'printed alone')
+  await lone.stop()
+  lone = await startSite({ dataDir: dir, args: ['--site', 'site-lone', '--join', await joinString('site', 'site-lone')] })
+  extra.push(lone)
+  assert.ok((await jobsAt(lone)).some((j) => j.id === job.id && j.state === 'printed'), 'the site lost its job when joining')
+  await until(async () => (await jobsAt(sites.a)).some((j) => j.id === job.id && j.state === 'printed'), MESH_TIMEOUT_MS, 'its job at site A')
+  await until(async () => (await admin<{ records: Array<{ jobId: string }> }>(sites.a, '/api/usage/records')).records.some((r) => r.jobId === job.id), MESH_TIMEOUT_MS, 'its accounting at site A')
+})
+
 test('a peer with the network key but no certificate is refused', async () => {
   const dir = await tempDir()
   dirs.push(dir)
