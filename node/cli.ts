@@ -9,6 +9,7 @@ import { mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { startSite, type PrinterConfig, type MeshOptions } from './site.ts'
 import { startCentral } from './central.ts'
+import { isMeshMember } from './peer.ts'
 import { startTerminal } from './terminal.ts'
 import { signerFor } from '../transports/identity.ts'
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../transports/host.ts'
@@ -193,6 +194,7 @@ users.command('import <file>')
     const data = resolve(opts.data)
     await mkdir(data, { recursive: true })
     const signer = signerFor(await loadOrCreatePeerKey(join(data, PEER_KEY_FILE)))
+    if (await isMeshMember(data, signer.id)) throw new Error('this site is part of a mesh: users are managed on central')
     const store = new DocStore(await LevelPersistence.open(join(data, 'db')), signer)
     try {
       const { imported } = await importUsersCsv(store, csv, opts.site ?? 'local', 'cli')

@@ -89,6 +89,12 @@ async function writeAtomically (path: string, content: string | Uint8Array): Pro
   await rename(path + '.tmp', path)
 }
 
+/** Whether the node in `dataDir` (peer `self`) has joined a mesh whose authority is another peer. */
+export async function isMeshMember (dataDir: string, self: string): Promise<boolean> {
+  const mesh = await readMeshFile(join(dataDir, MESH_FILE))
+  return mesh !== undefined && mesh.authority !== self
+}
+
 /** Builds the peer core; nothing is started until `services.start()`. */
 export async function buildPeer (config: PeerConfig, logger: Logger): Promise<Peer> {
   const dataDir = config.data
@@ -98,7 +104,7 @@ export async function buildPeer (config: PeerConfig, logger: Logger): Promise<Pe
   const meshPath = join(dataDir, MESH_FILE)
   let mesh = await readMeshFile(meshPath)
   // a standalone site (its own authority) may join; a member ignores further join strings
-  const member = mesh !== undefined && mesh.authority !== signer.id
+  const member = await isMeshMember(dataDir, signer.id)
   const joining = !member && config.join !== undefined ? decodeJoinString(config.join) : undefined
   if (config.join !== undefined && member) logger.info('already a mesh member: --join ignored')
   if (joining !== undefined) {

@@ -25,6 +25,8 @@ export interface SiteApiComponents {
   store: DocStore
   jobs: JobService
   printers: ReadonlyMap<string, OutputDevice>
+  /** Whether this site writes the directory itself (standalone) rather than central. */
+  directoryAuthority: () => boolean
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
@@ -109,6 +111,7 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
     },
 
     async importUsers (csv: string): Promise<{ imported: number }> {
+      if (!c.directoryAuthority()) throw new InvalidRequestError('this site is part of a mesh: users are managed on central')
       return await importUsersCsv(c.store, csv, c.info.site, 'admin')
     }
   }

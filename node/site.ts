@@ -108,7 +108,7 @@ export async function startSite (config: SiteConfig, logger: Logger): Promise<Ru
   const ipp = services.add('ipp', createIppServer({ domain: jobs, logger: log, host: config.host, port: config.ippPort, uriHost: displayHost }))
   const info = { site, hostname: osHostname(), ippUri: '', version: '0.1.0' }
   const http = services.add('http', createHttpServer({
-    api: createSiteApi({ info, peer, adminToken, store, jobs, printers }),
+    api: createSiteApi({ info, peer, adminToken, store, jobs, printers, directoryAuthority: () => core.membership.authority === core.id }),
     mesh: createMeshApi(core, log),
     logger: log,
     host: config.host,

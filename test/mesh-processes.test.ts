@@ -72,6 +72,10 @@ test('central, three sites and a terminal join with one-time tokens and connect'
   for (const node of [...Object.values(sites), terminal]) {
     await until(async () => await connectedTo(central, node.peer), MESH_TIMEOUT_MS, `${node.peer} connected to central`)
   }
+  // users of a mesh come from central's directory, not from a member site
+  const res = await fetch(`${sites.a.httpUrl}/api/users/import`, { method: 'POST', headers: { authorization: `Bearer ${sites.a.adminToken}`, 'content-type': 'text/csv' }, body: 'alice,Alice,1234\n' })
+  assert.is(res.status, 400)
+  assert.match(await res.text(), /managed on central/)
   // a join string works once
   const used = await joinString('site', 'site-x')
   const first = await startSite({ args: ['--site', 'site-x', '--join', used] })
