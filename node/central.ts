@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path'
 import type { Logger } from 'pino'
-import { buildPeer, type Peer } from './peer.ts'
+import { buildPeer, peerConfig, type Peer } from './peer.ts'
 import { EnrollmentAuthority, type EnrollRequest } from './enrollment.ts'
 import { handleEnrollment } from '../transports/enroll.ts'
 import { createMeshApi, loadBlocked } from './mesh.ts'
@@ -34,7 +34,7 @@ export interface RunningCentral {
 export async function startCentral (config: CentralConfig, logger: Logger): Promise<RunningCentral> {
   const data = resolve(config.data)
   const log = logger.child({ role: 'central' })
-  const peer = await buildPeer({ data, role: 'central', listen: config.listen, bootstrap: config.bootstrap, mdns: config.mdns, ...(config.antiEntropyMs !== undefined ? { antiEntropyMs: config.antiEntropyMs } : {}) }, log)
+  const peer = await buildPeer(peerConfig(data, 'central', config), log)
   await loadBlocked(peer)
   const { token, file } = await resolveAdminToken(data, config.adminToken)
   const enrollment = new EnrollmentAuthority(peer.store, peer.signer)

@@ -78,6 +78,18 @@ function withMeshOptions (cmd: Command): Command {
     .option('--anti-entropy-seconds <s>', 'how often to compare documents with every peer', seconds)
 }
 
+interface NodeCliOptions extends MeshCliOptions { data: string, host: string, httpPort: number, adminToken?: string, logLevel: string }
+
+/** The options every role shares: data folder, HTTP address, admin token, logging, mesh. */
+function withNodeOptions (cmd: Command, dataDefault: string, dataHelp: string): Command {
+  return withMeshOptions(cmd)
+    .option('--data <dir>', dataHelp, dataDefault)
+    .option('--host <address>', 'address to listen on (HTTP, and IPP on sites)', '0.0.0.0')
+    .option('--http-port <n>', 'web admin and JSON API port', port, DEFAULT_HTTP_PORT)
+    .addOption(new Option('--admin-token <token>', 'bearer token for admin API calls (default: generated into <data>/admin-token)').env('PRINTMESH_ADMIN_TOKEN'))
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').env('PRINTMESH_LOG_LEVEL'))
+}
+
 function meshOptions (opts: MeshCliOptions): MeshOptions {
   return {
     listen: opts.listen.length > 0 ? opts.listen : [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`],
@@ -108,24 +120,18 @@ const program = new Command('printmesh')
   .description('Peer-to-peer print management: secure print release, accounting and roaming across branches')
   .showHelpAfterError()
 
-withMeshOptions(program.command('site'))
+withNodeOptions(program.command('site'), './data', 'data folder (database, spool, identity)')
   .description('run a branch print server: IPP queue, held jobs, release to printers, accounting, web admin')
-  .option('--data <dir>', 'data folder (database, spool, identity)', './data')
   .option('--site <id>', 'site id (default: host name)')
-  .option('--host <address>', 'address to listen on for IPP and HTTP', '0.0.0.0')
   .option('--ipp-port <n>', 'IPP port (ipp://host:port/ipp/print)', port, DEFAULT_IPP_PORT)
-  .option('--http-port <n>', 'web admin and JSON API port', port, DEFAULT_HTTP_PORT)
   .option('--printer <name=uri>', 'a printer jobs are released to (repeatable; ipp://, ipps:// or file:// URI); default: a virtual printer writing to <data>/virtual-printer', printer, [])
-  .addOption(new Option('--admin-token <token>', 'bearer token for admin API calls (default: generated into <data>/admin-token)').env('PRINTMESH_ADMIN_TOKEN'))
   .option('--queue <name>', 'name of the print queue (also reachable as /printers/<name>)', 'print')
   .option('--no-hold', 'print jobs on arrival instead of holding them for release')
   .option('--hold-hours <h>', 'held jobs not released within this many hours expire', hours)
   .option('--retention-hours <h>', 'finished jobs and their documents are purged after this many hours', hours)
-  .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').env('PRINTMESH_LOG_LEVEL'))
-  .action(async (opts: {
-    data: string, site?: string, host: string, ippPort: number, httpPort: number, printer: PrinterConfig[],
-    adminToken?: string, queue: string, hold: boolean, holdHours?: number, retentionHours?: number, logLevel: string
-  } & MeshCliOptions) => {
+  .action(async (opts: NodeCliOptions & {
+    site?: string, ippPort: number, printer: PrinterConfig[], queue: string, hold: boolean, holdHours?: number, retentionHours?: number
+  }) => {
     const logger = createLogger(opts.logLevel)
     const site = await startSite({
       data: opts.data,
@@ -146,14 +152,9 @@ withMeshOptions(program.command('site'))
     stopOnSignals(site.stop, logger)
   })
 
-withMeshOptions(program.command('central'))
+withNodeOptions(program.command('central'), './data-central', 'data folder (database, identity, network key)')
   .description('run the mesh\'s central node: license authority, enrollment, directory, mesh-wide admin (never a print server)')
-  .option('--data <dir>', 'data folder (database, identity, network key)', './data-central')
-  .option('--host <address>', 'address to listen on for HTTP', '0.0.0.0')
-  .option('--http-port <n>', 'web admin and JSON API port', port, DEFAULT_HTTP_PORT)
-  .addOption(new Option('--admin-token <token>', 'bearer token for admin API calls (default: generated into <data>/admin-token)').env('PRINTMESH_ADMIN_TOKEN'))
-  .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').env('PRINTMESH_LOG_LEVEL'))
-  .action(async (opts: { data: string, host: string, httpPort: number, adminToken?: string, logLevel: string } & MeshCliOptions) => {
+  .action(async (opts: NodeCliOptions) => {
     if (opts.join !== undefined) throw new InvalidArgumentError('central is the authority: it does not --join')
     const logger = createLogger(opts.logLevel)
     const mesh = meshOptions(opts)
@@ -168,14 +169,9 @@ withMeshOptions(program.command('central'))
     stopOnSignals(central.stop, logger)
   })
 
-withMeshOptions(program.command('terminal'))
+withNodeOptions(program.command('terminal'), './data-terminal', 'data folder (identity, database)')
   .description('run an MFP terminal peer (joins a mesh with --join on first start)')
-  .option('--data <dir>', 'data folder', './data-terminal')
-  .option('--host <address>', 'address to listen on for HTTP', '0.0.0.0')
-  .option('--http-port <n>', 'status API port', port, DEFAULT_HTTP_PORT)
-  .addOption(new Option('--admin-token <token>', 'bearer token for admin API calls').env('PRINTMESH_ADMIN_TOKEN'))
-  .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').env('PRINTMESH_LOG_LEVEL'))
-  .action(async (opts: { data: string, host: string, httpPort: number, adminToken?: string, logLevel: string } & MeshCliOptions) => {
+  .action(async (opts: NodeCliOptions) => {
     const logger = createLogger(opts.logLevel)
     const terminal = await startTerminal({
       data: opts.data, host: opts.host, httpPort: opts.httpPort, mesh: meshOptions(opts),

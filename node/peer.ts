@@ -89,6 +89,20 @@ async function writeAtomically (path: string, content: string | Uint8Array): Pro
   await rename(path + '.tmp', path)
 }
 
+/** A role's peer config from the shared mesh options. */
+export function peerConfig (data: string, role: Role, mesh: { listen: string[], bootstrap: string[], mdns: boolean, join?: string, antiEntropyMs?: number }, site?: string): PeerConfig {
+  return {
+    data,
+    role,
+    listen: mesh.listen,
+    bootstrap: mesh.bootstrap,
+    mdns: mesh.mdns,
+    ...(site !== undefined ? { site } : {}),
+    ...(mesh.join !== undefined ? { join: mesh.join } : {}),
+    ...(mesh.antiEntropyMs !== undefined ? { antiEntropyMs: mesh.antiEntropyMs } : {})
+  }
+}
+
 /** Whether the node in `dataDir` (peer `self`) has joined a mesh whose authority is another peer. */
 export async function isMeshMember (dataDir: string, self: string): Promise<boolean> {
   const mesh = await readMeshFile(join(dataDir, MESH_FILE))

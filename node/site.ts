@@ -15,7 +15,7 @@ import type { OutputDevice } from '../devices/output/types.ts'
 import { createIppServer } from '../devices/ipp/server.ts'
 import { createHttpServer } from '../ui/server.ts'
 import { createSiteApi } from './site-api.ts'
-import { buildPeer, type Peer } from './peer.ts'
+import { buildPeer, peerConfig, type Peer } from './peer.ts'
 import { createMeshApi, loadBlocked } from './mesh.ts'
 import { resolveAdminToken } from './admin-token.ts'
 
@@ -69,16 +69,7 @@ export const VIRTUAL_PRINTER = 'virtual'
 export async function startSite (config: SiteConfig, logger: Logger): Promise<RunningSite> {
   const data = resolve(config.data)
   const log = logger.child({ role: 'site' })
-  const core = await buildPeer({
-    data,
-    role: 'site',
-    site: config.site ?? osHostname().replace(/[^A-Za-z0-9._:-]/g, '-'),
-    listen: config.mesh.listen,
-    bootstrap: config.mesh.bootstrap,
-    mdns: config.mesh.mdns,
-    ...(config.mesh.join !== undefined ? { join: config.mesh.join } : {}),
-    ...(config.mesh.antiEntropyMs !== undefined ? { antiEntropyMs: config.mesh.antiEntropyMs } : {})
-  }, log)
+  const core = await buildPeer(peerConfig(data, 'site', config.mesh, config.site ?? osHostname().replace(/[^A-Za-z0-9._:-]/g, '-')), log)
   await loadBlocked(core)
   const { store, services } = core
   const peer = core.id

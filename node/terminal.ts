@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path'
 import type { Logger } from 'pino'
-import { buildPeer, type Peer } from './peer.ts'
+import { buildPeer, peerConfig, type Peer } from './peer.ts'
 import { createMeshApi, loadBlocked } from './mesh.ts'
 import { createHttpServer } from '../ui/server.ts'
 import { resolveAdminToken } from './admin-token.ts'
@@ -24,15 +24,7 @@ export interface RunningTerminal { peer: Peer, httpPort: number, stop (): Promis
 export async function startTerminal (config: TerminalConfig, logger: Logger): Promise<RunningTerminal> {
   const data = resolve(config.data)
   const log = logger.child({ role: 'terminal' })
-  const peer = await buildPeer({
-    data,
-    role: 'terminal',
-    listen: config.mesh.listen,
-    bootstrap: config.mesh.bootstrap,
-    mdns: config.mesh.mdns,
-    ...(config.mesh.join !== undefined ? { join: config.mesh.join } : {}),
-    ...(config.mesh.antiEntropyMs !== undefined ? { antiEntropyMs: config.mesh.antiEntropyMs } : {})
-  }, log)
+  const peer = await buildPeer(peerConfig(data, 'terminal', config.mesh), log)
   await loadBlocked(peer)
   const { token } = await resolveAdminToken(data, config.adminToken)
   const http = peer.services.add('http', createHttpServer({ mesh: createMeshApi(peer, log), adminToken: token, logger: log, host: config.host, port: config.httpPort }))

@@ -4,6 +4,7 @@
  * (the classes in devices/jobs/types.ts and below) to HTTP statuses.
  */
 import type { JobRecord, Actor } from '../devices/jobs/types.ts'
+import type { UsageRecord } from '../crdt/accounting.ts'
 
 export interface PrinterView {
   name: string
@@ -13,22 +14,8 @@ export interface PrinterView {
   message: string
 }
 
-export interface UsageRecordView {
-  id: string
-  kind: 'print' | 'copy'
-  user: string
-  jobId: string
-  jobName: string
-  printer: string
-  site: string
-  pages: number
-  colorPages: number
-  sheets: number
-  duplex: boolean
-  copies: number
-  /** ms since epoch */
-  time: number
-}
+/** A usage record as the API shows it: the accounting family's record. */
+export type UsageRecordView = UsageRecord
 
 export interface UsageTotal {
   /** The user name, printer name or day (`YYYY-MM-DD`, UTC) the row totals. */
