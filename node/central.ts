@@ -19,6 +19,7 @@ export interface CentralConfig {
   listen: string[]
   bootstrap: string[]
   mdns: boolean
+  networkKeyFile?: string
   adminToken?: string
   antiEntropyMs?: number
 }

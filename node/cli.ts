@@ -66,7 +66,7 @@ function seconds (value: string): number {
   return n * 1000
 }
 
-interface MeshCliOptions { listen: string[], bootstrap: string[], mdns: boolean, join?: string, antiEntropySeconds?: number }
+interface MeshCliOptions { listen: string[], bootstrap: string[], mdns: boolean, join?: string, antiEntropySeconds?: number, networkKey?: string }
 
 /** The mesh options every role shares. */
 function withMeshOptions (cmd: Command): Command {
@@ -76,6 +76,7 @@ function withMeshOptions (cmd: Command): Command {
     .option('--no-mdns', 'do not discover peers on the local network by mDNS')
     .option('--join <join-string>', 'join a mesh with a join string from central (first start only)')
     .option('--anti-entropy-seconds <s>', 'how often to compare documents with every peer', seconds)
+    .option('--network-key <file>', 'private-network key file: only peers holding the same key can connect (default: <data>/network.key, created for a new mesh, written from the join string when joining)')
 }
 
 interface NodeCliOptions extends MeshCliOptions { data: string, host: string, httpPort: number, adminToken?: string, logLevel: string }
@@ -96,7 +97,8 @@ function meshOptions (opts: MeshCliOptions): MeshOptions {
     bootstrap: opts.bootstrap,
     mdns: opts.mdns,
     ...(opts.join !== undefined ? { join: opts.join } : {}),
-    ...(opts.antiEntropySeconds !== undefined ? { antiEntropyMs: opts.antiEntropySeconds } : {})
+    ...(opts.antiEntropySeconds !== undefined ? { antiEntropyMs: opts.antiEntropySeconds } : {}),
+    ...(opts.networkKey !== undefined ? { networkKeyFile: opts.networkKey } : {})
   }
 }
 
@@ -160,6 +162,7 @@ withNodeOptions(program.command('central'), './data-central', 'data folder (data
     const mesh = meshOptions(opts)
     const central = await startCentral({
       data: opts.data, host: opts.host, httpPort: opts.httpPort, listen: mesh.listen, bootstrap: mesh.bootstrap, mdns: mesh.mdns,
+      ...(mesh.networkKeyFile !== undefined ? { networkKeyFile: mesh.networkKeyFile } : {}),
       ...(opts.adminToken !== undefined ? { adminToken: opts.adminToken } : {}),
       ...(mesh.antiEntropyMs !== undefined ? { antiEntropyMs: mesh.antiEntropyMs } : {})
     }, logger)
@@ -178,6 +181,57 @@ withNodeOptions(program.command('terminal'), './data-terminal', 'data folder (id
       ...(opts.adminToken !== undefined ? { adminToken: opts.adminToken } : {})
     }, logger)
     stopOnSignals(terminal.stop, logger)
+  })
+
+const mesh = program.command('mesh').description('administer a running mesh through a node\'s HTTP API (central for tokens, approvals, revocations)')
+/** Calls a node's admin API; prints the JSON answer or fails with its error message. */
+async function meshCall (opts: { url: string, adminToken?: string }, method: string, path: string, body?: unknown): Promise<unknown> {
+  if (opts.adminToken === undefined) throw new InvalidArgumentError('an admin token is needed: --admin-token or PRINTMESH_ADMIN_TOKEN')
+  const res = await fetch(new URL(path, opts.url), {
+    method,
+    headers: { authorization: `Bearer ${opts.adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {})
+  })
+  const answer = await res.json() as { error?: string }
+  if (!res.ok) throw new Error(`${method} ${path}: ${answer.error ?? res.statusText}`)
+  return answer
+}
+function meshCommand (name: string, description: string): Command {
+  return mesh.command(name).description(description)
+    .option('--url <url>', 'the node\'s web address', `http://127.0.0.1:${DEFAULT_HTTP_PORT}`)
+    .addOption(new Option('--admin-token <token>', 'the node\'s admin token').env('PRINTMESH_ADMIN_TOKEN'))
+}
+const print = (value: unknown): void => { process.stdout.write((typeof value === 'string' ? value : JSON.stringify(value, null, 2)) + '\n') }
+meshCommand('status', 'peers and document sync state of a node').action(async (opts: { url: string, adminToken?: string }) => {
+  print(await meshCall(opts, 'GET', '/api/mesh'))
+})
+meshCommand('token', 'create a one-time join string for a new peer (central)')
+  .requiredOption('--role <role>', 'site, terminal or client')
+  .requiredOption('--site <id>', 'the site the peer belongs to')
+  .option('--ttl-hours <h>', 'hours until the token expires', Number)
+  .action(async (opts: { url: string, adminToken?: string, role: string, site: string, ttlHours?: number }) => {
+    const answer = await meshCall(opts, 'POST', '/api/mesh/tokens', { role: opts.role, site: opts.site, ...(opts.ttlHours !== undefined ? { ttlHours: opts.ttlHours } : {}) }) as { joinString: string }
+    print(answer.joinString)
+  })
+meshCommand('join-string', 'a join string without a token: peers using it wait for approval (central)').action(async (opts: { url: string, adminToken?: string }) => {
+  print((await meshCall(opts, 'GET', '/api/mesh/join-string') as { joinString: string }).joinString)
+})
+meshCommand('requests', 'list join requests (central)').action(async (opts: { url: string, adminToken?: string }) => {
+  print(await meshCall(opts, 'GET', '/api/mesh/requests'))
+})
+meshCommand('approve', 'approve a join request (central)').argument('<peer>', 'peer id').action(async (peer: string, opts: { url: string, adminToken?: string }) => {
+  await meshCall(opts, 'POST', `/api/mesh/requests/${encodeURIComponent(peer)}/approve`)
+  print(`approved ${peer}`)
+})
+meshCommand('revoke', 'revoke a peer\'s certificate; every node disconnects it (central)').argument('<peer>', 'peer id')
+  .requiredOption('--reason <text>', 'why, for the record')
+  .action(async (peer: string, opts: { url: string, adminToken?: string, reason: string }) => {
+    await meshCall(opts, 'POST', `/api/mesh/peers/${encodeURIComponent(peer)}/revoke`, { reason: opts.reason })
+    print(`revoked ${peer}`)
+  })
+meshCommand('block', 'set the peers this node refuses (none to unblock all)').argument('[peers...]', 'peer ids')
+  .action(async (peers: string[], opts: { url: string, adminToken?: string }) => {
+    print(await meshCall(opts, 'PUT', '/api/mesh/blocked', { peers }))
   })
 
 const users = program.command('users').description('manage the site-local user list')

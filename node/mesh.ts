@@ -56,6 +56,10 @@ export function createMeshApi (peer: Peer, logger: Logger, enrollment?: Enrollme
       logger.debug({ peer: p, err: (err as Error).message }, 'redial after unblocking failed; discovery will retry')
     })
   }
+  const joinStringWith = async (secret: string | undefined): Promise<string> => {
+    const networkKey = await readFile(peer.networkKeyFile, 'utf8')
+    return encodeJoinString({ central: peer.id, addrs: peer.host.getMultiaddrs().map((a) => a.toString()), networkKey, ...(secret !== undefined ? { secret } : {}) })
+  }
   const addresses = (p: string): string[] => peer.host.getConnections(peerIdFromString(p)).map((c) => c.remoteAddr.toString())
   return {
     status (): MeshStatus {
@@ -105,9 +109,12 @@ export function createMeshApi (peer: Peer, logger: Logger, enrollment?: Enrollme
       const authority = central()
       if (role !== 'site' && role !== 'terminal' && role !== 'client') throw new InvalidRequestError('role must be site, terminal or client')
       const { token, secret } = await authority.createToken(role as Role, site, ttlHours !== undefined ? ttlHours * 3600_000 : undefined)
-      const networkKey = await readFile(joinPath(peer.dataDir, 'network.key'), 'utf8')
-      const joinString = encodeJoinString({ central: peer.id, addrs: peer.host.getMultiaddrs().map((a) => a.toString()), networkKey, secret })
-      return { joinString, tokenId: token.id, expiresAt: token.expiresAt }
+      return { joinString: await joinStringWith(secret), tokenId: token.id, expiresAt: token.expiresAt }
+    },
+
+    async approvalJoinString (): Promise<string> {
+      central()
+      return await joinStringWith(undefined)
     },
 
     joinRequests (): JoinRequestView[] {

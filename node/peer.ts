@@ -49,6 +49,8 @@ export interface PeerConfig {
   /** A join string from central's admin (first start only). */
   join?: string
   antiEntropyMs?: number
+  /** Private-network key file (default `<data>/network.key`). */
+  networkKeyFile?: string
 }
 
 interface MeshFile { authority: string, certificate?: string, bootstrap: string[] }
@@ -69,6 +71,7 @@ export interface Peer {
   lastSeen: Map<string, number>
   blocked: Set<string>
   dataDir: string
+  networkKeyFile: string
 }
 
 export class JoinError extends Error {
@@ -90,13 +93,14 @@ async function writeAtomically (path: string, content: string | Uint8Array): Pro
 }
 
 /** A role's peer config from the shared mesh options. */
-export function peerConfig (data: string, role: Role, mesh: { listen: string[], bootstrap: string[], mdns: boolean, join?: string, antiEntropyMs?: number }, site?: string): PeerConfig {
+export function peerConfig (data: string, role: Role, mesh: { listen: string[], bootstrap: string[], mdns: boolean, join?: string, antiEntropyMs?: number, networkKeyFile?: string }, site?: string): PeerConfig {
   return {
     data,
     role,
     listen: mesh.listen,
     bootstrap: mesh.bootstrap,
     mdns: mesh.mdns,
+    ...(mesh.networkKeyFile !== undefined ? { networkKeyFile: mesh.networkKeyFile } : {}),
     ...(site !== undefined ? { site } : {}),
     ...(mesh.join !== undefined ? { join: mesh.join } : {}),
     ...(mesh.antiEntropyMs !== undefined ? { antiEntropyMs: mesh.antiEntropyMs } : {})
@@ -121,14 +125,15 @@ export async function buildPeer (config: PeerConfig, logger: Logger): Promise<Pe
   const member = await isMeshMember(dataDir, signer.id)
   const joining = !member && config.join !== undefined ? decodeJoinString(config.join) : undefined
   if (config.join !== undefined && member) logger.info('already a mesh member: --join ignored')
+  const networkKeyFile = config.networkKeyFile ?? join(dataDir, NETWORK_KEY_FILE)
   if (joining !== undefined) {
-    await writeAtomically(join(dataDir, NETWORK_KEY_FILE), joining.networkKey)
+    await writeAtomically(networkKeyFile, joining.networkKey)
   } else if (mesh === undefined) {
     if (config.role !== 'central' && config.role !== 'site') throw new JoinError(`a ${config.role} must join a mesh: start it with --join <join string from central>`)
     mesh = { authority: signer.id, bootstrap: [] } // standalone: its own authority
     await writeAtomically(meshPath, JSON.stringify(mesh, null, 2))
   }
-  const networkKey = await loadOrCreateNetworkKey(join(dataDir, NETWORK_KEY_FILE))
+  const networkKey = await loadOrCreateNetworkKey(networkKeyFile)
 
   const store = new DocStore(await LevelPersistence.open(join(dataDir, 'db')), signer)
   const host = await createHost({
@@ -208,7 +213,7 @@ export async function buildPeer (config: PeerConfig, logger: Logger): Promise<Pe
     },
     stop: async () => { unwatch?.() }
   })
-  return { id: signer.id, role: config.role, ...(site !== undefined ? { site } : {}), signer, store, membership, host, transport, sync, services, lastSeen, blocked, dataDir }
+  return { id: signer.id, role: config.role, ...(site !== undefined ? { site } : {}), signer, store, membership, host, transport, sync, services, lastSeen, blocked, dataDir, networkKeyFile }
 }
 
 function withPeer (addr: string, peer: string): string {

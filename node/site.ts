@@ -30,6 +30,8 @@ export interface MeshOptions {
   /** Join string from central (first start). */
   join?: string
   antiEntropyMs?: number
+  /** Private-network key file (default `<data>/network.key`). */
+  networkKeyFile?: string
 }
 
 export interface SiteConfig {

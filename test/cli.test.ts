@@ -20,8 +20,16 @@ test('the package bin lists the roles and documents every site option', () => {
   assert.match(top.out, /site/)
   const help = printmesh('site', '--help')
   assert.is(help.status, 0)
-  for (const opt of ['--data', '--site', '--host', '--ipp-port', '--http-port', '--printer', '--admin-token', '--queue', '--no-hold', '--hold-hours', '--retention-hours', '--log-level']) {
+  for (const opt of ['--data', '--site', '--host', '--ipp-port', '--http-port', '--printer', '--admin-token', '--queue', '--no-hold', '--hold-hours', '--retention-hours', '--log-level', '--listen', '--bootstrap', '--no-mdns', '--join', '--anti-entropy-seconds', '--network-key']) {
     assert.match(help.out, opt, `site --help lacks ${opt}`)
+  }
+})
+
+test('central, terminal and mesh administration are documented too', () => {
+  for (const cmd of [['central', '--help'], ['terminal', '--help'], ['mesh', '--help'], ['mesh', 'token', '--help']]) {
+    const help = printmesh(...cmd)
+    assert.is(help.status, 0, cmd.join(' '))
+    assert.match(help.out, cmd[0] === 'mesh' ? /--url|join-string/ : /--network-key/)
   }
 })
 

@@ -3,8 +3,9 @@
 // and refuse peers without a certificate, with the wrong network key, or revoked.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { rm, copyFile, writeFile } from 'node:fs/promises'
+import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { spawnSync } from 'node:child_process'
 import { startSite, startCentral, startTerminal, tempDir, type SiteProcess } from './helpers/site.ts'
 import { printFile } from './helpers/ipptool.ts'
 import { makePdf } from './fixtures/documents.ts'
@@ -91,6 +92,26 @@ test('central, three sites and a terminal join with one-time tokens and connect'
   }
 })
 
+test('a peer without a token asks to join and gets in once an admin approves (with the CLI)', async () => {
+  const cli = (...args: string[]): string => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'node/cli.ts', 'mesh', ...args, '--url', central.httpUrl, '--admin-token', central.adminToken], { encoding: 'utf8' })
+    if (r.status !== 0) throw new Error(`printmesh mesh ${args.join(' ')}: ${r.stderr}`)
+    return r.stdout.trim()
+  }
+  const joinString = cli('join-string')
+  const pending = startSite({ args: ['--site', 'site-ask', '--join', joinString] })
+  let asking: { peer: string } | undefined
+  await until(async () => {
+    asking = (JSON.parse(cli('requests')) as { requests: Array<{ peer: string, site: string }> }).requests.find((r) => r.site === 'site-ask')
+    return asking !== undefined
+  }, MESH_TIMEOUT_MS, 'join request at central')
+  assert.not.ok(await connectedTo(central, (asking as { peer: string }).peer), 'admitted before approval')
+  assert.match(cli('approve', (asking as { peer: string }).peer), /approved/)
+  const asked = await pending
+  extra.push(asked)
+  await until(async () => await connectedTo(central, asked.peer), MESH_TIMEOUT_MS, 'approved site connected')
+})
+
 test('a job printed at site A appears, with its state, in site C\'s job list', async () => {
   const ippId = await print(sites.a, 'mesh report')
   await until(async () => (await jobsAt(sites.c)).some((j) => j.name === 'mesh report' && j.state === 'held'), MESH_TIMEOUT_MS, 'job at C')
@@ -170,9 +191,9 @@ test('a standalone site that joins later keeps its jobs and accounting, and they
 test('a peer with the network key but no certificate is refused', async () => {
   const dir = await tempDir()
   dirs.push(dir)
-  await copyFile(join(central.dataDir, 'network.key'), join(dir, 'network.key'))
+  // it holds the mesh's network key (--network-key) and knows central, but central never certified it
   await writeFile(join(dir, 'mesh.json'), JSON.stringify({ authority: central.peer, bootstrap: central.listen }))
-  const intruder = await startSite({ dataDir: dir, args: ['--site', 'intruder'] })
+  const intruder = await startSite({ dataDir: dir, args: ['--site', 'intruder', '--network-key', join(central.dataDir, 'network.key')] })
   extra.push(intruder)
   await until(() => central.logs().some((l) => l.includes(intruder.peer) && l.includes('refused at admission')), MESH_TIMEOUT_MS, 'refusal logged')
   assert.not.ok(await connectedTo(central, intruder.peer))

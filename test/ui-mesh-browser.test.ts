@@ -67,6 +67,8 @@ class BrowserMesh implements MeshApi {
     return { joinString: JOIN_STRING, tokenId: `tok-${this.tokens.length}`, expiresAt: this.now + 7 * 86_400_000 }
   }
 
+  async approvalJoinString (): Promise<string> { return JOIN_STRING }
+
   joinRequests (): JoinRequestView[] { return this.requests.map((r) => ({ ...r })) }
 
   async approve (peer: string): Promise<void> {

@@ -28,6 +28,7 @@ const TERMINAL_A1 = '12D3KooWTerminalA1000000000000000000000000000000'
 const CLIENT_GONE = '12D3KooWClientGone00000000000000000000000000000'
 /** The join string the fake hands out: must reach the caller and nothing else. */
 const JOIN_SECRET = 'pmjoin1.c2VjcmV0LWpvaW4tc3RyaW5nLTQyNDI0Mg'
+const APPROVAL_JOIN_STRING = 'pmjoin1.YXBwcm92YWwtam9pbi1zdHJpbmctOTk5'
 
 /** An in-memory mesh: central (or a site, when `role` is `site`) with a few peers and documents. */
 class FakeMesh implements MeshApi {
@@ -83,6 +84,11 @@ class FakeMesh implements MeshApi {
     if (this.tokenError !== undefined) throw this.tokenError
     this.lastToken = { role, site, ...(ttlHours !== undefined ? { ttlHours } : {}) }
     return { joinString: JOIN_SECRET, tokenId: 'tok-0001', expiresAt: T0 + (ttlHours ?? 168) * 3_600_000 }
+  }
+
+  async approvalJoinString (): Promise<string> {
+    this.central()
+    return APPROVAL_JOIN_STRING
   }
 
   joinRequests (): JoinRequestView[] {
@@ -233,6 +239,18 @@ withApp('site without mesh: mesh routes are 404, /api/info says site', 'bare-sit
   const metrics = (await app.inject({ url: '/metrics' })).body
   assert.not.match(metrics, /printmesh_mesh_/)
   assert.match(metrics, /printmesh_jobs\{state="held"\} 0/)
+})
+
+withApp('GET /api/mesh/join-string gives admins the approval join string and never logs it', 'central', async ({ app, log }) => {
+  assert.is((await app.inject({ method: 'GET', url: '/api/mesh/join-string' })).statusCode, 401)
+  const ok = await app.inject({ method: 'GET', url: '/api/mesh/join-string', headers: bearer })
+  assert.is(ok.statusCode, 200)
+  assert.equal(ok.json(), { joinString: APPROVAL_JOIN_STRING })
+  assert.not.ok(log().includes(APPROVAL_JOIN_STRING), 'the join string reached the log')
+})
+
+withApp('GET /api/mesh/join-string off central is a 409', 'site', async ({ app }) => {
+  assert.is((await app.inject({ method: 'GET', url: '/api/mesh/join-string', headers: bearer })).statusCode, 409)
 })
 
 test('a wrongly assembled HTTP layer fails when built', () => {

@@ -109,6 +109,8 @@ export interface MeshApi {
   setBlocked (peers: string[]): Promise<void>
   /** central: a one-time join string for a new peer. */
   createJoinToken (role: string, site: string, ttlHours?: number): Promise<{ joinString: string, tokenId: string, expiresAt: number }>
+  /** central: a join string without a token: peers using it wait for an admin's approval. */
+  approvalJoinString (): Promise<string>
   /** central: pending and approved join requests. */
   joinRequests (): JoinRequestView[]
   /** central: approve a pending request (the peer gets its certificate on its next attempt). */

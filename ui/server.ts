@@ -495,6 +495,12 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     return await reply.code(201).send({ joinString: created.joinString, tokenId: created.tokenId, expiresAt: created.expiresAt })
   })
 
+  app.get('/api/mesh/join-string', meshService, async (request) => {
+    authenticate(request, 'admin')
+    // a secret too (it carries the network key): the reply is never logged
+    return { joinString: await meshApi().approvalJoinString() }
+  })
+
   app.get('/api/mesh/requests', meshService, async (request) => {
     authenticate(request, 'admin')
     return { requests: meshApi().joinRequests() }
