@@ -51,6 +51,16 @@ export class Membership {
     this.license = doc
   }
 
+  /** Replaces this peer's own certificate (after renewal). */
+  renew (certificate: Certificate): void {
+    this.init.certificate = certificate
+  }
+
+  /** This peer's own certificate, if it has one. */
+  certificate (): Certificate | undefined {
+    return this.init.certificate
+  }
+
   /** The bytes this peer presents at admission. */
   credentials (): Uint8Array {
     return this.init.certificate === undefined ? new Uint8Array() : encodeCertificate(this.init.certificate)
@@ -82,13 +92,13 @@ export class Membership {
       if (peer === this.init.self) return { peer, role: this.init.role, ...(this.init.site !== undefined ? { site: this.init.site } : {}) }
       return { peer, role: 'central' }
     }
-    const cert = this.certificate(peer)
+    const cert = this.certificateOf(peer)
     if (cert === undefined) return undefined
     if (this.now() > cert.expiresAt + CERT_GRACE_MS || this.revoked(peer)) return undefined
     return { peer, role: cert.role, ...(cert.site !== undefined ? { site: cert.site } : {}), expiresAt: cert.expiresAt }
   }
 
-  private certificate (peer: string): Certificate | undefined {
+  private certificateOf (peer: string): Certificate | undefined {
     const presented = this.presented.get(peer)
     if (presented !== undefined) return presented
     if (this.license === undefined) return undefined

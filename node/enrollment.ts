@@ -10,7 +10,7 @@ import type { DocStore } from '../crdt/store.ts'
 import { licenseDoc } from '../crdt/names.ts'
 import {
   issueCertificate, recordCertificate, redeemToken, createToken, putJoinRequest, getJoinRequest, revoke, encodeCertificate,
-  listCertificates, EnrollmentError, CERT_LIFETIME_MS, ROLES, type Role, type EnrollmentToken
+  listCertificates, isRevoked, EnrollmentError, CERT_LIFETIME_MS, ROLES, type Role, type EnrollmentToken
 } from '../crdt/license.ts'
 import type { Signer } from '../crdt/envelope.ts'
 
@@ -62,6 +62,11 @@ export function decodeJoinString (text: string): JoinString {
 export class EnrollmentAuthority {
   constructor (private readonly store: DocStore, private readonly signer: Signer, private readonly now: () => number = Date.now) {}
 
+  /** Whether a certificate issued at `issuedAt` until `expiresAt` should be renewed at `now`. */
+  static due (cert: { issuedAt: number, expiresAt: number }, now: number): boolean {
+    return now >= cert.issuedAt + (cert.expiresAt - cert.issuedAt) / 2
+  }
+
   async createToken (role: Role, site: string | undefined, ttlMs = DEFAULT_TOKEN_TTL_MS): Promise<{ token: EnrollmentToken, secret: string }> {
     validateRoleSite(role, site)
     const now = this.now()
@@ -72,8 +77,13 @@ export class EnrollmentAuthority {
   /** Answers one enrollment request from `peer` (already through the private-network handshake). */
   async handle (peer: string, req: EnrollRequest): Promise<EnrollResponse> {
     const license = await this.store.open(licenseDoc())
+    if (isRevoked(license, peer)) return { status: 'refused', reason: 'this peer\'s certificate was revoked' }
     const existing = listCertificates(license).find((c) => c.peer === peer && c.issuer === this.signer.id)
-    if (existing !== undefined) return { status: 'issued', certificate: new TextDecoder().decode(encodeCertificate(existing)), authority: this.signer.id }
+    if (existing !== undefined) {
+      // past half its lifetime a certificate is renewed, so members never run into its expiry
+      if (EnrollmentAuthority.due(existing, this.now())) return await this.issue(peer, existing.role, existing.site)
+      return { status: 'issued', certificate: new TextDecoder().decode(encodeCertificate(existing)), authority: this.signer.id }
+    }
     if (req.secret !== undefined) {
       let token: EnrollmentToken
       try {

@@ -28,10 +28,12 @@ import { PeerExchange } from '../transports/peer-exchange.ts'
 import { signerFor, verifyPeerSignature } from '../transports/identity.ts'
 import { ServiceGroup } from './lifecycle.ts'
 import { disconnectRevokedPeers } from './mesh.ts'
-import { decodeJoinString, type EnrollResponse } from './enrollment.ts'
+import { decodeJoinString, EnrollmentAuthority, type EnrollResponse } from './enrollment.ts'
 
 const NETWORK_KEY_FILE = 'network.key'
 const MESH_FILE = 'mesh.json'
+/** How often a member checks whether its certificate is due for renewal. */
+const RENEW_CHECK_MS = 3600_000
 /** While an admin has not approved a join request, ask again this often. */
 export const ENROLL_RETRY_MS = 2_000
 
@@ -205,6 +207,27 @@ export async function buildPeer (config: PeerConfig, logger: Logger): Promise<Pe
     logger,
     ...(config.antiEntropyMs !== undefined ? { announceMs: config.antiEntropyMs } : {})
   }))
+  let renewTimer: NodeJS.Timeout | undefined
+  const renewIfDue = async (): Promise<void> => {
+    const current = membership.certificate()
+    if (current === undefined || !EnrollmentAuthority.due(current, Date.now())) return
+    const response = await requestEnrollment(host, meshFile.authority, meshFile.bootstrap, { role: current.role, ...(current.site !== undefined ? { site: current.site } : {}) }) as EnrollResponse
+    if (response.status !== 'issued') throw new JoinError(`central did not renew this peer's certificate: ${response.status === 'refused' ? response.reason : 'pending'}`)
+    const renewed = decodeCertificate(new TextEncoder().encode(response.certificate))
+    if (renewed.peer !== signer.id || renewed.issuer !== meshFile.authority) throw new JoinError('central renewed a certificate that does not match this peer')
+    membership.renew(renewed)
+    await writeAtomically(meshPath, JSON.stringify({ ...meshFile, certificate: response.certificate }, null, 2))
+    logger.info({ expiresAt: new Date(renewed.expiresAt).toISOString() }, 'certificate renewed')
+  }
+  services.add('renewal', {
+    start: async () => {
+      const check = (): void => { renewIfDue().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'certificate renewal failed; will retry')) }
+      renewTimer = setInterval(check, RENEW_CHECK_MS)
+      renewTimer.unref()
+      check()
+    },
+    stop: async () => { clearInterval(renewTimer) }
+  })
   services.add('revocations', {
     start: async () => {
       transport.on('peer:connect', (p) => lastSeen.set(p, Date.now()))
