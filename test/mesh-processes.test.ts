@@ -99,12 +99,13 @@ test('a peer without a token asks to join and gets in once an admin approves (wi
     return r.stdout.trim()
   }
   const joinString = cli('join-string')
-  const pending = startSite({ args: ['--site', 'site-ask', '--join', joinString] })
+  const pending = startSite({ args: ['--site', 'site-ask', '--join', joinString], startTimeoutMs: 90_000 })
   let asking: { peer: string } | undefined
   await until(async () => {
-    asking = (JSON.parse(cli('requests')) as { requests: Array<{ peer: string, site: string }> }).requests.find((r) => r.site === 'site-ask')
+    asking = (await admin<{ requests: Array<{ peer: string, site: string }> }>(central, '/api/mesh/requests')).requests.find((r) => r.site === 'site-ask')
     return asking !== undefined
   }, MESH_TIMEOUT_MS, 'join request at central')
+  assert.match(cli('requests'), /site-ask/)
   assert.not.ok(await connectedTo(central, (asking as { peer: string }).peer), 'admitted before approval')
   assert.match(cli('approve', (asking as { peer: string }).peer), /approved/)
   const asked = await pending

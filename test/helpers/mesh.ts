@@ -1,40 +1,18 @@
 /**
- * In-process mesh peers for sync tests and simulations: each has a real level store in its
+ * In-process mesh peers for the sync tests, assembled by simulations/mesh.ts: each has a real level store in its
  * own temp folder, a real Ed25519 identity and certificate from a central, a Membership and
  * a SyncEngine over the in-memory transport.
  */
 import { rm } from 'node:fs/promises'
-import { join } from 'node:path'
-import { pino } from 'pino'
-import { DocStore } from '../../crdt/store.ts'
-import { LevelPersistence } from '../../crdt/persistence.ts'
-import { Membership } from '../../crdt/membership.ts'
-import { SyncEngine } from '../../crdt/sync.ts'
-import { issueCertificate, decodeCertificate, recordCertificate, CERT_LIFETIME_MS, type Certificate, type Role } from '../../crdt/license.ts'
+import { recordCertificate, decodeCertificate, type Certificate, type Role } from '../../crdt/license.ts'
 import { licenseDoc } from '../../crdt/names.ts'
 import type { Signer } from '../../crdt/envelope.ts'
-import { MemoryNetwork, type MemoryTransport } from '../../transports/memory.ts'
-import { generateIdentity, verifyPeerSignature } from '../../transports/identity.ts'
+import { MemoryNetwork } from '../../transports/memory.ts'
+import { generateIdentity } from '../../transports/identity.ts'
+import { startMeshPeer, issuePeerCertificate, type MeshPeer } from '../../simulations/mesh.ts'
 import { tempDir } from './site.ts'
-import { disconnectRevokedPeers } from '../../node/mesh.ts'
 
-/** Root maps of the document families (crdt/*.ts) and of the tests ('m'). */
-const ROOTS = ['m', 'jobs', 'usage', 'users', 'certificates', 'revoked']
-
-export interface MeshPeer {
-  name: string
-  id: string
-  signer: Signer
-  store: DocStore
-  membership: Membership
-  sync: SyncEngine
-  transport: MemoryTransport
-  dir: string
-  /** Stops sync and the transport and closes the store (data stays for a restart). */
-  stop (): Promise<void>
-  /** JSON of every open document, for convergence checks. */
-  snapshot (): Record<string, unknown>
-}
+export type { MeshPeer } from '../../simulations/mesh.ts'
 
 export interface MeshOptions {
   /** Anti-entropy period; by default an hour, so tests trigger rounds themselves with antiEntropy(). */
@@ -66,7 +44,7 @@ export class TestMesh {
     const issuer = how === 'foreign' ? (await generateIdentity()).signer : this.central.signer
     const certificate = how === 'uncertified'
       ? undefined
-      : await issueCertificate(issuer, { peer: signer.id, role, ...(site !== undefined ? { site } : {}), issuedAt: Date.now(), expiresAt: Date.now() + CERT_LIFETIME_MS })
+      : await issuePeerCertificate(issuer, signer.id, role, site, Date.now())
     const centralPeer = this.peers.get(this.central.name)
     if (certificate !== undefined && how === 'certified' && centralPeer !== undefined) {
       // as central does on enrollment: every issued certificate goes into the license document
@@ -88,46 +66,17 @@ export class TestMesh {
   ): Promise<MeshPeer> {
     const dir = reuseDir ?? await tempDir(`mesh-${name}-`)
     if (reuseDir === undefined) this.dirs.push(dir)
-    const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), signer)
-    for (const n of await store.storedNames()) await store.open(n)
-    const membership = new Membership({ self: signer.id, authority, role, ...(site !== undefined ? { site } : {}), ...(certificate !== undefined ? { certificate } : {}) }, verifyPeerSignature)
-    membership.useLicense(await store.open(licenseDoc()))
-    const transport = this.network.createTransport(signer.id, {
-      credentials: () => membership.credentials(),
-      admit: async (p, c) => (await membership.admit(p, c)).ok
-    })
-    await transport.start()
-    const logger = pino({ level: process.env.PRINTMESH_TEST_LOG ?? 'silent' }).child({ peer: name })
-    const sync = new SyncEngine({ antiEntropyMs: this.opts.antiEntropyMs ?? 3_600_000 }, { store, link: transport, membership, verify: verifyPeerSignature, logger })
-    await sync.start()
-    const unwatch = disconnectRevokedPeers(await store.open(licenseDoc()), membership, transport, logger)
-    const peer: MeshPeer = {
+    const peer = await startMeshPeer({
+      network: this.network,
       name,
-      id: signer.id,
       signer,
-      store,
-      membership,
-      sync,
-      transport,
+      role,
+      ...(site !== undefined ? { site } : {}),
+      authority,
+      ...(certificate !== undefined ? { certificate } : {}),
       dir,
-      async stop () {
-        unwatch()
-        await sync.stop()
-        await transport.stop()
-        await store.close()
-      },
-      snapshot () {
-        const out: Record<string, unknown> = {}
-        for (const n of store.openNames().sort()) {
-          const doc = store.get(n)
-          if (doc === undefined) continue
-          // root types exist in a Y.Doc only once named; name every root the families and tests use
-          const json = Object.fromEntries(ROOTS.map((r) => [r, doc.getMap(r).toJSON()]).filter(([, v]) => Object.keys(v).length > 0))
-          if (Object.keys(json).length > 0) out[n] = json
-        }
-        return out
-      }
-    }
+      ...(this.opts.antiEntropyMs !== undefined ? { antiEntropyMs: this.opts.antiEntropyMs } : {})
+    })
     this.peers.set(name, peer)
     return peer
   }

@@ -26,6 +26,8 @@ export interface SiteOptions {
   adminToken?: string
   /** More CLI options. */
   args?: string[]
+  /** How long to wait for "site ready" (joins that wait for approval take longer). */
+  startTimeoutMs?: number
 }
 
 export interface SiteProcess {
@@ -79,7 +81,7 @@ export async function startSite (opts: SiteOptions = {}): Promise<SiteProcess> {
   }
   const args = ['site', '--data', dataDir, '--host', '127.0.0.1', '--ipp-port', '0', '--http-port', '0',
     '--admin-token', adminToken, ...MESH_TEST_ARGS, ...(opts.printers ?? []).flatMap((p) => ['--printer', p]), ...(opts.args ?? [])]
-  return await spawnNode(args, 'site ready', dataDir, ownsDir, adminToken)
+  return await spawnNode(args, 'site ready', dataDir, ownsDir, adminToken, opts.startTimeoutMs)
 }
 
 /** Every test node listens on an ephemeral loopback port, without mDNS, and repairs fast. */
@@ -103,7 +105,7 @@ export async function startTerminal (opts: { dataDir?: string, args?: string[] }
   return await spawnNode(args, 'terminal ready', dataDir, ownsDir, adminToken)
 }
 
-async function spawnNode (args: string[], readyMsg: string, dataDir: string, ownsDir: boolean, adminToken: string): Promise<SiteProcess> {
+async function spawnNode (args: string[], readyMsg: string, dataDir: string, ownsDir: boolean, adminToken: string, startTimeoutMs = START_TIMEOUT_MS): Promise<SiteProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   const lines: string[] = []
   const waiters = new Set<() => void>()
@@ -146,7 +148,7 @@ async function spawnNode (args: string[], readyMsg: string, dataDir: string, own
 
   let ready: Record<string, unknown>
   try {
-    ready = await waitForLog(readyMsg)
+    ready = await waitForLog(readyMsg, startTimeoutMs)
   } catch (err) {
     child.kill('SIGKILL')
     await exited(child, STOP_TIMEOUT_MS)
