@@ -6,8 +6,9 @@
  * The state machine (DESIGN.md) is enforced here, in {@link transition}:
  *   received → held | releasing | failed | deleted
  *   held → releasing | deleted | expired
- *   releasing → printing | held | failed
- *   printing → printed | failed
+ *   releasing → printing | held | failed    (releasing: granted, not yet handed to a printer)
+ *   printing → printed | failed | held      (printing: handed to a printer; held only when it
+ *                                            certainly never accepted the job)
  *   printed, failed, deleted → expired (retention)
  */
 import type * as Y from 'yjs'
@@ -15,8 +16,8 @@ import type * as Y from 'yjs'
 export type JobState =
   | 'received' // created, document not (fully) spooled yet
   | 'held' // spooled and waiting for secure release
-  | 'releasing' // a release was granted; the document is being sent to a printer
-  | 'printing' // the printer accepted it; following it to completion
+  | 'releasing' // a release was granted; the document is being prepared, not yet sent
+  | 'printing' // handed to a printer (durably recorded before sending); following it to completion
   | 'printed'
   | 'failed'
   | 'deleted'
@@ -29,7 +30,7 @@ const TRANSITIONS: Record<JobState, readonly JobState[]> = {
   received: ['held', 'releasing', 'failed', 'deleted'],
   held: ['releasing', 'deleted', 'expired'],
   releasing: ['printing', 'held', 'failed'],
-  printing: ['printed', 'failed'],
+  printing: ['printed', 'failed', 'held'],
   printed: ['expired'],
   failed: ['expired'],
   deleted: ['expired'],

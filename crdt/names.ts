@@ -77,3 +77,21 @@ export function asDocName (name: string): DocName {
   if (parseDocName(name) === undefined) throw new InvalidDocNameError(JSON.stringify(name))
   return name as DocName
 }
+
+/** Months between two periods (`YYYY-MM`), `to` minus `from`. */
+export function monthsBetween (from: string, to: string): number {
+  const [fy, fm] = from.split('-').map(Number)
+  const [ty, tm] = to.split('-').map(Number)
+  return (ty - fy) * 12 + (tm - fm)
+}
+
+/**
+ * Whether a document is still kept at `now`: jobs documents are dropped whole once their
+ * period is more than `jobsMonths` months old (every job in them is past retention by
+ * then); every other family is kept.
+ */
+export function isRetained (name: string, now: number, jobsMonths: number): boolean {
+  const parsed = parseDocName(name)
+  if (parsed?.family !== 'jobs' || parsed.period === undefined) return true
+  return monthsBetween(parsed.period, periodOf(now)) <= jobsMonths
+}

@@ -145,7 +145,13 @@ export class DocStore extends EventEmitter<StoreEvents> {
     }
   }
 
-  private holds (entry: Entry, e: Envelope): boolean {
+  /** Whether an envelope (document, author, sequence) is already held; false for closed documents. */
+  has (e: Pick<Envelope, 'doc' | 'author' | 'seq'>): boolean {
+    const entry = this.docs.get(e.doc)
+    return entry !== undefined && this.holds(entry, e)
+  }
+
+  private holds (entry: Entry, e: Pick<Envelope, 'author' | 'seq'>): boolean {
     return e.seq <= (entry.vector.get(e.author) ?? 0) || (entry.ahead.get(e.author)?.has(e.seq) ?? false)
   }
 

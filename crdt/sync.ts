@@ -62,7 +62,11 @@ export interface DocSyncState {
   peers: Record<string, 'in-sync' | 'behind' | 'ahead' | 'unknown'>
 }
 
-export interface SyncInit { antiEntropyMs?: number }
+export interface SyncInit {
+  antiEntropyMs?: number
+  /** Documents outside retention are neither sent nor accepted (default: all are kept). */
+  retained?: (doc: string) => boolean
+}
 export interface SyncComponents {
   store: DocStore
   link: SyncLink
@@ -146,6 +150,10 @@ export class SyncEngine {
   /** Sends HELLO to every connected peer now (also runs on a timer). */
   antiEntropy (): void {
     for (const peer of this.c.link.peers()) this.sendHello(peer)
+  }
+
+  private keeps (doc: string): boolean {
+    return this.init.retained?.(doc) ?? true
   }
 
   getStats (): SyncStats {
@@ -272,7 +280,7 @@ export class SyncEngine {
     const missing: Uint8Array[] = []
     const names = new Set<string>(this.c.store.openNames())
     for (const name of names) {
-      if (!this.c.membership.canRead(peer, name)) continue
+      if (!this.c.membership.canRead(peer, name) || !this.keeps(name)) continue
       missing.push(...await this.c.store.missingFor(name as DocName, announced.get(name) ?? new Map()))
     }
     if (missing.length > 0) this.sendEnvelopes(peer, missing)
@@ -304,6 +312,9 @@ export class SyncEngine {
       return
     }
     if (parseDocName(envelope.doc) === undefined) { this.reject(peer, 'unknown-document', envelope.doc); return }
+    if (!this.keeps(envelope.doc)) return // past retention: a lagging peer's old news, not an error
+    // a duplicate (relays flood) needs no signature check: it will not be applied again
+    if (this.c.store.has(envelope)) return
     if (!this.c.membership.canWrite(envelope.author, envelope.doc)) {
       this.reject(peer, 'not-authorized', `${envelope.author} may not write ${envelope.doc}`)
       return

@@ -1,7 +1,7 @@
-// Reproductions of invariant violations the chaos simulator points at, each reduced to one
+// Regression tests for invariant violations the chaos simulator found, each reduced to one
 // site, one job and one simulated kill -9 (simulations/instrument.ts CrashablePersistence:
-// from the crash instant on nothing more reaches the disk). They fail until the job domain
-// (devices/jobs/service.ts) is fixed; see the simulator report.
+// from the crash instant on nothing more reaches the disk). Fixed in devices/jobs/service.ts
+// by making `printing` durable before the printer sees the document.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { rm } from 'node:fs/promises'
@@ -84,7 +84,7 @@ async function heldJob (site: Site): Promise<number> {
   return job.ippId
 }
 
-test('invariant 2: a kill -9 after the printer accepted a job, before `printing` is durable, lets it print twice', async () => {
+test('invariant 2: a kill -9 as the printer accepts a job never lets it print twice', async () => {
   const { signer } = await generateIdentity()
   const printer = new Printer()
   let site = await open(dir, signer, printer)
@@ -112,7 +112,7 @@ test('invariant 2: a kill -9 after the printer accepted a job, before `printing`
   }
 })
 
-test('invariant 3: a kill -9 while the printer prints leaves a printed job uncharged', async () => {
+test('invariant 3: a kill -9 while the printer prints still charges the job exactly once', async () => {
   const { signer } = await generateIdentity()
   const printer = new Printer()
   let site = await open(dir, signer, printer)

@@ -10,9 +10,12 @@
  *      synchronous Yjs transaction, so two concurrent releases cannot both pass it.
  *   3. A printed job is charged once: its usage id is `<jobId>/print`, recorded before the
  *      job becomes `printed`, and recording an existing id is a no-op.
- *   4. After a restart, interrupted work is resolved: `received` jobs fail (their document
- *      never fully arrived), `releasing` jobs return to `held` (the printer had not
- *      accepted them), `printing` jobs become `printed` if charged, else `failed`.
+ *   4. A job becomes `printing` (durably) before its document is handed to a printer, so
+ *      after a restart interrupted work is resolved without printing twice or charging
+ *      twice: `received` jobs fail (their document never fully arrived); `releasing` jobs
+ *      return to `held` (no printer ever saw them); `printing` jobs become `printed` and
+ *      are charged once (the printer had the document; charging follows what was sent,
+ *      with the reason `printer-outcome-assumed`).
  */
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
@@ -130,9 +133,11 @@ export class JobService implements JobDomain {
       } else if (job.state === 'releasing') {
         await this.move(doc, job.id, 'held', { kind: 'local', service: 'jobs' }, { reason: 'release-interrupted', message: 'the site restarted before the printer accepted the job; release it again' })
       } else if (job.state === 'printing') {
+        // the printer had the document: the job counts as printed and is charged once
         const charged = hasUsage(await this.c.store.open(acctDoc(this.init.peer, periodOf(job.updatedAt))), usageId(job))
-        await this.move(doc, job.id, charged ? 'printed' : 'failed', { kind: 'local', service: 'jobs' },
-          charged ? {} : { reason: 'printer-outcome-unknown', message: 'the site restarted while the printer was printing; check the output before printing again' })
+        if (!charged) await this.charge(job)
+        await this.move(doc, job.id, 'printed', { kind: 'local', service: 'jobs' },
+          charged ? {} : { reason: 'printer-outcome-assumed', message: 'the site restarted while the printer had the job; counted as printed' })
       }
     }
   }
@@ -342,6 +347,8 @@ export class JobService implements JobDomain {
     try {
       if (device === undefined || job.sha256 === undefined || job.format === undefined) throw new PrinterError('job has no printer or document', 'aborted-by-system', true)
       await this.c.spool.verify(job.sha256)
+      // durable before any byte reaches the printer: a crash from here on cannot lead to a reprint
+      await this.move(doc, job.id, 'printing', origin)
       const outcome = await device.print({
         documentPath: this.c.spool.path(job.sha256),
         format: job.format,
@@ -351,11 +358,7 @@ export class JobService implements JobDomain {
         sides: job.sides,
         ...(job.media !== undefined ? { media: job.media } : {})
       }, {
-        accepted: () => {
-          const p = this.move(doc, job.id, 'printing', origin).then(() => undefined, (err: unknown) => this.log.error({ err, job: job.ippId }, 'could not record printing'))
-          this.inFlight.add(p)
-          void p.finally(() => this.inFlight.delete(p))
-        }
+        accepted: (printerJobId) => { this.log.debug({ job: job.ippId, printerJobId }, 'printer accepted the job') }
       }, this.abort.signal)
       await this.settlePrinted(doc, job)
       this.log.info({ job: job.ippId, printer: job.printer, printerJob: outcome.printerJobId }, 'job printed')
@@ -364,7 +367,8 @@ export class JobService implements JobDomain {
     }
   }
 
-  private async settlePrinted (doc: DocName, job: JobRecord): Promise<void> {
+  /** Records the usage of a printed job; recording it again is a no-op (same id). */
+  private async charge (job: JobRecord): Promise<void> {
     const now = this.now()
     const pages = job.pages ?? 0
     const duplex = job.sides !== 'one-sided'
@@ -383,8 +387,10 @@ export class JobService implements JobDomain {
       copies: job.copies,
       time: now
     }))
-    const current = this.getById(job.id)
-    if (current?.state === 'releasing') await this.move(doc, job.id, 'printing', { kind: 'local', service: 'release' })
+  }
+
+  private async settlePrinted (doc: DocName, job: JobRecord): Promise<void> {
+    await this.charge(job)
     await this.move(doc, job.id, 'printed', { kind: 'local', service: 'release' }, { reason: 'job-completed-successfully', message: '' })
   }
 
@@ -394,7 +400,8 @@ export class JobService implements JobDomain {
     const message = (err as Error).message
     const reason = err instanceof PrinterError ? err.reason : 'aborted-by-system'
     this.log.warn({ job: job.ippId, printer: job.printer, reason, message }, 'release failed')
-    if (current?.state === 'releasing' && (!(err instanceof PrinterError) || err.beforeAccept)) {
+    const neverAccepted = err instanceof PrinterError ? err.beforeAccept : current?.state === 'releasing'
+    if ((current?.state === 'releasing' || current?.state === 'printing') && neverAccepted) {
       // the printer never took it: the job is still the user's to release again
       await this.move(doc, job.id, 'held', origin, { reason, message })
     } else if (current !== undefined && !TERMINAL_STATES.has(current.state)) {

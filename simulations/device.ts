@@ -1,0 +1,104 @@
+/**
+ * The simulated printers: an {@link OutputDevice} per site that "prints" by writing to a
+ * shared {@link PrintLedger}, the ground truth the invariant checks compare the replicated
+ * state against. Like a real printer, once it has accepted a job it finishes it (after a
+ * virtual delay) whatever happens to the site that sent it: a site crash only aborts the
+ * site's wait, not the paper.
+ */
+import { PrinterError, type OutputDevice, type PrintOutcome, type PrintProgress, type PrintRequest } from '../devices/output/types.ts'
+import type { VirtualClock } from './scheduler.ts'
+
+/** What a printer did with one job, keyed by the job's name (the simulator's unique job label). */
+export interface LedgerEvent {
+  job: string
+  printer: string
+  kind: 'accepted' | 'completed' | 'failed-after-accept'
+  at: number
+}
+
+/** Everything every simulated printer did, in order. */
+export class PrintLedger {
+  readonly events: LedgerEvent[] = []
+  private readonly accepts = new Map<string, number>()
+  private readonly completions = new Map<string, number>()
+  /** Called on every acceptance (the simulator checks invariant 2 right there). */
+  onAccept?: (e: LedgerEvent, count: number) => void
+
+  /** Called on every event. */
+  onEvent?: (e: LedgerEvent) => void
+
+  record (e: LedgerEvent): void {
+    this.events.push(e)
+    this.onEvent?.(e)
+    if (e.kind === 'accepted') {
+      const n = (this.accepts.get(e.job) ?? 0) + 1
+      this.accepts.set(e.job, n)
+      this.onAccept?.(e, n)
+    } else if (e.kind === 'completed') {
+      this.completions.set(e.job, (this.completions.get(e.job) ?? 0) + 1)
+    }
+  }
+
+  /** How many times a printer accepted the job. */
+  acceptedCount (job: string): number { return this.accepts.get(job) ?? 0 }
+  /** Jobs some printer completed (paper came out), with how many times. */
+  completed (): ReadonlyMap<string, number> { return this.completions }
+}
+
+/** Options of a {@link LedgerDevice}. */
+export interface LedgerDeviceInit {
+  /** Printer name, e.g. `site-a/mfp`. */
+  name: string
+  ledger: PrintLedger
+  clock: VirtualClock
+  /** Seeded generator of this printer's failures, consulted in the order of its jobs. */
+  random: () => number
+  /** Chance that the printer refuses a job before accepting it (busy, offline). */
+  failBeforeAcceptRate: number
+  /** Chance that an accepted job fails at the device (jam, cancelled at the panel). */
+  failAfterAcceptRate: number
+  /** Virtual time from acceptance to completion, uniform in [min, max] ms. */
+  printMs: [number, number]
+  /** Injected bug for the checker's own tests: every accepted job is accepted twice. */
+  doublePrint?: boolean
+}
+
+/** A printer that writes what it does to the {@link PrintLedger}. */
+export class LedgerDevice implements OutputDevice {
+  readonly uri: string
+  /** False while the site process driving it is dead: a dead process sends nothing. */
+  online = true
+
+  constructor (private readonly init: LedgerDeviceInit) {
+    this.uri = `sim://${init.name}`
+  }
+
+  async print (req: PrintRequest, progress: PrintProgress, signal: AbortSignal): Promise<PrintOutcome> {
+    signal.throwIfAborted()
+    const { ledger, clock, random, name } = this.init
+    if (!this.online) throw new PrinterError('the site process is gone', 'aborted-by-system', true)
+    if (random() < this.init.failBeforeAcceptRate) throw new PrinterError(`${name} is busy`, 'printer-busy', true)
+    const failAfter = random() < this.init.failAfterAcceptRate
+    const [min, max] = this.init.printMs
+    const delay = min + Math.floor(random() * (max - min + 1))
+    ledger.record({ job: req.jobName, printer: name, kind: 'accepted', at: clock.now() })
+    if (this.init.doublePrint === true) ledger.record({ job: req.jobName, printer: name, kind: 'accepted', at: clock.now() })
+    progress.accepted()
+    return await new Promise<PrintOutcome>((resolve, reject) => {
+      const onAbort = (): void => reject(new PrinterError('the site stopped while the printer was printing', 'aborted-by-system', false))
+      signal.addEventListener('abort', onAbort, { once: true })
+      clock.schedule(() => {
+        // the paper comes out (or jams) whether or not the site still waits for it
+        ledger.record({ job: req.jobName, printer: name, kind: failAfter ? 'failed-after-accept' : 'completed', at: clock.now() })
+        signal.removeEventListener('abort', onAbort)
+        if (signal.aborted) return
+        if (failAfter) reject(new PrinterError(`${name}: paper jam, job cancelled at the device`, 'job-canceled-at-device', false))
+        else resolve({ impressions: 1 })
+      }, delay)
+    })
+  }
+
+  async probe (): Promise<{ ok: boolean, message: string }> {
+    return { ok: this.online, message: this.online ? 'idle' : 'offline' }
+  }
+}

@@ -1,0 +1,950 @@
+/**
+ * The in-process chaos simulator. One central, sites and terminals over a
+ * {@link MemoryNetwork}, each with real level persistence in its own folder, a real Ed25519
+ * identity and certificate from the central, a DocStore, Membership and SyncEngine; every
+ * site also runs a real {@link JobService} with a spool and a {@link LedgerDevice}.
+ *
+ * A run is a sequence of steps. Each step is either a workload action (print, release,
+ * delete, retention sweep) or a fault (crash, partition, message loss / duplication /
+ * reordering / delay, clock skew), chosen by a generator seeded with `seed`; then virtual
+ * time moves on, with message deliveries, printer completions and anti-entropy rounds run
+ * one at a time on the {@link VirtualClock}, each allowed to finish ({@link settle}) before
+ * the next. After the last step every fault is lifted and the mesh must converge.
+ *
+ * Invariants (DESIGN.md, "Jobs" 1–4), checked by {@link Checker}:
+ *   1. every job whose addDocument resolved exists on its holder after every restart, and in
+ *      every replica after convergence (unless retention purged it);
+ *   2. no printer accepts a job twice (checked at the instant of acceptance);
+ *   3. usage records, de-duplicated by id, match exactly the jobs a printer completed;
+ *   4. after the final heal every peer holds identical documents.
+ */
+import { createHash } from 'node:crypto'
+import { mkdtemp, mkdir, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { pino, type Logger } from 'pino'
+import { PDFDocument, StandardFonts } from 'pdf-lib'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { recordCertificate, type Certificate, type Role } from '../crdt/license.ts'
+import { licenseDoc, jobsDoc, periodOf, parseDocName, type DocName } from '../crdt/names.ts'
+import { listJobs, purgeJob, TERMINAL_STATES, type JobRecord } from '../crdt/jobs.ts'
+import { listUsage, type UsageRecord } from '../crdt/accounting.ts'
+import { MemoryNetwork, seededRandom, type LinkFaults } from '../transports/memory.ts'
+import { signerFor, verifyPeerSignature } from '../transports/identity.ts'
+import { JobService } from '../devices/jobs/service.ts'
+import { Spool } from '../devices/spool.ts'
+import { parseDocument, type DocumentInfo } from '../devices/documents/index.ts'
+import type { Signer, Verifier } from '../crdt/envelope.ts'
+import { startMeshPeer, issuePeerCertificate, snapshotStore, type MeshPeer } from './mesh.ts'
+import { VirtualClock, AsyncTracker, settle, SimulationStalledError } from './scheduler.ts'
+import { CrashablePersistence, trackSigner, trackSpool, trackVerifier } from './instrument.ts'
+import { LedgerDevice, PrintLedger } from './device.ts'
+import { Checker, type Violation, type InvariantId, INVARIANTS } from './invariants.ts'
+
+// ---- tunables (each with why) ------------------------------------------------------
+
+/** Virtual start: 30 November 20:00 UTC, so runs cross a monthly partition boundary. */
+const START_TIME = Date.UTC(2026, 10, 30, 20, 0, 0)
+/** Virtual time a step lasts, uniform in [0, max]: about two minutes on average. */
+const STEP_MAX_MS = 240_000
+/** Anti-entropy and redial period (virtual): what a real node's timers would do. */
+const ANTI_ENTROPY_MS = 300_000
+/** One-way message latency range (virtual ms) on every link: all delivery goes through the clock. */
+const BASE_LATENCY: [number, number] = [1, 20]
+/** Latency range of a "delay" fault. */
+const DELAY_FAULT_LATENCY: [number, number] = [500, 60_000]
+/** Loss rate of a "loss" fault. */
+const LOSS_FAULT_RATE = 0.5
+/** Duplication rate of a "duplicate" fault. */
+const DUPLICATE_FAULT_RATE = 0.5
+/** A fault lasts between 1 and this many steps before it is lifted. */
+const MAX_FAULT_STEPS = 12
+/** Largest clock skew given to a peer (either direction): 3 hours. */
+const MAX_SKEW_MS = 3 * 3600_000
+/** Held jobs expire after this in the simulation (short, so runs see expiry). */
+const HOLD_MS = 2 * 3600_000
+/** Finished jobs are purged after this in the simulation (short, so runs see purges). */
+const RETENTION_MS = 3 * 3600_000
+/** Printer failure chances (before / after it accepted a job). */
+const FAIL_BEFORE_ACCEPT_RATE = 0.05
+const FAIL_AFTER_ACCEPT_RATE = 0.03
+/** Virtual time a printer takes to print a job. */
+const PRINT_MS: [number, number] = [5_000, 180_000]
+/** Anti-entropy rounds allowed after the final heal before convergence is declared failed. */
+const MAX_FINAL_ROUNDS = 30
+/** Every this many sites one gets an extra link to a random site (more paths, few extra messages). */
+const CHORD_EVERY = 3
+/** Most timers one drain may run: bounds a run whose messages never stop. */
+const MAX_DRAIN_TIMERS = 10_000_000
+/** Users printing (u1 … uN). */
+const USERS = 12
+/** Events kept in a violation's trace. */
+const TRACE_EVENTS = 12
+/** Terminals by default: a few. */
+export const DEFAULT_TERMINALS = 3
+
+/** Fault kinds, in the order the summary lists them. */
+export const FAULT_KINDS = ['crash', 'crash-mid-write', 'partition', 'loss', 'duplicate', 'reorder', 'delay', 'clock-skew'] as const
+export type FaultKind = typeof FAULT_KINDS[number]
+
+/** Deliberate bugs, to prove the checks can fail. */
+export type Injection = 'double-print' | 'drop-acked-job' | 'drop-usage' | 'diverge'
+
+export interface SimOptions {
+  seed: number
+  /** Peers in all: 1 central, `terminals` terminals, the rest sites (at least 2). */
+  peers: number
+  /** Fault events spread over the run. */
+  faults: number
+  steps: number
+  terminals: number
+  /** Parent folder of the run's temp folder (default /dev/shm when writable, else the OS temp dir). */
+  dataDir?: string
+  /** Real-time bound of the whole run. */
+  maxSeconds?: number
+  inject?: Injection
+  /** Called with each progress line (the CLI prints them to stderr). */
+  progress?: (line: string) => void
+  logger?: Logger
+}
+
+export interface SimSummary {
+  seed: number
+  peers: { central: number, sites: number, terminals: number }
+  steps: number
+  jobs: { created: number, acknowledged: number, printed: number, deleted: number, expired: number, failed: number, purged: number, held: number }
+  releases: { attempted: number, granted: number, refused: number }
+  sweeps: number
+  faults: Record<FaultKind, number>
+  messages: { envelopesIn: number, envelopesOut: number }
+  convergence: { converged: boolean, virtualMs: number, realMs: number, rounds: number }
+  invariants: Record<InvariantId, 'PASS' | 'FAIL'>
+  violations: Violation[]
+  /** sha256 over the event log and the final job states: equal for runs that replayed alike. */
+  fingerprint: string
+  realMs: number
+}
+
+export class SimulationTimeoutError extends Error {
+  constructor (seconds: number) { super(`simulation exceeded its real-time bound of ${seconds} s`); this.name = 'SimulationTimeoutError' }
+}
+
+/** One simulated event, for traces and the fingerprint. */
+export interface SimEvent {
+  step: number
+  at: number
+  peer: string
+  kind: string
+  job?: string
+  detail?: string
+}
+
+interface SimPeer {
+  name: string
+  role: Role
+  site?: string
+  signer: Signer
+  certificate?: Certificate
+  dir: string
+  skewMs: number
+  /** Set while the peer is up. */
+  mesh?: MeshPeer
+  jobs?: JobService
+  persistence?: CrashablePersistence
+  device?: LedgerDevice
+  /** Step at which a down peer restarts. */
+  restartAt?: number
+  /** Crashed but not yet torn down (a mid-write crash strikes inside some operation). */
+  crashed: boolean
+}
+
+interface SimJob {
+  label: string
+  id: string
+  ippId: number
+  holder: string
+  owner: string
+  acked: boolean
+  /** The last state the simulator saw on the holder. */
+  last?: JobRecord
+}
+
+interface ActiveFault { kind: FaultKind, until: number, undo: () => void }
+
+/** Runs one simulation and returns its summary (violations included; never throws for them). */
+export async function simulate (opts: SimOptions): Promise<SimSummary> {
+  const sim = new Simulation(opts)
+  try {
+    return await sim.run()
+  } finally {
+    await sim.teardown()
+  }
+}
+
+let pdfBytes: Promise<Uint8Array> | undefined
+/** A tiny valid one-page PDF, made once per process and reused for every job. */
+async function samplePdf (): Promise<Uint8Array> {
+  pdfBytes ??= (async () => {
+    const doc = await PDFDocument.create()
+    doc.setCreationDate(new Date(START_TIME))
+    doc.setModificationDate(new Date(START_TIME))
+    const font = await doc.embedFont(StandardFonts.Helvetica)
+    doc.addPage([595.28, 841.89]).drawText('printmesh simulation', { x: 72, y: 720, size: 24, font })
+    return await doc.save({ useObjectStreams: false })
+  })()
+  return await pdfBytes
+}
+
+class Simulation {
+  private readonly rng: () => number
+  private readonly clock = new VirtualClock(START_TIME)
+  private readonly tracker = new AsyncTracker()
+  private readonly network: MemoryNetwork
+  private readonly ledger = new PrintLedger()
+  private readonly peers: SimPeer[] = []
+  private readonly edges: Array<[SimPeer, SimPeer]> = []
+  private readonly jobs: SimJob[] = []
+  private readonly byLabel = new Map<string, SimJob>()
+  private readonly events: SimEvent[] = []
+  private readonly active: ActiveFault[] = []
+  private readonly checker: Checker
+  private readonly logger: Logger
+  private readonly analyzed = new Map<string, DocumentInfo>()
+  private readonly faultCounts = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>
+  private readonly releases = { attempted: 0, granted: 0, refused: 0 }
+  private sweeps = 0
+  private root = ''
+  private step = 0
+  private nextAntiEntropy = START_TIME + ANTI_ENTROPY_MS
+  private partitioned = false
+  private deadline = Infinity
+  private central!: SimPeer
+  /**
+   * One verifier for every peer, remembering signatures already found valid: the sync
+   * engine verifies every copy of an envelope it receives, and in a dense mesh most copies
+   * are duplicates. Keyed by author, signature and a hash of the signed bytes, so a reused
+   * signature over other bytes is still checked.
+   */
+  private readonly verified = new Set<string>()
+  private readonly verify: Verifier = trackVerifier(async (author, data, signature) => {
+    const key = `${author}|${Buffer.from(signature).toString('base64')}|${createHash('sha256').update(data).digest('base64')}`
+    if (this.verified.has(key)) return true
+    const ok = await verifyPeerSignature(author, data, signature)
+    if (ok) this.verified.add(key)
+    return ok
+  }, this.tracker)
+
+  constructor (private readonly opts: SimOptions) {
+    if (!Number.isInteger(opts.peers) || opts.peers < 3) throw new RangeError('a simulation needs at least 3 peers (central and two sites)')
+    if (opts.terminals < 0 || opts.peers - 1 - opts.terminals < 2) throw new RangeError('terminals must leave at least two sites')
+    this.rng = seededRandom(opts.seed)
+    this.network = new MemoryNetwork({ random: seededRandom(opts.seed ^ 0x5eed), schedule: this.clock.schedule, faults: { latencyMs: BASE_LATENCY } })
+    this.logger = opts.logger ?? pino({ level: process.env.PRINTMESH_SIM_LOG ?? 'silent' })
+    this.checker = new Checker(opts.seed, (job, peer) => this.trace(job, peer))
+  }
+
+  // ---- seeded choices ---------------------------------------------------------------
+
+  private int (min: number, max: number): number { return min + Math.floor(this.rng() * (max - min + 1)) }
+  private pick<T> (list: readonly T[]): T | undefined { return list.length === 0 ? undefined : list[Math.floor(this.rng() * list.length)] }
+
+  // ---- events and traces --------------------------------------------------------------
+
+  private event (peer: string, kind: string, job?: string, detail?: string): void {
+    this.events.push({ step: this.step, at: this.clock.now() - START_TIME, peer, kind, ...(job !== undefined ? { job } : {}), ...(detail !== undefined ? { detail } : {}) })
+  }
+
+  /**
+   * The last events touching a job: its own, and what happened to its holder (crashes,
+   * restarts) during its life. Without a job, the events of a peer.
+   */
+  private trace (job?: string, peer?: string): string[] {
+    const holder = job === undefined ? undefined : this.byLabel.get(job)?.holder
+    const born = job === undefined ? undefined : this.events.findIndex((e) => e.job === job)
+    let last = -1
+    this.events.forEach((e, i) => { if (job !== undefined && e.job === job) last = i })
+    // the holder's own events while the job lived, and the first one after its last event
+    const after = this.events.findIndex((e, i) => i > last && e.job === undefined && e.peer === holder)
+    const hits = this.events.filter((e, i) => job !== undefined
+      ? e.job === job || (e.job === undefined && holder !== undefined && e.peer === holder && i >= (born ?? 0) && (i <= last || i === after))
+      : peer !== undefined && e.peer === peer)
+    return hits.slice(-TRACE_EVENTS).map((e) => `step ${e.step} t+${Math.round(e.at / 1000)}s ${e.peer} ${e.kind}${e.job !== undefined ? ` ${e.job}` : ''}${e.detail !== undefined ? ` (${e.detail})` : ''}`)
+  }
+
+  // ---- setup -------------------------------------------------------------------------
+
+  private now (p: SimPeer): number { return this.clock.now() + p.skewMs }
+
+  private async identity (name: string): Promise<Signer> {
+    const seed = createHash('sha256').update(`printmesh-sim/${this.opts.seed}/${name}`).digest()
+    return trackSigner(signerFor(await generateKeyPairFromSeed('Ed25519', seed)), this.tracker)
+  }
+
+  private async setup (): Promise<void> {
+    const parent = this.opts.dataDir ?? await defaultDataDir()
+    this.root = await mkdtemp(join(parent, `printmesh-sim-${this.opts.seed}-`))
+    const sites = this.opts.peers - 1 - this.opts.terminals
+    const centralSigner = await this.identity('central')
+    const make = async (name: string, role: Role, site?: string): Promise<SimPeer> => {
+      const signer = name === 'central' ? centralSigner : await this.identity(name)
+      const dir = join(this.root, name)
+      await mkdir(dir, { recursive: true })
+      const p: SimPeer = { name, role, ...(site !== undefined ? { site } : {}), signer, dir, skewMs: 0, crashed: false }
+      if (role !== 'central') p.certificate = await issuePeerCertificate(centralSigner, signer.id, role, site, START_TIME)
+      this.peers.push(p)
+      return p
+    }
+    this.central = await make('central', 'central')
+    const siteIds: string[] = []
+    for (let i = 0; i < sites; i++) { siteIds.push(siteId(i)); await make(`site-${siteId(i)}`, 'site', siteId(i)) }
+    for (let i = 0; i < this.opts.terminals; i++) {
+      const s = siteIds[i % siteIds.length]
+      await make(`terminal-${s}${Math.floor(i / siteIds.length) + 1}`, 'terminal', s)
+    }
+    const sitePeers = this.peers.filter((p) => p.role === 'site')
+    // topology: every site to central and to the next site (a ring), every third one a seeded chord;
+    // every terminal to its site and to central
+    for (let i = 0; i < sitePeers.length; i++) {
+      this.edge(sitePeers[i], this.central)
+      if (sitePeers.length > 2 || i === 0) this.edge(sitePeers[i], sitePeers[(i + 1) % sitePeers.length])
+      const chord = i % CHORD_EVERY === 0 ? this.pick(sitePeers) : undefined
+      if (chord !== undefined && chord !== sitePeers[i]) this.edge(sitePeers[i], chord)
+    }
+    for (const t of this.peers.filter((p) => p.role === 'terminal')) {
+      this.edge(t, sitePeers.find((s) => s.site === t.site) ?? this.central)
+      this.edge(t, this.central)
+    }
+    for (const p of this.peers) await this.startPeer(p)
+    // central records every certificate in the license document, as on enrollment
+    const central = this.central.mesh
+    if (central === undefined) throw new Error('central did not start')
+    const certs = this.peers.map((p) => p.certificate).filter((c) => c !== undefined)
+    await central.store.transact(licenseDoc(), { kind: 'local', service: 'enrollment' }, (d) => { for (const c of certs) recordCertificate(d, c) })
+    this.ledger.onEvent = (e) => { if (e.kind !== 'accepted') this.event(this.byLabel.get(e.job)?.holder ?? e.printer, `printer-${e.kind}`, e.job) }
+    this.ledger.onAccept = (e, count) => {
+      const job = this.byLabel.get(e.job)
+      this.event(job?.holder ?? e.printer, 'printer-accepted', e.job)
+      if (count > 1) this.checker.violation(2, this.step, `job ${e.job} was accepted by a printer ${count} times (last by ${e.printer})`, e.job, job?.holder)
+    }
+    await this.redial()
+    await this.runUntil(this.clock.now() + ANTI_ENTROPY_MS)
+    // the sync engine follows a license change with a real-time resync (200 ms): let it
+    // pass now, so no real timer fires during the run
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    await settle(this.tracker, 'setup')
+    await this.runUntil(this.clock.now() + 1000)
+  }
+
+  private edge (a: SimPeer, b: SimPeer): void {
+    if (a === b || this.edges.some(([x, y]) => (x === a && y === b) || (x === b && y === a))) return
+    this.edges.push([a, b])
+  }
+
+  private async startPeer (p: SimPeer): Promise<void> {
+    const persistenceHolder: { p?: CrashablePersistence } = {}
+    const mesh = await startMeshPeer({
+      network: this.network,
+      name: p.name,
+      signer: p.signer,
+      role: p.role,
+      ...(p.site !== undefined ? { site: p.site } : {}),
+      authority: this.central.signer.id,
+      ...(p.certificate !== undefined ? { certificate: p.certificate } : {}),
+      dir: p.dir,
+      logger: this.logger,
+      verify: this.verify,
+      now: () => this.now(p),
+      wrapPersistence: (inner) => (persistenceHolder.p = new CrashablePersistence(inner, this.tracker, p.name, () => this.onCrash(p)))
+    })
+    p.mesh = mesh
+    p.persistence = persistenceHolder.p
+    p.crashed = false
+    if (p.role === 'site') {
+      p.device ??= new LedgerDevice({
+        name: `${p.name}/mfp`,
+        ledger: this.ledger,
+        clock: this.clock,
+        random: seededRandom(this.opts.seed * 7919 + this.peers.indexOf(p)),
+        failBeforeAcceptRate: FAIL_BEFORE_ACCEPT_RATE,
+        failAfterAcceptRate: FAIL_AFTER_ACCEPT_RATE,
+        printMs: PRINT_MS,
+        doublePrint: this.opts.inject === 'double-print'
+      })
+      p.device.online = true
+      const spool = trackSpool(await this.tracker.track(async () => await Spool.open(join(p.dir, 'spool'))), this.tracker)
+      p.jobs = new JobService({
+        peer: p.signer.id,
+        site: p.site ?? p.name,
+        queues: [{ name: 'secure', hold: true, defaultPrinter: 'mfp', info: 'secure print', location: p.name }],
+        holdMs: HOLD_MS,
+        retentionMs: RETENTION_MS
+      }, {
+        store: mesh.store,
+        spool,
+        printers: new Map([['mfp', p.device]]),
+        logger: mesh.logger,
+        analyze: async (path, format, signal) => await this.analyze(path, format, signal),
+        now: () => this.now(p)
+      })
+      await p.jobs.start()
+    }
+  }
+
+  /** The real parser, once per distinct document (every job prints the same bytes). */
+  private async analyze (path: string, format: string, signal?: AbortSignal): Promise<DocumentInfo> {
+    const key = `${format}:${path.slice(-64)}`
+    const known = this.analyzed.get(key)
+    if (known !== undefined) return known
+    const info = await parseDocument(path, format, signal)
+    this.analyzed.set(key, info)
+    return info
+  }
+
+  /** At the crash instant: the process is gone, so it sends and prints nothing more. */
+  private onCrash (p: SimPeer): void {
+    p.crashed = true
+    if (p.device !== undefined) p.device.online = false
+    // the synchronous part of stop() cuts every link at once
+    void p.mesh?.transport.stop()
+    this.event(p.name, 'crashed')
+  }
+
+  /** Tears a crashed peer down (its in-memory state is lost) and keeps it down until `restartAt`. */
+  private async teardownCrashed (p: SimPeer): Promise<void> {
+    const { jobs, mesh } = p
+    p.jobs = undefined
+    p.mesh = undefined
+    p.persistence = undefined
+    await jobs?.stop()
+    await mesh?.stop()
+    await settle(this.tracker, `teardown of ${p.name}`)
+  }
+
+  private async restart (p: SimPeer): Promise<void> {
+    p.restartAt = undefined
+    await this.startPeer(p)
+    this.event(p.name, 'restarted')
+    await settle(this.tracker, `restart of ${p.name}`)
+    if (this.opts.inject === 'drop-acked-job' && p.jobs !== undefined) await this.injectDrop(p)
+    this.checkHolder(p, 'after restart')
+  }
+
+  // ---- the run ------------------------------------------------------------------------
+
+  async run (): Promise<SimSummary> {
+    const started = Date.now()
+    if (this.opts.maxSeconds !== undefined) this.deadline = started + this.opts.maxSeconds * 1000
+    await this.setup()
+    let faultsLeft = this.opts.faults
+    for (this.step = 1; this.step <= this.opts.steps; this.step++) {
+      if (Date.now() > this.deadline) throw new SimulationTimeoutError(this.opts.maxSeconds ?? 0)
+      await this.liftExpired()
+      const stepsLeft = this.opts.steps - this.step + 1
+      if (faultsLeft > 0 && this.rng() < faultsLeft / stepsLeft) {
+        faultsLeft--
+        await this.fault()
+      } else {
+        await this.workload()
+      }
+      await settle(this.tracker, `step ${this.step}`)
+      await this.teardownAnyCrashed()
+      await this.runUntil(this.clock.now() + this.int(0, STEP_MAX_MS))
+      await this.teardownAnyCrashed()
+      this.observe()
+      if (this.step % 100 === 0) this.opts.progress?.(`step ${this.step}/${this.opts.steps}: ${this.jobs.length} jobs, ${this.checker.violations.length} violations`)
+    }
+    this.step = this.opts.steps + 1
+    const convergence = await this.finalHeal()
+    this.finalChecks(convergence.converged)
+    return this.summary(convergence, Date.now() - started)
+  }
+
+  /** Runs timers one at a time (each settled) and anti-entropy rounds, up to virtual time `until`. */
+  private async runUntil (until: number): Promise<void> {
+    for (;;) {
+      const next = this.clock.nextAt()
+      if (this.nextAntiEntropy <= until && (next === undefined || this.nextAntiEntropy < next)) {
+        this.clock.advanceTo(this.nextAntiEntropy)
+        this.nextAntiEntropy += ANTI_ENTROPY_MS
+        await this.antiEntropy()
+        continue
+      }
+      if (!this.clock.runNext(until)) break
+      await settle(this.tracker, `timer at step ${this.step}`)
+    }
+    this.clock.advanceTo(until)
+  }
+
+  /** Runs every pending timer (and what they schedule) to the end. */
+  private async drain (): Promise<void> {
+    for (let n = 0; n < MAX_DRAIN_TIMERS; n++) {
+      if (!this.clock.runNext(Infinity)) return
+      await settle(this.tracker, 'final drain')
+    }
+    throw new SimulationStalledError(`timers still pending after ${MAX_DRAIN_TIMERS} ran`)
+  }
+
+  /** What a real node's timers do: redial lost links, then send HELLO to everyone. */
+  private async antiEntropy (): Promise<void> {
+    await this.redial()
+    for (const p of this.peers) if (p.mesh !== undefined && !p.crashed) p.mesh.sync.antiEntropy()
+    await settle(this.tracker, 'anti-entropy')
+  }
+
+  private async redial (): Promise<void> {
+    for (const [a, b] of this.edges) {
+      if (a.mesh === undefined || b.mesh === undefined || a.crashed || b.crashed) continue
+      if (this.network.linked(a.signer.id, b.signer.id) || this.network.partitioned(a.signer.id, b.signer.id)) continue
+      try {
+        await this.network.connect(a.signer.id, b.signer.id)
+      } catch (err) {
+        this.event(a.name, 'dial-failed', undefined, `${b.name}: ${(err as Error).message}`)
+      }
+      await settle(this.tracker, 'redial')
+    }
+  }
+
+  private async teardownAnyCrashed (): Promise<void> {
+    for (const p of this.peers) {
+      if (!p.crashed || p.mesh === undefined) continue
+      await this.teardownCrashed(p)
+      p.restartAt ??= this.step + this.int(1, MAX_FAULT_STEPS)
+    }
+  }
+
+  private async liftExpired (): Promise<void> {
+    for (const p of this.peers) if (p.mesh === undefined && p.restartAt !== undefined && p.restartAt <= this.step) await this.restart(p)
+    for (const f of [...this.active]) {
+      if (f.until > this.step) continue
+      this.active.splice(this.active.indexOf(f), 1)
+      f.undo()
+    }
+  }
+
+  // ---- workload -----------------------------------------------------------------------
+
+  private upSites (): SimPeer[] {
+    return this.peers.filter((p) => p.role === 'site' && p.jobs !== undefined && !p.crashed)
+  }
+
+  private async workload (): Promise<void> {
+    const roll = this.rng()
+    if (roll < 0.45) await this.print()
+    else if (roll < 0.75) await this.release()
+    else if (roll < 0.85) await this.remove()
+    else if (roll < 0.93) await this.sweep()
+    // else: nobody does anything this step
+  }
+
+  private async print (): Promise<void> {
+    const site = this.pick(this.upSites())
+    const owner = `u${this.int(1, USERS)}`
+    const copies = this.int(1, 2)
+    if (site?.jobs === undefined) return
+    const label = `j${this.jobs.length + 1}`
+    const service = site.jobs
+    let created: JobRecord
+    try {
+      created = await service.createJob({ queue: 'secure', owner, name: label, copies, sides: 'one-sided' })
+    } catch (err) {
+      this.event(site.name, 'create-failed', label, (err as Error).message)
+      return
+    }
+    const job: SimJob = { label, id: created.id, ippId: created.ippId, holder: site.name, owner, acked: false }
+    this.jobs.push(job)
+    this.byLabel.set(label, job)
+    this.event(site.name, 'created', label, owner)
+    try {
+      await service.addDocument(created.ippId, { format: 'application/pdf', data: Readable.from([await samplePdf()]) })
+      job.acked = true
+      this.event(site.name, 'acknowledged', label)
+    } catch (err) {
+      this.event(site.name, 'add-document-failed', label, (err as Error).message)
+    }
+  }
+
+  /** Held jobs whose holder is up, in creation order. */
+  private heldJobs (): SimJob[] {
+    return this.jobs.filter((j) => {
+      const holder = this.peer(j.holder)
+      return holder.jobs !== undefined && !holder.crashed && holder.jobs.getById(j.id)?.state === 'held'
+    })
+  }
+
+  private async release (): Promise<void> {
+    const job = this.pick(this.heldJobs())
+    if (job === undefined) return
+    // roaming (a later issue) picks another site here; today users release where the job is held
+    await this.releaseAt(job, this.peer(job.holder))
+  }
+
+  /** Releases `job` at `site`: the holder arbitrates (today the two are always the same). */
+  private async releaseAt (job: SimJob, site: SimPeer): Promise<void> {
+    const holder = this.peer(job.holder)
+    if (site !== holder || holder.jobs === undefined) throw new Error('roaming release is not simulated yet')
+    this.releases.attempted++
+    try {
+      await holder.jobs.release(job.id, { user: job.owner, admin: false })
+      this.releases.granted++
+      this.event(site.name, 'released', job.label)
+    } catch (err) {
+      this.releases.refused++
+      this.event(site.name, 'release-refused', job.label, (err as Error).message)
+    }
+  }
+
+  private async remove (): Promise<void> {
+    const job = this.pick(this.heldJobs())
+    const holder = job === undefined ? undefined : this.peer(job.holder)
+    if (job === undefined || holder?.jobs === undefined) return
+    try {
+      await holder.jobs.cancel(job.id, { user: job.owner, admin: false })
+      this.event(holder.name, 'deleted', job.label)
+    } catch (err) {
+      this.event(holder.name, 'delete-refused', job.label, (err as Error).message)
+    }
+  }
+
+  private async sweep (): Promise<void> {
+    const site = this.pick(this.upSites())
+    if (site?.jobs === undefined) return
+    this.sweeps++
+    try {
+      await site.jobs.sweep()
+      this.event(site.name, 'sweep')
+    } catch (err) {
+      this.event(site.name, 'sweep-failed', undefined, (err as Error).message)
+    }
+  }
+
+  // ---- faults -------------------------------------------------------------------------
+
+  private async fault (): Promise<void> {
+    const kinds = FAULT_KINDS.filter((k) => k !== 'partition' || !this.partitioned)
+    const kind = this.pick(kinds) ?? 'loss'
+    const until = this.step + this.int(1, MAX_FAULT_STEPS)
+    this.faultCounts[kind]++
+    switch (kind) {
+      case 'crash':
+      case 'crash-mid-write': {
+        const victim = this.pick(this.peers.filter((p) => p.mesh !== undefined && !p.crashed))
+        if (victim?.persistence === undefined) return
+        victim.restartAt = until
+        if (kind === 'crash') {
+          victim.persistence.crash()
+        } else {
+          const n = this.int(0, 3)
+          victim.persistence.crashAfterAppends(n)
+          this.event(victim.name, 'crash-armed', undefined, `after ${n} more writes`)
+          // the crash strikes inside whatever the peer does next; give it something to do
+          if (victim.jobs !== undefined) await this.print()
+        }
+        return
+      }
+      case 'partition': {
+        const ids = this.peers.map((p) => p)
+        const cut = this.int(1, Math.max(1, Math.floor(ids.length / 2)))
+        const shuffled = [...ids]
+        for (let i = shuffled.length - 1; i > 0; i--) { const j = this.int(0, i); [shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]] }
+        const a = shuffled.slice(0, cut)
+        const b = shuffled.slice(cut)
+        this.network.partition(a.map((p) => p.signer.id), b.map((p) => p.signer.id))
+        this.partitioned = true
+        this.event('network', 'partition', undefined, a.map((p) => p.name).join(','))
+        this.active.push({ kind, until, undo: () => { this.network.heal(); this.partitioned = false; this.event('network', 'heal') } })
+        return
+      }
+      case 'clock-skew': {
+        const victim = this.pick(this.peers)
+        if (victim === undefined) return
+        const before = victim.skewMs
+        victim.skewMs = this.int(-MAX_SKEW_MS, MAX_SKEW_MS)
+        this.event(victim.name, 'clock-skew', undefined, `${Math.round(victim.skewMs / 60_000)} min`)
+        this.active.push({ kind, until, undo: () => { victim.skewMs = before } })
+        return
+      }
+      default: {
+        const faults: LinkFaults = { latencyMs: kind === 'delay' ? DELAY_FAULT_LATENCY : BASE_LATENCY }
+        if (kind === 'loss') faults.lossRate = LOSS_FAULT_RATE
+        if (kind === 'duplicate') faults.duplicateRate = DUPLICATE_FAULT_RATE
+        if (kind === 'reorder') faults.reorder = true
+        // a third of link faults hit the whole network, the rest one link
+        const edge = this.rng() < 1 / 3 ? undefined : this.pick(this.edges)
+        const between: [string, string] | undefined = edge === undefined ? undefined : [edge[0].signer.id, edge[1].signer.id]
+        this.network.setFaults(faults, between)
+        this.event(edge === undefined ? 'network' : `${edge[0].name}–${edge[1].name}`, kind)
+        this.active.push({ kind, until, undo: () => this.network.setFaults({ latencyMs: BASE_LATENCY }, between) })
+      }
+    }
+  }
+
+  // ---- checks -------------------------------------------------------------------------
+
+  private peer (name: string): SimPeer {
+    const p = this.peers.find((x) => x.name === name)
+    if (p === undefined) throw new Error(`no peer ${name}`)
+    return p
+  }
+
+  /** Remembers the state of every job on its (live) holder. */
+  private observe (): void {
+    for (const job of this.jobs) {
+      const holder = this.peer(job.holder)
+      if (holder.jobs === undefined || holder.crashed) continue
+      const rec = holder.jobs.getById(job.id)
+      if (rec !== undefined) job.last = rec
+    }
+  }
+
+  /** A job may be gone only once retention may have purged it. */
+  private mayBePurged (job: SimJob, holder: SimPeer): boolean {
+    const last = job.last
+    if (last === undefined || !TERMINAL_STATES.has(last.state)) return false
+    return (last.completedAt ?? last.updatedAt) + RETENTION_MS <= this.now(holder) + MAX_SKEW_MS * 2
+  }
+
+  /** Invariant 1 on a holder: every acknowledged job is still there (and not failed as never received). */
+  private checkHolder (p: SimPeer, when: string): void {
+    if (p.jobs === undefined) return
+    for (const job of this.jobs) {
+      if (!job.acked || job.holder !== p.name) continue
+      const rec = p.jobs.getById(job.id)
+      if (rec === undefined) {
+        if (!this.mayBePurged(job, p)) this.checker.violation(1, this.step, `acknowledged job ${job.label} is missing on its holder ${p.name} ${when} (last seen ${job.last?.state ?? 'never'})`, job.label, p.name)
+      } else if (rec.state === 'received' || (rec.state === 'failed' && rec.reason === 'job-incoming-interrupted')) {
+        this.checker.violation(1, this.step, `acknowledged job ${job.label} is ${rec.state} on ${p.name} ${when}`, job.label, p.name)
+      }
+    }
+  }
+
+  private async injectDrop (p: SimPeer): Promise<void> {
+    const victim = this.jobs.find((j) => j.acked && j.holder === p.name && p.jobs?.getById(j.id)?.state === 'held')
+    if (victim === undefined || p.mesh === undefined) return
+    const name = this.jobDocOf(p, victim.id)
+    if (name === undefined) return
+    await p.mesh.store.transact(name, { kind: 'local', service: 'injected-bug' }, (d) => purgeJob(d, victim.id))
+    this.event(p.name, 'injected-drop', victim.label)
+  }
+
+  private jobDocOf (p: SimPeer, id: string): DocName | undefined {
+    for (const name of p.mesh?.store.openNames() ?? []) {
+      const parsed = parseDocName(name)
+      if (parsed?.family === 'jobs' && parsed.peer === p.signer.id && listJobs(p.mesh?.store.get(name) ?? fail()).some((j) => j.id === id)) return name
+    }
+    return undefined
+  }
+
+  /** Lifts every fault, restarts every peer, and runs anti-entropy until all documents agree. */
+  private async finalHeal (): Promise<SimSummary['convergence']> {
+    for (const f of this.active.splice(0)) f.undo()
+    this.network.heal()
+    this.partitioned = false
+    this.network.setFaults({ latencyMs: BASE_LATENCY })
+    for (const [a, b] of this.edges) this.network.setFaults({ latencyMs: BASE_LATENCY }, [a.signer.id, b.signer.id])
+    await this.teardownAnyCrashed()
+    for (const p of this.peers) if (p.mesh === undefined) await this.restart(p)
+    for (const p of this.peers) p.skewMs = 0
+    this.event('network', 'final-heal')
+    if (this.opts.inject === 'diverge') this.injectDivergence()
+    const startVirtual = this.clock.now()
+    const startReal = Date.now()
+    // printers finish what they accepted; messages in flight arrive
+    let rounds = 0
+    let converged = false
+    this.nextAntiEntropy = Infinity
+    while (rounds < MAX_FINAL_ROUNDS) {
+      rounds++
+      await this.antiEntropy()
+      await this.drain()
+      if (this.mismatch() === undefined) { converged = true; break }
+      this.clock.advanceTo(this.clock.now() + ANTI_ENTROPY_MS)
+    }
+    return { converged, virtualMs: Math.round(this.clock.now() - startVirtual), realMs: Date.now() - startReal, rounds }
+  }
+
+  /**
+   * A change applied to one replica as if a peer had sent it, but with no envelope behind it:
+   * the store neither persists nor relays it, so it can never reach anyone else.
+   */
+  private injectDivergence (): void {
+    const site = this.peers.find((p) => p.role === 'site' && p.mesh !== undefined)
+    const store = site?.mesh?.store
+    const name = store?.openNames().find((n) => parseDocName(n)?.family === 'jobs')
+    const doc = name === undefined ? undefined : store?.get(name)
+    if (site === undefined || doc === undefined) return
+    doc.transact(() => doc.getMap('jobs').set('injected', { id: 'injected' }), INJECTED)
+    this.event(site.name, 'injected-divergence', undefined, this.pretty(name ?? ''))
+  }
+
+  /** A document name with peer ids replaced by peer names. */
+  private pretty (doc: string): string {
+    let out = doc
+    for (const p of this.peers) out = out.replaceAll(p.signer.id, p.name)
+    return out
+  }
+
+  /** The first peer whose documents differ from central's (restricted to what it may read). */
+  private mismatch (): { peer: SimPeer, doc: string } | undefined {
+    const central = this.central.mesh
+    if (central === undefined) return { peer: this.central, doc: '(central down)' }
+    const reference = snapshotStore(central.store)
+    for (const p of this.peers) {
+      if (p === this.central || p.mesh === undefined) continue
+      const mine = snapshotStore(p.mesh.store)
+      const names = new Set([...Object.keys(mine), ...Object.keys(reference).filter((n) => central.membership.canRead(p.signer.id, n))])
+      for (const n of [...names].sort()) {
+        if (JSON.stringify(mine[n]) !== JSON.stringify(reference[n])) return { peer: p, doc: n }
+      }
+    }
+    return undefined
+  }
+
+  private finalChecks (converged: boolean): void {
+    // 4: identical documents
+    if (!converged) {
+      const m = this.mismatch()
+      this.checker.violation(4, this.step, `no convergence after ${MAX_FINAL_ROUNDS} anti-entropy rounds: ${m?.peer.name ?? '?'} differs from central on ${this.pretty(m?.doc ?? '?')}`, undefined, m?.peer.name)
+    }
+    // 1: every acknowledged job on its holder and in every replica
+    for (const p of this.peers) if (p.role === 'site') this.checkHolder(p, 'at the end')
+    const central = this.central.mesh
+    if (central === undefined) return
+    for (const job of this.jobs) {
+      if (!job.acked) continue
+      const holder = this.peer(job.holder)
+      const present = holder.jobs?.getById(job.id) !== undefined
+      if (!present) continue // purged by retention (checked on the holder above)
+      for (const p of this.peers) {
+        const store = p.mesh?.store
+        if (store === undefined || !central.membership.canRead(p.signer.id, `v1/jobs/${holder.signer.id}/2026-11`)) continue
+        const found = store.openNames().some((n) => n.startsWith(`v1/jobs/${holder.signer.id}/`) && listJobs(store.get(n) ?? fail()).some((r) => r.id === job.id))
+        if (!found) this.checker.violation(1, this.step, `acknowledged job ${job.label} is missing from ${p.name}'s replica after convergence`, job.label, p.name)
+      }
+    }
+    // 3: charged exactly once per completed print, and nothing else charged
+    if (this.opts.inject === 'drop-usage') this.injectDropUsage()
+    const usage = new Map<string, UsageRecord[]>()
+    for (const n of central.store.openNames()) {
+      if (parseDocName(n)?.family !== 'acct') continue
+      for (const r of listUsage(central.store.get(n) ?? fail())) usage.set(r.id, [...(usage.get(r.id) ?? []), r])
+    }
+    const labelOf = new Map(this.jobs.map((j) => [j.id, j.label]))
+    for (const [label, times] of this.ledger.completed()) {
+      const job = this.byLabel.get(label)
+      if (job === undefined) continue
+      if (times > 1) this.checker.violation(2, this.step, `job ${label} came out of a printer ${times} times`, label, job.holder)
+      const charged = usage.get(`${job.id}/print`)?.length ?? 0
+      if (charged !== 1) this.checker.violation(3, this.step, `job ${label} was printed but charged ${charged} times`, label, job.holder)
+    }
+    for (const [id] of usage) {
+      const jobId = id.replace(/\/print$/, '')
+      const label = labelOf.get(jobId)
+      if (label === undefined || !this.ledger.completed().has(label)) this.checker.violation(3, this.step, `usage ${label ?? id} was charged but no printer completed it`, label)
+    }
+  }
+
+  private injectDropUsage (): void {
+    const central = this.central.mesh
+    if (central === undefined) return
+    for (const n of central.store.openNames()) {
+      if (parseDocName(n)?.family !== 'acct') continue
+      const doc = central.store.get(n)
+      const first = doc === undefined ? undefined : listUsage(doc)[0]
+      if (doc === undefined || first === undefined) continue
+      doc.transact(() => doc.getMap('usage').delete(first.id), INJECTED)
+      this.event('central', 'injected-drop-usage', this.jobs.find((j) => `${j.id}/print` === first.id)?.label)
+      return
+    }
+  }
+
+  private summary (convergence: SimSummary['convergence'], realMs: number): SimSummary {
+    const states = new Map<string, number>()
+    let purged = 0
+    const finalState = new Map<string, string>()
+    for (const job of this.jobs) {
+      const holder = this.peer(job.holder)
+      const rec = holder.jobs?.getById(job.id)
+      const state = rec?.state ?? (job.last !== undefined ? `purged-${job.last.state}` : 'never-held')
+      finalState.set(job.label, state)
+      if (rec === undefined) purged++
+      const s = rec?.state ?? job.last?.state ?? 'failed'
+      states.set(s, (states.get(s) ?? 0) + 1)
+    }
+    const stats = this.peers.map((p) => p.mesh?.sync.getStats()).filter((s) => s !== undefined)
+    const hash = createHash('sha256')
+    for (const e of this.events) hash.update(`${e.step}|${e.at}|${e.peer}|${e.kind}|${e.job ?? ''}|${e.detail ?? ''}\n`)
+    for (const [label, state] of finalState) hash.update(`${label}=${state}\n`)
+    return {
+      seed: this.opts.seed,
+      peers: { central: 1, sites: this.peers.filter((p) => p.role === 'site').length, terminals: this.opts.terminals },
+      steps: this.opts.steps,
+      jobs: {
+        created: this.jobs.length,
+        acknowledged: this.jobs.filter((j) => j.acked).length,
+        printed: this.ledger.completed().size,
+        deleted: states.get('deleted') ?? 0,
+        expired: states.get('expired') ?? 0,
+        failed: states.get('failed') ?? 0,
+        purged,
+        held: states.get('held') ?? 0
+      },
+      releases: { ...this.releases },
+      sweeps: this.sweeps,
+      faults: { ...this.faultCounts },
+      messages: {
+        envelopesIn: stats.reduce((n, s) => n + s.envelopesIn, 0),
+        envelopesOut: stats.reduce((n, s) => n + s.envelopesOut, 0)
+      },
+      convergence,
+      invariants: Object.fromEntries(INVARIANTS.map((i) => [i.id, this.checker.violations.some((v) => v.invariant === i.id) ? 'FAIL' : 'PASS'])) as Record<InvariantId, 'PASS' | 'FAIL'>,
+      violations: this.checker.violations,
+      fingerprint: hash.digest('hex'),
+      realMs
+    }
+  }
+
+  async teardown (): Promise<void> {
+    for (const p of this.peers) {
+      const { jobs, mesh } = p
+      p.jobs = undefined
+      p.mesh = undefined
+      try {
+        await jobs?.stop()
+        await mesh?.stop()
+      } catch (err) {
+        this.logger.error({ err, peer: p.name }, 'stopping a simulated peer failed')
+      }
+    }
+    if (this.root !== '') await rm(this.root, { recursive: true, force: true })
+  }
+}
+
+/** Origin of injected bugs: looks like a peer's change, so the store neither persists nor relays it. */
+const INJECTED = { kind: 'peer', peer: 'injected-bug' } as const
+
+function siteId (i: number): string {
+  // a, b, …, z, aa, ab, …
+  let s = ''
+  let n = i
+  do { s = String.fromCharCode(97 + (n % 26)) + s; n = Math.floor(n / 26) - 1 } while (n >= 0)
+  return s
+}
+
+function fail (): never {
+  throw new Error('document vanished while it was being read')
+}
+
+/** /dev/shm when it is a writable folder (level's fsyncs cost nothing there), else the OS temp dir. */
+async function defaultDataDir (): Promise<string> {
+  try {
+    if ((await stat('/dev/shm')).isDirectory()) {
+      const probe = await mkdtemp(join('/dev/shm', 'printmesh-probe-'))
+      await rm(probe, { recursive: true, force: true })
+      return '/dev/shm'
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && (err as NodeJS.ErrnoException).code !== 'EACCES') throw err
+  }
+  return tmpdir()
+}
