@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { DocStore } from '../crdt/store.ts'
 import { LevelPersistence } from '../crdt/persistence.ts'
-import { licenseDoc, directoryDoc } from '../crdt/names.ts'
+import { licenseDoc, directoryDoc, isRetained } from '../crdt/names.ts'
 import { Membership } from '../crdt/membership.ts'
 import { SyncEngine } from '../crdt/sync.ts'
 import { decodeCertificate, encodeCertificate, type Certificate, type Role } from '../crdt/license.ts'
@@ -32,6 +32,10 @@ import { decodeJoinString, EnrollmentAuthority, type EnrollResponse } from './en
 
 const NETWORK_KEY_FILE = 'network.key'
 const MESH_FILE = 'mesh.json'
+/** Jobs documents (own and replicas) are dropped whole this many months after their period. */
+export const JOBS_REPLICA_MONTHS = 3
+/** How often documents past retention are dropped. */
+const DROP_EXPIRED_MS = 3600_000
 /** How often a member checks whether its certificate is due for renewal. */
 const RENEW_CHECK_MS = 3600_000
 /** While an admin has not approved a join request, ask again this often. */
@@ -179,19 +183,34 @@ export async function buildPeer (config: PeerConfig, logger: Logger): Promise<Pe
     },
     logger
   })
-  const sync = new SyncEngine({ ...(config.antiEntropyMs !== undefined ? { antiEntropyMs: config.antiEntropyMs } : {}) }, {
+  const retained = (doc: string): boolean => isRetained(doc, Date.now(), JOBS_REPLICA_MONTHS)
+  const sync = new SyncEngine({ retained, ...(config.antiEntropyMs !== undefined ? { antiEntropyMs: config.antiEntropyMs } : {}) }, {
     store, link: transport, membership, verify: verifyPeerSignature, logger
   })
   const lastSeen = new Map<string, number>()
   const services = new ServiceGroup(logger)
   let unwatch: (() => void) | undefined
+  let dropTimer: NodeJS.Timeout | undefined
+  const dropExpired = async (): Promise<void> => {
+    for (const name of await store.storedNames()) {
+      if (!retained(name)) await store.remove(name)
+    }
+  }
   services.add('store', {
     start: async () => {
+      await dropExpired()
       // hold every stored document open: HELLO announces what is open
       for (const name of await store.storedNames()) await store.open(name)
+      dropTimer = setInterval(() => {
+        dropExpired().catch((err: unknown) => logger.error({ err }, 'dropping expired documents failed'))
+      }, DROP_EXPIRED_MS)
+      dropTimer.unref()
       membership.useLicense(await store.open(licenseDoc()))
     },
-    stop: async () => { await store.close() }
+    stop: async () => {
+      clearInterval(dropTimer)
+      await store.close()
+    }
   })
   services.add('host', {
     start: async () => { if (host.status !== 'started') await host.start() },

@@ -7,7 +7,7 @@ import { recordUsage, listUsage, totalUsage, sheetsFor, type UsageRecord } from 
 import { hashPin, verifyPin, putUser, getUser, removeUser, listUsers, InvalidUserError } from '../crdt/directory.ts'
 import { issueCertificate, recordCertificate, revoke, putJoinRequest, listCertificates, listRevocations, listJoinRequests } from '../crdt/license.ts'
 import { generateIdentity } from '../transports/identity.ts'
-import { jobsDoc, acctDoc, parseDocName, periodOf, InvalidDocNameError } from '../crdt/names.ts'
+import { jobsDoc, acctDoc, parseDocName, periodOf, isRetained, monthsBetween, InvalidDocNameError } from '../crdt/names.ts'
 
 const job = (id: string, ippId: number): jobs.JobRecord => ({
   id, ippId, site: 'site-a', queue: 'print', owner: 'alice', name: `doc ${id}`, state: 'received',
@@ -133,6 +133,14 @@ test('PINs are stored as salted slow hashes that verify only the right PIN', asy
   putUser(d, { username: 'alice', fullName: 'Alice', pinHash: h1, updatedAt: 1 })
   assert.is(getUser(d, 'alice')?.fullName, 'Alice')
   assert.throws(() => putUser(d, { username: 'bad name', fullName: '', pinHash: h1, updatedAt: 1 }), (e: unknown) => e instanceof InvalidUserError)
+})
+
+test('jobs documents leave retention whole, months after their period; other families stay', () => {
+  const now = Date.UTC(2026, 10, 22)
+  assert.ok(isRetained(jobsDoc('p', '2026-08'), now, 3))
+  assert.not.ok(isRetained(jobsDoc('p', '2026-07'), now, 3))
+  assert.ok(isRetained(acctDoc('p', '2020-01'), now, 3))
+  assert.is(monthsBetween('2025-12', '2026-02'), 2)
 })
 
 test('document names are typed, versioned and parse back', () => {
