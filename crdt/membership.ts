@@ -37,6 +37,8 @@ export class Membership {
   /** Certificates learnt at admission (peers not yet in the license document). */
   private readonly presented = new Map<string, Certificate>()
   private license?: Y.Doc
+  /** Certificates recorded in the license document, by peer (rebuilt after it changes). */
+  private recorded?: Map<string, Certificate>
   private readonly now: () => number
 
   constructor (private readonly init: MembershipInit, private readonly verify: Verifier) {
@@ -49,6 +51,9 @@ export class Membership {
   /** The license document to read certificates and revocations from, once open. */
   useLicense (doc: Y.Doc): void {
     this.license = doc
+    this.recorded = undefined
+    // certificates are decoded once per change of the license document, not per question
+    doc.on('update', () => { this.recorded = undefined })
   }
 
   /** Replaces this peer's own certificate (after renewal). */
@@ -104,7 +109,8 @@ export class Membership {
     if (this.license === undefined) return undefined
     // certificates in the license document were written by the authority, whose envelopes
     // were verified on the way in
-    return listCertificates(this.license).find((c) => c.peer === peer && c.issuer === this.init.authority)
+    this.recorded ??= new Map(listCertificates(this.license).filter((c) => c.issuer === this.init.authority).map((c) => [c.peer, c]))
+    return this.recorded.get(peer)
   }
 
   /** Whether `author` may write document `doc`. */
