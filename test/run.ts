@@ -21,6 +21,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 const DEBIAN_PACKAGES = [
   'cups-ipp-utils', // ipptool, ippeveprinter
   'cups-client', // lp
+  'cups-daemon', // cupsd, the baseline the ingestion benchmark (smoke-tested) compares against
   'avahi-daemon', // DNS-SD for ippeveprinter, inside the test namespace only
   'dbus', // the bus avahi and ippeveprinter talk over
   'ghostscript', // renders PostScript / raster test documents

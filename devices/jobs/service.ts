@@ -415,6 +415,7 @@ export class JobService implements JobDomain {
   async sweep (): Promise<void> {
     const now = this.now()
     const origin: Origin = { kind: 'local', service: 'retention' }
+    const purgedBytes = new Set<string>()
     for (const { doc, job } of [...this.all()]) {
       if (job.state === 'received' && !this.uploading.has(job.id) && job.createdAt + INCOMING_TIMEOUT_MS <= now) {
         this.releaseOnArrival.delete(job.id)
@@ -425,8 +426,13 @@ export class JobService implements JobDomain {
         await this.c.store.transact(doc, origin, (d) => jobs.purgeJob(d, job.id))
         this.byId.delete(job.id)
         this.byIppId.delete(job.ippId)
-        if (job.sha256 !== undefined) await this.removeBytesIfUnused(job.sha256)
+        if (job.sha256 !== undefined) purgedBytes.add(job.sha256)
       }
+    }
+    // one pass over the remaining jobs, not one per purged job
+    if (purgedBytes.size > 0) {
+      for (const { job } of this.all()) if (job.sha256 !== undefined) purgedBytes.delete(job.sha256)
+      for (const sha256 of purgedBytes) await this.c.spool.remove(sha256)
     }
     const current = periodOf(now)
     for (const name of this.c.store.openNames()) {
