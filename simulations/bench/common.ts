@@ -5,6 +5,7 @@
 import { readdir, lstat, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { cpus, totalmem } from 'node:os'
+import type { JobRecord } from '../../crdt/jobs.ts'
 
 /** One benchmark's output: what the runner prints and writes to `<out>/<name>.json`. */
 export interface BenchResult {
@@ -113,3 +114,24 @@ export async function folderBytes (dir: string): Promise<number> {
 }
 
 export const MB = 1024 * 1024
+
+/** A plausible job record for bulk benchmarks (no document behind it); `n` varies pages, owners and ids. */
+export function syntheticJob (n: number, now: number, fields: Pick<JobRecord, 'id' | 'site' | 'state' | 'reason'> & Partial<JobRecord>): JobRecord {
+  return {
+    ippId: n + 1,
+    queue: 'print',
+    owner: `user${n % 250}`,
+    name: `report ${n}.pdf`,
+    format: 'application/pdf',
+    sha256: n.toString(16).padStart(64, '0'),
+    size: 100 * 1024,
+    pages: 1 + (n % 7),
+    colorPages: n % 3 === 0 ? 1 : 0,
+    copies: 1,
+    sides: 'one-sided',
+    media: 'iso_a4_210x297mm',
+    createdAt: now,
+    updatedAt: now,
+    ...fields
+  }
+}

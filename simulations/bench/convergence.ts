@@ -15,7 +15,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { TestMesh, type MeshPeer } from '../../test/helpers/mesh.ts'
 import { jobsDoc } from '../../crdt/names.ts'
 import { putNewJob, type JobRecord } from '../../crdt/jobs.ts'
-import { BenchmarkError, round, type BenchContext, type Benchmark, type Row } from './common.ts'
+import { BenchmarkError, round, type BenchContext, type Benchmark, type Row, syntheticJob } from './common.ts'
 
 /** Sizes from the issue: 20 peers (central + 19 sites), 5,000 jobs. */
 const FULL = { peers: 20, jobs: 5_000 }
@@ -59,26 +59,7 @@ async function waitUntil (check: () => boolean, what: string): Promise<number> {
 }
 
 function job (peer: MeshPeer, n: number, now: number): JobRecord {
-  return {
-    id: `${peer.id.slice(-12)}-${n}`,
-    ippId: n + 1,
-    site: peer.name,
-    queue: 'print',
-    owner: `user${n % 250}`,
-    name: `report ${n}.pdf`,
-    state: 'held',
-    reason: 'job-hold-until-specified',
-    format: 'application/pdf',
-    sha256: n.toString(16).padStart(64, '0'),
-    size: 100 * 1024,
-    pages: 1 + (n % 7),
-    colorPages: n % 3 === 0 ? 1 : 0,
-    copies: 1,
-    sides: 'one-sided',
-    media: 'iso_a4_210x297mm',
-    createdAt: now,
-    updatedAt: now
-  }
+  return syntheticJob(n, now, { id: `${peer.id.slice(-12)}-${n}`, site: peer.name, state: 'held', reason: 'job-hold-until-specified' })
 }
 
 async function measure (ctx: BenchContext): ReturnType<Benchmark['run']> {

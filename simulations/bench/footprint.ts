@@ -25,14 +25,14 @@ import { startSite, tempDir, type SiteProcess } from '../../test/helpers/site.ts
 import { DocStore } from '../../crdt/store.ts'
 import { LevelPersistence } from '../../crdt/persistence.ts'
 import { jobsDoc, parseDocName, periodOf } from '../../crdt/names.ts'
-import { putNewJob, type JobRecord } from '../../crdt/jobs.ts'
+import { putNewJob } from '../../crdt/jobs.ts'
 import { signerFor, generateIdentity } from '../../transports/identity.ts'
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../../transports/host.ts'
 import { Spool } from '../../devices/spool.ts'
 import { createJobService, DEFAULT_HOLD_MS, DEFAULT_RETENTION_MS, type JobService } from '../../devices/jobs/service.ts'
 import { TERMINAL_STATES } from '../../devices/jobs/types.ts'
 import type { OutputDevice } from '../../devices/output/types.ts'
-import { BenchmarkError, MB, folderBytes, round, rssOf, type BenchContext, type Benchmark, type Row } from './common.ts'
+import { BenchmarkError, MB, folderBytes, round, rssOf, syntheticJob, type BenchContext, type Benchmark, type Row } from './common.ts'
 
 /** Jobs a loaded site holds (the issue's figure) and the quick-mode stand-in. */
 const RETAINED_JOBS = { full: 100_000, quick: 5_000 }
@@ -84,28 +84,15 @@ async function loadSiteFolder (dir: string, count: number, now: number): Promise
     for (let first = 0; first < count; first += JOBS_PER_TRANSACTION) {
       await store.transact(doc, { kind: 'local', service: 'bench' }, (d) => {
         for (let n = first; n < Math.min(count, first + JOBS_PER_TRANSACTION); n++) {
-          const job: JobRecord = {
+          const job = syntheticJob(n, now, {
             id: `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`,
-            ippId: n + 1,
             site: 'bench',
-            queue: 'print',
-            owner: `user${n % OWNERS}`,
-            name: `report ${n}.pdf`,
             state: 'printed',
             reason: 'job-completed-successfully',
-            format: 'application/pdf',
-            sha256: n.toString(16).padStart(64, '0'),
-            size: 100 * 1024,
-            pages: 1 + (n % 7),
-            colorPages: n % 3 === 0 ? 1 : 0,
-            copies: 1,
-            sides: 'one-sided',
-            media: 'iso_a4_210x297mm',
+            owner: `user${n % OWNERS}`,
             printer: 'virtual',
-            createdAt: now,
-            completedAt: now,
-            updatedAt: now
-          }
+            completedAt: now
+          })
           putNewJob(d, job)
         }
       })
