@@ -58,6 +58,14 @@ export interface UsageTotals {
   sheets: number
 }
 
+/** How usage can be totalled. */
+export type TotalsBy = 'user' | 'printer' | 'day'
+
+/** Totals by user, printer or UTC day (`YYYY-MM-DD`). */
+export function totalUsageBy (records: Iterable<UsageRecord>, by: TotalsBy): UsageTotals[] {
+  return totalUsage(records, by === 'user' ? (r) => r.user : by === 'printer' ? (r) => r.printer : (r) => new Date(r.time).toISOString().slice(0, 10))
+}
+
 /** Totals by a key (user, printer, UTC day); records are de-duplicated by id first. */
 export function totalUsage (records: Iterable<UsageRecord>, keyOf: (r: UsageRecord) => string): UsageTotals[] {
   const seen = new Set<string>()

@@ -66,6 +66,8 @@ export interface SyncInit {
   antiEntropyMs?: number
   /** Documents outside retention are neither sent nor accepted (default: all are kept). */
   retained?: (doc: string) => boolean
+  /** Timer for the resync after a license change (default setTimeout); a simulator passes its virtual clock. */
+  schedule?: (fn: () => void, ms: number) => void
 }
 export interface SyncComponents {
   store: DocStore
@@ -89,6 +91,7 @@ export class SyncEngine {
   private readonly inbound = new Map<string, Promise<void>>()
   private timer?: NodeJS.Timeout
   private soon?: NodeJS.Timeout
+  private resyncPending = false
   private started = false
   private readonly log: Logger
 
@@ -134,6 +137,7 @@ export class SyncEngine {
     clearInterval(this.timer)
     clearTimeout(this.soon)
     this.soon = undefined
+    this.resyncPending = false
     this.c.link.off('peer:connect', this.onConnect)
     this.c.link.off('peer:disconnect', this.onDisconnect)
     this.c.link.off('message', this.onMessage)
@@ -142,8 +146,14 @@ export class SyncEngine {
   }
 
   private scheduleAntiEntropy (): void {
-    if (this.soon !== undefined) return
-    this.soon = setTimeout(() => { this.soon = undefined; this.antiEntropy() }, MEMBERSHIP_RESYNC_MS)
+    if (this.resyncPending) return
+    this.resyncPending = true
+    const run = (): void => {
+      this.resyncPending = false
+      if (this.started) this.antiEntropy()
+    }
+    if (this.init.schedule !== undefined) { this.init.schedule(run, MEMBERSHIP_RESYNC_MS); return }
+    this.soon = setTimeout(run, MEMBERSHIP_RESYNC_MS)
     this.soon.unref()
   }
 

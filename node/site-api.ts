@@ -6,7 +6,7 @@ import { timingSafeEqual, createHash } from 'node:crypto'
 import type { DocStore } from '../crdt/store.ts'
 import { directoryDoc, parseDocName } from '../crdt/names.ts'
 import { listUsers } from '../crdt/directory.ts'
-import { listUsage, totalUsage, type UsageRecord } from '../crdt/accounting.ts'
+import { listUsage, totalUsageBy, type UsageRecord } from '../crdt/accounting.ts'
 import { listJobs as listJobRecords } from '../crdt/jobs.ts'
 import type { JobService } from '../devices/jobs/service.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
@@ -99,10 +99,7 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
     usageRecords: (q: UsageQuery): UsageRecordView[] => records(q),
 
     usageTotals (q: UsageQuery, by: 'user' | 'printer' | 'day'): UsageTotal[] {
-      const keyOf = by === 'user'
-        ? (r: UsageRecord) => r.user
-        : by === 'printer' ? (r: UsageRecord) => r.printer : (r: UsageRecord) => new Date(r.time).toISOString().slice(0, 10)
-      return totalUsage(records(q), keyOf)
+      return totalUsageBy(records(q), by)
     },
 
     users (): UserView[] {

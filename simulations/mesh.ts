@@ -49,6 +49,8 @@ export interface MeshPeerInit {
   verify?: Verifier
   /** Clock of the membership checks (default Date.now). */
   now?: () => number
+  /** Timer for the sync engine's own delayed work (a simulator's virtual clock). */
+  schedule?: (fn: () => void, ms: number) => void
 }
 
 /** One started mesh peer. */
@@ -113,7 +115,7 @@ export async function startMeshPeer (init: MeshPeerInit): Promise<MeshPeer> {
   })
   await transport.start()
   const logger = (init.logger ?? pino({ level: process.env.PRINTMESH_TEST_LOG ?? 'silent' })).child({ peer: name })
-  const sync = new SyncEngine({ antiEntropyMs: init.antiEntropyMs ?? MANUAL_ANTI_ENTROPY_MS }, { store, link: transport, membership, verify, logger })
+  const sync = new SyncEngine({ antiEntropyMs: init.antiEntropyMs ?? MANUAL_ANTI_ENTROPY_MS, ...(init.schedule !== undefined ? { schedule: init.schedule } : {}) }, { store, link: transport, membership, verify, logger })
   await sync.start()
   const unwatch = disconnectRevokedPeers(license, membership, transport, logger)
   let stopped = false

@@ -329,9 +329,6 @@ class Simulation {
     }
     await this.redial()
     await this.runUntil(this.clock.now() + ANTI_ENTROPY_MS)
-    // the sync engine follows a license change with a real-time resync (200 ms): let it
-    // pass now, so no real timer fires during the run
-    await new Promise((resolve) => setTimeout(resolve, 300))
     await settle(this.tracker, 'setup')
     await this.runUntil(this.clock.now() + 1000)
   }
@@ -355,6 +352,7 @@ class Simulation {
       logger: this.logger,
       verify: this.verify,
       now: () => this.now(p),
+      schedule: this.clock.schedule,
       wrapPersistence: (inner) => (persistenceHolder.p = new CrashablePersistence(inner, this.tracker, p.name, () => this.onCrash(p)))
     })
     p.mesh = mesh

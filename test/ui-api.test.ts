@@ -1,6 +1,7 @@
 // The HTTP layer on its own: every route driven with fastify's inject against a small
 // in-memory SiteApi, checking status codes, JSON errors, sessions, CSRF, bearer auth,
 // rate limiting, CSV output, metrics and that secrets never reach the log.
+import { totalUsageBy } from '../crdt/accounting.ts'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Writable } from 'node:stream'
@@ -99,17 +100,7 @@ class FakeSite implements SiteApi {
   }
 
   usageTotals (query: UsageQuery, by: 'user' | 'printer' | 'day'): UsageTotal[] {
-    const totals = new Map<string, UsageTotal>()
-    for (const u of this.usageRecords(query)) {
-      const key = by === 'user' ? u.user : by === 'printer' ? u.printer : new Date(u.time).toISOString().slice(0, 10)
-      const t = totals.get(key) ?? { key, jobs: 0, pages: 0, colorPages: 0, sheets: 0 }
-      t.jobs++
-      t.pages += u.pages
-      t.colorPages += u.colorPages
-      t.sheets += u.sheets
-      totals.set(key, t)
-    }
-    return [...totals.values()]
+    return totalUsageBy(this.usageRecords(query), by)
   }
 
   users (): UserView[] {
