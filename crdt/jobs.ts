@@ -67,6 +67,12 @@ export interface JobRecord {
   media?: string
   /** Printer name it was (or is being) released to. */
   printer?: string
+  /** Set while another site holds the release grant (`releasing`/`printing` for a remote printer). */
+  grant?: ReleaseGrant
+  /** The peer that printed it, when not the holder itself (a roaming release). */
+  printedBy?: { peer: string, site: string, printer: string }
+  /** Further prints of this job found when peers reconnected (offline releases): reported, never charged twice. */
+  duplicates?: Array<{ peer: string, site: string, at: number }>
   createdAt: number
   /** When it reached a terminal state. */
   completedAt?: number
@@ -74,8 +80,19 @@ export interface JobRecord {
   updatedAt: number
 }
 
+/** A release grant: the holder let `peer` (of `site`) print the job on `printer` until `expiresAt` (holder's clock). */
+export interface ReleaseGrant {
+  /** Unique per grant, so a release record answers exactly one grant. */
+  id: string
+  peer: string
+  site: string
+  printer: string
+  user: string
+  expiresAt: number
+}
+
 export class InvalidTransitionError extends Error {
-  constructor (readonly from: JobState, readonly to: JobState) {
+  constructor (readonly from: string, readonly to: string) {
     super(`a ${from} job cannot become ${to}`)
     this.name = 'InvalidTransitionError'
   }
@@ -107,7 +124,7 @@ export function listJobs (doc: Y.Doc): JobRecord[] {
 export function updateJob (doc: Y.Doc, id: string, patch: Partial<Omit<JobRecord, 'id' | 'state'>>, now: number): JobRecord {
   const job = getJob(doc, id)
   if (job === undefined) throw new Error(`job ${id} not in document`)
-  const next = { ...job, ...patch, updatedAt: now }
+  const next = withoutUndefined({ ...job, ...patch, updatedAt: now })
   jobsMap(doc).set(id, next)
   return next
 }
@@ -120,10 +137,16 @@ export function transition (
   const job = getJob(doc, id)
   if (job === undefined) throw new Error(`job ${id} not in document`)
   if (!canTransition(job.state, to)) throw new InvalidTransitionError(job.state, to)
-  const next: JobRecord = { ...job, ...patch, state: to, updatedAt: now }
+  const next: JobRecord = withoutUndefined({ ...job, ...patch, state: to, updatedAt: now })
   if (TERMINAL_STATES.has(to) && next.completedAt === undefined) next.completedAt = now
   jobsMap(doc).set(id, next)
   return next
+}
+
+/** A patch field set to `undefined` removes it (Yjs stores plain JSON). */
+function withoutUndefined<T extends object> (record: T): T {
+  for (const key of Object.keys(record) as Array<keyof T>) if (record[key] === undefined) delete record[key]
+  return record
 }
 
 /** Removes a job's entry entirely (after retention). */
@@ -137,4 +160,84 @@ export function observeJobs (doc: Y.Doc, fn: (changedIds: string[]) => void): ()
   const handler = (event: Y.YMapEvent<JobRecord>): void => fn([...event.keysChanged])
   map.observe(handler)
   return () => map.unobserve(handler)
+}
+
+// ---- remote releases ----------------------------------------------------------------
+//
+// A site that prints a job held by another peer records the release in its own jobs
+// document (map `releases`, keyed by the job id): the holder reads it there to follow the
+// job (printed at B shows as printed at A) and to find duplicates of offline releases.
+//
+//   fetching → printing | returned | failed     (fetching: bytes on their way, no printer saw them)
+//   printing → printed | returned | failed      (returned: the printer certainly never accepted it)
+
+export type RemoteReleaseState = 'fetching' | 'printing' | 'printed' | 'returned' | 'failed'
+
+const RELEASE_TRANSITIONS: Record<RemoteReleaseState, readonly RemoteReleaseState[]> = {
+  fetching: ['printing', 'returned', 'failed'],
+  printing: ['printed', 'returned', 'failed'],
+  printed: [],
+  returned: [],
+  failed: []
+}
+
+/** One release, at this peer, of a job another peer holds. */
+export interface RemoteRelease {
+  jobId: string
+  /** The peer holding the job (writer of its jobs document). */
+  holder: string
+  holderSite: string
+  /** Printer of this site it goes to. */
+  printer: string
+  /** The holder's grant this release acts on; absent for an offline release. */
+  grantId?: string
+  /** Released without a grant because the holder was unreachable (a prefetched copy). */
+  offline: boolean
+  /** Who released it here. */
+  user: string
+  state: RemoteReleaseState
+  /** The holder's record as it was released: what is printed and charged. */
+  job: JobRecord
+  reason?: string
+  message?: string
+  createdAt: number
+  updatedAt: number
+}
+
+export function isFinalRelease (state: RemoteReleaseState): boolean {
+  return RELEASE_TRANSITIONS[state].length === 0
+}
+
+const releasesMap = (doc: Y.Doc): Y.Map<RemoteRelease> => doc.getMap<RemoteRelease>('releases')
+
+/** Records a new remote release; a job is released by one peer at most once per document. */
+export function putRelease (doc: Y.Doc, release: RemoteRelease): void {
+  const map = releasesMap(doc)
+  const existing = map.get(release.jobId)
+  if (existing !== undefined && !isFinalRelease(existing.state)) throw new Error(`job ${release.jobId} is already being released here`)
+  map.set(release.jobId, { ...release })
+}
+
+export function getRelease (doc: Y.Doc, jobId: string): RemoteRelease | undefined {
+  return releasesMap(doc).get(jobId)
+}
+
+export function listReleases (doc: Y.Doc): RemoteRelease[] {
+  return [...releasesMap(doc).values()]
+}
+
+/** Moves a remote release along its state machine. */
+export function moveRelease (
+  doc: Y.Doc, jobId: string, to: RemoteReleaseState, now: number, patch: { reason?: string, message?: string } = {}
+): RemoteRelease {
+  const rel = getRelease(doc, jobId)
+  if (rel === undefined) throw new Error(`release of ${jobId} not in document`)
+  if (!RELEASE_TRANSITIONS[rel.state].includes(to)) throw new InvalidTransitionError(`${rel.state} release`, to)
+  const next: RemoteRelease = { ...rel, ...patch, state: to, updatedAt: now }
+  releasesMap(doc).set(jobId, next)
+  return next
+}
+
+export function purgeRelease (doc: Y.Doc, jobId: string): void {
+  releasesMap(doc).delete(jobId)
 }

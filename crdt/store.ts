@@ -185,6 +185,8 @@ export class DocStore extends EventEmitter<StoreEvents> {
    * resulting envelope is durable. Rejects if sealing or persisting fails.
    */
   async transact<T> (name: DocName, origin: Origin, fn: (doc: Y.Doc) => T): Promise<T> {
+    // a change tagged as a peer's would be taken for one already persisted, and silently never sealed or stored
+    if (origin.kind === 'peer' || origin.kind === 'storage') throw new TypeError(`transact is for local changes, not origin ${origin.kind}; peers' updates go through applyEnvelope`)
     const entry = await this.entry(name)
     const result = entry.doc.transact(() => fn(entry.doc), origin)
     await this.flush(entry)

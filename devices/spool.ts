@@ -54,6 +54,13 @@ export class Spool {
     return join(this.dir, sha256.slice(0, 2), sha256)
   }
 
+  /** The path for a document written by someone else (a transfer), with its folder created. */
+  async prepare (sha256: string): Promise<string> {
+    const path = this.path(sha256)
+    await mkdir(join(this.dir, sha256.slice(0, 2)), { recursive: true })
+    return path
+  }
+
   /** Streams `data` into the spool; durable when resolved. */
   async write (data: Readable): Promise<SpooledDocument> {
     const tmp = join(this.dir, 'tmp', randomUUID())

@@ -66,6 +66,12 @@ function seconds (value: string): number {
   return n * 1000
 }
 
+function megabytesPerSecond (value: string): number {
+  const n = Number(value)
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number of megabytes per second')
+  return n * 1024 * 1024
+}
+
 interface MeshCliOptions { listen: string[], bootstrap: string[], mdns: boolean, join?: string, antiEntropySeconds?: number, networkKey?: string }
 
 /** The mesh options every role shares. */
@@ -131,8 +137,11 @@ withNodeOptions(program.command('site'), './data', 'data folder (database, spool
   .option('--no-hold', 'print jobs on arrival instead of holding them for release')
   .option('--hold-hours <h>', 'held jobs not released within this many hours expire', hours)
   .option('--retention-hours <h>', 'finished jobs and their documents are purged after this many hours', hours)
+  .option('--hostname <name>', 'host name partner sites show next to this site\'s roaming jobs (default: the machine\'s host name)')
+  .option('--roaming-rate <MB/s>', 'cap on the rate each job document is sent to a partner site, to spare slow branch links (default: no cap)', megabytesPerSecond)
   .action(async (opts: NodeCliOptions & {
-    site?: string, ippPort: number, printer: PrinterConfig[], queue: string, hold: boolean, holdHours?: number, retentionHours?: number
+    site?: string, ippPort: number, printer: PrinterConfig[], queue: string, hold: boolean, holdHours?: number, retentionHours?: number,
+    hostname?: string, roamingRate?: number
   }) => {
     const logger = createLogger(opts.logLevel)
     const site = await startSite({
@@ -147,7 +156,9 @@ withNodeOptions(program.command('site'), './data', 'data folder (database, spool
       queue: opts.queue,
       hold: opts.hold,
       ...(opts.holdHours !== undefined ? { holdMs: opts.holdHours } : {}),
-      ...(opts.retentionHours !== undefined ? { retentionMs: opts.retentionHours } : {})
+      ...(opts.retentionHours !== undefined ? { retentionMs: opts.retentionHours } : {}),
+      ...(opts.hostname !== undefined ? { hostname: opts.hostname } : {}),
+      ...(opts.roamingRate !== undefined ? { roamingBytesPerSecond: opts.roamingRate } : {})
     }, logger)
     process.stderr.write(`printmesh site ready\n  print to:  ${site.ippUri}\n  web:       ${site.webUrl}\n` +
       (site.adminTokenFile !== undefined ? `  admin token in ${site.adminTokenFile}\n` : ''))

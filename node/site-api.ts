@@ -9,9 +9,11 @@ import { listUsers } from '../crdt/directory.ts'
 import { listUsage, totalUsageBy, type UsageRecord } from '../crdt/accounting.ts'
 import { listJobs as listJobRecords } from '../crdt/jobs.ts'
 import type { JobService } from '../devices/jobs/service.ts'
+import type { RoamingService } from '../devices/jobs/roaming.ts'
+import { InvalidSiteSettingsError } from '../crdt/site-config.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
-import type { Actor, JobRecord } from '../devices/jobs/types.ts'
-import { InvalidRequestError, type SiteApi, type SiteInfo, type PrinterView, type UsageQuery, type UsageTotal, type UsageRecordView, type UserView } from '../ui/api.ts'
+import type { Actor, JobView } from '../devices/jobs/types.ts'
+import { InvalidRequestError, type RoamingView, type SiteApi, type SiteInfo, type PrinterView, type UsageQuery, type UsageTotal, type UsageRecordView, type UserView } from '../ui/api.ts'
 import { importUsersCsv, checkPin } from './users.ts'
 
 /** A printer that does not answer its probe within this is shown as unreachable. */
@@ -24,6 +26,7 @@ export interface SiteApiComponents {
   adminToken: string
   store: DocStore
   jobs: JobService
+  roaming: RoamingService
   printers: ReadonlyMap<string, OutputDevice>
   /** Whether this site writes the directory itself (standalone) rather than central. */
   directoryAuthority: () => boolean
@@ -51,16 +54,32 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
     return out.sort((a, b) => a.time - b.time || a.id.localeCompare(b.id))
   }
 
-  const remoteJobs = (): JobRecord[] => {
-    const out: JobRecord[] = []
+  /** Every job other peers hold, as replicated here (admins' overview). */
+  const replicatedJobs = (): JobView[] => {
+    const out: JobView[] = []
     for (const name of c.store.openNames()) {
       const parsed = parseDocName(name)
-      if (parsed?.family !== 'jobs' || parsed.peer === c.peer) continue
+      if (parsed?.family !== 'jobs' || parsed.peer === c.peer || parsed.peer === undefined) continue
       const doc = c.store.get(name)
-      if (doc !== undefined) out.push(...listJobRecords(doc))
+      if (doc !== undefined) for (const job of listJobRecords(doc)) out.push(c.roaming.view(parsed.peer, job))
     }
     return out
   }
+
+  const roamingView = (): RoamingView => {
+    const own = c.roaming.settings()
+    return {
+      site: own.site,
+      hostname: own.hostname,
+      mode: own.roaming.mode,
+      partners: own.roaming.partners.map((site) => {
+        const theirs = c.roaming.settingsOf(site)
+        return { site, ...(theirs.updatedAt > 0 ? { hostname: theirs.hostname } : {}), mutual: c.roaming.roamsWith(site) }
+      })
+    }
+  }
+
+  const newestFirst = (a: JobView, b: JobView): number => b.createdAt - a.createdAt
 
   return {
     info: () => c.info,
@@ -73,20 +92,42 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
       return timingSafeEqual(digest(token), adminDigest) ? { user: 'admin', admin: true } : undefined
     },
 
-    listJobs (actor: Actor, scope: 'mine' | 'all'): JobRecord[] {
+    listJobs (actor: Actor, scope: 'mine' | 'all') {
       if (scope === 'all' && !actor.admin) throw new InvalidRequestError('only admins may list all jobs')
-      const jobs = c.jobs.listJobs({ which: 'all', ...(scope === 'mine' ? { owner: actor.user } : {}) })
-      // admins also see the jobs other peers hold, as replicated here (read-only until roaming)
-      if (scope === 'all') jobs.push(...remoteJobs())
-      return jobs.sort((a, b) => b.createdAt - a.createdAt)
+      const local: JobView[] = c.jobs.listJobs({ which: 'all', ...(scope === 'mine' ? { owner: actor.user } : {}) })
+      if (scope === 'all') return { jobs: [...local, ...replicatedJobs()].sort(newestFirst), remote: [] }
+      const partners = c.roaming.listPartnerJobs(actor.user)
+      const shared = c.roaming.settings().roaming.mode === 'shared'
+      return {
+        jobs: (shared ? [...local, ...partners] : local).sort(newestFirst),
+        remote: shared ? [] : partners.sort(newestFirst)
+      }
     },
 
-    async releaseJob (actor: Actor, jobId: string, printer?: string): Promise<JobRecord> {
+    async releaseJob (actor: Actor, jobId: string, printer?: string): Promise<JobView> {
+      if (c.jobs.getById(jobId) === undefined) return await c.roaming.releaseRemote(actor, jobId, printer)
       return await c.jobs.release(jobId, actor, printer)
     },
 
-    async deleteJob (actor: Actor, jobId: string): Promise<JobRecord> {
+    async deleteJob (actor: Actor, jobId: string): Promise<JobView> {
+      if (c.jobs.getById(jobId) === undefined) {
+        await c.roaming.deleteRemote(actor, jobId)
+        const found = c.roaming.listPartnerJobs().find((j) => j.id === jobId)
+        return found === undefined ? { id: jobId } as JobView : { ...found, state: 'deleted' }
+      }
       return await c.jobs.cancel(jobId, actor)
+    },
+
+    roaming: roamingView,
+
+    async setRoaming (input: unknown): Promise<RoamingView> {
+      try {
+        await c.roaming.setRoaming(input)
+      } catch (err) {
+        if (err instanceof InvalidSiteSettingsError) throw new InvalidRequestError(err.message)
+        throw err
+      }
+      return roamingView()
     },
 
     async printers (): Promise<PrinterView[]> {

@@ -10,6 +10,8 @@ import type { Logger } from 'pino'
 import { Spool } from '../devices/spool.ts'
 import { DocumentAnalyzer } from '../devices/documents/analyzer.ts'
 import { createJobService, type JobService } from '../devices/jobs/service.ts'
+import { createRoamingService, type RoamingService } from '../devices/jobs/roaming.ts'
+import { libp2pRoamingLink, serveRoaming } from './roaming.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
 import { createIppServer } from '../devices/ipp/server.ts'
@@ -53,6 +55,10 @@ export interface SiteConfig {
   hold: boolean
   holdMs?: number
   retentionMs?: number
+  /** Host name partner sites show next to this site's jobs (default: the OS host name). */
+  hostname?: string
+  /** Cap on the rate job documents are sent to partner sites. */
+  roamingBytesPerSecond?: number
 }
 
 export interface RunningSite {
@@ -63,6 +69,7 @@ export interface RunningSite {
   adminTokenFile?: string
   peer: Peer
   jobs: JobService
+  roaming: RoamingService
   stop (): Promise<void>
 }
 
@@ -97,11 +104,27 @@ export async function startSite (config: SiteConfig, logger: Logger): Promise<Ru
     ...(config.holdMs !== undefined ? { holdMs: config.holdMs } : {}),
     ...(config.retentionMs !== undefined ? { retentionMs: config.retentionMs } : {})
   }, { store, spool, printers, logger: log, analyze: async (path, format, signal) => await analyzer.parse(path, format, signal) }))
+  const hostname = config.hostname ?? osHostname()
+  const siteOf = (p: string): string | undefined => {
+    const who = core.membership.info(p)
+    return who?.role === 'site' ? who.site : undefined
+  }
+  const copies = await Spool.open(join(data, 'roaming'))
+  const roaming = services.add('roaming', createRoamingService({ peer, site, hostname }, {
+    store, spool, copies, printers, jobs, link: libp2pRoamingLink(core.host, siteOf), siteOf, logger: log
+  }))
+  let stopServing: (() => Promise<void>) | undefined
+  services.add('roaming-server', {
+    start: async () => {
+      stopServing = await serveRoaming(core.host, roaming, log, config.roamingBytesPerSecond !== undefined ? { maxBytesPerSecond: config.roamingBytesPerSecond } : {})
+    },
+    stop: async () => { await stopServing?.() }
+  })
   const displayHost = config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host
   const ipp = services.add('ipp', createIppServer({ domain: jobs, logger: log, host: config.host, port: config.ippPort, uriHost: displayHost }))
-  const info = { site, hostname: osHostname(), ippUri: '', version: '0.1.0' }
+  const info = { site, hostname, ippUri: '', version: '0.1.0' }
   const http = services.add('http', createHttpServer({
-    api: createSiteApi({ info, peer, adminToken, store, jobs, printers, directoryAuthority: () => core.membership.authority === core.id }),
+    api: createSiteApi({ info, peer, adminToken, store, jobs, roaming, printers, directoryAuthority: () => core.membership.authority === core.id }),
     mesh: createMeshApi(core, log),
     logger: log,
     host: config.host,
@@ -113,5 +136,5 @@ export async function startSite (config: SiteConfig, logger: Logger): Promise<Ru
   info.ippUri = ippUri
   const webUrl = `http://${displayHost}:${http.port}/`
   log.info({ peer, ippUri, webUrl, ippPort: ipp.port, httpPort: http.port, listen: core.host.getMultiaddrs().map(String), printers: printerConfigs.map((p) => p.name), adminTokenFile }, 'site ready')
-  return { ippPort: ipp.port, httpPort: http.port, ippUri, webUrl, jobs, peer: core, ...(adminTokenFile !== undefined ? { adminTokenFile } : {}), stop: async () => await services.stop() }
+  return { ippPort: ipp.port, httpPort: http.port, ippUri, webUrl, jobs, roaming, peer: core, ...(adminTokenFile !== undefined ? { adminTokenFile } : {}), stop: async () => await services.stop() }
 }

@@ -22,7 +22,7 @@ import { disconnectRevokedPeers } from '../node/mesh.ts'
  * Root maps of the document families (crdt/*.ts), plus `m`, the root the sync tests write.
  * A Y.Doc only knows a root type once it is named, so snapshots name each of these.
  */
-export const SNAPSHOT_ROOTS: readonly string[] = ['m', 'jobs', 'usage', 'users', 'certificates', 'revoked', 'tokens', 'requests']
+export const SNAPSHOT_ROOTS: readonly string[] = ['m', 'jobs', 'releases', 'settings', 'usage', 'users', 'certificates', 'revoked', 'tokens', 'requests']
 
 /** Default anti-entropy period of assembled peers: an hour, so the caller drives rounds itself. */
 export const MANUAL_ANTI_ENTROPY_MS = 3_600_000

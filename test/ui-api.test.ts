@@ -13,7 +13,7 @@ import {
 } from '../devices/jobs/types.ts'
 import {
   InvalidRequestError, type PrinterView, type SiteApi, type SiteInfo, type UsageQuery, type UsageRecordView,
-  type UsageTotal, type UserView
+  type UsageTotal, type UserView, type JobList, type RoamingView
 } from '../ui/api.ts'
 import { buildHttpApp, createHttpServer, JSON_BODY_LIMIT } from '../ui/server.ts'
 import { MAX_FAILURES_PER_IP, MAX_FAILURES_PER_USER, FAILURE_WINDOW_MS } from '../ui/rate-limit.ts'
@@ -61,10 +61,19 @@ class FakeSite implements SiteApi {
     return token === ADMIN_TOKEN ? { user: 'admin', admin: true } : undefined
   }
 
-  listJobs (actor: Actor, scope: 'mine' | 'all'): JobRecord[] {
+  listJobs (actor: Actor, scope: 'mine' | 'all'): JobList {
     this.check()
     if (scope === 'all' && !actor.admin) throw new NotAuthorizedError('admins only')
-    return this.jobs.filter((j) => scope === 'all' || j.owner === actor.user)
+    return { jobs: this.jobs.filter((j) => scope === 'all' || j.owner === actor.user), remote: [] }
+  }
+
+  private roamingSettings: RoamingView = { site: 'site-a', hostname: 'site-a.example', mode: 'separate', partners: [] }
+  roaming (): RoamingView { return this.roamingSettings }
+  async setRoaming (input: unknown): Promise<RoamingView> {
+    const { partners, mode } = input as { partners?: unknown, mode?: unknown }
+    if (!Array.isArray(partners) || (mode !== 'shared' && mode !== 'separate')) throw new InvalidRequestError('partners and mode required')
+    this.roamingSettings = { ...this.roamingSettings, mode, partners: partners.map((site) => ({ site: String(site), mutual: false })) }
+    return this.roamingSettings
   }
 
   async releaseJob (actor: Actor, jobId: string, printer?: string): Promise<JobRecord> {

@@ -11,7 +11,7 @@ import type { Actor, JobRecord } from '../devices/jobs/types.ts'
 import { EnrollmentError } from '../crdt/license.ts'
 import {
   NotCentralError, type DocPeerState, type JoinRequestView, type MeshApi, type MeshStatus, type PrinterView,
-  type SiteApi, type SiteInfo, type UsageRecordView, type UsageTotal, type UserView
+  type SiteApi, type SiteInfo, type UsageRecordView, type UsageTotal, type UserView, type JobList, type RoamingView
 } from '../ui/api.ts'
 import { buildHttpApp, createHttpServer, type HttpServerInit } from '../ui/server.ts'
 import { HttpServerConfigError } from '../ui/errors.ts'
@@ -121,7 +121,9 @@ class TinySite implements SiteApi {
   }
 
   authenticateAdmin (token: string): Actor | undefined { return token === ADMIN_TOKEN ? { user: 'admin', admin: true } : undefined }
-  listJobs (): JobRecord[] { return [] }
+  listJobs (): JobList { return { jobs: [], remote: [] } }
+  roaming (): RoamingView { return { site: 'site-a', hostname: 'site-a.example', mode: 'separate', partners: [] } }
+  async setRoaming (): Promise<RoamingView> { throw new Error('not in this test') }
   async releaseJob (): Promise<JobRecord> { throw new Error('not in this test') }
   async deleteJob (): Promise<JobRecord> { throw new Error('not in this test') }
   async printers (): Promise<PrinterView[]> { return [] }

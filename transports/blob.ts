@@ -341,6 +341,8 @@ export interface BlobServerOptions {
   canFetch: (peer: string, sha256: string) => boolean | Promise<boolean>
   /** Transfers served to one peer at once; default {@link MAX_TRANSFERS_PER_PEER}. */
   maxTransfersPerPeer?: number
+  /** Caps each transfer's rate (bytes per second), so prefetching does not fill a slow branch link; default unlimited. */
+  maxBytesPerSecond?: number
 }
 
 /**
@@ -435,13 +437,26 @@ async function serveOne (stream: Stream, peer: string, opts: BlobServerOptions, 
     await sendChunk(stream, encodeBlobHeader({ status: 'ok', size }))
     if (size > offset) {
       const file = handle.createReadStream({ start: offset, end: size - 1, highWaterMark: READ_CHUNK_BYTES, autoClose: false })
-      for await (const chunk of file as AsyncIterable<Buffer>) await sendChunk(stream, chunk)
+      const started = Date.now()
+      let sent = 0
+      for await (const chunk of file as AsyncIterable<Buffer>) {
+        await sendChunk(stream, chunk)
+        sent += chunk.byteLength
+        if (opts.maxBytesPerSecond !== undefined) await paceTo(started, sent, opts.maxBytesPerSecond)
+      }
     }
     await closeOrStall(stream)
     log.debug({ peer, sha256, sent: size - offset }, 'blob sent')
   } finally {
     await handle.close()
   }
+}
+
+/** Waits until `sent` bytes since `started` are within `bytesPerSecond`. */
+async function paceTo (started: number, sent: number, bytesPerSecond: number): Promise<void> {
+  const due = started + (sent / bytesPerSecond) * 1000
+  const wait = due - Date.now()
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
 }
 
 /** The header sent for each way a look-up can fail; reasons say nothing of our disk. */

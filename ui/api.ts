@@ -3,7 +3,8 @@
  * pages may ask of a site. The node implements it; `ui/` routes call it and map its errors
  * (the classes in devices/jobs/types.ts and below) to HTTP statuses.
  */
-import type { JobRecord, Actor } from '../devices/jobs/types.ts'
+import type { JobRecord, JobView, Actor } from '../devices/jobs/types.ts'
+import type { RoamingMode } from '../crdt/site-config.ts'
 import type { UsageRecord } from '../crdt/accounting.ts'
 
 export interface PrinterView {
@@ -47,16 +48,42 @@ export interface SiteInfo {
   version: string
 }
 
+/** Jobs as a user sees them at this site. */
+export interface JobList {
+  /** Local jobs, and in shared mode partners' jobs (each with its `source`). */
+  jobs: JobView[]
+  /** Separate mode: partners' jobs, listed apart. */
+  remote: JobView[]
+}
+
+/** This site's roaming settings, and how each partner answers them. */
+export interface RoamingView {
+  site: string
+  hostname: string
+  mode: RoamingMode
+  partners: Array<{
+    site: string
+    /** Known once the partner's settings reached this node. */
+    hostname?: string
+    /** Whether the partner names this site too (roaming works only then). */
+    mutual: boolean
+  }>
+}
+
 export interface SiteApi {
   info (): SiteInfo
   /** Checks a user's PIN (slow hash); undefined when wrong or unknown. Never logs the PIN. */
   authenticateUser (username: string, pin: string): Promise<Actor | undefined>
   /** Checks an admin bearer token (constant-time); undefined when wrong. */
   authenticateAdmin (token: string): Actor | undefined
-  /** `mine`: jobs owned by the actor; `all`: every job (admins only). */
-  listJobs (actor: Actor, scope: 'mine' | 'all'): JobRecord[]
-  releaseJob (actor: Actor, jobId: string, printer?: string): Promise<JobRecord>
-  deleteJob (actor: Actor, jobId: string): Promise<JobRecord>
+  /** `mine`: jobs owned by the actor (with partners' per the roaming mode); `all`: every job (admins only). */
+  listJobs (actor: Actor, scope: 'mine' | 'all'): JobList
+  /** Releases a local job, or a partner's job through its holder. */
+  releaseJob (actor: Actor, jobId: string, printer?: string): Promise<JobView>
+  deleteJob (actor: Actor, jobId: string): Promise<JobView>
+  roaming (): RoamingView
+  /** Sets partners and mode (`{partners: string[], mode}`); InvalidRequestError on bad input. */
+  setRoaming (input: unknown): Promise<RoamingView>
   printers (): Promise<PrinterView[]>
   usageRecords (query: UsageQuery): UsageRecordView[]
   usageTotals (query: UsageQuery, by: 'user' | 'printer' | 'day'): UsageTotal[]

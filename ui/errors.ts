@@ -3,7 +3,7 @@
  * to a status code and a message safe to show the caller.
  */
 import {
-  InvalidJobStateError, JobNotFoundError, NotAuthorizedError, PrinterNotFoundError, QueueNotFoundError
+  InvalidJobStateError, JobNotFoundError, NotAuthorizedError, PrinterNotFoundError, QueueNotFoundError, NotPartnerError, HolderUnreachableError
 } from '../devices/jobs/types.ts'
 import { EnrollmentError } from '../crdt/license.ts'
 import { InvalidRequestError, NotCentralError } from './api.ts'
@@ -78,7 +78,8 @@ export function describeError (err: unknown): HttpErrorReply {
   if (err instanceof JobNotFoundError || err instanceof PrinterNotFoundError || err instanceof QueueNotFoundError) {
     return plain(404, err.message)
   }
-  if (err instanceof NotAuthorizedError || err instanceof ForbiddenError) return plain(403, err.message)
+  if (err instanceof NotAuthorizedError || err instanceof ForbiddenError || err instanceof NotPartnerError) return plain(403, err.message)
+  if (err instanceof HolderUnreachableError) return plain(503, err.message)
   if (err instanceof ServiceNotHereError) return plain(404, err.message)
   if (err instanceof InvalidJobStateError || err instanceof NotCentralError) return plain(409, err.message)
   if (err instanceof InvalidRequestError || err instanceof EnrollmentError) return plain(400, err.message)

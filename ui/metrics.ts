@@ -54,7 +54,7 @@ export function renderMetrics (sources: MetricSources): string {
 
 function renderSiteMetrics (out: string[], api: SiteApi): void {
   const jobCounts = new Map<JobState, number>(JOB_STATES.map((s) => [s, 0]))
-  for (const job of api.listJobs(METRICS_READER, 'all')) {
+  for (const job of api.listJobs(METRICS_READER, 'all').jobs) {
     jobCounts.set(job.state, (jobCounts.get(job.state) ?? 0) + 1)
   }
   family(out, 'printmesh_jobs', 'gauge', 'Jobs known to this site, by state.')

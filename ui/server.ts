@@ -391,7 +391,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
   }, async (request) => {
     const { scope } = request.query as { scope: 'mine' | 'all' }
     const caller = authenticate(request, scope === 'all' ? 'admin' : 'user')
-    return { jobs: site().listJobs(caller.actor, scope) }
+    return site().listJobs(caller.actor, scope)
   })
 
   const jobParams = {
@@ -415,6 +415,18 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     const job = await site().deleteJob(caller.actor, id)
     request.log.info({ user: caller.actor.user, job: job.id }, 'job deleted')
     return { job }
+  })
+
+  app.get('/api/roaming', printService, async (request) => {
+    authenticate(request, 'admin')
+    return site().roaming()
+  })
+
+  app.put('/api/roaming', { ...printService, schema: { body: { type: 'object' } } }, async (request) => {
+    const caller = authenticate(request, 'admin')
+    const roaming = await site().setRoaming(request.body)
+    request.log.info({ by: caller.actor.user, partners: roaming.partners.map((p) => p.site), mode: roaming.mode }, 'roaming settings changed')
+    return roaming
   })
 
   app.get('/api/printers', printService, async (request) => {

@@ -16,14 +16,20 @@
  *      return to `held` (no printer ever saw them); `printing` jobs become `printed` and
  *      are charged once (the printer had the document; charging follows what was sent,
  *      with the reason `printer-outcome-assumed`).
+ *   5. Roaming (holder side): another site prints a job only with a grant from here. The
+ *      grant is the same `held → releasing` transition as a local release (so invariant 2
+ *      covers it), `commitRelease` moves it to `printing` before that site's printer sees
+ *      it, and from then on the job follows that site's release record (`followRelease`):
+ *      never assumed printed here, never released again unless that site returns it. A
+ *      grant not committed by its expiry returns the job to `held`.
  */
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
-import type * as Y from 'yjs'
 import type { DocStore, Origin } from '../../crdt/store.ts'
-import { jobsDoc, acctDoc, periodOf, parseDocName, type DocName } from '../../crdt/names.ts'
+import { jobsDoc, periodOf, parseDocName, type DocName } from '../../crdt/names.ts'
 import * as jobs from '../../crdt/jobs.ts'
-import { recordUsage, hasUsage, sheetsFor } from '../../crdt/accounting.ts'
+import type { RemoteRelease } from '../../crdt/jobs.ts'
+import { chargePrint, isCharged, printRequestFor } from './usage.ts'
 import type { Spool } from '../spool.ts'
 import { parseDocument, SUPPORTED_FORMATS, type DocumentInfo, UnsupportedFormatError, CorruptDocumentError } from '../documents/index.ts'
 import { PrinterError, type OutputDevice } from '../output/types.ts'
@@ -66,6 +72,8 @@ export interface JobServiceComponents {
 interface Located { doc: DocName, id: string }
 
 const SYSTEM: Actor = { user: 'printmesh', admin: true }
+/** Changes made on behalf of another site's release: local changes (sealed, persisted, relayed), not a peer's update. */
+const ROAMING_ORIGIN: Origin = { kind: 'local', service: 'roaming' }
 
 export class JobService implements JobDomain {
   private readonly byId = new Map<string, DocName>()
@@ -130,11 +138,13 @@ export class JobService implements JobDomain {
     for (const { doc, job } of this.all()) {
       if (job.state === 'received') {
         await this.move(doc, job.id, 'failed', { kind: 'local', service: 'jobs' }, { reason: 'job-incoming-interrupted', message: 'the site restarted before the document was complete' })
+      } else if (job.grant !== undefined) {
+        // granted to another site: that site's release record settles it (followRelease), or the grant expires (sweep)
       } else if (job.state === 'releasing') {
         await this.move(doc, job.id, 'held', { kind: 'local', service: 'jobs' }, { reason: 'release-interrupted', message: 'the site restarted before the printer accepted the job; release it again' })
       } else if (job.state === 'printing') {
         // the printer had the document: the job counts as printed and is charged once
-        const charged = hasUsage(await this.c.store.open(acctDoc(this.init.peer, periodOf(job.updatedAt))), usageId(job))
+        const charged = await isCharged(this.c.store, this.init.peer, job, job.updatedAt)
         if (!charged) await this.charge(job)
         await this.move(doc, job.id, 'printed', { kind: 'local', service: 'jobs' },
           charged ? {} : { reason: 'printer-outcome-assumed', message: 'the site restarted while the printer had the job; counted as printed' })
@@ -349,15 +359,7 @@ export class JobService implements JobDomain {
       await this.c.spool.verify(job.sha256)
       // durable before any byte reaches the printer: a crash from here on cannot lead to a reprint
       await this.move(doc, job.id, 'printing', origin)
-      const outcome = await device.print({
-        documentPath: this.c.spool.path(job.sha256),
-        format: job.format,
-        jobName: job.name,
-        userName: job.owner,
-        copies: job.copies,
-        sides: job.sides,
-        ...(job.media !== undefined ? { media: job.media } : {})
-      }, {
+      const outcome = await device.print(printRequestFor(job, this.c.spool.path(job.sha256)), {
         accepted: (printerJobId) => { this.log.debug({ job: job.ippId, printerJobId }, 'printer accepted the job') }
       }, this.abort.signal)
       await this.settlePrinted(doc, job)
@@ -369,24 +371,7 @@ export class JobService implements JobDomain {
 
   /** Records the usage of a printed job; recording it again is a no-op (same id). */
   private async charge (job: JobRecord): Promise<void> {
-    const now = this.now()
-    const pages = job.pages ?? 0
-    const duplex = job.sides !== 'one-sided'
-    await this.c.store.transact(acctDoc(this.init.peer, periodOf(now)), { kind: 'local', service: 'accounting' }, (d: Y.Doc) => recordUsage(d, {
-      id: usageId(job),
-      kind: 'print',
-      user: job.owner,
-      jobId: job.id,
-      jobName: job.name,
-      printer: job.printer ?? '',
-      site: this.init.site,
-      pages: pages * job.copies,
-      colorPages: (job.colorPages ?? 0) * job.copies,
-      sheets: sheetsFor(pages, job.copies, duplex),
-      duplex,
-      copies: job.copies,
-      time: now
-    }))
+    await chargePrint(this.c.store, { peer: this.init.peer, site: this.init.site, printer: job.printer ?? '' }, job, this.now())
   }
 
   private async settlePrinted (doc: DocName, job: JobRecord): Promise<void> {
@@ -409,6 +394,84 @@ export class JobService implements JobDomain {
     }
   }
 
+  // ---- roaming, holder side --------------------------------------------------------
+
+  /**
+   * Grants `to` (a partner site, already checked by the caller) the release of a held job:
+   * `held → releasing` with the grant recorded, durable before the answer leaves. The same
+   * transition as a local release, so only one of any number of concurrent releases wins.
+   */
+  async grantRelease (jobId: string, to: { peer: string, site: string, printer: string }, by: Actor, ttlMs: number): Promise<JobRecord> {
+    const { doc, job } = this.locate(jobId)
+    this.authorize(job, by)
+    if (job.state !== 'held') throw new InvalidJobStateError(`job ${job.ippId} is ${job.state}, not held`)
+    if (job.sha256 === undefined) throw new InvalidJobStateError(`job ${job.ippId} has no document`)
+    const grant = { id: randomUUID(), peer: to.peer, site: to.site, printer: to.printer, user: by.user, expiresAt: this.now() + ttlMs }
+    const granted = await this.move(doc, job.id, 'releasing', originOf(by), { grant, printer: to.printer, reason: 'job-printing', message: `released at site ${to.site}` })
+    this.log.info({ job: job.ippId, site: to.site, printer: to.printer, by: by.user }, 'release granted to another site')
+    return granted
+  }
+
+  /** The granted site is about to hand the job to its printer: `releasing → printing`, durable before it may. */
+  async commitRelease (jobId: string, peer: string, grantId: string): Promise<JobRecord> {
+    const { doc, job } = this.locate(jobId)
+    if (job.grant?.peer !== peer || job.grant.id !== grantId) throw new NotAuthorizedError(`job ${job.ippId} is not granted to this peer`)
+    if (job.state === 'printing') return job // a retried commit
+    if (job.state !== 'releasing') throw new InvalidJobStateError(`job ${job.ippId} is ${job.state}, not releasing`)
+    if (job.grant.expiresAt <= this.now()) throw new InvalidJobStateError(`the release grant of job ${job.ippId} expired`)
+    return await this.move(doc, job.id, 'printing', ROAMING_ORIGIN)
+  }
+
+  /**
+   * Follows a release of one of this peer's jobs recorded by `peer` (of `site`): the job's
+   * state follows a granted release; a print without a grant (an offline release of a
+   * prefetched copy) settles a held job or, when the job was printed elsewhere too, is
+   * recorded as a duplicate. Idempotent: called again with the same record, it changes nothing.
+   */
+  async followRelease (peer: string, site: string, rel: RemoteRelease): Promise<void> {
+    const doc = this.byId.get(rel.jobId)
+    const job = this.getById(rel.jobId)
+    if (doc === undefined || job === undefined) return // purged meanwhile
+    const origin = ROAMING_ORIGIN
+    const by = { peer, site, printer: rel.printer }
+    const granted = job.grant !== undefined && job.grant.peer === peer && rel.grantId === job.grant.id
+    if (granted && (job.state === 'releasing' || job.state === 'printing')) {
+      const patch = { reason: rel.reason ?? '', message: rel.message ?? '' }
+      if (rel.state === 'printing' && job.state === 'releasing') {
+        await this.move(doc, job.id, 'printing', origin)
+      } else if (rel.state === 'printed') {
+        await this.c.store.transact(doc, origin, (d) => {
+          if (job.state === 'releasing') jobs.transition(d, job.id, 'printing', this.now())
+          jobs.transition(d, job.id, 'printed', this.now(), { printedBy: by, reason: 'job-completed-successfully', message: `printed at site ${site}` })
+        })
+        this.log.info({ job: job.ippId, site, printer: rel.printer }, 'job printed at another site')
+      } else if (rel.state === 'returned') {
+        await this.move(doc, job.id, 'held', origin, { ...patch, grant: undefined })
+      } else if (rel.state === 'failed') {
+        await this.move(doc, job.id, 'failed', origin, { ...patch, printedBy: by })
+      }
+      return
+    }
+    if (rel.state !== 'printed' && rel.state !== 'printing') return
+    const printedHere = job.printedBy === undefined ? this.init.peer : job.printedBy.peer
+    if (job.state === 'held') {
+      await this.c.store.transact(doc, origin, (d) => {
+        jobs.transition(d, job.id, 'releasing', this.now())
+        jobs.transition(d, job.id, 'printing', this.now())
+        jobs.transition(d, job.id, 'printed', this.now(), { printedBy: by, reason: 'printed-offline', message: `printed at site ${site} while this site was unreachable` })
+      })
+      this.log.info({ job: job.ippId, site }, 'job printed offline at another site')
+    } else if (job.state === 'printed' && printedHere !== peer && !(job.duplicates ?? []).some((d) => d.peer === peer)) {
+      const duplicates = [...(job.duplicates ?? []), { peer, site, at: rel.updatedAt }]
+      await this.c.store.transact(doc, origin, (d) => jobs.updateJob(d, job.id, { duplicates }, this.now()))
+      this.log.warn({ job: job.ippId, owner: job.owner, site, printedBy: job.printedBy?.site ?? this.init.site }, 'duplicate print detected: the job was printed offline at another site too; it is charged once')
+    } else if ((job.state === 'deleted' || job.state === 'expired' || job.state === 'failed') && job.printedBy === undefined) {
+      await this.c.store.transact(doc, origin, (d) => jobs.updateJob(d, job.id, { printedBy: by, message: `printed offline at site ${site} after it was ${job.state} here` }, this.now()))
+      this.log.warn({ job: job.ippId, site, state: job.state }, 'a job no longer held here was printed offline at another site')
+    }
+    // releasing/printing under another site's grant: decided once that grant settles
+  }
+
   // ---- retention ----------------------------------------------------------------
 
   /** Expires old held jobs, purges old finished ones with their bytes, drops empty documents. */
@@ -420,6 +483,8 @@ export class JobService implements JobDomain {
       if (job.state === 'received' && !this.uploading.has(job.id) && job.createdAt + INCOMING_TIMEOUT_MS <= now) {
         this.releaseOnArrival.delete(job.id)
         await this.move(doc, job.id, 'failed', origin, { reason: 'job-incoming-timeout', message: 'the document never arrived' })
+      } else if (job.state === 'releasing' && job.grant !== undefined && job.grant.expiresAt <= now) {
+        await this.move(doc, job.id, 'held', origin, { grant: undefined, reason: 'release-grant-expired', message: `site ${job.grant.site} did not start printing in time; release it again` })
       } else if (job.state === 'held' && job.createdAt + this.holdMs <= now) {
         await this.move(doc, job.id, 'expired', origin, { reason: 'job-expired', message: 'not released in time' })
       } else if (TERMINAL_STATES.has(job.state) && (job.completedAt ?? job.updatedAt) + this.retentionMs <= now) {
@@ -447,10 +512,6 @@ export class JobService implements JobDomain {
     for (const { job } of this.all()) if (job.sha256 === sha256) return
     await this.c.spool.remove(sha256)
   }
-}
-
-function usageId (job: JobRecord): string {
-  return `${job.id}/print`
 }
 
 function originOf (actor: Actor): Origin {

@@ -10,6 +10,18 @@ export type { JobState, JobRecord } from '../../crdt/jobs.ts'
 export { TERMINAL_STATES } from '../../crdt/jobs.ts'
 import type { JobRecord } from '../../crdt/jobs.ts'
 
+/** Where a job listed at this site is held, when another site holds it. */
+export interface JobSource {
+  site: string
+  /** The source site's host name, as users see it next to the job. */
+  hostname: string
+  /** The holding peer. */
+  peer: string
+}
+
+/** A job as listed to users: local, or held by a partner site (then with its source). */
+export type JobView = JobRecord & { source?: JobSource, prefetched?: boolean }
+
 /** A print queue (IPP endpoint) of this site. */
 export interface QueueInfo {
   name: string
@@ -93,4 +105,62 @@ export class NotAuthorizedError extends JobError {
 /** The job is not in a state that allows the request (e.g. releasing a printed job). */
 export class InvalidJobStateError extends JobError {
   constructor (message: string) { super(message); this.name = 'InvalidJobStateError' }
+}
+
+// ---- roaming ----------------------------------------------------------------------
+
+/** The two sites do not name each other as roaming partners. */
+export class NotPartnerError extends JobError {
+  constructor (message: string) { super(message); this.name = 'NotPartnerError' }
+}
+/** The peer holding a job could not be reached (and no prefetched copy may stand in). */
+export class HolderUnreachableError extends JobError {
+  constructor (readonly site: string, reason: string) {
+    super(`site ${site}, which holds this job, is unreachable (${reason}); release it when the site is back`)
+    this.name = 'HolderUnreachableError'
+  }
+}
+
+/** A site's request to print a job another peer holds. */
+export interface GrantRequest {
+  jobId: string
+  /** The user who released it (authenticated by the requesting site). */
+  user: string
+  admin: boolean
+  /** Printer of the requesting site. */
+  printer: string
+}
+
+/** The holder's answer: the grant, or why not (the error's class name and message). */
+export type GrantReply =
+  | { ok: true, grantId: string, ttlMs: number, job: JobRecord }
+  | { ok: false, error: RoamingRefusal, message: string }
+
+/** Why a holder refuses; the requester turns each back into the matching error class. */
+export type RoamingRefusal = 'not-found' | 'not-authorized' | 'invalid-state' | 'not-partner' | 'bad-request'
+
+/**
+ * How a site reaches the peers holding jobs; node/ implements it over libp2p, the
+ * simulator in memory. Every call rejects with {@link HolderUnreachableError} when the
+ * holder cannot be reached.
+ */
+export interface RoamingLink {
+  requestGrant (holder: string, request: GrantRequest, signal: AbortSignal): Promise<GrantReply>
+  /** Asks the holder to move a granted job to `printing`; ok false when it refuses. */
+  commit (holder: string, jobId: string, grantId: string, signal: AbortSignal): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
+  /** Asks the holder to delete a held job for its owner. */
+  deleteJob (holder: string, jobId: string, user: string, signal: AbortSignal): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
+  /** Fetches a job document into `dest` (resumable, sha256-verified). */
+  fetch (holder: string, sha256: string, dest: string, signal: AbortSignal, onProgress?: (received: number, size: number) => void): Promise<void>
+}
+
+/** What the holder's side answers to other sites; the link's server calls these. */
+export interface RoamingHolder {
+  grant (peer: string, request: GrantRequest): Promise<GrantReply>
+  commit (peer: string, jobId: string, grantId: string): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
+  deleteJob (peer: string, jobId: string, user: string): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
+  /** Whether `peer` may fetch the document `sha256` (a partner site, a job still to print). */
+  mayFetch (peer: string, sha256: string): boolean
+  /** Where the document `sha256` of a job still to print is. */
+  blobPath (sha256: string): string | undefined
 }

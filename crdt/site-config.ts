@@ -1,0 +1,98 @@
+/**
+ * The site config family: `v1/site/<siteId>`, written only by that site (or the authority).
+ * It holds what other peers need to know about a site to roam jobs with it: the host name
+ * its jobs are marked with, the partner sites it roams with and how it shows their jobs.
+ *
+ * Roaming between two sites depends only on those two sites' documents ({@link roamsWith}):
+ * each must name the other as a partner. Central plays no part.
+ */
+import type * as Y from 'yjs'
+
+/** How a site shows the jobs of its partner sites. */
+export type RoamingMode =
+  | 'shared' // fetched ahead of time and listed in My Jobs next to local jobs
+  | 'separate' // listed apart; the bytes are fetched on release
+
+export const ROAMING_MODES: readonly RoamingMode[] = ['shared', 'separate']
+/** A new site roams with nobody until its admin names partners; separate mode moves no bytes ahead of time. */
+export const DEFAULT_ROAMING_MODE: RoamingMode = 'separate'
+/** More partners than this is a configuration mistake, not a branch network. */
+export const MAX_PARTNERS = 500
+/** Site ids as document names allow them. */
+const SITE_ID = /^[A-Za-z0-9._:-]{1,128}$/
+/** Host names are shown to users; longer ones are configuration mistakes. */
+const MAX_HOSTNAME_CHARS = 253
+
+export interface RoamingSettings {
+  /** Site ids this site roams with (both sides must name each other). */
+  partners: string[]
+  mode: RoamingMode
+}
+
+export interface SiteSettings {
+  site: string
+  /** The host name remote jobs of this site are marked with. */
+  hostname: string
+  roaming: RoamingSettings
+  updatedAt: number
+}
+
+export class InvalidSiteSettingsError extends Error {
+  constructor (message: string) { super(message); this.name = 'InvalidSiteSettingsError' }
+}
+
+const settingsMap = (doc: Y.Doc): Y.Map<unknown> => doc.getMap('settings')
+
+/** The settings in a site's document; defaults for what was never written. */
+export function readSiteSettings (doc: Y.Doc | undefined, site: string): SiteSettings {
+  const map = doc === undefined ? new Map<string, unknown>() : settingsMap(doc)
+  const partners = map.get('partners')
+  const mode = map.get('mode')
+  const hostname = map.get('hostname')
+  const updatedAt = map.get('updatedAt')
+  return {
+    site,
+    hostname: typeof hostname === 'string' ? hostname : site,
+    roaming: {
+      partners: Array.isArray(partners) ? partners.filter((p): p is string => typeof p === 'string') : [],
+      mode: ROAMING_MODES.includes(mode as RoamingMode) ? mode as RoamingMode : DEFAULT_ROAMING_MODE
+    },
+    updatedAt: typeof updatedAt === 'number' ? updatedAt : 0
+  }
+}
+
+/** Checks roaming settings from an admin; returns them normalized (sorted, without duplicates or this site). */
+export function validateRoaming (site: string, input: unknown): RoamingSettings {
+  if (typeof input !== 'object' || input === null) throw new InvalidSiteSettingsError('roaming settings must be an object with partners and mode')
+  const { partners, mode } = input as { partners?: unknown, mode?: unknown }
+  if (!Array.isArray(partners)) throw new InvalidSiteSettingsError('partners must be a list of site ids')
+  if (partners.length > MAX_PARTNERS) throw new InvalidSiteSettingsError(`at most ${MAX_PARTNERS} partners`)
+  for (const p of partners) {
+    if (typeof p !== 'string' || !SITE_ID.test(p)) throw new InvalidSiteSettingsError(`not a site id: ${JSON.stringify(p)}`)
+  }
+  if (!ROAMING_MODES.includes(mode as RoamingMode)) throw new InvalidSiteSettingsError(`mode must be one of ${ROAMING_MODES.join(', ')}`)
+  const unique = [...new Set(partners as string[])].filter((p) => p !== site).sort()
+  return { partners: unique, mode: mode as RoamingMode }
+}
+
+/** Writes the roaming settings (already validated). */
+export function setRoaming (doc: Y.Doc, roaming: RoamingSettings, now: number): void {
+  const map = settingsMap(doc)
+  map.set('partners', [...roaming.partners])
+  map.set('mode', roaming.mode)
+  map.set('updatedAt', now)
+}
+
+/** Writes the host name when it changed (a site announces it at start). */
+export function setHostname (doc: Y.Doc, hostname: string, now: number): void {
+  if (hostname.length === 0 || hostname.length > MAX_HOSTNAME_CHARS) throw new InvalidSiteSettingsError(`host name must be 1-${MAX_HOSTNAME_CHARS} characters`)
+  const map = settingsMap(doc)
+  if (map.get('hostname') === hostname) return
+  map.set('hostname', hostname)
+  map.set('updatedAt', now)
+}
+
+/** Whether jobs may roam between two sites: each names the other as a partner. */
+export function roamsWith (a: SiteSettings, b: SiteSettings): boolean {
+  return a.site !== b.site && a.roaming.partners.includes(b.site) && b.roaming.partners.includes(a.site)
+}

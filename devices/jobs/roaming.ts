@@ -1,0 +1,552 @@
+/**
+ * Job roaming: a job held by one site is released at a printer of a partner site.
+ *
+ * Both sides live here. As the *releasing* site, this service lists partners' jobs (shared
+ * mode: next to local ones, fetched ahead; separate mode: apart), asks the holder for a
+ * release grant, fetches the document, commits the grant, prints, charges and records the
+ * release in its own jobs document. As the *holder*, it answers those requests through the
+ * job service and follows the release records other sites write about its jobs.
+ *
+ * Invariants (DESIGN.md 2 and 3), and where each is enforced:
+ *   1. The holder arbitrates: a job is printed elsewhere only under a grant
+ *      (`JobService.grantRelease`, the same `held → releasing` step as a local release) that
+ *      was committed (`JobService.commitRelease`, `releasing → printing`) before the printer
+ *      saw a byte ({@link RoamingService.carryOut}). A grant not committed in time expires.
+ *   2. A release record is durable in this site's document before each step it describes:
+ *      `fetching` before the grant is used, `printing` after the commit and before the
+ *      printer, `printed` after the charge. After a crash, `fetching` is returned to the
+ *      holder (no printer saw it) and `printing` counts as printed, charged once.
+ *   3. Offline release (shared mode only, holder unreachable, prefetched copy verified)
+ *      prints without a grant; the holder settles or reports the duplicate when it reads
+ *      the record (`JobService.followRelease`). Every print is charged under the job's one
+ *      usage id, so a duplicate is never charged twice.
+ *   4. Partnership is mutual and read from the two sites' config documents only.
+ *   5. Copies of partners' documents live in their own spool and are removed once no held
+ *      job and no unfinished release needs them (deletion and retention propagate).
+ */
+import type { Logger } from 'pino'
+import type { DocStore, Origin } from '../../crdt/store.ts'
+import { jobsDoc, siteConfigDoc, periodOf, parseDocName, type DocName } from '../../crdt/names.ts'
+import * as jobsFamily from '../../crdt/jobs.ts'
+import type { RemoteRelease, RemoteReleaseState } from '../../crdt/jobs.ts'
+import { readSiteSettings, roamsWith, setHostname, setRoaming, validateRoaming, type SiteSettings } from '../../crdt/site-config.ts'
+import type { Spool } from '../spool.ts'
+import { PrinterError, type OutputDevice } from '../output/types.ts'
+import type { JobService } from './service.ts'
+import { chargePrint, isCharged, printRequestFor } from './usage.ts'
+import {
+  type Actor, type JobRecord, type JobView, type GrantReply, type GrantRequest, type RoamingHolder, type RoamingLink, type RoamingRefusal,
+  JobNotFoundError, NotAuthorizedError, InvalidJobStateError, PrinterNotFoundError, NotPartnerError, HolderUnreachableError, JobError, TERMINAL_STATES
+} from './types.ts'
+
+/** How long a grant lets the releasing site fetch the document before it must commit: generous for a 1 GB job over a slow branch link. */
+export const DEFAULT_GRANT_TTL_MS = 10 * 60_000
+/** The releasing site stops this long before the grant's end, so its commit never races the holder's expiry. */
+const GRANT_SAFETY_MS = 30_000
+/** A grant request or commit that gets no answer within this fails (holder unreachable). */
+const REQUEST_TIMEOUT_MS = 10_000
+/** While a granted transfer cannot reach the holder, it retries this often (until the grant runs out). */
+const FETCH_RETRY_MS = 2_000
+/** Prefetches running at once: enough to keep a link busy, few enough to leave it to releases. */
+const PREFETCH_CONCURRENCY = 2
+/** Periodic pass: prefetch retries, following releases missed by events, removing unneeded copies. */
+const TICK_MS = 15_000
+/** Finished release records are kept this long for the history, as finished jobs are. */
+const RELEASE_RETENTION_MS = 7 * 24 * 3600_000
+/** A job is roamable in these states of its holder's record. */
+const FETCHABLE: ReadonlySet<string> = new Set(['held', 'releasing', 'printing'])
+
+export interface RoamingInit {
+  /** This peer's id: writer of its jobs documents (where its release records go). */
+  peer: string
+  site: string
+  hostname: string
+  grantTtlMs?: number
+}
+
+export interface RoamingComponents {
+  store: DocStore
+  /** This site's own spool (documents of the jobs it holds; served to partners). */
+  spool: Spool
+  /** Copies of partners' documents (prefetched or fetched on release). */
+  copies: Spool
+  printers: ReadonlyMap<string, OutputDevice>
+  jobs: JobService
+  link: RoamingLink
+  /** The site of a peer holding a valid site certificate; undefined for anyone else. */
+  siteOf: (peer: string) => string | undefined
+  logger: Logger
+  now?: () => number
+}
+
+/** A partner's job as found in its replicated jobs document. */
+interface RemoteJob { holder: string, job: JobRecord }
+
+const ROAMING: Origin = { kind: 'local', service: 'roaming' }
+
+export class RoamingService implements RoamingHolder {
+  private readonly releaseDocs = new Map<string, DocName>()
+  private readonly prefetched = new Set<string>()
+  private readonly prefetching = new Set<string>()
+  private readonly prefetchQueue = new Map<string, string>()
+  private readonly releasing = new Set<string>()
+  private readonly dirty = new Set<DocName>()
+  private readonly inFlight = new Set<Promise<unknown>>()
+  private abort = new AbortController()
+  private draining?: Promise<void>
+  private timer?: NodeJS.Timeout
+  private started = false
+  private readonly now: () => number
+  private readonly log: Logger
+  private readonly ttlMs: number
+  private readonly onEntry = (name: DocName, _bytes: Uint8Array, _e: unknown, origin: Origin): void => {
+    const parsed = parseDocName(name)
+    if ((parsed?.family === 'jobs' && parsed.peer !== this.init.peer && origin.kind === 'peer') || parsed?.family === 'site') {
+      this.dirty.add(name)
+      this.drain()
+    }
+  }
+
+  constructor (private readonly init: RoamingInit, private readonly c: RoamingComponents) {
+    this.now = c.now ?? Date.now
+    this.log = c.logger.child({ service: 'roaming' })
+    this.ttlMs = init.grantTtlMs ?? DEFAULT_GRANT_TTL_MS
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    this.abort = new AbortController()
+    await this.c.store.transact(siteConfigDoc(this.init.site), ROAMING, (d) => setHostname(d, this.init.hostname, this.now()))
+    for (const sha of await this.c.copies.list()) this.prefetched.add(sha)
+    await this.recover()
+    this.c.store.on('entry', this.onEntry)
+    await this.tick()
+    this.timer = setInterval(() => { this.tick().catch((err: unknown) => this.log.error({ err }, 'roaming pass failed')) }, TICK_MS)
+    this.timer.unref()
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    clearInterval(this.timer)
+    this.c.store.off('entry', this.onEntry)
+    this.abort.abort()
+    await Promise.allSettled([...this.inFlight, this.draining])
+  }
+
+  // ---- settings ------------------------------------------------------------------------
+
+  settingsOf (site: string): SiteSettings {
+    return readSiteSettings(this.c.store.get(siteConfigDoc(site)), site)
+  }
+
+  settings (): SiteSettings { return this.settingsOf(this.init.site) }
+
+  /** Changes this site's roaming partners and mode (validated; throws InvalidSiteSettingsError). */
+  async setRoaming (input: unknown): Promise<SiteSettings> {
+    const roaming = validateRoaming(this.init.site, input)
+    await this.c.store.transact(siteConfigDoc(this.init.site), { kind: 'admin', user: 'admin' }, (d) => setRoaming(d, roaming, this.now()))
+    this.log.info({ partners: roaming.partners, mode: roaming.mode }, 'roaming settings changed')
+    this.dirty.add(siteConfigDoc(this.init.site))
+    this.drain()
+    return this.settings()
+  }
+
+  /** Whether this site and `site` roam with each other. */
+  roamsWith (site: string): boolean {
+    return roamsWith(this.settings(), this.settingsOf(site))
+  }
+
+  // ---- listing -------------------------------------------------------------------------
+
+  private *remoteJobs (): Generator<RemoteJob> {
+    for (const name of this.c.store.openNames()) {
+      const parsed = parseDocName(name)
+      if (parsed?.family !== 'jobs' || parsed.peer === this.init.peer || parsed.peer === undefined) continue
+      const doc = this.c.store.get(name)
+      if (doc === undefined) continue
+      for (const job of jobsFamily.listJobs(doc)) yield { holder: parsed.peer, job }
+    }
+  }
+
+  private findRemote (jobId: string): RemoteJob | undefined {
+    for (const r of this.remoteJobs()) if (r.job.id === jobId) return r
+    return undefined
+  }
+
+  private release (jobId: string): RemoteRelease | undefined {
+    const name = this.releaseDocs.get(jobId)
+    const doc = name === undefined ? undefined : this.c.store.get(name)
+    return doc === undefined ? undefined : jobsFamily.getRelease(doc, jobId)
+  }
+
+  /** Jobs of partner sites (optionally of one owner), as users here see them. */
+  listPartnerJobs (owner?: string): JobView[] {
+    const out: JobView[] = []
+    const partners = new Map<string, boolean>()
+    for (const { holder, job } of this.remoteJobs()) {
+      if (owner !== undefined && job.owner !== owner) continue
+      let ok = partners.get(job.site)
+      if (ok === undefined) partners.set(job.site, ok = this.roamsWith(job.site))
+      if (!ok) continue
+      out.push(this.view(holder, job))
+    }
+    return out
+  }
+
+  /** A remote job with its source, and with this site's own release of it when that is ahead of the holder's record. */
+  view (holder: string, job: JobRecord): JobView {
+    const rel = this.release(job.id)
+    const source = { site: job.site, hostname: this.settingsOf(job.site).hostname, peer: holder }
+    const prefetched = job.sha256 !== undefined && this.prefetched.has(job.sha256)
+    const base: JobView = { ...job, source, prefetched }
+    if (rel === undefined || TERMINAL_STATES.has(job.state)) return base
+    const shown: Partial<Record<RemoteReleaseState, JobRecord['state']>> = { fetching: 'releasing', printing: 'printing', printed: 'printed', failed: 'failed' }
+    const state = shown[rel.state]
+    if (state === undefined) return { ...base, ...(rel.message !== undefined ? { message: rel.message } : {}) }
+    return { ...base, state, printer: rel.printer, ...(rel.message !== undefined ? { message: rel.message } : {}) }
+  }
+
+  // ---- releasing a partner's job here ----------------------------------------------------
+
+  /**
+   * Releases a partner's job at `printer` of this site. Resolves once the holder granted it
+   * (or, offline, once the release is recorded); fetching and printing continue in the
+   * background and show in the job's state.
+   */
+  async releaseRemote (actor: Actor, jobId: string, printer?: string): Promise<JobView> {
+    const found = this.findRemote(jobId)
+    if (found === undefined) throw new JobNotFoundError(jobId)
+    const { holder, job } = found
+    if (!actor.admin && actor.user !== job.owner) throw new NotAuthorizedError('this job belongs to another user')
+    if (!this.roamsWith(job.site)) throw new NotPartnerError(`site ${this.init.site} does not roam with site ${job.site}`)
+    const printerName = printer ?? [...this.c.printers.keys()][0]
+    if (printerName === undefined || !this.c.printers.has(printerName)) throw new PrinterNotFoundError(printerName ?? '(none configured)')
+    if (TERMINAL_STATES.has(job.state)) throw new InvalidJobStateError(`job ${job.name} is already ${job.state}`)
+    const current = this.release(jobId)
+    if (this.releasing.has(jobId) || (current !== undefined && !jobsFamily.isFinalRelease(current.state))) {
+      throw new InvalidJobStateError(`job ${job.name} is already being released here`)
+    }
+    this.releasing.add(jobId)
+    try {
+      const started = this.now()
+      let reply: GrantReply
+      try {
+        reply = await this.c.link.requestGrant(holder, { jobId, user: actor.user, admin: actor.admin, printer: printerName }, this.signal(REQUEST_TIMEOUT_MS))
+      } catch (err) {
+        if (!(err instanceof HolderUnreachableError)) throw err
+        return await this.releaseOffline(actor, holder, job, printerName, err)
+      }
+      if (!reply.ok) throw refusalError(reply.error, reply.message, jobId)
+      const rel = await this.record({
+        jobId, holder, holderSite: job.site, printer: printerName, grantId: reply.grantId, offline: false, user: actor.user,
+        state: 'fetching', job: reply.job, message: `fetching the document from ${this.settingsOf(job.site).hostname}`, createdAt: this.now(), updatedAt: this.now()
+      })
+      this.log.info({ job: job.id, holderSite: job.site, printer: printerName, by: actor.user }, 'release granted by the holding site')
+      this.background(this.carryOut(rel, started + reply.ttlMs - GRANT_SAFETY_MS))
+      return this.view(holder, job)
+    } finally {
+      this.releasing.delete(jobId)
+    }
+  }
+
+  /** The holder is unreachable: in shared mode a verified prefetched copy may be printed without a grant. */
+  private async releaseOffline (actor: Actor, holder: string, job: JobRecord, printer: string, cause: HolderUnreachableError): Promise<JobView> {
+    const sha = job.sha256
+    if (this.settings().roaming.mode !== 'shared' || sha === undefined || !this.prefetched.has(sha) || job.state !== 'held') throw cause
+    try {
+      await this.c.copies.verify(sha)
+    } catch {
+      this.forgetCopy(sha)
+      throw cause
+    }
+    const rel = await this.record({
+      jobId: job.id, holder, holderSite: job.site, printer, offline: true, user: actor.user, state: 'printing', job,
+      message: `printing offline: site ${job.site} is unreachable`, createdAt: this.now(), updatedAt: this.now()
+    })
+    this.log.warn({ job: job.id, holderSite: job.site, printer, by: actor.user }, 'holding site unreachable: releasing the prefetched copy offline')
+    this.background(this.printCopy(rel))
+    return this.view(holder, job)
+  }
+
+  private async record (rel: RemoteRelease): Promise<RemoteRelease> {
+    const name = jobsDoc(this.init.peer, periodOf(this.now()))
+    await this.c.store.transact(name, ROAMING, (d) => jobsFamily.putRelease(d, rel))
+    this.releaseDocs.set(rel.jobId, name)
+    return rel
+  }
+
+  private async moveRelease (jobId: string, to: RemoteReleaseState, patch: { reason?: string, message?: string } = {}): Promise<RemoteRelease> {
+    const name = this.releaseDocs.get(jobId)
+    if (name === undefined) throw new Error(`no release of ${jobId} here`)
+    return await this.c.store.transact(name, ROAMING, (d) => jobsFamily.moveRelease(d, jobId, to, this.now(), patch))
+  }
+
+  /** Fetch, commit, print, charge; every failure before the printer accepted returns the job to its holder. Never rejects. */
+  private async carryOut (rel: RemoteRelease, deadline: number): Promise<void> {
+    const sha = rel.job.sha256 ?? ''
+    try {
+      await this.fetchUntil(rel.holder, rel.holderSite, sha, deadline)
+      if (this.now() >= deadline) throw new ReleaseAbandonedError('the release grant ran out before the document arrived')
+      const grantId = rel.grantId ?? ''
+      const committed = await this.untilDeadline(deadline, async () => await this.c.link.commit(rel.holder, rel.jobId, grantId, this.signal(REQUEST_TIMEOUT_MS)))
+      if (!committed.ok) throw new ReleaseAbandonedError(`site ${rel.holderSite} withdrew the release: ${committed.message}`)
+      await this.printCopy(await this.moveRelease(rel.jobId, 'printing', { message: '' }))
+    } catch (err) {
+      const message = (err as Error).message
+      this.log.warn({ job: rel.jobId, holderSite: rel.holderSite, err: message }, 'roaming release returned to its holder')
+      await this.moveRelease(rel.jobId, 'returned', { reason: 'release-returned', message })
+        .catch((e: unknown) => this.log.error({ err: e, job: rel.jobId }, 'could not record the returned release'))
+    }
+  }
+
+  /** Prints a `printing` release from the copies spool and settles it. Never rejects. */
+  private async printCopy (rel: RemoteRelease): Promise<void> {
+    const device = this.c.printers.get(rel.printer)
+    try {
+      if (device === undefined) throw new PrinterError(`printer ${rel.printer} is not configured here`, 'aborted-by-system', true)
+      const outcome = await device.print(printRequestFor(rel.job, this.c.copies.path(rel.job.sha256 ?? '')), { accepted: () => {} }, this.abort.signal)
+      await chargePrint(this.c.store, { peer: this.init.peer, site: this.init.site, printer: rel.printer }, rel.job, this.now())
+      await this.moveRelease(rel.jobId, 'printed', { reason: 'job-completed-successfully', message: '' })
+      this.log.info({ job: rel.jobId, holderSite: rel.holderSite, printer: rel.printer, printerJob: outcome.printerJobId, offline: rel.offline }, 'roaming job printed')
+    } catch (err) {
+      // stopping: the printer may still finish it; recovery at the next start decides (as after a crash)
+      if (this.abort.signal.aborted) return
+      const beforeAccept = err instanceof PrinterError && err.beforeAccept
+      const reason = err instanceof PrinterError ? err.reason : 'aborted-by-system'
+      this.log.warn({ job: rel.jobId, printer: rel.printer, reason, err: (err as Error).message }, 'roaming job did not print')
+      await this.moveRelease(rel.jobId, beforeAccept ? 'returned' : 'failed', { reason, message: (err as Error).message })
+        .catch((e: unknown) => this.log.error({ err: e, job: rel.jobId }, 'could not record the release failure'))
+    }
+  }
+
+  /** Fetches a document into the copies spool (unless already there), retrying an unreachable holder until `deadline`. */
+  private async fetchUntil (holder: string, holderSite: string, sha: string, deadline: number): Promise<void> {
+    if (this.prefetched.has(sha)) {
+      try { await this.c.copies.verify(sha); return } catch { this.forgetCopy(sha) }
+    }
+    const dest = await this.c.copies.prepare(sha)
+    await this.untilDeadline(deadline, async () => { await this.c.link.fetch(holder, sha, dest, this.abort.signal) })
+    this.prefetched.add(sha)
+    this.log.debug({ holderSite, sha }, 'document fetched')
+  }
+
+  /** Runs `fn`, retrying while the holder is unreachable, until `deadline` (local clock). */
+  private async untilDeadline<T> (deadline: number, fn: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        return await fn()
+      } catch (err) {
+        if (!(err instanceof HolderUnreachableError) || this.now() + FETCH_RETRY_MS >= deadline || this.abort.signal.aborted) throw err
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, FETCH_RETRY_MS)
+          this.abort.signal.addEventListener('abort', () => { clearTimeout(t); resolve() }, { once: true })
+        })
+      }
+    }
+  }
+
+  /** Deletes a partner's held job at its holder (for its owner). */
+  async deleteRemote (actor: Actor, jobId: string): Promise<void> {
+    const found = this.findRemote(jobId)
+    if (found === undefined) throw new JobNotFoundError(jobId)
+    if (!actor.admin && actor.user !== found.job.owner) throw new NotAuthorizedError('this job belongs to another user')
+    if (!this.roamsWith(found.job.site)) throw new NotPartnerError(`site ${this.init.site} does not roam with site ${found.job.site}`)
+    const reply = await this.c.link.deleteJob(found.holder, jobId, found.job.owner, this.signal(REQUEST_TIMEOUT_MS))
+    if (!reply.ok) throw refusalError(reply.error, reply.message, jobId)
+  }
+
+  // ---- holder side -------------------------------------------------------------------------
+
+  async grant (peer: string, request: GrantRequest): Promise<GrantReply> {
+    return await this.answer(peer, async (site) => {
+      const job = await this.c.jobs.grantRelease(request.jobId, { peer, site, printer: request.printer }, { user: request.user, admin: request.admin }, this.ttlMs)
+      return { ok: true as const, grantId: job.grant?.id ?? '', ttlMs: this.ttlMs, job }
+    })
+  }
+
+  async commit (peer: string, jobId: string, grantId: string): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }> {
+    return await this.answer(peer, async () => {
+      await this.c.jobs.commitRelease(jobId, peer, grantId)
+      return { ok: true as const }
+    })
+  }
+
+  async deleteJob (peer: string, jobId: string, user: string): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }> {
+    return await this.answer(peer, async () => {
+      await this.c.jobs.cancel(jobId, { user, admin: false })
+      return { ok: true as const }
+    })
+  }
+
+  mayFetch (peer: string, sha256: string): boolean {
+    const site = this.c.siteOf(peer)
+    return site !== undefined && this.roamsWith(site) && this.blobPath(sha256) !== undefined
+  }
+
+  blobPath (sha256: string): string | undefined {
+    for (const job of this.c.jobs.listJobs({ which: 'not-completed' })) {
+      if (job.sha256 === sha256 && FETCHABLE.has(job.state)) return this.c.spool.path(sha256)
+    }
+    return undefined
+  }
+
+  /** Runs a holder-side request from a partner site, turning domain errors into refusals. */
+  private async answer<T extends { ok: true }> (peer: string, fn: (site: string) => Promise<T>): Promise<T | { ok: false, error: RoamingRefusal, message: string }> {
+    const site = this.c.siteOf(peer)
+    if (site === undefined) return { ok: false, error: 'not-authorized', message: 'only site peers may release jobs of other sites' }
+    if (!this.roamsWith(site)) return { ok: false, error: 'not-partner', message: `site ${this.init.site} does not roam with site ${site}` }
+    try {
+      return await fn(site)
+    } catch (err) {
+      if (!(err instanceof JobError)) throw err
+      const error: RoamingRefusal = err instanceof JobNotFoundError ? 'not-found' : err instanceof NotAuthorizedError ? 'not-authorized' : 'invalid-state'
+      return { ok: false, error, message: err.message }
+    }
+  }
+
+  // ---- following, prefetching, recovery -----------------------------------------------------
+
+  /** Releases recorded here before a restart: `fetching` goes back to the holder, `printing` counts as printed. */
+  private async recover (): Promise<void> {
+    const prefix = `v1/jobs/${this.init.peer}/`
+    for (const name of await this.c.store.storedNames()) {
+      if (!name.startsWith(prefix)) continue
+      const doc = await this.c.store.open(name)
+      for (const rel of jobsFamily.listReleases(doc)) {
+        this.releaseDocs.set(rel.jobId, name)
+        if (rel.state === 'fetching') {
+          await this.moveRelease(rel.jobId, 'returned', { reason: 'release-interrupted', message: 'this site restarted before the printer accepted the job; release it again' })
+        } else if (rel.state === 'printing') {
+          if (!await isCharged(this.c.store, this.init.peer, rel.job, rel.updatedAt)) {
+            await chargePrint(this.c.store, { peer: this.init.peer, site: this.init.site, printer: rel.printer }, rel.job, this.now())
+          }
+          await this.moveRelease(rel.jobId, 'printed', { reason: 'printer-outcome-assumed', message: 'this site restarted while the printer had the job; counted as printed' })
+        }
+      }
+    }
+  }
+
+  /** Handles changed documents one at a time, in the background. */
+  private drain (): void {
+    if (this.draining !== undefined || !this.started) return
+    this.draining = (async () => {
+      while (this.dirty.size > 0 && this.started) {
+        const [name] = this.dirty
+        this.dirty.delete(name)
+        await this.visit(name).catch((err: unknown) => this.log.error({ err, doc: name }, 'could not follow a changed document'))
+      }
+    })().finally(() => { this.draining = undefined })
+  }
+
+  /** Follows releases of this peer's jobs recorded in another peer's document, and queues prefetches. */
+  private async visit (name: DocName): Promise<void> {
+    const parsed = parseDocName(name)
+    if (parsed?.family === 'site') { this.queuePrefetches(); return }
+    if (parsed?.family !== 'jobs' || parsed.peer === undefined || parsed.peer === this.init.peer) return
+    const doc = this.c.store.get(name)
+    if (doc === undefined) return
+    const site = this.c.siteOf(parsed.peer) ?? 'unknown'
+    for (const rel of jobsFamily.listReleases(doc)) {
+      if (rel.holder === this.init.peer) await this.c.jobs.followRelease(parsed.peer, site, rel)
+    }
+    this.queuePrefetches(parsed.peer)
+  }
+
+  /** Shared mode: queue partners' held jobs whose documents are not here yet. */
+  private queuePrefetches (onlyHolder?: string): void {
+    if (this.settings().roaming.mode !== 'shared') return
+    const partners = new Map<string, boolean>()
+    for (const { holder, job } of this.remoteJobs()) {
+      if (onlyHolder !== undefined && holder !== onlyHolder) continue
+      if (job.state !== 'held' || job.sha256 === undefined || this.prefetched.has(job.sha256) || this.prefetching.has(job.sha256)) continue
+      let ok = partners.get(job.site)
+      if (ok === undefined) partners.set(job.site, ok = this.roamsWith(job.site))
+      if (ok) this.prefetchQueue.set(job.sha256, holder)
+    }
+    this.pumpPrefetch()
+  }
+
+  private pumpPrefetch (): void {
+    while (this.started && this.prefetching.size < PREFETCH_CONCURRENCY && this.prefetchQueue.size > 0) {
+      const [[sha, holder]] = this.prefetchQueue
+      this.prefetchQueue.delete(sha)
+      this.prefetching.add(sha)
+      this.background((async () => {
+        try {
+          await this.c.link.fetch(holder, sha, await this.c.copies.prepare(sha), this.abort.signal)
+          this.prefetched.add(sha)
+          this.log.debug({ sha, holder }, 'prefetched a partner job')
+        } catch (err) {
+          // retried on the next pass; an unreachable holder is the normal case for this
+          this.log.debug({ sha, holder, err: (err as Error).message }, 'prefetch failed')
+        } finally {
+          this.prefetching.delete(sha)
+          this.pumpPrefetch()
+        }
+      })())
+    }
+  }
+
+  /** Whether a copy of the document `sha256` is here. */
+  async hasCopy (sha256: string): Promise<boolean> { return await this.c.copies.has(sha256) }
+
+  private forgetCopy (sha: string): void {
+    this.prefetched.delete(sha)
+    this.c.copies.remove(sha).catch((err: unknown) => this.log.error({ err, sha }, 'could not remove a copy'))
+  }
+
+  /** The periodic pass: follow every document, queue prefetches, drop copies and old records nobody needs. */
+  async tick (): Promise<void> {
+    for (const name of this.c.store.openNames()) {
+      const parsed = parseDocName(name)
+      if (parsed?.family === 'jobs' && parsed.peer !== this.init.peer) this.dirty.add(name)
+    }
+    this.drain()
+    await this.draining
+    this.queuePrefetches()
+    const needed = new Set<string>()
+    for (const { job } of this.remoteJobs()) if (job.sha256 !== undefined && FETCHABLE.has(job.state)) needed.add(job.sha256)
+    const now = this.now()
+    for (const [jobId, name] of this.releaseDocs) {
+      const rel = this.release(jobId)
+      if (rel === undefined) { this.releaseDocs.delete(jobId); continue }
+      if (!jobsFamily.isFinalRelease(rel.state) && rel.job.sha256 !== undefined) needed.add(rel.job.sha256)
+      if (jobsFamily.isFinalRelease(rel.state) && rel.updatedAt + RELEASE_RETENTION_MS <= now) {
+        await this.c.store.transact(name, { kind: 'local', service: 'retention' }, (d) => jobsFamily.purgeRelease(d, jobId))
+        this.releaseDocs.delete(jobId)
+      }
+    }
+    for (const sha of this.prefetched) {
+      if (!needed.has(sha) && !this.prefetching.has(sha)) this.forgetCopy(sha)
+    }
+  }
+
+  private signal (ms: number): AbortSignal {
+    return AbortSignal.any([this.abort.signal, AbortSignal.timeout(ms)])
+  }
+
+  private background (work: Promise<void>): void {
+    const p = work.finally(() => this.inFlight.delete(p))
+    this.inFlight.add(p)
+  }
+}
+
+/** A granted release given up before any printer saw it. */
+export class ReleaseAbandonedError extends Error {
+  constructor (message: string) { super(message); this.name = 'ReleaseAbandonedError' }
+}
+
+function refusalError (error: RoamingRefusal, message: string, jobId: string): Error {
+  switch (error) {
+    case 'not-found': return new JobNotFoundError(jobId)
+    case 'not-authorized': return new NotAuthorizedError(message)
+    case 'not-partner': return new NotPartnerError(message)
+    default: return new InvalidJobStateError(message)
+  }
+}
+
+export function createRoamingService (init: RoamingInit, components: RoamingComponents): RoamingService {
+  return new RoamingService(init, components)
+}

@@ -1,0 +1,84 @@
+/**
+ * Roaming over libp2p: the {@link RoamingLink} a site uses to reach the peers holding its
+ * partners' jobs, and the handlers that answer them. Two protocols (transports/PROTOCOL.md):
+ * `/printmesh/release/1.0.0` (one JSON request, one JSON response: grant, commit, delete)
+ * and `/printmesh/blob/1.0.0` (the job's document). What the answers are is decided by
+ * the roaming service (devices/jobs/roaming.ts); this module only translates.
+ */
+import type { Libp2p } from '@libp2p/interface'
+import type { Logger } from 'pino'
+import { callRpc, handleRpc, RpcUnreachableError } from '../transports/rpc.ts'
+import { fetchBlob, serveBlobs, BlobHolderUnreachableError, type BlobServerOptions } from '../transports/blob.ts'
+import { HolderUnreachableError, type GrantRequest, type RoamingHolder, type RoamingLink, type GrantReply } from '../devices/jobs/types.ts'
+
+export const RELEASE_PROTOCOL = '/printmesh/release/1.0.0'
+/** A holder answers a release request within this or the request fails. */
+const RELEASE_HANDLER_TIMEOUT_MS = 15_000
+/** Job ids are uuids; printer and user names are short. */
+const MAX_FIELD_CHARS = 256
+
+type Request =
+  | { op: 'grant', request: GrantRequest }
+  | { op: 'commit', jobId: string, grantId: string }
+  | { op: 'delete', jobId: string, user: string }
+
+const isField = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_FIELD_CHARS
+
+/** Checks a request from the wire; a string says what is wrong. */
+export function parseReleaseRequest (raw: unknown): Request | string {
+  if (typeof raw !== 'object' || raw === null) return 'request must be a JSON object'
+  const r = raw as Record<string, unknown>
+  if (r.op === 'grant') {
+    const g = r.request as Record<string, unknown> | undefined
+    if (g === undefined || !isField(g.jobId) || !isField(g.user) || !isField(g.printer) || typeof g.admin !== 'boolean') return 'grant needs jobId, user, printer and admin'
+    return { op: 'grant', request: { jobId: g.jobId, user: g.user, printer: g.printer, admin: g.admin } }
+  }
+  if (r.op === 'commit') return isField(r.jobId) && isField(r.grantId) ? { op: 'commit', jobId: r.jobId, grantId: r.grantId } : 'commit needs jobId and grantId'
+  if (r.op === 'delete') return isField(r.jobId) && isField(r.user) ? { op: 'delete', jobId: r.jobId, user: r.user } : 'delete needs jobId and user'
+  return `unknown op ${JSON.stringify(r.op)}`
+}
+
+/** Serves release requests and job documents for `holder`; returns the function that stops both. */
+export async function serveRoaming (host: Libp2p, holder: RoamingHolder, logger: Logger, blobOptions: Partial<BlobServerOptions> = {}): Promise<() => Promise<void>> {
+  const log = logger.child({ component: 'release-server' })
+  const stopRpc = await handleRpc(host, RELEASE_PROTOCOL, async (peer, raw) => {
+    const req = parseReleaseRequest(raw)
+    if (typeof req === 'string') return { ok: false, error: 'bad-request', message: req }
+    switch (req.op) {
+      case 'grant': return await holder.grant(peer, req.request)
+      case 'commit': return await holder.commit(peer, req.jobId, req.grantId)
+      case 'delete': return await holder.deleteJob(peer, req.jobId, req.user)
+    }
+  }, log, RELEASE_HANDLER_TIMEOUT_MS)
+  const stopBlobs = await serveBlobs(host, {
+    ...blobOptions,
+    canFetch: (peer, sha) => holder.mayFetch(peer, sha),
+    resolve: async (sha) => holder.blobPath(sha)
+  }, logger)
+  return async () => { await stopRpc(); await stopBlobs() }
+}
+
+/** The libp2p {@link RoamingLink}: `siteOf` names the holder's site in errors. */
+export function libp2pRoamingLink (host: Libp2p, siteOf: (peer: string) => string | undefined): RoamingLink {
+  const call = async (holder: string, request: Request, signal: AbortSignal): Promise<unknown> => {
+    try {
+      return await callRpc(host, RELEASE_PROTOCOL, holder, [], request, signal)
+    } catch (err) {
+      if (err instanceof RpcUnreachableError || signal.aborted) throw new HolderUnreachableError(siteOf(holder) ?? holder, (err as Error).message)
+      throw err
+    }
+  }
+  return {
+    requestGrant: async (holder, request, signal) => await call(holder, { op: 'grant', request }, signal) as GrantReply,
+    commit: async (holder, jobId, grantId, signal) => await call(holder, { op: 'commit', jobId, grantId }, signal) as Awaited<ReturnType<RoamingLink['commit']>>,
+    deleteJob: async (holder, jobId, user, signal) => await call(holder, { op: 'delete', jobId, user }, signal) as Awaited<ReturnType<RoamingLink['deleteJob']>>,
+    fetch: async (holder, sha256, dest, signal, onProgress) => {
+      try {
+        await fetchBlob(host, { peer: holder }, sha256, dest, { signal, ...(onProgress !== undefined ? { onProgress } : {}) })
+      } catch (err) {
+        if (err instanceof BlobHolderUnreachableError) throw new HolderUnreachableError(siteOf(holder) ?? holder, err.message)
+        throw err
+      }
+    }
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * The in-memory {@link RoamingLink}: roaming between peers of one process, for the roaming
+ * unit tests and the simulator. Holders register by peer id; a request reaches one only
+ * while `reachable(from, to)` says so (the simulator ties it to its partitions and crashes),
+ * otherwise it fails with {@link HolderUnreachableError}, as the libp2p link does. Documents
+ * are copied file to file and checked against their sha256, like the blob protocol.
+ */
+import { createHash } from 'node:crypto'
+import { copyFile, rename, rm } from 'node:fs/promises'
+import { createReadStream } from 'node:fs'
+import { HolderUnreachableError, type RoamingHolder, type RoamingLink } from '../devices/jobs/types.ts'
+
+export class MemoryRoamingHub {
+  private readonly holders = new Map<string, RoamingHolder>()
+
+  constructor (private readonly reachable: (from: string, to: string) => boolean = () => true) {}
+
+  /** Makes `peer`'s holder side answer (call again after a restart). */
+  register (peer: string, holder: RoamingHolder): void { this.holders.set(peer, holder) }
+  unregister (peer: string): void { this.holders.delete(peer) }
+
+  /** The link `from` uses. */
+  linkFor (from: string): RoamingLink {
+    const reach = (to: string): RoamingHolder => {
+      const holder = this.holders.get(to)
+      if (holder === undefined || !this.reachable(from, to)) throw new HolderUnreachableError(to, 'no route to the holding peer')
+      return holder
+    }
+    return {
+      requestGrant: async (to, request) => await reach(to).grant(from, request),
+      commit: async (to, jobId, grantId) => await reach(to).commit(from, jobId, grantId),
+      deleteJob: async (to, jobId, user) => await reach(to).deleteJob(from, jobId, user),
+      fetch: async (to, sha256, dest) => {
+        const holder = reach(to)
+        const path = holder.mayFetch(from, sha256) ? holder.blobPath(sha256) : undefined
+        if (path === undefined) throw new Error(`holder ${to} refused or lacks ${sha256}`)
+        const partial = `${dest}.partial`
+        await copyFile(path, partial)
+        const hash = createHash('sha256')
+        for await (const chunk of createReadStream(partial)) hash.update(chunk as Buffer)
+        if (hash.digest('hex') !== sha256) {
+          await rm(partial, { force: true })
+          throw new Error(`copy of ${sha256} does not match its hash`)
+        }
+        await rename(partial, dest)
+      }
+    }
+  }
+}

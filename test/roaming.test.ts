@@ -1,0 +1,275 @@
+/**
+ * Job roaming between in-process sites over the in-memory transport and roaming link:
+ * settings, listing in both modes, release at a partner site (grant, fetch, commit, print,
+ * charge, state following the job), at-most-once under concurrency, grant expiry, crash
+ * recovery, and offline release with duplicate detection. The same flows over libp2p with
+ * real processes and printers are in roaming-processes.test.ts.
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { createHash } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import pino from 'pino'
+import { TestMesh, type MeshPeer } from './helpers/mesh.ts'
+import { until } from './helpers/wait.ts'
+import { rejects } from './helpers/assert.ts'
+import { Spool } from '../devices/spool.ts'
+import { createJobService, type JobService } from '../devices/jobs/service.ts'
+import { createRoamingService, type RoamingService } from '../devices/jobs/roaming.ts'
+import { PrinterError, type OutputDevice, type PrintRequest } from '../devices/output/types.ts'
+import { NotPartnerError, InvalidJobStateError, HolderUnreachableError, type JobRecord, type JobView } from '../devices/jobs/types.ts'
+import { MemoryRoamingHub } from '../simulations/roaming-link.ts'
+import { acctDoc, periodOf, jobsDoc } from '../crdt/names.ts'
+import { listUsage, totalUsage, type UsageRecord } from '../crdt/accounting.ts'
+import { getRelease } from '../crdt/jobs.ts'
+import { InvalidSiteSettingsError } from '../crdt/site-config.ts'
+
+const logger = pino({ level: 'silent' })
+const DOCUMENT = Buffer.from('Quarterly report\f'.repeat(3))
+const SHA = createHash('sha256').update(DOCUMENT).digest('hex')
+
+/** A printer that records what it printed (sha256 of the bytes), and can be told to fail. */
+class RecordingPrinter implements OutputDevice {
+  readonly uri = 'test://printer'
+  readonly printed: Array<{ job: string, sha256: string }> = []
+  failNext?: PrinterError
+  /** When set, printing waits for this promise (to observe intermediate states). */
+  gate?: Promise<void>
+  async print (req: PrintRequest, _progress: unknown, signal: AbortSignal): Promise<{ printerJobId: number }> {
+    if (this.failNext !== undefined) { const e = this.failNext; this.failNext = undefined; throw e }
+    if (this.gate !== undefined) {
+      await Promise.race([this.gate, new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }))])
+    }
+    this.printed.push({ job: req.jobName, sha256: createHash('sha256').update(await readFile(req.documentPath)).digest('hex') })
+    return { printerJobId: this.printed.length }
+  }
+
+  async probe (): Promise<{ ok: boolean, message: string }> { return { ok: true, message: '' } }
+}
+
+interface RoamingSite { name: string, site: string, peer: MeshPeer, jobs: JobService, roaming: RoamingService, printer: RecordingPrinter, stop: () => Promise<void> }
+
+let mesh: TestMesh
+let hub: MemoryRoamingHub
+const down = new Set<string>()
+let now = Date.now()
+const clock = (): number => now
+
+async function startSite (name: string, site: string, peer?: MeshPeer, printer = new RecordingPrinter()): Promise<RoamingSite> {
+  const p = peer ?? await mesh.addPeer(name, 'site', site)
+  const spool = await Spool.open(join(p.dir, 'spool'))
+  const copies = await Spool.open(join(p.dir, 'roaming'))
+  const printers = new Map([['mfp', printer]])
+  const jobs = createJobService({ peer: p.id, site, queues: [{ name: 'print', hold: true, defaultPrinter: 'mfp', info: '', location: '' }] },
+    { store: p.store, spool, printers, logger, now: clock })
+  const siteOf = (id: string): string | undefined => { const i = p.membership.info(id); return i?.role === 'site' ? i.site : undefined }
+  const roaming = createRoamingService({ peer: p.id, site, hostname: `${site}.branch.example`, grantTtlMs: 60_000 },
+    { store: p.store, spool, copies, printers, jobs, link: hub.linkFor(p.id), siteOf, logger, now: clock })
+  await jobs.start()
+  await roaming.start()
+  hub.register(p.id, roaming)
+  return {
+    name, site, peer: p, jobs, roaming, printer,
+    stop: async () => { hub.unregister(p.id); await roaming.stop(); await jobs.stop(); await p.stop() }
+  }
+}
+
+async function printAt (s: RoamingSite, owner = 'alice', name = 'report'): Promise<JobRecord> {
+  const job = await s.jobs.createJob({ queue: 'print', owner, name, copies: 1, sides: 'one-sided' })
+  return await s.jobs.addDocument(job.ippId, { format: 'text/plain', data: Readable.from([DOCUMENT]) })
+}
+
+/** Usage records `s` holds in the accounting document of `writer` (default: its own). */
+function usageAt (s: RoamingSite, writer = s): UsageRecord[] {
+  const doc = s.peer.store.get(acctDoc(writer.peer.id, periodOf(now)))
+  return doc === undefined ? [] : listUsage(doc)
+}
+const stateAt = (s: RoamingSite, id: string): string | undefined => s.jobs.getById(id)?.state
+const listedAt = (s: RoamingSite, id: string, owner = 'alice'): JobView | undefined => s.roaming.listPartnerJobs(owner).find((j) => j.id === id)
+
+async function threeSites (mode: 'shared' | 'separate' = 'separate'): Promise<[RoamingSite, RoamingSite, RoamingSite]> {
+  const central = await mesh.addCentral()
+  const sites = [await startSite('site-a', 'a'), await startSite('site-b', 'b'), await startSite('site-c', 'c')] as [RoamingSite, RoamingSite, RoamingSite]
+  for (const s of sites) await mesh.connect(central, s.peer)
+  for (const s of sites) for (const t of sites) if (s !== t && s.peer.id < t.peer.id) await mesh.connect(s.peer, t.peer)
+  for (const s of sites) await s.roaming.setRoaming({ partners: sites.filter((t) => t !== s).map((t) => t.site), mode })
+  await until(() => sites.every((s) => sites.every((t) => s === t || s.roaming.roamsWith(t.site))), 10_000, 'roaming settings replicated')
+  return sites
+}
+
+/** Links `s` to every other peer again (a heal does not reconnect by itself). */
+async function reconnect (s: RoamingSite): Promise<void> {
+  for (const p of mesh.peers.values()) if (p !== s.peer && !mesh.network.linked(p.id, s.peer.id)) await mesh.connect(p, s.peer)
+}
+
+test.before.each(() => {
+  mesh = new TestMesh()
+  down.clear()
+  hub = new MemoryRoamingHub((from, to) => !down.has(from) && !down.has(to) && !mesh.network.partitioned(from, to))
+  now = Date.now()
+})
+test.after.each(async () => { await mesh.teardown() })
+
+test('roaming settings are validated, and roaming needs both sites to name each other', async () => {
+  const central = await mesh.addCentral()
+  const a = await startSite('site-a', 'a')
+  const b = await startSite('site-b', 'b')
+  await mesh.connect(central, a.peer); await mesh.connect(central, b.peer); await mesh.connect(a.peer, b.peer)
+  assert.match((await rejects(a.roaming.setRoaming({ partners: ['b/../x'], mode: 'shared' }), InvalidSiteSettingsError)).message, /not a site id/)
+  assert.match((await rejects(a.roaming.setRoaming({ partners: ['b'], mode: 'everywhere' }), InvalidSiteSettingsError)).message, /mode must be/)
+  await a.roaming.setRoaming({ partners: ['b', 'b', 'a'], mode: 'shared' })
+  assert.equal(a.roaming.settings().roaming, { partners: ['b'], mode: 'shared' })
+  const job = await printAt(a)
+  await until(() => b.peer.store.get(jobsDoc(a.peer.id, periodOf(now))) !== undefined, 10_000, 'job replicated to b')
+  assert.is(listedAt(b, job.id), undefined, 'b does not name a: a\'s jobs are not listed at b')
+  await rejects(b.roaming.releaseRemote({ user: 'alice', admin: false }, job.id), NotPartnerError)
+  await b.roaming.setRoaming({ partners: ['a'], mode: 'separate' })
+  await until(() => listedAt(b, job.id) !== undefined, 10_000, 'listed at b once both name each other')
+  assert.is(listedAt(b, job.id)?.source?.hostname, 'a.branch.example')
+})
+
+test('a job printed at A is released at B: same bytes at B\'s printer, printed at A, charged once at B', async () => {
+  const [a, b] = await threeSites('separate')
+  const job = await printAt(a)
+  await until(() => listedAt(b, job.id)?.state === 'held', 10_000, 'held job listed at b')
+  assert.is(listedAt(b, job.id)?.prefetched, false, 'separate mode fetches nothing ahead')
+  assert.is(listedAt(b, job.id, 'bob'), undefined, 'bob does not see alice\'s job')
+  assert.match((await rejects(b.roaming.releaseRemote({ user: 'bob', admin: false }, job.id), Error)).message, /another user/)
+  await b.roaming.releaseRemote({ user: 'alice', admin: false }, job.id)
+  await until(() => stateAt(a, job.id) === 'printed', 10_000, 'printed at the holder')
+  assert.equal(b.printer.printed, [{ job: 'report', sha256: SHA }])
+  assert.equal(a.printer.printed, [])
+  assert.is(a.jobs.getById(job.id)?.printedBy?.site, 'b')
+  const records = usageAt(b)
+  assert.is(records.length, 1)
+  assert.is(records[0].user, 'alice')
+  assert.is(records[0].site, 'b')
+  assert.is(usageAt(a).length, 0, 'the holder charges nothing')
+  await until(() => listedAt(b, job.id)?.state === 'printed', 10_000, 'printed shown at b')
+  await rejects(b.roaming.releaseRemote({ user: 'alice', admin: false }, job.id), InvalidJobStateError)
+})
+
+test('concurrent releases of one job at B and C print it exactly once', async () => {
+  const [a, b, c] = await threeSites('separate')
+  const job = await printAt(a)
+  await until(() => listedAt(b, job.id) !== undefined && listedAt(c, job.id) !== undefined, 10_000, 'listed at b and c')
+  const results = await Promise.allSettled([
+    b.roaming.releaseRemote({ user: 'alice', admin: false }, job.id),
+    c.roaming.releaseRemote({ user: 'alice', admin: false }, job.id),
+    a.jobs.release(job.id, { user: 'alice', admin: false })
+  ])
+  assert.is(results.filter((r) => r.status === 'fulfilled').length, 1, 'one release wins')
+  for (const r of results) if (r.status === 'rejected') assert.instance(r.reason, InvalidJobStateError)
+  await until(() => stateAt(a, job.id) === 'printed', 10_000, 'printed')
+  assert.is(a.printer.printed.length + b.printer.printed.length + c.printer.printed.length, 1)
+  const charged = [...usageAt(a), ...usageAt(b), ...usageAt(c)]
+  assert.is(charged.length, 1)
+})
+
+test('a printer refusing the job returns it to the holder, who can release it again', async () => {
+  const [a, b] = await threeSites('separate')
+  const job = await printAt(a)
+  await until(() => listedAt(b, job.id) !== undefined, 10_000, 'listed at b')
+  b.printer.failNext = new PrinterError('printer is offline', 'printer-stopped', true)
+  await b.roaming.releaseRemote({ user: 'alice', admin: false }, job.id)
+  await until(() => stateAt(a, job.id) === 'held' && a.jobs.getById(job.id)?.grant === undefined && getReleaseAt(b, job.id)?.state === 'returned', 10_000, 'returned to held')
+  assert.match(a.jobs.getById(job.id)?.message ?? '', /offline/)
+  await b.roaming.releaseRemote({ user: 'alice', admin: false }, job.id)
+  await until(() => stateAt(a, job.id) === 'printed', 10_000, 'printed on the second try')
+  assert.is(b.printer.printed.length, 1)
+  assert.is(usageAt(b).length, 1)
+})
+
+function getReleaseAt (s: RoamingSite, jobId: string): ReturnType<typeof getRelease> {
+  const doc = s.peer.store.get(jobsDoc(s.peer.id, periodOf(now)))
+  return doc === undefined ? undefined : getRelease(doc, jobId)
+}
+
+test('a grant never committed expires and the job is held again', async () => {
+  const [a, b] = await threeSites('separate')
+  const job = await printAt(a)
+  await until(() => listedAt(b, job.id) !== undefined, 10_000, 'listed at b')
+  const grant = await a.roaming.grant(b.peer.id, { jobId: job.id, user: 'alice', admin: false, printer: 'mfp' })
+  assert.ok(grant.ok)
+  assert.is(stateAt(a, job.id), 'releasing')
+  assert.match((await rejects(a.jobs.release(job.id, { user: 'alice', admin: false }), InvalidJobStateError)).message, /releasing/)
+  now += 61_000
+  await a.jobs.sweep()
+  assert.is(stateAt(a, job.id), 'held')
+  assert.is(a.jobs.getById(job.id)?.reason, 'release-grant-expired')
+  const late = await a.roaming.commit(b.peer.id, job.id, grant.ok ? grant.grantId : '')
+  assert.is(late.ok, false, 'a commit after expiry is refused')
+})
+
+test('holder unreachable: separate mode refuses clearly; nothing is printed', async () => {
+  const [a, b] = await threeSites('separate')
+  const job = await printAt(a)
+  await until(() => listedAt(b, job.id) !== undefined, 10_000, 'listed at b')
+  down.add(a.peer.id)
+  assert.match((await rejects(b.roaming.releaseRemote({ user: 'alice', admin: false }, job.id), HolderUnreachableError)).message, /unreachable/)
+  assert.equal(b.printer.printed, [])
+  assert.is(stateAt(a, job.id), 'held')
+})
+
+test('shared mode prefetches; offline release prints the copy; a second print found on reconnect is reported and charged once', async () => {
+  const [a, b] = await threeSites('shared')
+  const job = await printAt(a)
+  await until(() => listedAt(b, job.id)?.prefetched === true, 10_000, 'prefetched at b')
+  // a is cut off from everyone; alice releases at b and (meanwhile) at a
+  mesh.network.partition([a.peer.id], [...mesh.peers.values()].map((p) => p.id).filter((id) => id !== a.peer.id))
+  await b.roaming.releaseRemote({ user: 'alice', admin: false }, job.id)
+  await until(() => getReleaseAt(b, job.id)?.state === 'printed', 10_000, 'printed offline at b')
+  assert.equal(b.printer.printed, [{ job: 'report', sha256: SHA }])
+  await a.jobs.release(job.id, { user: 'alice', admin: false })
+  await until(() => stateAt(a, job.id) === 'printed', 10_000, 'printed at a too')
+  mesh.network.heal()
+  await reconnect(a)
+  await until(() => (a.jobs.getById(job.id)?.duplicates ?? []).length === 1, 10_000, 'duplicate detected at the holder')
+  assert.is(a.jobs.getById(job.id)?.duplicates?.[0].site, 'b')
+  await until(() => usageAt(a, b).length === 1, 10_000, 'b\'s accounting replicated to a')
+  const all = [...usageAt(a), ...usageAt(a, b)]
+  assert.is(all.length, 2, 'both peers recorded the print')
+  assert.is(totalUsage(all, (r) => r.user)[0].jobs, 1, 'reports count it once')
+})
+
+test('an offline release of a still-held job settles it as printed at the holder on reconnect', async () => {
+  const [a, b] = await threeSites('shared')
+  const job = await printAt(a)
+  await until(() => listedAt(b, job.id)?.prefetched === true, 10_000, 'prefetched at b')
+  down.add(a.peer.id)
+  mesh.network.partition([a.peer.id], [b.peer.id])
+  await b.roaming.releaseRemote({ user: 'alice', admin: false }, job.id)
+  await until(() => getReleaseAt(b, job.id)?.state === 'printed', 10_000, 'printed offline')
+  down.delete(a.peer.id)
+  mesh.network.heal()
+  await until(() => stateAt(a, job.id) === 'printed', 10_000, 'holder follows')
+  assert.is(a.jobs.getById(job.id)?.reason, 'printed-offline')
+  assert.is(a.jobs.getById(job.id)?.duplicates, undefined)
+  // the copy is no longer needed once the job is printed
+  await until(async () => { await b.roaming.tick(); return !(await b.roaming.hasCopy(SHA)) }, 10_000, 'copy removed')
+})
+
+test('a site restarting mid-release returns the job; one restarting while printing counts it printed, charged once', async () => {
+  const [a, b] = await threeSites('separate')
+  const job = await printAt(a)
+  await until(() => listedAt(b, job.id) !== undefined, 10_000, 'listed at b')
+  let open!: () => void
+  b.printer.gate = new Promise<void>((resolve) => { open = resolve })
+  await b.roaming.releaseRemote({ user: 'alice', admin: false }, job.id)
+  await until(() => getReleaseAt(b, job.id)?.state === 'printing' && stateAt(a, job.id) === 'printing', 10_000, 'printing')
+  // b stops while the printer has the job: the restart counts it as printed, and the holder follows
+  await b.stop()
+  open()
+  b.printer.gate = undefined
+  const b2 = await startSite('site-b', 'b', await mesh.restart(b.peer, 'site', 'b'), b.printer)
+  await mesh.connect(b2.peer, a.peer)
+  assert.is(getReleaseAt(b2, job.id)?.state, 'printed')
+  assert.is(getReleaseAt(b2, job.id)?.reason, 'printer-outcome-assumed')
+  await until(() => stateAt(a, job.id) === 'printed', 10_000, 'holder follows the restarted site')
+  assert.is(usageAt(b2).length, 1)
+  await b2.stop()
+})
+
+test.run()
