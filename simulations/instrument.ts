@@ -72,7 +72,7 @@ export class CrashablePersistence implements Persistence {
 
 /** The spool with every I/O method counted by `tracker`. */
 export function trackSpool (spool: Spool, tracker: AsyncTracker): Spool {
-  const tracked = new Set<string | symbol>(['write', 'has', 'verify', 'remove', 'list'])
+  const tracked = new Set<string | symbol>(['write', 'has', 'verify', 'remove', 'list', 'prepare'])
   return new Proxy(spool, {
     get (target, prop, receiver) {
       const value: unknown = Reflect.get(target, prop, receiver)

@@ -13,7 +13,14 @@ import { HolderUnreachableError, type RoamingHolder, type RoamingLink } from '..
 export class MemoryRoamingHub {
   private readonly holders = new Map<string, RoamingHolder>()
 
-  constructor (private readonly reachable: (from: string, to: string) => boolean = () => true) {}
+  /**
+   * @param reachable whether `from` can reach `to` right now
+   * @param wrap runs every call (the simulator tracks them, so it knows when all work settled)
+   */
+  constructor (
+    private readonly reachable: (from: string, to: string) => boolean = () => true,
+    private readonly wrap: <T>(work: () => Promise<T>) => Promise<T> = async (work) => await work()
+  ) {}
 
   /** Makes `peer`'s holder side answer (call again after a restart). */
   register (peer: string, holder: RoamingHolder): void { this.holders.set(peer, holder) }
@@ -26,11 +33,12 @@ export class MemoryRoamingHub {
       if (holder === undefined || !this.reachable(from, to)) throw new HolderUnreachableError(to, 'no route to the holding peer')
       return holder
     }
+    const w = this.wrap
     return {
-      requestGrant: async (to, request) => await reach(to).grant(from, request),
-      commit: async (to, jobId, grantId) => await reach(to).commit(from, jobId, grantId),
-      deleteJob: async (to, jobId, user) => await reach(to).deleteJob(from, jobId, user),
-      fetch: async (to, sha256, dest) => {
+      requestGrant: async (to, request) => await w(async () => await reach(to).grant(from, request)),
+      commit: async (to, jobId, grantId) => await w(async () => await reach(to).commit(from, jobId, grantId)),
+      deleteJob: async (to, jobId, user) => await w(async () => await reach(to).deleteJob(from, jobId, user)),
+      fetch: async (to, sha256, dest) => await w(async () => {
         const holder = reach(to)
         const path = holder.mayFetch(from, sha256) ? holder.blobPath(sha256) : undefined
         if (path === undefined) throw new Error(`holder ${to} refused or lacks ${sha256}`)
@@ -43,7 +51,7 @@ export class MemoryRoamingHub {
           throw new Error(`copy of ${sha256} does not match its hash`)
         }
         await rename(partial, dest)
-      }
+      })
     }
   }
 }

@@ -62,6 +62,8 @@ export interface RoamingInit {
   site: string
   hostname: string
   grantTtlMs?: number
+  /** Period of the background pass; 0 runs none (the caller calls {@link RoamingService.tick}, as the simulator does). */
+  tickMs?: number
 }
 
 export interface RoamingComponents {
@@ -77,6 +79,8 @@ export interface RoamingComponents {
   siteOf: (peer: string) => string | undefined
   logger: Logger
   now?: () => number
+  /** Waits before a retry (default: a timer; the simulator passes its virtual clock). */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>
 }
 
 /** A partner's job as found in its replicated jobs document. */
@@ -122,8 +126,11 @@ export class RoamingService implements RoamingHolder {
     await this.recover()
     this.c.store.on('entry', this.onEntry)
     await this.tick()
-    this.timer = setInterval(() => { this.tick().catch((err: unknown) => this.log.error({ err }, 'roaming pass failed')) }, TICK_MS)
-    this.timer.unref()
+    const every = this.init.tickMs ?? TICK_MS
+    if (every > 0) {
+      this.timer = setInterval(() => { this.tick().catch((err: unknown) => this.log.error({ err }, 'roaming pass failed')) }, every)
+      this.timer.unref()
+    }
   }
 
   async stop (): Promise<void> {
@@ -339,10 +346,7 @@ export class RoamingService implements RoamingHolder {
         return await fn()
       } catch (err) {
         if (!(err instanceof HolderUnreachableError) || this.now() + FETCH_RETRY_MS >= deadline || this.abort.signal.aborted) throw err
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, FETCH_RETRY_MS)
-          this.abort.signal.addEventListener('abort', () => { clearTimeout(t); resolve() }, { once: true })
-        })
+        await (this.c.sleep ?? sleep)(FETCH_RETRY_MS, this.abort.signal)
       }
     }
   }
@@ -531,6 +535,14 @@ export class RoamingService implements RoamingHolder {
     const p = work.finally(() => this.inFlight.delete(p))
     this.inFlight.add(p)
   }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+async function sleep (ms: number, signal: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms)
+    signal.addEventListener('abort', () => { clearTimeout(t); resolve() }, { once: true })
+  })
 }
 
 /** A granted release given up before any printer saw it. */

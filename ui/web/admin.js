@@ -1,9 +1,10 @@
-// The admin page: sign in with the admin token; all jobs, printers, accounting, users (on a
-// node with the print service) and the mesh: this node, its peers, document sync and, on
-// central, join tokens, join requests and revocation. /api/info says which services answer.
+// The admin page: sign in with the admin token; all jobs, printers, accounting, users and
+// roaming partners (on a node with the print service) and the mesh: this node, its peers,
+// document sync and, on central, join tokens, join requests and revocation. /api/info says
+// which services answer.
 import {
-  api, ApiError, formatCount, formatTime, h, JobTable, poll, renderPrinterOptions, setChildren,
-  setCsrfToken, showMessage, showSiteInfo, stateBadge
+  api, ApiError, formatCount, formatTime, h, jobLabel, jobNameCell, JobTable, poll, renderPrinterOptions,
+  setChildren, setCsrfToken, showMessage, showSiteInfo, stateBadge
 } from './common.js'
 
 const $ = (id) => document.getElementById(id)
@@ -13,10 +14,18 @@ const loginError = $('login-error')
 const printerSelect = $('printer')
 let stopPolling = () => {}
 let stopMeshPolling = () => {}
+let stopRoamingPolling = () => {}
 /** What /api/info said; without it the page assumes a plain site (print service, no mesh). */
 let nodeInfo
 /** The mesh changes slowly and its status is larger than a job list: poll it less often. */
 const MESH_POLL_MS = 5000
+/** Partners' answers to the roaming settings arrive by sync and rarely change: poll them seldom. */
+const ROAMING_POLL_MS = 10_000
+/**
+ * Statuses of a job action that are about the job, not the session: 403 when the holding
+ * site is not a partner, 503 when it is unreachable. Shown; they must not sign the admin out.
+ */
+const JOB_REFUSALS = new Set([403, 503])
 
 /** Whether this node runs a service (`print`, `mesh`), from /api/info. */
 function hasService (name) {
@@ -44,8 +53,15 @@ function handleError (err, what) {
 
 // ---- jobs ----
 
+/** A failed job action: refusals about the job are shown, anything else as usual. */
+function jobActionFailed (err, what) {
+  if (err instanceof ApiError && JOB_REFUSALS.has(err.status)) showMessage(status, `${what}: ${err.message}`, 'error')
+  else handleError(err, what)
+}
+
+/** Every job of this site, and jobs partner sites hold (marked with their host). */
 const jobs = new JobTable($('jobs').tBodies[0], [
-  { label: 'Name', value: (j) => j.name === '' ? '(untitled)' : j.name },
+  { label: 'Name', value: (j) => jobNameCell(j) },
   { label: 'Owner', value: (j) => j.owner },
   { label: 'Pages', value: (j) => formatCount(j.pages), num: true },
   { label: 'Colour pages', value: (j) => formatCount(j.colorPages), num: true },
@@ -62,10 +78,10 @@ const jobs = new JobTable($('jobs').tBodies[0], [
     button.disabled = true
     try {
       await api('POST', `/api/jobs/${encodeURIComponent(job.id)}/release`, { json: { printer } })
-      showMessage(status, `Released “${job.name}” of ${job.owner} to ${printer}.`)
+      showMessage(status, `Released “${jobLabel(job)}” of ${job.owner} to ${printer}.`)
       await refreshJobs()
     } catch (err) {
-      handleError(err, `Could not release “${job.name}”`)
+      jobActionFailed(err, `Could not release “${jobLabel(job)}”`)
     } finally {
       button.disabled = false
     }
@@ -74,10 +90,10 @@ const jobs = new JobTable($('jobs').tBodies[0], [
     button.disabled = true
     try {
       await api('DELETE', `/api/jobs/${encodeURIComponent(job.id)}`)
-      showMessage(status, `Deleted “${job.name}” of ${job.owner}.`)
+      showMessage(status, `Deleted “${jobLabel(job)}” of ${job.owner}.`)
       await refreshJobs()
     } catch (err) {
-      handleError(err, `Could not delete “${job.name}”`)
+      jobActionFailed(err, `Could not delete “${jobLabel(job)}”`)
     } finally {
       button.disabled = false
     }
@@ -85,7 +101,8 @@ const jobs = new JobTable($('jobs').tBodies[0], [
 })
 
 async function refreshJobs () {
-  const { jobs: list } = await api('GET', '/api/jobs?scope=all')
+  const { jobs: local, remote = [] } = await api('GET', '/api/jobs?scope=all')
+  const list = [...local, ...remote]
   jobs.render(list)
   $('no-jobs').hidden = list.length > 0
   $('jobs').hidden = list.length === 0
@@ -189,6 +206,79 @@ $('import-form').addEventListener('submit', async (event) => {
   } catch (err) {
     if (err instanceof ApiError && err.status === 400) showMessage(importStatus, `Import failed: ${err.message}`, 'error')
     else handleError(err, 'Import failed')
+  } finally {
+    button.disabled = false
+  }
+})
+
+// ---- roaming ----
+
+/** What each mode means, as the settings show it. */
+const ROAMING_MODE_LABELS = {
+  shared: 'shared: partners\' jobs are listed in My jobs, marked with their host',
+  separate: 'separate: partners\' jobs are listed apart'
+}
+/** Whether the form holds the settings already; polling fills it only once, not over an admin's edits. */
+let roamingFormFilled = false
+
+const roamingModeInputs = () => [...document.querySelectorAll('input[name="roaming-mode"]')]
+
+function partnerStatus (partner) {
+  if (partner.mutual) return h('span', { class: 'state state-printed' }, 'roaming')
+  return h('span', { class: 'state state-held' }, `waiting for ${partner.site} to add this site`)
+}
+
+function renderRoaming (view) {
+  $('roaming-site').textContent = view.site
+  $('roaming-hostname').textContent = view.hostname
+  $('roaming-mode-now').textContent = ROAMING_MODE_LABELS[view.mode] ?? view.mode
+  renderRows($('roaming-partners').tBodies[0], () => view.partners.map((p) => h('tr', { 'data-site': p.site },
+    h('th', { scope: 'row' }, p.site),
+    h('td', {}, p.hostname ?? 'not known yet'),
+    h('td', {}, partnerStatus(p))
+  )), JSON.stringify(view.partners))
+  $('no-partners').hidden = view.partners.length > 0
+  $('roaming-partners').hidden = view.partners.length === 0
+  if (!roamingFormFilled) fillRoamingForm(view)
+}
+
+function fillRoamingForm (view) {
+  $('roaming-partners-input').value = view.partners.map((p) => p.site).join(', ')
+  for (const radio of roamingModeInputs()) radio.checked = radio.value === view.mode
+  roamingFormFilled = true
+}
+
+async function refreshRoaming () {
+  renderRoaming(await api('GET', '/api/roaming'))
+}
+
+/** Site ids from the partners field, separated by commas or white space; the server checks them. */
+function parsePartners (text) {
+  return text.split(/[\s,]+/).filter((id) => id !== '')
+}
+
+$('roaming-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const roamingStatus = $('roaming-status')
+  const mode = roamingModeInputs().find((radio) => radio.checked)?.value
+  if (mode === undefined) {
+    showMessage(roamingStatus, 'Choose how users see partners\' jobs.', 'error')
+    return
+  }
+  const partners = parsePartners($('roaming-partners-input').value)
+  const button = event.target.querySelector('button[type=submit]')
+  button.disabled = true
+  try {
+    const view = await api('PUT', '/api/roaming', { json: { partners, mode } })
+    roamingFormFilled = false // show the settings as the site normalized them
+    renderRoaming(view)
+    const waiting = view.partners.filter((p) => !p.mutual).length
+    showMessage(roamingStatus, waiting === 0
+      ? 'Roaming settings saved.'
+      : `Roaming settings saved; ${waiting} partner${waiting === 1 ? '' : 's'} still to add this site.`)
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 400) showMessage(roamingStatus, `Could not save roaming: ${err.message}`, 'error')
+    else handleError(err, 'Could not save roaming')
   } finally {
     button.disabled = false
   }
@@ -425,6 +515,8 @@ function loggedIn (session) {
       await Promise.all([refreshJobs(), refreshPrinters()])
     }, failed('Could not refresh jobs and printers'))
   }
+  stopRoamingPolling()
+  stopRoamingPolling = hasService('print') ? poll(refreshRoaming, failed('Could not load roaming'), ROAMING_POLL_MS) : () => {}
   stopMeshPolling()
   stopMeshPolling = hasService('mesh') ? poll(refreshMesh, failed('Could not refresh the mesh'), MESH_POLL_MS) : () => {}
 }
@@ -434,6 +526,10 @@ function loggedOut (message = '') {
   stopPolling = () => {}
   stopMeshPolling()
   stopMeshPolling = () => {}
+  stopRoamingPolling()
+  stopRoamingPolling = () => {}
+  roamingFormFilled = false
+  showMessage($('roaming-status'), '')
   if (revokeDialog.open) revokeDialog.close()
   clearJoinString()
   setCsrfToken(undefined)

@@ -1,5 +1,6 @@
 // Shared browser code of the printmesh pages: DOM building (text only, never HTML),
-// the JSON API client with the CSRF token, and the live job table.
+// the JSON API client with the CSRF token, the live job table and how a job held by a
+// partner site (roaming) is marked.
 
 /** How often job lists refresh while a page is open. */
 export const POLL_INTERVAL_MS = 2000
@@ -73,7 +74,7 @@ export async function api (method, path, options = {}) {
   } catch {
     throw new ApiError(response.status, `unexpected answer from the server (HTTP ${response.status})`)
   }
-  if (!response.ok) throw new ApiError(response.status, data.error ?? `HTTP ${response.status}`)
+  if (!response.ok) throw new ApiError(response.status, data.error ?? data.message ?? `HTTP ${response.status}`)
   return data
 }
 
@@ -92,6 +93,28 @@ export function formatTime (ms) {
 /** A count, or a dash while unknown (the document is not parsed yet). */
 export function formatCount (n) {
   return n === undefined || n === null ? '–' : String(n)
+}
+
+/** A job's name as shown: `(untitled)` when it has none. */
+export function jobName (job) {
+  return job.name === '' ? '(untitled)' : job.name
+}
+
+/** A job's name for button labels: with the host holding it when a partner site does. */
+export function jobLabel (job) {
+  return job.source === undefined ? jobName(job) : `${jobName(job)} from ${job.source.hostname}`
+}
+
+/** The `from <host>` badge of a job a partner site holds (roaming). */
+export function sourceBadge (job) {
+  const { site, hostname } = job.source
+  const title = job.prefetched === true ? `Held at site ${site}; a copy is ready here` : `Held at site ${site}`
+  return h('span', { class: 'source-host', title }, `from ${hostname}`)
+}
+
+/** A job table's name cell: the name, and the source badge when a partner site holds the job. */
+export function jobNameCell (job) {
+  return job.source === undefined ? jobName(job) : h('span', {}, jobName(job), ' ', sourceBadge(job))
 }
 
 /** States in which a job can still be released / deleted. */
@@ -167,8 +190,8 @@ export class JobTable {
     const [release, remove] = row.querySelectorAll('button')
     release.hidden = !RELEASABLE.has(job.state)
     remove.hidden = FINAL.has(job.state)
-    release.setAttribute('aria-label', `Release ${job.name}`)
-    remove.setAttribute('aria-label', `Delete ${job.name}`)
+    release.setAttribute('aria-label', `Release ${jobLabel(job)}`)
+    remove.setAttribute('aria-label', `Delete ${jobLabel(job)}`)
   }
 }
 

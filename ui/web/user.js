@@ -1,7 +1,8 @@
-// The release page: log in with username + PIN, list my jobs, release or delete them.
+// The release page: log in with username + PIN, list my jobs (with those partner sites hold,
+// marked with their host or listed apart, per the site's roaming mode), release or delete them.
 import {
-  api, ApiError, formatCount, formatTime, JobTable, poll, renderPrinterOptions, setCsrfToken,
-  showMessage, showSiteInfo, stateBadge
+  api, ApiError, formatCount, formatTime, jobLabel, jobName, jobNameCell, JobTable, poll,
+  renderPrinterOptions, setCsrfToken, showMessage, showSiteInfo, stateBadge
 } from './common.js'
 
 /** Printers change state rarely; refresh them less often than jobs. */
@@ -21,13 +22,8 @@ function show (name) {
   for (const [key, el] of Object.entries(views)) el.hidden = key !== name
 }
 
-const table = new JobTable($('jobs').tBodies[0], [
-  { label: 'Name', value: (j) => j.name === '' ? '(untitled)' : j.name },
-  { label: 'Pages', value: (j) => formatCount(j.pages), num: true },
-  { label: 'Colour pages', value: (j) => formatCount(j.colorPages), num: true },
-  { label: 'State', value: (j) => stateBadge(j) },
-  { label: 'Submitted', value: (j) => formatTime(j.createdAt) }
-], {
+/** Release and delete, the same for jobs held here and at partner sites (the server routes them). */
+const jobActions = {
   async release (job, button) {
     const printer = printerSelect.value
     if (printer === '') {
@@ -38,10 +34,10 @@ const table = new JobTable($('jobs').tBodies[0], [
     button.disabled = true
     try {
       await api('POST', `/api/jobs/${encodeURIComponent(job.id)}/release`, { json: { printer } })
-      showMessage(status, `Released “${job.name}” to ${printer}.`)
+      showMessage(status, `Released “${jobLabel(job)}” to ${printer}.`)
       await refreshJobs()
     } catch (err) {
-      handleError(err, `Could not release “${job.name}”`)
+      handleError(err, `Could not release “${jobLabel(job)}”`)
     } finally {
       button.disabled = false
     }
@@ -50,15 +46,33 @@ const table = new JobTable($('jobs').tBodies[0], [
     button.disabled = true
     try {
       await api('DELETE', `/api/jobs/${encodeURIComponent(job.id)}`)
-      showMessage(status, `Deleted “${job.name}”.`)
+      showMessage(status, `Deleted “${jobLabel(job)}”.`)
       await refreshJobs()
     } catch (err) {
-      handleError(err, `Could not delete “${job.name}”`)
+      handleError(err, `Could not delete “${jobLabel(job)}”`)
     } finally {
       button.disabled = false
     }
   }
-})
+}
+
+/** Jobs held here and, in shared roaming mode, partners' jobs marked with their host. */
+const table = new JobTable($('jobs').tBodies[0], [
+  { label: 'Name', value: (j) => jobNameCell(j) },
+  { label: 'Pages', value: (j) => formatCount(j.pages), num: true },
+  { label: 'Colour pages', value: (j) => formatCount(j.colorPages), num: true },
+  { label: 'State', value: (j) => stateBadge(j) },
+  { label: 'Submitted', value: (j) => formatTime(j.createdAt) }
+], jobActions)
+
+/** Separate roaming mode: partners' jobs, listed apart. */
+const remoteTable = new JobTable($('remote-jobs').tBodies[0], [
+  { label: 'Name', value: (j) => jobName(j) },
+  { label: 'Held at', value: (j) => j.source?.hostname ?? '–' },
+  { label: 'Pages', value: (j) => formatCount(j.pages), num: true },
+  { label: 'State', value: (j) => stateBadge(j) },
+  { label: 'Submitted', value: (j) => formatTime(j.createdAt) }
+], jobActions)
 
 function handleError (err, what) {
   if (err instanceof ApiError && err.status === 401) {
@@ -68,11 +82,19 @@ function handleError (err, what) {
   showMessage(status, `${what}: ${err.message}`, 'error')
 }
 
-async function refreshJobs () {
-  const { jobs } = await api('GET', '/api/jobs?scope=mine')
+/** Shows the job lists; `remote` is empty unless partners' jobs are listed apart. */
+function renderJobs (jobs, remote) {
   table.render(jobs)
-  $('no-jobs').hidden = jobs.length > 0
+  remoteTable.render(remote)
   $('jobs').hidden = jobs.length === 0
+  $('no-jobs').hidden = jobs.length > 0 || remote.length > 0
+  $('no-local-jobs').hidden = jobs.length > 0 || remote.length === 0
+  $('remote-section').hidden = remote.length === 0
+}
+
+async function refreshJobs () {
+  const { jobs, remote = [] } = await api('GET', '/api/jobs?scope=mine')
+  renderJobs(jobs, remote)
 }
 
 async function refreshPrinters () {
@@ -99,7 +121,7 @@ function loggedOut (message = '') {
   stopPolling = () => {}
   setCsrfToken(undefined)
   printersLoadedAt = 0
-  table.render([])
+  renderJobs([], [])
   $('whoami').hidden = true
   showMessage(loginError, message, 'error')
   show('login')
