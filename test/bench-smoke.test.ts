@@ -11,7 +11,7 @@ import { BENCHMARKS } from '../simulations/bench/registry.ts'
 import type { BenchResult, Row } from '../simulations/bench/common.ts'
 
 const ROOT = new URL('..', import.meta.url).pathname
-/** The quick run takes well under a minute on 2 cores; past this it is stuck. */
+/** The quick run takes about a minute on 2 cores (roaming included); past this it is stuck. */
 const RUN_TIMEOUT_MS = 150_000
 
 async function runQuick (out: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
@@ -73,6 +73,13 @@ test('npm run bench -- --quick runs every benchmark and writes its JSON', async 
     numeric(footprint.rows, ['jobs', 'start→ready ms', 'RSS MB', 'peak RSS MB', 'data MB'], 'footprint')
     for (const r of footprint.rows) assert.ok(Number(r['RSS MB']) > 0)
     numeric(footprint.summary ?? [], ['jobs', 'sim days', 'jobs retained', 'documents', 'jobs docs', 'acct docs', 'db MB', 'spool KB'], 'simulated year')
+
+    const roaming = await result(out, 'roaming')
+    numeric(roaming.rows, ['sites', 'jobs', 'listed', 'listed at 1st ask', 'unlisted', 'jobs/s sent', 'p50 ms', 'p99 ms', 'max ms'], 'roaming listing')
+    for (const r of roaming.rows) assert.ok(Number(r.listed) > 0, `no job listed at a partner site: ${JSON.stringify(r)}`)
+    assert.is(roaming.summary?.length, 2, 'roaming release and plain TCP copy')
+    numeric(roaming.summary ?? [], ['MB', 'runs', 'median ms', 'MB/s', 'best MB/s', 'vs TCP'], 'roaming release')
+    for (const r of roaming.summary ?? []) assert.ok(Number(r['MB/s']) > 0, `no transfer rate: ${JSON.stringify(r)}`)
   } finally {
     await rm(out, { recursive: true, force: true })
   }

@@ -441,7 +441,11 @@ export class RoamingService implements RoamingHolder {
         this.dirty.delete(name)
         await this.visit(name).catch((err: unknown) => this.log.error({ err, doc: name }, 'could not follow a changed document'))
       }
-    })().finally(() => { this.draining = undefined })
+    })().finally(() => {
+      this.draining = undefined
+      // a document that changed after the loop's last check would otherwise wait for the next pass
+      if (this.dirty.size > 0) this.drain()
+    })
   }
 
   /** Follows releases of this peer's jobs recorded in another peer's document, and queues prefetches. */

@@ -6,11 +6,11 @@ import type { Benchmark } from './common.ts'
 import { ingestion } from './ingestion.ts'
 import { convergence } from './convergence.ts'
 import { footprint } from './footprint.ts'
+import { roaming } from './roaming.ts'
 
 export const BENCHMARKS: readonly Benchmark[] = [
   ingestion,
   convergence,
-  footprint
-  // roaming: latency of printing at one site and releasing at another arrives with the
-  // roaming issue; it goes here as `roaming` (simulations/bench/roaming.ts).
+  footprint,
+  roaming
 ]

@@ -40,8 +40,8 @@ const LISTING_DOC_BYTES = 20 * 1024
 const JOBS_PER_SECOND = 10
 /** Unmeasured jobs first (one per site), so connections and JIT warm-up are not in the figures. */
 const WARMUP_JOBS_PER_SITE = 1
-/** B is polled this often while it has a job outstanding: the resolution of the latency figure. */
-const POLL_MS = 20
+/** B is asked right after A's answer, then this often while it has a job outstanding: the resolution of the latency figure. */
+const POLL_MS = 10
 /** A job not listed at B this long after A's answer counts as unlisted. */
 const LIST_TIMEOUT_MS = 60_000
 /** Sending stops after this even if jobs remain (bounded run); the row says how many were sent. */
@@ -54,6 +54,8 @@ const SETUP_POLL_MS = 100
 const SITE_START_TIMEOUT_MS = 90_000
 /** The large Print-Job, the release and the TCP copy must each finish within this. */
 const RELEASE_TIMEOUT_MS = 180_000
+/** Releases (and TCP copies) measured, alternating: the median of three is steadier than one sample. */
+const RELEASE_RUNS = 3
 /** The printer folder at B is checked this often during the release: the resolution of the release time. */
 const RELEASE_POLL_MS = 5
 /** Any single API call gets no longer than this. */
@@ -160,9 +162,14 @@ async function startMesh (ctx: BenchContext, n: number, work: string, sites: Sit
   return sessions
 }
 
-interface Outstanding { observer: number, ackAt: number }
+interface Outstanding {
+  observer: number
+  ackAt: number
+  /** B's lists requested after A's answer that did not show the job yet. */
+  misses: number
+}
 
-interface ListingResult { sent: number, listed: number, unlisted: number, failed: number, errors: string[], sendMs: number, latenciesMs: number[], polls: number, stoppedEarly: boolean }
+interface ListingResult { sent: number, listed: number, firstAsk: number, unlisted: number, failed: number, errors: string[], sendMs: number, latenciesMs: number[], polls: number, stoppedEarly: boolean }
 
 /**
  * Job `k` goes to site `k mod n` for the user who collects at another site; over `n·(n-1)`
@@ -178,12 +185,24 @@ async function measureListing (ctx: BenchContext, sites: SiteProcess[], sessions
   let failed = 0
   let unlisted = 0
   let polls = 0
+  let firstAsk = 0 // jobs B already listed at the first ask after A's answer
   let sending = true
+  let halted = false // the poller failed: the sender stops too
   const start = performance.now()
+  // the poller naps between rounds; a new outstanding job wakes it, so B is first asked right after A's answer
+  let wakeUp: (() => void) | undefined
+  let woken = false // a job arrived while a round was under way: skip the next nap
+  const wake = (): void => { woken = true; wakeUp?.() }
+  const nap = async (ms: number): Promise<void> => await new Promise<void>((resolve) => {
+    const done = (): void => { clearTimeout(timer); wakeUp = undefined; woken = false; resolve() }
+    const timer = setTimeout(done, ms)
+    wakeUp = done
+    if (woken) done()
+  })
 
   const sender = async (): Promise<void> => {
     try {
-      for (let k = 0; k < total && performance.now() - start < budgetMs; k++) {
+      for (let k = 0; k < total && !halted && performance.now() - start < budgetMs; k++) {
         const origin = k % n
         const observer = (origin + 1 + (Math.floor(k / n) % (n - 1))) % n
         const due = start + (k * 1000) / JOBS_PER_SECOND
@@ -192,8 +211,9 @@ async function measureListing (ctx: BenchContext, sites: SiteProcess[], sessions
         const bytes = doc.variant(firstVariant + k)
         try {
           await printJob(sites[origin], userAt(observer), bytes, LIST_TIMEOUT_MS)
-          outstanding.set(sha256(bytes), { observer, ackAt: performance.now() })
+          outstanding.set(sha256(bytes), { observer, ackAt: performance.now(), misses: 0 })
           sent++
+          wake()
         } catch (err) {
           failed++
           const message = err instanceof Error ? err.message : String(err)
@@ -202,14 +222,24 @@ async function measureListing (ctx: BenchContext, sites: SiteProcess[], sessions
       }
     } finally {
       sending = false
+      wake()
     }
   }
 
   const poller = async (): Promise<void> => {
+    try {
+      await poll()
+    } catch (err) {
+      halted = true
+      throw err
+    }
+  }
+  const poll = async (): Promise<void> => {
     while (sending || outstanding.size > 0) {
       if (performance.now() - start > budgetMs + LIST_TIMEOUT_MS) break
       const observers = [...new Set([...outstanding.values()].map((o) => o.observer))]
       await Promise.all(observers.map(async (o) => {
+        const askedAt = performance.now()
         const list = await call<{ jobs: ListedJob[], remote: ListedJob[] }>(sites[o], '/api/jobs?scope=mine', { session: sessions[o] })
         const at = performance.now()
         polls++
@@ -218,30 +248,33 @@ async function measureListing (ctx: BenchContext, sites: SiteProcess[], sessions
           const w = outstanding.get(job.sha256)
           if (w === undefined || w.observer !== o) continue
           latenciesMs.push(at - w.ackAt)
+          if (w.misses === 0) firstAsk++
           outstanding.delete(job.sha256)
         }
+        for (const w of outstanding.values()) if (w.observer === o && w.ackAt <= askedAt) w.misses++
       }))
       const now = performance.now()
       for (const [sha, w] of outstanding) if (now - w.ackAt > LIST_TIMEOUT_MS) { unlisted++; outstanding.delete(sha) }
-      await delay(POLL_MS)
+      await nap(POLL_MS)
     }
   }
 
   const progress = setInterval(() => ctx.log(`roaming: ${sent}/${total} jobs sent, ${latenciesMs.length} listed`), 10_000)
   try {
-    await Promise.all([sender(), poller()])
+    // both settle before anything is stopped: a failed poller halts the sender, which then returns
+    const settled = await Promise.allSettled([sender(), poller()])
+    for (const s of settled) if (s.status === 'rejected') throw s.reason
   } finally {
     clearInterval(progress)
   }
   unlisted += outstanding.size
-  return { sent, listed: latenciesMs.length, unlisted, failed, errors, sendMs: performance.now() - start, latenciesMs, polls, stoppedEarly: sent + failed < total }
+  return { sent, listed: latenciesMs.length, firstAsk, unlisted, failed, errors, sendMs: performance.now() - start, latenciesMs, polls, stoppedEarly: sent + failed < total }
 }
 
-/** The document file (not the hidden temp file, not the sidecar) in a file printer's folder. */
-async function printedFile (dir: string): Promise<string | undefined> {
+/** Document files (not hidden temp files, not sidecars) in a file printer's folder. */
+async function printedFiles (dir: string): Promise<string[]> {
   const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return []; throw err })
-  const doc = names.find((f) => !f.startsWith('.') && !f.endsWith('.json'))
-  return doc === undefined ? undefined : join(dir, doc)
+  return names.filter((f) => !f.startsWith('.') && !f.endsWith('.json'))
 }
 
 interface ReleaseResult { ms: number, grantMs: number }
@@ -254,12 +287,13 @@ async function measureRelease (ctx: BenchContext, a: SiteProcess, b: SiteProcess
   const job = await waitFor(async () => (await call<{ jobs: ListedJob[] }>(b, '/api/jobs?scope=all')).jobs.find((j) => j.sha256 === sha && j.state === 'held'),
     LIST_TIMEOUT_MS, `the large job listed at ${siteId(bIndex)}`)
   ctx.log(`roaming: releasing it at ${siteId(bIndex)}`)
+  const before = new Set(await printedFiles(bPrinterDir))
   const t0 = performance.now()
   await call(b, `/api/jobs/${job.id}/release`, { method: 'POST', body: {} })
   const grantMs = performance.now() - t0
-  const file = await waitFor(async () => await printedFile(bPrinterDir), RELEASE_TIMEOUT_MS, `the document in ${siteId(bIndex)}'s printer folder`, RELEASE_POLL_MS)
+  const file = await waitFor(async () => (await printedFiles(bPrinterDir)).find((f) => !before.has(f)), RELEASE_TIMEOUT_MS, `the document in ${siteId(bIndex)}'s printer folder`, RELEASE_POLL_MS)
   const ms = performance.now() - t0
-  const out = await readFile(file)
+  const out = await readFile(join(bPrinterDir, file))
   if (out.length !== bytes.length || sha256(out) !== sha) throw new BenchmarkError(`${siteId(bIndex)} printed ${out.length} bytes that differ from the ${bytes.length} sent`)
   // let the holder record the print before anything else runs
   await waitFor(async () => (await call<{ jobs: ListedJob[] }>(a, '/api/jobs?scope=all')).jobs.find((j) => j.id === job.id && j.state === 'printed'),
@@ -300,16 +334,28 @@ async function measure (ctx: BenchContext): ReturnType<Benchmark['run']> {
     ctx.log(`roaming: central and ${size.sites} sites, in sequence`)
     const sessions = await startMesh(ctx, size.sites, work, sites, state)
 
-    // 2. release throughput first, on a quiet mesh
-    const big = (await paddedPdf(size.releaseBytes)).variant(0)
-    const bigFile = join(work, 'release.pdf')
-    await writeFile(bigFile, big)
-    const release = await measureRelease(ctx, sites[0], sites[1], 1, join(work, `printer-${siteId(1)}`), big)
-    ctx.log('roaming: the same bytes over plain TCP')
-    const tcpMs = await tcpCopy(bigFile, join(work, 'tcp-copy.pdf'))
-    if ((await stat(join(work, 'tcp-copy.pdf'))).size !== big.length) throw new BenchmarkError('the TCP copy is incomplete')
-    await rm(join(work, 'tcp-copy.pdf'))
-    const rate = (ms: number): number => big.length / MB / (ms / 1000)
+    // 2. release throughput first, on a quiet mesh; releases and TCP copies alternate
+    const bigPdf = await paddedPdf(size.releaseBytes)
+    const bigBytes = bigPdf.size
+    const releaseMs: number[] = []
+    const grantMs: number[] = []
+    const tcpMs: number[] = []
+    for (let i = 0; i < RELEASE_RUNS; i++) {
+      const big = bigPdf.variant(i) // a distinct document each time: the spools are content-addressed
+      const release = await measureRelease(ctx, sites[0], sites[1], 1, join(work, `printer-${siteId(1)}`), big)
+      releaseMs.push(release.ms)
+      grantMs.push(release.grantMs)
+      ctx.log('roaming: the same bytes over plain TCP')
+      const src = join(work, 'release.pdf')
+      const dst = join(work, 'tcp-copy.pdf')
+      await writeFile(src, big)
+      tcpMs.push(await tcpCopy(src, dst))
+      if ((await stat(dst)).size !== big.length) throw new BenchmarkError('the TCP copy is incomplete')
+      await rm(dst)
+    }
+    const rate = (ms: number): number => bigBytes / MB / (ms / 1000)
+    const release = quantile(releaseMs, 0.5)
+    const tcp = quantile(tcpMs, 0.5)
 
     // 1. listing latency
     const doc = await paddedPdf(LISTING_DOC_BYTES)
@@ -322,18 +368,19 @@ async function measure (ctx: BenchContext): ReturnType<Benchmark['run']> {
 
     const notes = [
       `${size.sites} site processes (central enrolled them, then was stopped), every site a roaming partner of every other in separate mode (nothing prefetched); the test harness's settings: loopback, no mDNS, anti-entropy every 1 s.`,
-      `Listing latency: job k is printed (one ${round(doc.size / 1024, 0)} KB PDF each, distinct) at site k mod ${size.sites} for the user who collects at another site, rotating over all ${size.sites * (size.sites - 1)} ordered pairs; sent one at a time at ≤ ${JOBS_PER_SECOND} jobs/s. The clock runs from A's Print-Job successful-ok to the job appearing as held in that user's partner-job list at B (GET /api/jobs?scope=mine), polled every ${POLL_MS} ms while B has a job outstanding (${r.polls} polls), so figures are late by up to ${POLL_MS} ms plus one request.`,
-      `Release: one ${round(big.length / MB, 1)} MB PDF printed at ${siteId(0)}, released at ${siteId(1)} by the admin (the holder answered the grant in ${round(release.grantMs, 0)} ms); timed from the release request to the document complete in ${siteId(1)}'s file:// printer folder (fetched over libp2p — Noise, yamux — into ${siteId(1)}'s copy spool, checked, then written to the printer folder and fsync'd; no --roaming-rate cap). The TCP row copies the same file once over a loopback socket into a file, fsync'd once. One sample each.`
+      `Listing latency: job k is printed (one ${round(doc.size / 1024, 0)} KB PDF each, distinct) at site k mod ${size.sites} for the user who collects at another site, rotating over all ${size.sites * (size.sites - 1)} ordered pairs; sent one at a time at ≤ ${JOBS_PER_SECOND} jobs/s. The clock runs from A's Print-Job successful-ok to the job appearing as held in that user's partner-job list at B (GET /api/jobs?scope=mine), asked right after A's answer and then every ${POLL_MS} ms while B has a job outstanding (${r.polls} polls), so a figure is late by up to ${POLL_MS} ms plus one request, and a job already listed when A answered shows as one request's time ('listed at 1st ask' counts those: B's first list requested after A's answer already showed them).`,
+      `Release: a ${round(bigBytes / MB, 1)} MB PDF (distinct each run) printed at ${siteId(0)}, released at ${siteId(1)} by the admin (release request answered in ${round(quantile(grantMs, 0.5), 0)} ms, median); timed from the release request to the document complete in ${siteId(1)}'s file:// printer folder: fetched over libp2p (Noise, yamux) into ${siteId(1)}'s copy spool, checked, then written to the printer folder and fsync'd; no --roaming-rate cap. The TCP row copies the same file over a loopback socket (node net) into a file, fsync'd once. ${RELEASE_RUNS} runs each, alternating; MB/s and 'vs TCP' (release rate ÷ TCP rate) are from the medians.`
     ]
     if (r.stoppedEarly) notes.push(`Sending stopped at the ${budgetMs / 1000} s bound after ${r.sent + r.failed} of ${size.jobs} jobs.`)
     if (r.failed > 0) notes.push(`${r.failed} Print-Job requests failed: ${r.errors.join('; ')}`)
     if (r.unlisted > 0) notes.push(`${r.unlisted} jobs were not listed at their partner site within ${LIST_TIMEOUT_MS / 1000} s and are left out of the latencies.`)
     return {
-      params: { ...size, listingDocBytes: doc.size, jobsPerSecond: JOBS_PER_SECOND, warmupJobs: WARMUP_JOBS_PER_SITE * size.sites, pollMs: POLL_MS, listTimeoutMs: LIST_TIMEOUT_MS, sendBudgetMs: budgetMs, mode: 'separate' },
+      params: { ...size, releaseDocBytes: bigBytes, releaseRuns: RELEASE_RUNS, listingDocBytes: doc.size, jobsPerSecond: JOBS_PER_SECOND, warmupJobs: WARMUP_JOBS_PER_SITE * size.sites, pollMs: POLL_MS, listTimeoutMs: LIST_TIMEOUT_MS, sendBudgetMs: budgetMs, mode: 'separate' },
       rows: [{
         sites: size.sites,
         jobs: r.sent,
         listed: r.listed,
+        'listed at 1st ask': r.firstAsk,
         unlisted: r.unlisted,
         'jobs/s sent': round(r.sent / (r.sendMs / 1000), 1),
         'p50 ms': round(quantile(r.latenciesMs, 0.5), 1),
@@ -341,8 +388,8 @@ async function measure (ctx: BenchContext): ReturnType<Benchmark['run']> {
         'max ms': round(Math.max(...r.latenciesMs), 1)
       }],
       summary: [
-        { transfer: `roaming release ${siteId(0)}→${siteId(1)}`, MB: round(big.length / MB, 1), ms: round(release.ms, 0), 'MB/s': round(rate(release.ms), 1), 'vs TCP': round(tcpMs / release.ms, 2) },
-        { transfer: 'plain TCP copy (loopback)', MB: round(big.length / MB, 1), ms: round(tcpMs, 0), 'MB/s': round(rate(tcpMs), 1), 'vs TCP': 1 }
+        { transfer: `roaming release ${siteId(0)}→${siteId(1)}`, MB: round(bigBytes / MB, 1), runs: releaseMs.length, 'median ms': round(release, 0), 'MB/s': round(rate(release), 1), 'best MB/s': round(rate(Math.min(...releaseMs)), 1), 'vs TCP': round(tcp / release, 2) },
+        { transfer: 'plain TCP copy (loopback)', MB: round(bigBytes / MB, 1), runs: tcpMs.length, 'median ms': round(tcp, 0), 'MB/s': round(rate(tcp), 1), 'best MB/s': round(rate(Math.min(...tcpMs)), 1), 'vs TCP': 1 }
       ] satisfies Row[],
       notes
     }
