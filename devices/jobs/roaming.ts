@@ -91,7 +91,8 @@ const ROAMING: Origin = { kind: 'local', service: 'roaming' }
 export class RoamingService implements RoamingHolder {
   private readonly releaseDocs = new Map<string, DocName>()
   private readonly prefetched = new Set<string>()
-  private readonly prefetching = new Set<string>()
+  /** Prefetches under way, so a release of the same document waits for it instead of fetching it twice. */
+  private readonly prefetching = new Map<string, Promise<void>>()
   private readonly prefetchQueue = new Map<string, string>()
   private readonly releasing = new Set<string>()
   private readonly dirty = new Set<DocName>()
@@ -330,6 +331,7 @@ export class RoamingService implements RoamingHolder {
 
   /** Fetches a document into the copies spool (unless already there), retrying an unreachable holder until `deadline`. */
   private async fetchUntil (holder: string, holderSite: string, sha: string, deadline: number): Promise<void> {
+    await this.prefetching.get(sha)
     if (this.prefetched.has(sha)) {
       try { await this.c.copies.verify(sha); return } catch { this.forgetCopy(sha) }
     }
@@ -480,8 +482,7 @@ export class RoamingService implements RoamingHolder {
     while (this.started && this.prefetching.size < PREFETCH_CONCURRENCY && this.prefetchQueue.size > 0) {
       const [[sha, holder]] = this.prefetchQueue
       this.prefetchQueue.delete(sha)
-      this.prefetching.add(sha)
-      this.background((async () => {
+      const work = (async () => {
         try {
           await this.c.link.fetch(holder, sha, await this.c.copies.prepare(sha), this.abort.signal)
           this.prefetched.add(sha)
@@ -489,11 +490,13 @@ export class RoamingService implements RoamingHolder {
         } catch (err) {
           // retried on the next pass; an unreachable holder is the normal case for this
           this.log.debug({ sha, holder, err: (err as Error).message }, 'prefetch failed')
-        } finally {
-          this.prefetching.delete(sha)
-          this.pumpPrefetch()
         }
-      })())
+      })()
+      this.prefetching.set(sha, work)
+      this.background(work.finally(() => {
+        this.prefetching.delete(sha)
+        this.pumpPrefetch()
+      }))
     }
   }
 
