@@ -66,13 +66,24 @@ export function totalUsageBy (records: Iterable<UsageRecord>, by: TotalsBy): Usa
   return totalUsage(records, by === 'user' ? (r) => r.user : by === 'printer' ? (r) => r.printer : (r) => new Date(r.time).toISOString().slice(0, 10))
 }
 
+/**
+ * One record per id, the earliest (then by site): the same usage may sit in two peers'
+ * documents (a job printed offline at two sites charges one id at each), and every report
+ * and export must count it once.
+ */
+export function uniqueUsage (records: Iterable<UsageRecord>): UsageRecord[] {
+  const byId = new Map<string, UsageRecord>()
+  for (const r of records) {
+    const kept = byId.get(r.id)
+    if (kept === undefined || r.time < kept.time || (r.time === kept.time && r.site < kept.site)) byId.set(r.id, r)
+  }
+  return [...byId.values()]
+}
+
 /** Totals by a key (user, printer, UTC day); records are de-duplicated by id first. */
 export function totalUsage (records: Iterable<UsageRecord>, keyOf: (r: UsageRecord) => string): UsageTotals[] {
-  const seen = new Set<string>()
   const totals = new Map<string, UsageTotals>()
-  for (const r of records) {
-    if (seen.has(r.id)) continue
-    seen.add(r.id)
+  for (const r of uniqueUsage(records)) {
     const key = keyOf(r)
     const t = totals.get(key) ?? { key, jobs: 0, pages: 0, colorPages: 0, sheets: 0 }
     t.jobs++

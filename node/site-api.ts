@@ -6,7 +6,7 @@ import { timingSafeEqual, createHash } from 'node:crypto'
 import type { DocStore } from '../crdt/store.ts'
 import { directoryDoc, parseDocName } from '../crdt/names.ts'
 import { listUsers } from '../crdt/directory.ts'
-import { listUsage, totalUsageBy, type UsageRecord } from '../crdt/accounting.ts'
+import { listUsage, totalUsageBy, uniqueUsage, type UsageRecord } from '../crdt/accounting.ts'
 import { listJobs as listJobRecords } from '../crdt/jobs.ts'
 import type { JobService } from '../devices/jobs/service.ts'
 import type { RoamingService } from '../devices/jobs/roaming.ts'
@@ -51,7 +51,7 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
         out.push(r)
       }
     }
-    return out.sort((a, b) => a.time - b.time || a.id.localeCompare(b.id))
+    return uniqueUsage(out).sort((a, b) => a.time - b.time || a.id.localeCompare(b.id))
   }
 
   /** Every job other peers hold, as replicated here (admins' overview). */

@@ -28,7 +28,7 @@ import { PDFDocument, StandardFonts } from 'pdf-lib'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { recordCertificate, type Certificate, type Role } from '../crdt/license.ts'
 import { licenseDoc, jobsDoc, periodOf, parseDocName, type DocName } from '../crdt/names.ts'
-import { listJobs, purgeJob, TERMINAL_STATES, type JobRecord } from '../crdt/jobs.ts'
+import { listJobs, purgeJob, TERMINAL_STATES, type JobRecord, type RemoteRelease } from '../crdt/jobs.ts'
 import { listUsage, type UsageRecord } from '../crdt/accounting.ts'
 import { MemoryNetwork, seededRandom, type LinkFaults } from '../transports/memory.ts'
 import { signerFor, verifyPeerSignature } from '../transports/identity.ts'
@@ -90,12 +90,15 @@ const TRACE_EVENTS = 12
 /** Terminals by default: a few. */
 export const DEFAULT_TERMINALS = 3
 
+/** A job id (randomUUID) inside an error message. */
+const UUID_PATTERN = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g
+
 /** Fault kinds, in the order the summary lists them. */
 export const FAULT_KINDS = ['crash', 'crash-mid-write', 'partition', 'loss', 'duplicate', 'reorder', 'delay', 'clock-skew'] as const
 export type FaultKind = typeof FAULT_KINDS[number]
 
 /** Deliberate bugs, to prove the checks can fail. */
-export type Injection = 'double-print' | 'drop-acked-job' | 'drop-usage' | 'diverge'
+export type Injection = 'double-print' | 'drop-acked-job' | 'drop-usage' | 'diverge' | 'miss-duplicates'
 
 export interface SimOptions {
   seed: number
@@ -110,12 +113,14 @@ export interface SimOptions {
   /** Real-time bound of the whole run. */
   maxSeconds?: number
   /**
-   * Releases half the jobs at another site through the holder's grant (roaming). Off by
-   * default for now: with it, runs are not yet exactly replayable (an untracked async path
-   * in the roaming service), see simulations/README.md.
+   * Releases half the jobs at another site than their holder (roaming): under the holder's
+   * grant, or offline from a prefetched copy at a shared-mode site that cannot reach the
+   * holder. On unless false.
    */
   roaming?: boolean
   inject?: Injection
+  /** Called with every simulated event as it happens (to compare two runs of one seed). */
+  onEvent?: (e: SimEvent) => void
   /** Called with each progress line (the CLI prints them to stderr). */
   progress?: (line: string) => void
   logger?: Logger
@@ -126,7 +131,17 @@ export interface SimSummary {
   peers: { central: number, sites: number, terminals: number }
   steps: number
   jobs: { created: number, acknowledged: number, printed: number, deleted: number, expired: number, failed: number, purged: number, held: number }
-  releases: { attempted: number, granted: number, refused: number, /** Of the attempts, those made at another site than the holder. */ roaming: number }
+  releases: {
+    attempted: number
+    granted: number
+    refused: number
+    /** Of the attempts, those made at another site than the holder. */
+    roaming: number
+    /** Of the granted, those printed offline (holder unreachable, prefetched copy). */
+    offline: number
+    /** Jobs printed twice because of an offline release (each must be detected by its holder: invariant 2). */
+    duplicates: number
+  }
   sweeps: number
   faults: Record<FaultKind, number>
   messages: { envelopesIn: number, envelopesOut: number }
@@ -174,6 +189,8 @@ interface SimPeer {
 
 interface SimJob {
   label: string
+  /** Position in creation order. */
+  index: number
   id: string
   ippId: number
   holder: string
@@ -186,6 +203,18 @@ interface SimJob {
 interface ActiveFault { kind: FaultKind, until: number, undo: () => void }
 
 /** Runs one simulation and returns its summary (violations included; never throws for them). */
+/** Injected bug: a holder that never hears of offline releases, so it neither settles nor detects them. */
+function ignoringOfflineReleases (jobs: JobService): JobService {
+  return new Proxy(jobs, {
+    get (target, prop, receiver) {
+      if (prop !== 'followRelease') return Reflect.get(target, prop, receiver)
+      return async (peer: string, site: string, rel: RemoteRelease): Promise<void> => {
+        if (!rel.offline) await target.followRelease(peer, site, rel)
+      }
+    }
+  })
+}
+
 export async function simulate (opts: SimOptions): Promise<SimSummary> {
   const sim = new Simulation(opts)
   try {
@@ -225,7 +254,15 @@ class Simulation {
   private readonly logger: Logger
   private readonly analyzed = new Map<string, DocumentInfo>()
   private readonly faultCounts = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>
-  private readonly releases = { attempted: 0, granted: 0, refused: 0, roaming: 0 }
+  /** Job id → label, to write events without random ids. */
+  private readonly labels = new Map<string, string>()
+  private readonly releases = { attempted: 0, granted: 0, refused: 0, roaming: 0, offline: 0 }
+  /** Per job label, every print that came out of a printer: the site, and whether it was an offline release. */
+  private readonly prints = new Map<string, Array<{ site: string, offline: boolean }>>()
+  /** Per job label and printer, whether the printer's last acceptance of it was an offline release. */
+  private readonly offlineAccept = new Map<string, boolean>()
+  /** Jobs some printer accepted as an offline release. */
+  private readonly offlineJobs = new Set<string>()
   /** Roaming requests reach a peer only while both are up and not partitioned from each other. */
   private readonly hub = new MemoryRoamingHub((from, to) => this.reachable(from, to), async (work) => await this.tracker.track(work))
   private sweeps = 0
@@ -267,7 +304,11 @@ class Simulation {
   // ---- events and traces --------------------------------------------------------------
 
   private event (peer: string, kind: string, job?: string, detail?: string): void {
-    this.events.push({ step: this.step, at: this.clock.now() - START_TIME, peer, kind, ...(job !== undefined ? { job } : {}), ...(detail !== undefined ? { detail } : {}) })
+    // job ids are random UUIDs: events name jobs by their label, so a replay logs the same text
+    const text = detail?.replace(UUID_PATTERN, (id) => this.labels.get(id) ?? id)
+    const e: SimEvent = { step: this.step, at: this.clock.now() - START_TIME, peer, kind, ...(job !== undefined ? { job } : {}), ...(text !== undefined ? { detail: text } : {}) }
+    this.events.push(e)
+    this.opts.onEvent?.(e)
   }
 
   /**
@@ -336,13 +377,27 @@ class Simulation {
     if (central === undefined) throw new Error('central did not start')
     const certs = this.peers.map((p) => p.certificate).filter((c) => c !== undefined)
     await central.store.transact(licenseDoc(), { kind: 'local', service: 'enrollment' }, (d) => { for (const c of certs) recordCertificate(d, c) })
-    // every site roams with every other (separate lists: releases fetch on demand, each under a grant)
-    for (const p of sitePeers) await p.roaming?.setRoaming({ partners: sitePeers.filter((q) => q !== p).map((q) => q.site ?? q.name), mode: 'separate' })
-    this.ledger.onEvent = (e) => { if (e.kind !== 'accepted') this.event(this.byLabel.get(e.job)?.holder ?? e.printer, `printer-${e.kind}`, e.job) }
+    // every site roams with every other; every other site in shared mode (prefetching, so it may print offline)
+    for (const [i, p] of sitePeers.entries()) {
+      await p.roaming?.setRoaming({ partners: sitePeers.filter((q) => q !== p).map((q) => q.site ?? q.name), mode: i % 2 === 0 ? 'shared' : 'separate' })
+    }
+    this.ledger.onEvent = (e) => {
+      if (e.kind === 'accepted') return
+      this.event(this.siteOfPrinter(e.printer), `printer-${e.kind}`, e.job)
+      if (e.kind === 'completed') {
+        const site = this.siteOfPrinter(e.printer)
+        this.prints.set(e.job, [...(this.prints.get(e.job) ?? []), { site, offline: this.offlineAccept.get(`${e.job}@${e.printer}`) === true }])
+      }
+    }
     this.ledger.onAccept = (e, count) => {
       const job = this.byLabel.get(e.job)
-      this.event(job?.holder ?? e.printer, 'printer-accepted', e.job)
-      if (count > 1) this.checker.violation(2, this.step, `job ${e.job} was accepted by a printer ${count} times (last by ${e.printer})`, e.job, job?.holder)
+      const site = this.peers.find((p) => p.name === this.siteOfPrinter(e.printer))
+      const offline = job !== undefined && site?.roaming?.releaseOf(job.id)?.offline === true
+      this.offlineAccept.set(`${e.job}@${e.printer}`, offline)
+      this.event(this.siteOfPrinter(e.printer), offline ? 'printer-accepted-offline' : 'printer-accepted', e.job)
+      if (offline) this.offlineJobs.add(e.job)
+      // a second print is allowed only with an offline release among them (then its holder must detect it: finalChecks)
+      if (count > 1 && !this.offlineJobs.has(e.job)) this.checker.violation(2, this.step, `job ${e.job} was accepted by a printer ${count} times (last by ${e.printer})`, e.job, job?.holder)
     }
     await this.redial()
     await this.runUntil(this.clock.now() + ANTI_ENTROPY_MS)
@@ -410,7 +465,7 @@ class Simulation {
         spool,
         copies,
         printers: new Map([['mfp', p.device]]),
-        jobs: p.jobs,
+        jobs: this.opts.inject === 'miss-duplicates' ? ignoringOfflineReleases(p.jobs) : p.jobs,
         link: this.hub.linkFor(p.signer.id),
         siteOf: (peer) => { const who = membership.info(peer); return who?.role === 'site' ? who.site : undefined },
         logger: mesh.logger,
@@ -590,8 +645,9 @@ class Simulation {
       this.event(site.name, 'create-failed', label, (err as Error).message)
       return
     }
-    const job: SimJob = { label, id: created.id, ippId: created.ippId, holder: site.name, owner, acked: false }
+    const job: SimJob = { label, index: this.jobs.length, id: created.id, ippId: created.ippId, holder: site.name, owner, acked: false }
     this.jobs.push(job)
+    this.labels.set(job.id, job.label)
     this.byLabel.set(label, job)
     this.event(site.name, 'created', label, owner)
     try {
@@ -612,11 +668,23 @@ class Simulation {
   }
 
   private async release (): Promise<void> {
+    if (this.opts.roaming !== false && this.rng() < ROAMING_SHARE) {
+      await this.releaseElsewhere()
+      return
+    }
     const job = this.pick(this.heldJobs())
-    if (job === undefined) return
-    const holder = this.peer(job.holder)
-    const elsewhere = this.opts.roaming === true && this.rng() < ROAMING_SHARE ? this.pick(this.upSites().filter((s) => s !== holder)) : undefined
-    await this.releaseAt(job, elsewhere ?? holder)
+    if (job !== undefined) await this.releaseAt(job, this.peer(job.holder))
+  }
+
+  /** A user at some site releases one of their jobs held at a partner site, as that site lists it. */
+  private async releaseElsewhere (): Promise<void> {
+    const site = this.pick(this.upSites())
+    const listed = (site?.roaming?.listPartnerJobs() ?? []).filter((v) => v.state === 'held')
+    const candidates = listed.map((v) => this.byLabel.get(this.labels.get(v.id) ?? '')).filter((j) => j !== undefined)
+    // in creation order, not replica order, so the seeded pick does not depend on how updates arrived
+    candidates.sort((a, b) => a.index - b.index)
+    const job = this.pick(candidates)
+    if (job !== undefined && site !== undefined) await this.releaseAt(job, site)
   }
 
   /** Releases `job` at `site`: at its holder directly, elsewhere through the holder's grant (roaming). */
@@ -629,7 +697,9 @@ class Simulation {
       else if (site.roaming !== undefined) await site.roaming.releaseRemote({ user: job.owner, admin: false }, job.id)
       else throw new Error(`${site.name} is down`)
       this.releases.granted++
-      this.event(site.name, 'released', job.label)
+      const offline = site.roaming?.releaseOf(job.id)?.offline === true && site !== holder
+      if (offline) this.releases.offline++
+      this.event(site.name, offline ? 'released-offline' : 'released', job.label)
     } catch (err) {
       this.releases.refused++
       this.event(site.name, 'release-refused', job.label, (err as Error).message)
@@ -873,12 +943,16 @@ class Simulation {
       for (const r of listUsage(central.store.get(n) ?? fail())) usage.set(r.id, [...(usage.get(r.id) ?? []), r])
     }
     const labelOf = new Map(this.jobs.map((j) => [j.id, j.label]))
+    this.observe()
     for (const [label, times] of this.ledger.completed()) {
       const job = this.byLabel.get(label)
       if (job === undefined) continue
-      if (times > 1) this.checker.violation(2, this.step, `job ${label} came out of a printer ${times} times`, label, job.holder)
+      if (times > 1) this.checkDuplicate(job, times)
+      // one record, or for a job printed offline at several sites one per site under the same id (reports count it once)
       const charged = usage.get(`${job.id}/print`)?.length ?? 0
-      if (charged !== 1) this.checker.violation(3, this.step, `job ${label} was printed but charged ${charged} times`, label, job.holder)
+      const sites = new Set((this.prints.get(label) ?? []).map((p) => p.site)).size
+      const allowed = this.offlineJobs.has(label) ? sites : 1
+      if (charged < 1 || charged > allowed) this.checker.violation(3, this.step, `job ${label} was printed but charged ${charged} times`, label, job.holder)
     }
     for (const [id] of usage) {
       const jobId = id.replace(/\/print$/, '')
@@ -886,6 +960,32 @@ class Simulation {
       if (label === undefined || !this.ledger.completed().has(label)) this.checker.violation(3, this.step, `usage ${label ?? id} was charged but no printer completed it`, label)
     }
   }
+
+  /**
+   * Invariant 2 for a job that came out of printers more than once: allowed only when an
+   * offline release was among the prints, and then its holder must name every site that
+   * printed it (as `printedBy`, as itself, or in `duplicates`).
+   */
+  private checkDuplicate (job: SimJob, times: number): void {
+    const prints = this.prints.get(job.label) ?? []
+    if (!prints.some((p) => p.offline)) {
+      this.checker.violation(2, this.step, `job ${job.label} came out of a printer ${times} times`, job.label, job.holder)
+      return
+    }
+    const holder = this.peer(job.holder)
+    const rec = holder.jobs?.getById(job.id) ?? job.last
+    const nameOf = (peer: string): string => this.peers.find((p) => p.signer.id === peer)?.name ?? peer
+    const named = new Set([...(rec?.duplicates ?? []).map((d) => nameOf(d.peer))])
+    if (rec?.state === 'printed') named.add(rec.printedBy === undefined ? holder.name : nameOf(rec.printedBy.peer))
+    for (const { site } of prints) {
+      if (named.has(site)) continue
+      this.checker.violation(2, this.step, `job ${job.label} printed offline at ${prints.map((p) => p.site).join(' and ')}: the print at ${site} was not detected by its holder ${holder.name}`, job.label, job.holder)
+    }
+    this.event(holder.name, 'offline-duplicate', job.label, prints.map((p) => p.site).join(','))
+  }
+
+  /** The site whose printer is `printer` (`<site>/mfp`). */
+  private siteOfPrinter (printer: string): string { return printer.split('/')[0] }
 
   private injectDropUsage (): void {
     const central = this.central.mesh
@@ -932,7 +1032,7 @@ class Simulation {
         purged,
         held: states.get('held') ?? 0
       },
-      releases: { ...this.releases },
+      releases: { ...this.releases, duplicates: [...this.prints.values()].filter((ps) => ps.length > 1 && ps.some((p) => p.offline)).length },
       sweeps: this.sweeps,
       faults: { ...this.faultCounts },
       messages: {

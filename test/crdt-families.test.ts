@@ -3,7 +3,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import * as Y from 'yjs'
 import * as jobs from '../crdt/jobs.ts'
-import { recordUsage, listUsage, totalUsage, sheetsFor, type UsageRecord } from '../crdt/accounting.ts'
+import { recordUsage, listUsage, totalUsage, uniqueUsage, sheetsFor, type UsageRecord } from '../crdt/accounting.ts'
 import { hashPin, verifyPin, putUser, getUser, removeUser, listUsers, InvalidUserError } from '../crdt/directory.ts'
 import { issueCertificate, recordCertificate, revoke, putJoinRequest, listCertificates, listRevocations, listJoinRequests } from '../crdt/license.ts'
 import { generateIdentity } from '../transports/identity.ts'
@@ -73,6 +73,14 @@ test('usage recorded twice (retry, replay or two merged histories) is charged on
   Y.applyUpdate(b, Y.encodeStateAsUpdate(a))
   const totals = totalUsage([...listUsage(a), ...listUsage(b)], (r) => r.user)
   assert.equal(totals.map((t) => [t.key, t.jobs, t.pages]), [['alice', 1, 3], ['bob', 1, 5]])
+})
+
+test('the same usage in two peers\' documents (a job printed offline at two sites) is listed and totalled once', () => {
+  const atA = usage('j1/print', 'alice', 3, 20)
+  const atB = { ...usage('j1/print', 'alice', 3, 10), site: 'site-b' }
+  const records = uniqueUsage([atA, usage('j2/print', 'bob', 5, 15), atB])
+  assert.equal(records.map((r) => [r.id, r.site]).sort(), [['j1/print', 'site-b'], ['j2/print', 'site-a']])
+  assert.equal(totalUsage([atA, atB], (r) => r.user).map((t) => [t.key, t.jobs, t.pages]), [['alice', 1, 3]])
 })
 
 /** Applies `updates` in order to one doc and shuffled, twice each, to another: both must agree. */

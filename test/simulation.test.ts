@@ -24,6 +24,7 @@ for (const seed of SEEDS) {
     assert.ok(s.convergence.converged)
     assert.ok(s.jobs.acknowledged > 10, 'the workload printed')
     assert.ok(s.jobs.printed > 5, 'printers printed')
+    assert.ok(s.releases.roaming > 0 && s.releases.granted > s.releases.roaming / 2, 'jobs were released at other sites than their holders')
     assert.is(Object.values(s.faults).reduce((a, b) => a + b, 0), SHORT.faults)
     fingerprints.set(seed, s.fingerprint)
   })
@@ -34,11 +35,15 @@ test('the same seed replays the same run', async () => {
   assert.is(again.fingerprint, fingerprints.get(SEEDS[0]))
 })
 
+/** A tiny run whose seed has a job printed twice through an offline release (the holder was partitioned away). */
+const DUPLICATE_SEED = 8
+
 const BROKEN = [
-  { inject: 'double-print', invariant: 2 },
-  { inject: 'drop-acked-job', invariant: 1 },
-  { inject: 'drop-usage', invariant: 3 },
-  { inject: 'diverge', invariant: 4 }
+  { inject: 'double-print', invariant: 2, seed: 11 },
+  { inject: 'drop-acked-job', invariant: 1, seed: 11 },
+  { inject: 'drop-usage', invariant: 3, seed: 11 },
+  { inject: 'diverge', invariant: 4, seed: 11 },
+  { inject: 'miss-duplicates', invariant: 2, seed: DUPLICATE_SEED }
 ] as const
 
 test('without an injected bug, the run the broken ones start from keeps every invariant', async () => {
@@ -46,16 +51,23 @@ test('without an injected bug, the run the broken ones start from keeps every in
   assert.equal(s.violations, [], explain(s))
 })
 
-for (const { inject, invariant } of BROKEN) {
+test('an offline release printed while its holder printed too is a detected duplicate, charged once', async () => {
+  const s = await simulate({ ...TINY, seed: DUPLICATE_SEED })
+  assert.equal(s.violations, [], explain(s))
+  assert.ok(s.releases.offline >= 1, 'a site printed a prefetched copy offline')
+  assert.ok(s.releases.duplicates >= 1, 'the job also printed elsewhere, so the holder had a duplicate to detect')
+})
+
+for (const { inject, invariant, seed } of BROKEN) {
   test(`a run with an injected bug (${inject}) fails invariant ${invariant} and names the seed`, async () => {
-    const s = await simulate({ ...TINY, seed: 11, inject })
+    const s = await simulate({ ...TINY, seed, inject })
     assert.is(s.invariants[invariant], 'FAIL', JSON.stringify(s.invariants))
     const v = s.violations.find((x) => x.invariant === invariant)
     assert.ok(v !== undefined)
-    assert.is(v.seed, 11)
+    assert.is(v.seed, seed)
     assert.ok(v.step >= 1)
     assert.ok(v.trace.length > 0, 'a trace comes with the violation')
-    assert.match(formatViolation(v), /seed 11, step \d+/)
+    assert.match(formatViolation(v), new RegExp(`seed ${seed}, step \\d+`))
   })
 }
 

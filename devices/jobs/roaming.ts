@@ -183,7 +183,8 @@ export class RoamingService implements RoamingHolder {
     return undefined
   }
 
-  private release (jobId: string): RemoteRelease | undefined {
+  /** This site's release record of a partner's job, if it made one (and it is not purged yet). */
+  releaseOf (jobId: string): RemoteRelease | undefined {
     const name = this.releaseDocs.get(jobId)
     const doc = name === undefined ? undefined : this.c.store.get(name)
     return doc === undefined ? undefined : jobsFamily.getRelease(doc, jobId)
@@ -205,7 +206,7 @@ export class RoamingService implements RoamingHolder {
 
   /** A remote job with its source, and with this site's own release of it when that is ahead of the holder's record. */
   view (holder: string, job: JobRecord): JobView {
-    const rel = this.release(job.id)
+    const rel = this.releaseOf(job.id)
     const source = { site: job.site, hostname: this.settingsOf(job.site).hostname, peer: holder }
     const prefetched = job.sha256 !== undefined && this.prefetched.has(job.sha256)
     const base: JobView = { ...job, source, prefetched }
@@ -232,7 +233,7 @@ export class RoamingService implements RoamingHolder {
     const printerName = printer ?? [...this.c.printers.keys()][0]
     if (printerName === undefined || !this.c.printers.has(printerName)) throw new PrinterNotFoundError(printerName ?? '(none configured)')
     if (TERMINAL_STATES.has(job.state)) throw new InvalidJobStateError(`job ${job.name} is already ${job.state}`)
-    const current = this.release(jobId)
+    const current = this.releaseOf(jobId)
     if (this.releasing.has(jobId) || (current !== undefined && !jobsFamily.isFinalRelease(current.state))) {
       throw new InvalidJobStateError(`job ${job.name} is already being released here`)
     }
@@ -521,7 +522,7 @@ export class RoamingService implements RoamingHolder {
     for (const { job } of this.remoteJobs()) if (job.sha256 !== undefined && FETCHABLE.has(job.state)) needed.add(job.sha256)
     const now = this.now()
     for (const [jobId, name] of this.releaseDocs) {
-      const rel = this.release(jobId)
+      const rel = this.releaseOf(jobId)
       if (rel === undefined) { this.releaseDocs.delete(jobId); continue }
       if (!jobsFamily.isFinalRelease(rel.state) && rel.job.sha256 !== undefined) needed.add(rel.job.sha256)
       if (jobsFamily.isFinalRelease(rel.state) && rel.updatedAt + RELEASE_RETENTION_MS <= now) {
