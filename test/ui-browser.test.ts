@@ -3,23 +3,18 @@
 // (ippeveprinter) and watches it become printed; a wrong PIN shows an error; an admin sees
 // the accounting totals.
 //
-// Screenshots of every page go to a temp folder that is removed afterwards; set
-// PRINTMESH_SCREENSHOT_DIR to keep them (to look at the pages).
+// Screenshots of every page: see helpers/browser.ts (PRINTMESH_SCREENSHOT_DIR keeps them).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
+import { readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import { PDFDocument, rgb } from 'pdf-lib'
 import { startSite, tempDir, type SiteProcess } from './helpers/site.ts'
 import { startIppEvePrinter, type IppEvePrinter } from './helpers/ippeveprinter.ts'
 import { printFile } from './helpers/ipptool.ts'
+import { logIn, runCleanup, signInAdmin, startBrowser, type TestBrowser } from './helpers/browser.ts'
 
-/** Debian's chromium package. */
-const CHROMIUM = '/usr/bin/chromium'
-/** Headless, no sandbox (tests may run as root), and nothing that phones home. */
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync']
 /** Longest wait for something to appear on a page (release → printed goes through a real printer). */
 const UI_TIMEOUT_MS = 20_000
 const ALICE_PIN = '482193'
@@ -31,12 +26,8 @@ const EVIL_NAME = '<img src=x onerror=window.__pwned=1>'
 interface World {
   printer: IppEvePrinter
   site: SiteProcess
-  browser: BrowserContext
-  page: Page
+  browser: TestBrowser
   docs: string
-  profile: string
-  shots: string
-  keepShots: boolean
 }
 
 const world: Partial<World> = {}
@@ -57,10 +48,6 @@ async function makeTestPdf (dir: string): Promise<string> {
 test.before(async () => {
   try {
     world.docs = await tempDir('printmesh-ui-docs-')
-    world.profile = await tempDir('printmesh-chromium-')
-    world.keepShots = process.env.PRINTMESH_SCREENSHOT_DIR !== undefined
-    world.shots = process.env.PRINTMESH_SCREENSHOT_DIR ?? await tempDir('printmesh-shots-')
-    await mkdir(world.shots, { recursive: true })
     world.printer = await startIppEvePrinter({ name: 'lobby' })
     world.site = await startSite({
       printers: [`lobby=${world.printer.uri}`],
@@ -70,38 +57,19 @@ test.before(async () => {
     await printFile(world.site.ippUri, pdf, { user: 'alice', format: 'application/pdf', name: REPORT })
     await printFile(world.site.ippUri, pdf, { user: 'alice', format: 'application/pdf', name: EVIL_NAME })
     await printFile(world.site.ippUri, pdf, { user: 'bob', format: 'application/pdf', name: 'Bob slides' })
-    world.browser = await chromium.launchPersistentContext(world.profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      viewport: { width: 1100, height: 800 }
-    })
-    world.browser.setDefaultTimeout(UI_TIMEOUT_MS)
-    world.page = world.browser.pages()[0] ?? await world.browser.newPage()
+    world.browser = await startBrowser({ timeoutMs: UI_TIMEOUT_MS })
   } catch (err) {
     setupError = err
   }
 })
 
 test.after(async () => {
-  // Each step on its own, so one failing does not leave the others running.
-  const steps: Array<[string, () => Promise<unknown>]> = [
+  await runCleanup([
     ['browser', async () => await world.browser?.close()],
     ['site', async () => await world.site?.stop()],
     ['printer', async () => await world.printer?.stop()],
-    ['documents', async () => world.docs !== undefined && await rm(world.docs, { recursive: true, force: true })],
-    ['profile', async () => world.profile !== undefined && await rm(world.profile, { recursive: true, force: true })],
-    ['screenshots', async () => world.shots !== undefined && world.keepShots !== true && await rm(world.shots, { recursive: true, force: true })]
-  ]
-  const failures: string[] = []
-  for (const [what, step] of steps) {
-    try {
-      await step()
-    } catch (err) {
-      failures.push(`${what}: ${err instanceof Error ? err.message : String(err)}`)
-    }
-  }
-  if (failures.length > 0) throw new Error(`cleanup failed: ${failures.join('; ')}`)
+    ['documents', async () => world.docs !== undefined && await rm(world.docs, { recursive: true, force: true })]
+  ])
 })
 
 /** The world, or the setup's own error (uvu would otherwise hide it). */
@@ -110,34 +78,24 @@ function ready (): World {
   return world as World
 }
 
-async function screenshot (w: World, name: string): Promise<void> {
-  await w.page.screenshot({ path: join(w.shots, `${name}.png`), fullPage: true })
-}
-
 function jobRow (page: Page, name: string): ReturnType<Page['locator']> {
   return page.locator('#jobs tbody tr').filter({ has: page.getByRole('rowheader', { name, exact: true }) })
 }
 
 test('a wrong PIN shows an error and no jobs', async () => {
   const w = ready()
-  const { page } = w
-  await page.goto(`${w.site.httpUrl}/`)
-  await page.getByLabel('Username').fill('alice')
-  await page.getByLabel('PIN').fill('000000')
-  await page.getByRole('button', { name: 'Log in' }).click()
+  const { page } = w.browser
+  await logIn(page, `${w.site.httpUrl}/`, 'alice', '000000')
   await page.getByRole('alert').filter({ hasText: 'Wrong username or PIN.' }).waitFor()
   assert.is(await page.getByRole('heading', { name: 'My jobs' }).isVisible(), false)
   assert.is(await page.getByLabel('PIN').inputValue(), '', 'the wrong PIN is cleared')
-  await screenshot(w, '1-login-wrong-pin')
+  await w.browser.screenshot('1-login-wrong-pin')
 })
 
 test('alice logs in with her PIN, sees her held job, releases it and sees it printed', async () => {
   const w = ready()
-  const { page } = w
-  await page.goto(`${w.site.httpUrl}/`)
-  await page.getByLabel('Username').fill('alice')
-  await page.getByLabel('PIN').fill(ALICE_PIN)
-  await page.getByRole('button', { name: 'Log in' }).click()
+  const { page } = w.browser
+  await logIn(page, `${w.site.httpUrl}/`, 'alice', ALICE_PIN)
   await page.getByRole('heading', { name: 'My jobs' }).waitFor()
   assert.is(await page.locator('#user-name').textContent(), 'alice')
 
@@ -152,7 +110,7 @@ test('alice logs in with her PIN, sees her held job, releases it and sees it pri
   assert.is(await jobRow(page, 'Bob slides').count(), 0)
 
   await page.getByLabel('Release to printer').selectOption('lobby')
-  await screenshot(w, '2-my-jobs-held')
+  await w.browser.screenshot('2-my-jobs-held')
   await report.getByRole('button', { name: `Release ${REPORT}` }).click()
   await page.getByRole('status').filter({ hasText: `Released “${REPORT}” to lobby.` }).waitFor()
   // The page polls; the job goes through releasing/printing to printed on the real printer.
@@ -161,12 +119,12 @@ test('alice logs in with her PIN, sees her held job, releases it and sees it pri
   const received = await w.printer.jobFiles()
   assert.is(received.length, 1, `the printer received exactly one document: ${received.join(', ')}`)
   assert.match(received[0], /quarterly_report\.pdf$/)
-  await screenshot(w, '3-my-jobs-printed')
+  await w.browser.screenshot('3-my-jobs-printed')
 })
 
 test('deleting a held job removes its buttons and leaves the printer alone', async () => {
   const w = ready()
-  const { page } = w
+  const { page } = w.browser
   const evil = jobRow(page, EVIL_NAME)
   await evil.getByRole('button', { name: `Delete ${EVIL_NAME}` }).click()
   await evil.getByText('deleted', { exact: true }).waitFor()
@@ -176,15 +134,13 @@ test('deleting a held job removes its buttons and leaves the printer alone', asy
 
 test('an admin signs in with the token and sees all jobs, printers and accounting totals', async () => {
   const w = ready()
-  const { page } = w
+  const { page } = w.browser
   await page.getByRole('button', { name: 'Log out' }).click()
   await page.getByRole('heading', { name: /Log in to release/ }).waitFor()
   await page.goto(`${w.site.httpUrl}/admin`)
-  await page.getByLabel('Admin token').fill('not-the-token')
-  await page.getByRole('button', { name: 'Sign in' }).click()
+  await signInAdmin(page, 'not-the-token')
   await page.getByRole('alert').filter({ hasText: 'Wrong admin token.' }).waitFor()
-  await page.getByLabel('Admin token').fill(w.site.adminToken)
-  await page.getByRole('button', { name: 'Sign in' }).click()
+  await signInAdmin(page, w.site.adminToken)
   await page.getByRole('heading', { name: 'All jobs' }).waitFor()
 
   await jobRow(page, 'Bob slides').getByText('held', { exact: true }).waitFor()
@@ -198,7 +154,7 @@ test('an admin signs in with the token and sees all jobs, printers and accountin
   await alice.waitFor()
   assert.equal(await alice.locator('td').allTextContents(), ['1', '2', '1', '2'])
   assert.is(await usage.filter({ has: page.getByRole('rowheader', { name: 'bob', exact: true }) }).count(), 0)
-  await screenshot(w, '4-admin')
+  await w.browser.screenshot('4-admin')
 
   await page.getByLabel('Totals by').selectOption('printer')
   const lobby = usage.filter({ has: page.getByRole('rowheader', { name: 'lobby', exact: true }) })
@@ -218,7 +174,7 @@ test('an admin signs in with the token and sees all jobs, printers and accountin
 
 test('an admin imports a user from CSV, who can then log in', async () => {
   const w = ready()
-  const { page } = w
+  const { page } = w.browser
   await page.getByLabel('Or paste CSV rows').fill('dave,only two columns\n')
   await page.getByRole('button', { name: 'Import' }).click()
   await page.getByRole('status').filter({ hasText: /^Import failed: / }).waitFor()
@@ -226,17 +182,14 @@ test('an admin imports a user from CSV, who can then log in', async () => {
   await page.getByRole('button', { name: 'Import' }).click()
   await page.getByRole('status').filter({ hasText: 'Imported 1 user.' }).waitFor()
   await page.locator('#users tbody tr').filter({ hasText: 'Danvers, Carol' }).waitFor()
-  await screenshot(w, '5-admin-users')
+  await w.browser.screenshot('5-admin-users')
 
   await page.getByRole('button', { name: 'Log out' }).click()
   await page.getByLabel('Admin token').waitFor()
-  await page.goto(`${w.site.httpUrl}/`)
-  await page.getByLabel('Username').fill('carol')
-  await page.getByLabel('PIN').fill('246810')
-  await page.getByRole('button', { name: 'Log in' }).click()
+  await logIn(page, `${w.site.httpUrl}/`, 'carol', '246810')
   await page.getByText('You have no print jobs.').waitFor()
   assert.is(await page.locator('#user-name').textContent(), 'carol')
-  assert.ok((await readdir(w.shots)).length >= 5)
+  assert.ok((await readdir(w.browser.shots)).length >= 5)
 })
 
 test.run()

@@ -4,23 +4,15 @@
 // creates a join token and copies its join string, approves a join request and revokes a
 // peer. A hostile site name reported by the mesh shows as text.
 //
-// The screenshot goes to a temp folder that is removed afterwards; set
-// PRINTMESH_SCREENSHOT_DIR to keep it (to look at the page).
+// Screenshots: see helpers/browser.ts (PRINTMESH_SCREENSHOT_DIR keeps them).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { pino } from 'pino'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import type { DocPeerState, JoinRequestView, MeshApi, MeshPeerView, MeshStatus } from '../ui/api.ts'
 import { createHttpServer, type HttpServer } from '../ui/server.ts'
+import { runCleanup, signInAdmin, startBrowser, type TestBrowser } from './helpers/browser.ts'
 
-/** Debian's chromium package. */
-const CHROMIUM = '/usr/bin/chromium'
-/** Headless, no sandbox (tests may run as root), and nothing that phones home. */
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync']
 /** Longest wait for something to appear on the page. */
 const UI_TIMEOUT_MS = 10_000
 const ADMIN_TOKEN = 'adm-tok-browser-77aa88bb'
@@ -85,61 +77,36 @@ class BrowserMesh implements MeshApi {
 interface World {
   mesh: BrowserMesh
   server: HttpServer
-  browser: BrowserContext
-  page: Page
+  browser: TestBrowser
   base: string
-  profile: string
-  shots: string
-  keepShots: boolean
 }
 
 const world: Partial<World> = {}
 let setupError: unknown
-/** Uncaught errors of the page's scripts; there must be none. */
-const pageErrors: string[] = []
 
 test.before(async () => {
   try {
-    world.profile = await mkdtemp(join(tmpdir(), 'printmesh-chromium-'))
-    world.keepShots = process.env.PRINTMESH_SCREENSHOT_DIR !== undefined
-    world.shots = process.env.PRINTMESH_SCREENSHOT_DIR ?? await mkdtemp(join(tmpdir(), 'printmesh-shots-'))
-    await mkdir(world.shots, { recursive: true })
     world.mesh = new BrowserMesh()
     world.server = createHttpServer({
       mesh: world.mesh, adminToken: ADMIN_TOKEN, logger: pino({ level: 'silent' }), host: '127.0.0.1', port: 0
     })
     await world.server.start()
     world.base = `http://127.0.0.1:${world.server.port}`
-    world.browser = await chromium.launchPersistentContext(world.profile, {
-      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1100, height: 800 }
-    })
-    world.browser.setDefaultTimeout(UI_TIMEOUT_MS)
-    await world.browser.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: world.base })
-    world.page = world.browser.pages()[0] ?? await world.browser.newPage()
-    world.page.on('pageerror', (err) => pageErrors.push(err.message))
+    world.browser = await startBrowser({ timeoutMs: UI_TIMEOUT_MS })
+    await world.browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: world.base })
   } catch (err) {
     setupError = err
   }
 })
 
 test.after(async () => {
-  const steps: Array<[string, () => Promise<unknown>]> = [
+  await runCleanup([
     ['browser', async () => await world.browser?.close()],
-    ['server', async () => await world.server?.stop()],
-    ['profile', async () => world.profile !== undefined && await rm(world.profile, { recursive: true, force: true })],
-    ['screenshots', async () => world.shots !== undefined && world.keepShots !== true && await rm(world.shots, { recursive: true, force: true })]
-  ]
-  const failures: string[] = []
-  for (const [what, step] of steps) {
-    try {
-      await step()
-    } catch (err) {
-      failures.push(`${what}: ${err instanceof Error ? err.message : String(err)}`)
-    }
-  }
-  if (failures.length > 0) throw new Error(`cleanup failed: ${failures.join('; ')}`)
+    ['server', async () => await world.server?.stop()]
+  ])
 })
 
+/** The world, or the setup's own error (uvu would otherwise hide it). */
 function ready (): World {
   if (setupError !== undefined) throw setupError
   return world as World
@@ -147,14 +114,13 @@ function ready (): World {
 
 test('on central, the admin page shows the mesh: peers, sync, join tokens, requests and revocation', async () => {
   const w = ready()
-  const { page } = w
+  const { page } = w.browser
   // The release page sends central's visitors to the admin page.
   await page.goto(`${w.base}/`)
   await page.waitForURL(`${w.base}/admin`)
   await page.getByText('Central node · peer 12D3KooW…000000').waitFor()
   assert.is(await page.getByText('Release my jobs').isVisible(), false)
-  await page.getByLabel('Admin token').fill(ADMIN_TOKEN)
-  await page.getByRole('button', { name: 'Sign in' }).click()
+  await signInAdmin(page, ADMIN_TOKEN)
   await page.getByRole('heading', { name: 'Mesh', exact: true }).waitFor()
   for (const heading of ['All jobs', 'Printers', 'Accounting', 'Users']) {
     assert.is(await page.getByRole('heading', { name: heading, exact: true }).isVisible(), false, `${heading} is hidden on central`)
@@ -187,7 +153,7 @@ test('on central, the admin page shows the mesh: peers, sync, join tokens, reque
   await page.getByRole('button', { name: 'Copy' }).click()
   await page.getByRole('status').filter({ hasText: 'Join string copied.' }).waitFor()
   assert.is(await page.evaluate(async () => await navigator.clipboard.readText()), JOIN_STRING)
-  await page.screenshot({ path: join(w.shots, 'mesh-central.png'), fullPage: true })
+  await w.browser.screenshot('mesh-central')
   await page.getByRole('button', { name: 'Done' }).click()
   assert.is(await page.getByLabel('Join string').isVisible(), false)
   assert.is(await page.getByLabel('Join string').inputValue(), '', 'the join string is gone from the page')
@@ -208,8 +174,8 @@ test('on central, the admin page shows the mesh: peers, sync, join tokens, reque
   await peerRow(TERMINAL_A1).getByText('revoked', { exact: true }).waitFor()
   assert.is(await dialog.isVisible(), false)
   assert.is(await peerRow(TERMINAL_A1).getByRole('button').count(), 0, 'no revoke button on a revoked peer')
-  await page.screenshot({ path: join(w.shots, 'mesh-central-after.png'), fullPage: true })
-  assert.equal(pageErrors, [], 'no script errors on the page')
+  await w.browser.screenshot('mesh-central-after')
+  assert.equal(w.browser.pageErrors, [], 'no script errors on the page')
 })
 
 test.run()

@@ -5,15 +5,11 @@
 // (holder unreachable, 503; no longer partners, 403) show the server's message; the admin
 // sees the source host in all jobs and edits partners and mode in the Roaming section.
 //
-// Screenshots go to a temp folder that is removed afterwards; set PRINTMESH_SCREENSHOT_DIR
-// to keep them (to look at the pages).
+// Screenshots: see helpers/browser.ts (PRINTMESH_SCREENSHOT_DIR keeps them).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { pino } from 'pino'
-import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core'
+import type { Locator, Page } from 'playwright-core'
 import {
   InvalidRequestError, type JobList, type PrinterView, type RoamingView, type SiteApi, type SiteInfo,
   type UsageRecordView, type UsageTotal, type UserView
@@ -24,12 +20,8 @@ import {
   type Actor, type JobView
 } from '../devices/jobs/types.ts'
 import { InvalidSiteSettingsError, validateRoaming, type RoamingMode } from '../crdt/site-config.ts'
+import { logIn, runCleanup, signInAdmin, startBrowser, type TestBrowser } from './helpers/browser.ts'
 
-/** Debian's chromium package. */
-const CHROMIUM = '/usr/bin/chromium'
-/** Headless, no sandbox (tests may run as root), and nothing that phones home. */
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync']
 /** Longest wait for something to appear on a page (the pages poll every 2 s). */
 const UI_TIMEOUT_MS = 10_000
 const ADMIN_TOKEN = 'adm-tok-roaming-31cc42dd'
@@ -169,67 +161,36 @@ class RoamingSite implements SiteApi {
 interface World {
   site: RoamingSite
   server: HttpServer
-  browser: BrowserContext
-  page: Page
+  browser: TestBrowser
   base: string
-  profile: string
-  shots: string
-  keepShots: boolean
 }
 
 const world: Partial<World> = {}
 let setupError: unknown
-/** Uncaught errors of the pages' scripts; there must be none. */
-const pageErrors: string[] = []
 
 test.before(async () => {
   try {
-    world.profile = await mkdtemp(join(tmpdir(), 'printmesh-chromium-'))
-    world.keepShots = process.env.PRINTMESH_SCREENSHOT_DIR !== undefined
-    world.shots = process.env.PRINTMESH_SCREENSHOT_DIR ?? await mkdtemp(join(tmpdir(), 'printmesh-shots-'))
-    await mkdir(world.shots, { recursive: true })
     world.site = new RoamingSite()
     world.server = createHttpServer({ api: world.site, logger: pino({ level: 'silent' }), host: '127.0.0.1', port: 0 })
     await world.server.start()
     world.base = `http://127.0.0.1:${world.server.port}`
-    world.browser = await chromium.launchPersistentContext(world.profile, {
-      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1100, height: 800 }
-    })
-    world.browser.setDefaultTimeout(UI_TIMEOUT_MS)
-    world.page = world.browser.pages()[0] ?? await world.browser.newPage()
-    world.page.on('pageerror', (err) => pageErrors.push(err.message))
+    world.browser = await startBrowser({ timeoutMs: UI_TIMEOUT_MS })
   } catch (err) {
     setupError = err
   }
 })
 
 test.after(async () => {
-  // Each step on its own, so one failing does not leave the others running.
-  const steps: Array<[string, () => Promise<unknown>]> = [
+  await runCleanup([
     ['browser', async () => await world.browser?.close()],
-    ['server', async () => await world.server?.stop()],
-    ['profile', async () => world.profile !== undefined && await rm(world.profile, { recursive: true, force: true })],
-    ['screenshots', async () => world.shots !== undefined && world.keepShots !== true && await rm(world.shots, { recursive: true, force: true })]
-  ]
-  const failures: string[] = []
-  for (const [what, step] of steps) {
-    try {
-      await step()
-    } catch (err) {
-      failures.push(`${what}: ${err instanceof Error ? err.message : String(err)}`)
-    }
-  }
-  if (failures.length > 0) throw new Error(`cleanup failed: ${failures.join('; ')}`)
+    ['server', async () => await world.server?.stop()]
+  ])
 })
 
 /** The world, or the setup's own error (uvu would otherwise hide it). */
 function ready (): World {
   if (setupError !== undefined) throw setupError
   return world as World
-}
-
-async function screenshot (w: World, name: string): Promise<void> {
-  await w.page.screenshot({ path: join(w.shots, `${name}.png`), fullPage: true })
 }
 
 /** A job's row in one of the pages' job tables (`jobs`, `remote-jobs`). */
@@ -239,11 +200,8 @@ function jobRow (page: Page, table: string, jobId: string): Locator {
 
 test('shared mode: alice sees her local job and site-b\'s job, marked with site-b\'s host, in one list', async () => {
   const w = ready()
-  const { page } = w
-  await page.goto(`${w.base}/`)
-  await page.getByLabel('Username').fill('alice')
-  await page.getByLabel('PIN').fill(ALICE_PIN)
-  await page.getByRole('button', { name: 'Log in' }).click()
+  const { page } = w.browser
+  await logIn(page, `${w.base}/`, 'alice', ALICE_PIN)
   await page.getByRole('heading', { name: 'My jobs' }).waitFor()
 
   const branch = jobRow(page, 'jobs', BRANCH_REPORT)
@@ -256,12 +214,12 @@ test('shared mode: alice sees her local job and site-b\'s job, marked with site-
   assert.is(await jobRow(page, 'jobs', BOB_SLIDES).count(), 0, 'bob\'s job is not hers')
   assert.is(await branch.getByRole('button', { name: `Release Branch report from ${HOST_B}` }).isVisible(), true)
   assert.is(await page.getByRole('heading', { name: 'Jobs at other sites' }).isVisible(), false, 'no separate list in shared mode')
-  await screenshot(w, 'roaming-1-shared')
+  await w.browser.screenshot('roaming-1-shared')
 })
 
 test('separate mode: site-b\'s jobs are listed apart; releasing one calls the API and its state updates', async () => {
   const w = ready()
-  const { page } = w
+  const { page } = w.browser
   w.site.settings.mode = 'separate'
   await page.getByRole('heading', { name: 'Jobs at other sites' }).waitFor()
   const branch = jobRow(page, 'remote-jobs', BRANCH_REPORT)
@@ -277,12 +235,12 @@ test('separate mode: site-b\'s jobs are listed apart; releasing one calls the AP
   await branch.getByText('printing', { exact: true }).waitFor()
   assert.equal(w.site.releases, [{ user: 'alice', jobId: BRANCH_REPORT, printer: PRINTER }])
   assert.is(await branch.getByRole('button', { name: /^Release / }).isVisible(), false, 'no release button once printing')
-  await screenshot(w, 'roaming-2-separate')
+  await w.browser.screenshot('roaming-2-separate')
 })
 
 test('a release refused by the holder (503) or by a partner that left (403) shows the server\'s message', async () => {
   const w = ready()
-  const { page } = w
+  const { page } = w.browser
   const poster = jobRow(page, 'remote-jobs', POSTER)
   const release = poster.getByRole('button', { name: `Release Poster from ${HOST_B}` })
   const status = page.locator('#status')
@@ -291,7 +249,7 @@ test('a release refused by the holder (503) or by a partner that left (403) show
   await release.click()
   await status.filter({ hasText: `Could not release “Poster from ${HOST_B}”: site ${SITE_B}, which holds this job, is unreachable (connection refused)` }).waitFor()
   assert.ok(await status.evaluate((el) => el.classList.contains('error')), 'shown as an error')
-  await screenshot(w, 'roaming-3-unreachable')
+  await w.browser.screenshot('roaming-3-unreachable')
 
   w.site.unreachable.delete(SITE_B)
   const siteB = w.site.known.get(SITE_B)
@@ -310,12 +268,11 @@ test('a release refused by the holder (503) or by a partner that left (403) show
 
 test('the admin sees source hosts in all jobs and edits roaming partners and mode', async () => {
   const w = ready()
-  const { page } = w
+  const { page } = w.browser
   await page.getByRole('button', { name: 'Log out' }).click()
   await page.getByRole('heading', { name: /Log in to release/ }).waitFor()
   await page.goto(`${w.base}/admin`)
-  await page.getByLabel('Admin token').fill(ADMIN_TOKEN)
-  await page.getByRole('button', { name: 'Sign in' }).click()
+  await signInAdmin(page, ADMIN_TOKEN)
   await page.getByRole('heading', { name: 'Roaming', exact: true }).waitFor()
 
   // All jobs: site-b's are marked with its host, local ones are not.
@@ -349,7 +306,7 @@ test('the admin sees source hosts in all jobs and edits roaming partners and mod
   assert.equal(await partner(SITE_B).locator('td').allTextContents(), [HOST_B, 'roaming'])
   assert.match(await page.locator('#roaming-mode-now').textContent() ?? '', /^shared/)
   assert.is(await page.getByLabel('Roam with these sites').inputValue(), `${SITE_B}, ${SITE_C}, site-d`, 'the form shows the saved, normalized list')
-  await screenshot(w, 'roaming-4-admin')
+  await w.browser.screenshot('roaming-4-admin')
 
   // Site-c adds site-a: the page's polling shows the partnership as working.
   const siteC = w.site.known.get(SITE_C)
@@ -363,7 +320,7 @@ test('the admin sees source hosts in all jobs and edits roaming partners and mod
   await page.locator('#roaming-status').filter({ hasText: 'Roaming settings saved; 1 partner still to add this site.' }).waitFor()
   assert.equal(w.site.settings, { partners: [SITE_B, SITE_C, 'site-d'], mode: 'separate' })
   assert.match(await page.locator('#roaming-mode-now').textContent() ?? '', /^separate/)
-  assert.equal(pageErrors, [], 'no script errors on the pages')
+  assert.equal(w.browser.pageErrors, [], 'no script errors on the pages')
 })
 
 test.run()
