@@ -1,11 +1,14 @@
 /**
- * `npm run sim -- [options]`: runs one seeded in-process chaos simulation, prints a summary
- * table (and any violations with their seed, step and trace) to stdout, optionally writes
- * the summary as JSON, and exits 1 on any invariant violation (2 on a usage or run error).
+ * `npm run sim -- [options]`: runs one seeded chaos simulation — in-process by default, or
+ * with `--processes` real `printmesh` processes on loopback (simulations/processes.ts) —
+ * prints a summary table (and any violations with their seed, step and trace) to stdout,
+ * optionally writes the summary as JSON, and exits 1 on any invariant violation (2 on a
+ * usage or run error).
  */
 import { writeFile } from 'node:fs/promises'
 import { Command, InvalidArgumentError } from 'commander'
 import { simulate, FAULT_KINDS, DEFAULT_TERMINALS, type SimSummary, type Injection } from './simulator.ts'
+import { simulateProcesses, PROCESS_FAULT_KINDS, PROCESS_INJECTIONS, type ProcessSimSummary, type ProcessInjection } from './processes.ts'
 import { INVARIANTS, formatViolation } from './invariants.ts'
 
 /** Upper bounds, so a typo cannot ask for a run that never ends. */
@@ -14,7 +17,11 @@ const MAX_FAULTS = 100_000
 const MAX_STEPS = 1_000_000
 /** Default real-time bound of a run (seconds). */
 const DEFAULT_MAX_SECONDS = 1800
-const INJECTIONS: readonly Injection[] = ['double-print', 'drop-acked-job', 'drop-usage', 'diverge']
+const INJECTIONS: readonly Injection[] = ['double-print', 'drop-acked-job', 'drop-usage', 'diverge', 'miss-duplicates']
+/** Upper bound of --peers with --processes: each process needs ~100 MB and seconds of CPU to start. */
+const MAX_PROCESS_PEERS = 16
+/** Defaults with --processes: a run of about a minute on a small machine. */
+const PROCESS_DEFAULTS = { peers: 4, steps: 30, faults: 8 } as const
 
 function bounded (name: string, min: number, max: number) {
   return (value: string): number => {
@@ -39,6 +46,7 @@ function formatSummary (s: SimSummary): string {
     ['jobs purged (retention)', String(s.jobs.purged)],
     ['jobs still held', String(s.jobs.held)],
     ['releases (granted / refused; at another site)', `${s.releases.attempted} (${s.releases.granted} / ${s.releases.refused}; ${s.releases.roaming})`],
+    ['offline releases (jobs printed twice, detected)', `${s.releases.offline} (${s.releases.duplicates})`],
     ['retention sweeps', String(s.sweeps)],
     ...FAULT_KINDS.map((k): [string, string] => [`faults: ${k}`, String(s.faults[k])]),
     ['envelopes in / out', `${s.messages.envelopesIn} / ${s.messages.envelopesOut}`],
@@ -53,26 +61,91 @@ function formatSummary (s: SimSummary): string {
   return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')
 }
 
+/** The multi-process summary as an aligned two-column table. */
+function formatProcessSummary (s: ProcessSimSummary): string {
+  const rows: Array<[string, string]> = [
+    ['mode', 'processes (real printmesh processes on loopback)'],
+    ['seed', `${s.seed} (choices only: process timing makes runs not exactly replayable)`],
+    ['peers', `${s.peers.central + s.peers.sites} (1 central, ${s.peers.sites} sites)`],
+    ['steps', String(s.steps)],
+    ['jobs sent', String(s.jobs.sent)],
+    ['jobs acknowledged', String(s.jobs.acknowledged)],
+    ['jobs printed (found in printer folders)', String(s.jobs.printed)],
+    ['jobs assumed printed (file printer killed mid-write)', String(s.jobs.assumedPrinted)],
+    ['jobs deleted', String(s.jobs.deleted)],
+    ['jobs failed', String(s.jobs.failed)],
+    ['jobs expired', String(s.jobs.expired)],
+    ['jobs still held', String(s.jobs.held)],
+    ['releases (granted / refused; at another site)', `${s.releases.attempted} (${s.releases.granted} / ${s.releases.refused}; ${s.releases.roaming})`],
+    ...PROCESS_FAULT_KINDS.map((k): [string, string] => [`faults: ${k}`, String(s.faults[k])]),
+    ['processes started (incl. restarts)', String(s.processes.started)],
+    ['convergence after final heal', s.convergence.converged ? `${s.convergence.realMs} ms` : `NOT converged after ${s.convergence.realMs} ms`],
+    ...INVARIANTS.map((i): [string, string] => [`invariant ${i.id}: ${i.name}`, s.invariants[i.id]]),
+    ['real time', `${(s.realMs / 1000).toFixed(1)} s`]
+  ]
+  const width = Math.max(...rows.map(([k]) => k.length))
+  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')
+}
+
+/** A usage error found after parsing (a flag that does not fit the chosen mode). */
+class UsageError extends Error {
+  constructor (message: string) { super(message); this.name = 'UsageError' }
+}
+
+/** The run was interrupted (Ctrl-C) before it finished. */
+class RunInterruptedError extends Error {
+  constructor () { super('interrupted: processes stopped, temp folder removed'); this.name = 'RunInterruptedError' }
+}
+
 async function main (): Promise<number> {
   const program = new Command()
     .name('npm run sim --')
-    .description('Seeded in-process chaos simulation of a printmesh mesh: workload, faults, invariant checks (DESIGN.md "Jobs" 1-4).')
+    .description('Seeded chaos simulation of a printmesh mesh: workload, faults, invariant checks (DESIGN.md "Jobs" 1-4); in-process by default, real processes with --processes.')
+    .option('--processes', `multi-process mode: real printmesh processes on 127.0.0.1 (1 central, the rest sites with file printers), kill -9 and restarts, partitions through /api/mesh/blocked; uses --peers (default ${PROCESS_DEFAULTS.peers}), --steps (default ${PROCESS_DEFAULTS.steps}), --faults (default ${PROCESS_DEFAULTS.faults}), --seed, --max-seconds, --json, --data-dir, --inject ${PROCESS_INJECTIONS.join('|')}; the seed fixes choices, not process timing`)
     .option('--peers <n>', 'peers in all: 1 central, the terminals, the rest sites', bounded('--peers', 3, MAX_PEERS), 10)
-    .option('--faults <n>', 'fault events spread over the run (crash, partition, loss, duplication, reordering, delay, clock skew)', bounded('--faults', 0, MAX_FAULTS), 100)
-    .option('--seed <n>', 'seed of every random decision; the same seed replays the same run', bounded('--seed', 0, 2 ** 31 - 1), 1)
+    .option('--faults <n>', 'fault events spread over the run (crash, partition, loss, duplication, reordering, delay, clock skew; with --processes: kill -9, kill -9 right after an acknowledged print or a release, partition)', bounded('--faults', 0, MAX_FAULTS), 100)
+    .option('--seed <n>', 'seed of every random decision; the same seed replays the same run (in-process mode)', bounded('--seed', 0, 2 ** 31 - 1), 1)
     .option('--steps <n>', 'workload and fault steps (default: 2 × faults + 100)', bounded('--steps', 1, MAX_STEPS))
     .option('--terminals <n>', 'terminal peers among --peers', bounded('--terminals', 0, MAX_PEERS), DEFAULT_TERMINALS)
     .option('--json <file>', 'also write the summary (with violations) as JSON to this file')
-    .option('--data-dir <dir>', 'parent folder of the run\'s temp folder (default /dev/shm, else the OS temp dir); removed at the end')
+    .option('--data-dir <dir>', 'parent folder of the run\'s temp folder (default /dev/shm, else the OS temp dir; with --processes the OS temp dir); removed at the end')
     .option('--max-seconds <n>', 'real-time bound of the run', bounded('--max-seconds', 1, 86_400), DEFAULT_MAX_SECONDS)
-    .option('--inject <bug>', `deliberately break something to see the checks fail: ${INJECTIONS.join(', ')}`, (v: string) => {
-      if (!INJECTIONS.includes(v as Injection)) throw new InvalidArgumentError(`--inject must be one of ${INJECTIONS.join(', ')}`)
-      return v as Injection
+    .option('--inject <bug>', `deliberately break something to see the checks fail: ${INJECTIONS.join(', ')}; with --processes: ${PROCESS_INJECTIONS.join(', ')} (a site holding acknowledged jobs loses its data folder and rejoins)`, (v: string) => {
+      if (!INJECTIONS.includes(v as Injection) && !PROCESS_INJECTIONS.includes(v as ProcessInjection)) throw new InvalidArgumentError(`--inject must be one of ${[...INJECTIONS, ...PROCESS_INJECTIONS].join(', ')}`)
+      return v as Injection | ProcessInjection
     })
-    .option('--roaming', 'release half the jobs at another site than their holder, under its grant (runs are not yet exactly replayable with it)')
+    .option('--no-roaming', 'release jobs only at the site holding them (by default half the releases happen at another site: under the holder\'s grant, or offline from a prefetched copy)')
     .option('--quiet', 'no progress lines on stderr')
   program.parse()
-  const o = program.opts<{ peers: number, faults: number, seed: number, steps?: number, terminals: number, json?: string, dataDir?: string, maxSeconds: number, inject?: Injection, quiet?: boolean, roaming?: boolean }>()
+  const o = program.opts<{ processes?: boolean, peers: number, faults: number, seed: number, steps?: number, terminals: number, json?: string, dataDir?: string, maxSeconds: number, inject?: Injection | ProcessInjection, quiet?: boolean, roaming?: boolean }>()
+  const progress = o.quiet === true ? {} : { progress: (line: string) => process.stderr.write(`[sim] ${line}\n`) }
+  if (o.processes === true) {
+    const given = (flag: string): boolean => program.getOptionValueSource(flag) !== 'default' && program.getOptionValueSource(flag) !== undefined
+    if (given('terminals')) throw new UsageError('--terminals does not apply to --processes (no terminal processes yet)')
+    if (given('roaming')) throw new UsageError('--no-roaming does not apply to --processes (every site roams with every other there)')
+    if (o.inject !== undefined && !PROCESS_INJECTIONS.includes(o.inject as ProcessInjection)) throw new UsageError(`with --processes, --inject must be one of ${PROCESS_INJECTIONS.join(', ')}`)
+    const peers = given('peers') ? o.peers : PROCESS_DEFAULTS.peers
+    if (peers > MAX_PROCESS_PEERS) throw new UsageError(`with --processes, --peers must be at most ${MAX_PROCESS_PEERS}`)
+    // Ctrl-C ends the run at the next step; the run then stops its processes and removes its folder
+    const interrupted = new AbortController()
+    process.once('SIGINT', () => interrupted.abort(new RunInterruptedError()))
+    const summary = await simulateProcesses({
+      signal: interrupted.signal,
+      seed: o.seed,
+      sites: peers - 1,
+      faults: given('faults') ? o.faults : PROCESS_DEFAULTS.faults,
+      steps: o.steps ?? PROCESS_DEFAULTS.steps,
+      maxSeconds: o.maxSeconds,
+      ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
+      ...(o.inject !== undefined ? { inject: o.inject as ProcessInjection } : {}),
+      ...progress
+    })
+    process.stdout.write(formatProcessSummary(summary) + '\n')
+    for (const v of summary.violations) process.stdout.write('\n' + formatViolation(v) + '\n')
+    if (o.json !== undefined) await writeFile(o.json, JSON.stringify(summary, null, 2) + '\n')
+    return summary.violations.length > 0 ? 1 : 0
+  }
+  if (o.inject !== undefined && !INJECTIONS.includes(o.inject as Injection)) throw new UsageError(`--inject ${o.inject} needs --processes`)
   const terminals = Math.min(o.terminals, Math.max(0, o.peers - 3))
   const summary = await simulate({
     seed: o.seed,
@@ -82,9 +155,9 @@ async function main (): Promise<number> {
     terminals,
     maxSeconds: o.maxSeconds,
     ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
-    ...(o.inject !== undefined ? { inject: o.inject } : {}),
-    ...(o.roaming === true ? { roaming: true } : {}),
-    ...(o.quiet === true ? {} : { progress: (line: string) => process.stderr.write(`[sim] ${line}\n`) })
+    ...(o.inject !== undefined ? { inject: o.inject as Injection } : {}),
+    roaming: o.roaming !== false,
+    ...progress
   })
   process.stdout.write(formatSummary(summary) + '\n')
   for (const v of summary.violations) process.stdout.write('\n' + formatViolation(v) + '\n')
@@ -93,6 +166,6 @@ async function main (): Promise<number> {
 }
 
 main().then((code) => { process.exitCode = code }, (err: unknown) => {
-  process.stderr.write(`sim: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+  process.stderr.write(`sim: ${err instanceof UsageError || err instanceof RunInterruptedError ? err.message : err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
   process.exitCode = 2
 })

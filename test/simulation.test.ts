@@ -74,7 +74,7 @@ for (const { inject, invariant, seed } of BROKEN) {
 test('the CLI documents every flag', () => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'simulations/cli.ts', '--help'], { encoding: 'utf8' })
   assert.is(r.status, 0, r.stderr)
-  for (const flag of ['--peers', '--faults', '--seed', '--steps', '--terminals', '--json', '--data-dir', '--max-seconds', '--inject']) {
+  for (const flag of ['--peers', '--faults', '--seed', '--steps', '--terminals', '--json', '--data-dir', '--max-seconds', '--inject', '--no-roaming', '--processes', 'miss-duplicates']) {
     assert.ok(r.stdout.includes(flag), `--help lists ${flag}`)
   }
 })
