@@ -19,7 +19,7 @@ import { Spool } from '../devices/spool.ts'
 import { createJobService, type JobService } from '../devices/jobs/service.ts'
 import { createRoamingService, type RoamingService } from '../devices/jobs/roaming.ts'
 import { PrinterError, type OutputDevice, type PrintRequest } from '../devices/output/types.ts'
-import { NotPartnerError, InvalidJobStateError, HolderUnreachableError, type JobRecord, type JobView } from '../devices/jobs/types.ts'
+import { NotPartnerError, NotAuthorizedError, InvalidJobStateError, HolderUnreachableError, type JobRecord, type JobView } from '../devices/jobs/types.ts'
 import { MemoryRoamingHub } from '../simulations/roaming-link.ts'
 import { acctDoc, periodOf, jobsDoc } from '../crdt/names.ts'
 import { listUsage, totalUsage, type UsageRecord } from '../crdt/accounting.ts'
@@ -211,6 +211,23 @@ test('holder unreachable: separate mode refuses clearly; nothing is printed', as
   assert.match((await rejects(b.roaming.releaseRemote({ user: 'alice', admin: false }, job.id), HolderUnreachableError)).message, /unreachable/)
   assert.equal(b.printer.printed, [])
   assert.is(stateAt(a, job.id), 'held')
+})
+
+test('deleting a partner\'s job at B asks its holder: only the owner may, and the deletion reaches every partner', async () => {
+  const [a, b, c] = await threeSites('separate')
+  const job = await printAt(a)
+  await until(() => listedAt(b, job.id) !== undefined && listedAt(c, job.id) !== undefined, 10_000, 'listed at b and c')
+  await rejects(b.roaming.deleteRemote({ user: 'mallory', admin: false }, job.id), NotAuthorizedError)
+  assert.is(stateAt(a, job.id), 'held')
+  down.add(a.peer.id)
+  await rejects(b.roaming.deleteRemote({ user: 'alice', admin: false }, job.id), HolderUnreachableError)
+  assert.is(stateAt(a, job.id), 'held')
+  down.delete(a.peer.id)
+  await b.roaming.deleteRemote({ user: 'alice', admin: false }, job.id)
+  assert.is(stateAt(a, job.id), 'deleted')
+  await until(() => listedAt(c, job.id)?.state === 'deleted' && listedAt(b, job.id)?.state === 'deleted', 10_000, 'the deletion replicated to b and c')
+  await rejects(c.roaming.releaseRemote({ user: 'alice', admin: false }, job.id), InvalidJobStateError)
+  assert.equal([...b.printer.printed, ...c.printer.printed], [])
 })
 
 test('shared mode prefetches; offline release prints the copy; a second print found on reconnect is reported and charged once', async () => {
