@@ -10,6 +10,9 @@
  *   printing → printed | failed | held      (printing: handed to a printer; held only when it
  *                                            certainly never accepted the job)
  *   printed, failed, deleted → expired (retention)
+ *
+ * A `printing` job gets its printer's job id ({@link recordPrinterJob}) as soon as the
+ * printer accepts it, so that after a crash its holder can ask the printer how it ended.
  */
 import type * as Y from 'yjs'
 
@@ -67,6 +70,12 @@ export interface JobRecord {
   media?: string
   /** Printer name it was (or is being) released to. */
   printer?: string
+  /**
+   * The printer's own id for the job (IPP `job-id`; a folder printer's document inode),
+   * recorded while `printing`, right after the printer accepted it. Absent when the
+   * printer gave none or the holder crashed before recording it.
+   */
+  printerJobId?: number
   /** Set while another site holds the release grant (`releasing`/`printing` for a remote printer). */
   grant?: ReleaseGrant
   /** The peer that printed it, when not the holder itself (a roaming release). */
@@ -89,6 +98,21 @@ export interface ReleaseGrant {
   printer: string
   user: string
   expiresAt: number
+}
+
+/** A printer job id that cannot be recorded: not a positive integer, the job not printing, or a different id already recorded. */
+export class PrinterJobIdError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'PrinterJobIdError'
+  }
+}
+
+/** Checks that `printerJobId` is a positive safe integer (the only ids printers hand out). */
+function checkPrinterJobId (printerJobId: unknown): void {
+  if (typeof printerJobId !== 'number' || !Number.isSafeInteger(printerJobId) || printerJobId <= 0) {
+    throw new PrinterJobIdError(`a printer job id must be a positive integer, got ${String(printerJobId)}`)
+  }
 }
 
 export class InvalidTransitionError extends Error {
@@ -141,6 +165,21 @@ export function transition (
   if (TERMINAL_STATES.has(to) && next.completedAt === undefined) next.completedAt = now
   jobsMap(doc).set(id, next)
   return next
+}
+
+/**
+ * Records the id the printer gave a `printing` job when it accepted it. Recording the same
+ * id again changes nothing; throws {@link PrinterJobIdError} for a bad id, a job that is
+ * not `printing`, or a job that already has another printer job id.
+ */
+export function recordPrinterJob (doc: Y.Doc, id: string, printerJobId: number, now: number): JobRecord {
+  checkPrinterJobId(printerJobId)
+  const job = getJob(doc, id)
+  if (job === undefined) throw new Error(`job ${id} not in document`)
+  if (job.printerJobId === printerJobId) return job
+  if (job.state !== 'printing') throw new PrinterJobIdError(`job ${id} is ${job.state}: only a printing job gets a printer job id`)
+  if (job.printerJobId !== undefined) throw new PrinterJobIdError(`job ${id} already has printer job id ${job.printerJobId}, not ${printerJobId}`)
+  return updateJob(doc, id, { printerJobId }, now)
 }
 
 /** A patch field set to `undefined` removes it (Yjs stores plain JSON). */
@@ -198,6 +237,8 @@ export interface RemoteRelease {
   state: RemoteReleaseState
   /** The holder's record as it was released: what is printed and charged. */
   job: JobRecord
+  /** The printer's own id for the job, recorded right after it accepted it (see {@link recordReleasePrinterJob}). */
+  printerJobId?: number
   reason?: string
   message?: string
   createdAt: number
@@ -234,6 +275,23 @@ export function moveRelease (
   if (rel === undefined) throw new Error(`release of ${jobId} not in document`)
   if (!RELEASE_TRANSITIONS[rel.state].includes(to)) throw new InvalidTransitionError(`${rel.state} release`, to)
   const next: RemoteRelease = { ...rel, ...patch, state: to, updatedAt: now }
+  releasesMap(doc).set(jobId, next)
+  return next
+}
+
+/**
+ * Records the id this peer's printer gave a remote release in state `printing` when it
+ * accepted it; the same id again changes nothing. Throws {@link PrinterJobIdError} as
+ * {@link recordPrinterJob} does.
+ */
+export function recordReleasePrinterJob (doc: Y.Doc, jobId: string, printerJobId: number, now: number): RemoteRelease {
+  checkPrinterJobId(printerJobId)
+  const rel = getRelease(doc, jobId)
+  if (rel === undefined) throw new Error(`release of ${jobId} not in document`)
+  if (rel.printerJobId === printerJobId) return rel
+  if (rel.state !== 'printing') throw new PrinterJobIdError(`release of ${jobId} is ${rel.state}: only a printing release gets a printer job id`)
+  if (rel.printerJobId !== undefined) throw new PrinterJobIdError(`release of ${jobId} already has printer job id ${rel.printerJobId}, not ${printerJobId}`)
+  const next: RemoteRelease = { ...rel, printerJobId, updatedAt: now }
   releasesMap(doc).set(jobId, next)
   return next
 }

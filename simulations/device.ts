@@ -4,8 +4,23 @@
  * state against. Like a real printer, once it has accepted a job it finishes it (after a
  * virtual delay) whatever happens to the site that sent it: a site crash only aborts the
  * site's wait, not the paper.
+ *
+ * Each accepted job gets a printer job id (1, 2, … per printer), and the printer remembers
+ * how every job it accepted ended, so a restarted site can ask (`outcome`) or wait for the
+ * end (`follow`, resolved by the printer's own completion on the virtual clock). While
+ * `online` is false the site driving it is dead and gets no answer: `unknown`.
  */
-import { PrinterError, type OutputDevice, type PrintOutcome, type PrintProgress, type PrintRequest } from '../devices/output/types.ts'
+import {
+  InvalidPrinterJobIdError,
+  PrinterError,
+  UNKNOWN_REASONS,
+  isPrinterJobId,
+  type OutputDevice,
+  type PrintOutcome,
+  type PrinterJobOutcome,
+  type PrintProgress,
+  type PrintRequest
+} from '../devices/output/types.ts'
 import type { VirtualClock } from './scheduler.ts'
 
 /** What a printer did with one job, keyed by the job's name (the simulator's unique job label). */
@@ -63,11 +78,21 @@ export interface LedgerDeviceInit {
   doublePrint?: boolean
 }
 
+/** One job a {@link LedgerDevice} accepted, as the printer remembers it. */
+interface PrinterJob {
+  state: 'pending' | 'completed' | 'failed'
+  /** `follow` calls waiting for the end. */
+  waiters: Set<() => void>
+}
+
 /** A printer that writes what it does to the {@link PrintLedger}. */
 export class LedgerDevice implements OutputDevice {
   readonly uri: string
   /** False while the site process driving it is dead: a dead process sends nothing. */
   online = true
+  /** Every job this printer accepted, by its printer job id (kept for the whole run). */
+  private readonly printerJobs = new Map<number, PrinterJob>()
+  private nextPrinterJobId = 1
 
   constructor (private readonly init: LedgerDeviceInit) {
     this.uri = `sim://${init.name}`
@@ -83,22 +108,60 @@ export class LedgerDevice implements OutputDevice {
     const delay = min + Math.floor(random() * (max - min + 1))
     ledger.record({ job: req.jobName, printer: name, kind: 'accepted', at: clock.now() })
     if (this.init.doublePrint === true) ledger.record({ job: req.jobName, printer: name, kind: 'accepted', at: clock.now() })
-    progress.accepted()
+    const printerJobId = this.nextPrinterJobId++
+    const job: PrinterJob = { state: 'pending', waiters: new Set() }
+    this.printerJobs.set(printerJobId, job)
+    progress.accepted(printerJobId)
     return await new Promise<PrintOutcome>((resolve, reject) => {
       const onAbort = (): void => reject(new PrinterError('the site stopped while the printer was printing', 'aborted-by-system', false))
       signal.addEventListener('abort', onAbort, { once: true })
       clock.schedule(() => {
         // the paper comes out (or jams) whether or not the site still waits for it
         ledger.record({ job: req.jobName, printer: name, kind: failAfter ? 'failed-after-accept' : 'completed', at: clock.now() })
+        job.state = failAfter ? 'failed' : 'completed'
+        for (const wake of [...job.waiters]) wake()
         signal.removeEventListener('abort', onAbort)
         if (signal.aborted) return
         if (failAfter) reject(new PrinterError(`${name}: paper jam, job cancelled at the device`, 'job-canceled-at-device', false))
-        else resolve({ impressions: 1 })
+        else resolve({ printerJobId, impressions: 1 })
       }, delay)
     })
   }
 
   async probe (): Promise<{ ok: boolean, message: string }> {
     return { ok: this.online, message: this.online ? 'idle' : 'offline' }
+  }
+
+  async outcome (printerJobId: number, signal: AbortSignal): Promise<PrinterJobOutcome> {
+    if (!isPrinterJobId(printerJobId)) throw new InvalidPrinterJobIdError(printerJobId)
+    return this.answer(printerJobId, signal)
+  }
+
+  async follow (printerJobId: number, signal: AbortSignal): Promise<PrinterJobOutcome> {
+    if (!isPrinterJobId(printerJobId)) throw new InvalidPrinterJobIdError(printerJobId)
+    const job = this.printerJobs.get(printerJobId)
+    if (job?.state !== 'pending' || !this.online || signal.aborted) return this.answer(printerJobId, signal)
+    // resolved by the printer's completion timer (virtual clock) or by the site stopping
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        job.waiters.delete(done)
+        signal.removeEventListener('abort', done)
+        resolve()
+      }
+      job.waiters.add(done)
+      signal.addEventListener('abort', done, { once: true })
+    })
+    return this.answer(printerJobId, signal)
+  }
+
+  /** What the printer says about one of its jobs right now. */
+  private answer (printerJobId: number, signal: AbortSignal): PrinterJobOutcome {
+    if (signal.aborted) return { state: 'unknown', reason: UNKNOWN_REASONS.aborted }
+    if (!this.online) return { state: 'unknown', reason: UNKNOWN_REASONS.unreachable, message: 'the site process is gone' }
+    const job = this.printerJobs.get(printerJobId)
+    if (job === undefined) return { state: 'unknown', reason: UNKNOWN_REASONS.notFound, message: `${this.init.name} has no job ${printerJobId}` }
+    if (job.state === 'failed') return { state: 'failed', reason: 'job-canceled-at-device', message: `${this.init.name}: paper jam, job cancelled at the device` }
+    if (job.state === 'completed') return { state: 'completed', impressions: 1 }
+    return { state: 'pending' }
   }
 }

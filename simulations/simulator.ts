@@ -913,11 +913,18 @@ class Simulation {
     return undefined
   }
 
+  /** A peer's log vector of a document, writers by name. */
+  private logOf (p: SimPeer, doc: string): string {
+    const vector = p.mesh?.store.vector(doc as DocName) ?? new Map()
+    return `{${[...vector].map(([writer, seq]) => `${this.peers.find((q) => q.signer.id === writer)?.name ?? writer}: ${seq}`).join(', ')}}`
+  }
+
   private finalChecks (converged: boolean): void {
     // 4: identical documents
     if (!converged) {
       const m = this.mismatch()
-      this.checker.violation(4, this.step, `no convergence after ${MAX_FINAL_ROUNDS} anti-entropy rounds: ${m?.peer.name ?? '?'} differs from central on ${this.pretty(m?.doc ?? '?')}`, undefined, m?.peer.name)
+      const logs = m === undefined ? '' : `; signed logs (writer: last sequence number) ${m.peer.name} ${this.logOf(m.peer, m.doc)}, central ${this.logOf(this.central, m.doc)}`
+      this.checker.violation(4, this.step, `no convergence after ${MAX_FINAL_ROUNDS} anti-entropy rounds: ${m?.peer.name ?? '?'} differs from central on ${this.pretty(m?.doc ?? '?')}${logs}`, undefined, m?.peer.name)
     }
     // 1: every acknowledged job on its holder and in every replica
     for (const p of this.peers) if (p.role === 'site') this.checkHolder(p, 'at the end')

@@ -2,7 +2,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createReadStream } from 'node:fs'
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { DocStore } from '../crdt/store.ts'
@@ -13,7 +13,9 @@ import * as jobsFamily from '../crdt/jobs.ts'
 import { Spool } from '../devices/spool.ts'
 import { createJobService, INCOMING_TIMEOUT_MS, type JobService } from '../devices/jobs/service.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
-import { PrinterError, type OutputDevice } from '../devices/output/types.ts'
+import { PrinterError, type OutputDevice, type PrinterJobOutcome } from '../devices/output/types.ts'
+import { OUTCOME_UNKNOWN_LIMIT_MS } from '../devices/jobs/usage.ts'
+import { startIppEvePrinter, type JobOutcome } from './helpers/ippeveprinter.ts'
 import { InvalidJobStateError, NotAuthorizedError, type JobRecord } from '../devices/jobs/types.ts'
 import { CorruptDocumentError, UnsupportedFormatError } from '../devices/documents/index.ts'
 import { makePdf } from './fixtures/documents.ts'
@@ -172,14 +174,16 @@ test('a created job whose document never arrives fails after the incoming timeou
   assert.equal([rig.jobs.getJob(job.ippId)?.state, rig.jobs.getJob(job.ippId)?.reason], ['failed', 'job-incoming-timeout'])
 })
 
-test('whole documents of past periods are dropped once empty', async () => {
+test('an emptied document of a past period is kept, so its signed log goes on where it was', async () => {
   const pdf = await makePdf(rig.dir, { pages: 1, colorPages: [] })
   const job = await submit(rig, pdf)
   const oldDoc = jobsDoc(PEER, periodOf(rig.clock.now))
   await rig.jobs.cancel(job.ippId, alice)
   rig.clock.now += 40 * 24 * 3600_000 // next month, far past retention
   await rig.jobs.sweep()
-  assert.not.ok((await rig.store.storedNames()).includes(oldDoc))
+  assert.is(rig.jobs.getJob(job.ippId), undefined, 'the job itself is purged')
+  assert.ok((await rig.store.storedNames()).includes(oldDoc), 'the document stays (peers hold it; only age drops it, everywhere at once)')
+  assert.ok((rig.store.vector(oldDoc).get(PEER) ?? 0) >= 3, 'its log keeps the purge after the creation and the deletion')
 })
 
 test('after a restart, interrupted releases are resolved without printing or charging twice', async () => {
@@ -207,6 +211,140 @@ test('after a restart, interrupted releases are resolved without printing or cha
   assert.equal([a, b, c].map((j) => rig.jobs.getJob(j.ippId)?.state), ['held', 'printed', 'printed'])
   assert.is(rig.jobs.getJob(b.ippId)?.reason, 'printer-outcome-assumed')
   assert.equal(usageOf(rig).map((u) => u.jobId).sort(), [b.id, c.id].sort())
+})
+
+/** Puts jobs into `printing` as a crash would leave them, each with the printer job id its printer gave. */
+async function leftPrinting (r: Rig, printing: Array<{ job: JobRecord, printer: string, printerJobId?: number }>): Promise<void> {
+  await r.store.transact(jobsDoc(PEER, periodOf(r.clock.now)), { kind: 'local', service: 'test' }, (d) => {
+    for (const { job, printer, printerJobId } of printing) {
+      jobsFamily.transition(d, job.id, 'releasing', r.clock.now, { printer })
+      jobsFamily.transition(d, job.id, 'printing', r.clock.now)
+      if (printerJobId !== undefined) jobsFamily.recordPrinterJob(d, job.id, printerJobId, r.clock.now)
+    }
+  })
+}
+
+test('after a restart, a printing job is settled by what its printer says', async () => {
+  const pdf = await makePdf(rig.dir, { pages: 2, colorPages: [] })
+  const submitted: JobRecord[] = []
+  for (let i = 0; i < 6; i++) submitted.push(await submit(rig, pdf))
+  const [done, jammed, queued, silent, noId, cannotAsk] = submitted
+  const answers = new Map<number, PrinterJobOutcome>([
+    [1, { state: 'completed', impressions: 2 }],
+    [2, { state: 'failed', reason: 'job-canceled-at-device', message: 'canceled at the panel' }],
+    [3, { state: 'pending' }],
+    [4, { state: 'unknown', reason: 'printer-unreachable', message: 'connection refused' }]
+  ])
+  const asked: number[] = []
+  const asking: OutputDevice = {
+    uri: 'ipp://asking.invalid/ipp/print',
+    print: async () => { throw new PrinterError('not used', 'printer-unreachable', true) },
+    probe: async () => ({ ok: true, message: '' }),
+    outcome: async (id) => { asked.push(id); return answers.get(id) ?? { state: 'unknown', reason: 'printer-job-not-found' } }
+  }
+  const mute: OutputDevice = { ...asking, outcome: undefined } // a device that cannot tell after the fact
+  await leftPrinting(rig, [
+    { job: done, printer: 'asking', printerJobId: 1 },
+    { job: jammed, printer: 'asking', printerJobId: 2 },
+    { job: queued, printer: 'asking', printerJobId: 3 },
+    { job: silent, printer: 'asking', printerJobId: 4 },
+    { job: noId, printer: 'asking' }, // the crash came before the printer's id was recorded
+    { job: cannotAsk, printer: 'mute', printerJobId: 5 }
+  ])
+  await teardown(rig)
+  rig = await build(rig.dir, new Map([['asking', asking], ['mute', mute]]), rig.clock)
+  const r = rig
+  const state = (j: JobRecord): [string | undefined, string | undefined] => [r.jobs.getById(j.id)?.state, r.jobs.getById(j.id)?.reason]
+  await until(() => state(done)[0] === 'printed' && state(jammed)[0] === 'failed', 5000, 'the printer\'s answers settled the jobs')
+  assert.equal(state(done), ['printed', 'job-completed-successfully'])
+  assert.equal(state(jammed), ['failed', 'job-canceled-at-device'])
+  assert.is(r.jobs.getById(jammed.id)?.message, 'canceled at the panel')
+  assert.equal(state(noId), ['printed', 'printer-outcome-assumed'], 'no printer job id: assumed printed, as before')
+  assert.equal(state(cannotAsk), ['printed', 'printer-outcome-assumed'], 'a printer that cannot be asked: assumed printed, as before')
+  assert.equal([state(queued)[0], state(silent)[0]], ['printing', 'printing'], 'pending and unknown stay printing')
+  assert.equal(usageOf(r).map((u) => u.jobId).sort(), [done.id, noId.id, cannotAsk.id].sort(), 'the failed job is not charged')
+
+  // later sweeps ask again: the queued job completes; the silent printer stays silent
+  answers.set(3, { state: 'completed' })
+  r.clock.now += OUTCOME_UNKNOWN_LIMIT_MS - 60_000
+  await until(async () => { await r.jobs.sweep(); return state(queued)[0] === 'printed' }, 5000, 'a sweep settled the queued job')
+  assert.is(state(silent)[0], 'printing', 'not yet assumed before the bound')
+  // past the bound without any answer: assumed printed, charged once
+  r.clock.now += 60_000
+  await until(async () => { await r.jobs.sweep(); return state(silent)[0] === 'printed' }, 5000, 'a sweep past the bound settled the silent job')
+  assert.is(state(silent)[1], 'printer-outcome-assumed')
+  assert.match(r.jobs.getById(silent.id)?.message ?? '', /connection refused/)
+  assert.equal(usageOf(r).map((u) => u.jobId).sort(), [done.id, queued.id, silent.id, noId.id, cannotAsk.id].sort())
+  assert.ok(asked.filter((id) => id === 4).length >= 3, `the silent printer was asked again and again (${asked.join(',')})`)
+  assert.not.ok(asked.includes(5), 'the mute printer was never asked')
+})
+
+test('a printer job id is recorded on acceptance; the file printer\'s is its document, found while it exists', async () => {
+  const pdf = await makePdf(rig.dir, { pages: 1, colorPages: [] })
+  const job = await submit(rig, pdf)
+  await rig.jobs.release(job.ippId, alice)
+  await until(() => rig.jobs.getJob(job.ippId)?.state === 'printed')
+  const [file] = (await readdir(rig.out)).filter((f) => !f.endsWith('.json') && !f.startsWith('.'))
+  const printerJobId = rig.jobs.getJob(job.ippId)?.printerJobId
+  assert.is(printerJobId, Number((await stat(join(rig.out, file), { bigint: true })).ino))
+  const device = createOutputDevice(`file://${rig.out}`, { logger })
+  assert.is((await device.outcome!(printerJobId!, new AbortController().signal)).state, 'completed')
+  await rm(join(rig.out, file))
+  assert.equal((await device.outcome!(printerJobId!, new AbortController().signal)).reason, 'printer-job-not-found')
+  // a job id that cannot be recorded is a clear error
+  const doc = rig.store.get(jobsDoc(PEER, periodOf(rig.clock.now)))!
+  assert.throws(() => jobsFamily.recordPrinterJob(doc, job.id, 0, rig.clock.now), /positive integer/)
+  assert.throws(() => jobsFamily.recordPrinterJob(doc, job.id, 77, rig.clock.now), /printed: only a printing job/)
+})
+
+/**
+ * A site stops (as a kill would, but gracefully) the moment a real printer accepts its job;
+ * the printer ends the job as `outcome` says while the site is down; then the site restarts.
+ */
+async function stopAtAcceptThenRestart (outcome: JobOutcome): Promise<JobRecord> {
+  const printer = await startIppEvePrinter({ jobOutcome: outcome })
+  try {
+    const ipp = (): OutputDevice => createOutputDevice(printer.uri, { logger, ipp: { follow: { pollIntervalMs: 50, unreachableDeadlineMs: 5000 } } })
+    const real = ipp()
+    let stopped: Promise<void> | undefined
+    const stopsAtAccept: OutputDevice = {
+      uri: real.uri,
+      probe: async (signal) => await real.probe(signal),
+      print: async (req, progress, signal) => await real.print(req, {
+        accepted: (id) => { progress.accepted(id); stopped = rig.jobs.stop() }
+      }, signal)
+    }
+    await teardown(rig)
+    rig = await build(rig.dir, new Map([['p1', stopsAtAccept]]), rig.clock)
+    const pdf = await makePdf(rig.dir, { pages: 1, colorPages: [] })
+    const job = await submit(rig, pdf)
+    await rig.jobs.release(job.ippId, alice)
+    await until(() => stopped !== undefined, 10_000, 'the printer accepted the job')
+    await stopped
+    const left = rig.jobs.getJob(job.ippId)
+    assert.equal([left?.state, typeof left?.printerJobId], ['printing', 'number'], 'stopped while printing: left printing, with the printer job id')
+    const asker = ipp()
+    await until(async () => (await asker.outcome!(left!.printerJobId!, new AbortController().signal)).state !== 'pending', 10_000, 'the printer ended the job')
+    await teardown(rig)
+    rig = await build(rig.dir, new Map([['p1', ipp()]]), rig.clock)
+    const r = rig
+    await until(() => r.jobs.getJob(job.ippId)?.state !== 'printing', 10_000, 'the restarted site settled the job')
+    return r.jobs.getJob(job.ippId)!
+  } finally {
+    await printer.stop()
+  }
+}
+
+test('a real printer that aborts a job while the site is down: the job fails, not charged', async () => {
+  const job = await stopAtAcceptThenRestart('abort')
+  assert.equal([job.state, job.reason], ['failed', 'aborted-by-system'])
+  assert.equal(rig.store.get(acctDoc(PEER, periodOf(rig.clock.now))) === undefined ? [] : usageOf(rig), [])
+})
+
+test('a real printer that completes a job while the site is down: printed, charged once', async () => {
+  const job = await stopAtAcceptThenRestart('complete')
+  assert.equal([job.state, job.reason], ['printed', 'job-completed-successfully'])
+  assert.equal(usageOf(rig).map((u) => u.jobId), [job.id])
 })
 
 test.run()

@@ -12,8 +12,11 @@ import { pino } from 'pino'
 import { IppOutputDevice, type IppOutputDeviceOptions } from '../devices/output/ipp.ts'
 import { FileOutputDevice } from '../devices/output/file.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
-import { PrinterError, UnsupportedDeviceUriError, type PrintProgress, type PrintRequest } from '../devices/output/types.ts'
+import { InvalidPrinterJobIdError, PrinterError, UnsupportedDeviceUriError, type PrintProgress, type PrintRequest } from '../devices/output/types.ts'
+import { Op, Status, Tag, attr } from '../devices/ipp/wire.ts'
 import { startIppEvePrinter, type IppEvePrinter, type IppEvePrinterOptions } from './helpers/ippeveprinter.ts'
+import { ippPost, ippRequest } from './helpers/ipp-client.ts'
+import { until } from './helpers/wait.ts'
 
 /** Short limits so failure paths finish in well under a second. */
 const FAST: Omit<IppOutputDeviceOptions, 'logger'> = {
@@ -268,6 +271,96 @@ test('probe of a dead printer says not ok and never throws', async () => {
   // An address nobody answers on (TEST-NET-1; no route in the sandbox) is not ok either.
   const black = await device('ipp://192.0.2.1:631/ipp/print', { timeouts: { probeMs: 300 } }).probe(new AbortController().signal)
   assert.is(black.ok, false)
+})
+
+// ---- asking about a job after the fact (what a restarted site does) ----------------------
+
+/** Prints until the printer accepts, then stops following (as a site killed right then): the printer job id. */
+async function acceptedJob (d: IppOutputDevice): Promise<number> {
+  const ac = new AbortController()
+  const progress = recorder(() => ac.abort(new Error('site killed')))
+  await d.print(request(), progress, ac.signal).catch(() => undefined)
+  const [id] = progress.calls
+  assert.is(typeof id, 'number', 'the printer accepted the job')
+  return id as number
+}
+
+test('outcome: a job the printer completed is completed, with its impressions, long after print() returned', async () => {
+  const p = await printer({ impressions: 3 })
+  const d = device(p.uri)
+  const { printerJobId } = await d.print(request(), recorder(), new AbortController().signal)
+  assert.ok(printerJobId !== undefined)
+  // a new device object, as after a restart: nothing but the id carries over
+  assert.equal(await device(p.uri).outcome(printerJobId, new AbortController().signal), { state: 'completed', impressions: 3 })
+})
+
+test('outcome: a job aborted at the printer is failed with its job-state-reasons', async () => {
+  const p = await printer({ jobOutcome: 'abort' })
+  const d = device(p.uri)
+  const id = await acceptedJob(d)
+  await until(async () => (await d.outcome(id, new AbortController().signal)).state !== 'pending', 10_000, 'the printer ended the job')
+  const answer = await d.outcome(id, new AbortController().signal)
+  assert.is(answer.state, 'failed')
+  assert.is(answer.reason, 'aborted-by-system')
+  assert.match(answer.message ?? '', new RegExp(`printer job ${id} aborted`))
+})
+
+test('outcome: a job waiting at the printer is pending; follow waits until it is canceled there', async () => {
+  const p = await printer()
+  const d = device(p.uri)
+  // a job that waits at the printer for its document (ippeveprinter prints one job at a time and
+  // refuses a second Print-Job while busy, so a waiting job is made with Create-Job)
+  const created = await ippPost(p.uri, ippRequest(Op.CreateJob, p.uri, { user: 'alice', operation: [attr('job-name', Tag.nameWithoutLanguage, 'waiting')] }))
+  const waiting = created.message?.groups.find((g) => g.tag === Tag.jobAttributes)?.attributes.find((a) => a.name === 'job-id')?.values[0]?.value
+  assert.is(typeof waiting, 'number', `Create-Job answered ${created.message?.code ?? created.httpStatus}`)
+  const id = waiting as number
+  assert.equal(await d.outcome(id, new AbortController().signal), { state: 'pending' })
+
+  const following = d.follow(id, new AbortController().signal)
+  // someone cancels it at the printer (Cancel-Job, as its panel or web page would)
+  const cancel = await ippPost(p.uri, ippRequest(Op.CancelJob, p.uri, { user: 'alice', operation: [attr('job-id', Tag.integer, id)] }))
+  assert.is(cancel.message?.code, Status.successfulOk, `Cancel-Job answered ${cancel.message?.code ?? cancel.httpStatus}`)
+  const answer = await following
+  assert.is(answer.state, 'failed')
+  assert.match(answer.message ?? '', new RegExp(`printer job ${id} canceled`))
+  assert.ok(answer.reason !== undefined && answer.reason !== 'none', `a reason: ${answer.reason ?? ''}`)
+  assert.equal(await d.outcome(id, new AbortController().signal), answer, 'asking again gives the same answer')
+})
+
+test('outcome: a job the printer does not know, or a printer that is gone, is unknown and says why', async () => {
+  const p = await printer()
+  const d = device(p.uri)
+  const { printerJobId } = await d.print(request(), recorder(), new AbortController().signal)
+  const forgotten = await d.outcome((printerJobId ?? 0) + 1000, new AbortController().signal)
+  assert.is(forgotten.state, 'unknown')
+  assert.is(forgotten.reason, 'printer-job-not-found')
+  await p.stop()
+  const gone = await d.outcome(printerJobId ?? 1, new AbortController().signal)
+  assert.is(gone.state, 'unknown')
+  assert.is(gone.reason, 'printer-unreachable')
+  assert.match(gone.message ?? '', /ECONNREFUSED/)
+  // follow gives up after its own deadline without an answer (50 ms polls, 400 ms deadline)
+  const followed = await device(p.uri, { follow: { pollIntervalMs: 50, unreachableDeadlineMs: 400 } }).follow(printerJobId ?? 1, new AbortController().signal)
+  assert.equal([followed.state, followed.reason], ['unknown', 'printer-unreachable'])
+  assert.match(followed.message ?? '', /gave up following/)
+})
+
+test('outcome and follow: an aborted question answers unknown at once; a bad id is a clear error', async () => {
+  const p = await printer({ jobOutcome: 'hold' })
+  const d = device(p.uri, { follow: { pollIntervalMs: 30_000, unreachableDeadlineMs: 60_000 } })
+  const id = await acceptedJob(d)
+  const ac = new AbortController()
+  const started = Date.now()
+  const following = d.follow(id, ac.signal)
+  await until(async () => (await d.outcome(id, new AbortController().signal)).state === 'pending', 5_000, 'the job is pending')
+  ac.abort(new Error('site stopping'))
+  assert.equal((await following).reason, 'outcome-query-aborted')
+  assert.ok(Date.now() - started < 10_000, `ended after ${Date.now() - started} ms (poll interval is 30 s)`)
+  for (const bad of [0, -1, 1.5, 2 ** 31, Number.NaN]) {
+    await d.outcome(bad, new AbortController().signal).then(
+      () => assert.unreachable(`accepted job id ${bad}`),
+      (err: unknown) => { assert.instance(err, InvalidPrinterJobIdError); assert.match((err as Error).message, /job-id/) })
+  }
 })
 
 test('device URIs: ipp, ipps and file are built, anything else is rejected', () => {

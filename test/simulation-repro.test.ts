@@ -1,7 +1,9 @@
 // Regression tests for invariant violations the chaos simulator found, each reduced to one
 // site, one job and one simulated kill -9 (simulations/instrument.ts CrashablePersistence:
 // from the crash instant on nothing more reaches the disk). Fixed in devices/jobs/service.ts
-// by making `printing` durable before the printer sees the document.
+// by making `printing` durable before the printer sees the document (seeds 5, 8, 13), and
+// by recording the printer's job id on acceptance and asking the printer after a restart
+// instead of assuming the job printed (seed 11).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { rm } from 'node:fs/promises'
@@ -15,7 +17,7 @@ import { acctDoc, periodOf } from '../crdt/names.ts'
 import { generateIdentity } from '../transports/identity.ts'
 import { JobService } from '../devices/jobs/service.ts'
 import { Spool } from '../devices/spool.ts'
-import { PrinterError, type OutputDevice, type PrintProgress, type PrintRequest } from '../devices/output/types.ts'
+import { PrinterError, type OutputDevice, type PrinterJobOutcome, type PrintProgress, type PrintRequest } from '../devices/output/types.ts'
 import type { Signer } from '../crdt/envelope.ts'
 import { CrashablePersistence } from '../simulations/instrument.ts'
 import { AsyncTracker } from '../simulations/scheduler.ts'
@@ -27,28 +29,55 @@ import { readFile } from 'node:fs/promises'
 const NOW = Date.UTC(2026, 10, 10, 12)
 const logger = pino({ level: 'silent' })
 
-/** A printer that takes every job (counting it) and then holds on to it until told to finish. */
+/**
+ * A printer that takes every job (counting it, giving it an id) and then holds on to it until
+ * told to finish or fail it; it remembers how each job ended and says so when asked (`outcome`,
+ * no `follow`: the site asks again at its sweeps). While `online` is false it does not answer.
+ */
 class Printer implements OutputDevice {
   readonly uri = 'sim://printer'
   accepted: string[] = []
   completed: string[] = []
+  online = true
+  /** Answers given by `outcome`. */
+  answers: PrinterJobOutcome[] = []
   /** Runs just before the printer reports acceptance (the test crashes the site there). */
   beforeAccepted?: () => void
-  private finishers: Array<() => void> = []
-  async print (req: PrintRequest, progress: PrintProgress, signal: AbortSignal): Promise<{ impressions: number }> {
+  private readonly ends = new Map<number, PrinterJobOutcome>()
+  private endings: Array<(how: 'completed' | 'failed') => void> = []
+  async print (req: PrintRequest, progress: PrintProgress, signal: AbortSignal): Promise<{ printerJobId: number, impressions: number }> {
     signal.throwIfAborted()
     this.accepted.push(req.jobName)
+    const id = this.accepted.length
+    this.ends.set(id, { state: 'pending' })
     this.beforeAccepted?.()
-    progress.accepted()
+    progress.accepted(id)
     return await new Promise((resolve, reject) => {
       signal.addEventListener('abort', () => reject(new PrinterError('site stopped', 'aborted-by-system', false)), { once: true })
-      // the paper comes out whether or not the site still waits
-      this.finishers.push(() => { this.completed.push(req.jobName); resolve({ impressions: 1 }) })
+      // the paper comes out (or jams) whether or not the site still waits
+      this.endings.push((how) => {
+        if (how === 'completed') {
+          this.completed.push(req.jobName)
+          this.ends.set(id, { state: 'completed', impressions: 1 })
+          resolve({ printerJobId: id, impressions: 1 })
+        } else {
+          this.ends.set(id, { state: 'failed', reason: 'media-jam', message: 'paper jam, job canceled at the device' })
+          reject(new PrinterError('paper jam', 'media-jam', false))
+        }
+      })
     })
   }
 
-  finishAll (): void { for (const f of this.finishers.splice(0)) f() }
+  finishAll (): void { for (const end of this.endings.splice(0)) end('completed') }
+  failAll (): void { for (const end of this.endings.splice(0)) end('failed') }
   async probe (): Promise<{ ok: boolean, message: string }> { return { ok: true, message: 'idle' } }
+  async outcome (printerJobId: number): Promise<PrinterJobOutcome> {
+    const answer: PrinterJobOutcome = !this.online
+      ? { state: 'unknown', reason: 'printer-unreachable' }
+      : this.ends.get(printerJobId) ?? { state: 'unknown', reason: 'printer-job-not-found' }
+    this.answers.push(answer)
+    return answer
+  }
 }
 
 interface Site { store: DocStore, jobs: JobService, persistence: CrashablePersistence }
@@ -123,9 +152,71 @@ test('invariant 3: a kill -9 while the printer prints still charges the job exac
   printer.finishAll() // the paper comes out while the site is down
   site = await open(dir, signer, printer)
   try {
+    const restarted = site
+    await until(() => restarted.jobs.getJob(ippId)?.state !== 'printing', 5000, 'the restarted site settled the job')
     const usage = listUsage(await site.store.open(acctDoc(signer.id, periodOf(NOW))))
     assert.equal(printer.completed, ['j1'])
     assert.is(usage.length, 1, `printed once, charged ${usage.length} times; the job is now ${site.jobs.getJob(ippId)?.state ?? 'missing'} (${site.jobs.getJob(ippId)?.reason ?? ''})`)
+    assert.is(site.jobs.getJob(ippId)?.state, 'printed')
+  } finally {
+    await site.jobs.stop()
+    await site.store.close()
+  }
+})
+
+test('invariant 3 (seed 11): a job the printer fails while the site is down is failed, not charged', async () => {
+  const { signer } = await generateIdentity()
+  const printer = new Printer()
+  let site = await open(dir, signer, printer)
+  const ippId = await heldJob(site)
+  await site.jobs.release(ippId, { user: 'alice', admin: false })
+  const first = site
+  await until(() => first.jobs.getJob(ippId)?.printerJobId === 1, 5000, 'the printer accepted the job and its id is recorded')
+  await kill(site)
+  printer.failAll() // paper jam while the site is down: no paper comes out
+  site = await open(dir, signer, printer)
+  try {
+    const restarted = site
+    await until(() => restarted.jobs.getJob(ippId)?.state !== 'printing', 5000, 'the restarted site settled the job')
+    const job = site.jobs.getJob(ippId)
+    const usage = listUsage(await site.store.open(acctDoc(signer.id, periodOf(NOW))))
+    assert.equal(printer.completed, [])
+    assert.is(usage.length, 0, `nothing printed, charged ${usage.length} times; the job is ${job?.state ?? 'missing'} (${job?.reason ?? ''})`)
+    assert.equal([job?.state, job?.reason], ['failed', 'media-jam'])
+  } finally {
+    await site.jobs.stop()
+    await site.store.close()
+  }
+})
+
+test('invariant 3: a job still printing at the restart stays printing until the printer ends it, then is charged once', async () => {
+  const { signer } = await generateIdentity()
+  const printer = new Printer()
+  let site = await open(dir, signer, printer)
+  const ippId = await heldJob(site)
+  await site.jobs.release(ippId, { user: 'alice', admin: false })
+  const first = site
+  await until(() => first.jobs.getJob(ippId)?.printerJobId === 1, 5000, 'the printer accepted the job and its id is recorded')
+  await kill(site)
+  printer.online = false // the printer cannot be reached when the site comes back …
+  site = await open(dir, signer, printer)
+  try {
+    const restarted = site
+    const acct = await site.store.open(acctDoc(signer.id, periodOf(NOW)))
+    await until(() => printer.answers.length > 0, 5000, 'recovery asked the printer')
+    const unanswered = printer.answers.length
+    printer.online = true // … then it answers: still printing
+    await until(async () => { await restarted.jobs.sweep(); return printer.answers.length > unanswered }, 5000, 'a sweep asked again')
+    assert.equal(new Set(printer.answers.slice(0, unanswered).map((a) => a.state)), new Set(['unknown']))
+    assert.is(printer.answers[unanswered].state, 'pending')
+    assert.is(site.jobs.getJob(ippId)?.state, 'printing', 'neither assumed printed nor failed while the printer says nothing or "pending"')
+    assert.is(listUsage(acct).length, 0)
+    printer.finishAll()
+    // every sweep asks again (in the background, once a previous question is answered): completed
+    await until(async () => { await restarted.jobs.sweep(); return restarted.jobs.getJob(ippId)?.state === 'printed' }, 5000, 'a sweep settled the job as printed')
+    await restarted.jobs.sweep()
+    assert.equal(printer.completed, ['j1'])
+    assert.equal(listUsage(acct).map((u) => u.jobId), [site.jobs.getJob(ippId)?.id])
   } finally {
     await site.jobs.stop()
     await site.store.close()

@@ -38,6 +38,12 @@ test('the same seed replays the same run', async () => {
 /** A tiny run whose seed has a job printed twice through an offline release (the holder was partitioned away). */
 const DUPLICATE_SEED = 8
 
+test('regression, seed 7: a site that dropped an emptied month\'s document got it back in part after a crash and forked its signed log', async () => {
+  const s = await simulate({ seed: 7, peers: 8, steps: 300, faults: 120, terminals: 3, maxSeconds: 120 })
+  assert.equal(s.violations, [], explain(s))
+  assert.is(s.faults['crash-mid-write'] + s.faults.crash > 20, true, 'the run crashed sites often')
+})
+
 const BROKEN = [
   { inject: 'double-print', invariant: 2, seed: 11 },
   { inject: 'drop-acked-job', invariant: 1, seed: 11 },

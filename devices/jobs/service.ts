@@ -10,12 +10,22 @@
  *      synchronous Yjs transaction, so two concurrent releases cannot both pass it.
  *   3. A printed job is charged once: its usage id is `<jobId>/print`, recorded before the
  *      job becomes `printed`, and recording an existing id is a no-op.
- *   4. A job becomes `printing` (durably) before its document is handed to a printer, so
- *      after a restart interrupted work is resolved without printing twice or charging
- *      twice: `received` jobs fail (their document never fully arrived); `releasing` jobs
- *      return to `held` (no printer ever saw them); `printing` jobs become `printed` and
- *      are charged once (the printer had the document; charging follows what was sent,
- *      with the reason `printer-outcome-assumed`).
+ *   4. A job becomes `printing` (durably) before its document is handed to a printer, and
+ *      the printer's job id is recorded on it the moment the printer accepts it (the write
+ *      starts inside `accepted`; the final `printed`/`failed` waits for it). After a restart
+ *      interrupted work is resolved without printing twice or charging wrongly: `received`
+ *      jobs fail (their document never fully arrived); `releasing` jobs return to `held`
+ *      (no printer ever saw them); a `printing` job with a printer job id is settled by
+ *      what its printer says, asked at recovery and again by every sweep (and followed to
+ *      its end while the printer still has it): completed → charged once and `printed`;
+ *      canceled/aborted → `failed` with the printer's reason, not charged; still pending
+ *      → stays `printing`; no answer (unreachable, job forgotten) → asked again, and only
+ *      after OUTCOME_UNKNOWN_LIMIT_MS without an answer counted as printed and charged once
+ *      (`printer-outcome-assumed`). A `printing` job without a printer job id (the crash
+ *      came before it was recorded, or the printer gives none) and one whose printer cannot
+ *      be asked are counted as printed and charged once at once, as before
+ *      (`printer-outcome-assumed`). Stopping the service while a printer has a job leaves
+ *      it `printing` for the next start to settle the same way.
  *   5. Roaming (holder side): another site prints a job only with a grant from here. The
  *      grant is the same `held → releasing` transition as a local release (so invariant 2
  *      covers it), `commitRelease` moves it to `printing` before that site's printer sees
@@ -29,7 +39,7 @@ import type { DocStore, Origin } from '../../crdt/store.ts'
 import { jobsDoc, periodOf, parseDocName, type DocName } from '../../crdt/names.ts'
 import * as jobs from '../../crdt/jobs.ts'
 import type { RemoteRelease } from '../../crdt/jobs.ts'
-import { chargePrint, isCharged, printRequestFor } from './usage.ts'
+import { askPrinter, chargePrint, isCharged, printRequestFor, verdictFor } from './usage.ts'
 import type { Spool } from '../spool.ts'
 import { parseDocument, SUPPORTED_FORMATS, type DocumentInfo, UnsupportedFormatError, CorruptDocumentError } from '../documents/index.ts'
 import { PrinterError, type OutputDevice } from '../output/types.ts'
@@ -81,6 +91,10 @@ export class JobService implements JobDomain {
   private readonly releaseOnArrival = new Set<string>()
   /** Jobs whose document is being received right now. */
   private readonly uploading = new Set<string>()
+  /** `printing` jobs this process is printing, or asking their printer about, right now: sweeps leave them alone. */
+  private readonly watched = new Set<string>()
+  /** When this process first got no usable answer from the printer about a `printing` job. */
+  private readonly unknownSince = new Map<string, number>()
   private readonly inFlight = new Set<Promise<unknown>>()
   private readonly abort = new AbortController()
   private nextIppId = 1
@@ -142,12 +156,81 @@ export class JobService implements JobDomain {
         // granted to another site: that site's release record settles it (followRelease), or the grant expires (sweep)
       } else if (job.state === 'releasing') {
         await this.move(doc, job.id, 'held', { kind: 'local', service: 'jobs' }, { reason: 'release-interrupted', message: 'the site restarted before the printer accepted the job; release it again' })
+      } else if (job.state === 'printing' && job.printerJobId !== undefined && this.c.printers.get(job.printer ?? '')?.outcome !== undefined) {
+        // the printer says how it ended (in the background: a printer may be slow to answer)
+        this.askPrinterAbout(doc, job)
       } else if (job.state === 'printing') {
-        // the printer had the document: the job counts as printed and is charged once
-        const charged = await isCharged(this.c.store, this.init.peer, job, job.updatedAt)
-        if (!charged) await this.charge(job)
-        await this.move(doc, job.id, 'printed', { kind: 'local', service: 'jobs' },
-          charged ? {} : { reason: 'printer-outcome-assumed', message: 'the site restarted while the printer had the job; counted as printed' })
+        // the printer had the document, but we never learnt its id or cannot ask it: counted as printed, charged once
+        await this.assumePrinted(doc, job, 'the site restarted while the printer had the job; counted as printed')
+      }
+    }
+  }
+
+  /** Charges (unless already charged) and settles a `printing` job whose end nobody can tell as printed. */
+  private async assumePrinted (doc: DocName, job: JobRecord, message: string): Promise<void> {
+    const charged = await this.isChargedAlready(job)
+    if (!charged) await this.charge(job)
+    this.unknownSince.delete(job.id)
+    await this.move(doc, job.id, 'printed', { kind: 'local', service: 'jobs' }, charged ? {} : { reason: 'printer-outcome-assumed', message })
+    if (charged) this.log.info({ job: job.ippId, printer: job.printer }, 'job was already charged: settled as printed')
+    else this.log.warn({ job: job.ippId, printer: job.printer, printerJob: job.printerJobId, why: message }, 'printer outcome unknown: counted as printed and charged')
+  }
+
+  /**
+   * Whether the job's print is already charged: in the period it became printing and the
+   * current one (a charge lands in the period of its moment, which lies between the two).
+   */
+  private async isChargedAlready (job: JobRecord): Promise<boolean> {
+    return await isCharged(this.c.store, this.init.peer, job, job.updatedAt) || await isCharged(this.c.store, this.init.peer, job, this.now())
+  }
+
+  /** Asks the printer of a `printing` job (with a printer job id) how it ended, in the background; once per job at a time. */
+  private askPrinterAbout (doc: DocName, job: JobRecord): void {
+    if (this.watched.has(job.id) || !this.started) return
+    this.watched.add(job.id)
+    const run = this.settleFromPrinter(doc, job)
+      .catch((err: unknown) => this.log.error({ err, job: job.ippId }, 'could not settle a job from its printer\'s answer'))
+      .finally(() => {
+        this.watched.delete(job.id)
+        this.inFlight.delete(run)
+      })
+    this.inFlight.add(run)
+  }
+
+  /** Settles a `printing` job by what its printer says (DESIGN.md invariant 3; rule in usage.ts `verdictFor`). */
+  private async settleFromPrinter (doc: DocName, job: JobRecord): Promise<void> {
+    if (job.printerJobId === undefined) return
+    const device = this.c.printers.get(job.printer ?? '')
+    // waits for the end while the printer still has the job, so it is settled as soon as the printer knows
+    const answer = await askPrinter(device, job.printerJobId, this.abort.signal, true)
+    if (this.abort.signal.aborted) return // stopping: the next start asks again
+    const current = this.getById(job.id)
+    if (current?.state !== 'printing' || current.grant !== undefined || current.printerJobId !== job.printerJobId) return // settled meanwhile
+    const origin: Origin = { kind: 'local', service: 'jobs' }
+    const now = this.now()
+    // the bound counts time without any answer: a pending answer is one
+    const firstUnknown = answer.state === 'unknown' && !this.unknownSince.has(job.id)
+    if (answer.state !== 'unknown') this.unknownSince.delete(job.id)
+    else if (firstUnknown) this.unknownSince.set(job.id, now)
+    const verdict = verdictFor(answer, this.unknownSince.get(job.id) ?? now, now)
+    switch (verdict.settle) {
+      case 'printed':
+        if (!await this.isChargedAlready(current)) await this.charge(current)
+        await this.move(doc, job.id, 'printed', origin, { reason: 'job-completed-successfully', message: 'the printer completed the job while the site was not following it' })
+        this.log.info({ job: job.ippId, printer: job.printer, printerJob: job.printerJobId }, 'job printed (the printer says)')
+        break
+      case 'failed':
+        await this.move(doc, job.id, 'failed', origin, { reason: verdict.reason, message: verdict.message })
+        this.log.warn({ job: job.ippId, printer: job.printer, printerJob: job.printerJobId, reason: verdict.reason }, 'job failed at the printer (the printer says); not charged')
+        break
+      case 'assume-printed':
+        await this.assumePrinted(doc, current, verdict.message)
+        break
+      case 'wait': {
+        // said once when the printer stops answering, not at every sweep
+        const level = firstUnknown || answer.state === 'pending' ? 'info' : 'debug'
+        this.log[level]({ job: job.ippId, printer: job.printer, printerJob: job.printerJobId, answer: answer.state, reason: answer.reason, message: answer.message }, 'printer outcome not known yet; asking again at the next sweep')
+        break
       }
     }
   }
@@ -354,18 +437,43 @@ export class JobService implements JobDomain {
   private async print (doc: DocName, job: JobRecord): Promise<void> {
     const origin: Origin = { kind: 'local', service: 'release' }
     const device = this.c.printers.get(job.printer ?? '')
+    // the printer job id's write, started the moment the printer accepts; settling waits for it
+    let recorded: Promise<void> = Promise.resolve()
+    this.watched.add(job.id)
     try {
       if (device === undefined || job.sha256 === undefined || job.format === undefined) throw new PrinterError('job has no printer or document', 'aborted-by-system', true)
       await this.c.spool.verify(job.sha256)
       // durable before any byte reaches the printer: a crash from here on cannot lead to a reprint
       await this.move(doc, job.id, 'printing', origin)
       const outcome = await device.print(printRequestFor(job, this.c.spool.path(job.sha256)), {
-        accepted: (printerJobId) => { this.log.debug({ job: job.ippId, printerJobId }, 'printer accepted the job') }
+        accepted: (printerJobId) => {
+          this.log.debug({ job: job.ippId, printerJobId }, 'printer accepted the job')
+          if (printerJobId !== undefined) recorded = this.recordPrinterJob(doc, job, printerJobId)
+        }
       }, this.abort.signal)
+      await recorded
       await this.settlePrinted(doc, job)
       this.log.info({ job: job.ippId, printer: job.printer, printerJob: outcome.printerJobId }, 'job printed')
     } catch (err) {
-      await this.settleFailed(doc, job, err).catch((e: unknown) => this.log.error({ err: e, job: job.ippId }, 'could not record release failure'))
+      await recorded
+      if (this.abort.signal.aborted && !(err instanceof PrinterError && err.beforeAccept) && this.getById(job.id)?.state === 'printing') {
+        // stopping while the printer has the job: it may well print it; the next start asks the printer (or assumes)
+        this.log.info({ job: job.ippId, printer: job.printer }, 'stopped while the printer had the job; settled at the next start')
+      } else {
+        await this.settleFailed(doc, job, err).catch((e: unknown) => this.log.error({ err: e, job: job.ippId }, 'could not record release failure'))
+      }
+    } finally {
+      this.watched.delete(job.id)
+    }
+  }
+
+  /** Records the printer's job id on a `printing` job, durably (as far as the store gets before a crash). Never rejects. */
+  private async recordPrinterJob (doc: DocName, job: JobRecord, printerJobId: number): Promise<void> {
+    try {
+      await this.c.store.transact(doc, { kind: 'local', service: 'release' }, (d) => jobs.recordPrinterJob(d, job.id, printerJobId, this.now()))
+    } catch (err) {
+      // without it a crash falls back to assuming the job printed; the print itself goes on
+      this.log.error({ err, job: job.ippId, printerJobId }, 'could not record the printer job id')
     }
   }
 
@@ -485,6 +593,8 @@ export class JobService implements JobDomain {
         await this.move(doc, job.id, 'failed', origin, { reason: 'job-incoming-timeout', message: 'the document never arrived' })
       } else if (job.state === 'releasing' && job.grant !== undefined && job.grant.expiresAt <= now) {
         await this.move(doc, job.id, 'held', origin, { grant: undefined, reason: 'release-grant-expired', message: `site ${job.grant.site} did not start printing in time; release it again` })
+      } else if (job.state === 'printing' && job.grant === undefined && job.printerJobId !== undefined && !this.watched.has(job.id)) {
+        this.askPrinterAbout(doc, job) // recovered, its printer had no final answer yet: ask again
       } else if (job.state === 'held' && job.createdAt + this.holdMs <= now) {
         await this.move(doc, job.id, 'expired', origin, { reason: 'job-expired', message: 'not released in time' })
       } else if (TERMINAL_STATES.has(job.state) && (job.completedAt ?? job.updatedAt) + this.retentionMs <= now) {
@@ -499,13 +609,10 @@ export class JobService implements JobDomain {
       for (const { job } of this.all()) if (job.sha256 !== undefined) purgedBytes.delete(job.sha256)
       for (const sha256 of purgedBytes) await this.c.spool.remove(sha256)
     }
-    const current = periodOf(now)
-    for (const name of this.c.store.openNames()) {
-      const parsed = parseDocName(name)
-      if (parsed?.family !== 'jobs' || parsed.peer !== this.init.peer || parsed.period === current) continue
-      const doc = this.c.store.get(name)
-      if (doc !== undefined && jobs.listJobs(doc).length === 0) await this.c.store.remove(name)
-    }
+    // Emptied documents of past periods stay: peers hold them too, and dropping one only here
+    // would have them sent back, and a write into it before all came back would reuse sequence
+    // numbers peers already hold (a fork the simulator found). Every peer drops whole
+    // documents together, by age (node/peer.ts, JOBS_REPLICA_MONTHS).
   }
 
   private async removeBytesIfUnused (sha256: string): Promise<void> {

@@ -3,13 +3,25 @@
  * one (the holder prints on its own printer) and a roaming one (another site prints a job
  * it fetched). Both charge under the usage id `<jobId>/print`, so however many peers record
  * a print of one job, reports count it once (DESIGN.md invariant 3).
+ *
+ * Also in one place for both: how a print the site lost track of (it restarted while the
+ * printer had the job) is settled from what the printer says ({@link askPrinter},
+ * {@link verdictFor}).
  */
 import type * as Y from 'yjs'
 import type { DocStore } from '../../crdt/store.ts'
 import { acctDoc, periodOf } from '../../crdt/names.ts'
 import { recordUsage, hasUsage, sheetsFor } from '../../crdt/accounting.ts'
 import type { JobRecord } from '../../crdt/jobs.ts'
-import type { PrintRequest } from '../output/types.ts'
+import { InvalidPrinterJobIdError, UNKNOWN_REASONS, type OutputDevice, type PrinterJobOutcome, type PrintRequest } from '../output/types.ts'
+
+/**
+ * How long a printer may be unable to say what became of a job it accepted (unreachable,
+ * or it forgot the job) before the job is counted as printed and charged, as it was before
+ * printers were asked: covers a printer's reboot or a repair visit, and keeps accounting
+ * closing the same day.
+ */
+export const OUTCOME_UNKNOWN_LIMIT_MS = 4 * 3600_000
 
 /** The usage id of a job's print: the same at every peer that might print it. */
 export function usageId (job: Pick<JobRecord, 'id'>): string {
@@ -54,5 +66,63 @@ export function printRequestFor (job: JobRecord, documentPath: string): PrintReq
     copies: job.copies,
     sides: job.sides,
     ...(job.media !== undefined ? { media: job.media } : {})
+  }
+}
+
+/**
+ * Asks `device` what became of its job `printerJobId`; with `wait`, waits for the job's end
+ * where the device can (`follow`), else asks once. Never rejects: a missing device, one
+ * that cannot be asked and an id it never hands out answer `unknown` with reason
+ * `printer-cannot-tell` (asking again will not help); a device that throws otherwise
+ * answers `unknown` with `printer-unreachable`.
+ */
+export async function askPrinter (
+  device: OutputDevice | undefined, printerJobId: number, signal: AbortSignal, wait = false
+): Promise<PrinterJobOutcome> {
+  if (device === undefined) return { state: 'unknown', reason: UNKNOWN_REASONS.cannotTell, message: 'the printer is no longer configured' }
+  const ask = wait && device.follow !== undefined ? device.follow.bind(device) : device.outcome?.bind(device)
+  if (ask === undefined) return { state: 'unknown', reason: UNKNOWN_REASONS.cannotTell, message: `${device.uri} cannot say what became of a job` }
+  try {
+    return await ask(printerJobId, signal)
+  } catch (err) {
+    // a device breaking its never-rejects promise is treated as not answering, except for an id it never hands out
+    const reason = err instanceof InvalidPrinterJobIdError ? UNKNOWN_REASONS.cannotTell : UNKNOWN_REASONS.unreachable
+    return { state: 'unknown', reason, message: `asking ${device.uri} about job ${printerJobId} failed: ${(err as Error).message}` }
+  }
+}
+
+/** What to do with a `printing` job after asking its printer ({@link verdictFor}). */
+export type PrinterVerdict =
+  /** the printer completed it: charge it (once) and settle it printed */
+  | { settle: 'printed', impressions?: number }
+  /** canceled or aborted at the printer: settle it failed, not charged */
+  | { settle: 'failed', reason: string, message: string }
+  /** still at the printer, or no answer yet: leave it `printing` and ask again later */
+  | { settle: 'wait' }
+  /** no answer for too long, or the printer cannot be asked: count it printed, as before printers were asked */
+  | { settle: 'assume-printed', message: string }
+
+/**
+ * The one rule for settling a print the site lost track of. `unknownSince` is when this
+ * process first got no usable answer about the job (the caller keeps it; pass `now` the
+ * first time).
+ */
+export function verdictFor (answer: PrinterJobOutcome, unknownSince: number, now: number): PrinterVerdict {
+  switch (answer.state) {
+    case 'completed':
+      return { settle: 'printed', ...(answer.impressions !== undefined ? { impressions: answer.impressions } : {}) }
+    case 'failed':
+      return { settle: 'failed', reason: answer.reason ?? 'aborted-by-system', message: answer.message ?? 'the printer did not finish the job' }
+    case 'pending':
+      return { settle: 'wait' }
+    case 'unknown':
+      if (answer.reason === UNKNOWN_REASONS.aborted) return { settle: 'wait' }
+      if (answer.reason === UNKNOWN_REASONS.cannotTell) {
+        return { settle: 'assume-printed', message: `the printer cannot be asked what became of the job (${answer.message ?? answer.reason}); counted as printed` }
+      }
+      if (now - unknownSince >= OUTCOME_UNKNOWN_LIMIT_MS) {
+        return { settle: 'assume-printed', message: `the printer has not said what became of the job for ${Math.round((now - unknownSince) / 60_000)} min (${answer.message ?? answer.reason ?? 'no answer'}); counted as printed` }
+      }
+      return { settle: 'wait' }
   }
 }

@@ -14,20 +14,33 @@
  * sees a partial document under a final name, and a crash leaves at most a `.partial`
  * file behind. The document is written before its sidecar.
  *
- * The folder is created when missing. There is no printer job id; impressions are not
- * known (a folder does not render pages), so the outcome carries neither.
+ * The folder is created when missing. Impressions are not known (a folder does not render
+ * pages), so the outcome of `print()` carries none.
+ *
+ * Printer job id: the document's inode number, passed to `progress.accepted(id)` once the
+ * document is complete under its final name (not returned by `print()`, whose outcome is
+ * `{}`). `outcome(id)` looks for a document with that inode in the folder: found →
+ * `completed` (acceptance comes only after the whole document was fsynced and published, so
+ * a document under its final name is complete); not found → `unknown` (removed since, e.g.
+ * by whatever consumes the folder). A folder job is never `pending`, so `follow(id)` is
+ * `outcome(id)`. An inode freed by a removed document and reused by a later one would
+ * still answer `completed`, which is what the accepted job was anyway.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
-import { access, constants as fsConstants, link, mkdir, open, rename, unlink, writeFile } from 'node:fs/promises'
+import { access, constants as fsConstants, link, mkdir, open, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import {
+  InvalidPrinterJobIdError,
   PrinterError,
+  UNKNOWN_REASONS,
+  isPrinterJobId,
   type OutputDevice,
   type PrintOutcome,
+  type PrinterJobOutcome,
   type PrintProgress,
   type PrintRequest
 } from './types.ts'
@@ -218,7 +231,7 @@ export class FileOutputDevice implements OutputDevice {
     } finally {
       await removeTemp(tmp, this.#logger)
     }
-    progress.accepted()
+    progress.accepted(await this.#jobIdOf(docName))
 
     const sidecar: FileSidecar = {
       jobName: req.jobName,
@@ -252,6 +265,49 @@ export class FileOutputDevice implements OutputDevice {
         return { ok: true, message: `will create ${this.#dir} on the first print` }
       }
       return { ok: false, message: `cannot write to ${this.#dir}: ${(err as Error).message}` }
+    }
+  }
+
+  async outcome (printerJobId: number, signal: AbortSignal): Promise<PrinterJobOutcome> {
+    if (!isPrinterJobId(printerJobId)) throw new InvalidPrinterJobIdError(printerJobId, 'a file device job id is the inode number of a document it wrote')
+    const aborted: PrinterJobOutcome = { state: 'unknown', reason: UNKNOWN_REASONS.aborted, message: `stopped looking for document ${printerJobId}` }
+    let names: string[]
+    try {
+      names = await readdir(this.#dir)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'unknown', reason: UNKNOWN_REASONS.notFound, message: `output folder ${this.#dir} does not exist` }
+      return { state: 'unknown', reason: UNKNOWN_REASONS.unreachable, message: `cannot read output folder ${this.#dir}: ${(err as Error).message}` }
+    }
+    const wanted = BigInt(printerJobId)
+    for (const name of names) {
+      if (signal.aborted) return aborted
+      if (name.startsWith('.') || name.endsWith('.json')) continue // temp files and sidecars
+      let ino: bigint
+      try {
+        const st = await stat(join(this.#dir, name), { bigint: true })
+        if (!st.isFile()) continue
+        ino = st.ino
+      } catch {
+        continue // removed while we looked
+      }
+      if (ino === wanted) return { state: 'completed', message: `document ${name} is in ${this.#dir}` }
+    }
+    return { state: 'unknown', reason: UNKNOWN_REASONS.notFound, message: `no document with id ${printerJobId} in ${this.#dir}: removed since it was written` }
+  }
+
+  async follow (printerJobId: number, signal: AbortSignal): Promise<PrinterJobOutcome> {
+    return await this.outcome(printerJobId, signal)
+  }
+
+  /** The printer job id of a published document: its inode number, when it is a safe integer. */
+  async #jobIdOf (docName: string): Promise<number | undefined> {
+    try {
+      const { ino } = await stat(join(this.#dir, docName), { bigint: true })
+      return ino > 0n && ino <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(ino) : undefined
+    } catch (err) {
+      // the document is out regardless; without an id a restart assumes it printed, which it did
+      this.#logger.warn({ err, document: docName }, 'cannot read the inode of the written document')
+      return undefined
     }
   }
 

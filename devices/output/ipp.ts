@@ -43,6 +43,16 @@
  * turns verification off for this device entirely (encrypted, but the printer is not
  * authenticated). The default is to verify.
  *
+ * After a restart (the site no longer waits on `print()`): `outcome(printerJobId)` asks
+ * Get-Job-Attributes once and maps `job-state` completed (9) → `completed` (with
+ * impressions), canceled (7) / aborted (8) → `failed` (the `job-state-reasons` keyword, as
+ * `print()` would have rejected), pending / held / processing / stopped (3–6) → `pending`;
+ * no answer, busy, `client-error-not-found` (the printer forgot the job) or any other
+ * answer → `unknown`, with the reason. `follow(printerJobId)` polls like `print()` does
+ * after acceptance (`follow.pollIntervalMs`, giving up after `follow.unreachableDeadlineMs`
+ * without an answer) until the job ended. Neither ever resubmits anything. A printer that
+ * restarted and reuses job ids could answer about another job: the id alone cannot tell.
+ *
  * Impressions: `job-impressions-completed` is reported when the printer gives a non-zero
  * value; printers that do not count (ippeveprinter without a command) report 0 for a
  * completed job, which would be a wrong charge, so 0 is treated as "not reported".
@@ -72,9 +82,13 @@ import {
   type ExchangeTarget
 } from './http-exchange.ts'
 import {
+  InvalidPrinterJobIdError,
   PrinterError,
+  UNKNOWN_REASONS,
+  isPrinterJobId,
   type OutputDevice,
   type PrintOutcome,
+  type PrinterJobOutcome,
   type PrintProgress,
   type PrintRequest
 } from './types.ts'
@@ -185,6 +199,8 @@ const PROBE_ATTRIBUTES = ['printer-state', 'printer-state-reasons', 'printer-sta
 const MAX_NAME_OCTETS = 255
 /** Status codes below this are successes (RFC 8011 4.1.6). */
 const FIRST_ERROR_STATUS = 0x0100
+/** Largest IPP integer, hence largest `job-id` (RFC 8011 5.1.5: integer is signed 32-bit). */
+const MAX_IPP_INTEGER = 0x7fffffff
 
 /** The URI the device was built from could not be turned into a target (internal). */
 export class IppUriError extends Error {
@@ -253,6 +269,33 @@ function printerError (message: string, reason: string, beforeAccept: boolean, c
   const err = new PrinterError(message, reason, beforeAccept)
   if (cause !== undefined) err.cause = cause
   return err
+}
+
+/** A job id a Get-Job-Attributes may carry; anything else is a caller's mistake. */
+function checkJobId (id: number): void {
+  if (!isPrinterJobId(id) || id > MAX_IPP_INTEGER) throw new InvalidPrinterJobIdError(id, `an IPP job-id is an integer from 1 to ${MAX_IPP_INTEGER}`)
+}
+
+/** What a successful Get-Job-Attributes answer says about how printer job `jobId` stands. */
+function outcomeOfJob (res: IppMessage, jobId: number): PrinterJobOutcome {
+  const jobAttr = (name: string): IppAttribute | undefined => findAttr(res, Tag.jobAttributes, name)
+  const state = integerValue(jobAttr('job-state'))
+  if (state === JobState.completed) {
+    const impressions = integerValue(jobAttr('job-impressions-completed'))
+    return { state: 'completed', ...(impressions !== undefined && impressions > 0 ? { impressions } : {}) }
+  }
+  if (state === JobState.canceled || state === JobState.aborted) {
+    const fallback = state === JobState.canceled ? 'job-canceled-at-device' : 'aborted-by-system'
+    const reason = stringValues(jobAttr('job-state-reasons')).find((r) => !UNINFORMATIVE_REASONS.has(r)) ?? fallback
+    const text = stringValue(jobAttr('job-state-message'))
+    return {
+      state: 'failed',
+      reason,
+      message: `printer job ${jobId} ${state === JobState.canceled ? 'canceled' : 'aborted'}: ${reason}${text !== undefined && text !== '' ? ` (${text})` : ''}`
+    }
+  }
+  if (state !== undefined && state >= JobState.pending && state <= JobState.processingStopped) return { state: 'pending' }
+  return { state: 'unknown', reason: UNKNOWN_REASONS.badAnswer, message: `printer reported job ${jobId} in job-state ${state ?? '(none)'}` }
 }
 
 /** What Get-Printer-Attributes told us. */
@@ -328,6 +371,56 @@ export class IppOutputDevice implements OutputDevice {
       return { ok: stateNum !== PRINTER_STATE_STOPPED, message }
     } catch (err) {
       return { ok: false, message: `printer does not answer: ${(err as Error).message}` }
+    }
+  }
+
+  async outcome (printerJobId: number, signal: AbortSignal): Promise<PrinterJobOutcome> {
+    checkJobId(printerJobId)
+    const aborted: PrinterJobOutcome = { state: 'unknown', reason: UNKNOWN_REASONS.aborted, message: `stopped asking about printer job ${printerJobId}` }
+    if (signal.aborted) return aborted
+    let res: IppMessage
+    try {
+      res = await ippExchange(this.#target, this.#request(Op.GetJobAttributes, [
+        attr('job-id', Tag.integer, printerJobId),
+        attr('requested-attributes', Tag.keyword, ...JOB_ATTRIBUTES)
+      ]), this.#smallLimits(), signal)
+    } catch (err) {
+      if (signal.aborted) return aborted
+      return { state: 'unknown', reason: UNKNOWN_REASONS.unreachable, message: `no answer about printer job ${printerJobId}: ${(err as Error).message}` }
+    }
+    if (RETRYABLE_STATUSES.has(res.code)) {
+      return { state: 'unknown', reason: UNKNOWN_REASONS.busy, message: `printer answered ${statusName(res.code)} about job ${printerJobId}` }
+    }
+    if (res.code === Status.clientErrorNotFound) {
+      return { state: 'unknown', reason: UNKNOWN_REASONS.notFound, message: `printer does not know job ${printerJobId} (any more)` }
+    }
+    if (res.code >= FIRST_ERROR_STATUS) {
+      return { state: 'unknown', reason: UNKNOWN_REASONS.badAnswer, message: `printer answered ${statusName(res.code)} about job ${printerJobId}` }
+    }
+    const answer = outcomeOfJob(res, printerJobId)
+    this.#log.debug({ printerJobId, outcome: answer.state, reason: answer.reason }, 'asked the printer about a job')
+    return answer
+  }
+
+  async follow (printerJobId: number, signal: AbortSignal): Promise<PrinterJobOutcome> {
+    checkJobId(printerJobId)
+    let lastAnswer = Date.now()
+    for (;;) {
+      const answer = await this.outcome(printerJobId, signal)
+      if (answer.state === 'completed' || answer.state === 'failed') return answer
+      if (answer.state === 'pending') {
+        lastAnswer = Date.now()
+      } else if (answer.reason !== UNKNOWN_REASONS.unreachable && answer.reason !== UNKNOWN_REASONS.busy) {
+        return answer // the printer answered and cannot tell (or we are stopping): asking again will not help
+      }
+      if (Date.now() - lastAnswer > this.#follow.unreachableDeadlineMs) {
+        return { ...answer, message: `gave up following printer job ${printerJobId} after ${this.#follow.unreachableDeadlineMs} ms without an answer: ${answer.message ?? ''}` }
+      }
+      try {
+        await sleep(this.#follow.pollIntervalMs, undefined, { signal })
+      } catch {
+        return { state: 'unknown', reason: UNKNOWN_REASONS.aborted, message: `stopped following printer job ${printerJobId}` }
+      }
     }
   }
 
@@ -526,20 +619,12 @@ export class IppOutputDevice implements OutputDevice {
           this.#log.debug({ printerJobId: jobId, state: state === undefined ? undefined : enumName('job-state', state) }, 'printer job state')
           lastState = state
         }
-        const reasons = stringValues(jobAttr('job-state-reasons'))
-        if (state === JobState.completed) {
-          const impressions = integerValue(jobAttr('job-impressions-completed'))
-          this.#log.info({ printerJobId: jobId, impressions }, 'printer job completed')
-          return { printerJobId: jobId, ...(impressions !== undefined && impressions > 0 ? { impressions } : {}) }
+        const answer = outcomeOfJob(res, jobId)
+        if (answer.state === 'completed') {
+          this.#log.info({ printerJobId: jobId, impressions: integerValue(jobAttr('job-impressions-completed')) }, 'printer job completed')
+          return { printerJobId: jobId, ...(answer.impressions !== undefined ? { impressions: answer.impressions } : {}) }
         }
-        if (state === JobState.canceled || state === JobState.aborted) {
-          const fallback = state === JobState.canceled ? 'job-canceled-at-device' : 'aborted-by-system'
-          const reason = reasons.find((r) => !UNINFORMATIVE_REASONS.has(r)) ?? fallback
-          const text = stringValue(jobAttr('job-state-message'))
-          throw printerError(
-            `printer job ${jobId} ${state === JobState.canceled ? 'canceled' : 'aborted'}: ${reason}${text !== undefined && text !== '' ? ` (${text})` : ''}`,
-            reason, false)
-        }
+        if (answer.state === 'failed') throw printerError(answer.message ?? `printer job ${jobId} failed`, answer.reason ?? 'aborted-by-system', false)
       }
 
       if (Date.now() - lastAnswer > this.#follow.unreachableDeadlineMs) {
