@@ -18,7 +18,7 @@ import { rejects } from './helpers/assert.ts'
 import { Spool } from '../devices/spool.ts'
 import { createJobService, type JobService } from '../devices/jobs/service.ts'
 import { createRoamingService, type RoamingService } from '../devices/jobs/roaming.ts'
-import { PrinterError, type OutputDevice, type PrintRequest } from '../devices/output/types.ts'
+import { PrinterError, type OutputDevice, type PrintRequest, type PrintProgress, type PrinterJobOutcome } from '../devices/output/types.ts'
 import { NotPartnerError, NotAuthorizedError, InvalidJobStateError, HolderUnreachableError, type JobRecord, type JobView } from '../devices/jobs/types.ts'
 import { MemoryRoamingHub } from '../simulations/roaming-link.ts'
 import { acctDoc, periodOf, jobsDoc } from '../crdt/names.ts'
@@ -37,7 +37,7 @@ class RecordingPrinter implements OutputDevice {
   failNext?: PrinterError
   /** When set, printing waits for this promise (to observe intermediate states). */
   gate?: Promise<void>
-  async print (req: PrintRequest, _progress: unknown, signal: AbortSignal): Promise<{ printerJobId: number }> {
+  async print (req: PrintRequest, _progress: PrintProgress, signal: AbortSignal): Promise<{ printerJobId: number }> {
     if (this.failNext !== undefined) { const e = this.failNext; this.failNext = undefined; throw e }
     if (this.gate !== undefined) {
       await Promise.race([this.gate, new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }))])
@@ -47,6 +47,25 @@ class RecordingPrinter implements OutputDevice {
   }
 
   async probe (): Promise<{ ok: boolean, message: string }> { return { ok: true, message: '' } }
+}
+
+/** A printer that says it accepted each job (with its own job id) and answers what became of it, as IPP printers do. */
+class AnsweringPrinter extends RecordingPrinter {
+  /** What the printer says of each of its job ids (unset: still printing). */
+  readonly answers = new Map<number, PrinterJobOutcome>()
+  private nextId = 41
+  override async print (req: PrintRequest, progress: PrintProgress, signal: AbortSignal): Promise<{ printerJobId: number }> {
+    const id = this.nextId++
+    progress.accepted(id)
+    await super.print(req, progress, signal)
+    return { printerJobId: id }
+  }
+
+  async outcome (printerJobId: number): Promise<PrinterJobOutcome> {
+    return this.answers.get(printerJobId) ?? { state: 'pending' }
+  }
+
+  async follow (printerJobId: number): Promise<PrinterJobOutcome> { return await this.outcome(printerJobId) }
 }
 
 interface RoamingSite { name: string, site: string, peer: MeshPeer, jobs: JobService, roaming: RoamingService, printer: RecordingPrinter, stop: () => Promise<void> }
@@ -287,6 +306,39 @@ test('a site restarting mid-release returns the job; one restarting while printi
   await until(() => stateAt(a, job.id) === 'printed', 10_000, 'holder follows the restarted site')
   assert.is(usageAt(b2).length, 1)
   await b2.stop()
+})
+
+test('a site restarting while its printer has a roaming job asks the printer: a jam is failed and not charged, a finished job is charged once', async () => {
+  const printer = new AnsweringPrinter()
+  const central = await mesh.addCentral()
+  const a = await startSite('site-a', 'a')
+  let b = await startSite('site-b', 'b', undefined, printer)
+  for (const s of [a, b]) await mesh.connect(central, s.peer)
+  await mesh.connect(a.peer, b.peer)
+  for (const [s, t] of [[a, b], [b, a]] as const) await s.roaming.setRoaming({ partners: [t.site], mode: 'separate' })
+  await until(() => a.roaming.roamsWith('b') && b.roaming.roamsWith('a'), 10_000, 'roaming settings replicated')
+  const jammed = await printAt(a, 'alice', 'jammed')
+  const finished = await printAt(a, 'alice', 'finished')
+  for (const [job, answer] of [[jammed, { state: 'failed', reason: 'media-jam', message: 'paper jam' }], [finished, { state: 'completed', impressions: 3 }]] as const) {
+    await until(() => listedAt(b, job.id) !== undefined, 10_000, `${job.name} listed at b`)
+    let open!: () => void
+    printer.gate = new Promise<void>((resolve) => { open = resolve })
+    await b.roaming.releaseRemote({ user: 'alice', admin: false }, job.id)
+    await until(() => getReleaseAt(b, job.id)?.printerJobId !== undefined && stateAt(a, job.id) === 'printing', 10_000, `${job.name} accepted by the printer`)
+    const printerJobId = getReleaseAt(b, job.id)?.printerJobId ?? 0
+    // b stops while the printer has the job; the printer ends it while b is down
+    await b.stop()
+    open()
+    printer.gate = undefined
+    printer.answers.set(printerJobId, answer)
+    b = await startSite('site-b', 'b', await mesh.restart(b.peer, 'site', 'b'), printer)
+    await mesh.connect(b.peer, a.peer)
+    await until(() => getReleaseAt(b, job.id)?.state === (answer.state === 'failed' ? 'failed' : 'printed'), 10_000, `${job.name} settled from the printer's answer`)
+  }
+  assert.is(getReleaseAt(b, jammed.id)?.reason, 'media-jam')
+  await until(() => stateAt(a, jammed.id) === 'failed' && stateAt(a, finished.id) === 'printed', 10_000, 'the holder follows both')
+  assert.equal(usageAt(b).map((u) => u.jobId), [finished.id], 'only the finished job is charged, once')
+  await b.stop()
 })
 
 test.run()

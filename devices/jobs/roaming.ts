@@ -33,7 +33,7 @@ import { readSiteSettings, roamsWith, setHostname, setRoaming, validateRoaming, 
 import type { Spool } from '../spool.ts'
 import { PrinterError, type OutputDevice } from '../output/types.ts'
 import type { JobService } from './service.ts'
-import { chargePrint, isCharged, printRequestFor } from './usage.ts'
+import { askPrinter, chargePrint, isCharged, printRequestFor, verdictFor } from './usage.ts'
 import {
   type Actor, type JobRecord, type JobView, type GrantReply, type GrantRequest, type RoamingHolder, type RoamingLink, type RoamingRefusal,
   JobNotFoundError, NotAuthorizedError, InvalidJobStateError, PrinterNotFoundError, NotPartnerError, HolderUnreachableError, JobError, TERMINAL_STATES
@@ -95,6 +95,10 @@ export class RoamingService implements RoamingHolder {
   private readonly prefetching = new Map<string, Promise<void>>()
   private readonly prefetchQueue = new Map<string, string>()
   private readonly releasing = new Set<string>()
+  /** Releases whose printer this process is following (printing now, or asked after a restart). */
+  private readonly watched = new Set<string>()
+  /** Since when the printer of a `printing` release has given no answer (see usage.ts `verdictFor`). */
+  private readonly unknownSince = new Map<string, number>()
   private readonly dirty = new Set<DocName>()
   private readonly inFlight = new Set<Promise<unknown>>()
   private abort = new AbortController()
@@ -313,20 +317,98 @@ export class RoamingService implements RoamingHolder {
   /** Prints a `printing` release from the copies spool and settles it. Never rejects. */
   private async printCopy (rel: RemoteRelease): Promise<void> {
     const device = this.c.printers.get(rel.printer)
+    // the printer job id's write, started the moment the printer accepts; settling waits for it
+    let recorded: Promise<void> = Promise.resolve()
+    this.watched.add(rel.jobId)
     try {
       if (device === undefined) throw new PrinterError(`printer ${rel.printer} is not configured here`, 'aborted-by-system', true)
-      const outcome = await device.print(printRequestFor(rel.job, this.c.copies.path(rel.job.sha256 ?? '')), { accepted: () => {} }, this.abort.signal)
-      await chargePrint(this.c.store, { peer: this.init.peer, site: this.init.site, printer: rel.printer }, rel.job, this.now())
+      const outcome = await device.print(printRequestFor(rel.job, this.c.copies.path(rel.job.sha256 ?? '')), {
+        accepted: (printerJobId) => { if (printerJobId !== undefined) recorded = this.recordPrinterJob(rel, printerJobId) }
+      }, this.abort.signal)
+      await recorded
+      await this.charge(rel)
       await this.moveRelease(rel.jobId, 'printed', { reason: 'job-completed-successfully', message: '' })
       this.log.info({ job: rel.jobId, holderSite: rel.holderSite, printer: rel.printer, printerJob: outcome.printerJobId, offline: rel.offline }, 'roaming job printed')
     } catch (err) {
-      // stopping: the printer may still finish it; recovery at the next start decides (as after a crash)
+      await recorded
+      // stopping: the printer may still finish it; the next start asks the printer (as after a crash)
       if (this.abort.signal.aborted) return
       const beforeAccept = err instanceof PrinterError && err.beforeAccept
       const reason = err instanceof PrinterError ? err.reason : 'aborted-by-system'
       this.log.warn({ job: rel.jobId, printer: rel.printer, reason, err: (err as Error).message }, 'roaming job did not print')
       await this.moveRelease(rel.jobId, beforeAccept ? 'returned' : 'failed', { reason, message: (err as Error).message })
         .catch((e: unknown) => this.log.error({ err: e, job: rel.jobId }, 'could not record the release failure'))
+    } finally {
+      this.watched.delete(rel.jobId)
+    }
+  }
+
+  /** Records the printer's job id on a `printing` release, as durably as the store gets before a crash. Never rejects. */
+  private async recordPrinterJob (rel: RemoteRelease, printerJobId: number): Promise<void> {
+    const name = this.releaseDocs.get(rel.jobId)
+    try {
+      if (name === undefined) throw new Error(`no release of ${rel.jobId} here`)
+      await this.c.store.transact(name, ROAMING, (d) => { jobsFamily.recordReleasePrinterJob(d, rel.jobId, printerJobId, this.now()) })
+    } catch (err) {
+      // without it a crash falls back to assuming the job printed; the print itself goes on
+      this.log.error({ err, job: rel.jobId, printerJobId }, 'could not record the printer job id')
+    }
+  }
+
+  /** Charges a printed release under the job's usage id (a no-op when already charged). */
+  private async charge (rel: RemoteRelease): Promise<void> {
+    await chargePrint(this.c.store, { peer: this.init.peer, site: this.init.site, printer: rel.printer }, rel.job, this.now())
+  }
+
+  /** Whether the release's print is charged here already: in the period it started printing or the current one. */
+  private async chargedAlready (rel: RemoteRelease): Promise<boolean> {
+    return await isCharged(this.c.store, this.init.peer, rel.job, rel.updatedAt) || await isCharged(this.c.store, this.init.peer, rel.job, this.now())
+  }
+
+  /** Charges (unless already charged) and settles a `printing` release whose end nobody can tell as printed. */
+  private async assumePrinted (rel: RemoteRelease, message: string): Promise<void> {
+    const charged = await this.chargedAlready(rel)
+    if (!charged) await this.charge(rel)
+    this.unknownSince.delete(rel.jobId)
+    await this.moveRelease(rel.jobId, 'printed', charged ? {} : { reason: 'printer-outcome-assumed', message })
+    if (!charged) this.log.warn({ job: rel.jobId, printer: rel.printer, printerJob: rel.printerJobId, why: message }, 'printer outcome unknown: roaming job counted as printed and charged')
+  }
+
+  /** Asks the printer of a `printing` release how the job ended, in the background; once per release at a time. */
+  private askPrinterAbout (rel: RemoteRelease): void {
+    if (this.watched.has(rel.jobId) || !this.started) return
+    this.watched.add(rel.jobId)
+    this.background(this.settleFromPrinter(rel)
+      .catch((err: unknown) => this.log.error({ err, job: rel.jobId }, 'could not settle a roaming job from its printer\'s answer'))
+      .finally(() => this.watched.delete(rel.jobId)))
+  }
+
+  /** Settles a `printing` release by what its printer says (rule: usage.ts `verdictFor`). */
+  private async settleFromPrinter (rel: RemoteRelease): Promise<void> {
+    if (rel.printerJobId === undefined) return
+    const answer = await askPrinter(this.c.printers.get(rel.printer), rel.printerJobId, this.abort.signal, true)
+    if (this.abort.signal.aborted) return // stopping: the next start asks again
+    const current = this.releaseOf(rel.jobId)
+    if (current?.state !== 'printing' || current.printerJobId !== rel.printerJobId) return // settled meanwhile
+    const now = this.now()
+    if (answer.state !== 'unknown') this.unknownSince.delete(rel.jobId)
+    else if (!this.unknownSince.has(rel.jobId)) this.unknownSince.set(rel.jobId, now)
+    const verdict = verdictFor(answer, this.unknownSince.get(rel.jobId) ?? now, now)
+    switch (verdict.settle) {
+      case 'printed':
+        if (!await this.chargedAlready(current)) await this.charge(current)
+        await this.moveRelease(rel.jobId, 'printed', { reason: 'job-completed-successfully', message: 'the printer completed the job while this site was not following it' })
+        this.log.info({ job: rel.jobId, printer: rel.printer, printerJob: rel.printerJobId }, 'roaming job printed (the printer says)')
+        break
+      case 'failed':
+        await this.moveRelease(rel.jobId, 'failed', { reason: verdict.reason, message: verdict.message })
+        this.log.warn({ job: rel.jobId, printer: rel.printer, printerJob: rel.printerJobId, reason: verdict.reason }, 'roaming job failed at the printer (the printer says); not charged')
+        break
+      case 'assume-printed':
+        await this.assumePrinted(current, verdict.message)
+        break
+      case 'wait':
+        break // asked again at the next pass (tick)
     }
   }
 
@@ -415,7 +497,11 @@ export class RoamingService implements RoamingHolder {
 
   // ---- following, prefetching, recovery -----------------------------------------------------
 
-  /** Releases recorded here before a restart: `fetching` goes back to the holder, `printing` counts as printed. */
+  /**
+   * Releases recorded here before a restart: `fetching` goes back to the holder; `printing`
+   * is settled by what the printer says of the job it accepted (as the job service does for
+   * local jobs), or counted as printed when its printer job id was never recorded.
+   */
   private async recover (): Promise<void> {
     const prefix = `v1/jobs/${this.init.peer}/`
     for (const name of await this.c.store.storedNames()) {
@@ -425,11 +511,10 @@ export class RoamingService implements RoamingHolder {
         this.releaseDocs.set(rel.jobId, name)
         if (rel.state === 'fetching') {
           await this.moveRelease(rel.jobId, 'returned', { reason: 'release-interrupted', message: 'this site restarted before the printer accepted the job; release it again' })
+        } else if (rel.state === 'printing' && rel.printerJobId !== undefined) {
+          this.askPrinterAbout(rel) // the printer accepted it: it says how the job ended
         } else if (rel.state === 'printing') {
-          if (!await isCharged(this.c.store, this.init.peer, rel.job, rel.updatedAt)) {
-            await chargePrint(this.c.store, { peer: this.init.peer, site: this.init.site, printer: rel.printer }, rel.job, this.now())
-          }
-          await this.moveRelease(rel.jobId, 'printed', { reason: 'printer-outcome-assumed', message: 'this site restarted while the printer had the job; counted as printed' })
+          await this.assumePrinted(rel, 'this site restarted while the printer had the job; counted as printed')
         }
       }
     }
@@ -524,6 +609,7 @@ export class RoamingService implements RoamingHolder {
     for (const [jobId, name] of this.releaseDocs) {
       const rel = this.releaseOf(jobId)
       if (rel === undefined) { this.releaseDocs.delete(jobId); continue }
+      if (rel.state === 'printing' && rel.printerJobId !== undefined) this.askPrinterAbout(rel) // no final answer yet: ask again
       if (!jobsFamily.isFinalRelease(rel.state) && rel.job.sha256 !== undefined) needed.add(rel.job.sha256)
       if (jobsFamily.isFinalRelease(rel.state) && rel.updatedAt + RELEASE_RETENTION_MS <= now) {
         await this.c.store.transact(name, { kind: 'local', service: 'retention' }, (d) => jobsFamily.purgeRelease(d, jobId))
