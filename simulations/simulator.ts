@@ -448,7 +448,8 @@ class Simulation {
         site: p.site ?? p.name,
         queues: [{ name: 'secure', hold: true, defaultPrinter: 'mfp', info: 'secure print', location: p.name }],
         holdMs: HOLD_MS,
-        retentionMs: RETENTION_MS
+        retentionMs: RETENTION_MS,
+        sweepMs: 0 // sweeps are workload steps, on the virtual clock
       }, {
         store: mesh.store,
         spool,

@@ -66,6 +66,8 @@ export interface JobServiceInit {
   holdMs?: number
   /** Finished jobs older than this are purged with their bytes. */
   retentionMs?: number
+  /** Period of the background sweep (expiry, retention, printer follow-up); 0 runs none (the caller sweeps, as the simulator does on its virtual clock). */
+  sweepMs?: number
 }
 
 export interface JobServiceComponents {
@@ -127,10 +129,13 @@ export class JobService implements JobDomain {
     }
     await this.recover()
     await this.sweep()
-    this.sweepTimer = setInterval(() => {
-      this.sweep().catch((err: unknown) => this.log.error({ err }, 'retention sweep failed'))
-    }, RETENTION_SWEEP_MS)
-    this.sweepTimer.unref()
+    const every = this.init.sweepMs ?? RETENTION_SWEEP_MS
+    if (every > 0) {
+      this.sweepTimer = setInterval(() => {
+        this.sweep().catch((err: unknown) => this.log.error({ err }, 'retention sweep failed'))
+      }, every)
+      this.sweepTimer.unref()
+    }
     this.log.info({ jobs: this.byId.size }, 'jobs loaded')
   }
 
