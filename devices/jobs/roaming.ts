@@ -15,7 +15,9 @@
  *   2. A release record is durable in this site's document before each step it describes:
  *      `fetching` before the grant is used, `printing` after the commit and before the
  *      printer, `printed` after the charge. After a crash, `fetching` is returned to the
- *      holder (no printer saw it) and `printing` counts as printed, charged once.
+ *      holder (no printer saw it) and `printing` is settled by what the printer says of the
+ *      job id it gave on acceptance (as the job service does), or counts as printed,
+ *      charged once, when that id was never recorded.
  *   3. Offline release (shared mode only, holder unreachable, prefetched copy verified)
  *      prints without a grant; the holder settles or reports the duplicate when it reads
  *      the record (`JobService.followRelease`). Every print is charged under the job's one
