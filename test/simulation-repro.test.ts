@@ -16,6 +16,7 @@ import { listUsage } from '../crdt/accounting.ts'
 import { acctDoc, periodOf } from '../crdt/names.ts'
 import { generateIdentity } from '../transports/identity.ts'
 import { JobService } from '../devices/jobs/service.ts'
+import type { JobRecord } from '../devices/jobs/types.ts'
 import { Spool } from '../devices/spool.ts'
 import { PrinterError, type OutputDevice, type PrinterJobOutcome, type PrintProgress, type PrintRequest } from '../devices/output/types.ts'
 import type { Signer } from '../crdt/envelope.ts'
@@ -113,6 +114,21 @@ async function heldJob (site: Site): Promise<number> {
   return job.ippId
 }
 
+/**
+ * A site releases a held job, is killed once `printed(job)` holds, `whileDown` happens to
+ * the printer, and the site restarts on the same folder.
+ */
+async function restartedWhilePrinting (printer: Printer, printed: (job: JobRecord | undefined) => boolean, whileDown: () => void): Promise<{ site: Site, ippId: number, signer: Signer }> {
+  const { signer } = await generateIdentity()
+  const first = await open(dir, signer, printer)
+  const ippId = await heldJob(first)
+  await first.jobs.release(ippId, { user: 'alice', admin: false })
+  await until(() => printed(first.jobs.getJob(ippId)), 5000, 'the printer has the job')
+  await kill(first)
+  whileDown()
+  return { site: await open(dir, signer, printer), ippId, signer }
+}
+
 test('invariant 2: a kill -9 as the printer accepts a job never lets it print twice', async () => {
   const { signer } = await generateIdentity()
   const printer = new Printer()
@@ -142,18 +158,11 @@ test('invariant 2: a kill -9 as the printer accepts a job never lets it print tw
 })
 
 test('invariant 3: a kill -9 while the printer prints still charges the job exactly once', async () => {
-  const { signer } = await generateIdentity()
   const printer = new Printer()
-  let site = await open(dir, signer, printer)
-  const ippId = await heldJob(site)
-  await site.jobs.release(ippId, { user: 'alice', admin: false })
-  await until(() => site.jobs.getJob(ippId)?.state === 'printing', 5000, 'the job is printing')
-  await kill(site)
-  printer.finishAll() // the paper comes out while the site is down
-  site = await open(dir, signer, printer)
+  // the paper comes out while the site is down
+  const { site, ippId, signer } = await restartedWhilePrinting(printer, (job) => job?.state === 'printing', () => printer.finishAll())
   try {
-    const restarted = site
-    await until(() => restarted.jobs.getJob(ippId)?.state !== 'printing', 5000, 'the restarted site settled the job')
+    await until(() => site.jobs.getJob(ippId)?.state !== 'printing', 5000, 'the restarted site settled the job')
     const usage = listUsage(await site.store.open(acctDoc(signer.id, periodOf(NOW))))
     assert.equal(printer.completed, ['j1'])
     assert.is(usage.length, 1, `printed once, charged ${usage.length} times; the job is now ${site.jobs.getJob(ippId)?.state ?? 'missing'} (${site.jobs.getJob(ippId)?.reason ?? ''})`)
@@ -165,19 +174,11 @@ test('invariant 3: a kill -9 while the printer prints still charges the job exac
 })
 
 test('invariant 3 (seed 11): a job the printer fails while the site is down is failed, not charged', async () => {
-  const { signer } = await generateIdentity()
   const printer = new Printer()
-  let site = await open(dir, signer, printer)
-  const ippId = await heldJob(site)
-  await site.jobs.release(ippId, { user: 'alice', admin: false })
-  const first = site
-  await until(() => first.jobs.getJob(ippId)?.printerJobId === 1, 5000, 'the printer accepted the job and its id is recorded')
-  await kill(site)
-  printer.failAll() // paper jam while the site is down: no paper comes out
-  site = await open(dir, signer, printer)
+  // accepted, its id recorded; then a paper jam while the site is down: no paper comes out
+  const { site, ippId, signer } = await restartedWhilePrinting(printer, (job) => job?.printerJobId === 1, () => printer.failAll())
   try {
-    const restarted = site
-    await until(() => restarted.jobs.getJob(ippId)?.state !== 'printing', 5000, 'the restarted site settled the job')
+    await until(() => site.jobs.getJob(ippId)?.state !== 'printing', 5000, 'the restarted site settled the job')
     const job = site.jobs.getJob(ippId)
     const usage = listUsage(await site.store.open(acctDoc(signer.id, periodOf(NOW))))
     assert.equal(printer.completed, [])
@@ -190,31 +191,23 @@ test('invariant 3 (seed 11): a job the printer fails while the site is down is f
 })
 
 test('invariant 3: a job still printing at the restart stays printing until the printer ends it, then is charged once', async () => {
-  const { signer } = await generateIdentity()
   const printer = new Printer()
-  let site = await open(dir, signer, printer)
-  const ippId = await heldJob(site)
-  await site.jobs.release(ippId, { user: 'alice', admin: false })
-  const first = site
-  await until(() => first.jobs.getJob(ippId)?.printerJobId === 1, 5000, 'the printer accepted the job and its id is recorded')
-  await kill(site)
-  printer.online = false // the printer cannot be reached when the site comes back …
-  site = await open(dir, signer, printer)
+  // accepted, its id recorded; the printer cannot be reached when the site comes back …
+  const { site, ippId, signer } = await restartedWhilePrinting(printer, (job) => job?.printerJobId === 1, () => { printer.online = false })
   try {
-    const restarted = site
     const acct = await site.store.open(acctDoc(signer.id, periodOf(NOW)))
     await until(() => printer.answers.length > 0, 5000, 'recovery asked the printer')
     const unanswered = printer.answers.length
     printer.online = true // … then it answers: still printing
-    await until(async () => { await restarted.jobs.sweep(); return printer.answers.length > unanswered }, 5000, 'a sweep asked again')
+    await until(async () => { await site.jobs.sweep(); return printer.answers.length > unanswered }, 5000, 'a sweep asked again')
     assert.equal(new Set(printer.answers.slice(0, unanswered).map((a) => a.state)), new Set(['unknown']))
     assert.is(printer.answers[unanswered].state, 'pending')
     assert.is(site.jobs.getJob(ippId)?.state, 'printing', 'neither assumed printed nor failed while the printer says nothing or "pending"')
     assert.is(listUsage(acct).length, 0)
     printer.finishAll()
     // every sweep asks again (in the background, once a previous question is answered): completed
-    await until(async () => { await restarted.jobs.sweep(); return restarted.jobs.getJob(ippId)?.state === 'printed' }, 5000, 'a sweep settled the job as printed')
-    await restarted.jobs.sweep()
+    await until(async () => { await site.jobs.sweep(); return site.jobs.getJob(ippId)?.state === 'printed' }, 5000, 'a sweep settled the job as printed')
+    await site.jobs.sweep()
     assert.equal(printer.completed, ['j1'])
     assert.equal(listUsage(acct).map((u) => u.jobId), [site.jobs.getJob(ippId)?.id])
   } finally {
