@@ -9,9 +9,10 @@
  *   3. An envelope already held (same document, author and sequence) is not applied,
  *      persisted or emitted again.
  *   4. A persistence failure rejects the call that caused it; it is never swallowed.
- *   5. After {@link COMPACT_THRESHOLD} entries, a peer's own envelopes of a document are
- *      replaced by one snapshot envelope; a snapshot received from an author replaces that
- *      author's earlier envelopes.
+ *   5. After {@link COMPACT_THRESHOLD} entries, and once the entries written since this
+ *      peer's last snapshot of a document outweigh that snapshot, its own envelopes of the
+ *      document are replaced by one snapshot envelope; a snapshot received from an author
+ *      replaces that author's earlier envelopes.
  * The store does not decide whether a peer's envelope is authorized: crdt/sync.ts does,
  * before calling {@link DocStore.applyEnvelope}.
  */
@@ -32,6 +33,12 @@ export type Origin =
 
 /** Entries of one document after which its own envelopes are compacted into a snapshot. */
 export const COMPACT_THRESHOLD = 500
+/**
+ * ...and once the bytes appended since this peer's last snapshot reach this multiple of
+ * that snapshot's size: a large document (a busy month of jobs) is then re-encoded, stored
+ * and relayed in proportion to what was written, not every 500 writes.
+ */
+export const COMPACT_LOG_RATIO = 1
 
 /** Highest contiguous sequence number held, per author. */
 export type LogVector = Map<string, number>
@@ -55,6 +62,10 @@ interface Entry {
   /** Failure of the latest write not yet reported to a caller. */
   pendingError?: unknown
   entries: number
+  /** Bytes of entries appended since this peer's last snapshot of the document (or since it was loaded). */
+  sinceSnapshot: number
+  /** Size of this peer's last snapshot of the document made by this process (0 before one). */
+  snapshotBytes: number
 }
 
 export class DocStore extends EventEmitter<StoreEvents> {
@@ -105,7 +116,7 @@ export class DocStore extends EventEmitter<StoreEvents> {
   private async load (name: DocName): Promise<Entry> {
     const stored = await this.persistence.load(name)
     const doc = new Y.Doc({ gc: true })
-    const entry: Entry = { doc, vector: new Map(), ahead: new Map(), writes: Promise.resolve(), entries: stored.length }
+    const entry: Entry = { doc, vector: new Map(), ahead: new Map(), writes: Promise.resolve(), entries: stored.length, sinceSnapshot: stored.reduce((sum, b) => sum + b.byteLength, 0), snapshotBytes: 0 }
     doc.transact(() => {
       for (const bytes of stored) {
         const { envelope } = open(bytes)
@@ -161,10 +172,16 @@ export class DocStore extends EventEmitter<StoreEvents> {
     this.enqueue(entry, async () => {
       const { envelope, bytes } = await seal(this.signer, { doc: name, seq, kind: KIND_UPDATE, update })
       await this.persistence.append(name, bytes)
-      entry.entries++
+      this.counted(entry, bytes)
       this.emit('entry', name, bytes, envelope, origin)
-      if (entry.entries >= COMPACT_THRESHOLD) await this.snapshot(name, entry)
+      if (entry.entries >= COMPACT_THRESHOLD && entry.sinceSnapshot >= entry.snapshotBytes * COMPACT_LOG_RATIO) await this.snapshot(name, entry)
     })
+  }
+
+  /** Counts one appended entry towards compaction. */
+  private counted (entry: Entry, bytes: Uint8Array): void {
+    entry.entries++
+    entry.sinceSnapshot += bytes.byteLength
   }
 
   private enqueue (entry: Entry, work: () => Promise<void>): void {
@@ -209,7 +226,7 @@ export class DocStore extends EventEmitter<StoreEvents> {
         await this.replaceAuthored(name, envelope.author, envelope.seq, bytes)
       } else {
         await this.persistence.append(name, bytes)
-        entry.entries++
+        this.counted(entry, bytes)
       }
       this.emit('entry', name, bytes, envelope, origin)
     })
@@ -234,6 +251,8 @@ export class DocStore extends EventEmitter<StoreEvents> {
     entry.vector.set(this.self, seq)
     const { envelope, bytes } = await seal(this.signer, { doc: name, seq, kind: KIND_SNAPSHOT, update: Y.encodeStateAsUpdate(entry.doc) })
     await this.replaceAuthored(name, this.self, seq, bytes)
+    entry.sinceSnapshot = 0
+    entry.snapshotBytes = bytes.byteLength
     this.emit('entry', name, bytes, envelope, { kind: 'local', service: 'compaction' })
   }
 

@@ -7,7 +7,7 @@ import * as Y from 'yjs'
 import { DocStore, COMPACT_THRESHOLD } from '../crdt/store.ts'
 import { LevelPersistence, type Persistence } from '../crdt/persistence.ts'
 import { jobsDoc, type DocName } from '../crdt/names.ts'
-import { seal, open, KIND_UPDATE } from '../crdt/envelope.ts'
+import { seal, open, KIND_UPDATE, KIND_SNAPSHOT } from '../crdt/envelope.ts'
 import { generateIdentity } from '../transports/identity.ts'
 import { tempDir } from './helpers/site.ts'
 
@@ -87,6 +87,47 @@ test('the store compacts after the threshold and still restores every change', a
   const m = (await store.open(doc)).getMap('m')
   assert.is(m.size, n)
   assert.is(m.get(`k${n - 1}`), n - 1)
+  await store.close()
+})
+
+/** Counts the snapshots a store seals of its own documents. */
+function countSnapshots (store: DocStore): { count: number } {
+  const seen = { count: 0 }
+  store.on('entry', (_n, _b, e) => { if (e.kind === KIND_SNAPSHOT && e.author === store.self) seen.count++ })
+  return seen
+}
+
+test('a large document is not re-encoded every threshold writes: the next snapshot waits until the writes outweigh the last one', async () => {
+  const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
+  const snapshots = countSnapshots(store)
+  await store.transact(doc, local, (d) => d.getMap('m').set('big', 'x'.repeat(300_000)))
+  const n = 2 * COMPACT_THRESHOLD + 10
+  for (let i = 0; i < n; i++) await store.transact(doc, local, (d) => d.getMap('m').set(`k${i}`, i))
+  // one snapshot at the threshold; the ~1,000 small writes after it weigh far less than its 300 KB
+  assert.is(snapshots.count, 1)
+  await store.close()
+  const reopened = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
+  const m = (await reopened.open(doc)).getMap('m')
+  assert.is(m.size, n + 1)
+  assert.is(m.get(`k${n - 1}`), n - 1)
+  await reopened.close()
+})
+
+test('peers\' envelopes held past the threshold do not make every local write a snapshot', async () => {
+  const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
+  const snapshots = countSnapshots(store)
+  const remote = new Y.Doc()
+  let last = Y.encodeStateVector(remote)
+  for (let seq = 1; seq <= COMPACT_THRESHOLD + 50; seq++) {
+    remote.getMap('m').set(`bob${seq}`, seq)
+    const update = Y.encodeStateAsUpdate(remote, last)
+    last = Y.encodeStateVector(remote)
+    const { envelope, bytes } = await seal(bob.signer, { doc, seq, kind: KIND_UPDATE, update })
+    await store.applyEnvelope(bytes, envelope, { kind: 'peer', peer: bob.signer.id })
+  }
+  for (let i = 0; i < 20; i++) await store.transact(doc, local, (d) => d.getMap('m').set(`alice${i}`, i))
+  assert.is(snapshots.count, 1)
+  assert.is((await store.open(doc)).getMap('m').size, COMPACT_THRESHOLD + 50 + 20)
   await store.close()
 })
 

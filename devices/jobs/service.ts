@@ -592,6 +592,7 @@ export class JobService implements JobDomain {
     const now = this.now()
     const origin: Origin = { kind: 'local', service: 'retention' }
     const purgedBytes = new Set<string>()
+    const purge = new Map<DocName, JobRecord[]>()
     for (const { doc, job } of [...this.all()]) {
       if (job.state === 'received' && !this.uploading.has(job.id) && job.createdAt + INCOMING_TIMEOUT_MS <= now) {
         this.releaseOnArrival.delete(job.id)
@@ -603,7 +604,15 @@ export class JobService implements JobDomain {
       } else if (job.state === 'held' && job.createdAt + this.holdMs <= now) {
         await this.move(doc, job.id, 'expired', origin, { reason: 'job-expired', message: 'not released in time' })
       } else if (TERMINAL_STATES.has(job.state) && (job.completedAt ?? job.updatedAt) + this.retentionMs <= now) {
-        await this.c.store.transact(doc, origin, (d) => jobs.purgeJob(d, job.id))
+        const due = purge.get(doc)
+        if (due === undefined) purge.set(doc, [job])
+        else due.push(job)
+      }
+    }
+    // one transaction (one envelope) per document for all its jobs past retention, not one per job
+    for (const [doc, due] of purge) {
+      await this.c.store.transact(doc, origin, (d) => { for (const job of due) jobs.purgeJob(d, job.id) })
+      for (const job of due) {
         this.byId.delete(job.id)
         this.byIppId.delete(job.ippId)
         if (job.sha256 !== undefined) purgedBytes.add(job.sha256)
