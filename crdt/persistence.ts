@@ -12,7 +12,10 @@ import type { DocName } from './names.ts'
 export interface Persistence {
   /** Every stored update of a document, in append order (empty when unknown). */
   load (name: DocName): Promise<Uint8Array[]>
-  /** Appends one update; durable (synced to disk) when the promise resolves. */
+  /**
+   * Appends one update; durable (synced to disk) when the promise resolves. Appends made
+   * without waiting for earlier ones become durable in call order (never a later one alone).
+   */
   append (name: DocName, update: Uint8Array): Promise<void>
   /** Atomically replaces all stored entries of a document by `entries` (in that order). */
   compact (name: DocName, entries: Uint8Array[]): Promise<void>
@@ -40,8 +43,22 @@ const updateKey = (name: DocName, clock: number): string =>
   [KEY_VERSION, name, 'u', clock.toString(16).padStart(CLOCK_DIGITS, '0')].join(SEP)
 const docPrefix = (name: DocName): string => [KEY_VERSION, name, 'u', ''].join(SEP)
 
+/** Most appends written in one group commit: bounds one batch's memory and latency. */
+const MAX_GROUP_APPENDS = 1_000
+
+interface QueuedAppend {
+  name: DocName
+  update: Uint8Array
+  resolve: () => void
+  reject: (err: unknown) => void
+}
+
 export class LevelPersistence implements Persistence {
   private readonly db: ClassicLevel<string, Uint8Array>
+  /** Appends waiting for the next group commit, in call order. */
+  private readonly queued: QueuedAppend[] = []
+  /** The group-commit loop while it runs. */
+  private writing: Promise<void> | undefined
   /** Next clock per document, learnt lazily from the last stored key. */
   private readonly clocks = new Map<string, number>()
 
@@ -91,9 +108,31 @@ export class LevelPersistence implements Persistence {
     return clock
   }
 
+  /**
+   * Appends are group-committed: those made while a write is on its way to disk go out
+   * together in the next batch (one sync for many). Batches are written one after another
+   * in call order, so an append is never durable before one made earlier.
+   */
   async append (name: DocName, update: Uint8Array): Promise<void> {
-    const clock = await this.nextClock(name)
-    await this.db.put(updateKey(name, clock), update, { sync: true })
+    await new Promise<void>((resolve, reject) => {
+      this.queued.push({ name, update, resolve, reject })
+      this.writing ??= this.writeQueued()
+    })
+  }
+
+  private async writeQueued (): Promise<void> {
+    while (this.queued.length > 0) {
+      const group = this.queued.splice(0, MAX_GROUP_APPENDS)
+      try {
+        const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = []
+        for (const a of group) ops.push({ type: 'put', key: updateKey(a.name, await this.nextClock(a.name)), value: a.update })
+        await this.db.batch(ops, { sync: true })
+        for (const a of group) a.resolve()
+      } catch (err) {
+        for (const a of group) a.reject(err)
+      }
+    }
+    this.writing = undefined
   }
 
   async compact (name: DocName, entries: Uint8Array[]): Promise<void> {
@@ -132,6 +171,7 @@ export class LevelPersistence implements Persistence {
   }
 
   async close (): Promise<void> {
+    await this.writing
     await this.db.close()
   }
 }

@@ -57,8 +57,14 @@ interface Entry {
   vector: LogVector
   /** Sequence numbers held beyond the contiguous prefix, per author (out-of-order arrivals). */
   ahead: Map<string, Set<number>>
-  /** Tail of the per-document write queue: writes run one at a time, in order. */
+  /** Tail of the per-document write queue: sealing and issuing appends, one at a time, in order. */
   writes: Promise<void>
+  /**
+   * Tail of the appends issued but maybe not yet durable, in issue order: the next envelope
+   * is sealed while the previous one is on its way to disk, and persistence group-commits
+   * them. Each envelope is emitted once durable, in order.
+   */
+  durable: Promise<void>
   /** Failure of the latest write not yet reported to a caller. */
   pendingError?: unknown
   entries: number
@@ -116,7 +122,7 @@ export class DocStore extends EventEmitter<StoreEvents> {
   private async load (name: DocName): Promise<Entry> {
     const stored = await this.persistence.load(name)
     const doc = new Y.Doc({ gc: true })
-    const entry: Entry = { doc, vector: new Map(), ahead: new Map(), writes: Promise.resolve(), entries: stored.length, sinceSnapshot: stored.reduce((sum, b) => sum + b.byteLength, 0), snapshotBytes: 0 }
+    const entry: Entry = { doc, vector: new Map(), ahead: new Map(), writes: Promise.resolve(), durable: Promise.resolve(), entries: stored.length, sinceSnapshot: stored.reduce((sum, b) => sum + b.byteLength, 0), snapshotBytes: 0 }
     doc.transact(() => {
       for (const bytes of stored) {
         const { envelope } = open(bytes)
@@ -171,25 +177,34 @@ export class DocStore extends EventEmitter<StoreEvents> {
     entry.vector.set(this.self, seq) // reserved now, so the next change gets the next number
     this.enqueue(entry, async () => {
       const { envelope, bytes } = await seal(this.signer, { doc: name, seq, kind: KIND_UPDATE, update })
-      await this.persistence.append(name, bytes)
-      this.counted(entry, bytes)
-      this.emit('entry', name, bytes, envelope, origin)
+      this.appendInOrder(name, entry, bytes, envelope, origin)
       if (entry.entries >= COMPACT_THRESHOLD && entry.sinceSnapshot >= entry.snapshotBytes * COMPACT_LOG_RATIO) await this.snapshot(name, entry)
     })
   }
 
-  /** Counts one appended entry towards compaction. */
-  private counted (entry: Entry, bytes: Uint8Array): void {
+  /**
+   * Issues the append of an envelope now (persistence keeps call order) and emits it once
+   * durable, after every envelope issued before it. Runs inside the write queue.
+   */
+  private appendInOrder (name: DocName, entry: Entry, bytes: Uint8Array, envelope: Envelope, origin: Origin): void {
+    const appended = this.persistence.append(name, bytes)
+    appended.catch(() => {}) // handled below, in order; not an unhandled rejection meanwhile
     entry.entries++
     entry.sinceSnapshot += bytes.byteLength
+    entry.durable = entry.durable.then(async () => {
+      await appended
+      this.emit('entry', name, bytes, envelope, origin)
+    }).catch((err: unknown) => { entry.pendingError = err })
   }
 
   private enqueue (entry: Entry, work: () => Promise<void>): void {
     entry.writes = entry.writes.then(work).catch((err: unknown) => { entry.pendingError = err })
   }
 
+  /** Waits until everything queued so far is durable; rethrows a write failure not yet reported. */
   private async flush (entry: Entry): Promise<void> {
     await entry.writes
+    await entry.durable
     if (entry.pendingError !== undefined) {
       const err = entry.pendingError
       entry.pendingError = undefined
@@ -223,12 +238,12 @@ export class DocStore extends EventEmitter<StoreEvents> {
     this.note(entry, envelope)
     this.enqueue(entry, async () => {
       if (envelope.kind === KIND_SNAPSHOT) {
+        await entry.durable
         await this.replaceAuthored(name, envelope.author, envelope.seq, bytes)
+        this.emit('entry', name, bytes, envelope, origin)
       } else {
-        await this.persistence.append(name, bytes)
-        this.counted(entry, bytes)
+        this.appendInOrder(name, entry, bytes, envelope, origin)
       }
-      this.emit('entry', name, bytes, envelope, origin)
     })
     await this.flush(entry)
     return true
@@ -247,6 +262,7 @@ export class DocStore extends EventEmitter<StoreEvents> {
 
   /** Seals this peer's view of a document as one snapshot, replacing its own envelopes. */
   private async snapshot (name: DocName, entry: Entry): Promise<void> {
+    await entry.durable // it replaces what is stored, so everything issued must be there
     const seq = (entry.vector.get(this.self) ?? 0) + 1
     entry.vector.set(this.self, seq)
     const { envelope, bytes } = await seal(this.signer, { doc: name, seq, kind: KIND_SNAPSHOT, update: Y.encodeStateAsUpdate(entry.doc) })
@@ -294,6 +310,7 @@ export class DocStore extends EventEmitter<StoreEvents> {
     await Promise.allSettled([...this.opening.values()])
     for (const entry of this.docs.values()) {
       await entry.writes
+      await entry.durable
       entry.doc.destroy()
     }
     this.docs.clear()

@@ -49,6 +49,29 @@ test('reading a document while appends are in flight never makes a later append 
   await p.close()
 })
 
+test('appends issued without waiting are group-committed: each resolves, in call order, and all load back in order', async () => {
+  const p = await LevelPersistence.open(join(dir, 'db'))
+  const n = 2_500 // more than one group
+  const resolved: number[] = []
+  const appends = Array.from({ length: n }, (_, i) => p.append(i % 2 === 0 ? alice : bob, bytes(i % 256, i >> 8)).then(() => resolved.push(i)))
+  await Promise.all(appends)
+  assert.equal(resolved, [...Array(n).keys()])
+  const idOf = (u: Uint8Array): number => u[0] + (u[1] << 8)
+  assert.equal((await p.load(alice)).map(idOf), [...Array(n).keys()].filter((i) => i % 2 === 0))
+  assert.equal((await p.load(bob)).map(idOf), [...Array(n).keys()].filter((i) => i % 2 === 1))
+  await p.close()
+})
+
+test('close waits for appends still queued: they are on disk after reopening', async () => {
+  let p = await LevelPersistence.open(join(dir, 'db'))
+  const pending = Array.from({ length: 50 }, (_, i) => p.append(alice, bytes(i)))
+  await p.close()
+  await Promise.all(pending)
+  p = await LevelPersistence.open(join(dir, 'db'))
+  assert.equal((await p.load(alice)).map((u) => u[0]), [...Array(50).keys()])
+  await p.close()
+})
+
 test('compaction replaces all entries by the given ones, and later appends follow them', async () => {
   const p = await LevelPersistence.open(join(dir, 'db'))
   for (let i = 0; i < 5; i++) await p.append(alice, bytes(i))

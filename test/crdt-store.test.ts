@@ -142,6 +142,21 @@ test('every local change is stored as an envelope signed by this peer, numbered 
   await p.close()
 })
 
+test('concurrent local changes are emitted once durable, in sequence order, and all are restored', async () => {
+  const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
+  await store.open(doc)
+  const emitted: number[] = []
+  store.on('entry', (_n, _b, e) => emitted.push(e.seq))
+  const n = 200
+  await Promise.all(Array.from({ length: n }, async (_, i) => await store.transact(doc, local, (d) => d.getMap('m').set(`k${i}`, i))))
+  assert.equal(emitted, [...Array(n).keys()].map((i) => i + 1))
+  await store.close()
+  const reopened = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
+  assert.is((await reopened.open(doc)).getMap('m').size, n)
+  assert.equal([...reopened.vector(doc)], [[alice.signer.id, n]])
+  await reopened.close()
+})
+
 test('an envelope from a peer is applied, persisted unchanged, emitted once, and a duplicate is ignored', async () => {
   const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
   const remote = new Y.Doc()

@@ -147,6 +147,11 @@ export class JobService implements JobDomain {
     await Promise.allSettled([...this.inFlight])
   }
 
+  /** Resolves once every release under way has settled (printed, failed or back to held), including any started meanwhile. */
+  async idle (): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight])
+  }
+
   private index (doc: DocName, job: JobRecord): void {
     this.byId.set(job.id, doc)
     this.byIppId.set(job.ippId, job.id)
