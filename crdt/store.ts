@@ -8,7 +8,10 @@
  *      persisted as received (unchanged bytes, so they can be relayed and re-verified).
  *   3. An envelope already held (same document, author and sequence) is not applied,
  *      persisted or emitted again.
- *   4. A persistence failure rejects the call that caused it; it is never swallowed.
+ *   4. A persistence failure rejects the call that caused it; it is never swallowed. Later
+ *      envelopes of that document (maybe built on the lost change) are not acknowledged
+ *      either until the next local write has stored the document whole again as a snapshot,
+ *      and this peer's sequence numbers are never reused, even across a hole on disk.
  *   5. After {@link COMPACT_THRESHOLD} entries, and once the entries written since this
  *      peer's last snapshot of a document outweigh that snapshot, its own envelopes of the
  *      document are replaced by one snapshot envelope; a snapshot received from an author
@@ -65,8 +68,14 @@ interface Entry {
    * them. Each envelope is emitted once durable, in order.
    */
   durable: Promise<void>
-  /** Failure of the latest write not yet reported to a caller. */
-  pendingError?: unknown
+  /**
+   * Set when a write failed: the in-memory document holds changes the disk lacks, and later
+   * envelopes on disk may depend on the missing one. Until a snapshot stores the document
+   * whole again (the next local write makes one first), no later envelope counts as durable.
+   */
+  unstored?: unknown
+  /** Durability of the envelope sealed by the latest local change, read by `transact` right after it. */
+  sealed?: Promise<void>
   entries: number
   /** Bytes of entries appended since this peer's last snapshot of the document (or since it was loaded). */
   sinceSnapshot: number
@@ -172,44 +181,83 @@ export class DocStore extends EventEmitter<StoreEvents> {
     return e.seq <= (entry.vector.get(e.author) ?? 0) || (entry.ahead.get(e.author)?.has(e.seq) ?? false)
   }
 
+  /**
+   * Reserves this peer's next sequence number in a document, now, so the next change gets
+   * the one after. Above every own envelope held, also one held out of order after a failed
+   * write left a hole: a number already on disk (and maybe at peers) is never reused.
+   */
+  private reserveSeq (entry: Entry): number {
+    const seq = Math.max(entry.vector.get(this.self) ?? 0, ...(entry.ahead.get(this.self) ?? [])) + 1
+    entry.vector.set(this.self, seq)
+    return seq
+  }
+
+  /** Seals and persists a local change; `entry.sealed` tells when it is durable (rejects if it never is). */
   private sealLocal (name: DocName, entry: Entry, update: Uint8Array, origin: Origin): void {
-    const seq = (entry.vector.get(this.self) ?? 0) + 1
-    entry.vector.set(this.self, seq) // reserved now, so the next change gets the next number
-    this.enqueue(entry, async () => {
+    const seq = this.reserveSeq(entry)
+    const durable = this.enqueueIssue(entry, async () => {
+      // the snapshot holds this change too: the document is already ahead of the update
+      if (entry.unstored !== undefined) await this.snapshot(name, entry)
       const { envelope, bytes } = await seal(this.signer, { doc: name, seq, kind: KIND_UPDATE, update })
-      this.appendInOrder(name, entry, bytes, envelope, origin)
-      if (entry.entries >= COMPACT_THRESHOLD && entry.sinceSnapshot >= entry.snapshotBytes * COMPACT_LOG_RATIO) await this.snapshot(name, entry)
+      return { durable: this.appendInOrder(name, entry, bytes, envelope, origin) }
     })
+    durable.catch(() => {}) // reported to the transact that waits on it; a direct doc change has no one to tell
+    entry.sealed = durable
+    if (entry.entries >= COMPACT_THRESHOLD && entry.sinceSnapshot >= entry.snapshotBytes * COMPACT_LOG_RATIO) {
+      this.enqueue(entry, async () => {
+        if (entry.entries >= COMPACT_THRESHOLD && entry.sinceSnapshot >= entry.snapshotBytes * COMPACT_LOG_RATIO) await this.snapshot(name, entry)
+      }).catch((err: unknown) => { entry.unstored ??= err }) // its number is a hole now: the next write stores a snapshot again
+    }
   }
 
   /**
    * Issues the append of an envelope now (persistence keeps call order) and emits it once
-   * durable, after every envelope issued before it. Runs inside the write queue.
+   * durable, after every envelope issued before it. Runs inside the write queue. Resolves
+   * when durable; rejects if this append, or an earlier one not yet re-stored, failed.
    */
-  private appendInOrder (name: DocName, entry: Entry, bytes: Uint8Array, envelope: Envelope, origin: Origin): void {
+  private appendInOrder (name: DocName, entry: Entry, bytes: Uint8Array, envelope: Envelope, origin: Origin): Promise<void> {
     const appended = this.persistence.append(name, bytes)
-    appended.catch(() => {}) // handled below, in order; not an unhandled rejection meanwhile
-    entry.entries++
-    entry.sinceSnapshot += bytes.byteLength
-    entry.durable = entry.durable.then(async () => {
+    appended.catch(() => {}) // awaited below, in order; not an unhandled rejection meanwhile
+    const durable = entry.durable.then(async () => {
       await appended
+      if (entry.unstored !== undefined) throw entry.unstored // on disk, but maybe built on a change that is not
+      entry.entries++
+      entry.sinceSnapshot += bytes.byteLength
       this.emit('entry', name, bytes, envelope, origin)
-    }).catch((err: unknown) => { entry.pendingError = err })
+    })
+    entry.durable = durable.catch((err: unknown) => { entry.unstored ??= err })
+    return durable
   }
 
-  private enqueue (entry: Entry, work: () => Promise<void>): void {
-    entry.writes = entry.writes.then(work).catch((err: unknown) => { entry.pendingError = err })
+  /** Runs `work` after everything queued before it; the queue goes on whatever it does. */
+  private async enqueue<T> (entry: Entry, work: () => Promise<T>): Promise<T> {
+    const run = entry.writes.then(work)
+    entry.writes = run.then(() => {}, () => {})
+    return await run
   }
 
-  /** Waits until everything queued so far is durable; rethrows a write failure not yet reported. */
+  /**
+   * Queues `issue`, which issues an append and returns its durability, and resolves once that
+   * append is durable, without holding the queue meanwhile (the next envelope is sealed while
+   * this one is written). A failure to seal marks the document unstored.
+   */
+  private async enqueueIssue (entry: Entry, issue: () => Promise<{ durable: Promise<void> }>): Promise<void> {
+    // wrapped in an object: an async function returning the promise itself would wait for it
+    const issued = this.enqueue(entry, async () => {
+      try {
+        return await issue()
+      } catch (err) {
+        entry.unstored ??= err
+        throw err
+      }
+    })
+    await (await issued).durable
+  }
+
+  /** Waits until everything queued so far has settled. */
   private async flush (entry: Entry): Promise<void> {
     await entry.writes
     await entry.durable
-    if (entry.pendingError !== undefined) {
-      const err = entry.pendingError
-      entry.pendingError = undefined
-      throw err
-    }
   }
 
   /**
@@ -220,8 +268,11 @@ export class DocStore extends EventEmitter<StoreEvents> {
     // a change tagged as a peer's would be taken for one already persisted, and silently never sealed or stored
     if (origin.kind === 'peer' || origin.kind === 'storage') throw new TypeError(`transact is for local changes, not origin ${origin.kind}; peers' updates go through applyEnvelope`)
     const entry = await this.entry(name)
+    entry.sealed = undefined
     const result = entry.doc.transact(() => fn(entry.doc), origin)
-    await this.flush(entry)
+    const sealed = entry.sealed as Promise<void> | undefined // set by the update handler, synchronously, if fn changed anything
+    entry.sealed = undefined
+    await (sealed ?? this.flush(entry))
     return result
   }
 
@@ -236,16 +287,13 @@ export class DocStore extends EventEmitter<StoreEvents> {
     Y.decodeUpdate(envelope.update) // throws on a malformed update before anything is applied
     Y.applyUpdate(entry.doc, envelope.update, origin)
     this.note(entry, envelope)
-    this.enqueue(entry, async () => {
-      if (envelope.kind === KIND_SNAPSHOT) {
-        await entry.durable
-        await this.replaceAuthored(name, envelope.author, envelope.seq, bytes)
-        this.emit('entry', name, bytes, envelope, origin)
-      } else {
-        this.appendInOrder(name, entry, bytes, envelope, origin)
-      }
+    await this.enqueueIssue(entry, async () => {
+      if (envelope.kind !== KIND_SNAPSHOT) return { durable: this.appendInOrder(name, entry, bytes, envelope, origin) }
+      await entry.durable
+      await this.replaceAuthored(name, envelope.author, envelope.seq, bytes)
+      this.emit('entry', name, bytes, envelope, origin)
+      return { durable: Promise.resolve() }
     })
-    await this.flush(entry)
     return true
   }
 
@@ -263,10 +311,10 @@ export class DocStore extends EventEmitter<StoreEvents> {
   /** Seals this peer's view of a document as one snapshot, replacing its own envelopes. */
   private async snapshot (name: DocName, entry: Entry): Promise<void> {
     await entry.durable // it replaces what is stored, so everything issued must be there
-    const seq = (entry.vector.get(this.self) ?? 0) + 1
-    entry.vector.set(this.self, seq)
+    const seq = this.reserveSeq(entry)
     const { envelope, bytes } = await seal(this.signer, { doc: name, seq, kind: KIND_SNAPSHOT, update: Y.encodeStateAsUpdate(entry.doc) })
     await this.replaceAuthored(name, this.self, seq, bytes)
+    entry.unstored = undefined
     entry.sinceSnapshot = 0
     entry.snapshotBytes = bytes.byteLength
     this.emit('entry', name, bytes, envelope, { kind: 'local', service: 'compaction' })
@@ -275,8 +323,7 @@ export class DocStore extends EventEmitter<StoreEvents> {
   /** Compacts this peer's own envelopes of a document now. */
   async compact (name: DocName): Promise<void> {
     const entry = await this.entry(name)
-    this.enqueue(entry, async () => await this.snapshot(name, entry))
-    await this.flush(entry)
+    await this.enqueue(entry, async () => await this.snapshot(name, entry))
   }
 
   /** Stored envelopes a peer lacks, given its log vector for the document. */

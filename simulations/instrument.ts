@@ -19,6 +19,8 @@ export class PeerCrashedError extends Error {
 /** A {@link Persistence} that counts its calls and can be crashed. */
 export class CrashablePersistence implements Persistence {
   private dead = false
+  /** The latest append on its way to the real persistence. */
+  private appendTail: Promise<void> = Promise.resolve()
   /** Appends still allowed before an armed crash strikes; undefined when none is armed. */
   private appendsLeft?: number
 
@@ -56,12 +58,23 @@ export class CrashablePersistence implements Persistence {
   async remove (name: DocName): Promise<void> { await this.call(async () => await this.inner.remove(name)) }
   async compact (name: DocName, entries: Uint8Array[]): Promise<void> { await this.call(async () => await this.inner.compact(name, entries)) }
 
+  /**
+   * Appends reach the real persistence one at a time, in call order: one still queued here
+   * at the crash instant is lost, as an append waiting for a group commit is at a real kill -9.
+   */
   async append (name: DocName, update: Uint8Array): Promise<void> {
     if (this.appendsLeft !== undefined && !this.dead) {
       if (this.appendsLeft === 0) this.crash()
       else this.appendsLeft--
     }
-    await this.call(async () => await this.inner.append(name, update))
+    const previous = this.appendTail
+    const run = this.call(async () => {
+      await previous
+      if (this.dead) throw new PeerCrashedError(this.peer)
+      await this.inner.append(name, update)
+    })
+    this.appendTail = run.then(() => {}, () => {})
+    await run
   }
 
   /** Closes the database for real, crashed or not (the next process opens it again). */

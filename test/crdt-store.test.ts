@@ -23,10 +23,20 @@ test.after.each(async () => { await rm(dir, { recursive: true, force: true }) })
 class CountingPersistence implements Persistence {
   appends = 0
   failNext = false
+  /** The next append fails, but only once the append after it has been issued (a slow failing write). */
+  failNextLate = false
+  private releaseLate?: () => void
   constructor (private readonly inner: Persistence) {}
   load = async (n: DocName) => await this.inner.load(n)
   async append (n: DocName, u: Uint8Array): Promise<void> {
+    this.releaseLate?.()
+    this.releaseLate = undefined
     if (this.failNext) { this.failNext = false; throw new Error('disk full') }
+    if (this.failNextLate) {
+      this.failNextLate = false
+      await new Promise<void>((resolve) => { this.releaseLate = resolve })
+      throw new Error('disk full')
+    }
     this.appends++
     await this.inner.append(n, u)
   }
@@ -72,6 +82,64 @@ test('a failing append rejects the transact that caused it, and later writes wor
   await store.transact(doc, local, (d) => d.getMap('m').set('b', 2))
   assert.is(counting.appends, 1)
   await store.close()
+})
+
+test('after a failed append, the document is stored whole again and no sequence number is ever reused, also after a restart', async () => {
+  const counting = new CountingPersistence(await LevelPersistence.open(join(dir, 'db')))
+  const store = new DocStore(counting, alice.signer)
+  await store.open(doc)
+  await store.transact(doc, local, (d) => d.getMap('m').set('first', 0))
+  const pending = [
+    store.transact(doc, local, (d) => d.getMap('m').set('lost', 1)),
+    store.transact(doc, local, (d) => d.getMap('m').set('after', 2))
+  ]
+  counting.failNext = true // the second envelope never reaches the disk; the third, issued behind it, does
+  const outcomes = await Promise.allSettled(pending)
+  assert.is(outcomes.filter((o) => o.status === 'rejected').length, 1)
+  await store.transact(doc, local, (d) => d.getMap('m').set('next', 3))
+  await store.close()
+
+  const reopened = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
+  const m = (await reopened.open(doc)).getMap('m')
+  assert.equal(Object.fromEntries(m.entries()), { first: 0, lost: 1, after: 2, next: 3 })
+  for (let i = 0; i < 3; i++) await reopened.transact(doc, local, (d) => d.getMap('m').set(`more${i}`, i))
+  await reopened.close()
+  const p = await LevelPersistence.open(join(dir, 'db'))
+  const seqs = (await p.load(doc)).map((b) => open(b).envelope.seq)
+  await p.close()
+  assert.equal(seqs.length, new Set(seqs).size, `a sequence number was stored twice: ${seqs.join(', ')}`)
+})
+
+test('a restart right after a failed append (a hole in its own numbers on disk) numbers new envelopes above the hole', async () => {
+  const counting = new CountingPersistence(await LevelPersistence.open(join(dir, 'db')))
+  const store = new DocStore(counting, alice.signer)
+  await store.open(doc)
+  await store.transact(doc, local, (d) => d.getMap('m').set('first', 0))
+  const pending = [
+    store.transact(doc, local, (d) => d.getMap('m').set('lost', 1)),
+    store.transact(doc, local, (d) => d.getMap('m').set('after', 2))
+  ]
+  counting.failNextLate = true // the third envelope is issued (and stored) before the second one's write fails
+  const outcomes = await Promise.allSettled(pending)
+  // the third is on disk but built on the second's change: not acknowledged either
+  assert.equal(outcomes.map((o) => o.status), ['rejected', 'rejected'])
+  await store.close() // before any later write could store the document whole again
+
+  const reopened = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
+  const m = (await reopened.open(doc)).getMap('m')
+  for (let i = 0; i < 3; i++) await reopened.transact(doc, local, (d) => d.getMap('m').set(`more${i}`, i))
+  const held = Object.fromEntries(m.entries())
+  await reopened.close()
+  const p = await LevelPersistence.open(join(dir, 'db'))
+  const stored = (await p.load(doc)).map((b) => open(b).envelope)
+  await p.close()
+  const seqs = stored.map((e) => e.seq)
+  assert.equal(seqs.length, new Set(seqs).size, `a sequence number was stored twice: ${seqs.join(', ')}`)
+  // every acknowledged change is there, and a peer given everything stored holds the same
+  assert.equal(held, { first: 0, more0: 0, more1: 1, more2: 2 })
+  const peer = new Y.Doc()
+  for (const e of stored) Y.applyUpdate(peer, e.update)
+  assert.equal(Object.fromEntries(peer.getMap('m').entries()), held)
 })
 
 test('the store compacts after the threshold and still restores every change', async () => {
