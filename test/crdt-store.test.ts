@@ -84,7 +84,11 @@ test('a failing append rejects the transact that caused it, and later writes wor
   await store.close()
 })
 
-test('after a failed append, the document is stored whole again and no sequence number is ever reused, also after a restart', async () => {
+/**
+ * A store that wrote `first`, then two changes at once (`lost`, `after`) whose first append
+ * fails: at once (`failNext`), or only after the second was issued (`failNextLate`).
+ */
+async function failingWrite (how: 'failNext' | 'failNextLate'): Promise<{ store: DocStore, outcomes: Array<PromiseSettledResult<void>> }> {
   const counting = new CountingPersistence(await LevelPersistence.open(join(dir, 'db')))
   const store = new DocStore(counting, alice.signer)
   await store.open(doc)
@@ -93,9 +97,13 @@ test('after a failed append, the document is stored whole again and no sequence 
     store.transact(doc, local, (d) => d.getMap('m').set('lost', 1)),
     store.transact(doc, local, (d) => d.getMap('m').set('after', 2))
   ]
-  counting.failNext = true // the second envelope never reaches the disk; the third, issued behind it, does
-  const outcomes = await Promise.allSettled(pending)
-  assert.is(outcomes.filter((o) => o.status === 'rejected').length, 1)
+  counting[how] = true
+  return { store, outcomes: await Promise.allSettled(pending) }
+}
+
+test('after a failed append, the document is stored whole again and no sequence number is ever reused, also after a restart', async () => {
+  const { store, outcomes } = await failingWrite('failNext')
+  assert.is(outcomes[0].status, 'rejected')
   await store.transact(doc, local, (d) => d.getMap('m').set('next', 3))
   await store.close()
 
@@ -111,16 +119,8 @@ test('after a failed append, the document is stored whole again and no sequence 
 })
 
 test('a restart right after a failed append (a hole in its own numbers on disk) numbers new envelopes above the hole', async () => {
-  const counting = new CountingPersistence(await LevelPersistence.open(join(dir, 'db')))
-  const store = new DocStore(counting, alice.signer)
-  await store.open(doc)
-  await store.transact(doc, local, (d) => d.getMap('m').set('first', 0))
-  const pending = [
-    store.transact(doc, local, (d) => d.getMap('m').set('lost', 1)),
-    store.transact(doc, local, (d) => d.getMap('m').set('after', 2))
-  ]
-  counting.failNextLate = true // the third envelope is issued (and stored) before the second one's write fails
-  const outcomes = await Promise.allSettled(pending)
+  // the third envelope is issued (and stored) before the second one's write fails
+  const { store, outcomes } = await failingWrite('failNextLate')
   // the third is on disk but built on the second's change: not acknowledged either
   assert.equal(outcomes.map((o) => o.status), ['rejected', 'rejected'])
   await store.close() // before any later write could store the document whole again
