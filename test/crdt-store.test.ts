@@ -88,7 +88,7 @@ test('a failing append rejects the transact that caused it, and later writes wor
  * A store that wrote `first`, then two changes at once (`lost`, `after`) whose first append
  * fails: at once (`failNext`), or only after the second was issued (`failNextLate`).
  */
-async function failingWrite (how: 'failNext' | 'failNextLate'): Promise<{ store: DocStore, outcomes: Array<PromiseSettledResult<void>> }> {
+async function failingWrite (how: 'failNext' | 'failNextLate'): Promise<{ store: DocStore, outcomes: Array<PromiseSettledResult<unknown>> }> {
   const counting = new CountingPersistence(await LevelPersistence.open(join(dir, 'db')))
   const store = new DocStore(counting, alice.signer)
   await store.open(doc)
