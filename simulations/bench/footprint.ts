@@ -19,7 +19,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { Readable } from 'node:stream'
 import { performance } from 'node:perf_hooks'
-import { setTimeout as delay, setImmediate as yieldNow } from 'node:timers/promises'
+import { setTimeout as delay } from 'node:timers/promises'
 import { pino } from 'pino'
 import { startSite, tempDir, type SiteProcess } from '../../test/helpers/site.ts'
 import { DocStore } from '../../crdt/store.ts'
@@ -44,8 +44,12 @@ const RSS_SAMPLE_MS = 500
 const RSS_SAMPLES = 6
 /** The simulated year: 1,000,000 jobs at full size. */
 const YEAR_JOBS = { full: 1_000_000, quick: 2_000 }
-/** Wall-time bound of the simulated year; the run reports how far it got when it stops. */
-const YEAR_BUDGET_MS = { full: 15 * 60_000, quick: 20_000 }
+/**
+ * Wall-time bound of the simulated year; a run that hits it reports how far it got. The full
+ * year takes about 40 minutes on a 2-core machine (400–550 jobs/s), so the bound only stops
+ * a much slower machine, not a normal run.
+ */
+const YEAR_BUDGET_MS = { full: 75 * 60_000, quick: 20_000 }
 const HOUR_MS = 3_600_000
 const HOURS_PER_YEAR = 365 * 24
 /** The simulated year starts here (UTC), so its months are whole calendar months. */
@@ -124,7 +128,7 @@ const instantPrinter: OutputDevice = {
 
 interface YearOutcome { row: Row, notes: string[] }
 
-async function simulateYear (ctx: BenchContext, total: number, budgetMs: number): Promise<YearOutcome> {
+export async function simulateYear (ctx: BenchContext, total: number, budgetMs: number): Promise<YearOutcome> {
   const onTmpfs = existsSync(TMPFS)
   const dir = await mkdtemp(join(onTmpfs ? TMPFS : tmpdir(), 'printmesh-bench-year-'))
   let store: DocStore | undefined
@@ -173,7 +177,9 @@ async function simulateYear (ctx: BenchContext, total: number, budgetMs: number)
       }
       await Promise.all(Array.from({ length: YEAR_CONCURRENCY }, worker))
       // printing runs in the background: let every release of this hour settle before the clock moves on
-      while (released.some((id) => !TERMINAL_STATES.has(jobs.getById(id)?.state ?? 'printed'))) await yieldNow()
+      await jobs.idle()
+      const unsettled = released.filter((id) => !TERMINAL_STATES.has(jobs.getById(id)?.state ?? 'printed'))
+      if (unsettled.length > 0) throw new FootprintError(`${unsettled.length} jobs released in simulated hour ${hour} did not print`)
       clock = YEAR_START + (hour + 1) * HOUR_MS
       await jobs.sweep()
       if (hour % (24 * 7) === 0 && hour > 0) ctx.log(`footprint: simulated day ${hour / 24}, ${created} jobs, ${round((performance.now() - started) / 1000, 0)} s`)
