@@ -69,11 +69,16 @@ interface Entry {
    */
   durable: Promise<void>
   /**
-   * Set when a write failed: the in-memory document holds changes the disk lacks, and later
-   * envelopes on disk may depend on the missing one. Until a snapshot stores the document
-   * whole again (the next local write makes one first), no later envelope counts as durable.
+   * Set when one of this peer's own envelopes failed to be stored: the in-memory document
+   * holds a change the disk lacks, and later own envelopes may build on it. None of them
+   * counts as durable until a snapshot has stored the document whole again.
    */
   unstored?: unknown
+  /**
+   * The next local write first stores a snapshot: after a failed write or compaction, or
+   * when this peer's own numbers on disk have a hole (found on load).
+   */
+  restore: boolean
   /** Durability of the envelope sealed by the latest local change, read by `transact` right after it. */
   sealed?: Promise<void>
   entries: number
@@ -131,7 +136,7 @@ export class DocStore extends EventEmitter<StoreEvents> {
   private async load (name: DocName): Promise<Entry> {
     const stored = await this.persistence.load(name)
     const doc = new Y.Doc({ gc: true })
-    const entry: Entry = { doc, vector: new Map(), ahead: new Map(), writes: Promise.resolve(), durable: Promise.resolve(), entries: stored.length, sinceSnapshot: stored.reduce((sum, b) => sum + b.byteLength, 0), snapshotBytes: 0 }
+    const entry: Entry = { doc, vector: new Map(), ahead: new Map(), writes: Promise.resolve(), durable: Promise.resolve(), restore: false, entries: stored.length, sinceSnapshot: stored.reduce((sum, b) => sum + b.byteLength, 0), snapshotBytes: 0 }
     doc.transact(() => {
       for (const bytes of stored) {
         const { envelope } = open(bytes)
@@ -139,6 +144,7 @@ export class DocStore extends EventEmitter<StoreEvents> {
         this.note(entry, envelope)
       }
     }, STORAGE)
+    entry.restore = entry.ahead.has(this.self) // a hole in own numbers: peers would wait for it forever
     doc.on('update', (update: Uint8Array, origin: unknown) => {
       const o = origin as Origin
       if (o === STORAGE || o.kind === 'peer') return // persisted as received
@@ -146,6 +152,27 @@ export class DocStore extends EventEmitter<StoreEvents> {
     })
     this.docs.set(name, entry)
     return entry
+  }
+
+  /**
+   * A peer's envelope that was applied but could not be stored: no longer counted as held,
+   * so the next anti-entropy round asks for it again (applying it twice changes nothing).
+   */
+  private forget (entry: Entry, e: Envelope): void {
+    const ahead = entry.ahead.get(e.author)
+    if (ahead?.delete(e.seq) === true) {
+      if (ahead.size === 0) entry.ahead.delete(e.author)
+      return
+    }
+    const top = entry.vector.get(e.author) ?? 0
+    if (e.kind !== KIND_UPDATE || e.seq > top) return // a snapshot moved the vector: its author's later snapshot repairs it
+    // held up to `top` contiguously; what was above the forgotten one is held out of order again
+    entry.vector.set(e.author, e.seq - 1)
+    if (e.seq < top) {
+      const set = entry.ahead.get(e.author) ?? new Set<number>()
+      for (let s = e.seq + 1; s <= top; s++) set.add(s)
+      entry.ahead.set(e.author, set)
+    }
   }
 
   /** Records that an envelope is held. */
@@ -189,6 +216,7 @@ export class DocStore extends EventEmitter<StoreEvents> {
   private reserveSeq (entry: Entry): number {
     const seq = Math.max(entry.vector.get(this.self) ?? 0, ...(entry.ahead.get(this.self) ?? [])) + 1
     entry.vector.set(this.self, seq)
+    entry.ahead.delete(this.self) // all below the vector now
     return seq
   }
 
@@ -196,8 +224,10 @@ export class DocStore extends EventEmitter<StoreEvents> {
   private sealLocal (name: DocName, entry: Entry, update: Uint8Array, origin: Origin): void {
     const seq = this.reserveSeq(entry)
     const durable = this.enqueueIssue(entry, async () => {
-      // the snapshot holds this change too: the document is already ahead of the update
-      if (entry.unstored !== undefined) await this.snapshot(name, entry)
+      if (entry.restore) {
+        await this.snapshot(name, entry)
+        return { durable: Promise.resolve() } // the snapshot holds this change too (the document is ahead of the update)
+      }
       const { envelope, bytes } = await seal(this.signer, { doc: name, seq, kind: KIND_UPDATE, update })
       return { durable: this.appendInOrder(name, entry, bytes, envelope, origin) }
     })
@@ -206,26 +236,36 @@ export class DocStore extends EventEmitter<StoreEvents> {
     if (entry.entries >= COMPACT_THRESHOLD && entry.sinceSnapshot >= entry.snapshotBytes * COMPACT_LOG_RATIO) {
       this.enqueue(entry, async () => {
         if (entry.entries >= COMPACT_THRESHOLD && entry.sinceSnapshot >= entry.snapshotBytes * COMPACT_LOG_RATIO) await this.snapshot(name, entry)
-      }).catch((err: unknown) => { entry.unstored ??= err }) // its number is a hole now: the next write stores a snapshot again
+      }).catch(() => {}) // nothing is lost (compaction replaces atomically); the next write tries again
     }
   }
 
   /**
    * Issues the append of an envelope now (persistence keeps call order) and emits it once
    * durable, after every envelope issued before it. Runs inside the write queue. Resolves
-   * when durable; rejects if this append, or an earlier one not yet re-stored, failed.
+   * when durable; rejects if this append failed, or (own envelopes) an earlier own one did
+   * and the document is not stored whole again yet. A peer's envelope that failed is
+   * forgotten, so anti-entropy asks for it again.
    */
   private appendInOrder (name: DocName, entry: Entry, bytes: Uint8Array, envelope: Envelope, origin: Origin): Promise<void> {
+    const own = envelope.author === this.self
     const appended = this.persistence.append(name, bytes)
     appended.catch(() => {}) // awaited below, in order; not an unhandled rejection meanwhile
     const durable = entry.durable.then(async () => {
       await appended
-      if (entry.unstored !== undefined) throw entry.unstored // on disk, but maybe built on a change that is not
+      if (own && entry.unstored !== undefined) throw entry.unstored // on disk, but maybe built on a change that is not
       entry.entries++
       entry.sinceSnapshot += bytes.byteLength
       this.emit('entry', name, bytes, envelope, origin)
     })
-    entry.durable = durable.catch((err: unknown) => { entry.unstored ??= err })
+    entry.durable = durable.catch((err: unknown) => {
+      if (!own) {
+        this.forget(entry, envelope)
+      } else {
+        entry.unstored ??= err
+        entry.restore = true
+      }
+    })
     return durable
   }
 
@@ -247,7 +287,7 @@ export class DocStore extends EventEmitter<StoreEvents> {
       try {
         return await issue()
       } catch (err) {
-        entry.unstored ??= err
+        entry.restore = true // a local change failed to seal: the document holds what the disk lacks
         throw err
       }
     })
@@ -312,12 +352,24 @@ export class DocStore extends EventEmitter<StoreEvents> {
   private async snapshot (name: DocName, entry: Entry): Promise<void> {
     await entry.durable // it replaces what is stored, so everything issued must be there
     const seq = this.reserveSeq(entry)
-    const { envelope, bytes } = await seal(this.signer, { doc: name, seq, kind: KIND_SNAPSHOT, update: Y.encodeStateAsUpdate(entry.doc) })
-    await this.replaceAuthored(name, this.self, seq, bytes)
+    try {
+      const { envelope, bytes } = await seal(this.signer, { doc: name, seq, kind: KIND_SNAPSHOT, update: Y.encodeStateAsUpdate(entry.doc) })
+      await this.replaceAuthored(name, this.self, seq, bytes)
+      this.snapshotStored(entry, bytes)
+      this.emit('entry', name, bytes, envelope, { kind: 'local', service: 'compaction' })
+    } catch (err) {
+      // nothing is lost (compaction replaces atomically); its number is a hole until a later
+      // snapshot: the compaction condition still holds, so the next local write tries again
+      throw err
+    }
+  }
+
+  /** This peer's snapshot of the document is on disk: it holds everything in memory. */
+  private snapshotStored (entry: Entry, bytes: Uint8Array): void {
     entry.unstored = undefined
+    entry.restore = false
     entry.sinceSnapshot = 0
     entry.snapshotBytes = bytes.byteLength
-    this.emit('entry', name, bytes, envelope, { kind: 'local', service: 'compaction' })
   }
 
   /** Compacts this peer's own envelopes of a document now. */

@@ -7,9 +7,10 @@ import * as Y from 'yjs'
 import { DocStore, COMPACT_THRESHOLD } from '../crdt/store.ts'
 import { LevelPersistence, type Persistence } from '../crdt/persistence.ts'
 import { jobsDoc, type DocName } from '../crdt/names.ts'
-import { seal, open, KIND_UPDATE, KIND_SNAPSHOT } from '../crdt/envelope.ts'
+import { seal, open, KIND_UPDATE, KIND_SNAPSHOT, type Envelope } from '../crdt/envelope.ts'
 import { generateIdentity } from '../transports/identity.ts'
 import { tempDir } from './helpers/site.ts'
+import { rejects } from './helpers/assert.ts'
 
 const doc = jobsDoc('site-a', '2026-11')
 const alice = await generateIdentity()
@@ -40,7 +41,14 @@ class CountingPersistence implements Persistence {
     this.appends++
     await this.inner.append(n, u)
   }
-  compact = async (n: DocName, u: Uint8Array[]) => await this.inner.compact(n, u)
+  /** Compactions fail while set (counted in compactsFailed). */
+  failCompact = false
+  compactsFailed = 0
+  async compact (n: DocName, u: Uint8Array[]): Promise<void> {
+    if (this.failCompact) { this.compactsFailed++; throw new Error('disk full') }
+    await this.inner.compact(n, u)
+  }
+
   remove = async (n: DocName) => await this.inner.remove(n)
   names = async () => await this.inner.names()
   close = async () => await this.inner.close()
@@ -80,8 +88,11 @@ test('a failing append rejects the transact that caused it, and later writes wor
     assert.match((err as Error).message, /disk full/)
   }
   await store.transact(doc, local, (d) => d.getMap('m').set('b', 2))
-  assert.is(counting.appends, 1)
   await store.close()
+  // the later write stored the document whole (a snapshot), the failed change included
+  const reopened = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
+  assert.equal(Object.fromEntries((await reopened.open(doc)).getMap('m').entries()), { a: 1, b: 2 })
+  await reopened.close()
 })
 
 /**
@@ -130,9 +141,11 @@ test('a restart right after a failed append (a hole in its own numbers on disk) 
   for (let i = 0; i < 3; i++) await reopened.transact(doc, local, (d) => d.getMap('m').set(`more${i}`, i))
   const held = Object.fromEntries(m.entries())
   await reopened.close()
-  const p = await LevelPersistence.open(join(dir, 'db'))
-  const stored = (await p.load(doc)).map((b) => open(b).envelope)
-  await p.close()
+  const loadAll = async (): Promise<Uint8Array[]> => {
+    const p = await LevelPersistence.open(join(dir, 'db'))
+    try { return await p.load(doc) } finally { await p.close() }
+  }
+  const stored = (await loadAll()).map((b) => open(b).envelope)
   const seqs = stored.map((e) => e.seq)
   assert.equal(seqs.length, new Set(seqs).size, `a sequence number was stored twice: ${seqs.join(', ')}`)
   // every acknowledged change is there, and a peer given everything stored holds the same
@@ -140,6 +153,11 @@ test('a restart right after a failed append (a hole in its own numbers on disk) 
   const peer = new Y.Doc()
   for (const e of stored) Y.applyUpdate(peer, e.update)
   assert.equal(Object.fromEntries(peer.getMap('m').entries()), held)
+  // the hole is closed (the first write after the restart stored a snapshot): a peer's log vector reaches the newest envelope
+  const bobStore = new DocStore(await LevelPersistence.open(join(dir, 'bob-db')), bob.signer)
+  for (const b of await loadAll()) await bobStore.applyEnvelope(b, open(b).envelope, { kind: 'peer', peer: alice.signer.id })
+  assert.is(bobStore.vector(doc).get(alice.signer.id), Math.max(...seqs))
+  await bobStore.close()
 })
 
 test('the store compacts after the threshold and still restores every change', async () => {
@@ -208,6 +226,60 @@ test('every local change is stored as an envelope signed by this peer, numbered 
   const stored = (await p.load(doc)).map((b) => open(b).envelope)
   assert.equal(stored.map((e) => [e.author, e.seq, e.doc]), [1, 2, 3].map((n) => [alice.signer.id, n, doc]))
   await p.close()
+})
+
+test('a peer\'s envelope that could not be stored is asked for again, and the peer\'s later envelopes are still taken', async () => {
+  const counting = new CountingPersistence(await LevelPersistence.open(join(dir, 'db')))
+  const store = new DocStore(counting, alice.signer)
+  const remote = new Y.Doc()
+  const envelopes: Array<{ envelope: Envelope, bytes: Uint8Array }> = []
+  let last = Y.encodeStateVector(remote)
+  for (let seq = 1; seq <= 4; seq++) {
+    remote.getMap('m').set(`bob${seq}`, seq)
+    envelopes.push(await seal(bob.signer, { doc, seq, kind: KIND_UPDATE, update: Y.encodeStateAsUpdate(remote, last) }))
+    last = Y.encodeStateVector(remote)
+  }
+  const fromBob = { kind: 'peer', peer: bob.signer.id } as const
+  const outcomes: string[] = []
+  for (const [i, { envelope, bytes }] of envelopes.entries()) {
+    if (i === 1) counting.failNext = true
+    outcomes.push(await store.applyEnvelope(bytes, envelope, fromBob).then(() => 'ok', () => 'rejected'))
+  }
+  assert.equal(outcomes, ['ok', 'rejected', 'ok', 'ok'])
+  // anti-entropy sees bob's log stop at 1, so bob sends 2 again; it is stored this time
+  assert.is(store.vector(doc).get(bob.signer.id), 1)
+  assert.is(await store.applyEnvelope(envelopes[1].bytes, envelopes[1].envelope, fromBob), true)
+  assert.is(store.vector(doc).get(bob.signer.id), 4)
+  // a failed write of this peer's own holds back its own later envelopes, not bob's
+  counting.failNext = true
+  await rejects(store.transact(doc, local, (d) => d.getMap('m').set('alice', 1)), Error)
+  remote.getMap('m').set('bob5', 5)
+  const fifth = await seal(bob.signer, { doc, seq: 5, kind: KIND_UPDATE, update: Y.encodeStateAsUpdate(remote, last) })
+  assert.is(await store.applyEnvelope(fifth.bytes, fifth.envelope, fromBob), true)
+  await store.close()
+  const reopened = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
+  assert.is((await reopened.open(doc)).getMap('m').size, 5)
+  assert.is(reopened.vector(doc).get(bob.signer.id), 5)
+  await reopened.close()
+})
+
+test('a failed compaction rejects no write: every write resolves and is stored, and later writes compact again', async () => {
+  const counting = new CountingPersistence(await LevelPersistence.open(join(dir, 'db')))
+  const store = new DocStore(counting, alice.signer)
+  counting.failCompact = true
+  const n = COMPACT_THRESHOLD + 5
+  for (let i = 0; i < n; i++) await store.transact(doc, local, (d) => d.getMap('m').set(`k${i}`, i))
+  assert.ok(counting.compactsFailed > 1, `compaction is retried by each later write (failed ${counting.compactsFailed} times)`)
+  counting.failCompact = false
+  await store.transact(doc, local, (d) => d.getMap('m').set('last', n))
+  await store.close()
+  const p = await LevelPersistence.open(join(dir, 'db'))
+  const stored = await p.load(doc)
+  await p.close()
+  assert.ok(stored.length < n / 2, `expected compaction once it works again, found ${stored.length} entries`)
+  const reopened = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
+  assert.is((await reopened.open(doc)).getMap('m').size, n + 1)
+  await reopened.close()
 })
 
 test('concurrent local changes are emitted once durable, in sequence order, and all are restored', async () => {
