@@ -88,6 +88,11 @@ interface Entry {
   snapshotBytes: number
 }
 
+/** Whether a document's own envelopes should be compacted now (see {@link COMPACT_LOG_RATIO}). */
+function dueForCompaction (entry: Entry): boolean {
+  return entry.entries >= COMPACT_THRESHOLD && entry.sinceSnapshot >= entry.snapshotBytes * COMPACT_LOG_RATIO
+}
+
 export class DocStore extends EventEmitter<StoreEvents> {
   private readonly docs = new Map<string, Entry>()
   private readonly opening = new Map<string, Promise<Entry>>()
@@ -233,9 +238,9 @@ export class DocStore extends EventEmitter<StoreEvents> {
     })
     durable.catch(() => {}) // reported to the transact that waits on it; a direct doc change has no one to tell
     entry.sealed = durable
-    if (entry.entries >= COMPACT_THRESHOLD && entry.sinceSnapshot >= entry.snapshotBytes * COMPACT_LOG_RATIO) {
+    if (dueForCompaction(entry)) {
       this.enqueue(entry, async () => {
-        if (entry.entries >= COMPACT_THRESHOLD && entry.sinceSnapshot >= entry.snapshotBytes * COMPACT_LOG_RATIO) await this.snapshot(name, entry)
+        if (dueForCompaction(entry)) await this.snapshot(name, entry) // still: an earlier one may have run meanwhile
       }).catch(() => {}) // nothing is lost (compaction replaces atomically); the next write tries again
     }
   }

@@ -128,7 +128,7 @@ const instantPrinter: OutputDevice = {
 
 interface YearOutcome { row: Row, notes: string[] }
 
-export async function simulateYear (ctx: BenchContext, total: number, budgetMs: number): Promise<YearOutcome> {
+async function simulateYear (ctx: BenchContext, total: number, budgetMs: number): Promise<YearOutcome> {
   const onTmpfs = existsSync(TMPFS)
   const dir = await mkdtemp(join(onTmpfs ? TMPFS : tmpdir(), 'printmesh-bench-year-'))
   let store: DocStore | undefined
