@@ -7,8 +7,10 @@
  *   received → held | releasing | failed | deleted
  *   held → releasing | deleted | expired
  *   releasing → printing | held | failed    (releasing: granted, not yet handed to a printer)
- *   printing → printed | failed | held      (printing: handed to a printer; held only when it
- *                                            certainly never accepted the job)
+ *   printing → printed | failed | held | releasing
+ *                                           (printing: handed to a printer; held or releasing
+ *                                            only when it certainly never accepted the job:
+ *                                            releasing again while a busy printer is waited for)
  *   printed, failed, deleted → expired (retention)
  *
  * A `printing` job gets its printer's job id ({@link recordPrinterJob}) as soon as the
@@ -33,7 +35,7 @@ const TRANSITIONS: Record<JobState, readonly JobState[]> = {
   received: ['held', 'releasing', 'failed', 'deleted'],
   held: ['releasing', 'deleted', 'expired'],
   releasing: ['printing', 'held', 'failed'],
-  printing: ['printed', 'failed', 'held'],
+  printing: ['printed', 'failed', 'held', 'releasing'],
   printed: ['expired'],
   failed: ['expired'],
   deleted: ['expired'],

@@ -28,6 +28,10 @@ const identity = await generateIdentity()
 const PEER = identity.signer.id
 const logger = pino({ level: 'silent' })
 const alice = { user: 'alice', admin: false }
+/** The rig's hold time. */
+const HOLD_MS = 3600_000
+/** The rig's first wait on a busy printer: short, so waiting rounds take milliseconds here. */
+const BUSY_BACKOFF_MS = 5
 const bob = { user: 'bob', admin: false }
 
 interface Rig { dir: string, out: string, store: DocStore, spool: Spool, jobs: JobService, clock: { now: number } }
@@ -39,7 +43,7 @@ async function build (dir: string, printers?: Map<string, OutputDevice>, clock =
   const spool = await Spool.open(join(dir, 'spool'))
   const devices = printers ?? new Map([['p1', createOutputDevice(`file://${out}`, { logger })]])
   const jobs = createJobService(
-    { peer: PEER, site: 'site-a', queues: [{ name: 'print', hold: true, defaultPrinter: [...devices.keys()][0], info: '', location: '' }], holdMs: 3600_000, retentionMs: 7200_000 },
+    { peer: PEER, site: 'site-a', queues: [{ name: 'print', hold: true, defaultPrinter: [...devices.keys()][0], info: '', location: '' }], holdMs: HOLD_MS, retentionMs: 7200_000, busyBackoffMs: BUSY_BACKOFF_MS },
     { store, spool, printers: devices, logger, now: () => clock.now })
   await jobs.start()
   return { dir, out, store, spool, jobs, clock }
@@ -134,6 +138,93 @@ test('a printer that never accepts the job leaves it held and uncharged', async 
   await until(() => rig.jobs.getJob(job.ippId)?.state === 'held')
   assert.is(rig.jobs.getJob(job.ippId)?.reason, 'printer-unreachable')
   assert.is(rig.store.get(acctDoc(PEER, periodOf(rig.clock.now))), undefined)
+})
+
+/** A printer that answers "busy" (as the IPP device does after its own retries) `busyRounds` times, then prints. */
+function busyPrinter (busyRounds: number, onCall: (call: number) => void = () => {}): OutputDevice & { calls: number } {
+  const device = {
+    uri: 'ipp://busy.invalid/ipp/print',
+    calls: 0,
+    print: async (_req: unknown, progress: { accepted: (id?: number) => void }) => {
+      device.calls++
+      onCall(device.calls)
+      if (device.calls <= busyRounds) throw new PrinterError('printer not reachable after 5 attempts: server-error-busy', 'busy', true)
+      progress.accepted(device.calls)
+      return { printerJobId: device.calls }
+    },
+    probe: async () => ({ ok: true, message: '' })
+  }
+  return device
+}
+
+test('a printer still busy after the device\'s retries: the job waits as releasing, then prints once and is charged once', async () => {
+  await teardown(rig)
+  const seen: string[] = []
+  const busy = busyPrinter(3, () => { seen.push(`${rig.jobs.getJob(job.ippId)?.state ?? ''}`) })
+  rig = await build(rig.dir, new Map([['p1', busy]]))
+  const pdf = await makePdf(rig.dir, { pages: 2, colorPages: [] })
+  const job = await submit(rig, pdf)
+  // every change of the job, as the store commits it
+  const changes: string[] = []
+  const onEntry = (): void => {
+    const now = rig.jobs.getJob(job.ippId)
+    const last = `${now?.state ?? ''}${now?.state === 'releasing' ? `:${now.reason ?? ''}` : ''}`
+    if (changes.at(-1) !== last) changes.push(last)
+  }
+  rig.store.on('entry', onEntry)
+  await rig.jobs.release(job.ippId, alice)
+  await until(() => rig.jobs.getJob(job.ippId)?.state === 'printed')
+  rig.store.off('entry', onEntry)
+  assert.is(busy.calls, 4, 'offered again after each busy round, and only until it was accepted')
+  assert.equal(seen, ['printing', 'printing', 'printing', 'printing'], 'each offer is recorded as printing before a byte is sent')
+  assert.equal(changes.filter((c) => c === 'releasing:printer-busy').length, 3, 'between offers the job waits as releasing, saying why')
+  assert.is(changes.at(-1), 'printed')
+  assert.equal(usageOf(rig).map((u) => [u.user, u.pages, u.sheets]), [['alice', 2, 2]])
+})
+
+test('a printer busy until the job\'s hold time runs out: the job is held again with the reason, uncharged', async () => {
+  await teardown(rig)
+  const busy = busyPrinter(Infinity, (call) => { if (call === 2) rig.clock.now += HOLD_MS })
+  rig = await build(rig.dir, new Map([['p1', busy]]))
+  const pdf = await makePdf(rig.dir, { pages: 1, colorPages: [] })
+  const job = await submit(rig, pdf)
+  await rig.jobs.release(job.ippId, alice)
+  await until(() => rig.jobs.getJob(job.ippId)?.state === 'held')
+  assert.equal([busy.calls, rig.jobs.getJob(job.ippId)?.reason], [2, 'busy'])
+  assert.is(rig.store.get(acctDoc(PEER, periodOf(rig.clock.now))), undefined)
+})
+
+test('jobs released at once are handed to their printer one at a time, each once', async () => {
+  await teardown(rig)
+  /** How long this printer takes to accept a job: long enough for the other releases to arrive meanwhile. */
+  const PRINTER_TAKES_MS = 20
+  let inFlight = 0
+  let most = 0
+  const order: string[] = []
+  const slow: OutputDevice = {
+    uri: 'ipp://one-at-a-time.invalid/ipp/print',
+    print: async (req, progress) => {
+      inFlight++
+      most = Math.max(most, inFlight)
+      order.push(req.jobName)
+      await new Promise((resolve) => setTimeout(resolve, PRINTER_TAKES_MS))
+      inFlight--
+      progress.accepted(order.length)
+      return { printerJobId: order.length }
+    },
+    probe: async () => ({ ok: true, message: '' })
+  }
+  rig = await build(rig.dir, new Map([['p1', slow]]))
+  const pdf = await makePdf(rig.dir, { pages: 1, colorPages: [] })
+  const names = ['a', 'b', 'c', 'd', 'e']
+  const jobs: JobRecord[] = []
+  for (const name of names) {
+    const created = await rig.jobs.createJob({ queue: 'print', owner: 'alice', name, copies: 1, sides: 'one-sided' })
+    jobs.push(await rig.jobs.addDocument(created.ippId, { format: 'application/pdf', data: createReadStream(pdf) }))
+  }
+  await Promise.all(jobs.map(async (job) => await rig.jobs.release(job.ippId, alice)))
+  await until(() => jobs.every((j) => rig.jobs.getJob(j.ippId)?.state === 'printed'))
+  assert.equal([most, order.sort()], [1, names])
 })
 
 test('a printer failing after accepting the job fails it, never resubmits', async () => {

@@ -25,6 +25,7 @@ const DEBIAN_PACKAGES = [
   'avahi-daemon', // DNS-SD for ippeveprinter, inside the test namespace only
   'dbus', // the bus avahi and ippeveprinter talk over
   'ghostscript', // renders PostScript / raster test documents
+  'poppler-utils', // pdfinfo, the reference page count the PDF analyser is checked against
   'chromium', // browser tests
   'iproute2', // `ip link` inside the namespace
   'util-linux' // unshare

@@ -34,6 +34,7 @@
  *      grant not committed by its expiry returns the job to `held`.
  */
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { DocStore, Origin } from '../../crdt/store.ts'
 import { jobsDoc, periodOf, parseDocName, type DocName } from '../../crdt/names.ts'
@@ -42,7 +43,8 @@ import type { RemoteRelease } from '../../crdt/jobs.ts'
 import { askPrinter, chargePrint, isCharged, printRequestFor, verdictFor } from './usage.ts'
 import type { Spool } from '../spool.ts'
 import { parseDocument, SUPPORTED_FORMATS, type DocumentInfo, UnsupportedFormatError, CorruptDocumentError } from '../documents/index.ts'
-import { PrinterError, type OutputDevice } from '../output/types.ts'
+import { PrinterError, isPrinterBusy, type OutputDevice, type PrintOutcome } from '../output/types.ts'
+import { PrinterLanes, type LeaveLane } from './printer-lanes.ts'
 import {
   type JobDomain, type JobRecord, type QueueInfo, type CreateJobRequest, type DocumentUpload, type JobFilter, type Actor,
   JobNotFoundError, QueueNotFoundError, PrinterNotFoundError, NotAuthorizedError, InvalidJobStateError, TERMINAL_STATES
@@ -56,6 +58,10 @@ export const INCOMING_TIMEOUT_MS = 300_000
 export const DEFAULT_HOLD_MS = 48 * 3600_000
 /** Default: finished jobs and their bytes are kept a week for the job history. */
 export const DEFAULT_RETENTION_MS = 7 * 24 * 3600_000
+/** First wait after a printer stayed busy through the device's own retries; doubles per round. */
+export const DEFAULT_BUSY_BACKOFF_MS = 2_000
+/** Longest wait between two rounds on a busy printer: a freed printer is used within this. */
+const BUSY_BACKOFF_MAX_MS = 60_000
 
 export interface JobServiceInit {
   /** This peer's id: the writer of its jobs and accounting documents. */
@@ -68,6 +74,8 @@ export interface JobServiceInit {
   retentionMs?: number
   /** Period of the background sweep (expiry, retention, printer follow-up); 0 runs none (the caller sweeps, as the simulator does on its virtual clock). */
   sweepMs?: number
+  /** First wait before offering a job again to a printer that stayed busy (default {@link DEFAULT_BUSY_BACKOFF_MS}); doubles per round. */
+  busyBackoffMs?: number
 }
 
 export interface JobServiceComponents {
@@ -75,6 +83,8 @@ export interface JobServiceComponents {
   spool: Spool
   printers: ReadonlyMap<string, OutputDevice>
   logger: Logger
+  /** One submission at a time per printer (default: lanes of this service's own). */
+  lanes?: PrinterLanes
   /** Document analysis (default: in-process `parseDocument`; sites use a worker thread). */
   analyze?: (path: string, format: string, signal?: AbortSignal) => Promise<DocumentInfo>
   now?: () => number
@@ -106,9 +116,11 @@ export class JobService implements JobDomain {
   private readonly holdMs: number
   private readonly retentionMs: number
   private readonly log: Logger
+  private readonly lanes: PrinterLanes
 
   constructor (private readonly init: JobServiceInit, private readonly c: JobServiceComponents) {
     this.now = c.now ?? Date.now
+    this.lanes = c.lanes ?? new PrinterLanes()
     this.holdMs = init.holdMs ?? DEFAULT_HOLD_MS
     this.retentionMs = init.retentionMs ?? DEFAULT_RETENTION_MS
     this.log = c.logger.child({ service: 'jobs' })
@@ -164,6 +176,10 @@ export class JobService implements JobDomain {
         await this.move(doc, job.id, 'failed', { kind: 'local', service: 'jobs' }, { reason: 'job-incoming-interrupted', message: 'the site restarted before the document was complete' })
       } else if (job.grant !== undefined) {
         // granted to another site: that site's release record settles it (followRelease), or the grant expires (sweep)
+      } else if (job.state === 'releasing' && this.queue(job.queue)?.hold === false) {
+        // a print-on-arrival queue (perhaps waiting for a busy printer): it goes on printing by itself
+        const held = await this.move(doc, job.id, 'held', { kind: 'local', service: 'jobs' }, { reason: 'release-interrupted', message: 'the site restarted before the printer accepted the job; released again' })
+        this.releaseInBackground(held, SYSTEM)
       } else if (job.state === 'releasing') {
         await this.move(doc, job.id, 'held', { kind: 'local', service: 'jobs' }, { reason: 'release-interrupted', message: 'the site restarted before the printer accepted the job; release it again' })
       } else if (job.state === 'printing' && job.printerJobId !== undefined && this.c.printers.get(job.printer ?? '')?.outcome !== undefined) {
@@ -443,36 +459,62 @@ export class JobService implements JobDomain {
     this.startRelease(job, by).catch((err: unknown) => this.log.error({ err, job: job.ippId }, 'automatic release failed'))
   }
 
-  /** Sends a `releasing` job to its printer and settles its final state. Never rejects. */
+  /**
+   * Sends a `releasing` job to its printer and settles its final state. Never rejects.
+   *
+   * The job first waits its turn in the printer's lane (still `releasing`, nothing sent).
+   * A printer that stays busy through the device's own retries ({@link isPrinterBusy}) is
+   * normal: the job goes back to `releasing` and is offered again with back-off, keeping
+   * its place in the lane, until its hold time runs out; only then is it held again.
+   */
   private async print (doc: DocName, job: JobRecord): Promise<void> {
     const origin: Origin = { kind: 'local', service: 'release' }
     const device = this.c.printers.get(job.printer ?? '')
+    const deadline = job.createdAt + this.holdMs
     // the printer job id's write, started the moment the printer accepts; settling waits for it
     let recorded: Promise<void> = Promise.resolve()
+    let leave: LeaveLane | undefined
     this.watched.add(job.id)
     try {
       if (device === undefined || job.sha256 === undefined || job.format === undefined) throw new PrinterError('job has no printer or document', 'aborted-by-system', true)
       await this.c.spool.verify(job.sha256)
-      // durable before any byte reaches the printer: a crash from here on cannot lead to a reprint
-      await this.move(doc, job.id, 'printing', origin)
-      const outcome = await device.print(printRequestFor(job, this.c.spool.path(job.sha256)), {
-        accepted: (printerJobId) => {
-          this.log.debug({ job: job.ippId, printerJobId }, 'printer accepted the job')
-          if (printerJobId !== undefined) recorded = this.recordPrinterJob(doc, job, printerJobId)
+      leave = await this.lanes.enter(job.printer ?? '', this.abort.signal)
+      let outcome: PrintOutcome | undefined
+      for (let round = 1; outcome === undefined; round++) {
+        // durable before any byte reaches the printer: a crash from here on cannot lead to a reprint
+        await this.move(doc, job.id, 'printing', origin)
+        try {
+          outcome = await device.print(printRequestFor(job, this.c.spool.path(job.sha256)), {
+            accepted: (printerJobId) => {
+              this.log.debug({ job: job.ippId, printerJobId }, 'printer accepted the job')
+              leave?.()
+              if (printerJobId !== undefined) recorded = this.recordPrinterJob(doc, job, printerJobId)
+            }
+          }, this.abort.signal)
+        } catch (err) {
+          const waitMs = Math.min(BUSY_BACKOFF_MAX_MS, (this.init.busyBackoffMs ?? DEFAULT_BUSY_BACKOFF_MS) * 2 ** (round - 1))
+          if (!isPrinterBusy(err) || this.abort.signal.aborted || this.now() + waitMs >= deadline) throw err
+          await this.move(doc, job.id, 'releasing', origin, { reason: 'printer-busy', message: `waiting for printer ${job.printer ?? ''}: ${err.message}` })
+          this.log.info({ job: job.ippId, printer: job.printer, round, waitMs, reason: err.reason }, 'printer busy: the job waits and is offered again')
+          await sleep(waitMs, undefined, { signal: this.abort.signal }).catch(() => {})
+          if (this.abort.signal.aborted) return // still releasing: the next start holds it again (or releases it, on a print-on-arrival queue)
         }
-      }, this.abort.signal)
+      }
       await recorded
       await this.settlePrinted(doc, job)
       this.log.info({ job: job.ippId, printer: job.printer, printerJob: outcome.printerJobId }, 'job printed')
     } catch (err) {
       await recorded
-      if (this.abort.signal.aborted && !(err instanceof PrinterError && err.beforeAccept) && this.getById(job.id)?.state === 'printing') {
+      if (this.abort.signal.aborted && this.getById(job.id)?.state === 'releasing') {
+        this.log.info({ job: job.ippId, printer: job.printer }, 'stopped before the printer had the job; settled at the next start')
+      } else if (this.abort.signal.aborted && !(err instanceof PrinterError && err.beforeAccept) && this.getById(job.id)?.state === 'printing') {
         // stopping while the printer has the job: it may well print it; the next start asks the printer (or assumes)
         this.log.info({ job: job.ippId, printer: job.printer }, 'stopped while the printer had the job; settled at the next start')
       } else {
         await this.settleFailed(doc, job, err).catch((e: unknown) => this.log.error({ err: e, job: job.ippId }, 'could not record release failure'))
       }
     } finally {
+      leave?.()
       this.watched.delete(job.id)
     }
   }

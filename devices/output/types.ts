@@ -130,6 +130,19 @@ export class PrinterError extends Error {
   }
 }
 
+/**
+ * Reasons of a {@link PrinterError} that mean "not now" from a printer that answered:
+ * busy with another job, not accepting jobs for a while, temporarily unavailable (the IPP
+ * statuses `server-error-busy`, `-not-accepting-jobs`, `-service-unavailable`,
+ * `-temporary-error` and HTTP 503). Normal for a printer that takes one job at a time.
+ */
+export const PRINTER_BUSY_REASONS: ReadonlySet<string> = new Set(['busy', 'not-accepting-jobs', 'service-unavailable', 'temporary-error'])
+
+/** Whether `err` is a printer saying "not now" before it accepted the document: the release may wait and try again. */
+export function isPrinterBusy (err: unknown): err is PrinterError {
+  return err instanceof PrinterError && err.beforeAccept && PRINTER_BUSY_REASONS.has(err.reason)
+}
+
 /** A printer job id that this device never hands out (not a positive integer, out of range). */
 export class InvalidPrinterJobIdError extends Error {
   constructor (id: unknown, why = 'must be a positive integer') {
