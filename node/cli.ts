@@ -6,6 +6,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { mkdir, readFile } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { startSite, type PrinterConfig, type MeshOptions } from './site.ts'
 import { startCentral } from './central.ts'
@@ -21,6 +22,9 @@ import { importUsersCsv } from './users.ts'
 /** IPP's port 631 needs root; this is the unprivileged default, as CUPS test setups use. */
 const DEFAULT_IPP_PORT = 8631
 const DEFAULT_HTTP_PORT = 8632
+/** Central's own defaults, apart from a site's, so central and a site run on one host as they are. */
+const CENTRAL_HTTP_PORT = 8642
+const CENTRAL_P2P_PORT = 8643
 const HOUR_MS = 3600_000
 
 function port (value: string): number {
@@ -35,7 +39,7 @@ function hours (value: string): number {
   return n * HOUR_MS
 }
 
-function printer (value: string, previous: PrinterConfig[]): PrinterConfig[] {
+function printer (value: string, previous: PrinterConfig[] = []): PrinterConfig[] {
   const eq = value.indexOf('=')
   const name = value.slice(0, eq)
   const uri = value.slice(eq + 1)
@@ -56,7 +60,8 @@ if (Number(process.versions.node.split('.')[0]) < MIN_NODE_MAJOR) {
 /** libp2p's default port for printmesh peers. */
 const DEFAULT_P2P_PORT = 8633
 
-function collect (value: string, previous: string[]): string[] {
+/** Repeatable options start without a default, so `--help` shows each default once, in the option's own words. */
+function collect (value: string, previous: string[] = []): string[] {
   return [...previous, value]
 }
 
@@ -72,15 +77,26 @@ function megabytesPerSecond (value: string): number {
   return n * 1024 * 1024
 }
 
-interface MeshCliOptions { listen: string[], bootstrap: string[], mdns: boolean, join?: string, antiEntropySeconds?: number, networkKey?: string }
+interface MeshCliOptions { listen?: string[], bootstrap?: string[], mdns: boolean, join?: string, antiEntropySeconds?: number, networkKey?: string }
+
+/** What differs between roles in the shared options. */
+interface RoleDefaults {
+  data: string
+  dataHelp: string
+  httpPort: number
+  p2pPort: number
+  /** Whether the role joins a mesh (central is the mesh's authority: it never joins one). */
+  joins: boolean
+}
 
 /** The mesh options every role shares. */
-function withMeshOptions (cmd: Command): Command {
-  return cmd
-    .option('--listen <multiaddr>', `libp2p listen address (repeatable); default /ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`, collect, [])
-    .option('--bootstrap <multiaddr>', 'a peer to connect to, with /p2p/<peer id> (repeatable)', collect, [])
+function withMeshOptions (cmd: Command, role: RoleDefaults): Command {
+  cmd
+    .option('--listen <multiaddr>', `libp2p listen address (repeatable) (default: /ip4/0.0.0.0/tcp/${role.p2pPort})`, collect)
+    .option('--bootstrap <multiaddr>', 'a peer to connect to, with /p2p/<peer id> (repeatable)', collect)
     .option('--no-mdns', 'do not discover peers on the local network by mDNS')
-    .option('--join <join-string>', 'join a mesh with a join string from central (first start only)')
+  if (role.joins) cmd.option('--join <join-string>', 'join a mesh with a join string from central (first start only)')
+  return cmd
     .option('--anti-entropy-seconds <s>', 'how often to compare documents with every peer', seconds)
     .option('--network-key <file>', 'private-network key file: only peers holding the same key can connect (default: <data>/network.key, created for a new mesh, written from the join string when joining)')
 }
@@ -88,19 +104,19 @@ function withMeshOptions (cmd: Command): Command {
 interface NodeCliOptions extends MeshCliOptions { data: string, host: string, httpPort: number, adminToken?: string, logLevel: string }
 
 /** The options every role shares: data folder, HTTP address, admin token, logging, mesh. */
-function withNodeOptions (cmd: Command, dataDefault: string, dataHelp: string): Command {
-  return withMeshOptions(cmd)
-    .option('--data <dir>', dataHelp, dataDefault)
+function withNodeOptions (cmd: Command, role: RoleDefaults): Command {
+  return withMeshOptions(cmd, role)
+    .option('--data <dir>', role.dataHelp, role.data)
     .option('--host <address>', 'address to listen on (HTTP, and IPP on sites)', '0.0.0.0')
-    .option('--http-port <n>', 'web admin and JSON API port', port, DEFAULT_HTTP_PORT)
+    .option('--http-port <n>', 'web admin and JSON API port', port, role.httpPort)
     .addOption(new Option('--admin-token <token>', 'bearer token for admin API calls (default: generated into <data>/admin-token)').env('PRINTMESH_ADMIN_TOKEN'))
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').env('PRINTMESH_LOG_LEVEL'))
 }
 
-function meshOptions (opts: MeshCliOptions): MeshOptions {
+function meshOptions (opts: MeshCliOptions, p2pPort = DEFAULT_P2P_PORT): MeshOptions {
   return {
-    listen: opts.listen.length > 0 ? opts.listen : [`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`],
-    bootstrap: opts.bootstrap,
+    listen: opts.listen ?? [`/ip4/0.0.0.0/tcp/${p2pPort}`],
+    bootstrap: opts.bootstrap ?? [],
     mdns: opts.mdns,
     ...(opts.join !== undefined ? { join: opts.join } : {}),
     ...(opts.antiEntropySeconds !== undefined ? { antiEntropyMs: opts.antiEntropySeconds } : {}),
@@ -108,7 +124,11 @@ function meshOptions (opts: MeshCliOptions): MeshOptions {
   }
 }
 
-/** Stops a running role on SIGINT/SIGTERM, once. */
+/**
+ * Stops a running role on SIGINT, SIGTERM or SIGHUP, once. SIGHUP stops too: there is no
+ * configuration to reload (all of it is in the command line), and a node whose terminal
+ * went away must not keep its ports.
+ */
 function stopOnSignals (stop: () => Promise<void>, logger: ReturnType<typeof createLogger>): void {
   let stopping = false
   const shutdown = (signal: string): void => {
@@ -122,17 +142,53 @@ function stopOnSignals (stop: () => Promise<void>, logger: ReturnType<typeof cre
   }
   process.on('SIGINT', () => shutdown('SIGINT'))
   process.on('SIGTERM', () => shutdown('SIGTERM'))
+  process.on('SIGHUP', () => shutdown('SIGHUP'))
 }
+
+/** A port a role needed is taken: says which option chooses another. */
+export class PortInUseError extends Error {
+  constructor (readonly port: number, readonly option: string, options?: { cause?: unknown }) {
+    super(`port ${port} (${option}) is in use: stop what holds it or choose another with ${option}`, options)
+    this.name = 'PortInUseError'
+  }
+}
+
+/** Which option asked for which port, for {@link PortInUseError}. */
+type PortOptions = Array<{ port: number, option: string }>
+
+function portsOf (opts: { httpPort: number, ippPort?: number }, mesh: MeshOptions): PortOptions {
+  return [
+    { port: opts.httpPort, option: '--http-port' },
+    ...(opts.ippPort !== undefined ? [{ port: opts.ippPort, option: '--ipp-port' }] : []),
+    ...mesh.listen.map((addr) => ({ port: Number(/\/tcp\/(\d+)/.exec(addr)?.[1] ?? 0), option: '--listen' }))
+  ]
+}
+
+/** Starts a role; an address-in-use failure (Node's or libp2p's wording) becomes a {@link PortInUseError}. */
+async function starting<T> (start: Promise<T>, ports: PortOptions): Promise<T> {
+  try {
+    return await start
+  } catch (err) {
+    const text = err instanceof Error ? `${err.message} ${String((err as { cause?: unknown }).cause ?? '')}` : String(err)
+    const taken = /EADDRINUSE[^\n]*?:(\d+)/.exec(text)
+    const match = taken !== null ? ports.find((p) => p.port === Number(taken[1])) : undefined
+    if (match !== undefined) throw new PortInUseError(match.port, match.option, { cause: err })
+    throw err
+  }
+}
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 const program = new Command('printmesh')
   .description('Peer-to-peer print management: secure print release, accounting and roaming across branches')
+  .version(VERSION, '-V, --version', 'print the version and exit')
   .showHelpAfterError()
 
-withNodeOptions(program.command('site'), './data', 'data folder (database, spool, identity)')
+withNodeOptions(program.command('site'), { data: './data', dataHelp: 'data folder (database, spool, identity)', httpPort: DEFAULT_HTTP_PORT, p2pPort: DEFAULT_P2P_PORT, joins: true })
   .description('run a branch print server: IPP queue, held jobs, release to printers, accounting, web admin')
   .option('--site <id>', 'site id (default: host name)')
   .option('--ipp-port <n>', 'IPP port (ipp://host:port/ipp/print)', port, DEFAULT_IPP_PORT)
-  .option('--printer <name=uri>', 'a printer jobs are released to (repeatable; ipp://, ipps:// or file:// URI); default: a virtual printer writing to <data>/virtual-printer', printer, [])
+  .option('--printer <name=uri>', 'a printer jobs are released to (repeatable; ipp://, ipps:// or file:// URI) (default: a virtual printer writing to <data>/virtual-printer)', printer)
   .option('--queue <name>', 'name of the print queue (also reachable as /printers/<name>)', 'print')
   .option('--no-hold', 'print jobs on arrival instead of holding them for release')
   .option('--hold-hours <h>', 'held jobs not released within this many hours expire', hours)
@@ -140,18 +196,19 @@ withNodeOptions(program.command('site'), './data', 'data folder (database, spool
   .option('--hostname <name>', 'host name partner sites show next to this site\'s roaming jobs (default: the machine\'s host name)')
   .option('--roaming-rate <MB/s>', 'cap on the rate each job document is sent to a partner site, to spare slow branch links (default: no cap)', megabytesPerSecond)
   .action(async (opts: NodeCliOptions & {
-    site?: string, ippPort: number, printer: PrinterConfig[], queue: string, hold: boolean, holdHours?: number, retentionHours?: number,
+    site?: string, ippPort: number, printer?: PrinterConfig[], queue: string, hold: boolean, holdHours?: number, retentionHours?: number,
     hostname?: string, roamingRate?: number
   }) => {
     const logger = createLogger(opts.logLevel)
-    const site = await startSite({
+    const mesh = meshOptions(opts)
+    const site = await starting(startSite({
       data: opts.data,
-      mesh: meshOptions(opts),
+      mesh,
       ...(opts.site !== undefined ? { site: opts.site } : {}),
       host: opts.host,
       ippPort: opts.ippPort,
       httpPort: opts.httpPort,
-      printers: opts.printer,
+      printers: opts.printer ?? [],
       ...(opts.adminToken !== undefined ? { adminToken: opts.adminToken } : {}),
       queue: opts.queue,
       hold: opts.hold,
@@ -159,38 +216,38 @@ withNodeOptions(program.command('site'), './data', 'data folder (database, spool
       ...(opts.retentionHours !== undefined ? { retentionMs: opts.retentionHours } : {}),
       ...(opts.hostname !== undefined ? { hostname: opts.hostname } : {}),
       ...(opts.roamingRate !== undefined ? { roamingBytesPerSecond: opts.roamingRate } : {})
-    }, logger)
+    }, logger), portsOf(opts, mesh))
     process.stderr.write(`printmesh site ready\n  print to:  ${site.ippUri}\n  web:       ${site.webUrl}\n` +
       (site.adminTokenFile !== undefined ? `  admin token in ${site.adminTokenFile}\n` : ''))
     stopOnSignals(site.stop, logger)
   })
 
-withNodeOptions(program.command('central'), './data-central', 'data folder (database, identity, network key)')
+withNodeOptions(program.command('central'), { data: './data-central', dataHelp: 'data folder (database, identity, network key)', httpPort: CENTRAL_HTTP_PORT, p2pPort: CENTRAL_P2P_PORT, joins: false })
   .description('run the mesh\'s central node: license authority, enrollment, directory, mesh-wide admin (never a print server)')
   .action(async (opts: NodeCliOptions) => {
-    if (opts.join !== undefined) throw new InvalidArgumentError('central is the authority: it does not --join')
     const logger = createLogger(opts.logLevel)
-    const mesh = meshOptions(opts)
-    const central = await startCentral({
+    const mesh = meshOptions(opts, CENTRAL_P2P_PORT)
+    const central = await starting(startCentral({
       data: opts.data, host: opts.host, httpPort: opts.httpPort, listen: mesh.listen, bootstrap: mesh.bootstrap, mdns: mesh.mdns,
       ...(mesh.networkKeyFile !== undefined ? { networkKeyFile: mesh.networkKeyFile } : {}),
       ...(opts.adminToken !== undefined ? { adminToken: opts.adminToken } : {}),
       ...(mesh.antiEntropyMs !== undefined ? { antiEntropyMs: mesh.antiEntropyMs } : {})
-    }, logger)
+    }, logger), portsOf(opts, mesh))
     process.stderr.write(`printmesh central ready\n  web:  ${central.webUrl}\n  peer: ${central.peer.id}\n` +
       (central.adminTokenFile !== undefined ? `  admin token in ${central.adminTokenFile}\n` : '') +
       '  create join strings on the web page or with POST /api/mesh/tokens\n')
     stopOnSignals(central.stop, logger)
   })
 
-withNodeOptions(program.command('terminal'), './data-terminal', 'data folder (identity, database)')
+withNodeOptions(program.command('terminal'), { data: './data-terminal', dataHelp: 'data folder (identity, database)', httpPort: DEFAULT_HTTP_PORT, p2pPort: DEFAULT_P2P_PORT, joins: true })
   .description('run an MFP terminal peer (joins a mesh with --join on first start)')
   .action(async (opts: NodeCliOptions) => {
     const logger = createLogger(opts.logLevel)
-    const terminal = await startTerminal({
-      data: opts.data, host: opts.host, httpPort: opts.httpPort, mesh: meshOptions(opts),
+    const mesh = meshOptions(opts)
+    const terminal = await starting(startTerminal({
+      data: opts.data, host: opts.host, httpPort: opts.httpPort, mesh,
       ...(opts.adminToken !== undefined ? { adminToken: opts.adminToken } : {})
-    }, logger)
+    }, logger), portsOf(opts, mesh))
     stopOnSignals(terminal.stop, logger)
   })
 
@@ -209,7 +266,7 @@ async function meshCall (opts: { url: string, adminToken?: string }, method: str
 }
 function meshCommand (name: string, description: string): Command {
   return mesh.command(name).description(description)
-    .option('--url <url>', 'the node\'s web address', `http://127.0.0.1:${DEFAULT_HTTP_PORT}`)
+    .option('--url <url>', 'the node\'s web address (central\'s on this host by default)', `http://127.0.0.1:${CENTRAL_HTTP_PORT}`)
     .addOption(new Option('--admin-token <token>', 'the node\'s admin token').env('PRINTMESH_ADMIN_TOKEN'))
 }
 const print = (value: unknown): void => { process.stdout.write((typeof value === 'string' ? value : JSON.stringify(value, null, 2)) + '\n') }
