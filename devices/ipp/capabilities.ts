@@ -56,7 +56,8 @@ const OUTPUT_BIN = 'auto'
 /** Operations this server implements (operations-supported). */
 export const SUPPORTED_OPERATIONS: readonly number[] = [
   Op.PrintJob, Op.ValidateJob, Op.CreateJob, Op.SendDocument, Op.CancelJob, Op.GetJobAttributes,
-  Op.GetJobs, Op.GetPrinterAttributes, Op.HoldJob, Op.ReleaseJob
+  Op.GetJobs, Op.GetPrinterAttributes, Op.HoldJob, Op.ReleaseJob,
+  Op.CupsGetDefault, Op.CupsGetPrinters, Op.CupsGetClasses
 ]
 
 /** Printer attributes named by the `job-template` group of requested-attributes. */

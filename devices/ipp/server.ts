@@ -28,7 +28,7 @@ import type { JobDomain, QueueInfo } from '../jobs/types.ts'
 import { CHARSETS, NATURAL_LANGUAGE } from './capabilities.ts'
 import { IppStatusError } from './errors.ts'
 import { ippStatusOf } from './mapping.ts'
-import { OPERATIONS, JOB_OPERATIONS, type OperationContext, type OperationResult, type ServerUris } from './operations/index.ts'
+import { OPERATIONS, JOB_OPERATIONS, SERVER_OPERATIONS, SERVER_WIDE_OPERATIONS, type OperationContext, type OperationResult, type ServerUris } from './operations/index.ts'
 import { ANONYMOUS } from './operations/common.ts'
 import { readIppRequest, RequestReadError, RequestAbortedError, MAX_HEADER, type IppHead } from './request-stream.ts'
 import {
@@ -78,7 +78,7 @@ export interface IppServer {
  * `byPrinterUri`: the path (`/`) names nothing, so printer-uri decides, as in CUPS, whose
  * clients POST everything to `/`.
  */
-interface Route { queue: QueueInfo, pathJobId?: number, style: 'ipp' | 'printers', byPrinterUri?: boolean }
+interface Route { queue: QueueInfo, pathJobId?: number, style: 'ipp' | 'printers', byPrinterUri?: boolean, serverWide?: boolean }
 
 function routeOf (pathname: string, domain: JobDomain): Route | undefined {
   const path = pathname.length > 1 && pathname.endsWith('/') ? pathname.slice(0, -1) : pathname
@@ -164,7 +164,7 @@ function validate (msg: IppMessage): Validated {
     if (jobUri === undefined && (printerUri === undefined || find('job-id') === undefined)) {
       throw new IppStatusError(Status.clientErrorBadRequest, 'missing job-uri, or printer-uri and job-id')
     }
-  } else if (printerUri === undefined) {
+  } else if (printerUri === undefined && !SERVER_OPERATIONS.has(msg.code)) {
     throw new IppStatusError(Status.clientErrorBadRequest, 'missing printer-uri')
   }
   let user = ANONYMOUS
@@ -306,12 +306,13 @@ export function createIppServer (init: IppServerInit): IppServer {
     let result: OperationResult
     try {
       const v = validate(message)
-      const target = route.byPrinterUri === true ? routeOfPrinterUri(v.operation) ?? route : route
+      const target = route.byPrinterUri === true ? routeOfPrinterUri(v.operation, message.code) ?? route : route
       const ctx: OperationContext = {
         request: message,
         operation: v.operation,
         jobTemplate: v.jobTemplate,
         queue: target.queue,
+        ...(target.serverWide === true ? { serverWide: true } : {}),
         ...(target.pathJobId !== undefined ? { pathJobId: target.pathJobId } : {}),
         user: v.user,
         body: documentData,
@@ -335,13 +336,22 @@ export function createIppServer (init: IppServerInit): IppServer {
     sendIpp(res, response(version, requestId, result))
   }
 
-  /** For requests POSTed to `/`: the queue printer-uri names (client-error-not-found if none). */
-  function routeOfPrinterUri (operation: IppAttribute[]): Route | undefined {
+  /**
+   * For requests POSTed to `/`: the queue printer-uri names, or the server itself (printer-uri
+   * `ipp://host/`, or none for the CUPS server operations) for the operations that may name it;
+   * client-error-not-found otherwise.
+   */
+  function routeOfPrinterUri (operation: IppAttribute[], code: number): Route | undefined {
     const uri = stringValue(operation.find((a) => a.name === 'printer-uri'))
-    if (uri === undefined) return undefined // a job operation by job-uri: the default route serves
+    const serverWide = SERVER_WIDE_OPERATIONS.has(code)
+    const server = (): Route | undefined => {
+      const queue = domain.queues()[0]
+      return queue === undefined ? undefined : { queue, style: 'printers', serverWide: true }
+    }
+    if (uri === undefined) return serverWide ? server() : undefined // a job operation by job-uri: the default route serves
     let path: string
     try { path = new URL(uri).pathname } catch { throw new IppStatusError(Status.clientErrorBadRequest, `printer-uri ${uri} is not a URI`) }
-    const found = path === '/' ? undefined : routeOf(path, domain)
+    const found = path === '/' || path === '' ? (serverWide ? server() : undefined) : routeOf(path, domain)
     if (found === undefined) throw new IppStatusError(Status.clientErrorNotFound, `no queue at ${uri}`)
     return found
   }

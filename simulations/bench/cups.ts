@@ -9,7 +9,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -146,10 +146,22 @@ function lpadmin (port: number, args: string[]): void {
   if (r.status !== 0) throw new CupsUnavailableError(`lpadmin ${args.join(' ')} exited with ${String(r.status)}: ${r.stderr}${r.stdout}`)
 }
 
-/** Starts a private cupsd with a held queue; the caller must {@link PrivateCups.stop} it. */
-export async function startPrivateCups (log: (line: string) => void): Promise<PrivateCups> {
+/** The benchmark's queue: raw, every job held. */
+const HELD_QUEUE: readonly string[][] = [
+  ['-p', CUPS_QUEUE, '-E', '-v', 'file:///dev/null'],
+  ['-p', CUPS_QUEUE, '-o', 'job-hold-until-default=indefinite']
+]
+/** Backends and filters run as CUPS's unprivileged user: they must reach the spool under the folder. */
+const TRAVERSABLE = 0o711
+
+/**
+ * Starts a private cupsd with the queues `queues` makes (lpadmin argument lists, run in
+ * order; default the benchmark's held queue); the caller must {@link PrivateCups.stop} it.
+ */
+export async function startPrivateCups (log: (line: string) => void, queues: readonly string[][] = HELD_QUEUE): Promise<PrivateCups> {
   ensureCupsInstalled(log)
   const dir = await mkdtemp(join(tmpdir(), 'printmesh-bench-cups-'))
+  await chmod(dir, TRAVERSABLE)
   let child: ChildProcess | undefined
   let stopped = false
   const stop = async (): Promise<void> => {
@@ -179,8 +191,7 @@ export async function startPrivateCups (log: (line: string) => void): Promise<Pr
       }
       await delay(POLL_MS)
     }
-    lpadmin(port, ['-p', CUPS_QUEUE, '-E', '-v', 'file:///dev/null'])
-    lpadmin(port, ['-p', CUPS_QUEUE, '-o', 'job-hold-until-default=indefinite'])
+    for (const args of queues) lpadmin(port, args)
     return { pid: running.pid as number, port, queueUri: `ipp://127.0.0.1:${port}/printers/${CUPS_QUEUE}`, dir, stop }
   } catch (err) {
     await stop()

@@ -26,6 +26,11 @@ export interface OperationContext {
   jobTemplate: IppAttribute[]
   /** The queue the HTTP path names (the default queue for `/ipp/print` and `/jobs/N`). */
   queue: QueueInfo
+  /**
+   * The request names the server rather than a queue (printer-uri `ipp://host/`, or none for
+   * the CUPS server operations): Get-Jobs then lists every queue's jobs. `queue` is the default.
+   */
+  serverWide?: boolean
   /** Job id taken from a `/jobs/N` request path. */
   pathJobId?: number
   /** `requesting-user-name`, or {@link ANONYMOUS}. */

@@ -41,7 +41,8 @@ export const getJobs: OperationHandler = async (ctx) => {
   const want = requested(ctx, GET_JOBS_DEFAULT, JOB_GROUPS)
   const unsupported = unknownOperationAttributes(ctx, ['which-jobs', 'limit', 'my-jobs', 'requested-attributes'])
   const jobs = ctx.domain.listJobs({
-    queue: ctx.queue.name,
+    // asked of the server as a whole (`lpstat -o`, printer-uri ipp://host/): every queue's jobs
+    ...(ctx.serverWide === true ? {} : { queue: ctx.queue.name }),
     which: which as JobFilter['which'],
     ...(myJobs ? { owner: ctx.user } : {}),
     ...(limit !== undefined ? { limit } : {})
@@ -51,8 +52,8 @@ export const getJobs: OperationHandler = async (ctx) => {
 }
 
 /** Printer attributes returned only when named (PWG 5100.7: media-col-database can be large). */
-const PRINTER_EXPLICIT_ONLY: ReadonlySet<string> = new Set(['media-col-database'])
-const PRINTER_GROUPS: Record<string, (name: string) => boolean> = {
+export const PRINTER_EXPLICIT_ONLY: ReadonlySet<string> = new Set(['media-col-database'])
+export const PRINTER_GROUPS: Record<string, (name: string) => boolean> = {
   'job-template': isJobTemplatePrinterAttribute,
   'printer-description': (n) => !isJobTemplatePrinterAttribute(n)
 }
