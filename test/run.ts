@@ -20,7 +20,9 @@ import { setTimeout as delay } from 'node:timers/promises'
 /** Debian packages the test suite drives for real. */
 const DEBIAN_PACKAGES = [
   'cups-ipp-utils', // ipptool, ippeveprinter
-  'cups-client', // lp
+  'cups-client', // lp, lpstat, cancel, lpadmin
+  'cups-bsd', // lpq, as desktop users list a queue
+  'cups-filters', // pdftopdf: a private cupsd prints PDF through an IPP Everywhere queue on the site
   'cups-daemon', // cupsd, the baseline the ingestion benchmark (smoke-tested) compares against
   'avahi-daemon', // DNS-SD for ippeveprinter, inside the test namespace only
   'dbus', // the bus avahi and ippeveprinter talk over
