@@ -42,6 +42,23 @@ export { MAX_HEADER } from './request-stream.ts'
 const REQUEST_TIMEOUT_MS = 30 * 60_000
 /** Idle keep-alive connections are closed after this (CUPS clients reconnect freely). */
 const KEEP_ALIVE_TIMEOUT_MS = 10_000
+/** A body's rate is sampled this many times per window (the window slides by one sample). */
+const RATE_SAMPLES = 6
+
+/** What the IPP port asks of a client's pace, so slow senders cannot hold connections. */
+export interface IppClientLimits {
+  /** The request line and headers must have arrived within this. */
+  headersTimeoutMs: number
+  /** A request body must arrive at least this fast on average over `rateWindowMs`, else the connection is closed. */
+  minBytesPerSecond: number
+  rateWindowMs: number
+}
+
+export const DEFAULT_CLIENT_LIMITS: Readonly<IppClientLimits> = {
+  headersTimeoutMs: 10_000, // headers are a few hundred bytes: a real client sends them at once
+  minBytesPerSecond: 1024, // a branch link at its worst moves far more; a byte every 2 s does not
+  rateWindowMs: 30_000 // long enough for a client's pause (a laptop's Wi-Fi roaming), short enough not to hold sockets
+}
 /** On stop, requests in flight get this long to finish before their connections are cut. */
 const STOP_GRACE_MS = 5_000
 /** Unread request bytes discarded after an early answer to keep the connection; beyond, it is closed. */
@@ -64,6 +81,10 @@ export interface IppServerInit {
   port: number
   /** Host name put into printer and job URIs; default: the Host the client used. */
   uriHost?: string
+  /** Pace asked of clients (default {@link DEFAULT_CLIENT_LIMITS}). */
+  clientLimits?: Partial<IppClientLimits>
+  /** Told of every answered IPP request: operation and status names, seconds since its first byte (intake latency, for metrics). */
+  onAnswered?: (operation: string, status: string, seconds: number) => void
 }
 
 export interface IppServer {
@@ -201,6 +222,32 @@ function response (version: { major: number, minor: number }, requestId: number,
 export function createIppServer (init: IppServerInit): IppServer {
   const { domain } = init
   const log = init.logger.child({ component: 'ipp' })
+  const limits: IppClientLimits = { ...DEFAULT_CLIENT_LIMITS, ...init.clientLimits }
+
+  /**
+   * Closes the connection of a request whose body arrives slower than the minimum rate over
+   * the last window. Not judged: the first window, and any moment the server itself is not
+   * reading (its buffer of the body is full: the slowness is ours, not the client's).
+   */
+  function enforceRate (req: IncomingMessage): void {
+    const socket = req.socket
+    const samples = [socket.bytesRead]
+    const minimum = limits.minBytesPerSecond * limits.rateWindowMs / 1000
+    const timer = setInterval(() => {
+      if (req.complete || req.destroyed) { clearInterval(timer); return }
+      if (req.readableLength >= req.readableHighWaterMark) { samples.length = 0; samples.push(socket.bytesRead); return }
+      samples.push(socket.bytesRead)
+      if (samples.length <= RATE_SAMPLES) return
+      const received = samples[samples.length - 1] - samples[0]
+      samples.shift()
+      if (received >= minimum) return
+      clearInterval(timer)
+      log.info({ remote: socket.remoteAddress, bytes: received, windowMs: limits.rateWindowMs }, 'client sent too slowly: connection closed')
+      socket.destroy()
+    }, limits.rateWindowMs / RATE_SAMPLES)
+    timer.unref()
+    req.once('close', () => clearInterval(timer))
+  }
   let server: Server | undefined
   let starting: Promise<void> | undefined
   let boundPort = init.port
@@ -273,6 +320,7 @@ export function createIppServer (init: IppServerInit): IppServer {
   }
 
   async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now()
     let pathname: string
     try { pathname = new URL(req.url ?? '/', 'http://localhost').pathname } catch { httpError(res, 400, 'bad request path'); return }
     const route = routeOf(pathname, domain)
@@ -334,6 +382,8 @@ export function createIppServer (init: IppServerInit): IppServer {
     if (res.destroyed) return
     opLog.debug({ status: statusName(result.status) }, 'answered')
     sendIpp(res, response(version, requestId, result))
+    // unknown operation ids name no series of their own: a client cannot grow the metrics without bound
+    init.onAnswered?.(OPERATIONS.has(message.code) ? opName(message.code) : 'unsupported', statusName(result.status), (performance.now() - started) / 1000)
   }
 
   /**
@@ -387,6 +437,7 @@ export function createIppServer (init: IppServerInit): IppServer {
   }
 
   function onRequest (req: IncomingMessage, res: ServerResponse): void {
+    if (req.method === 'POST') enforceRate(req)
     handle(req, res).catch((err: unknown) => {
       log.error({ err }, 'IPP request failed')
       if (!res.headersSent) httpError(res, 500, 'internal error')
@@ -399,7 +450,13 @@ export function createIppServer (init: IppServerInit): IppServer {
 
     async start () {
       if (server !== undefined) return await starting
-      const s = createServer({ requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, onRequest)
+      const s = createServer({
+        requestTimeout: REQUEST_TIMEOUT_MS,
+        headersTimeout: limits.headersTimeoutMs,
+        // Node checks the headers timeout on this period; a quarter of it keeps the cut close to the limit
+        connectionsCheckingInterval: Math.max(1, Math.floor(limits.headersTimeoutMs / 4)),
+        keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS
+      }, onRequest)
       s.on('clientError', (err, socket) => {
         log.debug({ err: err.message }, 'malformed HTTP request')
         if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')

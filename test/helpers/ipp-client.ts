@@ -16,7 +16,7 @@ import { Spool } from '../../devices/spool.ts'
 import { createJobService, type JobService } from '../../devices/jobs/service.ts'
 import { createOutputDevice } from '../../devices/output/registry.ts'
 import type { QueueInfo } from '../../devices/jobs/types.ts'
-import { createIppServer, type IppServer } from '../../devices/ipp/server.ts'
+import { createIppServer, type IppClientLimits, type IppServer } from '../../devices/ipp/server.ts'
 import { Tag, attr, decodeMessage, encodeMessage, type IppAttribute, type IppMessage } from '../../devices/ipp/wire.ts'
 import { tempDir } from './site.ts'
 
@@ -146,6 +146,8 @@ export interface RigOptions {
   /** Queues (the first is the default); default: one held queue `print`. */
   queues?: Array<Omit<QueueInfo, 'defaultPrinter'>>
   logger?: Logger
+  /** The pace asked of clients (default: the server's). */
+  clientLimits?: Partial<IppClientLimits>
 }
 
 export async function startIppRig (opts: RigOptions = {}): Promise<IppRig> {
@@ -170,7 +172,7 @@ export async function startIppRig (opts: RigOptions = {}): Promise<IppRig> {
       .map((q) => ({ ...q, defaultPrinter: 'p1' }))
     jobs = createJobService({ peer: signer.id, site: 'site-a', queues }, { store, spool, printers, logger })
     await jobs.start()
-    server = createIppServer({ domain: jobs, logger, host: '127.0.0.1', port: 0 })
+    server = createIppServer({ domain: jobs, logger, host: '127.0.0.1', port: 0, ...(opts.clientLimits !== undefined ? { clientLimits: opts.clientLimits } : {}) })
     await server.start()
   } catch (err) {
     await stop()
