@@ -37,6 +37,19 @@ export function recordUsage (doc: Y.Doc, record: UsageRecord): boolean {
   return true
 }
 
+/** Calls `fn` with each usage record added to `doc` from now on (local or replicated); returns the unsubscribe. */
+export function observeUsage (doc: Y.Doc, fn: (added: UsageRecord) => void): () => void {
+  const map = usageMap(doc)
+  const observer = (event: Y.YMapEvent<UsageRecord>): void => {
+    event.changes.keys.forEach((change, key) => {
+      const record = map.get(key)
+      if (change.action === 'add' && record !== undefined) fn(record)
+    })
+  }
+  map.observe(observer)
+  return () => map.unobserve(observer)
+}
+
 export function listUsage (doc: Y.Doc): UsageRecord[] {
   return [...usageMap(doc).values()]
 }

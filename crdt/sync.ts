@@ -68,6 +68,8 @@ export interface SyncInit {
   retained?: (doc: string) => boolean
   /** Timer for the resync after a license change (default setTimeout); a simulator passes its virtual clock. */
   schedule?: (fn: () => void, ms: number) => void
+  /** Told how long each batch of a peer's envelopes took to check and store (for metrics). */
+  onBatchApplied?: (seconds: number) => void
 }
 export interface SyncComponents {
   store: DocStore
@@ -306,7 +308,9 @@ export class SyncEngine {
       this.reject(peer, 'malformed', `ENVELOPES: ${(err as Error).message}`)
       return
     }
+    const started = performance.now()
     for (const bytes of list) await this.receive(peer, bytes)
+    this.init.onBatchApplied?.((performance.now() - started) / 1000)
   }
 
   /** The one entry point of peer data into the store. */

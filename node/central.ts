@@ -51,7 +51,8 @@ export async function startCentral (config: CentralConfig, logger: Logger): Prom
     adminToken: token,
     logger: log,
     host: config.host,
-    port: config.httpPort
+    port: config.httpPort,
+    metrics: peer.metrics
   }))
   await peer.services.start()
   const webUrl = `http://${config.host}:${http.port}/`

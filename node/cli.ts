@@ -18,6 +18,7 @@ import { createLogger } from './logger.ts'
 import { DocStore } from '../crdt/store.ts'
 import { LevelPersistence } from '../crdt/persistence.ts'
 import { importUsersCsv } from './users.ts'
+import { readAdminTokenFile } from './admin-token.ts'
 
 /** IPP's port 631 needs root; this is the unprivileged default, as CUPS test setups use. */
 const DEFAULT_IPP_PORT = 8631
@@ -101,15 +102,40 @@ function withMeshOptions (cmd: Command, role: RoleDefaults): Command {
     .option('--network-key <file>', 'private-network key file: only peers holding the same key can connect (default: <data>/network.key, created for a new mesh, written from the join string when joining)')
 }
 
-interface NodeCliOptions extends MeshCliOptions { data: string, host: string, httpPort: number, adminToken?: string, logLevel: string }
+interface NodeCliOptions extends MeshCliOptions { data: string, host: string, httpPort: number, adminToken?: string, adminTokenFile?: string, logLevel: string }
+
+/** The environment variable that may carry the admin token. */
+const ADMIN_TOKEN_ENV = 'PRINTMESH_ADMIN_TOKEN'
+/** Where to put the admin token instead of the command line (which every local user can read in the process list). */
+const TOKEN_NOT_ON_COMMAND_LINE = 'the admin token is not taken on the command line, where every user of the machine can read it: put it in a file (--admin-token-file FILE) or in PRINTMESH_ADMIN_TOKEN'
+
+/** `--admin-token-file` and the environment variable; `--admin-token` itself only to say why not. */
+function withAdminTokenOptions (cmd: Command, help: string): Command {
+  return cmd
+    .addOption(new Option('--admin-token-file <file>', help))
+    .addOption(new Option('--admin-token <token>').hideHelp().argParser(() => { throw new InvalidArgumentError(TOKEN_NOT_ON_COMMAND_LINE) }))
+}
+
+/** `{ adminToken }` for a role's config when one is given. */
+async function adminTokenOption (opts: { adminTokenFile?: string }): Promise<{ adminToken?: string }> {
+  const token = await givenAdminToken(opts)
+  return token !== undefined ? { adminToken: token } : {}
+}
+
+/** The token from --admin-token-file or PRINTMESH_ADMIN_TOKEN, if either is given. */
+async function givenAdminToken (opts: { adminTokenFile?: string }): Promise<string | undefined> {
+  if (opts.adminTokenFile !== undefined) return await readAdminTokenFile(opts.adminTokenFile)
+  const env = process.env[ADMIN_TOKEN_ENV]
+  return env !== undefined && env !== '' ? env : undefined
+}
 
 /** The options every role shares: data folder, HTTP address, admin token, logging, mesh. */
 function withNodeOptions (cmd: Command, role: RoleDefaults): Command {
-  return withMeshOptions(cmd, role)
+  withMeshOptions(cmd, role)
     .option('--data <dir>', role.dataHelp, role.data)
     .option('--host <address>', 'address to listen on (HTTP, and IPP on sites)', '0.0.0.0')
     .option('--http-port <n>', 'web admin and JSON API port', port, role.httpPort)
-    .addOption(new Option('--admin-token <token>', 'bearer token for admin API calls (default: generated into <data>/admin-token)').env('PRINTMESH_ADMIN_TOKEN'))
+  return withAdminTokenOptions(cmd, `file holding the bearer token for admin API calls (or ${ADMIN_TOKEN_ENV}; default: generated into <data>/admin-token)`)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').env('PRINTMESH_LOG_LEVEL'))
 }
 
@@ -195,9 +221,10 @@ withNodeOptions(program.command('site'), { data: './data', dataHelp: 'data folde
   .option('--retention-hours <h>', 'finished jobs and their documents are purged after this many hours', hours)
   .option('--hostname <name>', 'host name partner sites show next to this site\'s roaming jobs (default: the machine\'s host name)')
   .option('--roaming-rate <MB/s>', 'cap on the rate each job document is sent to a partner site, to spare slow branch links (default: no cap)', megabytesPerSecond)
+  .option('--no-dnssd', 'do not advertise the print queue by DNS-SD (_ipp._tcp through avahi); a site on a loopback --host is advertised to this machine only')
   .action(async (opts: NodeCliOptions & {
     site?: string, ippPort: number, printer?: PrinterConfig[], queue: string, hold: boolean, holdHours?: number, retentionHours?: number,
-    hostname?: string, roamingRate?: number
+    hostname?: string, roamingRate?: number, dnssd: boolean
   }) => {
     const logger = createLogger(opts.logLevel)
     const mesh = meshOptions(opts)
@@ -209,13 +236,14 @@ withNodeOptions(program.command('site'), { data: './data', dataHelp: 'data folde
       ippPort: opts.ippPort,
       httpPort: opts.httpPort,
       printers: opts.printer ?? [],
-      ...(opts.adminToken !== undefined ? { adminToken: opts.adminToken } : {}),
+      ...await adminTokenOption(opts),
       queue: opts.queue,
       hold: opts.hold,
       ...(opts.holdHours !== undefined ? { holdMs: opts.holdHours } : {}),
       ...(opts.retentionHours !== undefined ? { retentionMs: opts.retentionHours } : {}),
       ...(opts.hostname !== undefined ? { hostname: opts.hostname } : {}),
-      ...(opts.roamingRate !== undefined ? { roamingBytesPerSecond: opts.roamingRate } : {})
+      ...(opts.roamingRate !== undefined ? { roamingBytesPerSecond: opts.roamingRate } : {}),
+      dnssd: opts.dnssd
     }, logger), portsOf(opts, mesh))
     process.stderr.write(`printmesh site ready\n  print to:  ${site.ippUri}\n  web:       ${site.webUrl}\n` +
       (site.adminTokenFile !== undefined ? `  admin token in ${site.adminTokenFile}\n` : ''))
@@ -230,7 +258,7 @@ withNodeOptions(program.command('central'), { data: './data-central', dataHelp: 
     const central = await starting(startCentral({
       data: opts.data, host: opts.host, httpPort: opts.httpPort, listen: mesh.listen, bootstrap: mesh.bootstrap, mdns: mesh.mdns,
       ...(mesh.networkKeyFile !== undefined ? { networkKeyFile: mesh.networkKeyFile } : {}),
-      ...(opts.adminToken !== undefined ? { adminToken: opts.adminToken } : {}),
+      ...await adminTokenOption(opts),
       ...(mesh.antiEntropyMs !== undefined ? { antiEntropyMs: mesh.antiEntropyMs } : {})
     }, logger), portsOf(opts, mesh))
     process.stderr.write(`printmesh central ready\n  web:  ${central.webUrl}\n  peer: ${central.peer.id}\n` +
@@ -246,59 +274,62 @@ withNodeOptions(program.command('terminal'), { data: './data-terminal', dataHelp
     const mesh = meshOptions(opts)
     const terminal = await starting(startTerminal({
       data: opts.data, host: opts.host, httpPort: opts.httpPort, mesh,
-      ...(opts.adminToken !== undefined ? { adminToken: opts.adminToken } : {})
+      ...await adminTokenOption(opts)
     }, logger), portsOf(opts, mesh))
     stopOnSignals(terminal.stop, logger)
   })
 
 const mesh = program.command('mesh').description('administer a running mesh through a node\'s HTTP API (central for tokens, approvals, revocations)')
 /** Calls a node's admin API; prints the JSON answer or fails with its error message. */
-async function meshCall (opts: { url: string, adminToken?: string }, method: string, path: string, body?: unknown): Promise<unknown> {
-  if (opts.adminToken === undefined) throw new InvalidArgumentError('an admin token is needed: --admin-token or PRINTMESH_ADMIN_TOKEN')
+async function meshCall (opts: MeshCallOptions, method: string, path: string, body?: unknown): Promise<unknown> {
+  const adminToken = await givenAdminToken(opts)
+  if (adminToken === undefined) throw new InvalidArgumentError(`an admin token is needed: --admin-token-file FILE or ${ADMIN_TOKEN_ENV}`)
   const res = await fetch(new URL(path, opts.url), {
     method,
-    headers: { authorization: `Bearer ${opts.adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: { authorization: `Bearer ${adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {})
   })
   const answer = await res.json() as { error?: string }
   if (!res.ok) throw new Error(`${method} ${path}: ${answer.error ?? res.statusText}`)
   return answer
 }
+/** What every mesh administration command takes. */
+interface MeshCallOptions { url: string, adminTokenFile?: string }
 function meshCommand (name: string, description: string): Command {
-  return mesh.command(name).description(description)
+  const cmd = mesh.command(name).description(description)
     .option('--url <url>', 'the node\'s web address (central\'s on this host by default)', `http://127.0.0.1:${CENTRAL_HTTP_PORT}`)
-    .addOption(new Option('--admin-token <token>', 'the node\'s admin token').env('PRINTMESH_ADMIN_TOKEN'))
+  return withAdminTokenOptions(cmd, `file holding the node's admin token (or ${ADMIN_TOKEN_ENV})`)
 }
 const print = (value: unknown): void => { process.stdout.write((typeof value === 'string' ? value : JSON.stringify(value, null, 2)) + '\n') }
-meshCommand('status', 'peers and document sync state of a node').action(async (opts: { url: string, adminToken?: string }) => {
+meshCommand('status', 'peers and document sync state of a node').action(async (opts: MeshCallOptions) => {
   print(await meshCall(opts, 'GET', '/api/mesh'))
 })
 meshCommand('token', 'create a one-time join string for a new peer (central)')
   .requiredOption('--role <role>', 'site, terminal or client')
   .requiredOption('--site <id>', 'the site the peer belongs to')
   .option('--ttl-hours <h>', 'hours until the token expires', Number)
-  .action(async (opts: { url: string, adminToken?: string, role: string, site: string, ttlHours?: number }) => {
+  .action(async (opts: MeshCallOptions & { role: string, site: string, ttlHours?: number }) => {
     const answer = await meshCall(opts, 'POST', '/api/mesh/tokens', { role: opts.role, site: opts.site, ...(opts.ttlHours !== undefined ? { ttlHours: opts.ttlHours } : {}) }) as { joinString: string }
     print(answer.joinString)
   })
-meshCommand('join-string', 'a join string without a token: peers using it wait for approval (central)').action(async (opts: { url: string, adminToken?: string }) => {
+meshCommand('join-string', 'a join string without a token: peers using it wait for approval (central)').action(async (opts: MeshCallOptions) => {
   print((await meshCall(opts, 'GET', '/api/mesh/join-string') as { joinString: string }).joinString)
 })
-meshCommand('requests', 'list join requests (central)').action(async (opts: { url: string, adminToken?: string }) => {
+meshCommand('requests', 'list join requests (central)').action(async (opts: MeshCallOptions) => {
   print(await meshCall(opts, 'GET', '/api/mesh/requests'))
 })
-meshCommand('approve', 'approve a join request (central)').argument('<peer>', 'peer id').action(async (peer: string, opts: { url: string, adminToken?: string }) => {
+meshCommand('approve', 'approve a join request (central)').argument('<peer>', 'peer id').action(async (peer: string, opts: MeshCallOptions) => {
   await meshCall(opts, 'POST', `/api/mesh/requests/${encodeURIComponent(peer)}/approve`)
   print(`approved ${peer}`)
 })
 meshCommand('revoke', 'revoke a peer\'s certificate; every node disconnects it (central)').argument('<peer>', 'peer id')
   .requiredOption('--reason <text>', 'why, for the record')
-  .action(async (peer: string, opts: { url: string, adminToken?: string, reason: string }) => {
+  .action(async (peer: string, opts: MeshCallOptions & { reason: string }) => {
     await meshCall(opts, 'POST', `/api/mesh/peers/${encodeURIComponent(peer)}/revoke`, { reason: opts.reason })
     print(`revoked ${peer}`)
   })
 meshCommand('block', 'set the peers this node refuses (none to unblock all)').argument('[peers...]', 'peer ids')
-  .action(async (peers: string[], opts: { url: string, adminToken?: string }) => {
+  .action(async (peers: string[], opts: MeshCallOptions) => {
     print(await meshCall(opts, 'PUT', '/api/mesh/blocked', { peers }))
   })
 

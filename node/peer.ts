@@ -27,6 +27,7 @@ import { requestEnrollment } from '../transports/enroll.ts'
 import { PeerExchange } from '../transports/peer-exchange.ts'
 import { signerFor, verifyPeerSignature } from '../transports/identity.ts'
 import { ServiceGroup } from './lifecycle.ts'
+import { NodeMetrics } from '../ui/metrics.ts'
 import { disconnectRevokedPeers } from './mesh.ts'
 import { decodeJoinString, EnrollmentAuthority, type EnrollResponse } from './enrollment.ts'
 
@@ -71,6 +72,8 @@ export interface Peer {
   host: Host
   transport: Libp2pTransport
   sync: SyncEngine
+  /** The node's metrics: the roles hand them to their HTTP and IPP servers. */
+  metrics: NodeMetrics
   /** Services in start order; roles add theirs after the core. */
   services: ServiceGroup
   /** When each peer was last connected (ms), for /api/mesh. */
@@ -184,7 +187,8 @@ export async function buildPeer (config: PeerConfig, logger: Logger): Promise<Pe
     logger
   })
   const retained = (doc: string): boolean => isRetained(doc, Date.now(), JOBS_REPLICA_MONTHS)
-  const sync = new SyncEngine({ retained, ...(config.antiEntropyMs !== undefined ? { antiEntropyMs: config.antiEntropyMs } : {}) }, {
+  const metrics = new NodeMetrics()
+  const sync = new SyncEngine({ retained, onBatchApplied: metrics.syncApplied, ...(config.antiEntropyMs !== undefined ? { antiEntropyMs: config.antiEntropyMs } : {}) }, {
     store, link: transport, membership, verify: verifyPeerSignature, logger
   })
   const lastSeen = new Map<string, number>()
@@ -255,7 +259,7 @@ export async function buildPeer (config: PeerConfig, logger: Logger): Promise<Pe
     },
     stop: async () => { unwatch?.() }
   })
-  return { id: signer.id, role: config.role, ...(site !== undefined ? { site } : {}), signer, store, membership, host, transport, sync, services, lastSeen, blocked, dataDir, networkKeyFile }
+  return { id: signer.id, role: config.role, ...(site !== undefined ? { site } : {}), signer, store, membership, host, transport, sync, metrics, services, lastSeen, blocked, dataDir, networkKeyFile }
 }
 
 function withPeer (addr: string, peer: string): string {

@@ -143,6 +143,8 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
       return totalUsageBy(records(q), by)
     },
 
+    jobStates: () => c.jobs.stateCounts(),
+
     users (): UserView[] {
       const doc = c.store.get(directoryDoc())
       return doc === undefined ? [] : listUsers(doc).map((u) => ({ username: u.username, fullName: u.fullName }))

@@ -1,8 +1,10 @@
 /**
  * The site role: a branch print server on the peer core (node/peer.ts). Its services, in
  * start order: store → libp2p host → transport → sync → revocations (the core), then
- * analyzer → jobs (domain) → ipp (intake) → http (web + API + mesh).
- * Stopping runs in reverse, so no request reaches a closed store.
+ * analyzer → jobs (domain) → ipp (intake) → http (web + API + mesh) → dnssd (the queues
+ * advertised through avahi, unless `dnssd: false`).
+ * Stopping runs in reverse, so no request reaches a closed store, and the queues are
+ * withdrawn from DNS-SD before their server closes.
  */
 import { hostname as osHostname } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -15,6 +17,9 @@ import { libp2pRoamingLink, serveRoaming } from './roaming.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
 import { createIppServer } from '../devices/ipp/server.ts'
+import { ippDnsSdGroups } from '../devices/ipp/dnssd.ts'
+import { createDnsSdAdvertiser } from './dnssd.ts'
+import { countOwnUsage } from './usage-metrics.ts'
 import { createHttpServer } from '../ui/server.ts'
 import { createSiteApi } from './site-api.ts'
 import { buildPeer, peerConfig, type Peer } from './peer.ts'
@@ -59,6 +64,11 @@ export interface SiteConfig {
   hostname?: string
   /** Cap on the rate job documents are sent to partner sites. */
   roamingBytesPerSecond?: number
+  /**
+   * Advertise the IPP queues by DNS-SD (`_ipp._tcp` through avahi); default true. A site on
+   * a loopback `host` is advertised on the loopback interface only (node/dnssd.ts).
+   */
+  dnssd?: boolean
 }
 
 export interface RunningSite {
@@ -103,7 +113,7 @@ export async function startSite (config: SiteConfig, logger: Logger): Promise<Ru
     queues: [{ name: config.queue, hold: config.hold, defaultPrinter: printerConfigs[0].name, info: `printmesh ${site}`, location: site }],
     ...(config.holdMs !== undefined ? { holdMs: config.holdMs } : {}),
     ...(config.retentionMs !== undefined ? { retentionMs: config.retentionMs } : {})
-  }, { store, spool, printers, logger: log, analyze: async (path, format, signal) => await analyzer.parse(path, format, signal) }))
+  }, { store, spool, printers, logger: log, analyze: async (path, format, signal) => await analyzer.parse(path, format, signal), onReleaseSettled: core.metrics.released }))
   const hostname = config.hostname ?? osHostname()
   const siteOf = (p: string): string | undefined => {
     const who = core.membership.info(p)
@@ -121,15 +131,31 @@ export async function startSite (config: SiteConfig, logger: Logger): Promise<Ru
     stop: async () => { await stopServing?.() }
   })
   const displayHost = config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host
-  const ipp = services.add('ipp', createIppServer({ domain: jobs, logger: log, host: config.host, port: config.ippPort, uriHost: displayHost }))
+  let stopCounting: (() => void) | undefined
+  services.add('usage-metrics', {
+    start: async () => { stopCounting = await countOwnUsage(store, peer, core.metrics) },
+    stop: async () => { stopCounting?.() }
+  })
+  const ipp = services.add('ipp', createIppServer({ domain: jobs, logger: log, host: config.host, port: config.ippPort, uriHost: displayHost, onAnswered: core.metrics.ippAnswered }))
   const info = { site, hostname, ippUri: '', version: '0.1.0' }
   const http = services.add('http', createHttpServer({
     api: createSiteApi({ info, peer, adminToken, store, jobs, roaming, printers, directoryAuthority: () => core.membership.authority === core.id }),
     mesh: createMeshApi(core, log),
     logger: log,
     host: config.host,
-    port: config.httpPort
+    port: config.httpPort,
+    metrics: core.metrics
   }))
+  if (config.dnssd !== false) {
+    const urlHost = displayHost.includes(':') ? `[${displayHost}]` : displayHost
+    services.add('dnssd', createDnsSdAdvertiser({
+      host: config.host,
+      logger: log,
+      groups: () => ippDnsSdGroups({
+        queues: jobs.queues(), formats: jobs.supportedFormats(), port: ipp.port, uriHost: displayHost, adminUrl: `http://${urlHost}:${http.port}/`, siteName: site
+      })
+    }))
+  }
 
   await services.start()
   const ippUri = `ipp://${displayHost}:${ipp.port}/ipp/print`

@@ -27,7 +27,7 @@ export async function startTerminal (config: TerminalConfig, logger: Logger): Pr
   const peer = await buildPeer(peerConfig(data, 'terminal', config.mesh), log)
   await loadBlocked(peer)
   const { token } = await resolveAdminToken(data, config.adminToken)
-  const http = peer.services.add('http', createHttpServer({ mesh: createMeshApi(peer, log), adminToken: token, logger: log, host: config.host, port: config.httpPort }))
+  const http = peer.services.add('http', createHttpServer({ mesh: createMeshApi(peer, log), adminToken: token, logger: log, host: config.host, port: config.httpPort, metrics: peer.metrics }))
   await peer.services.start()
   log.info({ peer: peer.id, site: peer.site, httpPort: http.port, listen: peer.host.getMultiaddrs().map(String) }, 'terminal ready')
   return { peer, httpPort: http.port, stop: async () => await peer.services.stop() }

@@ -2,9 +2,9 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { spawnSync } from 'node:child_process'
-import { rm, writeFile } from 'node:fs/promises'
+import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { tempDir } from './helpers/site.ts'
+import { startSite, tempDir } from './helpers/site.ts'
 
 const ROOT = new URL('..', import.meta.url).pathname
 const BIN = join(ROOT, 'node/bin/printmesh.js')
@@ -20,7 +20,7 @@ test('the package bin lists the roles and documents every site option', () => {
   assert.match(top.out, /site/)
   const help = printmesh('site', '--help')
   assert.is(help.status, 0)
-  for (const opt of ['--data', '--site', '--host', '--ipp-port', '--http-port', '--printer', '--admin-token', '--queue', '--no-hold', '--hold-hours', '--retention-hours', '--log-level', '--listen', '--bootstrap', '--no-mdns', '--join', '--anti-entropy-seconds', '--network-key']) {
+  for (const opt of ['--data', '--site', '--host', '--ipp-port', '--http-port', '--printer', '--admin-token-file', '--queue', '--no-hold', '--hold-hours', '--retention-hours', '--log-level', '--listen', '--bootstrap', '--no-mdns', '--no-dnssd', '--join', '--anti-entropy-seconds', '--network-key']) {
     assert.match(help.out, opt, `site --help lacks ${opt}`)
   }
 })
@@ -59,6 +59,32 @@ test('users import validates the CSV and reports the line at fault', async () =>
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
+})
+
+test('the admin token is refused on the command line and read from a file, never showing in the process list', async () => {
+  const refused = printmesh('site', '--admin-token', 'secret-on-the-command-line')
+  assert.is(refused.status, 1)
+  assert.match(refused.out, 'not taken on the command line')
+  const mesh = printmesh('mesh', 'status', '--admin-token', 'x')
+  assert.equal([mesh.status, mesh.out.includes('--admin-token-file')], [1, true])
+
+  const dir = await tempDir()
+  const file = join(dir, 'token')
+  const token = 'from-a-file-' + String(process.pid)
+  await writeFile(file, `${token}\n`, { mode: 0o600 })
+  const site = await startSite({ args: ['--admin-token-file', file] })
+  try {
+    const cmdline = await readFile(`/proc/${site.pid}/cmdline`, 'utf8')
+    assert.not.match(cmdline, token)
+    assert.not.match(cmdline, site.adminToken, 'nor the token the harness put in the environment')
+    const as = async (t: string): Promise<number> => (await fetch(`${site.httpUrl}/api/users`, { headers: { authorization: `Bearer ${t}` } })).status
+    assert.equal([await as(token), await as(site.adminToken)], [200, 401], 'the file wins over the environment')
+  } finally {
+    await site.stop()
+    await rm(dir, { recursive: true, force: true })
+  }
+  const missing = printmesh('site', '--admin-token-file', join(dir, 'nope'), '--data', join(dir, 'd'))
+  assert.equal([missing.status, /admin token file .*nope: no such file/.test(missing.out)], [1, true])
 })
 
 test.run()

@@ -94,12 +94,13 @@ test('central, three sites and a terminal join with one-time tokens and connect'
 
 test('a peer without a token asks to join and gets in once an admin approves (with the CLI)', async () => {
   const cli = (...args: string[]): string => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'node/cli.ts', 'mesh', ...args, '--url', central.httpUrl, '--admin-token', central.adminToken], { encoding: 'utf8' })
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'node/cli.ts', 'mesh', ...args, '--url', central.httpUrl], { encoding: 'utf8', env: { ...process.env, PRINTMESH_ADMIN_TOKEN: central.adminToken } })
     if (r.status !== 0) throw new Error(`printmesh mesh ${args.join(' ')}: ${r.stderr}`)
     return r.stdout.trim()
   }
   const joinString = cli('join-string')
   const pending = startSite({ args: ['--site', 'site-ask', '--join', joinString], startTimeoutMs: 90_000 })
+  pending.catch(() => {}) // a failure is reported where it is awaited, not as an unhandled rejection that skips cleanup
   let asking: { peer: string } | undefined
   await until(async () => {
     asking = (await admin<{ requests: Array<{ peer: string, site: string }> }>(central, '/api/mesh/requests')).requests.find((r) => r.site === 'site-ask')
@@ -120,6 +121,10 @@ test('a job printed at site A appears, with its state, in site C\'s job list', a
   await admin(sites.a, `/api/jobs/${job.id}/release`, { method: 'POST', body: {} })
   await until(async () => (await jobsAt(sites.c)).some((j) => j.id === job.id && j.state === 'printed'), MESH_TIMEOUT_MS, 'printed state at C')
   await sameJobs(sites.a, sites.b, sites.c)
+  // C applied A's updates: its sync latency histogram observed them
+  const metrics = await (await fetch(`${sites.c.httpUrl}/metrics`)).text()
+  const batches = Number(/^printmesh_sync_apply_duration_seconds_count (\d+)$/m.exec(metrics)?.[1] ?? 0)
+  assert.ok(batches > 0, 'sync batches applied at C are observed')
 })
 
 test('a site killed with -9 keeps its jobs and catches up on what it missed', async () => {

@@ -25,6 +25,7 @@ const DEBIAN_PACKAGES = [
   'cups-filters', // pdftopdf: a private cupsd prints PDF through an IPP Everywhere queue on the site
   'cups-daemon', // cupsd, the baseline the ingestion benchmark (smoke-tested) compares against
   'avahi-daemon', // DNS-SD for ippeveprinter, inside the test namespace only
+  'avahi-utils', // avahi-browse, avahi-resolve-host-name: the dnssd tests see what a site advertises
   'dbus', // the bus avahi and ippeveprinter talk over
   'ghostscript', // renders PostScript / raster test documents
   'poppler-utils', // pdfinfo, the reference page count the PDF analyser is checked against
@@ -154,6 +155,11 @@ async function runFile (file: string): Promise<FileResult> {
   }, FILE_TIMEOUT_MS)
   const code: number | null = await new Promise((resolve) => child.on('close', (c) => resolve(c)))
   clearTimeout(timer)
+  // a file that ended early (an unhandled rejection skips its after hooks) may leave processes
+  // it started: they are in its process group, and go with it
+  if (child.pid !== undefined) {
+    try { process.kill(-child.pid, 'SIGKILL') } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err }
+  }
   const result = summarize(rel, output, code)
   if (result.failed > 0) log(`✖ ${rel}: ${result.failed} failed`)
   return result

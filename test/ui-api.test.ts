@@ -9,14 +9,14 @@ import { pino, type Logger } from 'pino'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import {
   InvalidJobStateError, JobNotFoundError, NotAuthorizedError, PrinterNotFoundError,
-  type Actor, type JobRecord
+  type Actor, type JobRecord, type JobState
 } from '../devices/jobs/types.ts'
 import {
   InvalidRequestError, type PrinterView, type SiteApi, type SiteInfo, type UsageQuery, type UsageRecordView,
   type UsageTotal, type UserView, type JobList, type RoamingView
 } from '../ui/api.ts'
 import { buildHttpApp, createHttpServer, JSON_BODY_LIMIT } from '../ui/server.ts'
-import { MAX_FAILURES_PER_IP, MAX_FAILURES_PER_USER, FAILURE_WINDOW_MS } from '../ui/rate-limit.ts'
+import { MAX_BEARER_FAILURES_PER_IP, MAX_FAILURES_PER_IP, MAX_FAILURES_PER_PAIR, MAX_FAILURES_PER_USER, FAILURE_WINDOW_MS } from '../ui/rate-limit.ts'
 import { SESSION_IDLE_MS } from '../ui/sessions.ts'
 
 const ADMIN_TOKEN = 'adm-tok-9f8e7d6c5b4a'
@@ -59,6 +59,12 @@ class FakeSite implements SiteApi {
 
   authenticateAdmin (token: string): Actor | undefined {
     return token === ADMIN_TOKEN ? { user: 'admin', admin: true } : undefined
+  }
+
+  jobStates (): ReadonlyMap<JobState, number> {
+    const tally = new Map<JobState, number>()
+    for (const j of this.jobs) tally.set(j.state, (tally.get(j.state) ?? 0) + 1)
+    return tally
   }
 
   listJobs (actor: Actor, scope: 'mine' | 'all'): JobList {
@@ -331,6 +337,7 @@ withApp('release without a body uses the default printer', async ({ app }) => {
 withApp('admin calls accept a bearer token without session or CSRF', async ({ app, site }) => {
   const auth = { authorization: `Bearer ${ADMIN_TOKEN}` }
   const all = await app.inject({ url: '/api/jobs?scope=all', headers: auth })
+  assert.equal((await app.inject({ url: '/api/jobs', headers: auth })).json(), all.json(), 'an admin without a scope sees every job')
   assert.is(all.statusCode, 200)
   assert.is(all.json().jobs.length, 3)
   const rel = await app.inject({ method: 'POST', url: '/api/jobs/j-bob-1/release', headers: auth, payload: { printer: 'floor2' } })
@@ -372,21 +379,34 @@ withApp('user import takes text/csv from admins, with CSRF on sessions', async (
 
 // ---- rate limiting ----
 
-withApp('wrong PINs for one username lock it with 429 and Retry-After until the window passes', async ({ app, clock }) => {
-  for (let i = 0; i < MAX_FAILURES_PER_USER; i++) {
-    assertJsonError(await login(app, 'alice', `wrong-${i}`, `10.0.0.${i + 1}`), 401)
+withApp('wrong PINs from one address lock that username at that address only, with Retry-After until the window passes', async ({ app, clock }) => {
+  for (let i = 0; i < MAX_FAILURES_PER_PAIR; i++) {
+    assertJsonError(await login(app, 'alice', `wrong-${i}`, '10.0.0.1'), 401)
   }
-  const locked = await login(app, 'alice', ALICE_PIN, '10.0.1.1')
+  const locked = await login(app, 'alice', ALICE_PIN, '10.0.0.1')
   assertJsonError(locked, 429, /too many/)
   const retryAfter = Number(locked.headers['retry-after'])
   assert.ok(retryAfter > 0 && retryAfter <= FAILURE_WINDOW_MS / 1000, `Retry-After ${retryAfter}`)
-  assertJsonError(await login(app, 'ALICE', ALICE_PIN, '10.0.1.2'), 429, undefined) // case is no way around it
-  assert.is((await login(app, 'bob', BOB_PIN)).statusCode, 200, 'other users are not affected')
+  assertJsonError(await login(app, 'ALICE', ALICE_PIN, '10.0.0.1'), 429, undefined) // case is no way around it
+  assert.is((await login(app, 'alice', ALICE_PIN, '10.0.1.1')).statusCode, 200, 'the guesser cannot lock alice out from elsewhere')
+  assert.is((await login(app, 'bob', BOB_PIN, '10.0.0.1')).statusCode, 200, 'other users at that address are not affected')
   clock.now += retryAfter * 1000
-  assert.is((await login(app, 'alice', ALICE_PIN)).statusCode, 200)
+  assert.is((await login(app, 'alice', ALICE_PIN, '10.0.0.1')).statusCode, 200)
 })
 
-withApp('wrong logins from one address across usernames lock that address', async ({ app }) => {
+withApp('wrong PINs for one username from many addresses: each address gets one try per window, the right PIN from a new address still logs in', async ({ app }) => {
+  for (let i = 0; i < MAX_FAILURES_PER_USER; i++) {
+    assertJsonError(await login(app, 'alice', `wrong-${i}`, `10.2.0.${i + 1}`), 401)
+  }
+  // slow mode: a fresh address gets one wrong try, then waits
+  assertJsonError(await login(app, 'alice', 'wrong-again', '10.3.0.1'), 401)
+  assertJsonError(await login(app, 'alice', 'wrong-again-2', '10.3.0.1'), 429)
+  assertJsonError(await login(app, 'alice', ALICE_PIN, '10.3.0.1'), 429)
+  assert.is((await login(app, 'alice', ALICE_PIN, '10.4.0.1')).statusCode, 200, 'alice at her own desk is not refused outright')
+  assert.is((await login(app, 'bob', 'wrong', '10.3.0.1')).statusCode, 401, 'bob is not in slow mode')
+})
+
+withApp('wrong logins from one address across usernames lock that address for PIN logins, never the admin bearer token', async ({ app }) => {
   for (let i = 0; i < MAX_FAILURES_PER_IP; i++) {
     assertJsonError(await login(app, `user${i}`, 'wrong', '192.0.2.7'), 401)
   }
@@ -394,22 +414,30 @@ withApp('wrong logins from one address across usernames lock that address', asyn
   assertJsonError(res, 429)
   assert.ok(Number(res.headers['retry-after']) > 0)
   assert.is((await login(app, 'alice', ALICE_PIN, '192.0.2.8')).statusCode, 200, 'other addresses are not affected')
-  // Wrong bearer tokens count against the address too.
-  assertJsonError(await app.inject({ url: '/api/users', remoteAddress: '192.0.2.7', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }), 429)
+  const bearer = (token: string): Promise<LightMyRequestResponse> => app.inject({ url: '/api/users', remoteAddress: '192.0.2.7', headers: { authorization: `Bearer ${token}` } })
+  assert.is((await bearer(ADMIN_TOKEN)).statusCode, 200, 'PIN failures never throttle the admin token')
+  for (let i = 0; i < MAX_BEARER_FAILURES_PER_IP; i++) assertJsonError(await bearer(`wrong-${i}`), 401)
+  assertJsonError(await bearer('wrong-again'), 429)
+  assert.is((await bearer(ADMIN_TOKEN)).statusCode, 200, 'nor do wrong tokens: the right one always works')
+  const metrics = (await app.inject({ url: '/metrics' })).body
+  assert.match(metrics, `printmesh_login_failures_total{method="pin"} ${MAX_FAILURES_PER_IP}`)
+  assert.match(metrics, `printmesh_login_failures_total{method="admin-token"} ${MAX_BEARER_FAILURES_PER_IP}`)
+  assert.match(metrics, 'printmesh_login_refused_total{limit="address"} 1')
+  assert.match(metrics, 'printmesh_login_refused_total{limit="bearer"} 1')
 })
 
-withApp('parallel wrong PINs cannot slip past the limit', async ({ app, site }) => {
+withApp('parallel wrong PINs from one address cannot slip past the limit', async ({ app, site }) => {
   site.authDelayMs = 30
-  const results = await Promise.all(Array.from({ length: 3 * MAX_FAILURES_PER_USER }, async (_, i) =>
-    (await login(app, 'alice', `wrong-${i}`, `10.1.0.${i + 1}`)).statusCode))
-  assert.is(results.filter((s) => s === 401).length, MAX_FAILURES_PER_USER)
-  assert.is(results.filter((s) => s === 429).length, 2 * MAX_FAILURES_PER_USER)
+  const results = await Promise.all(Array.from({ length: 3 * MAX_FAILURES_PER_PAIR }, async (_, i) =>
+    (await login(app, 'alice', `wrong-${i}`, '10.1.0.1')).statusCode))
+  assert.is(results.filter((s) => s === 401).length, MAX_FAILURES_PER_PAIR)
+  assert.is(results.filter((s) => s === 429).length, 2 * MAX_FAILURES_PER_PAIR)
 })
 
-withApp('a successful login clears the username failures', async ({ app }) => {
-  for (let i = 0; i < MAX_FAILURES_PER_USER - 1; i++) assertJsonError(await login(app, 'alice', 'wrong'), 401)
+withApp('a successful login clears the failures of that username at that address', async ({ app }) => {
+  for (let i = 0; i < MAX_FAILURES_PER_PAIR - 1; i++) assertJsonError(await login(app, 'alice', 'wrong'), 401)
   await loginOk(app)
-  for (let i = 0; i < MAX_FAILURES_PER_USER; i++) assertJsonError(await login(app, 'alice', 'wrong'), 401)
+  for (let i = 0; i < MAX_FAILURES_PER_PAIR; i++) assertJsonError(await login(app, 'alice', 'wrong'), 401)
   assertJsonError(await login(app, 'alice', 'wrong'), 429)
 })
 
@@ -479,7 +507,7 @@ withApp('usage CSV: attachment, header row, RFC 4180 quoting, formulas defused',
 
 // ---- metrics, pages ----
 
-withApp('metrics: jobs by state, usage totals and HTTP requests in Prometheus text format', async ({ app }) => {
+withApp('metrics: jobs by state, HTTP requests and process metrics in Prometheus text format', async ({ app }) => {
   await app.inject({ url: '/api/jobs' }) // a 401
   const res = await app.inject({ url: '/metrics' })
   assert.is(res.statusCode, 200)
@@ -488,20 +516,20 @@ withApp('metrics: jobs by state, usage totals and HTTP requests in Prometheus te
   assert.ok(lines.includes('printmesh_jobs{state="held"} 2'))
   assert.ok(lines.includes('printmesh_jobs{state="printed"} 1'))
   assert.ok(lines.includes('printmesh_jobs{state="failed"} 0'))
-  assert.ok(lines.includes('printmesh_usage_pages_total 6'))
-  assert.ok(lines.includes('printmesh_usage_color_pages_total 1'))
-  assert.ok(lines.includes('printmesh_usage_sheets_total 6'))
+  assert.ok(lines.includes('printmesh_usage_pages_total 0'), 'usage counters count charges as they happen (test/metrics.test.ts), not the API\'s records')
+  assert.ok(lines.some((l) => /^process_resident_memory_bytes \d+$/.test(l)), 'process metrics')
+  assert.ok(lines.some((l) => /^nodejs_eventloop_lag_seconds [\d.e-]+$/.test(l)), 'event-loop metrics')
   assert.ok(lines.includes('printmesh_http_requests_total{status="401"} 1'))
   assert.ok(lines.includes('# TYPE printmesh_http_requests_total counter'))
   // Every sample line is `name{labels} value` and its family was declared before.
   const declared = new Set<string>()
   for (const line of lines.filter((l) => l !== '')) {
-    const type = /^# TYPE (\w+) (gauge|counter)$/.exec(line)
+    const type = /^# TYPE (\w+) (gauge|counter|histogram|summary)$/.exec(line)
     if (type !== null) { declared.add(type[1]); continue }
     if (line.startsWith('# HELP ')) continue
-    const sample = /^(\w+)(\{[a-z_]+="[^"]*"\})? \d+$/.exec(line)
+    const sample = /^(\w+?)(_bucket|_sum|_count)?(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (-?[\d.]+(e[+-]?\d+)?|[Nn]a[Nn]|[+-]Inf)$/.exec(line)
     assert.ok(sample, `bad sample line: ${line}`)
-    assert.ok(declared.has(sample[1]), `undeclared family: ${line}`)
+    assert.ok(declared.has(sample[1]) || declared.has(sample[1] + (sample[2] ?? '')), `undeclared family: ${line}`)
   }
   assert.ok(res.body.endsWith('\n'))
 })

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert'
 import { Writable } from 'node:stream'
 import { pino, type Logger } from 'pino'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import type { Actor, JobRecord } from '../devices/jobs/types.ts'
+import type { Actor, JobRecord, JobState } from '../devices/jobs/types.ts'
 import { EnrollmentError } from '../crdt/license.ts'
 import {
   NotCentralError, type DocPeerState, type JoinRequestView, type MeshApi, type MeshStatus, type PrinterView,
@@ -129,6 +129,7 @@ class TinySite implements SiteApi {
   async printers (): Promise<PrinterView[]> { return [] }
   usageRecords (): UsageRecordView[] { return [] }
   usageTotals (): UsageTotal[] { return [] }
+  jobStates (): ReadonlyMap<JobState, number> { return new Map() }
   users (): UserView[] { return [] }
   async importUsers (): Promise<{ imported: number }> { return { imported: 0 } }
 }
@@ -441,11 +442,12 @@ function parseMetrics (text: string): Map<string, number> {
   for (const line of text.split('\n').filter((l) => l !== '')) {
     const help = /^# HELP (\w+) \S.*$/.exec(line)
     if (help !== null) { assert.not.ok(helped.has(help[1]), `HELP twice: ${help[1]}`); helped.add(help[1]); continue }
-    const type = /^# TYPE (\w+) (gauge|counter)$/.exec(line)
+    const type = /^# TYPE (\w+) (gauge|counter|histogram|summary)$/.exec(line)
     if (type !== null) { assert.ok(helped.has(type[1]), `TYPE before HELP: ${line}`); declared.set(type[1], type[2]); continue }
-    const sample = /^(\w+)(\{[a-z_]+="(?:[^"\\\n]|\\\\|\\"|\\n)*"\})? (\d+)$/.exec(line)
+    const sample = /^(\w+)(\{[a-z_]+="(?:[^"\\\n]|\\\\|\\"|\\n)*"(?:,[a-z_]+="(?:[^"\\\n]|\\\\|\\"|\\n)*")*\})? (-?[\d.]+(?:e[+-]?\d+)?|[Nn]a[Nn]|[+-]Inf)$/.exec(line)
     assert.ok(sample, `bad sample line: ${line}`)
-    assert.ok(declared.has(sample[1]), `undeclared family: ${line}`)
+    const family = sample[1].replace(/_(bucket|sum|count)$/, '')
+    assert.ok(declared.has(sample[1]) || declared.get(family) === 'histogram' || declared.get(family) === 'summary', `undeclared family: ${line}`)
     if (declared.get(sample[1]) === 'counter') assert.match(sample[1], /_total$/, 'counters end in _total')
     samples.set(`${sample[1]}${sample[2] ?? ''}`, Number(sample[3]))
   }

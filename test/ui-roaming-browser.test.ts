@@ -17,7 +17,7 @@ import {
 import { createHttpServer, type HttpServer } from '../ui/server.ts'
 import {
   HolderUnreachableError, InvalidJobStateError, JobNotFoundError, NotAuthorizedError, NotPartnerError,
-  type Actor, type JobView
+  type Actor, type JobView, type JobState
 } from '../devices/jobs/types.ts'
 import { InvalidSiteSettingsError, validateRoaming, type RoamingMode } from '../crdt/site-config.ts'
 import { logIn, runCleanup, signInAdmin, startBrowser, type TestBrowser } from './helpers/browser.ts'
@@ -137,6 +137,7 @@ class RoamingSite implements SiteApi {
 
   usageRecords (): UsageRecordView[] { return [] }
   usageTotals (): UsageTotal[] { return [] }
+  jobStates (): ReadonlyMap<JobState, number> { return new Map() }
   users (): UserView[] { return [{ username: 'alice', fullName: 'Alice Liddell' }] }
   async importUsers (): Promise<{ imported: number }> { return { imported: 0 } }
 

@@ -3,7 +3,7 @@
  * pages may ask of a site. The node implements it; `ui/` routes call it and map its errors
  * (the classes in devices/jobs/types.ts and below) to HTTP statuses.
  */
-import type { JobRecord, JobView, Actor } from '../devices/jobs/types.ts'
+import type { JobRecord, JobView, JobState, Actor } from '../devices/jobs/types.ts'
 import type { RoamingMode } from '../crdt/site-config.ts'
 import type { UsageRecord } from '../crdt/accounting.ts'
 
@@ -87,6 +87,8 @@ export interface SiteApi {
   printers (): Promise<PrinterView[]>
   usageRecords (query: UsageQuery): UsageRecordView[]
   usageTotals (query: UsageQuery, by: 'user' | 'printer' | 'day'): UsageTotal[]
+  /** How many jobs this site knows in each state: a tally kept as jobs change, for /metrics. */
+  jobStates (): ReadonlyMap<JobState, number>
   users (): UserView[]
   /** Imports `username,full name,PIN` rows; returns how many were added or updated. */
   importUsers (csv: string): Promise<{ imported: number }>

@@ -1,107 +1,205 @@
 /**
- * Prometheus text exposition (format 0.0.4) of a node's jobs and usage (when it runs the
- * print service), its mesh and sync traffic (when it has a mesh) and its HTTP traffic.
+ * A node's Prometheus metrics, kept with prom-client in a registry of the node's own (tests
+ * run several nodes in one process): Node's default process, heap, GC and event-loop
+ * metrics; histograms of IPP intake, release and sync latency; counters of HTTP answers and
+ * of usage charged here, kept as things happen. A scrape reads counters and small tallies;
+ * it walks no jobs and no usage records.
+ *
+ * The layers below report through plain callbacks ({@link NodeMetrics.ippAnswered},
+ * {@link NodeMetrics.released}, {@link NodeMetrics.syncApplied}, {@link NodeMetrics.charged}),
+ * so only this file knows prom-client.
  */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
 import type { JobState } from '../devices/jobs/types.ts'
-import type { MeshStatus, SiteApi } from './api.ts'
-
-/** The content type Prometheus scrapers expect for the text format. */
-export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+import type { MeshStatus } from './api.ts'
 
 /** Every job state, so a state with no jobs reports 0 rather than vanishing. */
 const JOB_STATES: readonly JobState[] = ['received', 'held', 'releasing', 'printing', 'printed', 'failed', 'deleted', 'expired']
-/** The identity the metrics endpoint reads jobs as; it only counts them. */
-const METRICS_READER = { user: 'metrics', admin: true } as const
+/** IPP requests: most answer in milliseconds; a print job's upload and analysis takes seconds. */
+const IPP_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+/** Release to printed: a printer takes seconds to minutes (busy printers, long jobs). */
+const RELEASE_BUCKETS_S = [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900]
+/** Applying one batch of peer envelopes: signature checks and a store write. */
+const SYNC_BUCKETS_S = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5]
 
-/** Counts HTTP responses by status code. */
-export class HttpCounter {
-  private readonly byStatus = new Map<number, number>()
+/** What was charged for one print or copy job. */
+export interface ChargedUsage { pages: number, colorPages: number, sheets: number }
 
-  record (status: number): void {
-    this.byStatus.set(status, (this.byStatus.get(status) ?? 0) + 1)
-  }
-
-  entries (): Array<[number, number]> {
-    return [...this.byStatus.entries()].sort((a, b) => a[0] - b[0])
-  }
-}
-
-/** Escapes a label value: backslash, double quote and line feed. */
-export function escapeLabel (value: string): string {
-  return value.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n')
-}
-
-function family (out: string[], name: string, type: 'gauge' | 'counter', help: string): void {
-  out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
-}
-
-/** What {@link renderMetrics} reads; each absent source leaves its families out. */
+/** Where the gauges read their current values; each absent source leaves its families out. */
 export interface MetricSources {
-  site?: SiteApi
-  mesh?: MeshStatus
-  http: HttpCounter
+  /** Jobs by state, as a tally the job service keeps (not a walk of the jobs). */
+  jobStates?: () => ReadonlyMap<JobState, number>
+  mesh?: () => MeshStatus
 }
 
-/** Renders the metrics document. */
-export function renderMetrics (sources: MetricSources): string {
-  const out: string[] = []
-  if (sources.site !== undefined) renderSiteMetrics(out, sources.site)
-  if (sources.mesh !== undefined) renderMeshMetrics(out, sources.mesh)
-  family(out, 'printmesh_http_requests_total', 'counter', 'HTTP requests answered, by status code.')
-  for (const [status, n] of sources.http.entries()) out.push(`printmesh_http_requests_total{status="${status}"} ${n}`)
-  return out.join('\n') + '\n'
-}
+export class NodeMetrics {
+  readonly registry = new Registry()
+  /** The content type of {@link render}'s text. */
+  readonly contentType: string
+  private readonly httpRequests: Counter<'status'>
+  private readonly ippRequests: Histogram<'operation' | 'status'>
+  private readonly releases: Histogram<'outcome'>
+  private readonly syncBatches: Histogram
+  private readonly usage: { jobs: Counter, pages: Counter, colorPages: Counter, sheets: Counter }
+  private sources: MetricSources = {}
+  private readonly loginFailures: Counter<'method'>
+  private readonly loginRefusals: Counter<'limit'>
+  /** The print service's families and the mesh's: registered once the node says it has them. */
+  private readonly printFamilies: Metric[]
+  private readonly meshFamilies: Metric[]
 
-function renderSiteMetrics (out: string[], api: SiteApi): void {
-  const jobCounts = new Map<JobState, number>(JOB_STATES.map((s) => [s, 0]))
-  for (const job of api.listJobs(METRICS_READER, 'all').jobs) {
-    jobCounts.set(job.state, (jobCounts.get(job.state) ?? 0) + 1)
-  }
-  family(out, 'printmesh_jobs', 'gauge', 'Jobs known to this site, by state.')
-  for (const [state, n] of jobCounts) out.push(`printmesh_jobs{state="${escapeLabel(state)}"} ${n}`)
-
-  let jobs = 0
-  let pages = 0
-  let colorPages = 0
-  let sheets = 0
-  for (const row of api.usageTotals({}, 'printer')) {
-    jobs += row.jobs
-    pages += row.pages
-    colorPages += row.colorPages
-    sheets += row.sheets
-  }
-  family(out, 'printmesh_usage_jobs_total', 'counter', 'Print and copy jobs recorded in accounting.')
-  out.push(`printmesh_usage_jobs_total ${jobs}`)
-  family(out, 'printmesh_usage_pages_total', 'counter', 'Pages recorded in accounting.')
-  out.push(`printmesh_usage_pages_total ${pages}`)
-  family(out, 'printmesh_usage_color_pages_total', 'counter', 'Colour pages recorded in accounting.')
-  out.push(`printmesh_usage_color_pages_total ${colorPages}`)
-  family(out, 'printmesh_usage_sheets_total', 'counter', 'Sheets of paper recorded in accounting.')
-  out.push(`printmesh_usage_sheets_total ${sheets}`)
-}
-
-function renderMeshMetrics (out: string[], status: MeshStatus): void {
-  const connected = new Set(status.peers.filter((p) => p.connected).map((p) => p.peer))
-  family(out, 'printmesh_mesh_peers', 'gauge', 'Peers this node knows of, and how many of them are connected now.')
-  out.push(`printmesh_mesh_peers{state="connected"} ${connected.size}`)
-  out.push(`printmesh_mesh_peers{state="known"} ${status.peers.length}`)
-  family(out, 'printmesh_mesh_documents', 'gauge', 'Replicated documents this node holds.')
-  out.push(`printmesh_mesh_documents ${status.documents.length}`)
-
-  const { stats } = status
-  family(out, 'printmesh_sync_envelopes_total', 'counter', 'Sync envelopes received from and sent to peers.')
-  out.push(`printmesh_sync_envelopes_total{direction="in"} ${stats.envelopesIn}`)
-  out.push(`printmesh_sync_envelopes_total{direction="out"} ${stats.envelopesOut}`)
-  family(out, 'printmesh_sync_bytes_total', 'counter', 'Bytes of sync envelopes received from and sent to peers.')
-  out.push(`printmesh_sync_bytes_total{direction="in"} ${stats.bytesIn}`)
-  out.push(`printmesh_sync_bytes_total{direction="out"} ${stats.bytesOut}`)
-  family(out, 'printmesh_sync_rejected_total', 'counter', 'Incoming updates refused, by reason.')
-  for (const reason of Object.keys(stats.rejected).sort()) {
-    out.push(`printmesh_sync_rejected_total{reason="${escapeLabel(reason)}"} ${stats.rejected[reason]}`)
+  constructor () {
+    this.contentType = this.registry.contentType
+    collectDefaultMetrics({ register: this.registry })
+    this.httpRequests = new Counter({ name: 'printmesh_http_requests_total', help: 'HTTP requests answered, by status code.', labelNames: ['status'], registers: [this.registry] })
+    this.loginFailures = new Counter({ name: 'printmesh_login_failures_total', help: 'Failed logins: wrong PIN, wrong admin token.', labelNames: ['method'], registers: [this.registry] })
+    this.loginRefusals = new Counter({ name: 'printmesh_login_refused_total', help: 'Login attempts refused (429) by a rate limit, by limit.', labelNames: ['limit'], registers: [this.registry] })
+    const registers: Registry[] = [] // registered by use()
+    this.ippRequests = new Histogram({
+      name: 'printmesh_ipp_request_duration_seconds',
+      help: 'IPP requests, from the first byte read to the answer, by operation and status (intake latency).',
+      labelNames: ['operation', 'status'],
+      buckets: IPP_BUCKETS_S,
+      registers
+    })
+    this.releases = new Histogram({
+      name: 'printmesh_release_duration_seconds',
+      help: 'Releases, from the release to the printer\'s final word, by outcome (printed, failed, held again).',
+      labelNames: ['outcome'],
+      buckets: RELEASE_BUCKETS_S,
+      registers
+    })
+    this.syncBatches = new Histogram({
+      name: 'printmesh_sync_apply_duration_seconds',
+      help: 'Time to check and store one batch of updates received from a peer (sync latency on this node).',
+      buckets: SYNC_BUCKETS_S,
+      registers
+    })
+    this.usage = {
+      jobs: new Counter({ name: 'printmesh_usage_jobs_total', help: 'Print and copy jobs charged by this node (its own accounting).', registers }),
+      pages: new Counter({ name: 'printmesh_usage_pages_total', help: 'Pages charged by this node (its own accounting).', registers }),
+      colorPages: new Counter({ name: 'printmesh_usage_color_pages_total', help: 'Colour pages charged by this node (its own accounting).', registers }),
+      sheets: new Counter({ name: 'printmesh_usage_sheets_total', help: 'Sheets of paper charged by this node (its own accounting).', registers })
+    }
+    this.printFamilies = [this.ippRequests, this.releases, ...Object.values(this.usage), this.jobsGauge()]
+    this.meshFamilies = [this.syncBatches, ...this.meshGauges()]
   }
 
-  const lagging = status.documents.filter((d) =>
-    Object.entries(d.peers).some(([peer, state]) => state === 'behind' && connected.has(peer))).length
-  family(out, 'printmesh_sync_lag_documents', 'gauge', 'Documents in which this node is behind at least one connected peer.')
-  out.push(`printmesh_sync_lag_documents ${lagging}`)
+  /**
+   * Says what this node runs, and where the gauges read from: a node with jobs gets the print
+   * families, one with a mesh the mesh and sync families; the others stay out of the text.
+   */
+  use (sources: MetricSources): void {
+    if (sources.jobStates !== undefined && this.sources.jobStates === undefined) for (const m of this.printFamilies) this.registry.registerMetric(m)
+    if (sources.mesh !== undefined && this.sources.mesh === undefined) for (const m of this.meshFamilies) this.registry.registerMetric(m)
+    this.sources = { ...this.sources, ...sources }
+  }
+
+  private jobsGauge (): Metric {
+    const metrics = this // prom-client calls collect() with the metric as `this`
+    return new Gauge({
+      name: 'printmesh_jobs',
+      help: 'This site\'s own jobs, by state (other sites report theirs).',
+      labelNames: ['state'],
+      registers: [],
+      collect () {
+        const tally = metrics.sources.jobStates?.()
+        if (tally === undefined) return
+        for (const state of JOB_STATES) this.set({ state }, tally.get(state) ?? 0)
+      }
+    })
+  }
+
+  private meshGauges (): Metric[] {
+    const metrics = this // prom-client calls collect() with the metric as `this`
+    const registers: Registry[] = []
+    const out: Metric[] = []
+    out.push(new Gauge({
+      name: 'printmesh_mesh_peers',
+      help: 'Peers this node knows of, and how many of them are connected now.',
+      labelNames: ['state'],
+      registers,
+      collect () {
+        const status = metrics.sources.mesh?.()
+        if (status === undefined) return
+        this.set({ state: 'connected' }, status.peers.filter((p) => p.connected).length)
+        this.set({ state: 'known' }, status.peers.length)
+      }
+    }))
+    out.push(new Gauge({
+      name: 'printmesh_mesh_documents',
+      help: 'Replicated documents this node holds.',
+      registers,
+      collect () {
+        const status = metrics.sources.mesh?.()
+        if (status !== undefined) this.set(status.documents.length)
+      }
+    }))
+    out.push(new Gauge({
+      name: 'printmesh_sync_lag_documents',
+      help: 'Documents in which this node is behind at least one connected peer.',
+      registers,
+      collect () {
+        const status = metrics.sources.mesh?.()
+        if (status === undefined) return
+        const connected = new Set(status.peers.filter((p) => p.connected).map((p) => p.peer))
+        this.set(status.documents.filter((d) => Object.entries(d.peers).some(([peer, state]) => state === 'behind' && connected.has(peer))).length)
+      }
+    }))
+    // the sync engine counts as it goes; these read its counters (monotonic, so typed counter)
+    const syncCounter = (name: string, help: string, read: (s: MeshStatus['stats']) => Array<[Record<string, string>, number]>): void => {
+      out.push(new Counter({
+        name,
+        help,
+        labelNames: ['direction', 'reason'],
+        registers,
+        collect () {
+          const status = metrics.sources.mesh?.()
+          if (status === undefined) return
+          this.reset()
+          for (const [labels, n] of read(status.stats)) this.inc(labels, n)
+        }
+      }))
+    }
+    syncCounter('printmesh_sync_envelopes_total', 'Sync envelopes received from and sent to peers.',
+      (s) => [[{ direction: 'in' }, s.envelopesIn], [{ direction: 'out' }, s.envelopesOut]])
+    syncCounter('printmesh_sync_bytes_total', 'Bytes of sync messages received from and sent to peers.',
+      (s) => [[{ direction: 'in' }, s.bytesIn], [{ direction: 'out' }, s.bytesOut]])
+    syncCounter('printmesh_sync_rejected_total', 'Incoming updates refused, by reason.',
+      (s) => Object.entries(s.rejected).map(([reason, n]) => [{ reason }, n]))
+    return out
+  }
+
+  /** An HTTP answer was sent. */
+  readonly httpAnswered = (status: number): void => { this.httpRequests.inc({ status: String(status) }) }
+  /** A login failed (`pin`, `admin-token`). */
+  readonly loginFailed = (method: string): void => { this.loginFailures.inc({ method }) }
+  /** A login attempt was refused by the limit named. */
+  readonly loginRefused = (limit: string): void => { this.loginRefusals.inc({ limit }) }
+  /** An IPP request was answered (`status` as its keyword) after `seconds`. */
+  readonly ippAnswered = (operation: string, status: string, seconds: number): void => { this.ippRequests.observe({ operation, status }, seconds) }
+  /** A release ended (`printed`, `failed`, `held`) `seconds` after it was asked for. */
+  readonly released = (outcome: string, seconds: number): void => { this.releases.observe({ outcome }, seconds) }
+  /** A batch of peer envelopes was checked and stored in `seconds`. */
+  readonly syncApplied = (seconds: number): void => { this.syncBatches.observe(seconds) }
+  /** A job was charged on this node. */
+  readonly charged = (u: ChargedUsage): void => {
+    this.usage.jobs.inc()
+    this.usage.pages.inc(u.pages)
+    this.usage.colorPages.inc(u.colorPages)
+    this.usage.sheets.inc(u.sheets)
+  }
+
+  /** Starts the usage counters from what this node's accounting already holds (once, at start: counters survive restarts). */
+  readonly seedUsage = (stored: ChargedUsage & { jobs: number }): void => {
+    this.usage.jobs.inc(stored.jobs)
+    this.usage.pages.inc(stored.pages)
+    this.usage.colorPages.inc(stored.colorPages)
+    this.usage.sheets.inc(stored.sheets)
+  }
+
+  /** The Prometheus text exposition of every metric. */
+  async render (): Promise<string> {
+    return await this.registry.metrics()
+  }
 }

@@ -1,19 +1,54 @@
 /**
- * Login rate limiting: counts failed attempts per key (a username, a client address) in a
- * sliding window and refuses further attempts once a key reaches its limit.
+ * Login rate limiting: counts failed attempts per key in a sliding window and refuses
+ * further attempts once a key reaches its limit.
+ *
+ * The limits are shaped so that nobody can use them to lock someone else out
+ * ({@link LoginPolicy}): wrong PINs count against the pair (username, address), so a
+ * guesser locks only itself out at its own address; wrong logins across usernames count
+ * against the address, but never against the admin bearer token; many wrong PINs for one
+ * username from many addresses put that username in a slow mode where each address gets
+ * one wrong try per window — the right PIN from an address that has not failed still works.
  *
  * An attempt is counted *before* the (slow) credential check and forgiven when it
  * succeeds, so firing many attempts in parallel cannot slip past the limit.
  */
 
-/** Wrong PINs one username may collect per window: a 4-digit PIN then takes weeks to guess. */
-export const MAX_FAILURES_PER_USER = 5
-/** Wrong logins one address may collect per window: a shared kiosk gets a few typos, a guesser does not get many users. */
+/** Wrong PINs one username may collect from one address per window: typos pass, guessing from one place stops. */
+export const MAX_FAILURES_PER_PAIR = 5
+/** Wrong logins one address may collect per window across usernames: a kiosk gets typos, a sprayer does not get many users. */
 export const MAX_FAILURES_PER_IP = 20
+/** Wrong PINs for one username from all addresses per window before it goes to slow mode (a distributed guess). */
+export const MAX_FAILURES_PER_USER = 20
+/** In slow mode, wrong PINs per (username, address) per window: 10,000 PINs then need thousands of addresses for days. */
+export const SLOW_MODE_FAILURES_PER_PAIR = 1
+/** Wrong admin bearer tokens per address per window (a 128-bit token is not guessed; this only quiets the log). */
+export const MAX_BEARER_FAILURES_PER_IP = 20
 /** How long a failure counts against a key. */
 export const FAILURE_WINDOW_MS = 15 * 60_000
 /** Bounds memory when an attacker cycles through made-up usernames. */
 export const MAX_TRACKED_KEYS = 50_000
+
+/** The login limits, all tunable (HttpServerInit.loginPolicy); defaults above. */
+export interface LoginPolicy {
+  pairFailures: number
+  addressFailures: number
+  userFailures: number
+  slowModePairFailures: number
+  bearerFailures: number
+  windowMs: number
+}
+
+export const DEFAULT_LOGIN_POLICY: Readonly<LoginPolicy> = {
+  pairFailures: MAX_FAILURES_PER_PAIR,
+  addressFailures: MAX_FAILURES_PER_IP,
+  userFailures: MAX_FAILURES_PER_USER,
+  slowModePairFailures: SLOW_MODE_FAILURES_PER_PAIR,
+  bearerFailures: MAX_BEARER_FAILURES_PER_IP,
+  windowMs: FAILURE_WINDOW_MS
+}
+
+/** Which limit refused an attempt (a label of the throttling metric). */
+export type LoginLimit = 'pair' | 'address' | 'slow-mode' | 'bearer'
 
 export interface LoginLimiterInit {
   now?: () => number
@@ -56,6 +91,11 @@ export class LoginLimiter {
     }
     stamps.push(t)
     return t
+  }
+
+  /** Failures of `key` in the window. */
+  count (key: string): number {
+    return this.live(key).length
   }
 
   /** Takes back one attempt counted at `stamp` (the attempt turned out right). */

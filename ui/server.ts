@@ -23,8 +23,8 @@ import { toCsv } from './csv.ts'
 import {
   describeError, ForbiddenError, HttpServerConfigError, ServiceNotHereError, TooManyLoginAttemptsError, UnauthenticatedError
 } from './errors.ts'
-import { HttpCounter, METRICS_CONTENT_TYPE, renderMetrics } from './metrics.ts'
-import { LoginLimiter, MAX_FAILURES_PER_IP, MAX_FAILURES_PER_USER } from './rate-limit.ts'
+import { NodeMetrics } from './metrics.ts'
+import { DEFAULT_LOGIN_POLICY, LoginLimiter, type LoginLimit, type LoginPolicy } from './rate-limit.ts'
 import { adminTokenAuthenticator, csrfTokenMatches, SessionStore, type AdminAuthenticator, type Session } from './sessions.ts'
 
 /** JSON bodies are small (logins, release requests); anything bigger is a mistake or an attack. */
@@ -104,6 +104,10 @@ export interface HttpServerInit {
   secureCookies?: boolean
   /** Clock for sessions and rate limits; tests inject one to move time without sleeping. */
   now?: () => number
+  /** The node's metrics (the role shares them with its IPP server and sync engine); default: the HTTP server's own. */
+  metrics?: NodeMetrics
+  /** Login limits (defaults in ui/rate-limit.ts). */
+  loginPolicy?: Partial<LoginPolicy>
 }
 
 /** A startable HTTP server. */
@@ -161,8 +165,13 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
   const meshService = { onRequest: async (): Promise<void> => { meshApi() } }
   const now = init.now ?? Date.now
   const sessions = new SessionStore({ now })
-  const limiter = new LoginLimiter({ now })
-  const httpCounter = new HttpCounter()
+  const policy: LoginPolicy = { ...DEFAULT_LOGIN_POLICY, ...init.loginPolicy }
+  const limiter = new LoginLimiter({ now, windowMs: policy.windowMs })
+  const metrics = init.metrics ?? new NodeMetrics()
+  metrics.use({
+    ...(api !== undefined ? { jobStates: () => api.jobStates() } : {}),
+    ...(mesh !== undefined ? { mesh: () => mesh.status() } : {})
+  })
   const secure = init.secureCookies === true
   const cookieName = secure ? '__Host-printmesh-session' : 'printmesh-session'
   const logger = init.logger.child({ component: 'http' }, { redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } })
@@ -205,7 +214,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
   })
 
   app.addHook('onResponse', async (request, reply) => {
-    httpCounter.record(reply.statusCode)
+    metrics.httpAnswered(reply.statusCode)
     request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
   })
 
@@ -241,21 +250,35 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     return `user:${username.normalize('NFC').toLowerCase()}`
   }
 
-  /** Refuses with 429 when any of the keys is at its failure limit. */
-  function enforceLimits (limits: Array<[key: string, limit: number]>): void {
-    const waitMs = Math.max(...limits.map(([key, limit]) => limiter.retryAfterMs(key, limit)))
-    if (waitMs > 0) throw new TooManyLoginAttemptsError(Math.ceil(waitMs / 1000))
+  /** (username, address): where wrong PINs count first. */
+  function pairKey (username: string, request: FastifyRequest): string {
+    return `pair:${username.normalize('NFC').toLowerCase()}|${request.ip}`
   }
 
-  /** Checks an admin bearer token, counting wrong ones against the caller's address. */
+  /** Refuses with 429 when any of the keys is at its failure limit; the metric names the limit. */
+  function enforceLimits (limits: Array<[key: string, limit: number, name: LoginLimit]>): void {
+    let worst: { waitMs: number, name: LoginLimit } = { waitMs: 0, name: 'pair' }
+    for (const [key, limit, name] of limits) {
+      const waitMs = limiter.retryAfterMs(key, limit)
+      if (waitMs > worst.waitMs) worst = { waitMs, name }
+    }
+    if (worst.waitMs === 0) return
+    metrics.loginRefused(worst.name)
+    throw new TooManyLoginAttemptsError(Math.ceil(worst.waitMs / 1000))
+  }
+
+  /**
+   * Checks an admin bearer token. The right token is never refused, whatever failed before
+   * from the address; wrong ones count against the address under a key of their own.
+   */
   function authenticateBearer (request: FastifyRequest, token: string): Actor {
-    const ip = ipKey(request)
-    enforceLimits([[ip, MAX_FAILURES_PER_IP]])
-    const stamp = limiter.hit(ip)
     const actor = authenticateAdmin(token)
-    if (actor === undefined) throw new UnauthenticatedError('invalid bearer token')
-    limiter.forgive(ip, stamp)
-    return actor
+    if (actor !== undefined) return actor
+    const key = `bearer:${request.ip}`
+    enforceLimits([[key, policy.bearerFailures, 'bearer']])
+    limiter.hit(key)
+    metrics.loginFailed('admin-token')
+    throw new UnauthenticatedError('invalid bearer token')
   }
 
   /** Resolves the caller of a protected route, enforcing admin role and CSRF. */
@@ -304,25 +327,31 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     const users = site()
     const { username, pin } = request.body as { username: string, pin: string }
     const uKey = userKey(username)
+    const pKey = pairKey(username, request)
     const iKey = ipKey(request)
-    enforceLimits([[uKey, MAX_FAILURES_PER_USER], [iKey, MAX_FAILURES_PER_IP]])
+    // many wrong PINs for this username from everywhere: each address gets fewer tries
+    const slowMode = limiter.count(uKey) >= policy.userFailures
+    enforceLimits([
+      [pKey, slowMode ? policy.slowModePairFailures : policy.pairFailures, slowMode ? 'slow-mode' : 'pair'],
+      [iKey, policy.addressFailures, 'address']
+    ])
     // Counted before the slow check and forgiven on success, so parallel guesses are limited too.
-    const uStamp = limiter.hit(uKey)
-    const iStamp = limiter.hit(iKey)
+    const stamps = [limiter.hit(pKey), limiter.hit(iKey), limiter.hit(uKey)]
+    const forgive = (): void => { [pKey, iKey, uKey].forEach((key, i) => limiter.forgive(key, stamps[i])) }
     let actor: Actor | undefined
     try {
       actor = await users.authenticateUser(username, pin)
     } catch (err) {
-      limiter.forgive(uKey, uStamp) // not a wrong PIN: the directory failed
-      limiter.forgive(iKey, iStamp)
+      forgive() // not a wrong PIN: the directory failed
       throw err
     }
     if (actor === undefined) {
+      metrics.loginFailed('pin')
       request.log.warn({ user: username }, 'login failed: wrong username or PIN')
       throw new UnauthenticatedError('wrong username or PIN')
     }
-    limiter.reset(uKey)
-    limiter.forgive(iKey, iStamp)
+    forgive()
+    limiter.reset(pKey)
     request.log.info({ user: actor.user }, 'user logged in')
     return openSession(request, reply, actor)
   })
@@ -385,12 +414,14 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     schema: {
       querystring: {
         type: 'object',
-        properties: { scope: { type: 'string', enum: ['mine', 'all'], default: 'mine' } }
+        properties: { scope: { type: 'string', enum: ['mine', 'all'] } }
       }
     }
   }, async (request) => {
-    const { scope } = request.query as { scope: 'mine' | 'all' }
-    const caller = authenticate(request, scope === 'all' ? 'admin' : 'user')
+    const { scope: asked } = request.query as { scope?: 'mine' | 'all' }
+    const caller = authenticate(request, asked === 'all' ? 'admin' : 'user')
+    // an admin owns no jobs: without a scope, an admin sees every job, a user their own
+    const scope = asked ?? (caller.actor.admin ? 'all' : 'mine')
     return site().listJobs(caller.actor, scope)
   })
 
@@ -538,8 +569,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
   // ---- metrics ----
 
   app.get('/metrics', async (_request, reply) => {
-    const text = renderMetrics({ http: httpCounter, ...(api !== undefined ? { site: api } : {}), ...(mesh !== undefined ? { mesh: mesh.status() } : {}) })
-    return await reply.type(METRICS_CONTENT_TYPE).send(text)
+    return await reply.type(metrics.contentType).send(await metrics.render())
   })
 
   // ---- web pages ----

@@ -52,6 +52,8 @@ const PRINT_QUALITY_NORMAL = 4
 const ORIENTATION_PORTRAIT = 3
 const FINISHINGS_NONE = 3
 const OUTPUT_BIN = 'auto'
+/** printer-make-and-model, and the DNS-SD `ty` key: what a client shows as the printer's model. */
+export const MAKE_AND_MODEL = 'printmesh secure release queue'
 
 /** Operations this server implements (operations-supported). */
 export const SUPPORTED_OPERATIONS: readonly number[] = [
@@ -128,7 +130,7 @@ export function printerAttributes (ctx: PrinterContext): IppAttribute[] {
     attr('printer-name', Tag.nameWithoutLanguage, text127(queue.name)),
     attr('printer-info', Tag.textWithoutLanguage, text127(queue.info)),
     attr('printer-location', Tag.textWithoutLanguage, text127(queue.location)),
-    attr('printer-make-and-model', Tag.textWithoutLanguage, 'printmesh secure release queue'),
+    attr('printer-make-and-model', Tag.textWithoutLanguage, MAKE_AND_MODEL),
     attr('printer-device-id', Tag.textWithoutLanguage, `MFG:printmesh;MDL:Secure Release Queue;CMD:${formats.filter((f) => f !== AUTO_DETECT_FORMAT).map((f) => f.split('/')[1].toUpperCase()).join(',')};`),
     attr('printer-more-info', Tag.uri, ctx.moreInfoUri),
     attr('printer-uuid', Tag.uri, printerUuid(ctx.printerUri)),

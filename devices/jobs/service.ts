@@ -88,6 +88,8 @@ export interface JobServiceComponents {
   /** Document analysis (default: in-process `parseDocument`; sites use a worker thread). */
   analyze?: (path: string, format: string, signal?: AbortSignal) => Promise<DocumentInfo>
   now?: () => number
+  /** Told how each release here ended (printed, failed, held again) and how long it took from the release (for metrics). */
+  onReleaseSettled?: (outcome: 'printed' | 'failed' | 'held', seconds: number) => void
 }
 
 /** Where a job lives. */
@@ -100,6 +102,9 @@ const ROAMING_ORIGIN: Origin = { kind: 'local', service: 'roaming' }
 export class JobService implements JobDomain {
   private readonly byId = new Map<string, DocName>()
   private readonly byIppId = new Map<number, string>()
+  /** Each job's state and the number of jobs per state ({@link stateCounts}). */
+  private readonly states = new Map<string, jobs.JobState>()
+  private readonly tally = new Map<jobs.JobState, number>()
   private readonly releaseOnArrival = new Set<string>()
   /** Jobs whose document is being received right now. */
   private readonly uploading = new Set<string>()
@@ -164,7 +169,26 @@ export class JobService implements JobDomain {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight])
   }
 
+  /** How many of this site's jobs are in each state: kept as jobs change, so /metrics walks no jobs. */
+  stateCounts (): ReadonlyMap<jobs.JobState, number> {
+    return this.tally
+  }
+
+  /** Notes `id`'s state in {@link stateCounts} (undefined: purged). */
+  private count (id: string, state: jobs.JobState | undefined): void {
+    const was = this.states.get(id)
+    if (was === state) return
+    if (was !== undefined) this.tally.set(was, (this.tally.get(was) ?? 1) - 1)
+    if (state === undefined) {
+      this.states.delete(id)
+      return
+    }
+    this.states.set(id, state)
+    this.tally.set(state, (this.tally.get(state) ?? 0) + 1)
+  }
+
   private index (doc: DocName, job: JobRecord): void {
+    this.count(job.id, job.state)
     this.byId.set(job.id, doc)
     this.byIppId.set(job.ippId, job.id)
     this.nextIppId = Math.max(this.nextIppId, job.ippId + 1)
@@ -320,7 +344,9 @@ export class JobService implements JobDomain {
     patch: Partial<Omit<JobRecord, 'id' | 'state'>> = {}
   ): Promise<JobRecord> {
     try {
-      return await this.c.store.transact(doc, origin, (d) => jobs.transition(d, id, to, this.now(), patch))
+      const moved = await this.c.store.transact(doc, origin, (d) => jobs.transition(d, id, to, this.now(), patch))
+      this.count(id, moved.state)
+      return moved
     } catch (err) {
       if (err instanceof jobs.InvalidTransitionError) throw new InvalidJobStateError(err.message)
       throw err
@@ -474,6 +500,7 @@ export class JobService implements JobDomain {
     // the printer job id's write, started the moment the printer accepts; settling waits for it
     let recorded: Promise<void> = Promise.resolve()
     let leave: LeaveLane | undefined
+    const started = performance.now()
     this.watched.add(job.id)
     try {
       if (device === undefined || job.sha256 === undefined || job.format === undefined) throw new PrinterError('job has no printer or document', 'aborted-by-system', true)
@@ -516,6 +543,8 @@ export class JobService implements JobDomain {
     } finally {
       leave?.()
       this.watched.delete(job.id)
+      const settled = this.getById(job.id)?.state
+      if (settled === 'printed' || settled === 'failed' || settled === 'held') this.c.onReleaseSettled?.(settled, (performance.now() - started) / 1000)
     }
   }
 
@@ -604,6 +633,7 @@ export class JobService implements JobDomain {
           if (job.state === 'releasing') jobs.transition(d, job.id, 'printing', this.now())
           jobs.transition(d, job.id, 'printed', this.now(), { printedBy: by, reason: 'job-completed-successfully', message: `printed at site ${site}` })
         })
+        this.count(job.id, 'printed')
         this.log.info({ job: job.ippId, site, printer: rel.printer }, 'job printed at another site')
       } else if (rel.state === 'returned') {
         await this.move(doc, job.id, 'held', origin, { ...patch, grant: undefined })
@@ -620,6 +650,7 @@ export class JobService implements JobDomain {
         jobs.transition(d, job.id, 'printing', this.now())
         jobs.transition(d, job.id, 'printed', this.now(), { printedBy: by, reason: 'printed-offline', message: `printed at site ${site} while this site was unreachable` })
       })
+      this.count(job.id, 'printed')
       this.log.info({ job: job.ippId, site }, 'job printed offline at another site')
     } else if (job.state === 'printed' && printedHere !== peer && !(job.duplicates ?? []).some((d) => d.peer === peer)) {
       const duplicates = [...(job.duplicates ?? []), { peer, site, at: rel.updatedAt }]
@@ -662,6 +693,7 @@ export class JobService implements JobDomain {
       for (const job of due) {
         this.byId.delete(job.id)
         this.byIppId.delete(job.ippId)
+        this.count(job.id, undefined)
         if (job.sha256 !== undefined) purgedBytes.add(job.sha256)
       }
     }

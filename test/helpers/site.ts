@@ -28,6 +28,8 @@ export interface SiteOptions {
   args?: string[]
   /** How long to wait for "site ready" (joins that wait for approval take longer). */
   startTimeoutMs?: number
+  /** Environment variables set for the site process, over this process's own. */
+  env?: Record<string, string>
 }
 
 export interface SiteProcess {
@@ -80,8 +82,8 @@ export async function startSite (opts: SiteOptions = {}): Promise<SiteProcess> {
     await rm(csv)
   }
   const args = ['site', '--data', dataDir, '--host', '127.0.0.1', '--ipp-port', '0', '--http-port', '0',
-    '--admin-token', adminToken, ...MESH_TEST_ARGS, ...(opts.printers ?? []).flatMap((p) => ['--printer', p]), ...(opts.args ?? [])]
-  return await spawnNode(args, 'site ready', dataDir, ownsDir, adminToken, opts.startTimeoutMs)
+    ...MESH_TEST_ARGS, ...(opts.printers ?? []).flatMap((p) => ['--printer', p]), ...(opts.args ?? [])]
+  return await spawnNode(args, 'site ready', dataDir, ownsDir, adminToken, opts.startTimeoutMs, opts.env)
 }
 
 /** Every test node listens on an ephemeral loopback port, without mDNS, and repairs fast. */
@@ -92,7 +94,7 @@ export async function startCentral (opts: { dataDir?: string, args?: string[] } 
   const ownsDir = opts.dataDir === undefined
   const dataDir = opts.dataDir ?? await tempDir('printmesh-central-')
   const adminToken = randomBytes(16).toString('hex')
-  const args = ['central', '--data', dataDir, '--host', '127.0.0.1', '--http-port', '0', '--admin-token', adminToken, ...MESH_TEST_ARGS, ...(opts.args ?? [])]
+  const args = ['central', '--data', dataDir, '--host', '127.0.0.1', '--http-port', '0', ...MESH_TEST_ARGS, ...(opts.args ?? [])]
   return await spawnNode(args, 'central ready', dataDir, ownsDir, adminToken)
 }
 
@@ -101,12 +103,13 @@ export async function startTerminal (opts: { dataDir?: string, args?: string[] }
   const ownsDir = opts.dataDir === undefined
   const dataDir = opts.dataDir ?? await tempDir('printmesh-terminal-')
   const adminToken = randomBytes(16).toString('hex')
-  const args = ['terminal', '--data', dataDir, '--host', '127.0.0.1', '--http-port', '0', '--admin-token', adminToken, ...MESH_TEST_ARGS, ...(opts.args ?? [])]
+  const args = ['terminal', '--data', dataDir, '--host', '127.0.0.1', '--http-port', '0', ...MESH_TEST_ARGS, ...(opts.args ?? [])]
   return await spawnNode(args, 'terminal ready', dataDir, ownsDir, adminToken)
 }
 
-async function spawnNode (args: string[], readyMsg: string, dataDir: string, ownsDir: boolean, adminToken: string, startTimeoutMs = START_TIMEOUT_MS): Promise<SiteProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+async function spawnNode (args: string[], readyMsg: string, dataDir: string, ownsDir: boolean, adminToken: string, startTimeoutMs = START_TIMEOUT_MS, env?: Record<string, string>): Promise<SiteProcess> {
+  // the admin token goes in the environment: the command line is visible to every local user
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PRINTMESH_ADMIN_TOKEN: adminToken, ...env } })
   const lines: string[] = []
   const waiters = new Set<() => void>()
   let buffered = ''
