@@ -62,9 +62,14 @@ export interface JobRecord {
   /** sha256 (hex) of the spooled document: its name in the content-addressed spool. */
   sha256?: string
   size?: number
-  /** Pages of one copy of the document. */
+  /** Pages of one copy of the document; absent while unknown (not analysed yet, or its analysis was stopped: reason `job-pages-unknown`). */
   pages?: number
   colorPages?: number
+  /**
+   * Pages of one copy the document declares (a PDF's page tree), kept when its analysis was
+   * stopped before counting them: charged when the printer reports no impressions.
+   */
+  declaredPages?: number
   copies: number
   /** `one-sided`, `two-sided-long-edge`, `two-sided-short-edge`. */
   sides: string

@@ -14,10 +14,10 @@ import { Spool } from '../devices/spool.ts'
 import { createJobService, INCOMING_TIMEOUT_MS, type JobService } from '../devices/jobs/service.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
 import { PrinterError, type OutputDevice, type PrinterJobOutcome } from '../devices/output/types.ts'
-import { OUTCOME_UNKNOWN_LIMIT_MS } from '../devices/jobs/usage.ts'
+import { OUTCOME_UNKNOWN_LIMIT_MS, UNKNOWN_PAGES_FALLBACK, printCharge } from '../devices/jobs/usage.ts'
 import { startIppEvePrinter, type JobOutcome } from './helpers/ippeveprinter.ts'
-import { InvalidJobStateError, NotAuthorizedError, type JobRecord } from '../devices/jobs/types.ts'
-import { CorruptDocumentError, UnsupportedFormatError } from '../devices/documents/index.ts'
+import { InvalidJobStateError, NotAuthorizedError, PAGES_UNKNOWN_REASON, type JobRecord } from '../devices/jobs/types.ts'
+import { AnalysisStoppedError, CorruptDocumentError, UnsupportedFormatError, type AnalysisProgress, type DocumentInfo } from '../devices/documents/index.ts'
 import { makePdf } from './fixtures/documents.ts'
 import { tempDir } from './helpers/site.ts'
 import { generateIdentity } from '../transports/identity.ts'
@@ -37,14 +37,17 @@ const bob = { user: 'bob', admin: false }
 interface Rig { dir: string, out: string, store: DocStore, spool: Spool, jobs: JobService, clock: { now: number } }
 let rig: Rig
 
-async function build (dir: string, printers?: Map<string, OutputDevice>, clock = { now: Date.UTC(2026, 10, 22, 12) }): Promise<Rig> {
+async function build (
+  dir: string, printers?: Map<string, OutputDevice>, clock = { now: Date.UTC(2026, 10, 22, 12) },
+  analyze?: (path: string, format: string) => Promise<DocumentInfo>
+): Promise<Rig> {
   const out = join(dir, 'out')
   const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), identity.signer)
   const spool = await Spool.open(join(dir, 'spool'))
   const devices = printers ?? new Map([['p1', createOutputDevice(`file://${out}`, { logger })]])
   const jobs = createJobService(
     { peer: PEER, site: 'site-a', queues: [{ name: 'print', hold: true, defaultPrinter: [...devices.keys()][0], info: '', location: '' }], holdMs: HOLD_MS, retentionMs: 7200_000, busyBackoffMs: BUSY_BACKOFF_MS },
-    { store, spool, printers: devices, logger, now: () => clock.now })
+    { store, spool, printers: devices, logger, now: () => clock.now, ...(analyze !== undefined ? { analyze } : {}) })
   await jobs.start()
   return { dir, out, store, spool, jobs, clock }
 }
@@ -436,6 +439,65 @@ test('a real printer that completes a job while the site is down: printed, charg
   const job = await stopAtAcceptThenRestart('complete')
   assert.equal([job.state, job.reason], ['printed', 'job-completed-successfully'])
   assert.equal(usageOf(rig).map((u) => u.jobId), [job.id])
+})
+
+// ---- documents whose analysis was stopped (time or memory limit) ----------------------
+
+/** An analysis that is always stopped, having learnt `progress` (as the analyzer's workers report it). */
+function stoppedAnalysis (progress: AnalysisProgress): (path: string, format: string) => Promise<DocumentInfo> {
+  return async () => { throw new AnalysisStoppedError('application/pdf: analysis stopped after 60000 ms, it took longer than 60000 ms; pages unknown', 'time-limit', progress) }
+}
+
+/** A printer that accepts every job and reports `impressions` printed. */
+function countingPrinter (impressions: number): OutputDevice {
+  let next = 0
+  return {
+    uri: 'ipp://counting.invalid/ipp/print',
+    print: async (_req, progress) => { next++; progress.accepted(next); return { printerJobId: next, impressions } },
+    probe: async () => ({ ok: true, message: '' })
+  }
+}
+
+test('a document whose analysis was stopped is kept and held with its pages unknown; printed, it is charged its declared pages once, as colour', async () => {
+  await teardown(rig)
+  rig = await build(rig.dir, undefined, rig.clock, stoppedAnalysis({ format: 'application/pdf', declaredPages: 4 }))
+  const pdf = await makePdf(rig.dir, { pages: 4, colorPages: [] })
+  const job = await submit(rig, pdf, 'alice', 2)
+  assert.equal([job.state, job.reason, job.pages, job.colorPages, job.declaredPages, job.format], ['held', PAGES_UNKNOWN_REASON, undefined, undefined, 4, 'application/pdf'])
+  assert.match(job.message ?? '', /took longer than 60000 ms.*the 4 pages the document declares/)
+  assert.ok(await rig.spool.has(job.sha256!), 'the document is spooled')
+  await rig.jobs.release(job.ippId, alice)
+  await until(() => rig.jobs.getJob(job.ippId)?.state === 'printed')
+  await rejects(rig.jobs.release(job.ippId, alice), InvalidJobStateError)
+  // the file printer reports no impressions: declared pages × copies, every page counted colour
+  assert.equal(usageOf(rig).map((u) => [u.jobId, u.pages, u.colorPages, u.sheets, u.copies]), [[job.id, 8, 8, 8, 2]])
+})
+
+test('a job with unknown pages is charged what its printer reports printing, also when settled after a restart', async () => {
+  await teardown(rig)
+  rig = await build(rig.dir, new Map([['p1', countingPrinter(5)]]), rig.clock, stoppedAnalysis({ format: 'application/pdf' }))
+  const pdf = await makePdf(rig.dir, { pages: 1, colorPages: [] })
+  const printed = await submit(rig, pdf)
+  const crashed = await submit(rig, pdf)
+  assert.equal([printed.state, printed.pages, printed.declaredPages], ['held', undefined, undefined])
+  await rig.jobs.release(printed.ippId, alice)
+  await until(() => rig.jobs.getJob(printed.ippId)?.state === 'printed')
+  // the other was at its printer when the site stopped; the printer says it printed 7 impressions
+  await leftPrinting(rig, [{ job: crashed, printer: 'p1', printerJobId: 9 }])
+  await teardown(rig)
+  const asking: OutputDevice = { ...countingPrinter(0), outcome: async () => ({ state: 'completed', impressions: 7 }) }
+  rig = await build(rig.dir, new Map([['p1', asking]]), rig.clock)
+  const r = rig
+  await until(() => r.jobs.getJob(crashed.ippId)?.state === 'printed', 5000, 'the printer\'s answer settled the job')
+  assert.equal(usageOf(r).map((u) => [u.jobId, u.pages, u.colorPages, u.sheets]).sort(), [[printed.id, 5, 5, 5], [crashed.id, 7, 7, 7]].sort())
+})
+
+test('the charge rule: analysed pages; else the printer\'s impressions; else declared pages; else one page per copy', () => {
+  const job = { copies: 3, sides: 'two-sided-long-edge' }
+  assert.equal(printCharge({ ...job, pages: 5, colorPages: 1 }, 99), { pages: 15, colorPages: 3, sheets: 9, basis: 'analysed' })
+  assert.equal(printCharge({ ...job, declaredPages: 5 }, 12), { pages: 12, colorPages: 12, sheets: 6, basis: 'printer-impressions' })
+  assert.equal(printCharge({ ...job, declaredPages: 5 }, 0), { pages: 15, colorPages: 15, sheets: 9, basis: 'declared-pages' })
+  assert.equal(printCharge(job), { pages: 3 * UNKNOWN_PAGES_FALLBACK, colorPages: 3 * UNKNOWN_PAGES_FALLBACK, sheets: 3, basis: 'fallback' })
 })
 
 test.run()

@@ -14,7 +14,7 @@ import { parsePwgRaster } from './pwg.ts'
 import { parseText } from './text.ts'
 import { withFile } from './io.ts'
 
-export { CorruptDocumentError, UnsupportedFormatError } from './errors.ts'
+export { AnalysisStoppedError, CorruptDocumentError, UnsupportedFormatError, type AnalysisStop } from './errors.ts'
 export { mediaName, MEDIA_TOLERANCE_PT } from './media.ts'
 export { MAX_COLOR_ANALYSED_PAGES } from './pdf.ts'
 export { TEXT_LINES_PER_PAGE, TEXT_COLUMNS_PER_LINE } from './text.ts'
@@ -36,6 +36,24 @@ export interface DocumentInfo {
   copies?: number
 }
 
+/**
+ * What an analysis has learnt before it ends, reported as it goes: when the analysis is
+ * stopped (time or memory limit), the document can still be held, printed and charged.
+ */
+export interface AnalysisProgress {
+  /** The MIME type being parsed (the sniffed one for `application/octet-stream`). */
+  format?: string
+  /**
+   * Pages the document says it has before they are counted one by one (a PDF's page
+   * tree `/Count`, as pdf.js reads it). A claim, not a count: used only when the count
+   * never comes.
+   */
+  declaredPages?: number
+}
+
+/** Receives {@link AnalysisProgress} while a document is parsed. */
+export type ProgressListener = (progress: AnalysisProgress) => void
+
 /** MIME types {@link parseDocument} understands. */
 export const SUPPORTED_FORMATS: readonly string[] = Object.freeze([
   'application/pdf',
@@ -52,7 +70,7 @@ export const SNIFF_BYTES = 4096
 /** How far into the head `%PDF-` may start (same tolerance as the PDF parser). */
 const PDF_HEADER_SEARCH_BYTES = 1024
 
-const PARSERS: Record<string, (path: string, signal?: AbortSignal) => Promise<DocumentInfo>> = {
+const PARSERS: Record<string, (path: string, signal?: AbortSignal, onProgress?: ProgressListener) => Promise<DocumentInfo>> = {
   'application/pdf': parsePdf,
   'application/postscript': parsePostScript,
   'image/pwg-raster': parsePwgRaster,
@@ -95,13 +113,14 @@ function baseType (format: string): string {
 
 /**
  * Parses the document at `path` as `format` (MIME parameters are ignored;
- * `application/octet-stream` is sniffed with {@link sniffFormat}).
+ * `application/octet-stream` is sniffed with {@link sniffFormat}). `onProgress` hears the
+ * format once it is known and, for PDF, the page count the document declares.
  *
  * @throws UnsupportedFormatError when the format is not in {@link SUPPORTED_FORMATS} (or cannot be sniffed)
  * @throws CorruptDocumentError when the bytes do not parse as that format
  * @throws the signal's reason when `signal` aborts
  */
-export async function parseDocument (path: string, format: string, signal?: AbortSignal): Promise<DocumentInfo> {
+export async function parseDocument (path: string, format: string, signal?: AbortSignal, onProgress?: ProgressListener): Promise<DocumentInfo> {
   signal?.throwIfAborted()
   let type = baseType(format)
   if (type === OCTET_STREAM) {
@@ -116,5 +135,6 @@ export async function parseDocument (path: string, format: string, signal?: Abor
   }
   const parse = PARSERS[type]
   if (parse === undefined || !SUPPORTED_FORMATS.includes(type)) throw unsupportedFormat(type)
-  return await parse(path, signal)
+  onProgress?.({ format: type })
+  return await parse(path, signal, onProgress)
 }

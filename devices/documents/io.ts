@@ -21,8 +21,17 @@ export class BufferedFile {
   /** File offset of `buf[0]`. */
   private base = 0
   private eof = false
+  private readonly fh: FileHandle
+  /** Size of the file in bytes. */
+  readonly size: number
+  private readonly signal?: AbortSignal
 
-  private constructor (private readonly fh: FileHandle, readonly size: number, private readonly signal?: AbortSignal) {}
+  // fields spelled out, not parameter properties: analysis workers load this module with Node's own type stripping
+  private constructor (fh: FileHandle, size: number, signal?: AbortSignal) {
+    this.fh = fh
+    this.size = size
+    this.signal = signal
+  }
 
   /** Opens `path` for reading; close it with {@link close}. */
   static async open (path: string, signal?: AbortSignal): Promise<BufferedFile> {

@@ -18,7 +18,8 @@ import type { PDFDocumentProxy, PDFPageProxy } from 'pdfjs-dist/types/src/displa
 import { CorruptDocumentError, corruptDocument } from './errors.ts'
 import { isNeutralRendered, parseHexColor } from './color.ts'
 import { mediaName } from './media.ts'
-import type { DocumentInfo } from './index.ts'
+import { inflateLimitHits, onNextInflateCut } from './inflate-limit.ts'
+import type { DocumentInfo, ProgressListener } from './index.ts'
 
 const FORMAT = 'application/pdf'
 /**
@@ -223,6 +224,21 @@ async function pageIsColor (page: PDFPageProxy, signal?: AbortSignal): Promise<b
   return await opListIsColor(page, list, 0, signal)
 }
 
+/**
+ * {@link pageIsColor}, except that a page one of whose streams is cut at the inflate limit
+ * is colour at once: what remains of it is not worth analysing (pdf.js, left lexing the cut
+ * stream, stops when the document is destroyed).
+ */
+async function pageIsColorOrCut (page: PDFPageProxy, signal?: AbortSignal): Promise<boolean> {
+  let forget = (): void => {}
+  const cut = new Promise<boolean>((resolve) => { forget = onNextInflateCut(() => resolve(true)) })
+  try {
+    return await Promise.race([pageIsColor(page, signal), cut])
+  } finally {
+    forget()
+  }
+}
+
 /** The document's ViewerPreferences Duplex / NumCopies (its own print dialog defaults). */
 async function printPreferences (doc: PDFDocumentProxy): Promise<Pick<DocumentInfo, 'duplex' | 'copies'>> {
   const prefs = (await doc.getViewerPreferences()) as { Duplex?: unknown, NumCopies?: unknown } | null
@@ -236,10 +252,14 @@ async function printPreferences (doc: PDFDocumentProxy): Promise<Pick<DocumentIn
 /**
  * Parses a PDF. Every page is loaded (a page that cannot be is corrupt); the first
  * {@link MAX_COLOR_ANALYSED_PAGES} are analysed for colour, the rest are counted colour.
+ * A page one of whose streams was cut at the inflate limit (inflate-limit.ts, in analysis
+ * workers) was not analysed whole: it is counted colour too, and a pdf.js error on it is
+ * not taken for corruption.
  * The file is read once into memory and handed to pdf.js without a copy: pdf.js keeps a
  * whole-file buffer even when fed ranges, so one buffer is the least it can use.
+ * `onProgress` hears the page count the document declares as soon as pdf.js has it.
  */
-export async function parsePdf (path: string, signal?: AbortSignal): Promise<DocumentInfo> {
+export async function parsePdf (path: string, signal?: AbortSignal, onProgress?: ProgressListener): Promise<DocumentInfo> {
   const file = await readFile(path, { signal })
   const head = file.subarray(0, HEADER_SEARCH_BYTES).toString('latin1')
   if (file.length === 0) throw corrupt('empty document')
@@ -267,6 +287,7 @@ export async function parsePdf (path: string, signal?: AbortSignal): Promise<Doc
     }
     const pages = doc.numPages
     if (!(pages > 0)) throw corrupt('no pages')
+    onProgress?.({ declaredPages: pages })
     let colorPages = 0
     let media: string | undefined
     for (let n = 1; n <= pages; n++) {
@@ -286,14 +307,18 @@ export async function parsePdf (path: string, signal?: AbortSignal): Promise<Doc
         colorPages++
       } else {
         let color: boolean
+        const cutBefore = inflateLimitHits()
         try {
-          color = await pageIsColor(page, signal)
+          color = await pageIsColorOrCut(page, signal)
         } catch (err) {
           signal?.throwIfAborted()
-          if (err instanceof CorruptDocumentError) throw err
-          throw corrupt(`page ${n}: ${err instanceof Error ? err.message : String(err)}`, err)
+          if (inflateLimitHits() === cutBefore) {
+            if (err instanceof CorruptDocumentError) throw err
+            throw corrupt(`page ${n}: ${err instanceof Error ? err.message : String(err)}`, err)
+          }
+          color = true
         }
-        if (color) colorPages++
+        if (color || inflateLimitHits() !== cutBefore) colorPages++
       }
       page.cleanup()
     }

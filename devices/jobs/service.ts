@@ -32,6 +32,11 @@
  *      it, and from then on the job follows that site's release record (`followRelease`):
  *      never assumed printed here, never released again unless that site returns it. A
  *      grant not committed by its expiry returns the job to `held`.
+ *   6. A document whose analysis was stopped by a limit (time or memory, see
+ *      devices/documents/analyzer.ts) is kept: the job is held with its pages unknown
+ *      (`job-pages-unknown`, the page count the document declares kept as `declaredPages`)
+ *      and can be released; its print is charged once, by usage.ts `printCharge`: the
+ *      printer's impression count, else the declared pages, else one page per copy.
  */
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -42,12 +47,12 @@ import * as jobs from '../../crdt/jobs.ts'
 import type { RemoteRelease } from '../../crdt/jobs.ts'
 import { askPrinter, chargePrint, isCharged, printRequestFor, verdictFor } from './usage.ts'
 import type { Spool } from '../spool.ts'
-import { parseDocument, SUPPORTED_FORMATS, type DocumentInfo, UnsupportedFormatError, CorruptDocumentError } from '../documents/index.ts'
+import { parseDocument, SUPPORTED_FORMATS, type DocumentInfo, UnsupportedFormatError, CorruptDocumentError, AnalysisStoppedError } from '../documents/index.ts'
 import { PrinterError, isPrinterBusy, type OutputDevice, type PrintOutcome } from '../output/types.ts'
 import { PrinterLanes, type LeaveLane } from './printer-lanes.ts'
 import {
   type JobDomain, type JobRecord, type QueueInfo, type CreateJobRequest, type DocumentUpload, type JobFilter, type Actor,
-  JobNotFoundError, QueueNotFoundError, PrinterNotFoundError, NotAuthorizedError, InvalidJobStateError, TERMINAL_STATES
+  JobNotFoundError, QueueNotFoundError, PrinterNotFoundError, NotAuthorizedError, InvalidJobStateError, TERMINAL_STATES, PAGES_UNKNOWN_REASON
 } from './types.ts'
 
 /** How often retention runs. */
@@ -85,7 +90,10 @@ export interface JobServiceComponents {
   logger: Logger
   /** One submission at a time per printer (default: lanes of this service's own). */
   lanes?: PrinterLanes
-  /** Document analysis (default: in-process `parseDocument`; sites use a worker thread). */
+  /**
+   * Document analysis (default: in-process `parseDocument`; sites use a pool of workers).
+   * Rejecting with `AnalysisStoppedError` holds the job with its pages unknown.
+   */
   analyze?: (path: string, format: string, signal?: AbortSignal) => Promise<DocumentInfo>
   now?: () => number
   /** Told how each release here ended (printed, failed, held again) and how long it took from the release (for metrics). */
@@ -265,7 +273,7 @@ export class JobService implements JobDomain {
     const verdict = verdictFor(answer, this.unknownSince.get(job.id) ?? now, now)
     switch (verdict.settle) {
       case 'printed':
-        if (!await this.isChargedAlready(current)) await this.charge(current)
+        if (!await this.isChargedAlready(current)) await this.charge(current, verdict.impressions)
         await this.move(doc, job.id, 'printed', origin, { reason: 'job-completed-successfully', message: 'the printer completed the job while the site was not following it' })
         this.log.info({ job: job.ippId, printer: job.printer, printerJob: job.printerJobId }, 'job printed (the printer says)')
         break
@@ -404,22 +412,29 @@ export class JobService implements JobDomain {
       throw err
     }
     try {
-      // parseDocument sniffs `application/octet-stream` and reports the format it found
-      const info = await (this.c.analyze ?? parseDocument)(spooled.path, declared, this.abort.signal)
-      const copies = job.copies > 1 ? job.copies : (info.copies ?? 1)
-      const sides = job.sides !== 'one-sided' || info.duplex !== true ? job.sides : 'two-sided-long-edge'
-      const held = await this.move(doc, id, 'held', origin, {
-        format: info.format,
-        sha256: spooled.sha256,
-        size: spooled.size,
-        pages: info.pages,
-        colorPages: info.colorPages,
-        copies,
-        sides,
-        ...(job.media === undefined && info.media !== undefined ? { media: info.media } : {}),
-        reason: 'job-hold-until-specified'
-      })
-      this.log.info({ job: held.ippId, owner: held.owner, pages: held.pages, colorPages: held.colorPages, format: held.format }, 'job held')
+      let analysed: Partial<JobRecord>
+      try {
+        // parseDocument sniffs `application/octet-stream` and reports the format it found
+        const info = await (this.c.analyze ?? parseDocument)(spooled.path, declared, this.abort.signal)
+        analysed = {
+          format: info.format,
+          pages: info.pages,
+          colorPages: info.colorPages,
+          copies: job.copies > 1 ? job.copies : (info.copies ?? 1),
+          sides: job.sides !== 'one-sided' || info.duplex !== true ? job.sides : 'two-sided-long-edge',
+          ...(job.media === undefined && info.media !== undefined ? { media: info.media } : {}),
+          reason: 'job-hold-until-specified'
+        }
+      } catch (err) {
+        if (!(err instanceof AnalysisStoppedError)) throw err
+        analysed = pagesUnknown(err, declared)
+      }
+      const held = await this.move(doc, id, 'held', origin, { sha256: spooled.sha256, size: spooled.size, ...analysed })
+      if (held.pages === undefined) {
+        this.log.warn({ job: held.ippId, owner: held.owner, format: held.format, declaredPages: held.declaredPages, why: held.message }, 'job held with its pages unknown')
+      } else {
+        this.log.info({ job: held.ippId, owner: held.owner, pages: held.pages, colorPages: held.colorPages, format: held.format }, 'job held')
+      }
       if (this.releaseOnArrival.delete(id)) this.releaseInBackground(held, SYSTEM)
       return held
     } catch (err) {
@@ -528,7 +543,7 @@ export class JobService implements JobDomain {
         }
       }
       await recorded
-      await this.settlePrinted(doc, job)
+      await this.settlePrinted(doc, job, outcome.impressions)
       this.log.info({ job: job.ippId, printer: job.printer, printerJob: outcome.printerJobId }, 'job printed')
     } catch (err) {
       await recorded
@@ -558,13 +573,16 @@ export class JobService implements JobDomain {
     }
   }
 
-  /** Records the usage of a printed job; recording it again is a no-op (same id). */
-  private async charge (job: JobRecord): Promise<void> {
-    await chargePrint(this.c.store, { peer: this.init.peer, site: this.init.site, printer: job.printer ?? '' }, job, this.now())
+  /** Records the usage of a printed job (`impressions`: the printer's count, when it gave one); recording it again is a no-op (same id). */
+  private async charge (job: JobRecord, impressions?: number): Promise<void> {
+    const charged = await chargePrint(this.c.store, { peer: this.init.peer, site: this.init.site, printer: job.printer ?? '' }, job, this.now(), impressions)
+    if (charged.basis !== 'analysed') {
+      this.log.info({ job: job.ippId, printer: job.printer, pages: charged.pages, basis: charged.basis }, 'job with unknown pages charged')
+    }
   }
 
-  private async settlePrinted (doc: DocName, job: JobRecord): Promise<void> {
-    await this.charge(job)
+  private async settlePrinted (doc: DocName, job: JobRecord, impressions?: number): Promise<void> {
+    await this.charge(job, impressions)
     await this.move(doc, job.id, 'printed', { kind: 'local', service: 'release' }, { reason: 'job-completed-successfully', message: '' })
   }
 
@@ -711,6 +729,21 @@ export class JobService implements JobDomain {
   private async removeBytesIfUnused (sha256: string): Promise<void> {
     for (const { job } of this.all()) if (job.sha256 === sha256) return
     await this.c.spool.remove(sha256)
+  }
+}
+
+/**
+ * What a job whose analysis was stopped is held with: no pages (unknown), the format as far
+ * as the analysis got, the page count the document declares, and why.
+ */
+function pagesUnknown (err: AnalysisStoppedError, declaredFormat: string): Partial<JobRecord> {
+  const declaredPages = err.progress.declaredPages
+  const fallback = declaredPages !== undefined ? `the ${declaredPages} pages the document declares` : 'one page per copy'
+  return {
+    format: err.progress.format ?? declaredFormat,
+    ...(declaredPages !== undefined ? { declaredPages } : {}),
+    reason: PAGES_UNKNOWN_REASON,
+    message: `${err.message}. The job can be released; it is charged what the printer reports printing, else ${fallback}`
   }
 }
 

@@ -70,6 +70,8 @@ export interface JobDomain {
    * Spools the document (fsync'd), parses it and holds (or prints) the job. Resolves only
    * when the job is durable, so the caller may acknowledge it. Rejects with
    * {@link UnsupportedFormatError} or {@link CorruptDocumentError} (the job is then failed).
+   * A document whose analysis was stopped by a limit (time, memory) is kept: the job is held
+   * with its pages unknown ({@link PAGES_UNKNOWN_REASON}).
    */
   addDocument (ippId: number, doc: DocumentUpload): Promise<JobRecord>
   getJob (ippId: number): JobRecord | undefined
@@ -81,6 +83,13 @@ export interface JobDomain {
   /** Releases a held job to `printer` (default: the queue's default printer). */
   release (ippId: number, by: Actor, printer?: string): Promise<JobRecord>
 }
+
+/**
+ * Reason of a job held although its document's analysis was stopped (time or memory limit):
+ * its pages are unknown. It can be released like any held job; its print is charged by the
+ * printer's impression count, else by the pages the document declares (usage.ts `printCharge`).
+ */
+export const PAGES_UNKNOWN_REASON = 'job-pages-unknown'
 
 /** Who asks: end users may act on their own jobs, admins on all. */
 export interface Actor {

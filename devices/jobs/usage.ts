@@ -2,7 +2,8 @@
  * What printing a job sends and charges, in one place for both kinds of release: a local
  * one (the holder prints on its own printer) and a roaming one (another site prints a job
  * it fetched). Both charge under the usage id `<jobId>/print`, so however many peers record
- * a print of one job, reports count it once (DESIGN.md invariant 3).
+ * a print of one job, reports count it once (DESIGN.md invariant 3). What is charged
+ * follows one rule ({@link printCharge}), also for a job whose pages are unknown.
  *
  * Also in one place for both: how a print the site lost track of (it restarted while the
  * printer had the job) is settled from what the printer says ({@link askPrinter},
@@ -33,12 +34,55 @@ export async function isCharged (store: DocStore, peer: string, job: Pick<JobRec
   return hasUsage(await store.open(acctDoc(peer, periodOf(time))), usageId(job))
 }
 
-/** Charges a printed job in `peer`'s accounting document; a second call is a no-op. */
-export async function chargePrint (
-  store: DocStore, at: { peer: string, site: string, printer: string }, job: JobRecord, now: number
-): Promise<void> {
-  const pages = job.pages ?? 0
+/**
+ * Pages per copy charged for a job whose pages are unknown, when its printer reported no
+ * impressions and its document declared no page count: at least one page came out.
+ */
+export const UNKNOWN_PAGES_FALLBACK = 1
+
+/** What a print is charged (all copies), and what the page count rests on. */
+export interface PrintCharge {
+  pages: number
+  colorPages: number
+  sheets: number
+  /**
+   * `analysed`: the document's pages as parsed; for a job whose pages are unknown (its
+   * analysis was stopped), `printer-impressions`: what the printer reports it printed,
+   * `declared-pages`: the pages the document declares, `fallback`: {@link UNKNOWN_PAGES_FALLBACK}.
+   */
+  basis: 'analysed' | 'printer-impressions' | 'declared-pages' | 'fallback'
+}
+
+/**
+ * The one rule for what a print is charged. A job whose pages were counted is charged
+ * pages × copies, as analysed. A job whose pages are unknown (held with reason
+ * `job-pages-unknown`) is charged the impressions its printer reports (`impressions`,
+ * non-zero), else the pages its document declares × copies, else
+ * {@link UNKNOWN_PAGES_FALLBACK} × copies; its colour was not analysed either, so every
+ * page counts as colour (the safe side: an over-charge can be refunded, an under-charge
+ * not recovered).
+ */
+export function printCharge (job: Pick<JobRecord, 'pages' | 'colorPages' | 'declaredPages' | 'copies' | 'sides'>, impressions?: number): PrintCharge {
   const duplex = job.sides !== 'one-sided'
+  if (job.pages !== undefined) {
+    return { pages: job.pages * job.copies, colorPages: (job.colorPages ?? 0) * job.copies, sheets: sheetsFor(job.pages, job.copies, duplex), basis: 'analysed' }
+  }
+  if (impressions !== undefined && impressions > 0) {
+    return { pages: impressions, colorPages: impressions, sheets: sheetsFor(Math.ceil(impressions / job.copies), job.copies, duplex), basis: 'printer-impressions' }
+  }
+  const perCopy = job.declaredPages ?? UNKNOWN_PAGES_FALLBACK
+  const pages = perCopy * job.copies
+  return { pages, colorPages: pages, sheets: sheetsFor(perCopy, job.copies, duplex), basis: job.declaredPages !== undefined ? 'declared-pages' : 'fallback' }
+}
+
+/**
+ * Charges a printed job in `peer`'s accounting document, by {@link printCharge} (`impressions`:
+ * what the printer reported, when it did); a second call is a no-op (same usage id).
+ */
+export async function chargePrint (
+  store: DocStore, at: { peer: string, site: string, printer: string }, job: JobRecord, now: number, impressions?: number
+): Promise<PrintCharge> {
+  const charge = printCharge(job, impressions)
   await store.transact(acctDoc(at.peer, periodOf(now)), { kind: 'local', service: 'accounting' }, (d: Y.Doc) => recordUsage(d, {
     id: usageId(job),
     kind: 'print',
@@ -47,13 +91,14 @@ export async function chargePrint (
     jobName: job.name,
     printer: at.printer,
     site: at.site,
-    pages: pages * job.copies,
-    colorPages: (job.colorPages ?? 0) * job.copies,
-    sheets: sheetsFor(pages, job.copies, duplex),
-    duplex,
+    pages: charge.pages,
+    colorPages: charge.colorPages,
+    sheets: charge.sheets,
+    duplex: job.sides !== 'one-sided',
     copies: job.copies,
     time: now
   }))
+  return charge
 }
 
 /** What a printer is sent for a job whose document is at `documentPath`. */
