@@ -5,11 +5,15 @@
  */
 import { resolve } from 'node:path'
 import type { Logger } from 'pino'
-import { buildPeer, peerConfig, type Peer } from './peer.ts'
+import { preparePeer, peerConfig, peerOf, CORE_SERVICES, PEER_VIEW, type Peer, type PeerComponents } from './peer.ts'
 import { EnrollmentAuthority, type EnrollRequest } from './enrollment.ts'
 import { handleEnrollment } from '../transports/enroll.ts'
-import { createMeshApi, loadBlocked } from './mesh.ts'
-import { createHttpServer } from '../ui/server.ts'
+import { createMeshApi } from './mesh.ts'
+import { createHttpServer, type HttpServer } from '../ui/server.ts'
+import { serviceFactory, type Node, type Startable } from './compose.ts'
+import { startRoleNode, type ServiceRegistry } from './roles.ts'
+import type { SyncEngine } from '../crdt/sync.ts'
+import type { Libp2pTransport } from '../transports/libp2p.ts'
 import { resolveAdminToken } from './admin-token.ts'
 
 export interface CentralConfig {
@@ -26,36 +30,52 @@ export interface CentralConfig {
 
 export interface RunningCentral {
   peer: Peer
+  node: Node
   httpPort: number
   webUrl: string
   adminTokenFile?: string
   stop (): Promise<void>
 }
 
-export async function startCentral (config: CentralConfig, logger: Logger): Promise<RunningCentral> {
+/** Central's own services by name, besides the core (node/roles.ts lists them). */
+function centralServices (config: CentralConfig): ServiceRegistry {
+  type C = PeerComponents & { documents: Startable, enrollment: EnrollmentService, libp2p: Startable, transport: Libp2pTransport, sync: SyncEngine, adminToken: string }
+  return {
+    ...CORE_SERVICES,
+    enrollment: () => serviceFactory<C, EnrollmentService>(['store', 'documents', 'signer', 'host', 'libp2p', 'logger'], (c) => {
+      const authority = new EnrollmentAuthority(c.store, c.signer)
+      let unhandle: (() => Promise<void>) | undefined
+      return {
+        authority,
+        start: async () => {
+          unhandle = await handleEnrollment(c.host, async (from, request) => await authority.handle(from, request as EnrollRequest), c.logger)
+        },
+        stop: async () => { await unhandle?.() }
+      }
+    }),
+    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'enrollment', 'adminToken', 'logger'], (c) => createHttpServer({
+      mesh: createMeshApi(peerOf(c), c.logger, c.enrollment.authority),
+      adminToken: c.adminToken,
+      logger: c.logger,
+      host: config.host,
+      port: config.httpPort,
+      metrics: c.metrics
+    }))
+  }
+}
+
+/** Central's enrollment: answers join requests over libp2p. */
+interface EnrollmentService extends Startable { authority: EnrollmentAuthority }
+
+export async function startCentral (config: CentralConfig, logger: Logger, services?: readonly string[]): Promise<RunningCentral> {
   const data = resolve(config.data)
   const log = logger.child({ role: 'central' })
-  const peer = await buildPeer(peerConfig(data, 'central', config), log)
-  await loadBlocked(peer)
+  const core = await preparePeer(peerConfig(data, 'central', config), log)
   const { token, file } = await resolveAdminToken(data, config.adminToken)
-  const enrollment = new EnrollmentAuthority(peer.store, peer.signer)
-  let unhandle: (() => Promise<void>) | undefined
-  peer.services.add('enrollment', {
-    start: async () => {
-      unhandle = await handleEnrollment(peer.host, async (from, request) => await enrollment.handle(from, request as EnrollRequest), log)
-    },
-    stop: async () => { await unhandle?.() }
-  })
-  const http = peer.services.add('http', createHttpServer({
-    mesh: createMeshApi(peer, log, enrollment),
-    adminToken: token,
-    logger: log,
-    host: config.host,
-    port: config.httpPort,
-    metrics: peer.metrics
-  }))
-  await peer.services.start()
+  const components = { ...core, adminToken: token }
+  const node = await startRoleNode<{ http: HttpServer }>('central', centralServices(config), components, log, services)
+  const http = node.services.http
   const webUrl = `http://${config.host}:${http.port}/`
-  log.info({ peer: peer.id, webUrl, httpPort: http.port, listen: peer.host.getMultiaddrs().map(String), adminTokenFile: file }, 'central ready')
-  return { peer, httpPort: http.port, webUrl, ...(file !== undefined ? { adminTokenFile: file } : {}), stop: async () => await peer.services.stop() }
+  log.info({ peer: core.self.id, webUrl, httpPort: http.port, listen: core.host.getMultiaddrs().map(String), adminTokenFile: file }, 'central ready')
+  return { peer: peerOf(node.components), node, httpPort: http.port, webUrl, ...(file !== undefined ? { adminTokenFile: file } : {}), stop: async () => await node.stop() }
 }

@@ -12,6 +12,7 @@ import { startSite, type PrinterConfig, type MeshOptions } from './site.ts'
 import { startCentral } from './central.ts'
 import { isMeshMember } from './peer.ts'
 import { startTerminal } from './terminal.ts'
+import { startClient } from './client.ts'
 import { signerFor } from '../transports/identity.ts'
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../transports/host.ts'
 import { createLogger } from './logger.ts'
@@ -26,6 +27,9 @@ const DEFAULT_HTTP_PORT = 8632
 /** Central's own defaults, apart from a site's, so central and a site run on one host as they are. */
 const CENTRAL_HTTP_PORT = 8642
 const CENTRAL_P2P_PORT = 8643
+/** A workstation's client, apart from a site's, so a site's own machine can run one too. */
+const CLIENT_HTTP_PORT = 8652
+const CLIENT_P2P_PORT = 8653
 const HOUR_MS = 3600_000
 
 function port (value: string): number {
@@ -277,6 +281,19 @@ withNodeOptions(program.command('terminal'), { data: './data-terminal', dataHelp
       ...await adminTokenOption(opts)
     }, logger), portsOf(opts, mesh))
     stopOnSignals(terminal.stop, logger)
+  })
+
+withNodeOptions(program.command('client'), { data: './data-client', dataHelp: 'data folder (identity, database)', httpPort: CLIENT_HTTP_PORT, p2pPort: CLIENT_P2P_PORT, joins: true })
+  .description('run a workstation client peer (joins its site\'s mesh with --join on first start)')
+  .action(async (opts: NodeCliOptions) => {
+    const logger = createLogger(opts.logLevel)
+    const mesh = meshOptions(opts, CLIENT_P2P_PORT)
+    const client = await starting(startClient({
+      data: opts.data, host: opts.host, httpPort: opts.httpPort, mesh,
+      ...await adminTokenOption(opts)
+    }, logger), portsOf(opts, mesh))
+    process.stderr.write(`printmesh client ready\n  web:  http://${opts.host}:${client.httpPort}/\n  peer: ${client.peer.id}\n`)
+    stopOnSignals(client.stop, logger)
   })
 
 const mesh = program.command('mesh').description('administer a running mesh through a node\'s HTTP API (central for tokens, approvals, revocations)')

@@ -37,7 +37,7 @@ import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os'
 import type { Logger } from 'pino'
 import { systemBus, type MessageBus } from '@homebridge/dbus-native'
 import { DnsSdRecordError, type DnsSdGroup } from '../devices/ipp/dnssd.ts'
-import type { Startable } from './lifecycle.ts'
+import type { Startable } from './compose.ts'
 
 /** avahi answers in well under a millisecond; a call unanswered this long means a wedged daemon or bus. */
 const CALL_TIMEOUT_MS = 5_000

@@ -33,12 +33,13 @@ export function disconnectRevokedPeers (license: Y.Doc, membership: Membership, 
 
 const BLOCKED_FILE = 'blocked.json'
 
-/** Loads the persisted block list into the peer (call before starting it). */
-export async function loadBlocked (peer: Peer): Promise<void> {
+/** The block list persisted in the data folder (empty when there is none). */
+export async function loadBlocked (dataDir: string): Promise<Set<string>> {
   try {
-    for (const p of JSON.parse(await readFile(joinPath(peer.dataDir, BLOCKED_FILE), 'utf8')) as string[]) peer.blocked.add(p)
+    return new Set(JSON.parse(await readFile(joinPath(dataDir, BLOCKED_FILE), 'utf8')) as string[])
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    return new Set()
   }
 }
 

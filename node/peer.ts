@@ -26,9 +26,9 @@ import { Libp2pTransport } from '../transports/libp2p.ts'
 import { requestEnrollment } from '../transports/enroll.ts'
 import { PeerExchange } from '../transports/peer-exchange.ts'
 import { signerFor, verifyPeerSignature } from '../transports/identity.ts'
-import { ServiceGroup } from './lifecycle.ts'
+import { serviceFactory, type ServiceFactory, type Startable } from './compose.ts'
 import { NodeMetrics } from '../ui/metrics.ts'
-import { disconnectRevokedPeers } from './mesh.ts'
+import { disconnectRevokedPeers, loadBlocked } from './mesh.ts'
 import { decodeJoinString, EnrollmentAuthority, type EnrollResponse } from './enrollment.ts'
 
 const NETWORK_KEY_FILE = 'network.key'
@@ -62,6 +62,7 @@ export interface PeerConfig {
 
 interface MeshFile { authority: string, certificate?: string, bootstrap: string[] }
 
+/** The peer core as the mesh API sees it ({@link peerOf}). */
 export interface Peer {
   id: string
   role: Role
@@ -74,8 +75,6 @@ export interface Peer {
   sync: SyncEngine
   /** The node's metrics: the roles hand them to their HTTP and IPP servers. */
   metrics: NodeMetrics
-  /** Services in start order; roles add theirs after the core. */
-  services: ServiceGroup
   /** When each peer was last connected (ms), for /api/mesh. */
   lastSeen: Map<string, number>
   blocked: Set<string>
@@ -122,8 +121,45 @@ export async function isMeshMember (dataDir: string, self: string): Promise<bool
   return mesh !== undefined && mesh.authority !== self
 }
 
-/** Builds the peer core; nothing is started until `services.start()`. */
-export async function buildPeer (config: PeerConfig, logger: Logger): Promise<Peer> {
+/** Who this peer is, as the core services need it. */
+export interface PeerSelf {
+  id: string
+  role: Role
+  site?: string
+  dataDir: string
+  networkKeyFile: string
+  /** The mesh's authority (central, or this peer when standalone). */
+  authority: string
+  /** Addresses of the authority, to renew the certificate. */
+  bootstrap: string[]
+  antiEntropyMs?: number
+}
+
+/** What every role is given before its services are built (see {@link preparePeer}). */
+export interface PeerComponents {
+  logger: Logger
+  self: PeerSelf
+  signer: Signer
+  store: DocStore
+  membership: Membership
+  /** The libp2p host (started already when the peer enrolled at this start). */
+  host: Host
+  metrics: NodeMetrics
+  /** Peers an admin blocked (persisted in the data folder). */
+  blocked: Set<string>
+  /** When each peer was last connected (ms), for /api/mesh. */
+  lastSeen: Map<string, number>
+  /** Whether a document is within retention. */
+  retained: (doc: string) => boolean
+}
+
+/**
+ * Prepares the peer core's components: key, mesh file, network key, store, membership and
+ * libp2p host; with a join string it enrolls with central first (waiting for an admin's
+ * approval when the join string carries no token). Nothing is started for good until the
+ * node starts (the core services: {@link CORE_SERVICES}).
+ */
+export async function preparePeer (config: PeerConfig, logger: Logger): Promise<PeerComponents> {
   const dataDir = config.data
   await mkdir(dataDir, { recursive: true })
   const key = await loadOrCreatePeerKey(join(dataDir, PEER_KEY_FILE))
@@ -155,7 +191,13 @@ export async function buildPeer (config: PeerConfig, logger: Logger): Promise<Pe
   })
 
   if (joining !== undefined) {
-    mesh = await enroll(host, signer.id, joining, config, logger)
+    try {
+      mesh = await enroll(host, signer.id, joining, config, logger)
+    } catch (err) {
+      await host.stop()
+      await store.close()
+      throw err
+    }
     // the mesh's authority now owns license and directory: drop this peer's standalone ones
     await store.remove(licenseDoc())
     await store.remove(directoryDoc())
@@ -171,9 +213,65 @@ export async function buildPeer (config: PeerConfig, logger: Logger): Promise<Pe
     ...(site !== undefined ? { site } : {}),
     ...(certificate !== undefined ? { certificate } : {})
   }, verifyPeerSignature)
+  const self: PeerSelf = {
+    id: signer.id,
+    role: config.role,
+    ...(site !== undefined ? { site } : {}),
+    dataDir,
+    networkKeyFile,
+    authority: meshFile.authority,
+    bootstrap: meshFile.bootstrap,
+    ...(config.antiEntropyMs !== undefined ? { antiEntropyMs: config.antiEntropyMs } : {})
+  }
+  return {
+    logger,
+    self,
+    signer,
+    store,
+    membership,
+    host,
+    metrics: new NodeMetrics(),
+    blocked: await loadBlocked(dataDir),
+    lastSeen: new Map(),
+    retained: (doc: string): boolean => isRetained(doc, Date.now(), JOBS_REPLICA_MONTHS)
+  }
+}
 
-  const blocked = new Set<string>()
-  const transport = new Libp2pTransport({
+/** The store's lifecycle: every stored document open (HELLO announces what is open), expired ones dropped hourly, closed on stop. */
+export const documentsService = (): ServiceFactory => serviceFactory<Pick<PeerComponents, 'store' | 'membership' | 'logger' | 'retained'>, Startable>(
+  ['store', 'membership', 'logger', 'retained'], ({ store, membership, logger, retained }) => {
+    let dropTimer: NodeJS.Timeout | undefined
+    const dropExpired = async (): Promise<void> => {
+      for (const name of await store.storedNames()) {
+        if (!retained(name)) await store.remove(name)
+      }
+    }
+    return {
+      start: async () => {
+        await dropExpired()
+        for (const name of await store.storedNames()) await store.open(name)
+        dropTimer = setInterval(() => {
+          dropExpired().catch((err: unknown) => logger.error({ err }, 'dropping expired documents failed'))
+        }, DROP_EXPIRED_MS)
+        dropTimer.unref()
+        membership.useLicense(await store.open(licenseDoc()))
+      },
+      stop: async () => {
+        clearInterval(dropTimer)
+        await store.close()
+      }
+    }
+  })
+
+/** The libp2p host's lifecycle (it may have started already, to enroll). */
+export const libp2pService = (): ServiceFactory => serviceFactory<Pick<PeerComponents, 'host'>, Startable>(['host'], ({ host }) => ({
+  start: async () => { if (host.status !== 'started') await host.start() },
+  stop: async () => { await host.stop() }
+}))
+
+/** The sync transport over the host: peers are admitted by their certificates, blocked ones never. */
+export const transportService = (): ServiceFactory<Libp2pTransport> => serviceFactory<Pick<PeerComponents, 'host' | 'membership' | 'blocked' | 'logger'> & { libp2p: Startable }, Libp2pTransport>(
+  ['host', 'libp2p', 'membership', 'blocked', 'logger'], ({ host, membership, blocked, logger }) => new Libp2pTransport({
     host,
     admission: {
       credentials: () => membership.credentials(),
@@ -185,81 +283,106 @@ export async function buildPeer (config: PeerConfig, logger: Logger): Promise<Pe
       }
     },
     logger
-  })
-  const retained = (doc: string): boolean => isRetained(doc, Date.now(), JOBS_REPLICA_MONTHS)
-  const metrics = new NodeMetrics()
-  const sync = new SyncEngine({ retained, onBatchApplied: metrics.syncApplied, ...(config.antiEntropyMs !== undefined ? { antiEntropyMs: config.antiEntropyMs } : {}) }, {
-    store, link: transport, membership, verify: verifyPeerSignature, logger
-  })
-  const lastSeen = new Map<string, number>()
-  const services = new ServiceGroup(logger)
-  let unwatch: (() => void) | undefined
-  let dropTimer: NodeJS.Timeout | undefined
-  const dropExpired = async (): Promise<void> => {
-    for (const name of await store.storedNames()) {
-      if (!retained(name)) await store.remove(name)
-    }
-  }
-  services.add('store', {
-    start: async () => {
-      await dropExpired()
-      // hold every stored document open: HELLO announces what is open
-      for (const name of await store.storedNames()) await store.open(name)
-      dropTimer = setInterval(() => {
-        dropExpired().catch((err: unknown) => logger.error({ err }, 'dropping expired documents failed'))
-      }, DROP_EXPIRED_MS)
-      dropTimer.unref()
-      membership.useLicense(await store.open(licenseDoc()))
-    },
-    stop: async () => {
-      clearInterval(dropTimer)
-      await store.close()
-    }
-  })
-  services.add('host', {
-    start: async () => { if (host.status !== 'started') await host.start() },
-    stop: async () => { await host.stop() }
-  })
-  services.add('transport', transport)
-  services.add('sync', sync)
-  services.add('peer-exchange', new PeerExchange({
+  }))
+
+/** Document sync over the transport (crdt/sync.ts). */
+export const syncService = (): ServiceFactory<SyncEngine> => serviceFactory<Pick<PeerComponents, 'store' | 'membership' | 'metrics' | 'logger' | 'retained' | 'self'> & { transport: Libp2pTransport, documents: Startable }, SyncEngine>(
+  ['store', 'documents', 'transport', 'membership', 'metrics', 'logger', 'retained', 'self'], ({ store, transport, membership, metrics, logger, retained, self }) =>
+    new SyncEngine({ retained, onBatchApplied: metrics.syncApplied, ...(self.antiEntropyMs !== undefined ? { antiEntropyMs: self.antiEntropyMs } : {}) }, {
+      store, link: transport, membership, verify: verifyPeerSignature, logger
+    }))
+
+/** Peers tell each other the addresses they know (transports/peer-exchange.ts). */
+export const peerExchangeService = (): ServiceFactory<PeerExchange> => serviceFactory<Pick<PeerComponents, 'host' | 'membership' | 'blocked' | 'logger' | 'self'> & { transport: Libp2pTransport }, PeerExchange>(
+  ['host', 'transport', 'membership', 'blocked', 'logger', 'self'], ({ host, transport, membership, blocked, logger, self }) => new PeerExchange({
     host,
     dial: async (addrs) => await transport.dial(addrs),
     skip: (p) => blocked.has(p) || membership.revoked(p),
     connected: (p) => transport.peers().includes(p),
     logger,
-    ...(config.antiEntropyMs !== undefined ? { announceMs: config.antiEntropyMs } : {})
+    ...(self.antiEntropyMs !== undefined ? { announceMs: self.antiEntropyMs } : {})
   }))
-  let renewTimer: NodeJS.Timeout | undefined
-  const renewIfDue = async (): Promise<void> => {
-    const current = membership.certificate()
-    if (current === undefined || !EnrollmentAuthority.due(current, Date.now())) return
-    const response = await requestEnrollment(host, meshFile.authority, meshFile.bootstrap, { role: current.role, ...(current.site !== undefined ? { site: current.site } : {}) }) as EnrollResponse
-    if (response.status !== 'issued') throw new JoinError(`central did not renew this peer's certificate: ${response.status === 'refused' ? response.reason : 'pending'}`)
-    const renewed = decodeCertificate(new TextEncoder().encode(response.certificate))
-    if (renewed.peer !== signer.id || renewed.issuer !== meshFile.authority) throw new JoinError('central renewed a certificate that does not match this peer')
-    membership.renew(renewed)
-    await writeAtomically(meshPath, JSON.stringify({ ...meshFile, certificate: response.certificate }, null, 2))
-    logger.info({ expiresAt: new Date(renewed.expiresAt).toISOString() }, 'certificate renewed')
+
+/** A member renews its certificate with central before it expires. */
+export const renewalService = (): ServiceFactory => serviceFactory<Pick<PeerComponents, 'host' | 'membership' | 'logger' | 'self'> & { libp2p: Startable }, Startable>(
+  ['host', 'libp2p', 'membership', 'logger', 'self'], ({ host, membership, logger, self }) => {
+    let renewTimer: NodeJS.Timeout | undefined
+    const meshPath = join(self.dataDir, MESH_FILE)
+    const renewIfDue = async (): Promise<void> => {
+      const current = membership.certificate()
+      if (current === undefined || !EnrollmentAuthority.due(current, Date.now())) return
+      const response = await requestEnrollment(host, self.authority, self.bootstrap, { role: current.role, ...(current.site !== undefined ? { site: current.site } : {}) }) as EnrollResponse
+      if (response.status !== 'issued') throw new JoinError(`central did not renew this peer's certificate: ${response.status === 'refused' ? response.reason : 'pending'}`)
+      const renewed = decodeCertificate(new TextEncoder().encode(response.certificate))
+      if (renewed.peer !== self.id || renewed.issuer !== self.authority) throw new JoinError('central renewed a certificate that does not match this peer')
+      membership.renew(renewed)
+      const meshFile = await readMeshFile(meshPath) ?? { authority: self.authority, bootstrap: self.bootstrap }
+      await writeAtomically(meshPath, JSON.stringify({ ...meshFile, certificate: response.certificate }, null, 2))
+      logger.info({ expiresAt: new Date(renewed.expiresAt).toISOString() }, 'certificate renewed')
+    }
+    return {
+      start: async () => {
+        const check = (): void => { renewIfDue().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'certificate renewal failed; will retry')) }
+        renewTimer = setInterval(check, RENEW_CHECK_MS)
+        renewTimer.unref()
+        check()
+      },
+      stop: async () => { clearInterval(renewTimer) }
+    }
+  })
+
+/** Connected peers whose certificates are revoked are dropped at once; connection times are kept for /api/mesh. */
+export const revocationsService = (): ServiceFactory => serviceFactory<Pick<PeerComponents, 'store' | 'membership' | 'logger' | 'lastSeen'> & { transport: Libp2pTransport, documents: Startable }, Startable>(
+  ['store', 'documents', 'transport', 'membership', 'logger', 'lastSeen'], ({ store, transport, membership, logger, lastSeen }) => {
+    let unwatch: (() => void) | undefined
+    const seen = (p: string): void => { lastSeen.set(p, Date.now()) }
+    return {
+      start: async () => {
+        transport.on('peer:connect', seen)
+        transport.on('peer:disconnect', seen)
+        unwatch = disconnectRevokedPeers(await store.open(licenseDoc()), membership, transport, logger)
+      },
+      stop: async () => {
+        transport.off('peer:connect', seen)
+        transport.off('peer:disconnect', seen)
+        unwatch?.()
+      }
+    }
+  })
+
+/** The services every role starts with, in start order (node/roles.ts lists them per role). */
+export const CORE_SERVICES = {
+  documents: documentsService,
+  libp2p: libp2pService,
+  transport: transportService,
+  sync: syncService,
+  'peer-exchange': peerExchangeService,
+  renewal: renewalService,
+  revocations: revocationsService
+} as const
+
+/** What {@link peerOf} reads: a service that builds the peer view declares these as its dependencies. */
+export const PEER_VIEW = ['self', 'signer', 'store', 'membership', 'host', 'transport', 'sync', 'metrics', 'lastSeen', 'blocked'] as const
+
+/** The peer as the mesh API sees it, from the components and core services ({@link PEER_VIEW}). */
+export function peerOf (c: object): Peer {
+  const p = c as unknown as PeerComponents & { transport: Libp2pTransport, sync: SyncEngine }
+  return {
+    id: p.self.id,
+    role: p.self.role,
+    ...(p.self.site !== undefined ? { site: p.self.site } : {}),
+    signer: p.signer,
+    store: p.store,
+    membership: p.membership,
+    host: p.host,
+    transport: p.transport,
+    sync: p.sync,
+    metrics: p.metrics,
+    lastSeen: p.lastSeen,
+    blocked: p.blocked,
+    dataDir: p.self.dataDir,
+    networkKeyFile: p.self.networkKeyFile
   }
-  services.add('renewal', {
-    start: async () => {
-      const check = (): void => { renewIfDue().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'certificate renewal failed; will retry')) }
-      renewTimer = setInterval(check, RENEW_CHECK_MS)
-      renewTimer.unref()
-      check()
-    },
-    stop: async () => { clearInterval(renewTimer) }
-  })
-  services.add('revocations', {
-    start: async () => {
-      transport.on('peer:connect', (p) => lastSeen.set(p, Date.now()))
-      transport.on('peer:disconnect', (p) => lastSeen.set(p, Date.now()))
-      unwatch = disconnectRevokedPeers(await store.open(licenseDoc()), membership, transport, logger)
-    },
-    stop: async () => { unwatch?.() }
-  })
-  return { id: signer.id, role: config.role, ...(site !== undefined ? { site } : {}), signer, store, membership, host, transport, sync, metrics, services, lastSeen, blocked, dataDir, networkKeyFile }
 }
 
 function withPeer (addr: string, peer: string): string {

@@ -9,6 +9,7 @@ import type { Libp2p } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import { callRpc, handleRpc, RpcUnreachableError } from '../transports/rpc.ts'
 import { fetchBlob, serveBlobs, BlobHolderUnreachableError, type BlobServerOptions } from '../transports/blob.ts'
+import { parseAdminCapability, type AdminCapability } from '../crdt/capability.ts'
 import { HolderUnreachableError, type GrantRequest, type RoamingHolder, type RoamingLink, type GrantReply } from '../devices/jobs/types.ts'
 
 export const RELEASE_PROTOCOL = '/printmesh/release/1.0.0'
@@ -20,7 +21,7 @@ const MAX_FIELD_CHARS = 256
 type Request =
   | { op: 'grant', request: GrantRequest }
   | { op: 'commit', jobId: string, grantId: string }
-  | { op: 'delete', jobId: string, user: string }
+  | { op: 'delete', jobId: string, user: string, adminCapability?: AdminCapability }
 
 const isField = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_FIELD_CHARS
 
@@ -30,12 +31,27 @@ export function parseReleaseRequest (raw: unknown): Request | string {
   const r = raw as Record<string, unknown>
   if (r.op === 'grant') {
     const g = r.request as Record<string, unknown> | undefined
-    if (g === undefined || !isField(g.jobId) || !isField(g.user) || !isField(g.printer) || typeof g.admin !== 'boolean') return 'grant needs jobId, user, printer and admin'
-    return { op: 'grant', request: { jobId: g.jobId, user: g.user, printer: g.printer, admin: g.admin } }
+    if (typeof g !== 'object' || g === null || !isField(g.jobId) || !isField(g.user) || !isField(g.printer)) return 'grant needs jobId, user and printer'
+    const capability = adminCapabilityOf(g)
+    if (typeof capability === 'string') return capability
+    return { op: 'grant', request: { jobId: g.jobId, user: g.user, printer: g.printer, ...(capability !== undefined ? { adminCapability: capability } : {}) } }
   }
   if (r.op === 'commit') return isField(r.jobId) && isField(r.grantId) ? { op: 'commit', jobId: r.jobId, grantId: r.grantId } : 'commit needs jobId and grantId'
-  if (r.op === 'delete') return isField(r.jobId) && isField(r.user) ? { op: 'delete', jobId: r.jobId, user: r.user } : 'delete needs jobId and user'
+  if (r.op === 'delete') {
+    if (!isField(r.jobId) || !isField(r.user)) return 'delete needs jobId and user'
+    const capability = adminCapabilityOf(r)
+    if (typeof capability === 'string') return capability
+    return { op: 'delete', jobId: r.jobId, user: r.user, ...(capability !== undefined ? { adminCapability: capability } : {}) }
+  }
   return `unknown op ${JSON.stringify(r.op)}`
+}
+
+/** The request's admin capability, if any; a bare `admin` claim is refused (admins are proven, not claimed). */
+function adminCapabilityOf (r: Record<string, unknown>): AdminCapability | undefined | string {
+  if (r.adminCapability === undefined) {
+    return r.admin === undefined || r.admin === false ? undefined : 'an admin claim must carry a signed adminCapability; admin: true is not taken on trust'
+  }
+  return parseAdminCapability(r.adminCapability)
 }
 
 /** Serves release requests and job documents for `holder`; returns the function that stops both. */
@@ -47,7 +63,7 @@ export async function serveRoaming (host: Libp2p, holder: RoamingHolder, logger:
     switch (req.op) {
       case 'grant': return await holder.grant(peer, req.request)
       case 'commit': return await holder.commit(peer, req.jobId, req.grantId)
-      case 'delete': return await holder.deleteJob(peer, req.jobId, req.user)
+      case 'delete': return await holder.deleteJob(peer, req.jobId, req.user, req.adminCapability)
     }
   }, log, RELEASE_HANDLER_TIMEOUT_MS)
   const stopBlobs = await serveBlobs(host, {
@@ -71,7 +87,7 @@ export function libp2pRoamingLink (host: Libp2p, siteOf: (peer: string) => strin
   return {
     requestGrant: async (holder, request, signal) => await call(holder, { op: 'grant', request }, signal) as GrantReply,
     commit: async (holder, jobId, grantId, signal) => await call(holder, { op: 'commit', jobId, grantId }, signal) as Awaited<ReturnType<RoamingLink['commit']>>,
-    deleteJob: async (holder, jobId, user, signal) => await call(holder, { op: 'delete', jobId, user }, signal) as Awaited<ReturnType<RoamingLink['deleteJob']>>,
+    deleteJob: async (holder, jobId, user, signal, adminCapability) => await call(holder, { op: 'delete', jobId, user, ...(adminCapability !== undefined ? { adminCapability } : {}) }, signal) as Awaited<ReturnType<RoamingLink['deleteJob']>>,
     fetch: async (holder, sha256, dest, signal, onProgress) => {
       try {
         await fetchBlob(host, { peer: holder }, sha256, dest, { signal, ...(onProgress !== undefined ? { onProgress } : {}) })

@@ -1,29 +1,37 @@
 /**
- * The site role: a branch print server on the peer core (node/peer.ts). Its services, in
- * start order: store → libp2p host → transport → sync → revocations (the core), then
- * analyzer → jobs (domain) → ipp (intake) → http (web + API + mesh) → dnssd (the queues
- * advertised through avahi, unless `dnssd: false`).
- * Stopping runs in reverse, so no request reaches a closed store, and the queues are
- * withdrawn from DNS-SD before their server closes.
+ * The site role: a branch print server on the peer core (node/peer.ts). Its services are
+ * listed in node/roles.ts (`ROLES.site`): the core, then analyzer → jobs (domain) → roaming
+ * → release-server → usage-metrics → ipp (intake) → http (web + API + mesh) → dnssd (the
+ * queues advertised through avahi, unless `dnssd: false`). Stopping runs in reverse, so no
+ * request reaches a closed store, and the queues are withdrawn from DNS-SD before their
+ * server closes.
  */
 import { hostname as osHostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { Spool } from '../devices/spool.ts'
 import { DocumentAnalyzer } from '../devices/documents/analyzer.ts'
+import type { DocumentInfo } from '../devices/documents/index.ts'
 import { createJobService, type JobService } from '../devices/jobs/service.ts'
 import { createRoamingService, type RoamingService } from '../devices/jobs/roaming.ts'
 import { libp2pRoamingLink, serveRoaming } from './roaming.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
-import { createIppServer } from '../devices/ipp/server.ts'
+import { createIppServer, type IppServer } from '../devices/ipp/server.ts'
 import { ippDnsSdGroups } from '../devices/ipp/dnssd.ts'
 import { createDnsSdAdvertiser } from './dnssd.ts'
 import { countOwnUsage } from './usage-metrics.ts'
-import { createHttpServer } from '../ui/server.ts'
+import { createHttpServer, type HttpServer } from '../ui/server.ts'
 import { createSiteApi } from './site-api.ts'
-import { buildPeer, peerConfig, type Peer } from './peer.ts'
-import { createMeshApi, loadBlocked } from './mesh.ts'
+import { preparePeer, peerConfig, peerOf, CORE_SERVICES, PEER_VIEW, type Peer, type PeerComponents } from './peer.ts'
+import { createMeshApi } from './mesh.ts'
+import { serviceFactory, type Node, type Startable } from './compose.ts'
+import { ROLES, startRoleNode, type ServiceRegistry } from './roles.ts'
+import type { Membership } from '../crdt/membership.ts'
+import { adminCapabilities } from '../crdt/capability.ts'
+import { verifyPeerSignature } from '../transports/identity.ts'
+import type { SyncEngine } from '../crdt/sync.ts'
+import type { Libp2pTransport } from '../transports/libp2p.ts'
 import { resolveAdminToken } from './admin-token.ts'
 
 export interface PrinterConfig { name: string, uri: string }
@@ -80,21 +88,99 @@ export interface RunningSite {
   peer: Peer
   jobs: JobService
   roaming: RoamingService
+  /** The node's components and services (for lifecycle tests). */
+  node: Node
   stop (): Promise<void>
 }
 
 /** Name of the built-in virtual printer `npm start` gets when no printer is configured. */
 export const VIRTUAL_PRINTER = 'virtual'
-export async function startSite (config: SiteConfig, logger: Logger): Promise<RunningSite> {
+
+/** What the site's own services are given besides the peer core. */
+interface SiteComponents extends PeerComponents {
+  spool: Spool
+  /** Partners' job documents fetched to print here. */
+  copies: Spool
+  printers: Map<string, OutputDevice>
+  printerConfigs: PrinterConfig[]
+  adminToken: string
+}
+
+/** Document analysis in worker threads (devices/documents/analyzer.ts); its workers end on stop. */
+interface AnalyzerService extends Startable {
+  parse: (path: string, format: string, signal?: AbortSignal) => Promise<DocumentInfo>
+}
+
+/** The site's services by name, for node/roles.ts; `info` is filled in once the IPP port is known. */
+function siteServices (config: SiteConfig, info: { site: string, hostname: string, ippUri: string, version: string }): ServiceRegistry {
+  const displayHost = config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host
+  type C = SiteComponents & { documents: Startable, jobs: JobService, roaming: RoamingService, analyzer: AnalyzerService, ipp: IppServer, http: HttpServer }
+  const siteOf = (membership: Membership) => (p: string): string | undefined => {
+    const who = membership.info(p)
+    return who?.role === 'site' ? who.site : undefined
+  }
+  return {
+    ...CORE_SERVICES,
+    analyzer: () => serviceFactory<C, AnalyzerService>(['logger'], ({ logger }) => {
+      const analyzer = new DocumentAnalyzer(logger)
+      return { parse: async (path, format, signal) => await analyzer.parse(path, format, signal), start: async () => {}, stop: async () => { await analyzer.close() } }
+    }),
+    jobs: () => serviceFactory<C, JobService>(['self', 'store', 'documents', 'spool', 'printers', 'printerConfigs', 'analyzer', 'metrics', 'logger'], (c) => createJobService({
+      peer: c.self.id,
+      site: info.site,
+      queues: [{ name: config.queue, hold: config.hold, defaultPrinter: c.printerConfigs[0].name, info: `printmesh ${info.site}`, location: info.site }],
+      ...(config.holdMs !== undefined ? { holdMs: config.holdMs } : {}),
+      ...(config.retentionMs !== undefined ? { retentionMs: config.retentionMs } : {})
+    }, { store: c.store, spool: c.spool, printers: c.printers, logger: c.logger, analyze: async (path, format, signal) => await c.analyzer.parse(path, format, signal), onReleaseSettled: c.metrics.released })),
+    roaming: () => serviceFactory<C, RoamingService>(['self', 'signer', 'store', 'spool', 'copies', 'printers', 'jobs', 'host', 'membership', 'logger'], (c) => createRoamingService({ peer: c.self.id, site: info.site, hostname: info.hostname }, {
+      store: c.store, spool: c.spool, copies: c.copies, printers: c.printers, jobs: c.jobs, link: libp2pRoamingLink(c.host, siteOf(c.membership)), siteOf: siteOf(c.membership),
+      capabilities: adminCapabilities(c.signer, (p) => c.membership.info(p)?.role, verifyPeerSignature), logger: c.logger
+    })),
+    'release-server': () => serviceFactory<C & { libp2p: Startable }, Startable>(['host', 'libp2p', 'roaming', 'logger'], (c) => {
+      let stopServing: (() => Promise<void>) | undefined
+      return {
+        start: async () => {
+          stopServing = await serveRoaming(c.host, c.roaming, c.logger, config.roamingBytesPerSecond !== undefined ? { maxBytesPerSecond: config.roamingBytesPerSecond } : {})
+        },
+        stop: async () => { await stopServing?.() }
+      }
+    }),
+    'usage-metrics': () => serviceFactory<C, Startable>(['self', 'store', 'documents', 'metrics'], (c) => {
+      let stopCounting: (() => void) | undefined
+      return {
+        start: async () => { stopCounting = await countOwnUsage(c.store, c.self.id, c.metrics) },
+        stop: async () => { stopCounting?.() }
+      }
+    }),
+    ipp: () => serviceFactory<C, IppServer>(['jobs', 'metrics', 'logger'], (c) => createIppServer({ domain: c.jobs, logger: c.logger, host: config.host, port: config.ippPort, uriHost: displayHost, onAnswered: c.metrics.ippAnswered })),
+    http: () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine }, HttpServer>([...PEER_VIEW, 'jobs', 'roaming', 'printers', 'adminToken', 'logger'], (c) => createHttpServer({
+      api: createSiteApi({ info, peer: c.self.id, adminToken: c.adminToken, store: c.store, jobs: c.jobs, roaming: c.roaming, printers: c.printers, directoryAuthority: () => c.membership.authority === c.self.id }),
+      mesh: createMeshApi(peerOf(c), c.logger),
+      logger: c.logger,
+      host: config.host,
+      port: config.httpPort,
+      metrics: c.metrics
+    })),
+    dnssd: () => serviceFactory<C, Startable>(['jobs', 'ipp', 'http', 'logger'], (c) => {
+      const urlHost = displayHost.includes(':') ? `[${displayHost}]` : displayHost
+      return createDnsSdAdvertiser({
+        host: config.host,
+        logger: c.logger,
+        groups: () => ippDnsSdGroups({
+          queues: c.jobs.queues(), formats: c.jobs.supportedFormats(), port: c.ipp.port, uriHost: displayHost, adminUrl: `http://${urlHost}:${c.http.port}/`, siteName: info.site
+        })
+      })
+    })
+  }
+}
+
+/**
+ * Starts a site: prepares the peer core (joining when asked), then builds and starts the
+ * services of `ROLES.site` (`services` overrides the list: tests assemble wrong roles with it).
+ */
+export async function startSite (config: SiteConfig, logger: Logger, services?: readonly string[]): Promise<RunningSite> {
   const data = resolve(config.data)
   const log = logger.child({ role: 'site' })
-  const core = await buildPeer(peerConfig(data, 'site', config.mesh, config.site ?? osHostname().replace(/[^A-Za-z0-9._:-]/g, '-')), log)
-  await loadBlocked(core)
-  const { store, services } = core
-  const peer = core.id
-  const site = core.site ?? 'local'
-  const { token: adminToken, file: adminTokenFile } = await resolveAdminToken(data, config.adminToken)
-
   const printerConfigs = config.printers.length > 0
     ? config.printers
     : [{ name: VIRTUAL_PRINTER, uri: `file://${join(data, 'virtual-printer')}` }]
@@ -103,64 +189,24 @@ export async function startSite (config: SiteConfig, logger: Logger): Promise<Ru
     if (printers.has(p.name)) throw new Error(`printer ${p.name} configured twice`)
     printers.set(p.name, createOutputDevice(p.uri, { logger: log }))
   }
-
-  const spool = await Spool.open(join(data, 'spool'))
-  const analyzer = new DocumentAnalyzer(log)
-  services.add('analyzer', { start: async () => {}, stop: async () => { await analyzer.close() } })
-  const jobs = services.add('jobs', createJobService({
-    peer,
-    site,
-    queues: [{ name: config.queue, hold: config.hold, defaultPrinter: printerConfigs[0].name, info: `printmesh ${site}`, location: site }],
-    ...(config.holdMs !== undefined ? { holdMs: config.holdMs } : {}),
-    ...(config.retentionMs !== undefined ? { retentionMs: config.retentionMs } : {})
-  }, { store, spool, printers, logger: log, analyze: async (path, format, signal) => await analyzer.parse(path, format, signal), onReleaseSettled: core.metrics.released }))
-  const hostname = config.hostname ?? osHostname()
-  const siteOf = (p: string): string | undefined => {
-    const who = core.membership.info(p)
-    return who?.role === 'site' ? who.site : undefined
+  const core = await preparePeer(peerConfig(data, 'site', config.mesh, config.site ?? osHostname().replace(/[^A-Za-z0-9._:-]/g, '-')), log)
+  const { token: adminToken, file: adminTokenFile } = await resolveAdminToken(data, config.adminToken)
+  const info = { site: core.self.site ?? 'local', hostname: config.hostname ?? osHostname(), ippUri: '', version: '0.1.0' }
+  const components: SiteComponents = {
+    ...core,
+    spool: await Spool.open(join(data, 'spool')),
+    copies: await Spool.open(join(data, 'roaming')),
+    printers,
+    printerConfigs,
+    adminToken
   }
-  const copies = await Spool.open(join(data, 'roaming'))
-  const roaming = services.add('roaming', createRoamingService({ peer, site, hostname }, {
-    store, spool, copies, printers, jobs, link: libp2pRoamingLink(core.host, siteOf), siteOf, logger: log
-  }))
-  let stopServing: (() => Promise<void>) | undefined
-  services.add('roaming-server', {
-    start: async () => {
-      stopServing = await serveRoaming(core.host, roaming, log, config.roamingBytesPerSecond !== undefined ? { maxBytesPerSecond: config.roamingBytesPerSecond } : {})
-    },
-    stop: async () => { await stopServing?.() }
-  })
+  const names = services ?? ROLES.site.filter((n) => n !== 'dnssd' || config.dnssd !== false)
+  const node = await startRoleNode<{ jobs: JobService, roaming: RoamingService, ipp: IppServer, http: HttpServer }>('site', siteServices(config, info), components, log, names)
+  const { ipp, http, jobs, roaming } = node.services
   const displayHost = config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host
-  let stopCounting: (() => void) | undefined
-  services.add('usage-metrics', {
-    start: async () => { stopCounting = await countOwnUsage(store, peer, core.metrics) },
-    stop: async () => { stopCounting?.() }
-  })
-  const ipp = services.add('ipp', createIppServer({ domain: jobs, logger: log, host: config.host, port: config.ippPort, uriHost: displayHost, onAnswered: core.metrics.ippAnswered }))
-  const info = { site, hostname, ippUri: '', version: '0.1.0' }
-  const http = services.add('http', createHttpServer({
-    api: createSiteApi({ info, peer, adminToken, store, jobs, roaming, printers, directoryAuthority: () => core.membership.authority === core.id }),
-    mesh: createMeshApi(core, log),
-    logger: log,
-    host: config.host,
-    port: config.httpPort,
-    metrics: core.metrics
-  }))
-  if (config.dnssd !== false) {
-    const urlHost = displayHost.includes(':') ? `[${displayHost}]` : displayHost
-    services.add('dnssd', createDnsSdAdvertiser({
-      host: config.host,
-      logger: log,
-      groups: () => ippDnsSdGroups({
-        queues: jobs.queues(), formats: jobs.supportedFormats(), port: ipp.port, uriHost: displayHost, adminUrl: `http://${urlHost}:${http.port}/`, siteName: site
-      })
-    }))
-  }
-
-  await services.start()
   const ippUri = `ipp://${displayHost}:${ipp.port}/ipp/print`
   info.ippUri = ippUri
   const webUrl = `http://${displayHost}:${http.port}/`
-  log.info({ peer, ippUri, webUrl, ippPort: ipp.port, httpPort: http.port, listen: core.host.getMultiaddrs().map(String), printers: printerConfigs.map((p) => p.name), adminTokenFile }, 'site ready')
-  return { ippPort: ipp.port, httpPort: http.port, ippUri, webUrl, jobs, roaming, peer: core, ...(adminTokenFile !== undefined ? { adminTokenFile } : {}), stop: async () => await services.stop() }
+  log.info({ peer: core.self.id, ippUri, webUrl, ippPort: ipp.port, httpPort: http.port, listen: core.host.getMultiaddrs().map(String), printers: printerConfigs.map((p) => p.name), adminTokenFile }, 'site ready')
+  return { ippPort: ipp.port, httpPort: http.port, ippUri, webUrl, jobs, roaming, peer: peerOf(node.components), node, ...(adminTokenFile !== undefined ? { adminTokenFile } : {}), stop: async () => await node.stop() }
 }

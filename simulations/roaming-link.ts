@@ -12,6 +12,8 @@ import { HolderUnreachableError, type RoamingHolder, type RoamingLink } from '..
 
 export class MemoryRoamingHub {
   private readonly holders = new Map<string, RoamingHolder>()
+  /** While set, document fetches wait for it (or for their signal) before copying: a test holds a release in `fetching`. */
+  fetchGate?: Promise<void>
 
   /**
    * @param reachable whether `from` can reach `to` right now
@@ -37,8 +39,9 @@ export class MemoryRoamingHub {
     return {
       requestGrant: async (to, request) => await w(async () => await reach(to).grant(from, request)),
       commit: async (to, jobId, grantId) => await w(async () => await reach(to).commit(from, jobId, grantId)),
-      deleteJob: async (to, jobId, user) => await w(async () => await reach(to).deleteJob(from, jobId, user)),
-      fetch: async (to, sha256, dest) => await w(async () => {
+      deleteJob: async (to, jobId, user, _signal, adminCapability) => await w(async () => await reach(to).deleteJob(from, jobId, user, adminCapability)),
+      fetch: async (to, sha256, dest, signal) => await w(async () => {
+        if (this.fetchGate !== undefined) await untilOrAborted(this.fetchGate, signal)
         const holder = reach(to)
         const path = holder.mayFetch(from, sha256) ? holder.blobPath(sha256) : undefined
         if (path === undefined) throw new Error(`holder ${to} refused or lacks ${sha256}`)
@@ -53,5 +56,19 @@ export class MemoryRoamingHub {
         await rename(partial, dest)
       })
     }
+  }
+}
+
+/** Waits for `gate`; rejects with the signal's reason if it aborts first. */
+async function untilOrAborted (gate: Promise<void>, signal: AbortSignal): Promise<void> {
+  signal.throwIfAborted()
+  let onAbort: (() => void) | undefined
+  try {
+    await Promise.race([gate, new Promise<never>((_resolve, reject) => {
+      onAbort = () => reject(signal.reason)
+      signal.addEventListener('abort', onAbort, { once: true })
+    })])
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
   }
 }

@@ -33,6 +33,7 @@ import { listUsage, type UsageRecord } from '../crdt/accounting.ts'
 import { MemoryNetwork, seededRandom, type LinkFaults } from '../transports/memory.ts'
 import { signerFor, verifyPeerSignature } from '../transports/identity.ts'
 import { JobService } from '../devices/jobs/service.ts'
+import { adminCapabilities } from '../crdt/capability.ts'
 import { RoamingService } from '../devices/jobs/roaming.ts'
 import { MemoryRoamingHub } from './roaming-link.ts'
 import { Spool } from '../devices/spool.ts'
@@ -469,6 +470,7 @@ class Simulation {
         jobs: this.opts.inject === 'miss-duplicates' ? ignoringOfflineReleases(p.jobs) : p.jobs,
         link: this.hub.linkFor(p.signer.id),
         siteOf: (peer) => { const who = membership.info(peer); return who?.role === 'site' ? who.site : undefined },
+        capabilities: adminCapabilities(p.signer, (peer) => membership.info(peer)?.role, verifyPeerSignature, () => this.now(p)),
         logger: mesh.logger,
         now: () => this.now(p),
         sleep: async (ms) => { await new Promise<void>((resolve) => this.clock.schedule(resolve, ms)) }

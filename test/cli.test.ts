@@ -17,7 +17,7 @@ function printmesh (...args: string[]): { status: number | null, out: string } {
 test('the package bin lists the roles and documents every site option', () => {
   const top = printmesh('--help')
   assert.is(top.status, 0)
-  assert.match(top.out, /site/)
+  for (const role of ['site', 'central', 'terminal', 'client']) assert.match(top.out, new RegExp(`^\\s+${role} \\[options\\]`, 'm'), `--help lacks the ${role} role`)
   const help = printmesh('site', '--help')
   assert.is(help.status, 0)
   for (const opt of ['--data', '--site', '--host', '--ipp-port', '--http-port', '--printer', '--admin-token-file', '--queue', '--no-hold', '--hold-hours', '--retention-hours', '--log-level', '--listen', '--bootstrap', '--no-mdns', '--no-dnssd', '--join', '--anti-entropy-seconds', '--network-key']) {
@@ -25,8 +25,8 @@ test('the package bin lists the roles and documents every site option', () => {
   }
 })
 
-test('central, terminal and mesh administration are documented too', () => {
-  for (const cmd of [['central', '--help'], ['terminal', '--help'], ['mesh', '--help'], ['mesh', 'token', '--help']]) {
+test('central, terminal, client and mesh administration are documented too', () => {
+  for (const cmd of [['central', '--help'], ['terminal', '--help'], ['client', '--help'], ['mesh', '--help'], ['mesh', 'token', '--help']]) {
     const help = printmesh(...cmd)
     assert.is(help.status, 0, cmd.join(' '))
     assert.match(help.out, cmd[0] === 'mesh' ? /--url|join-string/ : /--network-key/)

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert'
 import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
-import { startSite, startCentral, startTerminal, tempDir, type SiteProcess } from './helpers/site.ts'
+import { startSite, startCentral, startTerminal, startClient, tempDir, type SiteProcess } from './helpers/site.ts'
 import { printFile } from './helpers/ipptool.ts'
 import { makePdf } from './fixtures/documents.ts'
 import { until } from './helpers/wait.ts'
@@ -90,6 +90,18 @@ test('central, three sites and a terminal join with one-time tokens and connect'
   } catch (err) {
     assert.match((err as Error).message, /enrollment token already used/)
   }
+})
+
+test('a workstation client joins with a client join string, connects to central and its site, and says what it is', async () => {
+  const client = await startClient({ args: ['--join', await joinString('client', 'site-a')] })
+  extra.push(client)
+  await until(async () => await connectedTo(central, client.peer), MESH_TIMEOUT_MS, 'client connected to central')
+  await until(async () => await connectedTo(sites.a, client.peer), MESH_TIMEOUT_MS, 'client connected to its site')
+  const info = await (await fetch(`${client.httpUrl}/api/info`)).json() as { role: string, peer: string, site: string, services: { print: boolean, mesh: boolean } }
+  assert.equal(info, { role: 'client', peer: client.peer, site: 'site-a', services: { print: false, mesh: true } })
+  // its certificate says client: central lists it so
+  const listed = (await mesh(central)).peers.find((p) => p.peer === client.peer) as { role?: string } | undefined
+  assert.is(listed?.role, 'client')
 })
 
 test('a peer without a token asks to join and gets in once an admin approves (with the CLI)', async () => {

@@ -25,6 +25,11 @@ import { acctDoc, periodOf, jobsDoc } from '../crdt/names.ts'
 import { listUsage, totalUsage, type UsageRecord } from '../crdt/accounting.ts'
 import { getRelease } from '../crdt/jobs.ts'
 import { InvalidSiteSettingsError } from '../crdt/site-config.ts'
+import { adminCapabilities } from '../crdt/capability.ts'
+import { revoke } from '../crdt/license.ts'
+import { licenseDoc } from '../crdt/names.ts'
+import { parseReleaseRequest } from '../node/roaming.ts'
+import { verifyPeerSignature } from '../transports/identity.ts'
 
 const logger = pino({ level: 'silent' })
 const DOCUMENT = Buffer.from('Quarterly report\f'.repeat(3))
@@ -85,7 +90,7 @@ async function startSite (name: string, site: string, peer?: MeshPeer, printer =
     { store: p.store, spool, printers, logger, now: clock })
   const siteOf = (id: string): string | undefined => { const i = p.membership.info(id); return i?.role === 'site' ? i.site : undefined }
   const roaming = createRoamingService({ peer: p.id, site, hostname: `${site}.branch.example`, grantTtlMs: 60_000 },
-    { store: p.store, spool, copies, printers, jobs, link: hub.linkFor(p.id), siteOf, logger, now: clock })
+    { store: p.store, spool, copies, printers, jobs, link: hub.linkFor(p.id), siteOf, capabilities: adminCapabilities(p.signer, (id) => p.membership.info(id)?.role, verifyPeerSignature, clock), logger, now: clock })
   await jobs.start()
   await roaming.start()
   hub.register(p.id, roaming)
@@ -210,7 +215,7 @@ test('a grant never committed expires and the job is held again', async () => {
   const [a, b] = await threeSites('separate')
   const job = await printAt(a)
   await until(() => listedAt(b, job.id) !== undefined, 10_000, 'listed at b')
-  const grant = await a.roaming.grant(b.peer.id, { jobId: job.id, user: 'alice', admin: false, printer: 'mfp' })
+  const grant = await a.roaming.grant(b.peer.id, { jobId: job.id, user: 'alice', printer: 'mfp' })
   assert.ok(grant.ok)
   assert.is(stateAt(a, job.id), 'releasing')
   assert.match((await rejects(a.jobs.release(job.id, { user: 'alice', admin: false }), InvalidJobStateError)).message, /releasing/)
@@ -287,7 +292,101 @@ test('an offline release of a still-held job settles it as printed at the holder
   await until(async () => { await b.roaming.tick(); return !(await b.roaming.hasCopy(SHA)) }, 10_000, 'copy removed')
 })
 
-test('a site restarting mid-release returns the job; one restarting while printing counts it printed, charged once', async () => {
+test('a site that crashes while it fetches a partner\'s document hands the job back on restart: returned, held again at the holder, then released and charged once', async () => {
+  const [a, b] = await threeSites('separate')
+  const job = await printAt(a)
+  await until(() => listedAt(b, job.id) !== undefined, 10_000, 'listed at b')
+  hub.fetchGate = new Promise<void>(() => {}) // the document never arrives before the crash
+  await b.roaming.releaseRemote({ user: 'alice', admin: false }, job.id)
+  assert.is(getReleaseAt(b, job.id)?.state, 'fetching')
+  assert.is(stateAt(a, job.id), 'releasing', 'a granted the release')
+  // b crashes: its store goes first, so nothing it does afterwards is persisted
+  hub.unregister(b.peer.id)
+  await b.peer.stop()
+  await b.roaming.stop()
+  await b.jobs.stop()
+  hub.fetchGate = undefined
+  const b2 = await startSite('site-b', 'b', await mesh.restart(b.peer, 'site', 'b'), b.printer)
+  await mesh.connect(b2.peer, a.peer)
+  assert.is(getReleaseAt(b2, job.id)?.state, 'returned', 'the restart hands the release back')
+  assert.is(getReleaseAt(b2, job.id)?.reason, 'release-interrupted')
+  await until(() => stateAt(a, job.id) === 'held', 10_000, 'the holder holds the job again')
+  assert.equal(b.printer.printed, [], 'nothing printed by the interrupted release')
+  assert.equal(usageAt(b2), [], 'nothing charged by the interrupted release')
+  await b2.roaming.releaseRemote({ user: 'alice', admin: false }, job.id)
+  await until(() => stateAt(a, job.id) === 'printed', 10_000, 'released again and printed')
+  assert.equal(b.printer.printed, [{ job: job.name, sha256: SHA }])
+  assert.equal(usageAt(b2).map((u) => [u.jobId, u.pages]), [[job.id, 3]], 'charged once')
+  await b2.stop()
+})
+
+test('an admin at a partner site releases another user\'s job with a signed capability; forged, misdirected, replayed or tampered admin claims are refused', async () => {
+  const [a, b, c] = await threeSites('separate')
+  const terminal = await mesh.addPeer('terminal-b1', 'terminal', 'b')
+  await mesh.connect(terminal, a.peer)
+  const job = await printAt(a)
+  await until(() => listedAt(b, job.id) !== undefined && a.peer.membership.info(terminal.id) !== undefined, 10_000, 'listed at b; a knows the terminal')
+  const capsOf = (p: MeshPeer) => adminCapabilities(p.signer, (id) => p.membership.info(id)?.role, verifyPeerSignature, clock)
+  const grantWith = async (adminCapability: unknown) => await a.roaming.grant(b.peer.id, { jobId: job.id, user: 'mallory', printer: 'mfp', adminCapability } as never)
+  const refused = async (adminCapability: unknown, why: RegExp): Promise<void> => {
+    const reply = await grantWith(adminCapability)
+    assert.is(reply.ok, false)
+    if (!reply.ok) {
+      assert.is(reply.error, 'not-authorized')
+      assert.match(reply.message, why)
+    }
+    assert.is(stateAt(a, job.id), 'held', 'a refused admin claim grants nothing')
+  }
+  // a plain user other than the owner is refused, as before
+  const asUser = await a.roaming.grant(b.peer.id, { jobId: job.id, user: 'mallory', printer: 'mfp' })
+  assert.is(asUser.ok, false)
+  // a terminal signs for b: terminals do not authenticate admins
+  await refused(await capsOf(terminal).issue({ holder: b.peer.id, admin: 'mallory', op: 'grant', jobId: job.id }), /a terminal does not authenticate admins/)
+  // c's own capability presented by b
+  await refused(await capsOf(c.peer).issue({ holder: c.peer.id, admin: 'admin', op: 'grant', jobId: job.id }), /issued to another peer/)
+  // b's capability for another job, or for deleting
+  await refused(await capsOf(b.peer).issue({ holder: b.peer.id, admin: 'admin', op: 'grant', jobId: 'another-job' }), /not grant of job/)
+  await refused(await capsOf(b.peer).issue({ holder: b.peer.id, admin: 'admin', op: 'delete', jobId: job.id }), /not grant of job/)
+  // b's capability with the admin's name changed after signing
+  const genuine = await capsOf(b.peer).issue({ holder: b.peer.id, admin: 'admin', op: 'grant', jobId: job.id })
+  await refused({ ...genuine, admin: 'root' }, /signature does not verify/)
+  // an expired one
+  now += 61_000
+  await refused(genuine, /expired/)
+  // the genuine path: b's admin releases alice's job; it prints at b and is charged to alice once
+  await b.roaming.releaseRemote({ user: 'admin', admin: true }, job.id)
+  await until(() => stateAt(a, job.id) === 'printed', 10_000, 'released by b\'s admin and printed')
+  assert.equal(usageAt(b).map((u) => [u.user, u.pages]), [['alice', 3]])
+})
+
+test('the release protocol refuses a bare admin: true, and a capability that is malformed', async () => {
+  assert.match(String(parseReleaseRequest({ op: 'grant', request: { jobId: 'j', user: 'u', printer: 'p', admin: true } })), /must carry a signed adminCapability/)
+  assert.match(String(parseReleaseRequest({ op: 'delete', jobId: 'j', user: 'u', admin: true })), /must carry a signed adminCapability/)
+  assert.match(String(parseReleaseRequest({ op: 'grant', request: { jobId: 'j', user: 'u', printer: 'p', adminCapability: { issuer: 'x' } } })), /capability needs/)
+  assert.equal(parseReleaseRequest({ op: 'grant', request: { jobId: 'j', user: 'u', printer: 'p', admin: false } }), { op: 'grant', request: { jobId: 'j', user: 'u', printer: 'p' } })
+})
+
+test('a revoked site\'s grant and fetch requests are refused by the holder', async () => {
+  const central = await mesh.addCentral()
+  const a = await startSite('site-a', 'a')
+  const b = await startSite('site-b', 'b')
+  for (const s of [a, b]) await mesh.connect(central, s.peer)
+  await mesh.connect(a.peer, b.peer)
+  for (const [s, t] of [[a, b], [b, a]] as const) await s.roaming.setRoaming({ partners: [t.site], mode: 'separate' })
+  await until(() => a.roaming.roamsWith('b') && b.roaming.roamsWith('a'), 10_000, 'roaming settings replicated')
+  const job = await printAt(a)
+  assert.ok(a.roaming.mayFetch(b.peer.id, SHA), 'a partner may fetch before it is revoked')
+  await central.store.transact(licenseDoc(), { kind: 'local', service: 'test' }, (d) => revoke(d, { peer: b.peer.id, at: now, reason: 'stolen server' }))
+  await until(() => a.peer.membership.revoked(b.peer.id), 10_000, 'revocation replicated to a')
+  const reply = await a.roaming.grant(b.peer.id, { jobId: job.id, user: 'alice', printer: 'mfp' })
+  assert.equal(reply.ok ? 'granted' : reply.error, 'not-authorized')
+  assert.not.ok(a.roaming.mayFetch(b.peer.id, SHA), 'a revoked peer may not fetch')
+  assert.is(stateAt(a, job.id), 'held')
+  await a.stop()
+  await b.stop()
+})
+
+test('a site restarting while printing a partner\'s job counts it printed, charged once', async () => {
   const [a, b] = await threeSites('separate')
   const job = await printAt(a)
   await until(() => listedAt(b, job.id) !== undefined, 10_000, 'listed at b')

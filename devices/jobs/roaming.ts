@@ -26,6 +26,7 @@
  *   5. Copies of partners' documents live in their own spool and are removed once no held
  *      job and no unfinished release needs them (deletion and retention propagate).
  */
+import { InvalidCapabilityError, type AdminCapabilities, type AdminCapability, type CapabilityOp } from '../../crdt/capability.ts'
 import type { Logger } from 'pino'
 import type { DocStore, Origin } from '../../crdt/store.ts'
 import { jobsDoc, siteConfigDoc, periodOf, parseDocName, type DocName } from '../../crdt/names.ts'
@@ -79,6 +80,8 @@ export interface RoamingComponents {
   link: RoamingLink
   /** The site of a peer holding a valid site certificate; undefined for anyone else. */
   siteOf: (peer: string) => string | undefined
+  /** Proves an admin's release or deletion to the holder, and checks such proofs as the holder. */
+  capabilities: AdminCapabilities
   logger: Logger
   now?: () => number
   /** Waits before a retry (default: a timer; the simulator passes its virtual clock). */
@@ -248,7 +251,8 @@ export class RoamingService implements RoamingHolder {
       const started = this.now()
       let reply: GrantReply
       try {
-        reply = await this.c.link.requestGrant(holder, { jobId, user: actor.user, admin: actor.admin, printer: printerName }, this.signal(REQUEST_TIMEOUT_MS))
+        const adminCapability = actor.admin ? await this.c.capabilities.issue({ holder: this.init.peer, admin: actor.user, op: 'grant', jobId }) : undefined
+        reply = await this.c.link.requestGrant(holder, { jobId, user: actor.user, printer: printerName, ...(adminCapability !== undefined ? { adminCapability } : {}) }, this.signal(REQUEST_TIMEOUT_MS))
       } catch (err) {
         if (!(err instanceof HolderUnreachableError)) throw err
         return await this.releaseOffline(actor, holder, job, printerName, err)
@@ -444,7 +448,8 @@ export class RoamingService implements RoamingHolder {
     if (found === undefined) throw new JobNotFoundError(jobId)
     if (!actor.admin && actor.user !== found.job.owner) throw new NotAuthorizedError('this job belongs to another user')
     if (!this.roamsWith(found.job.site)) throw new NotPartnerError(`site ${this.init.site} does not roam with site ${found.job.site}`)
-    const reply = await this.c.link.deleteJob(found.holder, jobId, found.job.owner, this.signal(REQUEST_TIMEOUT_MS))
+    const adminCapability = actor.admin ? await this.c.capabilities.issue({ holder: this.init.peer, admin: actor.user, op: 'delete', jobId }) : undefined
+    const reply = await this.c.link.deleteJob(found.holder, jobId, actor.user, this.signal(REQUEST_TIMEOUT_MS), adminCapability)
     if (!reply.ok) throw refusalError(reply.error, reply.message, jobId)
   }
 
@@ -452,7 +457,8 @@ export class RoamingService implements RoamingHolder {
 
   async grant (peer: string, request: GrantRequest): Promise<GrantReply> {
     return await this.answer(peer, async (site) => {
-      const job = await this.c.jobs.grantRelease(request.jobId, { peer, site, printer: request.printer }, { user: request.user, admin: request.admin }, this.ttlMs)
+      const actor = await this.actorOf(peer, request.user, request.adminCapability, 'grant', request.jobId)
+      const job = await this.c.jobs.grantRelease(request.jobId, { peer, site, printer: request.printer }, actor, this.ttlMs)
       return { ok: true as const, grantId: job.grant?.id ?? '', ttlMs: this.ttlMs, job }
     })
   }
@@ -464,9 +470,9 @@ export class RoamingService implements RoamingHolder {
     })
   }
 
-  async deleteJob (peer: string, jobId: string, user: string): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }> {
+  async deleteJob (peer: string, jobId: string, user: string, adminCapability?: AdminCapability): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }> {
     return await this.answer(peer, async () => {
-      await this.c.jobs.cancel(jobId, { user, admin: false })
+      await this.c.jobs.cancel(jobId, await this.actorOf(peer, user, adminCapability, 'delete', jobId))
       return { ok: true as const }
     })
   }
@@ -481,6 +487,22 @@ export class RoamingService implements RoamingHolder {
       if (job.sha256 === sha256 && FETCHABLE.has(job.state)) return this.c.spool.path(sha256)
     }
     return undefined
+  }
+
+  /**
+   * Who is acting in a partner's request: the user it names (the partner authenticated
+   * them), or an admin when it carries a capability that checks out (crdt/capability.ts).
+   * A claim to be admin that does not check out is refused, not downgraded.
+   */
+  private async actorOf (peer: string, user: string, capability: AdminCapability | undefined, op: CapabilityOp, jobId: string): Promise<Actor> {
+    if (capability === undefined) return { user, admin: false }
+    try {
+      return { user: await this.c.capabilities.check(capability, peer, op, jobId), admin: true }
+    } catch (err) {
+      if (!(err instanceof InvalidCapabilityError)) throw err
+      this.log.warn({ peer, job: jobId, op, reason: err.message }, 'admin claim refused')
+      throw new NotAuthorizedError(`admin claim refused: ${err.message}`)
+    }
   }
 
   /** Runs a holder-side request from a partner site, turning domain errors into refusals. */

@@ -4,6 +4,7 @@
  * operations onto these calls and their errors onto IPP status codes; it holds no
  * job state of its own.
  */
+import type { AdminCapability } from '../../crdt/capability.ts'
 import type { Readable } from 'node:stream'
 
 export type { JobState, JobRecord } from '../../crdt/jobs.ts'
@@ -133,9 +134,10 @@ export class HolderUnreachableError extends JobError {
 /** A site's request to print a job another peer holds. */
 export interface GrantRequest {
   jobId: string
-  /** The user who released it (authenticated by the requesting site). */
+  /** The user who released it (authenticated by the requesting site), or the admin's name. */
   user: string
-  admin: boolean
+  /** Present when an admin released it: signed by the peer the admin logged in at (crdt/capability.ts). */
+  adminCapability?: AdminCapability
   /** Printer of the requesting site. */
   printer: string
 }
@@ -157,8 +159,8 @@ export interface RoamingLink {
   requestGrant (holder: string, request: GrantRequest, signal: AbortSignal): Promise<GrantReply>
   /** Asks the holder to move a granted job to `printing`; ok false when it refuses. */
   commit (holder: string, jobId: string, grantId: string, signal: AbortSignal): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
-  /** Asks the holder to delete a held job for its owner. */
-  deleteJob (holder: string, jobId: string, user: string, signal: AbortSignal): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
+  /** Asks the holder to delete a held job for its owner (`user`), or for an admin (`adminCapability`). */
+  deleteJob (holder: string, jobId: string, user: string, signal: AbortSignal, adminCapability?: AdminCapability): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
   /** Fetches a job document into `dest` (resumable, sha256-verified). */
   fetch (holder: string, sha256: string, dest: string, signal: AbortSignal, onProgress?: (received: number, size: number) => void): Promise<void>
 }
@@ -167,7 +169,7 @@ export interface RoamingLink {
 export interface RoamingHolder {
   grant (peer: string, request: GrantRequest): Promise<GrantReply>
   commit (peer: string, jobId: string, grantId: string): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
-  deleteJob (peer: string, jobId: string, user: string): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
+  deleteJob (peer: string, jobId: string, user: string, adminCapability?: AdminCapability): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
   /** Whether `peer` may fetch the document `sha256` (a partner site, a job still to print). */
   mayFetch (peer: string, sha256: string): boolean
   /** Where the document `sha256` of a job still to print is. */

@@ -98,13 +98,23 @@ export async function startCentral (opts: { dataDir?: string, args?: string[] } 
   return await spawnNode(args, 'central ready', dataDir, ownsDir, adminToken)
 }
 
+/** A `printmesh terminal` or `printmesh client` process (both join with `--join` in `args`). */
+async function startLightPeer (role: 'terminal' | 'client', opts: { dataDir?: string, args?: string[] }): Promise<SiteProcess> {
+  const ownsDir = opts.dataDir === undefined
+  const dataDir = opts.dataDir ?? await tempDir(`printmesh-${role}-`)
+  const adminToken = randomBytes(16).toString('hex')
+  const args = [role, '--data', dataDir, '--host', '127.0.0.1', '--http-port', '0', ...MESH_TEST_ARGS, ...(opts.args ?? [])]
+  return await spawnNode(args, `${role} ready`, dataDir, ownsDir, adminToken)
+}
+
 /** A `printmesh terminal` process. */
 export async function startTerminal (opts: { dataDir?: string, args?: string[] } = {}): Promise<SiteProcess> {
-  const ownsDir = opts.dataDir === undefined
-  const dataDir = opts.dataDir ?? await tempDir('printmesh-terminal-')
-  const adminToken = randomBytes(16).toString('hex')
-  const args = ['terminal', '--data', dataDir, '--host', '127.0.0.1', '--http-port', '0', ...MESH_TEST_ARGS, ...(opts.args ?? [])]
-  return await spawnNode(args, 'terminal ready', dataDir, ownsDir, adminToken)
+  return await startLightPeer('terminal', opts)
+}
+
+/** A `printmesh client` process. */
+export async function startClient (opts: { dataDir?: string, args?: string[] } = {}): Promise<SiteProcess> {
+  return await startLightPeer('client', opts)
 }
 
 async function spawnNode (args: string[], readyMsg: string, dataDir: string, ownsDir: boolean, adminToken: string, startTimeoutMs = START_TIMEOUT_MS, env?: Record<string, string>): Promise<SiteProcess> {
