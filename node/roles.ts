@@ -17,7 +17,7 @@ export const ROLES = {
   /** License authority, directory, enrollment and the mesh's admin pages; never a print server. */
   central: [...CORE, 'enrollment', 'http'],
   /** A branch print server: intake, analysis, holding, release, roaming, accounting. */
-  site: [...CORE, 'analyzer', 'jobs', 'roaming', 'release-server', 'usage-metrics', 'ipp', 'http', 'dnssd'],
+  site: [...CORE, 'analyzer', 'print-engine', 'jobs', 'roaming', 'release-server', 'usage-metrics', 'ipp', 'http', 'dnssd'],
   /** The embedded peer at one MFP (the panel and device spooling build on it). */
   terminal: [...CORE, 'http'],
   /** A workstation's peer (client spooling and fallback printing build on it). */

@@ -14,6 +14,7 @@ import { DocumentAnalyzer } from '../devices/documents/analyzer.ts'
 import type { DocumentInfo } from '../devices/documents/index.ts'
 import { createJobService, type JobService } from '../devices/jobs/service.ts'
 import { createRoamingService, type RoamingService } from '../devices/jobs/roaming.ts'
+import { PrintEngine } from '../devices/jobs/print-engine.ts'
 import { libp2pRoamingLink, serveRoaming } from './roaming.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
@@ -114,7 +115,7 @@ interface AnalyzerService extends Startable {
 /** The site's services by name, for node/roles.ts; `info` is filled in once the IPP port is known. */
 function siteServices (config: SiteConfig, info: { site: string, hostname: string, ippUri: string, version: string }): ServiceRegistry {
   const displayHost = config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host
-  type C = SiteComponents & { documents: Startable, jobs: JobService, roaming: RoamingService, analyzer: AnalyzerService, ipp: IppServer, http: HttpServer }
+  type C = SiteComponents & { documents: Startable, 'print-engine': PrintEngine, jobs: JobService, roaming: RoamingService, analyzer: AnalyzerService, ipp: IppServer, http: HttpServer }
   const siteOf = (membership: Membership) => (p: string): string | undefined => {
     const who = membership.info(p)
     return who?.role === 'site' ? who.site : undefined
@@ -125,16 +126,18 @@ function siteServices (config: SiteConfig, info: { site: string, hostname: strin
       const analyzer = new DocumentAnalyzer(logger)
       return { parse: async (path, format, signal) => await analyzer.parse(path, format, signal), start: async () => {}, stop: async () => { await analyzer.close() } }
     }),
-    jobs: () => serviceFactory<C, JobService>(['self', 'store', 'documents', 'spool', 'printers', 'printerConfigs', 'analyzer', 'metrics', 'logger'], (c) => createJobService({
+    'print-engine': () => serviceFactory<C, PrintEngine & Startable>(['self', 'store', 'printers', 'logger'], (c) =>
+      Object.assign(new PrintEngine({ peer: c.self.id, site: info.site }, { store: c.store, printers: c.printers, logger: c.logger }), { start: async () => {}, stop: async () => {} })),
+    jobs: () => serviceFactory<C, JobService>(['self', 'store', 'documents', 'spool', 'printers', 'printerConfigs', 'analyzer', 'print-engine', 'metrics', 'logger'], (c) => createJobService({
       peer: c.self.id,
       site: info.site,
       queues: [{ name: config.queue, hold: config.hold, defaultPrinter: c.printerConfigs[0].name, info: `printmesh ${info.site}`, location: info.site }],
       ...(config.holdMs !== undefined ? { holdMs: config.holdMs } : {}),
       ...(config.retentionMs !== undefined ? { retentionMs: config.retentionMs } : {})
-    }, { store: c.store, spool: c.spool, printers: c.printers, logger: c.logger, analyze: async (path, format, signal) => await c.analyzer.parse(path, format, signal), onReleaseSettled: c.metrics.released })),
-    roaming: () => serviceFactory<C, RoamingService>(['self', 'signer', 'store', 'spool', 'copies', 'printers', 'jobs', 'host', 'membership', 'logger'], (c) => createRoamingService({ peer: c.self.id, site: info.site, hostname: info.hostname }, {
+    }, { store: c.store, spool: c.spool, printers: c.printers, logger: c.logger, engine: c['print-engine'], analyze: async (path, format, signal) => await c.analyzer.parse(path, format, signal), onReleaseSettled: c.metrics.released })),
+    roaming: () => serviceFactory<C, RoamingService>(['self', 'signer', 'store', 'spool', 'copies', 'printers', 'jobs', 'print-engine', 'host', 'membership', 'logger'], (c) => createRoamingService({ peer: c.self.id, site: info.site, hostname: info.hostname }, {
       store: c.store, spool: c.spool, copies: c.copies, printers: c.printers, jobs: c.jobs, link: libp2pRoamingLink(c.host, siteOf(c.membership)), siteOf: siteOf(c.membership),
-      capabilities: adminCapabilities(c.signer, (p) => c.membership.info(p)?.role, verifyPeerSignature), logger: c.logger
+      capabilities: adminCapabilities(c.signer, (p) => c.membership.info(p)?.role, verifyPeerSignature), engine: c['print-engine'], logger: c.logger
     })),
     'release-server': () => serviceFactory<C & { libp2p: Startable }, Startable>(['host', 'libp2p', 'roaming', 'logger'], (c) => {
       let stopServing: (() => Promise<void>) | undefined

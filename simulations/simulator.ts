@@ -34,6 +34,7 @@ import { MemoryNetwork, seededRandom, type LinkFaults } from '../transports/memo
 import { signerFor, verifyPeerSignature } from '../transports/identity.ts'
 import { JobService } from '../devices/jobs/service.ts'
 import { adminCapabilities } from '../crdt/capability.ts'
+import { PrintEngine } from '../devices/jobs/print-engine.ts'
 import { RoamingService } from '../devices/jobs/roaming.ts'
 import { MemoryRoamingHub } from './roaming-link.ts'
 import { Spool } from '../devices/spool.ts'
@@ -444,6 +445,9 @@ class Simulation {
       })
       p.device.online = true
       const spool = trackSpool(await this.tracker.track(async () => await Spool.open(join(p.dir, 'spool'))), this.tracker)
+      const printers = new Map([['mfp', p.device]])
+      // one print engine for local and roaming releases, as a site has (one lane per printer)
+      const engine = new PrintEngine({ peer: p.signer.id, site: p.site ?? p.name }, { store: mesh.store, printers, logger: mesh.logger, now: () => this.now(p) })
       p.jobs = new JobService({
         peer: p.signer.id,
         site: p.site ?? p.name,
@@ -454,7 +458,8 @@ class Simulation {
       }, {
         store: mesh.store,
         spool,
-        printers: new Map([['mfp', p.device]]),
+        printers,
+        engine,
         logger: mesh.logger,
         analyze: async (path, format, signal) => await this.analyze(path, format, signal),
         now: () => this.now(p)
@@ -466,7 +471,8 @@ class Simulation {
         store: mesh.store,
         spool,
         copies,
-        printers: new Map([['mfp', p.device]]),
+        printers,
+        engine,
         jobs: this.opts.inject === 'miss-duplicates' ? ignoringOfflineReleases(p.jobs) : p.jobs,
         link: this.hub.linkFor(p.signer.id),
         siteOf: (peer) => { const who = membership.info(peer); return who?.role === 'site' ? who.site : undefined },

@@ -26,6 +26,7 @@ import { listUsage, totalUsage, type UsageRecord } from '../crdt/accounting.ts'
 import { getRelease } from '../crdt/jobs.ts'
 import { InvalidSiteSettingsError } from '../crdt/site-config.ts'
 import { adminCapabilities } from '../crdt/capability.ts'
+import { PrintEngine } from '../devices/jobs/print-engine.ts'
 import { revoke } from '../crdt/license.ts'
 import { licenseDoc } from '../crdt/names.ts'
 import { parseReleaseRequest } from '../node/roaming.ts'
@@ -52,6 +53,20 @@ class RecordingPrinter implements OutputDevice {
   }
 
   async probe (): Promise<{ ok: boolean, message: string }> { return { ok: true, message: '' } }
+}
+
+/** A recording printer that counts how many submissions it has at once. */
+class CountingPrinter extends RecordingPrinter {
+  inFlight = 0
+  maxInFlight = 0
+  override async print (req: PrintRequest, progress: PrintProgress, signal: AbortSignal): Promise<{ printerJobId: number }> {
+    this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight)
+    try {
+      return await super.print(req, progress, signal)
+    } finally {
+      this.inFlight--
+    }
+  }
 }
 
 /** A printer that says it accepted each job (with its own job id) and answers what became of it, as IPP printers do. */
@@ -86,11 +101,13 @@ async function startSite (name: string, site: string, peer?: MeshPeer, printer =
   const spool = await Spool.open(join(p.dir, 'spool'))
   const copies = await Spool.open(join(p.dir, 'roaming'))
   const printers = new Map([['mfp', printer]])
+  // one print engine for local and roaming releases, as a site has
+  const engine = new PrintEngine({ peer: p.id, site }, { store: p.store, printers, logger, now: clock })
   const jobs = createJobService({ peer: p.id, site, queues: [{ name: 'print', hold: true, defaultPrinter: 'mfp', info: '', location: '' }] },
-    { store: p.store, spool, printers, logger, now: clock })
+    { store: p.store, spool, printers, engine, logger, now: clock })
   const siteOf = (id: string): string | undefined => { const i = p.membership.info(id); return i?.role === 'site' ? i.site : undefined }
   const roaming = createRoamingService({ peer: p.id, site, hostname: `${site}.branch.example`, grantTtlMs: 60_000 },
-    { store: p.store, spool, copies, printers, jobs, link: hub.linkFor(p.id), siteOf, capabilities: adminCapabilities(p.signer, (id) => p.membership.info(id)?.role, verifyPeerSignature, clock), logger, now: clock })
+    { store: p.store, spool, copies, printers, jobs, link: hub.linkFor(p.id), siteOf, capabilities: adminCapabilities(p.signer, (id) => p.membership.info(id)?.role, verifyPeerSignature, clock), engine, logger, now: clock })
   await jobs.start()
   await roaming.start()
   hub.register(p.id, roaming)
@@ -210,6 +227,33 @@ function getReleaseAt (s: RoamingSite, jobId: string): ReturnType<typeof getRele
   const doc = s.peer.store.get(jobsDoc(s.peer.id, periodOf(now)))
   return doc === undefined ? undefined : getRelease(doc, jobId)
 }
+
+test('a partner\'s job and a local job released together at one printer take turns in its lane: one submission at a time, both printed and charged once', async () => {
+  const central = await mesh.addCentral()
+  const printer = new CountingPrinter()
+  const a = await startSite('site-a', 'a')
+  const b = await startSite('site-b', 'b', undefined, printer)
+  for (const s of [a, b]) await mesh.connect(central, s.peer)
+  await mesh.connect(a.peer, b.peer)
+  for (const [s, t] of [[a, b], [b, a]] as const) await s.roaming.setRoaming({ partners: [t.site], mode: 'separate' })
+  await until(() => a.roaming.roamsWith('b') && b.roaming.roamsWith('a'), 10_000, 'roaming settings replicated')
+  const partners = await printAt(a, 'alice', 'from a')
+  const local = await printAt(b, 'bob', 'at b')
+  await until(() => listedAt(b, partners.id) !== undefined, 10_000, 'listed at b')
+  let open!: () => void
+  printer.gate = new Promise<void>((resolve) => { open = resolve })
+  await b.jobs.release(local.id, { user: 'bob', admin: false })
+  await until(() => printer.inFlight === 1, 10_000, 'the local job at the printer')
+  await b.roaming.releaseRemote({ user: 'alice', admin: false }, partners.id)
+  await until(() => getReleaseAt(b, partners.id)?.state === 'printing', 10_000, 'the partner\'s job fetched and committed')
+  open()
+  await until(() => stateAt(b, local.id) === 'printed' && getReleaseAt(b, partners.id)?.state === 'printed', 10_000, 'both printed')
+  assert.is(printer.maxInFlight, 1, 'the printer never had two submissions at once')
+  assert.equal(printer.printed.map((p) => p.job).sort(), ['at b', 'from a'])
+  assert.equal(usageAt(b).map((u) => u.user).sort(), ['alice', 'bob'])
+  await a.stop()
+  await b.stop()
+})
 
 test('a grant never committed expires and the job is held again', async () => {
   const [a, b] = await threeSites('separate')

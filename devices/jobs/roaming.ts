@@ -34,9 +34,9 @@ import * as jobsFamily from '../../crdt/jobs.ts'
 import type { RemoteRelease, RemoteReleaseState } from '../../crdt/jobs.ts'
 import { readSiteSettings, roamsWith, setHostname, setRoaming, validateRoaming, type SiteSettings } from '../../crdt/site-config.ts'
 import type { Spool } from '../spool.ts'
-import { PrinterError, type OutputDevice } from '../output/types.ts'
+import type { OutputDevice } from '../output/types.ts'
 import type { JobService } from './service.ts'
-import { askPrinter, chargePrint, isCharged, printRequestFor, verdictFor } from './usage.ts'
+import { PrintEngine, type PrintTarget } from './print-engine.ts'
 import {
   type Actor, type JobRecord, type JobView, type GrantReply, type GrantRequest, type RoamingHolder, type RoamingLink, type RoamingRefusal,
   JobNotFoundError, NotAuthorizedError, InvalidJobStateError, PrinterNotFoundError, NotPartnerError, HolderUnreachableError, JobError, TERMINAL_STATES
@@ -82,6 +82,8 @@ export interface RoamingComponents {
   siteOf: (peer: string) => string | undefined
   /** Proves an admin's release or deletion to the holder, and checks such proofs as the holder. */
   capabilities: AdminCapabilities
+  /** The print half of the release engine, shared with the job service (default: one of this service's own). */
+  engine?: PrintEngine
   logger: Logger
   now?: () => number
   /** Waits before a retry (default: a timer; the simulator passes its virtual clock). */
@@ -100,10 +102,6 @@ export class RoamingService implements RoamingHolder {
   private readonly prefetching = new Map<string, Promise<void>>()
   private readonly prefetchQueue = new Map<string, string>()
   private readonly releasing = new Set<string>()
-  /** Releases whose printer this process is following (printing now, or asked after a restart). */
-  private readonly watched = new Set<string>()
-  /** Since when the printer of a `printing` release has given no answer (see usage.ts `verdictFor`). */
-  private readonly unknownSince = new Map<string, number>()
   private readonly dirty = new Set<DocName>()
   private readonly inFlight = new Set<Promise<unknown>>()
   private abort = new AbortController()
@@ -113,6 +111,7 @@ export class RoamingService implements RoamingHolder {
   private readonly now: () => number
   private readonly log: Logger
   private readonly ttlMs: number
+  private readonly engine: PrintEngine
   private readonly onEntry = (name: DocName, _bytes: Uint8Array, _e: unknown, origin: Origin): void => {
     const parsed = parseDocName(name)
     if ((parsed?.family === 'jobs' && parsed.peer !== this.init.peer && origin.kind === 'peer') || parsed?.family === 'site') {
@@ -125,6 +124,7 @@ export class RoamingService implements RoamingHolder {
     this.now = c.now ?? Date.now
     this.log = c.logger.child({ service: 'roaming' })
     this.ttlMs = init.grantTtlMs ?? DEFAULT_GRANT_TTL_MS
+    this.engine = c.engine ?? new PrintEngine({ peer: init.peer, site: init.site }, { store: c.store, printers: c.printers, logger: c.logger, ...(c.now !== undefined ? { now: c.now } : {}) })
   }
 
   async start (): Promise<void> {
@@ -320,101 +320,41 @@ export class RoamingService implements RoamingHolder {
     }
   }
 
-  /** Prints a `printing` release from the copies spool and settles it. Never rejects. */
+  /** Prints a `printing` release from the copies spool through the print engine and settles it. Never rejects. */
   private async printCopy (rel: RemoteRelease): Promise<void> {
-    const device = this.c.printers.get(rel.printer)
-    // the printer job id's write, started the moment the printer accepts; settling waits for it
-    let recorded: Promise<void> = Promise.resolve()
-    this.watched.add(rel.jobId)
-    try {
-      if (device === undefined) throw new PrinterError(`printer ${rel.printer} is not configured here`, 'aborted-by-system', true)
-      const outcome = await device.print(printRequestFor(rel.job, this.c.copies.path(rel.job.sha256 ?? '')), {
-        accepted: (printerJobId) => { if (printerJobId !== undefined) recorded = this.recordPrinterJob(rel, printerJobId) }
-      }, this.abort.signal)
-      await recorded
-      await this.charge(rel)
-      await this.moveRelease(rel.jobId, 'printed', { reason: 'job-completed-successfully', message: '' })
-      this.log.info({ job: rel.jobId, holderSite: rel.holderSite, printer: rel.printer, printerJob: outcome.printerJobId, offline: rel.offline }, 'roaming job printed')
-    } catch (err) {
-      await recorded
-      // stopping: the printer may still finish it; the next start asks the printer (as after a crash)
-      if (this.abort.signal.aborted) return
-      const beforeAccept = err instanceof PrinterError && err.beforeAccept
-      const reason = err instanceof PrinterError ? err.reason : 'aborted-by-system'
-      this.log.warn({ job: rel.jobId, printer: rel.printer, reason, err: (err as Error).message }, 'roaming job did not print')
-      await this.moveRelease(rel.jobId, beforeAccept ? 'returned' : 'failed', { reason, message: (err as Error).message })
-        .catch((e: unknown) => this.log.error({ err: e, job: rel.jobId }, 'could not record the release failure'))
-    } finally {
-      this.watched.delete(rel.jobId)
-    }
-  }
-
-  /** Records the printer's job id on a `printing` release, as durably as the store gets before a crash. Never rejects. */
-  private async recordPrinterJob (rel: RemoteRelease, printerJobId: number): Promise<void> {
-    const name = this.releaseDocs.get(rel.jobId)
-    try {
-      if (name === undefined) throw new Error(`no release of ${rel.jobId} here`)
-      await this.c.store.transact(name, ROAMING, (d) => { jobsFamily.recordReleasePrinterJob(d, rel.jobId, printerJobId, this.now()) })
-    } catch (err) {
-      // without it a crash falls back to assuming the job printed; the print itself goes on
-      this.log.error({ err, job: rel.jobId, printerJobId }, 'could not record the printer job id')
-    }
-  }
-
-  /** Charges a printed release under the job's usage id (a no-op when already charged). */
-  private async charge (rel: RemoteRelease): Promise<void> {
-    await chargePrint(this.c.store, { peer: this.init.peer, site: this.init.site, printer: rel.printer }, rel.job, this.now())
-  }
-
-  /** Whether the release's print is charged here already: in the period it started printing or the current one. */
-  private async chargedAlready (rel: RemoteRelease): Promise<boolean> {
-    return await isCharged(this.c.store, this.init.peer, rel.job, rel.updatedAt) || await isCharged(this.c.store, this.init.peer, rel.job, this.now())
-  }
-
-  /** Charges (unless already charged) and settles a `printing` release whose end nobody can tell as printed. */
-  private async assumePrinted (rel: RemoteRelease, message: string): Promise<void> {
-    const charged = await this.chargedAlready(rel)
-    if (!charged) await this.charge(rel)
-    this.unknownSince.delete(rel.jobId)
-    await this.moveRelease(rel.jobId, 'printed', charged ? {} : { reason: 'printer-outcome-assumed', message })
-    if (!charged) this.log.warn({ job: rel.jobId, printer: rel.printer, printerJob: rel.printerJobId, why: message }, 'printer outcome unknown: roaming job counted as printed and charged')
+    await this.engine.print(this.target(rel), this.abort.signal)
   }
 
   /** Asks the printer of a `printing` release how the job ended, in the background; once per release at a time. */
   private askPrinterAbout (rel: RemoteRelease): void {
-    if (this.watched.has(rel.jobId) || !this.started) return
-    this.watched.add(rel.jobId)
-    this.background(this.settleFromPrinter(rel)
-      .catch((err: unknown) => this.log.error({ err, job: rel.jobId }, 'could not settle a roaming job from its printer\'s answer'))
-      .finally(() => this.watched.delete(rel.jobId)))
+    if (!this.started) return
+    const run = this.engine.settleFromPrinter(this.target(rel), this.abort.signal)
+    if (run !== undefined) this.background(run)
   }
 
-  /** Settles a `printing` release by what its printer says (rule: usage.ts `verdictFor`). */
-  private async settleFromPrinter (rel: RemoteRelease): Promise<void> {
-    if (rel.printerJobId === undefined) return
-    const answer = await askPrinter(this.c.printers.get(rel.printer), rel.printerJobId, this.abort.signal, true)
-    if (this.abort.signal.aborted) return // stopping: the next start asks again
-    const current = this.releaseOf(rel.jobId)
-    if (current?.state !== 'printing' || current.printerJobId !== rel.printerJobId) return // settled meanwhile
-    const now = this.now()
-    if (answer.state !== 'unknown') this.unknownSince.delete(rel.jobId)
-    else if (!this.unknownSince.has(rel.jobId)) this.unknownSince.set(rel.jobId, now)
-    const verdict = verdictFor(answer, this.unknownSince.get(rel.jobId) ?? now, now)
-    switch (verdict.settle) {
-      case 'printed':
-        if (!await this.chargedAlready(current)) await this.charge(current)
-        await this.moveRelease(rel.jobId, 'printed', { reason: 'job-completed-successfully', message: 'the printer completed the job while this site was not following it' })
-        this.log.info({ job: rel.jobId, printer: rel.printer, printerJob: rel.printerJobId }, 'roaming job printed (the printer says)')
-        break
-      case 'failed':
-        await this.moveRelease(rel.jobId, 'failed', { reason: verdict.reason, message: verdict.message })
-        this.log.warn({ job: rel.jobId, printer: rel.printer, printerJob: rel.printerJobId, reason: verdict.reason }, 'roaming job failed at the printer (the printer says); not charged')
-        break
-      case 'assume-printed':
-        await this.assumePrinted(current, verdict.message)
-        break
-      case 'wait':
-        break // asked again at the next pass (tick)
+  /**
+   * A release recorded here as the print engine sees it: this peer's release record carries
+   * the print (the holder follows it). It cannot wait for a busy printer (its grant is
+   * committed): a printer that never took it returns it to the holder.
+   */
+  private target (rel: RemoteRelease): PrintTarget {
+    return {
+      tag: { job: rel.jobId, holderSite: rel.holderSite, offline: rel.offline },
+      job: rel.job,
+      printer: rel.printer,
+      documentPath: this.c.copies.path(rel.job.sha256 ?? ''),
+      current: () => {
+        const now = this.releaseOf(rel.jobId)
+        return now === undefined ? undefined : { state: now.state, ...(now.printerJobId !== undefined ? { printerJobId: now.printerJobId } : {}), updatedAt: now.updatedAt }
+      },
+      markPrinting: async () => { if (this.releaseOf(rel.jobId)?.state !== 'printing') await this.moveRelease(rel.jobId, 'printing', { message: '' }) },
+      recordPrinterJob: async (printerJobId) => {
+        const name = this.releaseDocs.get(rel.jobId)
+        if (name === undefined) throw new Error(`no release of ${rel.jobId} here`)
+        await this.c.store.transact(name, ROAMING, (d) => { jobsFamily.recordReleasePrinterJob(d, rel.jobId, printerJobId, this.now()) })
+      },
+      markPrinted: async (patch) => { await this.moveRelease(rel.jobId, 'printed', patch ?? {}) },
+      markNotPrinted: async (accepted, reason, message) => { await this.moveRelease(rel.jobId, accepted ? 'failed' : 'returned', { reason, message }) }
     }
   }
 
@@ -538,7 +478,7 @@ export class RoamingService implements RoamingHolder {
         } else if (rel.state === 'printing' && rel.printerJobId !== undefined) {
           this.askPrinterAbout(rel) // the printer accepted it: it says how the job ended
         } else if (rel.state === 'printing') {
-          await this.assumePrinted(rel, 'this site restarted while the printer had the job; counted as printed')
+          await this.engine.assumePrinted(this.target(rel), 'this site restarted while the printer had the job; counted as printed')
         }
       }
     }

@@ -39,17 +39,16 @@
  *      printer's impression count, else the declared pages, else one page per copy.
  */
 import { randomUUID } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { DocStore, Origin } from '../../crdt/store.ts'
 import { jobsDoc, periodOf, parseDocName, type DocName } from '../../crdt/names.ts'
 import * as jobs from '../../crdt/jobs.ts'
 import type { RemoteRelease } from '../../crdt/jobs.ts'
-import { askPrinter, chargePrint, isCharged, printRequestFor, verdictFor } from './usage.ts'
+import { PrintEngine, DEFAULT_BUSY_BACKOFF_MS, type PrintTarget } from './print-engine.ts'
 import type { Spool } from '../spool.ts'
 import { parseDocument, SUPPORTED_FORMATS, type DocumentInfo, UnsupportedFormatError, CorruptDocumentError, AnalysisStoppedError } from '../documents/index.ts'
-import { PrinterError, isPrinterBusy, type OutputDevice, type PrintOutcome } from '../output/types.ts'
-import { PrinterLanes, type LeaveLane } from './printer-lanes.ts'
+import { PrinterError, type OutputDevice } from '../output/types.ts'
+import type { PrinterLanes } from './printer-lanes.ts'
 import {
   type JobDomain, type JobRecord, type QueueInfo, type CreateJobRequest, type DocumentUpload, type JobFilter, type Actor,
   JobNotFoundError, QueueNotFoundError, PrinterNotFoundError, NotAuthorizedError, InvalidJobStateError, TERMINAL_STATES, PAGES_UNKNOWN_REASON
@@ -63,10 +62,7 @@ export const INCOMING_TIMEOUT_MS = 300_000
 export const DEFAULT_HOLD_MS = 48 * 3600_000
 /** Default: finished jobs and their bytes are kept a week for the job history. */
 export const DEFAULT_RETENTION_MS = 7 * 24 * 3600_000
-/** First wait after a printer stayed busy through the device's own retries; doubles per round. */
-export const DEFAULT_BUSY_BACKOFF_MS = 2_000
-/** Longest wait between two rounds on a busy printer: a freed printer is used within this. */
-const BUSY_BACKOFF_MAX_MS = 60_000
+export { DEFAULT_BUSY_BACKOFF_MS }
 
 export interface JobServiceInit {
   /** This peer's id: the writer of its jobs and accounting documents. */
@@ -88,7 +84,9 @@ export interface JobServiceComponents {
   spool: Spool
   printers: ReadonlyMap<string, OutputDevice>
   logger: Logger
-  /** One submission at a time per printer (default: lanes of this service's own). */
+  /** The print half of the release engine, shared with the roaming service (default: one of this service's own). */
+  engine?: PrintEngine
+  /** One submission at a time per printer, for this service's own engine (ignored with `engine`). */
   lanes?: PrinterLanes
   /**
    * Document analysis (default: in-process `parseDocument`; sites use a pool of workers).
@@ -116,10 +114,6 @@ export class JobService implements JobDomain {
   private readonly releaseOnArrival = new Set<string>()
   /** Jobs whose document is being received right now. */
   private readonly uploading = new Set<string>()
-  /** `printing` jobs this process is printing, or asking their printer about, right now: sweeps leave them alone. */
-  private readonly watched = new Set<string>()
-  /** When this process first got no usable answer from the printer about a `printing` job. */
-  private readonly unknownSince = new Map<string, number>()
   private readonly inFlight = new Set<Promise<unknown>>()
   private readonly abort = new AbortController()
   private nextIppId = 1
@@ -129,11 +123,11 @@ export class JobService implements JobDomain {
   private readonly holdMs: number
   private readonly retentionMs: number
   private readonly log: Logger
-  private readonly lanes: PrinterLanes
+  private readonly engine: PrintEngine
 
   constructor (private readonly init: JobServiceInit, private readonly c: JobServiceComponents) {
     this.now = c.now ?? Date.now
-    this.lanes = c.lanes ?? new PrinterLanes()
+    this.engine = c.engine ?? new PrintEngine({ peer: init.peer, site: init.site }, { store: c.store, printers: c.printers, logger: c.logger, ...(c.lanes !== undefined ? { lanes: c.lanes } : {}), ...(c.now !== undefined ? { now: c.now } : {}) })
     this.holdMs = init.holdMs ?? DEFAULT_HOLD_MS
     this.retentionMs = init.retentionMs ?? DEFAULT_RETENTION_MS
     this.log = c.logger.child({ service: 'jobs' })
@@ -219,76 +213,45 @@ export class JobService implements JobDomain {
         this.askPrinterAbout(doc, job)
       } else if (job.state === 'printing') {
         // the printer had the document, but we never learnt its id or cannot ask it: counted as printed, charged once
-        await this.assumePrinted(doc, job, 'the site restarted while the printer had the job; counted as printed')
+        await this.engine.assumePrinted(this.target(doc, job), 'the site restarted while the printer had the job; counted as printed')
       }
     }
   }
 
-  /** Charges (unless already charged) and settles a `printing` job whose end nobody can tell as printed. */
-  private async assumePrinted (doc: DocName, job: JobRecord, message: string): Promise<void> {
-    const charged = await this.isChargedAlready(job)
-    if (!charged) await this.charge(job)
-    this.unknownSince.delete(job.id)
-    await this.move(doc, job.id, 'printed', { kind: 'local', service: 'jobs' }, charged ? {} : { reason: 'printer-outcome-assumed', message })
-    if (charged) this.log.info({ job: job.ippId, printer: job.printer }, 'job was already charged: settled as printed')
-    else this.log.warn({ job: job.ippId, printer: job.printer, printerJob: job.printerJobId, why: message }, 'printer outcome unknown: counted as printed and charged')
+  /** Asks the printer of a `printing` job (with a printer job id) how it ended, in the background; once per job at a time. */
+  private askPrinterAbout (doc: DocName, job: JobRecord): void {
+    if (!this.started) return
+    const run = this.engine.settleFromPrinter(this.target(doc, job), this.abort.signal)?.finally(() => this.inFlight.delete(run as Promise<void>))
+    if (run !== undefined) this.inFlight.add(run)
   }
 
   /**
-   * Whether the job's print is already charged: in the period it became printing and the
-   * current one (a charge lands in the period of its moment, which lies between the two).
+   * A local job as the print engine sees it: the job itself carries the print. Once another
+   * site holds a grant on it, it is that site's release record's to settle, not this engine's.
    */
-  private async isChargedAlready (job: JobRecord): Promise<boolean> {
-    return await isCharged(this.c.store, this.init.peer, job, job.updatedAt) || await isCharged(this.c.store, this.init.peer, job, this.now())
-  }
-
-  /** Asks the printer of a `printing` job (with a printer job id) how it ended, in the background; once per job at a time. */
-  private askPrinterAbout (doc: DocName, job: JobRecord): void {
-    if (this.watched.has(job.id) || !this.started) return
-    this.watched.add(job.id)
-    const run = this.settleFromPrinter(doc, job)
-      .catch((err: unknown) => this.log.error({ err, job: job.ippId }, 'could not settle a job from its printer\'s answer'))
-      .finally(() => {
-        this.watched.delete(job.id)
-        this.inFlight.delete(run)
-      })
-    this.inFlight.add(run)
-  }
-
-  /** Settles a `printing` job by what its printer says (DESIGN.md invariant 3; rule in usage.ts `verdictFor`). */
-  private async settleFromPrinter (doc: DocName, job: JobRecord): Promise<void> {
-    if (job.printerJobId === undefined) return
-    const device = this.c.printers.get(job.printer ?? '')
-    // waits for the end while the printer still has the job, so it is settled as soon as the printer knows
-    const answer = await askPrinter(device, job.printerJobId, this.abort.signal, true)
-    if (this.abort.signal.aborted) return // stopping: the next start asks again
-    const current = this.getById(job.id)
-    if (current?.state !== 'printing' || current.grant !== undefined || current.printerJobId !== job.printerJobId) return // settled meanwhile
-    const origin: Origin = { kind: 'local', service: 'jobs' }
-    const now = this.now()
-    // the bound counts time without any answer: a pending answer is one
-    const firstUnknown = answer.state === 'unknown' && !this.unknownSince.has(job.id)
-    if (answer.state !== 'unknown') this.unknownSince.delete(job.id)
-    else if (firstUnknown) this.unknownSince.set(job.id, now)
-    const verdict = verdictFor(answer, this.unknownSince.get(job.id) ?? now, now)
-    switch (verdict.settle) {
-      case 'printed':
-        if (!await this.isChargedAlready(current)) await this.charge(current, verdict.impressions)
-        await this.move(doc, job.id, 'printed', origin, { reason: 'job-completed-successfully', message: 'the printer completed the job while the site was not following it' })
-        this.log.info({ job: job.ippId, printer: job.printer, printerJob: job.printerJobId }, 'job printed (the printer says)')
-        break
-      case 'failed':
-        await this.move(doc, job.id, 'failed', origin, { reason: verdict.reason, message: verdict.message })
-        this.log.warn({ job: job.ippId, printer: job.printer, printerJob: job.printerJobId, reason: verdict.reason }, 'job failed at the printer (the printer says); not charged')
-        break
-      case 'assume-printed':
-        await this.assumePrinted(doc, current, verdict.message)
-        break
-      case 'wait': {
-        // said once when the printer stops answering, not at every sweep
-        const level = firstUnknown || answer.state === 'pending' ? 'info' : 'debug'
-        this.log[level]({ job: job.ippId, printer: job.printer, printerJob: job.printerJobId, answer: answer.state, reason: answer.reason, message: answer.message }, 'printer outcome not known yet; asking again at the next sweep')
-        break
+  private target (doc: DocName, job: JobRecord): PrintTarget {
+    const origin: Origin = { kind: 'local', service: 'release' }
+    return {
+      tag: { job: job.ippId },
+      job,
+      printer: job.printer ?? '',
+      documentPath: this.c.spool.path(job.sha256 ?? ''),
+      current: () => {
+        const now = this.getById(job.id)
+        return now === undefined || now.grant !== undefined ? undefined : { state: now.state, ...(now.printerJobId !== undefined ? { printerJobId: now.printerJobId } : {}), updatedAt: now.updatedAt }
+      },
+      markPrinting: async () => { await this.move(doc, job.id, 'printing', origin) },
+      markWaiting: async (message) => { await this.move(doc, job.id, 'releasing', origin, { reason: 'printer-busy', message }) },
+      recordPrinterJob: async (printerJobId) => { await this.c.store.transact(doc, origin, (d) => jobs.recordPrinterJob(d, job.id, printerJobId, this.now())) },
+      markPrinted: async (patch) => { await this.move(doc, job.id, 'printed', origin, patch ?? {}) },
+      markNotPrinted: async (accepted, reason, message) => {
+        const current = this.getById(job.id)
+        if ((current?.state === 'releasing' || current?.state === 'printing') && !accepted) {
+          // the printer never took it: the job is still the user's to release again
+          await this.move(doc, job.id, 'held', origin, { reason, message })
+        } else if (current !== undefined && !TERMINAL_STATES.has(current.state)) {
+          await this.move(doc, job.id, 'failed', origin, { reason, message })
+        }
       }
     }
   }
@@ -501,104 +464,25 @@ export class JobService implements JobDomain {
   }
 
   /**
-   * Sends a `releasing` job to its printer and settles its final state. Never rejects.
-   *
-   * The job first waits its turn in the printer's lane (still `releasing`, nothing sent).
-   * A printer that stays busy through the device's own retries ({@link isPrinterBusy}) is
-   * normal: the job goes back to `releasing` and is offered again with back-off, keeping
-   * its place in the lane, until its hold time runs out; only then is it held again.
+   * Sends a `releasing` job to its printer through the print engine (print-engine.ts) and
+   * settles its final state. Never rejects. The job first waits its turn in the printer's
+   * lane (still `releasing`, nothing sent). A printer that stays busy through the device's
+   * own retries is normal: the job goes back to `releasing` and is offered again with
+   * back-off, keeping its place in the lane, until its hold time runs out; only then is it
+   * held again.
    */
   private async print (doc: DocName, job: JobRecord): Promise<void> {
-    const origin: Origin = { kind: 'local', service: 'release' }
-    const device = this.c.printers.get(job.printer ?? '')
-    const deadline = job.createdAt + this.holdMs
-    // the printer job id's write, started the moment the printer accepts; settling waits for it
-    let recorded: Promise<void> = Promise.resolve()
-    let leave: LeaveLane | undefined
     const started = performance.now()
-    this.watched.add(job.id)
-    try {
-      if (device === undefined || job.sha256 === undefined || job.format === undefined) throw new PrinterError('job has no printer or document', 'aborted-by-system', true)
-      await this.c.spool.verify(job.sha256)
-      leave = await this.lanes.enter(job.printer ?? '', this.abort.signal)
-      let outcome: PrintOutcome | undefined
-      for (let round = 1; outcome === undefined; round++) {
-        // durable before any byte reaches the printer: a crash from here on cannot lead to a reprint
-        await this.move(doc, job.id, 'printing', origin)
-        try {
-          outcome = await device.print(printRequestFor(job, this.c.spool.path(job.sha256)), {
-            accepted: (printerJobId) => {
-              this.log.debug({ job: job.ippId, printerJobId }, 'printer accepted the job')
-              leave?.()
-              if (printerJobId !== undefined) recorded = this.recordPrinterJob(doc, job, printerJobId)
-            }
-          }, this.abort.signal)
-        } catch (err) {
-          const waitMs = Math.min(BUSY_BACKOFF_MAX_MS, (this.init.busyBackoffMs ?? DEFAULT_BUSY_BACKOFF_MS) * 2 ** (round - 1))
-          if (!isPrinterBusy(err) || this.abort.signal.aborted || this.now() + waitMs >= deadline) throw err
-          await this.move(doc, job.id, 'releasing', origin, { reason: 'printer-busy', message: `waiting for printer ${job.printer ?? ''}: ${err.message}` })
-          this.log.info({ job: job.ippId, printer: job.printer, round, waitMs, reason: err.reason }, 'printer busy: the job waits and is offered again')
-          await sleep(waitMs, undefined, { signal: this.abort.signal }).catch(() => {})
-          if (this.abort.signal.aborted) return // still releasing: the next start holds it again (or releases it, on a print-on-arrival queue)
-        }
+    await this.engine.print(this.target(doc, job), this.abort.signal, {
+      deadline: job.createdAt + this.holdMs,
+      busyBackoffMs: this.init.busyBackoffMs ?? DEFAULT_BUSY_BACKOFF_MS,
+      prepare: async () => {
+        if (job.sha256 === undefined || job.format === undefined) throw new PrinterError('job has no document', 'aborted-by-system', true)
+        await this.c.spool.verify(job.sha256)
       }
-      await recorded
-      await this.settlePrinted(doc, job, outcome.impressions)
-      this.log.info({ job: job.ippId, printer: job.printer, printerJob: outcome.printerJobId }, 'job printed')
-    } catch (err) {
-      await recorded
-      if (this.abort.signal.aborted && this.getById(job.id)?.state === 'releasing') {
-        this.log.info({ job: job.ippId, printer: job.printer }, 'stopped before the printer had the job; settled at the next start')
-      } else if (this.abort.signal.aborted && !(err instanceof PrinterError && err.beforeAccept) && this.getById(job.id)?.state === 'printing') {
-        // stopping while the printer has the job: it may well print it; the next start asks the printer (or assumes)
-        this.log.info({ job: job.ippId, printer: job.printer }, 'stopped while the printer had the job; settled at the next start')
-      } else {
-        await this.settleFailed(doc, job, err).catch((e: unknown) => this.log.error({ err: e, job: job.ippId }, 'could not record release failure'))
-      }
-    } finally {
-      leave?.()
-      this.watched.delete(job.id)
-      const settled = this.getById(job.id)?.state
-      if (settled === 'printed' || settled === 'failed' || settled === 'held') this.c.onReleaseSettled?.(settled, (performance.now() - started) / 1000)
-    }
-  }
-
-  /** Records the printer's job id on a `printing` job, durably (as far as the store gets before a crash). Never rejects. */
-  private async recordPrinterJob (doc: DocName, job: JobRecord, printerJobId: number): Promise<void> {
-    try {
-      await this.c.store.transact(doc, { kind: 'local', service: 'release' }, (d) => jobs.recordPrinterJob(d, job.id, printerJobId, this.now()))
-    } catch (err) {
-      // without it a crash falls back to assuming the job printed; the print itself goes on
-      this.log.error({ err, job: job.ippId, printerJobId }, 'could not record the printer job id')
-    }
-  }
-
-  /** Records the usage of a printed job (`impressions`: the printer's count, when it gave one); recording it again is a no-op (same id). */
-  private async charge (job: JobRecord, impressions?: number): Promise<void> {
-    const charged = await chargePrint(this.c.store, { peer: this.init.peer, site: this.init.site, printer: job.printer ?? '' }, job, this.now(), impressions)
-    if (charged.basis !== 'analysed') {
-      this.log.info({ job: job.ippId, printer: job.printer, pages: charged.pages, basis: charged.basis }, 'job with unknown pages charged')
-    }
-  }
-
-  private async settlePrinted (doc: DocName, job: JobRecord, impressions?: number): Promise<void> {
-    await this.charge(job, impressions)
-    await this.move(doc, job.id, 'printed', { kind: 'local', service: 'release' }, { reason: 'job-completed-successfully', message: '' })
-  }
-
-  private async settleFailed (doc: DocName, job: JobRecord, err: unknown): Promise<void> {
-    const current = this.getById(job.id)
-    const origin: Origin = { kind: 'local', service: 'release' }
-    const message = (err as Error).message
-    const reason = err instanceof PrinterError ? err.reason : 'aborted-by-system'
-    this.log.warn({ job: job.ippId, printer: job.printer, reason, message }, 'release failed')
-    const neverAccepted = err instanceof PrinterError ? err.beforeAccept : current?.state === 'releasing'
-    if ((current?.state === 'releasing' || current?.state === 'printing') && neverAccepted) {
-      // the printer never took it: the job is still the user's to release again
-      await this.move(doc, job.id, 'held', origin, { reason, message })
-    } else if (current !== undefined && !TERMINAL_STATES.has(current.state)) {
-      await this.move(doc, job.id, 'failed', origin, { reason, message })
-    }
+    })
+    const settled = this.getById(job.id)?.state
+    if (settled === 'printed' || settled === 'failed' || settled === 'held') this.c.onReleaseSettled?.(settled, (performance.now() - started) / 1000)
   }
 
   // ---- roaming, holder side --------------------------------------------------------
@@ -695,7 +579,7 @@ export class JobService implements JobDomain {
         await this.move(doc, job.id, 'failed', origin, { reason: 'job-incoming-timeout', message: 'the document never arrived' })
       } else if (job.state === 'releasing' && job.grant !== undefined && job.grant.expiresAt <= now) {
         await this.move(doc, job.id, 'held', origin, { grant: undefined, reason: 'release-grant-expired', message: `site ${job.grant.site} did not start printing in time; release it again` })
-      } else if (job.state === 'printing' && job.grant === undefined && job.printerJobId !== undefined && !this.watched.has(job.id)) {
+      } else if (job.state === 'printing' && job.grant === undefined && job.printerJobId !== undefined && !this.engine.watching(job.id)) {
         this.askPrinterAbout(doc, job) // recovered, its printer had no final answer yet: ask again
       } else if (job.state === 'held' && job.createdAt + this.holdMs <= now) {
         await this.move(doc, job.id, 'expired', origin, { reason: 'job-expired', message: 'not released in time' })
