@@ -1,6 +1,6 @@
 /**
  * Assembly of one in-process mesh peer, shared by the simulator and the sync tests
- * (test/helpers/mesh.ts): a real level store in its own folder, a real Ed25519 identity and
+ * (mesh-harness.ts): a real level store in its own folder, a real Ed25519 identity and
  * certificate, a {@link Membership} and a {@link SyncEngine} over a {@link MemoryNetwork}
  * transport. The simulator adds its own hooks (a persistence wrapper to emulate kill -9 and
  * to see pending I/O, a verifier wrapper, a virtual clock) through {@link MeshPeerInit}.

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert'
 import { spawn } from 'node:child_process'
 import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { tempDir } from './helpers/site.ts'
+import { tempDir } from '../simulations/node-process.ts'
 import { BENCHMARKS } from '../simulations/bench/registry.ts'
 import type { BenchResult, Row } from '../simulations/bench/common.ts'
 

@@ -7,8 +7,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createServer, type Server } from 'node:net'
 import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { tempDir } from './helpers/site.ts'
-import { until } from './helpers/wait.ts'
+import { tempDir } from '../simulations/node-process.ts'
+import { until } from '../simulations/wait.ts'
 
 const ROOT = new URL('..', import.meta.url).pathname
 const BIN = join(ROOT, 'node/bin/printmesh.js')

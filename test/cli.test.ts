@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert'
 import { spawnSync } from 'node:child_process'
 import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { startSite, tempDir } from './helpers/site.ts'
+import { startSite, tempDir } from '../simulations/node-process.ts'
 
 const ROOT = new URL('..', import.meta.url).pathname
 const BIN = join(ROOT, 'node/bin/printmesh.js')

@@ -5,7 +5,7 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LevelPersistence, PersistenceError } from '../crdt/persistence.ts'
 import { jobsDoc, acctDoc, directoryDoc } from '../crdt/names.ts'
-import { tempDir } from './helpers/site.ts'
+import { tempDir } from '../simulations/node-process.ts'
 
 const alice = jobsDoc('site-a', '2026-11')
 const bob = acctDoc('site-a', '2026-11')

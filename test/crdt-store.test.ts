@@ -9,7 +9,7 @@ import { LevelPersistence, type Persistence } from '../crdt/persistence.ts'
 import { jobsDoc, type DocName } from '../crdt/names.ts'
 import { seal, open, KIND_UPDATE, KIND_SNAPSHOT, type Envelope } from '../crdt/envelope.ts'
 import { generateIdentity } from '../transports/identity.ts'
-import { tempDir } from './helpers/site.ts'
+import { tempDir } from '../simulations/node-process.ts'
 import { rejects } from './helpers/assert.ts'
 
 const doc = jobsDoc('site-a', '2026-11')

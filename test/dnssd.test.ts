@@ -21,8 +21,8 @@ import { DnsSdRecordError, ippDnsSdGroups, MAX_INSTANCE_NAME_OCTETS, MAX_TXT_STR
 import { advertScope, createDnsSdAdvertiser } from '../node/dnssd.ts'
 import type { Startable } from '../node/compose.ts'
 import { startIppRig, ippPost, ippRequest, type IppRig } from './helpers/ipp-client.ts'
-import { startSite, tempDir, type SiteProcess } from './helpers/site.ts'
-import { until } from './helpers/wait.ts'
+import { startSite, tempDir, type SiteProcess } from '../simulations/node-process.ts'
+import { until } from '../simulations/wait.ts'
 
 const run = promisify(execFile)
 /** avahi-browse dumps its cache and quits well within this; more means avahi is wedged. */

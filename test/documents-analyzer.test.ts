@@ -11,9 +11,9 @@ import { DocumentAnalyzer, type DocumentAnalyzerOptions } from '../devices/docum
 import { parseDocument, AnalysisStoppedError, CorruptDocumentError } from '../devices/documents/index.ts'
 import { makePdf, makeJpeg } from './fixtures/documents.ts'
 import { makeFlateBombPdf, makeManyOperatorsPdf, makeManyPagesPdf } from './fixtures/hostile-documents.ts'
-import { tempDir } from './helpers/site.ts'
+import { tempDir } from '../simulations/node-process.ts'
 import { rejects } from './helpers/assert.ts'
-import { until } from './helpers/wait.ts'
+import { until } from '../simulations/wait.ts'
 
 const log = pino({ level: 'silent' })
 let dir = ''

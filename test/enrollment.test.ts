@@ -10,7 +10,7 @@ import { EnrollmentAuthority, encodeJoinString, decodeJoinString, InvalidJoinStr
 import { generateIdentity, verifyPeerSignature } from '../transports/identity.ts'
 import { Membership } from '../crdt/membership.ts'
 import { licenseDoc } from '../crdt/names.ts'
-import { tempDir } from './helpers/site.ts'
+import { tempDir } from '../simulations/node-process.ts'
 import { rejects } from './helpers/assert.ts'
 
 const central = await generateIdentity()

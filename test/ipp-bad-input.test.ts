@@ -8,8 +8,8 @@ import { Op, Tag, attr, encodeMessage, findAttr, stringValue, statusName, type I
 import { MAX_HEADER } from '../devices/ipp/server.ts'
 import { makePdf } from './fixtures/documents.ts'
 import { startIppRig, ippPost, ippRequest, rawExchange, type IppRig, type IppReply } from './helpers/ipp-client.ts'
-import { tempDir } from './helpers/site.ts'
-import { until } from './helpers/wait.ts'
+import { tempDir } from '../simulations/node-process.ts'
+import { until } from '../simulations/wait.ts'
 
 let rig: IppRig
 let docs: string

@@ -10,7 +10,7 @@ import { copyFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { makeJpeg, makePdf, makePostScript } from './fixtures/documents.ts'
-import { startSite, tempDir, type SiteProcess } from './helpers/site.ts'
+import { startSite, tempDir, type SiteProcess } from '../simulations/node-process.ts'
 
 const run = promisify(execFile)
 /** Where Debian's cups-ipp-utils installs the suites. */

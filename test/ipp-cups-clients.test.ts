@@ -7,9 +7,9 @@ import * as assert from 'uvu/assert'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { rm } from 'node:fs/promises'
-import { startSite, tempDir, type SiteProcess } from './helpers/site.ts'
+import { startSite, tempDir, type SiteProcess } from '../simulations/node-process.ts'
 import { makePdf } from './fixtures/documents.ts'
-import { until } from './helpers/wait.ts'
+import { until } from '../simulations/wait.ts'
 import { startPrivateCups, type PrivateCups } from '../simulations/bench/cups.ts'
 
 const exec = promisify(execFile)

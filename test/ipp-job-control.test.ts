@@ -6,8 +6,8 @@ import { readFile, rm } from 'node:fs/promises'
 import { Op, Tag, attr, findAttr, integerValue, statusName } from '../devices/ipp/wire.ts'
 import { makePdf } from './fixtures/documents.ts'
 import { startIppRig, ippPost, ippRequest, type IppRig, type IppReply } from './helpers/ipp-client.ts'
-import { tempDir } from './helpers/site.ts'
-import { until } from './helpers/wait.ts'
+import { tempDir } from '../simulations/node-process.ts'
+import { until } from '../simulations/wait.ts'
 
 let rig: IppRig
 let docs: string

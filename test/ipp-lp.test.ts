@@ -7,7 +7,7 @@ import { rm } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { makePdf, makePostScript, makeText, textLines } from './fixtures/documents.ts'
 import { listJobs } from './helpers/ipptool.ts'
-import { startSite, tempDir, type SiteProcess } from './helpers/site.ts'
+import { startSite, tempDir, type SiteProcess } from '../simulations/node-process.ts'
 
 const run = promisify(execFile)
 /** lp has no timeout of its own against a silent server. */

@@ -10,8 +10,8 @@ import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib'
 import { Op, Status, Tag, attr, collection, findAttr, integerValue, stringValue, stringValues, statusName, type IppMessage } from '../devices/ipp/wire.ts'
 import { makePdf, makePostScript, makeText } from './fixtures/documents.ts'
 import { startIppRig, ippPost, ippRequest, type IppRig, type IppReply } from './helpers/ipp-client.ts'
-import { tempDir } from './helpers/site.ts'
-import { until } from './helpers/wait.ts'
+import { tempDir } from '../simulations/node-process.ts'
+import { until } from '../simulations/wait.ts'
 import { rm } from 'node:fs/promises'
 
 let rig: IppRig

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream'
 import { Op, statusName, encodeMessage, attr, Tag } from '../devices/ipp/wire.ts'
 import { makePdf } from './fixtures/documents.ts'
 import { startIppRig, ippPost, ippRequest, type IppRig } from './helpers/ipp-client.ts'
-import { tempDir } from './helpers/site.ts'
+import { tempDir } from '../simulations/node-process.ts'
 import { readFile } from 'node:fs/promises'
 
 /** Limits small enough for a test to see them act (the defaults are 10 s, 1 KiB/s over 30 s). */

@@ -19,9 +19,9 @@ import { startIppEvePrinter, type JobOutcome } from './helpers/ippeveprinter.ts'
 import { InvalidJobStateError, NotAuthorizedError, PAGES_UNKNOWN_REASON, type JobRecord } from '../devices/jobs/types.ts'
 import { AnalysisStoppedError, CorruptDocumentError, UnsupportedFormatError, type AnalysisProgress, type DocumentInfo } from '../devices/documents/index.ts'
 import { makePdf } from './fixtures/documents.ts'
-import { tempDir } from './helpers/site.ts'
+import { tempDir } from '../simulations/node-process.ts'
 import { generateIdentity } from '../transports/identity.ts'
-import { until } from './helpers/wait.ts'
+import { until } from '../simulations/wait.ts'
 import { rejects } from './helpers/assert.ts'
 
 const identity = await generateIdentity()

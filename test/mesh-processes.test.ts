@@ -6,10 +6,10 @@ import * as assert from 'uvu/assert'
 import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
-import { startSite, startCentral, startTerminal, startClient, tempDir, type SiteProcess } from './helpers/site.ts'
+import { startSite, startCentral, startTerminal, startClient, tempDir, type SiteProcess } from '../simulations/node-process.ts'
 import { printFile } from './helpers/ipptool.ts'
 import { makePdf } from './fixtures/documents.ts'
-import { until } from './helpers/wait.ts'
+import { until } from '../simulations/wait.ts'
 
 /** Mesh operations in this file wait at most this long: anti-entropy runs every second. */
 const MESH_TIMEOUT_MS = 30_000

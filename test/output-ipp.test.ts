@@ -16,7 +16,7 @@ import { InvalidPrinterJobIdError, PrinterError, UnsupportedDeviceUriError, type
 import { Op, Status, Tag, attr } from '../devices/ipp/wire.ts'
 import { startIppEvePrinter, type IppEvePrinter, type IppEvePrinterOptions } from './helpers/ippeveprinter.ts'
 import { ippPost, ippRequest } from './helpers/ipp-client.ts'
-import { until } from './helpers/wait.ts'
+import { until } from '../simulations/wait.ts'
 
 /** Short limits so failure paths finish in well under a second. */
 const FAST: Omit<IppOutputDeviceOptions, 'logger'> = {

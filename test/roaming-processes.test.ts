@@ -8,10 +8,10 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { startSite, startCentral, tempDir, type SiteProcess } from './helpers/site.ts'
+import { startSite, startCentral, tempDir, type SiteProcess } from '../simulations/node-process.ts'
 import { startIppEvePrinter, type IppEvePrinter } from './helpers/ippeveprinter.ts'
 import { makePdf } from './fixtures/documents.ts'
-import { until } from './helpers/wait.ts'
+import { until } from '../simulations/wait.ts'
 
 const run = promisify(execFile)
 /** Replication and roaming steps in this file finish within this (anti-entropy runs every second). */

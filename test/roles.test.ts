@@ -15,8 +15,8 @@ import { startClient } from '../node/client.ts'
 import { JoinError } from '../node/peer.ts'
 import { ROLES } from '../node/roles.ts'
 import { MissingServiceError, UnknownServiceError, type Node } from '../node/compose.ts'
-import { tempDir } from './helpers/site.ts'
-import { until } from './helpers/wait.ts'
+import { tempDir } from '../simulations/node-process.ts'
+import { until } from '../simulations/wait.ts'
 
 const logger = pino({ level: process.env.PRINTMESH_TEST_LOG ?? 'silent' })
 /** Resources a stopped node lets go of by themselves (a closing socket, a last timer) settle within this. */

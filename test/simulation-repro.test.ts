@@ -22,8 +22,8 @@ import { PrinterError, type OutputDevice, type PrinterJobOutcome, type PrintProg
 import type { Signer } from '../crdt/envelope.ts'
 import { CrashablePersistence } from '../simulations/instrument.ts'
 import { AsyncTracker } from '../simulations/scheduler.ts'
-import { tempDir } from './helpers/site.ts'
-import { until } from './helpers/wait.ts'
+import { tempDir } from '../simulations/node-process.ts'
+import { until } from '../simulations/wait.ts'
 import { makePdf } from './fixtures/documents.ts'
 import { readFile } from 'node:fs/promises'
 

@@ -7,10 +7,10 @@ import * as assert from 'uvu/assert'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { rm } from 'node:fs/promises'
-import { startSite, tempDir, type SiteProcess } from './helpers/site.ts'
+import { startSite, tempDir, type SiteProcess } from '../simulations/node-process.ts'
 import { startIppEvePrinter, type IppEvePrinter } from './helpers/ippeveprinter.ts'
 import { makePdf } from './fixtures/documents.ts'
-import { until } from './helpers/wait.ts'
+import { until } from '../simulations/wait.ts'
 
 const run = promisify(execFile)
 /** Jobs released at once to the one-job-at-a-time printer (the report: 2 of 8 printed). */

@@ -14,8 +14,8 @@ import { promisify } from 'node:util'
 import { ANALYSIS_TIMEOUT_ENV } from '../devices/documents/analyzer.ts'
 import { makePdf } from './fixtures/documents.ts'
 import { makeFlateBombPdf, makeManyPagesPdf } from './fixtures/hostile-documents.ts'
-import { startSite, tempDir, type SiteProcess } from './helpers/site.ts'
-import { until } from './helpers/wait.ts'
+import { startSite, tempDir, type SiteProcess } from '../simulations/node-process.ts'
+import { until } from '../simulations/wait.ts'
 
 const run = promisify(execFile)
 /**

@@ -5,10 +5,10 @@ import * as assert from 'uvu/assert'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { readFile, rm } from 'node:fs/promises'
-import { startSite, tempDir, type SiteProcess } from './helpers/site.ts'
+import { startSite, tempDir, type SiteProcess } from '../simulations/node-process.ts'
 import { startIppEvePrinter, type IppEvePrinter } from './helpers/ippeveprinter.ts'
 import { makePdf } from './fixtures/documents.ts'
-import { until } from './helpers/wait.ts'
+import { until } from '../simulations/wait.ts'
 
 const run = promisify(execFile)
 let site: SiteProcess

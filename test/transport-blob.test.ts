@@ -19,8 +19,8 @@ import {
 } from '../transports/blob.ts'
 import { createHost, generateNetworkKey, type Host } from '../transports/host.ts'
 import { rejects } from './helpers/assert.ts'
-import { tempDir } from './helpers/site.ts'
-import { until } from './helpers/wait.ts'
+import { tempDir } from '../simulations/node-process.ts'
+import { until } from '../simulations/wait.ts'
 
 const logger = pino({ level: process.env.PRINTMESH_TEST_LOG ?? 'silent' })
 /** Loopback only, a port the kernel picks. */

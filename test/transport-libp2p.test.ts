@@ -16,7 +16,7 @@ import {
 import { Libp2pTransport, MAX_CREDENTIALS_BYTES, SYNC_PROTOCOL } from '../transports/libp2p.ts'
 import { MAX_MESSAGE_BYTES, PeerNotConnectedError, type Admission, type SyncTransport } from '../transports/types.ts'
 import { rejects } from './helpers/assert.ts'
-import { tempDir } from './helpers/site.ts'
+import { tempDir } from '../simulations/node-process.ts'
 import { runTransportSuite, type TransportFixture } from './helpers/transport-suite.ts'
 
 const logger = pino({ level: process.env.PRINTMESH_TEST_LOG ?? 'silent' })

@@ -1,5 +1,5 @@
 /**
- * Convergence after a partition: in-process peers (test/helpers/mesh.ts: real level stores
+ * Convergence after a partition: in-process peers (simulations/mesh-harness.ts: real level stores
  * in temp folders, real signatures, the real sync engine over the in-memory transport),
  * split into two halves; jobs are created on the site peers of both halves during the
  * partition (one `putNewJob` transaction per job through the peer's own store), each half
@@ -12,7 +12,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import { setTimeout as delay } from 'node:timers/promises'
-import { TestMesh, type MeshPeer } from '../../test/helpers/mesh.ts'
+import { TestMesh, type MeshPeer } from '../mesh-harness.ts'
 import { jobsDoc } from '../../crdt/names.ts'
 import { putNewJob, type JobRecord } from '../../crdt/jobs.ts'
 import { BenchmarkError, round, type BenchContext, type Benchmark, type Row, syntheticJob } from './common.ts'

@@ -5,7 +5,7 @@
  * case by case so both see the same machine state. Every request carries a distinct PDF
  * of the same size.
  */
-import { startSite, type SiteProcess } from '../../test/helpers/site.ts'
+import { startSite, type SiteProcess } from '../node-process.ts'
 import { startPrivateCups, type PrivateCups } from './cups.ts'
 import { paddedPdf, type PaddedPdf } from './pdf.ts'
 import { runPrintJobLoad, type LoadResult } from './ipp-load.ts'

@@ -18,7 +18,7 @@ import { createOutputDevice } from '../../devices/output/registry.ts'
 import type { QueueInfo } from '../../devices/jobs/types.ts'
 import { createIppServer, type IppClientLimits, type IppServer } from '../../devices/ipp/server.ts'
 import { Tag, attr, decodeMessage, encodeMessage, type IppAttribute, type IppMessage } from '../../devices/ipp/wire.ts'
-import { tempDir } from './site.ts'
+import { tempDir } from '../../simulations/node-process.ts'
 
 /** What came back: the HTTP status and, for IPP answers, the decoded message. */
 export interface IppReply {

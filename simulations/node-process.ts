@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 
-const ROOT = new URL('../..', import.meta.url).pathname
+const ROOT = new URL('..', import.meta.url).pathname
 const CLI = join(ROOT, 'node/cli.ts')
 /** A node that has not said it is ready by then has failed to start. */
 const START_TIMEOUT_MS = 30_000

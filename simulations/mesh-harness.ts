@@ -4,15 +4,15 @@
  * a SyncEngine over the in-memory transport.
  */
 import { rm } from 'node:fs/promises'
-import { recordCertificate, decodeCertificate, type Certificate, type Role } from '../../crdt/license.ts'
-import { licenseDoc } from '../../crdt/names.ts'
-import type { Signer } from '../../crdt/envelope.ts'
-import { MemoryNetwork } from '../../transports/memory.ts'
-import { generateIdentity } from '../../transports/identity.ts'
-import { startMeshPeer, issuePeerCertificate, type MeshPeer } from '../../simulations/mesh.ts'
-import { tempDir } from './site.ts'
+import { recordCertificate, decodeCertificate, type Certificate, type Role } from '../crdt/license.ts'
+import { licenseDoc } from '../crdt/names.ts'
+import type { Signer } from '../crdt/envelope.ts'
+import { MemoryNetwork } from '../transports/memory.ts'
+import { generateIdentity } from '../transports/identity.ts'
+import { startMeshPeer, issuePeerCertificate, type MeshPeer } from './mesh.ts'
+import { tempDir } from './node-process.ts'
 
-export type { MeshPeer } from '../../simulations/mesh.ts'
+export type { MeshPeer } from './mesh.ts'
 
 export interface MeshOptions {
   /** Anti-entropy period; by default an hour, so tests trigger rounds themselves with antiEntropy(). */
