@@ -9,6 +9,7 @@
  * Certificate bytes: UTF-8 JSON of the fields in a fixed order, then a separator line,
  * then the base64 signature. The signature covers the JSON bytes exactly.
  */
+import { KindedError } from './errors.ts'
 import type * as Y from 'yjs'
 import { createHash, randomBytes } from 'node:crypto'
 import type { Signer, Verifier } from './envelope.ts'
@@ -136,7 +137,8 @@ export interface JoinRequest {
   approvedAt?: number
 }
 
-export class EnrollmentError extends Error {
+export class EnrollmentError extends KindedError {
+  readonly kind = 'invalid-request'
   constructor (message: string) { super(message); this.name = 'EnrollmentError' }
 }
 

@@ -2,6 +2,7 @@
  * Mesh glue a node runs beside its sync engine: whenever the license document changes,
  * connected peers whose certificates were revoked are disconnected at once.
  */
+import { NotCentralError, InvalidRequestError } from '../crdt/errors.ts'
 import type * as Y from 'yjs'
 import type { Logger } from 'pino'
 import type { Membership } from '../crdt/membership.ts'
@@ -11,7 +12,7 @@ import { join as joinPath } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { licenseDoc } from '../crdt/names.ts'
 import { listCertificates, listJoinRequests, type Role } from '../crdt/license.ts'
-import { NotCentralError, InvalidRequestError, type MeshApi, type MeshStatus, type MeshPeerView, type JoinRequestView } from '../ui/api.ts'
+import { type MeshApi, type MeshStatus, type MeshPeerView, type JoinRequestView } from '../ui/api.ts'
 import type { Peer } from './peer.ts'
 import { EnrollmentAuthority, encodeJoinString } from './enrollment.ts'
 

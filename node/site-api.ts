@@ -2,6 +2,7 @@
  * The site's implementation of {@link SiteApi}: what the HTTP layer may ask of a site,
  * composed from the job service, the directory and the accounting documents.
  */
+import { InvalidRequestError } from '../crdt/errors.ts'
 import { timingSafeEqual, createHash } from 'node:crypto'
 import type { DocStore } from '../crdt/store.ts'
 import { directoryDoc, parseDocName } from '../crdt/names.ts'
@@ -13,7 +14,7 @@ import type { RoamingService } from '../devices/jobs/roaming.ts'
 import { InvalidSiteSettingsError } from '../crdt/site-config.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
 import type { Actor, JobView } from '../devices/jobs/types.ts'
-import { InvalidRequestError, type RoamingView, type SiteApi, type SiteInfo, type PrinterView, type UsageQuery, type UsageTotal, type UsageRecordView, type UserView } from '../ui/api.ts'
+import { type RoamingView, type SiteApi, type SiteInfo, type PrinterView, type UsageQuery, type UsageTotal, type UsageRecordView, type UserView } from '../ui/api.ts'
 import { importUsersCsv, checkPin } from './users.ts'
 
 /** A printer that does not answer its probe within this is shown as unreachable. */

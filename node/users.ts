@@ -2,11 +2,11 @@
  * The site-local user list (the directory document while a site stands alone): CSV import
  * and PIN checks. PINs are hashed before anything is written.
  */
+import { InvalidRequestError } from '../crdt/errors.ts'
 import { parse } from 'csv-parse/sync'
 import type { DocStore } from '../crdt/store.ts'
 import { directoryDoc } from '../crdt/names.ts'
 import { hashPin, verifyPin, putUser, getUser, listUsers, validateUsername, validatePin, InvalidUserError, type DirectoryUser } from '../crdt/directory.ts'
-import { InvalidRequestError } from '../ui/api.ts'
 
 /** Largest CSV accepted in one import: a directory of ~100k users. */
 export const MAX_IMPORT_BYTES = 10 * 1024 * 1024

@@ -1,6 +1,7 @@
 // The HTTP layer on its own: every route driven with fastify's inject against a small
 // in-memory SiteApi, checking status codes, JSON errors, sessions, CSRF, bearer auth,
 // rate limiting, CSV output, metrics and that secrets never reach the log.
+import { InvalidRequestError } from '../crdt/errors.ts'
 import { totalUsageBy } from '../crdt/accounting.ts'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -12,7 +13,7 @@ import {
   type Actor, type JobRecord, type JobState
 } from '../devices/jobs/types.ts'
 import {
-  InvalidRequestError, type PrinterView, type SiteApi, type SiteInfo, type UsageQuery, type UsageRecordView,
+  type PrinterView, type SiteApi, type SiteInfo, type UsageQuery, type UsageRecordView,
   type UsageTotal, type UserView, type JobList, type RoamingView
 } from '../ui/api.ts'
 import { buildHttpApp, createHttpServer, JSON_BODY_LIMIT } from '../ui/server.ts'

@@ -2,6 +2,7 @@
 // MeshApi: every /api/mesh route, admin auth (bearer, session + CSRF, 401/403), body and
 // path validation, the error mapping (NotCentralError 409, EnrollmentError 400), mesh
 // metrics, join strings kept out of the log, and a central node built without a SiteApi.
+import { NotCentralError } from '../crdt/errors.ts'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Writable } from 'node:stream'
@@ -10,7 +11,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Actor, JobRecord, JobState } from '../devices/jobs/types.ts'
 import { EnrollmentError } from '../crdt/license.ts'
 import {
-  NotCentralError, type DocPeerState, type JoinRequestView, type MeshApi, type MeshStatus, type PrinterView,
+  type DocPeerState, type JoinRequestView, type MeshApi, type MeshStatus, type PrinterView,
   type SiteApi, type SiteInfo, type UsageRecordView, type UsageTotal, type UserView, type JobList, type RoamingView
 } from '../ui/api.ts'
 import { buildHttpApp, createHttpServer, type HttpServerInit } from '../ui/server.ts'

@@ -6,12 +6,13 @@
 // sees the source host in all jobs and edits partners and mode in the Roaming section.
 //
 // Screenshots: see helpers/browser.ts (PRINTMESH_SCREENSHOT_DIR keeps them).
+import { InvalidRequestError } from '../crdt/errors.ts'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { pino } from 'pino'
 import type { Locator, Page } from 'playwright-core'
 import {
-  InvalidRequestError, type JobList, type PrinterView, type RoamingView, type SiteApi, type SiteInfo,
+  type JobList, type PrinterView, type RoamingView, type SiteApi, type SiteInfo,
   type UsageRecordView, type UsageTotal, type UserView
 } from '../ui/api.ts'
 import { createHttpServer, type HttpServer } from '../ui/server.ts'

@@ -94,10 +94,6 @@ export interface SiteApi {
   importUsers (csv: string): Promise<{ imported: number }>
 }
 
-/** Bad input from an API caller (malformed CSV, unknown scope, …). */
-export class InvalidRequestError extends Error {
-  constructor (message: string) { super(message); this.name = 'InvalidRequestError' }
-}
 
 // ---- mesh ---------------------------------------------------------------------------
 
@@ -148,7 +144,3 @@ export interface MeshApi {
   revoke (peer: string, reason: string): Promise<void>
 }
 
-/** A central-only call made on another node. */
-export class NotCentralError extends Error {
-  constructor () { super('only the central node can do this'); this.name = 'NotCentralError' }
-}

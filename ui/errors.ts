@@ -2,11 +2,7 @@
  * The HTTP layer's own errors and the one place that maps every error a route can meet
  * to a status code and a message safe to show the caller.
  */
-import {
-  InvalidJobStateError, JobNotFoundError, NotAuthorizedError, PrinterNotFoundError, QueueNotFoundError, NotPartnerError, HolderUnreachableError
-} from '../devices/jobs/types.ts'
-import { EnrollmentError } from '../crdt/license.ts'
-import { InvalidRequestError, NotCentralError } from './api.ts'
+import { isKinded, type ErrorKind } from '../crdt/errors.ts'
 
 /** No (valid) session cookie or bearer token. */
 export class UnauthenticatedError extends Error {
@@ -72,17 +68,21 @@ interface FastifyLikeError {
   message: string
 }
 
+/** The HTTP status of each error kind (crdt/errors.ts): the one mapping, whatever layer raised the error. */
+export const KIND_STATUS: Readonly<Record<ErrorKind, number>> = {
+  'not-found': 404,
+  'not-authorized': 403,
+  'invalid-state': 409,
+  'invalid-request': 400,
+  unavailable: 503
+}
+
 /** Maps any thrown value to the status, message and headers to answer with. */
 export function describeError (err: unknown): HttpErrorReply {
   const plain = (status: number, message: string): HttpErrorReply => ({ status, message, headers: {} })
-  if (err instanceof JobNotFoundError || err instanceof PrinterNotFoundError || err instanceof QueueNotFoundError) {
-    return plain(404, err.message)
-  }
-  if (err instanceof NotAuthorizedError || err instanceof ForbiddenError || err instanceof NotPartnerError) return plain(403, err.message)
-  if (err instanceof HolderUnreachableError) return plain(503, err.message)
+  if (isKinded(err)) return plain(KIND_STATUS[err.kind], err.message)
+  if (err instanceof ForbiddenError) return plain(403, err.message)
   if (err instanceof ServiceNotHereError) return plain(404, err.message)
-  if (err instanceof InvalidJobStateError || err instanceof NotCentralError) return plain(409, err.message)
-  if (err instanceof InvalidRequestError || err instanceof EnrollmentError) return plain(400, err.message)
   if (err instanceof UnauthenticatedError) return plain(401, err.message)
   if (err instanceof TooManyLoginAttemptsError) {
     return { status: 429, message: err.message, headers: { 'retry-after': String(err.retryAfterSeconds) } }

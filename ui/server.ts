@@ -10,6 +10,7 @@
  * Session-authenticated mutating calls must echo the session's CSRF token in
  * `X-CSRF-Token`; bearer calls carry no ambient credentials and need none.
  */
+import { InvalidRequestError } from '../crdt/errors.ts'
 import { readFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
@@ -17,7 +18,7 @@ import fastifyCookie from '@fastify/cookie'
 import type { Logger } from 'pino'
 import type { Actor } from '../devices/jobs/types.ts'
 import {
-  InvalidRequestError, type MeshApi, type SiteApi, type SiteInfo, type UsageQuery, type UsageRecordView
+  type MeshApi, type SiteApi, type SiteInfo, type UsageQuery, type UsageRecordView
 } from './api.ts'
 import { toCsv } from './csv.ts'
 import {

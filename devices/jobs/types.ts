@@ -4,6 +4,7 @@
  * operations onto these calls and their errors onto IPP status codes; it holds no
  * job state of its own.
  */
+import { KindedError } from '../../crdt/errors.ts'
 import type { AdminCapability } from '../../crdt/capability.ts'
 import type { Readable } from 'node:stream'
 
@@ -99,21 +100,27 @@ export interface Actor {
 }
 
 /** Base of the job domain's errors, so the wire and HTTP layers can map them. */
-export class JobError extends Error {}
+/** A job request that cannot be done; its `kind` (crdt/errors.ts) says what the caller can do about it. */
+export abstract class JobError extends KindedError {}
 export class JobNotFoundError extends JobError {
+  readonly kind = 'not-found'
   constructor (id: number | string) { super(`job ${id} not found`); this.name = 'JobNotFoundError' }
 }
 export class QueueNotFoundError extends JobError {
+  readonly kind = 'not-found'
   constructor (name: string) { super(`queue ${name} not found`); this.name = 'QueueNotFoundError' }
 }
 export class PrinterNotFoundError extends JobError {
+  readonly kind = 'not-found'
   constructor (name: string) { super(`printer ${name} not found`); this.name = 'PrinterNotFoundError' }
 }
 export class NotAuthorizedError extends JobError {
+  readonly kind = 'not-authorized'
   constructor (message: string) { super(message); this.name = 'NotAuthorizedError' }
 }
 /** The job is not in a state that allows the request (e.g. releasing a printed job). */
 export class InvalidJobStateError extends JobError {
+  readonly kind = 'invalid-state'
   constructor (message: string) { super(message); this.name = 'InvalidJobStateError' }
 }
 
@@ -121,10 +128,12 @@ export class InvalidJobStateError extends JobError {
 
 /** The two sites do not name each other as roaming partners. */
 export class NotPartnerError extends JobError {
+  readonly kind = 'not-authorized'
   constructor (message: string) { super(message); this.name = 'NotPartnerError' }
 }
 /** The peer holding a job could not be reached (and no prefetched copy may stand in). */
 export class HolderUnreachableError extends JobError {
+  readonly kind = 'unavailable'
   constructor (readonly site: string, reason: string) {
     super(`site ${site}, which holds this job, is unreachable (${reason}); release it when the site is back`)
     this.name = 'HolderUnreachableError'
