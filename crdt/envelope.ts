@@ -13,6 +13,7 @@
  * varUint seq, varUint kind, varUint8Array update, varUint8Array signature.
  * The signature covers everything before it.
  */
+import type { PeerId } from './names.ts'
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 
@@ -35,7 +36,7 @@ export interface Envelope {
 
 /** Signs with this peer's private key. */
 export interface Signer {
-  readonly id: string
+  readonly id: PeerId
   sign (data: Uint8Array): Promise<Uint8Array>
 }
 

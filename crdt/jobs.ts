@@ -17,6 +17,7 @@
  * printer accepts it, so that after a crash its holder can ask the printer how it ended.
  */
 import type * as Y from 'yjs'
+import type { PeerId, SiteId } from './names.ts'
 
 export type JobState =
   | 'received' // created, document not (fully) spooled yet
@@ -48,7 +49,7 @@ export interface JobRecord {
   id: string
   /** Small integer id for IPP clients (`job-id`), unique per site. */
   ippId: number
-  site: string
+  site: SiteId
   queue: string
   owner: string
   name: string
@@ -86,9 +87,9 @@ export interface JobRecord {
   /** Set while another site holds the release grant (`releasing`/`printing` for a remote printer). */
   grant?: ReleaseGrant
   /** The peer that printed it, when not the holder itself (a roaming release). */
-  printedBy?: { peer: string, site: string, printer: string }
+  printedBy?: { peer: PeerId, site: SiteId, printer: string }
   /** Further prints of this job found when peers reconnected (offline releases): reported, never charged twice. */
-  duplicates?: Array<{ peer: string, site: string, at: number }>
+  duplicates?: Array<{ peer: PeerId, site: SiteId, at: number }>
   createdAt: number
   /** When it reached a terminal state. */
   completedAt?: number
@@ -100,8 +101,8 @@ export interface JobRecord {
 export interface ReleaseGrant {
   /** Unique per grant, so a release record answers exactly one grant. */
   id: string
-  peer: string
-  site: string
+  peer: PeerId
+  site: SiteId
   printer: string
   user: string
   expiresAt: number
@@ -231,8 +232,8 @@ const RELEASE_TRANSITIONS: Record<RemoteReleaseState, readonly RemoteReleaseStat
 export interface RemoteRelease {
   jobId: string
   /** The peer holding the job (writer of its jobs document). */
-  holder: string
-  holderSite: string
+  holder: PeerId
+  holderSite: SiteId
   /** Printer of this site it goes to. */
   printer: string
   /** The holder's grant this release acts on; absent for an offline release. */

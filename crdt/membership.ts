@@ -15,7 +15,7 @@
  */
 import type * as Y from 'yjs'
 import type { Verifier } from './envelope.ts'
-import { parseDocName } from './names.ts'
+import { parseDocName, type SiteId } from './names.ts'
 import { decodeCertificate, certificateProblem, isRevoked, listCertificates, encodeCertificate, CERT_GRACE_MS, type Certificate, type Role } from './license.ts'
 
 export interface MembershipInit {
@@ -27,11 +27,11 @@ export interface MembershipInit {
   certificate?: Certificate
   /** This peer's role, for the authority and standalone peers that have no certificate. */
   role: Role
-  site?: string
+  site?: SiteId
   now?: () => number
 }
 
-export interface PeerInfo { peer: string, role: Role, site?: string, expiresAt?: number }
+export interface PeerInfo { peer: string, role: Role, site?: SiteId, expiresAt?: number }
 
 export class Membership {
   /** Certificates learnt at admission (peers not yet in the license document). */
@@ -100,7 +100,8 @@ export class Membership {
     const cert = this.certificateOf(peer)
     if (cert === undefined) return undefined
     if (this.now() > cert.expiresAt + CERT_GRACE_MS || this.revoked(peer)) return undefined
-    return { peer, role: cert.role, ...(cert.site !== undefined ? { site: cert.site } : {}), expiresAt: cert.expiresAt }
+    // a certificate central signed names a valid site id
+    return { peer, role: cert.role, ...(cert.site !== undefined ? { site: cert.site as SiteId } : {}), expiresAt: cert.expiresAt }
   }
 
   private certificateOf (peer: string): Certificate | undefined {

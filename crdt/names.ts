@@ -12,6 +12,11 @@
 /** A document name; only the builders below make one. */
 export type DocName = string & { readonly __docName: true }
 
+/** A peer's id (its libp2p peer id, from its Ed25519 key): only {@link peerId} makes one from a string. */
+export type PeerId = string & { readonly __peerId: true }
+/** A site's id (what `--site` names, what certificates bind terminals and clients to): only {@link siteId} makes one. */
+export type SiteId = string & { readonly __siteId: true }
+
 /** Bumped when a family's layout changes incompatibly; old names stay readable. */
 export const NAME_VERSION = 'v1'
 
@@ -20,11 +25,11 @@ export type Family = 'license' | 'directory' | 'site' | 'jobs' | 'acct'
 export interface ParsedName {
   family: Family
   /** For jobs and acct: the writing peer. */
-  peer?: string
+  peer?: PeerId
   /** For jobs and acct: the time partition, `YYYY-MM` (UTC). */
   period?: string
   /** For site: the site id. */
-  site?: string
+  site?: SiteId
 }
 
 /** Peer ids, site ids and periods may not contain the separator or be empty. */
@@ -45,12 +50,22 @@ function period (value: string): string {
   return value
 }
 
+/** A peer id from a string (a certificate, a wire message, a document name); @throws InvalidDocNameError when it cannot be one. */
+export function peerId (value: string): PeerId {
+  return segment('peer', value) as PeerId
+}
+
+/** A site id from a string (the command line, a certificate, a record); @throws InvalidDocNameError when it cannot be one. */
+export function siteId (value: string): SiteId {
+  return segment('site', value) as SiteId
+}
+
 export const licenseDoc = (): DocName => `${NAME_VERSION}/license` as DocName
 export const directoryDoc = (): DocName => `${NAME_VERSION}/directory` as DocName
-export const siteConfigDoc = (site: string): DocName => `${NAME_VERSION}/site/${segment('site', site)}` as DocName
-export const jobsDoc = (peer: string, p: string): DocName =>
+export const siteConfigDoc = (site: SiteId): DocName => `${NAME_VERSION}/site/${segment('site', site)}` as DocName
+export const jobsDoc = (peer: PeerId, p: string): DocName =>
   `${NAME_VERSION}/jobs/${segment('peer', peer)}/${period(p)}` as DocName
-export const acctDoc = (peer: string, p: string): DocName =>
+export const acctDoc = (peer: PeerId, p: string): DocName =>
   `${NAME_VERSION}/acct/${segment('peer', peer)}/${period(p)}` as DocName
 
 /** The monthly time partition a moment falls in (UTC), e.g. `2026-11`. */
@@ -65,9 +80,9 @@ export function parseDocName (name: string): ParsedName | undefined {
   const [, family, a, b] = parts
   if (family === 'license' && parts.length === 2) return { family }
   if (family === 'directory' && parts.length === 2) return { family }
-  if (family === 'site' && parts.length === 3 && SEGMENT.test(a)) return { family, site: a }
+  if (family === 'site' && parts.length === 3 && SEGMENT.test(a)) return { family, site: a as SiteId }
   if ((family === 'jobs' || family === 'acct') && parts.length === 4 && SEGMENT.test(a) && PERIOD.test(b)) {
-    return { family, peer: a, period: b }
+    return { family, peer: a as PeerId, period: b }
   }
   return undefined
 }

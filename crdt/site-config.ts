@@ -6,6 +6,7 @@
  * Roaming between two sites depends only on those two sites' documents ({@link roamsWith}):
  * each must name the other as a partner. Central plays no part.
  */
+import type { SiteId } from './names.ts'
 import type * as Y from 'yjs'
 
 /** How a site shows the jobs of its partner sites. */
@@ -25,12 +26,12 @@ const MAX_HOSTNAME_CHARS = 253
 
 export interface RoamingSettings {
   /** Site ids this site roams with (both sides must name each other). */
-  partners: string[]
+  partners: SiteId[]
   mode: RoamingMode
 }
 
 export interface SiteSettings {
-  site: string
+  site: SiteId
   /** The host name remote jobs of this site are marked with. */
   hostname: string
   roaming: RoamingSettings
@@ -44,7 +45,7 @@ export class InvalidSiteSettingsError extends Error {
 const settingsMap = (doc: Y.Doc): Y.Map<unknown> => doc.getMap('settings')
 
 /** The settings in a site's document; defaults for what was never written. */
-export function readSiteSettings (doc: Y.Doc | undefined, site: string): SiteSettings {
+export function readSiteSettings (doc: Y.Doc | undefined, site: SiteId): SiteSettings {
   const map = doc === undefined ? new Map<string, unknown>() : settingsMap(doc)
   const partners = map.get('partners')
   const mode = map.get('mode')
@@ -54,7 +55,7 @@ export function readSiteSettings (doc: Y.Doc | undefined, site: string): SiteSet
     site,
     hostname: typeof hostname === 'string' ? hostname : site,
     roaming: {
-      partners: Array.isArray(partners) ? partners.filter((p): p is string => typeof p === 'string') : [],
+      partners: Array.isArray(partners) ? partners.filter((p): p is SiteId => typeof p === 'string') : [],
       mode: ROAMING_MODES.includes(mode as RoamingMode) ? mode as RoamingMode : DEFAULT_ROAMING_MODE
     },
     updatedAt: typeof updatedAt === 'number' ? updatedAt : 0
@@ -62,7 +63,7 @@ export function readSiteSettings (doc: Y.Doc | undefined, site: string): SiteSet
 }
 
 /** Checks roaming settings from an admin; returns them normalized (sorted, without duplicates or this site). */
-export function validateRoaming (site: string, input: unknown): RoamingSettings {
+export function validateRoaming (site: SiteId, input: unknown): RoamingSettings {
   if (typeof input !== 'object' || input === null) throw new InvalidSiteSettingsError('roaming settings must be an object with partners and mode')
   const { partners, mode } = input as { partners?: unknown, mode?: unknown }
   if (!Array.isArray(partners)) throw new InvalidSiteSettingsError('partners must be a list of site ids')
@@ -71,7 +72,7 @@ export function validateRoaming (site: string, input: unknown): RoamingSettings 
     if (typeof p !== 'string' || !SITE_ID.test(p)) throw new InvalidSiteSettingsError(`not a site id: ${JSON.stringify(p)}`)
   }
   if (!ROAMING_MODES.includes(mode as RoamingMode)) throw new InvalidSiteSettingsError(`mode must be one of ${ROAMING_MODES.join(', ')}`)
-  const unique = [...new Set(partners as string[])].filter((p) => p !== site).sort()
+  const unique = [...new Set(partners as SiteId[])].filter((p) => p !== site).sort()
   return { partners: unique, mode: mode as RoamingMode }
 }
 

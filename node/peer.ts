@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { DocStore } from '../crdt/store.ts'
 import { LevelPersistence } from '../crdt/persistence.ts'
-import { licenseDoc, directoryDoc, isRetained } from '../crdt/names.ts'
+import { licenseDoc, directoryDoc, isRetained, siteId, type PeerId, type SiteId } from '../crdt/names.ts'
 import { Membership } from '../crdt/membership.ts'
 import { SyncEngine } from '../crdt/sync.ts'
 import { decodeCertificate, encodeCertificate, type Certificate, type Role } from '../crdt/license.ts'
@@ -123,9 +123,9 @@ export async function isMeshMember (dataDir: string, self: string): Promise<bool
 
 /** Who this peer is, as the core services need it. */
 export interface PeerSelf {
-  id: string
+  id: PeerId
   role: Role
-  site?: string
+  site?: SiteId
   dataDir: string
   networkKeyFile: string
   /** The mesh's authority (central, or this peer when standalone). */
@@ -205,7 +205,7 @@ export async function preparePeer (config: PeerConfig, logger: Logger): Promise<
   }
   const meshFile = mesh as MeshFile
   const certificate: Certificate | undefined = meshFile.certificate !== undefined ? decodeCertificate(new TextEncoder().encode(meshFile.certificate)) : undefined
-  const site = certificate?.site ?? config.site
+  const site = certificate?.site !== undefined ? siteId(certificate.site) : config.site !== undefined ? siteId(config.site) : undefined
   const membership = new Membership({
     self: signer.id,
     authority: meshFile.authority,

@@ -10,6 +10,7 @@ import type { Logger } from 'pino'
 import { callRpc, handleRpc, RpcUnreachableError } from '../transports/rpc.ts'
 import { fetchBlob, serveBlobs, BlobHolderUnreachableError, type BlobServerOptions } from '../transports/blob.ts'
 import { parseAdminCapability, type AdminCapability } from '../crdt/capability.ts'
+import { peerId, type PeerId, type SiteId } from '../crdt/names.ts'
 import { HolderUnreachableError, type GrantRequest, type RoamingHolder, type RoamingLink, type GrantReply } from '../devices/jobs/types.ts'
 
 export const RELEASE_PROTOCOL = '/printmesh/release/1.0.0'
@@ -60,15 +61,16 @@ export async function serveRoaming (host: Libp2p, holder: RoamingHolder, logger:
   const stopRpc = await handleRpc(host, RELEASE_PROTOCOL, async (peer, raw) => {
     const req = parseReleaseRequest(raw)
     if (typeof req === 'string') return { ok: false, error: 'bad-request', message: req }
+    const from = peerId(peer) // the libp2p connection's authenticated peer
     switch (req.op) {
-      case 'grant': return await holder.grant(peer, req.request)
-      case 'commit': return await holder.commit(peer, req.jobId, req.grantId)
-      case 'delete': return await holder.deleteJob(peer, req.jobId, req.user, req.adminCapability)
+      case 'grant': return await holder.grant(from, req.request)
+      case 'commit': return await holder.commit(from, req.jobId, req.grantId)
+      case 'delete': return await holder.deleteJob(from, req.jobId, req.user, req.adminCapability)
     }
   }, log, RELEASE_HANDLER_TIMEOUT_MS)
   const stopBlobs = await serveBlobs(host, {
     ...blobOptions,
-    canFetch: (peer, sha) => holder.mayFetch(peer, sha),
+    canFetch: (peer, sha) => holder.mayFetch(peerId(peer), sha),
     resolve: async (sha) => holder.blobPath(sha)
   }, logger)
   return async () => { await stopRpc(); await stopBlobs() }

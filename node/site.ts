@@ -29,6 +29,7 @@ import { createMeshApi } from './mesh.ts'
 import { serviceFactory, type Node, type Startable } from './compose.ts'
 import { ROLES, startRoleNode, type ServiceRegistry } from './roles.ts'
 import type { Membership } from '../crdt/membership.ts'
+import { siteId, type SiteId } from '../crdt/names.ts'
 import { adminCapabilities } from '../crdt/capability.ts'
 import { verifyPeerSignature } from '../transports/identity.ts'
 import type { SyncEngine } from '../crdt/sync.ts'
@@ -113,10 +114,10 @@ interface AnalyzerService extends Startable {
 }
 
 /** The site's services by name, for node/roles.ts; `info` is filled in once the IPP port is known. */
-function siteServices (config: SiteConfig, info: { site: string, hostname: string, ippUri: string, version: string }): ServiceRegistry {
+function siteServices (config: SiteConfig, info: { site: SiteId, hostname: string, ippUri: string, version: string }): ServiceRegistry {
   const displayHost = config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host
   type C = SiteComponents & { documents: Startable, 'print-engine': PrintEngine, jobs: JobService, roaming: RoamingService, analyzer: AnalyzerService, ipp: IppServer, http: HttpServer }
-  const siteOf = (membership: Membership) => (p: string): string | undefined => {
+  const siteOf = (membership: Membership) => (p: string): SiteId | undefined => {
     const who = membership.info(p)
     return who?.role === 'site' ? who.site : undefined
   }
@@ -194,7 +195,7 @@ export async function startSite (config: SiteConfig, logger: Logger, services?: 
   }
   const core = await preparePeer(peerConfig(data, 'site', config.mesh, config.site ?? osHostname().replace(/[^A-Za-z0-9._:-]/g, '-')), log)
   const { token: adminToken, file: adminTokenFile } = await resolveAdminToken(data, config.adminToken)
-  const info = { site: core.self.site ?? 'local', hostname: config.hostname ?? osHostname(), ippUri: '', version: '0.1.0' }
+  const info = { site: core.self.site ?? siteId('local'), hostname: config.hostname ?? osHostname(), ippUri: '', version: '0.1.0' }
   const components: SiteComponents = {
     ...core,
     spool: await Spool.open(join(data, 'spool')),

@@ -5,7 +5,7 @@
  */
 import { rm } from 'node:fs/promises'
 import { recordCertificate, decodeCertificate, type Certificate, type Role } from '../crdt/license.ts'
-import { licenseDoc } from '../crdt/names.ts'
+import { licenseDoc, siteId } from '../crdt/names.ts'
 import type { Signer } from '../crdt/envelope.ts'
 import { MemoryNetwork } from '../transports/memory.ts'
 import { generateIdentity } from '../transports/identity.ts'
@@ -71,7 +71,7 @@ export class TestMesh {
       name,
       signer,
       role,
-      ...(site !== undefined ? { site } : {}),
+      ...(site !== undefined ? { site: siteId(site) } : {}),
       authority,
       ...(certificate !== undefined ? { certificate } : {}),
       dir,

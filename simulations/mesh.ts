@@ -12,7 +12,7 @@ import { LevelPersistence, type Persistence } from '../crdt/persistence.ts'
 import { Membership } from '../crdt/membership.ts'
 import { SyncEngine } from '../crdt/sync.ts'
 import { issueCertificate, CERT_LIFETIME_MS, type Certificate, type Role } from '../crdt/license.ts'
-import { licenseDoc } from '../crdt/names.ts'
+import { licenseDoc, type PeerId, type SiteId } from '../crdt/names.ts'
 import type { Signer, Verifier } from '../crdt/envelope.ts'
 import type { MemoryNetwork, MemoryTransport } from '../transports/memory.ts'
 import { verifyPeerSignature } from '../transports/identity.ts'
@@ -34,7 +34,7 @@ export interface MeshPeerInit {
   name: string
   signer: Signer
   role: Role
-  site?: string
+  site?: SiteId
   /** The central's peer id. */
   authority: string
   /** This peer's certificate (none for central). */
@@ -56,10 +56,10 @@ export interface MeshPeerInit {
 /** One started mesh peer. */
 export interface MeshPeer {
   name: string
-  id: string
+  id: PeerId
   signer: Signer
   role: Role
-  site?: string
+  site?: SiteId
   store: DocStore
   membership: Membership
   sync: SyncEngine

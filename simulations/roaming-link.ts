@@ -8,10 +8,11 @@
 import { createHash } from 'node:crypto'
 import { copyFile, rename, rm } from 'node:fs/promises'
 import { createReadStream } from 'node:fs'
+import type { PeerId } from '../crdt/names.ts'
 import { HolderUnreachableError, type RoamingHolder, type RoamingLink } from '../devices/jobs/types.ts'
 
 export class MemoryRoamingHub {
-  private readonly holders = new Map<string, RoamingHolder>()
+  private readonly holders = new Map<PeerId, RoamingHolder>()
   /** While set, document fetches wait for it (or for their signal) before copying: a test holds a release in `fetching`. */
   fetchGate?: Promise<void>
 
@@ -20,17 +21,17 @@ export class MemoryRoamingHub {
    * @param wrap runs every call (the simulator tracks them, so it knows when all work settled)
    */
   constructor (
-    private readonly reachable: (from: string, to: string) => boolean = () => true,
+    private readonly reachable: (from: PeerId, to: PeerId) => boolean = () => true,
     private readonly wrap: <T>(work: () => Promise<T>) => Promise<T> = async (work) => await work()
   ) {}
 
   /** Makes `peer`'s holder side answer (call again after a restart). */
-  register (peer: string, holder: RoamingHolder): void { this.holders.set(peer, holder) }
-  unregister (peer: string): void { this.holders.delete(peer) }
+  register (peer: PeerId, holder: RoamingHolder): void { this.holders.set(peer, holder) }
+  unregister (peer: PeerId): void { this.holders.delete(peer) }
 
   /** The link `from` uses. */
-  linkFor (from: string): RoamingLink {
-    const reach = (to: string): RoamingHolder => {
+  linkFor (from: PeerId): RoamingLink {
+    const reach = (to: PeerId): RoamingHolder => {
       const holder = this.holders.get(to)
       if (holder === undefined || !this.reachable(from, to)) throw new HolderUnreachableError(to, 'no route to the holding peer')
       return holder

@@ -27,7 +27,7 @@ import { pino, type Logger } from 'pino'
 import { PDFDocument, StandardFonts } from 'pdf-lib'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { recordCertificate, type Certificate, type Role } from '../crdt/license.ts'
-import { licenseDoc, jobsDoc, periodOf, parseDocName, type DocName } from '../crdt/names.ts'
+import { licenseDoc, jobsDoc, periodOf, parseDocName, siteId as toSiteId, type DocName, type PeerId, type SiteId } from '../crdt/names.ts'
 import { listJobs, purgeJob, TERMINAL_STATES, type JobRecord, type RemoteRelease } from '../crdt/jobs.ts'
 import { listUsage, type UsageRecord } from '../crdt/accounting.ts'
 import { MemoryNetwork, seededRandom, type LinkFaults } from '../transports/memory.ts'
@@ -210,7 +210,7 @@ function ignoringOfflineReleases (jobs: JobService): JobService {
   return new Proxy(jobs, {
     get (target, prop, receiver) {
       if (prop !== 'followRelease') return Reflect.get(target, prop, receiver)
-      return async (peer: string, site: string, rel: RemoteRelease): Promise<void> => {
+      return async (peer: PeerId, site: SiteId, rel: RemoteRelease): Promise<void> => {
         if (!rel.offline) await target.followRelease(peer, site, rel)
       }
     }
@@ -419,7 +419,7 @@ class Simulation {
       name: p.name,
       signer: p.signer,
       role: p.role,
-      ...(p.site !== undefined ? { site: p.site } : {}),
+      ...(p.site !== undefined ? { site: toSiteId(p.site) } : {}),
       authority: this.central.signer.id,
       ...(p.certificate !== undefined ? { certificate: p.certificate } : {}),
       dir: p.dir,
@@ -447,10 +447,10 @@ class Simulation {
       const spool = trackSpool(await this.tracker.track(async () => await Spool.open(join(p.dir, 'spool'))), this.tracker)
       const printers = new Map([['mfp', p.device]])
       // one print engine for local and roaming releases, as a site has (one lane per printer)
-      const engine = new PrintEngine({ peer: p.signer.id, site: p.site ?? p.name }, { store: mesh.store, printers, logger: mesh.logger, now: () => this.now(p) })
+      const engine = new PrintEngine({ peer: p.signer.id, site: toSiteId(p.site ?? p.name) }, { store: mesh.store, printers, logger: mesh.logger, now: () => this.now(p) })
       p.jobs = new JobService({
         peer: p.signer.id,
-        site: p.site ?? p.name,
+        site: toSiteId(p.site ?? p.name),
         queues: [{ name: 'secure', hold: true, defaultPrinter: 'mfp', info: 'secure print', location: p.name }],
         holdMs: HOLD_MS,
         retentionMs: RETENTION_MS,
@@ -467,7 +467,7 @@ class Simulation {
       await p.jobs.start()
       const copies = trackSpool(await this.tracker.track(async () => await Spool.open(join(p.dir, 'roaming'))), this.tracker)
       const membership = mesh.membership
-      p.roaming = new RoamingService({ peer: p.signer.id, site: p.site ?? p.name, hostname: `${p.name}.sim`, grantTtlMs: GRANT_TTL_MS, tickMs: 0 }, {
+      p.roaming = new RoamingService({ peer: p.signer.id, site: toSiteId(p.site ?? p.name), hostname: `${p.name}.sim`, grantTtlMs: GRANT_TTL_MS, tickMs: 0 }, {
         store: mesh.store,
         spool,
         copies,

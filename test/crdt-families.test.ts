@@ -7,10 +7,10 @@ import { recordUsage, listUsage, totalUsage, uniqueUsage, sheetsFor, type UsageR
 import { hashPin, verifyPin, putUser, getUser, removeUser, listUsers, InvalidUserError } from '../crdt/directory.ts'
 import { issueCertificate, recordCertificate, revoke, putJoinRequest, listCertificates, listRevocations, listJoinRequests } from '../crdt/license.ts'
 import { generateIdentity } from '../transports/identity.ts'
-import { jobsDoc, acctDoc, parseDocName, periodOf, isRetained, monthsBetween, InvalidDocNameError } from '../crdt/names.ts'
+import { jobsDoc, acctDoc, peerId, siteId, parseDocName, periodOf, isRetained, monthsBetween, InvalidDocNameError } from '../crdt/names.ts'
 
 const job = (id: string, ippId: number): jobs.JobRecord => ({
-  id, ippId, site: 'site-a', queue: 'print', owner: 'alice', name: `doc ${id}`, state: 'received',
+  id, ippId, site: siteId('site-a'), queue: 'print', owner: 'alice', name: `doc ${id}`, state: 'received',
   copies: 1, sides: 'one-sided', createdAt: 1000, updatedAt: 1000
 })
 
@@ -145,17 +145,17 @@ test('PINs are stored as salted slow hashes that verify only the right PIN', asy
 
 test('jobs documents leave retention whole, months after their period; other families stay', () => {
   const now = Date.UTC(2026, 10, 22)
-  assert.ok(isRetained(jobsDoc('p', '2026-08'), now, 3))
-  assert.not.ok(isRetained(jobsDoc('p', '2026-07'), now, 3))
-  assert.ok(isRetained(acctDoc('p', '2020-01'), now, 3))
+  assert.ok(isRetained(jobsDoc(peerId('p'), '2026-08'), now, 3))
+  assert.not.ok(isRetained(jobsDoc(peerId('p'), '2026-07'), now, 3))
+  assert.ok(isRetained(acctDoc(peerId('p'), '2020-01'), now, 3))
   assert.is(monthsBetween('2025-12', '2026-02'), 2)
 })
 
 test('document names are typed, versioned and parse back', () => {
-  assert.is(jobsDoc('site-a', periodOf(Date.UTC(2026, 10, 22))), 'v1/jobs/site-a/2026-11')
-  assert.equal(parseDocName(acctDoc('p1', '2026-01')), { family: 'acct', peer: 'p1', period: '2026-01' })
+  assert.is(jobsDoc(peerId('site-a'), periodOf(Date.UTC(2026, 10, 22))), 'v1/jobs/site-a/2026-11')
+  assert.equal(parseDocName(acctDoc(peerId('p1'), '2026-01')), { family: 'acct', peer: 'p1', period: '2026-01' })
   assert.is(parseDocName('v2/jobs/x/2026-01'), undefined)
-  assert.throws(() => jobsDoc('a/b', '2026-01'), (e: unknown) => e instanceof InvalidDocNameError)
+  assert.throws(() => jobsDoc(peerId('a/b'), '2026-01'), (e: unknown) => e instanceof InvalidDocNameError)
 })
 
 test.run()

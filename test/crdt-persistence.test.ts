@@ -4,11 +4,11 @@ import * as assert from 'uvu/assert'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LevelPersistence, PersistenceError } from '../crdt/persistence.ts'
-import { jobsDoc, acctDoc, directoryDoc } from '../crdt/names.ts'
+import { jobsDoc, acctDoc, directoryDoc, peerId } from '../crdt/names.ts'
 import { tempDir } from '../simulations/node-process.ts'
 
-const alice = jobsDoc('site-a', '2026-11')
-const bob = acctDoc('site-a', '2026-11')
+const alice = jobsDoc(peerId('site-a'), '2026-11')
+const bob = acctDoc(peerId('site-a'), '2026-11')
 const bytes = (...b: number[]): Uint8Array => Uint8Array.from(b)
 
 let dir = ''

@@ -6,13 +6,13 @@ import { join } from 'node:path'
 import * as Y from 'yjs'
 import { DocStore, COMPACT_THRESHOLD } from '../crdt/store.ts'
 import { LevelPersistence, type Persistence } from '../crdt/persistence.ts'
-import { jobsDoc, type DocName } from '../crdt/names.ts'
+import { jobsDoc, peerId, type DocName } from '../crdt/names.ts'
 import { seal, open, KIND_UPDATE, KIND_SNAPSHOT, type Envelope } from '../crdt/envelope.ts'
 import { generateIdentity } from '../transports/identity.ts'
 import { tempDir } from '../simulations/node-process.ts'
 import { rejects } from './helpers/assert.ts'
 
-const doc = jobsDoc('site-a', '2026-11')
+const doc = jobsDoc(peerId('site-a'), '2026-11')
 const alice = await generateIdentity()
 const bob = await generateIdentity()
 const local = { kind: 'local', service: 'test' } as const

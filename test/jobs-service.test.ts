@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import { DocStore } from '../crdt/store.ts'
 import { LevelPersistence } from '../crdt/persistence.ts'
-import { acctDoc, jobsDoc, periodOf } from '../crdt/names.ts'
+import { acctDoc, jobsDoc, periodOf, siteId } from '../crdt/names.ts'
 import { listUsage, recordUsage } from '../crdt/accounting.ts'
 import * as jobsFamily from '../crdt/jobs.ts'
 import { Spool } from '../devices/spool.ts'
@@ -46,7 +46,7 @@ async function build (
   const spool = await Spool.open(join(dir, 'spool'))
   const devices = printers ?? new Map([['p1', createOutputDevice(`file://${out}`, { logger })]])
   const jobs = createJobService(
-    { peer: PEER, site: 'site-a', queues: [{ name: 'print', hold: true, defaultPrinter: [...devices.keys()][0], info: '', location: '' }], holdMs: HOLD_MS, retentionMs: 7200_000, busyBackoffMs: BUSY_BACKOFF_MS },
+    { peer: PEER, site: siteId('site-a'), queues: [{ name: 'print', hold: true, defaultPrinter: [...devices.keys()][0], info: '', location: '' }], holdMs: HOLD_MS, retentionMs: 7200_000, busyBackoffMs: BUSY_BACKOFF_MS },
     { store, spool, printers: devices, logger, now: () => clock.now, ...(analyze !== undefined ? { analyze } : {}) })
   await jobs.start()
   return { dir, out, store, spool, jobs, clock }

@@ -28,7 +28,7 @@ import { InvalidSiteSettingsError } from '../crdt/site-config.ts'
 import { adminCapabilities } from '../crdt/capability.ts'
 import { PrintEngine } from '../devices/jobs/print-engine.ts'
 import { revoke } from '../crdt/license.ts'
-import { licenseDoc } from '../crdt/names.ts'
+import { licenseDoc, siteId, type SiteId } from '../crdt/names.ts'
 import { parseReleaseRequest } from '../node/roaming.ts'
 import { verifyPeerSignature } from '../transports/identity.ts'
 
@@ -88,7 +88,7 @@ class AnsweringPrinter extends RecordingPrinter {
   async follow (printerJobId: number): Promise<PrinterJobOutcome> { return await this.outcome(printerJobId) }
 }
 
-interface RoamingSite { name: string, site: string, peer: MeshPeer, jobs: JobService, roaming: RoamingService, printer: RecordingPrinter, stop: () => Promise<void> }
+interface RoamingSite { name: string, site: SiteId, peer: MeshPeer, jobs: JobService, roaming: RoamingService, printer: RecordingPrinter, stop: () => Promise<void> }
 
 let mesh: TestMesh
 let hub: MemoryRoamingHub
@@ -96,7 +96,8 @@ const down = new Set<string>()
 let now = Date.now()
 const clock = (): number => now
 
-async function startSite (name: string, site: string, peer?: MeshPeer, printer = new RecordingPrinter()): Promise<RoamingSite> {
+async function startSite (name: string, siteName: string, peer?: MeshPeer, printer = new RecordingPrinter()): Promise<RoamingSite> {
+  const site = siteId(siteName)
   const p = peer ?? await mesh.addPeer(name, 'site', site)
   const spool = await Spool.open(join(p.dir, 'spool'))
   const copies = await Spool.open(join(p.dir, 'roaming'))
@@ -105,7 +106,7 @@ async function startSite (name: string, site: string, peer?: MeshPeer, printer =
   const engine = new PrintEngine({ peer: p.id, site }, { store: p.store, printers, logger, now: clock })
   const jobs = createJobService({ peer: p.id, site, queues: [{ name: 'print', hold: true, defaultPrinter: 'mfp', info: '', location: '' }] },
     { store: p.store, spool, printers, engine, logger, now: clock })
-  const siteOf = (id: string): string | undefined => { const i = p.membership.info(id); return i?.role === 'site' ? i.site : undefined }
+  const siteOf = (id: string): SiteId | undefined => { const i = p.membership.info(id); return i?.role === 'site' ? i.site : undefined }
   const roaming = createRoamingService({ peer: p.id, site, hostname: `${site}.branch.example`, grantTtlMs: 60_000 },
     { store: p.store, spool, copies, printers, jobs, link: hub.linkFor(p.id), siteOf, capabilities: adminCapabilities(p.signer, (id) => p.membership.info(id)?.role, verifyPeerSignature, clock), engine, logger, now: clock })
   await jobs.start()
@@ -236,7 +237,7 @@ test('a partner\'s job and a local job released together at one printer take tur
   for (const s of [a, b]) await mesh.connect(central, s.peer)
   await mesh.connect(a.peer, b.peer)
   for (const [s, t] of [[a, b], [b, a]] as const) await s.roaming.setRoaming({ partners: [t.site], mode: 'separate' })
-  await until(() => a.roaming.roamsWith('b') && b.roaming.roamsWith('a'), 10_000, 'roaming settings replicated')
+  await until(() => a.roaming.roamsWith(b.site) && b.roaming.roamsWith(a.site), 10_000, 'roaming settings replicated')
   const partners = await printAt(a, 'alice', 'from a')
   const local = await printAt(b, 'bob', 'at b')
   await until(() => listedAt(b, partners.id) !== undefined, 10_000, 'listed at b')
@@ -417,7 +418,7 @@ test('a revoked site\'s grant and fetch requests are refused by the holder', asy
   for (const s of [a, b]) await mesh.connect(central, s.peer)
   await mesh.connect(a.peer, b.peer)
   for (const [s, t] of [[a, b], [b, a]] as const) await s.roaming.setRoaming({ partners: [t.site], mode: 'separate' })
-  await until(() => a.roaming.roamsWith('b') && b.roaming.roamsWith('a'), 10_000, 'roaming settings replicated')
+  await until(() => a.roaming.roamsWith(b.site) && b.roaming.roamsWith(a.site), 10_000, 'roaming settings replicated')
   const job = await printAt(a)
   assert.ok(a.roaming.mayFetch(b.peer.id, SHA), 'a partner may fetch before it is revoked')
   await central.store.transact(licenseDoc(), { kind: 'local', service: 'test' }, (d) => revoke(d, { peer: b.peer.id, at: now, reason: 'stolen server' }))
@@ -459,7 +460,7 @@ test('a site restarting while its printer has a roaming job asks the printer: a 
   for (const s of [a, b]) await mesh.connect(central, s.peer)
   await mesh.connect(a.peer, b.peer)
   for (const [s, t] of [[a, b], [b, a]] as const) await s.roaming.setRoaming({ partners: [t.site], mode: 'separate' })
-  await until(() => a.roaming.roamsWith('b') && b.roaming.roamsWith('a'), 10_000, 'roaming settings replicated')
+  await until(() => a.roaming.roamsWith(b.site) && b.roaming.roamsWith(a.site), 10_000, 'roaming settings replicated')
   const jammed = await printAt(a, 'alice', 'jammed')
   const finished = await printAt(a, 'alice', 'finished')
   for (const [job, answer] of [[jammed, { state: 'failed', reason: 'media-jam', message: 'paper jam' }], [finished, { state: 'completed', impressions: 3 }]] as const) {

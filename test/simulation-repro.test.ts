@@ -13,7 +13,7 @@ import { pino } from 'pino'
 import { DocStore } from '../crdt/store.ts'
 import { LevelPersistence } from '../crdt/persistence.ts'
 import { listUsage } from '../crdt/accounting.ts'
-import { acctDoc, periodOf } from '../crdt/names.ts'
+import { acctDoc, periodOf, siteId } from '../crdt/names.ts'
 import { generateIdentity } from '../transports/identity.ts'
 import { JobService } from '../devices/jobs/service.ts'
 import type { JobRecord } from '../devices/jobs/types.ts'
@@ -87,7 +87,7 @@ async function open (dir: string, signer: Signer, printer: Printer): Promise<Sit
   const persistence = new CrashablePersistence(await LevelPersistence.open(join(dir, 'db')), new AsyncTracker(), 'site-a', () => {})
   const store = new DocStore(persistence, signer)
   for (const n of await store.storedNames()) await store.open(n)
-  const jobs = new JobService({ peer: signer.id, site: 'a', queues: [{ name: 'secure', hold: true, defaultPrinter: 'mfp', info: '', location: '' }] },
+  const jobs = new JobService({ peer: signer.id, site: siteId('a'), queues: [{ name: 'secure', hold: true, defaultPrinter: 'mfp', info: '', location: '' }] },
     { store, spool: await Spool.open(join(dir, 'spool')), printers: new Map([['mfp', printer]]), logger, now: () => NOW })
   await jobs.start()
   return { store, jobs, persistence }

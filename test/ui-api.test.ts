@@ -1,6 +1,7 @@
 // The HTTP layer on its own: every route driven with fastify's inject against a small
 // in-memory SiteApi, checking status codes, JSON errors, sessions, CSRF, bearer auth,
 // rate limiting, CSV output, metrics and that secrets never reach the log.
+import { siteId } from '../crdt/names.ts'
 import { InvalidRequestError } from '../crdt/errors.ts'
 import { totalUsageBy } from '../crdt/accounting.ts'
 import { test } from 'uvu'
@@ -151,7 +152,7 @@ class FakeSite implements SiteApi {
 }
 
 function job (id: string, owner: string, name: string, state: JobRecord['state']): JobRecord {
-  return { id, ippId: 1, site: 'site-a', queue: 'print', owner, name, state, copies: 1, sides: 'one-sided', pages: 3, colorPages: 1, createdAt: T0, updatedAt: T0 }
+  return { id, ippId: 1, site: siteId('site-a'), queue: 'print', owner, name, state, copies: 1, sides: 'one-sided', pages: 3, colorPages: 1, createdAt: T0, updatedAt: T0 }
 }
 
 function usage (id: string, user: string, jobName: string, pages: number, colorPages: number, time: number): UsageRecordView {

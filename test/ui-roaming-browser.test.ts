@@ -6,6 +6,7 @@
 // sees the source host in all jobs and edits partners and mode in the Roaming section.
 //
 // Screenshots: see helpers/browser.ts (PRINTMESH_SCREENSHOT_DIR keeps them).
+import { peerId, siteId } from '../crdt/names.ts'
 import { InvalidRequestError } from '../crdt/errors.ts'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -27,13 +28,13 @@ import { logIn, runCleanup, signInAdmin, startBrowser, type TestBrowser } from '
 const UI_TIMEOUT_MS = 10_000
 const ADMIN_TOKEN = 'adm-tok-roaming-31cc42dd'
 const ALICE_PIN = '482193'
-const SITE_A = 'site-a'
-const SITE_B = 'site-b'
+const SITE_A = siteId('site-a')
+const SITE_B = siteId('site-b')
 const SITE_C = 'site-c'
 const HOST_A = 'print.site-a.example'
 const HOST_B = 'print.site-b.example'
 const HOST_C = 'print.site-c.example'
-const PEER_B = '12D3KooWSiteBRoaming0000000000000000000000000000'
+const PEER_B = peerId('12D3KooWSiteBRoaming0000000000000000000000000000')
 const PRINTER = 'lobby'
 /** Job ids, so rows are found by `data-job-id` whatever their name cell shows. */
 const LOCAL_MEMO = 'job-local-memo'

@@ -7,6 +7,7 @@
  * re-imports the key on every call, which cost about as much as the signature itself on
  * every envelope written or received.
  */
+import type { PeerId } from '../crdt/names.ts'
 import { KeyObject, createPrivateKey, createPublicKey, sign, verify } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
@@ -21,7 +22,7 @@ const VERIFY_KEY_CACHE = 4096
 const b64url = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url')
 
 export function signerFor (key: PrivateKey): Signer {
-  const id = peerIdFromPrivateKey(key).toString()
+  const id = peerIdFromPrivateKey(key).toString() as PeerId // a libp2p peer id is one
   if (key.type !== 'Ed25519') return { id, sign: async (data) => await key.sign(data) }
   const keyObject = createPrivateKey({
     format: 'jwk',

@@ -25,6 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { DocStore } from '../../crdt/store.ts'
 import type { JobRecord } from '../../crdt/jobs.ts'
+import type { PeerId, SiteId } from '../../crdt/names.ts'
 import { PrinterError, isPrinterBusy, type OutputDevice, type PrintOutcome } from '../output/types.ts'
 import { PrinterLanes, type LeaveLane } from './printer-lanes.ts'
 import { askPrinter, chargePrint, isCharged, printRequestFor, verdictFor } from './usage.ts'
@@ -61,8 +62,8 @@ export interface PrintTarget {
 
 export interface PrintEngineInit {
   /** This peer: the writer of the accounting documents charges go to. */
-  peer: string
-  site: string
+  peer: PeerId
+  site: SiteId
 }
 
 export interface PrintEngineComponents {

@@ -29,7 +29,7 @@
 import { InvalidCapabilityError, type AdminCapabilities, type AdminCapability, type CapabilityOp } from '../../crdt/capability.ts'
 import type { Logger } from 'pino'
 import type { DocStore, Origin } from '../../crdt/store.ts'
-import { jobsDoc, siteConfigDoc, periodOf, parseDocName, type DocName } from '../../crdt/names.ts'
+import { jobsDoc, siteConfigDoc, periodOf, parseDocName, type DocName, type PeerId, type SiteId } from '../../crdt/names.ts'
 import * as jobsFamily from '../../crdt/jobs.ts'
 import type { RemoteRelease, RemoteReleaseState } from '../../crdt/jobs.ts'
 import { readSiteSettings, roamsWith, setHostname, setRoaming, validateRoaming, type SiteSettings } from '../../crdt/site-config.ts'
@@ -61,8 +61,8 @@ const FETCHABLE: ReadonlySet<string> = new Set(['held', 'releasing', 'printing']
 
 export interface RoamingInit {
   /** This peer's id: writer of its jobs documents (where its release records go). */
-  peer: string
-  site: string
+  peer: PeerId
+  site: SiteId
   hostname: string
   grantTtlMs?: number
   /** Period of the background pass; 0 runs none (the caller calls {@link RoamingService.tick}, as the simulator does). */
@@ -79,7 +79,7 @@ export interface RoamingComponents {
   jobs: JobService
   link: RoamingLink
   /** The site of a peer holding a valid site certificate; undefined for anyone else. */
-  siteOf: (peer: string) => string | undefined
+  siteOf: (peer: PeerId) => SiteId | undefined
   /** Proves an admin's release or deletion to the holder, and checks such proofs as the holder. */
   capabilities: AdminCapabilities
   /** The print half of the release engine, shared with the job service (default: one of this service's own). */
@@ -91,16 +91,18 @@ export interface RoamingComponents {
 }
 
 /** A partner's job as found in its replicated jobs document. */
-interface RemoteJob { holder: string, job: JobRecord }
+interface RemoteJob { holder: PeerId, job: JobRecord }
 
 const ROAMING: Origin = { kind: 'local', service: 'roaming' }
+/** The site shown for a peer whose certificate this site does not know (yet). */
+const UNKNOWN_SITE = 'unknown' as SiteId
 
 export class RoamingService implements RoamingHolder {
   private readonly releaseDocs = new Map<string, DocName>()
   private readonly prefetched = new Set<string>()
   /** Prefetches under way, so a release of the same document waits for it instead of fetching it twice. */
   private readonly prefetching = new Map<string, Promise<void>>()
-  private readonly prefetchQueue = new Map<string, string>()
+  private readonly prefetchQueue = new Map<string, PeerId>()
   private readonly releasing = new Set<string>()
   private readonly dirty = new Set<DocName>()
   private readonly inFlight = new Set<Promise<unknown>>()
@@ -154,7 +156,7 @@ export class RoamingService implements RoamingHolder {
 
   // ---- settings ------------------------------------------------------------------------
 
-  settingsOf (site: string): SiteSettings {
+  settingsOf (site: SiteId): SiteSettings {
     return readSiteSettings(this.c.store.get(siteConfigDoc(site)), site)
   }
 
@@ -171,7 +173,7 @@ export class RoamingService implements RoamingHolder {
   }
 
   /** Whether this site and `site` roam with each other. */
-  roamsWith (site: string): boolean {
+  roamsWith (site: SiteId): boolean {
     return roamsWith(this.settings(), this.settingsOf(site))
   }
 
@@ -214,7 +216,7 @@ export class RoamingService implements RoamingHolder {
   }
 
   /** A remote job with its source, and with this site's own release of it when that is ahead of the holder's record. */
-  view (holder: string, job: JobRecord): JobView {
+  view (holder: PeerId, job: JobRecord): JobView {
     const rel = this.releaseOf(job.id)
     const source = { site: job.site, hostname: this.settingsOf(job.site).hostname, peer: holder }
     const prefetched = job.sha256 !== undefined && this.prefetched.has(job.sha256)
@@ -271,7 +273,7 @@ export class RoamingService implements RoamingHolder {
   }
 
   /** The holder is unreachable: in shared mode a verified prefetched copy may be printed without a grant. */
-  private async releaseOffline (actor: Actor, holder: string, job: JobRecord, printer: string, cause: HolderUnreachableError): Promise<JobView> {
+  private async releaseOffline (actor: Actor, holder: PeerId, job: JobRecord, printer: string, cause: HolderUnreachableError): Promise<JobView> {
     const sha = job.sha256
     if (this.settings().roaming.mode !== 'shared' || sha === undefined || !this.prefetched.has(sha) || job.state !== 'held') throw cause
     try {
@@ -359,7 +361,7 @@ export class RoamingService implements RoamingHolder {
   }
 
   /** Fetches a document into the copies spool (unless already there), retrying an unreachable holder until `deadline`. */
-  private async fetchUntil (holder: string, holderSite: string, sha: string, deadline: number): Promise<void> {
+  private async fetchUntil (holder: PeerId, holderSite: SiteId, sha: string, deadline: number): Promise<void> {
     await this.prefetching.get(sha)
     if (this.prefetched.has(sha)) {
       try { await this.c.copies.verify(sha); return } catch { this.forgetCopy(sha) }
@@ -395,7 +397,7 @@ export class RoamingService implements RoamingHolder {
 
   // ---- holder side -------------------------------------------------------------------------
 
-  async grant (peer: string, request: GrantRequest): Promise<GrantReply> {
+  async grant (peer: PeerId, request: GrantRequest): Promise<GrantReply> {
     return await this.answer(peer, async (site) => {
       const actor = await this.actorOf(peer, request.user, request.adminCapability, 'grant', request.jobId)
       const job = await this.c.jobs.grantRelease(request.jobId, { peer, site, printer: request.printer }, actor, this.ttlMs)
@@ -403,21 +405,21 @@ export class RoamingService implements RoamingHolder {
     })
   }
 
-  async commit (peer: string, jobId: string, grantId: string): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }> {
+  async commit (peer: PeerId, jobId: string, grantId: string): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }> {
     return await this.answer(peer, async () => {
       await this.c.jobs.commitRelease(jobId, peer, grantId)
       return { ok: true as const }
     })
   }
 
-  async deleteJob (peer: string, jobId: string, user: string, adminCapability?: AdminCapability): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }> {
+  async deleteJob (peer: PeerId, jobId: string, user: string, adminCapability?: AdminCapability): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }> {
     return await this.answer(peer, async () => {
       await this.c.jobs.cancel(jobId, await this.actorOf(peer, user, adminCapability, 'delete', jobId))
       return { ok: true as const }
     })
   }
 
-  mayFetch (peer: string, sha256: string): boolean {
+  mayFetch (peer: PeerId, sha256: string): boolean {
     const site = this.c.siteOf(peer)
     return site !== undefined && this.roamsWith(site) && this.blobPath(sha256) !== undefined
   }
@@ -434,7 +436,7 @@ export class RoamingService implements RoamingHolder {
    * them), or an admin when it carries a capability that checks out (crdt/capability.ts).
    * A claim to be admin that does not check out is refused, not downgraded.
    */
-  private async actorOf (peer: string, user: string, capability: AdminCapability | undefined, op: CapabilityOp, jobId: string): Promise<Actor> {
+  private async actorOf (peer: PeerId, user: string, capability: AdminCapability | undefined, op: CapabilityOp, jobId: string): Promise<Actor> {
     if (capability === undefined) return { user, admin: false }
     try {
       return { user: await this.c.capabilities.check(capability, peer, op, jobId), admin: true }
@@ -446,7 +448,7 @@ export class RoamingService implements RoamingHolder {
   }
 
   /** Runs a holder-side request from a partner site, turning domain errors into refusals. */
-  private async answer<T extends { ok: true }> (peer: string, fn: (site: string) => Promise<T>): Promise<T | { ok: false, error: RoamingRefusal, message: string }> {
+  private async answer<T extends { ok: true }> (peer: PeerId, fn: (site: SiteId) => Promise<T>): Promise<T | { ok: false, error: RoamingRefusal, message: string }> {
     const site = this.c.siteOf(peer)
     if (site === undefined) return { ok: false, error: 'not-authorized', message: 'only site peers may release jobs of other sites' }
     if (!this.roamsWith(site)) return { ok: false, error: 'not-partner', message: `site ${this.init.site} does not roam with site ${site}` }
@@ -507,7 +509,7 @@ export class RoamingService implements RoamingHolder {
     if (parsed?.family !== 'jobs' || parsed.peer === undefined || parsed.peer === this.init.peer) return
     const doc = this.c.store.get(name)
     if (doc === undefined) return
-    const site = this.c.siteOf(parsed.peer) ?? 'unknown'
+    const site = this.c.siteOf(parsed.peer) ?? UNKNOWN_SITE
     for (const rel of jobsFamily.listReleases(doc)) {
       if (rel.holder === this.init.peer) await this.c.jobs.followRelease(parsed.peer, site, rel)
     }

@@ -41,7 +41,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { DocStore, Origin } from '../../crdt/store.ts'
-import { jobsDoc, periodOf, parseDocName, type DocName } from '../../crdt/names.ts'
+import { jobsDoc, periodOf, parseDocName, type DocName, type PeerId, type SiteId } from '../../crdt/names.ts'
 import * as jobs from '../../crdt/jobs.ts'
 import type { RemoteRelease } from '../../crdt/jobs.ts'
 import { PrintEngine, DEFAULT_BUSY_BACKOFF_MS, type PrintTarget } from './print-engine.ts'
@@ -66,8 +66,8 @@ export { DEFAULT_BUSY_BACKOFF_MS }
 
 export interface JobServiceInit {
   /** This peer's id: the writer of its jobs and accounting documents. */
-  peer: string
-  site: string
+  peer: PeerId
+  site: SiteId
   queues: QueueInfo[]
   /** Held jobs older than this expire. */
   holdMs?: number
@@ -492,7 +492,7 @@ export class JobService implements JobDomain {
    * `held → releasing` with the grant recorded, durable before the answer leaves. The same
    * transition as a local release, so only one of any number of concurrent releases wins.
    */
-  async grantRelease (jobId: string, to: { peer: string, site: string, printer: string }, by: Actor, ttlMs: number): Promise<JobRecord> {
+  async grantRelease (jobId: string, to: { peer: PeerId, site: SiteId, printer: string }, by: Actor, ttlMs: number): Promise<JobRecord> {
     const { doc, job } = this.locate(jobId)
     this.authorize(job, by)
     if (job.state !== 'held') throw new InvalidJobStateError(`job ${job.ippId} is ${job.state}, not held`)
@@ -504,7 +504,7 @@ export class JobService implements JobDomain {
   }
 
   /** The granted site is about to hand the job to its printer: `releasing → printing`, durable before it may. */
-  async commitRelease (jobId: string, peer: string, grantId: string): Promise<JobRecord> {
+  async commitRelease (jobId: string, peer: PeerId, grantId: string): Promise<JobRecord> {
     const { doc, job } = this.locate(jobId)
     if (job.grant?.peer !== peer || job.grant.id !== grantId) throw new NotAuthorizedError(`job ${job.ippId} is not granted to this peer`)
     if (job.state === 'printing') return job // a retried commit
@@ -519,7 +519,7 @@ export class JobService implements JobDomain {
    * prefetched copy) settles a held job or, when the job was printed elsewhere too, is
    * recorded as a duplicate. Idempotent: called again with the same record, it changes nothing.
    */
-  async followRelease (peer: string, site: string, rel: RemoteRelease): Promise<void> {
+  async followRelease (peer: PeerId, site: SiteId, rel: RemoteRelease): Promise<void> {
     const doc = this.byId.get(rel.jobId)
     const job = this.getById(rel.jobId)
     if (doc === undefined || job === undefined) return // purged meanwhile

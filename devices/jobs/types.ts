@@ -5,6 +5,7 @@
  * job state of its own.
  */
 import { KindedError } from '../../crdt/errors.ts'
+import type { PeerId, SiteId } from '../../crdt/names.ts'
 import type { AdminCapability } from '../../crdt/capability.ts'
 import type { Readable } from 'node:stream'
 
@@ -14,11 +15,11 @@ import type { JobRecord } from '../../crdt/jobs.ts'
 
 /** Where a job listed at this site is held, when another site holds it. */
 export interface JobSource {
-  site: string
+  site: SiteId
   /** The source site's host name, as users see it next to the job. */
   hostname: string
   /** The holding peer. */
-  peer: string
+  peer: PeerId
 }
 
 /** A job as listed to users: local, or held by a partner site (then with its source). */
@@ -165,22 +166,22 @@ export type RoamingRefusal = 'not-found' | 'not-authorized' | 'invalid-state' | 
  * holder cannot be reached.
  */
 export interface RoamingLink {
-  requestGrant (holder: string, request: GrantRequest, signal: AbortSignal): Promise<GrantReply>
+  requestGrant (holder: PeerId, request: GrantRequest, signal: AbortSignal): Promise<GrantReply>
   /** Asks the holder to move a granted job to `printing`; ok false when it refuses. */
-  commit (holder: string, jobId: string, grantId: string, signal: AbortSignal): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
+  commit (holder: PeerId, jobId: string, grantId: string, signal: AbortSignal): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
   /** Asks the holder to delete a held job for its owner (`user`), or for an admin (`adminCapability`). */
-  deleteJob (holder: string, jobId: string, user: string, signal: AbortSignal, adminCapability?: AdminCapability): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
+  deleteJob (holder: PeerId, jobId: string, user: string, signal: AbortSignal, adminCapability?: AdminCapability): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
   /** Fetches a job document into `dest` (resumable, sha256-verified). */
-  fetch (holder: string, sha256: string, dest: string, signal: AbortSignal, onProgress?: (received: number, size: number) => void): Promise<void>
+  fetch (holder: PeerId, sha256: string, dest: string, signal: AbortSignal, onProgress?: (received: number, size: number) => void): Promise<void>
 }
 
 /** What the holder's side answers to other sites; the link's server calls these. */
 export interface RoamingHolder {
-  grant (peer: string, request: GrantRequest): Promise<GrantReply>
-  commit (peer: string, jobId: string, grantId: string): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
-  deleteJob (peer: string, jobId: string, user: string, adminCapability?: AdminCapability): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
+  grant (peer: PeerId, request: GrantRequest): Promise<GrantReply>
+  commit (peer: PeerId, jobId: string, grantId: string): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
+  deleteJob (peer: PeerId, jobId: string, user: string, adminCapability?: AdminCapability): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
   /** Whether `peer` may fetch the document `sha256` (a partner site, a job still to print). */
-  mayFetch (peer: string, sha256: string): boolean
+  mayFetch (peer: PeerId, sha256: string): boolean
   /** Where the document `sha256` of a job still to print is. */
   blobPath (sha256: string): string | undefined
 }

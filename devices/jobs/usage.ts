@@ -11,7 +11,7 @@
  */
 import type * as Y from 'yjs'
 import type { DocStore } from '../../crdt/store.ts'
-import { acctDoc, periodOf } from '../../crdt/names.ts'
+import { acctDoc, periodOf, type PeerId, type SiteId } from '../../crdt/names.ts'
 import { recordUsage, hasUsage, sheetsFor } from '../../crdt/accounting.ts'
 import type { JobRecord } from '../../crdt/jobs.ts'
 import { InvalidPrinterJobIdError, UNKNOWN_REASONS, type OutputDevice, type PrinterJobOutcome, type PrintRequest } from '../output/types.ts'
@@ -30,7 +30,7 @@ export function usageId (job: Pick<JobRecord, 'id'>): string {
 }
 
 /** Whether `peer` already charged this job's print in the period of `time`. */
-export async function isCharged (store: DocStore, peer: string, job: Pick<JobRecord, 'id'>, time: number): Promise<boolean> {
+export async function isCharged (store: DocStore, peer: PeerId, job: Pick<JobRecord, 'id'>, time: number): Promise<boolean> {
   return hasUsage(await store.open(acctDoc(peer, periodOf(time))), usageId(job))
 }
 
@@ -80,7 +80,7 @@ export function printCharge (job: Pick<JobRecord, 'pages' | 'colorPages' | 'decl
  * what the printer reported, when it did); a second call is a no-op (same usage id).
  */
 export async function chargePrint (
-  store: DocStore, at: { peer: string, site: string, printer: string }, job: JobRecord, now: number, impressions?: number
+  store: DocStore, at: { peer: PeerId, site: SiteId, printer: string }, job: JobRecord, now: number, impressions?: number
 ): Promise<PrintCharge> {
   const charge = printCharge(job, impressions)
   await store.transact(acctDoc(at.peer, periodOf(now)), { kind: 'local', service: 'accounting' }, (d: Y.Doc) => recordUsage(d, {

@@ -13,7 +13,7 @@
 import { performance } from 'node:perf_hooks'
 import { setTimeout as delay } from 'node:timers/promises'
 import { TestMesh, type MeshPeer } from '../mesh-harness.ts'
-import { jobsDoc } from '../../crdt/names.ts'
+import { jobsDoc, siteId } from '../../crdt/names.ts'
 import { putNewJob, type JobRecord } from '../../crdt/jobs.ts'
 import { BenchmarkError, round, type BenchContext, type Benchmark, type Row, syntheticJob } from './common.ts'
 
@@ -59,7 +59,7 @@ async function waitUntil (check: () => boolean, what: string): Promise<number> {
 }
 
 function job (peer: MeshPeer, n: number, now: number): JobRecord {
-  return syntheticJob(n, now, { id: `${peer.id.slice(-12)}-${n}`, site: peer.name, state: 'held', reason: 'job-hold-until-specified' })
+  return syntheticJob(n, now, { id: `${peer.id.slice(-12)}-${n}`, site: siteId(peer.name), state: 'held', reason: 'job-hold-until-specified' })
 }
 
 async function measure (ctx: BenchContext): ReturnType<Benchmark['run']> {

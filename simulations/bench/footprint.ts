@@ -24,7 +24,7 @@ import { pino } from 'pino'
 import { startSite, tempDir, type SiteProcess } from '../node-process.ts'
 import { DocStore } from '../../crdt/store.ts'
 import { LevelPersistence } from '../../crdt/persistence.ts'
-import { jobsDoc, parseDocName, periodOf } from '../../crdt/names.ts'
+import { jobsDoc, parseDocName, periodOf, siteId } from '../../crdt/names.ts'
 import { putNewJob } from '../../crdt/jobs.ts'
 import { signerFor, generateIdentity } from '../../transports/identity.ts'
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../../transports/host.ts'
@@ -90,7 +90,7 @@ async function loadSiteFolder (dir: string, count: number, now: number): Promise
         for (let n = first; n < Math.min(count, first + JOBS_PER_TRANSACTION); n++) {
           const job = syntheticJob(n, now, {
             id: `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`,
-            site: 'bench',
+            site: siteId('bench'),
             state: 'printed',
             reason: 'job-completed-successfully',
             owner: `user${n % OWNERS}`,
@@ -138,7 +138,7 @@ async function simulateYear (ctx: BenchContext, total: number, budgetMs: number)
     store = new DocStore(await LevelPersistence.open(join(dir, 'db')), signer)
     const spool = await Spool.open(join(dir, 'spool'))
     let clock = YEAR_START
-    service = createJobService({ peer: signer.id, site: 'bench', queues: [{ name: 'print', hold: true, defaultPrinter: 'p1', info: 'bench', location: 'bench' }] }, {
+    service = createJobService({ peer: signer.id, site: siteId('bench'), queues: [{ name: 'print', hold: true, defaultPrinter: 'p1', info: 'bench', location: 'bench' }] }, {
       store,
       spool,
       printers: new Map([['p1', instantPrinter]]),

@@ -3,6 +3,7 @@
  * `ipp-*` tests. The client sends whatever bytes a test wants (valid or not) and decodes
  * the answer with the project's codec.
  */
+import { siteId } from '../../crdt/names.ts'
 import { generateIdentity } from '../../transports/identity.ts'
 import { request as httpRequest, Agent, type IncomingHttpHeaders } from 'node:http'
 import { connect } from 'node:net'
@@ -170,7 +171,7 @@ export async function startIppRig (opts: RigOptions = {}): Promise<IppRig> {
     const printers = new Map([['p1', createOutputDevice(`file://${out}`, { logger })]])
     const queues = (opts.queues ?? [{ name: 'print', hold: true, info: 'Secure print', location: 'Floor 2' }])
       .map((q) => ({ ...q, defaultPrinter: 'p1' }))
-    jobs = createJobService({ peer: signer.id, site: 'site-a', queues }, { store, spool, printers, logger })
+    jobs = createJobService({ peer: signer.id, site: siteId('site-a'), queues }, { store, spool, printers, logger })
     await jobs.start()
     server = createIppServer({ domain: jobs, logger, host: '127.0.0.1', port: 0, ...(opts.clientLimits !== undefined ? { clientLimits: opts.clientLimits } : {}) })
     await server.start()
