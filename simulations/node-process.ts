@@ -3,6 +3,7 @@
  * ephemeral ports, read back from its "site ready" log line. Processes are ended by pid;
  * temp folders the harness made are removed on stop.
  */
+import { createServer } from 'node:net'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -198,4 +199,13 @@ async function spawnNode (args: string[], readyMsg: string, dataDir: string, own
       await exited(child, STOP_TIMEOUT_MS)
     }
   }
+}
+
+/** Whether TCP `port` can be bound again on `host` (a stopped node let go of it). */
+export async function portFree (port: number, host = '0.0.0.0'): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const server = createServer()
+    server.once('error', () => resolve(false))
+    server.listen(port, host, () => server.close(() => resolve(true)))
+  })
 }

@@ -7,7 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createServer, type Server } from 'node:net'
 import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { tempDir } from '../simulations/node-process.ts'
+import { portFree, tempDir } from '../simulations/node-process.ts'
 import { until } from '../simulations/wait.ts'
 
 const ROOT = new URL('..', import.meta.url).pathname
@@ -42,14 +42,6 @@ function alive (pid: number): boolean {
   } catch {
     return false
   }
-}
-
-async function portFree (port: number): Promise<boolean> {
-  return await new Promise((resolve) => {
-    const s = createServer()
-    s.once('error', () => resolve(false))
-    s.listen(port, '0.0.0.0', () => s.close(() => resolve(true)))
-  })
 }
 
 /** npm's own command line: the one `npm test` runs under, else `npm` from PATH. */

@@ -141,6 +141,18 @@ async function threeSites (mode: 'shared' | 'separate' = 'separate'): Promise<[R
   return sites
 }
 
+/** Central, sites a and b (b printing on `printer`), connected and roaming with each other in separate mode. */
+async function twoSites (printer: RecordingPrinter = new RecordingPrinter()): Promise<[RoamingSite, RoamingSite]> {
+  const central = await mesh.addCentral()
+  const a = await startSite('site-a', 'a')
+  const b = await startSite('site-b', 'b', undefined, printer)
+  for (const s of [a, b]) await mesh.connect(central, s.peer)
+  await mesh.connect(a.peer, b.peer)
+  for (const [s, t] of [[a, b], [b, a]] as const) await s.roaming.setRoaming({ partners: [t.site], mode: 'separate' })
+  await until(() => a.roaming.roamsWith(b.site) && b.roaming.roamsWith(a.site), 10_000, 'roaming settings replicated')
+  return [a, b]
+}
+
 /** Links `s` to every other peer again (a heal does not reconnect by itself). */
 async function reconnect (s: RoamingSite): Promise<void> {
   for (const p of mesh.peers.values()) if (p !== s.peer && !mesh.network.linked(p.id, s.peer.id)) await mesh.connect(p, s.peer)
@@ -230,14 +242,8 @@ function getReleaseAt (s: RoamingSite, jobId: string): ReturnType<typeof getRele
 }
 
 test('a partner\'s job and a local job released together at one printer take turns in its lane: one submission at a time, both printed and charged once', async () => {
-  const central = await mesh.addCentral()
   const printer = new CountingPrinter()
-  const a = await startSite('site-a', 'a')
-  const b = await startSite('site-b', 'b', undefined, printer)
-  for (const s of [a, b]) await mesh.connect(central, s.peer)
-  await mesh.connect(a.peer, b.peer)
-  for (const [s, t] of [[a, b], [b, a]] as const) await s.roaming.setRoaming({ partners: [t.site], mode: 'separate' })
-  await until(() => a.roaming.roamsWith(b.site) && b.roaming.roamsWith(a.site), 10_000, 'roaming settings replicated')
+  const [a, b] = await twoSites(printer)
   const partners = await printAt(a, 'alice', 'from a')
   const local = await printAt(b, 'bob', 'at b')
   await until(() => listedAt(b, partners.id) !== undefined, 10_000, 'listed at b')
@@ -412,13 +418,8 @@ test('the release protocol refuses a bare admin: true, and a capability that is 
 })
 
 test('a revoked site\'s grant and fetch requests are refused by the holder', async () => {
-  const central = await mesh.addCentral()
-  const a = await startSite('site-a', 'a')
-  const b = await startSite('site-b', 'b')
-  for (const s of [a, b]) await mesh.connect(central, s.peer)
-  await mesh.connect(a.peer, b.peer)
-  for (const [s, t] of [[a, b], [b, a]] as const) await s.roaming.setRoaming({ partners: [t.site], mode: 'separate' })
-  await until(() => a.roaming.roamsWith(b.site) && b.roaming.roamsWith(a.site), 10_000, 'roaming settings replicated')
+  const [a, b] = await twoSites()
+  const central = mesh.peers.get('central') as MeshPeer
   const job = await printAt(a)
   assert.ok(a.roaming.mayFetch(b.peer.id, SHA), 'a partner may fetch before it is revoked')
   await central.store.transact(licenseDoc(), { kind: 'local', service: 'test' }, (d) => revoke(d, { peer: b.peer.id, at: now, reason: 'stolen server' }))
@@ -454,13 +455,8 @@ test('a site restarting while printing a partner\'s job counts it printed, charg
 
 test('a site restarting while its printer has a roaming job asks the printer: a jam is failed and not charged, a finished job is charged once', async () => {
   const printer = new AnsweringPrinter()
-  const central = await mesh.addCentral()
-  const a = await startSite('site-a', 'a')
-  let b = await startSite('site-b', 'b', undefined, printer)
-  for (const s of [a, b]) await mesh.connect(central, s.peer)
-  await mesh.connect(a.peer, b.peer)
-  for (const [s, t] of [[a, b], [b, a]] as const) await s.roaming.setRoaming({ partners: [t.site], mode: 'separate' })
-  await until(() => a.roaming.roamsWith(b.site) && b.roaming.roamsWith(a.site), 10_000, 'roaming settings replicated')
+  const [a, first] = await twoSites(printer)
+  let b = first
   const jammed = await printAt(a, 'alice', 'jammed')
   const finished = await printAt(a, 'alice', 'finished')
   for (const [job, answer] of [[jammed, { state: 'failed', reason: 'media-jam', message: 'paper jam' }], [finished, { state: 'completed', impressions: 3 }]] as const) {

@@ -5,7 +5,6 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { pino } from 'pino'
-import { createServer } from 'node:net'
 import { createHook } from 'node:async_hooks'
 import { readdir, readlink, rm } from 'node:fs/promises'
 import { startSite, type RunningSite } from '../node/site.ts'
@@ -15,7 +14,7 @@ import { startClient } from '../node/client.ts'
 import { JoinError } from '../node/peer.ts'
 import { ROLES } from '../node/roles.ts'
 import { MissingServiceError, UnknownServiceError, type Node } from '../node/compose.ts'
-import { tempDir } from '../simulations/node-process.ts'
+import { portFree, tempDir } from '../simulations/node-process.ts'
 import { until } from '../simulations/wait.ts'
 
 const logger = pino({ level: process.env.PRINTMESH_TEST_LOG ?? 'silent' })
@@ -66,13 +65,7 @@ async function openFiles (): Promise<string[]> {
 }
 
 /** Whether a TCP port on loopback can be bound again. */
-async function bindable (port: number): Promise<boolean> {
-  return await new Promise((resolve) => {
-    const server = createServer()
-    server.once('error', () => resolve(false))
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
-  })
-}
+const bindable = async (port: number): Promise<boolean> => await portFree(port, '127.0.0.1')
 
 const tcpPorts = (addrs: string[]): number[] => addrs.map((a) => Number(/\/tcp\/(\d+)/.exec(a)?.[1])).filter((p) => p > 0)
 
