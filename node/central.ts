@@ -10,6 +10,7 @@ import { EnrollmentAuthority, type EnrollRequest } from './enrollment.ts'
 import { handleEnrollment } from '../transports/enroll.ts'
 import { createMeshApi } from './mesh.ts'
 import { createHttpServer, type HttpServer } from '../ui/server.ts'
+import { meshRoutes } from '../ui/routes/mesh.ts'
 import { serviceFactory, type Node, type Startable } from './compose.ts'
 import { startRoleNode, type ServiceRegistry } from './roles.ts'
 import type { SyncEngine } from '../crdt/sync.ts'
@@ -53,14 +54,10 @@ function centralServices (config: CentralConfig): ServiceRegistry {
         stop: async () => { await unhandle?.() }
       }
     }),
-    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'enrollment', 'adminToken', 'logger'], (c) => createHttpServer({
-      mesh: createMeshApi(peerOf(c), c.logger, c.enrollment.authority),
-      adminToken: c.adminToken,
-      logger: c.logger,
-      host: config.host,
-      port: config.httpPort,
-      metrics: c.metrics
-    }))
+    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'enrollment', 'adminToken', 'logger'], (c) => {
+      const mesh = createMeshApi(peerOf(c), c.logger, c.enrollment.authority)
+      return createHttpServer({ mesh, plugins: [meshRoutes(mesh)], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics })
+    })
   }
 }
 

@@ -10,6 +10,7 @@ import type { Logger } from 'pino'
 import { preparePeer, peerConfig, peerOf, CORE_SERVICES, PEER_VIEW, type Peer, type PeerComponents } from './peer.ts'
 import { createMeshApi } from './mesh.ts'
 import { createHttpServer, type HttpServer } from '../ui/server.ts'
+import { meshRoutes } from '../ui/routes/mesh.ts'
 import { resolveAdminToken } from './admin-token.ts'
 import { serviceFactory, type Node } from './compose.ts'
 import { startRoleNode, type ServiceRegistry } from './roles.ts'
@@ -31,9 +32,10 @@ function lightPeerServices (config: LightPeerConfig): ServiceRegistry {
   type C = PeerComponents & { transport: Libp2pTransport, sync: SyncEngine, adminToken: string }
   return {
     ...CORE_SERVICES,
-    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logger'], (c) => createHttpServer({
-      mesh: createMeshApi(peerOf(c), c.logger), adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics
-    }))
+    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logger'], (c) => {
+      const mesh = createMeshApi(peerOf(c), c.logger)
+      return createHttpServer({ mesh, plugins: [meshRoutes(mesh)], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics })
+    })
   }
 }
 

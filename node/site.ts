@@ -23,6 +23,11 @@ import { ippDnsSdGroups } from '../devices/ipp/dnssd.ts'
 import { createDnsSdAdvertiser } from './dnssd.ts'
 import { countOwnUsage } from './usage-metrics.ts'
 import { createHttpServer, type HttpServer } from '../ui/server.ts'
+import { jobsRoutes } from '../ui/routes/jobs.ts'
+import { roamingRoutes } from '../ui/routes/roaming.ts'
+import { accountingRoutes } from '../ui/routes/accounting.ts'
+import { usersRoutes } from '../ui/routes/users.ts'
+import { meshRoutes } from '../ui/routes/mesh.ts'
 import { createSiteApi } from './site-api.ts'
 import { preparePeer, peerConfig, peerOf, CORE_SERVICES, PEER_VIEW, type Peer, type PeerComponents } from './peer.ts'
 import { createMeshApi } from './mesh.ts'
@@ -157,14 +162,20 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
       }
     }),
     ipp: () => serviceFactory<C, IppServer>(['jobs', 'metrics', 'logger'], (c) => createIppServer({ domain: c.jobs, logger: c.logger, host: config.host, port: config.ippPort, uriHost: displayHost, onAnswered: c.metrics.ippAnswered })),
-    http: () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine }, HttpServer>([...PEER_VIEW, 'jobs', 'roaming', 'printers', 'adminToken', 'logger'], (c) => createHttpServer({
-      api: createSiteApi({ info, peer: c.self.id, adminToken: c.adminToken, store: c.store, jobs: c.jobs, roaming: c.roaming, printers: c.printers, directoryAuthority: () => c.membership.authority === c.self.id }),
-      mesh: createMeshApi(peerOf(c), c.logger),
-      logger: c.logger,
-      host: config.host,
-      port: config.httpPort,
-      metrics: c.metrics
-    })),
+    http: () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine }, HttpServer>([...PEER_VIEW, 'jobs', 'roaming', 'printers', 'adminToken', 'logger'], (c) => {
+      const api = createSiteApi({ info, peer: c.self.id, adminToken: c.adminToken, store: c.store, jobs: c.jobs, roaming: c.roaming, printers: c.printers, directoryAuthority: () => c.membership.authority === c.self.id })
+      const mesh = createMeshApi(peerOf(c), c.logger)
+      return createHttpServer({
+        api,
+        mesh,
+        // the route families of the site's services: jobs, roaming, accounting, users, mesh
+        plugins: [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), usersRoutes(api), meshRoutes(mesh)],
+        logger: c.logger,
+        host: config.host,
+        port: config.httpPort,
+        metrics: c.metrics
+      })
+    }),
     dnssd: () => serviceFactory<C, Startable>(['jobs', 'ipp', 'http', 'logger'], (c) => {
       const urlHost = displayHost.includes(':') ? `[${displayHost}]` : displayHost
       return createDnsSdAdvertiser({

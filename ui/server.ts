@@ -1,45 +1,45 @@
 /**
- * A node's HTTP layer: the JSON API under `/api`, Prometheus metrics at `/metrics` and
- * the web pages at `/`. Every route talks to the node only through {@link SiteApi} (the
- * print service: jobs, printers, accounting, users) and {@link MeshApi} (peers, sync state,
- * join tokens, revocation). A node hands in the ones it runs: a site both, central only the
- * mesh; the routes of an absent service answer 404 with a JSON error saying so.
+ * A node's HTTP layer: the core (sessions and logins, `/api/info`, Prometheus metrics at
+ * `/metrics`, the web pages at `/`, security headers, the one error mapping) and the route
+ * families of the services the role has, one fastify plugin each (ui/routes/: jobs,
+ * roaming, accounting, users, mesh), which talk to the node only through {@link SiteApi}
+ * (the print service) and {@link MeshApi} (peers, sync state, join tokens, revocation). A
+ * site registers all five, central and light peers the mesh's; the routes of an absent
+ * service answer 404 with a JSON error saying so.
  *
  * Authentication: a web session (httpOnly, SameSite=Strict cookie holding a random id;
  * the session lives in server memory) or, for admin calls, `Authorization: Bearer <token>`.
  * Session-authenticated mutating calls must echo the session's CSRF token in
  * `X-CSRF-Token`; bearer calls carry no ambient credentials and need none.
  */
-import { InvalidRequestError } from '../crdt/errors.ts'
 import { readFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import type { Logger } from 'pino'
 import type { Actor } from '../devices/jobs/types.ts'
-import {
-  type MeshApi, type SiteApi, type SiteInfo, type UsageQuery, type UsageRecordView
-} from './api.ts'
-import { toCsv } from './csv.ts'
+import type { MeshApi, SiteApi, SiteInfo } from './api.ts'
+import { CSV_IMPORT_BODY_LIMIT, MAX_NAME_LENGTH, type AuthLevel, type Caller, type HttpPlugin, type RouteContext } from './routes/plugin.ts'
+import { jobsRoutes, JOBS_ROUTES } from './routes/jobs.ts'
+import { roamingRoutes, ROAMING_ROUTES } from './routes/roaming.ts'
+import { accountingRoutes, ACCOUNTING_ROUTES } from './routes/accounting.ts'
+import { usersRoutes, USERS_ROUTES } from './routes/users.ts'
+import { meshRoutes, MESH_ROUTES } from './routes/mesh.ts'
 import {
   describeError, ForbiddenError, HttpServerConfigError, ServiceNotHereError, TooManyLoginAttemptsError, UnauthenticatedError
 } from './errors.ts'
 import { NodeMetrics } from './metrics.ts'
 import { DEFAULT_LOGIN_POLICY, LoginLimiter, type LoginLimit, type LoginPolicy } from './rate-limit.ts'
-import { adminTokenAuthenticator, csrfTokenMatches, SessionStore, type AdminAuthenticator, type Session } from './sessions.ts'
+import { adminTokenAuthenticator, csrfTokenMatches, SessionStore, type AdminAuthenticator } from './sessions.ts'
 
 /** JSON bodies are small (logins, release requests); anything bigger is a mistake or an attack. */
 export const JSON_BODY_LIMIT = 64 * 1024
-/** A user directory CSV of ~100k rows fits. */
-export const CSV_IMPORT_BODY_LIMIT = 8 * 1024 * 1024
 /** How often expired sessions and stale login failures are dropped from memory. */
 const SWEEP_INTERVAL_MS = 60_000
 /** Longest username or PIN accepted; real ones are far shorter, so longer ones are junk. */
 const MAX_CREDENTIAL_LENGTH = 256
 /** Longest admin token accepted. */
 const MAX_TOKEN_LENGTH = 1024
-/** Longest job id or printer name accepted in a request. */
-const MAX_NAME_LENGTH = 256
 /** Methods that change state and therefore need the CSRF token on session calls. */
 const MUTATING_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 /** Header the pages send the CSRF token in. */
@@ -64,19 +64,6 @@ const REDACTED_LOG_PATHS = [
   'body.pin', 'body.token', 'body.joinString', 'pin', 'token', 'csrfToken', 'joinString',
   '*.pin', '*.token', '*.csrfToken', '*.joinString'
 ]
-/** Peer ids as libp2p prints them (base58btc / base32 multihashes): letters and digits only. */
-const PEER_ID_PATTERN = /^[A-Za-z0-9]{1,128}$/
-/** A block list longer than this is a mistake, not an operator's list. */
-const MAX_BLOCKED_PEERS = 1000
-/** Site ids as document names allow them (the same rule central's enrollment applies). */
-const SITE_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
-/** Roles a join token may be for; central is never enrolled, it is the authority. */
-const JOIN_ROLES: readonly string[] = ['site', 'terminal', 'client']
-/** A join token is for setting up a peer soon; one valid for longer than a month is a risk. */
-const MAX_TOKEN_TTL_HOURS = 30 * 24
-/** A revocation reason is a short note for the audit trail. */
-const MAX_REASON_LENGTH = 500
-
 const webDir = new URL('./web/', import.meta.url)
 
 /**
@@ -109,6 +96,11 @@ export interface HttpServerInit {
   metrics?: NodeMetrics
   /** Login limits (defaults in ui/rate-limit.ts). */
   loginPolicy?: Partial<LoginPolicy>
+  /**
+   * The route families to serve, one per service the role has (ui/routes/); default: jobs,
+   * roaming, accounting and users with `api`, mesh with `mesh`.
+   */
+  plugins?: readonly HttpPlugin[]
 }
 
 /** A startable HTTP server. */
@@ -121,14 +113,6 @@ export interface HttpServer {
   readonly port: number
 }
 
-/** Who is calling, and how they proved it. */
-interface Caller {
-  actor: Actor
-  /** Undefined for bearer-token calls. */
-  session?: Session
-}
-
-type AuthLevel = 'user' | 'admin'
 
 /**
  * `GET /api/info`, public: what this node is, for the pages' header and for deciding which
@@ -156,14 +140,9 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     if (api === undefined) throw new ServiceNotHereError('print')
     return api
   }
-  /** The mesh side, or a 404 on a node without one. */
-  const meshApi = (): MeshApi => {
-    if (mesh === undefined) throw new ServiceNotHereError('mesh')
-    return mesh
-  }
-  /** Route hooks that refuse a service's routes first, before authentication or body validation. */
+  /** Route hook that refuses a print-service route first, before authentication or body validation. */
   const printService = { onRequest: async (): Promise<void> => { site() } }
-  const meshService = { onRequest: async (): Promise<void> => { meshApi() } }
+  const plugins = init.plugins ?? servicePlugins(api, mesh)
   const now = init.now ?? Date.now
   const sessions = new SessionStore({ now })
   const policy: LoginPolicy = { ...DEFAULT_LOGIN_POLICY, ...init.loginPolicy }
@@ -230,7 +209,11 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
   })
 
   app.setNotFoundHandler(async (request, reply) => {
-    return await reply.code(404).send({ error: `no such resource: ${request.method} ${request.url.split('?')[0]}` })
+    const path = request.url.split('?')[0]
+    // a route of a service this node does not run: say so, not just "no such resource"
+    const absent = ROUTE_FAMILIES.find((f) => f.prefixes.some((prefix) => path === prefix || path.startsWith(`${prefix}/`) || path.startsWith(`${prefix}.`)))
+    if (absent !== undefined && !plugins.some((p) => p.prefixes.includes(absent.prefixes[0]))) throw new ServiceNotHereError(absent.service)
+    return await reply.code(404).send({ error: `no such resource: ${request.method} ${path}` })
   })
 
   // ---- authentication helpers ----
@@ -410,162 +393,10 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     }
   })
 
-  app.get('/api/jobs', {
-    ...printService,
-    schema: {
-      querystring: {
-        type: 'object',
-        properties: { scope: { type: 'string', enum: ['mine', 'all'] } }
-      }
-    }
-  }, async (request) => {
-    const { scope: asked } = request.query as { scope?: 'mine' | 'all' }
-    const caller = authenticate(request, asked === 'all' ? 'admin' : 'user')
-    // an admin owns no jobs: without a scope, an admin sees every job, a user their own
-    const scope = asked ?? (caller.actor.admin ? 'all' : 'mine')
-    return site().listJobs(caller.actor, scope)
-  })
+  // ---- the route families of the services this node has ----
 
-  const jobParams = {
-    type: 'object',
-    required: ['id'],
-    properties: { id: { type: 'string', minLength: 1, maxLength: MAX_NAME_LENGTH } }
-  } as const
-
-  app.post('/api/jobs/:id/release', { ...printService, schema: { params: jobParams } }, async (request) => {
-    const caller = authenticate(request, 'user')
-    const { id } = request.params as { id: string }
-    const printer = releasePrinter(request.body)
-    const job = await site().releaseJob(caller.actor, id, printer)
-    request.log.info({ user: caller.actor.user, job: job.id, printer: job.printer ?? printer }, 'job released')
-    return { job }
-  })
-
-  app.delete('/api/jobs/:id', { ...printService, schema: { params: jobParams } }, async (request) => {
-    const caller = authenticate(request, 'user')
-    const { id } = request.params as { id: string }
-    const job = await site().deleteJob(caller.actor, id)
-    request.log.info({ user: caller.actor.user, job: job.id }, 'job deleted')
-    return { job }
-  })
-
-  app.get('/api/roaming', printService, async (request) => {
-    authenticate(request, 'admin')
-    return site().roaming()
-  })
-
-  app.put('/api/roaming', { ...printService, schema: { body: { type: 'object' } } }, async (request) => {
-    const caller = authenticate(request, 'admin')
-    const roaming = await site().setRoaming(request.body)
-    request.log.info({ by: caller.actor.user, partners: roaming.partners.map((p) => p.site), mode: roaming.mode }, 'roaming settings changed')
-    return roaming
-  })
-
-  app.get('/api/printers', printService, async (request) => {
-    authenticate(request, 'user')
-    return { printers: await site().printers() }
-  })
-
-  // ---- accounting ----
-
-  app.get('/api/usage/totals', printService, async (request) => {
-    authenticate(request, 'admin')
-    const query = request.query as Record<string, unknown>
-    const by = query.by
-    if (by !== 'user' && by !== 'printer' && by !== 'day') {
-      throw new InvalidRequestError('query parameter "by" must be user, printer or day')
-    }
-    return { by, totals: site().usageTotals(parseUsageQuery(query), by) }
-  })
-
-  app.get('/api/usage/records', printService, async (request) => {
-    authenticate(request, 'admin')
-    return { records: site().usageRecords(parseUsageQuery(request.query as Record<string, unknown>)) }
-  })
-
-  app.get('/api/usage.csv', printService, async (request, reply) => {
-    authenticate(request, 'admin')
-    const records = site().usageRecords(parseUsageQuery(request.query as Record<string, unknown>))
-    const day = new Date(now()).toISOString().slice(0, 10)
-    return await reply
-      .type('text/csv; charset=utf-8')
-      .header('content-disposition', `attachment; filename="printmesh-usage-${day}.csv"`)
-      .send(usageCsv(records))
-  })
-
-  // ---- users ----
-
-  app.get('/api/users', printService, async (request) => {
-    authenticate(request, 'admin')
-    return { users: site().users() }
-  })
-
-  app.post('/api/users/import', { ...printService, bodyLimit: CSV_IMPORT_BODY_LIMIT }, async (request) => {
-    const caller = authenticate(request, 'admin')
-    if (typeof request.body !== 'string') {
-      throw new InvalidRequestError('send the users as a text/csv body of "username,full name,PIN" rows')
-    }
-    const result = await site().importUsers(request.body)
-    request.log.info({ by: caller.actor.user, imported: result.imported }, 'users imported')
-    return { imported: result.imported }
-  })
-
-  // ---- mesh ----
-
-  app.get('/api/mesh', meshService, async (request) => {
-    authenticate(request, 'admin')
-    return meshApi().status()
-  })
-
-  app.get('/api/mesh/blocked', meshService, async (request) => {
-    authenticate(request, 'admin')
-    return { peers: meshApi().blocked() }
-  })
-
-  app.put('/api/mesh/blocked', meshService, async (request) => {
-    const caller = authenticate(request, 'admin')
-    const peers = blockedPeers(request.body)
-    await meshApi().setBlocked(peers)
-    request.log.info({ by: caller.actor.user, blocked: peers.length }, 'block list replaced')
-    return { peers: meshApi().blocked() }
-  })
-
-  app.post('/api/mesh/tokens', meshService, async (request, reply) => {
-    const caller = authenticate(request, 'admin')
-    const { role, site: siteId, ttlHours } = joinTokenRequest(request.body)
-    const created = await meshApi().createJoinToken(role, siteId, ttlHours)
-    // The join string is a secret: only its id goes to the log, and the reply is never logged.
-    request.log.info({ by: caller.actor.user, role, site: siteId, tokenId: created.tokenId, expiresAt: created.expiresAt }, 'join token created')
-    return await reply.code(201).send({ joinString: created.joinString, tokenId: created.tokenId, expiresAt: created.expiresAt })
-  })
-
-  app.get('/api/mesh/join-string', meshService, async (request) => {
-    authenticate(request, 'admin')
-    // a secret too (it carries the network key): the reply is never logged
-    return { joinString: await meshApi().approvalJoinString() }
-  })
-
-  app.get('/api/mesh/requests', meshService, async (request) => {
-    authenticate(request, 'admin')
-    return { requests: meshApi().joinRequests() }
-  })
-
-  app.post('/api/mesh/requests/:peer/approve', meshService, async (request) => {
-    const caller = authenticate(request, 'admin')
-    const peer = peerParam(request.params)
-    await meshApi().approve(peer)
-    request.log.info({ by: caller.actor.user, peer }, 'join request approved')
-    return { ok: true }
-  })
-
-  app.post('/api/mesh/peers/:peer/revoke', meshService, async (request) => {
-    const caller = authenticate(request, 'admin')
-    const peer = peerParam(request.params)
-    const reason = revokeReason(request.body)
-    await meshApi().revoke(peer, reason)
-    request.log.info({ by: caller.actor.user, peer, reason }, 'peer revoked')
-    return { ok: true }
-  })
+  const context: RouteContext = { authenticate, now }
+  for (const plugin of plugins) plugin.register(app, context)
 
   // ---- metrics ----
 
@@ -594,16 +425,6 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
   return app
 }
 
-/** `{printer?}` from a release request's body (which may be absent). */
-function releasePrinter (body: unknown): string | undefined {
-  if (body === undefined || body === null) return undefined
-  if (typeof body !== 'object' || Array.isArray(body)) throw new InvalidRequestError('body must be a JSON object like {"printer": "name"}')
-  const printer = (body as { printer?: unknown }).printer
-  if (printer === undefined || printer === null || printer === '') return undefined
-  if (typeof printer !== 'string' || printer.length > MAX_NAME_LENGTH) throw new InvalidRequestError('"printer" must be a printer name')
-  return printer
-}
-
 /**
  * Checks the init is a node's (a SiteApi, a MeshApi or both) and returns its admin token
  * check: `init.adminToken`'s, else the SiteApi's; throws {@link HttpServerConfigError}.
@@ -619,89 +440,16 @@ function checkedAuthenticator (init: Pick<HttpServerInit, 'api' | 'mesh' | 'admi
   return (token) => api.authenticateAdmin(token)
 }
 
-/** The body must be a JSON object; returns it as a record. */
-function objectBody (body: unknown, example: string): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidRequestError(`body must be a JSON object like ${example}`)
-  return body as Record<string, unknown>
+/** The route families of a print service (`api`) and of a mesh (`mesh`). */
+export function servicePlugins (api: SiteApi | undefined, mesh: MeshApi | undefined): HttpPlugin[] {
+  return [
+    ...(api !== undefined ? [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), usersRoutes(api)] : []),
+    ...(mesh !== undefined ? [meshRoutes(mesh)] : [])
+  ]
 }
 
-/** `{peers}` of a block list replacement: at most {@link MAX_BLOCKED_PEERS} peer ids, duplicates dropped. */
-function blockedPeers (body: unknown): string[] {
-  const { peers } = objectBody(body, '{"peers": ["12D3KooW…"]}')
-  if (!Array.isArray(peers)) throw new InvalidRequestError('"peers" must be an array of peer ids')
-  if (peers.length > MAX_BLOCKED_PEERS) throw new InvalidRequestError(`"peers" may list at most ${MAX_BLOCKED_PEERS} peer ids`)
-  for (const peer of peers) {
-    if (typeof peer !== 'string' || !PEER_ID_PATTERN.test(peer)) {
-      throw new InvalidRequestError(`"peers" must hold peer ids (1–128 letters and digits), not ${JSON.stringify(peer).slice(0, 40)}`)
-    }
-  }
-  return [...new Set(peers as string[])]
-}
-
-/** `{role, site, ttlHours?}` of a join token request. */
-function joinTokenRequest (body: unknown): { role: string, site: string, ttlHours?: number } {
-  const { role, site, ttlHours } = objectBody(body, '{"role": "site", "site": "branch-1"}')
-  if (typeof role !== 'string' || !JOIN_ROLES.includes(role)) throw new InvalidRequestError(`"role" must be one of ${JOIN_ROLES.join(', ')}`)
-  if (typeof site !== 'string' || !SITE_ID_PATTERN.test(site)) {
-    throw new InvalidRequestError('"site" must be a site id: 1–128 letters, digits, ".", "_", ":" or "-"')
-  }
-  if (ttlHours === undefined || ttlHours === null) return { role, site }
-  if (typeof ttlHours !== 'number' || !Number.isFinite(ttlHours) || ttlHours <= 0 || ttlHours > MAX_TOKEN_TTL_HOURS) {
-    throw new InvalidRequestError(`"ttlHours" must be a number of hours above 0 and at most ${MAX_TOKEN_TTL_HOURS}`)
-  }
-  return { role, site, ttlHours }
-}
-
-/** The `:peer` path parameter. */
-function peerParam (params: unknown): string {
-  const peer = (params as { peer?: unknown }).peer
-  if (typeof peer !== 'string' || !PEER_ID_PATTERN.test(peer)) throw new InvalidRequestError('the peer id in the path must be 1–128 letters and digits')
-  return peer
-}
-
-/** `{reason}` of a revocation: a non-empty note of at most {@link MAX_REASON_LENGTH} characters. */
-function revokeReason (body: unknown): string {
-  const { reason } = objectBody(body, '{"reason": "laptop stolen"}')
-  if (typeof reason !== 'string' || reason.trim() === '' || reason.length > MAX_REASON_LENGTH) {
-    throw new InvalidRequestError(`"reason" must be a note of 1–${MAX_REASON_LENGTH} characters`)
-  }
-  return reason.trim()
-}
-
-/** Reads one time bound: milliseconds since epoch, or an ISO 8601 date / date-time. */
-export function parseTimeParam (value: unknown, name: string): number | undefined {
-  if (value === undefined || value === '') return undefined
-  if (typeof value !== 'string') throw new InvalidRequestError(`"${name}" must be given once`)
-  if (/^\d+$/.test(value)) return Number(value)
-  if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value)) {
-    const ms = Date.parse(value)
-    if (!Number.isNaN(ms)) return ms
-  }
-  throw new InvalidRequestError(`"${name}" must be an ISO date (2024-05-31, 2024-05-31T12:00:00Z) or milliseconds since epoch`)
-}
-
-/** `from`, `to` and `user` query parameters of the accounting routes. */
-function parseUsageQuery (query: Record<string, unknown>): UsageQuery {
-  const out: UsageQuery = {}
-  const from = parseTimeParam(query.from, 'from')
-  const to = parseTimeParam(query.to, 'to')
-  if (from !== undefined) out.from = from
-  if (to !== undefined) out.to = to
-  if (from !== undefined && to !== undefined && to < from) throw new InvalidRequestError('"to" is before "from"')
-  if (typeof query.user === 'string' && query.user !== '') out.user = query.user
-  return out
-}
-
-/** Column headers of the accounting export, in order. */
-const USAGE_CSV_HEADER = ['id', 'time', 'kind', 'user', 'job id', 'job name', 'printer', 'site', 'pages', 'colour pages', 'sheets', 'duplex', 'copies']
-
-/** The accounting export: one row per usage record, times in ISO 8601 UTC. */
-export function usageCsv (records: readonly UsageRecordView[]): string {
-  return toCsv(USAGE_CSV_HEADER, records.map((r) => [
-    r.id, new Date(r.time).toISOString(), r.kind, r.user, r.jobId, r.jobName, r.printer, r.site,
-    r.pages, r.colorPages, r.sheets, r.duplex, r.copies
-  ]))
-}
+/** Every route family's service and prefixes, for the 404 of a service a node does not run. */
+const ROUTE_FAMILIES: ReadonlyArray<Pick<HttpPlugin, 'service' | 'prefixes'>> = [JOBS_ROUTES, ROAMING_ROUTES, ACCOUNTING_ROUTES, USERS_ROUTES, MESH_ROUTES]
 
 /** A startable HTTP server for a node (see the module comment for its routes). */
 export function createHttpServer (init: HttpServerInit): HttpServer {
