@@ -27,17 +27,17 @@
  */
 import { createHash } from 'node:crypto'
 import { execFile } from 'node:child_process'
-import { request as httpRequest } from 'node:http'
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { PDFDocument, StandardFonts } from 'pdf-lib'
 import { seededRandom } from '../transports/memory.ts'
-import { decodeMessage, findAttr, integerValue, statusName, Tag } from '../devices/ipp/wire.ts'
+import { findAttr, integerValue, statusName, Tag } from '../devices/ipp/wire.ts'
+import { IppHttpStatusError } from '../devices/output/http-exchange.ts'
 import { startCentral, startSite, type SiteProcess } from './node-process.ts'
 import { until } from './wait.ts'
-import { printJobHead } from './bench/ipp-load.ts'
+import { loopbackTarget, printJobRequest, sendPrintJob } from './bench/ipp-load.ts'
 import { Checker, INVARIANTS, type InvariantId, type Violation } from './invariants.ts'
 
 // ---- tunables (each with why) ------------------------------------------------------
@@ -436,37 +436,15 @@ class ProcessSimulation {
 
   /** Sends one Print-Job (held: job-hold-until indefinite); resolves with the IPP status and job-id. */
   private async printJob (proc: SiteProcess, job: SimJob, document: Buffer): Promise<{ status: number, ippId?: number }> {
-    const head = printJobHead(proc.ippUri, job.owner, job.name, ++this.requestId)
-    const target = new URL(proc.ippUri.replace(/^ipp:/, 'http:'))
-    return await new Promise((resolve, reject) => {
-      const req = httpRequest({
-        host: target.hostname,
-        port: target.port,
-        path: target.pathname,
-        method: 'POST',
-        agent: false,
-        headers: { 'Content-Type': 'application/ipp', 'Content-Length': String(head.length + document.length) },
-        timeout: IPP_TIMEOUT_MS
-      }, (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('error', reject)
-        res.on('end', () => {
-          try {
-            if (res.statusCode !== 200) throw new NodeApiError(job.site, res.statusCode ?? 0, 'Print-Job', Buffer.concat(chunks).toString('utf8'))
-            const { message } = decodeMessage(Buffer.concat(chunks))
-            const ippId = integerValue(findAttr(message, Tag.jobAttributes, 'job-id'))
-            resolve({ status: message.code, ...(ippId !== undefined ? { ippId } : {}) })
-          } catch (err) {
-            reject(err)
-          }
-        })
-      })
-      req.on('timeout', () => req.destroy(new NodeApiError(job.site, 0, 'Print-Job', `no answer within ${IPP_TIMEOUT_MS} ms`)))
-      req.on('error', reject)
-      req.write(head)
-      req.end(document)
-    })
+    const request = printJobRequest(proc.ippUri, job.owner, job.name, ++this.requestId)
+    try {
+      const message = await sendPrintJob(loopbackTarget(proc.ippUri), request, document, IPP_TIMEOUT_MS)
+      const ippId = integerValue(findAttr(message, Tag.jobAttributes, 'job-id'))
+      return { status: message.code, ...(ippId !== undefined ? { ippId } : {}) }
+    } catch (err) {
+      if (err instanceof IppHttpStatusError) throw new NodeApiError(job.site, err.status, 'Print-Job', err.message)
+      throw err
+    }
   }
 
   /** A one-of-a-kind PDF for a job: its label and the seed are drawn on every page. */

@@ -2,7 +2,8 @@
  * One IPP-over-HTTP exchange (RFC 8010 section 4): POST an `application/ipp` body,
  * optionally followed by a document streamed from disk, and decode the IPP response.
  *
- * Every exchange runs on its own connection (`agent: false`), so a timeout or an abort
+ * Every exchange runs on its own connection (`agent: false`, unless the target brings a
+ * keep-alive agent, as the load generator does), so a timeout or an abort
  * tears down exactly that socket and nothing is reused in an unknown state. Failures say
  * in which phase they happened ({@link ExchangePhase}) because the IPP device's retry
  * policy depends on it: a request that never reached the printer in full may be retried,
@@ -64,6 +65,27 @@ export interface ExchangeTarget {
   path: string
   /** TLS options for `https:` (certificate checks, extra CAs). */
   tls?: { rejectUnauthorized: boolean, ca?: string | Buffer | Array<string | Buffer> }
+  /**
+   * Connection reuse (a keep-alive agent, as load generators use). Default none: each
+   * exchange on its own connection, so a timeout or abort tears down exactly that socket.
+   */
+  agent?: http.Agent
+}
+
+/** Port IANA assigned to IPP, also used by ipps (RFC 7472), where a URI names none. */
+export const IPP_DEFAULT_PORT = 631
+
+/**
+ * Where to connect for an `ipp:`/`ipps:` URI (or `http:`/`https:`), taken as it is: path
+ * and query kept, no defaults but the port. Output devices check and normalize printer
+ * URIs first (`parseIppUri`).
+ */
+export function exchangeTarget (uri: string): ExchangeTarget {
+  const u = new URL(uri)
+  const secure = u.protocol === 'ipps:' || u.protocol === 'https:'
+  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname
+  const defaultPort = u.protocol === 'http:' ? 80 : u.protocol === 'https:' ? 443 : IPP_DEFAULT_PORT
+  return { protocol: secure ? 'https:' : 'http:', host, port: u.port === '' ? defaultPort : Number(u.port), path: u.pathname + u.search }
 }
 
 /** Limits of one exchange; all in milliseconds. */
@@ -83,9 +105,10 @@ function describe (err: unknown): { code: string, text: string } {
 }
 
 /**
- * Sends `request` (and, when given, the document at `documentPath` right after it, with
- * chunked transfer encoding and without reading it into memory) and returns the decoded
- * IPP response.
+ * Sends `request` (and, when given, the document right after it: a file path is streamed
+ * with chunked transfer encoding, without reading it into memory; bytes are sent with a
+ * Content-Length) and returns the decoded IPP response. The one IPP client of printmesh:
+ * output devices, the benchmarks' load generator and the process simulator use it.
  *
  * @throws {IppTransportError} network failure, timeout, abort or malformed response
  * @throws {IppHttpStatusError} HTTP status other than 200
@@ -96,9 +119,11 @@ export async function ippExchange (
   request: IppMessage,
   limits: ExchangeLimits,
   signal: AbortSignal,
-  documentPath?: string
+  document?: string | Uint8Array
 ): Promise<IppMessage> {
   const header = encodeMessage(request)
+  const documentPath = typeof document === 'string' ? document : undefined
+  const bytes = typeof document === 'string' ? undefined : document
   if (signal.aborted) throw new IppTransportError('aborted before connecting', 'connect', 'ABORTED', { cause: signal.reason })
 
   return await new Promise<IppMessage>((resolve, reject) => {
@@ -113,9 +138,9 @@ export async function ippExchange (
       port: target.port,
       path: target.path,
       method: 'POST',
-      agent: false,
+      agent: target.agent ?? false,
       headers: documentPath === undefined
-        ? { 'content-type': 'application/ipp', 'content-length': header.length }
+        ? { 'content-type': 'application/ipp', 'content-length': header.length + (bytes?.length ?? 0) }
         : { 'content-type': 'application/ipp', 'transfer-encoding': 'chunked' },
       ...(target.protocol === 'https:' ? { rejectUnauthorized: target.tls?.rejectUnauthorized ?? true, ...(target.tls?.ca !== undefined ? { ca: target.tls.ca } : {}) } : {})
     }
@@ -195,7 +220,8 @@ export async function ippExchange (
     })
 
     if (documentPath === undefined) {
-      req.end(header)
+      if (bytes !== undefined) req.write(header)
+      req.end(bytes ?? header)
       return
     }
     req.write(header)

@@ -78,6 +78,7 @@ import {
   DocumentReadError,
   IppHttpStatusError,
   IppTransportError,
+  exchangeTarget,
   ippExchange,
   type ExchangeTarget
 } from './http-exchange.ts'
@@ -93,8 +94,6 @@ import {
   type PrintRequest
 } from './types.ts'
 
-/** Port IANA assigned to IPP, also used by ipps (RFC 7472). */
-export const IPP_DEFAULT_PORT = 631
 /** IPP Everywhere's printer path, used when the URI names none. */
 export const IPP_EVERYWHERE_PATH = '/ipp/print'
 
@@ -221,11 +220,9 @@ export function parseIppUri (uri: string): { printerUri: string, target: Omit<Ex
   if (url.protocol !== 'ipp:' && url.protocol !== 'ipps:') throw new IppUriError(uri, 'scheme is not ipp: or ipps:')
   if (url.hostname === '') throw new IppUriError(uri, 'no host')
   if (url.username !== '' || url.password !== '') throw new IppUriError(uri, 'credentials in the URI are not supported')
-  const port = url.port === '' ? IPP_DEFAULT_PORT : Number(url.port)
   const path = (url.pathname === '' || url.pathname === '/' ? IPP_EVERYWHERE_PATH : url.pathname) + url.search
-  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
   const printerUri = `${url.protocol}//${url.host}${path}`
-  return { printerUri, target: { protocol: url.protocol === 'ipps:' ? 'https:' : 'http:', host, port, path } }
+  return { printerUri, target: exchangeTarget(printerUri) }
 }
 
 /** Truncates to at most `max` UTF-8 octets without splitting a character. */

@@ -1,12 +1,13 @@
 /**
- * The IPP load generator: Print-Job requests over HTTP/1.1 keep-alive, built and decoded
- * with the project's codec (devices/ipp/wire.ts), from `concurrency` workers sharing one
+ * The IPP load generator: Print-Job requests over HTTP/1.1 keep-alive, sent with the
+ * project's one IPP client (devices/output/http-exchange.ts), from `concurrency` workers sharing one
  * request budget. The same bytes go to printmesh and to CUPS, so only the server differs.
  * Loopback only: the target URL must be on 127.0.0.1.
  */
-import { Agent, request as httpRequest } from 'node:http'
+import { Agent } from 'node:http'
 import { performance } from 'node:perf_hooks'
-import { Op, Tag, attr, decodeMessage, encodeMessage, statusName } from '../../devices/ipp/wire.ts'
+import { Op, Tag, attr, statusName, type IppMessage } from '../../devices/ipp/wire.ts'
+import { exchangeTarget, ippExchange, type ExchangeTarget } from '../../devices/output/http-exchange.ts'
 import { BenchmarkError } from './common.ts'
 
 /** A request that has not been answered by then counts as failed (a 5 MB upload takes well under this). */
@@ -45,8 +46,8 @@ export interface LoadResult {
 }
 
 /** The Print-Job operation and job attributes (everything before the document bytes). */
-export function printJobHead (printerUri: string, user: string, jobName: string, requestId: number): Buffer {
-  return encodeMessage({
+export function printJobRequest (printerUri: string, user: string, jobName: string, requestId: number): IppMessage {
+  return {
     version: { major: 2, minor: 0 },
     code: Op.PrintJob,
     requestId,
@@ -64,45 +65,20 @@ export function printJobHead (printerUri: string, user: string, jobName: string,
       },
       { tag: Tag.jobAttributes, attributes: [attr('job-hold-until', Tag.keyword, 'indefinite')] }
     ]
-  })
+  }
 }
 
-function loopbackTarget (printerUri: string): URL {
-  const u = new URL(printerUri.replace(/^ipp:/, 'http:'))
-  if (u.hostname !== '127.0.0.1') throw new LoadTargetError(`benchmarks only send to 127.0.0.1, not ${u.hostname}`)
-  return u
+/** The exchange target of a queue on 127.0.0.1 (benchmarks send nowhere else). */
+export function loopbackTarget (printerUri: string, agent?: Agent): ExchangeTarget {
+  const target = exchangeTarget(printerUri)
+  if (target.host !== '127.0.0.1') throw new LoadTargetError(`benchmarks only send to 127.0.0.1, not ${target.host}`)
+  return agent !== undefined ? { ...target, agent } : target
 }
 
-/** Sends one Print-Job; resolves with the IPP status code, rejects on HTTP or transport errors. */
-async function postPrintJob (agent: Agent, target: URL, head: Buffer, body: Buffer): Promise<number> {
-  return await new Promise<number>((resolve, reject) => {
-    const req = httpRequest({
-      host: target.hostname,
-      port: target.port,
-      path: target.pathname,
-      method: 'POST',
-      agent,
-      headers: { 'Content-Type': 'application/ipp', 'Content-Length': String(head.length + body.length) },
-      timeout: REQUEST_TIMEOUT_MS
-    }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('error', reject)
-      res.on('end', () => {
-        const raw = Buffer.concat(chunks)
-        if (res.statusCode !== 200) { reject(new LoadTargetError(`HTTP ${res.statusCode ?? '?'}: ${raw.toString('utf8').slice(0, 200)}`)); return }
-        try {
-          resolve(decodeMessage(raw).message.code)
-        } catch (err) {
-          reject(err)
-        }
-      })
-    })
-    req.on('timeout', () => req.destroy(new LoadTargetError(`no answer within ${REQUEST_TIMEOUT_MS} ms`)))
-    req.on('error', reject)
-    req.write(head)
-    req.end(body)
-  })
+/** One Print-Job through the project's IPP client; resolves with the decoded answer. */
+export async function sendPrintJob (target: ExchangeTarget, request: IppMessage, document: Uint8Array, timeoutMs: number): Promise<IppMessage> {
+  const limits = { connectTimeoutMs: timeoutMs, idleTimeoutMs: timeoutMs, totalTimeoutMs: timeoutMs }
+  return await ippExchange(target, request, limits, new AbortController().signal, document)
 }
 
 /**
@@ -111,8 +87,8 @@ async function postPrintJob (agent: Agent, target: URL, head: Buffer, body: Buff
  * decides whether a run with failures means anything.
  */
 export async function runPrintJobLoad (opts: LoadOptions): Promise<LoadResult> {
-  const target = loopbackTarget(opts.printerUri)
   const agent = new Agent({ keepAlive: true, maxSockets: opts.concurrency })
+  const target = loopbackTarget(opts.printerUri, agent)
   const latenciesMs: number[] = []
   const errors: string[] = []
   let issued = 0
@@ -122,11 +98,11 @@ export async function runPrintJobLoad (opts: LoadOptions): Promise<LoadResult> {
   const worker = async (): Promise<void> => {
     while (issued < opts.maxRequests && performance.now() < deadline) {
       const n = issued++
-      const head = printJobHead(opts.printerUri, opts.user, `bench ${n}`, n + 1)
+      const request = printJobRequest(opts.printerUri, opts.user, `bench ${n}`, n + 1)
       const body = opts.document(n)
       const t0 = performance.now()
       try {
-        const status = await postPrintJob(agent, target, head, body)
+        const status = (await sendPrintJob(target, request, body, REQUEST_TIMEOUT_MS)).code
         if (status > MAX_SUCCESS_STATUS) throw new LoadTargetError(`IPP status ${statusName(status)} (0x${status.toString(16).padStart(4, '0')})`)
         latenciesMs.push(performance.now() - t0)
       } catch (err) {

@@ -1,11 +1,11 @@
 /**
- * A tiny IPP client and an in-process IPP server on the real job service, for the
- * `ipp-*` tests. The client sends whatever bytes a test wants (valid or not) and decodes
- * the answer with the project's codec.
+ * IPP requests for the `ipp-*` tests and an in-process IPP server on the real job service.
+ * Well-formed requests go through printmesh's own IPP client (devices/output/http-exchange.ts);
+ * the bad-input tests' malformed bytes go through a plain HTTP probe.
  */
 import { siteId } from '../../crdt/names.ts'
 import { generateIdentity } from '../../transports/identity.ts'
-import { request as httpRequest, Agent, type IncomingHttpHeaders } from 'node:http'
+import { request as httpRequest, Agent } from 'node:http'
 import { connect } from 'node:net'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -16,6 +16,7 @@ import { LevelPersistence } from '../../crdt/persistence.ts'
 import { Spool } from '../../devices/spool.ts'
 import { createJobService, type JobService } from '../../devices/jobs/service.ts'
 import { createOutputDevice } from '../../devices/output/registry.ts'
+import { exchangeTarget, ippExchange, IppHttpStatusError } from '../../devices/output/http-exchange.ts'
 import type { QueueInfo } from '../../devices/jobs/types.ts'
 import { createIppServer, type IppClientLimits, type IppServer } from '../../devices/ipp/server.ts'
 import { Tag, attr, decodeMessage, encodeMessage, type IppAttribute, type IppMessage } from '../../devices/ipp/wire.ts'
@@ -24,10 +25,9 @@ import { tempDir } from '../../simulations/node-process.ts'
 /** What came back: the HTTP status and, for IPP answers, the decoded message. */
 export interface IppReply {
   httpStatus: number
-  headers: IncomingHttpHeaders
   /** Present when the answer was application/ipp. */
   message?: IppMessage
-  /** Raw body (HTTP error pages). */
+  /** Raw body of an HTTP error page (raw probes only; empty otherwise). */
   raw: Buffer
 }
 
@@ -40,8 +40,31 @@ export interface PostOptions {
   expectContinue?: boolean
 }
 
-/** POSTs an IPP request (message and/or raw bytes, then an optional document) and reads the answer. */
+/** Generous limits for a test's exchange: a slow CI machine answers well within them. */
+const TEST_EXCHANGE_LIMITS = { connectTimeoutMs: 10_000, idleTimeoutMs: 60_000 }
+
+/**
+ * POSTs an IPP request and reads the answer. A well-formed message (with an optional
+ * document in memory) goes through printmesh's one IPP client, `ippExchange`; raw bytes,
+ * streamed bodies and hand-set HTTP framing (what the bad-input tests send on purpose) go
+ * through {@link httpProbe}, which is an HTTP sender, not an IPP client.
+ */
 export async function ippPost (url: string, msg: IppMessage | Buffer, document?: Buffer | Readable, opts: PostOptions = {}): Promise<IppReply> {
+  const wellFormed = !Buffer.isBuffer(msg) && (document === undefined || Buffer.isBuffer(document)) &&
+    opts.chunked !== true && opts.expectContinue !== true && opts.headers === undefined
+  if (!wellFormed) return await httpProbe(url, msg, document, opts)
+  const target = { ...exchangeTarget(url), ...(opts.agent !== undefined ? { agent: opts.agent } : {}) }
+  try {
+    const message = await ippExchange(target, msg, TEST_EXCHANGE_LIMITS, new AbortController().signal, document)
+    return { httpStatus: 200, message, raw: Buffer.alloc(0) }
+  } catch (err) {
+    if (err instanceof IppHttpStatusError) return { httpStatus: err.status, raw: Buffer.alloc(0) }
+    throw err
+  }
+}
+
+/** Sends whatever HTTP body a test wants (valid IPP or not, framed as asked) and reads the answer. */
+export async function httpProbe (url: string, msg: IppMessage | Buffer, document?: Buffer | Readable, opts: PostOptions = {}): Promise<IppReply> {
   const head = Buffer.isBuffer(msg) ? msg : encodeMessage(msg)
   const u = new URL(url.replace(/^ipp:/, 'http:'))
   const fixed = document === undefined || Buffer.isBuffer(document)
@@ -59,7 +82,7 @@ export async function ippPost (url: string, msg: IppMessage | Buffer, document?:
       res.on('error', reject)
       res.on('end', () => {
         const raw = Buffer.concat(chunks)
-        const reply: IppReply = { httpStatus: res.statusCode ?? 0, headers: res.headers, raw }
+        const reply: IppReply = { httpStatus: res.statusCode ?? 0, raw }
         if (res.headers['content-type'] === 'application/ipp') reply.message = decodeMessage(raw).message
         resolve(reply)
       })
