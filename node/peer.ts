@@ -20,9 +20,10 @@ import { licenseDoc, directoryDoc, isRetained, siteId, type PeerId, type SiteId 
 import { Membership } from '../crdt/membership.ts'
 import { SyncEngine } from '../crdt/sync.ts'
 import { decodeCertificate, encodeCertificate, type Certificate, type Role } from '../crdt/license.ts'
-import type { Signer } from '../crdt/envelope.ts'
+import type { Signer, Verifier } from '../crdt/envelope.ts'
 import { createHost, loadOrCreatePeerKey, loadOrCreateNetworkKey, PEER_KEY_FILE, type Host } from '../transports/host.ts'
 import { Libp2pTransport } from '../transports/libp2p.ts'
+import type { SyncTransport } from '../transports/types.ts'
 import { requestEnrollment } from '../transports/enroll.ts'
 import { PeerExchange } from '../transports/peer-exchange.ts'
 import { signerFor, verifyPeerSignature } from '../transports/identity.ts'
@@ -135,11 +136,29 @@ export interface PeerSelf {
   antiEntropyMs?: number
 }
 
+/**
+ * Time as the services see it: the wall clock on a real node, a virtual clock in the
+ * in-process simulator (which also takes over the delayed work).
+ */
+export interface Clock {
+  now: () => number
+  /** Runs `fn` after `ms` (default: the sync engine's own timers). */
+  schedule?: (fn: () => void, ms: number) => void
+  /** Waits `ms` before a retry (default: a timer). */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>
+}
+
+/** The wall clock: what every process of the CLI runs on. */
+export const SYSTEM_CLOCK: Clock = { now: () => Date.now() }
+
 /** What every role is given before its services are built (see {@link preparePeer}). */
 export interface PeerComponents {
   logger: Logger
   self: PeerSelf
   signer: Signer
+  /** Checks peers' signatures (envelopes, certificates): {@link verifyPeerSignature}. */
+  verify: Verifier
+  clock: Clock
   store: DocStore
   membership: Membership
   /** The libp2p host (started already when the peer enrolled at this start). */
@@ -227,6 +246,8 @@ export async function preparePeer (config: PeerConfig, logger: Logger): Promise<
     logger,
     self,
     signer,
+    verify: verifyPeerSignature,
+    clock: SYSTEM_CLOCK,
     store,
     membership,
     host,
@@ -285,12 +306,15 @@ export const transportService = (): ServiceFactory<Libp2pTransport> => serviceFa
     logger
   }))
 
-/** Document sync over the transport (crdt/sync.ts). */
-export const syncService = (): ServiceFactory<SyncEngine> => serviceFactory<Pick<PeerComponents, 'store' | 'membership' | 'metrics' | 'logger' | 'retained' | 'self'> & { transport: Libp2pTransport, documents: Startable }, SyncEngine>(
-  ['store', 'documents', 'transport', 'membership', 'metrics', 'logger', 'retained', 'self'], ({ store, transport, membership, metrics, logger, retained, self }) =>
-    new SyncEngine({ retained, onBatchApplied: metrics.syncApplied, ...(self.antiEntropyMs !== undefined ? { antiEntropyMs: self.antiEntropyMs } : {}) }, {
-      store, link: transport, membership, verify: verifyPeerSignature, logger
-    }))
+/** Document sync over the transport (crdt/sync.ts): libp2p on a real node, the memory transport in the simulator. */
+export const syncService = (): ServiceFactory<SyncEngine> => serviceFactory<Pick<PeerComponents, 'store' | 'membership' | 'logger' | 'retained' | 'self' | 'verify' | 'clock'> & { metrics: Pick<NodeMetrics, 'syncApplied'>, transport: SyncTransport, documents: Startable }, SyncEngine>(
+  ['store', 'documents', 'transport', 'membership', 'metrics', 'logger', 'retained', 'self', 'verify', 'clock'], ({ store, transport, membership, metrics, logger, retained, self, verify, clock }) =>
+    new SyncEngine({
+      retained,
+      onBatchApplied: metrics.syncApplied,
+      ...(self.antiEntropyMs !== undefined ? { antiEntropyMs: self.antiEntropyMs } : {}),
+      ...(clock.schedule !== undefined ? { schedule: clock.schedule } : {})
+    }, { store, link: transport, membership, verify, logger }))
 
 /** Peers tell each other the addresses they know (transports/peer-exchange.ts). */
 export const peerExchangeService = (): ServiceFactory<PeerExchange> => serviceFactory<Pick<PeerComponents, 'host' | 'membership' | 'blocked' | 'logger' | 'self'> & { transport: Libp2pTransport }, PeerExchange>(
@@ -332,7 +356,7 @@ export const renewalService = (): ServiceFactory => serviceFactory<Pick<PeerComp
   })
 
 /** Connected peers whose certificates are revoked are dropped at once; connection times are kept for /api/mesh. */
-export const revocationsService = (): ServiceFactory => serviceFactory<Pick<PeerComponents, 'store' | 'membership' | 'logger' | 'lastSeen'> & { transport: Libp2pTransport, documents: Startable }, Startable>(
+export const revocationsService = (): ServiceFactory => serviceFactory<Pick<PeerComponents, 'store' | 'membership' | 'logger' | 'lastSeen'> & { transport: SyncTransport, documents: Startable }, Startable>(
   ['store', 'documents', 'transport', 'membership', 'logger', 'lastSeen'], ({ store, transport, membership, logger, lastSeen }) => {
     let unwatch: (() => void) | undefined
     const seen = (p: string): void => { lastSeen.set(p, Date.now()) }

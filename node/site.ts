@@ -10,12 +10,11 @@ import { hostname as osHostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { Spool } from '../devices/spool.ts'
-import { DocumentAnalyzer } from '../devices/documents/analyzer.ts'
-import type { DocumentInfo } from '../devices/documents/index.ts'
-import { createJobService, type JobService } from '../devices/jobs/service.ts'
-import { createRoamingService, type RoamingService } from '../devices/jobs/roaming.ts'
-import { PrintEngine } from '../devices/jobs/print-engine.ts'
-import { libp2pRoamingLink, serveRoaming } from './roaming.ts'
+import type { JobService } from '../devices/jobs/service.ts'
+import type { RoamingService } from '../devices/jobs/roaming.ts'
+import type { RoamingLink } from '../devices/jobs/types.ts'
+import { libp2pRoamingLink } from './roaming.ts'
+import { certifiedSiteOf, releaseServices } from './release.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
 import { createIppServer, type IppServer } from '../devices/ipp/server.ts'
@@ -33,10 +32,7 @@ import { preparePeer, peerConfig, peerOf, CORE_SERVICES, PEER_VIEW, type Peer, t
 import { createMeshApi } from './mesh.ts'
 import { serviceFactory, type Node, type Startable } from './compose.ts'
 import { ROLES, startRoleNode, type ServiceRegistry } from './roles.ts'
-import type { Membership } from '../crdt/membership.ts'
 import { siteId, type SiteId } from '../crdt/names.ts'
-import { adminCapabilities } from '../crdt/capability.ts'
-import { verifyPeerSignature } from '../transports/identity.ts'
 import type { SyncEngine } from '../crdt/sync.ts'
 import type { Libp2pTransport } from '../transports/libp2p.ts'
 import { resolveAdminToken } from './admin-token.ts'
@@ -103,56 +99,31 @@ export interface RunningSite {
 /** Name of the built-in virtual printer `npm start` gets when no printer is configured. */
 export const VIRTUAL_PRINTER = 'virtual'
 
-/** What the site's own services are given besides the peer core. */
+/** What the site's own services are given besides the peer core (node/release.ts reads most of them). */
 interface SiteComponents extends PeerComponents {
   spool: Spool
   /** Partners' job documents fetched to print here. */
   copies: Spool
   printers: Map<string, OutputDevice>
-  printerConfigs: PrinterConfig[]
+  roamingLink: RoamingLink
   adminToken: string
 }
 
-/** Document analysis in worker threads (devices/documents/analyzer.ts); its workers end on stop. */
-interface AnalyzerService extends Startable {
-  parse: (path: string, format: string, signal?: AbortSignal) => Promise<DocumentInfo>
-}
-
 /** The site's services by name, for node/roles.ts; `info` is filled in once the IPP port is known. */
-function siteServices (config: SiteConfig, info: { site: SiteId, hostname: string, ippUri: string, version: string }): ServiceRegistry {
+function siteServices (config: SiteConfig, info: { site: SiteId, hostname: string, ippUri: string, version: string }, printerConfigs: PrinterConfig[]): ServiceRegistry {
   const displayHost = config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host
-  type C = SiteComponents & { documents: Startable, 'print-engine': PrintEngine, jobs: JobService, roaming: RoamingService, analyzer: AnalyzerService, ipp: IppServer, http: HttpServer }
-  const siteOf = (membership: Membership) => (p: string): SiteId | undefined => {
-    const who = membership.info(p)
-    return who?.role === 'site' ? who.site : undefined
-  }
+  type C = SiteComponents & { documents: Startable, jobs: JobService, roaming: RoamingService, ipp: IppServer, http: HttpServer }
   return {
     ...CORE_SERVICES,
-    analyzer: () => serviceFactory<C, AnalyzerService>(['logger'], ({ logger }) => {
-      const analyzer = new DocumentAnalyzer(logger)
-      return { parse: async (path, format, signal) => await analyzer.parse(path, format, signal), start: async () => {}, stop: async () => { await analyzer.close() } }
-    }),
-    'print-engine': () => serviceFactory<C, PrintEngine & Startable>(['self', 'store', 'printers', 'logger'], (c) =>
-      Object.assign(new PrintEngine({ peer: c.self.id, site: info.site }, { store: c.store, printers: c.printers, logger: c.logger }), { start: async () => {}, stop: async () => {} })),
-    jobs: () => serviceFactory<C, JobService>(['self', 'store', 'documents', 'spool', 'printers', 'printerConfigs', 'analyzer', 'print-engine', 'metrics', 'logger'], (c) => createJobService({
-      peer: c.self.id,
+    ...releaseServices({
       site: info.site,
-      queues: [{ name: config.queue, hold: config.hold, defaultPrinter: c.printerConfigs[0].name, info: `printmesh ${info.site}`, location: info.site }],
-      ...(config.holdMs !== undefined ? { holdMs: config.holdMs } : {}),
-      ...(config.retentionMs !== undefined ? { retentionMs: config.retentionMs } : {})
-    }, { store: c.store, spool: c.spool, printers: c.printers, logger: c.logger, engine: c['print-engine'], analyze: async (path, format, signal) => await c.analyzer.parse(path, format, signal), onReleaseSettled: c.metrics.released })),
-    roaming: () => serviceFactory<C, RoamingService>(['self', 'signer', 'store', 'spool', 'copies', 'printers', 'jobs', 'print-engine', 'host', 'membership', 'logger'], (c) => createRoamingService({ peer: c.self.id, site: info.site, hostname: info.hostname }, {
-      store: c.store, spool: c.spool, copies: c.copies, printers: c.printers, jobs: c.jobs, link: libp2pRoamingLink(c.host, siteOf(c.membership)), siteOf: siteOf(c.membership),
-      capabilities: adminCapabilities(c.signer, (p) => c.membership.info(p)?.role, verifyPeerSignature), engine: c['print-engine'], logger: c.logger
-    })),
-    'release-server': () => serviceFactory<C & { libp2p: Startable }, Startable>(['host', 'libp2p', 'roaming', 'logger'], (c) => {
-      let stopServing: (() => Promise<void>) | undefined
-      return {
-        start: async () => {
-          stopServing = await serveRoaming(c.host, c.roaming, c.logger, config.roamingBytesPerSecond !== undefined ? { maxBytesPerSecond: config.roamingBytesPerSecond } : {})
-        },
-        stop: async () => { await stopServing?.() }
-      }
+      hostname: info.hostname,
+      queues: [{ name: config.queue, hold: config.hold, defaultPrinter: printerConfigs[0].name, info: `printmesh ${info.site}`, location: info.site }],
+      jobs: {
+        ...(config.holdMs !== undefined ? { holdMs: config.holdMs } : {}),
+        ...(config.retentionMs !== undefined ? { retentionMs: config.retentionMs } : {})
+      },
+      ...(config.roamingBytesPerSecond !== undefined ? { blob: { maxBytesPerSecond: config.roamingBytesPerSecond } } : {})
     }),
     'usage-metrics': () => serviceFactory<C, Startable>(['self', 'store', 'documents', 'metrics'], (c) => {
       let stopCounting: (() => void) | undefined
@@ -212,11 +183,11 @@ export async function startSite (config: SiteConfig, logger: Logger, services?: 
     spool: await Spool.open(join(data, 'spool')),
     copies: await Spool.open(join(data, 'roaming')),
     printers,
-    printerConfigs,
+    roamingLink: libp2pRoamingLink(core.host, certifiedSiteOf(core.membership)),
     adminToken
   }
   const names = services ?? ROLES.site.filter((n) => n !== 'dnssd' || config.dnssd !== false)
-  const node = await startRoleNode<{ jobs: JobService, roaming: RoamingService, ipp: IppServer, http: HttpServer }>('site', siteServices(config, info), components, log, names)
+  const node = await startRoleNode<{ jobs: JobService, roaming: RoamingService, ipp: IppServer, http: HttpServer }>('site', siteServices(config, info, printerConfigs), components, log, names)
   const { ipp, http, jobs, roaming } = node.services
   const displayHost = config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host
   const ippUri = `ipp://${displayHost}:${ipp.port}/ipp/print`
