@@ -24,6 +24,7 @@ import type { Signer, Verifier } from '../crdt/envelope.ts'
 import { createHost, loadOrCreatePeerKey, loadOrCreateNetworkKey, PEER_KEY_FILE, type Host } from '../transports/host.ts'
 import { Libp2pTransport } from '../transports/libp2p.ts'
 import type { SyncTransport } from '../transports/types.ts'
+import type { MemoryNetwork, MemoryTransport } from '../transports/memory.ts'
 import { requestEnrollment } from '../transports/enroll.ts'
 import { PeerExchange } from '../transports/peer-exchange.ts'
 import { signerFor, verifyPeerSignature } from '../transports/identity.ts'
@@ -134,6 +135,8 @@ export interface PeerSelf {
   /** Addresses of the authority, to renew the certificate. */
   bootstrap: string[]
   antiEntropyMs?: number
+  /** How often documents past retention are dropped (default hourly); 0: the caller drops them (the simulator, on its virtual clock). */
+  dropExpiredMs?: number
 }
 
 /**
@@ -259,8 +262,9 @@ export async function preparePeer (config: PeerConfig, logger: Logger): Promise<
 }
 
 /** The store's lifecycle: every stored document open (HELLO announces what is open), expired ones dropped hourly, closed on stop. */
-export const documentsService = (): ServiceFactory => serviceFactory<Pick<PeerComponents, 'store' | 'membership' | 'logger' | 'retained'>, Startable>(
-  ['store', 'membership', 'logger', 'retained'], ({ store, membership, logger, retained }) => {
+export const documentsService = (): ServiceFactory => serviceFactory<Pick<PeerComponents, 'store' | 'membership' | 'logger' | 'retained' | 'self'>, Startable>(
+  ['store', 'membership', 'logger', 'retained', 'self'], ({ store, membership, logger, retained, self }) => {
+    const every = self.dropExpiredMs ?? DROP_EXPIRED_MS
     let dropTimer: NodeJS.Timeout | undefined
     const dropExpired = async (): Promise<void> => {
       for (const name of await store.storedNames()) {
@@ -271,10 +275,12 @@ export const documentsService = (): ServiceFactory => serviceFactory<Pick<PeerCo
       start: async () => {
         await dropExpired()
         for (const name of await store.storedNames()) await store.open(name)
-        dropTimer = setInterval(() => {
-          dropExpired().catch((err: unknown) => logger.error({ err }, 'dropping expired documents failed'))
-        }, DROP_EXPIRED_MS)
-        dropTimer.unref()
+        if (every > 0) {
+          dropTimer = setInterval(() => {
+            dropExpired().catch((err: unknown) => logger.error({ err }, 'dropping expired documents failed'))
+          }, every)
+          dropTimer.unref()
+        }
         membership.useLicense(await store.open(licenseDoc()))
       },
       stop: async () => {
@@ -304,6 +310,16 @@ export const transportService = (): ServiceFactory<Libp2pTransport> => serviceFa
       }
     },
     logger
+  }))
+
+/**
+ * The sync transport of a node in the in-process simulator and tests: one peer of a
+ * {@link MemoryNetwork} (component `network`), admitting peers by their certificates.
+ */
+export const memoryTransportService = (): ServiceFactory<MemoryTransport> => serviceFactory<Pick<PeerComponents, 'self' | 'membership'> & { network: MemoryNetwork }, MemoryTransport>(
+  ['network', 'self', 'membership'], ({ network, self, membership }) => network.createTransport(self.id, {
+    credentials: () => membership.credentials(),
+    admit: async (p, c) => (await membership.admit(p, c)).ok
   }))
 
 /** Document sync over the transport (crdt/sync.ts): libp2p on a real node, the memory transport in the simulator. */

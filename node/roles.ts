@@ -24,6 +24,22 @@ export const ROLES = {
   client: [...CORE, 'http']
 } as const satisfies Record<Role, readonly string[]>
 
+/**
+ * Services a node in one process of the simulator or the tests runs without: the libp2p
+ * host and what needs it (its sync transport is a MemoryNetwork peer instead), and the
+ * front ends and exporters (IPP, HTTP, DNS-SD, metrics) — the simulator drives the
+ * release engine's services directly.
+ */
+export const OUT_OF_PROCESS: ReadonlySet<string> = new Set(['libp2p', 'peer-exchange', 'renewal', 'release-server', 'usage-metrics', 'ipp', 'http', 'dnssd', 'enrollment'])
+
+/** The peer core of an in-process node: documents, a memory transport, sync, revocations. */
+export const IN_PROCESS_CORE: readonly string[] = CORE.filter((n) => !OUT_OF_PROCESS.has(n))
+
+/** What `role` runs in process (simulator, tests): its list less {@link OUT_OF_PROCESS}. */
+export function inProcessServices (role: Role): string[] {
+  return ROLES[role].filter((n) => !OUT_OF_PROCESS.has(n))
+}
+
 /** A role's factories by service name: `() => factory`, so a role builds only what its list names. */
 export type ServiceRegistry = Record<string, () => ServiceFactory>
 

@@ -1,22 +1,25 @@
 /**
- * Assembly of one in-process mesh peer, shared by the simulator and the sync tests
- * (mesh-harness.ts): a real level store in its own folder, a real Ed25519 identity and
- * certificate, a {@link Membership} and a {@link SyncEngine} over a {@link MemoryNetwork}
- * transport. The simulator adds its own hooks (a persistence wrapper to emulate kill -9 and
- * to see pending I/O, a verifier wrapper, a virtual clock) through {@link MeshPeerInit}.
+ * One in-process mesh peer, shared by the simulator and the sync tests (mesh-harness.ts),
+ * built like every node: the role's services through node/roles.ts and node/compose.ts,
+ * over components this file prepares — a real level store in its own folder, a real Ed25519
+ * identity and certificate, a {@link Membership}, the {@link MemoryNetwork} as transport and,
+ * from the simulator, a virtual clock, a persistence wrapper that emulates kill -9, a
+ * verifier wrapper, and the release engine's components (spool, printers, roaming link).
  */
 import { join } from 'node:path'
 import { pino, type Logger } from 'pino'
 import { DocStore } from '../crdt/store.ts'
 import { LevelPersistence, type Persistence } from '../crdt/persistence.ts'
 import { Membership } from '../crdt/membership.ts'
-import { SyncEngine } from '../crdt/sync.ts'
+import type { SyncEngine } from '../crdt/sync.ts'
 import { issueCertificate, CERT_LIFETIME_MS, type Certificate, type Role } from '../crdt/license.ts'
-import { licenseDoc, type PeerId, type SiteId } from '../crdt/names.ts'
+import type { PeerId, SiteId } from '../crdt/names.ts'
 import type { Signer, Verifier } from '../crdt/envelope.ts'
 import type { MemoryNetwork, MemoryTransport } from '../transports/memory.ts'
 import { verifyPeerSignature } from '../transports/identity.ts'
-import { disconnectRevokedPeers } from '../node/mesh.ts'
+import { createNode, type Node, type Startable } from '../node/compose.ts'
+import { IN_PROCESS_CORE, servicesOf, type ServiceRegistry } from '../node/roles.ts'
+import { documentsService, memoryTransportService, revocationsService, syncService, SYSTEM_CLOCK, type Clock, type PeerSelf } from '../node/peer.ts'
 
 /**
  * Root maps of the document families (crdt/*.ts), plus `m`, the root the sync tests write.
@@ -51,6 +54,14 @@ export interface MeshPeerInit {
   now?: () => number
   /** Timer for the sync engine's own delayed work (a simulator's virtual clock). */
   schedule?: (fn: () => void, ms: number) => void
+  /** Waits before a retry (a simulator's virtual clock; default a timer). */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>
+  /** The services to run, in start order (default {@link IN_PROCESS_CORE}: the peer core). */
+  services?: readonly string[]
+  /** Factories beyond the in-process peer core (the release engine's, node/release.ts). */
+  registry?: ServiceRegistry
+  /** Components those services read besides the core's (spool, printers, roamingLink, …). */
+  components?: Record<string, unknown>
 }
 
 /** One started mesh peer. */
@@ -64,9 +75,11 @@ export interface MeshPeer {
   membership: Membership
   sync: SyncEngine
   transport: MemoryTransport
+  /** Every running service by name (jobs, roaming, … when the peer runs them). */
+  services: Readonly<Record<string, Startable>>
   dir: string
   logger: Logger
-  /** Stops sync and the transport and closes the store (data stays for a restart). Safe twice. */
+  /** Stops every service in reverse start order and closes the store (data stays for a restart). Safe twice. */
   stop (): Promise<void>
   /** JSON of every open document, for convergence checks. */
   snapshot (): Record<string, unknown>
@@ -89,36 +102,76 @@ export async function issuePeerCertificate (central: Signer, peer: string, role:
   return await issueCertificate(central, { peer, role, ...(site !== undefined ? { site } : {}), issuedAt: now, expiresAt: now + CERT_LIFETIME_MS })
 }
 
+/** Metrics of an in-process node: none are exported, so every observation is dropped. */
+const NO_METRICS = { syncApplied: () => {}, released: () => {} }
+
+/** The in-process peer core's factories: a {@link MemoryNetwork} transport instead of libp2p. */
+const IN_PROCESS_REGISTRY: ServiceRegistry = {
+  documents: documentsService,
+  transport: memoryTransportService,
+  sync: syncService,
+  revocations: revocationsService
+}
+
 /**
- * Opens the peer's store (every stored document), its membership, transport and sync engine,
- * and starts them. The transport is started but not dialled: the caller connects peers.
+ * Opens the peer's level store and membership, then builds and starts its services
+ * (`init.services`, default the peer core) through {@link createNode}. The transport is
+ * started but not dialled: the caller connects peers.
  */
 export async function startMeshPeer (init: MeshPeerInit): Promise<MeshPeer> {
   const { name, signer, role, site, authority, certificate, dir } = init
   const verify = init.verify ?? verifyPeerSignature
   const level = await LevelPersistence.open(join(dir, 'db'))
   const store = new DocStore(init.wrapPersistence?.(level) ?? level, signer)
-  for (const n of await store.storedNames()) await store.open(n)
+  const clock: Clock = {
+    now: init.now ?? SYSTEM_CLOCK.now,
+    ...(init.schedule !== undefined ? { schedule: init.schedule } : {}),
+    ...(init.sleep !== undefined ? { sleep: init.sleep } : {})
+  }
   const membership = new Membership({
     self: signer.id,
     authority,
     role,
     ...(site !== undefined ? { site } : {}),
     ...(certificate !== undefined ? { certificate } : {}),
-    ...(init.now !== undefined ? { now: init.now } : {})
+    now: clock.now
   }, verify)
-  const license = await store.open(licenseDoc())
-  membership.useLicense(license)
-  const transport = init.network.createTransport(signer.id, {
-    credentials: () => membership.credentials(),
-    admit: async (p, c) => (await membership.admit(p, c)).ok
-  })
-  await transport.start()
   const logger = (init.logger ?? pino({ level: process.env.PRINTMESH_TEST_LOG ?? 'silent' })).child({ peer: name })
-  const sync = new SyncEngine({ antiEntropyMs: init.antiEntropyMs ?? MANUAL_ANTI_ENTROPY_MS, ...(init.schedule !== undefined ? { schedule: init.schedule } : {}) }, { store, link: transport, membership, verify, logger })
-  await sync.start()
-  const unwatch = disconnectRevokedPeers(license, membership, transport, logger)
-  let stopped = false
+  const self: PeerSelf = {
+    id: signer.id,
+    role,
+    ...(site !== undefined ? { site } : {}),
+    dataDir: dir,
+    networkKeyFile: '',
+    authority,
+    bootstrap: [],
+    antiEntropyMs: init.antiEntropyMs ?? MANUAL_ANTI_ENTROPY_MS,
+    dropExpiredMs: 0 // nothing is dropped by age in process: runs are short, and no real-time timer may fire in a simulation
+  }
+  const components = {
+    logger,
+    self,
+    signer,
+    verify,
+    clock,
+    store,
+    membership,
+    network: init.network,
+    metrics: NO_METRICS,
+    lastSeen: new Map<string, number>(),
+    retained: () => true,
+    ...init.components
+  }
+  const services = init.services ?? IN_PROCESS_CORE
+  let node: Node<{ sync: SyncEngine, transport: MemoryTransport }>
+  try {
+    node = createNode({ components, services: servicesOf(role, services, { ...IN_PROCESS_REGISTRY, ...init.registry }), logger })
+    await node.start()
+  } catch (err) {
+    await store.close()
+    throw err
+  }
+  const { sync, transport } = node.services
   return {
     name,
     id: signer.id,
@@ -129,16 +182,10 @@ export async function startMeshPeer (init: MeshPeerInit): Promise<MeshPeer> {
     membership,
     sync,
     transport,
+    services: node.services,
     dir,
     logger,
-    async stop () {
-      if (stopped) return
-      stopped = true
-      unwatch()
-      await sync.stop()
-      await transport.stop()
-      await store.close()
-    },
+    stop: async () => { await node.stop() },
     snapshot: () => snapshotStore(store)
   }
 }

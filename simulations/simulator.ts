@@ -32,10 +32,11 @@ import { listJobs, purgeJob, TERMINAL_STATES, type JobRecord, type RemoteRelease
 import { listUsage, type UsageRecord } from '../crdt/accounting.ts'
 import { MemoryNetwork, seededRandom, type LinkFaults } from '../transports/memory.ts'
 import { signerFor, verifyPeerSignature } from '../transports/identity.ts'
-import { JobService } from '../devices/jobs/service.ts'
-import { adminCapabilities } from '../crdt/capability.ts'
-import { PrintEngine } from '../devices/jobs/print-engine.ts'
-import { RoamingService } from '../devices/jobs/roaming.ts'
+import type { JobService } from '../devices/jobs/service.ts'
+import type { RoamingService } from '../devices/jobs/roaming.ts'
+import { releaseServices, type AnalyzerService } from '../node/release.ts'
+import { inProcessServices, type ServiceRegistry } from '../node/roles.ts'
+import { serviceFactory } from '../node/compose.ts'
 import { MemoryRoamingHub } from './roaming-link.ts'
 import { Spool } from '../devices/spool.ts'
 import { parseDocument, type DocumentInfo } from '../devices/documents/index.ts'
@@ -414,6 +415,7 @@ class Simulation {
 
   private async startPeer (p: SimPeer): Promise<void> {
     const persistenceHolder: { p?: CrashablePersistence } = {}
+    const site = p.role === 'site' ? await this.releaseComponents(p) : undefined
     const mesh = await startMeshPeer({
       network: this.network,
       name: p.name,
@@ -427,63 +429,63 @@ class Simulation {
       verify: this.verify,
       now: () => this.now(p),
       schedule: this.clock.schedule,
-      wrapPersistence: (inner) => (persistenceHolder.p = new CrashablePersistence(inner, this.tracker, p.name, () => this.onCrash(p)))
+      sleep: async (ms) => { await new Promise<void>((resolve) => this.clock.schedule(resolve, ms)) },
+      wrapPersistence: (inner) => (persistenceHolder.p = new CrashablePersistence(inner, this.tracker, p.name, () => this.onCrash(p))),
+      // the role's own list (node/roles.ts), less what needs libp2p or a socket
+      services: inProcessServices(p.role),
+      ...(site !== undefined ? { registry: this.releaseRegistry(p), components: site } : {})
     })
     p.mesh = mesh
     p.persistence = persistenceHolder.p
     p.crashed = false
-    if (p.role === 'site') {
-      p.device ??= new LedgerDevice({
-        name: `${p.name}/mfp`,
-        ledger: this.ledger,
-        clock: this.clock,
-        random: seededRandom(this.opts.seed * 7919 + this.peers.indexOf(p)),
-        failBeforeAcceptRate: FAIL_BEFORE_ACCEPT_RATE,
-        failAfterAcceptRate: FAIL_AFTER_ACCEPT_RATE,
-        printMs: PRINT_MS,
-        doublePrint: this.opts.inject === 'double-print'
-      })
-      p.device.online = true
-      const spool = trackSpool(await this.tracker.track(async () => await Spool.open(join(p.dir, 'spool'))), this.tracker)
-      const printers = new Map([['mfp', p.device]])
-      // one print engine for local and roaming releases, as a site has (one lane per printer)
-      const engine = new PrintEngine({ peer: p.signer.id, site: toSiteId(p.site ?? p.name) }, { store: mesh.store, printers, logger: mesh.logger, now: () => this.now(p) })
-      p.jobs = new JobService({
-        peer: p.signer.id,
-        site: toSiteId(p.site ?? p.name),
-        queues: [{ name: 'secure', hold: true, defaultPrinter: 'mfp', info: 'secure print', location: p.name }],
-        holdMs: HOLD_MS,
-        retentionMs: RETENTION_MS,
-        sweepMs: 0 // sweeps are workload steps, on the virtual clock
-      }, {
-        store: mesh.store,
-        spool,
-        printers,
-        engine,
-        logger: mesh.logger,
-        analyze: async (path, format, signal) => await this.analyze(path, format, signal),
-        now: () => this.now(p)
-      })
-      await p.jobs.start()
-      const copies = trackSpool(await this.tracker.track(async () => await Spool.open(join(p.dir, 'roaming'))), this.tracker)
-      const membership = mesh.membership
-      p.roaming = new RoamingService({ peer: p.signer.id, site: toSiteId(p.site ?? p.name), hostname: `${p.name}.sim`, grantTtlMs: GRANT_TTL_MS, tickMs: 0 }, {
-        store: mesh.store,
-        spool,
-        copies,
-        printers,
-        engine,
-        jobs: this.opts.inject === 'miss-duplicates' ? ignoringOfflineReleases(p.jobs) : p.jobs,
-        link: this.hub.linkFor(p.signer.id),
-        siteOf: (peer) => { const who = membership.info(peer); return who?.role === 'site' ? who.site : undefined },
-        capabilities: adminCapabilities(p.signer, (peer) => membership.info(peer)?.role, verifyPeerSignature, () => this.now(p)),
-        logger: mesh.logger,
-        now: () => this.now(p),
-        sleep: async (ms) => { await new Promise<void>((resolve) => this.clock.schedule(resolve, ms)) }
-      })
-      await p.roaming.start()
+    if (site !== undefined) {
+      p.jobs = mesh.services.jobs as JobService
+      p.roaming = mesh.services.roaming as RoamingService
       this.hub.register(p.signer.id, p.roaming)
     }
+  }
+
+  /** What a site's release engine reads besides the peer core: spools, its ledger printer, the roaming hub. */
+  private async releaseComponents (p: SimPeer): Promise<Record<string, unknown>> {
+    p.device ??= new LedgerDevice({
+      name: `${p.name}/mfp`,
+      ledger: this.ledger,
+      clock: this.clock,
+      random: seededRandom(this.opts.seed * 7919 + this.peers.indexOf(p)),
+      failBeforeAcceptRate: FAIL_BEFORE_ACCEPT_RATE,
+      failAfterAcceptRate: FAIL_AFTER_ACCEPT_RATE,
+      printMs: PRINT_MS,
+      doublePrint: this.opts.inject === 'double-print'
+    })
+    p.device.online = true
+    return {
+      spool: trackSpool(await this.tracker.track(async () => await Spool.open(join(p.dir, 'spool'))), this.tracker),
+      copies: trackSpool(await this.tracker.track(async () => await Spool.open(join(p.dir, 'roaming'))), this.tracker),
+      printers: new Map([['mfp', p.device]]),
+      roamingLink: this.hub.linkFor(p.signer.id)
+    }
+  }
+
+  /**
+   * A site's release engine: the CLI's factories (node/release.ts) with the simulator's
+   * timings (passes off: they are workload steps on the virtual clock), analysis cached per
+   * document, and `miss-duplicates` planted between roaming and the job service.
+   */
+  private releaseRegistry (p: SimPeer): ServiceRegistry {
+    const registry = releaseServices({
+      site: toSiteId(p.site ?? p.name),
+      hostname: `${p.name}.sim`,
+      queues: [{ name: 'secure', hold: true, defaultPrinter: 'mfp', info: 'secure print', location: p.name }],
+      jobs: { holdMs: HOLD_MS, retentionMs: RETENTION_MS, sweepMs: 0 },
+      roaming: { grantTtlMs: GRANT_TTL_MS, tickMs: 0 }
+    })
+    const analyzer: AnalyzerService = { parse: async (path, format, signal) => await this.analyze(path, format, signal), start: async () => {}, stop: async () => {} }
+    registry.analyzer = () => serviceFactory<object, AnalyzerService>([], () => ({ ...analyzer }))
+    if (this.opts.inject === 'miss-duplicates') {
+      const roaming = registry.roaming()
+      registry.roaming = () => Object.assign((c: Record<string, unknown>) => roaming({ ...c, jobs: ignoringOfflineReleases(c.jobs as JobService) }), { dependencies: roaming.dependencies })
+    }
+    return registry
   }
 
   private reachable (from: string, to: string): boolean {
@@ -506,21 +508,19 @@ class Simulation {
     p.crashed = true
     if (p.device !== undefined) p.device.online = false
     // the synchronous part of stop() cuts every link at once
-    void p.mesh?.transport.stop()
+    p.mesh?.transport.halt()
     this.event(p.name, 'crashed')
   }
 
   /** Tears a crashed peer down (its in-memory state is lost) and keeps it down until `restartAt`. */
   private async teardownCrashed (p: SimPeer): Promise<void> {
-    const { jobs, mesh, roaming } = p
+    const { mesh } = p
     p.jobs = undefined
     p.roaming = undefined
     p.mesh = undefined
     p.persistence = undefined
     this.hub.unregister(p.signer.id)
-    await roaming?.stop()
-    await jobs?.stop()
-    await mesh?.stop()
+    await mesh?.stop() // every service in reverse start order: roaming, jobs, …, sync, transport, store
     await settle(this.tracker, `teardown of ${p.name}`)
   }
 

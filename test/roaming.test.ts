@@ -11,13 +11,14 @@ import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
-import pino from 'pino'
-import { TestMesh, type MeshPeer } from '../simulations/mesh-harness.ts'
+import { TestMesh, type MeshPeer, type PeerServices } from '../simulations/mesh-harness.ts'
+import { releaseServices } from '../node/release.ts'
+import { inProcessServices } from '../node/roles.ts'
 import { until } from '../simulations/wait.ts'
 import { rejects } from './helpers/assert.ts'
 import { Spool } from '../devices/spool.ts'
-import { createJobService, type JobService } from '../devices/jobs/service.ts'
-import { createRoamingService, type RoamingService } from '../devices/jobs/roaming.ts'
+import type { JobService } from '../devices/jobs/service.ts'
+import type { RoamingService } from '../devices/jobs/roaming.ts'
 import { PrinterError, type OutputDevice, type PrintRequest, type PrintProgress, type PrinterJobOutcome } from '../devices/output/types.ts'
 import { NotPartnerError, NotAuthorizedError, InvalidJobStateError, HolderUnreachableError, type JobRecord, type JobView } from '../devices/jobs/types.ts'
 import { MemoryRoamingHub } from '../simulations/roaming-link.ts'
@@ -26,13 +27,11 @@ import { listUsage, totalUsage, type UsageRecord } from '../crdt/accounting.ts'
 import { getRelease } from '../crdt/jobs.ts'
 import { InvalidSiteSettingsError } from '../crdt/site-config.ts'
 import { adminCapabilities } from '../crdt/capability.ts'
-import { PrintEngine } from '../devices/jobs/print-engine.ts'
 import { revoke } from '../crdt/license.ts'
 import { licenseDoc, siteId, type SiteId } from '../crdt/names.ts'
 import { parseReleaseRequest } from '../node/roaming.ts'
 import { verifyPeerSignature } from '../transports/identity.ts'
 
-const logger = pino({ level: 'silent' })
 const DOCUMENT = Buffer.from('Quarterly report\f'.repeat(3))
 const SHA = createHash('sha256').update(DOCUMENT).digest('hex')
 
@@ -96,25 +95,36 @@ const down = new Set<string>()
 let now = Date.now()
 const clock = (): number => now
 
-async function startSite (name: string, siteName: string, peer?: MeshPeer, printer = new RecordingPrinter()): Promise<RoamingSite> {
+/** A site's release engine as the CLI builds it (node/release.ts), on the test's clock, printer and roaming hub. */
+const siteServices = (site: SiteId, printer: RecordingPrinter): PeerServices => async ({ id, dir }) => ({
+  services: inProcessServices('site'),
+  registry: releaseServices({
+    site,
+    hostname: `${site}.branch.example`,
+    queues: [{ name: 'print', hold: true, defaultPrinter: 'mfp', info: '', location: '' }],
+    roaming: { grantTtlMs: 60_000 }
+  }),
+  components: {
+    clock: { now: clock },
+    spool: await Spool.open(join(dir, 'spool')),
+    copies: await Spool.open(join(dir, 'roaming')),
+    printers: new Map([['mfp', printer]]),
+    roamingLink: hub.linkFor(id)
+  }
+})
+
+/** Starts site `name` (or restarts `restart`, a stopped one, on its data) with the site's services. */
+async function startSite (name: string, siteName: string, restart?: MeshPeer, printer = new RecordingPrinter()): Promise<RoamingSite> {
   const site = siteId(siteName)
-  const p = peer ?? await mesh.addPeer(name, 'site', site)
-  const spool = await Spool.open(join(p.dir, 'spool'))
-  const copies = await Spool.open(join(p.dir, 'roaming'))
-  const printers = new Map([['mfp', printer]])
-  // one print engine for local and roaming releases, as a site has
-  const engine = new PrintEngine({ peer: p.id, site }, { store: p.store, printers, logger, now: clock })
-  const jobs = createJobService({ peer: p.id, site, queues: [{ name: 'print', hold: true, defaultPrinter: 'mfp', info: '', location: '' }] },
-    { store: p.store, spool, printers, engine, logger, now: clock })
-  const siteOf = (id: string): SiteId | undefined => { const i = p.membership.info(id); return i?.role === 'site' ? i.site : undefined }
-  const roaming = createRoamingService({ peer: p.id, site, hostname: `${site}.branch.example`, grantTtlMs: 60_000 },
-    { store: p.store, spool, copies, printers, jobs, link: hub.linkFor(p.id), siteOf, capabilities: adminCapabilities(p.signer, (id) => p.membership.info(id)?.role, verifyPeerSignature, clock), engine, logger, now: clock })
-  await jobs.start()
-  await roaming.start()
+  const p = restart !== undefined
+    ? await mesh.restart(restart, 'site', site, siteServices(site, printer))
+    : await mesh.addPeer(name, 'site', site, 'certified', siteServices(site, printer))
+  const jobs = p.services.jobs as JobService
+  const roaming = p.services.roaming as RoamingService
   hub.register(p.id, roaming)
   return {
     name, site, peer: p, jobs, roaming, printer,
-    stop: async () => { hub.unregister(p.id); await roaming.stop(); await jobs.stop(); await p.stop() }
+    stop: async () => { hub.unregister(p.id); await p.stop() }
   }
 }
 
@@ -353,11 +363,10 @@ test('a site that crashes while it fetches a partner\'s document hands the job b
   assert.is(stateAt(a, job.id), 'releasing', 'a granted the release')
   // b crashes: its store goes first, so nothing it does afterwards is persisted
   hub.unregister(b.peer.id)
+  await b.peer.store.close()
   await b.peer.stop()
-  await b.roaming.stop()
-  await b.jobs.stop()
   hub.fetchGate = undefined
-  const b2 = await startSite('site-b', 'b', await mesh.restart(b.peer, 'site', 'b'), b.printer)
+  const b2 = await startSite('site-b', 'b', b.peer, b.printer)
   await mesh.connect(b2.peer, a.peer)
   assert.is(getReleaseAt(b2, job.id)?.state, 'returned', 'the restart hands the release back')
   assert.is(getReleaseAt(b2, job.id)?.reason, 'release-interrupted')
@@ -444,7 +453,7 @@ test('a site restarting while printing a partner\'s job counts it printed, charg
   await b.stop()
   open()
   b.printer.gate = undefined
-  const b2 = await startSite('site-b', 'b', await mesh.restart(b.peer, 'site', 'b'), b.printer)
+  const b2 = await startSite('site-b', 'b', b.peer, b.printer)
   await mesh.connect(b2.peer, a.peer)
   assert.is(getReleaseAt(b2, job.id)?.state, 'printed')
   assert.is(getReleaseAt(b2, job.id)?.reason, 'printer-outcome-assumed')
@@ -471,7 +480,7 @@ test('a site restarting while its printer has a roaming job asks the printer: a 
     open()
     printer.gate = undefined
     printer.answers.set(printerJobId, answer)
-    b = await startSite('site-b', 'b', await mesh.restart(b.peer, 'site', 'b'), printer)
+    b = await startSite('site-b', 'b', b.peer, printer)
     await mesh.connect(b.peer, a.peer)
     await until(() => getReleaseAt(b, job.id)?.state === (answer.state === 'failed' ? 'failed' : 'printed'), 10_000, `${job.name} settled from the printer's answer`)
   }

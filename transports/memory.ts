@@ -379,6 +379,11 @@ export class MemoryTransport extends EventEmitter<TransportEvents> implements Sy
   }
 
   async stop (): Promise<void> {
+    this.halt()
+  }
+
+  /** Cuts every link at once, synchronously, as a killed process does (`stop` does the same). */
+  halt (): void {
     if (!this.running) return
     this.running = false
     for (const peer of this.network.peersOf(this.self)) this.network.disconnect(this.self, peer)
