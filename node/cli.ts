@@ -226,9 +226,13 @@ withNodeOptions(program.command('site'), { data: './data', dataHelp: 'data folde
   .option('--hostname <name>', 'host name partner sites show next to this site\'s roaming jobs (default: the machine\'s host name)')
   .option('--roaming-rate <MB/s>', 'cap on the rate each job document is sent to a partner site, to spare slow branch links (default: no cap)', megabytesPerSecond)
   .option('--no-dnssd', 'do not advertise the print queue by DNS-SD (_ipp._tcp through avahi); a site on a loopback --host is advertised to this machine only')
+  .addOption(new Option('--ipp-auth <what>', 'what IPP clients log in for (HTTP Basic: username and PIN): job-control (release, cancel, hold; printing trusts the name the client sends, as lp -U does) or intake (printing too: the job belongs to the logged-in user)')
+    .choices(['job-control', 'intake']).default('job-control'))
+  .addOption(new Option('--ipp-job-list <what>', 'what IPP job lists (lpstat -o, lpq) show a client that did not log in: private (every job, names and owners hidden) or none')
+    .choices(['private', 'none']).default('private'))
   .action(async (opts: NodeCliOptions & {
     site?: string, ippPort: number, printer?: PrinterConfig[], queue: string, hold: boolean, holdHours?: number, retentionHours?: number,
-    hostname?: string, roamingRate?: number, dnssd: boolean
+    hostname?: string, roamingRate?: number, dnssd: boolean, ippAuth: 'job-control' | 'intake', ippJobList: 'private' | 'none'
   }) => {
     const logger = createLogger(opts.logLevel)
     const mesh = meshOptions(opts)
@@ -247,7 +251,9 @@ withNodeOptions(program.command('site'), { data: './data', dataHelp: 'data folde
       ...(opts.retentionHours !== undefined ? { retentionMs: opts.retentionHours } : {}),
       ...(opts.hostname !== undefined ? { hostname: opts.hostname } : {}),
       ...(opts.roamingRate !== undefined ? { roamingBytesPerSecond: opts.roamingRate } : {}),
-      dnssd: opts.dnssd
+      dnssd: opts.dnssd,
+      ippAuth: opts.ippAuth,
+      ippJobList: opts.ippJobList
     }, logger), portsOf(opts, mesh))
     process.stderr.write(`printmesh site ready\n  print to:  ${site.ippUri}\n  web:       ${site.webUrl}\n` +
       (site.adminTokenFile !== undefined ? `  admin token in ${site.adminTokenFile}\n` : ''))

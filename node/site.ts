@@ -18,6 +18,11 @@ import { certifiedSiteOf, releaseServices } from './release.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
 import { createIppServer, type IppServer } from '../devices/ipp/server.ts'
+import type { AnonymousJobList } from '../devices/ipp/auth.ts'
+import { ippAuthenticator } from './ipp-auth.ts'
+import { checkPin } from './users.ts'
+import { LoginGuard } from '../ui/rate-limit.ts'
+import { adminTokenAuthenticator } from '../ui/sessions.ts'
 import { ippDnsSdGroups } from '../devices/ipp/dnssd.ts'
 import { createDnsSdAdvertiser } from './dnssd.ts'
 import { countOwnUsage } from './usage-metrics.ts'
@@ -80,6 +85,15 @@ export interface SiteConfig {
    * a loopback `host` is advertised on the loopback interface only (node/dnssd.ts).
    */
   dnssd?: boolean
+  /**
+   * What IPP clients must authenticate for (HTTP Basic: username and PIN, or `admin` and the
+   * admin token): `job-control` (default) for Release-, Cancel- and Hold-Job, while intake
+   * trusts requesting-user-name (`lp -U bob`); `intake` for printing too, and the job's
+   * owner is then the authenticated user.
+   */
+  ippAuth?: 'intake' | 'job-control'
+  /** What IPP Get-Jobs shows clients that did not authenticate (default `private`: every job, names and owners hidden). */
+  ippJobList?: AnonymousJobList
 }
 
 export interface RunningSite {
@@ -107,6 +121,8 @@ interface SiteComponents extends PeerComponents {
   printers: Map<string, OutputDevice>
   roamingLink: RoamingLink
   adminToken: string
+  /** Login limits shared by the web login and IPP authentication: failures count at both. */
+  logins: LoginGuard
 }
 
 /** The site's services by name, for node/roles.ts; `info` is filled in once the IPP port is known. */
@@ -118,7 +134,14 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
     ...releaseServices({
       site: info.site,
       hostname: info.hostname,
-      queues: [{ name: config.queue, hold: config.hold, defaultPrinter: printerConfigs[0].name, info: `printmesh ${info.site}`, location: info.site }],
+      queues: [{
+        name: config.queue,
+        hold: config.hold,
+        defaultPrinter: printerConfigs[0].name,
+        info: `printmesh ${info.site}`,
+        location: info.site,
+        ...(config.ippAuth === 'intake' ? { authenticatedIntake: true } : {})
+      }],
       jobs: {
         ...(config.holdMs !== undefined ? { holdMs: config.holdMs } : {}),
         ...(config.retentionMs !== undefined ? { retentionMs: config.retentionMs } : {})
@@ -132,8 +155,23 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
         stop: async () => { stopCounting?.() }
       }
     }),
-    ipp: () => serviceFactory<C, IppServer>(['jobs', 'metrics', 'logger'], (c) => createIppServer({ domain: c.jobs, logger: c.logger, host: config.host, port: config.ippPort, uriHost: displayHost, onAnswered: c.metrics.ippAnswered })),
-    http: () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine }, HttpServer>([...PEER_VIEW, 'jobs', 'roaming', 'printers', 'adminToken', 'logger'], (c) => {
+    ipp: () => serviceFactory<C, IppServer>(['jobs', 'metrics', 'logger', 'store', 'adminToken', 'logins'], (c) => createIppServer({
+      domain: c.jobs,
+      logger: c.logger,
+      host: config.host,
+      port: config.ippPort,
+      uriHost: displayHost,
+      onAnswered: c.metrics.ippAnswered,
+      // the web login's checks and limits (node/ipp-auth.ts)
+      authenticate: ippAuthenticator({
+        logins: c.logins,
+        checkPin: async (username, pin) => await checkPin(c.store, username, pin),
+        checkAdminToken: adminTokenAuthenticator(c.adminToken)
+      }),
+      realm: `printmesh ${info.site}`,
+      ...(config.ippJobList !== undefined ? { anonymousJobs: config.ippJobList } : {})
+    })),
+    http: () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine }, HttpServer>([...PEER_VIEW, 'jobs', 'roaming', 'printers', 'adminToken', 'logins', 'logger'], (c) => {
       const api = createSiteApi({ info, peer: c.self.id, adminToken: c.adminToken, store: c.store, jobs: c.jobs, roaming: c.roaming, printers: c.printers, directoryAuthority: () => c.membership.authority === c.self.id })
       const mesh = createMeshApi(peerOf(c), c.logger)
       return createHttpServer({
@@ -144,7 +182,8 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
         logger: c.logger,
         host: config.host,
         port: config.httpPort,
-        metrics: c.metrics
+        metrics: c.metrics,
+        logins: c.logins
       })
     }),
     dnssd: () => serviceFactory<C, Startable>(['jobs', 'ipp', 'http', 'logger'], (c) => {
@@ -184,7 +223,8 @@ export async function startSite (config: SiteConfig, logger: Logger, services?: 
     copies: await Spool.open(join(data, 'roaming')),
     printers,
     roamingLink: libp2pRoamingLink(core.host, certifiedSiteOf(core.membership)),
-    adminToken
+    adminToken,
+    logins: new LoginGuard({ report: { failed: core.metrics.loginFailed, refused: core.metrics.loginRefused } })
   }
   const names = services ?? ROLES.site.filter((n) => n !== 'dnssd' || config.dnssd !== false)
   const node = await startRoleNode<{ jobs: JobService, roaming: RoamingService, ipp: IppServer, http: HttpServer }>('site', siteServices(config, info, printerConfigs), components, log, names)

@@ -2,7 +2,10 @@
 // `printmesh site` process. The site runs with --no-hold so jobs print to its virtual
 // printer and complete, as the suites wait for. The suites name sample documents
 // (document-a4.pdf, color.jpg, ...) Debian does not ship, so they run from a temp copy
-// next to generated ones.
+// next to generated ones. ipptool runs as a logged-in user (user:PIN in the URI, as the
+// suites provide for with `uriuser`): the suites expect a client to see its own jobs' names,
+// which a site shows only to the authenticated owner. ipptool sends the login once the site
+// asks for it (HTTP 401, first at the suite's Get-Jobs with my-jobs) and from then on.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { execFile } from 'node:child_process'
@@ -19,6 +22,9 @@ const SUITES = '/usr/share/cups/ipptool'
 const IPPTOOL_TIMEOUT_S = 30
 /** A whole suite, including its waits for jobs to complete, must finish within this. */
 const SUITE_TIMEOUT_MS = 120_000
+/** The user ipptool prints and logs in as. */
+const USER = 'alice'
+const PIN = '2580'
 
 let site: SiteProcess | undefined
 let dir: string
@@ -33,7 +39,7 @@ test.before(async () => {
   await put(makePostScript(dir, { pages: 2, media: 'letter' }), 'document-letter.ps')
   await put(makeJpeg(dir, { color: true }), 'color.jpg')
   await put(makeJpeg(dir, { color: false }), 'gray.jpg')
-  site = await startSite({ args: ['--no-hold'] })
+  site = await startSite({ args: ['--no-hold'], users: `${USER},Alice,${PIN}\n` })
 })
 test.after(async () => {
   await site?.stop()
@@ -43,9 +49,13 @@ test.after(async () => {
 /** Runs a suite; returns ipptool's exit code and report. */
 async function suite (name: string): Promise<{ code: number, out: string }> {
   assert.ok(site !== undefined)
-  const args = ['-T', String(IPPTOOL_TIMEOUT_S), '-t', '-f', join(dir, 'document-a4.pdf'), site.ippUri, join(dir, name)]
+  const uri = new URL(site.ippUri)
+  uri.username = USER
+  uri.password = PIN
+  const args = ['-T', String(IPPTOOL_TIMEOUT_S), '-t', '-f', join(dir, 'document-a4.pdf'), uri.toString(), join(dir, name)]
   try {
-    const { stdout } = await run('ipptool', args, { cwd: dir, encoding: 'utf8', timeout: SUITE_TIMEOUT_MS })
+    // CUPS_USER: the suites' $user (requesting-user-name, the owner of what they print) is the one logging in
+    const { stdout } = await run('ipptool', args, { cwd: dir, encoding: 'utf8', timeout: SUITE_TIMEOUT_MS, env: { ...process.env, CUPS_USER: USER } })
     return { code: 0, out: stdout }
   } catch (err) {
     const e = err as { code?: number, stdout?: string, stderr?: string, message: string }

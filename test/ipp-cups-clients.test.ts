@@ -1,7 +1,8 @@
 // CUPS's own tools and a CUPS server, pointed at a site as users and desktops do:
 // lpstat (CUPS-Get-Printers, CUPS-Get-Default, CUPS-Get-Classes, Get-Jobs on `/`), lpq,
-// cancel by job id with the owner's name, and a private cupsd that adds the site as an IPP
-// Everywhere queue (`lpadmin -m everywhere`) and prints through it.
+// cancel by job id (which asks for the owner's password: job control needs a login), and
+// a private cupsd that adds the site as an IPP Everywhere queue (`lpadmin -m everywhere`)
+// and prints through it.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { execFile } from 'node:child_process'
@@ -11,10 +12,13 @@ import { startSite, tempDir, type SiteProcess } from '../simulations/node-proces
 import { makePdf } from './fixtures/documents.ts'
 import { until } from '../simulations/wait.ts'
 import { startPrivateCups, type PrivateCups } from '../simulations/bench/cups.ts'
+import { onTerminal } from './helpers/tty.ts'
 
 const exec = promisify(execFile)
 /** A private cupsd has printed a job through its filters and IPP backend within this. */
 const CUPS_PRINT_MS = 60_000
+/** The users who print here and their PINs (the site's directory). */
+const PINS = { alice: '1111', bob: '2222' }
 
 let site: SiteProcess
 let cups: PrivateCups | undefined
@@ -41,7 +45,7 @@ async function tool (cmd: string, ...args: string[]): Promise<{ code: number, ou
 
 test.before(async () => {
   docs = await tempDir('printmesh-cups-clients-')
-  site = await startSite()
+  site = await startSite({ users: Object.entries(PINS).map(([user, pin]) => `${user},${user},${pin}`).join('\n') })
   host = `127.0.0.1:${site.ippPort}`
   const pdf = await makePdf(docs, { pages: 2, colorPages: [] })
   for (const [user, title] of [['alice', 'alice-notes'], ['bob', 'bob-salary-review']]) {
@@ -76,26 +80,38 @@ test('lpstat -t runs every query without an error (CUPS-Get-Classes: a site has 
   assert.match(t.out, 'scheduler is running')
 })
 
-test('lpstat -o (Get-Jobs on /) and lpq list the held jobs with their owners', async () => {
+test('lpstat -o (Get-Jobs on /) and lpq list the held jobs, owners and titles private', async () => {
+  // Neither tool logs in for a listing, so other users' names stay private: CUPS shows
+  // "unknown" where the server left job-originating-user-name and job-name out.
   const o = await tool('lpstat', '-h', host, '-o')
   assert.is(o.code, 0, o.out)
   const held = (await jobs()).sort((x, y) => x.ippId - y.ippId)
   const lines = o.out.trim().split('\n').map((l) => l.split(/\s+/).slice(0, 2))
-  assert.equal(lines, held.map((j) => [`print-${j.ippId}`, j.owner]))
+  assert.equal(lines, held.map((j) => [`print-${j.ippId}`, 'unknown']))
   const q = await tool('lpq', '-h', host, '-P', 'print')
   assert.is(q.code, 0, q.out)
-  for (const j of held) assert.match(q.out, new RegExp(`\\b${j.owner}\\s+${j.ippId}\\s+${j.name}\\b`))
+  for (const j of held) assert.match(q.out, new RegExp(`\\bunknown\\s+${j.ippId}\\s+unknown\\b`))
+  for (const j of held) {
+    assert.not.match(o.out + q.out, j.owner)
+    assert.not.match(o.out + q.out, j.name)
+  }
 })
 
-test('cancel by job id acts for the owner only: alice cannot cancel bob\'s job, bob can', async () => {
+test('cancel by job id asks for the password and acts for the owner only: alice cannot cancel bob\'s job, bob can', async () => {
   const bobs = (await jobs()).find((j) => j.owner === 'bob')
   assert.ok(bobs !== undefined)
-  const refused = await tool('cancel', '-h', host, '-U', 'alice', String(bobs.ippId))
-  assert.is(refused.code, 1)
+  // without a terminal to ask on, cancel cannot log in, and nothing happens
+  const noTerminal = await tool('cancel', '-h', host, '-U', 'bob', String(bobs.ippId))
+  assert.is(noTerminal.code, 1, noTerminal.out)
+  assert.is((await jobs()).find((j) => j.ippId === bobs.ippId)?.state, 'held')
+  const refused = await onTerminal('cancel', ['-h', host, '-U', 'alice', String(bobs.ippId)], PINS.alice)
+  assert.is(refused.code, 1, refused.out)
+  assert.match(refused.out, 'Password for alice on 127.0.0.1?')
   assert.match(refused.out, 'belongs to another user')
   assert.is((await jobs()).find((j) => j.ippId === bobs.ippId)?.state, 'held')
-  const done = await tool('cancel', '-h', host, '-U', 'bob', `print-${bobs.ippId}`)
+  const done = await onTerminal('cancel', ['-h', host, '-U', 'bob', `print-${bobs.ippId}`], PINS.bob)
   assert.is(done.code, 0, done.out)
+  assert.is(done.prompts, 1, done.out)
   assert.is((await jobs()).find((j) => j.ippId === bobs.ippId)?.state, 'deleted')
   const o = await tool('lpstat', '-h', host, '-o')
   assert.not.match(o.out, `print-${bobs.ippId} `)

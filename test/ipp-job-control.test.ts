@@ -1,5 +1,6 @@
-// Cancel-Job, Hold-Job and Release-Job: the owner may act, others get
-// client-error-not-authorized; unknown jobs not-found; finished jobs not-possible.
+// Cancel-Job, Hold-Job and Release-Job, each logged in with username and PIN (HTTP Basic):
+// the owner may act, others get client-error-not-authorized; unknown jobs not-found;
+// finished jobs not-possible. (Without a login, test/ipp-auth.test.ts.)
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { readFile, rm } from 'node:fs/promises'
@@ -9,12 +10,15 @@ import { startIppRig, ippPost, ippRequest, type IppRig, type IppReply } from './
 import { tempDir } from '../simulations/node-process.ts'
 import { until } from '../simulations/wait.ts'
 
+/** Everyone who prints here, with their PINs. */
+const PINS: Record<string, string> = { alice: '1111', bob: '2222', carol: '3333', dave: '4444', erin: '5555', frank: '6666' }
+
 let rig: IppRig
 let docs: string
 let pdf: Buffer
 
 test.before(async () => {
-  rig = await startIppRig()
+  rig = await startIppRig({ users: PINS })
   docs = await tempDir('printmesh-ipp-docs-')
   pdf = await readFile(await makePdf(docs, { pages: 1 }))
 })
@@ -23,6 +27,9 @@ test.after(async () => {
   if (docs !== undefined) await rm(docs, { recursive: true, force: true })
 })
 
+function login (user: string): [string, string] {
+  return [user, PINS[user]]
+}
 function status (r: IppReply): string {
   assert.is(r.httpStatus, 200)
   return statusName(r.message?.code ?? -1)
@@ -32,8 +39,9 @@ async function print (user: string): Promise<number> {
   assert.is(status(r), 'successful-ok')
   return integerValue(findAttr(r.message!, Tag.jobAttributes, 'job-id'))!
 }
+/** `user`, logged in, asks `code` of job `id`. */
 async function act (code: number, user: string, id: number): Promise<string> {
-  return status(await ippPost(rig.uri, ippRequest(code, rig.uri, { user, operation: [attr('job-id', Tag.integer, id)] })))
+  return status(await ippPost(rig.uri, ippRequest(code, rig.uri, { user, operation: [attr('job-id', Tag.integer, id)] }), undefined, { auth: login(user) }))
 }
 
 test('Cancel-Job: others are not authorized, the owner is, twice is not possible', async () => {
@@ -67,10 +75,10 @@ test('Hold-Job on a Create-Job job keeps it held on a queue that would print it'
 })
 
 test('job operations need a job: job-id with printer-uri, or job-uri', async () => {
-  const r = await ippPost(rig.uri, ippRequest(Op.CancelJob, rig.uri, { user: 'alice' }))
+  const r = await ippPost(rig.uri, ippRequest(Op.CancelJob, rig.uri, { user: 'alice' }), undefined, { auth: login('alice') })
   assert.is(status(r), 'client-error-bad-request')
   const id = await print('frank')
-  const byUri = await ippPost(rig.uri, ippRequest(Op.CancelJob, rig.uri, { user: 'frank', noPrinterUri: true, operation: [attr('job-uri', Tag.uri, `ipp://127.0.0.1:${rig.port}/jobs/${id}`)] }))
+  const byUri = await ippPost(rig.uri, ippRequest(Op.CancelJob, rig.uri, { user: 'frank', noPrinterUri: true, operation: [attr('job-uri', Tag.uri, `ipp://127.0.0.1:${rig.port}/jobs/${id}`)] }), undefined, { auth: login('frank') })
   assert.is(status(byUri), 'successful-ok')
   const atJobPath = await ippPost(`${rig.base}/jobs/${id}`, ippRequest(Op.GetJobAttributes, `ipp://127.0.0.1:${rig.port}/jobs/${id}`, { noPrinterUri: true, operation: [attr('job-uri', Tag.uri, `ipp://127.0.0.1:${rig.port}/jobs/${id}`)] }))
   assert.is(integerValue(findAttr(atJobPath.message!, Tag.jobAttributes, 'job-state')), 7)

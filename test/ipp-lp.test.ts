@@ -41,7 +41,7 @@ test('lp prints PDF, PostScript and text; each job is held for its owner', async
     const out = await lp(file, 'alice', title)
     assert.match(out, /request id is print-\d+ \(1 file\(s\)\)/)
   }
-  const jobs = await listJobs(site!.ippUri)
+  const jobs = await listJobs(site!.ippUri, { user: 'admin', password: site!.adminToken }) // names and owners need a login
   assert.equal(jobs.map((j) => j.name).sort(), ['pdf job', 'ps job', 'text job'])
   for (const job of jobs) {
     assert.is(job.state, 'pending-held', `${job.name} is held`)

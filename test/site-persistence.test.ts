@@ -35,7 +35,7 @@ test('held jobs survive a graceful restart with their ids, owners and page count
   await s.stop()
   running.length = 0
   s = await site()
-  const jobs = await listJobs(s.ippUri)
+  const jobs = await listJobs(s.ippUri, { user: 'admin', password: s.adminToken })
   assert.equal(jobs.map((j) => [j.id, j.user, j.name, j.state]), [
     [a, 'alice', 'report', 'pending-held'],
     [b, 'bob', 'slides', 'pending-held']
@@ -54,7 +54,7 @@ test('kill -9 right after the acknowledgement loses nothing', async () => {
   await s.kill('SIGKILL') // no chance to flush anything after the last successful-ok
   running.length = 0
   s = await site()
-  const jobs = await listJobs(s.ippUri)
+  const jobs = await listJobs(s.ippUri, { user: 'admin', password: s.adminToken })
   assert.equal(jobs.map((j) => j.id), acknowledged)
   assert.ok(jobs.every((j) => j.state === 'pending-held'), JSON.stringify(jobs))
   // the spooled bytes are there and intact: releasing the first job prints exactly them

@@ -11,7 +11,11 @@
  *
  * An attempt is counted *before* the (slow) credential check and forgiven when it
  * succeeds, so firing many attempts in parallel cannot slip past the limit.
+ *
+ * {@link LoginGuard} applies these limits; a node has one, shared by the web login and
+ * IPP's HTTP authentication.
  */
+import type { Actor } from '../devices/jobs/types.ts'
 
 /** Wrong PINs one username may collect from one address per window: typos pass, guessing from one place stops. */
 export const MAX_FAILURES_PER_PAIR = 5
@@ -136,5 +140,115 @@ export class LoginLimiter {
     if (this.failures.size < this.maxTrackedKeys) return
     const oldest = this.failures.keys().next().value
     if (oldest !== undefined) this.failures.delete(oldest)
+  }
+}
+
+/** What a login attempt came to. */
+export type LoginOutcome =
+  | { ok: true, actor: Actor }
+  /** Wrong username, PIN or token (counted against the attempt's keys). */
+  | { ok: false, refusal: 'wrong' }
+  /** Not checked at all: a limit is reached; `retryAfterMs` until it frees. */
+  | { ok: false, refusal: 'throttled', limit: LoginLimit, retryAfterMs: number }
+
+/** Where the guard reports failures and refusals (the node's metrics). */
+export interface LoginReport {
+  failed (method: 'pin' | 'admin-token'): void
+  refused (limit: LoginLimit): void
+}
+
+export interface LoginGuardInit {
+  policy?: Partial<LoginPolicy>
+  now?: () => number
+  report?: LoginReport
+}
+
+/**
+ * The login limits of {@link LoginPolicy} applied to PIN logins and admin tokens, wherever
+ * they come from: the web login, the API's bearer token, IPP's HTTP authentication. One
+ * guard per node, so failures through one door count at the others. Never throws for a
+ * refusal: callers turn the outcome into their protocol's answer.
+ */
+export class LoginGuard {
+  readonly policy: LoginPolicy
+  private readonly limiter: LoginLimiter
+  private readonly report: LoginReport | undefined
+
+  constructor (init: LoginGuardInit = {}) {
+    this.policy = { ...DEFAULT_LOGIN_POLICY, ...init.policy }
+    this.limiter = new LoginLimiter({ ...(init.now !== undefined ? { now: init.now } : {}), windowMs: this.policy.windowMs })
+    this.report = init.report
+  }
+
+  /**
+   * A username and PIN from `address`, checked by `check` (undefined: wrong) unless a limit
+   * is reached. Counted before the slow check and forgiven on success, so parallel guesses
+   * are limited too; a failure of `check` itself (the directory) is forgiven and rethrown.
+   */
+  async pin (username: string, address: string, check: () => Promise<Actor | undefined>): Promise<LoginOutcome> {
+    const name = username.normalize('NFC').toLowerCase()
+    const uKey = `user:${name}`
+    const pKey = `pair:${name}|${address}` // (username, address): where wrong PINs count first
+    const iKey = `ip:${address}`
+    // many wrong PINs for this username from everywhere: each address gets fewer tries
+    const slowMode = this.limiter.count(uKey) >= this.policy.userFailures
+    const refused = this.limited([
+      [pKey, slowMode ? this.policy.slowModePairFailures : this.policy.pairFailures, slowMode ? 'slow-mode' : 'pair'],
+      [iKey, this.policy.addressFailures, 'address']
+    ])
+    if (refused !== undefined) return refused
+    const keys = [pKey, iKey, uKey]
+    const stamps = keys.map((key) => this.limiter.hit(key))
+    const forgive = (): void => { keys.forEach((key, i) => this.limiter.forgive(key, stamps[i])) }
+    let actor: Actor | undefined
+    try {
+      actor = await check()
+    } catch (err) {
+      forgive() // not a wrong PIN: the directory failed
+      throw err
+    }
+    if (actor === undefined) {
+      this.report?.failed('pin')
+      return { ok: false, refusal: 'wrong' }
+    }
+    forgive()
+    this.limiter.reset(pKey)
+    return { ok: true, actor }
+  }
+
+  /**
+   * An admin token from `address`. The right token is never refused, whatever failed before
+   * from the address; wrong ones count against the address under a key of their own.
+   */
+  token (token: string, address: string, check: (token: string) => Actor | undefined): LoginOutcome {
+    const actor = check(token)
+    if (actor !== undefined) return { ok: true, actor }
+    const key = `bearer:${address}`
+    const refused = this.limited([[key, this.policy.bearerFailures, 'bearer']])
+    if (refused !== undefined) return refused
+    this.limiter.hit(key)
+    this.report?.failed('admin-token')
+    return { ok: false, refusal: 'wrong' }
+  }
+
+  /** Drops failures that left the window. */
+  sweep (): void {
+    this.limiter.sweep()
+  }
+
+  clear (): void {
+    this.limiter.clear()
+  }
+
+  /** The refusal when any key is at its limit (the one freeing last is reported), else undefined. */
+  private limited (limits: Array<[key: string, limit: number, name: LoginLimit]>): LoginOutcome | undefined {
+    let worst: { waitMs: number, name: LoginLimit } = { waitMs: 0, name: 'pair' }
+    for (const [key, limit, name] of limits) {
+      const waitMs = this.limiter.retryAfterMs(key, limit)
+      if (waitMs > worst.waitMs) worst = { waitMs, name }
+    }
+    if (worst.waitMs === 0) return undefined
+    this.report?.refused(worst.name)
+    return { ok: false, refusal: 'throttled', limit: worst.name, retryAfterMs: worst.waitMs }
   }
 }

@@ -29,7 +29,7 @@ import {
   describeError, ForbiddenError, HttpServerConfigError, ServiceNotHereError, TooManyLoginAttemptsError, UnauthenticatedError
 } from './errors.ts'
 import { NodeMetrics } from './metrics.ts'
-import { DEFAULT_LOGIN_POLICY, LoginLimiter, type LoginLimit, type LoginPolicy } from './rate-limit.ts'
+import { LoginGuard, type LoginOutcome, type LoginPolicy } from './rate-limit.ts'
 import { adminTokenAuthenticator, csrfTokenMatches, SessionStore, type AdminAuthenticator } from './sessions.ts'
 
 /** JSON bodies are small (logins, release requests); anything bigger is a mistake or an attack. */
@@ -94,8 +94,13 @@ export interface HttpServerInit {
   now?: () => number
   /** The node's metrics (the role shares them with its IPP server and sync engine); default: the HTTP server's own. */
   metrics?: NodeMetrics
-  /** Login limits (defaults in ui/rate-limit.ts). */
+  /** Login limits (defaults in ui/rate-limit.ts); ignored when `logins` is given. */
   loginPolicy?: Partial<LoginPolicy>
+  /**
+   * The node's login guard, when other doors share it (a site's IPP authentication): wrong
+   * PINs and tokens then count wherever they were tried. Default: a guard of this server's own.
+   */
+  logins?: LoginGuard
   /**
    * The route families to serve, one per service the role has (ui/routes/); default: jobs,
    * roaming, accounting and users with `api`, mesh with `mesh`.
@@ -145,9 +150,13 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
   const plugins = init.plugins ?? servicePlugins(api, mesh)
   const now = init.now ?? Date.now
   const sessions = new SessionStore({ now })
-  const policy: LoginPolicy = { ...DEFAULT_LOGIN_POLICY, ...init.loginPolicy }
-  const limiter = new LoginLimiter({ now, windowMs: policy.windowMs })
   const metrics = init.metrics ?? new NodeMetrics()
+  const ownGuard = init.logins === undefined
+  const logins = init.logins ?? new LoginGuard({
+    now,
+    ...(init.loginPolicy !== undefined ? { policy: init.loginPolicy } : {}),
+    report: { failed: metrics.loginFailed, refused: metrics.loginRefused }
+  })
   metrics.use({
     ...(api !== undefined ? { jobStates: () => api.jobStates() } : {}),
     ...(mesh !== undefined ? { mesh: () => mesh.status() } : {})
@@ -175,14 +184,14 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
 
   let sweeper: NodeJS.Timeout | undefined
   app.addHook('onReady', async () => {
-    sweeper = setInterval(() => { sessions.sweep(); limiter.sweep() }, SWEEP_INTERVAL_MS)
+    sweeper = setInterval(() => { sessions.sweep(); logins.sweep() }, SWEEP_INTERVAL_MS)
     sweeper.unref()
   })
   app.addHook('onClose', async () => {
     if (sweeper !== undefined) clearInterval(sweeper)
     sweeper = undefined
     sessions.clear()
-    limiter.clear()
+    if (ownGuard) logins.clear() // a shared guard belongs to the node, which still serves other doors
   })
 
   app.addHook('onSend', async (request, reply, payload) => {
@@ -226,29 +235,10 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     return m[1]
   }
 
-  function ipKey (request: FastifyRequest): string {
-    return `ip:${request.ip}`
-  }
-
-  function userKey (username: string): string {
-    return `user:${username.normalize('NFC').toLowerCase()}`
-  }
-
-  /** (username, address): where wrong PINs count first. */
-  function pairKey (username: string, request: FastifyRequest): string {
-    return `pair:${username.normalize('NFC').toLowerCase()}|${request.ip}`
-  }
-
-  /** Refuses with 429 when any of the keys is at its failure limit; the metric names the limit. */
-  function enforceLimits (limits: Array<[key: string, limit: number, name: LoginLimit]>): void {
-    let worst: { waitMs: number, name: LoginLimit } = { waitMs: 0, name: 'pair' }
-    for (const [key, limit, name] of limits) {
-      const waitMs = limiter.retryAfterMs(key, limit)
-      if (waitMs > worst.waitMs) worst = { waitMs, name }
-    }
-    if (worst.waitMs === 0) return
-    metrics.loginRefused(worst.name)
-    throw new TooManyLoginAttemptsError(Math.ceil(worst.waitMs / 1000))
+  /** A refused login as the HTTP error: 429 with Retry-After when throttled, else 401 with `wrong`. */
+  function refusal (outcome: Exclude<LoginOutcome, { ok: true }>, wrong: string): Error {
+    if (outcome.refusal === 'throttled') return new TooManyLoginAttemptsError(Math.ceil(outcome.retryAfterMs / 1000))
+    return new UnauthenticatedError(wrong)
   }
 
   /**
@@ -256,13 +246,9 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
    * from the address; wrong ones count against the address under a key of their own.
    */
   function authenticateBearer (request: FastifyRequest, token: string): Actor {
-    const actor = authenticateAdmin(token)
-    if (actor !== undefined) return actor
-    const key = `bearer:${request.ip}`
-    enforceLimits([[key, policy.bearerFailures, 'bearer']])
-    limiter.hit(key)
-    metrics.loginFailed('admin-token')
-    throw new UnauthenticatedError('invalid bearer token')
+    const outcome = logins.token(token, request.ip, authenticateAdmin)
+    if (!outcome.ok) throw refusal(outcome, 'invalid bearer token')
+    return outcome.actor
   }
 
   /** Resolves the caller of a protected route, enforcing admin role and CSRF. */
@@ -310,32 +296,12 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
   }, async (request, reply) => {
     const users = site()
     const { username, pin } = request.body as { username: string, pin: string }
-    const uKey = userKey(username)
-    const pKey = pairKey(username, request)
-    const iKey = ipKey(request)
-    // many wrong PINs for this username from everywhere: each address gets fewer tries
-    const slowMode = limiter.count(uKey) >= policy.userFailures
-    enforceLimits([
-      [pKey, slowMode ? policy.slowModePairFailures : policy.pairFailures, slowMode ? 'slow-mode' : 'pair'],
-      [iKey, policy.addressFailures, 'address']
-    ])
-    // Counted before the slow check and forgiven on success, so parallel guesses are limited too.
-    const stamps = [limiter.hit(pKey), limiter.hit(iKey), limiter.hit(uKey)]
-    const forgive = (): void => { [pKey, iKey, uKey].forEach((key, i) => limiter.forgive(key, stamps[i])) }
-    let actor: Actor | undefined
-    try {
-      actor = await users.authenticateUser(username, pin)
-    } catch (err) {
-      forgive() // not a wrong PIN: the directory failed
-      throw err
+    const outcome = await logins.pin(username, request.ip, async () => await users.authenticateUser(username, pin))
+    if (!outcome.ok) {
+      if (outcome.refusal === 'wrong') request.log.warn({ user: username }, 'login failed: wrong username or PIN')
+      throw refusal(outcome, 'wrong username or PIN')
     }
-    if (actor === undefined) {
-      metrics.loginFailed('pin')
-      request.log.warn({ user: username }, 'login failed: wrong username or PIN')
-      throw new UnauthenticatedError('wrong username or PIN')
-    }
-    forgive()
-    limiter.reset(pKey)
+    const actor = outcome.actor
     request.log.info({ user: actor.user }, 'user logged in')
     return openSession(request, reply, actor)
   })

@@ -125,8 +125,9 @@ export function printerAttributes (ctx: PrinterContext): IppAttribute[] {
   const formats = supportedFormats(ctx.formats)
   const out: IppAttribute[] = [
     attr('printer-uri-supported', Tag.uri, ctx.printerUri),
-    attr('uri-security-supported', Tag.keyword, 'none'),
-    attr('uri-authentication-supported', Tag.keyword, 'requesting-user-name'),
+    attr('uri-security-supported', Tag.keyword, 'none'), // no TLS yet
+    // HTTP Basic (username and PIN, or admin and the admin token): always for job control, for intake on queues that ask
+    attr('uri-authentication-supported', Tag.keyword, 'basic'),
     attr('printer-name', Tag.nameWithoutLanguage, text127(queue.name)),
     attr('printer-info', Tag.textWithoutLanguage, text127(queue.info)),
     attr('printer-location', Tag.textWithoutLanguage, text127(queue.location)),

@@ -15,6 +15,10 @@
  * 3. A job is acknowledged (successful-ok) only after the domain made it durable.
  * 4. Request validation common to all operations happens here, once; each operation
  *    lives in `operations/`, and domain outcomes map to IPP statuses in `mapping.ts`.
+ * 5. Credentials (HTTP Basic or Bearer, `auth.ts`) are checked here, once, by the node's
+ *    authenticator, before anything else about the request; wrong ones are answered 401,
+ *    too many failed ones client-error-forbidden. Operations say what needs a login
+ *    (client-error-not-authenticated), which goes out as HTTP 401 with a Basic challenge.
  *
  * Startable the libp2p way: start twice and stop without start are safe; stop closes
  * idle keep-alive connections at once and the rest after a grace period.
@@ -24,7 +28,8 @@ import type { AddressInfo } from 'node:net'
 import { pipeline, type Readable } from 'node:stream'
 import { createGunzip, createInflate } from 'node:zlib'
 import type { Logger } from 'pino'
-import type { JobDomain, QueueInfo } from '../jobs/types.ts'
+import type { Actor, JobDomain, QueueInfo } from '../jobs/types.ts'
+import { basicChallenge, credentialsOf, DEFAULT_REALM, type AnonymousJobList, type IppAuthenticator } from './auth.ts'
 import { CHARSETS, NATURAL_LANGUAGE } from './capabilities.ts'
 import { IppStatusError } from './errors.ts'
 import { ippStatusOf } from './mapping.ts'
@@ -85,6 +90,16 @@ export interface IppServerInit {
   clientLimits?: Partial<IppClientLimits>
   /** Told of every answered IPP request: operation and status names, seconds since its first byte (intake latency, for metrics). */
   onAnswered?: (operation: string, status: string, seconds: number) => void
+  /**
+   * Checks the credentials a request carries (the node's directory and login limits).
+   * Without it nobody can authenticate: job control, and intake on queues with
+   * `authenticatedIntake`, are refused.
+   */
+  authenticate?: IppAuthenticator
+  /** The realm of the Basic challenge (default {@link DEFAULT_REALM}). */
+  realm?: string
+  /** What Get-Jobs shows clients that did not authenticate (default `private`). */
+  anonymousJobs?: AnonymousJobList
 }
 
 export interface IppServer {
@@ -203,6 +218,16 @@ function validate (msg: IppMessage): Validated {
   return { operation: first.attributes, jobTemplate, user }
 }
 
+/** An operation's result and the HTTP status and headers it goes out with. */
+interface Answer {
+  result: OperationResult
+  httpStatus: number
+  headers?: Record<string, string>
+}
+
+/** Who a request proved to be (no actor: it sent no credentials), or the answer refusing its credentials. */
+type Requester = { actor?: Actor, refusal?: undefined } | { refusal: Answer }
+
 /** Builds the response message: operation group, unsupported group, then the result groups. */
 function response (version: { major: number, minor: number }, requestId: number, result: OperationResult): IppMessage {
   const operation: IppAttribute[] = [
@@ -223,6 +248,8 @@ export function createIppServer (init: IppServerInit): IppServer {
   const { domain } = init
   const log = init.logger.child({ component: 'ipp' })
   const limits: IppClientLimits = { ...DEFAULT_CLIENT_LIMITS, ...init.clientLimits }
+  const challenge = basicChallenge(init.realm ?? DEFAULT_REALM)
+  const anonymousJobs: AnonymousJobList = init.anonymousJobs ?? 'private'
 
   /**
    * Closes the connection of a request whose body arrives slower than the minimum rate over
@@ -280,10 +307,48 @@ export function createIppServer (init: IppServerInit): IppServer {
     res.end(`${text}\n`)
   }
 
-  function sendIpp (res: ServerResponse, msg: IppMessage): void {
+  function sendIpp (res: ServerResponse, msg: IppMessage, httpStatus = 200, headers: Record<string, string> = {}): void {
     const bytes = encodeMessage(msg)
-    res.writeHead(200, { 'Content-Type': 'application/ipp', 'Content-Length': String(bytes.length) })
+    res.writeHead(httpStatus, { 'Content-Type': 'application/ipp', 'Content-Length': String(bytes.length), ...headers })
     res.end(bytes)
+  }
+
+  /** A result as it goes out: a demand for a login is HTTP 401 with the Basic challenge (what makes CUPS clients ask and retry). */
+  function answerOf (result: OperationResult): Answer {
+    if (result.status === Status.clientErrorNotAuthenticated) return { result, httpStatus: 401, headers: { 'WWW-Authenticate': challenge } }
+    return { result, httpStatus: 200 }
+  }
+
+  /**
+   * Checks the request's credentials, if it carries any. Wrong or unreadable ones are
+   * refused with 401, so the client may ask again; throttled ones with the IPP status
+   * client-error-forbidden over HTTP 200 (and Retry-After), the one answer CUPS clients
+   * show as it is ("too many failed logins…") instead of asking for the password again or
+   * printing a bare HTTP status. Credentials are never silently ignored, so a client is not
+   * left believing it acts as someone it is not.
+   */
+  async function requesterOf (req: IncomingMessage, opLog: Logger): Promise<Requester> {
+    const credentials = credentialsOf(req.headers.authorization)
+    if (credentials === undefined) return {}
+    const wrong = (message: string): Requester => ({ refusal: answerOf({ status: Status.clientErrorNotAuthenticated, message }) })
+    if (credentials === 'malformed') return wrong('the Authorization header must be Basic (username and PIN) or Bearer (the admin token)')
+    if (init.authenticate === undefined) return wrong('this server checks no credentials')
+    const address = req.socket.remoteAddress ?? ''
+    const outcome = await init.authenticate(credentials, address)
+    if (outcome.ok) return { actor: outcome.actor }
+    const user = credentials.scheme === 'basic' ? credentials.user : undefined
+    if (outcome.refusal === 'throttled') {
+      opLog.warn({ user, remote: address, retryAfterSeconds: outcome.retryAfterSeconds }, 'IPP login refused: too many failed logins')
+      return {
+        refusal: {
+          result: { status: Status.clientErrorForbidden, message: `too many failed logins; try again in ${outcome.retryAfterSeconds} seconds` },
+          httpStatus: 200,
+          headers: { 'Retry-After': String(outcome.retryAfterSeconds) }
+        }
+      }
+    }
+    opLog.warn({ user, remote: address }, credentials.scheme === 'basic' ? 'IPP login failed: wrong username or PIN' : 'IPP login failed: wrong admin token')
+    return wrong(credentials.scheme === 'basic' ? 'wrong username or PIN' : 'wrong admin token')
   }
 
   /** After an answer that did not read the whole body: discard the rest (bounded) so keep-alive works. */
@@ -351,39 +416,49 @@ export function createIppServer (init: IppServerInit): IppServer {
     const requestId = message.requestId
     const version = message.version.major === 1 || message.version.major === 2 ? message.version : FALLBACK_VERSION
     const opLog = log.child({ op: opName(message.code), requestId })
-    let result: OperationResult
+    let answer: Answer
     try {
-      const v = validate(message)
-      const target = route.byPrinterUri === true ? routeOfPrinterUri(v.operation, message.code) ?? route : route
-      const ctx: OperationContext = {
-        request: message,
-        operation: v.operation,
-        jobTemplate: v.jobTemplate,
-        queue: target.queue,
-        ...(target.serverWide === true ? { serverWide: true } : {}),
-        ...(target.pathJobId !== undefined ? { pathJobId: target.pathJobId } : {}),
-        user: v.user,
-        body: documentData,
-        domain,
-        uris: urisFor(req, target),
-        logger: opLog,
-        now: Date.now
-      }
-      const handler = OPERATIONS.get(message.code)
-      if (handler === undefined) throw new Error(`no handler for ${opName(message.code)}`) // validate() admits only handled operations
-      result = await handler(ctx)
+      answer = await operate(req, route, message, documentData, opLog)
     } catch (err) {
       if (err instanceof RequestAbortedError) {
         opLog.info('the client went away before the document was complete')
         return
       }
-      result = errorResult(err, opLog)
+      answer = answerOf(errorResult(err, opLog))
     }
     if (res.destroyed) return
-    opLog.debug({ status: statusName(result.status) }, 'answered')
-    sendIpp(res, response(version, requestId, result))
+    const { result } = answer
+    opLog.debug({ status: statusName(result.status), http: answer.httpStatus }, 'answered')
+    sendIpp(res, response(version, requestId, result), answer.httpStatus, answer.headers)
     // unknown operation ids name no series of their own: a client cannot grow the metrics without bound
     init.onAnswered?.(OPERATIONS.has(message.code) ? opName(message.code) : 'unsupported', statusName(result.status), (performance.now() - started) / 1000)
+  }
+
+  /** Checks who asks and what, then runs the operation. */
+  async function operate (req: IncomingMessage, route: Route, message: IppMessage, body: Readable, opLog: Logger): Promise<Answer> {
+    const requester = await requesterOf(req, opLog)
+    if (requester.refusal !== undefined) return requester.refusal
+    const v = validate(message)
+    const target = route.byPrinterUri === true ? routeOfPrinterUri(v.operation, message.code) ?? route : route
+    const ctx: OperationContext = {
+      request: message,
+      operation: v.operation,
+      jobTemplate: v.jobTemplate,
+      queue: target.queue,
+      ...(target.serverWide === true ? { serverWide: true } : {}),
+      ...(target.pathJobId !== undefined ? { pathJobId: target.pathJobId } : {}),
+      user: requester.actor?.user ?? v.user, // the authenticated user wins over the name a client claims
+      ...(requester.actor !== undefined ? { actor: requester.actor } : {}),
+      anonymousJobs,
+      body,
+      domain,
+      uris: urisFor(req, target),
+      logger: opLog,
+      now: Date.now
+    }
+    const handler = OPERATIONS.get(message.code)
+    if (handler === undefined) throw new Error(`no handler for ${opName(message.code)}`) // validate() admits only handled operations
+    return answerOf(await handler(ctx))
   }
 
   /**

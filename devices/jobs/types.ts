@@ -34,6 +34,12 @@ export interface QueueInfo {
   defaultPrinter?: string
   info: string
   location: string
+  /**
+   * IPP intake needs an authenticated user, who then owns the job whatever
+   * requesting-user-name says (Print-Job, Create-Job, Send-Document, Validate-Job).
+   * Default false: the owner is the requesting-user-name the client sends (`lp -U bob`).
+   */
+  authenticatedIntake?: boolean
 }
 
 export interface CreateJobRequest {

@@ -1,10 +1,14 @@
 /**
- * IPP requests for the `ipp-*` tests and an in-process IPP server on the real job service.
- * Well-formed requests go through printmesh's own IPP client (devices/output/http-exchange.ts);
- * the bad-input tests' malformed bytes go through a plain HTTP probe.
+ * IPP requests for the `ipp-*` tests and an in-process IPP server on the real job service,
+ * with the site's IPP authentication (node/ipp-auth.ts: directory PINs, the admin token,
+ * login limits). Well-formed requests go through printmesh's own IPP client
+ * (devices/output/http-exchange.ts); the bad-input tests' malformed bytes, and requests
+ * with HTTP authentication (which that client, talking to printers, does not send), go
+ * through a plain HTTP probe.
  */
 import { siteId } from '../../crdt/names.ts'
 import { generateIdentity } from '../../transports/identity.ts'
+import { randomBytes } from 'node:crypto'
 import { request as httpRequest, Agent } from 'node:http'
 import { connect } from 'node:net'
 import { rm } from 'node:fs/promises'
@@ -19,6 +23,11 @@ import { createOutputDevice } from '../../devices/output/registry.ts'
 import { exchangeTarget, ippExchange, IppHttpStatusError } from '../../devices/output/http-exchange.ts'
 import type { QueueInfo } from '../../devices/jobs/types.ts'
 import { createIppServer, type IppClientLimits, type IppServer } from '../../devices/ipp/server.ts'
+import type { AnonymousJobList } from '../../devices/ipp/auth.ts'
+import { ippAuthenticator } from '../../node/ipp-auth.ts'
+import { checkPin, importUsersCsv } from '../../node/users.ts'
+import { LoginGuard } from '../../ui/rate-limit.ts'
+import { adminTokenAuthenticator } from '../../ui/sessions.ts'
 import { Tag, attr, decodeMessage, encodeMessage, type IppAttribute, type IppMessage } from '../../devices/ipp/wire.ts'
 import { tempDir } from '../../simulations/node-process.ts'
 
@@ -38,6 +47,14 @@ export interface PostOptions {
   chunked?: boolean
   /** Send `Expect: 100-continue` and the body only after the server says so. */
   expectContinue?: boolean
+  /** HTTP authentication: Basic `[user, secret]`, or a Bearer token. */
+  auth?: [user: string, secret: string] | { bearer: string }
+}
+
+/** The Authorization header of {@link PostOptions.auth}. */
+export function authorization (auth: NonNullable<PostOptions['auth']>): string {
+  if (Array.isArray(auth)) return `Basic ${Buffer.from(`${auth[0]}:${auth[1]}`).toString('base64')}`
+  return `Bearer ${auth.bearer}`
 }
 
 /** Generous limits for a test's exchange: a slow CI machine answers well within them. */
@@ -51,7 +68,7 @@ const TEST_EXCHANGE_LIMITS = { connectTimeoutMs: 10_000, idleTimeoutMs: 60_000 }
  */
 export async function ippPost (url: string, msg: IppMessage | Buffer, document?: Buffer | Readable, opts: PostOptions = {}): Promise<IppReply> {
   const wellFormed = !Buffer.isBuffer(msg) && (document === undefined || Buffer.isBuffer(document)) &&
-    opts.chunked !== true && opts.expectContinue !== true && opts.headers === undefined
+    opts.chunked !== true && opts.expectContinue !== true && opts.headers === undefined && opts.auth === undefined
   if (!wellFormed) return await httpProbe(url, msg, document, opts)
   const target = { ...exchangeTarget(url), ...(opts.agent !== undefined ? { agent: opts.agent } : {}) }
   try {
@@ -73,6 +90,7 @@ export async function httpProbe (url: string, msg: IppMessage | Buffer, document
     'Content-Type': 'application/ipp',
     ...(fixed && opts.chunked !== true ? { 'Content-Length': String(length) } : {}),
     ...(opts.expectContinue === true ? { Expect: '100-continue' } : {}),
+    ...(opts.auth !== undefined ? { Authorization: authorization(opts.auth) } : {}),
     ...opts.headers
   }
   return await new Promise<IppReply>((resolve, reject) => {
@@ -163,6 +181,8 @@ export interface IppRig {
   jobs: JobService
   server: IppServer
   logger: Logger
+  /** The admin token (`admin:<token>` over Basic, or Bearer). */
+  adminToken: string
   stop (): Promise<void>
 }
 
@@ -172,12 +192,17 @@ export interface RigOptions {
   logger?: Logger
   /** The pace asked of clients (default: the server's). */
   clientLimits?: Partial<IppClientLimits>
+  /** Users of the directory: username → PIN (default none). */
+  users?: Record<string, string>
+  /** What Get-Jobs shows clients that did not authenticate (default: the server's). */
+  anonymousJobs?: AnonymousJobList
 }
 
 export async function startIppRig (opts: RigOptions = {}): Promise<IppRig> {
   const dir = await tempDir('printmesh-ipp-')
   const logger = opts.logger ?? pino({ level: process.env.PRINTMESH_TEST_LOG ?? 'silent' })
   const out = join(dir, 'out')
+  const adminToken = randomBytes(16).toString('hex')
   let store: DocStore | undefined
   let jobs: JobService | undefined
   let server: IppServer | undefined
@@ -196,12 +221,28 @@ export async function startIppRig (opts: RigOptions = {}): Promise<IppRig> {
       .map((q) => ({ ...q, defaultPrinter: 'p1' }))
     jobs = createJobService({ peer: signer.id, site: siteId('site-a'), queues }, { store, spool, printers, logger })
     await jobs.start()
-    server = createIppServer({ domain: jobs, logger, host: '127.0.0.1', port: 0, ...(opts.clientLimits !== undefined ? { clientLimits: opts.clientLimits } : {}) })
+    const users = Object.entries(opts.users ?? {})
+    if (users.length > 0) await importUsersCsv(store, users.map(([name, pin]) => `${name},${name},${pin}`).join('\n'), 'site-a', 'test')
+    const directory = store
+    const authenticate = ippAuthenticator({
+      logins: new LoginGuard(),
+      checkPin: async (username, pin) => await checkPin(directory, username, pin),
+      checkAdminToken: adminTokenAuthenticator(adminToken)
+    })
+    server = createIppServer({
+      domain: jobs,
+      logger,
+      host: '127.0.0.1',
+      port: 0,
+      authenticate,
+      ...(opts.clientLimits !== undefined ? { clientLimits: opts.clientLimits } : {}),
+      ...(opts.anonymousJobs !== undefined ? { anonymousJobs: opts.anonymousJobs } : {})
+    })
     await server.start()
   } catch (err) {
     await stop()
     throw err
   }
   const port = server.port
-  return { dir, out, port, uri: `ipp://127.0.0.1:${port}/ipp/print`, base: `http://127.0.0.1:${port}`, jobs, server, logger, stop }
+  return { dir, out, port, uri: `ipp://127.0.0.1:${port}/ipp/print`, base: `http://127.0.0.1:${port}`, jobs, server, logger, adminToken, stop }
 }

@@ -1,7 +1,9 @@
 /**
  * Drives Debian's `ipptool` (a real IPP client) from tests: print a file as a given user,
  * list jobs. Each call writes a small .test script into a temp folder and reads the values
- * ipptool DISPLAYs.
+ * ipptool DISPLAYs. A login goes where ipptool takes it, in the URI
+ * (`ipp://user:password@host…`): ipptool sends it after the server answers 401, and keeps
+ * sending it on that connection for the rest of the script.
  */
 import { execFile } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -13,7 +15,20 @@ const run = promisify(execFile)
 /** ipptool gives up on a silent server after this. */
 const IPPTOOL_TIMEOUT_S = 30
 
-async function ipptool (uri: string, script: string, file?: string): Promise<string> {
+/** A login: a user and PIN, or `admin` and the admin token. */
+export interface IppLogin { user: string, password: string }
+
+/** `uri` with `login` in it, as ipptool reads credentials. */
+export function withLogin (uri: string, login: IppLogin | undefined): string {
+  if (login === undefined) return uri
+  const u = new URL(uri)
+  u.username = encodeURIComponent(login.user)
+  u.password = encodeURIComponent(login.password)
+  return u.toString()
+}
+
+/** Runs one ipptool script against `uri`; resolves with what it printed, rejects when a test failed. */
+export async function ipptool (uri: string, script: string, file?: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'ipptool-'))
   try {
     const path = join(dir, 'op.test')
@@ -32,9 +47,9 @@ function displayed (out: string, name: string): string[] {
   return [...out.matchAll(new RegExp(`^\\s*${name} \\([^)]*\\) = (.*)$`, 'gm'))].map((m) => m[1])
 }
 
-/** Print-Job as `user`; resolves with the job-id the server acknowledged. */
-export async function printFile (uri: string, file: string, opts: { user: string, format: string, name?: string, copies?: number, sides?: string }): Promise<number> {
-  const out = await ipptool(uri, `{
+/** Print-Job as `user` (logged in as `login` when the queue asks); resolves with the job-id the server acknowledged. */
+export async function printFile (uri: string, file: string, opts: { user: string, format: string, name?: string, copies?: number, sides?: string, login?: IppLogin }): Promise<number> {
+  const out = await ipptool(withLogin(uri, opts.login), `{
   NAME "Print-Job"
   OPERATION Print-Job
   GROUP operation-attributes-tag
@@ -58,18 +73,38 @@ export async function printFile (uri: string, file: string, opts: { user: string
   return Number(ids[0])
 }
 
-export interface ListedJob { id: number, state: string, user: string, name: string }
+/** A listed job; `user` and `name` are undefined where they are private to the one asking. */
+export interface ListedJob { id: number, state: string, user?: string, name?: string }
 
-/** Get-Jobs (which-jobs=all) as ipptool sees it. */
-export async function listJobs (uri: string): Promise<ListedJob[]> {
-  const out = await ipptool(uri, `{
+/**
+ * Logs in: Get-Jobs with my-jobs needs a login, so the server answers 401 and ipptool sends
+ * the credentials of its URI, then keeps them for the script's later requests.
+ */
+export const LOG_IN = `{
+  NAME "Log in (Get-Jobs my-jobs)"
+  OPERATION Get-Jobs
+  GROUP operation-attributes-tag
+  ATTR charset attributes-charset utf-8
+  ATTR naturalLanguage attributes-natural-language en
+  ATTR uri printer-uri $uri
+  ATTR boolean my-jobs true
+  STATUS successful-ok
+}
+`
+
+/**
+ * Get-Jobs (which-jobs=all) as ipptool sees it, logged in as `login` (the admin sees every
+ * job's name and owner, a user their own; without a login, names and owners are private:
+ * empty here).
+ */
+export async function listJobs (uri: string, login?: IppLogin): Promise<ListedJob[]> {
+  const out = await ipptool(withLogin(uri, login), `${login !== undefined ? LOG_IN : ''}{
   NAME "Get-Jobs"
   OPERATION Get-Jobs
   GROUP operation-attributes-tag
   ATTR charset attributes-charset utf-8
   ATTR naturalLanguage attributes-natural-language en
   ATTR uri printer-uri $uri
-  ATTR name requesting-user-name "admin"
   ATTR keyword which-jobs all
   ATTR keyword requested-attributes job-id,job-state,job-originating-user-name,job-name
   STATUS successful-ok
@@ -79,9 +114,19 @@ export async function listJobs (uri: string): Promise<ListedJob[]> {
   DISPLAY job-name
 }
 `)
-  const ids = displayed(out, 'job-id')
-  const states = displayed(out, 'job-state')
-  const users = displayed(out, 'job-originating-user-name')
-  const names = displayed(out, 'job-name')
-  return ids.map((id, i) => ({ id: Number(id), state: states[i], user: users[i], name: names[i] }))
+  return displayedJobs(out).map((j) => ({ id: Number(j['job-id']), state: j['job-state'], user: j['job-originating-user-name'], name: j['job-name'] }))
+}
+
+/**
+ * The DISPLAYed attributes of each job in ipptool's report, which lists a job's attributes
+ * together, job-id first (a job whose private attributes were left out simply lacks them).
+ */
+function displayedJobs (out: string): Array<Record<string, string>> {
+  const jobs: Array<Record<string, string>> = []
+  for (const m of out.matchAll(/^\s*([a-z0-9-]+) \([^)]*\) = (.*)$/gm)) {
+    if (m[1] === 'job-id') jobs.push({})
+    const job = jobs[jobs.length - 1]
+    if (job !== undefined) job[m[1]] = m[2]
+  }
+  return jobs
 }

@@ -1,12 +1,14 @@
 /**
  * What every IPP operation handler gets (the request, its target queue, the requesting
- * user, the document stream, the domain) and the small helpers they share: reading
- * operation attributes strictly, `requested-attributes` filtering and finding the job a
+ * user and whether they authenticated, the document stream, the domain) and the small
+ * helpers they share: reading operation attributes strictly, `requested-attributes`
+ * filtering, private job attributes, demanding authentication and finding the job a
  * request names.
  */
 import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
-import type { JobDomain, JobRecord, QueueInfo } from '../../jobs/types.ts'
+import type { Actor, JobDomain, JobRecord, QueueInfo } from '../../jobs/types.ts'
+import { maySeePrivate, PRIVATE_JOB_ATTRIBUTES, type AnonymousJobList } from '../auth.ts'
 import { IppStatusError } from '../errors.ts'
 import { jobAttributes, type JobUris } from '../mapping.ts'
 import { Tag, Status, attr, stringValue, type IppAttribute, type IppGroup, type IppMessage } from '../wire.ts'
@@ -33,8 +35,15 @@ export interface OperationContext {
   serverWide?: boolean
   /** Job id taken from a `/jobs/N` request path. */
   pathJobId?: number
-  /** `requesting-user-name`, or {@link ANONYMOUS}. */
+  /**
+   * Who the request says it is: the authenticated user when it authenticated (whatever
+   * requesting-user-name says), else `requesting-user-name`, else {@link ANONYMOUS}.
+   */
   user: string
+  /** The user or admin the request's HTTP authentication proved; absent without one. */
+  actor?: Actor
+  /** What Get-Jobs shows a client that did not authenticate. */
+  anonymousJobs: AnonymousJobList
   /** Document bytes after the IPP message. */
   body: Readable
   domain: JobDomain
@@ -123,9 +132,34 @@ export function requested (
   return { has: (n) => wanted.has(n) || (!explicitOnly.has(n) && (all || tests.some((t) => t(n)))) }
 }
 
-/** Job attributes filtered by what was requested. */
+/**
+ * Job attributes filtered by what was requested; those that name the job or its user are
+ * left out unless the requester authenticated as its owner or an admin (CUPS leaves them
+ * out the same way; job-id always stays).
+ */
 export function jobGroup (ctx: OperationContext, job: JobRecord, want: Requested): IppGroup {
-  return { tag: Tag.jobAttributes, attributes: jobAttributes(job, ctx.uris, ctx.now()).filter((a) => want.has(a.name)) }
+  const visible = maySeePrivate(ctx.actor, job)
+  const attributes = jobAttributes(job, ctx.uris, ctx.now()).filter((a) => want.has(a.name) && (visible || !PRIVATE_JOB_ATTRIBUTES.has(a.name)))
+  return { tag: Tag.jobAttributes, attributes }
+}
+
+/**
+ * The authenticated requester, or client-error-not-authenticated (the server answers it
+ * with HTTP 401 and a Basic challenge, so CUPS clients ask for the password and retry).
+ */
+export function authenticatedActor (ctx: OperationContext, what: string): Actor {
+  if (ctx.actor !== undefined) return ctx.actor
+  throw new IppStatusError(Status.clientErrorNotAuthenticated, `${what} needs your username and PIN (HTTP Basic authentication)`)
+}
+
+/**
+ * The owner of a job this request creates or adds to: on a queue with authenticated intake,
+ * the authenticated user (client-error-not-authenticated without one); elsewhere
+ * {@link OperationContext.user}.
+ */
+export function intakeUser (ctx: OperationContext, queue: QueueInfo | undefined): string {
+  if (queue?.authenticatedIntake === true) return authenticatedActor(ctx, `printing to queue ${queue.name}`).user
+  return ctx.user
 }
 
 /** The attributes a job-creating operation answers with (RFC 8011 4.2.1.2). */

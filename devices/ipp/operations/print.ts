@@ -4,6 +4,8 @@
  * request into the domain, decompressed on the way when `compression` says so, and the
  * request is acknowledged only once the domain has made the job durable. The spool bounds
  * the (decompressed) size, so a decompression bomb ends as client-error-request-entity-too-large.
+ * The job's owner is the authenticated user when the request authenticated, else its
+ * requesting-user-name; a queue with `authenticatedIntake` takes no job without a login.
  */
 import { pipeline, type Readable, type Transform } from 'node:stream'
 import { createGunzip, createInflate, createInflateRaw } from 'node:zlib'
@@ -14,7 +16,7 @@ import { ippStatusOf } from '../mapping.ts'
 import { RequestAbortedError } from '../request-stream.ts'
 import { Tag, Status, attr, type IppAttribute } from '../wire.ts'
 import {
-  opAttr, opName, opString, opKeyword, opBoolean, targetJob, jobGroup, unknownOperationAttributes, okStatus,
+  opAttr, opName, opString, opKeyword, opBoolean, targetJob, jobGroup, unknownOperationAttributes, okStatus, intakeUser,
   JOB_CREATION_RESPONSE, type OperationContext, type OperationHandler, type OperationResult
 } from './common.ts'
 
@@ -66,8 +68,12 @@ function enforceFidelity (ctx: OperationContext, unsupported: IppAttribute[]): v
   }
 }
 
-/** Checks everything a job-creating request says, before any job exists. */
+/**
+ * Checks everything a job-creating request says, before any job exists: first who owns the
+ * job (on a queue with authenticated intake, nothing else is looked at without a login).
+ */
 function prepareJob (ctx: OperationContext): PreparedJob {
+  const owner = intakeUser(ctx, ctx.queue)
   const format = documentFormat(ctx)
   const comp = compression(ctx)
   const name = opName(ctx, 'job-name') ?? opName(ctx, 'document-name') ?? UNTITLED
@@ -78,7 +84,7 @@ function prepareJob (ctx: OperationContext): PreparedJob {
   return {
     request: {
       queue: ctx.queue.name,
-      owner: ctx.user,
+      owner,
       name,
       copies: template.copies,
       sides: template.sides,
@@ -175,7 +181,7 @@ export const sendDocument: OperationHandler = async (ctx): Promise<OperationResu
   const job = targetJob(ctx)
   if (opAttr(ctx, 'last-document') === undefined) throw new IppStatusError(Status.clientErrorBadRequest, 'missing last-document')
   opBoolean(ctx, 'last-document')
-  if (job.owner !== ctx.user) throw new IppStatusError(Status.clientErrorNotAuthorized, `job ${job.ippId} belongs to another user`)
+  if (job.owner !== intakeUser(ctx, ctx.domain.queue(job.queue))) throw new IppStatusError(Status.clientErrorNotAuthorized, `job ${job.ippId} belongs to another user`)
   const format = documentFormat(ctx)
   const comp = compression(ctx)
   const unsupported = unknownOperationAttributes(ctx, SEND_DOCUMENT_ATTRIBUTES)

@@ -1,5 +1,9 @@
 /**
- * The read-only operations: Get-Job-Attributes, Get-Jobs and Get-Printer-Attributes.
+ * The read-only operations: Get-Job-Attributes, Get-Jobs and Get-Printer-Attributes. None
+ * needs authentication, except Get-Jobs with my-jobs: "my" jobs are those of the user the
+ * request proves to be, not of the name it claims (a claimed name would tell anyone whose
+ * jobs are whose). Job answers leave out what names other users' jobs (`jobGroup`), and
+ * Get-Jobs lists nothing to an unauthenticated client when the site says so.
  */
 import type { JobFilter } from '../../jobs/types.ts'
 import { printerAttributes, isJobTemplatePrinterAttribute, supportedFormats } from '../capabilities.ts'
@@ -7,7 +11,7 @@ import { IppStatusError } from '../errors.ts'
 import { JOB_TEMPLATE_ATTRIBUTES } from '../mapping.ts'
 import { Tag, Status, attr, type IppGroup } from '../wire.ts'
 import {
-  targetJob, requested, jobGroup, opBoolean, opInteger, opKeyword, opString, unknownOperationAttributes, okStatus,
+  targetJob, requested, jobGroup, opBoolean, opInteger, opKeyword, opString, unknownOperationAttributes, okStatus, authenticatedActor,
   type OperationHandler
 } from './common.ts'
 
@@ -38,13 +42,15 @@ export const getJobs: OperationHandler = async (ctx) => {
     throw new IppStatusError(Status.clientErrorAttributesOrValuesNotSupported, 'limit must be at least 1', [attr('limit', Tag.integer, limit)])
   }
   const myJobs = opBoolean(ctx, 'my-jobs') ?? false
+  const owner = myJobs ? authenticatedActor(ctx, 'Get-Jobs with my-jobs').user : undefined
   const want = requested(ctx, GET_JOBS_DEFAULT, JOB_GROUPS)
   const unsupported = unknownOperationAttributes(ctx, ['which-jobs', 'limit', 'my-jobs', 'requested-attributes'])
+  if (ctx.actor === undefined && ctx.anonymousJobs === 'none') return { status: okStatus(unsupported), unsupported, groups: [] }
   const jobs = ctx.domain.listJobs({
     // asked of the server as a whole (`lpstat -o`, printer-uri ipp://host/): every queue's jobs
     ...(ctx.serverWide === true ? {} : { queue: ctx.queue.name }),
     which: which as JobFilter['which'],
-    ...(myJobs ? { owner: ctx.user } : {}),
+    ...(owner !== undefined ? { owner } : {}),
     ...(limit !== undefined ? { limit } : {})
   })
   const groups: IppGroup[] = jobs.slice(0, limit ?? jobs.length).map((job) => jobGroup(ctx, job, want))
