@@ -278,12 +278,16 @@ withNodeOptions(program.command('central'), { data: './data-central', dataHelp: 
   })
 
 withNodeOptions(program.command('terminal'), { data: './data-terminal', dataHelp: 'data folder (identity, database)', httpPort: DEFAULT_HTTP_PORT, p2pPort: DEFAULT_P2P_PORT, joins: true })
-  .description('run an MFP terminal peer (joins a mesh with --join on first start)')
-  .action(async (opts: NodeCliOptions) => {
+  .description('run an MFP terminal peer: the panel at /panel releases its site\'s jobs to one printer (joins a mesh with --join on first start)')
+  .option('--printer <uri>', 'the MFP\'s own IPP endpoint (ipp://, ipps://) or a file:// folder (default: <data>/virtual-printer)')
+  .option('--idle-logout-seconds <s>', 'the panel logs its user out after this long without a touch (default 60)', seconds)
+  .action(async (opts: NodeCliOptions & { printer?: string, idleLogoutSeconds?: number /* ms, from seconds() */ }) => {
     const logger = createLogger(opts.logLevel)
     const mesh = meshOptions(opts)
     const terminal = await starting(startTerminal({
       data: opts.data, host: opts.host, httpPort: opts.httpPort, mesh,
+      ...(opts.printer !== undefined ? { printer: opts.printer } : {}),
+      ...(opts.idleLogoutSeconds !== undefined ? { idleLogoutMs: opts.idleLogoutSeconds } : {}),
       ...await adminTokenOption(opts)
     }, logger), portsOf(opts, mesh))
     stopOnSignals(terminal.stop, logger)

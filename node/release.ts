@@ -54,8 +54,8 @@ export interface ReleaseMetrics {
 export interface ReleaseServicesInit {
   /** The site this peer serves (its own for a site; the terminal's or client's site otherwise). */
   site: SiteId
-  /** Host name partner sites show beside this peer's jobs. */
-  hostname: string
+  /** Host name partner sites show beside this site's jobs; only the site's own server publishes one (a terminal does not). */
+  hostname?: string
   /** This peer's queues (the first is the default). */
   queues: QueueInfo[]
   /** Job service timings (see JobServiceInit); `sweepMs: 0` leaves sweeps to the caller. */
@@ -88,11 +88,14 @@ export interface ReleaseComponents {
 }
 type C = ReleaseComponents
 
-/** The site of a peer holding a valid site certificate; undefined for anyone else. */
+/** Roles whose peers release jobs held elsewhere (at their printers) and so may ask holders for grants and documents. */
+const RELEASING_ROLES: ReadonlySet<string> = new Set(['site', 'terminal'])
+
+/** The site of a peer holding a valid, unrevoked site or terminal certificate; undefined for anyone else. */
 export function certifiedSiteOf (membership: Membership): (peer: string) => SiteId | undefined {
   return (p: string): SiteId | undefined => {
     const who = membership.info(p)
-    return who?.role === 'site' ? who.site : undefined
+    return who !== undefined && RELEASING_ROLES.has(who.role) ? who.site : undefined
   }
 }
 
@@ -125,7 +128,7 @@ export function releaseServices (init: ReleaseServicesInit): ServiceRegistry {
         now: c.clock.now
       })),
     roaming: () => serviceFactory<C, RoamingService>(['self', 'signer', 'store', 'spool', 'copies', 'printers', 'jobs', 'print-engine', 'roamingLink', 'membership', 'clock', 'logger'], (c) => createRoamingService(
-      { peer: c.self.id, site: init.site, hostname: init.hostname, ...init.roaming },
+      { peer: c.self.id, site: init.site, ...(init.hostname !== undefined ? { hostname: init.hostname } : {}), ...init.roaming },
       {
         store: c.store,
         spool: c.spool,

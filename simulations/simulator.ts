@@ -35,7 +35,7 @@ import { signerFor, verifyPeerSignature } from '../transports/identity.ts'
 import type { JobService } from '../devices/jobs/service.ts'
 import type { RoamingService } from '../devices/jobs/roaming.ts'
 import { releaseServices, type AnalyzerService } from '../node/release.ts'
-import { inProcessServices, type ServiceRegistry } from '../node/roles.ts'
+import { inProcessServices, IN_PROCESS_CORE, type ServiceRegistry } from '../node/roles.ts'
 import { serviceFactory } from '../node/compose.ts'
 import { MemoryRoamingHub } from './roaming-link.ts'
 import { Spool } from '../devices/spool.ts'
@@ -431,8 +431,9 @@ class Simulation {
       schedule: this.clock.schedule,
       sleep: async (ms) => { await new Promise<void>((resolve) => this.clock.schedule(resolve, ms)) },
       wrapPersistence: (inner) => (persistenceHolder.p = new CrashablePersistence(inner, this.tracker, p.name, () => this.onCrash(p))),
-      // the role's own list (node/roles.ts), less what needs libp2p or a socket
-      services: inProcessServices(p.role),
+      // a site: its role's own list (node/roles.ts), less what needs libp2p or a socket;
+      // central and terminals: the peer core (terminals release nothing in the simulator yet)
+      services: site !== undefined ? inProcessServices(p.role) : IN_PROCESS_CORE,
       ...(site !== undefined ? { registry: this.releaseRegistry(p), components: site } : {})
     })
     p.mesh = mesh

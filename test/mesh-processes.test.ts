@@ -10,6 +10,7 @@ import { startSite, startCentral, startTerminal, startClient, tempDir, type Site
 import { printFile } from './helpers/ipptool.ts'
 import { makePdf } from './fixtures/documents.ts'
 import { until } from '../simulations/wait.ts'
+import { admin } from './helpers/node-api.ts'
 
 /** Mesh operations in this file wait at most this long: anti-entropy runs every second. */
 const MESH_TIMEOUT_MS = 30_000
@@ -20,17 +21,6 @@ let terminal: SiteProcess
 const extra: SiteProcess[] = []
 const dirs: string[] = []
 let docs = ''
-
-async function admin<T> (node: SiteProcess, path: string, init: { method?: string, body?: unknown } = {}): Promise<T> {
-  const res = await fetch(node.httpUrl + path, {
-    method: init.method ?? 'GET',
-    headers: { authorization: `Bearer ${node.adminToken}`, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {})
-  })
-  const body = await res.json() as T
-  if (!res.ok) throw new Error(`${init.method ?? 'GET'} ${path}: ${res.status} ${JSON.stringify(body)}`)
-  return body
-}
 
 async function joinString (role: string, site: string): Promise<string> {
   return (await admin<{ joinString: string }>(central, '/api/mesh/tokens', { method: 'POST', body: { role, site } })).joinString

@@ -144,3 +144,58 @@ export interface MeshApi {
   revoke (peer: string, reason: string): Promise<void>
 }
 
+
+/** What a terminal's panel shows before anyone logs in. */
+export interface PanelStatus {
+  /** This terminal's site. */
+  site: string
+  /** The device it fronts: its URI and what the printer says of itself. */
+  printer: PrinterView
+  /** Whether the terminal reaches any peer of its site now (false: working offline). */
+  online: boolean
+  /** Idle time after which the panel logs the user out (ms). */
+  idleLogoutMs: number
+}
+
+/** One job as the panel lists it: what the user needs to decide, nothing of other users. */
+export interface PanelJob {
+  id: string
+  name: string
+  state: JobState
+  pages?: number
+  colorPages?: number
+  copies: number
+  sides: string
+  createdAt: number
+  /** The host name of the peer holding the job (its site server, or a partner's). */
+  source?: string
+  /** Why a release failed or is waiting (the printer's reason), when it did. */
+  message?: string
+}
+
+/** The outcome of "release all": which jobs went to the printer and which were refused, with why. */
+export interface ReleaseAllOutcome {
+  released: PanelJob[]
+  refused: Array<{ id: string, name: string, message: string }>
+}
+
+/**
+ * The contract between a terminal and its panel routes (ui/routes/panel.ts). Logging in
+ * is the core's `/api/login` with the terminal's {@link UserAuthenticator}.
+ */
+export interface PanelApi {
+  status (): PanelStatus
+  /** The user's jobs releasable at this device, newest first, with the ones released in the last minutes (to show their progress). */
+  jobs (actor: Actor): PanelJob[]
+  /** Releases one of the user's jobs to this terminal's printer. */
+  release (actor: Actor, id: string): Promise<PanelJob>
+  /** Releases every held job of the user, one after another. */
+  releaseAll (actor: Actor): Promise<ReleaseAllOutcome>
+  /** Deletes one of the user's held jobs at its holder. */
+  remove (actor: Actor, id: string): Promise<void>
+}
+
+/** Checks a user's PIN (slow hash) on a node without a SiteApi (a terminal); undefined when wrong or unknown. */
+export interface UserAuthenticator {
+  authenticateUser (username: string, pin: string): Promise<Actor | undefined>
+}

@@ -18,7 +18,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import fastifyCookie from '@fastify/cookie'
 import type { Logger } from 'pino'
 import type { Actor } from '../devices/jobs/types.ts'
-import type { MeshApi, SiteApi, SiteInfo } from './api.ts'
+import type { MeshApi, SiteApi, SiteInfo, UserAuthenticator } from './api.ts'
 import { CSV_IMPORT_BODY_LIMIT, MAX_NAME_LENGTH, type AuthLevel, type Caller, type HttpPlugin, type RouteContext } from './routes/plugin.ts'
 import { jobsRoutes, JOBS_ROUTES } from './routes/jobs.ts'
 import { roamingRoutes, ROAMING_ROUTES } from './routes/roaming.ts'
@@ -51,7 +51,10 @@ const WEB_FILES: Readonly<Record<string, string>> = {
   'common.js': 'text/javascript; charset=utf-8',
   'user.js': 'text/javascript; charset=utf-8',
   'admin.js': 'text/javascript; charset=utf-8',
-  'style.css': 'text/css; charset=utf-8'
+  'style.css': 'text/css; charset=utf-8',
+  'panel.html': 'text/html; charset=utf-8',
+  'panel.js': 'text/javascript; charset=utf-8',
+  'panel.css': 'text/css; charset=utf-8'
 }
 /** Pages may load only their own scripts and styles, so injected markup could not run anyway. */
 const CONTENT_SECURITY_POLICY = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
@@ -76,6 +79,8 @@ const webDir = new URL('./web/', import.meta.url)
 export interface HttpServerInit {
   /** The print service (jobs, printers, accounting, users); absent on central. */
   api?: SiteApi
+  /** Checks users' PINs for `/api/login` on a node without `api` (a terminal's panel). */
+  users?: UserAuthenticator
   /** The mesh side (peers, sync state, enrollment); absent on a node without a mesh. */
   mesh?: MeshApi
   /**
@@ -145,8 +150,12 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     if (api === undefined) throw new ServiceNotHereError('print')
     return api
   }
+  /** Who checks users' PINs: the print service, or a terminal's own check (its panel). */
+  const users = (): UserAuthenticator => init.users ?? site()
   /** Route hook that refuses a print-service route first, before authentication or body validation. */
   const printService = { onRequest: async (): Promise<void> => { site() } }
+  /** Route hook of the user login: refused first on a node that logs no users in. */
+  const userLogins = { onRequest: async (): Promise<void> => { users() } }
   const plugins = init.plugins ?? servicePlugins(api, mesh)
   const now = init.now ?? Date.now
   const sessions = new SessionStore({ now })
@@ -282,7 +291,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
   // ---- session routes ----
 
   app.post('/api/login', {
-    ...printService,
+    ...userLogins,
     schema: {
       body: {
         type: 'object',
@@ -294,9 +303,9 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
       }
     }
   }, async (request, reply) => {
-    const users = site()
+    const checker = users()
     const { username, pin } = request.body as { username: string, pin: string }
-    const outcome = await logins.pin(username, request.ip, async () => await users.authenticateUser(username, pin))
+    const outcome = await logins.pin(username, request.ip, async () => await checker.authenticateUser(username, pin))
     if (!outcome.ok) {
       if (outcome.refusal === 'wrong') request.log.warn({ user: username }, 'login failed: wrong username or PIN')
       throw refusal(outcome, 'wrong username or PIN')
@@ -383,6 +392,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
 
   app.get('/', async (_request, reply) => await sendWebFile(reply, 'index.html'))
   app.get('/admin', async (_request, reply) => await sendWebFile(reply, 'admin.html'))
+  if (plugins.some((p) => p.service === 'panel')) app.get('/panel', async (_request, reply) => await sendWebFile(reply, 'panel.html'))
   app.get('/web/:file', async (request, reply) => {
     const { file } = request.params as { file: string }
     return await sendWebFile(reply, Object.hasOwn(WEB_FILES, file) ? file : '')

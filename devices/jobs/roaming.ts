@@ -25,6 +25,10 @@
  *   4. Partnership is mutual and read from the two sites' config documents only.
  *   5. Copies of partners' documents live in their own spool and are removed once no held
  *      job and no unfinished release needs them (deletion and retention propagate).
+ *   6. The same path serves a terminal releasing its own site's jobs (the site server holds
+ *      them): peers of the same site release each other's jobs as partners do
+ *      ({@link RoamingService.releasesWith}). Who a caller is (site or terminal, which site)
+ *      comes from its certificate (`siteOf`), never from what it says.
  */
 import { InvalidCapabilityError, type AdminCapabilities, type AdminCapability, type CapabilityOp } from '../../crdt/capability.ts'
 import type { Logger } from 'pino'
@@ -63,7 +67,12 @@ export interface RoamingInit {
   /** This peer's id: writer of its jobs documents (where its release records go). */
   peer: PeerId
   site: SiteId
-  hostname: string
+  /**
+   * This site's host name, published in its site config for partners to show beside its
+   * jobs. Only the site's own server gives one: any other peer of the site (a terminal)
+   * may not write the site's config, and leaves it alone.
+   */
+  hostname?: string
   grantTtlMs?: number
   /** Period of the background pass; 0 runs none (the caller calls {@link RoamingService.tick}, as the simulator does). */
   tickMs?: number
@@ -133,7 +142,8 @@ export class RoamingService implements RoamingHolder {
     if (this.started) return
     this.started = true
     this.abort = new AbortController()
-    await this.c.store.transact(siteConfigDoc(this.init.site), ROAMING, (d) => setHostname(d, this.init.hostname, this.now()))
+    const hostname = this.init.hostname
+    if (hostname !== undefined) await this.c.store.transact(siteConfigDoc(this.init.site), ROAMING, (d) => setHostname(d, hostname, this.now()))
     for (const sha of await this.c.copies.list()) this.prefetched.add(sha)
     await this.recover()
     this.c.store.on('entry', this.onEntry)
@@ -177,6 +187,14 @@ export class RoamingService implements RoamingHolder {
     return roamsWith(this.settings(), this.settingsOf(site))
   }
 
+  /**
+   * Whether jobs held at `site` may be released here, and peers of `site` may release this
+   * peer's jobs: the same site (a terminal and its site server, either way), or a partner.
+   */
+  releasesWith (site: SiteId): boolean {
+    return site === this.init.site || this.roamsWith(site)
+  }
+
   // ---- listing -------------------------------------------------------------------------
 
   private *remoteJobs (): Generator<RemoteJob> {
@@ -208,7 +226,7 @@ export class RoamingService implements RoamingHolder {
     for (const { holder, job } of this.remoteJobs()) {
       if (owner !== undefined && job.owner !== owner) continue
       let ok = partners.get(job.site)
-      if (ok === undefined) partners.set(job.site, ok = this.roamsWith(job.site))
+      if (ok === undefined) partners.set(job.site, ok = this.releasesWith(job.site))
       if (!ok) continue
       out.push(this.view(holder, job))
     }
@@ -240,7 +258,7 @@ export class RoamingService implements RoamingHolder {
     if (found === undefined) throw new JobNotFoundError(jobId)
     const { holder, job } = found
     if (!actor.admin && actor.user !== job.owner) throw new NotAuthorizedError('this job belongs to another user')
-    if (!this.roamsWith(job.site)) throw new NotPartnerError(`site ${this.init.site} does not roam with site ${job.site}`)
+    if (!this.releasesWith(job.site)) throw new NotPartnerError(`site ${this.init.site} does not roam with site ${job.site}`)
     const printerName = printer ?? [...this.c.printers.keys()][0]
     if (printerName === undefined || !this.c.printers.has(printerName)) throw new PrinterNotFoundError(printerName ?? '(none configured)')
     if (TERMINAL_STATES.has(job.state)) throw new InvalidJobStateError(`job ${job.name} is already ${job.state}`)
@@ -389,7 +407,7 @@ export class RoamingService implements RoamingHolder {
     const found = this.findRemote(jobId)
     if (found === undefined) throw new JobNotFoundError(jobId)
     if (!actor.admin && actor.user !== found.job.owner) throw new NotAuthorizedError('this job belongs to another user')
-    if (!this.roamsWith(found.job.site)) throw new NotPartnerError(`site ${this.init.site} does not roam with site ${found.job.site}`)
+    if (!this.releasesWith(found.job.site)) throw new NotPartnerError(`site ${this.init.site} does not roam with site ${found.job.site}`)
     const adminCapability = actor.admin ? await this.c.capabilities.issue({ holder: this.init.peer, admin: actor.user, op: 'delete', jobId }) : undefined
     const reply = await this.c.link.deleteJob(found.holder, jobId, actor.user, this.signal(REQUEST_TIMEOUT_MS), adminCapability)
     if (!reply.ok) throw refusalError(reply.error, reply.message, jobId)
@@ -421,7 +439,7 @@ export class RoamingService implements RoamingHolder {
 
   mayFetch (peer: PeerId, sha256: string): boolean {
     const site = this.c.siteOf(peer)
-    return site !== undefined && this.roamsWith(site) && this.blobPath(sha256) !== undefined
+    return site !== undefined && this.releasesWith(site) && this.blobPath(sha256) !== undefined
   }
 
   blobPath (sha256: string): string | undefined {
@@ -450,8 +468,8 @@ export class RoamingService implements RoamingHolder {
   /** Runs a holder-side request from a partner site, turning domain errors into refusals. */
   private async answer<T extends { ok: true }> (peer: PeerId, fn: (site: SiteId) => Promise<T>): Promise<T | { ok: false, error: RoamingRefusal, message: string }> {
     const site = this.c.siteOf(peer)
-    if (site === undefined) return { ok: false, error: 'not-authorized', message: 'only site peers may release jobs of other sites' }
-    if (!this.roamsWith(site)) return { ok: false, error: 'not-partner', message: `site ${this.init.site} does not roam with site ${site}` }
+    if (site === undefined) return { ok: false, error: 'not-authorized', message: 'only certified site and terminal peers may release jobs held elsewhere' }
+    if (!this.releasesWith(site)) return { ok: false, error: 'not-partner', message: `site ${this.init.site} does not roam with site ${site}` }
     try {
       return await fn(site)
     } catch (err) {

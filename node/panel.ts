@@ -1,0 +1,112 @@
+/**
+ * The terminal's implementation of the panel contract (ui/api.ts `PanelApi`): the jobs a
+ * logged-in user can release at this device, released through the one release engine.
+ *
+ * A terminal holds no jobs of its own yet (device spooling comes later): every job it lists
+ * is held by a peer of its site (the site server) or of a partner site, and a release is
+ * the roaming path: a grant from the holder (at most once), the document fetched over the
+ * blob protocol, printed on this terminal's printer, followed and charged once by this
+ * terminal (its own accounting document).
+ */
+import type { Logger } from 'pino'
+import type { JobView, Actor } from '../devices/jobs/types.ts'
+import { TERMINAL_STATES } from '../devices/jobs/types.ts'
+import type { RoamingService } from '../devices/jobs/roaming.ts'
+import type { OutputDevice } from '../devices/output/types.ts'
+import type { PanelApi, PanelJob, PanelStatus, ReleaseAllOutcome } from '../ui/api.ts'
+import type { SyncTransport } from '../transports/types.ts'
+import type { Membership } from '../crdt/membership.ts'
+import type { SiteId } from '../crdt/names.ts'
+
+/** A finished job stays on the panel this long, so the user sees it printed (or why it failed). */
+export const FINISHED_SHOWN_MS = 5 * 60_000
+/** A printer that does not answer its probe within this is shown as unreachable. */
+const PROBE_TIMEOUT_MS = 3_000
+/** Default idle logout of the panel: an MFP is shared, so a walked-away session must end soon. */
+export const DEFAULT_IDLE_LOGOUT_MS = 60_000
+
+export interface PanelInit {
+  site: SiteId
+  /** Name of the printer the panel releases to (the terminal's one device). */
+  printer: string
+  idleLogoutMs?: number
+}
+
+export interface PanelComponents {
+  roaming: RoamingService
+  printers: ReadonlyMap<string, OutputDevice>
+  transport: SyncTransport
+  membership: Membership
+  logger: Logger
+  now: () => number
+}
+
+/** What the printer last said of itself (probed at most every few seconds by the panel). */
+interface PrinterState { state: string, message: string }
+
+export function createPanelApi (init: PanelInit, c: PanelComponents): PanelApi & { refreshPrinter: () => Promise<void> } {
+  const device = c.printers.get(init.printer)
+  if (device === undefined) throw new Error(`the panel's printer ${init.printer} is not configured`)
+  let printerState: PrinterState = { state: 'unknown', message: 'not asked yet' }
+
+  const shown = (j: JobView): boolean => !TERMINAL_STATES.has(j.state) || c.now() - j.updatedAt < FINISHED_SHOWN_MS
+  const view = (j: JobView): PanelJob => ({
+    id: j.id,
+    name: j.name,
+    state: j.state,
+    ...(j.pages !== undefined ? { pages: j.pages } : {}),
+    ...(j.colorPages !== undefined ? { colorPages: j.colorPages } : {}),
+    copies: j.copies,
+    sides: j.sides,
+    createdAt: j.createdAt,
+    ...(j.source?.hostname !== undefined ? { source: j.source.hostname } : {}),
+    ...(j.message !== undefined && j.state !== 'held' ? { message: j.message } : {})
+  })
+  const mine = (actor: Actor): JobView[] => c.roaming.listPartnerJobs(actor.user)
+    .filter((j) => j.state !== 'deleted' && j.state !== 'expired' && shown(j))
+    .sort((a, b) => b.createdAt - a.createdAt)
+
+  return {
+    status (): PanelStatus {
+      const online = c.transport.peers().some((p) => c.membership.info(p)?.site === init.site)
+      return {
+        site: init.site,
+        printer: { name: init.printer, uri: device.uri, ...printerState },
+        online,
+        idleLogoutMs: init.idleLogoutMs ?? DEFAULT_IDLE_LOGOUT_MS
+      }
+    },
+
+    jobs: (actor) => mine(actor).map(view),
+
+    async release (actor, id) {
+      return view(await c.roaming.releaseRemote(actor, id, init.printer))
+    },
+
+    async releaseAll (actor): Promise<ReleaseAllOutcome> {
+      const out: ReleaseAllOutcome = { released: [], refused: [] }
+      for (const job of mine(actor).filter((j) => j.state === 'held').reverse()) {
+        try {
+          out.released.push(view(await c.roaming.releaseRemote(actor, job.id, init.printer)))
+        } catch (err) {
+          c.logger.info({ job: job.id, err: (err as Error).message }, 'release all: a job was refused')
+          out.refused.push({ id: job.id, name: job.name, message: (err as Error).message })
+        }
+      }
+      return out
+    },
+
+    async remove (actor, id) {
+      await c.roaming.deleteRemote(actor, id)
+    },
+
+    async refreshPrinter () {
+      try {
+        const probe = await device.probe(AbortSignal.timeout(PROBE_TIMEOUT_MS))
+        printerState = { state: probe.ok ? 'idle' : 'unreachable', message: probe.message }
+      } catch (err) {
+        printerState = { state: 'unreachable', message: (err as Error).message }
+      }
+    }
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * The terminal's panel: the routes the touch screen at an MFP calls. A user logs in (the
+ * core's `/api/login`, sessions and login throttling), then lists the jobs they can release
+ * at this device, releases one or all, deletes, and logs out. Every route answers for the
+ * logged-in user only; an admin session sees nothing here (an admin owns no jobs).
+ */
+import type { PanelApi } from '../api.ts'
+import { MAX_NAME_LENGTH, type HttpPlugin } from './plugin.ts'
+
+/** This family's service and the paths it owns. */
+export const PANEL_ROUTES = { service: 'panel', prefixes: ['/api/panel'] } as const satisfies Pick<HttpPlugin, 'service' | 'prefixes'>
+
+export function panelRoutes (api: PanelApi): HttpPlugin {
+  return {
+    ...PANEL_ROUTES,
+    register (app, { authenticate }) {
+      app.get('/api/panel/status', async () => api.status())
+
+      app.get('/api/panel/jobs', async (request) => {
+        const caller = authenticate(request, 'user')
+        return { jobs: api.jobs(caller.actor) }
+      })
+
+      const jobParams = {
+        type: 'object',
+        required: ['id'],
+        properties: { id: { type: 'string', minLength: 1, maxLength: MAX_NAME_LENGTH } }
+      } as const
+
+      app.post('/api/panel/jobs/:id/release', { schema: { params: jobParams } }, async (request) => {
+        const caller = authenticate(request, 'user')
+        const { id } = request.params as { id: string }
+        const job = await api.release(caller.actor, id)
+        request.log.info({ user: caller.actor.user, job: job.id }, 'job released at the panel')
+        return { job }
+      })
+
+      app.post('/api/panel/release-all', async (request) => {
+        const caller = authenticate(request, 'user')
+        const outcome = await api.releaseAll(caller.actor)
+        request.log.info({ user: caller.actor.user, released: outcome.released.length, refused: outcome.refused.length }, 'release all at the panel')
+        return outcome
+      })
+
+      app.delete('/api/panel/jobs/:id', { schema: { params: jobParams } }, async (request) => {
+        const caller = authenticate(request, 'user')
+        const { id } = request.params as { id: string }
+        await api.remove(caller.actor, id)
+        request.log.info({ user: caller.actor.user, job: id }, 'job deleted at the panel')
+        return { ok: true }
+      })
+    }
+  }
+}

@@ -1,0 +1,217 @@
+// The MFP panel (/panel): log in with user name and PIN (keyboard or the on-screen keypad),
+// see the jobs you can print here, print one or all, delete, log out — by the button, or
+// after the idle time the terminal sets. Job states refresh while the list is open, so a
+// release shows its progress until the printer reports it printed or why it failed.
+import { h, setChildren, api, setCsrfToken, ApiError, showMessage, formatCount } from './common.js'
+
+/** How often the job list refreshes while someone is logged in. */
+const JOBS_POLL_MS = 2000
+/** How often the printer and connection state refresh. */
+const STATUS_POLL_MS = 5000
+
+const $ = (id) => document.getElementById(id)
+
+let idleLogoutMs = 60_000
+let idleTimer
+let jobsTimer
+let busy = false
+/** Counts logins and logouts: an answer that arrives after the session it was asked for ended is dropped. */
+let epoch = 0
+
+function setPill (el, text, kind) {
+  el.textContent = text
+  el.className = `pill ${kind}`
+}
+
+async function refreshStatus () {
+  try {
+    const status = await api('GET', '/api/panel/status')
+    idleLogoutMs = status.idleLogoutMs
+    $('site').textContent = `site ${status.site}`
+    const p = status.printer
+    setPill($('printer-state'), p.state === 'idle' ? 'Printer ready' : `Printer ${p.state}`, p.state === 'idle' ? 'ok' : p.state === 'unknown' ? '' : 'bad')
+    $('printer-state').title = p.message
+    setPill($('online'), status.online ? 'Online' : 'Working offline', status.online ? 'ok' : 'warn')
+  } catch (err) {
+    setPill($('online'), 'Terminal not answering', 'bad')
+  }
+}
+
+function showLogin (message = '') {
+  epoch++
+  clearTimeout(idleTimer)
+  clearInterval(jobsTimer)
+  $('jobs-view').hidden = true
+  $('login-view').hidden = false
+  $('pin').value = ''
+  showMessage($('login-error'), message, 'error')
+  $('username').focus()
+}
+
+function showJobs (user) {
+  epoch++
+  $('login-view').hidden = true
+  $('jobs-view').hidden = false
+  $('user-name').textContent = user
+  showMessage($('jobs-message'), '')
+  setChildren($('jobs'))
+  refreshJobs()
+  clearInterval(jobsTimer)
+  jobsTimer = setInterval(refreshJobs, JOBS_POLL_MS)
+  touched()
+}
+
+/** Any touch or key restarts the idle countdown while someone is logged in. */
+function touched () {
+  clearTimeout(idleTimer)
+  if ($('jobs-view').hidden) return
+  idleTimer = setTimeout(() => { logout(`Logged out after ${Math.round(idleLogoutMs / 1000)} s without use.`) }, idleLogoutMs)
+}
+
+async function logout (message = '') {
+  epoch++
+  clearInterval(jobsTimer)
+  try {
+    await api('POST', '/api/logout')
+  } catch {
+    // the session may already be gone; the panel returns to login either way
+  }
+  setCsrfToken(undefined)
+  $('username').value = ''
+  showLogin(message)
+}
+
+const STATE_TEXT = {
+  held: 'Waiting',
+  releasing: 'Sending to the printer…',
+  printing: 'Printing…',
+  printed: 'Printed',
+  failed: 'Not printed'
+}
+
+function facts (job) {
+  const parts = [`${formatCount(job.pages)} page${job.pages === 1 ? '' : 's'}`]
+  if (job.colorPages !== undefined && job.colorPages > 0) parts.push(`${job.colorPages} colour`)
+  if (job.copies > 1) parts.push(`${job.copies} copies`)
+  parts.push(job.sides === 'one-sided' ? 'one-sided' : 'two-sided')
+  if (job.source !== undefined) parts.push(`from ${job.source}`)
+  parts.push(age(job.createdAt))
+  return parts.join(' · ')
+}
+
+function age (ms) {
+  const minutes = Math.max(0, Math.round((Date.now() - ms) / 60_000))
+  if (minutes < 1) return 'just now'
+  if (minutes < 60) return `${minutes} min ago`
+  const hours = Math.round(minutes / 60)
+  return hours < 48 ? `${hours} h ago` : `${Math.round(hours / 24)} days ago`
+}
+
+function stateClass (state) {
+  return state === 'printed' ? 'printed' : state === 'failed' ? 'failed' : state === 'held' ? '' : 'busy'
+}
+
+function renderJob (job) {
+  const state = h('span', { class: `job-state ${stateClass(job.state)}` }, STATE_TEXT[job.state] ?? job.state)
+  const buttons = job.state === 'held'
+    ? [
+        h('button', { type: 'button', class: 'primary', 'data-action': 'release', onclick: () => act(() => api('POST', `/api/panel/jobs/${encodeURIComponent(job.id)}/release`)) }, 'Print'),
+        h('button', { type: 'button', class: 'danger', 'data-action': 'delete', 'aria-label': `Delete ${job.name}`, onclick: () => act(() => api('DELETE', `/api/panel/jobs/${encodeURIComponent(job.id)}`)) }, 'Delete')
+      ]
+    : []
+  return h('li', { class: 'job', 'data-job': job.id, 'data-state': job.state },
+    h('div', { class: 'job-main' },
+      h('div', { class: 'job-name' }, job.name === '' ? '(untitled)' : job.name),
+      h('div', { class: 'job-facts' }, facts(job)),
+      job.message !== undefined && job.state !== 'held' ? h('div', { class: 'job-facts' }, job.message) : null),
+    state,
+    h('div', { class: 'job-buttons' }, buttons))
+}
+
+async function refreshJobs () {
+  if ($('jobs-view').hidden) return
+  const asked = epoch
+  try {
+    const { jobs } = await api('GET', '/api/panel/jobs')
+    if (asked !== epoch) return
+    setChildren($('jobs'), jobs.map(renderJob))
+    $('no-jobs').hidden = jobs.length > 0
+    $('release-all').disabled = busy || !jobs.some((j) => j.state === 'held')
+  } catch (err) {
+    if (asked !== epoch) return
+    if (err instanceof ApiError && err.status === 401) showLogin('Your session ended. Please log in again.')
+    else showMessage($('jobs-message'), err.message, 'error')
+  }
+}
+
+/** Runs one action of the job list (one at a time), then shows the list as it now is. */
+async function act (action) {
+  if (busy) return
+  busy = true
+  touched()
+  try {
+    const result = await action()
+    if (result !== undefined && Array.isArray(result.refused) && result.refused.length > 0) {
+      showMessage($('jobs-message'), `Sent ${result.released.length} to the printer; not sent: ${result.refused.map((r) => `${r.name} (${r.message})`).join('; ')}`)
+    } else if (result !== undefined && Array.isArray(result.released)) {
+      showMessage($('jobs-message'), `Sent ${result.released.length} job${result.released.length === 1 ? '' : 's'} to the printer.`)
+    } else {
+      showMessage($('jobs-message'), '')
+    }
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) { showLogin('Your session ended. Please log in again.'); return }
+    showMessage($('jobs-message'), err.message, 'error')
+  } finally {
+    busy = false
+    await refreshJobs()
+  }
+}
+
+async function login (event) {
+  event.preventDefault()
+  const username = $('username').value.trim()
+  const pin = $('pin').value
+  if (username === '' || pin === '') {
+    showMessage($('login-error'), 'Enter your user name and PIN.', 'error')
+    return
+  }
+  $('login-button').disabled = true
+  try {
+    const session = await api('POST', '/api/login', { json: { username, pin } })
+    setCsrfToken(session.csrfToken)
+    showJobs(session.user)
+  } catch (err) {
+    $('pin').value = ''
+    showMessage($('login-error'), err.message, 'error')
+  } finally {
+    $('login-button').disabled = false
+  }
+}
+
+function keypad (event) {
+  const key = event.target.closest('button')?.dataset.key
+  if (key === undefined) return
+  const pin = $('pin')
+  if (key === 'clear') pin.value = ''
+  else if (key === 'back') pin.value = pin.value.slice(0, -1)
+  else pin.value += key
+}
+
+async function boot () {
+  $('login-form').addEventListener('submit', login)
+  document.querySelector('.keypad').addEventListener('click', keypad)
+  $('logout').addEventListener('click', () => logout())
+  $('release-all').addEventListener('click', () => act(() => api('POST', '/api/panel/release-all')))
+  for (const type of ['pointerdown', 'keydown']) document.addEventListener(type, touched, { capture: true })
+  await refreshStatus()
+  setInterval(refreshStatus, STATUS_POLL_MS)
+  try {
+    const session = await api('GET', '/api/session')
+    if (session.admin) showLogin()
+    else { setCsrfToken(session.csrfToken); showJobs(session.user) }
+  } catch {
+    showLogin()
+  }
+}
+
+boot()
