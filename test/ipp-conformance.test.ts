@@ -5,7 +5,9 @@
 // next to generated ones. ipptool runs as a logged-in user (user:PIN in the URI, as the
 // suites provide for with `uriuser`): the suites expect a client to see its own jobs' names,
 // which a site shows only to the authenticated owner. ipptool sends the login once the site
-// asks for it (HTTP 401, first at the suite's Get-Jobs with my-jobs) and from then on.
+// asks for it (HTTP 401, first at the suite's Get-Jobs with my-jobs) and from then on. The
+// 1.1 suite runs once more against a site whose queue needs a login for printing
+// (--ipp-auth intake: the suite's first Print-Job is answered 401 and sent again logged in).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { execFile } from 'node:child_process'
@@ -27,6 +29,8 @@ const USER = 'alice'
 const PIN = '2580'
 
 let site: SiteProcess | undefined
+/** Its queue needs a login for printing too. */
+let intake: SiteProcess | undefined
 let dir: string
 
 test.before(async () => {
@@ -39,17 +43,20 @@ test.before(async () => {
   await put(makePostScript(dir, { pages: 2, media: 'letter' }), 'document-letter.ps')
   await put(makeJpeg(dir, { color: true }), 'color.jpg')
   await put(makeJpeg(dir, { color: false }), 'gray.jpg')
-  site = await startSite({ args: ['--no-hold'], users: `${USER},Alice,${PIN}\n` })
+  ;[site, intake] = await Promise.all([
+    startSite({ args: ['--no-hold'], users: `${USER},Alice,${PIN}\n` }),
+    startSite({ args: ['--no-hold', '--ipp-auth', 'intake'], users: `${USER},Alice,${PIN}\n` })
+  ])
 })
 test.after(async () => {
-  await site?.stop()
+  await Promise.all([site?.stop(), intake?.stop()])
   if (dir !== undefined) await rm(dir, { recursive: true, force: true })
 })
 
-/** Runs a suite; returns ipptool's exit code and report. */
-async function suite (name: string): Promise<{ code: number, out: string }> {
-  assert.ok(site !== undefined)
-  const uri = new URL(site.ippUri)
+/** Runs a suite against `at` (default: the site that trusts requesting-user-name for printing); returns ipptool's exit code and report. */
+async function suite (name: string, at = site): Promise<{ code: number, out: string }> {
+  assert.ok(at !== undefined)
+  const uri = new URL(at.ippUri)
   uri.username = USER
   uri.password = PIN
   const args = ['-T', String(IPPTOOL_TIMEOUT_S), '-t', '-f', join(dir, 'document-a4.pdf'), uri.toString(), join(dir, name)]
@@ -82,6 +89,15 @@ test('ipptool ipp-2.0.test: no FAIL, exit 0', async () => {
   assert.not.match(out, /\[FAIL\]/, out)
   assert.is(code, 0, out)
   assert.ok(passed(out, 'PWG 5100.12 section 6.2 - Required Printer Description Attributes'), out)
+})
+
+test('ipptool ipp-1.1.test against a queue that needs a login for printing: no FAIL, exit 0', async () => {
+  const { code, out } = await suite('ipp-1.1.test', intake)
+  assert.not.match(out, /\[FAIL\]/, out)
+  assert.is(code, 0, out)
+  for (const name of ['RFC 8011 section 4.2.1: Print-Job Operation', 'RFC 8011 section 4.3.1: Send-Document Operation', 'Print-Job with Color JPEG on A4']) {
+    assert.ok(passed(out, name), `${name} passed:\n${out}`)
+  }
 })
 
 test.run()

@@ -32,10 +32,11 @@ async function jobs (): Promise<ApiJob[]> {
   return ((await res.json()) as { jobs: ApiJob[] }).jobs
 }
 
-/** Runs a CUPS tool; resolves with its exit code and all it wrote. */
+/** Runs a CUPS tool (without a terminal: it cannot ask for a password); resolves with its exit code and all it wrote. */
 async function tool (cmd: string, ...args: string[]): Promise<{ code: number, out: string }> {
   try {
-    const r = await exec(cmd, args, { encoding: 'utf8' })
+    // setsid: a session of its own, no controlling terminal, even when the tests run in one (-w: its exit code)
+    const r = await exec('setsid', ['-w', cmd, ...args], { encoding: 'utf8' })
     return { code: 0, out: r.stdout + r.stderr }
   } catch (err) {
     const e = err as { code?: number, stdout?: string, stderr?: string }

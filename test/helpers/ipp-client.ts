@@ -9,7 +9,7 @@
 import { siteId } from '../../crdt/names.ts'
 import { generateIdentity } from '../../transports/identity.ts'
 import { randomBytes } from 'node:crypto'
-import { request as httpRequest, Agent } from 'node:http'
+import { request as httpRequest, Agent, type IncomingHttpHeaders } from 'node:http'
 import { connect } from 'node:net'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -38,6 +38,8 @@ export interface IppReply {
   message?: IppMessage
   /** Raw body of an HTTP error page (raw probes only; empty otherwise). */
   raw: Buffer
+  /** The answer's HTTP headers (raw probes only). */
+  headers?: IncomingHttpHeaders
 }
 
 export interface PostOptions {
@@ -100,7 +102,7 @@ export async function httpProbe (url: string, msg: IppMessage | Buffer, document
       res.on('error', reject)
       res.on('end', () => {
         const raw = Buffer.concat(chunks)
-        const reply: IppReply = { httpStatus: res.statusCode ?? 0, raw }
+        const reply: IppReply = { httpStatus: res.statusCode ?? 0, raw, headers: res.headers }
         if (res.headers['content-type'] === 'application/ipp') reply.message = decodeMessage(raw).message
         resolve(reply)
       })

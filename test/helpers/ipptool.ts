@@ -27,20 +27,40 @@ export function withLogin (uri: string, login: IppLogin | undefined): string {
   return u.toString()
 }
 
-/** Runs one ipptool script against `uri`; resolves with what it printed, rejects when a test failed. */
-export async function ipptool (uri: string, script: string, file?: string): Promise<string> {
+/** What ipptool printed (its test report) and its exit code (0: every test passed). */
+export interface IpptoolRun { code: number, out: string }
+
+/**
+ * Runs one ipptool script against `uri`, with `-d name=value` variables; resolves whether its
+ * tests passed or not. ipptool runs in a session of its own, without a terminal: when the
+ * server asks for a login the URI does not carry, it cannot stop at a password prompt.
+ */
+export async function runIpptool (uri: string, script: string, opts: { file?: string, vars?: Record<string, string> } = {}): Promise<IpptoolRun> {
   const dir = await mkdtemp(join(tmpdir(), 'ipptool-'))
   try {
     const path = join(dir, 'op.test')
     await writeFile(path, script)
-    const args = ['-T', String(IPPTOOL_TIMEOUT_S), '-t', ...(file !== undefined ? ['-f', file] : []), uri, path]
-    const { stdout } = await run('ipptool', args, { encoding: 'utf8' }).catch((err: { stdout?: string, message: string }) => {
-      throw new Error(`ipptool failed: ${err.message}\n${err.stdout ?? ''}`)
-    })
-    return stdout
+    const vars = Object.entries(opts.vars ?? {}).flatMap(([name, value]) => ['-d', `${name}=${value}`])
+    const args = ['-T', String(IPPTOOL_TIMEOUT_S), '-t', ...vars, ...(opts.file !== undefined ? ['-f', opts.file] : []), uri, path]
+    try {
+      // setsid: a session of its own, so no controlling terminal (-w: wait, and pass on ipptool's exit code)
+      const { stdout } = await run('setsid', ['-w', 'ipptool', ...args], { encoding: 'utf8' })
+      return { code: 0, out: stdout }
+    } catch (err) {
+      const e = err as { code?: unknown, stdout?: string, stderr?: string, message: string }
+      if (typeof e.code !== 'number') throw err // ipptool did not run
+      return { code: e.code, out: `${e.stdout ?? ''}${e.stderr ?? ''}` }
+    }
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
+}
+
+/** Runs one ipptool script against `uri`; resolves with what it printed, rejects when a test failed. */
+export async function ipptool (uri: string, script: string, file?: string): Promise<string> {
+  const { code, out } = await runIpptool(uri, script, file !== undefined ? { file } : {})
+  if (code !== 0) throw new Error(`ipptool failed (exit ${code}):\n${out}`)
+  return out
 }
 
 function displayed (out: string, name: string): string[] {
