@@ -11,6 +11,8 @@ import { handleEnrollment } from '../transports/enroll.ts'
 import { createMeshApi } from './mesh.ts'
 import { createHttpServer, type HttpServer } from '../ui/server.ts'
 import { meshRoutes } from '../ui/routes/mesh.ts'
+import { metricsRoutes } from '../ui/routes/metrics.ts'
+import { pagesRoutes } from '../ui/routes/pages.ts'
 import { serviceFactory, type Node, type Startable } from './compose.ts'
 import { startRoleNode, type ServiceRegistry } from './roles.ts'
 import type { SyncEngine } from '../crdt/sync.ts'
@@ -56,7 +58,7 @@ function centralServices (config: CentralConfig): ServiceRegistry {
     }),
     http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'enrollment', 'adminToken', 'logger'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger, c.enrollment.authority)
-      return createHttpServer({ mesh, plugins: [meshRoutes(mesh)], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics })
+      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), metricsRoutes(c.metrics), pagesRoutes(['admin'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics })
     })
   }
 }

@@ -11,6 +11,8 @@ import { preparePeer, peerConfig, peerOf, CORE_SERVICES, PEER_VIEW, type Peer, t
 import { createMeshApi } from './mesh.ts'
 import { createHttpServer, type HttpServer } from '../ui/server.ts'
 import { meshRoutes } from '../ui/routes/mesh.ts'
+import { metricsRoutes } from '../ui/routes/metrics.ts'
+import { pagesRoutes } from '../ui/routes/pages.ts'
 import { resolveAdminToken } from './admin-token.ts'
 import { serviceFactory, type Node } from './compose.ts'
 import { startRoleNode, type ServiceRegistry } from './roles.ts'
@@ -34,7 +36,7 @@ function lightPeerServices (config: LightPeerConfig): ServiceRegistry {
     ...CORE_SERVICES,
     http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logger'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger)
-      return createHttpServer({ mesh, plugins: [meshRoutes(mesh)], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics })
+      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), metricsRoutes(c.metrics), pagesRoutes(['admin'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics })
     })
   }
 }

@@ -32,6 +32,8 @@ import { roamingRoutes } from '../ui/routes/roaming.ts'
 import { accountingRoutes } from '../ui/routes/accounting.ts'
 import { usersRoutes } from '../ui/routes/users.ts'
 import { meshRoutes } from '../ui/routes/mesh.ts'
+import { metricsRoutes } from '../ui/routes/metrics.ts'
+import { pagesRoutes } from '../ui/routes/pages.ts'
 import { createSiteApi } from './site-api.ts'
 import { preparePeer, peerConfig, peerOf, CORE_SERVICES, PEER_VIEW, type Peer, type PeerComponents } from './peer.ts'
 import { createMeshApi } from './mesh.ts'
@@ -178,7 +180,7 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
         api,
         mesh,
         // the route families of the site's services: jobs, roaming, accounting, users, mesh
-        plugins: [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), usersRoutes(api), meshRoutes(mesh)],
+        plugins: [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), usersRoutes(api), meshRoutes(mesh), metricsRoutes(c.metrics), pagesRoutes(['release', 'admin'])],
         logger: c.logger,
         host: config.host,
         port: config.httpPort,

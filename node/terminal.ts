@@ -23,6 +23,8 @@ import { preparePeer, peerConfig, peerOf, CORE_SERVICES, PEER_VIEW, type Peer, t
 import { createMeshApi } from './mesh.ts'
 import { createHttpServer, type HttpServer } from '../ui/server.ts'
 import { meshRoutes } from '../ui/routes/mesh.ts'
+import { metricsRoutes } from '../ui/routes/metrics.ts'
+import { pagesRoutes } from '../ui/routes/pages.ts'
 import { panelRoutes } from '../ui/routes/panel.ts'
 import { LoginGuard } from '../ui/rate-limit.ts'
 import { resolveAdminToken } from './admin-token.ts'
@@ -74,7 +76,7 @@ function terminalServices (config: TerminalConfig, site: SiteId): ServiceRegistr
       const server = createHttpServer({
         mesh,
         users: { authenticateUser: async (username, pin) => await checkPin(c.store, username, pin) ? { user: username, admin: false } : undefined },
-        plugins: [meshRoutes(mesh), panelRoutes(panel)],
+        plugins: [meshRoutes(mesh), panelRoutes(panel), metricsRoutes(c.metrics), pagesRoutes(['panel', 'admin'])],
         adminToken: c.adminToken,
         logins: c.logins,
         logger: c.logger,

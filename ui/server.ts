@@ -1,18 +1,18 @@
 /**
- * A node's HTTP layer: the core (sessions and logins, `/api/info`, Prometheus metrics at
- * `/metrics`, the web pages at `/`, security headers, the one error mapping) and the route
- * families of the services the role has, one fastify plugin each (ui/routes/: jobs,
- * roaming, accounting, users, mesh), which talk to the node only through {@link SiteApi}
- * (the print service) and {@link MeshApi} (peers, sync state, join tokens, revocation). A
- * site registers all five, central and light peers the mesh's; the routes of an absent
- * service answer 404 with a JSON error saying so.
+ * A node's HTTP layer: the core (sessions and logins, `/api/info`, security headers, the
+ * one error mapping) and the route families of the services the role has, one fastify
+ * plugin each (ui/routes/: jobs, roaming, accounting, users, mesh, panel, metrics, pages),
+ * which talk to the node only through {@link SiteApi} (the print service), {@link MeshApi}
+ * (peers, sync state, join tokens, revocation) and `PanelApi` (a terminal's panel). A site
+ * registers the print service's four, mesh, metrics and its pages; central mesh, metrics
+ * and the admin page; a terminal adds its panel; the routes of an absent service answer
+ * 404 with a JSON error saying so.
  *
  * Authentication: a web session (httpOnly, SameSite=Strict cookie holding a random id;
  * the session lives in server memory) or, for admin calls, `Authorization: Bearer <token>`.
  * Session-authenticated mutating calls must echo the session's CSRF token in
  * `X-CSRF-Token`; bearer calls carry no ambient credentials and need none.
  */
-import { readFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
@@ -25,6 +25,9 @@ import { roamingRoutes, ROAMING_ROUTES } from './routes/roaming.ts'
 import { accountingRoutes, ACCOUNTING_ROUTES } from './routes/accounting.ts'
 import { usersRoutes, USERS_ROUTES } from './routes/users.ts'
 import { meshRoutes, MESH_ROUTES } from './routes/mesh.ts'
+import { PANEL_ROUTES } from './routes/panel.ts'
+import { metricsRoutes, METRICS_ROUTES } from './routes/metrics.ts'
+import { pagesRoutes, PAGES_ROUTES } from './routes/pages.ts'
 import {
   describeError, ForbiddenError, HttpServerConfigError, ServiceNotHereError, TooManyLoginAttemptsError, UnauthenticatedError
 } from './errors.ts'
@@ -45,20 +48,6 @@ const MUTATING_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 /** Header the pages send the CSRF token in. */
 const CSRF_HEADER = 'x-csrf-token'
 /** Static files of the web UI: URL name → content type. Nothing outside this list is served. */
-const WEB_FILES: Readonly<Record<string, string>> = {
-  'index.html': 'text/html; charset=utf-8',
-  'admin.html': 'text/html; charset=utf-8',
-  'common.js': 'text/javascript; charset=utf-8',
-  'user.js': 'text/javascript; charset=utf-8',
-  'admin.js': 'text/javascript; charset=utf-8',
-  'style.css': 'text/css; charset=utf-8',
-  'panel.html': 'text/html; charset=utf-8',
-  'panel.js': 'text/javascript; charset=utf-8',
-  'panel.css': 'text/css; charset=utf-8'
-}
-/** Pages may load only their own scripts and styles, so injected markup could not run anyway. */
-const CONTENT_SECURITY_POLICY = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-  "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 /** Log paths that may carry secrets; pino replaces them before anything is written. */
 const REDACTED_LOG_PATHS = [
   'req.headers.authorization', 'req.headers.cookie', 'req.headers["x-csrf-token"]',
@@ -67,7 +56,6 @@ const REDACTED_LOG_PATHS = [
   'body.pin', 'body.token', 'body.joinString', 'pin', 'token', 'csrfToken', 'joinString',
   '*.pin', '*.token', '*.csrfToken', '*.joinString'
 ]
-const webDir = new URL('./web/', import.meta.url)
 
 /**
  * Options of {@link createHttpServer}. At least one of `api` and `mesh` is required, and a
@@ -156,10 +144,10 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
   const printService = { onRequest: async (): Promise<void> => { site() } }
   /** Route hook of the user login: refused first on a node that logs no users in. */
   const userLogins = { onRequest: async (): Promise<void> => { users() } }
-  const plugins = init.plugins ?? servicePlugins(api, mesh)
   const now = init.now ?? Date.now
   const sessions = new SessionStore({ now })
   const metrics = init.metrics ?? new NodeMetrics()
+  const plugins = init.plugins ?? servicePlugins(api, mesh, metrics)
   const ownGuard = init.logins === undefined
   const logins = init.logins ?? new LoginGuard({
     now,
@@ -373,33 +361,9 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
   const context: RouteContext = { authenticate, now }
   for (const plugin of plugins) plugin.register(app, context)
 
-  // ---- metrics ----
-
-  app.get('/metrics', async (_request, reply) => {
-    return await reply.type(metrics.contentType).send(await metrics.render())
-  })
-
-  // ---- web pages ----
-
-  async function sendWebFile (reply: FastifyReply, name: string): Promise<FastifyReply> {
-    const type = WEB_FILES[name]
-    if (type === undefined) return await reply.code(404).send({ error: `no such file: ${name}` })
-    const body = await readFile(new URL(name, webDir))
-    reply.type(type).header('cache-control', 'no-cache')
-    if (type.startsWith('text/html')) reply.header('content-security-policy', CONTENT_SECURITY_POLICY)
-    return await reply.send(body)
-  }
-
-  app.get('/', async (_request, reply) => await sendWebFile(reply, 'index.html'))
-  app.get('/admin', async (_request, reply) => await sendWebFile(reply, 'admin.html'))
-  if (plugins.some((p) => p.service === 'panel')) app.get('/panel', async (_request, reply) => await sendWebFile(reply, 'panel.html'))
-  app.get('/web/:file', async (request, reply) => {
-    const { file } = request.params as { file: string }
-    return await sendWebFile(reply, Object.hasOwn(WEB_FILES, file) ? file : '')
-  })
-
   return app
 }
+
 
 /**
  * Checks the init is a node's (a SiteApi, a MeshApi or both) and returns its admin token
@@ -416,16 +380,18 @@ function checkedAuthenticator (init: Pick<HttpServerInit, 'api' | 'mesh' | 'admi
   return (token) => api.authenticateAdmin(token)
 }
 
-/** The route families of a print service (`api`) and of a mesh (`mesh`). */
-export function servicePlugins (api: SiteApi | undefined, mesh: MeshApi | undefined): HttpPlugin[] {
+/** The route families of a print service (`api`) and of a mesh (`mesh`), with metrics and the pages such a node shows. */
+export function servicePlugins (api: SiteApi | undefined, mesh: MeshApi | undefined, metrics: NodeMetrics): HttpPlugin[] {
   return [
     ...(api !== undefined ? [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), usersRoutes(api)] : []),
-    ...(mesh !== undefined ? [meshRoutes(mesh)] : [])
+    ...(mesh !== undefined ? [meshRoutes(mesh)] : []),
+    metricsRoutes(metrics),
+    pagesRoutes(api !== undefined ? ['release', 'admin'] : ['admin'])
   ]
 }
 
 /** Every route family's service and prefixes, for the 404 of a service a node does not run. */
-const ROUTE_FAMILIES: ReadonlyArray<Pick<HttpPlugin, 'service' | 'prefixes'>> = [JOBS_ROUTES, ROAMING_ROUTES, ACCOUNTING_ROUTES, USERS_ROUTES, MESH_ROUTES]
+const ROUTE_FAMILIES: ReadonlyArray<Pick<HttpPlugin, 'service' | 'prefixes'>> = [JOBS_ROUTES, ROAMING_ROUTES, ACCOUNTING_ROUTES, USERS_ROUTES, MESH_ROUTES, PANEL_ROUTES, METRICS_ROUTES, PAGES_ROUTES]
 
 /** A startable HTTP server for a node (see the module comment for its routes). */
 export function createHttpServer (init: HttpServerInit): HttpServer {

@@ -1,6 +1,7 @@
 // The MFP panel (/panel): log in with user name and PIN (keyboard or the on-screen keypad),
 // see the jobs you can print here, print one or all, delete, log out — by the button, or
-// after the idle time the terminal sets. Job states refresh while the list is open, so a
+// after the idle time the terminal sets (counted from the last touch, or from when the
+// last of the user's releases finished printing). Job states refresh while the list is open, so a
 // release shows its progress until the printer reports it printed or why it failed.
 import { h, setChildren, api, setCsrfToken, ApiError, showMessage, formatCount } from './common.js'
 
@@ -137,6 +138,8 @@ async function refreshJobs () {
     setChildren($('jobs'), jobs.map(renderJob))
     $('no-jobs').hidden = jobs.length > 0
     $('release-all').disabled = busy || !jobs.some((j) => j.state === 'held')
+    // a user waiting for their printout is not logged out under their feet
+    if (jobs.some((j) => j.state === 'releasing' || j.state === 'printing')) touched()
   } catch (err) {
     if (asked !== epoch) return
     if (err instanceof ApiError && err.status === 401) showLogin('Your session ended. Please log in again.')
