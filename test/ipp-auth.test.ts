@@ -13,7 +13,7 @@ import { promisify } from 'node:util'
 import { Op, Status, Tag, attr, findAttr, groupsOf, statusName, stringValue } from '../devices/ipp/wire.ts'
 import { makePdf } from './fixtures/documents.ts'
 import { httpProbe, ippRequest } from './helpers/ipp-client.ts'
-import { listJobs, runIpptool, withLogin, type IppLogin } from './helpers/ipptool.ts'
+import { ippTest, listJobs, runIpptool, withLogin, type IppLogin } from './helpers/ipptool.ts'
 import { onTerminal } from './helpers/tty.ts'
 import { startSite, tempDir, type SiteProcess } from '../simulations/node-process.ts'
 import { until } from '../simulations/wait.ts'
@@ -55,18 +55,7 @@ async function lp (s: SiteProcess, user: string, title: string): Promise<number>
 
 /** An ipptool test of `operation` on job `$job`, claiming to be `claim`, expecting `status`. */
 function jobOperation (operation: string, status: string, claim?: string): string {
-  return `{
-  NAME "${operation}"
-  OPERATION ${operation}
-  GROUP operation-attributes-tag
-  ATTR charset attributes-charset utf-8
-  ATTR naturalLanguage attributes-natural-language en
-  ATTR uri printer-uri $uri
-  ATTR integer job-id $job
-  ${claim !== undefined ? `ATTR name requesting-user-name ${claim}` : ''}
-  STATUS ${status}
-}
-`
+  return ippTest(operation, operation, ['ATTR integer job-id $job', ...(claim !== undefined ? [`ATTR name requesting-user-name ${claim}`] : []), `STATUS ${status}`])
 }
 
 /** Runs `script` with ipptool against `s`'s queue, logged in as `as` (or not). */
@@ -96,19 +85,12 @@ test.after(async () => {
 })
 
 test('the queue says it takes HTTP Basic logins, without TLS: uri-authentication-supported basic, uri-security-supported none', async () => {
-  const { code, out } = await ipptoolAt(site, `{
-  NAME "Get-Printer-Attributes"
-  OPERATION Get-Printer-Attributes
-  GROUP operation-attributes-tag
-  ATTR charset attributes-charset utf-8
-  ATTR naturalLanguage attributes-natural-language en
-  ATTR uri printer-uri $uri
-  ATTR keyword requested-attributes uri-authentication-supported,uri-security-supported,printer-uri-supported
-  STATUS successful-ok
-  EXPECT uri-authentication-supported OF-TYPE keyword COUNT 1 WITH-VALUE basic
-  EXPECT uri-security-supported OF-TYPE keyword COUNT 1 WITH-VALUE none
-}
-`)
+  const { code, out } = await ipptoolAt(site, ippTest('Get-Printer-Attributes', 'Get-Printer-Attributes', [
+    'ATTR keyword requested-attributes uri-authentication-supported,uri-security-supported,printer-uri-supported',
+    'STATUS successful-ok',
+    'EXPECT uri-authentication-supported OF-TYPE keyword COUNT 1 WITH-VALUE basic',
+    'EXPECT uri-security-supported OF-TYPE keyword COUNT 1 WITH-VALUE none'
+  ]))
   assert.is(code, 0, out)
 })
 
@@ -224,21 +206,14 @@ test('a queue that needs a login for printing: without one, no job; the job belo
     assert.is(r.message?.code, Status.clientErrorNotAuthenticated)
   }
   assert.is((await apiJobs(strict)).length, before)
-  const { code, out } = await runIpptool(withLogin(strict.ippUri, login('alice')), `{
-  NAME "Print-Job as alice, claiming to be bob"
-  OPERATION Print-Job
-  GROUP operation-attributes-tag
-  ATTR charset attributes-charset utf-8
-  ATTR naturalLanguage attributes-natural-language en
-  ATTR uri printer-uri $uri
-  ATTR name requesting-user-name bob
-  ATTR name job-name alice-not-bob
-  ATTR mimeMediaType document-format application/pdf
-  FILE $filename
-  STATUS successful-ok
-  DISPLAY job-id
-}
-`, { file: pdf })
+  const { code, out } = await runIpptool(withLogin(strict.ippUri, login('alice')), ippTest('Print-Job as alice, claiming to be bob', 'Print-Job', [
+    'ATTR name requesting-user-name bob',
+    'ATTR name job-name alice-not-bob',
+    'ATTR mimeMediaType document-format application/pdf',
+    'FILE $filename',
+    'STATUS successful-ok',
+    'DISPLAY job-id'
+  ]), { file: pdf })
   assert.is(code, 0, out)
   const id = Number(/job-id \(integer\) = (\d+)/.exec(out)?.[1])
   assert.is((await job(strict, id))?.owner, 'alice')

@@ -63,31 +63,36 @@ export async function ipptool (uri: string, script: string, file?: string): Prom
   return out
 }
 
+/**
+ * One ipptool test of `operation`: the attributes every request starts with (charset,
+ * language, printer-uri), then `lines` (more attributes, STATUS, EXPECT, DISPLAY…).
+ */
+export function ippTest (name: string, operation: string, lines: string[]): string {
+  return [
+    '{', `  NAME "${name}"`, `  OPERATION ${operation}`, '  GROUP operation-attributes-tag',
+    '  ATTR charset attributes-charset utf-8', '  ATTR naturalLanguage attributes-natural-language en', '  ATTR uri printer-uri $uri',
+    ...lines.map((l) => `  ${l}`), '}', ''
+  ].join('\n')
+}
+
 function displayed (out: string, name: string): string[] {
   return [...out.matchAll(new RegExp(`^\\s*${name} \\([^)]*\\) = (.*)$`, 'gm'))].map((m) => m[1])
 }
 
 /** Print-Job as `user` (logged in as `login` when the queue asks); resolves with the job-id the server acknowledged. */
 export async function printFile (uri: string, file: string, opts: { user: string, format: string, name?: string, copies?: number, sides?: string, login?: IppLogin }): Promise<number> {
-  const out = await ipptool(withLogin(uri, opts.login), `{
-  NAME "Print-Job"
-  OPERATION Print-Job
-  GROUP operation-attributes-tag
-  ATTR charset attributes-charset utf-8
-  ATTR naturalLanguage attributes-natural-language en
-  ATTR uri printer-uri $uri
-  ATTR name requesting-user-name "${opts.user}"
-  ATTR name job-name "${opts.name ?? 'test job'}"
-  ATTR mimeMediaType document-format ${opts.format}
-  GROUP job-attributes-tag
-  ATTR integer copies ${opts.copies ?? 1}
-  ATTR keyword sides ${opts.sides ?? 'one-sided'}
-  FILE $filename
-  STATUS successful-ok
-  EXPECT job-id
-  DISPLAY job-id
-}
-`, file)
+  const out = await ipptool(withLogin(uri, opts.login), ippTest('Print-Job', 'Print-Job', [
+    `ATTR name requesting-user-name "${opts.user}"`,
+    `ATTR name job-name "${opts.name ?? 'test job'}"`,
+    `ATTR mimeMediaType document-format ${opts.format}`,
+    'GROUP job-attributes-tag',
+    `ATTR integer copies ${opts.copies ?? 1}`,
+    `ATTR keyword sides ${opts.sides ?? 'one-sided'}`,
+    'FILE $filename',
+    'STATUS successful-ok',
+    'EXPECT job-id',
+    'DISPLAY job-id'
+  ]), file)
   const ids = displayed(out, 'job-id')
   if (ids.length !== 1) throw new Error(`no job-id in ipptool output:\n${out}`)
   return Number(ids[0])
@@ -100,17 +105,7 @@ export interface ListedJob { id: number, state: string, user?: string, name?: st
  * Logs in: Get-Jobs with my-jobs needs a login, so the server answers 401 and ipptool sends
  * the credentials of its URI, then keeps them for the script's later requests.
  */
-export const LOG_IN = `{
-  NAME "Log in (Get-Jobs my-jobs)"
-  OPERATION Get-Jobs
-  GROUP operation-attributes-tag
-  ATTR charset attributes-charset utf-8
-  ATTR naturalLanguage attributes-natural-language en
-  ATTR uri printer-uri $uri
-  ATTR boolean my-jobs true
-  STATUS successful-ok
-}
-`
+export const LOG_IN = ippTest('Log in (Get-Jobs my-jobs)', 'Get-Jobs', ['ATTR boolean my-jobs true', 'STATUS successful-ok'])
 
 /**
  * Get-Jobs (which-jobs=all) as ipptool sees it, logged in as `login` (the admin sees every
@@ -118,22 +113,15 @@ export const LOG_IN = `{
  * empty here).
  */
 export async function listJobs (uri: string, login?: IppLogin): Promise<ListedJob[]> {
-  const out = await ipptool(withLogin(uri, login), `${login !== undefined ? LOG_IN : ''}{
-  NAME "Get-Jobs"
-  OPERATION Get-Jobs
-  GROUP operation-attributes-tag
-  ATTR charset attributes-charset utf-8
-  ATTR naturalLanguage attributes-natural-language en
-  ATTR uri printer-uri $uri
-  ATTR keyword which-jobs all
-  ATTR keyword requested-attributes job-id,job-state,job-originating-user-name,job-name
-  STATUS successful-ok
-  DISPLAY job-id
-  DISPLAY job-state
-  DISPLAY job-originating-user-name
-  DISPLAY job-name
-}
-`)
+  const out = await ipptool(withLogin(uri, login), (login !== undefined ? LOG_IN : '') + ippTest('Get-Jobs', 'Get-Jobs', [
+    'ATTR keyword which-jobs all',
+    'ATTR keyword requested-attributes job-id,job-state,job-originating-user-name,job-name',
+    'STATUS successful-ok',
+    'DISPLAY job-id',
+    'DISPLAY job-state',
+    'DISPLAY job-originating-user-name',
+    'DISPLAY job-name'
+  ]))
   return displayedJobs(out).map((j) => ({ id: Number(j['job-id']), state: j['job-state'], user: j['job-originating-user-name'], name: j['job-name'] }))
 }
 
