@@ -15,10 +15,12 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { pino, type Logger } from 'pino'
-import { DocStore } from '../../crdt/store.ts'
-import { LevelPersistence } from '../../crdt/persistence.ts'
 import { Spool } from '../../devices/spool.ts'
-import { createJobService, type JobService } from '../../devices/jobs/service.ts'
+import type { JobService } from '../../devices/jobs/service.ts'
+import { MemoryNetwork } from '../../transports/memory.ts'
+import { startMeshPeer, type MeshPeer } from '../../simulations/mesh.ts'
+import { IN_PROCESS_CORE } from '../../node/roles.ts'
+import { releaseServices } from '../../node/release.ts'
 import { createOutputDevice } from '../../devices/output/registry.ts'
 import { exchangeTarget, ippExchange, IppHttpStatusError } from '../../devices/output/http-exchange.ts'
 import type { QueueInfo } from '../../devices/jobs/types.ts'
@@ -170,7 +172,7 @@ export function ippRequest (code: number, printerUri: string, opts: RequestOptio
   }
 }
 
-/** An IPP server on the real job service (level store, spool, a file printer), in this process. */
+/** An IPP server on a standalone site's node in this process (level store, the release engine, a file printer), built as the CLI builds one. */
 export interface IppRig {
   dir: string
   /** Where the file printer writes released documents. */
@@ -205,30 +207,43 @@ export async function startIppRig (opts: RigOptions = {}): Promise<IppRig> {
   const logger = opts.logger ?? pino({ level: process.env.PRINTMESH_TEST_LOG ?? 'silent' })
   const out = join(dir, 'out')
   const adminToken = randomBytes(16).toString('hex')
-  let store: DocStore | undefined
-  let jobs: JobService | undefined
+  let peer: MeshPeer | undefined
   let server: IppServer | undefined
   const stop = async (): Promise<void> => {
     await server?.stop()
-    await jobs?.stop()
-    await store?.close()
+    await peer?.stop()
     await rm(dir, { recursive: true, force: true })
   }
   try {
     const { signer } = await generateIdentity()
-    store = new DocStore(await LevelPersistence.open(join(dir, 'db')), signer)
-    const spool = await Spool.open(join(dir, 'spool'))
-    const printers = new Map([['p1', createOutputDevice(`file://${out}`, { logger })]])
+    const site = siteId('site-a')
     const queues = (opts.queues ?? [{ name: 'print', hold: true, info: 'Secure print', location: 'Floor 2' }])
       .map((q) => ({ ...q, defaultPrinter: 'p1' }))
-    jobs = createJobService({ peer: signer.id, site: siteId('site-a'), queues }, { store, spool, printers, logger })
-    await jobs.start()
+    // a standalone site's node, built as the CLI builds one (its own authority), less libp2p and the front ends
+    peer = await startMeshPeer({
+      network: new MemoryNetwork(),
+      name: 'site-a',
+      signer,
+      role: 'site',
+      site,
+      authority: signer.id,
+      dir,
+      logger,
+      services: [...IN_PROCESS_CORE, 'analyzer', 'print-engine', 'jobs'],
+      registry: releaseServices({ site, queues }),
+      components: {
+        spool: await Spool.open(join(dir, 'spool')),
+        copies: await Spool.open(join(dir, 'roaming')),
+        printers: new Map([['p1', createOutputDevice(`file://${out}`, { logger })]])
+      }
+    })
+    const jobs = peer.services.jobs as JobService
+    const store = peer.store
     const users = Object.entries(opts.users ?? {})
     if (users.length > 0) await importUsersCsv(store, users.map(([name, pin]) => `${name},${name},${pin}`).join('\n'), 'site-a', 'test')
-    const directory = store
     const authenticate = ippAuthenticator({
       logins: new LoginGuard(),
-      checkPin: async (username, pin) => await checkPin(directory, username, pin),
+      checkPin: async (username, pin) => await checkPin(store, username, pin),
       checkAdminToken: adminTokenAuthenticator(adminToken)
     })
     server = createIppServer({
@@ -246,5 +261,5 @@ export async function startIppRig (opts: RigOptions = {}): Promise<IppRig> {
     throw err
   }
   const port = server.port
-  return { dir, out, port, uri: `ipp://127.0.0.1:${port}/ipp/print`, base: `http://127.0.0.1:${port}`, jobs, server, logger, adminToken, stop }
+  return { dir, out, port, uri: `ipp://127.0.0.1:${port}/ipp/print`, base: `http://127.0.0.1:${port}`, jobs: peer.services.jobs as JobService, server, logger, adminToken, stop }
 }
