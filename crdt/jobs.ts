@@ -86,6 +86,10 @@ export interface JobRecord {
   printerJobId?: number
   /** Set while another site holds the release grant (`releasing`/`printing` for a remote printer). */
   grant?: ReleaseGrant
+  /** Released only at its holder (a terminal's Hold queue): never listed elsewhere, never granted. */
+  pinned?: boolean
+  /** The device holding the job when that is not its site's server (a terminal's name), shown where it is listed. */
+  heldAt?: string
   /** The peer that printed it, when not the holder itself (a roaming release). */
   printedBy?: { peer: PeerId, site: SiteId, printer: string }
   /** Further prints of this job found when peers reconnected (offline releases): reported, never charged twice. */

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path'
 import { startSite, type PrinterConfig, type MeshOptions } from './site.ts'
 import { startCentral } from './central.ts'
 import { isMeshMember } from './peer.ts'
-import { startTerminal } from './terminal.ts'
+import { startTerminal, RELEASE_MODES, type ReleaseMode } from './terminal.ts'
 import { startClient } from './client.ts'
 import { signerFor } from '../transports/identity.ts'
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../transports/host.ts'
@@ -68,6 +68,15 @@ const DEFAULT_P2P_PORT = 8633
 /** Repeatable options start without a default, so `--help` shows each default once, in the option's own words. */
 function collect (value: string, previous: string[] = []): string[] {
   return [...previous, value]
+}
+
+/** `hold,pull`: release modes of a terminal, each known and named once. */
+function releaseModes (value: string): ReleaseMode[] {
+  const modes = value.split(',').map((m) => m.trim())
+  const unknown = modes.filter((m) => !(RELEASE_MODES as readonly string[]).includes(m))
+  if (unknown.length > 0 || modes.length === 0) throw new InvalidArgumentError(`unknown release mode ${unknown.join(', ') || '(none)'}: choose from ${RELEASE_MODES.join(', ')}`)
+  if (new Set(modes).size !== modes.length) throw new InvalidArgumentError('a release mode is named twice')
+  return modes as ReleaseMode[]
 }
 
 function seconds (value: string): number {
@@ -281,12 +290,17 @@ withNodeOptions(program.command('terminal'), { data: './data-terminal', dataHelp
   .description('run an MFP terminal peer: the panel at /panel releases its site\'s jobs to one printer (joins a mesh with --join on first start)')
   .option('--printer <uri>', 'the MFP\'s own IPP endpoint (ipp://, ipps://) or a file:// folder (default: <data>/virtual-printer)')
   .option('--idle-logout-seconds <s>', 'the panel logs its user out after this long without a touch (default 60)', seconds)
-  .action(async (opts: NodeCliOptions & { printer?: string, idleLogoutSeconds?: number /* ms, from seconds() */ }) => {
+  .option('--ipp-port <n>', 'IPP port workstations print to directly (device spooling: /printers/direct, /printers/hold, /printers/pull)', port, DEFAULT_IPP_PORT)
+  .option('--modes <list>', 'release modes offered, comma-separated, the first also at /ipp/print: direct, hold, pull (default: hold,pull,direct)', releaseModes)
+  .option('--name <name>', 'the name other peers show beside jobs held at this terminal (default: the host name)')
+  .action(async (opts: NodeCliOptions & { printer?: string, idleLogoutSeconds?: number /* ms, from seconds() */, ippPort: number, modes?: ReleaseMode[], name?: string }) => {
     const logger = createLogger(opts.logLevel)
     const mesh = meshOptions(opts)
     const terminal = await starting(startTerminal({
-      data: opts.data, host: opts.host, httpPort: opts.httpPort, mesh,
+      data: opts.data, host: opts.host, httpPort: opts.httpPort, ippPort: opts.ippPort, mesh,
+      ...(opts.modes !== undefined ? { modes: opts.modes } : {}),
       ...(opts.printer !== undefined ? { printer: opts.printer } : {}),
+      ...(opts.name !== undefined ? { name: opts.name } : {}),
       ...(opts.idleLogoutSeconds !== undefined ? { idleLogoutMs: opts.idleLogoutSeconds } : {}),
       ...await adminTokenOption(opts)
     }, logger), portsOf(opts, mesh))

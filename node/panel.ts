@@ -2,16 +2,18 @@
  * The terminal's implementation of the panel contract (ui/api.ts `PanelApi`): the jobs a
  * logged-in user can release at this device, released through the one release engine.
  *
- * A terminal holds no jobs of its own yet (device spooling comes later): every job it lists
- * is held by a peer of its site (the site server) or of a partner site, and a release is
- * the roaming path: a grant from the holder (at most once), the document fetched over the
- * blob protocol, printed on this terminal's printer, followed and charged once by this
- * terminal (its own accounting document).
+ * It lists the user's jobs held here (device spooling: Hold and Pull queues) and those held
+ * by other peers of its site (the site server, other terminals' Pull jobs) or of a partner
+ * site. A job held here is released by the job service directly; any other through the
+ * roaming path: a grant from its holder (at most once), the document fetched over the blob
+ * protocol, printed on this terminal's printer, followed and charged once by this terminal
+ * (its own accounting document).
  */
 import type { Logger } from 'pino'
 import type { JobView, Actor } from '../devices/jobs/types.ts'
 import { TERMINAL_STATES } from '../devices/jobs/types.ts'
 import type { RoamingService } from '../devices/jobs/roaming.ts'
+import type { JobService } from '../devices/jobs/service.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
 import type { PanelApi, PanelJob, PanelStatus, ReleaseAllOutcome } from '../ui/api.ts'
 import type { SyncTransport } from '../transports/types.ts'
@@ -33,6 +35,7 @@ export interface PanelInit {
 }
 
 export interface PanelComponents {
+  jobs: JobService
   roaming: RoamingService
   printers: ReadonlyMap<string, OutputDevice>
   transport: SyncTransport
@@ -62,9 +65,13 @@ export function createPanelApi (init: PanelInit, c: PanelComponents): PanelApi &
     ...(j.source?.hostname !== undefined ? { source: j.source.hostname } : {}),
     ...(j.message !== undefined && j.state !== 'held' ? { message: j.message } : {})
   })
-  const mine = (actor: Actor): JobView[] => c.roaming.listPartnerJobs(actor.user)
-    .filter((j) => j.state !== 'deleted' && j.state !== 'expired' && shown(j))
+  const mine = (actor: Actor): JobView[] => [...c.jobs.listJobs({ which: 'all', owner: actor.user }), ...c.roaming.listPartnerJobs(actor.user)]
+    .filter((j) => j.state !== 'deleted' && j.state !== 'expired' && j.state !== 'received' && shown(j))
     .sort((a, b) => b.createdAt - a.createdAt)
+  /** Whether this terminal holds the job itself (device spooling). */
+  const local = (id: string): boolean => c.jobs.getById(id) !== undefined
+  const release = async (actor: Actor, id: string): Promise<JobView> =>
+    local(id) ? await c.jobs.release(id, actor, init.printer) : await c.roaming.releaseRemote(actor, id, init.printer)
 
   return {
     status (): PanelStatus {
@@ -80,14 +87,14 @@ export function createPanelApi (init: PanelInit, c: PanelComponents): PanelApi &
     jobs: (actor) => mine(actor).map(view),
 
     async release (actor, id) {
-      return view(await c.roaming.releaseRemote(actor, id, init.printer))
+      return view(await release(actor, id))
     },
 
     async releaseAll (actor): Promise<ReleaseAllOutcome> {
       const out: ReleaseAllOutcome = { released: [], refused: [] }
       for (const job of mine(actor).filter((j) => j.state === 'held').reverse()) {
         try {
-          out.released.push(view(await c.roaming.releaseRemote(actor, job.id, init.printer)))
+          out.released.push(view(await release(actor, job.id)))
         } catch (err) {
           c.logger.info({ job: job.id, err: (err as Error).message }, 'release all: a job was refused')
           out.refused.push({ id: job.id, name: job.name, message: (err as Error).message })
@@ -97,7 +104,8 @@ export function createPanelApi (init: PanelInit, c: PanelComponents): PanelApi &
     },
 
     async remove (actor, id) {
-      await c.roaming.deleteRemote(actor, id)
+      if (local(id)) await c.jobs.cancel(id, actor)
+      else await c.roaming.deleteRemote(actor, id)
     },
 
     async refreshPrinter () {

@@ -59,7 +59,7 @@ export interface ReleaseServicesInit {
   /** This peer's queues (the first is the default). */
   queues: QueueInfo[]
   /** Job service timings (see JobServiceInit); `sweepMs: 0` leaves sweeps to the caller. */
-  jobs?: Pick<JobServiceInit, 'holdMs' | 'retentionMs' | 'sweepMs' | 'busyBackoffMs'>
+  jobs?: Pick<JobServiceInit, 'holdMs' | 'retentionMs' | 'sweepMs' | 'busyBackoffMs' | 'deviceName'>
   /** Grant lifetime and the roaming pass period (`tickMs: 0` leaves passes to the caller). */
   roaming?: { grantTtlMs?: number, tickMs?: number }
   /** Cap on the rate this peer sends job documents to partners (release-server). */

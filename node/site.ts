@@ -17,12 +17,10 @@ import { libp2pRoamingLink } from './roaming.ts'
 import { certifiedSiteOf, releaseServices } from './release.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
-import { createIppServer, type IppServer } from '../devices/ipp/server.ts'
+import type { IppServer } from '../devices/ipp/server.ts'
+import { ippService } from './intake.ts'
 import type { AnonymousJobList } from '../devices/ipp/auth.ts'
-import { ippAuthenticator } from './ipp-auth.ts'
-import { checkPin } from './users.ts'
 import { LoginGuard } from '../ui/rate-limit.ts'
-import { adminTokenAuthenticator } from '../ui/sessions.ts'
 import { ippDnsSdGroups } from '../devices/ipp/dnssd.ts'
 import { createDnsSdAdvertiser } from './dnssd.ts'
 import { countOwnUsage } from './usage-metrics.ts'
@@ -157,22 +155,13 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
         stop: async () => { stopCounting?.() }
       }
     }),
-    ipp: () => serviceFactory<C, IppServer>(['jobs', 'metrics', 'logger', 'store', 'adminToken', 'logins'], (c) => createIppServer({
-      domain: c.jobs,
-      logger: c.logger,
+    ipp: ippService({
       host: config.host,
       port: config.ippPort,
       uriHost: displayHost,
-      onAnswered: c.metrics.ippAnswered,
-      // the web login's checks and limits (node/ipp-auth.ts)
-      authenticate: ippAuthenticator({
-        logins: c.logins,
-        checkPin: async (username, pin) => await checkPin(c.store, username, pin),
-        checkAdminToken: adminTokenAuthenticator(c.adminToken)
-      }),
       realm: `printmesh ${info.site}`,
       ...(config.ippJobList !== undefined ? { anonymousJobs: config.ippJobList } : {})
-    })),
+    }),
     http: () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine }, HttpServer>([...PEER_VIEW, 'jobs', 'roaming', 'printers', 'adminToken', 'logins', 'logger'], (c) => {
       const api = createSiteApi({ info, peer: c.self.id, adminToken: c.adminToken, store: c.store, jobs: c.jobs, roaming: c.roaming, printers: c.printers, directoryAuthority: () => c.membership.authority === c.self.id })
       const mesh = createMeshApi(peerOf(c), c.logger)

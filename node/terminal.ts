@@ -10,10 +10,19 @@
  * Services, in start order (node/roles.ts `ROLES.terminal`): the peer core, then analyzer
  * → print-engine → jobs → roaming → release-server → http (panel, mesh, login).
  *
+ * Device spooling: workstations may print straight to the terminal over IPP, to a queue per
+ * release mode ({@link RELEASE_MODES}): Direct prints on arrival, Hold keeps the job for
+ * this device only, Pull keeps it here but lists it at every peer of the site, which
+ * releases it through this terminal's grant, as any holder's.
+ *
  * Not yet here (issue 12): card login, PIN-only login, offline credential cache encrypted
- * at rest, copy accounting through device counters; device spooling is issue 13.
+ * at rest, copy accounting through device counters; (issue 13) the Delegated mode, modes as
+ * replicated site configuration.
  */
 import { join, resolve } from 'node:path'
+import { hostname as osHostname } from 'node:os'
+import type { IppServer } from '../devices/ipp/server.ts'
+import { ippService } from './intake.ts'
 import type { Logger } from 'pino'
 import { Spool } from '../devices/spool.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
@@ -44,35 +53,62 @@ export const TERMINAL_PRINTER = 'device'
 /** How often the panel asks the printer how it is (its state shows on the panel before login). */
 const PRINTER_PROBE_MS = 10_000
 
+/**
+ * Device spooling: how a job sent straight to this terminal is released.
+ * - `direct`: printed on arrival on this terminal's printer.
+ * - `hold`: held here, released only here after login, never listed elsewhere.
+ * - `pull`: held here, listed at every peer of the site (and roaming partners), released
+ *   anywhere through this terminal's grant.
+ */
+export const RELEASE_MODES = ['direct', 'hold', 'pull'] as const
+export type ReleaseMode = typeof RELEASE_MODES[number]
+
+/** The queue of each release mode (at `/printers/<mode>`; the default mode's also at `/ipp/print`). */
+const MODE_QUEUES: Record<ReleaseMode, { hold: boolean, pinned: boolean, info: string }> = {
+  direct: { hold: false, pinned: false, info: 'prints on arrival' },
+  hold: { hold: true, pinned: true, info: 'held for release at this device' },
+  pull: { hold: true, pinned: false, info: 'held for release at any printer of the site' }
+}
+
 export interface TerminalConfig extends LightPeerConfig {
   /** The MFP's IPP endpoint (`ipp://…`, `ipps://…`) or a `file://` folder; default `<data>/virtual-printer`. */
   printer?: string
   /** Idle time after which the panel logs its user out. */
   idleLogoutMs?: number
+  /** IPP port of device spooling (0 picks a free one). */
+  ippPort: number
+  /** Release modes offered, the default first (its queue also answers `/ipp/print`); default all, `hold` first. */
+  modes?: readonly ReleaseMode[]
+  /** The name this terminal's jobs are listed under elsewhere (default: the host name). */
+  name?: string
 }
 
 export interface RunningTerminal {
   peer: Peer
   node: Node
   httpPort: number
+  ippPort: number
+  jobs: JobService
   roaming: RoamingService
   stop (): Promise<void>
 }
 
-function terminalServices (config: TerminalConfig, site: SiteId): ServiceRegistry {
-  type C = PeerComponents & { transport: Libp2pTransport, sync: SyncEngine, adminToken: string, logins: LoginGuard, roaming: RoamingService, printers: ReturnType<typeof printersOf> }
+function terminalServices (config: TerminalConfig, site: SiteId, name: string): ServiceRegistry {
+  const modes = config.modes ?? ['hold', 'pull', 'direct']
+  type C = PeerComponents & { transport: Libp2pTransport, sync: SyncEngine, adminToken: string, logins: LoginGuard, jobs: JobService, roaming: RoamingService, printers: ReturnType<typeof printersOf> }
   return {
     ...CORE_SERVICES,
     ...releaseServices({
       site,
-      // no intake yet (device spooling, issue 13): the job service holds nothing, but it is the holder side every releasing peer runs
-      queues: [{ name: 'hold', hold: true, defaultPrinter: TERMINAL_PRINTER, info: `printmesh terminal at ${site}`, location: site }]
+      queues: modes.map((mode) => ({ name: mode, ...MODE_QUEUES[mode], info: `${name}: ${MODE_QUEUES[mode].info}`, defaultPrinter: TERMINAL_PRINTER, location: site })),
+      jobs: { deviceName: name }
     }),
-    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logins', 'roaming', 'printers', 'clock', 'logger'], (c) => {
+    ipp: ippService({ host: config.host, port: config.ippPort, realm: `printmesh ${name}` }),
+    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logins', 'jobs', 'roaming', 'printers', 'clock', 'logger'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger)
       const panel = createPanelApi(
         { site, printer: TERMINAL_PRINTER, ...(config.idleLogoutMs !== undefined ? { idleLogoutMs: config.idleLogoutMs } : {}) },
-        { roaming: c.roaming, printers: c.printers, transport: c.transport, membership: c.membership, logger: c.logger, now: c.clock.now })
+        { jobs: c.jobs, roaming: c.roaming, printers: c.printers, transport: c.transport, membership: c.membership, logger: c.logger, now: c.clock.now })
       const server = createHttpServer({
         mesh,
         users: { authenticateUser: async (username, pin) => await checkPin(c.store, username, pin) ? { user: username, admin: false } : undefined },
@@ -124,8 +160,12 @@ export async function startTerminal (config: TerminalConfig, logger: Logger, ser
     printers,
     roamingLink: libp2pRoamingLink(core.host, certifiedSiteOf(core.membership))
   }
-  const node = await startRoleNode<{ http: HttpServer, roaming: RoamingService, jobs: JobService }>('terminal', terminalServices(config, site), components, log, services)
-  const { http, roaming } = node.services
-  log.info({ peer: core.self.id, site, httpPort: http.port, panel: `http://${config.host}:${http.port}/panel`, printer: printers.get(TERMINAL_PRINTER)?.uri, listen: core.host.getMultiaddrs().map(String) }, 'terminal ready')
-  return { peer: peerOf(node.components), node, httpPort: http.port, roaming, stop: async () => await node.stop() }
+  const name = config.name ?? osHostname()
+  const node = await startRoleNode<{ http: HttpServer, roaming: RoamingService, jobs: JobService, ipp: IppServer }>('terminal', terminalServices(config, site, name), components, log, services)
+  const { http, roaming, ipp, jobs } = node.services
+  log.info({
+    peer: core.self.id, site, name, httpPort: http.port, ippPort: ipp.port, modes: jobs.queues().map((q) => q.name),
+    panel: `http://${config.host}:${http.port}/panel`, printer: printers.get(TERMINAL_PRINTER)?.uri, listen: core.host.getMultiaddrs().map(String)
+  }, 'terminal ready')
+  return { peer: peerOf(node.components), node, httpPort: http.port, ippPort: ipp.port, jobs, roaming, stop: async () => await node.stop() }
 }

@@ -110,7 +110,7 @@ async function startLightPeer (role: 'terminal' | 'client', opts: { dataDir?: st
 
 /** A `printmesh terminal` process. */
 export async function startTerminal (opts: { dataDir?: string, args?: string[] } = {}): Promise<SiteProcess> {
-  return await startLightPeer('terminal', opts)
+  return await startLightPeer('terminal', { ...opts, args: ['--ipp-port', '0', ...(opts.args ?? [])] })
 }
 
 /** A `printmesh client` process. */

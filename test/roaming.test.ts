@@ -20,7 +20,7 @@ import { Spool } from '../devices/spool.ts'
 import type { JobService } from '../devices/jobs/service.ts'
 import type { RoamingService } from '../devices/jobs/roaming.ts'
 import { PrinterError, type OutputDevice, type PrintRequest, type PrintProgress, type PrinterJobOutcome } from '../devices/output/types.ts'
-import { NotPartnerError, NotAuthorizedError, InvalidJobStateError, HolderUnreachableError, type JobRecord, type JobView } from '../devices/jobs/types.ts'
+import { NotPartnerError, NotAuthorizedError, InvalidJobStateError, HolderUnreachableError, JobNotFoundError, type JobRecord, type JobView } from '../devices/jobs/types.ts'
 import { MemoryRoamingHub } from '../simulations/roaming-link.ts'
 import { acctDoc, periodOf, jobsDoc } from '../crdt/names.ts'
 import { listUsage, totalUsage, type UsageRecord } from '../crdt/accounting.ts'
@@ -101,7 +101,7 @@ const siteServices = (site: SiteId, printer: RecordingPrinter): PeerServices => 
   registry: releaseServices({
     site,
     hostname: `${site}.branch.example`,
-    queues: [{ name: 'print', hold: true, defaultPrinter: 'mfp', info: '', location: '' }],
+    queues: [{ name: 'print', hold: true, defaultPrinter: 'mfp', info: '', location: '' }, { name: 'here-only', hold: true, pinned: true, defaultPrinter: 'mfp', info: '', location: '' }],
     roaming: { grantTtlMs: 60_000 }
   }),
   components: {
@@ -213,6 +213,26 @@ test('a job printed at A is released at B: same bytes at B\'s printer, printed a
   assert.is(usageAt(a).length, 0, 'the holder charges nothing')
   await until(() => listedAt(b, job.id)?.state === 'printed', 10_000, 'printed shown at b')
   await rejects(b.roaming.releaseRemote({ user: 'alice', admin: false }, job.id), InvalidJobStateError)
+})
+
+test('a job of a pinned queue (a terminal\'s Hold mode) is released only at its holder: partners neither list it, nor get a grant or its document', async () => {
+  const [a, b] = await threeSites('separate')
+  const job = await a.jobs.createJob({ queue: 'here-only', owner: 'alice', name: 'private', copies: 1, sides: 'one-sided' })
+  await a.jobs.addDocument(job.ippId, { format: 'text/plain', data: Readable.from([DOCUMENT]) })
+  const shared = await printAt(a) // a job of an ordinary queue, to know when replication reached b
+  await until(() => listedAt(b, shared.id)?.state === 'held', 10_000, 'the ordinary job listed at b')
+  assert.ok(b.peer.store.get(jobsDoc(a.peer.id, periodOf(now))) !== undefined && listedAt(b, job.id) === undefined, 'b has a\'s jobs but does not list the pinned one')
+  await rejects(b.roaming.releaseRemote({ user: 'alice', admin: false }, job.id), JobNotFoundError)
+  // asked directly, the holder refuses the grant and the document
+  const reply = await hub.linkFor(b.peer.id).requestGrant(a.peer.id, { jobId: job.id, user: 'alice', printer: 'mfp' }, AbortSignal.timeout(5_000))
+  assert.equal([reply.ok, reply.ok ? '' : reply.error], [false, 'not-authorized'])
+  assert.is(a.roaming.mayFetch(b.peer.id, SHA), true, 'the same document of the ordinary job is fetchable')
+  await a.jobs.cancel(shared.id, { user: 'alice', admin: false })
+  assert.is(a.roaming.mayFetch(b.peer.id, SHA), false, 'the pinned job\'s document is not')
+  assert.is(stateAt(a, job.id), 'held')
+  await a.jobs.release(job.id, { user: 'alice', admin: false })
+  await until(() => stateAt(a, job.id) === 'printed', 10_000, 'released at its holder')
+  assert.equal(a.printer.printed, [{ job: 'private', sha256: SHA }])
 })
 
 test('concurrent releases of one job at B and C print it exactly once', async () => {

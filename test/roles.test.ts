@@ -144,7 +144,7 @@ test('a terminal and a client join central with join strings; each one\'s servic
   for (const [role, start] of [['terminal', startTerminal], ['client', startClient]] as const) {
     const data = await dir()
     const before = handles()
-    const node = await start({ data, host: '127.0.0.1', httpPort: 0, mesh: mesh(await joinString(role, 'site-a')), adminToken: ADMIN_TOKEN }, logger)
+    const node = await start({ data, host: '127.0.0.1', httpPort: 0, ippPort: 0, mesh: mesh(await joinString(role, 'site-a')), adminToken: ADMIN_TOKEN }, logger)
     running.push(node)
     assert.equal(node.node.order, ROLES[role])
     assert.is(node.peer.membership.certificate()?.role, role, `${role}: its certificate says what it is`)

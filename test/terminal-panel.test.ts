@@ -9,112 +9,56 @@
 // Screenshots: see helpers/browser.ts (PRINTMESH_SCREENSHOT_DIR keeps them).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { createHash } from 'node:crypto'
-import { spawnSync } from 'node:child_process'
-import { readFile, rm, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import { startSite, startCentral, startTerminal, tempDir, type SiteProcess } from '../simulations/node-process.ts'
+import type { SiteProcess } from '../simulations/node-process.ts'
 import { until } from '../simulations/wait.ts'
-import { admin } from './helpers/node-api.ts'
-import { startIppEvePrinter, type IppEvePrinter } from './helpers/ippeveprinter.ts'
+import type { IppEvePrinter } from './helpers/ippeveprinter.ts'
 import { printFile } from './helpers/ipptool.ts'
-import { makePdf } from './fixtures/documents.ts'
 import { runCleanup, startBrowser, type TestBrowser } from './helpers/browser.ts'
+import {
+  startTerminalMesh, panelLogin, panel, panelJobs, jobsAt, usageAt, makeDocument, printedBy, MESH_TIMEOUT_MS,
+  type TerminalMesh, type PanelSession, type PanelJob, type SiteJob, type Usage
+} from './helpers/terminal-mesh.ts'
 
-/** Mesh operations wait at most this long (joining, first sync, a release across two peers). */
-const MESH_TIMEOUT_MS = 45_000
 /** Longest wait for the panel to show something (it polls every 2 s). */
 const UI_TIMEOUT_MS = 20_000
 /** The panel's idle logout in this file: short, so the test sees it happen, long enough for a loaded machine between two clicks. */
 const IDLE_LOGOUT_S = 15
 const ALICE_PIN = '246810'
 const BOB_PIN = '135790'
-const CLI = new URL('../node/cli.ts', import.meta.url).pathname
 
-let central: SiteProcess | undefined
-let site: SiteProcess | undefined
-let terminal: SiteProcess | undefined
-let printer: IppEvePrinter | undefined
+let mesh: TerminalMesh | undefined
 let browser: TestBrowser | undefined
-let docs = ''
-let centralDir = ''
 
-/** A logged-in panel user: the session cookie and CSRF token the panel page would hold. */
-interface PanelSession { cookie: string, csrf: string }
-
-async function login (username: string, pin: string): Promise<{ status: number, session?: PanelSession, body: Record<string, unknown> }> {
-  const res = await fetch(`${terminalNode().httpUrl}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, pin }) })
-  const body = await res.json() as Record<string, unknown>
-  const cookie = res.headers.get('set-cookie')?.split(';')[0]
-  return { status: res.status, body, ...(cookie !== undefined && res.ok ? { session: { cookie, csrf: String(body.csrfToken) } } : {}) }
-}
-
-async function panel<T> (s: PanelSession, method: string, path: string): Promise<{ status: number, body: T }> {
-  const res = await fetch(`${terminalNode().httpUrl}${path}`, { method, headers: { cookie: s.cookie, 'x-csrf-token': s.csrf } })
-  return { status: res.status, body: await res.json() as T }
-}
-
-interface PanelJob { id: string, name: string, state: string, pages?: number, colorPages?: number, copies: number, sides: string, createdAt: number, source?: string, message?: string }
-const panelJobs = async (s: PanelSession): Promise<PanelJob[]> => (await panel<{ jobs: PanelJob[] }>(s, 'GET', '/api/panel/jobs')).body.jobs
-
-interface SiteJob { id: string, ippId: number, state: string, name: string, owner: string, printer?: string }
-const siteJob = async (id: string): Promise<SiteJob | undefined> => (await admin<{ jobs: SiteJob[] }>(siteNode(), '/api/jobs?scope=all')).jobs.find((j) => j.id === id)
-interface Usage { id: string, kind: string, user: string, jobId: string, printer: string, site: string, pages: number, colorPages: number, sheets: number, copies: number }
-const usageAtSite = async (): Promise<Usage[]> => (await admin<{ records: Usage[] }>(siteNode(), '/api/usage/records')).records
-
-function siteNode (): SiteProcess { if (site === undefined) throw new Error('no site'); return site }
-function terminalNode (): SiteProcess { if (terminal === undefined) throw new Error('no terminal'); return terminal }
+function m (): TerminalMesh { if (mesh === undefined) throw new Error('no mesh'); return mesh }
+function siteNode (): SiteProcess { return m().site }
+function terminalNode (): SiteProcess { return m().terminals[0].node }
+function printerOf (): IppEvePrinter { return m().terminals[0].printer }
+const login = async (username: string, pin: string): Promise<{ status: number, session?: PanelSession, body: Record<string, unknown> }> => await panelLogin(terminalNode(), username, pin)
+const siteJob = async (id: string): Promise<SiteJob | undefined> => (await jobsAt(siteNode())).find((j) => j.id === id)
+const usageAtSite = async (): Promise<Usage[]> => await usageAt(siteNode())
+const printedFiles = async (): Promise<string[]> => await printedBy(printerOf())
 
 /** Prints a PDF of `pages` pages (`color` of them in colour) to the site as `user`; returns the job's mesh id and the document's sha256. */
 async function printAtSite (user: string, name: string, pages: number, color: number[]): Promise<{ id: string, sha256: string }> {
-  const pdf = await makePdf(docs, { pages, colorPages: color, title: name }) // its own bytes: the printer's files tell jobs apart
-  const ippId = await printFile(siteNode().ippUri, pdf, { user, format: 'application/pdf', name })
-  const sha256 = createHash('sha256').update(await readFile(pdf)).digest('hex')
+  const doc = await makeDocument(m().docs, name, pages, color)
+  const ippId = await printFile(siteNode().ippUri, doc.path, { user, format: 'application/pdf', name })
   let id = ''
   await until(async () => {
-    const job = (await admin<{ jobs: SiteJob[] }>(siteNode(), '/api/jobs?scope=all')).jobs.find((j) => j.ippId === ippId && j.state === 'held')
+    const job = (await jobsAt(siteNode())).find((j) => j.ippId === ippId && j.state === 'held')
     id = job?.id ?? ''
     return job !== undefined
   }, MESH_TIMEOUT_MS, `${name} held at the site`)
-  return { id, sha256 }
-}
-
-async function printedFiles (): Promise<string[]> {
-  if (printer === undefined) return []
-  const files = await printer.jobFiles()
-  return await Promise.all(files.map(async (f) => createHash('sha256').update(await readFile(f)).digest('hex')))
+  return { id, sha256: doc.sha256 }
 }
 
 test.before(async () => {
-  docs = await tempDir('printmesh-docs-')
-  centralDir = await tempDir('printmesh-central-')
-  // users come from central's directory, imported before its first start
-  const csv = join(docs, 'users.csv')
-  await writeFile(csv, `alice,Alice Liddell,${ALICE_PIN}\nbob,Bob Builder,${BOB_PIN}\n`)
-  const imported = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'users', 'import', csv, '--data', centralDir], { encoding: 'utf8' })
-  if (imported.status !== 0) throw new Error(`users import failed: ${imported.stderr}`)
-  central = await startCentral({ dataDir: centralDir })
-  const token = async (role: string): Promise<string> =>
-    (await admin<{ joinString: string }>(central as SiteProcess, '/api/mesh/tokens', { method: 'POST', body: { role, site: 'site-a' } })).joinString
-  site = await startSite({ args: ['--site', 'site-a', '--hostname', 'print.site-a.example', '--join', await token('site')] })
-  printer = await startIppEvePrinter({ name: 'terminal mfp' })
-  terminal = await startTerminal({ args: ['--join', await token('terminal'), '--printer', printer.uri, '--idle-logout-seconds', String(IDLE_LOGOUT_S)] })
-  // the terminal logs users in from the directory replicated to it: wait until it has it
-  await until(async () => {
-    const status = await (await fetch(`${terminalNode().httpUrl}/api/panel/status`)).json() as { online: boolean }
-    const mesh = await admin<{ documents: Array<{ doc: string, peers: Record<string, string> }> }>(terminalNode(), '/api/mesh')
-    return status.online && mesh.documents.some((d) => d.doc === 'v1/directory' && Object.values(d.peers).includes('in-sync'))
-  }, MESH_TIMEOUT_MS, 'the terminal online with the directory')
+  mesh = await startTerminalMesh({ alice: ALICE_PIN, bob: BOB_PIN }, [['--idle-logout-seconds', String(IDLE_LOGOUT_S)]])
 })
 
 test.after(async () => {
   await runCleanup([
     ['browser', async () => await browser?.close()],
-    ['terminal', async () => await terminal?.stop()],
-    ['site', async () => await site?.stop()],
-    ['central', async () => await central?.stop()],
-    ['printer', async () => await printer?.stop()],
-    ['folders', async () => { for (const d of [docs, centralDir]) if (d !== '') await rm(d, { recursive: true, force: true }) }]
+    ['mesh', async () => await mesh?.stop()]
   ])
 })
 
@@ -122,7 +66,7 @@ test('the panel says which site and printer it serves, and that it is online', a
   const status = await (await fetch(`${terminalNode().httpUrl}/api/panel/status`)).json() as { site: string, online: boolean, printer: { uri: string, state: string }, idleLogoutMs: number }
   assert.is(status.site, 'site-a')
   assert.is(status.online, true)
-  assert.is(status.printer.uri, printer?.uri)
+  assert.is(status.printer.uri, printerOf().uri)
   assert.is(status.idleLogoutMs, IDLE_LOGOUT_S * 1000)
   await until(async () => ((await (await fetch(`${terminalNode().httpUrl}/api/panel/status`)).json()) as { printer: { state: string } }).printer.state === 'idle', UI_TIMEOUT_MS, 'the printer probed idle')
 })

@@ -197,13 +197,14 @@ export class RoamingService implements RoamingHolder {
 
   // ---- listing -------------------------------------------------------------------------
 
+  /** Jobs other peers hold that may be released elsewhere (a pinned job is released only at its holder). */
   private *remoteJobs (): Generator<RemoteJob> {
     for (const name of this.c.store.openNames()) {
       const parsed = parseDocName(name)
       if (parsed?.family !== 'jobs' || parsed.peer === this.init.peer || parsed.peer === undefined) continue
       const doc = this.c.store.get(name)
       if (doc === undefined) continue
-      for (const job of jobsFamily.listJobs(doc)) yield { holder: parsed.peer, job }
+      for (const job of jobsFamily.listJobs(doc)) if (job.pinned !== true) yield { holder: parsed.peer, job }
     }
   }
 
@@ -236,7 +237,7 @@ export class RoamingService implements RoamingHolder {
   /** A remote job with its source, and with this site's own release of it when that is ahead of the holder's record. */
   view (holder: PeerId, job: JobRecord): JobView {
     const rel = this.releaseOf(job.id)
-    const source = { site: job.site, hostname: this.settingsOf(job.site).hostname, peer: holder }
+    const source = { site: job.site, hostname: job.heldAt ?? this.settingsOf(job.site).hostname, peer: holder }
     const prefetched = job.sha256 !== undefined && this.prefetched.has(job.sha256)
     const base: JobView = { ...job, source, prefetched }
     if (rel === undefined || TERMINAL_STATES.has(job.state)) return base
@@ -444,7 +445,7 @@ export class RoamingService implements RoamingHolder {
 
   blobPath (sha256: string): string | undefined {
     for (const job of this.c.jobs.listJobs({ which: 'not-completed' })) {
-      if (job.sha256 === sha256 && FETCHABLE.has(job.state)) return this.c.spool.path(sha256)
+      if (job.sha256 === sha256 && FETCHABLE.has(job.state) && job.pinned !== true) return this.c.spool.path(sha256)
     }
     return undefined
   }

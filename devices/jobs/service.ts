@@ -77,6 +77,8 @@ export interface JobServiceInit {
   sweepMs?: number
   /** First wait before offering a job again to a printer that stayed busy (default {@link DEFAULT_BUSY_BACKOFF_MS}); doubles per round. */
   busyBackoffMs?: number
+  /** The name this peer's jobs are listed under elsewhere when it is not its site's server (a terminal's host name). */
+  deviceName?: string
 }
 
 export interface JobServiceComponents {
@@ -339,6 +341,8 @@ export class JobService implements JobDomain {
       copies: req.copies,
       sides: req.sides,
       ...(req.media !== undefined ? { media: req.media } : {}),
+      ...(queue.pinned === true ? { pinned: true } : {}),
+      ...(this.init.deviceName !== undefined ? { heldAt: this.init.deviceName } : {}),
       createdAt: now,
       updatedAt: now
     }
@@ -494,6 +498,7 @@ export class JobService implements JobDomain {
    */
   async grantRelease (jobId: string, to: { peer: PeerId, site: SiteId, printer: string }, by: Actor, ttlMs: number): Promise<JobRecord> {
     const { doc, job } = this.locate(jobId)
+    if (job.pinned === true) throw new NotAuthorizedError(`job ${job.ippId} is held for release at its own device only`)
     this.authorize(job, by)
     if (job.state !== 'held') throw new InvalidJobStateError(`job ${job.ippId} is ${job.state}, not held`)
     if (job.sha256 === undefined) throw new InvalidJobStateError(`job ${job.ippId} has no document`)

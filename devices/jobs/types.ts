@@ -40,6 +40,11 @@ export interface QueueInfo {
    * Default false: the owner is the requesting-user-name the client sends (`lp -U bob`).
    */
   authenticatedIntake?: boolean
+  /**
+   * Jobs of this queue are released only at the peer holding them (a terminal's Hold mode):
+   * no other peer lists them, gets a grant for them or fetches their document.
+   */
+  pinned?: boolean
 }
 
 export interface CreateJobRequest {

@@ -1,0 +1,58 @@
+/**
+ * IPP intake as a service, for every role that accepts jobs over IPP: sites (their queues)
+ * and terminals (device spooling: a queue per release mode). Workstations print to it with
+ * their ordinary driverless clients; users and admins authenticate with the same checks and
+ * login limits as the web login (node/ipp-auth.ts).
+ */
+import { createIppServer, type IppServer } from '../devices/ipp/server.ts'
+import type { AnonymousJobList } from '../devices/ipp/auth.ts'
+import type { JobService } from '../devices/jobs/service.ts'
+import type { DocStore } from '../crdt/store.ts'
+import type { LoginGuard } from '../ui/rate-limit.ts'
+import { adminTokenAuthenticator } from '../ui/sessions.ts'
+import type { Logger } from 'pino'
+import { ippAuthenticator } from './ipp-auth.ts'
+import { checkPin } from './users.ts'
+import { serviceFactory, type ServiceFactory } from './compose.ts'
+import type { NodeMetrics } from '../ui/metrics.ts'
+
+export interface IppServiceInit {
+  /** Address to listen on. */
+  host: string
+  /** TCP port; 0 picks a free one. */
+  port: number
+  /** Host name put in the URIs handed back to clients (default: what each client asked for). */
+  uriHost?: string
+  /** The Basic realm clients are asked to log in to. */
+  realm: string
+  /** What Get-Jobs shows clients that did not log in (default: the server's). */
+  anonymousJobs?: AnonymousJobList
+}
+
+interface IppComponents {
+  jobs: JobService
+  metrics: Pick<NodeMetrics, 'ippAnswered'>
+  logger: Logger
+  store: DocStore
+  adminToken: string
+  logins: LoginGuard
+}
+
+/** The IPP server on this peer's job service (`ipp`). */
+export const ippService = (init: IppServiceInit) => (): ServiceFactory<IppServer> => serviceFactory<IppComponents, IppServer>(
+  ['jobs', 'metrics', 'logger', 'store', 'adminToken', 'logins'], (c) => createIppServer({
+    domain: c.jobs,
+    logger: c.logger,
+    host: init.host,
+    port: init.port,
+    ...(init.uriHost !== undefined ? { uriHost: init.uriHost } : {}),
+    onAnswered: c.metrics.ippAnswered,
+    // the web login's checks and limits (node/ipp-auth.ts)
+    authenticate: ippAuthenticator({
+      logins: c.logins,
+      checkPin: async (username, pin) => await checkPin(c.store, username, pin),
+      checkAdminToken: adminTokenAuthenticator(c.adminToken)
+    }),
+    realm: init.realm,
+    ...(init.anonymousJobs !== undefined ? { anonymousJobs: init.anonymousJobs } : {})
+  }))
