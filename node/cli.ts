@@ -292,12 +292,13 @@ withNodeOptions(program.command('terminal'), { data: './data-terminal', dataHelp
   .option('--idle-logout-seconds <s>', 'the panel logs its user out after this long without a touch (default 60)', seconds)
   .option('--ipp-port <n>', 'IPP port workstations print to directly (device spooling: /printers/direct, /printers/hold, /printers/pull)', port, DEFAULT_IPP_PORT)
   .option('--modes <list>', 'release modes offered, comma-separated, the first also at /ipp/print: direct, hold, pull (default: hold,pull,direct)', releaseModes)
-  .option('--name <name>', 'the name other peers show beside jobs held at this terminal (default: the host name)')
-  .action(async (opts: NodeCliOptions & { printer?: string, idleLogoutSeconds?: number /* ms, from seconds() */, ippPort: number, modes?: ReleaseMode[], name?: string }) => {
+  .option('--name <name>', 'the name other peers show beside jobs held at this terminal, and its queues\' DNS-SD name (default: the host name)')
+  .option('--no-dnssd', 'do not advertise the queues by DNS-SD (_ipp._tcp through avahi)')
+  .action(async (opts: NodeCliOptions & { printer?: string, idleLogoutSeconds?: number /* ms, from seconds() */, ippPort: number, modes?: ReleaseMode[], name?: string, dnssd: boolean }) => {
     const logger = createLogger(opts.logLevel)
     const mesh = meshOptions(opts)
     const terminal = await starting(startTerminal({
-      data: opts.data, host: opts.host, httpPort: opts.httpPort, ippPort: opts.ippPort, mesh,
+      data: opts.data, host: opts.host, httpPort: opts.httpPort, ippPort: opts.ippPort, dnssd: opts.dnssd, mesh,
       ...(opts.modes !== undefined ? { modes: opts.modes } : {}),
       ...(opts.printer !== undefined ? { printer: opts.printer } : {}),
       ...(opts.name !== undefined ? { name: opts.name } : {}),

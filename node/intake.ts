@@ -1,6 +1,7 @@
 /**
  * IPP intake as a service, for every role that accepts jobs over IPP: sites (their queues)
- * and terminals (device spooling: a queue per release mode). Workstations print to it with
+ * and terminals (device spooling: a queue per release mode); and the DNS-SD advertisement
+ * of those queues, so driverless clients find them by themselves. Workstations print to it with
  * their ordinary driverless clients; users and admins authenticate with the same checks and
  * login limits as the web login (node/ipp-auth.ts).
  */
@@ -13,7 +14,9 @@ import { adminTokenAuthenticator } from '../ui/sessions.ts'
 import type { Logger } from 'pino'
 import { ippAuthenticator } from './ipp-auth.ts'
 import { checkPin } from './users.ts'
-import { serviceFactory, type ServiceFactory } from './compose.ts'
+import { serviceFactory, type ServiceFactory, type Startable } from './compose.ts'
+import { ippDnsSdGroups } from '../devices/ipp/dnssd.ts'
+import { createDnsSdAdvertiser } from './dnssd.ts'
 import type { NodeMetrics } from '../ui/metrics.ts'
 
 export interface IppServiceInit {
@@ -56,3 +59,25 @@ export const ippService = (init: IppServiceInit) => (): ServiceFactory<IppServer
     realm: init.realm,
     ...(init.anonymousJobs !== undefined ? { anonymousJobs: init.anonymousJobs } : {})
   }))
+
+export interface DnsSdServiceInit {
+  /** The address the IPP server listens on (advertised on that interface; loopback only for a loopback host). */
+  host: string
+  /** Host name in the advertised URIs. */
+  uriHost: string
+  /** Shown in each instance name: `<queue> @ <name>`. */
+  name: string
+}
+
+/** Every IPP queue of this peer advertised as `_ipp._tcp` with the IPP Everywhere TXT keys, through avahi (`dnssd`); withdrawn on stop. */
+export const dnssdService = (init: DnsSdServiceInit) => (): ServiceFactory => serviceFactory<{ jobs: JobService, ipp: IppServer, http: { port: number }, logger: Logger }, Startable>(
+  ['jobs', 'ipp', 'http', 'logger'], (c) => {
+    const urlHost = init.uriHost.includes(':') ? `[${init.uriHost}]` : init.uriHost
+    return createDnsSdAdvertiser({
+      host: init.host,
+      logger: c.logger,
+      groups: () => ippDnsSdGroups({
+        queues: c.jobs.queues(), formats: c.jobs.supportedFormats(), port: c.ipp.port, uriHost: init.uriHost, adminUrl: `http://${urlHost}:${c.http.port}/`, siteName: init.name
+      })
+    })
+  })

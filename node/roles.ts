@@ -19,7 +19,7 @@ export const ROLES = {
   /** A branch print server: intake, analysis, holding, release, roaming, accounting. */
   site: [...CORE, 'analyzer', 'print-engine', 'jobs', 'roaming', 'release-server', 'usage-metrics', 'ipp', 'http', 'dnssd'],
   /** The embedded peer at one MFP: releases its site's (and partners') jobs to its one printer through the release engine; serves the panel. */
-  terminal: [...CORE, 'analyzer', 'print-engine', 'jobs', 'roaming', 'release-server', 'ipp', 'http'],
+  terminal: [...CORE, 'analyzer', 'print-engine', 'jobs', 'roaming', 'release-server', 'ipp', 'http', 'dnssd'],
   /** A workstation's peer (client spooling and fallback printing build on it). */
   client: [...CORE, 'http']
 } as const satisfies Record<Role, readonly string[]>

@@ -18,11 +18,9 @@ import { certifiedSiteOf, releaseServices } from './release.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
 import type { IppServer } from '../devices/ipp/server.ts'
-import { ippService } from './intake.ts'
+import { ippService, dnssdService } from './intake.ts'
 import type { AnonymousJobList } from '../devices/ipp/auth.ts'
 import { LoginGuard } from '../ui/rate-limit.ts'
-import { ippDnsSdGroups } from '../devices/ipp/dnssd.ts'
-import { createDnsSdAdvertiser } from './dnssd.ts'
 import { countOwnUsage } from './usage-metrics.ts'
 import { createHttpServer, type HttpServer } from '../ui/server.ts'
 import { jobsRoutes } from '../ui/routes/jobs.ts'
@@ -177,16 +175,7 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
         logins: c.logins
       })
     }),
-    dnssd: () => serviceFactory<C, Startable>(['jobs', 'ipp', 'http', 'logger'], (c) => {
-      const urlHost = displayHost.includes(':') ? `[${displayHost}]` : displayHost
-      return createDnsSdAdvertiser({
-        host: config.host,
-        logger: c.logger,
-        groups: () => ippDnsSdGroups({
-          queues: c.jobs.queues(), formats: c.jobs.supportedFormats(), port: c.ipp.port, uriHost: displayHost, adminUrl: `http://${urlHost}:${c.http.port}/`, siteName: info.site
-        })
-      })
-    })
+    dnssd: dnssdService({ host: config.host, uriHost: displayHost, name: info.site })
   }
 }
 

@@ -22,7 +22,7 @@
 import { join, resolve } from 'node:path'
 import { hostname as osHostname } from 'node:os'
 import type { IppServer } from '../devices/ipp/server.ts'
-import { ippService } from './intake.ts'
+import { ippService, dnssdService } from './intake.ts'
 import type { Logger } from 'pino'
 import { Spool } from '../devices/spool.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
@@ -38,7 +38,7 @@ import { panelRoutes } from '../ui/routes/panel.ts'
 import { LoginGuard } from '../ui/rate-limit.ts'
 import { resolveAdminToken } from './admin-token.ts'
 import { serviceFactory, type Node } from './compose.ts'
-import { startRoleNode, type ServiceRegistry } from './roles.ts'
+import { ROLES, startRoleNode, type ServiceRegistry } from './roles.ts'
 import { certifiedSiteOf, releaseServices } from './release.ts'
 import { libp2pRoamingLink } from './roaming.ts'
 import { createPanelApi } from './panel.ts'
@@ -79,8 +79,10 @@ export interface TerminalConfig extends LightPeerConfig {
   ippPort: number
   /** Release modes offered, the default first (its queue also answers `/ipp/print`); default all, `hold` first. */
   modes?: readonly ReleaseMode[]
-  /** The name this terminal's jobs are listed under elsewhere (default: the host name). */
+  /** The name this terminal's jobs are listed under elsewhere, and its queues' DNS-SD name (default: the host name). */
   name?: string
+  /** Advertise the queues by DNS-SD (default true). */
+  dnssd?: boolean
 }
 
 export interface RunningTerminal {
@@ -104,6 +106,7 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
       jobs: { deviceName: name }
     }),
     ipp: ippService({ host: config.host, port: config.ippPort, realm: `printmesh ${name}` }),
+    dnssd: dnssdService({ host: config.host, uriHost: config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host, name }),
     http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logins', 'jobs', 'roaming', 'printers', 'clock', 'logger'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger)
       const panel = createPanelApi(
@@ -161,7 +164,8 @@ export async function startTerminal (config: TerminalConfig, logger: Logger, ser
     roamingLink: libp2pRoamingLink(core.host, certifiedSiteOf(core.membership))
   }
   const name = config.name ?? osHostname()
-  const node = await startRoleNode<{ http: HttpServer, roaming: RoamingService, jobs: JobService, ipp: IppServer }>('terminal', terminalServices(config, site, name), components, log, services)
+  const names = services ?? ROLES.terminal.filter((n) => n !== 'dnssd' || config.dnssd !== false)
+  const node = await startRoleNode<{ http: HttpServer, roaming: RoamingService, jobs: JobService, ipp: IppServer }>('terminal', terminalServices(config, site, name), components, log, names)
   const { http, roaming, ipp, jobs } = node.services
   log.info({
     peer: core.self.id, site, name, httpPort: http.port, ippPort: ipp.port, modes: jobs.queues().map((q) => q.name),

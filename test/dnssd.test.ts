@@ -23,10 +23,9 @@ import type { Startable } from '../node/compose.ts'
 import { startIppRig, ippPost, ippRequest, type IppRig } from './helpers/ipp-client.ts'
 import { startSite, tempDir, type SiteProcess } from '../simulations/node-process.ts'
 import { until } from '../simulations/wait.ts'
+import { browse, type Browsed } from './helpers/avahi.ts'
 
 const run = promisify(execFile)
-/** avahi-browse dumps its cache and quits well within this; more means avahi is wedged. */
-const BROWSE_TIMEOUT_MS = 15_000
 /** ippfind browses for this many seconds (its -T); our own services are in avahi's cache already. */
 const IPPFIND_SECONDS = 3
 /** A name avahi never saw appears in well under this (probing takes about a second). */
@@ -63,38 +62,6 @@ function capturedLogger (): { logger: Logger, lines: Array<Record<string, unknow
   const lines: Array<Record<string, unknown>> = []
   const logger = pino({ level: 'debug' }, { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>) } })
   return { logger, lines }
-}
-
-/** A resolved service as `avahi-browse -rpt` prints it. */
-interface Browsed { iface: string, protocol: string, name: string, host: string, address: string, port: number, txt: Map<string, string> }
-
-/** avahi-browse -p escapes bytes as \DDD (decimal). */
-function unescapeBrowse (s: string): string {
-  const bytes: number[] = []
-  for (let i = 0; i < s.length; i++) {
-    const m = /^\\(\d{3})/.exec(s.slice(i))
-    if (m !== null) { bytes.push(Number(m[1])); i += 3 } else bytes.push(...Buffer.from(s[i]))
-  }
-  return Buffer.from(bytes).toString('utf8')
-}
-
-/** The services of `type` avahi resolves now, less those it saw leave (goodbye packets). */
-async function browse (type = '_ipp._tcp'): Promise<Browsed[]> {
-  const { stdout } = await run('avahi-browse', ['-rpt', type], { encoding: 'utf8', timeout: BROWSE_TIMEOUT_MS })
-  const resolved = new Map<string, Browsed>()
-  for (const line of stdout.split('\n')) {
-    const f = line.split(';')
-    const key = f.slice(1, 4).join(';')
-    if (f[0] === '-') resolved.delete(key)
-    if (f[0] !== '=' || f.length < 10) continue
-    const txt = new Map<string, string>()
-    for (const m of f.slice(9).join(';').matchAll(/"((?:[^"\\]|\\.)*)"/g)) {
-      const eq = m[1].indexOf('=')
-      txt.set(m[1].slice(0, eq), m[1].slice(eq + 1))
-    }
-    resolved.set(key, { iface: f[1], protocol: f[2], name: unescapeBrowse(f[3]), host: f[6], address: f[7], port: Number(f[8]), txt })
-  }
-  return [...resolved.values()]
 }
 
 async function found (name: string, type?: string): Promise<Browsed[]> {

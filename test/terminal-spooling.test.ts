@@ -4,11 +4,12 @@
 // listed at terminal-2 (marked with terminal-1's name) and released there through
 // terminal-1's grant, the document moving terminal-1 → terminal-2 → its printer. Each is
 // printed once with identical bytes and charged once with its exact pages; the accounting
-// reaches the site.
+// reaches the site. The three queues are advertised by DNS-SD.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { until } from '../simulations/wait.ts'
 import { printFile } from './helpers/ipptool.ts'
+import { browse, type Browsed } from './helpers/avahi.ts'
 import {
   startTerminalMesh, panelLogin, panel, panelJobs, jobsAt, usageAt, makeDocument, printedBy, MESH_TIMEOUT_MS,
   type TerminalMesh, type PanelSession, type TerminalNode
@@ -94,6 +95,16 @@ test('Pull: held at terminal-1, listed at terminal-2 with terminal-1\'s name, re
   assert.ok(again.status >= 400, 'a printed job is not released again')
   await until(async () => (await usageAt(m().site)).some((u) => u.jobId === job.id), MESH_TIMEOUT_MS, 'usage reaches the site')
   assert.equal((await usageAt(m().site)).filter((u) => u.jobId === job.id).map((u) => [u.user, u.pages, u.colorPages, u.sheets]), [['bob', 3, 2, 3]], 'charged once with the exact pages')
+})
+
+test('the terminal\'s queues are advertised by DNS-SD, one per release mode, each at the path its IPP server answers', async () => {
+  const names = ['hold @ mfp-lobby', 'pull @ mfp-lobby', 'direct @ mfp-lobby']
+  let seen: Browsed[] = []
+  await until(async () => { seen = (await browse()).filter((b) => names.includes(b.name)); return new Set(seen.map((b) => b.name)).size === names.length }, MESH_TIMEOUT_MS, 'the three queues advertised')
+  const port = t1().node.ippPort
+  for (const b of seen) assert.is(b.port, port, `${b.name} on the terminal's IPP port`)
+  const rp = new Map(seen.map((b) => [b.name, b.txt.get('rp')]))
+  assert.equal([rp.get('hold @ mfp-lobby'), rp.get('pull @ mfp-lobby'), rp.get('direct @ mfp-lobby')], ['ipp/print', 'printers/pull', 'printers/direct'], 'the default mode (hold) at /ipp/print')
 })
 
 test.run()
