@@ -1,16 +1,34 @@
 /**
- * The directory family: `v1/directory`, users with their PIN hashes. Written by central;
- * a standalone site is its own authority until it joins a mesh. PINs are stored only as
- * salted scrypt hashes; no PIN ever enters a document, a log or an API answer.
+ * The directory family: `v1/directory`, users with their PIN hashes and cards. Written by
+ * central; a standalone site is its own authority until it joins a mesh. PINs and card
+ * numbers are stored only as salted scrypt hashes; no PIN or card number ever enters a
+ * document, a log or an API answer.
+ *
+ * A card is found without a slow hash per user: each card also carries a keyed index,
+ * HMAC-SHA256 under a key no document holds (node/users.ts derives it from the mesh's
+ * network key, which every member has in its data folder). The index alone names the
+ * user; the card's slow hash is then checked once, so a copy of the documents without the
+ * key cannot be searched for card numbers, and one with it still pays a slow hash to
+ * confirm each guess against the stored card.
  */
 import type * as Y from 'yjs'
-import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
+import { createHmac, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
+
+/** One badge of a user: how it is found (keyed index) and checked (slow hash). */
+export interface CardCredential {
+  /** HMAC-SHA256 of the card number under the directory's card key, hex. */
+  index: string
+  /** Salted scrypt hash of the card number, as `pinHash`. */
+  hash: string
+}
 
 export interface DirectoryUser {
   username: string
   fullName: string
   /** `scrypt$<N>$<r>$<p>$<salt b64>$<hash b64>` */
   pinHash: string
+  /** The user's cards (badges), if any. */
+  cards?: CardCredential[]
   homeSite?: string
   updatedAt: number
 }
@@ -27,6 +45,8 @@ const HASH_BYTES = 32
 const USERNAME = /^[A-Za-z0-9._@-]{1,64}$/
 /** PINs: digits, 4 to 12 of them, as MFP panels accept. */
 const PIN = /^\d{4,12}$/
+/** Card numbers as readers type them: letters and digits, 4 to 64 (125 kHz and MIFARE UIDs fit). */
+const CARD = /^[A-Za-z0-9]{4,64}$/
 
 export class InvalidUserError extends Error {
   constructor (message: string) { super(message); this.name = 'InvalidUserError' }
@@ -47,15 +67,48 @@ export function validatePin (pin: string): void {
   if (!PIN.test(pin)) throw new InvalidUserError('a PIN must be 4 to 12 digits')
 }
 
-/** Salted slow hash of a PIN. */
-export async function hashPin (pin: string): Promise<string> {
-  validatePin(pin)
+export function validateCard (card: string): void {
+  if (!CARD.test(card)) throw new InvalidUserError('a card number must be 4 to 64 letters or digits')
+}
+
+/** Card numbers as readers send them differ only in case (hex UIDs): one form for hashing. */
+export function normalizeCard (card: string): string {
+  return card.trim().toUpperCase()
+}
+
+async function slowHash (secret: string): Promise<string> {
   const salt = randomBytes(SALT_BYTES)
-  const key = await scrypt(pin, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+  const key = await scrypt(secret, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
   return ['scrypt', SCRYPT_N, SCRYPT_R, SCRYPT_P, salt.toString('base64'), key.toString('base64')].join('$')
 }
 
-/** Checks a PIN against a stored hash in constant time; false for malformed hashes. */
+/** Salted slow hash of a PIN. */
+export async function hashPin (pin: string): Promise<string> {
+  validatePin(pin)
+  return await slowHash(pin)
+}
+
+/** The stored form of a card: its keyed index under `cardKey` and its salted slow hash. */
+export async function cardCredential (card: string, cardKey: Uint8Array): Promise<CardCredential> {
+  const normal = normalizeCard(card)
+  validateCard(normal)
+  return { index: cardIndex(normal, cardKey), hash: await slowHash(normal) }
+}
+
+/** The keyed index of a (normalized) card number: found without a slow hash. */
+export function cardIndex (card: string, cardKey: Uint8Array): string {
+  return createHmac('sha256', cardKey).update(normalizeCard(card)).digest('hex')
+}
+
+/** The user holding the card with this index, if any. */
+export function userByCardIndex (doc: Y.Doc, index: string): DirectoryUser | undefined {
+  for (const user of usersMap(doc).values()) {
+    if (user.cards?.some((c) => c.index === index) === true) return user
+  }
+  return undefined
+}
+
+/** Checks a PIN (or a normalized card number) against a stored hash in constant time; false for malformed hashes. */
 export async function verifyPin (pin: string, stored: string): Promise<boolean> {
   const [scheme, n, r, p, salt, hash] = stored.split('$')
   if (scheme !== 'scrypt' || hash === undefined) return false

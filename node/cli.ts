@@ -10,15 +10,15 @@ import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { startSite, type PrinterConfig, type MeshOptions } from './site.ts'
 import { startCentral } from './central.ts'
-import { isMeshMember } from './peer.ts'
+import { isMeshMember, NETWORK_KEY_FILE } from './peer.ts'
 import { startTerminal, RELEASE_MODES, type ReleaseMode } from './terminal.ts'
 import { startClient } from './client.ts'
 import { signerFor } from '../transports/identity.ts'
-import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../transports/host.ts'
+import { loadOrCreatePeerKey, loadOrCreateNetworkKey, PEER_KEY_FILE } from '../transports/host.ts'
 import { createLogger } from './logger.ts'
 import { DocStore } from '../crdt/store.ts'
 import { LevelPersistence } from '../crdt/persistence.ts'
-import { importUsersCsv } from './users.ts'
+import { importUsersCsv, cardKeyOf } from './users.ts'
 import { readAdminTokenFile } from './admin-token.ts'
 
 /** IPP's port 631 needs root; this is the unprivileged default, as CUPS test setups use. */
@@ -377,7 +377,7 @@ meshCommand('block', 'set the peers this node refuses (none to unblock all)').ar
 
 const users = program.command('users').description('manage the site-local user list')
 users.command('import <file>')
-  .description('import users from a CSV file of username,full name,PIN rows (the site must be stopped; while it runs use POST /api/users/import)')
+  .description('import users from a CSV file of username,full name,PIN[,card] rows into a stopped standalone site or central (while it runs use POST /api/users/import)')
   .option('--data <dir>', 'data folder of the site', './data')
   .option('--site <id>', 'home site recorded for the users')
   .action(async (file: string, opts: { data: string, site?: string }) => {
@@ -388,7 +388,9 @@ users.command('import <file>')
     if (await isMeshMember(data, signer.id)) throw new Error('this site is part of a mesh: users are managed on central')
     const store = new DocStore(await LevelPersistence.open(join(data, 'db')), signer)
     try {
-      const { imported } = await importUsersCsv(store, csv, opts.site ?? 'local', 'cli')
+      // the card index is keyed by the network key: the one this node will use when it starts
+      const cardKey = cardKeyOf(await loadOrCreateNetworkKey(join(data, NETWORK_KEY_FILE)))
+      const { imported } = await importUsersCsv(store, csv, opts.site ?? 'local', 'cli', cardKey)
       process.stdout.write(`imported ${imported} users\n`)
     } finally {
       await store.close()

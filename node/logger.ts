@@ -6,7 +6,7 @@ import { pino, type Logger } from 'pino'
 
 /** Fields that may carry secrets, wherever they are logged. */
 const REDACT = [
-  'pin', '*.pin', 'token', '*.token', 'adminToken', '*.adminToken',
+  'pin', '*.pin', 'card', '*.card', 'token', '*.token', 'adminToken', '*.adminToken',
   'req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie'
 ]
 

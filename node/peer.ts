@@ -26,6 +26,7 @@ import { Libp2pTransport } from '../transports/libp2p.ts'
 import type { SyncTransport } from '../transports/types.ts'
 import type { MemoryNetwork, MemoryTransport } from '../transports/memory.ts'
 import { requestEnrollment } from '../transports/enroll.ts'
+import { cardKeyOf } from './users.ts'
 import { PeerExchange } from '../transports/peer-exchange.ts'
 import { signerFor, verifyPeerSignature } from '../transports/identity.ts'
 import { serviceFactory, type ServiceFactory, type Startable } from './compose.ts'
@@ -33,7 +34,7 @@ import { NodeMetrics } from '../ui/metrics.ts'
 import { disconnectRevokedPeers, loadBlocked } from './mesh.ts'
 import { decodeJoinString, EnrollmentAuthority, type EnrollResponse } from './enrollment.ts'
 
-const NETWORK_KEY_FILE = 'network.key'
+export const NETWORK_KEY_FILE = 'network.key'
 const MESH_FILE = 'mesh.json'
 /** Jobs documents (own and replicas) are dropped whole this many months after their period. */
 export const JOBS_REPLICA_MONTHS = 3
@@ -173,6 +174,8 @@ export interface PeerComponents {
   lastSeen: Map<string, number>
   /** Whether a document is within retention. */
   retained: (doc: string) => boolean
+  /** Key of the directory's card index (node/users.ts `cardKeyOf`, from the network key). */
+  cardKey: Uint8Array
 }
 
 /**
@@ -257,7 +260,8 @@ export async function preparePeer (config: PeerConfig, logger: Logger): Promise<
     metrics: new NodeMetrics(),
     blocked: await loadBlocked(dataDir),
     lastSeen: new Map(),
-    retained: (doc: string): boolean => isRetained(doc, Date.now(), JOBS_REPLICA_MONTHS)
+    retained: (doc: string): boolean => isRetained(doc, Date.now(), JOBS_REPLICA_MONTHS),
+    cardKey: cardKeyOf(networkKey)
   }
 }
 

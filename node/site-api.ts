@@ -31,6 +31,8 @@ export interface SiteApiComponents {
   printers: ReadonlyMap<string, OutputDevice>
   /** Whether this site writes the directory itself (standalone) rather than central. */
   directoryAuthority: () => boolean
+  /** Key of the directory's card index (cards in imported users). */
+  cardKey: Uint8Array
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
@@ -153,7 +155,7 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
 
     async importUsers (csv: string): Promise<{ imported: number }> {
       if (!c.directoryAuthority()) throw new InvalidRequestError('this site is part of a mesh: users are managed on central')
-      return await importUsersCsv(c.store, csv, c.info.site, 'admin')
+      return await importUsersCsv(c.store, csv, c.info.site, 'admin', c.cardKey)
     }
   }
 }

@@ -160,8 +160,8 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
       realm: `printmesh ${info.site}`,
       ...(config.ippJobList !== undefined ? { anonymousJobs: config.ippJobList } : {})
     }),
-    http: () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine }, HttpServer>([...PEER_VIEW, 'jobs', 'roaming', 'printers', 'adminToken', 'logins', 'logger'], (c) => {
-      const api = createSiteApi({ info, peer: c.self.id, adminToken: c.adminToken, store: c.store, jobs: c.jobs, roaming: c.roaming, printers: c.printers, directoryAuthority: () => c.membership.authority === c.self.id })
+    http: () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine }, HttpServer>([...PEER_VIEW, 'jobs', 'roaming', 'printers', 'adminToken', 'logins', 'logger', 'cardKey'], (c) => {
+      const api = createSiteApi({ info, peer: c.self.id, adminToken: c.adminToken, store: c.store, jobs: c.jobs, roaming: c.roaming, printers: c.printers, directoryAuthority: () => c.membership.authority === c.self.id, cardKey: c.cardKey })
       const mesh = createMeshApi(peerOf(c), c.logger)
       return createHttpServer({
         api,

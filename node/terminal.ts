@@ -42,7 +42,7 @@ import { ROLES, startRoleNode, type ServiceRegistry } from './roles.ts'
 import { certifiedSiteOf, releaseServices } from './release.ts'
 import { libp2pRoamingLink } from './roaming.ts'
 import { createPanelApi } from './panel.ts'
-import { checkPin } from './users.ts'
+import { checkCard, checkPin } from './users.ts'
 import type { SyncEngine } from '../crdt/sync.ts'
 import { siteId, type SiteId } from '../crdt/names.ts'
 import type { Libp2pTransport } from '../transports/libp2p.ts'
@@ -107,14 +107,20 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
     }),
     ipp: ippService({ host: config.host, port: config.ippPort, realm: `printmesh ${name}` }),
     dnssd: dnssdService({ host: config.host, uriHost: config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host, name }),
-    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logins', 'jobs', 'roaming', 'printers', 'clock', 'logger'], (c) => {
+    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logins', 'jobs', 'roaming', 'printers', 'clock', 'logger', 'cardKey'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger)
       const panel = createPanelApi(
         { site, printer: TERMINAL_PRINTER, ...(config.idleLogoutMs !== undefined ? { idleLogoutMs: config.idleLogoutMs } : {}) },
         { jobs: c.jobs, roaming: c.roaming, printers: c.printers, transport: c.transport, membership: c.membership, logger: c.logger, now: c.clock.now })
       const server = createHttpServer({
         mesh,
-        users: { authenticateUser: async (username, pin) => await checkPin(c.store, username, pin) ? { user: username, admin: false } : undefined },
+        users: {
+          authenticateUser: async (username, pin) => await checkPin(c.store, username, pin) ? { user: username, admin: false } : undefined,
+          authenticateCard: async (card) => {
+            const user = await checkCard(c.store, c.cardKey, card)
+            return user !== undefined ? { user, admin: false } : undefined
+          }
+        },
         plugins: [meshRoutes(mesh), panelRoutes(panel), metricsRoutes(c.metrics), pagesRoutes(['panel', 'admin'])],
         adminToken: c.adminToken,
         logins: c.logins,

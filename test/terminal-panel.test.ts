@@ -4,7 +4,8 @@
 // site grants, the document moves site → terminal → printer with identical bytes), deleted
 // there, and charged once — with the exact pages and colour pages — in the terminal's own
 // accounting, which reaches the site. Then Chromium drives the panel at 800×480: keypad PIN
-// login, print, print all, delete, log out, and logout after the idle time.
+// login, print, print all, delete, log out, logout after the idle time, and card login by a
+// keyboard-wedge reader (fast keystrokes ending in Enter).
 //
 // Screenshots: see helpers/browser.ts (PRINTMESH_SCREENSHOT_DIR keeps them).
 import { test } from 'uvu'
@@ -14,6 +15,7 @@ import { until } from '../simulations/wait.ts'
 import type { IppEvePrinter } from './helpers/ippeveprinter.ts'
 import { printFile } from './helpers/ipptool.ts'
 import { runCleanup, startBrowser, type TestBrowser } from './helpers/browser.ts'
+import { containsBytes } from './helpers/files.ts'
 import {
   startTerminalMesh, panelLogin, panel, panelJobs, jobsAt, usageAt, makeDocument, printedBy, MESH_TIMEOUT_MS,
   type TerminalMesh, type PanelSession, type PanelJob, type SiteJob, type Usage
@@ -25,6 +27,9 @@ const UI_TIMEOUT_MS = 20_000
 const IDLE_LOGOUT_S = 15
 const ALICE_PIN = '246810'
 const BOB_PIN = '135790'
+/** Badge numbers as 125 kHz readers type them; bob's in lower case, as some readers send hex. */
+const ALICE_CARD = '0004417223'
+const BOB_CARD = 'a1b2c3d4e5'
 
 let mesh: TerminalMesh | undefined
 let browser: TestBrowser | undefined
@@ -52,7 +57,7 @@ async function printAtSite (user: string, name: string, pages: number, color: nu
 }
 
 test.before(async () => {
-  mesh = await startTerminalMesh({ alice: ALICE_PIN, bob: BOB_PIN }, [['--idle-logout-seconds', String(IDLE_LOGOUT_S)]])
+  mesh = await startTerminalMesh({ alice: { pin: ALICE_PIN, card: ALICE_CARD }, bob: { pin: BOB_PIN, card: BOB_CARD.toUpperCase() } }, [['--idle-logout-seconds', String(IDLE_LOGOUT_S)]])
 })
 
 test.after(async () => {
@@ -78,6 +83,27 @@ test('a wrong PIN is refused at the panel; no session is opened', async () => {
   assert.match(String(wrong.body.error), /wrong username or PIN/)
   const listed = await fetch(`${terminalNode().httpUrl}/api/panel/jobs`)
   assert.is(listed.status, 401, 'no jobs without a login')
+})
+
+test('a card logs its holder in (any case of a hex number); an unknown card is refused; no card number is stored or logged anywhere', async () => {
+  const post = async (card: string): Promise<{ status: number, body: Record<string, unknown> }> => {
+    const res = await fetch(`${terminalNode().httpUrl}/api/login/card`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ card }) })
+    return { status: res.status, body: await res.json() as Record<string, unknown> }
+  }
+  const alice = await post(ALICE_CARD)
+  assert.is(alice.status, 200, JSON.stringify(alice.body))
+  assert.is(alice.body.user, 'alice')
+  assert.is((await post(BOB_CARD)).body.user, 'bob', 'the reader\'s lower-case hex matches the imported upper case')
+  const unknown = await post('0004417224')
+  assert.is(unknown.status, 401)
+  assert.match(String(unknown.body.error), /unknown card/)
+  // neither the replicated documents (database, at central, site and terminal) nor any log holds a card number
+  for (const node of [m().central, siteNode(), terminalNode()]) {
+    for (const card of [ALICE_CARD, BOB_CARD.toUpperCase(), BOB_CARD]) {
+      assert.not.ok(await containsBytes(node.dataDir, card), `${card} found in ${node.dataDir}`)
+      assert.not.ok(node.logs().some((l) => l.includes(card)), `${card} in a log`)
+    }
+  }
 })
 
 test('alice releases her job at the terminal: the site grants it, the printer gets identical bytes, charged once with exact pages in the terminal\'s accounting', async () => {
@@ -116,7 +142,7 @@ test('alice releases her job at the terminal: the site grants it, the printer ge
   assert.not.ok((await usageAtSite()).some((u) => u.jobId === bobJob.id), 'a deleted job is not charged')
 })
 
-test('Chromium at 800×480: keypad login, print one, print all, delete, log out, and logout after the idle time', async () => {
+test('Chromium at 800×480: keypad login, print one, print all, delete, log out, logout after the idle time, card login by typed keystrokes + Enter', async () => {
   const one = await printAtSite('alice', 'one.pdf', 1, [])
   const two = await printAtSite('alice', 'two.pdf', 2, [0, 1])
   const three = await printAtSite('alice', 'three.pdf', 1, [])
@@ -171,6 +197,25 @@ test('Chromium at 800×480: keypad login, print one, print all, delete, log out,
   await page.getByText(`Logged out after ${IDLE_LOGOUT_S} s without use.`).waitFor({ timeout: IDLE_LOGOUT_S * 1000 + UI_TIMEOUT_MS })
   await browser.screenshot('panel-idle-logout')
   assert.is(await page.evaluate(async () => (await fetch('/api/panel/jobs')).status), 401, 'the idle logout ended the session')
+
+  // a card reader types the number and Enter, fast, whatever has the focus
+  await page.getByLabel('User name').click()
+  await page.keyboard.type(ALICE_CARD, { delay: 5 })
+  await page.keyboard.press('Enter')
+  await page.getByText('Hello, alice').waitFor()
+  assert.is(await page.getByLabel('User name').inputValue(), '', 'the card number did not stay in the field')
+  await browser.screenshot('panel-card-login')
+  // the next card logs the first user out and its holder in
+  await page.keyboard.type(BOB_CARD, { delay: 5 })
+  await page.keyboard.press('Enter')
+  await page.getByText('Hello, bob').waitFor()
+  assert.is(await page.evaluate(async () => ((await (await fetch('/api/session')).json()) as { user: string }).user), 'bob')
+  // a person typing a user name slowly is not taken for a card
+  await page.getByRole('button', { name: 'Log out' }).click()
+  await page.getByLabel('User name').click()
+  await page.keyboard.type('alice', { delay: 120 })
+  await page.keyboard.press('Tab')
+  assert.is(await page.getByLabel('User name').inputValue(), 'alice')
   assert.equal(browser.pageErrors, [])
 })
 

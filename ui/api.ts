@@ -198,4 +198,6 @@ export interface PanelApi {
 /** Checks a user's PIN (slow hash) on a node without a SiteApi (a terminal); undefined when wrong or unknown. */
 export interface UserAuthenticator {
   authenticateUser (username: string, pin: string): Promise<Actor | undefined>
+  /** The user holding this card (keyed index, then one slow hash); undefined when unknown. Where absent, card login answers 404. */
+  authenticateCard?: (card: string) => Promise<Actor | undefined>
 }

@@ -51,10 +51,10 @@ const CSRF_HEADER = 'x-csrf-token'
 /** Log paths that may carry secrets; pino replaces them before anything is written. */
 const REDACTED_LOG_PATHS = [
   'req.headers.authorization', 'req.headers.cookie', 'req.headers["x-csrf-token"]',
-  'res.headers["set-cookie"]', 'req.body.pin', 'req.body.token', 'req.body.joinString',
+  'res.headers["set-cookie"]', 'req.body.pin', 'req.body.card', 'req.body.token', 'req.body.joinString',
   'headers.authorization', 'headers.cookie', 'headers["x-csrf-token"]',
-  'body.pin', 'body.token', 'body.joinString', 'pin', 'token', 'csrfToken', 'joinString',
-  '*.pin', '*.token', '*.csrfToken', '*.joinString'
+  'body.pin', 'body.card', 'body.token', 'body.joinString', 'pin', 'card', 'token', 'csrfToken', 'joinString',
+  '*.pin', '*.card', '*.token', '*.csrfToken', '*.joinString'
 ]
 
 /**
@@ -301,6 +301,32 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     const actor = outcome.actor
     request.log.info({ user: actor.user }, 'user logged in')
     return openSession(request, reply, actor)
+  })
+
+  /** Wrong cards count under one pseudo-user no username can be (directory names have no `#`): per address, never locking out a right card from elsewhere. */
+  const CARD_LOGIN_KEY = '#card'
+
+  app.post('/api/login/card', {
+    ...userLogins,
+    schema: {
+      body: {
+        type: 'object',
+        required: ['card'],
+        properties: { card: { type: 'string', minLength: 1, maxLength: MAX_CREDENTIAL_LENGTH } }
+      }
+    }
+  }, async (request, reply) => {
+    const checker = users()
+    if (checker.authenticateCard === undefined) throw new ServiceNotHereError('panel')
+    const authenticateCard = checker.authenticateCard.bind(checker)
+    const { card } = request.body as { card: string }
+    const outcome = await logins.pin(CARD_LOGIN_KEY, request.ip, async () => await authenticateCard(card))
+    if (!outcome.ok) {
+      if (outcome.refusal === 'wrong') request.log.warn('login failed: unknown card')
+      throw refusal(outcome, 'unknown card')
+    }
+    request.log.info({ user: outcome.actor.user }, 'user logged in with a card')
+    return openSession(request, reply, outcome.actor)
   })
 
   app.post('/api/login/admin', {

@@ -32,11 +32,11 @@ export interface TerminalMesh {
 }
 
 /**
- * Starts central (with `users`: name → PIN), site-a (`--hostname print.site-a.example`) and one
+ * Starts central (with `users`: name → PIN, or PIN and card number), site-a (`--hostname print.site-a.example`) and one
  * terminal per entry of `terminals` (its extra CLI arguments), each with its own ippeveprinter;
  * resolves once every terminal is online with the directory.
  */
-export async function startTerminalMesh (users: Record<string, string>, terminals: string[][]): Promise<TerminalMesh> {
+export async function startTerminalMesh (users: Record<string, string | { pin: string, card: string }>, terminals: string[][]): Promise<TerminalMesh> {
   const steps: CleanupStep[] = []
   const stop = async (): Promise<void> => { await runCleanup(steps.reverse()) }
   try {
@@ -45,7 +45,7 @@ export async function startTerminalMesh (users: Record<string, string>, terminal
     steps.push(['folders', async () => { for (const d of [docs, centralDir]) await rm(d, { recursive: true, force: true }) }])
     // users come from central's directory, imported before its first start
     const csv = join(docs, 'users.csv')
-    await writeFile(csv, Object.entries(users).map(([name, pin]) => `${name},${name},${pin}\n`).join(''))
+    await writeFile(csv, Object.entries(users).map(([name, u]) => typeof u === 'string' ? `${name},${name},${u}\n` : `${name},${name},${u.pin},${u.card}\n`).join(''))
     const imported = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'users', 'import', csv, '--data', centralDir], { encoding: 'utf8' })
     if (imported.status !== 0) throw new Error(`users import failed: ${imported.stderr}`)
     const central = await startCentral({ dataDir: centralDir })

@@ -1,4 +1,6 @@
-// The MFP panel (/panel): log in with user name and PIN (keyboard or the on-screen keypad),
+// The MFP panel (/panel): log in with a card (a reader typing the card number as keystrokes
+// ending in Enter, as MFP card readers do, on any screen) or user name and PIN (keyboard or
+// the on-screen keypad),
 // see the jobs you can print here, print one or all, delete, log out — by the button, or
 // after the idle time the terminal sets (counted from the last touch, or from when the
 // last of the user's releases finished printing). Job states refresh while the list is open, so a
@@ -9,6 +11,10 @@ import { h, setChildren, api, setCsrfToken, ApiError, showMessage, formatCount }
 const JOBS_POLL_MS = 2000
 /** How often the printer and connection state refresh. */
 const STATUS_POLL_MS = 5000
+/** A card reader types faster than any person: keys this close together belong to one card. */
+const WEDGE_GAP_MS = 35
+/** Shortest card number a reader sends (shorter bursts are typing). */
+const WEDGE_MIN_CHARS = 4
 
 const $ = (id) => document.getElementById(id)
 
@@ -170,6 +176,51 @@ async function act (action) {
   }
 }
 
+/**
+ * Keyboard-wedge card readers: a burst of fast keystrokes ending in Enter is a card, wherever
+ * the focus is; what the burst typed into a field is taken back out. A card presented while
+ * someone is logged in logs them out first.
+ */
+const wedge = { chars: '', last: 0, field: undefined, before: '' }
+
+function onKey (event) {
+  const now = performance.now()
+  const fast = now - wedge.last <= WEDGE_GAP_MS
+  wedge.last = now
+  if (event.key === 'Enter') {
+    const card = fast ? wedge.chars : ''
+    wedge.chars = ''
+    if (card.length < WEDGE_MIN_CHARS) return
+    event.preventDefault()
+    event.stopPropagation()
+    if (wedge.field !== undefined) wedge.field.value = wedge.before
+    cardLogin(card)
+    return
+  }
+  if (event.key.length !== 1) { wedge.chars = ''; return }
+  if (!fast || wedge.chars === '') {
+    const field = document.activeElement instanceof HTMLInputElement ? document.activeElement : undefined
+    wedge.chars = ''
+    wedge.field = field
+    wedge.before = field?.value ?? ''
+  }
+  wedge.chars += event.key
+}
+
+async function cardLogin (card) {
+  if (!$('jobs-view').hidden) {
+    try { await api('POST', '/api/logout') } catch { /* the session may be gone already */ }
+    setCsrfToken(undefined)
+  }
+  try {
+    const session = await api('POST', '/api/login/card', { json: { card } })
+    setCsrfToken(session.csrfToken)
+    showJobs(session.user)
+  } catch (err) {
+    showLogin(err.message)
+  }
+}
+
 async function login (event) {
   event.preventDefault()
   const username = $('username').value.trim()
@@ -206,6 +257,7 @@ async function boot () {
   $('logout').addEventListener('click', () => logout())
   $('release-all').addEventListener('click', () => act(() => api('POST', '/api/panel/release-all')))
   for (const type of ['pointerdown', 'keydown']) document.addEventListener(type, touched, { capture: true })
+  document.addEventListener('keydown', onKey, { capture: true })
   await refreshStatus()
   setInterval(refreshStatus, STATUS_POLL_MS)
   try {
