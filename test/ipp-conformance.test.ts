@@ -10,20 +10,9 @@
 // (--ipp-auth intake: the suite's first Print-Job is answered 401 and sent again logged in).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { execFile } from 'node:child_process'
-import { copyFile, rename, rm } from 'node:fs/promises'
-import { join } from 'node:path'
-import { promisify } from 'node:util'
-import { makeJpeg, makePdf, makePostScript } from './fixtures/documents.ts'
-import { startSite, tempDir, type SiteProcess } from '../simulations/node-process.ts'
+import { startSite, type SiteProcess } from '../simulations/node-process.ts'
+import { prepareSuites, passed, type ConformanceSuites } from './helpers/conformance.ts'
 
-const run = promisify(execFile)
-/** Where Debian's cups-ipp-utils installs the suites. */
-const SUITES = '/usr/share/cups/ipptool'
-/** ipptool gives up on a silent server after this many seconds. */
-const IPPTOOL_TIMEOUT_S = 30
-/** A whole suite, including its waits for jobs to complete, must finish within this. */
-const SUITE_TIMEOUT_MS = 120_000
 /** The user ipptool prints and logs in as. */
 const USER = 'alice'
 const PIN = '2580'
@@ -31,18 +20,10 @@ const PIN = '2580'
 let site: SiteProcess | undefined
 /** Its queue needs a login for printing too. */
 let intake: SiteProcess | undefined
-let dir: string
+let suites: ConformanceSuites | undefined
 
 test.before(async () => {
-  dir = await tempDir('printmesh-ipptool-')
-  for (const suite of ['ipp-1.1.test', 'ipp-2.0.test']) await copyFile(join(SUITES, suite), join(dir, suite))
-  const put = async (made: Promise<string>, name: string): Promise<void> => { await rename(await made, join(dir, name)) }
-  await put(makePdf(dir, { pages: 2, colorPages: [1], media: 'a4' }), 'document-a4.pdf')
-  await put(makePdf(dir, { pages: 2, media: 'letter' }), 'document-letter.pdf')
-  await put(makePostScript(dir, { pages: 2, media: 'a4' }), 'document-a4.ps')
-  await put(makePostScript(dir, { pages: 2, media: 'letter' }), 'document-letter.ps')
-  await put(makeJpeg(dir, { color: true }), 'color.jpg')
-  await put(makeJpeg(dir, { color: false }), 'gray.jpg')
+  suites = await prepareSuites()
   ;[site, intake] = await Promise.all([
     startSite({ args: ['--no-hold'], users: `${USER},Alice,${PIN}\n` }),
     startSite({ args: ['--no-hold', '--ipp-auth', 'intake'], users: `${USER},Alice,${PIN}\n` })
@@ -50,28 +31,13 @@ test.before(async () => {
 })
 test.after(async () => {
   await Promise.all([site?.stop(), intake?.stop()])
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+  await suites?.remove()
 })
 
 /** Runs a suite against `at` (default: the site that trusts requesting-user-name for printing); returns ipptool's exit code and report. */
 async function suite (name: string, at = site): Promise<{ code: number, out: string }> {
-  assert.ok(at !== undefined)
-  const uri = new URL(at.ippUri)
-  uri.username = USER
-  uri.password = PIN
-  const args = ['-T', String(IPPTOOL_TIMEOUT_S), '-t', '-f', join(dir, 'document-a4.pdf'), uri.toString(), join(dir, name)]
-  try {
-    // CUPS_USER: the suites' $user (requesting-user-name, the owner of what they print) is the one logging in
-    const { stdout } = await run('ipptool', args, { cwd: dir, encoding: 'utf8', timeout: SUITE_TIMEOUT_MS, env: { ...process.env, CUPS_USER: USER } })
-    return { code: 0, out: stdout }
-  } catch (err) {
-    const e = err as { code?: number, stdout?: string, stderr?: string, message: string }
-    return { code: typeof e.code === 'number' ? e.code : -1, out: `${e.stdout ?? ''}${e.stderr ?? ''}${e.message}` }
-  }
-}
-
-function passed (out: string, name: string): boolean {
-  return new RegExp(`^\\s+${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+\\[PASS\\]`, 'm').test(out)
+  assert.ok(at !== undefined && suites !== undefined)
+  return await suites.run(name, at.ippUri, USER, PIN)
 }
 
 test('ipptool ipp-1.1.test: no FAIL, exit 0', async () => {

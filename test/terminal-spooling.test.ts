@@ -4,12 +4,14 @@
 // listed at terminal-2 (marked with terminal-1's name) and released there through
 // terminal-1's grant, the document moving terminal-1 → terminal-2 → its printer. Each is
 // printed once with identical bytes and charged once with its exact pages; the accounting
-// reaches the site. The three queues are advertised by DNS-SD.
+// reaches the site. CUPS' conformance suites pass against the Direct queue, and the three
+// queues are advertised by DNS-SD.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { until } from '../simulations/wait.ts'
 import { printFile } from './helpers/ipptool.ts'
 import { browse, type Browsed } from './helpers/avahi.ts'
+import { prepareSuites } from './helpers/conformance.ts'
 import {
   startTerminalMesh, panelLogin, panel, panelJobs, jobsAt, usageAt, makeDocument, printedBy, MESH_TIMEOUT_MS,
   type TerminalMesh, type PanelSession, type TerminalNode
@@ -95,6 +97,19 @@ test('Pull: held at terminal-1, listed at terminal-2 with terminal-1\'s name, re
   assert.ok(again.status >= 400, 'a printed job is not released again')
   await until(async () => (await usageAt(m().site)).some((u) => u.jobId === job.id), MESH_TIMEOUT_MS, 'usage reaches the site')
   assert.equal((await usageAt(m().site)).filter((u) => u.jobId === job.id).map((u) => [u.user, u.pages, u.colorPages, u.sheets]), [['bob', 3, 2, 3]], 'charged once with the exact pages')
+})
+
+test('ipptool\'s ipp-1.1 and ipp-2.0 suites pass against the terminal\'s Direct queue: no FAIL, exit 0', async () => {
+  const suites = await prepareSuites()
+  try {
+    for (const name of ['ipp-1.1.test', 'ipp-2.0.test']) {
+      const { code, out } = await suites.run(name, queueUri(t1(), 'direct'), 'carol', PINS.carol)
+      assert.not.match(out, /\[FAIL\]/, out)
+      assert.is(code, 0, out)
+    }
+  } finally {
+    await suites.remove()
+  }
 })
 
 test('the terminal\'s queues are advertised by DNS-SD, one per release mode, each at the path its IPP server answers', async () => {
