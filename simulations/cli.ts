@@ -46,6 +46,7 @@ function formatSummary (s: SimSummary): string {
     ['jobs purged (retention)', String(s.jobs.purged)],
     ['jobs still held', String(s.jobs.held)],
     ['releases (granted / refused; at another site)', `${s.releases.attempted} (${s.releases.granted} / ${s.releases.refused}; ${s.releases.roaming})`],
+    ['releases at terminals (granted)', String(s.releases.atTerminals)],
     ['offline releases (jobs printed twice, detected)', `${s.releases.offline} (${s.releases.duplicates})`],
     ['retention sweeps', String(s.sweeps)],
     ...FAULT_KINDS.map((k): [string, string] => [`faults: ${k}`, String(s.faults[k])]),

@@ -140,6 +140,8 @@ export interface SimSummary {
     refused: number
     /** Of the attempts, those made at another site than the holder. */
     roaming: number
+    /** Of the granted, those released at a terminal (its site's jobs, at the terminal's printer). */
+    atTerminals: number
     /** Of the granted, those printed offline (holder unreachable, prefetched copy). */
     offline: number
     /** Jobs printed twice because of an offline release (each must be detected by its holder: invariant 2). */
@@ -259,7 +261,7 @@ class Simulation {
   private readonly faultCounts = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>
   /** Job id → label, to write events without random ids. */
   private readonly labels = new Map<string, string>()
-  private readonly releases = { attempted: 0, granted: 0, refused: 0, roaming: 0, offline: 0 }
+  private readonly releases = { attempted: 0, granted: 0, refused: 0, roaming: 0, atTerminals: 0, offline: 0 }
   /** Per job label, every print that came out of a printer: the site, and whether it was an offline release. */
   private readonly prints = new Map<string, Array<{ site: string, offline: boolean }>>()
   /** Per job label and printer, whether the printer's last acceptance of it was an offline release. */
@@ -415,7 +417,8 @@ class Simulation {
 
   private async startPeer (p: SimPeer): Promise<void> {
     const persistenceHolder: { p?: CrashablePersistence } = {}
-    const site = p.role === 'site' ? await this.releaseComponents(p) : undefined
+    // sites and terminals run the release engine; central only the peer core
+    const site = p.role === 'site' || p.role === 'terminal' ? await this.releaseComponents(p) : undefined
     const mesh = await startMeshPeer({
       network: this.network,
       name: p.name,
@@ -431,8 +434,7 @@ class Simulation {
       schedule: this.clock.schedule,
       sleep: async (ms) => { await new Promise<void>((resolve) => this.clock.schedule(resolve, ms)) },
       wrapPersistence: (inner) => (persistenceHolder.p = new CrashablePersistence(inner, this.tracker, p.name, () => this.onCrash(p))),
-      // a site: its role's own list (node/roles.ts), less what needs libp2p or a socket;
-      // central and terminals: the peer core (terminals release nothing in the simulator yet)
+      // its role's own list (node/roles.ts), less what needs libp2p or a socket
       services: site !== undefined ? inProcessServices(p.role) : IN_PROCESS_CORE,
       ...(site !== undefined ? { registry: this.releaseRegistry(p), components: site } : {})
     })
@@ -468,16 +470,19 @@ class Simulation {
   }
 
   /**
-   * A site's release engine: the CLI's factories (node/release.ts) with the simulator's
-   * timings (passes off: they are workload steps on the virtual clock), analysis cached per
-   * document, and `miss-duplicates` planted between roaming and the job service.
+   * A site's or terminal's release engine: the CLI's factories (node/release.ts) with the
+   * simulator's timings (passes off: they are workload steps on the virtual clock), analysis
+   * cached per document, and `miss-duplicates` planted between roaming and the job service.
+   * A terminal releases its site's jobs at its own printer; it publishes no host name (only
+   * a site's server writes the site's config) and holds no jobs of its own here.
    */
   private releaseRegistry (p: SimPeer): ServiceRegistry {
+    const terminal = p.role === 'terminal'
     const registry = releaseServices({
       site: toSiteId(p.site ?? p.name),
-      hostname: `${p.name}.sim`,
-      queues: [{ name: 'secure', hold: true, defaultPrinter: 'mfp', info: 'secure print', location: p.name }],
-      jobs: { holdMs: HOLD_MS, retentionMs: RETENTION_MS, sweepMs: 0 },
+      ...(terminal ? {} : { hostname: `${p.name}.sim` }),
+      queues: [{ name: 'secure', hold: true, defaultPrinter: 'mfp', info: 'secure print', location: p.name, ...(terminal ? { pinned: true } : {}) }],
+      jobs: { holdMs: HOLD_MS, retentionMs: RETENTION_MS, sweepMs: 0, ...(terminal ? { deviceName: p.name } : {}) },
       roaming: { grantTtlMs: GRANT_TTL_MS, tickMs: 0 }
     })
     const analyzer: AnalyzerService = { parse: async (path, format, signal) => await this.analyze(path, format, signal), start: async () => {}, stop: async () => {} }
@@ -632,6 +637,11 @@ class Simulation {
     return this.peers.filter((p) => p.role === 'site' && p.jobs !== undefined && !p.crashed)
   }
 
+  /** Peers up that release jobs at their printers: sites and terminals. */
+  private upReleasers (): SimPeer[] {
+    return this.peers.filter((p) => (p.role === 'site' || p.role === 'terminal') && p.roaming !== undefined && !p.crashed)
+  }
+
   private async workload (): Promise<void> {
     const roll = this.rng()
     if (roll < 0.45) await this.print()
@@ -686,9 +696,12 @@ class Simulation {
     if (job !== undefined) await this.releaseAt(job, this.peer(job.holder))
   }
 
-  /** A user at some site releases one of their jobs held at a partner site, as that site lists it. */
+  /**
+   * A user at some site releases one of their jobs held at a partner site, as that site lists
+   * it; or at a terminal, one held by the terminal's site.
+   */
   private async releaseElsewhere (): Promise<void> {
-    const site = this.pick(this.upSites())
+    const site = this.pick(this.upReleasers())
     const listed = (site?.roaming?.listPartnerJobs() ?? []).filter((v) => v.state === 'held')
     const candidates = listed.map((v) => this.byLabel.get(this.labels.get(v.id) ?? '')).filter((j) => j !== undefined)
     // in creation order, not replica order, so the seeded pick does not depend on how updates arrived
@@ -707,6 +720,7 @@ class Simulation {
       else if (site.roaming !== undefined) await site.roaming.releaseRemote({ user: job.owner, admin: false }, job.id)
       else throw new Error(`${site.name} is down`)
       this.releases.granted++
+      if (site.role === 'terminal') this.releases.atTerminals++
       const offline = site.roaming?.releaseOf(job.id)?.offline === true && site !== holder
       if (offline) this.releases.offline++
       this.event(site.name, offline ? 'released-offline' : 'released', job.label)
@@ -729,7 +743,7 @@ class Simulation {
   }
 
   private async sweep (): Promise<void> {
-    const site = this.pick(this.upSites())
+    const site = this.pick(this.upReleasers())
     if (site?.jobs === undefined) return
     this.sweeps++
     try {
