@@ -75,7 +75,8 @@ export function createPanelApi (init: PanelInit, c: PanelComponents): PanelApi &
 
   return {
     status (): PanelStatus {
-      const online = c.transport.peers().some((p) => c.membership.info(p)?.site === init.site)
+      // online: connected to its site's server (other terminals of the site do not count)
+      const online = c.transport.peers().some((p) => { const who = c.membership.info(p); return who?.role === 'site' && who.site === init.site })
       return {
         site: init.site,
         printer: { name: init.printer, uri: device.uri, ...printerState },

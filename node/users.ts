@@ -36,7 +36,7 @@ export async function importUsersCsv (store: DocStore, csv: string, homeSite: st
   if (Buffer.byteLength(csv) > MAX_IMPORT_BYTES) throw new InvalidRequestError(`CSV larger than ${MAX_IMPORT_BYTES} bytes`)
   let rows: string[][]
   try {
-    rows = parse(csv, { skip_empty_lines: true, trim: true, relax_column_count: false, bom: true }) as string[][]
+    rows = parse(csv, { skip_empty_lines: true, trim: true, relax_column_count: true, bom: true }) as string[][] // rows with and without a card column mix; each is checked below
   } catch (err) {
     throw new InvalidRequestError(`CSV could not be parsed: ${(err as Error).message}`)
   }

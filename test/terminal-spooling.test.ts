@@ -9,6 +9,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { until } from '../simulations/wait.ts'
+import { startCentral, startSite } from '../simulations/node-process.ts'
 import { printFile } from './helpers/ipptool.ts'
 import { browse, type Browsed } from './helpers/avahi.ts'
 import { prepareSuites } from './helpers/conformance.ts'
@@ -18,6 +19,9 @@ import {
 } from './helpers/terminal-mesh.ts'
 
 const PINS = { alice: '246810', bob: '135790', carol: '112358' }
+const ALICE_CARD = '0004417223'
+/** A node cut off from its site notices within this (libp2p's connection close, then its own reconnect attempts). */
+const OFFLINE_MS = 30_000
 
 let mesh: TerminalMesh | undefined
 
@@ -48,7 +52,7 @@ async function printTo (t: TerminalNode, mode: string, user: string, name: strin
 const stateAtSite = async (id: string): Promise<string | undefined> => (await jobsAt(m().site)).find((j) => j.id === id)?.state
 
 test.before(async () => {
-  mesh = await startTerminalMesh(PINS, [['--name', 'mfp-lobby'], ['--name', 'mfp-floor2']])
+  mesh = await startTerminalMesh({ ...PINS, alice: { pin: PINS.alice, card: ALICE_CARD } }, [['--name', 'mfp-lobby'], ['--name', 'mfp-floor2']])
 })
 
 test.after(async () => { await mesh?.stop() })
@@ -97,6 +101,35 @@ test('Pull: held at terminal-1, listed at terminal-2 with terminal-1\'s name, re
   assert.ok(again.status >= 400, 'a printed job is not released again')
   await until(async () => (await usageAt(m().site)).some((u) => u.jobId === job.id), MESH_TIMEOUT_MS, 'usage reaches the site')
   assert.equal((await usageAt(m().site)).filter((u) => u.jobId === job.id).map((u) => [u.user, u.pages, u.colorPages, u.sheets]), [['bob', 3, 2, 3]], 'charged once with the exact pages')
+})
+
+test('with the site killed and central stopped, alice logs in at terminal-1 by PIN and by card and releases her Hold job; once both are back it is charged once at the site', async () => {
+  const job = await printTo(t1(), 'hold', 'alice', 'offline.pdf', 2, [0])
+  const { site, central } = m()
+  const portOf = (node: typeof site): string => /\/tcp\/(\d+)/.exec(node.listen[0] ?? '')?.[1] ?? '0'
+  const [sitePort, centralPort] = [portOf(site), portOf(central)]
+  await site.kill('SIGKILL')
+  await central.kill('SIGTERM')
+  const restarted: Array<Awaited<ReturnType<typeof startSite>>> = []
+  try {
+    await until(async () => ((await (await fetch(`${t1().node.httpUrl}/api/panel/status`)).json()) as { online: boolean }).online === false, OFFLINE_MS, 'terminal-1 working offline')
+    const byPin = await session(t1(), 'alice')
+    assert.equal((await panelJobs(byPin)).filter((j) => j.id === job.id).map((j) => j.state), ['held'], 'her job is listed while offline')
+    const card = await fetch(`${t1().node.httpUrl}/api/login/card`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ card: ALICE_CARD }) })
+    assert.is(card.status, 200, 'the card logs her in offline too')
+    const released = await panel<{ job: { state: string } }>(byPin, 'POST', `/api/panel/jobs/${job.id}/release`)
+    assert.is(released.status, 200, JSON.stringify(released.body))
+    await until(async () => (await printedBy(t1().printer)).includes(job.sha256), MESH_TIMEOUT_MS, 'printed offline at terminal-1')
+    // central and the site come back on their data and ports; the usage recorded offline reaches the site once
+    restarted.push(await startCentral({ dataDir: central.dataDir, args: ['--listen', `/ip4/127.0.0.1/tcp/${centralPort}`] }))
+    restarted.push(await startSite({ dataDir: site.dataDir, adminToken: site.adminToken, args: ['--site', 'site-a', '--hostname', 'print.site-a.example', '--listen', `/ip4/127.0.0.1/tcp/${sitePort}`] }))
+    const back = restarted[1]
+    await until(async () => (await usageAt(back)).some((u) => u.jobId === job.id), MESH_TIMEOUT_MS, 'the offline usage reached the site')
+    assert.equal((await usageAt(back)).filter((u) => u.jobId === job.id).map((u) => [u.user, u.pages, u.colorPages, u.printer]), [['alice', 2, 1, 'device']], 'charged once, with the exact pages')
+    assert.is((await printedBy(t1().printer)).filter((s) => s === job.sha256).length, 1, 'printed once')
+  } finally {
+    for (const p of restarted.reverse()) await p.kill('SIGTERM')
+  }
 })
 
 test('ipptool\'s ipp-1.1 and ipp-2.0 suites pass against the terminal\'s Direct queue: no FAIL, exit 0', async () => {

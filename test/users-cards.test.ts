@@ -33,13 +33,14 @@ test.after.each(async () => {
 })
 
 test('a card imported with its user logs that user in, in any letter case; a wrong or unknown card does not', async () => {
-  await importUsersCsv(store, 'username,full name,PIN,card\nalice,Alice,2468,0004417223\nbob,Bob,1357,a1b2c3d4\ncarol,Carol,9999,\n', 'site-a', 'test', KEY)
+  await importUsersCsv(store, 'username,full name,PIN,card\nalice,Alice,2468,0004417223\nbob,Bob,1357,a1b2c3d4\ncarol,Carol,9999,\ndave,Dave,1111\n', 'site-a', 'test', KEY)
   assert.is(await checkCard(store, KEY, '0004417223'), 'alice')
   assert.is(await checkCard(store, KEY, 'A1B2C3D4'), 'bob')
   assert.is(await checkCard(store, KEY, ' a1b2c3d4 '), 'bob', 'readers may pad with spaces')
   assert.is(await checkCard(store, KEY, '0004417224'), undefined)
   assert.is(await checkCard(store, OTHER_KEY, '0004417223'), undefined, 'the index is keyed: another mesh\'s key finds nothing')
-  assert.ok(await checkPin(store, 'carol', '9999'), 'a row without a card imports its user')
+  assert.ok(await checkPin(store, 'carol', '9999'), 'a row with an empty card imports its user')
+  assert.ok(await checkPin(store, 'dave', '1111'), 'a row of three columns beside rows of four too')
   assert.is(getUser(await store.open(directoryDoc()), 'carol')?.cards, undefined)
 })
 

@@ -151,7 +151,7 @@ export interface PanelStatus {
   site: string
   /** The device it fronts: its URI and what the printer says of itself. */
   printer: PrinterView
-  /** Whether the terminal reaches any peer of its site now (false: working offline). */
+  /** Whether the terminal reaches its site's server now (false: working offline). */
   online: boolean
   /** Idle time after which the panel logs the user out (ms). */
   idleLogoutMs: number
