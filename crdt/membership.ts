@@ -144,8 +144,10 @@ export class Membership {
     if (info.role === 'central' || info.role === 'site') return true
     switch (name.family) {
       case 'license':
-      case 'directory':
         return true
+      case 'directory':
+        // users' PIN and card hashes go only to peers that log users in: sites and terminals, not workstations' clients
+        return info.role === 'terminal'
       case 'site':
         return name.site === info.site
       case 'jobs':

@@ -110,6 +110,21 @@ test('a peer that was stopped catches up after restart without operator action',
   assert.is(valueAt(c, jobsDoc(a.id, PERIOD), 'while-away-49'), 49)
 })
 
+test('the directory (PIN and card hashes) reaches sites and terminals, never a workstation\'s client', async () => {
+  const central = await mesh.addCentral()
+  const site = await mesh.addPeer('site-a', 'site', 'a')
+  const terminal = await mesh.addPeer('terminal-a1', 'terminal', 'a')
+  const client = await mesh.addPeer('client-a1', 'client', 'a')
+  for (const p of [site, terminal, client]) await mesh.connect(central, p)
+  await mesh.connect(site, client)
+  await write(central, directoryDoc(), 'alice', 'scrypt$…')
+  await write(central, licenseDoc(), 'marker', 1)
+  await until(() => valueAt(site, directoryDoc(), 'alice') !== undefined && valueAt(terminal, directoryDoc(), 'alice') !== undefined, 10_000, 'directory at site and terminal')
+  // written after the directory and sent the same way: had the directory been sent to the client, it would be there first
+  await until(() => valueAt(client, licenseDoc(), 'marker') === 1, 10_000, 'the license reached the client')
+  assert.is(client.store.get(directoryDoc())?.getMap('m').get('alice'), undefined, 'no directory at the client')
+})
+
 test('forged updates are rejected, counted, never applied, persisted or relayed', async () => {
   const central = await mesh.addCentral()
   const a = await mesh.addPeer('site-a', 'site', 'a')
