@@ -18,7 +18,15 @@ import { Transform, type Readable } from 'node:stream'
 export const MAX_DOCUMENT_BYTES = 2 * 1024 ** 3
 
 export class DocumentTooLargeError extends Error {
-  constructor (limit: number) { super(`document exceeds ${limit} bytes`); this.name = 'DocumentTooLargeError' }
+  constructor (readonly limit: number) { super(`document exceeds ${limit} bytes`); this.name = 'DocumentTooLargeError' }
+}
+
+/** How one write is bounded beyond the spool's own {@link MAX_DOCUMENT_BYTES}. */
+export interface WriteLimits {
+  /** A lower limit for this document: past it the write fails with {@link DocumentTooLargeError}. */
+  maxBytes?: number
+  /** Told of every chunk's size before it is written; throwing fails the write with that error. */
+  meter?: (bytes: number) => void
 }
 export class SpoolIntegrityError extends Error {
   constructor (sha256: string) { super(`spooled document ${sha256} is missing or does not match its hash`); this.name = 'SpoolIntegrityError' }
@@ -61,16 +69,25 @@ export class Spool {
     return path
   }
 
-  /** Streams `data` into the spool; durable when resolved. */
-  async write (data: Readable): Promise<SpooledDocument> {
+  /**
+   * Streams `data` into the spool; durable when resolved. On failure (the source's error, a
+   * limit, the meter's) nothing of it stays in the spool.
+   */
+  async write (data: Readable, limits: WriteLimits = {}): Promise<SpooledDocument> {
     const tmp = join(this.dir, 'tmp', randomUUID())
     const hash = createHash('sha256')
     let size = 0
-    const limit = this.maxBytes
+    const limit = Math.min(this.maxBytes, limits.maxBytes ?? Infinity)
     const meter = new Transform({
       transform (chunk: Buffer, _enc, cb) {
         size += chunk.length
         if (size > limit) { cb(new DocumentTooLargeError(limit)); return }
+        try {
+          limits.meter?.(chunk.length)
+        } catch (err) {
+          cb(err as Error)
+          return
+        }
         hash.update(chunk)
         cb(null, chunk)
       }

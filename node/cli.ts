@@ -20,6 +20,7 @@ import { DocStore } from '../crdt/store.ts'
 import { LevelPersistence } from '../crdt/persistence.ts'
 import { importUsersCsv, cardKeyOf } from './users.ts'
 import { readAdminTokenFile } from './admin-token.ts'
+import { DEFAULT_INTAKE_LIMITS, type IntakeLimits } from '../devices/jobs/intake-limits.ts'
 
 /** IPP's port 631 needs root; this is the unprivileged default, as CUPS test setups use. */
 const DEFAULT_IPP_PORT = 8631
@@ -89,6 +90,47 @@ function megabytesPerSecond (value: string): number {
   const n = Number(value)
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number of megabytes per second')
   return n * 1024 * 1024
+}
+
+function positiveInteger (value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive whole number')
+  return n
+}
+
+function megabytes (value: string): number {
+  const n = Number(value)
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number of megabytes (MiB)')
+  return Math.round(n * 1024 * 1024)
+}
+
+/** The site's intake limit options: flag, IntakeLimits field, what it bounds, parser, default as shown. */
+const INTAKE_OPTIONS: ReadonlyArray<{ flag: string, key: keyof IntakeLimits, help: string, parse: (v: string) => number, shown: string }> = [
+  { flag: '--max-document-mb <MB>', key: 'maxDocumentBytes', help: 'largest document accepted over IPP, after decompression', parse: megabytes, shown: `${DEFAULT_INTAKE_LIMITS.maxDocumentBytes / 1024 ** 2}` },
+  { flag: '--max-decompression-ratio <n>', key: 'maxDecompressionRatio', help: 'a compressed document may inflate to at most n times its size (past 16 MiB)', parse: positiveInteger, shown: `${DEFAULT_INTAKE_LIMITS.maxDecompressionRatio}` },
+  { flag: '--max-job-pages <n>', key: 'maxJobImpressions', help: 'most pages × copies in one job', parse: positiveInteger, shown: `${DEFAULT_INTAKE_LIMITS.maxJobImpressions}` },
+  { flag: '--max-user-jobs <n>', key: 'maxJobsPerUser', help: 'most unfinished (held, printing) jobs one user may have', parse: positiveInteger, shown: `${DEFAULT_INTAKE_LIMITS.maxJobsPerUser}` },
+  { flag: '--max-user-mb <MB>', key: 'maxBytesPerUser', help: 'most megabytes one user\'s unfinished jobs may hold', parse: megabytes, shown: `${DEFAULT_INTAKE_LIMITS.maxBytesPerUser / 1024 ** 2}` },
+  { flag: '--max-address-jobs <n>', key: 'maxJobsPerAddress', help: 'most unfinished jobs sent from one address (a NAT or print server sends for many users)', parse: positiveInteger, shown: `${DEFAULT_INTAKE_LIMITS.maxJobsPerAddress}` },
+  { flag: '--max-address-mb <MB>', key: 'maxBytesPerAddress', help: 'most megabytes the unfinished jobs sent from one address may hold', parse: megabytes, shown: `${DEFAULT_INTAKE_LIMITS.maxBytesPerAddress / 1024 ** 2}` },
+  { flag: '--max-address-uploads <n>', key: 'maxUploadsPerAddress', help: 'most documents one address may be sending at once (more are told server-error-busy)', parse: positiveInteger, shown: `${DEFAULT_INTAKE_LIMITS.maxUploadsPerAddress}` }
+]
+
+/** Adds the intake limit options to a command. */
+function withIntakeOptions (command: Command): Command {
+  for (const o of INTAKE_OPTIONS) command.option(o.flag, `${o.help} (default: ${o.shown})`, o.parse)
+  return command
+}
+
+/** The intake limits given on the command line (commander's camel-cased option names). */
+function intakeLimitOptions (opts: object): Partial<IntakeLimits> {
+  const limits: Partial<IntakeLimits> = {}
+  for (const o of INTAKE_OPTIONS) {
+    const name = o.flag.split(' ')[0].slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())
+    const value = (opts as Record<string, unknown>)[name]
+    if (typeof value === 'number') limits[o.key] = value
+  }
+  return limits
 }
 
 interface MeshCliOptions { listen?: string[], bootstrap?: string[], mdns: boolean, join?: string, antiEntropySeconds?: number, networkKey?: string }
@@ -223,7 +265,7 @@ const program = new Command('printmesh')
   .version(VERSION, '-V, --version', 'print the version and exit')
   .showHelpAfterError()
 
-withNodeOptions(program.command('site'), { data: './data', dataHelp: 'data folder (database, spool, identity)', httpPort: DEFAULT_HTTP_PORT, p2pPort: DEFAULT_P2P_PORT, joins: true })
+withIntakeOptions(withNodeOptions(program.command('site'), { data: './data', dataHelp: 'data folder (database, spool, identity)', httpPort: DEFAULT_HTTP_PORT, p2pPort: DEFAULT_P2P_PORT, joins: true }))
   .description('run a branch print server: IPP queue, held jobs, release to printers, accounting, web admin')
   .option('--site <id>', 'site id (default: host name)')
   .option('--ipp-port <n>', 'IPP port (ipp://host:port/ipp/print)', port, DEFAULT_IPP_PORT)
@@ -262,7 +304,8 @@ withNodeOptions(program.command('site'), { data: './data', dataHelp: 'data folde
       ...(opts.roamingRate !== undefined ? { roamingBytesPerSecond: opts.roamingRate } : {}),
       dnssd: opts.dnssd,
       ippAuth: opts.ippAuth,
-      ippJobList: opts.ippJobList
+      ippJobList: opts.ippJobList,
+      intakeLimits: intakeLimitOptions(opts)
     }, logger), portsOf(opts, mesh))
     process.stderr.write(`printmesh site ready\n  print to:  ${site.ippUri}\n  web:       ${site.webUrl}\n` +
       (site.adminTokenFile !== undefined ? `  admin token in ${site.adminTokenFile}\n` : ''))

@@ -7,6 +7,7 @@
  */
 import { createIppServer, type IppServer } from '../devices/ipp/server.ts'
 import type { AnonymousJobList } from '../devices/ipp/auth.ts'
+import type { IntakeLimits } from '../devices/jobs/intake-limits.ts'
 import type { JobService } from '../devices/jobs/service.ts'
 import type { DocStore } from '../crdt/store.ts'
 import type { LoginGuard } from '../ui/rate-limit.ts'
@@ -30,11 +31,13 @@ export interface IppServiceInit {
   realm: string
   /** What Get-Jobs shows clients that did not log in (default: the server's). */
   anonymousJobs?: AnonymousJobList
+  /** What the intake takes (document size, decompression, pages per job, quotas per user and address), over the defaults. */
+  limits?: Partial<IntakeLimits>
 }
 
 interface IppComponents {
   jobs: JobService
-  metrics: Pick<NodeMetrics, 'ippAnswered'>
+  metrics: Pick<NodeMetrics, 'ippAnswered' | 'intakeRefused'>
   logger: Logger
   store: DocStore
   adminToken: string
@@ -50,6 +53,8 @@ export const ippService = (init: IppServiceInit) => (): ServiceFactory<IppServer
     port: init.port,
     ...(init.uriHost !== undefined ? { uriHost: init.uriHost } : {}),
     onAnswered: c.metrics.ippAnswered,
+    onRefused: c.metrics.intakeRefused,
+    ...(init.limits !== undefined ? { limits: init.limits } : {}),
     // the web login's checks and limits (node/ipp-auth.ts)
     authenticate: ippAuthenticator({
       logins: c.logins,

@@ -20,6 +20,7 @@ import type { OutputDevice } from '../devices/output/types.ts'
 import type { IppServer } from '../devices/ipp/server.ts'
 import { ippService, dnssdService } from './intake.ts'
 import type { AnonymousJobList } from '../devices/ipp/auth.ts'
+import type { IntakeLimits } from '../devices/jobs/intake-limits.ts'
 import { LoginGuard } from '../ui/rate-limit.ts'
 import { countOwnUsage } from './usage-metrics.ts'
 import { createHttpServer, type HttpServer } from '../ui/server.ts'
@@ -92,6 +93,12 @@ export interface SiteConfig {
   ippAuth?: 'intake' | 'job-control'
   /** What IPP Get-Jobs shows clients that did not authenticate (default `private`: every job, names and owners hidden). */
   ippJobList?: AnonymousJobList
+  /**
+   * What the IPP intake takes, over the defaults (devices/jobs/intake-limits.ts): document
+   * size and decompression ratio, pages per job, unfinished jobs and bytes per user and per
+   * address, documents sent at once per address.
+   */
+  intakeLimits?: Partial<IntakeLimits>
 }
 
 export interface RunningSite {
@@ -158,7 +165,8 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
       port: config.ippPort,
       uriHost: displayHost,
       realm: `printmesh ${info.site}`,
-      ...(config.ippJobList !== undefined ? { anonymousJobs: config.ippJobList } : {})
+      ...(config.ippJobList !== undefined ? { anonymousJobs: config.ippJobList } : {}),
+      ...(config.intakeLimits !== undefined ? { limits: config.intakeLimits } : {})
     }),
     http: () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine }, HttpServer>([...PEER_VIEW, 'jobs', 'roaming', 'printers', 'adminToken', 'logins', 'logger', 'cardKey'], (c) => {
       const api = createSiteApi({ info, peer: c.self.id, adminToken: c.adminToken, store: c.store, jobs: c.jobs, roaming: c.roaming, printers: c.printers, directoryAuthority: () => c.membership.authority === c.self.id, cardKey: c.cardKey })

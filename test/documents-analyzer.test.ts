@@ -10,7 +10,7 @@ import { pino } from 'pino'
 import { DocumentAnalyzer, type DocumentAnalyzerOptions } from '../devices/documents/analyzer.ts'
 import { parseDocument, AnalysisStoppedError, CorruptDocumentError } from '../devices/documents/index.ts'
 import { makePdf, makeJpeg } from './fixtures/documents.ts'
-import { makeFlateBombPdf, makeManyOperatorsPdf, makeManyPagesPdf } from './fixtures/hostile-documents.ts'
+import { makeFlateBombPdf, makeManyOperatorsPdf, makeManyPagesPdf } from '../simulations/bench/hostile-documents.ts'
 import { tempDir } from '../simulations/node-process.ts'
 import { rejects } from './helpers/assert.ts'
 import { until } from '../simulations/wait.ts'
@@ -19,7 +19,7 @@ const log = pino({ level: 'silent' })
 let dir = ''
 /** A 3-page PDF (page 2 in colour): the valid document every test expects an answer for. */
 let valid = ''
-/** 50,000 pages under one flat page tree: minutes of pdf.js time (test/fixtures/hostile-documents.ts). */
+/** 50,000 pages under one flat page tree: minutes of pdf.js time (simulations/bench/hostile-documents.ts). */
 let manyPages = ''
 /** One page whose content stream inflates to 1 GiB. */
 let bomb = ''

@@ -38,6 +38,7 @@ export class NodeMetrics {
   readonly contentType: string
   private readonly httpRequests: Counter<'status'>
   private readonly ippRequests: Histogram<'operation' | 'status'>
+  private readonly intakeRefusals: Counter<'limit'>
   private readonly releases: Histogram<'outcome'>
   private readonly syncBatches: Histogram
   private readonly usage: { jobs: Counter, pages: Counter, colorPages: Counter, sheets: Counter }
@@ -62,6 +63,12 @@ export class NodeMetrics {
       buckets: IPP_BUCKETS_S,
       registers
     })
+    this.intakeRefusals = new Counter({
+      name: 'printmesh_ipp_intake_refused_total',
+      help: 'IPP requests refused by an intake limit, by limit (document-size, decompression-ratio, job-impressions, user-jobs, user-bytes, address-jobs, address-bytes, address-uploads).',
+      labelNames: ['limit'],
+      registers
+    })
     this.releases = new Histogram({
       name: 'printmesh_release_duration_seconds',
       help: 'Releases, from the release to the printer\'s final word, by outcome (printed, failed, held again).',
@@ -81,7 +88,7 @@ export class NodeMetrics {
       colorPages: new Counter({ name: 'printmesh_usage_color_pages_total', help: 'Colour pages charged by this node (its own accounting).', registers }),
       sheets: new Counter({ name: 'printmesh_usage_sheets_total', help: 'Sheets of paper charged by this node (its own accounting).', registers })
     }
-    this.printFamilies = [this.ippRequests, this.releases, ...Object.values(this.usage), this.jobsGauge()]
+    this.printFamilies = [this.ippRequests, this.intakeRefusals, this.releases, ...Object.values(this.usage), this.jobsGauge()]
     this.meshFamilies = [this.syncBatches, ...this.meshGauges()]
   }
 
@@ -178,6 +185,8 @@ export class NodeMetrics {
   readonly loginRefused = (limit: string): void => { this.loginRefusals.inc({ limit }) }
   /** An IPP request was answered (`status` as its keyword) after `seconds`. */
   readonly ippAnswered = (operation: string, status: string, seconds: number): void => { this.ippRequests.observe({ operation, status }, seconds) }
+  /** An IPP request was refused by the intake limit named (devices/jobs/intake-limits.ts). */
+  readonly intakeRefused = (limit: string): void => { this.intakeRefusals.inc({ limit }) }
   /** A release ended (`printed`, `failed`, `held`) `seconds` after it was asked for. */
   readonly released = (outcome: string, seconds: number): void => { this.releases.observe({ outcome }, seconds) }
   /** A batch of peer envelopes was checked and stored in `seconds`. */

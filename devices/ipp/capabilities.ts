@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto'
 import type { QueueInfo } from '../jobs/types.ts'
+import type { IntakeLimits } from '../jobs/intake-limits.ts'
 import { Op, Tag, attr, collection, member, integerValue, stringValue, type IppAttribute, type IppValue } from './wire.ts'
 
 /** A self-describing PWG media size: name and dimensions in hundredths of a millimetre. */
@@ -42,8 +43,6 @@ export const NATURAL_LANGUAGE = 'en'
 export const IPP_VERSIONS = ['1.0', '1.1', '2.0']
 /** Seconds a Create-Job waits for its Send-Document (advertised; the domain expires stale jobs). */
 export const MULTIPLE_OPERATION_TIME_OUT = 300
-/** Largest document, in KiB, advertised in job-k-octets-supported (2 GiB). */
-export const MAX_JOB_K_OCTETS = 2 * 1024 * 1024
 /** Nominal speed: a held queue has none of its own; IPP 2.0 requires a value. */
 const PAGES_PER_MINUTE = 20
 /** The resolution the queue claims: documents keep their own; 600 dpi is what PDF consumers assume. */
@@ -83,6 +82,8 @@ export interface PrinterContext {
   moreInfoUri: string
   /** Jobs of the queue not yet completed. */
   queuedJobCount: number
+  /** The intake's limits: its document size and pages per job are advertised. */
+  limits: Pick<IntakeLimits, 'maxDocumentBytes' | 'maxJobImpressions'>
   now: number
 }
 
@@ -157,7 +158,8 @@ export function printerAttributes (ctx: PrinterContext): IppAttribute[] {
     attr('color-supported', Tag.boolean, true),
     attr('pages-per-minute', Tag.integer, PAGES_PER_MINUTE),
     attr('pages-per-minute-color', Tag.integer, PAGES_PER_MINUTE),
-    attr('job-k-octets-supported', Tag.rangeOfInteger, { lower: 0, upper: MAX_JOB_K_OCTETS }),
+    attr('job-k-octets-supported', Tag.rangeOfInteger, { lower: 0, upper: Math.floor(ctx.limits.maxDocumentBytes / 1024) }),
+    attr('job-impressions-supported', Tag.rangeOfInteger, { lower: 0, upper: ctx.limits.maxJobImpressions }),
     attr('which-jobs-supported', Tag.keyword, 'completed', 'not-completed', 'all'),
     attr('printer-geo-location', Tag.unknown, null),
     attr('job-creation-attributes-supported', Tag.keyword,

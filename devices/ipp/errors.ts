@@ -13,9 +13,11 @@ export class IppStatusError extends Error {
     /** Attributes for the unsupported-attributes group (RFC 8011 4.1.7). */
     readonly unsupported: IppAttribute[] = [],
     /** Further groups for the response (e.g. the job a failed Print-Job created). */
-    readonly groups: IppGroup[] = []
+    readonly groups: IppGroup[] = [],
+    /** `cause`: the domain error it answers (the server counts intake refusals by it). */
+    options?: ErrorOptions
   ) {
-    super(message)
+    super(message, options)
     this.name = 'IppStatusError'
   }
 }

@@ -9,6 +9,7 @@ import {
 } from '../jobs/types.ts'
 import { CorruptDocumentError, UnsupportedFormatError } from '../documents/index.ts'
 import { DocumentTooLargeError } from '../spool.ts'
+import { IntakeBusyError, IntakeQuotaError, IntakeTooLargeError } from '../jobs/intake-limits.ts'
 import { IppStatusError } from './errors.ts'
 import { Tag, Status, attr, type IppAttribute } from './wire.ts'
 
@@ -178,5 +179,11 @@ export function ippStatusOf (err: unknown): number | undefined {
   if (err instanceof UnsupportedFormatError) return Status.clientErrorDocumentFormatNotSupported
   if (err instanceof CorruptDocumentError) return Status.clientErrorDocumentFormatError
   if (err instanceof DocumentTooLargeError) return Status.clientErrorRequestEntityTooLarge
+  // intake limits (devices/jobs/intake-limits.ts): too large for this printer; a quota that
+  // clears only as jobs are printed or deleted (CUPS's "Too many active jobs"); a flood that
+  // clears in seconds, which clients retry by themselves
+  if (err instanceof IntakeTooLargeError) return Status.clientErrorRequestEntityTooLarge
+  if (err instanceof IntakeQuotaError) return Status.clientErrorNotPossible
+  if (err instanceof IntakeBusyError) return Status.serverErrorBusy
   return undefined
 }

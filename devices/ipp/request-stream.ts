@@ -4,6 +4,7 @@
  * buffered whole.
  */
 import { PassThrough, type Readable } from 'node:stream'
+import { IntakeLimitError } from '../jobs/intake-limits.ts'
 import { decodeMessage, scanHeader, IppDecodeError, type IppMessage } from './wire.ts'
 
 /** Largest IPP attribute section accepted before the document: real requests are a few KiB. */
@@ -102,6 +103,9 @@ export function readIppRequest (req: Readable, maxHeader = MAX_HEADER): Promise<
       const body = new PassThrough()
       const rest = buf.subarray(scan.offset, length)
       if (rest.length > 0) body.write(Buffer.from(rest))
+      // what is wrong with the bytes (a body that does not decompress, or past an intake limit)
+      // reaches the document's reader as it is; anything else means the client went away
+      req.once('error', (err) => { body.destroy(isContentError(err) ? err : new RequestAbortedError()) })
       req.once('close', () => { if (!req.readableEnded) body.destroy(new RequestAbortedError()) })
       req.pipe(body) // pipe carries backpressure: the domain pulls the document at its own pace
       resolve({ message, body, headerLength: scan.offset })
@@ -119,4 +123,9 @@ export function readIppRequest (req: Readable, maxHeader = MAX_HEADER): Promise<
     req.on('error', onError)
     req.on('close', onClose)
   })
+}
+
+/** An error about the request's bytes themselves (HTTP Content-Encoding that does not inflate, or inflates past a limit), not its transport. */
+function isContentError (err: Error): boolean {
+  return err instanceof IntakeLimitError || (err as NodeJS.ErrnoException).code?.startsWith('Z_') === true
 }

@@ -19,16 +19,22 @@
  *    authenticator, before anything else about the request; wrong ones are answered 401,
  *    too many failed ones client-error-forbidden. Operations say what needs a login
  *    (client-error-not-authenticated), which goes out as HTTP 401 with a Basic challenge.
+ * 6. What the intake takes is bounded (`limits`, devices/jobs/intake-limits.ts): bodies the
+ *    server decompresses by ratio (decompression.ts), documents one address sends at once
+ *    (server-error-busy with Retry-After); job creation hands the rest to the domain with
+ *    the client's address. Every refusal by a limit is told to `onRefused`.
  *
  * Startable the libp2p way: start twice and stop without start are safe; stop closes
  * idle keep-alive connections at once and the rest after a grace period.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { pipeline, type Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { createGunzip, createInflate } from 'node:zlib'
 import type { Logger } from 'pino'
 import type { Actor, JobDomain, QueueInfo } from '../jobs/types.ts'
+import { IntakeBusyError, IntakeLimitError, intakeLimits, type IntakeLimitName, type IntakeLimits } from '../jobs/intake-limits.ts'
+import { boundedInflate } from './decompression.ts'
 import { basicChallenge, credentialsOf, DEFAULT_REALM, type AnonymousJobList, type IppAuthenticator } from './auth.ts'
 import { CHARSETS, NATURAL_LANGUAGE } from './capabilities.ts'
 import { IppStatusError } from './errors.ts'
@@ -37,7 +43,7 @@ import { OPERATIONS, JOB_OPERATIONS, SERVER_OPERATIONS, SERVER_WIDE_OPERATIONS, 
 import { ANONYMOUS } from './operations/common.ts'
 import { readIppRequest, RequestReadError, RequestAbortedError, MAX_HEADER, type IppHead } from './request-stream.ts'
 import {
-  Tag, Status, attr, encodeMessage, opName, statusName, stringValue,
+  Tag, Status, Op, attr, encodeMessage, opName, statusName, stringValue,
   type IppAttribute, type IppGroup, type IppMessage
 } from './wire.ts'
 
@@ -76,6 +82,10 @@ const MAX_STATUS_MESSAGE_CHARS = 255
 const FALLBACK_VERSION = { major: 1, minor: 1 }
 /** Host header syntax accepted for URIs handed back (anything else falls back to the bind host). */
 const HOST_HEADER = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/
+/** Operations that carry a document: each counts as an upload of its address while it runs. */
+const DOCUMENT_OPERATIONS: ReadonlySet<number> = new Set([Op.PrintJob, Op.SendDocument])
+/** Retry-After of a server-error-busy answer: an ordinary document is received and analysed in seconds. */
+const BUSY_RETRY_AFTER_S = 5
 
 export interface IppServerInit {
   domain: JobDomain
@@ -100,6 +110,10 @@ export interface IppServerInit {
   realm?: string
   /** What Get-Jobs shows clients that did not authenticate (default `private`). */
   anonymousJobs?: AnonymousJobList
+  /** What the intake takes, over the defaults (devices/jobs/intake-limits.ts `DEFAULT_INTAKE_LIMITS`). */
+  limits?: Partial<IntakeLimits>
+  /** Told of every request refused by an intake limit, by the limit's name (for metrics). */
+  onRefused?: (limit: IntakeLimitName) => void
 }
 
 export interface IppServer {
@@ -139,6 +153,19 @@ function escapeHtml (s: string): string {
 
 function bracketed (host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
+}
+
+/** The client's address as its quotas count it: IPv4 clients of a dual-stack socket as plain IPv4. */
+function clientAddress (req: IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? 'unknown'
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice('::ffff:'.length) : a
+}
+
+/** The intake limit behind an error (itself, or the domain error an IPP status answers), if any. */
+function intakeRefusal (err: unknown): IntakeLimitError | undefined {
+  if (err instanceof IntakeLimitError) return err
+  const cause = err instanceof Error ? err.cause : undefined
+  return cause instanceof IntakeLimitError ? cause : undefined
 }
 
 function truncate (s: string, max: number): string {
@@ -250,6 +277,9 @@ export function createIppServer (init: IppServerInit): IppServer {
   const limits: IppClientLimits = { ...DEFAULT_CLIENT_LIMITS, ...init.clientLimits }
   const challenge = basicChallenge(init.realm ?? DEFAULT_REALM)
   const anonymousJobs: AnonymousJobList = init.anonymousJobs ?? 'private'
+  const intake: IntakeLimits = intakeLimits(init.limits)
+  /** Documents each address is sending now (Print-Job, Send-Document running). */
+  const uploads = new Map<string, number>()
 
   /**
    * Closes the connection of a request whose body arrives slower than the minimum rate over
@@ -375,13 +405,13 @@ export function createIppServer (init: IppServerInit): IppServer {
     res.end(req.method === 'HEAD' ? undefined : body)
   }
 
-  /** The request body with HTTP Content-Encoding undone (the IPP message may be compressed too). */
+  /** The request body with HTTP Content-Encoding undone (the IPP message may be compressed too), bounded by the decompression ratio. */
   function decodedBody (req: IncomingMessage): Readable | undefined {
     const coding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase()
     if (coding === 'identity' || coding === '') return req
     const inflater = coding === 'gzip' || coding === 'x-gzip' ? createGunzip() : coding === 'deflate' ? createInflate() : undefined
     if (inflater === undefined) return undefined
-    return pipeline(req, inflater, () => {}) // errors surface on the inflater, where the reader sees them
+    return boundedInflate(req, inflater, intake.maxDecompressionRatio) // errors surface on the stream returned, where the reader sees them
   }
 
   async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -424,7 +454,12 @@ export function createIppServer (init: IppServerInit): IppServer {
         opLog.info('the client went away before the document was complete')
         return
       }
-      answer = answerOf(errorResult(err, opLog))
+      const refusal = intakeRefusal(err)
+      answer = answerOf(errorResult(err, refusal === undefined ? opLog : opLog.child({ limit: refusal.limit, remote: clientAddress(req) })))
+      if (refusal !== undefined) {
+        init.onRefused?.(refusal.limit)
+        if (refusal instanceof IntakeBusyError) answer.headers = { ...answer.headers, 'Retry-After': String(refusal.retryAfterSeconds) }
+      }
     }
     if (res.destroyed) return
     const { result } = answer
@@ -440,6 +475,7 @@ export function createIppServer (init: IppServerInit): IppServer {
     if (requester.refusal !== undefined) return requester.refusal
     const v = validate(message)
     const target = route.byPrinterUri === true ? routeOfPrinterUri(v.operation, message.code) ?? route : route
+    const address = clientAddress(req)
     const ctx: OperationContext = {
       request: message,
       operation: v.operation,
@@ -451,6 +487,8 @@ export function createIppServer (init: IppServerInit): IppServer {
       ...(requester.actor !== undefined ? { actor: requester.actor } : {}),
       anonymousJobs,
       body,
+      address,
+      limits: intake,
       domain,
       uris: urisFor(req, target),
       logger: opLog,
@@ -458,7 +496,19 @@ export function createIppServer (init: IppServerInit): IppServer {
     }
     const handler = OPERATIONS.get(message.code)
     if (handler === undefined) throw new Error(`no handler for ${opName(message.code)}`) // validate() admits only handled operations
-    return answerOf(await handler(ctx))
+    if (!DOCUMENT_OPERATIONS.has(message.code)) return answerOf(await handler(ctx))
+    const sending = uploads.get(address) ?? 0
+    if (sending >= intake.maxUploadsPerAddress) {
+      throw new IntakeBusyError(`busy: ${sending} documents are being received from ${address} now, the most one address may send at once; try again in ${BUSY_RETRY_AFTER_S} seconds`, BUSY_RETRY_AFTER_S)
+    }
+    uploads.set(address, sending + 1)
+    try {
+      return answerOf(await handler(ctx))
+    } finally {
+      const left = (uploads.get(address) ?? 1) - 1
+      if (left > 0) uploads.set(address, left)
+      else uploads.delete(address)
+    }
   }
 
   /**

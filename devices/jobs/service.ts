@@ -37,6 +37,13 @@
  *      (`job-pages-unknown`, the page count the document declares kept as `declaredPages`)
  *      and can be released; its print is charged once, by usage.ts `printCharge`: the
  *      printer's impression count, else the declared pages, else one page per copy.
+ *   7. A job created with its intake's limits (`CreateJobRequest.intake`, intake-limits.ts)
+ *      is refused before it exists when its owner or address already holds its quota of
+ *      unfinished jobs or bytes; its document is refused as it arrives once it passes the
+ *      document size or the byte quota, and after analysis when its pages × copies (or the
+ *      pages a document whose analysis was stopped declares) pass the job's limit. A refused
+ *      document leaves a `failed` job saying which limit, and nothing in the spool: it is
+ *      never held, so never released or charged.
  */
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
@@ -45,10 +52,11 @@ import { jobsDoc, periodOf, parseDocName, type DocName, type PeerId, type SiteId
 import * as jobs from '../../crdt/jobs.ts'
 import type { RemoteRelease } from '../../crdt/jobs.ts'
 import { PrintEngine, DEFAULT_BUSY_BACKOFF_MS, type PrintTarget } from './print-engine.ts'
-import type { Spool } from '../spool.ts'
+import { DocumentTooLargeError, type Spool } from '../spool.ts'
 import { parseDocument, SUPPORTED_FORMATS, type DocumentInfo, UnsupportedFormatError, CorruptDocumentError, AnalysisStoppedError } from '../documents/index.ts'
 import { PrinterError, type OutputDevice } from '../output/types.ts'
 import type { PrinterLanes } from './printer-lanes.ts'
+import { Holdings, checkNewJob, checkBytes, checkImpressions, documentTooLarge, type JobIntake } from './intake-limits.ts'
 import {
   type JobDomain, type JobRecord, type QueueInfo, type CreateJobRequest, type DocumentUpload, type JobFilter, type Actor,
   JobNotFoundError, QueueNotFoundError, PrinterNotFoundError, NotAuthorizedError, InvalidJobStateError, TERMINAL_STATES, PAGES_UNKNOWN_REASON
@@ -116,6 +124,10 @@ export class JobService implements JobDomain {
   private readonly releaseOnArrival = new Set<string>()
   /** Jobs whose document is being received right now. */
   private readonly uploading = new Set<string>()
+  /** Unfinished jobs and their bytes by owner and address, for the intake quotas. */
+  private readonly holdings = new Holdings()
+  /** The intake limits of jobs still waiting for their document. */
+  private readonly intakes = new Map<string, JobIntake>()
   private readonly inFlight = new Set<Promise<unknown>>()
   private readonly abort = new AbortController()
   private nextIppId = 1
@@ -178,8 +190,12 @@ export class JobService implements JobDomain {
     return this.tally
   }
 
-  /** Notes `id`'s state in {@link stateCounts} (undefined: purged). */
+  /** Notes `id`'s state in {@link stateCounts} (undefined: purged); a finished job leaves the holdings. */
   private count (id: string, state: jobs.JobState | undefined): void {
+    if (state === undefined || TERMINAL_STATES.has(state)) {
+      this.holdings.remove(id)
+      this.intakes.delete(id)
+    }
     const was = this.states.get(id)
     if (was === state) return
     if (was !== undefined) this.tally.set(was, (this.tally.get(was) ?? 1) - 1)
@@ -191,8 +207,9 @@ export class JobService implements JobDomain {
     this.tally.set(state, (this.tally.get(state) ?? 0) + 1)
   }
 
-  private index (doc: DocName, job: JobRecord): void {
+  private index (doc: DocName, job: JobRecord, address?: string): void {
     this.count(job.id, job.state)
+    if (!TERMINAL_STATES.has(job.state)) this.holdings.add(job.id, job.owner, address, job.size ?? 0)
     this.byId.set(job.id, doc)
     this.byIppId.set(job.ippId, job.id)
     this.nextIppId = Math.max(this.nextIppId, job.ippId + 1)
@@ -329,6 +346,7 @@ export class JobService implements JobDomain {
   async createJob (req: CreateJobRequest): Promise<JobRecord> {
     const queue = this.queue(req.queue)
     if (queue === undefined) throw new QueueNotFoundError(req.queue)
+    if (req.intake !== undefined) checkNewJob(this.holdings, req.owner, req.intake)
     const now = this.now()
     const job: JobRecord = {
       id: randomUUID(),
@@ -347,8 +365,16 @@ export class JobService implements JobDomain {
       updatedAt: now
     }
     const doc = jobsDoc(this.init.peer, periodOf(now))
-    await this.c.store.transact(doc, { kind: 'ipp', user: req.owner }, (d) => jobs.putNewJob(d, job))
-    this.index(doc, job)
+    // counted at once, with the check: concurrent requests cannot all pass it before any is counted
+    this.holdings.add(job.id, job.owner, req.intake?.address)
+    try {
+      await this.c.store.transact(doc, { kind: 'ipp', user: req.owner }, (d) => jobs.putNewJob(d, job))
+    } catch (err) {
+      this.holdings.remove(job.id)
+      throw err
+    }
+    this.index(doc, job, req.intake?.address)
+    if (req.intake !== undefined) this.intakes.set(job.id, req.intake)
     if (!queue.hold || req.holdUntil === 'no-hold') this.releaseOnArrival.add(job.id)
     return job
   }
@@ -367,16 +393,28 @@ export class JobService implements JobDomain {
       throw new UnsupportedFormatError(`unsupported document format ${declared}`)
     }
     let spooled
+    const intake = this.intakes.get(id)
     this.uploading.add(id)
     try {
-      spooled = await this.c.spool.write(upload.data)
+      spooled = await this.c.spool.write(upload.data, intake === undefined
+        ? {}
+        : {
+            maxBytes: intake.limits.maxDocumentBytes,
+            meter: (bytes) => {
+              this.holdings.grow(id, bytes)
+              checkBytes(this.holdings, job.owner, intake, 'over')
+            }
+          })
+      this.holdings.settle(id, spooled.size)
     } catch (err) {
+      const refused = err instanceof DocumentTooLargeError ? documentTooLarge(err.limit) : err
+      this.releaseOnArrival.delete(id)
       try {
-        await this.move(doc, id, 'failed', origin, { reason: 'aborted-by-system', message: `document not received: ${(err as Error).message}` })
+        await this.move(doc, id, 'failed', origin, { reason: 'aborted-by-system', message: `document not received: ${(refused as Error).message}` })
       } finally {
         this.uploading.delete(id)
       }
-      throw err
+      throw refused
     }
     try {
       let analysed: Partial<JobRecord>
@@ -396,6 +434,11 @@ export class JobService implements JobDomain {
         if (!(err instanceof AnalysisStoppedError)) throw err
         analysed = pagesUnknown(err, declared)
       }
+      if (intake !== undefined) {
+        // pages unknown: the pages the document declares, if any, may not pass the limit either
+        if (analysed.pages !== undefined) checkImpressions(analysed.pages, analysed.copies ?? job.copies, false, intake.limits)
+        else if (analysed.declaredPages !== undefined) checkImpressions(analysed.declaredPages, job.copies, true, intake.limits)
+      }
       const held = await this.move(doc, id, 'held', origin, { sha256: spooled.sha256, size: spooled.size, ...analysed })
       if (held.pages === undefined) {
         this.log.warn({ job: held.ippId, owner: held.owner, format: held.format, declaredPages: held.declaredPages, why: held.message }, 'job held with its pages unknown')
@@ -407,7 +450,8 @@ export class JobService implements JobDomain {
     } catch (err) {
       const corrupt = err instanceof CorruptDocumentError
       const unsupported = err instanceof UnsupportedFormatError
-      // the bytes are useless for printing; only the reason is kept
+      this.releaseOnArrival.delete(id)
+      // the bytes are useless for printing (or refused); only the reason is kept
       await this.move(doc, id, 'failed', origin, {
         size: spooled.size,
         reason: corrupt ? 'document-format-error' : unsupported ? 'unsupported-document-format' : 'aborted-by-system',
@@ -417,6 +461,7 @@ export class JobService implements JobDomain {
       throw err
     } finally {
       this.uploading.delete(id)
+      this.intakes.delete(id) // the document is in (or refused): its limits are done with
     }
   }
 

@@ -8,6 +8,7 @@ import { KindedError } from '../../crdt/errors.ts'
 import type { PeerId, SiteId } from '../../crdt/names.ts'
 import type { AdminCapability } from '../../crdt/capability.ts'
 import type { Readable } from 'node:stream'
+import type { JobIntake } from './intake-limits.ts'
 
 export type { JobState, JobRecord } from '../../crdt/jobs.ts'
 export { TERMINAL_STATES } from '../../crdt/jobs.ts'
@@ -56,6 +57,12 @@ export interface CreateJobRequest {
   media?: string
   /** IPP `job-hold-until`: `no-hold` prints on arrival even on a held queue. */
   holdUntil?: string
+  /**
+   * The intake's limits and the client's address (intake-limits.ts): the job is refused when
+   * its owner or address already holds its quota, and its document when it grows past a
+   * limit. Absent (jobs made by tests and the simulator): no limits.
+   */
+  intake?: JobIntake
 }
 
 export interface DocumentUpload {
@@ -78,12 +85,13 @@ export interface JobDomain {
   queue (name: string): QueueInfo | undefined
   /** Formats the site can parse and print (`document-format-supported`). */
   supportedFormats (): readonly string[]
-  /** Creates a job in state `received`, waiting for its document. */
+  /** Creates a job in state `received`, waiting for its document; rejects with an `IntakeQuotaError` when its intake's quota is reached. */
   createJob (req: CreateJobRequest): Promise<JobRecord>
   /**
    * Spools the document (fsync'd), parses it and holds (or prints) the job. Resolves only
    * when the job is durable, so the caller may acknowledge it. Rejects with
-   * {@link UnsupportedFormatError} or {@link CorruptDocumentError} (the job is then failed).
+   * {@link UnsupportedFormatError} or {@link CorruptDocumentError}, or an `IntakeLimitError`
+   * when the document passes a limit of the job's intake (the job is then failed, its bytes gone).
    * A document whose analysis was stopped by a limit (time, memory) is kept: the job is held
    * with its pages unknown ({@link PAGES_UNKNOWN_REASON}).
    */

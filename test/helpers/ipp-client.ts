@@ -26,6 +26,10 @@ import { exchangeTarget, ippExchange, IppHttpStatusError } from '../../devices/o
 import type { QueueInfo } from '../../devices/jobs/types.ts'
 import { createIppServer, type IppClientLimits, type IppServer } from '../../devices/ipp/server.ts'
 import type { AnonymousJobList } from '../../devices/ipp/auth.ts'
+import type { IntakeLimitName, IntakeLimits } from '../../devices/jobs/intake-limits.ts'
+import type { DocumentInfo } from '../../devices/documents/index.ts'
+import { serviceFactory } from '../../node/compose.ts'
+import type { AnalyzerService } from '../../node/release.ts'
 import { ippAuthenticator } from '../../node/ipp-auth.ts'
 import { checkPin, importUsersCsv } from '../../node/users.ts'
 import { LoginGuard } from '../../ui/rate-limit.ts'
@@ -200,6 +204,12 @@ export interface RigOptions {
   users?: Record<string, string>
   /** What Get-Jobs shows clients that did not authenticate (default: the server's). */
   anonymousJobs?: AnonymousJobList
+  /** What the intake takes (default: the server's). */
+  limits?: Partial<IntakeLimits>
+  /** Told of each refusal by an intake limit. */
+  onRefused?: (limit: IntakeLimitName) => void
+  /** Document analysis in place of the worker pool (to stop an analysis at will). */
+  analyze?: (path: string, format: string, signal?: AbortSignal) => Promise<DocumentInfo>
 }
 
 export async function startIppRig (opts: RigOptions = {}): Promise<IppRig> {
@@ -230,7 +240,10 @@ export async function startIppRig (opts: RigOptions = {}): Promise<IppRig> {
       dir,
       logger,
       services: [...IN_PROCESS_CORE, 'analyzer', 'print-engine', 'jobs'],
-      registry: releaseServices({ site, queues }),
+      registry: {
+        ...releaseServices({ site, queues }),
+        ...(opts.analyze !== undefined ? { analyzer: analyzerOf(opts.analyze) } : {})
+      },
       components: {
         spool: await Spool.open(join(dir, 'spool')),
         copies: await Spool.open(join(dir, 'roaming')),
@@ -253,7 +266,9 @@ export async function startIppRig (opts: RigOptions = {}): Promise<IppRig> {
       port: 0,
       authenticate,
       ...(opts.clientLimits !== undefined ? { clientLimits: opts.clientLimits } : {}),
-      ...(opts.anonymousJobs !== undefined ? { anonymousJobs: opts.anonymousJobs } : {})
+      ...(opts.anonymousJobs !== undefined ? { anonymousJobs: opts.anonymousJobs } : {}),
+      ...(opts.limits !== undefined ? { limits: opts.limits } : {}),
+      ...(opts.onRefused !== undefined ? { onRefused: opts.onRefused } : {})
     })
     await server.start()
   } catch (err) {
@@ -262,4 +277,9 @@ export async function startIppRig (opts: RigOptions = {}): Promise<IppRig> {
   }
   const port = server.port
   return { dir, out, port, uri: `ipp://127.0.0.1:${port}/ipp/print`, base: `http://127.0.0.1:${port}`, jobs: peer.services.jobs as JobService, server, logger, adminToken, stop }
+}
+
+/** An `analyzer` service that analyses with `analyze`. */
+function analyzerOf (analyze: NonNullable<RigOptions['analyze']>): () => ReturnType<typeof serviceFactory<object, AnalyzerService>> {
+  return () => serviceFactory<object, AnalyzerService>([], () => ({ parse: analyze, start: async () => {}, stop: async () => {} }))
 }

@@ -8,6 +8,7 @@
 import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { Actor, JobDomain, JobRecord, QueueInfo } from '../../jobs/types.ts'
+import type { IntakeLimits } from '../../jobs/intake-limits.ts'
 import { maySeePrivate, PRIVATE_JOB_ATTRIBUTES, type AnonymousJobList } from '../auth.ts'
 import { IppStatusError } from '../errors.ts'
 import { jobAttributes, type JobUris } from '../mapping.ts'
@@ -46,6 +47,10 @@ export interface OperationContext {
   anonymousJobs: AnonymousJobList
   /** Document bytes after the IPP message. */
   body: Readable
+  /** The client's remote address (IPv4-mapped IPv6 addresses as plain IPv4). */
+  address: string
+  /** What this intake takes (devices/jobs/intake-limits.ts); job creation hands them to the domain. */
+  limits: IntakeLimits
   domain: JobDomain
   uris: ServerUris
   logger: Logger

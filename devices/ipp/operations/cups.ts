@@ -47,6 +47,7 @@ function queueGroup (ctx: OperationContext, queue: QueueInfo): IppGroup {
       printerUri: ctx.uris.printerUri(queue.name),
       moreInfoUri: ctx.uris.moreInfoUri(queue.name),
       queuedJobCount: ctx.domain.listJobs({ queue: queue.name, which: 'not-completed' }).length,
+      limits: ctx.limits,
       now: ctx.now()
     }),
     ...cupsAttributes(ctx, queue)

@@ -2,21 +2,27 @@
  * Job creation: Print-Job, Validate-Job, Create-Job and Send-Document. A job has one
  * document (multiple-document-jobs-supported is false). The document streams from the
  * request into the domain, decompressed on the way when `compression` says so, and the
- * request is acknowledged only once the domain has made the job durable. The spool bounds
- * the (decompressed) size, so a decompression bomb ends as client-error-request-entity-too-large.
- * The job's owner is the authenticated user when the request authenticated, else its
- * requesting-user-name; a queue with `authenticatedIntake` takes no job without a login.
+ * request is acknowledged only once the domain has made the job durable. The intake's limits
+ * (devices/jobs/intake-limits.ts) go with the job: a document past the decompression ratio
+ * (checked here, as it inflates), the document size or the job's pages (checked by the
+ * domain) ends as client-error-request-entity-too-large, and so does a job that declares
+ * more (`job-k-octets`, `job-impressions`) before any byte is read; a user or address
+ * holding its quota gets client-error-not-possible. The job's owner is the authenticated
+ * user when the request authenticated, else its requesting-user-name; a queue with
+ * `authenticatedIntake` takes no job without a login.
  */
-import { pipeline, type Readable, type Transform } from 'node:stream'
+import type { Readable, Transform } from 'node:stream'
 import { createGunzip, createInflate, createInflateRaw } from 'node:zlib'
 import { TERMINAL_STATES, type CreateJobRequest, type JobRecord } from '../../jobs/types.ts'
+import { IntakeTooLargeError, formatBytes } from '../../jobs/intake-limits.ts'
+import { boundedInflate } from '../decompression.ts'
 import { checkJobTemplate, supportedFormats, AUTO_DETECT_FORMAT, COMPRESSIONS } from '../capabilities.ts'
 import { IppStatusError } from '../errors.ts'
 import { ippStatusOf } from '../mapping.ts'
 import { RequestAbortedError } from '../request-stream.ts'
 import { Tag, Status, attr, type IppAttribute } from '../wire.ts'
 import {
-  opAttr, opName, opString, opKeyword, opBoolean, targetJob, jobGroup, unknownOperationAttributes, okStatus, intakeUser,
+  opAttr, opName, opString, opKeyword, opBoolean, opInteger, targetJob, jobGroup, unknownOperationAttributes, okStatus, intakeUser,
   JOB_CREATION_RESPONSE, type OperationContext, type OperationHandler, type OperationResult
 } from './common.ts'
 
@@ -69,6 +75,22 @@ function enforceFidelity (ctx: OperationContext, unsupported: IppAttribute[]): v
 }
 
 /**
+ * Refuses a job that says it is larger than the intake takes: `job-k-octets` beyond the
+ * document size, `job-impressions` beyond the pages per job (the ranges advertised as
+ * job-k-octets-supported and job-impressions-supported).
+ */
+function checkDeclaredSize (ctx: OperationContext, copies: number): void {
+  const kOctets = opInteger(ctx, 'job-k-octets')
+  if (kOctets !== undefined && kOctets * 1024 > ctx.limits.maxDocumentBytes) {
+    throw new IntakeTooLargeError('document-size', `document too large: job-k-octets says ${formatBytes(kOctets * 1024)}, the largest document this printer accepts is ${formatBytes(ctx.limits.maxDocumentBytes)}`)
+  }
+  const impressions = opInteger(ctx, 'job-impressions')
+  if (impressions !== undefined && impressions * copies > ctx.limits.maxJobImpressions) {
+    throw new IntakeTooLargeError('job-impressions', `job too large: job-impressions says ${impressions * copies} pages; this printer prints at most ${ctx.limits.maxJobImpressions} pages per job (pages × copies)`)
+  }
+}
+
+/**
  * Checks everything a job-creating request says, before any job exists: first who owns the
  * job (on a queue with authenticated intake, nothing else is looked at without a login).
  */
@@ -79,6 +101,7 @@ function prepareJob (ctx: OperationContext): PreparedJob {
   const name = opName(ctx, 'job-name') ?? opName(ctx, 'document-name') ?? UNTITLED
   opBoolean(ctx, 'ipp-attribute-fidelity') // syntax check
   const { template, unsupported } = checkJobTemplate(ctx.jobTemplate)
+  checkDeclaredSize(ctx, template.copies)
   unsupported.unshift(...unknownOperationAttributes(ctx, CREATION_ATTRIBUTES))
   enforceFidelity(ctx, unsupported)
   return {
@@ -89,7 +112,8 @@ function prepareJob (ctx: OperationContext): PreparedJob {
       copies: template.copies,
       sides: template.sides,
       ...(template.media !== undefined ? { media: template.media } : {}),
-      ...(template.holdUntil !== undefined ? { holdUntil: template.holdUntil } : {})
+      ...(template.holdUntil !== undefined ? { holdUntil: template.holdUntil } : {}),
+      intake: { address: ctx.address, limits: ctx.limits }
     },
     format,
     compression: comp,
@@ -128,12 +152,9 @@ function documentFailure (err: unknown, transportError: Error | undefined): IppS
 async function receiveDocument (ctx: OperationContext, job: JobRecord, format: string, comp: string): Promise<JobRecord> {
   const inflater = comp === 'gzip' ? createGunzip() : comp === 'deflate' ? await inflaterFor(ctx.body) : undefined
   let transportError: Error | undefined
-  const data: Readable = inflater ?? ctx.body
-  if (inflater !== undefined) {
-    pipeline(ctx.body, inflater, (err) => {
-      if (err !== null && err !== undefined) transportError = err
-    })
-  }
+  const data: Readable = inflater === undefined
+    ? ctx.body
+    : boundedInflate(ctx.body, inflater, ctx.limits.maxDecompressionRatio, (err) => { transportError = err })
   try {
     return await ctx.domain.addDocument(job.ippId, { format, data })
   } catch (err) {
@@ -143,7 +164,7 @@ async function receiveDocument (ctx: OperationContext, job: JobRecord, format: s
     const failure = documentFailure(err, transportError)
     if (failure !== undefined) throw new IppStatusError(failure.status, failure.message, [], groups)
     const status = ippStatusOf(err)
-    if (status !== undefined) throw new IppStatusError(status, (err as Error).message, [], groups)
+    if (status !== undefined) throw new IppStatusError(status, (err as Error).message, [], groups, { cause: err })
     throw err
   } finally {
     if (!data.destroyed && !data.readableEnded) data.destroy() // the domain stopped early: release the pipeline

@@ -79,6 +79,7 @@ export const getPrinterAttributes: OperationHandler = async (ctx) => {
     printerUri: ctx.uris.printerUri(ctx.queue.name),
     moreInfoUri: ctx.uris.moreInfoUri(ctx.queue.name),
     queuedJobCount,
+    limits: ctx.limits,
     now: ctx.now()
   }).filter((a) => want.has(a.name))
   return { status: okStatus(unsupported), unsupported, groups: [{ tag: Tag.printerAttributes, attributes }] }
