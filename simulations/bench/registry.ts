@@ -1,16 +1,24 @@
 /**
  * Every benchmark `npm run bench` knows, in run order. Add a benchmark by writing a module
  * that exports a {@link Benchmark} and listing it here; `--only NAME` selects by its name.
+ * {@link ON_DEMAND_BENCHMARKS} run only when named (`--only`): neither a plain `npm run bench`
+ * nor its CI smoke (`--quick`) runs them.
  */
 import type { Benchmark } from './common.ts'
 import { ingestion } from './ingestion.ts'
 import { convergence } from './convergence.ts'
 import { footprint } from './footprint.ts'
 import { roaming } from './roaming.ts'
+import { intakeAbuse } from './intake-abuse.ts'
 
 export const BENCHMARKS: readonly Benchmark[] = [
   ingestion,
   convergence,
   footprint,
   roaming
+]
+
+/** Benchmark-like commands run only by name: intake-abuse sends hostile traffic for minutes. */
+export const ON_DEMAND_BENCHMARKS: readonly Benchmark[] = [
+  intakeAbuse
 ]

@@ -7,12 +7,13 @@
  *   npm run bench                          every benchmark, full sizes
  *   npm run bench -- --quick               small sizes (CI smoke)
  *   npm run bench -- --only convergence    one benchmark (repeatable)
+ *   npm run bench -- --only intake-abuse   an on-demand one (ON_DEMAND_BENCHMARKS: never run unless named)
  *   npm run bench -- --out /tmp/results    results folder (default ./bench-results)
  */
 import { Command, InvalidArgumentError } from 'commander'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { BENCHMARKS } from './registry.ts'
+import { BENCHMARKS, ON_DEMAND_BENCHMARKS } from './registry.ts'
 import { formatTable, machineInfo, type BenchResult, type Benchmark } from './common.ts'
 
 /** Default results folder, relative to the working directory (gitignored). */
@@ -24,16 +25,19 @@ export interface RunOptions {
   out: string
 }
 
+/** Every benchmark a name may select: the default ones and those run only by name. */
+const KNOWN: readonly Benchmark[] = [...BENCHMARKS, ...ON_DEMAND_BENCHMARKS]
+
 export class UnknownBenchmarkError extends Error {
   constructor (name: string) {
-    super(`unknown benchmark ${JSON.stringify(name)}; known: ${BENCHMARKS.map((b) => b.name).join(', ')}`)
+    super(`unknown benchmark ${JSON.stringify(name)}; known: ${KNOWN.map((b) => b.name).join(', ')}`)
     this.name = 'UnknownBenchmarkError'
   }
 }
 
 function selected (only: string[]): Benchmark[] {
-  for (const name of only) if (!BENCHMARKS.some((b) => b.name === name)) throw new UnknownBenchmarkError(name)
-  return BENCHMARKS.filter((b) => only.length === 0 || only.includes(b.name))
+  for (const name of only) if (!KNOWN.some((b) => b.name === name)) throw new UnknownBenchmarkError(name)
+  return only.length === 0 ? [...BENCHMARKS] : KNOWN.filter((b) => only.includes(b.name))
 }
 
 function print (result: BenchResult): void {
@@ -76,14 +80,14 @@ export async function runBenchmarks (opts: RunOptions): Promise<{ results: Bench
 }
 
 function collect (value: string, previous: string[]): string[] {
-  if (!BENCHMARKS.some((b) => b.name === value)) throw new InvalidArgumentError(`known: ${BENCHMARKS.map((b) => b.name).join(', ')}`)
+  if (!KNOWN.some((b) => b.name === value)) throw new InvalidArgumentError(`known: ${KNOWN.map((b) => b.name).join(', ')}`)
   return [...previous, value]
 }
 
 const isMain = process.argv[1] !== undefined && resolve(process.argv[1]) === new URL(import.meta.url).pathname
 if (isMain) {
   const program = new Command('bench')
-    .description(`printmesh benchmarks (no pass/fail): each prints a table and writes <out>/<name>.json\n\n${BENCHMARKS.map((b) => `  ${b.name.padEnd(12)} ${b.description}`).join('\n')}`)
+    .description(`printmesh benchmarks (no pass/fail): each prints a table and writes <out>/<name>.json\n\n${BENCHMARKS.map((b) => `  ${b.name.padEnd(12)} ${b.description}`).join('\n')}\n\nrun only when named with --only:\n${ON_DEMAND_BENCHMARKS.map((b) => `  ${b.name.padEnd(12)} ${b.description}`).join('\n')}`)
     .option('--only <name>', 'run only this benchmark (repeatable)', collect, [])
     .option('--quick', 'small sizes, for a CI smoke run', false)
     .option('--out <dir>', 'results folder', DEFAULT_OUT)
