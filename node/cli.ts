@@ -329,7 +329,7 @@ withNodeOptions(program.command('central'), { data: './data-central', dataHelp: 
     stopOnSignals(central.stop, logger)
   })
 
-withNodeOptions(program.command('terminal'), { data: './data-terminal', dataHelp: 'data folder (identity, database)', httpPort: DEFAULT_HTTP_PORT, p2pPort: DEFAULT_P2P_PORT, joins: true })
+withIntakeOptions(withNodeOptions(program.command('terminal'), { data: './data-terminal', dataHelp: 'data folder (identity, database)', httpPort: DEFAULT_HTTP_PORT, p2pPort: DEFAULT_P2P_PORT, joins: true }))
   .description('run an MFP terminal peer: the panel at /panel releases its site\'s jobs to one printer (joins a mesh with --join on first start)')
   .option('--printer <uri>', 'the MFP\'s own IPP endpoint (ipp://, ipps://) or a file:// folder (default: <data>/virtual-printer)')
   .option('--idle-logout-seconds <s>', 'the panel logs its user out after this long without a touch (default 60)', seconds)
@@ -346,6 +346,7 @@ withNodeOptions(program.command('terminal'), { data: './data-terminal', dataHelp
       ...(opts.printer !== undefined ? { printer: opts.printer } : {}),
       ...(opts.name !== undefined ? { name: opts.name } : {}),
       ...(opts.idleLogoutSeconds !== undefined ? { idleLogoutMs: opts.idleLogoutSeconds } : {}),
+      intakeLimits: intakeLimitOptions(opts),
       ...await adminTokenOption(opts)
     }, logger), portsOf(opts, mesh))
     stopOnSignals(terminal.stop, logger)

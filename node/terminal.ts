@@ -23,6 +23,7 @@ import { join, resolve } from 'node:path'
 import { hostname as osHostname } from 'node:os'
 import type { IppServer } from '../devices/ipp/server.ts'
 import { ippService, dnssdService } from './intake.ts'
+import type { IntakeLimits } from '../devices/jobs/intake-limits.ts'
 import type { Logger } from 'pino'
 import { Spool } from '../devices/spool.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
@@ -83,6 +84,8 @@ export interface TerminalConfig extends LightPeerConfig {
   name?: string
   /** Advertise the queues by DNS-SD (default true). */
   dnssd?: boolean
+  /** What device spooling's IPP intake takes, over the defaults (devices/jobs/intake-limits.ts). */
+  intakeLimits?: Partial<IntakeLimits>
 }
 
 export interface RunningTerminal {
@@ -105,7 +108,7 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
       queues: modes.map((mode) => ({ name: mode, ...MODE_QUEUES[mode], info: `${name}: ${MODE_QUEUES[mode].info}`, defaultPrinter: TERMINAL_PRINTER, location: site })),
       jobs: { deviceName: name }
     }),
-    ipp: ippService({ host: config.host, port: config.ippPort, realm: `printmesh ${name}` }),
+    ipp: ippService({ host: config.host, port: config.ippPort, realm: `printmesh ${name}`, ...(config.intakeLimits !== undefined ? { limits: config.intakeLimits } : {}) }),
     dnssd: dnssdService({ host: config.host, uriHost: config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host, name }),
     http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logins', 'jobs', 'roaming', 'printers', 'clock', 'logger', 'cardKey'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger)

@@ -13,6 +13,7 @@ import { startCentral, startSite } from '../simulations/node-process.ts'
 import { printFile } from './helpers/ipptool.ts'
 import { browse, type Browsed } from './helpers/avahi.ts'
 import { prepareSuites } from './helpers/conformance.ts'
+import { rejects } from './helpers/assert.ts'
 import {
   startTerminalMesh, panelLogin, panel, panelJobs, jobsAt, usageAt, makeDocument, printedBy, MESH_TIMEOUT_MS,
   type TerminalMesh, type PanelSession, type TerminalNode
@@ -20,6 +21,8 @@ import {
 
 const PINS = { alice: '246810', bob: '135790', carol: '112358' }
 const ALICE_CARD = '0004417223'
+/** terminal-2's intake takes at most this many pages × copies per job (its --max-job-pages). */
+const FLOOR2_MAX_PAGES = 5
 /** A node cut off from its site notices within this (libp2p's connection close, then its own reconnect attempts). */
 const OFFLINE_MS = 30_000
 
@@ -52,7 +55,7 @@ async function printTo (t: TerminalNode, mode: string, user: string, name: strin
 const stateAtSite = async (id: string): Promise<string | undefined> => (await jobsAt(m().site)).find((j) => j.id === id)?.state
 
 test.before(async () => {
-  mesh = await startTerminalMesh({ ...PINS, alice: { pin: PINS.alice, card: ALICE_CARD } }, [['--name', 'mfp-lobby'], ['--name', 'mfp-floor2']])
+  mesh = await startTerminalMesh({ ...PINS, alice: { pin: PINS.alice, card: ALICE_CARD } }, [['--name', 'mfp-lobby'], ['--name', 'mfp-floor2', '--max-job-pages', String(FLOOR2_MAX_PAGES)]])
 })
 
 test.after(async () => { await mesh?.stop() })
@@ -101,6 +104,16 @@ test('Pull: held at terminal-1, listed at terminal-2 with terminal-1\'s name, re
   assert.ok(again.status >= 400, 'a printed job is not released again')
   await until(async () => (await usageAt(m().site)).some((u) => u.jobId === job.id), MESH_TIMEOUT_MS, 'usage reaches the site')
   assert.equal((await usageAt(m().site)).filter((u) => u.jobId === job.id).map((u) => [u.user, u.pages, u.colorPages, u.sheets]), [['bob', 3, 2, 3]], 'charged once with the exact pages')
+})
+
+test('a terminal\'s intake limits are its own options: terminal-2 refuses a job over its page limit, nothing held or printed', async () => {
+  const doc = await makeDocument(m().docs, 'too-long.pdf', 3, [])
+  const refused = await rejects(printFile(queueUri(t2(), 'direct'), doc.path, { user: 'carol', format: 'application/pdf', name: 'too-long.pdf', copies: 2 }), Error)
+  assert.match(refused.message, /client-error-request-entity-too-large/, 'ipptool saw the page limit refused')
+  const fits = await printTo(t2(), 'direct', 'carol', 'fits.pdf', 2, [])
+  await until(async () => await stateAtSite(fits.id) === 'printed', MESH_TIMEOUT_MS, 'a job within the limit prints')
+  assert.not.ok((await printedBy(t2().printer)).includes(doc.sha256), 'the refused job never reached the printer')
+  assert.equal((await jobsAt(m().site)).filter((j) => j.name === 'too-long.pdf').map((j) => j.state), ['failed'], 'the refused job ended failed, never held')
 })
 
 test('with the site killed and central stopped, alice logs in at terminal-1 by PIN and by card and releases her Hold job; once both are back it is charged once at the site', async () => {
