@@ -21,7 +21,8 @@ import type { IppServer } from '../devices/ipp/server.ts'
 import { ippService, dnssdService } from './intake.ts'
 import type { AnonymousJobList } from '../devices/ipp/auth.ts'
 import type { IntakeLimits } from '../devices/jobs/intake-limits.ts'
-import { LoginGuard } from '../ui/rate-limit.ts'
+import type { LoginGuard } from '../ui/rate-limit.ts'
+import { persistentLoginGuard } from './login-state.ts'
 import { countOwnUsage } from './usage-metrics.ts'
 import { createHttpServer, type HttpServer } from '../ui/server.ts'
 import { jobsRoutes } from '../ui/routes/jobs.ts'
@@ -212,7 +213,7 @@ export async function startSite (config: SiteConfig, logger: Logger, services?: 
     printers,
     roamingLink: libp2pRoamingLink(core.host, certifiedSiteOf(core.membership)),
     adminToken,
-    logins: new LoginGuard({ report: { failed: core.metrics.loginFailed, refused: core.metrics.loginRefused } })
+    logins: await persistentLoginGuard(data, { report: { failed: core.metrics.loginFailed, refused: core.metrics.loginRefused } }, log)
   }
   const names = services ?? ROLES.site.filter((n) => n !== 'dnssd' || config.dnssd !== false)
   const node = await startRoleNode<{ jobs: JobService, roaming: RoamingService, ipp: IppServer, http: HttpServer }>('site', siteServices(config, info, printerConfigs), components, log, names)

@@ -36,7 +36,8 @@ import { meshRoutes } from '../ui/routes/mesh.ts'
 import { metricsRoutes } from '../ui/routes/metrics.ts'
 import { pagesRoutes } from '../ui/routes/pages.ts'
 import { panelRoutes } from '../ui/routes/panel.ts'
-import { LoginGuard } from '../ui/rate-limit.ts'
+import type { LoginGuard } from '../ui/rate-limit.ts'
+import { persistentLoginGuard } from './login-state.ts'
 import { resolveAdminToken } from './admin-token.ts'
 import { serviceFactory, type Node } from './compose.ts'
 import { ROLES, startRoleNode, type ServiceRegistry } from './roles.ts'
@@ -166,7 +167,7 @@ export async function startTerminal (config: TerminalConfig, logger: Logger, ser
   const components = {
     ...core,
     adminToken: token,
-    logins: new LoginGuard({ report: { failed: core.metrics.loginFailed, refused: core.metrics.loginRefused } }),
+    logins: await persistentLoginGuard(data, { report: { failed: core.metrics.loginFailed, refused: core.metrics.loginRefused } }, log),
     spool: await Spool.open(join(data, 'spool')),
     copies: await Spool.open(join(data, 'roaming')),
     printers,

@@ -125,6 +125,22 @@ export class LoginLimiter {
     this.failures.clear()
   }
 
+  /** Every key with failures still in the window, and their times (for {@link load} after a restart). */
+  entries (): Array<[string, number[]]> {
+    this.sweep()
+    return [...this.failures].map(([key, stamps]) => [key, [...stamps]])
+  }
+
+  /** Takes back failures saved by {@link entries} (older ones than the window are dropped as they are read). */
+  load (entries: ReadonlyArray<[string, readonly number[]]>): void {
+    for (const [key, stamps] of entries) {
+      if (stamps.length === 0) continue
+      this.evictIfFull()
+      this.failures.set(key, [...stamps].sort((a, b) => a - b))
+      this.live(key)
+    }
+  }
+
   private live (key: string): number[] {
     const stamps = this.failures.get(key)
     if (stamps === undefined) return []
@@ -161,6 +177,19 @@ export interface LoginGuardInit {
   policy?: Partial<LoginPolicy>
   now?: () => number
   report?: LoginReport
+  /** Called after every change of the counted failures, so a node can keep them across restarts ({@link LoginGuard.snapshot}). */
+  onChange?: () => void
+}
+
+/** The counted failures as a node stores them (versioned, so a later format can tell). */
+export interface LoginSnapshot {
+  version: 1
+  failures: Array<[string, number[]]>
+}
+
+/** A stored snapshot that is not one. */
+export class InvalidLoginSnapshotError extends Error {
+  override readonly name = 'InvalidLoginSnapshotError'
 }
 
 /**
@@ -173,11 +202,30 @@ export class LoginGuard {
   readonly policy: LoginPolicy
   private readonly limiter: LoginLimiter
   private readonly report: LoginReport | undefined
+  private readonly changed: () => void
 
   constructor (init: LoginGuardInit = {}) {
     this.policy = { ...DEFAULT_LOGIN_POLICY, ...init.policy }
     this.limiter = new LoginLimiter({ ...(init.now !== undefined ? { now: init.now } : {}), windowMs: this.policy.windowMs })
     this.report = init.report
+    this.changed = init.onChange ?? (() => {})
+  }
+
+  /** The failures counted now, to store. */
+  snapshot (): LoginSnapshot {
+    return { version: 1, failures: this.limiter.entries() }
+  }
+
+  /**
+   * Takes back stored failures (a restart must not wipe a lockout).
+   * @throws InvalidLoginSnapshotError when `snapshot` is not a {@link LoginSnapshot}
+   */
+  restore (snapshot: unknown): void {
+    const s = snapshot as Partial<LoginSnapshot> | null
+    const valid = s !== null && typeof s === 'object' && s.version === 1 && Array.isArray(s.failures) &&
+      s.failures.every((e) => Array.isArray(e) && typeof e[0] === 'string' && Array.isArray(e[1]) && e[1].every((t) => Number.isFinite(t)))
+    if (!valid) throw new InvalidLoginSnapshotError('stored login failures are not a version 1 snapshot')
+    this.limiter.load(s.failures as Array<[string, number[]]>)
   }
 
   /**
@@ -197,6 +245,7 @@ export class LoginGuard {
       [iKey, this.policy.addressFailures, 'address']
     ])
     if (refused !== undefined) return refused
+    const hadPairFailures = this.limiter.count(pKey) > 0
     const keys = [pKey, iKey, uKey]
     const stamps = keys.map((key) => this.limiter.hit(key))
     const forgive = (): void => { keys.forEach((key, i) => this.limiter.forgive(key, stamps[i])) }
@@ -209,10 +258,12 @@ export class LoginGuard {
     }
     if (actor === undefined) {
       this.report?.failed('pin')
+      this.changed()
       return { ok: false, refusal: 'wrong' }
     }
     forgive()
     this.limiter.reset(pKey)
+    if (hadPairFailures) this.changed() // a right PIN after wrong ones clears them; one without changes nothing stored
     return { ok: true, actor }
   }
 
@@ -228,6 +279,7 @@ export class LoginGuard {
     if (refused !== undefined) return refused
     this.limiter.hit(key)
     this.report?.failed('admin-token')
+    this.changed()
     return { ok: false, refusal: 'wrong' }
   }
 
