@@ -15,15 +15,14 @@ import { TERMINAL_STATES } from '../devices/jobs/types.ts'
 import type { RoamingService } from '../devices/jobs/roaming.ts'
 import type { JobService } from '../devices/jobs/service.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
-import type { PanelApi, PanelJob, PanelStatus, ReleaseAllOutcome } from '../ui/api.ts'
+import type { PanelApi, PanelJob, PanelStatus, PrinterView, ReleaseAllOutcome } from '../ui/api.ts'
+import { probePrinter } from './site-api.ts'
 import type { SyncTransport } from '../transports/types.ts'
 import type { Membership } from '../crdt/membership.ts'
 import type { SiteId } from '../crdt/names.ts'
 
 /** A finished job stays on the panel this long, so the user sees it printed (or why it failed). */
 export const FINISHED_SHOWN_MS = 5 * 60_000
-/** A printer that does not answer its probe within this is shown as unreachable. */
-const PROBE_TIMEOUT_MS = 3_000
 /** Default idle logout of the panel: an MFP is shared, so a walked-away session must end soon. */
 export const DEFAULT_IDLE_LOGOUT_MS = 60_000
 
@@ -44,13 +43,11 @@ export interface PanelComponents {
   now: () => number
 }
 
-/** What the printer last said of itself (probed at most every few seconds by the panel). */
-interface PrinterState { state: string, message: string }
-
 export function createPanelApi (init: PanelInit, c: PanelComponents): PanelApi & { refreshPrinter: () => Promise<void> } {
   const device = c.printers.get(init.printer)
   if (device === undefined) throw new Error(`the panel's printer ${init.printer} is not configured`)
-  let printerState: PrinterState = { state: 'unknown', message: 'not asked yet' }
+  /** What the printer last said of itself (probed every few seconds by the terminal). */
+  let printer: PrinterView = { name: init.printer, uri: device.uri, state: 'unknown', message: 'not asked yet' }
 
   const shown = (j: JobView): boolean => !TERMINAL_STATES.has(j.state) || c.now() - j.updatedAt < FINISHED_SHOWN_MS
   const view = (j: JobView): PanelJob => ({
@@ -79,7 +76,7 @@ export function createPanelApi (init: PanelInit, c: PanelComponents): PanelApi &
       const online = c.transport.peers().some((p) => { const who = c.membership.info(p); return who?.role === 'site' && who.site === init.site })
       return {
         site: init.site,
-        printer: { name: init.printer, uri: device.uri, ...printerState },
+        printer,
         online,
         idleLogoutMs: init.idleLogoutMs ?? DEFAULT_IDLE_LOGOUT_MS
       }
@@ -110,12 +107,7 @@ export function createPanelApi (init: PanelInit, c: PanelComponents): PanelApi &
     },
 
     async refreshPrinter () {
-      try {
-        const probe = await device.probe(AbortSignal.timeout(PROBE_TIMEOUT_MS))
-        printerState = { state: probe.ok ? 'idle' : 'unreachable', message: probe.message }
-      } catch (err) {
-        printerState = { state: 'unreachable', message: (err as Error).message }
-      }
+      printer = await probePrinter(init.printer, device)
     }
   }
 }

@@ -20,6 +20,16 @@ import { importUsersCsv, checkPin } from './users.ts'
 /** A printer that does not answer its probe within this is shown as unreachable. */
 const PROBE_TIMEOUT_MS = 2000
 
+/** How a printer is shown (web page, panel): what its probe says, `unreachable` when it does not answer or fails. */
+export async function probePrinter (name: string, device: OutputDevice): Promise<PrinterView> {
+  try {
+    const probe = await device.probe(AbortSignal.timeout(PROBE_TIMEOUT_MS))
+    return { name, uri: device.uri, state: probe.ok ? 'idle' : 'unreachable', message: probe.message }
+  } catch (err) {
+    return { name, uri: device.uri, state: 'unreachable', message: (err as Error).message }
+  }
+}
+
 export interface SiteApiComponents {
   info: SiteInfo
   /** This peer's id: its accounting documents are `v1/acct/<peer>/…`. */
@@ -134,10 +144,7 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
     },
 
     async printers (): Promise<PrinterView[]> {
-      return await Promise.all([...c.printers].map(async ([name, device]) => {
-        const probe = await device.probe(AbortSignal.timeout(PROBE_TIMEOUT_MS))
-        return { name, uri: device.uri, state: probe.ok ? 'idle' : 'unreachable', message: probe.message }
-      }))
+      return await Promise.all([...c.printers].map(async ([name, device]) => await probePrinter(name, device)))
     },
 
     usageRecords: (q: UsageQuery): UsageRecordView[] => records(q),

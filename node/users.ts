@@ -104,8 +104,9 @@ export async function checkPin (store: DocStore, username: string, pin: string):
  */
 export async function checkCard (store: DocStore, cardKey: Uint8Array, card: string): Promise<string | undefined> {
   const normal = normalizeCard(card)
-  const user = userByCardIndex(await store.open(directoryDoc()), cardIndex(normal, cardKey))
-  const badge = user?.cards?.find((c) => c.index === cardIndex(normal, cardKey))
+  const index = cardIndex(normal, cardKey)
+  const user = userByCardIndex(await store.open(directoryDoc()), index)
+  const badge = user?.cards?.find((c) => c.index === index)
   if (user === undefined || badge === undefined) {
     decoyHash ??= hashPin('000000')
     await verifyPin(normal, await decoyHash)

@@ -276,6 +276,20 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     return { user: session.actor.user, admin: session.actor.admin, csrfToken: session.csrfToken }
   }
 
+  /**
+   * A user's login under the guard's limits (counted as `key`): a session on success, else
+   * the refusal (`wrong` as its message). Never logs the credential.
+   */
+  async function userLogin (request: FastifyRequest, reply: FastifyReply, key: string, check: () => Promise<Actor | undefined>, wrong: string): Promise<{ user: string, admin: boolean, csrfToken: string }> {
+    const outcome = await logins.pin(key, request.ip, check)
+    if (!outcome.ok) {
+      if (outcome.refusal === 'wrong') request.log.warn({ user: key }, `login failed: ${wrong}`)
+      throw refusal(outcome, wrong)
+    }
+    request.log.info({ user: outcome.actor.user }, 'user logged in')
+    return openSession(request, reply, outcome.actor)
+  }
+
   // ---- session routes ----
 
   app.post('/api/login', {
@@ -293,14 +307,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
   }, async (request, reply) => {
     const checker = users()
     const { username, pin } = request.body as { username: string, pin: string }
-    const outcome = await logins.pin(username, request.ip, async () => await checker.authenticateUser(username, pin))
-    if (!outcome.ok) {
-      if (outcome.refusal === 'wrong') request.log.warn({ user: username }, 'login failed: wrong username or PIN')
-      throw refusal(outcome, 'wrong username or PIN')
-    }
-    const actor = outcome.actor
-    request.log.info({ user: actor.user }, 'user logged in')
-    return openSession(request, reply, actor)
+    return await userLogin(request, reply, username, async () => await checker.authenticateUser(username, pin), 'wrong username or PIN')
   })
 
   /** Wrong cards count under one pseudo-user no username can be (directory names have no `#`): per address, never locking out a right card from elsewhere. */
@@ -320,13 +327,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     if (checker.authenticateCard === undefined) throw new ServiceNotHereError('panel')
     const authenticateCard = checker.authenticateCard.bind(checker)
     const { card } = request.body as { card: string }
-    const outcome = await logins.pin(CARD_LOGIN_KEY, request.ip, async () => await authenticateCard(card))
-    if (!outcome.ok) {
-      if (outcome.refusal === 'wrong') request.log.warn('login failed: unknown card')
-      throw refusal(outcome, 'unknown card')
-    }
-    request.log.info({ user: outcome.actor.user }, 'user logged in with a card')
-    return openSession(request, reply, outcome.actor)
+    return await userLogin(request, reply, CARD_LOGIN_KEY, async () => await authenticateCard(card), 'unknown card')
   })
 
   app.post('/api/login/admin', {
