@@ -114,8 +114,8 @@ interface Task {
   readonly path: string
   readonly format: string
   readonly timeoutMs: number
-  /** The document's size: a PDF's bytes are held by its worker and do not count against the memory limit. */
-  readonly bytes: number
+  /** The document's size (known a moment after it is queued): a PDF's bytes are held by its worker and do not count against the memory limit. */
+  bytes: number
   /** What the analysis has learnt so far (worker progress messages). */
   readonly progress: AnalysisProgress
   readonly resolve: (info: DocumentInfo) => void
@@ -185,11 +185,12 @@ export class DocumentAnalyzer {
   async parse (path: string, format: string, signal?: AbortSignal, timeoutMs = this.timeoutMs): Promise<DocumentInfo> {
     signal?.throwIfAborted()
     if (this.closed) throw new Error('the document analyzer is closed')
-    // a missing file is the worker's to report, as parseDocument would
-    const bytes = await stat(path).then((s) => s.size, () => 0)
-    signal?.throwIfAborted()
     return await new Promise<DocumentInfo>((resolve, reject) => {
-      const task: Task = { id: this.nextId++, path, format, timeoutMs, bytes, progress: {}, resolve, reject, done: false }
+      // queued at once, so documents are analysed in the order they were handed in; the file's
+      // size (subtracted from the worker's memory, which holds the file) follows in a moment,
+      // and a missing file is the worker's to report, as parseDocument would
+      const task: Task = { id: this.nextId++, path, format, timeoutMs, bytes: 0, progress: {}, resolve, reject, done: false }
+      stat(path).then((s) => { task.bytes = s.size }, () => {})
       if (signal !== undefined) {
         const onAbort = (): void => this.abortTask(task, signal.reason)
         signal.addEventListener('abort', onAbort, { once: true })
