@@ -30,6 +30,16 @@ export interface DirectoryUser {
   /** The user's cards (badges), if any. */
   cards?: CardCredential[]
   homeSite?: string
+  /** Contact address, as the directory source gives it. */
+  email?: string
+  /** Group names (departments), for reports and quotas. */
+  groups?: string[]
+  /** Users who may release this user's jobs (usernames). */
+  delegates?: string[]
+  /** A disabled user cannot log in or release; their jobs and records are kept. */
+  disabled?: boolean
+  /** Where the record came from: `ldap` records are owned by the LDAP sync. */
+  source?: 'csv' | 'ldap' | 'admin' | 'local'
   updatedAt: number
 }
 
