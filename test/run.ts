@@ -30,6 +30,8 @@ const DEBIAN_PACKAGES = [
   'ghostscript', // renders PostScript / raster test documents
   'poppler-utils', // pdfinfo, the reference page count the PDF analyser is checked against
   'chromium', // browser tests
+  'slapd', // a real OpenLDAP directory for central's LDAP sync
+  'ldap-utils', // ldapadd, ldapmodify: the LDAP tests change the directory as an admin would
   'iproute2', // `ip link` inside the namespace
   'util-linux' // unshare
 ]
