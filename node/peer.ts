@@ -98,7 +98,8 @@ async function readMeshFile (path: string): Promise<MeshFile | undefined> {
   }
 }
 
-async function writeAtomically (path: string, content: string | Uint8Array): Promise<void> {
+/** Replaces `path` whole (write beside, then rename), readable by the owner only. */
+export async function writeAtomically (path: string, content: string | Uint8Array): Promise<void> {
   await writeFile(path + '.tmp', content, { mode: 0o600 })
   await rename(path + '.tmp', path)
 }

@@ -78,6 +78,8 @@ export interface PrinterContext {
   /** Formats the domain parses (the server adds auto-detection). */
   formats: readonly string[]
   printerUri: string
+  /** `printer-uri-supported` with security and authentication (default: `printerUri`, no TLS, Basic). */
+  urisSupported?: ReadonlyArray<{ uri: string, security: 'tls' | 'none', authentication: 'basic' | 'requesting-user-name' }>
   /** An http(s) page about the queue (the server's own GET page). */
   moreInfoUri: string
   /** Jobs of the queue not yet completed. */
@@ -124,18 +126,22 @@ function text127 (s: string): string {
 export function printerAttributes (ctx: PrinterContext): IppAttribute[] {
   const { queue } = ctx
   const formats = supportedFormats(ctx.formats)
+  const uris = ctx.urisSupported ?? [{ uri: ctx.printerUri, security: 'none', authentication: 'basic' }]
   const out: IppAttribute[] = [
-    attr('printer-uri-supported', Tag.uri, ctx.printerUri),
-    attr('uri-security-supported', Tag.keyword, 'none'), // no TLS yet
-    // HTTP Basic (username and PIN, or admin and the admin token): always for job control, for intake on queues that ask
-    attr('uri-authentication-supported', Tag.keyword, 'basic'),
+    // one value per URI, in the same order in the three (RFC 8011 §5.4.1-3)
+    attr('printer-uri-supported', Tag.uri, ...uris.map((u) => u.uri)),
+    attr('uri-security-supported', Tag.keyword, ...uris.map((u) => u.security)),
+    // HTTP Basic (username and PIN, or admin and the admin token): for job control, and intake on queues that ask;
+    // over plain ipp:// while TLS is on only requesting-user-name (no password goes out in the clear)
+    attr('uri-authentication-supported', Tag.keyword, ...uris.map((u) => u.authentication)),
     attr('printer-name', Tag.nameWithoutLanguage, text127(queue.name)),
     attr('printer-info', Tag.textWithoutLanguage, text127(queue.info)),
     attr('printer-location', Tag.textWithoutLanguage, text127(queue.location)),
     attr('printer-make-and-model', Tag.textWithoutLanguage, MAKE_AND_MODEL),
     attr('printer-device-id', Tag.textWithoutLanguage, `MFG:printmesh;MDL:Secure Release Queue;CMD:${formats.filter((f) => f !== AUTO_DETECT_FORMAT).map((f) => f.split('/')[1].toUpperCase()).join(',')};`),
     attr('printer-more-info', Tag.uri, ctx.moreInfoUri),
-    attr('printer-uuid', Tag.uri, printerUuid(ctx.printerUri)),
+    // the same queue over ipps:// is the same printer: one UUID, as DNS-SD advertises it
+    attr('printer-uuid', Tag.uri, printerUuid(ctx.printerUri.replace(/^ipps:/, 'ipp:'))),
     attr('printer-state', Tag.enum, 3), // idle: the queue always accepts; release happens at printers
     attr('printer-state-reasons', Tag.keyword, 'none'),
     attr('printer-state-message', Tag.textWithoutLanguage, queue.hold ? 'Ready; jobs are held for release.' : 'Ready.'),

@@ -27,11 +27,13 @@
  * Startable the libp2p way: start twice and stop without start are safe; stop closes
  * idle keep-alive connections at once and the rest after a grace period.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { TLSSocket } from 'node:tls'
 import type { AddressInfo } from 'node:net'
 import type { Readable } from 'node:stream'
 import { createGunzip, createInflate } from 'node:zlib'
 import type { Logger } from 'pino'
+import { TlsPort, type TlsMaterial } from '../../transports/tls-port.ts'
 import type { Actor, JobDomain, QueueInfo } from '../jobs/types.ts'
 import { IntakeBusyError, IntakeLimitError, intakeLimits, type IntakeLimitName, type IntakeLimits } from '../jobs/intake-limits.ts'
 import { boundedInflate } from './decompression.ts'
@@ -114,6 +116,11 @@ export interface IppServerInit {
   limits?: Partial<IntakeLimits>
   /** Told of every request refused by an intake limit, by the limit's name (for metrics). */
   onRefused?: (limit: IntakeLimitName) => void
+  /**
+   * The certificate for `ipps://` on the same port (plain `ipp://` stays open for clients
+   * without TLS, but takes no credentials while TLS is on). Without it: `ipp://` only.
+   */
+  tls?: TlsMaterial
 }
 
 export interface IppServer {
@@ -121,7 +128,12 @@ export interface IppServer {
   stop (): Promise<void>
   /** The bound port once started (the configured one before). */
   readonly port: number
+  /** Presents `material` to new `ipps://` connections from now on (a renewed certificate); turns TLS on when it was off. */
+  setTls (material: TlsMaterial): void
 }
+
+/** Answer to credentials, or to an operation that needs them, sent over plain ipp:// while ipps:// is on. */
+const USE_TLS_MESSAGE = 'log in over ipps:// (TLS): this server takes no username and PIN in the clear'
 
 /**
  * Which queue (and job) a request path names, and the URI style the client used.
@@ -305,7 +317,9 @@ export function createIppServer (init: IppServerInit): IppServer {
     timer.unref()
     req.once('close', () => clearInterval(timer))
   }
-  let server: Server | undefined
+  let server: TlsPort | undefined
+  /** The certificate ipps:// presents; undefined while TLS is off. */
+  let tls: TlsMaterial | undefined = init.tls
   let starting: Promise<void> | undefined
   let boundPort = init.port
 
@@ -318,17 +332,34 @@ export function createIppServer (init: IppServerInit): IppServer {
     return `${bracketed(init.host)}:${boundPort}`
   }
 
+  /** Whether the request came over TLS. */
+  function encrypted (req: IncomingMessage): boolean {
+    return (req.socket as Partial<TLSSocket>).encrypted === true
+  }
+
+  /** Whether TLS is on and this request came without it: no credentials may be asked for or taken. */
+  function inTheClear (req: IncomingMessage): boolean {
+    return tls !== undefined && !encrypted(req)
+  }
+
   function urisFor (req: IncomingMessage, route: Route): ServerUris {
     const auth = authority(req)
+    const secure = encrypted(req)
     const defaultQueue = domain.queues()[0]?.name
     const pathFor = (queue: string): string => {
       if (route.style === 'printers') return `/printers/${encodeURIComponent(queue)}`
       return queue === defaultQueue ? '/ipp/print' : `/ipp/print/${encodeURIComponent(queue)}`
     }
     return {
-      printerUri: (queue) => `ipp://${auth}${pathFor(queue)}`,
-      jobUri: (id) => `ipp://${auth}/jobs/${id}`,
-      moreInfoUri: (queue) => `http://${auth}${pathFor(queue)}`
+      printerUri: (queue) => `${secure ? 'ipps' : 'ipp'}://${auth}${pathFor(queue)}`,
+      jobUri: (id) => `${secure ? 'ipps' : 'ipp'}://${auth}/jobs/${id}`,
+      moreInfoUri: (queue) => `${secure ? 'https' : 'http'}://${auth}${pathFor(queue)}`,
+      printerUrisSupported: (queue) => tls === undefined
+        ? [{ uri: `ipp://${auth}${pathFor(queue)}`, security: 'none', authentication: 'basic' }]
+        : [
+            { uri: `ipps://${auth}${pathFor(queue)}`, security: 'tls', authentication: 'basic' },
+            { uri: `ipp://${auth}${pathFor(queue)}`, security: 'none', authentication: 'requesting-user-name' }
+          ]
     }
   }
 
@@ -361,6 +392,10 @@ export function createIppServer (init: IppServerInit): IppServer {
     const credentials = credentialsOf(req.headers.authorization)
     if (credentials === undefined) return {}
     const wrong = (message: string): Requester => ({ refusal: answerOf({ status: Status.clientErrorNotAuthenticated, message }) })
+    if (inTheClear(req)) {
+      opLog.warn({ remote: req.socket.remoteAddress }, 'IPP credentials sent in the clear while TLS is on: refused unchecked')
+      return { refusal: { result: { status: Status.clientErrorNotAuthenticated, message: USE_TLS_MESSAGE }, httpStatus: 200 } }
+    }
     if (credentials === 'malformed') return wrong('the Authorization header must be Basic (username and PIN) or Bearer (the admin token)')
     if (init.authenticate === undefined) return wrong('this server checks no credentials')
     const address = req.socket.remoteAddress ?? ''
@@ -473,6 +508,14 @@ export function createIppServer (init: IppServerInit): IppServer {
   async function operate (req: IncomingMessage, route: Route, message: IppMessage, body: Readable, opLog: Logger): Promise<Answer> {
     const requester = await requesterOf(req, opLog)
     if (requester.refusal !== undefined) return requester.refusal
+    const answer = await run(req, route, message, body, opLog, requester)
+    // over plain ipp:// while ipps:// is on, a login is never asked for (a 401 would make clients send the PIN in the clear)
+    if (answer.httpStatus === 401 && inTheClear(req)) return { result: { ...answer.result, message: `${answer.result.message ?? 'authentication required'}; ${USE_TLS_MESSAGE}` }, httpStatus: 200 }
+    return answer
+  }
+
+  /** Runs the operation for the requester already checked. */
+  async function run (req: IncomingMessage, route: Route, message: IppMessage, body: Readable, opLog: Logger, requester: { actor?: Actor }): Promise<Answer> {
     const v = validate(message)
     const target = route.byPrinterUri === true ? routeOfPrinterUri(v.operation, message.code) ?? route : route
     const address = clientAddress(req)
@@ -573,14 +616,23 @@ export function createIppServer (init: IppServerInit): IppServer {
   return {
     get port () { return boundPort },
 
+    setTls (material) {
+      server?.setTls(material) // throws for a key that does not fit the certificate, before anything changes
+      tls = material
+    },
+
     async start () {
       if (server !== undefined) return await starting
-      const s = createServer({
-        requestTimeout: REQUEST_TIMEOUT_MS,
-        headersTimeout: limits.headersTimeoutMs,
-        // Node checks the headers timeout on this period; a quarter of it keeps the cut close to the limit
-        connectionsCheckingInterval: Math.max(1, Math.floor(limits.headersTimeoutMs / 4)),
-        keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS
+      const s = new TlsPort({
+        http: {
+          requestTimeout: REQUEST_TIMEOUT_MS,
+          headersTimeout: limits.headersTimeoutMs,
+          // Node checks the headers timeout on this period; a quarter of it keeps the cut close to the limit
+          connectionsCheckingInterval: Math.max(1, Math.floor(limits.headersTimeoutMs / 4)),
+          keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS
+        },
+        ...(tls !== undefined ? { tls } : {}),
+        plain: 'serve' // ipp:// stays for clients without TLS; it takes no credentials while TLS is on
       }, onRequest)
       s.on('clientError', (err, socket) => {
         log.debug({ err: err.message }, 'malformed HTTP request')
@@ -595,7 +647,7 @@ export function createIppServer (init: IppServerInit): IppServer {
           s.off('error', onError)
           s.on('error', (err) => log.error({ err }, 'IPP server error'))
           boundPort = (s.address() as AddressInfo).port
-          log.info({ host: init.host, port: boundPort }, 'IPP server listening')
+          log.info({ host: init.host, port: boundPort, tls: tls !== undefined }, 'IPP server listening')
           resolve()
         })
       })

@@ -18,6 +18,15 @@ import { Tag, Status, attr, stringValue, type IppAttribute, type IppGroup, type 
 export interface ServerUris extends JobUris {
   /** An http page about the queue (the server's GET page). */
   moreInfoUri (queue: string): string
+  /** Every URI the queue answers at (`printer-uri-supported`), with its security and authentication. */
+  printerUrisSupported (queue: string): PrinterUriSupported[]
+}
+
+/** One value of `printer-uri-supported` and its `uri-security-supported` and `uri-authentication-supported`. */
+export interface PrinterUriSupported {
+  uri: string
+  security: 'tls' | 'none'
+  authentication: 'basic' | 'requesting-user-name'
 }
 
 /** One IPP request as a handler sees it. */

@@ -45,6 +45,7 @@ function queueGroup (ctx: OperationContext, queue: QueueInfo): IppGroup {
       queue,
       formats: ctx.domain.supportedFormats(),
       printerUri: ctx.uris.printerUri(queue.name),
+      urisSupported: ctx.uris.printerUrisSupported(queue.name),
       moreInfoUri: ctx.uris.moreInfoUri(queue.name),
       queuedJobCount: ctx.domain.listJobs({ queue: queue.name, which: 'not-completed' }).length,
       limits: ctx.limits,

@@ -77,6 +77,7 @@ export const getPrinterAttributes: OperationHandler = async (ctx) => {
     queue: ctx.queue,
     formats: ctx.domain.supportedFormats(),
     printerUri: ctx.uris.printerUri(ctx.queue.name),
+    urisSupported: ctx.uris.printerUrisSupported(ctx.queue.name),
     moreInfoUri: ctx.uris.moreInfoUri(ctx.queue.name),
     queuedJobCount,
     limits: ctx.limits,
