@@ -184,3 +184,27 @@ export function getJoinRequest (doc: Y.Doc, peer: string): JoinRequest | undefin
 export function listJoinRequests (doc: Y.Doc): JoinRequest[] {
   return [...requestsMap(doc).values()]
 }
+
+// ---- the product license (node/license-file.ts checks the signed file) ------------
+
+/** The product license's fields as central records them, so every peer can show them; the signed file stays on central. */
+export interface ProductLicenseRecord {
+  organisation: string
+  licenseId: string
+  limits: { sites: number, terminals: number, clients: number, users: number }
+  issuedAt: number
+  expiresAt: number
+}
+
+const productMap = (doc: Y.Doc): Y.Map<ProductLicenseRecord> => doc.getMap<ProductLicenseRecord>('product')
+
+/** Records central's product license (central only); undefined: none (evaluation). */
+export function recordProductLicense (doc: Y.Doc, license: ProductLicenseRecord | undefined): void {
+  if (license === undefined) productMap(doc).delete('license')
+  else productMap(doc).set('license', { ...license, limits: { ...license.limits } })
+}
+
+/** The product license central recorded, if any. */
+export function readProductLicense (doc: Y.Doc | undefined): ProductLicenseRecord | undefined {
+  return doc === undefined ? undefined : productMap(doc).get('license')
+}

@@ -18,6 +18,10 @@ import { startRoleNode, type ServiceRegistry } from './roles.ts'
 import type { SyncEngine } from '../crdt/sync.ts'
 import type { Libp2pTransport } from '../transports/libp2p.ts'
 import { resolveAdminToken } from './admin-token.ts'
+import { loadCentralLicense, loadVendorPublicKey, type ProductLicense } from './license-file.ts'
+import { CentralLicense } from './central-license.ts'
+import { licenseRoutes } from '../ui/routes/license.ts'
+import type { KeyObject } from 'node:crypto'
 
 export interface CentralConfig {
   data: string
@@ -29,6 +33,10 @@ export interface CentralConfig {
   networkKeyFile?: string
   adminToken?: string
   antiEntropyMs?: number
+  /** A signed product license file to install (copied into the data folder); without one, the installed one or an unlicensed evaluation. */
+  licenseFile?: string
+  /** The vendor public key licenses are checked with (default: the shipped one); for tests and self-hosted vendors. */
+  vendorPublicKeyFile?: string
 }
 
 export interface RunningCentral {
@@ -41,38 +49,45 @@ export interface RunningCentral {
 }
 
 /** Central's own services by name, besides the core (node/roles.ts lists them). */
-function centralServices (config: CentralConfig): ServiceRegistry {
+function centralServices (config: CentralConfig, product: { vendorKey: KeyObject, license: ProductLicense | undefined }): ServiceRegistry {
   type C = PeerComponents & { documents: Startable, enrollment: EnrollmentService, libp2p: Startable, transport: Libp2pTransport, sync: SyncEngine, adminToken: string }
   return {
     ...CORE_SERVICES,
-    enrollment: () => serviceFactory<C, EnrollmentService>(['store', 'documents', 'signer', 'host', 'libp2p', 'logger'], (c) => {
-      const authority = new EnrollmentAuthority(c.store, c.signer)
+    enrollment: () => serviceFactory<C, EnrollmentService>(['store', 'documents', 'signer', 'host', 'libp2p', 'logger', 'clock', 'metrics', 'self'], (c) => {
+      const license = new CentralLicense({ store: c.store, dataDir: c.self.dataDir, vendorKey: product.vendorKey, license: product.license, clock: c.clock, logger: c.logger })
+      const authority = new EnrollmentAuthority(c.store, c.signer, () => c.clock.now(), license.policy)
       let unhandle: (() => Promise<void>) | undefined
       return {
         authority,
+        license,
         start: async () => {
+          await license.start()
+          c.metrics.use({ license: () => license.metrics() })
           unhandle = await handleEnrollment(c.host, async (from, request) => await authority.handle(from, request as EnrollRequest), c.logger)
         },
-        stop: async () => { await unhandle?.() }
+        stop: async () => { license.stop(); await unhandle?.() }
       }
     }),
     http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'enrollment', 'adminToken', 'logger'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger, c.enrollment.authority)
-      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), metricsRoutes(c.metrics), pagesRoutes(['admin'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics })
+      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), metricsRoutes(c.metrics), licenseRoutes(c.enrollment.license), pagesRoutes(['admin'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics })
     })
   }
 }
 
-/** Central's enrollment: answers join requests over libp2p. */
-interface EnrollmentService extends Startable { authority: EnrollmentAuthority }
+/** Central's enrollment: answers join requests over libp2p, within the product license. */
+interface EnrollmentService extends Startable { authority: EnrollmentAuthority, license: CentralLicense }
 
 export async function startCentral (config: CentralConfig, logger: Logger, services?: readonly string[]): Promise<RunningCentral> {
   const data = resolve(config.data)
   const log = logger.child({ role: 'central' })
+  // a license central cannot trust stops it here, before anything starts
+  const vendorKey = await loadVendorPublicKey(config.vendorPublicKeyFile)
+  const license = await loadCentralLicense(data, vendorKey, config.licenseFile)
   const core = await preparePeer(peerConfig(data, 'central', config), log)
   const { token, file } = await resolveAdminToken(data, config.adminToken)
   const components = { ...core, adminToken: token }
-  const node = await startRoleNode<{ http: HttpServer }>('central', centralServices(config), components, log, services)
+  const node = await startRoleNode<{ http: HttpServer }>('central', centralServices(config, { vendorKey, license }), components, log, services)
   const http = node.services.http
   const webUrl = `http://${config.host}:${http.port}/`
   log.info({ peer: core.self.id, webUrl, httpPort: http.port, listen: core.host.getMultiaddrs().map(String), adminTokenFile: file }, 'central ready')

@@ -21,6 +21,7 @@ import { LevelPersistence } from '../crdt/persistence.ts'
 import { importUsersCsv, cardKeyOf } from './users.ts'
 import { readAdminTokenFile } from './admin-token.ts'
 import { DEFAULT_INTAKE_LIMITS, type IntakeLimits } from '../devices/jobs/intake-limits.ts'
+import { licenseCommands } from './license-cli.ts'
 
 /** IPP's port 631 needs root; this is the unprivileged default, as CUPS test setups use. */
 const DEFAULT_IPP_PORT = 8631
@@ -314,14 +315,18 @@ withIntakeOptions(withNodeOptions(program.command('site'), { data: './data', dat
 
 withNodeOptions(program.command('central'), { data: './data-central', dataHelp: 'data folder (database, identity, network key)', httpPort: CENTRAL_HTTP_PORT, p2pPort: CENTRAL_P2P_PORT, joins: false })
   .description('run the mesh\'s central node: license authority, enrollment, directory, mesh-wide admin (never a print server)')
-  .action(async (opts: NodeCliOptions) => {
+  .option('--license <file>', 'a signed license file from the vendor: checked, then copied into the data folder for later starts (default: the one installed there; none: an unlicensed evaluation without limits, with a warning)')
+  .option('--vendor-public-key <file>', 'check licenses with this vendor public key instead of the shipped one (for tests and self-hosted vendors)')
+  .action(async (opts: NodeCliOptions & { license?: string, vendorPublicKey?: string }) => {
     const logger = createLogger(opts.logLevel)
     const mesh = meshOptions(opts, CENTRAL_P2P_PORT)
     const central = await starting(startCentral({
       data: opts.data, host: opts.host, httpPort: opts.httpPort, listen: mesh.listen, bootstrap: mesh.bootstrap, mdns: mesh.mdns,
       ...(mesh.networkKeyFile !== undefined ? { networkKeyFile: mesh.networkKeyFile } : {}),
       ...await adminTokenOption(opts),
-      ...(mesh.antiEntropyMs !== undefined ? { antiEntropyMs: mesh.antiEntropyMs } : {})
+      ...(mesh.antiEntropyMs !== undefined ? { antiEntropyMs: mesh.antiEntropyMs } : {}),
+      ...(opts.license !== undefined ? { licenseFile: opts.license } : {}),
+      ...(opts.vendorPublicKey !== undefined ? { vendorPublicKeyFile: opts.vendorPublicKey } : {})
     }, logger), portsOf(opts, mesh))
     process.stderr.write(`printmesh central ready\n  web:  ${central.webUrl}\n  peer: ${central.peer.id}\n` +
       (central.adminTokenFile !== undefined ? `  admin token in ${central.adminTokenFile}\n` : '') +
@@ -440,6 +445,8 @@ users.command('import <file>')
       await store.close()
     }
   })
+
+licenseCommands(program.command('license').description('product licenses: the vendor\'s key pair, issuing a signed license, checking one (node/license-cli.ts)'))
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`printmesh: ${err instanceof Error ? err.message : String(err)}\n`)

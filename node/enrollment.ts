@@ -10,8 +10,9 @@ import type { DocStore } from '../crdt/store.ts'
 import { licenseDoc } from '../crdt/names.ts'
 import {
   issueCertificate, recordCertificate, redeemToken, createToken, putJoinRequest, getJoinRequest, revoke, encodeCertificate,
-  listCertificates, isRevoked, EnrollmentError, CERT_LIFETIME_MS, ROLES, type Role, type EnrollmentToken
+  listCertificates, isRevoked, EnrollmentError, CERT_LIFETIME_MS, ROLES, type Role, type EnrollmentToken, listTokens, hashSecret
 } from '../crdt/license.ts'
+import type * as Y from 'yjs'
 import type { Signer } from '../crdt/envelope.ts'
 
 /** Tokens expire after a week unless told otherwise: long enough to set up a branch. */
@@ -58,9 +59,20 @@ export function decodeJoinString (text: string): JoinString {
   return { central: j.central, addrs: j.addrs.map(String), networkKey: j.networkKey, ...(typeof j.secret === 'string' ? { secret: j.secret } : {}) }
 }
 
+/**
+ * Why a new enrolment of a `role` at `site` is refused (central's product license:
+ * node/license-file.ts `enrolmentRefusal`), or undefined. Renewals never ask it.
+ */
+export type EnrolmentPolicy = (license: Y.Doc, role: Role, site: string | undefined, now: number) => string | undefined
+
 /** Central's enrollment decisions, over its store. */
 export class EnrollmentAuthority {
-  constructor (private readonly store: DocStore, private readonly signer: Signer, private readonly now: () => number = Date.now) {}
+  constructor (private readonly store: DocStore, private readonly signer: Signer, private readonly now: () => number = Date.now, private readonly policy?: EnrolmentPolicy) {}
+
+  /** The policy's refusal of a new enrolment, if any. */
+  private refusal (license: Y.Doc, role: Role, site: string | undefined): string | undefined {
+    return this.policy?.(license, role, site, this.now())
+  }
 
   /** Whether a certificate issued at `issuedAt` until `expiresAt` should be renewed at `now`. */
   static due (cert: { issuedAt: number, expiresAt: number }, now: number): boolean {
@@ -85,6 +97,10 @@ export class EnrollmentAuthority {
       return { status: 'issued', certificate: new TextDecoder().decode(encodeCertificate(existing)), authority: this.signer.id }
     }
     if (req.secret !== undefined) {
+      // checked before the token is used, so it still works once the license allows more
+      const offered = listTokens(license).find((t) => t.secretHash === hashSecret(req.secret as string) && (t.usedBy === undefined || t.usedBy === peer))
+      const refused = offered !== undefined ? this.refusal(license, offered.role, offered.site) : undefined
+      if (refused !== undefined) return { status: 'refused', reason: refused }
       let token: EnrollmentToken
       try {
         token = await this.store.transact(licenseDoc(), { kind: 'local', service: 'enrollment' }, (d) => redeemToken(d, req.secret as string, peer, this.now()))
@@ -100,6 +116,8 @@ export class EnrollmentAuthority {
     } catch (err) {
       return { status: 'refused', reason: (err as Error).message }
     }
+    const refused = this.refusal(license, role, req.site)
+    if (refused !== undefined) return { status: 'refused', reason: refused }
     if (getJoinRequest(license, peer) === undefined) {
       await this.store.transact(licenseDoc(), { kind: 'local', service: 'enrollment' }, (d) =>
         putJoinRequest(d, { peer, role, ...(req.site !== undefined ? { site: req.site } : {}), requestedAt: this.now() }))
@@ -111,6 +129,8 @@ export class EnrollmentAuthority {
   async approve (peer: string): Promise<void> {
     const request = getJoinRequest(await this.store.open(licenseDoc()), peer)
     if (request === undefined) throw new EnrollmentError(`no join request from ${peer}`)
+    const refused = this.refusal(await this.store.open(licenseDoc()), request.role, request.site)
+    if (refused !== undefined) throw new EnrollmentError(refused)
     await this.issue(peer, request.role, request.site)
     await this.store.transact(licenseDoc(), { kind: 'admin', user: 'admin' }, (d) => putJoinRequest(d, { ...request, approvedAt: this.now() }))
   }

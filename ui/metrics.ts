@@ -30,7 +30,24 @@ export interface MetricSources {
   /** Jobs by state, as a tally the job service keeps (not a walk of the jobs). */
   jobStates?: () => ReadonlyMap<JobState, number>
   mesh?: () => MeshStatus
+  /** Central's product license (node/central-license.ts). */
+  license?: () => LicenseMetrics
 }
+
+/** Central's product license as its gauges read it. */
+export interface LicenseMetrics {
+  /** `unlicensed`, `valid`, `expiring`, `expired-in-grace`, `expired`. */
+  state: string
+  /** Seconds until expiry (negative once expired); absent without a license. */
+  expirySeconds?: number
+  /** The license's limits by kind (sites, terminals, clients, users); absent without a license. */
+  limits?: Record<string, number>
+  /** What is in use, by the same kinds. */
+  usage: Record<string, number>
+}
+
+/** Every license state, so the state gauge always lists them all (1 for the current one). */
+const LICENSE_STATES = ['unlicensed', 'valid', 'expiring', 'expired-in-grace', 'expired'] as const
 
 export class NodeMetrics {
   readonly registry = new Registry()
@@ -48,6 +65,7 @@ export class NodeMetrics {
   /** The print service's families and the mesh's: registered once the node says it has them. */
   private readonly printFamilies: Metric[]
   private readonly meshFamilies: Metric[]
+  private readonly licenseFamilies: Metric[]
 
   constructor () {
     this.contentType = this.registry.contentType
@@ -90,6 +108,7 @@ export class NodeMetrics {
     }
     this.printFamilies = [this.ippRequests, this.intakeRefusals, this.releases, ...Object.values(this.usage), this.jobsGauge()]
     this.meshFamilies = [this.syncBatches, ...this.meshGauges()]
+    this.licenseFamilies = this.licenseGauges()
   }
 
   /**
@@ -99,6 +118,7 @@ export class NodeMetrics {
   use (sources: MetricSources): void {
     if (sources.jobStates !== undefined && this.sources.jobStates === undefined) for (const m of this.printFamilies) this.registry.registerMetric(m)
     if (sources.mesh !== undefined && this.sources.mesh === undefined) for (const m of this.meshFamilies) this.registry.registerMetric(m)
+    if (sources.license !== undefined && this.sources.license === undefined) for (const m of this.licenseFamilies) this.registry.registerMetric(m)
     this.sources = { ...this.sources, ...sources }
   }
 
@@ -175,6 +195,52 @@ export class NodeMetrics {
     syncCounter('printmesh_sync_rejected_total', 'Incoming updates refused, by reason.',
       (s) => Object.entries(s.rejected).map(([reason, n]) => [{ reason }, n]))
     return out
+  }
+
+  private licenseGauges (): Metric[] {
+    const metrics = this // prom-client calls collect() with the metric as `this`
+    const read = (): LicenseMetrics | undefined => metrics.sources.license?.()
+    return [
+      new Gauge({
+        name: 'printmesh_license_expiry_seconds',
+        help: 'Seconds until the product license expires (negative once expired; absent without a license). Warnings start 30 days before; new enrolments stop 30 days after.',
+        registers: [],
+        collect () {
+          const seconds = read()?.expirySeconds
+          this.reset()
+          if (seconds !== undefined) this.set(seconds)
+        }
+      }),
+      new Gauge({
+        name: 'printmesh_license_state',
+        help: 'The product license\'s state: 1 for the current one (unlicensed evaluation, valid, expiring, expired-in-grace, expired).',
+        labelNames: ['state'],
+        registers: [],
+        collect () {
+          const state = read()?.state
+          for (const s of LICENSE_STATES) this.set({ state: s }, s === state ? 1 : 0)
+        }
+      }),
+      new Gauge({
+        name: 'printmesh_license_limit',
+        help: 'The product license\'s limits, by kind (sites, terminals, clients, users); absent without a license.',
+        labelNames: ['kind'],
+        registers: [],
+        collect () {
+          this.reset()
+          for (const [kind, n] of Object.entries(read()?.limits ?? {})) this.set({ kind }, n)
+        }
+      }),
+      new Gauge({
+        name: 'printmesh_license_usage',
+        help: 'What is in use against the product license, by kind: enrolled sites, terminals and clients; active users.',
+        labelNames: ['kind'],
+        registers: [],
+        collect () {
+          for (const [kind, n] of Object.entries(read()?.usage ?? {})) this.set({ kind }, n)
+        }
+      })
+    ]
   }
 
   /** An HTTP answer was sent. */
