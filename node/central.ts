@@ -18,6 +18,9 @@ import { startRoleNode, type ServiceRegistry } from './roles.ts'
 import type { SyncEngine } from '../crdt/sync.ts'
 import type { Libp2pTransport } from '../transports/libp2p.ts'
 import { resolveAdminToken } from './admin-token.ts'
+import { loadLdapConfig, type LdapConfig } from './ldap-config.ts'
+import { LdapSync } from './ldap-sync.ts'
+import { ldapRoutes } from '../ui/routes/ldap.ts'
 import { loadCentralLicense, loadVendorPublicKey, type ProductLicense } from './license-file.ts'
 import { CentralLicense } from './central-license.ts'
 import { licenseRoutes } from '../ui/routes/license.ts'
@@ -33,6 +36,8 @@ export interface CentralConfig {
   networkKeyFile?: string
   adminToken?: string
   antiEntropyMs?: number
+  /** The LDAP synchronisation's JSON file (node/ldap-config.ts); checked before anything starts. */
+  ldapConfigFile?: string
   /** A signed product license file to install (copied into the data folder); without one, the installed one or an unlicensed evaluation. */
   licenseFile?: string
   /** The vendor public key licenses are checked with (default: the shipped one); for tests and self-hosted vendors. */
@@ -50,7 +55,7 @@ export interface RunningCentral {
 
 /** Central's own services by name, besides the core (node/roles.ts lists them). */
 function centralServices (config: CentralConfig, product: { vendorKey: KeyObject, license: ProductLicense | undefined }): ServiceRegistry {
-  type C = PeerComponents & { documents: Startable, enrollment: EnrollmentService, libp2p: Startable, transport: Libp2pTransport, sync: SyncEngine, adminToken: string }
+  type C = PeerComponents & { documents: Startable, enrollment: EnrollmentService, libp2p: Startable, transport: Libp2pTransport, sync: SyncEngine, adminToken: string, ldap: LdapService, ldapConfig: LdapConfig | undefined }
   return {
     ...CORE_SERVICES,
     enrollment: () => serviceFactory<C, EnrollmentService>(['store', 'documents', 'signer', 'host', 'libp2p', 'logger', 'clock', 'metrics', 'self'], (c) => {
@@ -68,9 +73,13 @@ function centralServices (config: CentralConfig, product: { vendorKey: KeyObject
         stop: async () => { license.stop(); await unhandle?.() }
       }
     }),
-    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'enrollment', 'adminToken', 'logger'], (c) => {
+    ldap: () => serviceFactory<C, LdapService>(['store', 'documents', 'self', 'cardKey', 'logger', 'metrics', 'clock', 'ldapConfig'], (c) => {
+      if (c.ldapConfig === undefined) return { start: async () => {}, stop: async () => {} } // no --ldap-config: the routes say so
+      return new LdapSync({ config: c.ldapConfig, store: c.store, dataDir: c.self.dataDir, cardKey: c.cardKey, logger: c.logger, registry: c.metrics.registry, now: c.clock.now })
+    }),
+    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'enrollment', 'adminToken', 'logger', 'ldap'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger, c.enrollment.authority)
-      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), metricsRoutes(c.metrics), licenseRoutes(c.enrollment.license), pagesRoutes(['admin'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics })
+      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), metricsRoutes(c.metrics), licenseRoutes(c.enrollment.license), ldapRoutes(c.ldap instanceof LdapSync ? c.ldap : undefined), pagesRoutes(['admin'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics })
     })
   }
 }
@@ -78,15 +87,20 @@ function centralServices (config: CentralConfig, product: { vendorKey: KeyObject
 /** Central's enrollment: answers join requests over libp2p, within the product license. */
 interface EnrollmentService extends Startable { authority: EnrollmentAuthority, license: CentralLicense }
 
+/** Central's LDAP synchronisation (node/ldap-sync.ts), or nothing without --ldap-config. */
+type LdapService = LdapSync | Startable
+
 export async function startCentral (config: CentralConfig, logger: Logger, services?: readonly string[]): Promise<RunningCentral> {
   const data = resolve(config.data)
   const log = logger.child({ role: 'central' })
   // a license central cannot trust stops it here, before anything starts
   const vendorKey = await loadVendorPublicKey(config.vendorPublicKeyFile)
   const license = await loadCentralLicense(data, vendorKey, config.licenseFile)
+  // a bad LDAP configuration stops central here too, naming the field
+  const ldapConfig = config.ldapConfigFile !== undefined ? await loadLdapConfig(config.ldapConfigFile) : undefined
   const core = await preparePeer(peerConfig(data, 'central', config), log)
   const { token, file } = await resolveAdminToken(data, config.adminToken)
-  const components = { ...core, adminToken: token }
+  const components = { ...core, adminToken: token, ldapConfig }
   const node = await startRoleNode<{ http: HttpServer }>('central', centralServices(config, { vendorKey, license }), components, log, services)
   const http = node.services.http
   const webUrl = `http://${config.host}:${http.port}/`

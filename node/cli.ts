@@ -178,6 +178,12 @@ async function adminTokenOption (opts: { adminTokenFile?: string }): Promise<{ a
   return token !== undefined ? { adminToken: token } : {}
 }
 
+/** `{ ldapConfigFile }` for central's config when `--ldap-config` is given. */
+function ldapConfigOption (opts: object): { ldapConfigFile?: string } {
+  const file = (opts as { ldapConfig?: string }).ldapConfig
+  return file !== undefined ? { ldapConfigFile: file } : {}
+}
+
 /** The token from --admin-token-file or PRINTMESH_ADMIN_TOKEN, if either is given. */
 async function givenAdminToken (opts: { adminTokenFile?: string }): Promise<string | undefined> {
   if (opts.adminTokenFile !== undefined) return await readAdminTokenFile(opts.adminTokenFile)
@@ -315,6 +321,7 @@ withIntakeOptions(withNodeOptions(program.command('site'), { data: './data', dat
 
 withNodeOptions(program.command('central'), { data: './data-central', dataHelp: 'data folder (database, identity, network key)', httpPort: CENTRAL_HTTP_PORT, p2pPort: CENTRAL_P2P_PORT, joins: false })
   .description('run the mesh\'s central node: license authority, enrollment, directory, mesh-wide admin (never a print server)')
+  .option('--ldap-config <file>', 'synchronise the directory from LDAP: a JSON file of url, bindDN, bindPasswordFile, baseDN, userFilter, attributes, groups, pageSize, intervalMinutes (node/ldap-config.ts)')
   .option('--license <file>', 'a signed license file from the vendor: checked, then copied into the data folder for later starts (default: the one installed there; none: an unlicensed evaluation without limits, with a warning)')
   .option('--vendor-public-key <file>', 'check licenses with this vendor public key instead of the shipped one (for tests and self-hosted vendors)')
   .action(async (opts: NodeCliOptions & { license?: string, vendorPublicKey?: string }) => {
@@ -324,6 +331,7 @@ withNodeOptions(program.command('central'), { data: './data-central', dataHelp: 
       data: opts.data, host: opts.host, httpPort: opts.httpPort, listen: mesh.listen, bootstrap: mesh.bootstrap, mdns: mesh.mdns,
       ...(mesh.networkKeyFile !== undefined ? { networkKeyFile: mesh.networkKeyFile } : {}),
       ...await adminTokenOption(opts),
+      ...ldapConfigOption(opts),
       ...(mesh.antiEntropyMs !== undefined ? { antiEntropyMs: mesh.antiEntropyMs } : {}),
       ...(opts.license !== undefined ? { licenseFile: opts.license } : {}),
       ...(opts.vendorPublicKey !== undefined ? { vendorPublicKeyFile: opts.vendorPublicKey } : {})
