@@ -149,6 +149,20 @@ export function firstRdnValue (dn: string): string {
 }
 
 /**
+ * An ldapts error in words: its result-code errors carry only `Code: 0x31` as message, so
+ * their class names it (`InvalidCredentialsError` → `invalid credentials (LDAP result 49)`).
+ */
+export function describeLdapError (err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  const code = (err as { code?: unknown }).code
+  if (typeof code === 'number' && err.name.endsWith('Error') && err.name !== 'Error') {
+    const words = err.name.slice(0, -'Error'.length).replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase()
+    return `${words} (LDAP result ${code})`
+  }
+  return err.message
+}
+
+/**
  * Reads the configured users (and groups) from LDAP. `onClient` receives the client so a
  * stopping node can cut a sync short. @throws LdapSyncError
  */
@@ -161,7 +175,7 @@ export async function readLdap (config: LdapConfig, password: string, ca: string
     try {
       return await fn()
     } catch (err) {
-      throw new LdapSyncError(`${what} at ${config.url}: ${(err as Error).message}`)
+      throw new LdapSyncError(`${what} at ${config.url}: ${describeLdapError(err)}`)
     }
   }
   try {
