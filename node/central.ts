@@ -13,6 +13,8 @@ import { createHttpServer, type HttpServer } from '../ui/server.ts'
 import { meshRoutes } from '../ui/routes/mesh.ts'
 import { metricsRoutes } from '../ui/routes/metrics.ts'
 import { pagesRoutes } from '../ui/routes/pages.ts'
+import { directoryRoutes } from '../ui/routes/directory.ts'
+import { DirectoryAdmin } from './directory-admin.ts'
 import { serviceFactory, type Node, type Startable } from './compose.ts'
 import { startRoleNode, type ServiceRegistry } from './roles.ts'
 import type { SyncEngine } from '../crdt/sync.ts'
@@ -77,9 +79,11 @@ function centralServices (config: CentralConfig, product: { vendorKey: KeyObject
       if (c.ldapConfig === undefined) return { start: async () => {}, stop: async () => {} } // no --ldap-config: the routes say so
       return new LdapSync({ config: c.ldapConfig, store: c.store, dataDir: c.self.dataDir, cardKey: c.cardKey, logger: c.logger, registry: c.metrics.registry, now: c.clock.now })
     }),
-    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'enrollment', 'adminToken', 'logger', 'ldap'], (c) => {
+    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'enrollment', 'adminToken', 'logger', 'cardKey', 'ldap'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger, c.enrollment.authority)
-      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), metricsRoutes(c.metrics), licenseRoutes(c.enrollment.license), ldapRoutes(c.ldap instanceof LdapSync ? c.ldap : undefined), pagesRoutes(['admin'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics })
+      // central is the directory's authority: its users are managed here (API, CLI, admin page)
+      const directory = new DirectoryAdmin({ store: c.store, cardKey: c.cardKey, authority: () => true })
+      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), directoryRoutes(directory), metricsRoutes(c.metrics), licenseRoutes(c.enrollment.license), ldapRoutes(c.ldap instanceof LdapSync ? c.ldap : undefined), pagesRoutes(['admin'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics })
     })
   }
 }

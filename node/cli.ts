@@ -2,23 +2,18 @@
  * The `printmesh` command: one subcommand per role, every option in `--help`.
  *
  *   printmesh site [options]            run a branch print server
- *   printmesh users import FILE         import users into a stopped site's directory
+ *   printmesh users list|add|edit|…     the user directory of a running node (node/users-cli.ts)
+ *   printmesh users import FILE         import users, into a running node (--url) or a stopped one (--data)
  */
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { mkdir, readFile } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { startSite, type PrinterConfig, type MeshOptions } from './site.ts'
 import { startCentral } from './central.ts'
-import { isMeshMember, NETWORK_KEY_FILE } from './peer.ts'
 import { startTerminal, RELEASE_MODES, type ReleaseMode } from './terminal.ts'
 import { startClient } from './client.ts'
-import { signerFor } from '../transports/identity.ts'
-import { loadOrCreatePeerKey, loadOrCreateNetworkKey, PEER_KEY_FILE } from '../transports/host.ts'
 import { createLogger } from './logger.ts'
-import { DocStore } from '../crdt/store.ts'
-import { LevelPersistence } from '../crdt/persistence.ts'
-import { importUsersCsv, cardKeyOf } from './users.ts'
+import { usersCommands } from './users-cli.ts'
 import { readAdminTokenFile } from './admin-token.ts'
 import { DEFAULT_INTAKE_LIMITS, type IntakeLimits } from '../devices/jobs/intake-limits.ts'
 import { licenseCommands } from './license-cli.ts'
@@ -432,27 +427,9 @@ meshCommand('block', 'set the peers this node refuses (none to unblock all)').ar
     print(await meshCall(opts, 'PUT', '/api/mesh/blocked', { peers }))
   })
 
-const users = program.command('users').description('manage the site-local user list')
-users.command('import <file>')
-  .description('import users from a CSV file of username,full name,PIN[,card] rows into a stopped standalone site or central (while it runs use POST /api/users/import)')
-  .option('--data <dir>', 'data folder of the site', './data')
-  .option('--site <id>', 'home site recorded for the users')
-  .action(async (file: string, opts: { data: string, site?: string }) => {
-    const csv = await readFile(file, 'utf8')
-    const data = resolve(opts.data)
-    await mkdir(data, { recursive: true })
-    const signer = signerFor(await loadOrCreatePeerKey(join(data, PEER_KEY_FILE)))
-    if (await isMeshMember(data, signer.id)) throw new Error('this site is part of a mesh: users are managed on central')
-    const store = new DocStore(await LevelPersistence.open(join(data, 'db')), signer)
-    try {
-      // the card index is keyed by the network key: the one this node will use when it starts
-      const cardKey = cardKeyOf(await loadOrCreateNetworkKey(join(data, NETWORK_KEY_FILE)))
-      const { imported } = await importUsersCsv(store, csv, opts.site ?? 'local', 'cli', cardKey)
-      process.stdout.write(`imported ${imported} users\n`)
-    } finally {
-      await store.close()
-    }
-  })
+usersCommands(program.command('users').description('manage the user directory: of a running central or standalone site through its admin API (--url), or import into a stopped one (--data)'), {
+  withAdminTokenOptions, adminToken: givenAdminToken, adminTokenEnv: ADMIN_TOKEN_ENV, defaultUrl: `http://127.0.0.1:${CENTRAL_HTTP_PORT}`
+})
 
 licenseCommands(program.command('license').description('product licenses: the vendor\'s key pair, issuing a signed license, checking one (node/license-cli.ts)'))
 

@@ -28,7 +28,8 @@ import { createHttpServer, type HttpServer } from '../ui/server.ts'
 import { jobsRoutes } from '../ui/routes/jobs.ts'
 import { roamingRoutes } from '../ui/routes/roaming.ts'
 import { accountingRoutes } from '../ui/routes/accounting.ts'
-import { usersRoutes } from '../ui/routes/users.ts'
+import { directoryRoutes } from '../ui/routes/directory.ts'
+import { DirectoryAdmin } from './directory-admin.ts'
 import { meshRoutes } from '../ui/routes/mesh.ts'
 import { metricsRoutes } from '../ui/routes/metrics.ts'
 import { pagesRoutes } from '../ui/routes/pages.ts'
@@ -172,11 +173,13 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
     http: () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine }, HttpServer>([...PEER_VIEW, 'jobs', 'roaming', 'printers', 'adminToken', 'logins', 'logger', 'cardKey'], (c) => {
       const api = createSiteApi({ info, peer: c.self.id, adminToken: c.adminToken, store: c.store, jobs: c.jobs, roaming: c.roaming, printers: c.printers, directoryAuthority: () => c.membership.authority === c.self.id, cardKey: c.cardKey })
       const mesh = createMeshApi(peerOf(c), c.logger)
+      // a standalone site is its own directory authority; once it joins, central manages its users
+      const directory = new DirectoryAdmin({ store: c.store, cardKey: c.cardKey, authority: () => c.membership.authority === c.self.id, homeSite: info.site })
       return createHttpServer({
         api,
         mesh,
         // the route families of the site's services: jobs, roaming, accounting, users, mesh
-        plugins: [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), usersRoutes(api), meshRoutes(mesh), metricsRoutes(c.metrics), pagesRoutes(['release', 'admin'])],
+        plugins: [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), directoryRoutes(directory), meshRoutes(mesh), metricsRoutes(c.metrics), pagesRoutes(['release', 'admin'])],
         logger: c.logger,
         host: config.host,
         port: config.httpPort,

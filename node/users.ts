@@ -3,21 +3,18 @@
  * card numbers are hashed before anything is written.
  */
 import { hkdfSync } from 'node:crypto'
-import { InvalidRequestError } from '../crdt/errors.ts'
-import { parse } from 'csv-parse/sync'
+import { importCsv } from './users-csv.ts'
+import type { ImportReport } from '../ui/users-api.ts'
 import type { DocStore } from '../crdt/store.ts'
 import { directoryDoc } from '../crdt/names.ts'
-import {
-  hashPin, verifyPin, putUser, getUser, listUsers, validateUsername, validatePin, validateCard, normalizeCard, cardCredential,
-  cardIndex, userByCardIndex, InvalidUserError, type DirectoryUser
-} from '../crdt/directory.ts'
+import { hashPin, verifyPin, getUser, listUsers, normalizeCard, cardIndex, userByCardIndex } from '../crdt/directory.ts'
 
-/** Largest CSV accepted in one import: a directory of ~100k users. */
-export const MAX_IMPORT_BYTES = 10 * 1024 * 1024
+export { MAX_IMPORT_BYTES } from './users-csv.ts'
 /** A hash computed for unknown users too, so a wrong username takes as long as a wrong PIN. */
 let decoyHash: Promise<string> | undefined
 
-export interface ImportResult { imported: number }
+/** What an import did (or would do, in a dry run). */
+export type ImportResult = ImportReport
 
 /**
  * The key of the directory's card index (crdt/directory.ts): derived from the mesh's
@@ -28,69 +25,20 @@ export function cardKeyOf (networkKey: Uint8Array): Uint8Array {
 }
 
 /**
- * Imports `username,full name,PIN[,card]` rows (a header row starting with `username` is
- * skipped; the card column may be empty). Every row is validated before anything is
- * written: a bad row rejects the whole file with its line number. Cards need `cardKey`.
+ * Imports users from CSV (node/users-csv.ts: the original `username,full name,PIN[,card]`
+ * rows, or a header naming the columns, with email, groups and home site too). Every row is
+ * checked before anything is written: a bad row refuses the whole file, naming its line;
+ * `dryRun` only reports what would be added, changed and unchanged, and the lines in error.
+ * Cards need `cardKey`. `homeSite` is that of new users whose row names none.
  */
-export async function importUsersCsv (store: DocStore, csv: string, homeSite: string, by: string, cardKey?: Uint8Array): Promise<ImportResult> {
-  if (Buffer.byteLength(csv) > MAX_IMPORT_BYTES) throw new InvalidRequestError(`CSV larger than ${MAX_IMPORT_BYTES} bytes`)
-  let rows: string[][]
-  try {
-    rows = parse(csv, { skip_empty_lines: true, trim: true, relax_column_count: true, bom: true }) as string[][] // rows with and without a card column mix; each is checked below
-  } catch (err) {
-    throw new InvalidRequestError(`CSV could not be parsed: ${(err as Error).message}`)
-  }
-  if (rows.length > 0 && rows[0][0]?.toLowerCase() === 'username') rows = rows.slice(1)
-  if (rows.length === 0) throw new InvalidRequestError('CSV has no user rows (expected: username,full name,PIN[,card])')
-  const seen = new Set<string>()
-  const cards = new Map<string, number>()
-  rows.forEach((row, i) => {
-    const line = `line ${i + 1}`
-    if (row.length !== 3 && row.length !== 4) throw new InvalidRequestError(`${line}: expected 3 or 4 columns (username,full name,PIN[,card]), got ${row.length}`)
-    try {
-      validateUsername(row[0])
-      validatePin(row[2])
-      if ((row[3] ?? '') !== '') validateCard(normalizeCard(row[3]))
-    } catch (err) {
-      if (err instanceof InvalidUserError) throw new InvalidRequestError(`${line}: ${err.message}`)
-      throw err
-    }
-    if (seen.has(row[0])) throw new InvalidRequestError(`${line}: username ${row[0]} appears twice`)
-    seen.add(row[0])
-    const card = normalizeCard(row[3] ?? '')
-    if (card !== '') {
-      const first = cards.get(card)
-      if (first !== undefined) throw new InvalidRequestError(`${line}: this card is already on line ${first}`)
-      cards.set(card, i + 1)
-    }
-  })
-  if (cards.size > 0 && cardKey === undefined) throw new InvalidRequestError('cards cannot be imported here: this node has no card key')
-  const now = Date.now()
-  const users: DirectoryUser[] = []
-  for (const [username, fullName, pin, card] of rows) {
-    const badge = card !== undefined && card !== '' && cardKey !== undefined ? await cardCredential(card, cardKey) : undefined
-    users.push({ username, fullName, pinHash: await hashPin(pin), ...(badge !== undefined ? { cards: [badge] } : {}), homeSite, updatedAt: now })
-  }
-  if (cardKey !== undefined) {
-    // a card already held by a user this file does not re-import stays theirs: refuse rather than give it two holders
-    const existing = await store.open(directoryDoc())
-    for (const u of users) {
-      for (const c of u.cards ?? []) {
-        const holder = userByCardIndex(existing, c.index)
-        if (holder !== undefined && holder.username !== u.username && !seen.has(holder.username)) throw new InvalidRequestError(`the card of ${u.username} already belongs to ${holder.username}`)
-      }
-    }
-  }
-  await store.transact(directoryDoc(), { kind: 'admin', user: by }, (doc) => {
-    for (const u of users) putUser(doc, u)
-  })
-  return { imported: users.length }
+export async function importUsersCsv (store: DocStore, csv: string, homeSite: string | undefined, by: string, cardKey?: Uint8Array, options: { dryRun?: boolean } = {}): Promise<ImportResult> {
+  return await importCsv(store, csv, { ...(homeSite !== undefined ? { homeSite } : {}), by, ...(cardKey !== undefined ? { cardKey } : {}), dryRun: options.dryRun === true })
 }
 
-/** True when the user exists and the PIN matches. */
+/** True when the user exists, is not disabled and the PIN matches (a refused user pays the same slow hash). */
 export async function checkPin (store: DocStore, username: string, pin: string): Promise<boolean> {
   const user = getUser(await store.open(directoryDoc()), username)
-  if (user === undefined) {
+  if (user === undefined || user.disabled === true) {
     decoyHash ??= hashPin('000000')
     await verifyPin(pin, await decoyHash)
     return false
@@ -99,7 +47,7 @@ export async function checkPin (store: DocStore, username: string, pin: string):
 }
 
 /**
- * The user holding `card`, when the card is known and its slow hash matches (one slow hash
+ * The user holding `card`, when the card is known, its holder not disabled, and its slow hash matches (one slow hash
  * per attempt, found or not, so timing tells nothing). Never logs the card number.
  */
 export async function checkCard (store: DocStore, cardKey: Uint8Array, card: string): Promise<string | undefined> {
@@ -107,7 +55,7 @@ export async function checkCard (store: DocStore, cardKey: Uint8Array, card: str
   const index = cardIndex(normal, cardKey)
   const user = userByCardIndex(await store.open(directoryDoc()), index)
   const badge = user?.cards?.find((c) => c.index === index)
-  if (user === undefined || badge === undefined) {
+  if (user === undefined || badge === undefined || user.disabled === true) {
     decoyHash ??= hashPin('000000')
     await verifyPin(normal, await decoyHash)
     return undefined

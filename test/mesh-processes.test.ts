@@ -65,7 +65,7 @@ test('central, three sites and a terminal join with one-time tokens and connect'
   }
   // users of a mesh come from central's directory, not from a member site
   const res = await fetch(`${sites.a.httpUrl}/api/users/import`, { method: 'POST', headers: { authorization: `Bearer ${sites.a.adminToken}`, 'content-type': 'text/csv' }, body: 'alice,Alice,1234\n' })
-  assert.is(res.status, 400)
+  assert.is(res.status, 409)
   assert.match(await res.text(), /managed on central/)
   // a join string works once
   const used = await joinString('site', 'site-x')
