@@ -10,6 +10,7 @@ import { convergence } from './convergence.ts'
 import { footprint } from './footprint.ts'
 import { roaming } from './roaming.ts'
 import { intakeAbuse } from './intake-abuse.ts'
+import { ldapSync } from './ldap-sync.ts'
 
 export const BENCHMARKS: readonly Benchmark[] = [
   ingestion,
@@ -18,7 +19,8 @@ export const BENCHMARKS: readonly Benchmark[] = [
   roaming
 ]
 
-/** Benchmark-like commands run only by name: intake-abuse sends hostile traffic for minutes. */
+/** Benchmark-like commands run only by name: intake-abuse sends hostile traffic for minutes; ldap-sync loads 10,000 users into a slapd (minutes, not for CI). */
 export const ON_DEMAND_BENCHMARKS: readonly Benchmark[] = [
-  intakeAbuse
+  intakeAbuse,
+  ldapSync
 ]
