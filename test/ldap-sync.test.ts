@@ -11,8 +11,14 @@ import { startCentral, startSite, tempDir, type SiteProcess } from '../simulatio
 import { directoryLdif, groupsLdif, GROUPS_DN, LDAP_SUFFIX, PEOPLE_DN, personLdif, startSlapd, type LdapPerson, type Slapd } from '../simulations/slapd.ts'
 import { until } from '../simulations/wait.ts'
 import { admin } from './helpers/node-api.ts'
-import { readLdap, type SyncReport } from '../node/ldap-sync.ts'
+import { LdapSync, planSync, readLdap, type SyncReport } from '../node/ldap-sync.ts'
 import { parseLdapConfig } from '../node/ldap-config.ts'
+import { DocStore } from '../crdt/store.ts'
+import { LevelPersistence } from '../crdt/persistence.ts'
+import { directoryDoc } from '../crdt/names.ts'
+import { cardIndex, listUsers, type DirectoryUser } from '../crdt/directory.ts'
+import { generateIdentity } from '../transports/identity.ts'
+import { pino } from 'pino'
 
 /** Syncs and mesh replication in this file finish within seconds; this bounds a stuck one. */
 const WAIT_MS = 30_000
@@ -219,6 +225,56 @@ test('groups can come from memberOf (the memberof overlay) as well as from group
   assert.equal(groupsOf.alice, ['staff'])
   assert.equal(groupsOf.bob, ['staff'])
   assert.equal(groupsOf.frank, [])
+})
+
+const CARD_KEY = new Uint8Array(32).fill(7)
+const planConfig = (): ReturnType<typeof parseLdapConfig> => parseLdapConfig({
+  url: 'ldap://127.0.0.1', bindDN: 'cn=x', bindPasswordFile: '/dev/null', baseDN: 'dc=x', attributes: { username: 'uid', fullName: 'cn', card: 'employeeNumber' }
+})
+
+test('when LDAP changes a user\'s card, only the card LDAP gave is replaced: a card and a PIN an admin set are kept', () => {
+  const ldapCard = { index: cardIndex('AAAA1111', CARD_KEY), hash: 'h1' }
+  const adminCard = { index: cardIndex('BBBB2222', CARD_KEY), hash: 'h2' }
+  const directory: DirectoryUser[] = [{ username: 'alice', fullName: 'Alice', pinHash: 'scrypt$admin-set', cards: [ldapCard, adminCard], source: 'ldap', updatedAt: 1 }]
+  const { plan, writes, state } = planSync(planConfig(), directory, [{ dn: 'uid=alice', username: 'alice', fullName: 'Alice', card: 'cccc3333' }], CARD_KEY, { cards: { alice: ldapCard.index }, disabledBySync: [] }, 2)
+  assert.equal(plan.changed, [{ username: 'alice', fields: ['card'] }])
+  assert.equal(writes[0].user.cards, [adminCard], 'the old LDAP card is gone, the admin\'s stays')
+  assert.is(writes[0].newCard, 'CCCC3333', 'the new LDAP card is added (hashed when applied)')
+  assert.is(writes[0].user.pinHash, 'scrypt$admin-set')
+  assert.is(state.cards.alice, cardIndex('CCCC3333', CARD_KEY))
+})
+
+test('a user an admin disabled stays disabled while LDAP lists them; one the sync disabled is enabled again when back', () => {
+  const directory: DirectoryUser[] = [
+    { username: 'alice', fullName: 'Alice', pinHash: '', source: 'ldap', disabled: true, updatedAt: 1 },
+    { username: 'bob', fullName: 'Bob', pinHash: '', source: 'ldap', disabled: true, updatedAt: 1 }
+  ]
+  const entries = [{ dn: 'uid=alice', username: 'alice', fullName: 'Alice' }, { dn: 'uid=bob', username: 'bob', fullName: 'Bob' }]
+  const { plan, writes } = planSync(planConfig(), directory, entries, CARD_KEY, { cards: {}, disabledBySync: ['bob'] }, 2)
+  assert.equal(plan.changed, [{ username: 'bob', fields: ['enabled'] }])
+  assert.is(plan.unchanged, 1)
+  assert.is(writes[0].user.disabled, undefined)
+})
+
+test('a sync that finds no users at all while LDAP users are active disables nobody and is reported as failed', async () => {
+  const dir = await tempDir('printmesh-ldap-store-')
+  const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), (await generateIdentity()).signer)
+  const logger = pino({ level: 'silent' })
+  try {
+    const good = parseLdapConfig({ url: slapd.url, bindDN: slapd.adminDN, bindPasswordFile: passwordFile, baseDN: PEOPLE_DN })
+    const first = await new LdapSync({ config: good, store, dataDir: dir, cardKey: CARD_KEY, logger }).sync()
+    assert.is(first.result, 'ok')
+    const before = listUsers(await store.open(directoryDoc()))
+    assert.ok(before.length >= 3)
+    const empty = parseLdapConfig({ url: slapd.url, bindDN: slapd.adminDN, bindPasswordFile: passwordFile, baseDN: GROUPS_DN })
+    const report = await new LdapSync({ config: empty, store, dataDir: dir, cardKey: CARD_KEY, logger }).sync()
+    assert.is(report.result, 'failed')
+    assert.match(report.error ?? '', /LDAP returned no users under ou=groups,dc=example,dc=org .*nothing disabled/)
+    assert.equal(listUsers(await store.open(directoryDoc())), before)
+  } finally {
+    await store.close()
+    await rm(dir, { recursive: true, force: true })
+  }
 })
 
 test.run()
