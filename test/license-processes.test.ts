@@ -13,10 +13,13 @@ import { printFile } from './helpers/ipptool.ts'
 import { makePdf } from './fixtures/documents.ts'
 import { until } from '../simulations/wait.ts'
 import { admin } from './helpers/node-api.ts'
+import { signInAdmin, startBrowser } from './helpers/browser.ts'
 
 /** Mesh operations here wait at most this long: anti-entropy runs every second. */
 const MESH_TIMEOUT_MS = 30_000
 const DAY_MS = 24 * 3600_000
+/** Longest wait for something to appear on the admin page (it polls the mesh every 5 s). */
+const UI_TIMEOUT_MS = 15_000
 
 let dir = ''
 let keys = ''
@@ -144,6 +147,21 @@ test('a license expired 40 days ago: the site prints and releases, a new enrolme
   assert.equal([after.state, after.license?.licenseId], ['expired', 'lic-expired'])
   await until(async () => (await admin<{ peers: Array<{ peer: string, connected: boolean }> }>(central, '/api/mesh')).peers.some((p) => p.peer === siteA.peer && p.connected), MESH_TIMEOUT_MS, 'site-a reconnected to central')
   await printAndRelease(siteA, 'after restart')
+})
+
+test('central\'s admin page shows a banner saying the license expired', async () => {
+  const browser = await startBrowser({ timeoutMs: UI_TIMEOUT_MS })
+  try {
+    const { page } = browser
+    await page.goto(`${central.httpUrl}/admin`)
+    await signInAdmin(page, central.adminToken)
+    const banner = page.locator('#license-banner')
+    await banner.getByText(/^License: the license lic-expired for Acme Ltd expired on \d{4}-\d{2}-\d{2}: new enrolments are refused/).waitFor()
+    assert.ok(await banner.evaluate((el) => el.classList.contains('error')), 'shown as an error')
+    assert.equal(browser.pageErrors, [])
+  } finally {
+    await browser.close()
+  }
 })
 
 test.run()

@@ -378,6 +378,24 @@ function renderRequests (requests) {
   $('mesh-requests').hidden = sorted.length === 0
 }
 
+/** Central's product license: a banner unless it is valid and more than 30 days from expiry (an unlicensed evaluation says so too). */
+function renderLicense (view) {
+  const banner = $('license-banner')
+  banner.hidden = view.state === 'valid'
+  banner.textContent = view.state === 'valid' ? '' : `License: ${view.message}`
+  banner.classList.toggle('error', view.state === 'expired' || view.state === 'expired-in-grace')
+}
+
+/** Central's license; a central without the license service (404) shows no banner. */
+async function refreshLicense () {
+  try {
+    renderLicense(await api('GET', '/api/license'))
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 404)) throw err
+    $('license-banner').hidden = true
+  }
+}
+
 async function refreshMesh () {
   const mesh = await api('GET', '/api/mesh')
   const central = mesh.self.role === 'central'
@@ -386,6 +404,7 @@ async function refreshMesh () {
   renderDocs(mesh)
   $('mesh-central').hidden = !central
   if (central) renderRequests((await api('GET', '/api/mesh/requests')).requests)
+  if (central) await refreshLicense()
 }
 
 async function approve (peer, button) {
