@@ -169,7 +169,10 @@ export function describeLdapError (err: unknown): string {
 export async function readLdap (config: LdapConfig, password: string, ca: string | undefined, onClient?: (c: Client | undefined) => void): Promise<LdapUser[]> {
   const timeout = config.timeoutSeconds * 1000
   const tlsOptions = ca !== undefined ? { ca } : {}
-  const client = new Client({ url: config.url, timeout, connectTimeout: timeout, tlsOptions })
+  // ldapts: tlsOptions given to the constructor make even an ldap:// connection start with a TLS
+  // handshake (ldapts/ldapts#161), so they go there only for ldaps://, and to startTLS() otherwise
+  const ldaps = /^ldaps:/i.test(config.url)
+  const client = new Client({ url: config.url, timeout, connectTimeout: timeout, ...(ldaps ? { tlsOptions } : {}) })
   onClient?.(client)
   const step = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
     try {

@@ -13,7 +13,9 @@ import { createServer } from 'node:net'
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { generateKeyPairSync } from 'node:crypto'
 import { Client } from 'ldapts'
+import { MeshCa } from '../node/tls.ts'
 import { until } from './wait.ts'
 
 const SLAPD = '/usr/sbin/slapd'
@@ -50,7 +52,12 @@ export interface LdapGroup { cn: string, members: string[] }
 
 export interface Slapd {
   pid: number
+  /** `ldap://127.0.0.1:<port>` (StartTLS offered when started with `tls`). */
   url: string
+  /** `ldaps://127.0.0.1:<port>`, when started with `tls`. */
+  ldapsUrl?: string
+  /** The CA (PEM file) that signed slapd's certificate, when started with `tls`. */
+  caFile?: string
   adminDN: string
   adminPassword: string
   /** The folder of its configuration, database and LDIF files (removed on stop). */
@@ -134,9 +141,11 @@ async function answers (url: string, password: string): Promise<boolean> {
  * Starts slapd loaded with `ldif` (default: {@link directoryLdif} of nobody) by slapadd,
  * then adds `online` (LDIF) with ldapadd: entries added so pass through the memberof
  * overlay (slapadd bypasses overlays), so put groups there to have `memberOf` filled in.
- * Resolves once the admin can bind. Stop it with `stop()`.
+ * With `tls`, slapd also serves ldaps:// and StartTLS with a certificate for 127.0.0.1 from a
+ * CA of its own (node/tls.ts's MeshCa; `caFile`). Resolves once the admin can bind. Stop it
+ * with `stop()`.
  */
-export async function startSlapd (ldif: string = directoryLdif([]), options: { online?: string } = {}): Promise<Slapd> {
+export async function startSlapd (ldif: string = directoryLdif([]), options: { online?: string, tls?: boolean } = {}): Promise<Slapd> {
   const dir = await mkdtemp(join(tmpdir(), 'printmesh-slapd-'))
   const adminPassword = 'admin-secret'
   let child: ChildProcess | undefined
@@ -153,6 +162,16 @@ export async function startSlapd (ldif: string = directoryLdif([]), options: { o
   }
   try {
     await mkdir(join(dir, 'db'))
+    const tlsLines: string[] = []
+    let caFile: string | undefined
+    if (options.tls === true) {
+      const ca = await MeshCa.open(join(dir, 'ca'), 'printmesh test LDAP CA')
+      caFile = join(dir, 'ca', 'ca.pem')
+      const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      await writeFile(join(dir, 'server.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
+      await writeFile(join(dir, 'server.pem'), await ca.issue(publicKey.export({ type: 'spki', format: 'pem' }) as string, ['127.0.0.1', 'localhost']))
+      tlsLines.push(`TLSCACertificateFile ${caFile}`, `TLSCertificateFile ${join(dir, 'server.pem')}`, `TLSCertificateKeyFile ${join(dir, 'server.key')}`)
+    }
     const conf = join(dir, 'slapd.conf')
     await writeFile(conf, [
       ...SCHEMAS.map((s) => `include ${s}`),
@@ -162,6 +181,7 @@ export async function startSlapd (ldif: string = directoryLdif([]), options: { o
       `pidfile ${join(dir, 'slapd.pid')}`,
       `argsfile ${join(dir, 'slapd.args')}`,
       'sizelimit unlimited',
+      ...tlsLines,
       'database mdb',
       `suffix "${LDAP_SUFFIX}"`,
       `rootdn "${LDAP_ADMIN_DN}"`,
@@ -179,7 +199,8 @@ export async function startSlapd (ldif: string = directoryLdif([]), options: { o
     if (loaded.status !== 0) throw new SlapdError(`slapadd failed (${loaded.status ?? loaded.signal}): ${loaded.stderr}`)
     const port = await freePort()
     const url = `ldap://127.0.0.1:${port}`
-    child = spawn(SLAPD, ['-d', '0', '-h', `${url}/`, '-f', conf], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const ldapsUrl = options.tls === true ? `ldaps://127.0.0.1:${await freePort()}` : undefined
+    child = spawn(SLAPD, ['-d', '0', '-h', [url, ldapsUrl].filter((u) => u !== undefined).map((u) => `${u}/`).join(' '), '-f', conf], { stdio: ['ignore', 'pipe', 'pipe'] })
     child.stdout?.on('data', (b: Buffer) => output.push(b.toString()))
     child.stderr?.on('data', (b: Buffer) => output.push(b.toString()))
     const running = child
@@ -198,7 +219,7 @@ export async function startSlapd (ldif: string = directoryLdif([]), options: { o
       p.stdin.end(stdin ?? '')
     })
     if (options.online !== undefined) await tool('ldapadd', [], options.online)
-    return { pid: running.pid as number, url, adminDN: LDAP_ADMIN_DN, adminPassword, dir, personDN, tool, stop }
+    return { pid: running.pid as number, url, ...(ldapsUrl !== undefined ? { ldapsUrl } : {}), ...(caFile !== undefined ? { caFile } : {}), adminDN: LDAP_ADMIN_DN, adminPassword, dir, personDN, tool, stop }
   } catch (err) {
     await stop()
     throw err

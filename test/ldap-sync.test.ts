@@ -12,7 +12,7 @@ import { directoryLdif, groupsLdif, GROUPS_DN, LDAP_SUFFIX, PEOPLE_DN, personLdi
 import { until } from '../simulations/wait.ts'
 import { admin } from './helpers/node-api.ts'
 import { LdapSync, planSync, readLdap, type SyncReport } from '../node/ldap-sync.ts'
-import { parseLdapConfig } from '../node/ldap-config.ts'
+import { parseLdapConfig, readCa } from '../node/ldap-config.ts'
 import { DocStore } from '../crdt/store.ts'
 import { LevelPersistence } from '../crdt/persistence.ts'
 import { directoryDoc } from '../crdt/names.ts'
@@ -80,7 +80,7 @@ async function reportWhere (node: SiteProcess, check: (r: SyncReport) => boolean
 test.before(async () => {
   work = await tempDir('printmesh-ldap-test-')
   passwordFile = join(work, 'bind-password')
-  slapd = await startSlapd(directoryLdif(PEOPLE), { online: groupsLdif(GROUPS) })
+  slapd = await startSlapd(directoryLdif(PEOPLE), { online: groupsLdif(GROUPS), tls: true })
   await writeFile(passwordFile, `${slapd.adminPassword}\n`)
   centralData = join(work, 'central')
   // erin is a user of central's own (CSV) before LDAP is configured
@@ -225,6 +225,22 @@ test('groups can come from memberOf (the memberof overlay) as well as from group
   assert.equal(groupsOf.alice, ['staff'])
   assert.equal(groupsOf.bob, ['staff'])
   assert.equal(groupsOf.frank, [])
+})
+
+test('ldaps:// and StartTLS work with the CA of caFile, and a server certificate from an unknown CA is refused with a clear error', async () => {
+  const base = { bindDN: slapd.adminDN, bindPasswordFile: passwordFile, baseDN: PEOPLE_DN, caFile: slapd.caFile }
+  for (const config of [parseLdapConfig({ ...base, url: slapd.ldapsUrl }), parseLdapConfig({ ...base, url: slapd.url, startTls: true })]) {
+    const users = await readLdap(config, slapd.adminPassword, await readCa(config))
+    assert.ok(users.some((u) => u.username === 'alice'), `${config.url}${config.startTls ? ' with StartTLS' : ''}: alice read`)
+  }
+  const untrusted = parseLdapConfig({ ...base, caFile: undefined, url: slapd.ldapsUrl })
+  try {
+    await readLdap(untrusted, slapd.adminPassword, undefined)
+    assert.unreachable('a certificate from an unknown CA must be refused')
+  } catch (err) {
+    assert.is((err as Error).name, 'LdapSyncError')
+    assert.match((err as Error).message, new RegExp(`cannot bind as cn=admin,dc=example,dc=org at ${slapd.ldapsUrl ?? ''}: .*certificate`))
+  }
 })
 
 const CARD_KEY = new Uint8Array(32).fill(7)
