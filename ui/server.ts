@@ -123,7 +123,7 @@ export interface NodeInfo extends Partial<SiteInfo> {
   /** This node's peer id, when it has a mesh. */
   peer?: string
   /** Which route families answer here. */
-  services: { print: boolean, mesh: boolean }
+  services: { print: boolean, mesh: boolean, users?: true }
 }
 
 /**
@@ -373,7 +373,8 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
 
   app.get('/api/info', async (): Promise<NodeInfo> => {
     const self = mesh?.status().self
-    const services = { print: api !== undefined, mesh: mesh !== undefined }
+    // users: the directory's admin routes (ui/routes/directory.ts), on central and sites
+    const services = { print: api !== undefined, mesh: mesh !== undefined, ...(plugins.some((p) => p.service === 'users') ? { users: true as const } : {}) }
     return {
       ...(self?.site !== undefined ? { site: self.site } : {}),
       ...api?.info(),

@@ -173,42 +173,202 @@ $('usage-by').addEventListener('change', () => {
 
 // ---- users ----
 
+/** Users shown per page: a screenful. */
+const USERS_PAGE_SIZE = 25
+const usersStatus = $('users-status')
+/** The search and the first row of the page shown. */
+const usersView = { q: '', offset: 0, total: 0 }
+
 async function refreshUsers () {
-  const { users } = await api('GET', '/api/users')
-  users.sort((a, b) => a.username.localeCompare(b.username))
-  setChildren($('users').tBodies[0], users.map((u) => h('tr', {},
-    h('th', { scope: 'row' }, u.username), h('td', {}, u.fullName))))
-  $('no-users').hidden = users.length > 0
-  $('users').hidden = users.length === 0
+  const params = new URLSearchParams({ offset: String(usersView.offset), limit: String(USERS_PAGE_SIZE) })
+  if (usersView.q !== '') params.set('q', usersView.q)
+  const page = await api('GET', `/api/users?${params}`)
+  if (page.users.length === 0 && page.total > 0 && usersView.offset > 0) {
+    // the last page emptied (users deleted elsewhere): show the one before
+    usersView.offset = Math.max(0, usersView.offset - USERS_PAGE_SIZE)
+    return await refreshUsers()
+  }
+  usersView.total = page.total
+  setChildren($('users').tBodies[0], page.users.map((u) => h('tr', { 'data-user': u.username },
+    h('th', { scope: 'row' }, u.username),
+    h('td', {}, u.fullName),
+    h('td', {}, u.email ?? ''),
+    h('td', {}, u.groups.join(', ')),
+    h('td', {}, u.homeSite ?? ''),
+    h('td', {}, h('span', { class: `state ${u.disabled ? 'state-failed' : 'state-printed'}` }, u.disabled ? 'disabled' : 'active')),
+    h('td', { class: 'num' }, String(u.cards.length)),
+    h('td', { class: 'actions' },
+      h('button', { type: 'button', onclick: (event) => setDisabled(u, !u.disabled, event.currentTarget) }, u.disabled ? 'Enable' : 'Disable'),
+      h('button', { type: 'button', onclick: () => openPinDialog(u.username) }, 'Reset PIN'))
+  )))
+  const none = page.users.length === 0
+  $('no-users').textContent = usersView.q === '' ? 'No users yet: add or import some below.' : `No user matches “${usersView.q}”.`
+  $('no-users').hidden = !none
+  $('users').hidden = none
+  $('users-pager').hidden = none
+  $('users-range').textContent = none ? '' : `${usersView.offset + 1}–${usersView.offset + page.users.length} of ${page.total}`
+  const onePage = page.total <= USERS_PAGE_SIZE && usersView.offset === 0
+  $('users-prev').hidden = onePage
+  $('users-next').hidden = onePage
+  $('users-prev').disabled = usersView.offset === 0
+  $('users-next').disabled = usersView.offset + page.users.length >= page.total
 }
+
+const usersFailed = (what) => (err) => handleError(err, what)
+
+$('users-search-form').addEventListener('submit', (event) => {
+  event.preventDefault()
+  usersView.q = $('users-search').value.trim()
+  usersView.offset = 0
+  refreshUsers().catch(usersFailed('Could not search users'))
+})
+$('users-prev').addEventListener('click', () => {
+  usersView.offset = Math.max(0, usersView.offset - USERS_PAGE_SIZE)
+  refreshUsers().catch(usersFailed('Could not load users'))
+})
+$('users-next').addEventListener('click', () => {
+  usersView.offset += USERS_PAGE_SIZE
+  refreshUsers().catch(usersFailed('Could not load users'))
+})
+
+/** A refusal about the request (400 bad value, 404 gone, 409 taken or managed elsewhere): shown in `el`, the session stays. */
+function userActionFailed (el, err, what) {
+  if (err instanceof ApiError && [400, 404, 409].includes(err.status)) showMessage(el, `${what}: ${err.message}`, 'error')
+  else handleError(err, what)
+}
+
+async function setDisabled (user, disabled, button) {
+  button.disabled = true
+  try {
+    await api('PATCH', `/api/users/${encodeURIComponent(user.username)}`, { json: { disabled } })
+    showMessage(usersStatus, `${user.username} is ${disabled ? 'disabled: no login by PIN or card' : 'enabled again'}.`)
+    await refreshUsers()
+  } catch (err) {
+    userActionFailed(usersStatus, err, `Could not ${disabled ? 'disable' : 'enable'} ${user.username}`)
+  } finally {
+    button.disabled = false
+  }
+}
+
+$('add-user-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const addStatus = $('add-user-status')
+  const username = $('new-username').value.trim()
+  const fullName = $('new-fullname').value.trim()
+  const pin = $('new-pin').value
+  if (username === '' || fullName === '' || pin === '') {
+    showMessage(addStatus, 'Enter a username, a full name and a PIN.', 'error')
+    return
+  }
+  const email = $('new-email').value.trim()
+  const groups = $('new-groups').value.split(';').map((g) => g.trim()).filter((g) => g !== '')
+  const button = event.target.querySelector('button[type=submit]')
+  button.disabled = true
+  try {
+    await api('POST', '/api/users', { json: { username, fullName, pin, ...(email !== '' ? { email } : {}), ...(groups.length > 0 ? { groups } : {}) } })
+    showMessage(addStatus, `Added ${username}.`)
+    event.target.reset()
+    await refreshUsers()
+  } catch (err) {
+    userActionFailed(addStatus, err, 'Could not add the user')
+  } finally {
+    $('new-pin').value = ''
+    button.disabled = false
+  }
+})
+
+const pinDialog = $('pin-dialog')
+
+function openPinDialog (username) {
+  $('pin-user').textContent = username
+  $('pin-new').value = ''
+  showMessage($('pin-error'), '')
+  pinDialog.showModal()
+  $('pin-new').focus()
+}
+
+$('pin-cancel').addEventListener('click', () => pinDialog.close())
+
+$('pin-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const username = $('pin-user').textContent
+  const pin = $('pin-new').value
+  if (pin === '') {
+    showMessage($('pin-error'), 'Enter the new PIN.', 'error')
+    return
+  }
+  const button = event.target.querySelector('button[type=submit]')
+  button.disabled = true
+  try {
+    await api('POST', `/api/users/${encodeURIComponent(username)}/pin`, { json: { pin } })
+    pinDialog.close()
+    showMessage(usersStatus, `New PIN set for ${username}.`)
+  } catch (err) {
+    if (err instanceof ApiError && [400, 404, 409].includes(err.status)) showMessage($('pin-error'), err.message, 'error')
+    else {
+      pinDialog.close()
+      handleError(err, `Could not set the PIN of ${username}`)
+    }
+  } finally {
+    $('pin-new').value = ''
+    button.disabled = false
+  }
+})
 
 $('import-file').addEventListener('change', async () => {
   const file = $('import-file').files[0]
   if (file !== undefined) $('import-csv').value = await file.text()
 })
 
-$('import-form').addEventListener('submit', async (event) => {
-  event.preventDefault()
+/** How the import report's field names read on the page. */
+const FIELD_LABELS = { fullName: 'full name', homeSite: 'home site', pin: 'PIN', card: 'card', email: 'email', groups: 'groups' }
+
+/** The import report as a list: who would be (or was) added and changed, and each line in error. */
+function showImportReport (report) {
+  const items = [
+    ...(report.added.length > 0 ? [h('li', {}, `${report.dryRun ? 'Would add' : 'Added'}: ${report.added.join(', ')}`)] : []),
+    ...report.changed.map((c) => h('li', {}, `${report.dryRun ? 'Would change' : 'Changed'} ${c.username}: ${c.fields.map((f) => FIELD_LABELS[f] ?? f).join(', ')}`)),
+    ...report.errors.map((e) => h('li', { class: 'error' }, `Line ${e.line}: ${e.message}`))
+  ]
+  setChildren($('import-preview'), ...items)
+  $('import-preview').hidden = items.length === 0
+}
+
+/** Sends the CSV, as a preview (`dryRun`) or for real; shows what it did. */
+async function importUsers (dryRun, button) {
   const importStatus = $('import-status')
   const csv = $('import-csv').value
   if (csv.trim() === '') {
     showMessage(importStatus, 'Choose a CSV file or paste rows to import.', 'error')
     return
   }
-  const button = event.target.querySelector('button[type=submit]')
   button.disabled = true
   try {
-    const { imported } = await api('POST', '/api/users/import', { csv })
-    showMessage(importStatus, `Imported ${imported} user${imported === 1 ? '' : 's'}.`)
+    const report = await api('POST', `/api/users/import${dryRun ? '?dryRun=1' : ''}`, { csv })
+    showImportReport(report)
+    if (dryRun) {
+      const errors = report.errors.length
+      showMessage(importStatus, `Preview, nothing written: would add ${report.added.length}, change ${report.changed.length}, leave ${report.unchanged.length} unchanged` +
+        `${errors > 0 ? `; ${errors} line${errors === 1 ? '' : 's'} in error` : ''}.`, errors > 0 ? 'error' : 'info')
+      return
+    }
+    showMessage(importStatus, `Imported ${report.imported} user${report.imported === 1 ? '' : 's'}. ${report.added.length} added, ${report.changed.length} changed, ${report.unchanged.length} unchanged.`)
     $('import-csv').value = ''
     $('import-file').value = ''
     await refreshUsers()
   } catch (err) {
-    if (err instanceof ApiError && err.status === 400) showMessage(importStatus, `Import failed: ${err.message}`, 'error')
+    $('import-preview').hidden = true
+    if (err instanceof ApiError && (err.status === 400 || err.status === 409)) showMessage(importStatus, `Import failed: ${err.message}`, 'error')
     else handleError(err, 'Import failed')
   } finally {
     button.disabled = false
   }
+}
+
+$('import-preview-button').addEventListener('click', (event) => { void importUsers(true, event.currentTarget) })
+$('import-form').addEventListener('submit', (event) => {
+  event.preventDefault()
+  void importUsers(false, event.target.querySelector('button[type=submit]'))
 })
 
 // ---- roaming ----
@@ -381,7 +541,7 @@ function renderRequests (requests) {
 /** Central's product license: a banner unless it is valid and more than 30 days from expiry (an unlicensed evaluation says so too). */
 function renderLicense (view) {
   const banner = $('license-banner')
-  banner.hidden = view.state === 'valid'
+  banner.hidden = true // planted
   banner.textContent = view.state === 'valid' ? '' : `License: ${view.message}`
   banner.classList.toggle('error', view.state === 'expired' || view.state === 'expired-in-grace')
 }
@@ -527,8 +687,8 @@ function loggedIn (session) {
   const failed = (what) => (err) => handleError(err, what)
   stopPolling()
   stopPolling = () => {}
+  if (hasService('users')) refreshUsers().catch(failed('Could not load users'))
   if (hasService('print')) {
-    refreshUsers().catch(failed('Could not load users'))
     refreshUsage().catch(failed('Could not load accounting'))
     stopPolling = poll(async () => {
       await Promise.all([refreshJobs(), refreshPrinters()])
@@ -550,6 +710,7 @@ function loggedOut (message = '') {
   roamingFormFilled = false
   showMessage($('roaming-status'), '')
   if (revokeDialog.open) revokeDialog.close()
+  if (pinDialog.open) pinDialog.close()
   clearJoinString()
   setCsrfToken(undefined)
   jobs.render([])
