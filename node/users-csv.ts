@@ -23,6 +23,7 @@ import {
 } from '../crdt/directory.ts'
 import type { ImportLineError, ImportReport } from '../ui/users-api.ts'
 import { checkUsername, checkPin, checkCard, checkFullName, checkEmail, checkGroups, checkHomeSite } from './user-fields.ts'
+import { assertUserCapacity } from './license-file.ts'
 
 /** Largest CSV accepted in one import: a directory of ~100k users. */
 export const MAX_IMPORT_BYTES = 10 * 1024 * 1024
@@ -203,6 +204,7 @@ export async function importCsv (store: DocStore, csv: string, options: CsvImpor
     const shown = errors.slice(0, ERRORS_IN_MESSAGE).map((e) => `line ${e.line}: ${e.message}`).join('; ')
     throw new InvalidRequestError(`nothing imported: ${errors.length} line${errors.length === 1 ? '' : 's'} cannot be: ${shown}${errors.length > ERRORS_IN_MESSAGE ? '; …' : ''}`)
   }
+  await assertUserCapacity(store, report.added) // the license's users limit (node/license-file.ts)
   const now = (options.now ?? Date.now)()
   const writes: DirectoryUser[] = []
   await eachLimited(valid.filter((c) => c.base === undefined || c.fields.length > 0), HASH_CONCURRENCY, async (c) => {

@@ -18,6 +18,7 @@ import {
   LICENSE_FILE, type LicenseLimits
 } from '../node/license-file.ts'
 import { CentralLicense } from '../node/central-license.ts'
+import { importUsersCsv } from '../node/users.ts'
 import { EnrollmentAuthority, type EnrollResponse } from '../node/enrollment.ts'
 import { generateIdentity } from '../transports/identity.ts'
 import { tempDir } from '../simulations/node-process.ts'
@@ -213,6 +214,14 @@ test('users beyond the licensed count are refused; updating users already there 
   await assertUserCapacity(store, ['alice', 'carol']) // bob is disabled: 1 active + carol
   const err = await rejects(assertUserCapacity(store, ['alice', 'carol', 'dave']), LicenseLimitError)
   assert.is(err.message, 'license allows 2 users; 1 is in the directory, and this would add 2')
+})
+
+test('a CSV import that would pass the users limit imports nobody and names the limit; re-importing the same users does not count them twice', async () => {
+  await centralWith(licenseText({ users: 2 }))
+  const err = await rejects(importUsersCsv(store, 'alice,Alice,1234\nbob,Bob,1234\ncarol,Carol,1234\n', undefined, 'admin'), LicenseLimitError)
+  assert.is(err.message, 'license allows 2 users; 0 are in the directory, and this would add 3')
+  assert.is((await importUsersCsv(store, 'alice,Alice,1234\nbob,Bob,1234\n', undefined, 'admin')).imported, 2)
+  assert.is((await importUsersCsv(store, 'alice,Alice Smith,1234\nbob,Bob,1234\n', undefined, 'admin')).imported, 1)
 })
 
 test('central keeps an installed license in its data folder for the next start, and refuses a bad one there at start', async () => {
