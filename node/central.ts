@@ -77,7 +77,9 @@ function centralServices (config: CentralConfig, product: { vendorKey: KeyObject
     }),
     ldap: () => serviceFactory<C, LdapService>(['store', 'documents', 'self', 'cardKey', 'logger', 'metrics', 'clock', 'ldapConfig'], (c) => {
       if (c.ldapConfig === undefined) return { start: async () => {}, stop: async () => {} } // no --ldap-config: the routes say so
-      return new LdapSync({ config: c.ldapConfig, store: c.store, dataDir: c.self.dataDir, cardKey: c.cardKey, logger: c.logger, registry: c.metrics.registry, now: c.clock.now })
+      const sync = new LdapSync({ config: c.ldapConfig, store: c.store, dataDir: c.self.dataDir, cardKey: c.cardKey, logger: c.logger, now: c.clock.now })
+      c.metrics.use({ ldap: () => sync.metrics() })
+      return sync
     }),
     http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'enrollment', 'adminToken', 'logger', 'cardKey', 'ldap'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger, c.enrollment.authority)

@@ -29,14 +29,13 @@
  * gave before is replaced (the sync remembers its index in its state file).
  *
  * The last reports and the sync's state are kept in `<data>/ldap-sync.json` (they survive a
- * restart). The bind password is read from its file at each sync (so it can be rotated
+ * restart); `/metrics` reads the sync's tallies ({@link LdapSync.metrics}). The bind password is read from its file at each sync (so it can be rotated
  * without a restart) and never logged.
  */
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { Client, type Entry } from 'ldapts'
-import { Counter, Gauge, type Registry } from 'prom-client'
 import type { DocStore } from '../crdt/store.ts'
 import { directoryDoc } from '../crdt/names.ts'
 import {
@@ -46,6 +45,7 @@ import {
 import { KindedError } from '../crdt/errors.ts'
 import type { Startable } from './compose.ts'
 import { ldapConfigSummary, readBindPassword, readCa, type LdapConfig } from './ldap-config.ts'
+import type { LdapSyncMetrics } from '../ui/metrics.ts'
 
 /** The reports kept (newest first): a day of hourly syncs and then some. */
 export const KEPT_REPORTS = 30
@@ -399,8 +399,6 @@ export interface LdapSyncInit {
   dataDir: string
   cardKey: Uint8Array
   logger: Logger
-  /** Where to register the sync's metrics (the node's registry). */
-  registry?: Registry
   now?: () => number
 }
 
@@ -435,21 +433,13 @@ export class LdapSync implements Startable {
   private running = false
   private stopped = true
   private client: Client | undefined
-  private readonly metrics: { syncs?: Counter<'result'>, lastSuccess?: Gauge, users?: Gauge<'change'> }
+  private readonly tallies: LdapSyncMetrics = { syncs: { ok: 0, failed: 0 } }
 
   constructor (init: LdapSyncInit) {
     this.init = init
     this.log = init.logger.child({ component: 'ldap-sync' })
     this.now = init.now ?? Date.now
     this.file = join(init.dataDir, LDAP_STATE_FILE)
-    const registers = init.registry !== undefined ? [init.registry] : []
-    this.metrics = registers.length === 0
-      ? {}
-      : {
-          syncs: new Counter({ name: 'printmesh_ldap_sync_total', help: 'LDAP syncs run (dry runs not counted), by result (ok, failed).', labelNames: ['result'], registers }),
-          lastSuccess: new Gauge({ name: 'printmesh_ldap_sync_last_success_timestamp_seconds', help: 'When the last LDAP sync that succeeded ended.', registers }),
-          users: new Gauge({ name: 'printmesh_ldap_sync_last_users', help: 'Users the last LDAP sync added, changed, disabled, left unchanged or could not take (errors).', labelNames: ['change'], registers })
-        }
   }
 
   async start (): Promise<void> {
@@ -466,6 +456,11 @@ export class LdapSync implements Startable {
     this.nextRunAt = undefined
     await this.client?.unbind().catch(() => {}) // cuts a sync in progress short: it fails and writes nothing
     await this.queue.catch(() => {})
+  }
+
+  /** The tallies `/metrics` reads (ui/metrics.ts). */
+  metrics (): LdapSyncMetrics {
+    return { ...this.tallies, syncs: { ...this.tallies.syncs } }
   }
 
   status (): LdapStatus {
@@ -538,10 +533,10 @@ export class LdapSync implements Startable {
     }
     if (!dryRun) {
       this.reports = [report, ...this.reports].slice(0, KEPT_REPORTS)
-      this.metrics.syncs?.inc({ result: report.result })
+      this.tallies.syncs[report.result]++
       if (report.result === 'ok') {
-        this.metrics.lastSuccess?.set(report.finishedAt / 1000)
-        for (const [change, n] of Object.entries(report.counts)) this.metrics.users?.set({ change }, n)
+        this.tallies.lastSuccessAt = report.finishedAt
+        this.tallies.lastCounts = { ...report.counts }
       }
       await this.save()
     }

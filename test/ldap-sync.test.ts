@@ -166,6 +166,7 @@ test('a refused bind records a failed sync and changes nothing', async () => {
     const metrics = await (await fetch(`${c.httpUrl}/metrics`)).text()
     assert.match(metrics, /printmesh_ldap_sync_total\{result="failed"\} 1/)
     assert.match(metrics, /printmesh_ldap_sync_total\{result="ok"\} 1/)
+    assert.match(metrics, /printmesh_ldap_sync_last_users\{change="added"\} 3/, 'the last sync that succeeded')
   } finally {
     await writeFile(passwordFile, `${slapd.adminPassword}\n`)
   }

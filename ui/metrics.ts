@@ -32,6 +32,18 @@ export interface MetricSources {
   mesh?: () => MeshStatus
   /** Central's product license (node/central-license.ts). */
   license?: () => LicenseMetrics
+  /** Central's LDAP synchronisation (node/ldap-sync.ts). */
+  ldap?: () => LdapSyncMetrics
+}
+
+/** Central's LDAP sync as its metrics read it: tallies the sync keeps. */
+export interface LdapSyncMetrics {
+  /** Syncs run since start (dry runs not counted), by result. */
+  syncs: { ok: number, failed: number }
+  /** When the last sync that succeeded ended (ms since the epoch). */
+  lastSuccessAt?: number
+  /** What the last sync that succeeded did: users added, changed, disabled, unchanged, left out (errors). */
+  lastCounts?: Record<'added' | 'changed' | 'disabled' | 'unchanged' | 'errors', number>
 }
 
 /** Central's product license as its gauges read it. */
@@ -66,6 +78,7 @@ export class NodeMetrics {
   private readonly printFamilies: Metric[]
   private readonly meshFamilies: Metric[]
   private readonly licenseFamilies: Metric[]
+  private readonly ldapFamilies: Metric[]
 
   constructor () {
     this.contentType = this.registry.contentType
@@ -109,6 +122,7 @@ export class NodeMetrics {
     this.printFamilies = [this.ippRequests, this.intakeRefusals, this.releases, ...Object.values(this.usage), this.jobsGauge()]
     this.meshFamilies = [this.syncBatches, ...this.meshGauges()]
     this.licenseFamilies = this.licenseGauges()
+    this.ldapFamilies = this.ldapMetrics()
   }
 
   /**
@@ -119,6 +133,7 @@ export class NodeMetrics {
     if (sources.jobStates !== undefined && this.sources.jobStates === undefined) for (const m of this.printFamilies) this.registry.registerMetric(m)
     if (sources.mesh !== undefined && this.sources.mesh === undefined) for (const m of this.meshFamilies) this.registry.registerMetric(m)
     if (sources.license !== undefined && this.sources.license === undefined) for (const m of this.licenseFamilies) this.registry.registerMetric(m)
+    if (sources.ldap !== undefined && this.sources.ldap === undefined) for (const m of this.ldapFamilies) this.registry.registerMetric(m)
     this.sources = { ...this.sources, ...sources }
   }
 
@@ -195,6 +210,45 @@ export class NodeMetrics {
     syncCounter('printmesh_sync_rejected_total', 'Incoming updates refused, by reason.',
       (s) => Object.entries(s.rejected).map(([reason, n]) => [{ reason }, n]))
     return out
+  }
+
+  private ldapMetrics (): Metric[] {
+    const metrics = this // prom-client calls collect() with the metric as `this`
+    const read = (): LdapSyncMetrics | undefined => metrics.sources.ldap?.()
+    return [
+      new Counter({
+        name: 'printmesh_ldap_sync_total',
+        help: 'LDAP syncs run since start (dry runs not counted), by result (ok, failed: nothing was changed).',
+        labelNames: ['result'],
+        registers: [],
+        collect () {
+          const syncs = read()?.syncs
+          if (syncs === undefined) return
+          this.reset()
+          for (const [result, n] of Object.entries(syncs)) this.inc({ result }, n)
+        }
+      }),
+      new Gauge({
+        name: 'printmesh_ldap_sync_last_success_timestamp_seconds',
+        help: 'When the last LDAP sync that succeeded ended (absent before the first one).',
+        registers: [],
+        collect () {
+          const at = read()?.lastSuccessAt
+          this.reset()
+          if (at !== undefined) this.set(at / 1000)
+        }
+      }),
+      new Gauge({
+        name: 'printmesh_ldap_sync_last_users',
+        help: 'Users the last LDAP sync that succeeded added, changed, disabled, left unchanged, or left out (errors), by change.',
+        labelNames: ['change'],
+        registers: [],
+        collect () {
+          this.reset()
+          for (const [change, n] of Object.entries(read()?.lastCounts ?? {})) this.set({ change }, n)
+        }
+      })
+    ]
   }
 
   private licenseGauges (): Metric[] {
