@@ -35,10 +35,14 @@ export async function importUsersCsv (store: DocStore, csv: string, homeSite: st
   return await importCsv(store, csv, { ...(homeSite !== undefined ? { homeSite } : {}), by, ...(cardKey !== undefined ? { cardKey } : {}), dryRun: options.dryRun === true })
 }
 
-/** True when the user exists, is not disabled and the PIN matches (a refused user pays the same slow hash). */
+/**
+ * True when the user exists, is not disabled, has a PIN and the PIN matches. A refused user
+ * pays the same slow hash: also one without a PIN (`pinHash: ''`, as the LDAP sync adds
+ * users), so timing does not tell who has one.
+ */
 export async function checkPin (store: DocStore, username: string, pin: string): Promise<boolean> {
   const user = getUser(await store.open(directoryDoc()), username)
-  if (user === undefined || user.disabled === true) {
+  if (user === undefined || user.disabled === true || user.pinHash === '') {
     decoyHash ??= hashPin('000000')
     await verifyPin(pin, await decoyHash)
     return false
