@@ -15,6 +15,7 @@ const printerSelect = $('printer')
 let stopPolling = () => {}
 let stopMeshPolling = () => {}
 let stopRoamingPolling = () => {}
+let stopLdapPolling = () => {}
 /** What /api/info said; without it the page assumes a plain site (print service, no mesh). */
 let nodeInfo
 /** The mesh changes slowly and its status is larger than a job list: poll it less often. */
@@ -556,6 +557,87 @@ async function refreshLicense () {
   }
 }
 
+// ---- LDAP sync (central with --ldap-config) ----
+
+/** A sync report's sections in words, newest report or a dry run's plan. */
+function renderLdapDetails (report) {
+  const items = []
+  const list = (label, names) => { if (names.length > 0) items.push(h('p', {}, h('strong', {}, `${label}: `), names.join(', '))) }
+  if (report.dryRun) items.push(h('p', { class: 'muted' }, 'Dry run: nothing was changed.'))
+  if (report.result === 'failed') items.push(h('p', { class: 'error' }, `Failed, nothing was changed: ${report.error ?? ''}`))
+  list('Added', report.added)
+  list('Changed', report.changed.map((c) => `${c.username} (${c.fields.join(', ')})`))
+  list('Disabled', report.disabled)
+  if (report.errors.length > 0) {
+    items.push(h('p', {}, h('strong', {}, 'Left out:')))
+    items.push(h('ul', { id: 'ldap-errors' }, report.errors.map((e) => h('li', {}, h('code', {}, e.entry), ` ${e.message}`))))
+  }
+  if (report.truncated) items.push(h('p', { class: 'muted' }, 'Lists are cut short; the counts are whole.'))
+  if (items.length === 0) items.push(h('p', { class: 'muted' }, 'Nothing to change.'))
+  setChildren($('ldap-details'), items)
+}
+
+function renderLdap (view) {
+  const c = view.config
+  const facts = [['Server', h('code', {}, c.url + (c.startTls ? ' (StartTLS)' : ''))], ['Base DN', h('code', {}, c.baseDN)], ['Filter', h('code', {}, c.userFilter)],
+    ['Every', `${c.intervalMinutes} min`], ['Next run', view.running ? 'running now' : formatTime(view.nextRunAt)]]
+  setChildren($('ldap-config'), facts.flatMap(([term, value]) => [h('dt', {}, term), h('dd', {}, value)]))
+  setChildren($('ldap-reports').tBodies[0], view.reports.map((r) => h('tr', {},
+    h('td', {}, formatTime(r.startedAt)),
+    h('td', {}, r.trigger === 'schedule' ? 'schedule' : r.by),
+    h('td', {}, h('span', { class: `state ${r.result === 'ok' ? 'state-printed' : 'state-failed'}`, title: r.error ?? '' }, r.result === 'ok' ? 'ok' : 'failed')),
+    ...['added', 'changed', 'disabled', 'unchanged', 'errors'].map((k) => h('td', { class: 'num' }, formatCount(r.counts[k])))
+  )))
+  $('no-ldap-reports').hidden = view.reports.length > 0
+  $('ldap-reports').hidden = view.reports.length === 0
+  if ($('ldap-details').dataset.dryRun !== 'shown' && view.reports.length > 0) renderLdapDetails(view.reports[0])
+}
+
+/** The LDAP section, on a central with --ldap-config; elsewhere (404, 409) it stays hidden. */
+async function refreshLdap () {
+  try {
+    const view = await api('GET', '/api/ldap/status')
+    $('ldap-section').hidden = false
+    $('ldap-link').hidden = false
+    renderLdap(view)
+  } catch (err) {
+    if (!(err instanceof ApiError && (err.status === 404 || err.status === 409))) throw err
+    $('ldap-section').hidden = true
+    $('ldap-link').hidden = true
+    stopLdapPolling()
+  }
+}
+
+async function runLdapSync (dryRun, button) {
+  const ldapStatus = $('ldap-status')
+  button.disabled = true
+  showMessage(ldapStatus, dryRun ? 'Asking LDAP what would change…' : 'Syncing…')
+  try {
+    const { report } = await api('POST', `/api/ldap/sync${dryRun ? '?dryRun=1' : ''}`)
+    $('ldap-details').dataset.dryRun = dryRun ? 'shown' : ''
+    renderLdapDetails(report)
+    const n = report.counts
+    showMessage(ldapStatus, dryRun
+      ? `Dry run: ${n.added} would be added, ${n.changed} changed, ${n.disabled} disabled, ${n.errors} left out. Nothing was changed.`
+      : `Synced: ${n.added} added, ${n.changed} changed, ${n.disabled} disabled, ${n.errors} left out.`)
+    await refreshLdap()
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 503) {
+      showMessage(ldapStatus, err.message, 'error')
+      $('ldap-details').dataset.dryRun = ''
+      await refreshLdap().catch(() => {})
+    } else {
+      showMessage(ldapStatus, '')
+      handleError(err, 'Could not sync with LDAP')
+    }
+  } finally {
+    button.disabled = false
+  }
+}
+
+$('ldap-sync').addEventListener('click', (event) => { void runLdapSync(false, event.currentTarget) })
+$('ldap-dry-run').addEventListener('click', (event) => { void runLdapSync(true, event.currentTarget) })
+
 async function refreshMesh () {
   const mesh = await api('GET', '/api/mesh')
   const central = mesh.self.role === 'central'
@@ -698,6 +780,8 @@ function loggedIn (session) {
   stopRoamingPolling = hasService('print') ? poll(refreshRoaming, failed('Could not load roaming'), ROAMING_POLL_MS) : () => {}
   stopMeshPolling()
   stopMeshPolling = hasService('mesh') ? poll(refreshMesh, failed('Could not refresh the mesh'), MESH_POLL_MS) : () => {}
+  stopLdapPolling()
+  stopLdapPolling = hasService('mesh') ? poll(refreshLdap, failed('Could not load the LDAP sync'), MESH_POLL_MS) : () => {}
 }
 
 function loggedOut (message = '') {
@@ -707,6 +791,8 @@ function loggedOut (message = '') {
   stopMeshPolling = () => {}
   stopRoamingPolling()
   stopRoamingPolling = () => {}
+  stopLdapPolling()
+  stopLdapPolling = () => {}
   roamingFormFilled = false
   showMessage($('roaming-status'), '')
   if (revokeDialog.open) revokeDialog.close()
