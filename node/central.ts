@@ -27,6 +27,7 @@ import { loadCentralLicense, loadVendorPublicKey, type ProductLicense } from './
 import { CentralLicense } from './central-license.ts'
 import { licenseRoutes } from '../ui/routes/license.ts'
 import type { KeyObject } from 'node:crypto'
+import { tlsService, type TlsMode, type TlsProvider } from './tls.ts'
 
 export interface CentralConfig {
   data: string
@@ -44,6 +45,10 @@ export interface CentralConfig {
   licenseFile?: string
   /** The vendor public key licenses are checked with (default: the shipped one); for tests and self-hosted vendors. */
   vendorPublicKeyFile?: string
+  /** HTTPS for central's console (node/tls.ts); central's mesh CA certifies members whatever this says. Default off. */
+  tls?: TlsMode
+  /** While TLS is on, serve the console over plain HTTP too (default: redirect to https). */
+  plainHttp?: boolean
 }
 
 export interface RunningCentral {
@@ -81,11 +86,12 @@ function centralServices (config: CentralConfig, product: { vendorKey: KeyObject
       c.metrics.use({ ldap: () => sync.metrics() })
       return sync
     }),
-    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'enrollment', 'adminToken', 'logger', 'cardKey', 'ldap'], (c) => {
+    tls: tlsService(config.tls ?? { kind: 'off' }),
+    http: () => serviceFactory<C & { tls: TlsProvider }, HttpServer>([...PEER_VIEW, 'enrollment', 'adminToken', 'logger', 'cardKey', 'ldap', 'tls'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger, c.enrollment.authority)
       // central is the directory's authority: its users are managed here (API, CLI, admin page)
       const directory = new DirectoryAdmin({ store: c.store, cardKey: c.cardKey, authority: () => true })
-      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), directoryRoutes(directory), metricsRoutes(c.metrics), licenseRoutes(c.enrollment.license), ldapRoutes(c.ldap instanceof LdapSync ? c.ldap : undefined), pagesRoutes(['admin'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics })
+      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), directoryRoutes(directory), metricsRoutes(c.metrics), licenseRoutes(c.enrollment.license), ldapRoutes(c.ldap instanceof LdapSync ? c.ldap : undefined), pagesRoutes(['admin'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics, tls: c.tls, ...(config.plainHttp === true ? { plainHttp: true } : {}) })
     })
   }
 }
@@ -109,7 +115,7 @@ export async function startCentral (config: CentralConfig, logger: Logger, servi
   const components = { ...core, adminToken: token, ldapConfig }
   const node = await startRoleNode<{ http: HttpServer }>('central', centralServices(config, { vendorKey, license }), components, log, services)
   const http = node.services.http
-  const webUrl = `http://${config.host}:${http.port}/`
+  const webUrl = `${(node.services as { tls?: TlsProvider }).tls?.material() !== undefined ? 'https' : 'http'}://${config.host}:${http.port}/`
   log.info({ peer: core.self.id, webUrl, httpPort: http.port, listen: core.host.getMultiaddrs().map(String), adminTokenFile: file }, 'central ready')
   return { peer: peerOf(node.components), node, httpPort: http.port, webUrl, ...(file !== undefined ? { adminTokenFile: file } : {}), stop: async () => await node.stop() }
 }

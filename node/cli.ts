@@ -17,6 +17,7 @@ import { usersCommands } from './users-cli.ts'
 import { readAdminTokenFile } from './admin-token.ts'
 import { DEFAULT_INTAKE_LIMITS, type IntakeLimits } from '../devices/jobs/intake-limits.ts'
 import { licenseCommands } from './license-cli.ts'
+import { defaultTlsNames, type TlsMode } from './tls.ts'
 
 /** IPP's port 631 needs root; this is the unprivileged default, as CUPS test setups use. */
 const DEFAULT_IPP_PORT = 8631
@@ -153,7 +154,16 @@ function withMeshOptions (cmd: Command, role: RoleDefaults): Command {
     .option('--network-key <file>', 'private-network key file: only peers holding the same key can connect (default: <data>/network.key, created for a new mesh, written from the join string when joining)')
 }
 
-interface NodeCliOptions extends MeshCliOptions { data: string, host: string, httpPort: number, adminToken?: string, adminTokenFile?: string, logLevel: string }
+interface NodeCliOptions extends MeshCliOptions { data: string, host: string, httpPort: number, adminToken?: string, adminTokenFile?: string, logLevel: string, tls: 'off' | 'mesh', tlsCert?: string, tlsKey?: string, tlsName?: string[], plainHttp?: boolean }
+
+/** The TLS a role runs with, from --tls, --tls-cert/--tls-key, --tls-name and --plain-http. */
+function tlsOption (opts: NodeCliOptions): { tls: TlsMode, plainHttp: boolean } {
+  if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw new InvalidArgumentError('--tls-cert and --tls-key go together')
+  const plainHttp = opts.plainHttp === true
+  if (opts.tlsCert !== undefined && opts.tlsKey !== undefined) return { tls: { kind: 'files', certFile: opts.tlsCert, keyFile: opts.tlsKey }, plainHttp }
+  if (opts.tls === 'mesh') return { tls: { kind: 'mesh', names: [...defaultTlsNames(opts.host), ...(opts.tlsName ?? [])] }, plainHttp }
+  return { tls: { kind: 'off' }, plainHttp }
+}
 
 /** The environment variable that may carry the admin token. */
 const ADMIN_TOKEN_ENV = 'PRINTMESH_ADMIN_TOKEN'
@@ -192,6 +202,12 @@ function withNodeOptions (cmd: Command, role: RoleDefaults): Command {
     .option('--data <dir>', role.dataHelp, role.data)
     .option('--host <address>', 'address to listen on (HTTP, and IPP on sites)', '0.0.0.0')
     .option('--http-port <n>', 'web admin and JSON API port', port, role.httpPort)
+    .addOption(new Option('--tls <mode>', 'HTTPS on the web port (and ipps:// on the IPP port, beside ipp://): mesh, with a certificate from central\'s mesh CA for this node\'s names (GET /ca.pem on any node gives the CA to trust), or off')
+      .choices(['off', 'mesh']).default('off'))
+    .option('--tls-cert <file>', 'serve TLS with this PEM certificate (chain, leaf first) instead of the mesh CA\'s; with --tls-key')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option('--tls-name <name>', 'another host name or address the mesh certificate names (repeatable; always: the host name, --host, localhost, 127.0.0.1, ::1)', collect)
+    .option('--plain-http', 'while TLS is on, serve the web console over plain HTTP too (default: plain HTTP only redirects to https)')
   return withAdminTokenOptions(cmd, `file holding the bearer token for admin API calls (or ${ADMIN_TOKEN_ENV}; default: generated into <data>/admin-token)`)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').env('PRINTMESH_LOG_LEVEL'))
 }
@@ -307,7 +323,8 @@ withIntakeOptions(withNodeOptions(program.command('site'), { data: './data', dat
       dnssd: opts.dnssd,
       ippAuth: opts.ippAuth,
       ippJobList: opts.ippJobList,
-      intakeLimits: intakeLimitOptions(opts)
+      intakeLimits: intakeLimitOptions(opts),
+      ...tlsOption(opts)
     }, logger), portsOf(opts, mesh))
     process.stderr.write(`printmesh site ready\n  print to:  ${site.ippUri}\n  web:       ${site.webUrl}\n` +
       (site.adminTokenFile !== undefined ? `  admin token in ${site.adminTokenFile}\n` : ''))
@@ -329,7 +346,8 @@ withNodeOptions(program.command('central'), { data: './data-central', dataHelp: 
       ...ldapConfigOption(opts),
       ...(mesh.antiEntropyMs !== undefined ? { antiEntropyMs: mesh.antiEntropyMs } : {}),
       ...(opts.license !== undefined ? { licenseFile: opts.license } : {}),
-      ...(opts.vendorPublicKey !== undefined ? { vendorPublicKeyFile: opts.vendorPublicKey } : {})
+      ...(opts.vendorPublicKey !== undefined ? { vendorPublicKeyFile: opts.vendorPublicKey } : {}),
+      ...tlsOption(opts)
     }, logger), portsOf(opts, mesh))
     process.stderr.write(`printmesh central ready\n  web:  ${central.webUrl}\n  peer: ${central.peer.id}\n` +
       (central.adminTokenFile !== undefined ? `  admin token in ${central.adminTokenFile}\n` : '') +
@@ -355,6 +373,7 @@ withIntakeOptions(withNodeOptions(program.command('terminal'), { data: './data-t
       ...(opts.name !== undefined ? { name: opts.name } : {}),
       ...(opts.idleLogoutSeconds !== undefined ? { idleLogoutMs: opts.idleLogoutSeconds } : {}),
       intakeLimits: intakeLimitOptions(opts),
+      ...tlsOption(opts),
       ...await adminTokenOption(opts)
     }, logger), portsOf(opts, mesh))
     stopOnSignals(terminal.stop, logger)

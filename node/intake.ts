@@ -19,6 +19,7 @@ import { serviceFactory, type ServiceFactory, type Startable } from './compose.t
 import { ippDnsSdGroups } from '../devices/ipp/dnssd.ts'
 import { createDnsSdAdvertiser } from './dnssd.ts'
 import type { NodeMetrics } from '../ui/metrics.ts'
+import type { TlsProvider } from './tls.ts'
 
 export interface IppServiceInit {
   /** Address to listen on. */
@@ -42,11 +43,12 @@ interface IppComponents {
   store: DocStore
   adminToken: string
   logins: LoginGuard
+  tls: TlsProvider
 }
 
 /** The IPP server on this peer's job service (`ipp`). */
 export const ippService = (init: IppServiceInit) => (): ServiceFactory<IppServer> => serviceFactory<IppComponents, IppServer>(
-  ['jobs', 'metrics', 'logger', 'store', 'adminToken', 'logins'], (c) => createIppServer({
+  ['jobs', 'metrics', 'logger', 'store', 'adminToken', 'logins', 'tls'], (c) => withTls(c.tls, createIppServer({
     domain: c.jobs,
     logger: c.logger,
     host: init.host,
@@ -62,8 +64,16 @@ export const ippService = (init: IppServiceInit) => (): ServiceFactory<IppServer
       checkAdminToken: adminTokenAuthenticator(c.adminToken)
     }),
     realm: init.realm,
-    ...(init.anonymousJobs !== undefined ? { anonymousJobs: init.anonymousJobs } : {})
-  }))
+    ...(init.anonymousJobs !== undefined ? { anonymousJobs: init.anonymousJobs } : {}),
+    // ipps:// on the same port while the node has a certificate (node/tls.ts)
+    ...(c.tls.material() !== undefined ? { tls: c.tls.material() } : {})
+  })))
+
+/** The IPP server presents every certificate the node's TLS provider gets (a renewal, the mesh CA's first answer). */
+function withTls (tls: TlsProvider, server: IppServer): IppServer {
+  tls.onChange((material) => { server.setTls(material) })
+  return server
+}
 
 export interface DnsSdServiceInit {
   /** The address the IPP server listens on (advertised on that interface; loopback only for a loopback host). */
@@ -74,15 +84,21 @@ export interface DnsSdServiceInit {
   name: string
 }
 
-/** Every IPP queue of this peer advertised as `_ipp._tcp` with the IPP Everywhere TXT keys, through avahi (`dnssd`); withdrawn on stop. */
-export const dnssdService = (init: DnsSdServiceInit) => (): ServiceFactory => serviceFactory<{ jobs: JobService, ipp: IppServer, http: { port: number }, logger: Logger }, Startable>(
-  ['jobs', 'ipp', 'http', 'logger'], (c) => {
+/**
+ * Every IPP queue of this peer advertised as `_ipp._tcp` with the IPP Everywhere TXT keys,
+ * and as `_ipps._tcp` too while TLS is on, through avahi (`dnssd`); withdrawn on stop.
+ */
+export const dnssdService = (init: DnsSdServiceInit) => (): ServiceFactory => serviceFactory<{ jobs: JobService, ipp: IppServer, http: { port: number }, tls: TlsProvider, logger: Logger }, Startable>(
+  ['jobs', 'ipp', 'http', 'tls', 'logger'], (c) => {
     const urlHost = init.uriHost.includes(':') ? `[${init.uriHost}]` : init.uriHost
     return createDnsSdAdvertiser({
       host: init.host,
       logger: c.logger,
-      groups: () => ippDnsSdGroups({
-        queues: c.jobs.queues(), formats: c.jobs.supportedFormats(), port: c.ipp.port, uriHost: init.uriHost, adminUrl: `http://${urlHost}:${c.http.port}/`, siteName: init.name
-      })
+      groups: () => {
+        const tls = c.tls.material() !== undefined
+        return ippDnsSdGroups({
+          queues: c.jobs.queues(), formats: c.jobs.supportedFormats(), port: c.ipp.port, uriHost: init.uriHost, adminUrl: `${tls ? 'https' : 'http'}://${urlHost}:${c.http.port}/`, siteName: init.name, tls
+        })
+      }
     })
   })

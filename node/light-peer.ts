@@ -19,6 +19,7 @@ import { startRoleNode, type ServiceRegistry } from './roles.ts'
 import type { SyncEngine } from '../crdt/sync.ts'
 import type { Libp2pTransport } from '../transports/libp2p.ts'
 import type { MeshOptions } from './site.ts'
+import { tlsService, type TlsMode, type TlsProvider } from './tls.ts'
 
 export interface LightPeerConfig {
   data: string
@@ -26,6 +27,10 @@ export interface LightPeerConfig {
   httpPort: number
   mesh: MeshOptions
   adminToken?: string
+  /** HTTPS on the web port (node/tls.ts); default off. */
+  tls?: TlsMode
+  /** While TLS is on, serve the web page over plain HTTP too (default: redirect to https). */
+  plainHttp?: boolean
 }
 
 export interface RunningLightPeer { peer: Peer, node: Node, httpPort: number, stop (): Promise<void> }
@@ -34,9 +39,10 @@ function lightPeerServices (config: LightPeerConfig): ServiceRegistry {
   type C = PeerComponents & { transport: Libp2pTransport, sync: SyncEngine, adminToken: string }
   return {
     ...CORE_SERVICES,
-    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logger'], (c) => {
+    tls: tlsService(config.tls ?? { kind: 'off' }),
+    http: () => serviceFactory<C & { tls: TlsProvider }, HttpServer>([...PEER_VIEW, 'adminToken', 'logger', 'tls'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger)
-      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), metricsRoutes(c.metrics), pagesRoutes(['admin'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics })
+      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), metricsRoutes(c.metrics), pagesRoutes(['admin'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics, tls: c.tls, ...(config.plainHttp === true ? { plainHttp: true } : {}) })
     })
   }
 }

@@ -15,13 +15,13 @@ const CORE = Object.keys(CORE_SERVICES) as Array<keyof typeof CORE_SERVICES>
 /** The services of each role, in start order. */
 export const ROLES = {
   /** License authority, directory (with its LDAP sync), enrollment and the mesh's admin pages; never a print server. */
-  central: [...CORE, 'enrollment', 'ldap', 'http'],
+  central: [...CORE, 'enrollment', 'ldap', 'tls', 'http'],
   /** A branch print server: intake, analysis, holding, release, roaming, accounting. */
-  site: [...CORE, 'analyzer', 'print-engine', 'jobs', 'roaming', 'release-server', 'usage-metrics', 'ipp', 'http', 'dnssd'],
+  site: [...CORE, 'analyzer', 'print-engine', 'jobs', 'roaming', 'release-server', 'usage-metrics', 'tls', 'ipp', 'http', 'dnssd'],
   /** The embedded peer at one MFP: releases its site's (and partners') jobs to its one printer through the release engine; serves the panel. */
-  terminal: [...CORE, 'analyzer', 'print-engine', 'jobs', 'roaming', 'release-server', 'ipp', 'http', 'dnssd'],
+  terminal: [...CORE, 'analyzer', 'print-engine', 'jobs', 'roaming', 'release-server', 'tls', 'ipp', 'http', 'dnssd'],
   /** A workstation's peer (client spooling and fallback printing build on it). */
-  client: [...CORE, 'http']
+  client: [...CORE, 'tls', 'http']
 } as const satisfies Record<Role, readonly string[]>
 
 /**
@@ -30,7 +30,7 @@ export const ROLES = {
  * front ends and exporters (IPP, HTTP, DNS-SD, metrics) — the simulator drives the
  * release engine's services directly.
  */
-export const OUT_OF_PROCESS: ReadonlySet<string> = new Set(['libp2p', 'peer-exchange', 'renewal', 'release-server', 'usage-metrics', 'ipp', 'http', 'dnssd', 'enrollment', 'ldap'])
+export const OUT_OF_PROCESS: ReadonlySet<string> = new Set(['libp2p', 'peer-exchange', 'renewal', 'release-server', 'usage-metrics', 'ipp', 'http', 'dnssd', 'enrollment', 'ldap', 'tls'])
 
 /** The peer core of an in-process node: documents, a memory transport, sync, revocations. */
 export const IN_PROCESS_CORE: readonly string[] = CORE.filter((n) => !OUT_OF_PROCESS.has(n))

@@ -42,6 +42,7 @@ import { siteId, type SiteId } from '../crdt/names.ts'
 import type { SyncEngine } from '../crdt/sync.ts'
 import type { Libp2pTransport } from '../transports/libp2p.ts'
 import { resolveAdminToken } from './admin-token.ts'
+import { tlsService, type TlsMode, type TlsProvider } from './tls.ts'
 
 export interface PrinterConfig { name: string, uri: string }
 
@@ -101,6 +102,10 @@ export interface SiteConfig {
    * address, documents sent at once per address.
    */
   intakeLimits?: Partial<IntakeLimits>
+  /** HTTPS on the web port and ipps:// on the IPP port (node/tls.ts); default off. */
+  tls?: TlsMode
+  /** While TLS is on, serve the web console over plain HTTP too (default: redirect to https). */
+  plainHttp?: boolean
 }
 
 export interface RunningSite {
@@ -135,7 +140,7 @@ interface SiteComponents extends PeerComponents {
 /** The site's services by name, for node/roles.ts; `info` is filled in once the IPP port is known. */
 function siteServices (config: SiteConfig, info: { site: SiteId, hostname: string, ippUri: string, version: string }, printerConfigs: PrinterConfig[]): ServiceRegistry {
   const displayHost = config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host
-  type C = SiteComponents & { documents: Startable, jobs: JobService, roaming: RoamingService, ipp: IppServer, http: HttpServer }
+  type C = SiteComponents & { documents: Startable, jobs: JobService, roaming: RoamingService, ipp: IppServer, http: HttpServer, tls: TlsProvider }
   return {
     ...CORE_SERVICES,
     ...releaseServices({
@@ -162,6 +167,7 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
         stop: async () => { stopCounting?.() }
       }
     }),
+    tls: tlsService(config.tls ?? { kind: 'off' }),
     ipp: ippService({
       host: config.host,
       port: config.ippPort,
@@ -170,7 +176,7 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
       ...(config.ippJobList !== undefined ? { anonymousJobs: config.ippJobList } : {}),
       ...(config.intakeLimits !== undefined ? { limits: config.intakeLimits } : {})
     }),
-    http: () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine }, HttpServer>([...PEER_VIEW, 'jobs', 'roaming', 'printers', 'adminToken', 'logins', 'logger', 'cardKey'], (c) => {
+    http: () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine }, HttpServer>([...PEER_VIEW, 'jobs', 'roaming', 'printers', 'adminToken', 'logins', 'logger', 'cardKey', 'tls'], (c) => {
       const api = createSiteApi({ info, peer: c.self.id, adminToken: c.adminToken, store: c.store, jobs: c.jobs, roaming: c.roaming, printers: c.printers, directoryAuthority: () => c.membership.authority === c.self.id, cardKey: c.cardKey })
       const mesh = createMeshApi(peerOf(c), c.logger)
       // a standalone site is its own directory authority; once it joins, central manages its users
@@ -184,7 +190,9 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
         host: config.host,
         port: config.httpPort,
         metrics: c.metrics,
-        logins: c.logins
+        logins: c.logins,
+        tls: c.tls,
+        ...(config.plainHttp === true ? { plainHttp: true } : {})
       })
     }),
     dnssd: dnssdService({ host: config.host, uriHost: displayHost, name: info.site })
@@ -219,12 +227,13 @@ export async function startSite (config: SiteConfig, logger: Logger, services?: 
     logins: await persistentLoginGuard(data, { report: { failed: core.metrics.loginFailed, refused: core.metrics.loginRefused } }, log)
   }
   const names = services ?? ROLES.site.filter((n) => n !== 'dnssd' || config.dnssd !== false)
-  const node = await startRoleNode<{ jobs: JobService, roaming: RoamingService, ipp: IppServer, http: HttpServer }>('site', siteServices(config, info, printerConfigs), components, log, names)
+  const node = await startRoleNode<{ jobs: JobService, roaming: RoamingService, ipp: IppServer, http: HttpServer, tls?: TlsProvider }>('site', siteServices(config, info, printerConfigs), components, log, names)
   const { ipp, http, jobs, roaming } = node.services
   const displayHost = config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host
-  const ippUri = `ipp://${displayHost}:${ipp.port}/ipp/print`
+  const tls = node.services.tls?.material() !== undefined
+  const ippUri = `${tls ? 'ipps' : 'ipp'}://${displayHost}:${ipp.port}/ipp/print`
   info.ippUri = ippUri
-  const webUrl = `http://${displayHost}:${http.port}/`
+  const webUrl = `${tls ? 'https' : 'http'}://${displayHost}:${http.port}/`
   log.info({ peer: core.self.id, ippUri, webUrl, ippPort: ipp.port, httpPort: http.port, listen: core.host.getMultiaddrs().map(String), printers: printerConfigs.map((p) => p.name), adminTokenFile }, 'site ready')
   return { ippPort: ipp.port, httpPort: http.port, ippUri, webUrl, jobs, roaming, peer: peerOf(node.components), node, ...(adminTokenFile !== undefined ? { adminTokenFile } : {}), stop: async () => await node.stop() }
 }

@@ -49,6 +49,7 @@ import type { SyncEngine } from '../crdt/sync.ts'
 import { siteId, type SiteId } from '../crdt/names.ts'
 import type { Libp2pTransport } from '../transports/libp2p.ts'
 import type { LightPeerConfig } from './light-peer.ts'
+import { tlsService, type TlsProvider } from './tls.ts'
 
 /** The name of the terminal's one printer in its release engine and accounting. */
 export const TERMINAL_PRINTER = 'device'
@@ -101,7 +102,7 @@ export interface RunningTerminal {
 
 function terminalServices (config: TerminalConfig, site: SiteId, name: string): ServiceRegistry {
   const modes = config.modes ?? ['hold', 'pull', 'direct']
-  type C = PeerComponents & { transport: Libp2pTransport, sync: SyncEngine, adminToken: string, logins: LoginGuard, jobs: JobService, roaming: RoamingService, printers: ReturnType<typeof printersOf> }
+  type C = PeerComponents & { transport: Libp2pTransport, sync: SyncEngine, adminToken: string, logins: LoginGuard, jobs: JobService, roaming: RoamingService, printers: ReturnType<typeof printersOf>, tls: TlsProvider }
   return {
     ...CORE_SERVICES,
     ...releaseServices({
@@ -109,9 +110,10 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
       queues: modes.map((mode) => ({ name: mode, ...MODE_QUEUES[mode], info: `${name}: ${MODE_QUEUES[mode].info}`, defaultPrinter: TERMINAL_PRINTER, location: site })),
       jobs: { deviceName: name }
     }),
+    tls: tlsService(config.tls ?? { kind: 'off' }),
     ipp: ippService({ host: config.host, port: config.ippPort, realm: `printmesh ${name}`, ...(config.intakeLimits !== undefined ? { limits: config.intakeLimits } : {}) }),
     dnssd: dnssdService({ host: config.host, uriHost: config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host, name }),
-    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logins', 'jobs', 'roaming', 'printers', 'clock', 'logger', 'cardKey'], (c) => {
+    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logins', 'jobs', 'roaming', 'printers', 'clock', 'logger', 'cardKey', 'tls'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger)
       const panel = createPanelApi(
         { site, printer: TERMINAL_PRINTER, ...(config.idleLogoutMs !== undefined ? { idleLogoutMs: config.idleLogoutMs } : {}) },
@@ -131,7 +133,9 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
         logger: c.logger,
         host: config.host,
         port: config.httpPort,
-        metrics: c.metrics
+        metrics: c.metrics,
+        tls: c.tls,
+        ...(config.plainHttp === true ? { plainHttp: true } : {})
       })
       let probeTimer: NodeJS.Timeout | undefined
       return {

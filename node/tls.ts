@@ -16,6 +16,7 @@
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, webcrypto, X509Certificate as NodeX509, type KeyObject } from 'node:crypto'
 import { isIP } from 'node:net'
+import { hostname as osHostname } from 'node:os'
 import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import 'reflect-metadata' // @peculiar/x509 resolves its algorithm providers through tsyringe, which needs the Reflect metadata polyfill
@@ -387,4 +388,10 @@ export async function adminMaterial (certFile: string, keyFile: string): Promise
   }
   if (!x.checkPrivateKey(privateKey)) throw new TlsConfigError(`the key in ${keyFile} does not belong to the certificate in ${certFile}`)
   return { cert, key }
+}
+
+/** The names a node's mesh certificate carries by default: what users type to reach it on this machine and the network. */
+export function defaultTlsNames (host: string): string[] {
+  const wildcard = host === '0.0.0.0' || host === '::' || host === ''
+  return [osHostname(), 'localhost', '127.0.0.1', '::1', ...(!wildcard ? [host] : [])]
 }

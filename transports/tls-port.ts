@@ -16,7 +16,7 @@
  */
 import { Server as HttpServer, type IncomingMessage, type RequestListener, type ServerOptions, type ServerResponse } from 'node:http'
 import { Server as NetServer, type Socket } from 'node:net'
-import { Server as TlsServer, createSecureContext, type TLSSocket } from 'node:tls'
+import { Server as TlsServer, TLSSocket, createSecureContext, type SecureContext, type SecureVersion } from 'node:tls'
 
 /** First byte of a TLS record carrying a handshake (ClientHello): RFC 8446 §5.1, content type 22. */
 const TLS_HANDSHAKE = 0x16
@@ -41,10 +41,14 @@ export interface TlsPortOptions {
   tls?: TlsMaterial
   /** Plain connections while TLS is on (default `serve`). */
   plain?: PlainPolicy
+  /** The newest TLS version offered (default: Node's, TLS 1.3). */
+  maxVersion?: SecureVersion
 }
 
 /** Events of the inner servers a user of the port listens to as if it were an `http.Server`. */
-const FORWARDED_EVENTS: ReadonlySet<string> = new Set(['request', 'clientError', 'checkContinue', 'checkExpectation', 'upgrade', 'connect', 'tlsClientError'])
+const FORWARDED_EVENTS: ReadonlySet<string> = new Set(['request', 'clientError', 'checkContinue', 'checkExpectation', 'connect', 'tlsClientError'])
+/** An RFC 2817 upgrade to TLS, as CUPS clients ask for it with `-E` on a port that is not 443 (`Upgrade: TLS/1.2,TLS/1.1,TLS/1.0`). */
+const TLS_UPGRADE = /(^|,)\s*TLS\/1\.[0-3]\s*(,|$)/i
 
 /**
  * A listening port that answers HTTP and HTTPS with one request handler. It is a
@@ -56,17 +60,22 @@ export class TlsPort extends NetServer {
   readonly http: HttpServer
   private readonly tlsServer: TlsServer
   private material: TlsMaterial | undefined
+  /** The context of {@link material}, for connections upgraded to TLS (RFC 2817). */
+  private context: SecureContext | undefined
   private readonly plain: PlainPolicy
+  private readonly versions: { maxVersion?: SecureVersion }
 
   constructor (options: TlsPortOptions, handler: RequestListener) {
     super({ pauseOnConnect: true }, (socket) => { this.sniff(socket) })
     this.material = options.tls
+    this.versions = options.maxVersion !== undefined ? { maxVersion: options.maxVersion } : {}
+    if (options.tls !== undefined) this.context = createSecureContext({ key: options.tls.key, cert: options.tls.cert, ...this.versions })
     this.plain = options.plain ?? 'serve'
     this.http = new HttpServer(options.http ?? {}, (req, res) => {
       if (this.plain === 'redirect' && this.material !== undefined && !isEncrypted(req)) { redirectToHttps(req, res); return }
       handler(req, res)
     })
-    this.tlsServer = new TlsServer(this.material !== undefined ? { key: this.material.key, cert: this.material.cert } : {}, (tlsSocket: TLSSocket) => {
+    this.tlsServer = new TlsServer({ ...(this.material !== undefined ? { key: this.material.key, cert: this.material.cert } : {}), ...this.versions }, (tlsSocket: TLSSocket) => {
       this.http.emit('connection', tlsSocket)
     })
     this.tlsServer.on('tlsClientError', (err, socket) => { socket.destroy(); this.http.emit('clientError', err, socket) })
@@ -77,6 +86,8 @@ export class TlsPort extends NetServer {
     this.on('removeListener', (event: string | symbol, listener: (...args: unknown[]) => void) => {
       if (typeof event === 'string' && FORWARDED_EVENTS.has(event)) this.http.off(event, listener)
     })
+    // CUPS clients with -E (encryption required) ask to switch a plain connection to TLS (RFC 2817)
+    this.http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => { this.upgrade(req, socket, head) })
     // Node starts the headers/request timeout checks of an http.Server when it emits 'listening'
     this.on('listening', () => this.http.emit('listening'))
     this.on('close', () => { this.http.close(() => {}) })
@@ -88,8 +99,9 @@ export class TlsPort extends NetServer {
   /** Presents `material` to new TLS connections from now on (open ones keep theirs). */
   setTls (material: TlsMaterial): void {
     // a key that does not match the certificate throws here, and the old certificate stays
-    createSecureContext({ key: material.key, cert: material.cert })
-    this.tlsServer.setSecureContext({ key: material.key, cert: material.cert })
+    const context = createSecureContext({ key: material.key, cert: material.cert, ...this.versions })
+    this.tlsServer.setSecureContext({ key: material.key, cert: material.cert, ...this.versions })
+    this.context = context
     this.material = material
   }
 
@@ -105,6 +117,25 @@ export class TlsPort extends NetServer {
   get maxRequestsPerSocket (): number | null { return this.http.maxRequestsPerSocket }
   set maxRequestsPerSocket (n: number | null) { this.http.maxRequestsPerSocket = n }
   setTimeout (ms: number, callback?: () => void): this { this.http.setTimeout(ms, callback); return this }
+
+  /** Switches a plain connection to TLS when asked (RFC 2817 §3.2: 101, then the handshake on the same socket); any other upgrade is refused. */
+  private upgrade (req: IncomingMessage, socket: Socket, head: Buffer): void {
+    if (this.material === undefined || !TLS_UPGRADE.test(req.headers.upgrade ?? '') || isEncrypted(req)) {
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      return
+    }
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: TLS/1.2, HTTP/1.1\r\nContent-Length: 0\r\n\r\n')
+    if (head.length > 0) socket.unshift(head)
+    socket.allowHalfOpen = false
+    const secure = new TLSSocket(socket, { isServer: true, ...(this.context !== undefined ? { secureContext: this.context } : {}) })
+    secure.on('error', () => { secure.destroy() })
+    secure.once('secure', () => {
+      // RFC 2817 §3.3: after the handshake the server answers the request that asked for it (CUPS waits for it)
+      const answer = req.method === 'OPTIONS' ? 'HTTP/1.1 200 OK\r\nAllow: GET, HEAD, OPTIONS, POST\r\nContent-Length: 0\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n'
+      secure.write(answer)
+      this.http.emit('connection', secure)
+    })
+  }
 
   /** Reads the first bytes (without losing them) and hands the socket to the TLS or the plain server. */
   private sniff (socket: Socket): void {

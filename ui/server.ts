@@ -13,8 +13,10 @@
  * Session-authenticated mutating calls must echo the session's CSRF token in
  * `X-CSRF-Token`; bearer calls carry no ambient credentials and need none.
  */
-import type { AddressInfo } from 'node:net'
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { AddressInfo, Server as NetServer } from 'node:net'
+import type { RequestListener } from 'node:http'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerFactory } from 'fastify'
+import { TlsPort, type TlsMaterial } from '../transports/tls-port.ts'
 import fastifyCookie from '@fastify/cookie'
 import type { Logger } from 'pino'
 import type { Actor } from '../devices/jobs/types.ts'
@@ -81,8 +83,12 @@ export interface HttpServerInit {
   host: string
   /** TCP port; 0 picks a free one (read it back from {@link HttpServer.port}). */
   port: number
-  /** Mark the session cookie `Secure` (behind HTTPS); uses the `__Host-` cookie prefix. */
+  /** Mark the session cookie `Secure` (behind HTTPS); uses the `__Host-` cookie prefix. Default: on when TLS is on and plain HTTP off. */
   secureCookies?: boolean
+  /** HTTPS on the same port (node/tls.ts provides it); without it, plain HTTP only. */
+  tls?: HttpTls
+  /** While TLS is on, serve pages and the API over plain HTTP too (default: plain HTTP only redirects to https). */
+  plainHttp?: boolean
   /** Clock for sessions and rate limits; tests inject one to move time without sleeping. */
   now?: () => number
   /** The node's metrics (the role shares them with its IPP server and sync engine); default: the HTTP server's own. */
@@ -99,6 +105,16 @@ export interface HttpServerInit {
    * roaming, accounting and users with `api`, mesh with `mesh`.
    */
   plugins?: readonly HttpPlugin[]
+}
+
+/** Where the HTTP server gets its certificate (node/tls.ts `TlsProvider`). */
+export interface HttpTls {
+  /** The certificate and key to present; undefined while TLS is off. */
+  material (): TlsMaterial | undefined
+  /** The CA certificate (PEM) behind it, offered at `GET /ca.pem` so admins can trust it once. */
+  ca (): string | undefined
+  /** Called with new material (renewal) while running. */
+  onChange (listener: (material: TlsMaterial) => void): void
 }
 
 /** A startable HTTP server. */
@@ -130,7 +146,7 @@ export interface NodeInfo extends Partial<SiteInfo> {
  * Builds the fastify application with every route, without listening; tests drive it
  * with `inject`. {@link createHttpServer} wraps it into a startable server.
  */
-export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): FastifyInstance {
+export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serverFactory?: (handler: RequestListener) => NetServer): FastifyInstance {
   const { api, mesh } = init
   const authenticateAdmin = checkedAuthenticator(init)
   /** The print service, or a 404 on a node without one. */
@@ -158,7 +174,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     ...(api !== undefined ? { jobStates: () => api.jobStates() } : {}),
     ...(mesh !== undefined ? { mesh: () => mesh.status() } : {})
   })
-  const secure = init.secureCookies === true
+  const secure = init.secureCookies ?? (init.tls?.material() !== undefined && init.plainHttp !== true)
   const cookieName = secure ? '__Host-printmesh-session' : 'printmesh-session'
   const logger = init.logger.child({ component: 'http' }, { redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } })
 
@@ -169,7 +185,8 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     bodyLimit: JSON_BODY_LIMIT,
     // Path parameters are job ids and peer ids; fastify's default (100) would 414 the longest legal ones.
     routerOptions: { maxParamLength: MAX_NAME_LENGTH },
-    trustProxy: false
+    trustProxy: false,
+    ...(serverFactory !== undefined ? { serverFactory: serverFactory as unknown as FastifyServerFactory } : {})
   }) as unknown as FastifyInstance
   void app.register(fastifyCookie)
 
@@ -369,6 +386,13 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>): Fast
     return { user: caller.actor.user, admin: caller.actor.admin, csrfToken: caller.session?.csrfToken }
   })
 
+  // the CA behind this node's certificate: an admin who imports it once trusts every node of the mesh
+  app.get('/ca.pem', async (_request, reply) => {
+    const pem = init.tls?.ca()
+    if (pem === undefined) return await reply.code(404).send({ error: 'not-found', message: 'this node presents no mesh-CA certificate (TLS is off, or the certificate is the admin\'s own)' })
+    return await reply.type('application/x-pem-file').header('Content-Disposition', 'attachment; filename="printmesh-ca.pem"').send(pem)
+  })
+
   // ---- site, jobs, printers ----
 
   app.get('/api/info', async (): Promise<NodeInfo> => {
@@ -429,7 +453,13 @@ export function createHttpServer (init: HttpServerInit): HttpServer {
   let boundPort = init.port
 
   async function listen (): Promise<void> {
-    const instance = buildHttpApp(init)
+    const tls = init.tls?.material()
+    let port: TlsPort | undefined
+    // one port for http:// and https:// (transports/tls-port.ts); plain HTTP redirects to https unless asked to serve
+    const instance = buildHttpApp(init, tls === undefined
+      ? undefined
+      : (handler) => (port = new TlsPort({ tls, plain: init.plainHttp === true ? 'serve' : 'redirect' }, handler)))
+    init.tls?.onChange((material) => { port?.setTls(material) })
     try {
       await instance.listen({ host: init.host, port: init.port })
     } catch (err) {
@@ -438,7 +468,7 @@ export function createHttpServer (init: HttpServerInit): HttpServer {
     }
     app = instance
     boundPort = (instance.server.address() as AddressInfo).port
-    init.logger.info({ host: init.host, port: boundPort }, 'http server listening')
+    init.logger.info({ host: init.host, port: boundPort, tls: tls !== undefined, plainHttp: tls === undefined || init.plainHttp === true }, 'http server listening')
   }
 
   return {

@@ -15,9 +15,9 @@
  *    (RFC 6763 §4.1.1 and IPP Everywhere: `_ipp._tcp` and `_ipps._tcp` of one printer use
  *    the same name).
  *
- * TLS: there is none yet, so only `_ipp._tcp` is advertised. When the IPP server gains it,
- * {@link ippDnsSdGroups} adds an `_ipps._tcp` service (subtype `_print._sub._ipps._tcp`,
- * the same TXT plus `TLS=1.2`) to each queue's group; the publisher needs no change.
+ * TLS: while the IPP port speaks it (`tls`), {@link ippDnsSdGroups} adds an `_ipps._tcp`
+ * service (subtype `_print._sub._ipps._tcp`, the same TXT plus `TLS=1.2`) to each queue's
+ * group, on the same port.
  */
 import type { QueueInfo } from '../jobs/types.ts'
 import { MAKE_AND_MODEL, PRINT_COLOR_MODES, SIDES, printerUuid, supportedFormats } from './capabilities.ts'
@@ -26,6 +26,12 @@ import { MAKE_AND_MODEL, PRINT_COLOR_MODES, SIDES, printerUuid, supportedFormats
 export const IPP_SERVICE_TYPE = '_ipp._tcp'
 /** IPP Everywhere printers register this subtype, which driverless clients browse for. */
 export const IPP_PRINT_SUBTYPE = '_print._sub._ipp._tcp'
+/** The DNS-SD service type of IPP over TLS (`ipps://`, PWG 5100.14 §4.2). */
+export const IPPS_SERVICE_TYPE = '_ipps._tcp'
+/** IPP Everywhere's browse subtype under `_ipps._tcp`. */
+export const IPPS_PRINT_SUBTYPE = '_print._sub._ipps._tcp'
+/** The TLS version advertised in `_ipps._tcp` TXT records (PWG 5100.14 `TLS` key): Node's minimum. */
+const TLS_VERSION = '1.2'
 /** A DNS label (the instance name) is at most 63 octets (RFC 1035 §2.3.4). */
 export const MAX_INSTANCE_NAME_OCTETS = 63
 /** Each TXT string (`key=value`) is one length-prefixed string of at most 255 octets (RFC 6763 §6.1). */
@@ -77,6 +83,8 @@ export interface IppDnsSdInit {
   adminUrl: string
   /** The site's name, shown after the queue name in the instance name. */
   siteName: string
+  /** The port also speaks TLS: each queue is advertised as `_ipps._tcp` too. */
+  tls?: boolean
 }
 
 function octets (s: string): number {
@@ -149,7 +157,11 @@ export function ippDnsSdGroups (init: IppDnsSdInit): DnsSdGroup[] {
     ]
     return {
       name: cutToOctets(`${queue.name} @ ${init.siteName}`, MAX_INSTANCE_NAME_OCTETS),
-      services: [{ type: IPP_SERVICE_TYPE, subtypes: [IPP_PRINT_SUBTYPE], port: init.port, txt }]
+      services: [
+        { type: IPP_SERVICE_TYPE, subtypes: [IPP_PRINT_SUBTYPE], port: init.port, txt },
+        // the same queue over TLS on the same port: same name, same TXT plus its TLS version
+        ...(init.tls === true ? [{ type: IPPS_SERVICE_TYPE, subtypes: [IPPS_PRINT_SUBTYPE], port: init.port, txt: [...txt, ['TLS', TLS_VERSION] as [string, string]] }] : [])
+      ]
     }
   })
 }

@@ -86,6 +86,12 @@ const FALLBACK_VERSION = { major: 1, minor: 1 }
 const HOST_HEADER = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/
 /** Operations that carry a document: each counts as an upload of its address while it runs. */
 const DOCUMENT_OPERATIONS: ReadonlySet<number> = new Set([Op.PrintJob, Op.SendDocument])
+/**
+ * ipps:// offers TLS up to 1.2: Debian 12's CUPS clients (libcups 2.4 on GnuTLS: ipptool, lp,
+ * the ipp backend) read no answer from Node's TLS 1.3 (tried: "0 bytes in response", retried
+ * until their timeout, with and without session tickets); TLS 1.2 serves them. DNS-SD says so (`TLS=1.2`).
+ */
+const IPPS_MAX_TLS = 'TLSv1.2'
 /** Retry-After of a server-error-busy answer: an ordinary document is received and analysed in seconds. */
 const BUSY_RETRY_AFTER_S = 5
 
@@ -354,12 +360,12 @@ export function createIppServer (init: IppServerInit): IppServer {
       printerUri: (queue) => `${secure ? 'ipps' : 'ipp'}://${auth}${pathFor(queue)}`,
       jobUri: (id) => `${secure ? 'ipps' : 'ipp'}://${auth}/jobs/${id}`,
       moreInfoUri: (queue) => `${secure ? 'https' : 'http'}://${auth}${pathFor(queue)}`,
-      printerUrisSupported: (queue) => tls === undefined
-        ? [{ uri: `ipp://${auth}${pathFor(queue)}`, security: 'none', authentication: 'basic' }]
-        : [
-            { uri: `ipps://${auth}${pathFor(queue)}`, security: 'tls', authentication: 'basic' },
-            { uri: `ipp://${auth}${pathFor(queue)}`, security: 'none', authentication: 'requesting-user-name' }
-          ]
+      // as cupsd does: the URI of the connection's own scheme only (libcups keeps a queue's printer-uri-supported
+      // as one string and posts to it, so a list becomes one broken path); over plain ipp:// while TLS is on no
+      // password is taken, so only requesting-user-name
+      printerUrisSupported: (queue) => [secure
+        ? { uri: `ipps://${auth}${pathFor(queue)}`, security: 'tls', authentication: 'basic' }
+        : { uri: `ipp://${auth}${pathFor(queue)}`, security: 'none', authentication: tls === undefined ? 'basic' : 'requesting-user-name' }]
     }
   }
 
@@ -632,7 +638,8 @@ export function createIppServer (init: IppServerInit): IppServer {
           keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS
         },
         ...(tls !== undefined ? { tls } : {}),
-        plain: 'serve' // ipp:// stays for clients without TLS; it takes no credentials while TLS is on
+        plain: 'serve', // ipp:// stays for clients without TLS; it takes no credentials while TLS is on
+        maxVersion: IPPS_MAX_TLS
       }, onRequest)
       s.on('clientError', (err, socket) => {
         log.debug({ err: err.message }, 'malformed HTTP request')
