@@ -88,6 +88,18 @@ export class EnrollmentAuthority {
 
   /** Answers one enrollment request from `peer` (already through the private-network handshake). */
   async handle (peer: string, req: EnrollRequest): Promise<EnrollResponse> {
+    return await this.oneAtATime(async () => await this.decide(peer, req))
+  }
+
+  /** Decisions run one at a time, so two joins cannot both take the last place the license allows. */
+  private queue: Promise<unknown> = Promise.resolve()
+  private async oneAtATime<T> (decide: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(decide, decide)
+    this.queue = run.catch(() => undefined)
+    return await run
+  }
+
+  private async decide (peer: string, req: EnrollRequest): Promise<EnrollResponse> {
     const license = await this.store.open(licenseDoc())
     if (isRevoked(license, peer)) return { status: 'refused', reason: 'this peer\'s certificate was revoked' }
     const existing = listCertificates(license).find((c) => c.peer === peer && c.issuer === this.signer.id)
@@ -127,6 +139,10 @@ export class EnrollmentAuthority {
 
   /** An admin approves a pending join request: its certificate is issued and recorded. */
   async approve (peer: string): Promise<void> {
+    await this.oneAtATime(async () => await this.approveNow(peer))
+  }
+
+  private async approveNow (peer: string): Promise<void> {
     const request = getJoinRequest(await this.store.open(licenseDoc()), peer)
     if (request === undefined) throw new EnrollmentError(`no join request from ${peer}`)
     const refused = this.refusal(await this.store.open(licenseDoc()), request.role, request.site)

@@ -136,6 +136,14 @@ test('enrolment past the licensed sites, terminals or clients is refused naming 
   assert.equal(license.view().usage, { sites: 2, terminals: 1, clients: 1, users: 0 })
 })
 
+test('two sites joining at once for the last licensed place: one is enrolled, the other refused', async () => {
+  const { authority, license } = await centralWith(licenseText({ sites: 1 }))
+  const tokens = await Promise.all(['branch-a', 'branch-b'].map(async (site) => (await authority.createToken('site', site)).secret))
+  const answers = await Promise.all(tokens.map(async (secret) => await authority.handle(await peer(), { secret })))
+  assert.equal(answers.map((a) => a.status).sort(), ['issued', 'refused'])
+  assert.is(license.view().usage.sites, 1)
+})
+
 test('a refused token stays usable: once a larger license is installed the same join string enrols', async () => {
   const { authority, license } = await centralWith(licenseText({ sites: 0 }))
   const { secret } = await authority.createToken('site', 'branch-a')
