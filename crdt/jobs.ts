@@ -90,6 +90,8 @@ export interface JobRecord {
   pinned?: boolean
   /** The device holding the job when that is not its site's server (a terminal's name), shown where it is listed. */
   heldAt?: string
+  /** The client address that sent it (IPP `job-originating-host-name`): the intake's per-address quotas count it, also after a restart. */
+  originatingHost?: string
   /** The peer that printed it, when not the holder itself (a roaming release). */
   printedBy?: { peer: PeerId, site: SiteId, printer: string }
   /** Further prints of this job found when peers reconnected (offline releases): reported, never charged twice. */

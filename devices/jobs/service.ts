@@ -209,7 +209,8 @@ export class JobService implements JobDomain {
 
   private index (doc: DocName, job: JobRecord, address?: string): void {
     this.count(job.id, job.state)
-    if (!TERMINAL_STATES.has(job.state)) this.holdings.add(job.id, job.owner, address, job.size ?? 0)
+    // a job loaded at start counts for the address that sent it, as it did before the restart
+    if (!TERMINAL_STATES.has(job.state)) this.holdings.add(job.id, job.owner, address ?? job.originatingHost, job.size ?? 0)
     this.byId.set(job.id, doc)
     this.byIppId.set(job.ippId, job.id)
     this.nextIppId = Math.max(this.nextIppId, job.ippId + 1)
@@ -361,6 +362,7 @@ export class JobService implements JobDomain {
       ...(req.media !== undefined ? { media: req.media } : {}),
       ...(queue.pinned === true ? { pinned: true } : {}),
       ...(this.init.deviceName !== undefined ? { heldAt: this.init.deviceName } : {}),
+      ...(req.intake?.address !== undefined ? { originatingHost: req.intake.address } : {}),
       createdAt: now,
       updatedAt: now
     }
