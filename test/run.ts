@@ -32,6 +32,8 @@ const DEBIAN_PACKAGES = [
   'chromium', // browser tests
   'slapd', // a real OpenLDAP directory for central's LDAP sync
   'ldap-utils', // ldapadd, ldapmodify: the LDAP tests change the directory as an admin would
+  'snmpd', // a real SNMP agent serving Printer MIB page counters for copy accounting
+  'snmp', // snmpget: the tests read what the agent serves
   'iproute2', // `ip link` inside the namespace
   'util-linux' // unshare
 ]
