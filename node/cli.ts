@@ -7,7 +7,6 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { startSite, type PrinterConfig, type MeshOptions } from './site.ts'
 import { startCentral } from './central.ts'
 import { startTerminal, RELEASE_MODES, type ReleaseMode } from './terminal.ts'

@@ -14,6 +14,7 @@ import {
 } from '../crdt/license.ts'
 import type * as Y from 'yjs'
 import type { Signer } from '../crdt/envelope.ts'
+import { mergeHandover, HANDOVER_WINDOW_MS, type HandoverReport } from './directory-handover.ts'
 
 /** Tokens expire after a week unless told otherwise: long enough to set up a branch. */
 export const DEFAULT_TOKEN_TTL_MS = 7 * 24 * 3600_000
@@ -22,9 +23,10 @@ const JOIN_PREFIX = 'pmjoin1.'
 /** Site ids as document names allow them. */
 const SITE_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
-export interface EnrollRequest { secret?: string, role?: Role, site?: string }
+/** `users`: a site that just joined hands over its standalone directory (node/directory-handover.ts). */
+export interface EnrollRequest { secret?: string, role?: Role, site?: string, users?: unknown }
 export type EnrollResponse =
-  | { status: 'issued', certificate: string, authority: string }
+  | { status: 'issued', certificate: string, authority: string, handover?: HandoverReport }
   | { status: 'pending' }
   | { status: 'refused', reason: string }
 
@@ -104,6 +106,12 @@ export class EnrollmentAuthority {
     if (isRevoked(license, peer)) return { status: 'refused', reason: 'this peer\'s certificate was revoked' }
     const existing = listCertificates(license).find((c) => c.peer === peer && c.issuer === this.signer.id)
     if (existing !== undefined) {
+      if (req.users !== undefined) {
+        // a site that just joined hands over its standalone users; later, users are managed on central
+        if (existing.role !== 'site' || this.now() - existing.issuedAt > HANDOVER_WINDOW_MS) return { status: 'refused', reason: 'users are handed over only by a site that has just joined' }
+        const handover = await mergeHandover(this.store, existing, req.users, this.now())
+        return { status: 'issued', certificate: new TextDecoder().decode(encodeCertificate(existing)), authority: this.signer.id, handover }
+      }
       // past half its lifetime a certificate is renewed, so members never run into its expiry
       if (EnrollmentAuthority.due(existing, this.now())) return await this.issue(peer, existing.role, existing.site)
       return { status: 'issued', certificate: new TextDecoder().decode(encodeCertificate(existing)), authority: this.signer.id }

@@ -33,6 +33,7 @@ import { serviceFactory, type ServiceFactory, type Startable } from './compose.t
 import { NodeMetrics } from '../ui/metrics.ts'
 import { disconnectRevokedPeers, loadBlocked } from './mesh.ts'
 import { decodeJoinString, EnrollmentAuthority, type EnrollResponse } from './enrollment.ts'
+import { handOverUsers } from './directory-handover.ts'
 
 export const NETWORK_KEY_FILE = 'network.key'
 const MESH_FILE = 'mesh.json'
@@ -219,12 +220,14 @@ export async function preparePeer (config: PeerConfig, logger: Logger): Promise<
   if (joining !== undefined) {
     try {
       mesh = await enroll(host, signer.id, joining, config, logger)
+      // a standalone site's users go to central's directory before its own is dropped
+      if (config.role === 'site') await handOverUsers(host, joining.central, joining.addrs, store, logger)
     } catch (err) {
       await host.stop()
       await store.close()
       throw err
     }
-    // the mesh's authority now owns license and directory: drop this peer's standalone ones
+    // the mesh's authority now owns license and directory (its users handed over): drop this peer's standalone ones
     await store.remove(licenseDoc())
     await store.remove(directoryDoc())
     await writeAtomically(meshPath, JSON.stringify(mesh, null, 2))

@@ -542,7 +542,7 @@ function renderRequests (requests) {
 /** Central's product license: a banner unless it is valid and more than 30 days from expiry (an unlicensed evaluation says so too). */
 function renderLicense (view) {
   const banner = $('license-banner')
-  banner.hidden = true // planted
+  banner.hidden = view.state === 'valid'
   banner.textContent = view.state === 'valid' ? '' : `License: ${view.message}`
   banner.classList.toggle('error', view.state === 'expired' || view.state === 'expired-in-grace')
 }
