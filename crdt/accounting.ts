@@ -25,6 +25,22 @@ export interface UsageRecord {
   copies: number
   /** ms since epoch (UTC). */
   time: number
+  /** PWG media name the job asked for (`iso_a4_210x297mm`); absent when unknown (and on records older than prices). */
+  media?: string
+  /** What it cost at the price list in force when it was written (crdt/prices.ts); absent: unpriced. */
+  cost?: UsageCost
+}
+
+/** The price a record was charged at: money in integer minor units (cents), never floats. */
+export interface UsageCost {
+  /** ISO 4217 code of the price list, e.g. `EUR`. */
+  currency: string
+  /** Minor units charged: mono pages × `mono` + colour pages × `colour`. */
+  amount: number
+  /** Minor units per mono page applied. */
+  mono: number
+  /** Minor units per colour page applied. */
+  colour: number
 }
 
 const usageMap = (doc: Y.Doc): Y.Map<UsageRecord> => doc.getMap<UsageRecord>('usage')

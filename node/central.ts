@@ -13,6 +13,8 @@ import { createHttpServer, type HttpServer } from '../ui/server.ts'
 import { meshRoutes } from '../ui/routes/mesh.ts'
 import { metricsRoutes } from '../ui/routes/metrics.ts'
 import { pagesRoutes } from '../ui/routes/pages.ts'
+import { reportsRoutes } from '../ui/routes/reports.ts'
+import { createReports } from './reports.ts'
 import { directoryRoutes } from '../ui/routes/directory.ts'
 import { DirectoryAdmin } from './directory-admin.ts'
 import { serviceFactory, type Node, type Startable } from './compose.ts'
@@ -91,7 +93,9 @@ function centralServices (config: CentralConfig, product: { vendorKey: KeyObject
       const mesh = createMeshApi(peerOf(c), c.logger, c.enrollment.authority)
       // central is the directory's authority: its users are managed here (API, CLI, admin page)
       const directory = new DirectoryAdmin({ store: c.store, cardKey: c.cardKey, authority: () => true })
-      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), directoryRoutes(directory), metricsRoutes(c.metrics), licenseRoutes(c.enrollment.license), ldapRoutes(c.ldap instanceof LdapSync ? c.ldap : undefined), pagesRoutes(['admin'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics, tls: c.tls, ...(config.plainHttp === true ? { plainHttp: true } : {}) })
+      // reports over every peer's accounting (central holds all); central writes the mesh price list
+      const reports = createReports({ store: c.store, self: { peer: c.self.id, role: 'central' }, peers: () => mesh.status().peers, authority: () => true, now: Date.now })
+      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), directoryRoutes(directory), metricsRoutes(c.metrics), licenseRoutes(c.enrollment.license), ldapRoutes(c.ldap instanceof LdapSync ? c.ldap : undefined), reportsRoutes(reports), pagesRoutes(['admin', 'reports'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics, tls: c.tls, ...(config.plainHttp === true ? { plainHttp: true } : {}) })
     })
   }
 }

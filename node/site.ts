@@ -33,6 +33,8 @@ import { DirectoryAdmin } from './directory-admin.ts'
 import { meshRoutes } from '../ui/routes/mesh.ts'
 import { metricsRoutes } from '../ui/routes/metrics.ts'
 import { pagesRoutes } from '../ui/routes/pages.ts'
+import { reportsRoutes } from '../ui/routes/reports.ts'
+import { createReports } from './reports.ts'
 import { createSiteApi } from './site-api.ts'
 import { preparePeer, peerConfig, peerOf, CORE_SERVICES, PEER_VIEW, type Peer, type PeerComponents } from './peer.ts'
 import { createMeshApi } from './mesh.ts'
@@ -181,11 +183,13 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
       const mesh = createMeshApi(peerOf(c), c.logger)
       // a standalone site is its own directory authority; once it joins, central manages its users
       const directory = new DirectoryAdmin({ store: c.store, cardKey: c.cardKey, authority: () => c.membership.authority === c.self.id, homeSite: info.site })
+      // reports over the accounting this site holds; a standalone site writes its own mesh price list
+      const reports = createReports({ store: c.store, self: { peer: c.self.id, role: 'site', site: info.site }, peers: () => mesh.status().peers, authority: () => c.membership.authority === c.self.id, now: Date.now })
       return createHttpServer({
         api,
         mesh,
         // the route families of the site's services: jobs, roaming, accounting, users, mesh
-        plugins: [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), directoryRoutes(directory), meshRoutes(mesh), metricsRoutes(c.metrics), pagesRoutes(['release', 'admin'])],
+        plugins: [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), directoryRoutes(directory), meshRoutes(mesh), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['release', 'admin', 'reports'])],
         logger: c.logger,
         host: config.host,
         port: config.httpPort,

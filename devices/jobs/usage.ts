@@ -13,6 +13,7 @@ import type * as Y from 'yjs'
 import type { DocStore } from '../../crdt/store.ts'
 import { acctDoc, periodOf, type PeerId, type SiteId } from '../../crdt/names.ts'
 import { recordUsage, hasUsage, sheetsFor } from '../../crdt/accounting.ts'
+import { pricesAt, withCost } from '../../crdt/prices.ts'
 import type { JobRecord } from '../../crdt/jobs.ts'
 import { InvalidPrinterJobIdError, UNKNOWN_REASONS, type OutputDevice, type PrinterJobOutcome, type PrintRequest } from '../output/types.ts'
 
@@ -83,12 +84,15 @@ export async function chargePrint (
   store: DocStore, at: { peer: PeerId, site: SiteId, printer: string }, job: JobRecord, now: number, impressions?: number
 ): Promise<PrintCharge> {
   const charge = printCharge(job, impressions)
-  await store.transact(acctDoc(at.peer, periodOf(now)), { kind: 'local', service: 'accounting' }, (d: Y.Doc) => recordUsage(d, {
+  // priced at the prices in force now: a later change of the price list prices new records only
+  const prices = await pricesAt(store, at.site)
+  await store.transact(acctDoc(at.peer, periodOf(now)), { kind: 'local', service: 'accounting' }, (d: Y.Doc) => recordUsage(d, withCost(prices, {
     id: usageId(job),
     kind: 'print',
     user: job.owner,
     jobId: job.id,
     jobName: job.name,
+    ...(job.media !== undefined ? { media: job.media } : {}),
     printer: at.printer,
     site: at.site,
     pages: charge.pages,
@@ -96,8 +100,8 @@ export async function chargePrint (
     sheets: charge.sheets,
     duplex: job.sides !== 'one-sided',
     copies: job.copies,
-    time: now
-  }))
+    time: now,
+  })))
   return charge
 }
 

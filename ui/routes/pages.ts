@@ -19,7 +19,8 @@ const CSS = 'text/css; charset=utf-8'
 const PAGES = {
   release: { path: '/', html: 'index.html', files: { 'common.js': JS, 'user.js': JS, 'style.css': CSS } },
   admin: { path: '/admin', html: 'admin.html', files: { 'common.js': JS, 'admin.js': JS, 'style.css': CSS } },
-  panel: { path: '/panel', html: 'panel.html', files: { 'common.js': JS, 'panel.js': JS, 'panel.css': CSS } }
+  panel: { path: '/panel', html: 'panel.html', files: { 'common.js': JS, 'panel.js': JS, 'panel.css': CSS } },
+  reports: { path: '/reports', html: 'reports.html', files: { 'common.js': JS, 'reports.js': JS, 'style.css': CSS, 'reports.css': CSS, 'uPlot.iife.min.js': JS, 'uPlot.min.css': CSS } }
 } as const
 export type PageName = keyof typeof PAGES
 
@@ -27,6 +28,11 @@ export type PageName = keyof typeof PAGES
 const CONTENT_SECURITY_POLICY = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
   "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 const webDir = new URL('../web/', import.meta.url)
+/** Files of kept libraries the pages load, served by the node itself from node_modules (no CDN): name under /web/ → file. */
+const VENDOR_FILES: Record<string, URL> = {
+  'uPlot.iife.min.js': new URL('../../node_modules/uplot/dist/uPlot.iife.min.js', import.meta.url),
+  'uPlot.min.css': new URL('../../node_modules/uplot/dist/uPlot.min.css', import.meta.url)
+}
 
 export function pagesRoutes (pages: readonly PageName[]): HttpPlugin {
   const files = new Map<string, string>()
@@ -37,7 +43,7 @@ export function pagesRoutes (pages: readonly PageName[]): HttpPlugin {
   async function send (reply: FastifyReply, name: string): Promise<FastifyReply> {
     const type = files.get(name)
     if (type === undefined) return await reply.code(404).send({ error: `no such file: ${name}` })
-    const body = await readFile(new URL(name, webDir))
+    const body = await readFile(VENDOR_FILES[name] ?? new URL(name, webDir))
     reply.type(type).header('cache-control', 'no-cache')
     if (type === HTML) reply.header('content-security-policy', CONTENT_SECURITY_POLICY)
     return await reply.send(body)
