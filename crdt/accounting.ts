@@ -29,6 +29,8 @@ export interface UsageRecord {
   media?: string
   /** What it cost at the price list in force when it was written (crdt/prices.ts); absent: unpriced. */
   cost?: UsageCost
+  /** Who released the job, when not the user charged (a delegate, an admin). */
+  releasedBy?: string
 }
 
 /** The price a record was charged at: money in integer minor units (cents), never floats. */

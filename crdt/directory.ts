@@ -147,3 +147,18 @@ export function removeUser (doc: Y.Doc, username: string): boolean {
   usersMap(doc).delete(username)
   return had
 }
+
+/** The delegates `owner` named (empty for an unknown or disabled owner: a disabled user's jobs are released by nobody but an admin). */
+export function delegatesOf (doc: Y.Doc, owner: string): readonly string[] {
+  const user = usersMap(doc).get(owner)
+  return user === undefined || user.disabled === true ? [] : user.delegates ?? []
+}
+
+/** The enabled users who named `delegate` among their delegates. */
+export function delegatorsOf (doc: Y.Doc, delegate: string): string[] {
+  const out: string[] = []
+  for (const user of usersMap(doc).values()) {
+    if (user.disabled !== true && user.delegates?.includes(delegate) === true) out.push(user.username)
+  }
+  return out.sort()
+}

@@ -92,6 +92,10 @@ export interface JobRecord {
   heldAt?: string
   /** The client address that sent it (IPP `job-originating-host-name`): the intake's per-address quotas count it, also after a restart. */
   originatingHost?: string
+  /** The owner's delegates (directory) may release it too: it came through a queue that allows it (a site's, a terminal's Delegated mode). */
+  delegable?: boolean
+  /** Who released it, when not its owner (a delegate, an admin); the charge stays the owner's. */
+  releasedBy?: string
   /** The peer that printed it, when not the holder itself (a roaming release). */
   printedBy?: { peer: PeerId, site: SiteId, printer: string }
   /** Further prints of this job found when peers reconnected (offline releases): reported, never charged twice. */

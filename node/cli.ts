@@ -359,7 +359,7 @@ withIntakeOptions(withNodeOptions(program.command('terminal'), { data: './data-t
   .option('--printer <uri>', 'the MFP\'s own IPP endpoint (ipp://, ipps://) or a file:// folder (default: <data>/virtual-printer)')
   .option('--idle-logout-seconds <s>', 'the panel logs its user out after this long without a touch (default 60)', seconds)
   .option('--ipp-port <n>', 'IPP port workstations print to directly (device spooling: /printers/direct, /printers/hold, /printers/pull)', port, DEFAULT_IPP_PORT)
-  .option('--modes <list>', 'release modes offered, comma-separated, the first also at /ipp/print: direct, hold, pull (default: hold,pull,direct)', releaseModes)
+  .option('--modes <list>', 'release modes offered, comma-separated, the first also at /ipp/print: direct, hold, pull, delegated (default: hold,pull,direct,delegated)', releaseModes)
   .option('--name <name>', 'the name other peers show beside jobs held at this terminal, and its queues\' DNS-SD name (default: the host name)')
   .option('--no-dnssd', 'do not advertise the queues by DNS-SD (_ipp._tcp through avahi)')
   .action(async (opts: NodeCliOptions & { printer?: string, idleLogoutSeconds?: number /* ms, from seconds() */, ippPort: number, modes?: ReleaseMode[], name?: string, dnssd: boolean }) => {

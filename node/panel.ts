@@ -10,7 +10,7 @@
  * (its own accounting document).
  */
 import type { Logger } from 'pino'
-import type { JobView, Actor } from '../devices/jobs/types.ts'
+import type { JobView, Actor, Delegation } from '../devices/jobs/types.ts'
 import { TERMINAL_STATES } from '../devices/jobs/types.ts'
 import type { RoamingService } from '../devices/jobs/roaming.ts'
 import type { JobService } from '../devices/jobs/service.ts'
@@ -41,6 +41,8 @@ export interface PanelComponents {
   membership: Membership
   logger: Logger
   now: () => number
+  /** Whose jobs a user may release as their delegate (the directory); without it, only their own. */
+  delegation?: Delegation
 }
 
 export function createPanelApi (init: PanelInit, c: PanelComponents): PanelApi & { refreshPrinter: () => Promise<void> } {
@@ -50,8 +52,9 @@ export function createPanelApi (init: PanelInit, c: PanelComponents): PanelApi &
   let printer: PrinterView = { name: init.printer, uri: device.uri, state: 'unknown', message: 'not asked yet' }
 
   const shown = (j: JobView): boolean => !TERMINAL_STATES.has(j.state) || c.now() - j.updatedAt < FINISHED_SHOWN_MS
-  const view = (j: JobView): PanelJob => ({
+  const view = (j: JobView, actor: Actor): PanelJob => ({
     id: j.id,
+    ...(j.owner !== actor.user ? { delegatedBy: j.owner } : {}),
     name: j.name,
     state: j.state,
     ...(j.pages !== undefined ? { pages: j.pages } : {}),
@@ -62,7 +65,14 @@ export function createPanelApi (init: PanelInit, c: PanelComponents): PanelApi &
     ...(j.source?.hostname !== undefined ? { source: j.source.hostname } : {}),
     ...(j.message !== undefined && j.state !== 'held' ? { message: j.message } : {})
   })
-  const mine = (actor: Actor): JobView[] => [...c.jobs.listJobs({ which: 'all', owner: actor.user }), ...c.roaming.listPartnerJobs(actor.user)]
+  /** The jobs of `owner` here and at partners; `delegated`: only those its delegates may release. */
+  const ownedBy = (owner: string, delegated: boolean): JobView[] => [...c.jobs.listJobs({ which: 'all', owner }), ...c.roaming.listPartnerJobs(owner)]
+    .filter((j) => !delegated || j.delegable === true)
+  /** The user's own jobs and those they may release as a delegate, newest first. */
+  const mine = (actor: Actor): JobView[] => [
+    ...ownedBy(actor.user, false),
+    ...(c.delegation?.delegatorsOf(actor.user) ?? []).flatMap((owner) => ownedBy(owner, true))
+  ]
     .filter((j) => j.state !== 'deleted' && j.state !== 'expired' && j.state !== 'received' && shown(j))
     .sort((a, b) => b.createdAt - a.createdAt)
   /** Whether this terminal holds the job itself (device spooling). */
@@ -82,17 +92,17 @@ export function createPanelApi (init: PanelInit, c: PanelComponents): PanelApi &
       }
     },
 
-    jobs: (actor) => mine(actor).map(view),
+    jobs: (actor) => mine(actor).map((j) => view(j, actor)),
 
     async release (actor, id) {
-      return view(await release(actor, id))
+      return view(await release(actor, id), actor)
     },
 
     async releaseAll (actor): Promise<ReleaseAllOutcome> {
       const out: ReleaseAllOutcome = { released: [], refused: [] }
       for (const job of mine(actor).filter((j) => j.state === 'held').reverse()) {
         try {
-          out.released.push(view(await release(actor, job.id)))
+          out.released.push(view(await release(actor, job.id), actor))
         } catch (err) {
           c.logger.info({ job: job.id, err: (err as Error).message }, 'release all: a job was refused')
           out.refused.push({ id: job.id, name: job.name, message: (err as Error).message })

@@ -39,6 +39,7 @@ import { serviceFactory, type ServiceFactory, type Startable } from './compose.t
 import { serveRoaming } from './roaming.ts'
 import type { Clock, PeerSelf } from './peer.ts'
 import type { ServiceRegistry } from './roles.ts'
+import { delegationService, type DelegationService } from './delegation.ts'
 
 /** Document analysis: a pool of worker threads on a real node (devices/documents/analyzer.ts). */
 export interface AnalyzerService extends Startable {
@@ -85,6 +86,7 @@ export interface ReleaseComponents {
   'print-engine': PrintEngine & Startable
   jobs: JobService
   roaming: RoamingService
+  delegation: DelegationService
 }
 type C = ReleaseComponents
 
@@ -113,9 +115,10 @@ export const analyzerService = (): ServiceFactory<AnalyzerService> => serviceFac
 export function releaseServices (init: ReleaseServicesInit): ServiceRegistry {
   return {
     analyzer: analyzerService,
+    delegation: delegationService,
     'print-engine': () => serviceFactory<C, PrintEngine & Startable>(['self', 'store', 'printers', 'clock', 'logger'], (c) =>
       Object.assign(new PrintEngine({ peer: c.self.id, site: init.site }, { store: c.store, printers: c.printers, logger: c.logger, now: c.clock.now }), { start: async () => {}, stop: async () => {} })),
-    jobs: () => serviceFactory<C, JobService>(['self', 'store', 'documents', 'spool', 'printers', 'analyzer', 'print-engine', 'metrics', 'clock', 'logger'], (c) => createJobService(
+    jobs: () => serviceFactory<C, JobService>(['self', 'store', 'documents', 'spool', 'printers', 'analyzer', 'print-engine', 'metrics', 'clock', 'logger', 'delegation'], (c) => createJobService(
       { peer: c.self.id, site: init.site, queues: init.queues, ...init.jobs },
       {
         store: c.store,
@@ -125,9 +128,10 @@ export function releaseServices (init: ReleaseServicesInit): ServiceRegistry {
         engine: c['print-engine'],
         analyze: async (path, format, signal) => await c.analyzer.parse(path, format, signal),
         onReleaseSettled: c.metrics.released,
+        delegation: c.delegation,
         now: c.clock.now
       })),
-    roaming: () => serviceFactory<C, RoamingService>(['self', 'signer', 'store', 'spool', 'copies', 'printers', 'jobs', 'print-engine', 'roamingLink', 'membership', 'clock', 'logger'], (c) => createRoamingService(
+    roaming: () => serviceFactory<C, RoamingService>(['self', 'signer', 'store', 'spool', 'copies', 'printers', 'jobs', 'print-engine', 'roamingLink', 'membership', 'clock', 'logger', 'delegation'], (c) => createRoamingService(
       { peer: c.self.id, site: init.site, ...(init.hostname !== undefined ? { hostname: init.hostname } : {}), ...init.roaming },
       {
         store: c.store,
@@ -140,6 +144,7 @@ export function releaseServices (init: ReleaseServicesInit): ServiceRegistry {
         capabilities: adminCapabilities(c.signer, (p) => c.membership.info(p)?.role, verifyPeerSignature, c.clock.now),
         engine: c['print-engine'],
         logger: c.logger,
+        delegation: c.delegation,
         now: c.clock.now,
         ...(c.clock.sleep !== undefined ? { sleep: c.clock.sleep } : {})
       })),

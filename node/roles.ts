@@ -17,9 +17,9 @@ export const ROLES = {
   /** License authority, directory (with its LDAP sync), enrollment and the mesh's admin pages; never a print server. */
   central: [...CORE, 'enrollment', 'ldap', 'tls', 'http'],
   /** A branch print server: intake, analysis, holding, release, roaming, accounting. */
-  site: [...CORE, 'analyzer', 'print-engine', 'jobs', 'roaming', 'release-server', 'usage-metrics', 'tls', 'ipp', 'http', 'dnssd'],
+  site: [...CORE, 'analyzer', 'print-engine', 'delegation', 'jobs', 'roaming', 'release-server', 'usage-metrics', 'tls', 'ipp', 'http', 'dnssd'],
   /** The embedded peer at one MFP: releases its site's (and partners') jobs to its one printer through the release engine; serves the panel. */
-  terminal: [...CORE, 'analyzer', 'print-engine', 'jobs', 'roaming', 'release-server', 'tls', 'ipp', 'http', 'dnssd'],
+  terminal: [...CORE, 'analyzer', 'print-engine', 'delegation', 'jobs', 'roaming', 'release-server', 'tls', 'ipp', 'http', 'dnssd'],
   /** A workstation's peer (client spooling and fallback printing build on it). */
   client: [...CORE, 'tls', 'http']
 } as const satisfies Record<Role, readonly string[]>

@@ -16,6 +16,7 @@ import type { OutputDevice } from '../devices/output/types.ts'
 import type { Actor, JobView } from '../devices/jobs/types.ts'
 import { type RoamingView, type SiteApi, type SiteInfo, type PrinterView, type UsageQuery, type UsageTotal, type UsageRecordView, type UserView } from '../ui/api.ts'
 import { importUsersCsv, checkPin } from './users.ts'
+import type { Delegation } from '../devices/jobs/types.ts'
 
 /** A printer that does not answer its probe within this is shown as unreachable. */
 const PROBE_TIMEOUT_MS = 2000
@@ -43,6 +44,8 @@ export interface SiteApiComponents {
   directoryAuthority: () => boolean
   /** Key of the directory's card index (cards in imported users). */
   cardKey: Uint8Array
+  /** Whose jobs a user may release as their delegate (the directory); without it, only their own. */
+  delegation?: Delegation
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
@@ -107,9 +110,12 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
 
     listJobs (actor: Actor, scope: 'mine' | 'all') {
       if (scope === 'all' && !actor.admin) throw new InvalidRequestError('only admins may list all jobs')
-      const local: JobView[] = c.jobs.listJobs({ which: 'all', ...(scope === 'mine' ? { owner: actor.user } : {}) })
-      if (scope === 'all') return { jobs: [...local, ...replicatedJobs()].sort(newestFirst), remote: [] }
-      const partners = c.roaming.listPartnerJobs(actor.user)
+      if (scope === 'all') return { jobs: [...c.jobs.listJobs({ which: 'all' }), ...replicatedJobs()].sort(newestFirst), remote: [] }
+      // the user's own jobs, and those of users who named them a delegate (jobs of queues that allow it)
+      const owners = [actor.user, ...(c.delegation?.delegatorsOf(actor.user) ?? [])]
+      const releasable = (j: JobView): boolean => j.owner === actor.user || j.delegable === true
+      const local: JobView[] = owners.flatMap((owner) => c.jobs.listJobs({ which: 'all', owner })).filter(releasable)
+      const partners = owners.flatMap((owner) => c.roaming.listPartnerJobs(owner)).filter(releasable)
       const shared = c.roaming.settings().roaming.mode === 'shared'
       return {
         jobs: (shared ? [...local, ...partners] : local).sort(newestFirst),

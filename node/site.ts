@@ -45,6 +45,7 @@ import type { SyncEngine } from '../crdt/sync.ts'
 import type { Libp2pTransport } from '../transports/libp2p.ts'
 import { resolveAdminToken } from './admin-token.ts'
 import { tlsService, type TlsMode, type TlsProvider } from './tls.ts'
+import type { Delegation } from '../devices/jobs/types.ts'
 
 export interface PrinterConfig { name: string, uri: string }
 
@@ -142,7 +143,7 @@ interface SiteComponents extends PeerComponents {
 /** The site's services by name, for node/roles.ts; `info` is filled in once the IPP port is known. */
 function siteServices (config: SiteConfig, info: { site: SiteId, hostname: string, ippUri: string, version: string }, printerConfigs: PrinterConfig[]): ServiceRegistry {
   const displayHost = config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host
-  type C = SiteComponents & { documents: Startable, jobs: JobService, roaming: RoamingService, ipp: IppServer, http: HttpServer, tls: TlsProvider }
+  type C = SiteComponents & { documents: Startable, jobs: JobService, roaming: RoamingService, ipp: IppServer, http: HttpServer, tls: TlsProvider, delegation: Delegation }
   return {
     ...CORE_SERVICES,
     ...releaseServices({
@@ -154,6 +155,7 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
         defaultPrinter: printerConfigs[0].name,
         info: `printmesh ${info.site}`,
         location: info.site,
+        delegable: true, // the owner's delegates release at the site too (issue 15)
         ...(config.ippAuth === 'intake' ? { authenticatedIntake: true } : {})
       }],
       jobs: {
@@ -178,8 +180,8 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
       ...(config.ippJobList !== undefined ? { anonymousJobs: config.ippJobList } : {}),
       ...(config.intakeLimits !== undefined ? { limits: config.intakeLimits } : {})
     }),
-    http: () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine }, HttpServer>([...PEER_VIEW, 'jobs', 'roaming', 'printers', 'adminToken', 'logins', 'logger', 'cardKey', 'tls'], (c) => {
-      const api = createSiteApi({ info, peer: c.self.id, adminToken: c.adminToken, store: c.store, jobs: c.jobs, roaming: c.roaming, printers: c.printers, directoryAuthority: () => c.membership.authority === c.self.id, cardKey: c.cardKey })
+    http: () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine }, HttpServer>([...PEER_VIEW, 'jobs', 'roaming', 'printers', 'adminToken', 'logins', 'logger', 'cardKey', 'tls', 'delegation'], (c) => {
+      const api = createSiteApi({ info, peer: c.self.id, adminToken: c.adminToken, store: c.store, jobs: c.jobs, roaming: c.roaming, printers: c.printers, directoryAuthority: () => c.membership.authority === c.self.id, cardKey: c.cardKey, delegation: c.delegation })
       const mesh = createMeshApi(peerOf(c), c.logger)
       // a standalone site is its own directory authority; once it joins, central manages its users
       const directory = new DirectoryAdmin({ store: c.store, cardKey: c.cardKey, authority: () => c.membership.authority === c.self.id, homeSite: info.site })

@@ -15,9 +15,10 @@
  * this device only, Pull keeps it here but lists it at every peer of the site, which
  * releases it through this terminal's grant, as any holder's.
  *
- * Not yet here (issue 12): card login, PIN-only login, offline credential cache encrypted
- * at rest, copy accounting through device counters; (issue 13) the Delegated mode, modes as
- * replicated site configuration.
+ * Delegated keeps it as Pull does, and the owner's delegates (directory) may release it too.
+ *
+ * Not yet here (issue 12): PIN-only login, offline credential cache encrypted at rest;
+ * (issue 13) modes as replicated site configuration.
  */
 import { join, resolve } from 'node:path'
 import { hostname as osHostname } from 'node:os'
@@ -50,6 +51,7 @@ import { siteId, type SiteId } from '../crdt/names.ts'
 import type { Libp2pTransport } from '../transports/libp2p.ts'
 import type { LightPeerConfig } from './light-peer.ts'
 import { tlsService, type TlsProvider } from './tls.ts'
+import type { Delegation } from '../devices/jobs/types.ts'
 
 /** The name of the terminal's one printer in its release engine and accounting. */
 export const TERMINAL_PRINTER = 'device'
@@ -63,14 +65,15 @@ const PRINTER_PROBE_MS = 10_000
  * - `pull`: held here, listed at every peer of the site (and roaming partners), released
  *   anywhere through this terminal's grant.
  */
-export const RELEASE_MODES = ['direct', 'hold', 'pull'] as const
+export const RELEASE_MODES = ['direct', 'hold', 'pull', 'delegated'] as const
 export type ReleaseMode = typeof RELEASE_MODES[number]
 
 /** The queue of each release mode (at `/printers/<mode>`; the default mode's also at `/ipp/print`). */
-const MODE_QUEUES: Record<ReleaseMode, { hold: boolean, pinned: boolean, info: string }> = {
-  direct: { hold: false, pinned: false, info: 'prints on arrival' },
-  hold: { hold: true, pinned: true, info: 'held for release at this device' },
-  pull: { hold: true, pinned: false, info: 'held for release at any printer of the site' }
+const MODE_QUEUES: Record<ReleaseMode, { hold: boolean, pinned: boolean, delegable: boolean, info: string }> = {
+  direct: { hold: false, pinned: false, delegable: false, info: 'prints on arrival' },
+  hold: { hold: true, pinned: true, delegable: false, info: 'held for release at this device' },
+  pull: { hold: true, pinned: false, delegable: false, info: 'held for release at any printer of the site' },
+  delegated: { hold: true, pinned: false, delegable: true, info: 'held for release at any printer of the site, by its owner or the owner\'s delegates' }
 }
 
 export interface TerminalConfig extends LightPeerConfig {
@@ -80,7 +83,7 @@ export interface TerminalConfig extends LightPeerConfig {
   idleLogoutMs?: number
   /** IPP port of device spooling (0 picks a free one). */
   ippPort: number
-  /** Release modes offered, the default first (its queue also answers `/ipp/print`); default all, `hold` first. */
+  /** Release modes offered, the default first (its queue also answers `/ipp/print`); default all, `hold` first (hold, pull, direct, delegated). */
   modes?: readonly ReleaseMode[]
   /** The name this terminal's jobs are listed under elsewhere, and its queues' DNS-SD name (default: the host name). */
   name?: string
@@ -101,8 +104,8 @@ export interface RunningTerminal {
 }
 
 function terminalServices (config: TerminalConfig, site: SiteId, name: string): ServiceRegistry {
-  const modes = config.modes ?? ['hold', 'pull', 'direct']
-  type C = PeerComponents & { transport: Libp2pTransport, sync: SyncEngine, adminToken: string, logins: LoginGuard, jobs: JobService, roaming: RoamingService, printers: ReturnType<typeof printersOf>, tls: TlsProvider }
+  const modes = config.modes ?? ['hold', 'pull', 'direct', 'delegated']
+  type C = PeerComponents & { transport: Libp2pTransport, sync: SyncEngine, adminToken: string, logins: LoginGuard, jobs: JobService, roaming: RoamingService, printers: ReturnType<typeof printersOf>, tls: TlsProvider, delegation: Delegation }
   return {
     ...CORE_SERVICES,
     ...releaseServices({
@@ -113,11 +116,11 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
     tls: tlsService(config.tls ?? { kind: 'off' }),
     ipp: ippService({ host: config.host, port: config.ippPort, realm: `printmesh ${name}`, ...(config.intakeLimits !== undefined ? { limits: config.intakeLimits } : {}) }),
     dnssd: dnssdService({ host: config.host, uriHost: config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host, name }),
-    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logins', 'jobs', 'roaming', 'printers', 'clock', 'logger', 'cardKey', 'tls'], (c) => {
+    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logins', 'jobs', 'roaming', 'printers', 'clock', 'logger', 'cardKey', 'tls', 'delegation'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger)
       const panel = createPanelApi(
         { site, printer: TERMINAL_PRINTER, ...(config.idleLogoutMs !== undefined ? { idleLogoutMs: config.idleLogoutMs } : {}) },
-        { jobs: c.jobs, roaming: c.roaming, printers: c.printers, transport: c.transport, membership: c.membership, logger: c.logger, now: c.clock.now })
+        { jobs: c.jobs, roaming: c.roaming, printers: c.printers, transport: c.transport, membership: c.membership, logger: c.logger, now: c.clock.now, delegation: c.delegation })
       const server = createHttpServer({
         mesh,
         users: {

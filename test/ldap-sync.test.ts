@@ -173,14 +173,26 @@ test('a refused bind records a failed sync and changes nothing', async () => {
 })
 
 test('a configuration with a bad field stops central at start with an error naming the field', async () => {
-  const bad = await writeConfig('bad.json', { pageSize: 0 })
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'node/cli.ts', 'central', '--data', join(work, 'never-started'), '--http-port', '0', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--ldap-config', bad], { encoding: 'utf8' })
+  const file = await writeConfig('bad.json', { pageSize: 0 })
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'node/cli.ts', 'central', '--data', join(work, 'never-started'), '--http-port', '0', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--ldap-config', file], { encoding: 'utf8' })
   assert.is(r.status, 1)
   assert.match(r.stderr, /LDAP config .*bad\.json: pageSize must be an integer from 1 to 10000/)
-  const unknown = await writeConfig('unknown.json', { attributes: { username: 'uid', fullname: 'cn' } })
-  const u = spawnSync(process.execPath, ['--import', 'tsx', 'node/cli.ts', 'central', '--data', join(work, 'never-started'), '--http-port', '0', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--ldap-config', unknown], { encoding: 'utf8' })
-  assert.is(u.status, 1)
-  assert.match(u.stderr, /attributes\.fullname is not a known field/)
+  // the other checks, without a process each
+  const bad = (config: Record<string, unknown>): string => {
+    try {
+      parseLdapConfig({ url: slapd.url, bindDN: 'cn=x', bindPasswordFile: passwordFile, baseDN: PEOPLE_DN, ...config })
+    } catch (err) {
+      assert.is((err as Error).name, 'LdapConfigError')
+      return (err as Error).message
+    }
+    return assert.unreachable('accepted') as never
+  }
+  assert.match(bad({ attributes: { username: 'uid', fullname: 'cn' } }), /attributes\.fullname is not a known field/)
+  assert.match(bad({ url: 'http://ldap.example.org' }), /url must be ldap:\/\/host\[:port\] or ldaps:\/\/host\[:port\]/)
+  assert.match(bad({ url: 'ldaps://x', startTls: true }), /startTls cannot be used with ldaps:\/\//)
+  assert.match(bad({ groups: { from: 'ad' } }), /groups\.from must be "none", "memberOf" or "entries"/)
+  assert.match(bad({ userFilter: 'uid=*' }), /userFilter must be an LDAP filter in parentheses/)
+  assert.match(bad({ bindDN: undefined }), /bindDN is required/)
 })
 
 test('after a restart the reports are still there, and scheduled syncs carry an LDAP change and a removal to a site: the removed user is disabled there', async () => {

@@ -171,6 +171,8 @@ export interface PanelJob {
   source?: string
   /** Why a release failed or is waiting (the printer's reason), when it did. */
   message?: string
+  /** The owner, when the logged-in user sees the job as their delegate. */
+  delegatedBy?: string
 }
 
 /** The outcome of "release all": which jobs went to the printer and which were refused, with why. */

@@ -42,8 +42,8 @@ import type { OutputDevice } from '../output/types.ts'
 import type { JobService } from './service.ts'
 import { PrintEngine, type PrintTarget } from './print-engine.ts'
 import {
-  type Actor, type JobRecord, type JobView, type GrantReply, type GrantRequest, type RoamingHolder, type RoamingLink, type RoamingRefusal,
-  JobNotFoundError, NotAuthorizedError, InvalidJobStateError, PrinterNotFoundError, NotPartnerError, HolderUnreachableError, JobError, TERMINAL_STATES
+  type Actor, type Delegation, type JobRecord, type JobView, type GrantReply, type GrantRequest, type RoamingHolder, type RoamingLink, type RoamingRefusal,
+  JobNotFoundError, NotAuthorizedError, InvalidJobStateError, PrinterNotFoundError, NotPartnerError, HolderUnreachableError, JobError, TERMINAL_STATES, releaseRefusal
 } from './types.ts'
 
 /** How long a grant lets the releasing site fetch the document before it must commit: generous for a 1 GB job over a slow branch link. */
@@ -97,6 +97,8 @@ export interface RoamingComponents {
   now?: () => number
   /** Waits before a retry (default: a timer; the simulator passes its virtual clock). */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>
+  /** Who may release whose jobs besides their owners (the directory's delegates); the holder decides again with its own copy. */
+  delegation?: Delegation
 }
 
 /** A partner's job as found in its replicated jobs document. */
@@ -258,7 +260,8 @@ export class RoamingService implements RoamingHolder {
     const found = this.findRemote(jobId)
     if (found === undefined) throw new JobNotFoundError(jobId)
     const { holder, job } = found
-    if (!actor.admin && actor.user !== job.owner) throw new NotAuthorizedError('this job belongs to another user')
+    const refusal = releaseRefusal(job, actor, this.c.delegation)
+    if (refusal !== undefined) throw new NotAuthorizedError(refusal)
     if (!this.releasesWith(job.site)) throw new NotPartnerError(`site ${this.init.site} does not roam with site ${job.site}`)
     const printerName = printer ?? [...this.c.printers.keys()][0]
     if (printerName === undefined || !this.c.printers.has(printerName)) throw new PrinterNotFoundError(printerName ?? '(none configured)')
@@ -361,7 +364,8 @@ export class RoamingService implements RoamingHolder {
   private target (rel: RemoteRelease): PrintTarget {
     return {
       tag: { job: rel.jobId, holderSite: rel.holderSite, offline: rel.offline },
-      job: rel.job,
+      // charged to the owner, recording who released it when that was someone else (a delegate, an admin)
+      job: rel.user !== rel.job.owner ? { ...rel.job, releasedBy: rel.user } : rel.job,
       printer: rel.printer,
       documentPath: this.c.copies.path(rel.job.sha256 ?? ''),
       current: () => {

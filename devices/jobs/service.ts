@@ -58,8 +58,8 @@ import { PrinterError, type OutputDevice } from '../output/types.ts'
 import type { PrinterLanes } from './printer-lanes.ts'
 import { Holdings, checkNewJob, checkBytes, checkImpressions, documentTooLarge, type JobIntake } from './intake-limits.ts'
 import {
-  type JobDomain, type JobRecord, type QueueInfo, type CreateJobRequest, type DocumentUpload, type JobFilter, type Actor,
-  JobNotFoundError, QueueNotFoundError, PrinterNotFoundError, NotAuthorizedError, InvalidJobStateError, TERMINAL_STATES, PAGES_UNKNOWN_REASON
+  type JobDomain, type JobRecord, type QueueInfo, type CreateJobRequest, type DocumentUpload, type JobFilter, type Actor, type Delegation,
+  JobNotFoundError, QueueNotFoundError, PrinterNotFoundError, NotAuthorizedError, InvalidJobStateError, TERMINAL_STATES, PAGES_UNKNOWN_REASON, releaseRefusal
 } from './types.ts'
 
 /** How often retention runs. */
@@ -106,6 +106,8 @@ export interface JobServiceComponents {
   now?: () => number
   /** Told how each release here ended (printed, failed, held again) and how long it took from the release (for metrics). */
   onReleaseSettled?: (outcome: 'printed' | 'failed' | 'held', seconds: number) => void
+  /** Who may release whose jobs besides their owners (the directory's delegates); without it only owners and admins. */
+  delegation?: Delegation
 }
 
 /** Where a job lives. */
@@ -328,6 +330,12 @@ export class JobService implements JobDomain {
     if (!by.admin && by.user !== job.owner) throw new NotAuthorizedError(`job ${job.ippId} belongs to another user`)
   }
 
+  /** Releasing is also for the owner's delegates, on jobs of queues that allow them. */
+  private authorizeRelease (job: JobRecord, by: Actor): void {
+    const refusal = releaseRefusal(job, by, this.c.delegation)
+    if (refusal !== undefined) throw new NotAuthorizedError(refusal)
+  }
+
   // ---- changing ----------------------------------------------------------------
 
   private async move (
@@ -363,6 +371,7 @@ export class JobService implements JobDomain {
       ...(queue.pinned === true ? { pinned: true } : {}),
       ...(this.init.deviceName !== undefined ? { heldAt: this.init.deviceName } : {}),
       ...(req.intake?.address !== undefined ? { originatingHost: req.intake.address } : {}),
+      ...(queue.delegable === true ? { delegable: true } : {}),
       createdAt: now,
       updatedAt: now
     }
@@ -489,7 +498,7 @@ export class JobService implements JobDomain {
   /** Releases a held job; resolves once it is `releasing` (printing continues in the background). */
   async release (ippId: number | string, by: Actor, printer?: string): Promise<JobRecord> {
     const { job } = this.locate(ippId)
-    this.authorize(job, by)
+    this.authorizeRelease(job, by)
     if (job.state === 'received') {
       this.releaseOnArrival.add(job.id)
       return job
@@ -503,7 +512,7 @@ export class JobService implements JobDomain {
     const doc = this.byId.get(job.id)
     if (doc === undefined) throw new JobNotFoundError(job.id)
     if (job.state !== 'held') throw new InvalidJobStateError(`job ${job.ippId} is ${job.state}, not held`)
-    const releasing = await this.move(doc, job.id, 'releasing', originOf(by), { printer: name, reason: 'job-printing', message: '' })
+    const releasing = await this.move(doc, job.id, 'releasing', originOf(by), { printer: name, reason: 'job-printing', message: '', ...(by !== SYSTEM && by.user !== job.owner ? { releasedBy: by.user } : {}) })
     this.log.info({ job: job.ippId, printer: name, by: by.user }, 'job released')
     const run = this.print(doc, releasing).finally(() => this.inFlight.delete(run))
     this.inFlight.add(run)
@@ -546,7 +555,7 @@ export class JobService implements JobDomain {
   async grantRelease (jobId: string, to: { peer: PeerId, site: SiteId, printer: string }, by: Actor, ttlMs: number): Promise<JobRecord> {
     const { doc, job } = this.locate(jobId)
     if (job.pinned === true) throw new NotAuthorizedError(`job ${job.ippId} is held for release at its own device only`)
-    this.authorize(job, by)
+    this.authorizeRelease(job, by)
     if (job.state !== 'held') throw new InvalidJobStateError(`job ${job.ippId} is ${job.state}, not held`)
     if (job.sha256 === undefined) throw new InvalidJobStateError(`job ${job.ippId} has no document`)
     const grant = { id: randomUUID(), peer: to.peer, site: to.site, printer: to.printer, user: by.user, expiresAt: this.now() + ttlMs }

@@ -46,6 +46,36 @@ export interface QueueInfo {
    * no other peer lists them, gets a grant for them or fetches their document.
    */
   pinned?: boolean
+  /** The owner's delegates (directory) may release this queue's jobs too (a site's queue, a terminal's Delegated mode). */
+  delegable?: boolean
+}
+
+/**
+ * Who may release whose jobs besides their owner: the directory's delegates (node/delegation.ts).
+ * Read at the holder of a job, so a release is allowed by the holder's copy of the directory.
+ */
+export interface Delegation {
+  /** The users `owner` named as delegates (empty for an unknown or disabled owner). */
+  delegatesOf (owner: string): readonly string[]
+  /** The owners who named `user` as a delegate. */
+  delegatorsOf (user: string): readonly string[]
+}
+
+/**
+ * Whether `actor` may release `job`: its owner, an admin, or a delegate of the owner when
+ * the job came through a queue that allows delegates.
+ */
+export function mayRelease (job: Pick<JobRecord, 'owner' | 'delegable'>, actor: Actor, delegation?: Delegation): boolean {
+  return releaseRefusal(job, actor, delegation) === undefined
+}
+
+/** Why `actor` may not release `job` ({@link mayRelease}), in words for the user; undefined when they may. */
+export function releaseRefusal (job: Pick<JobRecord, 'owner' | 'delegable'>, actor: Actor, delegation?: Delegation): string | undefined {
+  if (actor.admin || actor.user === job.owner) return undefined
+  const delegate = delegation?.delegatesOf(job.owner).includes(actor.user) === true
+  if (!delegate) return `this job belongs to another user, who has not named ${actor.user} a delegate`
+  if (job.delegable !== true) return `this job of ${job.owner} came to a queue where only its owner releases it, not a delegate`
+  return undefined
 }
 
 export interface CreateJobRequest {

@@ -101,6 +101,7 @@ export async function chargePrint (
     duplex: job.sides !== 'one-sided',
     copies: job.copies,
     time: now,
+    ...(job.releasedBy !== undefined ? { releasedBy: job.releasedBy } : {})
   })))
   return charge
 }

@@ -102,6 +102,7 @@ function facts (job) {
   if (job.copies > 1) parts.push(`${job.copies} copies`)
   parts.push(job.sides === 'one-sided' ? 'one-sided' : 'two-sided')
   if (job.source !== undefined) parts.push(`from ${job.source}`)
+  if (job.delegatedBy !== undefined) parts.push(`for ${job.delegatedBy} (delegate)`)
   parts.push(age(job.createdAt))
   return parts.join(' · ')
 }
