@@ -21,6 +21,7 @@ import {
   type PrintProgress,
   type PrintRequest
 } from '../devices/output/types.ts'
+import { createHash } from 'node:crypto'
 import type { VirtualClock } from './scheduler.ts'
 
 /** What a printer did with one job, keyed by the job's name (the simulator's unique job label). */
@@ -29,6 +30,10 @@ export interface LedgerEvent {
   printer: string
   kind: 'accepted' | 'completed' | 'failed-after-accept'
   at: number
+  /** What the printer was sent, as it reports it: the document's sha256 (read at acceptance), copies and sides. */
+  sha256?: string
+  copies?: number
+  sides?: string
 }
 
 /** Everything every simulated printer did, in order. */
@@ -76,6 +81,8 @@ export interface LedgerDeviceInit {
   printMs: [number, number]
   /** Injected bug for the checker's own tests: every accepted job is accepted twice. */
   doublePrint?: boolean
+  /** Reads the document the printer is sent (tracked I/O), so the ledger records its sha256. */
+  readDocument?: (path: string) => Promise<Uint8Array>
 }
 
 /** One job a {@link LedgerDevice} accepted, as the printer remembers it. */
@@ -106,8 +113,20 @@ export class LedgerDevice implements OutputDevice {
     const failAfter = random() < this.init.failAfterAcceptRate
     const [min, max] = this.init.printMs
     const delay = min + Math.floor(random() * (max - min + 1))
-    ledger.record({ job: req.jobName, printer: name, kind: 'accepted', at: clock.now() })
-    if (this.init.doublePrint === true) ledger.record({ job: req.jobName, printer: name, kind: 'accepted', at: clock.now() })
+    // what the paper shows: the bytes sent, the copies and the sides
+    let sha256 = 'unreadable'
+    if (this.init.readDocument !== undefined) {
+      try {
+        sha256 = createHash('sha256').update(await this.init.readDocument(req.documentPath)).digest('hex')
+      } catch (err) {
+        sha256 = `unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
+      }
+      signal.throwIfAborted()
+      if (!this.online) throw new PrinterError('the site process is gone', 'aborted-by-system', true)
+    }
+    const sent = { sha256, copies: req.copies, sides: req.sides }
+    ledger.record({ job: req.jobName, printer: name, kind: 'accepted', at: clock.now(), ...sent })
+    if (this.init.doublePrint === true) ledger.record({ job: req.jobName, printer: name, kind: 'accepted', at: clock.now(), ...sent })
     const printerJobId = this.nextPrinterJobId++
     const job: PrinterJob = { state: 'pending', waiters: new Set() }
     this.printerJobs.set(printerJobId, job)
@@ -117,7 +136,7 @@ export class LedgerDevice implements OutputDevice {
       signal.addEventListener('abort', onAbort, { once: true })
       clock.schedule(() => {
         // the paper comes out (or jams) whether or not the site still waits for it
-        ledger.record({ job: req.jobName, printer: name, kind: failAfter ? 'failed-after-accept' : 'completed', at: clock.now() })
+        ledger.record({ job: req.jobName, printer: name, kind: failAfter ? 'failed-after-accept' : 'completed', at: clock.now(), ...sent })
         job.state = failAfter ? 'failed' : 'completed'
         for (const wake of [...job.waiters]) wake()
         signal.removeEventListener('abort', onAbort)

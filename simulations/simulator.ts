@@ -19,17 +19,17 @@
  *   4. after the final heal every peer holds identical documents.
  */
 import { createHash } from 'node:crypto'
-import { mkdtemp, mkdir, rm, stat } from 'node:fs/promises'
+import { mkdtemp, mkdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pino, type Logger } from 'pino'
-import { PDFDocument, StandardFonts } from 'pdf-lib'
+import { PDFDocument, StandardFonts, rgb } from 'pdf-lib'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { recordCertificate, type Certificate, type Role } from '../crdt/license.ts'
 import { licenseDoc, jobsDoc, periodOf, parseDocName, siteId as toSiteId, type DocName, type PeerId, type SiteId } from '../crdt/names.ts'
 import { listJobs, purgeJob, TERMINAL_STATES, type JobRecord, type RemoteRelease } from '../crdt/jobs.ts'
-import { listUsage, type UsageRecord } from '../crdt/accounting.ts'
+import { listUsage, sheetsFor, totalUsageBy, type UsageRecord } from '../crdt/accounting.ts'
 import { MemoryNetwork, seededRandom, type LinkFaults } from '../transports/memory.ts'
 import { signerFor, verifyPeerSignature } from '../transports/identity.ts'
 import type { JobService } from '../devices/jobs/service.ts'
@@ -41,11 +41,12 @@ import { MemoryRoamingHub } from './roaming-link.ts'
 import { Spool } from '../devices/spool.ts'
 import { parseDocument, type DocumentInfo } from '../devices/documents/index.ts'
 import type { Signer, Verifier } from '../crdt/envelope.ts'
-import { startMeshPeer, issuePeerCertificate, snapshotStore, type MeshPeer } from './mesh.ts'
+import { startMeshPeer, issuePeerCertificate, type MeshPeer } from './mesh.ts'
 import { VirtualClock, AsyncTracker, settle, SimulationStalledError } from './scheduler.ts'
 import { CrashablePersistence, trackSigner, trackSpool, trackVerifier } from './instrument.ts'
 import { LedgerDevice, PrintLedger } from './device.ts'
 import { Checker, type Violation, type InvariantId, INVARIANTS } from './invariants.ts'
+import { storeDigest } from './digest.ts'
 
 // ---- tunables (each with why) ------------------------------------------------------
 
@@ -122,6 +123,12 @@ export interface SimOptions {
    */
   roaming?: boolean
   inject?: Injection
+  /**
+   * Hold and retention must last their length by the true clock even on a peer whose clock
+   * is skewed meanwhile (off: the spread of the holder's skew is tolerated, a known product
+   * bug of issue 18).
+   */
+  strictClock?: boolean
   /** Called with every simulated event as it happens (to compare two runs of one seed). */
   onEvent?: (e: SimEvent) => void
   /** Called with each progress line (the CLI prints them to stderr). */
@@ -186,6 +193,8 @@ interface SimPeer {
   roaming?: RoamingService
   persistence?: CrashablePersistence
   device?: LedgerDevice
+  /** Its job spool (for the document check: where a job's bytes live). */
+  spool?: Spool
   /** Step at which a down peer restarts. */
   restartAt?: number
   /** Crashed but not yet torn down (a mid-write crash strikes inside some operation). */
@@ -201,6 +210,22 @@ interface SimJob {
   holder: string
   owner: string
   acked: boolean
+  /** Its own document: sha256 of the bytes sent, and what one copy prints (pages, colour pages). */
+  sha256: string
+  pages: number
+  colorPages: number
+  copies: number
+  sides: string
+  /** True (virtual, unskewed) time it was created, and its addDocument resolved. */
+  createdAt: number
+  ackAt?: number
+  /** Last true time the simulator saw it on its holder in a state that is not final: it ended after that. */
+  liveAt?: number
+  /** Lowest and highest clock skew its holder had while it lived (the holder's clock is all it knows). */
+  skewMin: number
+  skewMax: number
+  /** Its disappearance was reported already. */
+  vanished?: boolean
   /** The last state the simulator saw on the holder. */
   last?: JobRecord
 }
@@ -229,18 +254,39 @@ export async function simulate (opts: SimOptions): Promise<SimSummary> {
   }
 }
 
-let pdfBytes: Promise<Uint8Array> | undefined
-/** A tiny valid one-page PDF, made once per process and reused for every job. */
-async function samplePdf (): Promise<Uint8Array> {
-  pdfBytes ??= (async () => {
-    const doc = await PDFDocument.create()
-    doc.setCreationDate(new Date(START_TIME))
-    doc.setModificationDate(new Date(START_TIME))
-    const font = await doc.embedFont(StandardFonts.Helvetica)
-    doc.addPage([595.28, 841.89]).drawText('printmesh simulation', { x: 72, y: 720, size: 24, font })
-    return await doc.save({ useObjectStreams: false })
-  })()
-  return await pdfBytes
+/** Documents users print: pages of one copy, and how many of them are in colour. */
+const DOCUMENT_VARIANTS: ReadonlyArray<{ pages: number, colorPages: number }> = [
+  { pages: 1, colorPages: 0 }, { pages: 1, colorPages: 1 }, { pages: 2, colorPages: 0 },
+  { pages: 2, colorPages: 1 }, { pages: 3, colorPages: 0 }, { pages: 3, colorPages: 2 }
+]
+/** Sides a job asks for (one-sided and duplex, so sheets differ from pages). */
+const SIDES = ['one-sided', 'two-sided-long-edge'] as const
+
+const variantBytes = new Map<number, Promise<Uint8Array>>()
+/** A small valid PDF of a variant (made once per process): black pages, then red ones. */
+async function variantPdf (variant: number): Promise<Uint8Array> {
+  let bytes = variantBytes.get(variant)
+  if (bytes === undefined) {
+    const { pages, colorPages } = DOCUMENT_VARIANTS[variant]
+    bytes = (async () => {
+      const doc = await PDFDocument.create()
+      doc.setCreationDate(new Date(START_TIME))
+      doc.setModificationDate(new Date(START_TIME))
+      const font = await doc.embedFont(StandardFonts.Helvetica)
+      for (let i = 0; i < pages; i++) {
+        const color = i >= pages - colorPages ? rgb(0.9, 0.1, 0.1) : rgb(0, 0, 0)
+        doc.addPage([595.28, 841.89]).drawText(`printmesh simulation, page ${i + 1}`, { x: 72, y: 720, size: 24, font, color })
+      }
+      return await doc.save({ useObjectStreams: false })
+    })()
+    variantBytes.set(variant, bytes)
+  }
+  return await bytes
+}
+
+/** A job's own document: its variant with the job's label appended as a comment after %%EOF, so every job's bytes (and sha256) differ. */
+async function jobDocument (variant: number, label: string): Promise<Uint8Array> {
+  return Buffer.concat([await variantPdf(variant), Buffer.from(`\n% printmesh simulation job ${label}\n`)])
 }
 
 class Simulation {
@@ -258,12 +304,16 @@ class Simulation {
   private readonly checker: Checker
   private readonly logger: Logger
   private readonly analyzed = new Map<string, DocumentInfo>()
+  /** Documents, workload and sides: their own generator, so the main sequence of choices is unchanged. */
+  private readonly docRng: () => number
+  /** sha256 of every job document sent → its job label and variant. */
+  private readonly documents = new Map<string, { label: string, variant: number }>()
   private readonly faultCounts = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>
   /** Job id → label, to write events without random ids. */
   private readonly labels = new Map<string, string>()
   private readonly releases = { attempted: 0, granted: 0, refused: 0, roaming: 0, atTerminals: 0, offline: 0 }
-  /** Per job label, every print that came out of a printer: the site, and whether it was an offline release. */
-  private readonly prints = new Map<string, Array<{ site: string, offline: boolean }>>()
+  /** Per job label, every print that came out of a printer: the site (its peer's name), whether it was an offline release, and what the printer reports it was sent. */
+  private readonly prints = new Map<string, Array<{ site: string, offline: boolean, sha256?: string, copies?: number, sides?: string }>>()
   /** Per job label and printer, whether the printer's last acceptance of it was an offline release. */
   private readonly offlineAccept = new Map<string, boolean>()
   /** Jobs some printer accepted as an offline release. */
@@ -296,6 +346,7 @@ class Simulation {
     if (!Number.isInteger(opts.peers) || opts.peers < 3) throw new RangeError('a simulation needs at least 3 peers (central and two sites)')
     if (opts.terminals < 0 || opts.peers - 1 - opts.terminals < 2) throw new RangeError('terminals must leave at least two sites')
     this.rng = seededRandom(opts.seed)
+    this.docRng = seededRandom(opts.seed ^ 0xd0c5)
     this.network = new MemoryNetwork({ random: seededRandom(opts.seed ^ 0x5eed), schedule: this.clock.schedule, faults: { latencyMs: BASE_LATENCY } })
     this.logger = opts.logger ?? pino({ level: process.env.PRINTMESH_SIM_LOG ?? 'silent' })
     this.checker = new Checker(opts.seed, (job, peer) => this.trace(job, peer))
@@ -391,7 +442,7 @@ class Simulation {
       this.event(this.siteOfPrinter(e.printer), `printer-${e.kind}`, e.job)
       if (e.kind === 'completed') {
         const site = this.siteOfPrinter(e.printer)
-        this.prints.set(e.job, [...(this.prints.get(e.job) ?? []), { site, offline: this.offlineAccept.get(`${e.job}@${e.printer}`) === true }])
+        this.prints.set(e.job, [...(this.prints.get(e.job) ?? []), { site, offline: this.offlineAccept.get(`${e.job}@${e.printer}`) === true, sha256: e.sha256, copies: e.copies, sides: e.sides }])
       }
     }
     this.ledger.onAccept = (e, count) => {
@@ -403,6 +454,13 @@ class Simulation {
       if (offline) this.offlineJobs.add(e.job)
       // a second print is allowed only with an offline release among them (then its holder must detect it: finalChecks)
       if (count > 1 && !this.offlineJobs.has(e.job)) this.checker.violation(2, this.step, `job ${e.job} was accepted by a printer ${count} times (last by ${e.printer})`, e.job, job?.holder)
+      // the printer must get the job's own bytes as acknowledged, with its copies and sides
+      if (job !== undefined && e.sha256 !== job.sha256) {
+        const other = e.sha256 === undefined ? undefined : this.documents.get(e.sha256)?.label
+        this.checker.violation(1, this.step, `${e.printer} was sent other bytes than job ${e.job} acknowledged (${other !== undefined ? `job ${other}'s document` : e.sha256 ?? 'nothing'})`, e.job, job.holder)
+      } else if (job !== undefined && (e.copies !== job.copies || e.sides !== job.sides)) {
+        this.checker.violation(3, this.step, `${e.printer} was sent job ${e.job} with ${e.copies ?? '?'} copies ${e.sides ?? '?'}, the job asked ${job.copies} ${job.sides}`, e.job, job.holder)
+      }
     }
     await this.redial()
     await this.runUntil(this.clock.now() + ANTI_ENTROPY_MS)
@@ -458,11 +516,13 @@ class Simulation {
       failBeforeAcceptRate: FAIL_BEFORE_ACCEPT_RATE,
       failAfterAcceptRate: FAIL_AFTER_ACCEPT_RATE,
       printMs: PRINT_MS,
-      doublePrint: this.opts.inject === 'double-print'
+      doublePrint: this.opts.inject === 'double-print',
+      readDocument: async (path) => await this.tracker.track(async () => await readFile(path))
     })
     p.device.online = true
+    p.spool = await this.tracker.track(async () => await Spool.open(join(p.dir, 'spool')))
     return {
-      spool: trackSpool(await this.tracker.track(async () => await Spool.open(join(p.dir, 'spool'))), this.tracker),
+      spool: trackSpool(p.spool, this.tracker),
       copies: trackSpool(await this.tracker.track(async () => await Spool.open(join(p.dir, 'roaming'))), this.tracker),
       printers: new Map([['mfp', p.device]]),
       roamingLink: this.hub.linkFor(p.signer.id)
@@ -499,9 +559,14 @@ class Simulation {
     return up(from) && up(to) && !this.network.partitioned(from, to)
   }
 
-  /** The real parser, once per distinct document (every job prints the same bytes). */
+  /**
+   * The real parser, once per document variant: a job's document is its variant's bytes
+   * and a comment naming the job, which the parser skips; the spool names a file by its
+   * sha256, so an unknown one (not a job's document as sent) is parsed for real.
+   */
   private async analyze (path: string, format: string, signal?: AbortSignal): Promise<DocumentInfo> {
-    const key = `${format}:${path.slice(-64)}`
+    const sent = this.documents.get(path.slice(-64))
+    const key = sent !== undefined ? `${format}:variant-${sent.variant}` : `${format}:${path.slice(-64)}`
     const known = this.analyzed.get(key)
     if (known !== undefined) return known
     const info = await parseDocument(path, format, signal)
@@ -537,6 +602,7 @@ class Simulation {
     await settle(this.tracker, `restart of ${p.name}`)
     if (this.opts.inject === 'drop-acked-job' && p.jobs !== undefined) await this.injectDrop(p)
     this.checkHolder(p, 'after restart')
+    await this.checkSpool(p, 'after restart')
   }
 
   // ---- the run ------------------------------------------------------------------------
@@ -558,6 +624,7 @@ class Simulation {
       }
       await settle(this.tracker, `step ${this.step}`)
       await this.teardownAnyCrashed()
+      this.observe()
       await this.runUntil(this.clock.now() + this.int(0, STEP_MAX_MS))
       await this.teardownAnyCrashed()
       this.observe()
@@ -565,7 +632,7 @@ class Simulation {
     }
     this.step = this.opts.steps + 1
     const convergence = await this.finalHeal()
-    this.finalChecks(convergence.converged)
+    await this.finalChecks(convergence.converged)
     return this.summary(convergence, Date.now() - started)
   }
 
@@ -657,22 +724,29 @@ class Simulation {
     const copies = this.int(1, 2)
     if (site?.jobs === undefined) return
     const label = `j${this.jobs.length + 1}`
+    const variant = Math.floor(this.docRng() * DOCUMENT_VARIANTS.length)
+    const sides = SIDES[Math.floor(this.docRng() * SIDES.length)]
+    const bytes = await jobDocument(variant, label)
+    const sha256 = createHash('sha256').update(bytes).digest('hex')
+    this.documents.set(sha256, { label, variant })
     const service = site.jobs
     let created: JobRecord
     try {
-      created = await service.createJob({ queue: 'secure', owner, name: label, copies, sides: 'one-sided' })
+      created = await service.createJob({ queue: 'secure', owner, name: label, copies, sides })
     } catch (err) {
       this.event(site.name, 'create-failed', label, (err as Error).message)
       return
     }
-    const job: SimJob = { label, index: this.jobs.length, id: created.id, ippId: created.ippId, holder: site.name, owner, acked: false }
+    const job: SimJob = { label, index: this.jobs.length, id: created.id, ippId: created.ippId, holder: site.name, owner, acked: false, createdAt: this.clock.now(), skewMin: site.skewMs, skewMax: site.skewMs, sha256, ...DOCUMENT_VARIANTS[variant], copies, sides }
     this.jobs.push(job)
     this.labels.set(job.id, job.label)
     this.byLabel.set(label, job)
     this.event(site.name, 'created', label, owner)
     try {
-      await service.addDocument(created.ippId, { format: 'application/pdf', data: Readable.from([await samplePdf()]) })
+      await service.addDocument(created.ippId, { format: 'application/pdf', data: Readable.from([bytes]) })
       job.acked = true
+      job.ackAt = this.clock.now()
+      job.liveAt = this.clock.now()
       this.event(site.name, 'acknowledged', label)
     } catch (err) {
       this.event(site.name, 'add-document-failed', label, (err as Error).message)
@@ -750,6 +824,7 @@ class Simulation {
       await site.jobs.sweep()
       await site.roaming?.tick()
       this.event(site.name, 'sweep')
+      await this.checkSpool(site, 'after a sweep')
     } catch (err) {
       this.event(site.name, 'sweep-failed', undefined, (err as Error).message)
     }
@@ -824,21 +899,83 @@ class Simulation {
     return p
   }
 
-  /** Remembers the state of every job on its (live) holder. */
+  /**
+   * Remembers the state of every job on its (live) holder, with the last true time it was
+   * not final; checks (invariant 1, by the true clock) that no held job expired before its
+   * hold and no acknowledged job vanished before its retention.
+   */
   private observe (): void {
+    const now = this.clock.now()
     for (const job of this.jobs) {
       const holder = this.peer(job.holder)
       if (holder.jobs === undefined || holder.crashed) continue
       const rec = holder.jobs.getById(job.id)
-      if (rec !== undefined) job.last = rec
+      if (rec === undefined) {
+        this.vanished(job, holder, 'on its holder')
+        continue
+      }
+      if (rec.state !== 'expired' || job.last?.state !== 'expired') {
+        job.skewMin = Math.min(job.skewMin, holder.skewMs)
+        job.skewMax = Math.max(job.skewMax, holder.skewMs)
+      }
+      if (rec.state === 'expired' && rec.reason === 'job-expired' && job.last?.state !== 'expired' && now + this.tolerance(job) < job.createdAt + HOLD_MS) {
+        this.checker.violation(1, this.step, `held job ${job.label} expired on ${holder.name} ${Math.round((now - job.createdAt) / 60_000)} min after it was created (hold ${HOLD_MS / 60_000} min by the true clock${this.skewNote(job)})`, job.label, holder.name)
+      }
+      if (!TERMINAL_STATES.has(rec.state)) job.liveAt = now
+      job.last = rec
     }
   }
 
-  /** A job may be gone only once retention may have purged it. */
-  private mayBePurged (job: SimJob, holder: SimPeer): boolean {
+  /**
+   * How far the holder's clock could have moved a job's hold or retention: the spread of the
+   * skews it had while the job lived (a clock wrong while the process runs is a product bug,
+   * issue 18: reported with `strictClock`, else tolerated by exactly that spread).
+   */
+  private tolerance (job: SimJob): number {
+    return this.opts.strictClock === true ? 0 : job.skewMax - job.skewMin
+  }
+
+  private skewNote (job: SimJob): string {
+    return job.skewMax === job.skewMin ? '' : `; its holder's clock was off by ${Math.round(job.skewMin / 60_000)} to ${Math.round(job.skewMax / 60_000)} min meanwhile${this.tolerance(job) > 0 ? ', tolerated' : ''}`
+  }
+
+  /** A job may be gone only once it ended and its retention passed since, by the true clock. */
+  private mayBePurged (job: SimJob): boolean {
     const last = job.last
     if (last === undefined || !TERMINAL_STATES.has(last.state)) return false
-    return (last.completedAt ?? last.updatedAt) + RETENTION_MS <= this.now(holder) + MAX_SKEW_MS * 2
+    return (job.liveAt ?? job.createdAt) + RETENTION_MS <= this.clock.now() + this.tolerance(job)
+  }
+
+  /** Invariant 1: an acknowledged job missing from `holder` must have ended and passed its retention (reported once). */
+  private vanished (job: SimJob, holder: SimPeer, when: string): void {
+    if (!job.acked || job.vanished === true || this.mayBePurged(job)) return
+    job.vanished = true
+    const last = job.last
+    const ago = last === undefined ? 'never seen there' : `last seen ${last.state} ${Math.round((this.clock.now() - (job.liveAt ?? job.createdAt)) / 60_000)} min after it was last unfinished`
+    this.checker.violation(1, this.step, `acknowledged job ${job.label} is missing ${when} ${holder.name}, ${ago} (retention ${RETENTION_MS / 60_000} min by the true clock${this.skewNote(job)})`, job.label, holder.name)
+  }
+
+  /**
+   * Invariant 1, the bytes: every acknowledged job not yet ended still has its own document,
+   * byte for byte, in its holder's spool.
+   */
+  private async checkSpool (p: SimPeer, when: string): Promise<void> {
+    if (p.jobs === undefined || p.spool === undefined || p.crashed) return
+    for (const job of this.jobs) {
+      if (!job.acked || job.holder !== p.name) continue
+      const rec = p.jobs.getById(job.id)
+      if (rec === undefined || TERMINAL_STATES.has(rec.state) || rec.state === 'received') continue
+      const path = p.spool.path(job.sha256)
+      let problem: string | undefined
+      try {
+        const bytes = await this.tracker.track(async () => await readFile(path))
+        if (createHash('sha256').update(bytes).digest('hex') !== job.sha256) problem = 'was changed'
+      } catch (err) {
+        problem = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'is gone' : `cannot be read (${(err as Error).message})`
+      }
+      if (rec.sha256 !== job.sha256) problem = `is not the one its record names (${rec.sha256 ?? 'none'})`
+      if (problem !== undefined) this.checker.violation(1, this.step, `the document of ${rec.state} job ${job.label} ${problem} in ${p.name}'s spool ${when}`, job.label, p.name)
+    }
   }
 
   /** Invariant 1 on a holder: every acknowledged job is still there (and not failed as never received). */
@@ -848,7 +985,7 @@ class Simulation {
       if (!job.acked || job.holder !== p.name) continue
       const rec = p.jobs.getById(job.id)
       if (rec === undefined) {
-        if (!this.mayBePurged(job, p)) this.checker.violation(1, this.step, `acknowledged job ${job.label} is missing on its holder ${p.name} ${when} (last seen ${job.last?.state ?? 'never'})`, job.label, p.name)
+        this.vanished(job, p, `${when} on its holder`)
       } else if (rec.state === 'received' || (rec.state === 'failed' && rec.reason === 'job-incoming-interrupted')) {
         this.checker.violation(1, this.step, `acknowledged job ${job.label} is ${rec.state} on ${p.name} ${when}`, job.label, p.name)
       }
@@ -922,16 +1059,19 @@ class Simulation {
   }
 
   /** The first peer whose documents differ from central's (restricted to what it may read). */
-  private mismatch (): { peer: SimPeer, doc: string } | undefined {
+  private mismatch (): { peer: SimPeer, doc: string, what: string } | undefined {
     const central = this.central.mesh
-    if (central === undefined) return { peer: this.central, doc: '(central down)' }
-    const reference = snapshotStore(central.store)
+    if (central === undefined) return { peer: this.central, doc: '(central down)', what: '' }
+    const reference = storeDigest(central.store)
     for (const p of this.peers) {
       if (p === this.central || p.mesh === undefined) continue
-      const mine = snapshotStore(p.mesh.store)
+      const mine = storeDigest(p.mesh.store)
       const names = new Set([...Object.keys(mine), ...Object.keys(reference).filter((n) => central.membership.canRead(p.signer.id, n))])
       for (const n of [...names].sort()) {
-        if (JSON.stringify(mine[n]) !== JSON.stringify(reference[n])) return { peer: p, doc: n }
+        if (JSON.stringify(mine[n]) === JSON.stringify(reference[n])) continue
+        const roots = [...new Set([...Object.keys(mine[n]?.roots ?? {}), ...Object.keys(reference[n]?.roots ?? {})])]
+          .filter((r) => JSON.stringify(mine[n]?.roots[r]) !== JSON.stringify(reference[n]?.roots[r]))
+        return { peer: p, doc: n, what: roots.length > 0 ? `root${roots.length > 1 ? 's' : ''} ${roots.join(', ')} differ` : 'same content, other signed log' }
       }
     }
     return undefined
@@ -943,15 +1083,17 @@ class Simulation {
     return `{${[...vector].map(([writer, seq]) => `${this.peers.find((q) => q.signer.id === writer)?.name ?? writer}: ${seq}`).join(', ')}}`
   }
 
-  private finalChecks (converged: boolean): void {
+  private async finalChecks (converged: boolean): Promise<void> {
     // 4: identical documents
     if (!converged) {
       const m = this.mismatch()
-      const logs = m === undefined ? '' : `; signed logs (writer: last sequence number) ${m.peer.name} ${this.logOf(m.peer, m.doc)}, central ${this.logOf(this.central, m.doc)}`
-      this.checker.violation(4, this.step, `no convergence after ${MAX_FINAL_ROUNDS} anti-entropy rounds: ${m?.peer.name ?? '?'} differs from central on ${this.pretty(m?.doc ?? '?')}${logs}`, undefined, m?.peer.name)
+      const logs = m === undefined ? '' : `; signed logs (writer: last sequence number) ${this.peers.filter((q) => q.mesh?.store.get(m.doc as DocName) !== undefined).map((q) => `${q.name} ${this.logOf(q, m.doc)}`).join(', ')}`
+      this.checker.violation(4, this.step, `no convergence after ${MAX_FINAL_ROUNDS} anti-entropy rounds: ${m?.peer.name ?? '?'} differs from central on ${this.pretty(m?.doc ?? '?')} (${m?.what ?? '?'})${logs}`, undefined, m?.peer.name)
     }
     // 1: every acknowledged job on its holder and in every replica
+    this.observe()
     for (const p of this.peers) if (p.role === 'site') this.checkHolder(p, 'at the end')
+    for (const p of this.peers) if (p.role === 'site') await this.checkSpool(p, 'at the end')
     const central = this.central.mesh
     if (central === undefined) return
     for (const job of this.jobs) {
@@ -966,29 +1108,86 @@ class Simulation {
         if (!found) this.checker.violation(1, this.step, `acknowledged job ${job.label} is missing from ${p.name}'s replica after convergence`, job.label, p.name)
       }
     }
-    // 3: charged exactly once per completed print, and nothing else charged
+    // 3: charged exactly once per completed print, exactly what the printer printed, at every peer
     if (this.opts.inject === 'drop-usage') this.injectDropUsage()
-    const usage = new Map<string, UsageRecord[]>()
-    for (const n of central.store.openNames()) {
-      if (parseDocName(n)?.family !== 'acct') continue
-      for (const r of listUsage(central.store.get(n) ?? fail())) usage.set(r.id, [...(usage.get(r.id) ?? []), r])
-    }
-    const labelOf = new Map(this.jobs.map((j) => [j.id, j.label]))
     this.observe()
     for (const [label, times] of this.ledger.completed()) {
       const job = this.byLabel.get(label)
-      if (job === undefined) continue
-      if (times > 1) this.checkDuplicate(job, times)
-      // one record, or for a job printed offline at several sites one per site under the same id (reports count it once)
-      const charged = usage.get(`${job.id}/print`)?.length ?? 0
-      const sites = new Set((this.prints.get(label) ?? []).map((p) => p.site)).size
-      const allowed = this.offlineJobs.has(label) ? sites : 1
-      if (charged < 1 || charged > allowed) this.checker.violation(3, this.step, `job ${label} was printed but charged ${charged} times`, label, job.holder)
+      if (job !== undefined && times > 1) this.checkDuplicate(job, times)
     }
-    for (const [id] of usage) {
-      const jobId = id.replace(/\/print$/, '')
-      const label = labelOf.get(jobId)
-      if (label === undefined || !this.ledger.completed().has(label)) this.checker.violation(3, this.step, `usage ${label ?? id} was charged but no printer completed it`, label)
+    for (const p of this.peers) this.checkCharges(p)
+  }
+
+  /** What a print of `job` costs as its printer reports it: the job's pages and colour pages × the copies sent, sheets for the sides sent. */
+  private truth (job: SimJob, print: { copies?: number, sides?: string }): Pick<UsageRecord, 'kind' | 'user' | 'pages' | 'colorPages' | 'sheets' | 'copies'> {
+    const copies = print.copies ?? job.copies
+    return { kind: 'print', user: job.owner, pages: job.pages * copies, colorPages: job.colorPages * copies, sheets: sheetsFor(job.pages, copies, (print.sides ?? job.sides) !== 'one-sided'), copies }
+  }
+
+  /**
+   * Invariant 3 at one peer, over every usage record in every accounting document it holds
+   * (not de-duplicated): each record is a print some printer of its writer completed, with
+   * that print's pages, colour pages, sheets, copies, kind and user; a writer charges a job
+   * at most once (across its periods); where the peer may read every writer's documents,
+   * every completed print is charged by the peer whose printer printed it; and the totals
+   * per user (the product's report, `totalUsageBy`) equal the printers' totals per user,
+   * each job once.
+   */
+  private checkCharges (p: SimPeer): void {
+    const store = p.mesh?.store
+    const central = this.central.mesh
+    if (store === undefined || central === undefined) return
+    const byId = new Map(this.jobs.map((j) => [j.id, j]))
+    const peerOf = new Map(this.peers.map((q) => [q.signer.id, q]))
+    const all: UsageRecord[] = []
+    const byJobWriter = new Map<string, string[]>()
+    for (const n of store.openNames()) {
+      const parsed = parseDocName(n)
+      if (parsed?.family !== 'acct' || parsed.peer === undefined) continue
+      const writer = peerOf.get(parsed.peer)?.name ?? parsed.peer
+      for (const r of listUsage(store.get(n) ?? fail())) {
+        all.push(r)
+        const job = byId.get(r.jobId)
+        const label = job?.label ?? r.id
+        const where = `${p.name}'s copy of ${this.pretty(n)}`
+        if (job === undefined || r.id !== `${job.id}/print`) {
+          this.checker.violation(3, this.step, `${where} charges ${r.id} (job ${label}), not a print of a job under its usage id`, job?.label, writer)
+          continue
+        }
+        const key = `${label}@${writer}`
+        byJobWriter.set(key, [...(byJobWriter.get(key) ?? []), this.pretty(n)])
+        const print = (this.prints.get(label) ?? []).find((x) => x.site === writer)
+        if (print === undefined) {
+          this.checker.violation(3, this.step, `${where} charges job ${label}, which ${writer}'s printer never completed (printers completed it: ${(this.prints.get(label) ?? []).map((x) => x.site).join(', ') || 'nowhere'})`, label, writer)
+          continue
+        }
+        const want = this.truth(job, print)
+        const got = { kind: r.kind, user: r.user, pages: r.pages, colorPages: r.colorPages, sheets: r.sheets, copies: r.copies }
+        if (JSON.stringify(got) !== JSON.stringify(want)) this.checker.violation(3, this.step, `${where} charges job ${label} ${JSON.stringify(got)}, the printer printed ${JSON.stringify(want)}`, label, writer)
+      }
+    }
+    for (const [key, docs] of byJobWriter) {
+      if (docs.length > 1) this.checker.violation(3, this.step, `${p.name} holds ${docs.length} usage records of job ${key.split('@')[0]} written by ${key.split('@')[1]} (${docs.join(', ')})`, key.split('@')[0], key.split('@')[1])
+    }
+    // completeness and reports: only where the peer may read every writer's accounting
+    const readsAll = this.peers.every((q) => q.role === 'central' || p === this.central || central.membership.canRead(p.signer.id, `v1/acct/${q.signer.id}/2026-11`))
+    if (!readsAll) return
+    const want = new Map<string, { jobs: number, pages: number, colorPages: number, sheets: number }>()
+    for (const [label, prints] of this.prints) {
+      const job = this.byLabel.get(label)
+      if (job === undefined || prints.length === 0) continue
+      for (const print of prints) {
+        if (!byJobWriter.has(`${label}@${print.site}`)) this.checker.violation(3, this.step, `job ${label} came out of ${print.site}'s printer but ${p.name} holds no charge of it by ${print.site}`, label, print.site)
+      }
+      const t = this.truth(job, prints[0])
+      const u = want.get(job.owner) ?? { jobs: 0, pages: 0, colorPages: 0, sheets: 0 }
+      want.set(job.owner, { jobs: u.jobs + 1, pages: u.pages + t.pages, colorPages: u.colorPages + t.colorPages, sheets: u.sheets + t.sheets })
+    }
+    const report = new Map(totalUsageBy(all, 'user').map((t) => [t.key, { jobs: t.jobs, pages: t.pages, colorPages: t.colorPages, sheets: t.sheets }]))
+    for (const user of new Set([...want.keys(), ...report.keys()])) {
+      const w = JSON.stringify(want.get(user) ?? { jobs: 0, pages: 0, colorPages: 0, sheets: 0 })
+      const r = JSON.stringify(report.get(user) ?? { jobs: 0, pages: 0, colorPages: 0, sheets: 0 })
+      if (w !== r) this.checker.violation(3, this.step, `${p.name}'s usage report for ${user} says ${r}, the printers printed ${w}`, undefined, p.name)
     }
   }
 
