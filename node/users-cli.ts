@@ -8,12 +8,6 @@
 import { Command, InvalidArgumentError } from 'commander'
 import { mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { isMeshMember, NETWORK_KEY_FILE } from './peer.ts'
-import { signerFor } from '../transports/identity.ts'
-import { loadOrCreatePeerKey, loadOrCreateNetworkKey, PEER_KEY_FILE } from '../transports/host.ts'
-import { DocStore } from '../crdt/store.ts'
-import { LevelPersistence } from '../crdt/persistence.ts'
-import { importUsersCsv, cardKeyOf } from './users.ts'
 import type { DirectoryUserView, ImportReport, UserPage } from '../ui/users-api.ts'
 
 /** What node/cli.ts lends these commands: its admin-token options and where the token comes from. */
@@ -243,6 +237,10 @@ export function usersCommands (users: Command, ctx: UsersCliContext): void {
         print(importSummary(await call<ImportReport>({ ...opts, url: opts.url }, 'POST', `/api/users/import${dryRun ? '?dryRun=1' : ''}`, { csv })))
         return
       }
+      // the offline import opens the node's store: loaded only here, the API commands need none of it
+      const [{ isMeshMember, NETWORK_KEY_FILE }, { signerFor }, { loadOrCreatePeerKey, loadOrCreateNetworkKey, PEER_KEY_FILE }, { DocStore }, { LevelPersistence }, { importUsersCsv, cardKeyOf }] = await Promise.all([
+        import('./peer.ts'), import('../transports/identity.ts'), import('../transports/host.ts'), import('../crdt/store.ts'), import('../crdt/persistence.ts'), import('./users.ts')
+      ])
       const data = resolve(opts.data)
       await mkdir(data, { recursive: true })
       const signer = signerFor(await loadOrCreatePeerKey(join(data, PEER_KEY_FILE)))

@@ -1,7 +1,8 @@
 // `printmesh users …` against a running central process: PINs and card numbers piped on
-// standard input (never on the command line), every subcommand's effect seen through the
-// API, errors as the node words them with exit 1, CSV import with --dry-run; and the
-// offline import into a stopped node's data folder.
+// standard input (never on the command line), each subcommand's effect seen through the
+// API, refusals as the node words them with exit 1, CSV import with --dry-run; and the
+// offline import's preview on a stopped node's data folder. Each call starts a CLI process
+// (seconds of CPU), so checks the API tests make already are not repeated here.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { spawn } from 'node:child_process'
@@ -72,7 +73,7 @@ test.after(async () => {
   ])
 })
 
-test('users add takes the PIN on standard input; list, show, edit, disable, enable and delete act on the running central', async () => {
+test('users add takes the PIN on standard input; list, edit, disable and enable act on the running central', async () => {
   const added = await ok(['add', 'alice', '--full-name', 'Alice Liddell', '--email', 'alice@example.org', '--groups', 'finance;board', '--home-site', 'site-a'], '2468\n')
   assert.match(added, /added alice/)
   assert.not.match(added, /2468/)
@@ -84,10 +85,13 @@ test('users add takes the PIN on standard input; list, show, edit, disable, enab
   const list = await ok(['list'])
   assert.match(list, /alice\s+Alice Liddell\s+alice@example.org\s+finance;board\s+site-a\s+active\s+0/)
   assert.match(list, /users 1-2 of 2/)
-  const page = JSON.parse(await ok(['list', '--search', 'FINANCE', '--json'])) as UserPage
+  // the token from a file instead of the environment
+  const tokenFile = join(dir, 'token')
+  await writeFile(tokenFile, central.adminToken + '\n', { mode: 0o600 })
+  const search = await users(['list', '--search', 'FINANCE', '--json', ...at(), '--admin-token-file', tokenFile], '', {})
+  assert.is(search.code, 0, search.err)
+  const page = JSON.parse(search.out) as UserPage
   assert.equal([page.users.map((u) => u.username), page.total], [['alice'], 1])
-  assert.match(await ok(['list', '--offset', '1', '--limit', '1']), /bob[\s\S]*users 2-2 of 2/)
-  assert.is((JSON.parse(await ok(['show', 'alice'])) as DirectoryUserView).fullName, 'Alice Liddell')
 
   await ok(['edit', 'alice', '--full-name', 'Alice L.', '--no-email', '--groups', 'ops'])
   const alice = await user('alice')
@@ -96,42 +100,27 @@ test('users add takes the PIN on standard input; list, show, edit, disable, enab
   assert.is((await user('alice')).disabled, true)
   assert.match(await ok(['enable', 'alice']), /enabled alice/)
   assert.is((await user('alice')).disabled, false)
-  assert.match(await ok(['delete', 'bob']), /deleted bob/)
-  assert.is((await admin<UserPage>(central, '/api/users')).total, 1)
 })
 
-test('set-pin, add-card and remove-card read the secret from standard input; bad input fails with the node\'s message and exit 1', async () => {
+test('set-pin, add-card and remove-card read the secret from standard input; refusals fail with the node\'s message and exit 1', async () => {
   assert.match(await ok(['set-pin', 'alice'], '8080\n'), /PIN set for alice/)
   assert.ok(await pinIs('alice', 'Alice L.', '8080'))
   assert.not.ok(await pinIs('alice', 'Alice L.', '2468'), 'the old PIN is gone')
   assert.match(await ok(['add-card', 'alice'], '0004417223\n'), /alice has 1 card/)
-  await ok(['add', 'carol', '--full-name', 'Carol'], '9999\n')
-  await fails(['add-card', 'carol'], '0004417223\n', /the card of carol already belongs to alice \(HTTP 409\)/)
-  await fails(['add', 'carol', '--full-name', 'Carol again'], '9999\n', /user carol already exists \(HTTP 409\)/)
-  await fails(['set-pin', 'alice'], '12\n', /a PIN must be 4 to 12 digits \(HTTP 400\)/)
-  await fails(['set-pin', 'nobody'], '1234\n', /no user nobody \(HTTP 404\)/)
+  await fails(['add-card', 'bob'], '0004417223\n', /the card of bob already belongs to alice \(HTTP 409\)/)
   await fails(['set-pin', 'alice'], '', /no new PIN for alice on standard input/)
-  await fails(['edit', 'alice'], '', /nothing to change/)
-  assert.ok(await pinIs('alice', 'Alice L.', '8080'), 'refused PINs changed nothing')
-
+  assert.ok(await pinIs('alice', 'Alice L.', '8080'), 'refusals changed nothing')
   assert.match(await ok(['remove-card', 'alice'], '0004417223\n'), /alice has 0 cards/)
-  await ok(['add-card', 'carol'], 'a1b2c3d4\n')
-  const [card] = (await user('carol')).cards
-  assert.match(await ok(['remove-card', 'carol', '--id', card.id]), /carol has 0 cards/)
+  assert.match(await ok(['delete', 'bob']), /deleted bob/)
+  assert.is((await admin<UserPage>(central, '/api/users')).total, 1)
 
   const tokenless = await users(['list', ...at()], '', {})
   assert.equal([tokenless.code, /an admin token is needed: --admin-token-file FILE or PRINTMESH_ADMIN_TOKEN/.test(tokenless.err)], [1, true])
-  const onArgv = await users(['list', ...at(), '--admin-token', central.adminToken], '', {})
-  assert.equal([onArgv.code, /not taken on the command line/.test(onArgv.err)], [1, true])
-  const tokenFile = join(dir, 'token')
-  await writeFile(tokenFile, central.adminToken + '\n', { mode: 0o600 })
-  const fromFile = await users(['list', ...at(), '--admin-token-file', tokenFile], '', {})
-  assert.is(fromFile.code, 0, fromFile.err)
   const wrong = await users(['list', ...at()], '', { PRINTMESH_ADMIN_TOKEN: 'not-the-token' })
   assert.equal([wrong.code, /HTTP 401/.test(wrong.err)], [1, true])
 })
 
-test('users import --dry-run shows what would change and writes nothing; the import then applies it; --data imports into a stopped node', async () => {
+test('users import --dry-run shows what would change and writes nothing; the import then applies it; --data works on a stopped node', async () => {
   const csv = join(dir, 'users.csv')
   await writeFile(csv, 'username,full name,PIN,email,groups\nalice,Alice L.,8080,alice@example.org,ops\ndave,Dave,4444,,night;ops\nerin,Erin,1\n')
   const preview = await ok(['import', csv, '--dry-run'])
@@ -146,12 +135,9 @@ test('users import --dry-run shows what would change and writes nothing; the imp
   assert.equal((await user('dave')).groups, ['night', 'ops'])
   assert.is((await user('alice')).email, 'alice@example.org')
 
-  const data = join(dir, 'stopped-site')
-  const offline = await users(['import', csv, '--data', data, '--dry-run'], '', {})
+  const offline = await users(['import', csv, '--data', join(dir, 'stopped-site'), '--dry-run'], '', {})
   assert.is(offline.code, 0, offline.err)
   assert.match(offline.out, /Would add 2/)
-  const applied = await users(['import', csv, '--data', data], '', {})
-  assert.match(applied.out, /imported 2 users/)
 })
 
 test.run()
