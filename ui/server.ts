@@ -140,7 +140,7 @@ export interface NodeInfo extends Partial<SiteInfo> {
   /** This node's peer id, when it has a mesh. */
   peer?: string
   /** Which route families answer here. */
-  services: { print: boolean, mesh: boolean, users?: true }
+  services: { print: boolean, mesh: boolean, users?: true, reports?: true }
 }
 
 /**
@@ -399,7 +399,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
   app.get('/api/info', async (): Promise<NodeInfo> => {
     const self = mesh?.status().self
     // users: the directory's admin routes (ui/routes/directory.ts), on central and sites
-    const services = { print: api !== undefined, mesh: mesh !== undefined, ...(plugins.some((p) => p.service === 'users') ? { users: true as const } : {}) }
+    const services = { print: api !== undefined, mesh: mesh !== undefined, ...(plugins.some((p) => p.service === 'users') ? { users: true as const } : {}), ...(plugins.some((p) => p.service === 'reports') ? { reports: true as const } : {}) }
     return {
       ...(self?.site !== undefined ? { site: self.site } : {}),
       ...api?.info(),

@@ -17,10 +17,10 @@ const CSS = 'text/css; charset=utf-8'
 
 /** The pages, each with its path and the files it loads (by name in ui/web/, with their types). */
 const PAGES = {
-  release: { path: '/', html: 'index.html', files: { 'common.js': JS, 'user.js': JS, 'style.css': CSS } },
+  release: { path: '/', html: 'index.html', files: { 'common.js': JS, 'user.js': JS, 'style.css': CSS, 'my-usage.js': JS, 'money.js': JS } },
   admin: { path: '/admin', html: 'admin.html', files: { 'common.js': JS, 'admin.js': JS, 'style.css': CSS } },
   panel: { path: '/panel', html: 'panel.html', files: { 'common.js': JS, 'panel.js': JS, 'panel.css': CSS } },
-  reports: { path: '/reports', html: 'reports.html', files: { 'common.js': JS, 'reports.js': JS, 'style.css': CSS, 'reports.css': CSS, 'uPlot.iife.min.js': JS, 'uPlot.min.css': CSS } }
+  reports: { path: '/reports', html: 'reports.html', files: { 'common.js': JS, 'reports.js': JS, 'money.js': JS, 'style.css': CSS, 'reports.css': CSS, 'uPlot.iife.min.js': JS, 'uPlot.min.css': CSS } }
 } as const
 export type PageName = keyof typeof PAGES
 

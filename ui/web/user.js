@@ -4,6 +4,7 @@ import {
   api, ApiError, formatCount, formatTime, jobLabel, jobName, jobNameCell, JobTable, poll,
   renderPrinterOptions, setCsrfToken, showMessage, showSiteInfo, stateBadge
 } from './common.js'
+import { refreshMyUsage, clearMyUsage } from './my-usage.js'
 
 /** Printers change state rarely; refresh them less often than jobs. */
 const PRINTER_REFRESH_MS = 10_000
@@ -113,6 +114,7 @@ function loggedIn (session) {
   stopPolling = poll(async () => {
     if (Date.now() - printersLoadedAt >= PRINTER_REFRESH_MS) await refreshPrinters()
     await refreshJobs()
+    await refreshMyUsage()
   }, (err) => handleError(err, 'Could not refresh the job list'))
 }
 
@@ -122,6 +124,7 @@ function loggedOut (message = '') {
   setCsrfToken(undefined)
   printersLoadedAt = 0
   renderJobs([], [])
+  clearMyUsage()
   $('whoami').hidden = true
   showMessage(loginError, message, 'error')
   show('login')
