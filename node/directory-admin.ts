@@ -31,7 +31,7 @@ export interface DirectoryAdminInit {
   cardKey: Uint8Array
   /** Whether this node writes the directory now (central; a site while standalone). */
   authority: () => boolean
-  /** Home site of new users imported without one (a site's own id; none on central). */
+  /** Home site of new users added or imported without one (a site's own id; none on central). */
   homeSite?: string
   /** Where users are managed instead, for the refusal's message, when known. */
   managedAt?: () => string | undefined
@@ -70,7 +70,7 @@ export class DirectoryAdmin implements DirectoryApi {
       const user: DirectoryUser = {
         username: input.username,
         fullName: checkFullName(input.fullName),
-        ...this.optional(doc, input.username, input),
+        ...this.optional(doc, input.username, { ...input, ...(input.homeSite === undefined && this.init.homeSite !== undefined ? { homeSite: this.init.homeSite } : {}) }),
         pinHash: await hashPin(input.pin),
         ...(cards.length > 0 ? { cards: await Promise.all(cards.map(async (c) => await cardCredential(c, this.init.cardKey))) } : {}),
         source: 'admin',

@@ -154,7 +154,7 @@ test('a site that joined a mesh refuses user changes with 409, pointing to centr
 
 test('a standalone site manages its own users with the same routes, and its users log in there', async () => {
   assert.is((await call(standalone, 'POST', '/api/users', { username: 'ivan', fullName: 'Ivan', pin: '5555' })).status, 201)
-  assert.is((await userAt(standalone, 'ivan'))?.homeSite, undefined)
+  assert.is((await userAt(standalone, 'ivan'))?.homeSite, 'branch-z', 'a site\'s new users are at home there')
   assert.is(await login(standalone, 'ivan', '5555'), 200)
   assert.is((await call(standalone, 'PATCH', '/api/users/ivan', { disabled: true })).status, 200)
   assert.is(await login(standalone, 'ivan', '5555'), 401)
