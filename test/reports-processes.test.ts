@@ -76,15 +76,25 @@ test.after(async () => {
   ])
 })
 
-test('central reports every site\'s usage priced at the list in force; a price change prices new records only; a stopped site is pending since its last record; back, the totals are the sum of the sites\' records', async () => {
+test('central reports every site\'s usage priced at the list in force (and a site\'s own printer price); bad price lists are refused by name; a price change prices new records only; a stopped site is pending since its last record; back, the totals are the sum of the sites\' records', async () => {
   const c = central as SiteProcess
   await admin(c, '/api/users', { method: 'POST', body: { username: 'alice', fullName: 'Alice', pin: '2468', groups: ['staff'] } })
   await admin(c, '/api/prices', { method: 'PUT', body: PRICES })
   for (const s of SITES) await until(async () => (await admin<{ list?: { currency: string } }>(site(s), '/api/prices')).list?.currency === 'EUR', MESH_TIMEOUT_MS, `the price list at site-${s}`)
+  // site-b's admin prices its own printer's mono pages at 2; the mesh list is central's alone
+  await admin(site('b'), '/api/prices/site', { method: 'PUT', body: { printers: { virtual: [{ color: 'mono', perPage: 2 }] } } })
+  const refused = async (node: SiteProcess, path: string, body: unknown): Promise<[number, string]> => {
+    const res = await fetch(node.httpUrl + path, { method: 'PUT', headers: { authorization: `Bearer ${node.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    return [res.status, (await res.json() as { error: string }).error]
+  }
+  assert.equal(await refused(site('b'), '/api/prices', PRICES), [409, 'only the central node can do this'])
+  assert.equal(await refused(site('b'), '/api/prices/site', { currency: 'USD' }), [400, 'bad price list: unknown field "currency" (rules, printers; the currency is the mesh\'s)'])
+  assert.equal(await refused(c, '/api/prices', { currency: 'EUR', rules: [{ perPage: 1.5 }] }), [400, 'bad price list: rules[0]: perPage must be a whole number of minor units (cents) from 0 to 1000000, not 1.5'])
+  assert.equal(await refused(c, '/api/prices/site', { rules: [] }), [400, 'only a site has prices of its own: set per-site overrides in the mesh price list on central'])
 
   // a: 2 pages (1 colour) × 2 copies duplex = 4 pages, 2 colour, 2 sheets: 2 × 4 + 2 × 18 = 44
   await print(site('a'), 'alice', { pages: 2, colorPages: [1] }, { copies: 2, sides: 'two-sided-long-edge' })
-  // b: 3 mono pages = 15; c: 1 colour page = 20
+  // b: 3 mono pages at its printer's own 2 = 6; c: 1 colour page = 20
   await print(site('b'), 'bob', { pages: 3, colorPages: [] })
   await print(site('c'), 'alice', { pages: 1, colorPages: [0] })
   const [a1] = await charged(site('a'), 1)
@@ -94,8 +104,8 @@ test('central reports every site\'s usage priced at the list in force; a price c
 
   await until(async () => (await report(c)).totals.records === 3, MESH_TIMEOUT_MS, 'three records at central')
   const all = await report(c, '?groupBy=site')
-  assert.equal(all.totals, { records: 3, pages: 8, colorPages: 3, monoPages: 5, sheets: 6, copies: 4, duplexPages: 4, sheetsSaved: 2, cost: { EUR: 79 }, unpriced: 0 })
-  assert.equal(all.rows.map((r) => [r.keys[0], r.pages, r.cost.EUR]), [['site-a', 4, 44], ['site-b', 3, 15], ['site-c', 1, 20]])
+  assert.equal(all.totals, { records: 3, pages: 8, colorPages: 3, monoPages: 5, sheets: 6, copies: 4, duplexPages: 4, sheetsSaved: 2, cost: { EUR: 70 }, unpriced: 0 })
+  assert.equal(all.rows.map((r) => [r.keys[0], r.pages, r.cost.EUR]), [['site-a', 4, 44], ['site-b', 3, 6], ['site-c', 1, 20]])
   assert.equal(all.pending, [])
   assert.equal((await report(c, '?groupBy=group')).rows.map((r) => [r.keys[0], r.pages]), [['(none)', 3], ['staff', 5]])
 
@@ -119,7 +129,7 @@ test('central reports every site\'s usage priced at the list in force; a price c
   await charged(site('c'), 2)
   const own = await Promise.all(SITES.map(async (s) => (await report(site(s), `?peer=${site(s).peer}`)).totals))
   const expected = sum(own)
-  assert.equal(expected, { records: 5, pages: 15, colorPages: 3, sheets: 13, cost: { EUR: 79 + 7 + 42 } }) // carol's 6 mono pages at the new 7
+  assert.equal(expected, { records: 5, pages: 15, colorPages: 3, sheets: 13, cost: { EUR: 70 + 7 + 42 } }) // carol's 6 mono pages at the new 7
   await until(async () => (await report(c)).totals.records === 5 && (await report(c)).pending.length === 0, MESH_TIMEOUT_MS, 'site-c\'s records at central')
   const back = await report(c)
   assert.equal({ records: back.totals.records, pages: back.totals.pages, colorPages: back.totals.colorPages, sheets: back.totals.sheets, cost: back.totals.cost }, expected)
@@ -131,7 +141,7 @@ test('central reports every site\'s usage priced at the list in force; a price c
   const rows = parse(await res.text()) as string[][]
   assert.equal(rows.find((r) => r[0] === 'total')?.slice(0, 3), ['total', '5', '15'])
   assert.is(rows[0][9], 'cost (EUR)')
-  assert.is(rows.find((r) => r[0] === 'total')?.[9], '1.28')
+  assert.is(rows.find((r) => r[0] === 'total')?.[9], '1.19')
 
   // alice sees her own usage and cost at site-a (the directory reached it from central); a user may not see reports
   await until(async () => (await fetch(`${site('a').httpUrl}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', pin: '2468' }) })).status === 200, MESH_TIMEOUT_MS, 'alice logs in at site-a')
