@@ -46,6 +46,9 @@ import { KindedError } from '../crdt/errors.ts'
 import type { Startable } from './compose.ts'
 import { ldapConfigSummary, readBindPassword, readCa, type LdapConfig } from './ldap-config.ts'
 import type { LdapSyncMetrics } from '../ui/metrics.ts'
+import type { LdapStatus, LdapSyncApi, SyncChange, SyncEntryError, SyncPlan, SyncReport, SyncTrigger } from '../ui/ldap-api.ts'
+
+export type { LdapStatus, SyncChange, SyncEntryError, SyncPlan, SyncReport, SyncTrigger }
 
 /** The reports kept (newest first): a day of hourly syncs and then some. */
 export const KEPT_REPORTS = 30
@@ -69,38 +72,6 @@ export interface LdapUser {
   groups?: string[]
 }
 
-export interface SyncChange { username: string, fields: string[] }
-export interface SyncEntryError { entry: string, username?: string, message: string }
-
-/** What a sync did (or, on a dry run, would do). */
-export interface SyncPlan {
-  /** LDAP entries read. */
-  entries: number
-  added: string[]
-  changed: SyncChange[]
-  disabled: string[]
-  unchanged: number
-  errors: SyncEntryError[]
-}
-
-export type SyncTrigger = 'schedule' | 'manual'
-
-/** One sync as kept and shown: the plan's sections (lists capped at {@link LISTED_PER_SECTION}) with their whole counts. */
-export interface SyncReport extends SyncPlan {
-  trigger: SyncTrigger
-  dryRun: boolean
-  /** Who asked (an admin) or `ldap-sync` for the schedule. */
-  by: string
-  startedAt: number
-  finishedAt: number
-  result: 'ok' | 'failed'
-  /** Why the sync failed (nothing was written). */
-  error?: string
-  counts: { added: number, changed: number, disabled: number, unchanged: number, errors: number }
-  /** Whether a list was cut at {@link LISTED_PER_SECTION}. */
-  truncated: boolean
-}
-
 /** What the sync remembers between runs (beside its reports). */
 export interface LdapSyncState {
   /** The keyed index of the card LDAP gave each user, so a changed LDAP card replaces only that one. */
@@ -115,12 +86,6 @@ interface StateFile extends LdapSyncState { reports: SyncReport[] }
 export class LdapSyncError extends KindedError {
   readonly kind = 'unavailable'
   constructor (message: string) { super(message); this.name = 'LdapSyncError' }
-}
-
-/** The LDAP routes on a central started without --ldap-config. */
-export class LdapNotConfiguredError extends KindedError {
-  readonly kind = 'invalid-state'
-  constructor () { super('LDAP sync is not configured: start central with --ldap-config FILE'); this.name = 'LdapNotConfiguredError' }
 }
 
 // ---- reading LDAP ----
@@ -260,7 +225,8 @@ export function planSync (config: LdapConfig, directory: readonly DirectoryUser[
   const byName = new Map(directory.map((u) => [u.username, u]))
   const plan: SyncPlan = { entries: entries.length, added: [], changed: [], disabled: [], unchanged: 0, errors: [] }
   const writes: Write[] = []
-  const next: LdapSyncState = { cards: { ...state.cards }, disabledBySync: [...state.disabledBySync] }
+  const ldapCards: Record<string, string> = { ...state.cards }
+  const disabledBySync = new Set(state.disabledBySync)
   const seen = new Set<string>()
   const fail = (entry: LdapUser, message: string): void => { plan.errors.push({ entry: entry.dn, ...(entry.username !== undefined ? { username: entry.username } : {}), message }) }
 
@@ -339,8 +305,8 @@ export function planSync (config: LdapConfig, directory: readonly DirectoryUser[
       if (groupsMapped) user.groups = wanted.groups
       plan.added.push(username)
       writes.push({ user, ...(card !== undefined ? { newCard: card } : {}), ...(entry.pin !== undefined ? { seedPin: entry.pin } : {}) })
-      if (index !== undefined) next.cards[username] = index
-      else delete next.cards[username]
+      if (index !== undefined) ldapCards[username] = index
+      else delete ldapCards[username]
       continue
     }
     const fields: string[] = []
@@ -363,16 +329,16 @@ export function planSync (config: LdapConfig, directory: readonly DirectoryUser[
         if (kept.length > 0 || newCard !== undefined) user.cards = kept
         else delete user.cards
         fields.push('card')
-        if (index !== undefined) next.cards[username] = index
-        else delete next.cards[username]
+        if (index !== undefined) ldapCards[username] = index
+        else delete ldapCards[username]
       }
     }
     let seedPin: string | undefined
     if (entry.pin !== undefined && existing.pinHash === '') { seedPin = entry.pin; fields.push('pin') }
-    if (existing.disabled === true && next.disabledBySync.includes(username)) {
+    if (existing.disabled === true && disabledBySync.has(username)) {
       fields.push('enabled')
       delete user.disabled
-      next.disabledBySync = next.disabledBySync.filter((n) => n !== username)
+      disabledBySync.delete(username)
     }
     if (fields.length === 0) { plan.unchanged++; continue }
     user.updatedAt = now
@@ -385,9 +351,9 @@ export function planSync (config: LdapConfig, directory: readonly DirectoryUser[
     if (u.source !== 'ldap' || seen.has(u.username) || u.disabled === true) continue
     plan.disabled.push(u.username)
     writes.push({ user: { ...u, disabled: true, updatedAt: now } })
-    if (!next.disabledBySync.includes(u.username)) next.disabledBySync.push(u.username)
+    disabledBySync.add(u.username)
   }
-  return { plan, writes, state: next }
+  return { plan, writes, state: { cards: ldapCards, disabledBySync: [...disabledBySync] } }
 }
 
 // ---- the service ----
@@ -402,17 +368,6 @@ export interface LdapSyncInit {
   now?: () => number
 }
 
-/** What `GET /api/ldap/status` shows. */
-export interface LdapStatus {
-  configured: true
-  config: ReturnType<typeof ldapConfigSummary>
-  running: boolean
-  /** When the next scheduled sync starts (ms since the epoch), while the scheduler runs. */
-  nextRunAt?: number
-  /** Newest first. */
-  reports: SyncReport[]
-}
-
 const cap = <T>(list: readonly T[]): T[] => list.slice(0, LISTED_PER_SECTION)
 
 /**
@@ -420,7 +375,7 @@ const cap = <T>(list: readonly T[]): T[] => list.slice(0, LISTED_PER_SECTION)
  * and then runs its own), the first one right after start, then `intervalMinutes` after
  * each one ends.
  */
-export class LdapSync implements Startable {
+export class LdapSync implements Startable, LdapSyncApi {
   private readonly init: LdapSyncInit
   private readonly log: Logger
   private readonly now: () => number

@@ -8,12 +8,24 @@
  * A sync that failed (LDAP unreachable, bind refused) answers 503 with its reason and is
  * kept in the reports; nothing was changed. Without `--ldap-config` both answer 409 saying so.
  */
-import { InvalidRequestError } from '../../crdt/errors.ts'
-import { LdapNotConfiguredError, LdapSyncError, type LdapStatus, type LdapSync, type SyncReport } from '../../node/ldap-sync.ts'
+import { InvalidRequestError, KindedError } from '../../crdt/errors.ts'
+import type { LdapStatus, LdapSyncApi, SyncReport } from '../ldap-api.ts'
 import type { HttpPlugin } from './plugin.ts'
 
 /** This family's service and the paths it owns. */
 export const LDAP_ROUTES = { service: 'ldap', prefixes: ['/api/ldap'] } as const satisfies Pick<HttpPlugin, 'service' | 'prefixes'>
+
+/** The LDAP routes on a central started without --ldap-config (409). */
+export class LdapNotConfiguredError extends KindedError {
+  readonly kind = 'invalid-state'
+  constructor () { super('LDAP sync is not configured: start central with --ldap-config FILE'); this.name = 'LdapNotConfiguredError' }
+}
+
+/** A sync asked for failed (LDAP down, bind refused); nothing was changed (503). */
+export class LdapSyncFailedError extends KindedError {
+  readonly kind = 'unavailable'
+  constructor (reason: string) { super(`LDAP sync failed, nothing was changed: ${reason}`); this.name = 'LdapSyncFailedError' }
+}
 
 /** What a sync answers: its report. */
 export interface LdapSyncAnswer { report: SyncReport }
@@ -25,8 +37,8 @@ function dryRunParam (value: unknown): boolean {
 }
 
 /** `sync` is undefined on a central without LDAP configuration. */
-export function ldapRoutes (sync: LdapSync | undefined): HttpPlugin {
-  const configured = (): LdapSync => {
+export function ldapRoutes (sync: LdapSyncApi | undefined): HttpPlugin {
+  const configured = (): LdapSyncApi => {
     if (sync === undefined) throw new LdapNotConfiguredError()
     return sync
   }
@@ -43,7 +55,7 @@ export function ldapRoutes (sync: LdapSync | undefined): HttpPlugin {
         const dryRun = dryRunParam((request.query as Record<string, unknown>).dryRun)
         const report = await configured().sync({ dryRun, trigger: 'manual', by: caller.actor.user })
         request.log.info({ by: caller.actor.user, dryRun, result: report.result, ...report.counts }, dryRun ? 'LDAP dry run asked' : 'LDAP sync asked')
-        if (report.result === 'failed') throw new LdapSyncError(`LDAP sync failed, nothing was changed: ${report.error ?? 'unknown reason'}`)
+        if (report.result === 'failed') throw new LdapSyncFailedError(report.error ?? 'unknown reason')
         return { report }
       })
     }
