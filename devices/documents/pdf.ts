@@ -13,7 +13,7 @@
  * should run {@link parsePdf} off their event loop.
  */
 import { readFile } from 'node:fs/promises'
-import * as pdfjs from 'pdfjs-dist/legacy/build/pdf.mjs'
+import type * as PdfJs from 'pdfjs-dist/legacy/build/pdf.mjs'
 import type { PDFDocumentProxy, PDFPageProxy } from 'pdfjs-dist/types/src/display/api.js'
 import { CorruptDocumentError, corruptDocument } from './errors.ts'
 import { isNeutralRendered, parseHexColor } from './color.ts'
@@ -40,7 +40,23 @@ const OBJECT_WAIT_MS = 60_000
 /** Deepest nesting of tiling patterns inside tiling patterns that is followed. */
 const MAX_PATTERN_DEPTH = 8
 
-const OPS = pdfjs.OPS
+/**
+ * pdf.js, loaded with the first PDF: it adds ~50 MB to a process, and a site's main process
+ * never analyses one (its analysis workers do), so it does not pay for it.
+ */
+let pdfjs: typeof PdfJs | undefined
+/** pdf.js's operator codes, set with {@link pdfjs}: only read while a PDF is analysed. */
+let OPS: typeof PdfJs.OPS
+/** pdf.js's AnnotationMode.ENABLE_STORAGE, set with {@link pdfjs}. */
+let ANNOTATIONS_WITH_STORAGE: number
+async function loadPdfJs (): Promise<typeof PdfJs> {
+  if (pdfjs === undefined) {
+    pdfjs = await import('pdfjs-dist/legacy/build/pdf.mjs')
+    OPS = pdfjs.OPS
+    ANNOTATIONS_WITH_STORAGE = pdfjs.AnnotationMode.ENABLE_STORAGE
+  }
+  return pdfjs
+}
 /** pdf.js ImageKind values (src/shared/util.js). */
 const IMAGE_KIND = { GRAYSCALE_1BPP: 1, RGB_24BPP: 2, RGBA_32BPP: 3 } as const
 
@@ -220,7 +236,7 @@ async function opListIsColor (page: PDFPageProxy, list: OperatorList, depth: num
 }
 
 async function pageIsColor (page: PDFPageProxy, signal?: AbortSignal): Promise<boolean> {
-  const list = await page.getOperatorList({ intent: 'print', annotationMode: pdfjs.AnnotationMode.ENABLE_STORAGE })
+  const list = await page.getOperatorList({ intent: 'print', annotationMode: ANNOTATIONS_WITH_STORAGE })
   return await opListIsColor(page, list, 0, signal)
 }
 
@@ -265,6 +281,7 @@ export async function parsePdf (path: string, signal?: AbortSignal, onProgress?:
   if (file.length === 0) throw corrupt('empty document')
   if (!head.includes('%PDF-')) throw corrupt(`no %PDF- header in the first ${HEADER_SEARCH_BYTES} bytes`)
 
+  const pdfjs = await loadPdfJs()
   const task = pdfjs.getDocument({
     data: new Uint8Array(file.buffer, file.byteOffset, file.length),
     isEvalSupported: false,
