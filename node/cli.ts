@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs'
 import { startSite, type PrinterConfig, type MeshOptions } from './site.ts'
 import { startCentral } from './central.ts'
 import { startTerminal, RELEASE_MODES, type ReleaseMode } from './terminal.ts'
+import { openDeviceCounters } from './device-counters.ts'
 import { startClient } from './client.ts'
 import { createLogger } from './logger.ts'
 import { usersCommands } from './users-cli.ts'
@@ -362,15 +363,20 @@ withIntakeOptions(withNodeOptions(program.command('terminal'), { data: './data-t
   .option('--modes <list>', 'release modes offered, comma-separated, the first also at /ipp/print: direct, hold, pull, delegated (default: hold,pull,direct,delegated)', releaseModes)
   .option('--name <name>', 'the name other peers show beside jobs held at this terminal, and its queues\' DNS-SD name (default: the host name)')
   .option('--no-dnssd', 'do not advertise the queues by DNS-SD (_ipp._tcp through avahi)')
-  .action(async (opts: NodeCliOptions & { printer?: string, idleLogoutSeconds?: number /* ms, from seconds() */, ippPort: number, modes?: ReleaseMode[], name?: string, dnssd: boolean }) => {
+  .option('--counters <uri>', 'the MFP\'s page counters, for copy sessions on the panel: snmp://host[:port][?color=OID&mono=OID&sheets=OID] (total: Printer MIB prtMarkerLifeCount; color=none for a monochrome device); without it the panel offers no copying')
+  .option('--counters-community-file <file>', 'file holding the SNMP v2c community on its first line (default community: public)')
+  .action(async (opts: NodeCliOptions & { printer?: string, idleLogoutSeconds?: number /* ms, from seconds() */, ippPort: number, modes?: ReleaseMode[], name?: string, dnssd: boolean, counters?: string, countersCommunityFile?: string }) => {
     const logger = createLogger(opts.logLevel)
     const mesh = meshOptions(opts)
+    if (opts.countersCommunityFile !== undefined && opts.counters === undefined) throw new InvalidArgumentError('--counters-community-file needs --counters')
+    const counters = opts.counters !== undefined ? await openDeviceCounters(opts.counters, opts.countersCommunityFile) : undefined
     const terminal = await starting(startTerminal({
       data: opts.data, host: opts.host, httpPort: opts.httpPort, ippPort: opts.ippPort, dnssd: opts.dnssd, mesh,
       ...(opts.modes !== undefined ? { modes: opts.modes } : {}),
       ...(opts.printer !== undefined ? { printer: opts.printer } : {}),
       ...(opts.name !== undefined ? { name: opts.name } : {}),
       ...(opts.idleLogoutSeconds !== undefined ? { idleLogoutMs: opts.idleLogoutSeconds } : {}),
+      ...(counters !== undefined ? { counters } : {}),
       intakeLimits: intakeLimitOptions(opts),
       ...tlsOption(opts),
       ...await adminTokenOption(opts)

@@ -51,6 +51,8 @@ import { siteId, type SiteId } from '../crdt/names.ts'
 import type { Libp2pTransport } from '../transports/libp2p.ts'
 import type { LightPeerConfig } from './light-peer.ts'
 import { tlsService, type TlsProvider } from './tls.ts'
+import { CopySessions } from './copy-sessions.ts'
+import type { DeviceCounters } from '../devices/counters/types.ts'
 import type { Delegation } from '../devices/jobs/types.ts'
 
 /** The name of the terminal's one printer in its release engine and accounting. */
@@ -91,6 +93,8 @@ export interface TerminalConfig extends LightPeerConfig {
   dnssd?: boolean
   /** What device spooling's IPP intake takes, over the defaults (devices/jobs/intake-limits.ts). */
   intakeLimits?: Partial<IntakeLimits>
+  /** The device's page counters (`--counters`): copy sessions on the panel, charged by them (node/copy-sessions.ts); none, no copying. */
+  counters?: DeviceCounters
 }
 
 export interface RunningTerminal {
@@ -121,6 +125,10 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
       const panel = createPanelApi(
         { site, printer: TERMINAL_PRINTER, ...(config.idleLogoutMs !== undefined ? { idleLogoutMs: config.idleLogoutMs } : {}) },
         { jobs: c.jobs, roaming: c.roaming, printers: c.printers, transport: c.transport, membership: c.membership, logger: c.logger, now: c.clock.now, delegation: c.delegation })
+      const copies = config.counters === undefined
+        ? undefined
+        : new CopySessions({ peer: c.self.id, site, printer: TERMINAL_PRINTER, data: resolve(config.data) }, { store: c.store, counters: config.counters, logger: c.logger, now: c.clock.now, metrics: c.metrics })
+      if (copies !== undefined) c.metrics.useCopies()
       const server = createHttpServer({
         mesh,
         users: {
@@ -130,7 +138,7 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
             return user !== undefined ? { user, admin: false } : undefined
           }
         },
-        plugins: [meshRoutes(mesh), panelRoutes(panel), metricsRoutes(c.metrics), pagesRoutes(['panel', 'admin'])],
+        plugins: [meshRoutes(mesh), panelRoutes(panel, copies), metricsRoutes(c.metrics), pagesRoutes(['panel', 'admin'])],
         adminToken: c.adminToken,
         logins: c.logins,
         logger: c.logger,
@@ -144,6 +152,7 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
       return {
         get port () { return server.port },
         start: async () => {
+          await copies?.start()
           await server.start()
           const probe = (): void => { void panel.refreshPrinter() }
           probe()
@@ -153,6 +162,7 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
         stop: async () => {
           clearInterval(probeTimer)
           await server.stop()
+          await copies?.stop()
         }
       }
     })

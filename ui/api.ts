@@ -197,6 +197,37 @@ export interface PanelApi {
   remove (actor: Actor, id: string): Promise<void>
 }
 
+/** Why a copy session ended: the user's Done, logging out, the panel's idle logout, the next user's login, a terminal restart. */
+export type CopyEndReason = 'done' | 'logout' | 'idle' | 'next-user' | 'restart'
+
+/** A copy session open at a terminal, as its user's panel shows it. */
+export interface CopySessionView {
+  id: string
+  startedAt: number
+  /** Where the device's counters are read (no secret in it). */
+  device: string
+  /** Pages copied so far, by the counters now (less prints); absent when they could not be read. */
+  copied?: { pages: number, colorPages: number }
+  /** Why the counters could not be read just now. */
+  countersError?: string
+}
+
+/** How a copy session ended: charged as one `copy` usage record, nothing copied, or failed (counters unreadable: nothing charged). */
+export type CopyEndView =
+  | { outcome: 'charged', id: string, pages: number, colorPages: number, sheets: number, printPages: number }
+  | { outcome: 'nothing-copied', id: string }
+  | { outcome: 'failed', id: string, message: string }
+
+/** A terminal's copy sessions (node/copy-sessions.ts), for its panel routes; absent without device counters. */
+export interface CopyApi {
+  /** The caller's open session, with its running count. */
+  current (actor: Actor): Promise<CopySessionView | undefined>
+  /** Opens a session for the caller (reads the counters); the caller's open one if there is one. */
+  begin (actor: Actor): Promise<CopySessionView>
+  /** Ends the caller's session: reads the counters and charges the difference. */
+  end (actor: Actor, reason: CopyEndReason): Promise<CopyEndView>
+}
+
 /** Checks a user's PIN (slow hash) on a node without a SiteApi (a terminal); undefined when wrong or unknown. */
 export interface UserAuthenticator {
   authenticateUser (username: string, pin: string): Promise<Actor | undefined>

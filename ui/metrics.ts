@@ -79,6 +79,9 @@ export class NodeMetrics {
   private readonly meshFamilies: Metric[]
   private readonly licenseFamilies: Metric[]
   private readonly ldapFamilies: Metric[]
+  /** A terminal's copy sessions (device counters): registered by {@link useCopies}. */
+  private readonly copies: { started: Counter, ended: Counter<'outcome'>, pages: Counter<'color'> }
+  private copiesUsed = false
 
   constructor () {
     this.contentType = this.registry.contentType
@@ -123,6 +126,28 @@ export class NodeMetrics {
     this.meshFamilies = [this.syncBatches, ...this.meshGauges()]
     this.licenseFamilies = this.licenseGauges()
     this.ldapFamilies = this.ldapMetrics()
+    this.copies = {
+      started: new Counter({ name: 'printmesh_copy_sessions_started_total', help: 'Copy sessions started at this terminal\'s panel (its device\'s counters read).', registers }),
+      ended: new Counter({ name: 'printmesh_copy_sessions_ended_total', help: 'Copy sessions ended, by outcome: charged, nothing-copied, failed (counters unreadable at the end: nothing charged).', labelNames: ['outcome'], registers }),
+      pages: new Counter({ name: 'printmesh_copy_pages_total', help: 'Pages copied and charged at this terminal, by colour (mono, color).', labelNames: ['color'], registers })
+    }
+  }
+
+  /** This node runs copy sessions (a terminal with device counters): the copy families join the text. */
+  useCopies (): void {
+    if (this.copiesUsed) return
+    this.copiesUsed = true
+    for (const m of Object.values(this.copies) as Metric[]) this.registry.registerMetric(m)
+  }
+
+  /** A copy session started. */
+  readonly copySessionStarted = (): void => { this.copies.started.inc() }
+  /** A copy session ended (`charged`: with its pages). */
+  readonly copySessionEnded = (outcome: string, charge?: { pages: number, colorPages: number }): void => {
+    this.copies.ended.inc({ outcome })
+    if (charge === undefined) return
+    this.copies.pages.inc({ color: 'mono' }, charge.pages - charge.colorPages)
+    this.copies.pages.inc({ color: 'color' }, charge.colorPages)
   }
 
   /**

@@ -4,13 +4,24 @@
  * at this device, releases one or all, deletes, and logs out. Every route answers for the
  * logged-in user only; an admin session sees nothing here (an admin owns no jobs).
  */
-import type { PanelApi } from '../api.ts'
-import { MAX_NAME_LENGTH, type HttpPlugin } from './plugin.ts'
+import type { CopyApi, CopyEndReason, PanelApi } from '../api.ts'
+import { InvalidRequestError, KindedError } from '../../crdt/errors.ts'
+import { MAX_NAME_LENGTH, objectBody, type HttpPlugin } from './plugin.ts'
 
 /** This family's service and the paths it owns. */
 export const PANEL_ROUTES = { service: 'panel', prefixes: ['/api/panel'] } as const satisfies Pick<HttpPlugin, 'service' | 'prefixes'>
 
-export function panelRoutes (api: PanelApi): HttpPlugin {
+/** Copy routes of a terminal started without `--counters`. */
+export class NoDeviceCountersError extends KindedError {
+  readonly kind = 'not-found'
+  constructor () { super('copying is not offered here: this terminal reads no device counters (start it with --counters)'); this.name = 'NoDeviceCountersError' }
+}
+
+/** Reasons the panel may give for ending a copy session (a restart is the terminal's own). */
+const PANEL_END_REASONS: readonly CopyEndReason[] = ['done', 'logout', 'idle', 'next-user']
+
+/** `copies`: the terminal's copy sessions (device counters); without, the copy routes answer 404. */
+export function panelRoutes (api: PanelApi, copies?: CopyApi): HttpPlugin {
   return {
     ...PANEL_ROUTES,
     register (app, { authenticate }) {
@@ -48,6 +59,26 @@ export function panelRoutes (api: PanelApi): HttpPlugin {
         await api.remove(caller.actor, id)
         request.log.info({ user: caller.actor.user, job: id }, 'job deleted at the panel')
         return { ok: true }
+      })
+
+      // copy sessions: start, follow (running count), end and charge
+      const copy = (): CopyApi => { if (copies === undefined) throw new NoDeviceCountersError(); return copies }
+      app.get('/api/panel/copy', async (request) => {
+        const caller = authenticate(request, 'user')
+        return { session: await copy().current(caller.actor) ?? null }
+      })
+
+      app.post('/api/panel/copy/start', async (request) => {
+        const caller = authenticate(request, 'user')
+        return { session: await copy().begin(caller.actor) }
+      })
+
+      // body optional: { reason } (default done)
+      app.post('/api/panel/copy/end', async (request) => {
+        const caller = authenticate(request, 'user')
+        const reason = request.body === undefined || request.body === null ? 'done' : objectBody(request.body, '{"reason":"done"}').reason ?? 'done'
+        if (!(PANEL_END_REASONS as readonly unknown[]).includes(reason)) throw new InvalidRequestError(`reason must be one of ${PANEL_END_REASONS.join(', ')}`)
+        return await copy().end(caller.actor, reason as CopyEndReason)
       })
     }
   }

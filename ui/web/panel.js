@@ -24,6 +24,11 @@ let jobsTimer
 let busy = false
 /** Counts logins and logouts: an answer that arrives after the session it was asked for ended is dropped. */
 let epoch = 0
+/** A copy session is open for the logged-in user (the panel ends it before logging out). */
+let copying = false
+let copyTimer
+/** Pages the last look at the copy session counted: more means the user is copying, so not idle. */
+let copiedPages = 0
 
 function setPill (el, text, kind) {
   el.textContent = text
@@ -48,6 +53,7 @@ function showLogin (message = '') {
   epoch++
   clearTimeout(idleTimer)
   clearInterval(jobsTimer)
+  leaveCopying()
   $('jobs-view').hidden = true
   $('login-view').hidden = false
   $('pin').value = ''
@@ -66,18 +72,107 @@ function showJobs (user) {
   clearInterval(jobsTimer)
   jobsTimer = setInterval(refreshJobs, JOBS_POLL_MS)
   touched()
+  offerCopy()
+}
+
+// ---- copy sessions: the device's counters are read at start and end; the difference is charged ----
+
+/** Shows Copy when this terminal reads its device's counters (404 otherwise), and a session still open. */
+async function offerCopy () {
+  const asked = epoch
+  try {
+    const { session } = await api('GET', '/api/panel/copy')
+    if (asked !== epoch) return
+    $('copy').hidden = false
+    if (session !== null) showCopying(session)
+  } catch {
+    if (asked === epoch) $('copy').hidden = true
+  }
+}
+
+function showCopying (session) {
+  copying = true
+  copiedPages = session.copied?.pages ?? 0
+  $('jobs-view').classList.add('copying')
+  $('copy-panel').hidden = false
+  showCopyCount(session)
+  clearInterval(copyTimer)
+  copyTimer = setInterval(refreshCopy, JOBS_POLL_MS)
+}
+
+function leaveCopying () {
+  copying = false
+  clearInterval(copyTimer)
+  $('jobs-view').classList.remove('copying')
+  $('copy-panel').hidden = true
+}
+
+function showCopyCount (session) {
+  const c = session.copied
+  $('copy-count').textContent = c === undefined
+    ? `Counter not answering: ${session.countersError ?? 'no reading yet'}`
+    : `${c.pages} page${c.pages === 1 ? '' : 's'} copied${c.colorPages > 0 ? ` (${c.colorPages} colour)` : ''}`
+}
+
+async function refreshCopy () {
+  const asked = epoch
+  try {
+    const { session } = await api('GET', '/api/panel/copy')
+    if (asked !== epoch || !copying) return
+    if (session === null) { leaveCopying(); return }
+    // copying at the device is use of the panel's session: pages moving keep the user logged in
+    if ((session.copied?.pages ?? 0) > copiedPages) touched()
+    copiedPages = session.copied?.pages ?? copiedPages
+    showCopyCount(session)
+  } catch (err) {
+    if (asked === epoch && err instanceof ApiError && err.status === 401) showLogin('Your session ended. Please log in again.')
+  }
+}
+
+async function startCopy () {
+  touched()
+  $('copy').disabled = true
+  try {
+    const { session } = await api('POST', '/api/panel/copy/start')
+    showMessage($('jobs-message'), '')
+    showCopying(session)
+  } catch (err) {
+    showMessage($('jobs-message'), err.message, 'error')
+  } finally {
+    $('copy').disabled = false
+  }
+}
+
+/** What ending a session came to, in the user's words. */
+function copyOutcome (end) {
+  if (end.outcome === 'charged') return `Copies charged: ${end.pages} page${end.pages === 1 ? '' : 's'}${end.colorPages > 0 ? `, ${end.colorPages} in colour` : ''}.`
+  if (end.outcome === 'nothing-copied') return 'No copies made; nothing charged.'
+  return `Copies not charged: ${end.message}`
+}
+
+/** Ends the open copy session (`reason`: done, logout, idle, next-user); its outcome in words, or '' when none was open. */
+async function endCopy (reason) {
+  if (!copying) return ''
+  leaveCopying()
+  try {
+    return copyOutcome(await api('POST', '/api/panel/copy/end', { json: { reason } }))
+  } catch (err) {
+    return `Copy session: ${err.message}`
+  }
 }
 
 /** Any touch or key restarts the idle countdown while someone is logged in. */
 function touched () {
   clearTimeout(idleTimer)
   if ($('jobs-view').hidden) return
-  idleTimer = setTimeout(() => { logout(`Logged out after ${Math.round(idleLogoutMs / 1000)} s without use.`) }, idleLogoutMs)
+  idleTimer = setTimeout(() => { logout(`Logged out after ${Math.round(idleLogoutMs / 1000)} s without use.`, 'idle') }, idleLogoutMs)
 }
 
-async function logout (message = '') {
+async function logout (message = '', reason = 'logout') {
   epoch++
   clearInterval(jobsTimer)
+  const copied = await endCopy(reason)
+  if (copied !== '') message = message === '' ? copied : `${message} ${copied}`
   try {
     await api('POST', '/api/logout')
   } catch {
@@ -210,6 +305,7 @@ function onKey (event) {
 
 async function cardLogin (card) {
   if (!$('jobs-view').hidden) {
+    await endCopy('next-user')
     try { await api('POST', '/api/logout') } catch { /* the session may be gone already */ }
     setCsrfToken(undefined)
   }
@@ -257,6 +353,11 @@ async function boot () {
   document.querySelector('.keypad').addEventListener('click', keypad)
   $('logout').addEventListener('click', () => logout())
   $('release-all').addEventListener('click', () => act(() => api('POST', '/api/panel/release-all')))
+  $('copy').addEventListener('click', () => startCopy())
+  $('copy-done').addEventListener('click', async () => {
+    $('copy-done').disabled = true
+    try { showMessage($('jobs-message'), await endCopy('done')) } finally { $('copy-done').disabled = false; await refreshJobs() }
+  })
   for (const type of ['pointerdown', 'keydown']) document.addEventListener(type, touched, { capture: true })
   document.addEventListener('keydown', onKey, { capture: true })
   await refreshStatus()
