@@ -285,7 +285,7 @@ test('a user an admin disabled stays disabled while LDAP lists them; one the syn
   assert.is(writes[0].user.disabled, undefined)
 })
 
-test('a sync that finds no users at all while LDAP users are active disables nobody and is reported as failed', async () => {
+test('a sync that finds no users at all while LDAP users are active, or cannot reach LDAP, disables nobody and is reported as failed', async () => {
   const dir = await tempDir('printmesh-ldap-store-')
   const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), (await generateIdentity()).signer)
   const logger = pino({ level: 'silent' })
@@ -300,6 +300,13 @@ test('a sync that finds no users at all while LDAP users are active disables nob
     assert.is(report.result, 'failed')
     assert.match(report.error ?? '', /LDAP returned no users under ou=groups,dc=example,dc=org .*nothing disabled/)
     assert.equal(listUsers(await store.open(directoryDoc())), before)
+
+    // an LDAP server that is down: nothing listens on loopback port 1
+    const down = parseLdapConfig({ url: 'ldap://127.0.0.1:1', bindDN: slapd.adminDN, bindPasswordFile: passwordFile, baseDN: PEOPLE_DN, timeoutSeconds: 5 })
+    const refused = await new LdapSync({ config: down, store, dataDir: dir, cardKey: CARD_KEY, logger }).sync()
+    assert.is(refused.result, 'failed')
+    assert.match(refused.error ?? '', /cannot bind as cn=admin,dc=example,dc=org at ldap:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/)
+    assert.equal(listUsers(await store.open(directoryDoc())), before, 'nothing disabled while LDAP is down')
   } finally {
     await store.close()
     await rm(dir, { recursive: true, force: true })
