@@ -251,8 +251,9 @@ export function createReports (c: ReportsComponents): ReportsApi {
     report: (query) => buildReport(heldRecords(c.store), query, context()),
 
     mine (user, filter): MyUsage {
-      const report = buildReport(heldRecords(c.store), { ...filter, user, groupBy: [] }, context())
-      const records = uniqueHeld(heldRecords(c.store)).map((h) => h.record)
+      const held = heldRecords(c.store)
+      const report = buildReport(held, { ...filter, user, groupBy: [] }, context())
+      const records = uniqueHeld(held).map((h) => h.record)
         .filter((r) => r.user === user && (filter.from === undefined || r.time >= filter.from) && (filter.to === undefined || r.time < filter.to))
         .sort((a, b) => b.time - a.time || a.id.localeCompare(b.id))
       return { user, totals: report.totals, records, pending: report.pending }

@@ -112,10 +112,36 @@ test('a user sees their own usage and cost on the release page', async () => {
   const { site, browser } = ready()
   const { page } = browser
   await browser.context.clearCookies() // the admin session of the tests before
+  await page.setViewportSize({ width: 1280, height: 900 })
   await logIn(page, `${site.httpUrl}/`, 'alice', '1357')
   await page.locator('[data-usage="Pages"]').waitFor()
   assert.equal(await page.locator('#my-usage dd').allInnerTexts(), ['1', '6', '2', '4', '2', '0.52 EUR'])
   await browser.screenshot('my-usage-1280')
+})
+
+test('prices are edited on the Reports page: a bad list is refused naming the field; a site price saved there prices the next job only', async () => {
+  const { site, browser, docs } = ready()
+  const { page } = browser
+  await browser.context.clearCookies()
+  await page.setViewportSize({ width: 390, height: 900 })
+  await page.goto(`${site.httpUrl}/reports`)
+  await signInAdmin(page, site.adminToken)
+  await page.locator('#price-list').waitFor()
+  await until(async () => (await page.locator('#price-list').inputValue()).includes('"EUR"'), UI_TIMEOUT_MS, 'the price list in the editor')
+  await page.locator('#price-list').fill('{"currency": "EUR", "rules": [{"color": "mono", "perPage": 1.5}]}')
+  await page.getByRole('button', { name: 'Save price list' }).click()
+  await page.locator('#prices-status.error').waitFor()
+  assert.is(await page.locator('#prices-status').innerText(), 'The price list not saved: bad price list: rules[0]: perPage must be a whole number of minor units (cents) from 0 to 1000000, not 1.5')
+  assert.is((await admin<{ list: { rules: Array<{ perPage: number }> } }>(site, '/api/prices')).list.rules[0].perPage, 5, 'nothing written')
+
+  await page.locator('#site-prices').fill('{"printers": {"virtual": [{"color": "mono", "perPage": 1}]}}')
+  await page.getByRole('button', { name: 'Save site prices' }).click()
+  await page.locator('#prices-status:not(.error)', { hasText: 'saved' }).waitFor()
+  await printFile(site.ippUri, await makePdf(docs, { pages: 3, name: 'c.pdf' }), { user: 'alice', format: 'application/pdf' })
+  await until(async () => (await admin<Report>(site, '/api/reports')).totals.records === 3, UI_TIMEOUT_MS, 'the third job charged')
+  const byUser = await admin<Report>(site, '/api/reports?groupBy=user')
+  assert.equal(byUser.rows.map((r) => [r.keys[0], r.records, r.cost.EUR]), [['=cmd', 1, 10], ['alice', 2, 52 + 3]])
+  await browser.screenshot('reports-prices-390')
 })
 
 test.run()

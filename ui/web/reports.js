@@ -20,6 +20,8 @@ const PALETTE = ['#0b5cad', '#b42318', '#17663a', '#8a5a00', '#6941c6', '#0e7490
 const DIMENSION_LABELS = { site: 'Site', user: 'User', group: 'Group', printer: 'Printer', peer: 'Peer', day: 'Day', week: 'Week', month: 'Month', kind: 'Kind', color: 'Colour', sides: 'Sides', media: 'Paper size' }
 
 let charts = []
+/** /api/info's answer: whether this node is a site (it has prices of its own). */
+let nodeInfo
 
 function show (name) {
   for (const [key, el] of Object.entries(views)) el.hidden = key !== name
@@ -153,6 +155,44 @@ async function refresh () {
   document.body.dataset.reportAt = String(report.generatedAt)
 }
 
+/** Fills the price editors from /api/prices (without the bookkeeping fields). */
+async function refreshPrices () {
+  const { list, site } = await api('GET', '/api/prices')
+  const strip = (value, fields) => value === undefined ? undefined : Object.fromEntries(fields.filter((f) => value[f] !== undefined).map((f) => [f, value[f]]))
+  $('price-list').value = JSON.stringify(strip(list, ['currency', 'rules', 'sites', 'printers']) ?? { currency: 'EUR', rules: [] }, null, 2)
+  $('site-prices').value = JSON.stringify(strip(site, ['rules', 'printers']) ?? { rules: [], printers: {} }, null, 2)
+  $('site-prices-form').hidden = nodeInfo?.site === undefined || nodeInfo?.role === 'central'
+}
+
+/** Saves one price editor with PUT `path`; a bad list is refused by the node with the field named. */
+async function savePrices (path, textarea, what) {
+  const out = $('prices-status')
+  let json
+  try {
+    json = JSON.parse(textarea.value)
+  } catch (err) {
+    showMessage(out, `${what} is not valid JSON: ${err.message}`, 'error')
+    return
+  }
+  try {
+    await api('PUT', path, { json })
+    showMessage(out, `${what} saved: new records are priced with it.`)
+    await refreshPrices()
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) { failed(err); return }
+    showMessage(out, `${what} not saved: ${err.message}`, 'error')
+  }
+}
+
+$('price-list-form').addEventListener('submit', (event) => {
+  event.preventDefault()
+  void savePrices('/api/prices', $('price-list'), 'The price list')
+})
+$('site-prices-form').addEventListener('submit', (event) => {
+  event.preventDefault()
+  void savePrices('/api/prices/site', $('site-prices'), 'The site\'s prices')
+})
+
 function failed (err) {
   if (err instanceof ApiError && err.status === 401) { loggedOut('Your session has ended. Please sign in again.'); return }
   showMessage(status, `Could not load the report: ${err.message}`, 'error')
@@ -164,6 +204,7 @@ function loggedIn (session) {
   $('whoami').hidden = false
   show('report')
   refresh().catch(failed)
+  refreshPrices().catch(failed)
 }
 
 function loggedOut (message = '') {
@@ -212,7 +253,7 @@ window.addEventListener('resize', () => {
 })
 
 async function main () {
-  await showSiteInfo($('site-info'))
+  nodeInfo = await showSiteInfo($('site-info'))
   try {
     const session = await api('GET', '/api/session')
     if (!session.admin) { loggedOut('You are logged in as a user; sign in with the admin token to see reports.'); return }
