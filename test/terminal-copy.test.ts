@@ -12,7 +12,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { startTerminal, tempDir, type SiteProcess } from '../simulations/node-process.ts'
+import { startCentral, startSite, startTerminal, tempDir, type SiteProcess } from '../simulations/node-process.ts'
 import { until } from '../simulations/wait.ts'
 import { printFile } from './helpers/ipptool.ts'
 import { runCleanup, startBrowser, type CleanupStep, type TestBrowser } from './helpers/browser.ts'
@@ -27,6 +27,8 @@ const UI_TIMEOUT_MS = 20_000
 const ALICE_PIN = '246810'
 const BOB_PIN = '135790'
 const CAROL_PIN = '975310'
+/** A terminal cut off from its site notices within this (libp2p's connection close, then its own reconnect attempts). */
+const OFFLINE_MS = 30_000
 /** The MFP's life counters when the test starts: a device that has printed for a while. */
 const START = { total: 50_000, color: 10_000, mono: 40_000 }
 
@@ -42,6 +44,8 @@ const counters = { ...START }
 function m (): TerminalMesh { if (mesh === undefined) throw new Error('no mesh'); return mesh }
 function agent (): TestSnmpd { if (snmpd === undefined) throw new Error('no snmpd'); return snmpd }
 let terminal: () => SiteProcess = () => m().terminals[0].node
+/** The site (restarted by the offline test). */
+let site: () => SiteProcess = () => m().site
 
 /** Copies (or prints) at the device: its counters move by `mono` and `color` impressions. */
 async function move (mono: number, color: number): Promise<void> {
@@ -62,7 +66,7 @@ interface End { outcome: string, id: string, pages?: number, colorPages?: number
 const copyNow = async (s: PanelSession): Promise<Session | null> => (await panel<{ session: Session | null }>(s, 'GET', '/api/panel/copy')).body.session
 const startCopy = async (s: PanelSession): Promise<{ status: number, body: { session?: Session, error?: string } }> => await panel(s, 'POST', '/api/panel/copy/start')
 const endCopy = async (s: PanelSession): Promise<{ status: number, body: End }> => await panel<End>(s, 'POST', '/api/panel/copy/end')
-const copyRecords = async (user: string): Promise<Usage[]> => (await usageAt(m().site)).filter((u) => u.kind === 'copy' && u.user === user)
+const copyRecords = async (user: string): Promise<Usage[]> => (await usageAt(site())).filter((u) => u.kind === 'copy' && u.user === user)
 
 test.before(async () => {
   snmpd = await startSnmpd({ ...START, serial: 'MFP-TEST-1' })
@@ -156,6 +160,29 @@ test('a session ended while the device does not answer charges nothing, says so,
   assert.equal((await endCopy(bob)).body, { outcome: 'charged', id: next.body.session?.id, pages: 2, colorPages: 0, sheets: 2, printPages: 0 })
   await until(async () => (await copyRecords('bob')).length > 0, MESH_TIMEOUT_MS, 'bob\'s copy record at the site')
   assert.equal((await copyRecords('bob')).map((u) => [u.jobId, u.pages]), [[next.body.session?.id, 2]], 'only the counted session is charged')
+})
+
+test('with the site killed and central stopped, a copy at the terminal is recorded offline and reaches the site once both are back', async () => {
+  const { central } = m()
+  const before = site()
+  const portOf = (node: SiteProcess): string => /\/tcp\/(\d+)/.exec(node.listen[0] ?? '')?.[1] ?? '0'
+  const [sitePort, centralPort] = [portOf(before), portOf(central)]
+  await before.kill('SIGKILL')
+  await central.kill('SIGTERM')
+  await until(async () => ((await (await fetch(`${terminal().httpUrl}/api/panel/status`)).json()) as { online: boolean }).online === false, OFFLINE_MS, 'the terminal working offline')
+  const alice = await login('alice', ALICE_PIN)
+  const started = await startCopy(alice)
+  assert.is(started.status, 200)
+  await move(3, 2)
+  assert.equal((await endCopy(alice)).body, { outcome: 'charged', id: started.body.session?.id, pages: 5, colorPages: 2, sheets: 5, printPages: 0 })
+  // central and the site come back on their data and ports
+  const centralBack = await startCentral({ dataDir: central.dataDir, args: ['--listen', `/ip4/127.0.0.1/tcp/${centralPort}`] })
+  extra.push(['restarted central', async () => await centralBack.stop()])
+  const siteBack = await startSite({ dataDir: before.dataDir, adminToken: before.adminToken, args: ['--site', 'site-a', '--hostname', 'print.site-a.example', '--listen', `/ip4/127.0.0.1/tcp/${sitePort}`] })
+  extra.push(['restarted site', async () => await siteBack.stop()])
+  site = () => siteBack
+  await until(async () => (await copyRecords('alice')).some((u) => u.jobId === started.body.session?.id), MESH_TIMEOUT_MS, 'the offline copy at the site')
+  assert.equal((await copyRecords('alice')).filter((u) => u.jobId === started.body.session?.id).map((u) => [u.pages, u.colorPages]), [[5, 2]], 'charged once')
 })
 
 test('a copy session open when the terminal is killed is charged at its next start, once', async () => {
