@@ -28,7 +28,7 @@ import { PDFDocument, StandardFonts, rgb } from 'pdf-lib'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { recordCertificate, type Certificate, type Role } from '../crdt/license.ts'
 import { licenseDoc, jobsDoc, periodOf, parseDocName, siteId as toSiteId, type DocName, type PeerId, type SiteId } from '../crdt/names.ts'
-import { listJobs, purgeJob, TERMINAL_STATES, type JobRecord, type RemoteRelease } from '../crdt/jobs.ts'
+import { getRelease, listJobs, purgeJob, TERMINAL_STATES, type JobRecord, type RemoteRelease } from '../crdt/jobs.ts'
 import { listUsage, sheetsFor, totalUsageBy, type UsageRecord } from '../crdt/accounting.ts'
 import { MemoryNetwork, seededRandom, type LinkFaults } from '../transports/memory.ts'
 import { signerFor, verifyPeerSignature } from '../transports/identity.ts'
@@ -789,6 +789,8 @@ class Simulation {
     const holder = this.peer(job.holder)
     this.releases.attempted++
     if (site !== holder) this.releases.roaming++
+    // who this peer knows is releasing (or printed) the job right now: an offline release must not ignore them
+    const known = site === holder ? [] : this.releaseRecordsAt(site, job)
     try {
       if (site === holder && holder.jobs !== undefined) await holder.jobs.release(job.id, { user: job.owner, admin: false })
       else if (site.roaming !== undefined) await site.roaming.releaseRemote({ user: job.owner, admin: false }, job.id)
@@ -798,10 +800,25 @@ class Simulation {
       const offline = site.roaming?.releaseOf(job.id)?.offline === true && site !== holder
       if (offline) this.releases.offline++
       this.event(site.name, offline ? 'released-offline' : 'released', job.label)
+      if (offline && known.length > 0) this.checker.violation(2, this.step, `${site.name} released job ${job.label} offline while it held ${known.join(', ')}`, job.label, site.name)
     } catch (err) {
       this.releases.refused++
       this.event(site.name, 'release-refused', job.label, (err as Error).message)
     }
+  }
+
+  /** Other peers' release records of `job` that `p` holds and that are not returned or failed ("site-c's printing release record"). */
+  private releaseRecordsAt (p: SimPeer, job: SimJob): string[] {
+    const store = p.mesh?.store
+    if (store === undefined) return []
+    const out: string[] = []
+    for (const name of store.openNames()) {
+      const parsed = parseDocName(name)
+      if (parsed?.family !== 'jobs' || parsed.peer === undefined || parsed.peer === p.signer.id) continue
+      const rel = getRelease(store.get(name) ?? fail(), job.id)
+      if (rel !== undefined && rel.state !== 'returned' && rel.state !== 'failed') out.push(`${this.peers.find((q) => q.signer.id === parsed.peer)?.name ?? parsed.peer}'s ${rel.state} release record`)
+    }
+    return out
   }
 
   private async remove (): Promise<void> {
@@ -914,14 +931,13 @@ class Simulation {
         this.vanished(job, holder, 'on its holder')
         continue
       }
-      if (rec.state !== 'expired' || job.last?.state !== 'expired') {
-        job.skewMin = Math.min(job.skewMin, holder.skewMs)
-        job.skewMax = Math.max(job.skewMax, holder.skewMs)
-      }
+      job.skewMin = Math.min(job.skewMin, holder.skewMs)
+      job.skewMax = Math.max(job.skewMax, holder.skewMs)
       if (rec.state === 'expired' && rec.reason === 'job-expired' && job.last?.state !== 'expired' && now + this.tolerance(job) < job.createdAt + HOLD_MS) {
         this.checker.violation(1, this.step, `held job ${job.label} expired on ${holder.name} ${Math.round((now - job.createdAt) / 60_000)} min after it was created (hold ${HOLD_MS / 60_000} min by the true clock${this.skewNote(job)})`, job.label, holder.name)
       }
       if (!TERMINAL_STATES.has(rec.state)) job.liveAt = now
+      if (rec.state !== job.last?.state) this.event(holder.name, `seen-${rec.state}`, job.label, rec.reason)
       job.last = rec
     }
   }

@@ -356,6 +356,21 @@ test('shared mode prefetches; offline release prints the copy; a second print fo
   assert.is(totalUsage(all, (r) => r.user)[0].jobs, 1, 'reports count it once')
 })
 
+test('a site that holds another site\'s release record of a job does not print it offline too (issue 18)', async () => {
+  const [a, b, c] = await threeSites('shared')
+  const job = await printAt(a)
+  await until(() => listedAt(b, job.id)?.prefetched === true && listedAt(c, job.id)?.prefetched === true, 10_000, 'prefetched at b and c')
+  // a is cut off; c prints it offline, and b learns of c's release record
+  down.add(a.peer.id)
+  mesh.network.partition([a.peer.id], [b.peer.id, c.peer.id, ...[...mesh.peers.values()].map((p) => p.id).filter((id) => id !== a.peer.id && id !== b.peer.id && id !== c.peer.id)])
+  await c.roaming.releaseRemote({ user: 'alice', admin: false }, job.id)
+  await until(() => getReleaseAt(c, job.id)?.state === 'printed', 10_000, 'printed offline at c')
+  await until(() => { const doc = b.peer.store.get(jobsDoc(c.peer.id, periodOf(now))); return doc !== undefined && getRelease(doc, job.id)?.state === 'printed' }, 10_000, 'b holds c\'s release record')
+  const refused = await rejects(b.roaming.releaseRemote({ user: 'alice', admin: false }, job.id), InvalidJobStateError)
+  assert.match(refused.message, /printed at site c/)
+  assert.equal(b.printer.printed, [], 'printed once, at c only')
+})
+
 test('an offline release of a still-held job settles it as printed at the holder on reconnect', async () => {
   const [a, b] = await threeSites('shared')
   const job = await printAt(a)

@@ -298,6 +298,9 @@ export class RoamingService implements RoamingHolder {
   private async releaseOffline (actor: Actor, holder: PeerId, job: JobRecord, printer: string, cause: HolderUnreachableError): Promise<JobView> {
     const sha = job.sha256
     if (this.settings().roaming.mode !== 'shared' || sha === undefined || !this.prefetched.has(sha) || job.state !== 'held') throw cause
+    // another site's release record of this job, held here, says it is being (or was) printed there: printing it too would be a duplicate this site could know of
+    const elsewhere = this.releasedElsewhere(job.id)
+    if (elsewhere !== undefined) throw new InvalidJobStateError(`job ${job.name} is already ${elsewhere.state === 'printed' ? 'printed' : 'being released'} at site ${elsewhere.site}`)
     try {
       await this.c.copies.verify(sha)
     } catch {
@@ -311,6 +314,18 @@ export class RoamingService implements RoamingHolder {
     this.log.warn({ job: job.id, holderSite: job.site, printer, by: actor.user }, 'holding site unreachable: releasing the prefetched copy offline')
     this.background(this.printCopy(rel))
     return this.view(holder, job)
+  }
+
+  /** A release of `jobId` recorded by another peer, held here, that is not returned or failed. */
+  private releasedElsewhere (jobId: string): { site: string, state: RemoteReleaseState } | undefined {
+    for (const name of this.c.store.openNames()) {
+      const parsed = parseDocName(name)
+      if (parsed?.family !== 'jobs' || parsed.peer === undefined || parsed.peer === this.init.peer) continue
+      const doc = this.c.store.get(name)
+      const rel = doc === undefined ? undefined : jobsFamily.getRelease(doc, jobId)
+      if (rel !== undefined && rel.state !== 'returned' && rel.state !== 'failed') return { site: this.c.siteOf(parsed.peer) ?? parsed.peer, state: rel.state }
+    }
+    return undefined
   }
 
   private async record (rel: RemoteRelease): Promise<RemoteRelease> {
