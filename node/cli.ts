@@ -14,6 +14,7 @@ import { openDeviceCounters } from './device-counters.ts'
 import { startClient } from './client.ts'
 import { createLogger } from './logger.ts'
 import { usersCommands } from './users-cli.ts'
+import { ldapCommands } from './ldap-cli.ts'
 import { readAdminTokenFile } from './admin-token.ts'
 import { DEFAULT_INTAKE_LIMITS, type IntakeLimits } from '../devices/jobs/intake-limits.ts'
 import { licenseCommands } from './license-cli.ts'
@@ -452,6 +453,10 @@ meshCommand('block', 'set the peers this node refuses (none to unblock all)').ar
   })
 
 usersCommands(program.command('users').description('manage the user directory: of a running central or standalone site through its admin API (--url), or import into a stopped one (--data)'), {
+  withAdminTokenOptions, adminToken: givenAdminToken, adminTokenEnv: ADMIN_TOKEN_ENV, defaultUrl: `http://127.0.0.1:${CENTRAL_HTTP_PORT}`
+})
+
+ldapCommands(program.command('ldap').description('central\'s LDAP sync through its admin API (--url): status, sync now, dry run (node/ldap-cli.ts)'), {
   withAdminTokenOptions, adminToken: givenAdminToken, adminTokenEnv: ADMIN_TOKEN_ENV, defaultUrl: `http://127.0.0.1:${CENTRAL_HTTP_PORT}`
 })
 

@@ -17,6 +17,9 @@
  *
  * Delegated keeps it as Pull does, and the owner's delegates (directory) may release it too.
  *
+ * Copying: with `--counters` (the device's page counters, devices/counters) the panel offers
+ * copy sessions, charged from the counters in this terminal's own accounting (node/copy-sessions.ts).
+ *
  * Not yet here (issue 12): PIN-only login, offline credential cache encrypted at rest;
  * (issue 13) modes as replicated site configuration.
  */

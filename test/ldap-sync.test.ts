@@ -140,7 +140,7 @@ test('the status shows the configuration without the password file, the next run
   assert.not.ok(c.logs().some((l) => l.includes(slapd.adminPassword)), 'the bind password is never logged')
 })
 
-test('a dry run reports an LDAP change without writing it', async () => {
+test('a dry run (API and printmesh ldap sync --dry-run) reports an LDAP change without writing it', async () => {
   const c = central as SiteProcess
   await slapd.tool('ldapmodify', [], `dn: uid=alice,${PEOPLE_DN}\nchangetype: modify\nreplace: cn\ncn: Alice Pleasance Liddell\n`)
   const before = (await status(c)).reports.length
@@ -150,6 +150,18 @@ test('a dry run reports an LDAP change without writing it', async () => {
   assert.equal({ dryRun: report.dryRun, changed: report.changed, added: report.added, disabled: report.disabled }, { dryRun: true, changed: [{ username: 'alice', fields: ['fullName'] }], added: [], disabled: [] })
   assert.is((await user(c, 'alice')).fullName, 'Alice Liddell', 'nothing written')
   assert.is((await status(c)).reports.length, before, 'a dry run is not kept as a sync')
+  // the same from a shell
+  const cli = (...args: string[]): string => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'node/cli.ts', 'ldap', ...args, '--url', c.httpUrl], { encoding: 'utf8', env: { ...process.env, PRINTMESH_ADMIN_TOKEN: c.adminToken } })
+    if (r.status !== 0) throw new Error(`printmesh ldap ${args.join(' ')}: ${r.stderr}`)
+    return r.stdout
+  }
+  const dry = cli('sync', '--dry-run')
+  assert.match(dry, /dry run by admin: 0 added, 1 changed, 0 disabled, 2 unchanged, 3 left out \(nothing was changed\)/)
+  assert.match(dry, /^ {2}changed alice: fullName$/m)
+  assert.match(dry, /^ {2}left out uid=dave smith,ou=people,dc=example,dc=org: invalid username/m)
+  assert.match(cli('status'), /schedule: every 60 min; next /)
+  assert.is((await user(c, 'alice')).fullName, 'Alice Liddell', 'nothing written from the shell either')
 })
 
 test('a refused bind records a failed sync and changes nothing', async () => {
