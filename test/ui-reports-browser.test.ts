@@ -73,7 +73,7 @@ test('the Reports page shows the totals, cost and breakdown the API has, and dra
 
     // three charts, each a uPlot canvas with something drawn on it; the series are named
     await page.locator('#chart-printers canvas').waitFor()
-    const drawn = await page.evaluate(() => [...document.querySelectorAll('.chart canvas')].map((el) => {
+    const drawn = await page.evaluate(() => Array.from(document.querySelectorAll('.chart canvas')).map((el) => {
       const c = el as HTMLCanvasElement
       const pixels = c.getContext('2d')?.getImageData(0, 0, c.width, c.height).data ?? new Uint8ClampedArray()
       let inked = 0
@@ -86,7 +86,7 @@ test('the Reports page shows the totals, cost and breakdown the API has, and dra
       assert.ok(c.width <= width, `a chart fits ${width} px: ${JSON.stringify(drawn)}`)
     }
     assert.ok((await page.locator('#chart-pages .u-legend').innerText()).includes('site-r'))
-    const overflowing = await page.evaluate(() => [...document.querySelectorAll('body *')]
+    const overflowing = await page.evaluate(() => Array.from(document.querySelectorAll('body *'))
       .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1 && el.closest('.scroll') === null)
       .map((el) => `${el.tagName.toLowerCase()}#${el.id}.${el.className} ${Math.round(el.getBoundingClientRect().right)}`))
     assert.equal(overflowing, [], `no sideways scrolling at ${width} px`)
