@@ -39,8 +39,9 @@ async function readSecret (what: string): Promise<string> {
     if (line === '') throw new NoSecretGivenError(what)
     return line
   }
-  process.stderr.write(`${what}: `)
+  // echo off before the prompt shows: what is typed after it must never appear
   stdin.setRawMode(true)
+  process.stderr.write(`${what}: `)
   stdin.resume()
   stdin.setEncoding('utf8')
   try {

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { startCentral, tempDir, type SiteProcess } from '../simulations/node-process.ts'
 import { admin } from './helpers/node-api.ts'
 import { runCleanup } from './helpers/browser.ts'
+import { onTerminal } from './helpers/tty.ts'
 import type { DirectoryUserView, ImportReport, UserPage } from '../ui/users-api.ts'
 
 const ROOT = new URL('..', import.meta.url).pathname
@@ -102,10 +103,17 @@ test('users add takes the PIN on standard input; list, edit, disable and enable 
   assert.is((await user('alice')).disabled, false)
 })
 
-test('set-pin, add-card and remove-card read the secret from standard input; refusals fail with the node\'s message and exit 1', async () => {
+test('set-pin, add-card and remove-card read the secret from standard input or a prompt that does not echo; refusals fail with the node\'s message and exit 1', async () => {
+  // on a terminal the PIN is asked for, and what is typed is not shown
+  const typed = await onTerminal(process.execPath, ['--import', 'tsx', join(ROOT, 'node/cli.ts'), 'users', 'set-pin', 'alice', ...at(), '--admin-token-file', join(dir, 'token')], '4242', /new PIN for alice: /g)
+  assert.equal([typed.code, typed.prompts], [0, 1], typed.out)
+  assert.match(typed.out, /PIN set for alice/)
+  assert.not.match(typed.out, /4242/)
+  assert.ok(await pinIs('alice', 'Alice L.', '4242'))
+
   assert.match(await ok(['set-pin', 'alice'], '8080\n'), /PIN set for alice/)
   assert.ok(await pinIs('alice', 'Alice L.', '8080'))
-  assert.not.ok(await pinIs('alice', 'Alice L.', '2468'), 'the old PIN is gone')
+  assert.not.ok(await pinIs('alice', 'Alice L.', '2468') || await pinIs('alice', 'Alice L.', '4242'), 'the older ones are gone')
   assert.match(await ok(['add-card', 'alice'], '0004417223\n'), /alice has 1 card/)
   await fails(['add-card', 'bob'], '0004417223\n', /the card of bob already belongs to alice \(HTTP 409\)/)
   await fails(['set-pin', 'alice'], '', /no new PIN for alice on standard input/)

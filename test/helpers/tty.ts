@@ -25,8 +25,8 @@ function quoted (arg: string): string {
   return `'${arg.replace(/'/g, "'\\''")}'`
 }
 
-/** Runs `command args…` on a terminal and types `password` (then Enter) at every password prompt. */
-export async function onTerminal (command: string, args: string[], password: string): Promise<TerminalRun> {
+/** Runs `command args…` on a terminal and types `password` (then Enter) at every password prompt (`prompt`, a global RegExp; CUPS's by default). */
+export async function onTerminal (command: string, args: string[], password: string, prompt: RegExp = PROMPT): Promise<TerminalRun> {
   const line = [command, ...args].map(quoted).join(' ')
   // -q: no "Script started" banner; -e: exit with the command's code; /dev/null: keep no typescript file
   const child = spawn('script', ['-q', '-e', '-c', line, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] })
@@ -34,7 +34,7 @@ export async function onTerminal (command: string, args: string[], password: str
   let answered = 0
   const onOutput = (chunk: Buffer): void => {
     out += chunk.toString('utf8')
-    const prompts = out.match(PROMPT)?.length ?? 0
+    const prompts = out.match(prompt)?.length ?? 0
     // typed only after the prompt is shown: CUPS flushes the terminal's input before asking
     for (; answered < prompts; answered++) child.stdin.write(`${password}\r`)
   }
