@@ -142,7 +142,14 @@ function breakdown (held: readonly HeldRecord[], dims: readonly Dimension[], ctx
 
 const byPagesDesc = (a: ReportRow, b: ReportRow): number => b.pages - a.pages || a.keys[0].localeCompare(b.keys[0])
 
-/** How up to date each accounting peer is here: every peer with records held, and every known site, terminal and client. */
+/** Roles whose peers record usage (sites print, terminals print and copy): one of them not connected makes a report partial. */
+const ACCOUNTING_ROLES = new Set(['site', 'terminal'])
+
+/**
+ * How up to date each accounting peer is here: every peer with records held, and every known
+ * site and terminal (a workstation's client that never charged anything is not waited for).
+ * A revoked peer will send nothing more: it is listed, never pending.
+ */
 export function freshness (held: readonly HeldRecord[], ctx: ReportContext): PeerFreshness[] {
   const stats = new Map<string, { records: number, last?: number }>()
   for (const h of held) {
@@ -152,7 +159,7 @@ export function freshness (held: readonly HeldRecord[], ctx: ReportContext): Pee
     stats.set(h.peer, s)
   }
   const known = new Map(ctx.peers.map((p) => [p.peer, p]))
-  const ids = new Set<string>([...stats.keys(), ...ctx.peers.filter((p) => p.role !== 'central' && !p.revoked).map((p) => p.peer)])
+  const ids = new Set<string>([...stats.keys(), ...ctx.peers.filter((p) => ACCOUNTING_ROLES.has(p.role ?? '') && !p.revoked).map((p) => p.peer)])
   ids.add(ctx.self.peer)
   if (ctx.self.role === 'central' && !stats.has(ctx.self.peer)) ids.delete(ctx.self.peer) // central writes no accounting
   return [...ids].sort().map((peer): PeerFreshness => {
@@ -162,6 +169,7 @@ export function freshness (held: readonly HeldRecord[], ctx: ReportContext): Pee
     const role = isSelf ? ctx.self.role : view?.role
     const site = isSelf ? ctx.self.site : view?.site
     const connected = isSelf || view?.connected === true
+    const revoked = !isSelf && view?.revoked === true
     const since = s.last ?? view?.lastSeen
     return {
       peer,
@@ -171,7 +179,8 @@ export function freshness (held: readonly HeldRecord[], ctx: ReportContext): Pee
       connected,
       ...(s.last !== undefined ? { lastRecordAt: s.last } : {}),
       records: s.records,
-      ...(!connected && since !== undefined ? { pendingSince: since } : {})
+      ...(revoked ? { revoked: true as const } : {}),
+      ...(!connected && !revoked && since !== undefined ? { pendingSince: since } : {})
     }
   })
 }
@@ -195,7 +204,7 @@ export function buildReport (held: readonly HeldRecord[], query: ReportQuery, ct
       printers: breakdown(counted, ['printer'], ctx).sort(byPagesDesc).slice(0, topN)
     },
     peers,
-    pending: peers.filter((p) => !p.connected)
+    pending: peers.filter((p) => !p.connected && p.revoked !== true)
   }
 }
 

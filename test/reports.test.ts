@@ -64,7 +64,10 @@ const held: HeldRecord[] = [
 const meshPeers: MeshPeerView[] = [
   { peer: PEER_A, role: 'site', site: 'site-a', addresses: [], connected: true, revoked: false },
   { peer: PEER_B, role: 'site', site: 'site-b', addresses: [], connected: false, lastSeen: T0 + 30 * HOUR, revoked: false },
-  { peer: PEER_C, role: 'site', site: 'site-c', addresses: [], connected: false, lastSeen: T0 + 40 * HOUR, revoked: false }
+  { peer: PEER_C, role: 'site', site: 'site-c', addresses: [], connected: false, lastSeen: T0 + 40 * HOUR, revoked: false },
+  // a workstation's client that never charged anything, and a revoked site: neither makes a report partial
+  { peer: 'peer-client', role: 'client', site: 'site-a', addresses: [], connected: false, lastSeen: T0, revoked: false },
+  { peer: 'peer-site-old', role: 'site', site: 'site-old', addresses: [], connected: false, lastSeen: T0, revoked: true }
 ]
 const groups: Record<string, string[]> = { alice: ['staff', 'colour-team'], bob: ['staff'] }
 const ctx: ReportContext = { now: T0 + 48 * HOUR, groupsOf: (u) => groups[u] ?? [], peers: meshPeers, self: { peer: 'central', role: 'central' }, currency: 'EUR' }
@@ -123,13 +126,16 @@ test('filters: time range, site, user, group, printer (by name or site/printer),
 })
 
 test('every report says per peer when its last record is from and whether it is connected: the cut-off ones are pending since then', () => {
-  const report = buildReport(held, { groupBy: [] }, ctx)
+  const oldRecord = usage({ id: 'old/print', user: 'bob', site: 'site-old', printer: 'p', time: T0 - HOUR }, { pages: 1, colour: 0 }, 1, false)
+  const report = buildReport([...held, { peer: 'peer-site-old', record: oldRecord }], { groupBy: [] }, { ...ctx })
   assert.equal(report.peers.map((p) => [p.peer, p.connected, p.records, p.lastRecordAt, p.pendingSince]), [
     [PEER_A, true, 2, T0 + 2 * HOUR, undefined],
     [PEER_B, false, 3, T0 + 26 * HOUR, T0 + 26 * HOUR],
     // a site known to the mesh whose records never arrived: pending since it was last seen
-    [PEER_C, false, 0, undefined, T0 + 40 * HOUR]
+    [PEER_C, false, 0, undefined, T0 + 40 * HOUR],
+    ['peer-site-old', false, 1, T0 - HOUR, undefined]
   ])
+  assert.is(report.peers.find((p) => p.peer === 'peer-site-old')?.revoked, true)
   assert.equal(report.pending.map((p) => p.site), ['site-b', 'site-c'])
 })
 

@@ -68,6 +68,8 @@ export interface PeerFreshness {
   /** This node itself (always up to date). */
   self?: true
   connected: boolean
+  /** Its certificate was revoked: it sends nothing more, so it is never pending. */
+  revoked?: true
   /** Time of the newest record of this peer held here. */
   lastRecordAt?: number
   /** Records of this peer held here (before de-duplication across peers). */
