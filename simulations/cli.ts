@@ -10,6 +10,8 @@ import { Command, InvalidArgumentError } from 'commander'
 import { simulate, FAULT_KINDS, DEFAULT_TERMINALS, type SimSummary, type Injection } from './simulator.ts'
 import { simulateProcesses, PROCESS_FAULT_KINDS, PROCESS_INJECTIONS, type ProcessSimSummary, type ProcessInjection } from './processes.ts'
 import { INVARIANTS, formatViolation } from './invariants.ts'
+import { MUTATIONS, runMutations, formatMutationTable } from './mutations.ts'
+import { fileURLToPath } from 'node:url'
 
 /** Upper bounds, so a typo cannot ask for a run that never ends. */
 const MAX_PEERS = 500
@@ -99,6 +101,7 @@ class RunInterruptedError extends Error {
 }
 
 async function main (): Promise<number> {
+  if (process.argv[2] === 'mutations') return await mutationsMain(process.argv.slice(3))
   const program = new Command()
     .name('npm run sim --')
     .description('Seeded chaos simulation of a printmesh mesh: workload, faults, invariant checks (DESIGN.md "Jobs" 1-4); in-process by default, real processes with --processes.')
@@ -166,6 +169,54 @@ async function main (): Promise<number> {
   for (const v of summary.violations) process.stdout.write('\n' + formatViolation(v) + '\n')
   if (o.json !== undefined) await writeFile(o.json, JSON.stringify(summary, null, 2) + '\n')
   return summary.violations.length > 0 ? 1 : 0
+}
+
+/** `npm run sim -- mutations`: every planted bug against a set of seeds (simulations/mutations.ts). */
+async function mutationsMain (argv: string[]): Promise<number> {
+  const program = new Command()
+    .name('npm run sim -- mutations')
+    .description('Runs every mutation of simulations/mutations.ts (a realistic bug planted in a scratch copy of the product) against the seeds and prints which were caught; exit 1 when one survived or is stale.')
+    .option('--seeds <range>', 'seeds, e.g. 1-5 or 1,3,7', '1-3')
+    .option('--only <names>', 'comma-separated mutation names (default: all)')
+    .option('--peers <n>', 'peers of each run', bounded('--peers', 3, MAX_PEERS), 8)
+    .option('--steps <n>', 'steps of each run', bounded('--steps', 1, MAX_STEPS), 300)
+    .option('--faults <n>', 'faults of each run', bounded('--faults', 0, MAX_FAULTS), 120)
+    .option('--terminals <n>', 'terminals of each run', bounded('--terminals', 0, MAX_PEERS), DEFAULT_TERMINALS)
+    .option('--max-seconds <n>', 'real-time bound of each run', bounded('--max-seconds', 1, 86_400), 120)
+    .option('--json <file>', 'also write the results as JSON to this file')
+    .option('--list', 'list the mutations and exit')
+  program.parse(argv, { from: 'user' })
+  const o = program.opts<{ seeds: string, only?: string, peers: number, steps: number, faults: number, terminals: number, maxSeconds: number, json?: string, list?: boolean }>()
+  if (o.list === true) {
+    for (const m of MUTATIONS) process.stdout.write(`${m.name} (${m.area}): ${m.bug}\n`)
+    return 0
+  }
+  const seeds = parseSeeds(o.seeds)
+  const run = await runMutations({
+    root: fileURLToPath(new URL('..', import.meta.url)),
+    seeds,
+    options: { peers: o.peers, steps: o.steps, faults: o.faults, terminals: Math.min(o.terminals, Math.max(0, o.peers - 3)), maxSeconds: o.maxSeconds },
+    ...(o.only !== undefined ? { only: o.only.split(',').map((s) => s.trim()) } : {}),
+    onLine: (line) => process.stderr.write(`[mutations] ${line}\n`),
+    onResult: (r) => process.stderr.write(`[mutations] ${r.name}: ${r.status}${r.seed !== undefined ? ` at seed ${r.seed}` : ''} (${r.seconds} s)${r.message !== undefined ? ` — ${r.message.slice(0, 160)}` : ''}\n`)
+  })
+  process.stdout.write(formatMutationTable(run) + '\n')
+  if (o.json !== undefined) await writeFile(o.json, JSON.stringify(run, null, 2) + '\n')
+  return run.results.every((r) => r.status === 'caught') ? 0 : 1
+}
+
+/** `1-5` or `1,3,7` (or both: `1-3,9`). */
+function parseSeeds (text: string): number[] {
+  const seeds: number[] = []
+  for (const part of text.split(',')) {
+    const m = /^\s*(\d+)\s*(?:-\s*(\d+))?\s*$/.exec(part)
+    if (m === null) throw new UsageError(`--seeds: ${part} is not a seed or a range`)
+    const from = Number(m[1])
+    const to = m[2] !== undefined ? Number(m[2]) : from
+    if (to < from || to - from > 1000) throw new UsageError(`--seeds: bad range ${part}`)
+    for (let s = from; s <= to; s++) seeds.push(s)
+  }
+  return seeds
 }
 
 main().then((code) => { process.exitCode = code }, (err: unknown) => {

@@ -791,6 +791,8 @@ class Simulation {
     if (site !== holder) this.releases.roaming++
     // who this peer knows is releasing (or printed) the job right now: an offline release must not ignore them
     const known = site === holder ? [] : this.releaseRecordsAt(site, job)
+    const seen = site === holder ? undefined : site.roaming?.listPartnerJobs().find((v) => v.id === job.id)?.state
+    if (seen !== undefined && seen !== 'held') known.push(`the holder's record of it as ${seen}`)
     try {
       if (site === holder && holder.jobs !== undefined) await holder.jobs.release(job.id, { user: job.owner, admin: false })
       else if (site.roaming !== undefined) await site.roaming.releaseRemote({ user: job.owner, admin: false }, job.id)
@@ -1084,6 +1086,7 @@ class Simulation {
       const mine = storeDigest(p.mesh.store)
       const names = new Set([...Object.keys(mine), ...Object.keys(reference).filter((n) => central.membership.canRead(p.signer.id, n))])
       for (const n of [...names].sort()) {
+        if (!central.membership.canRead(p.signer.id, n)) return { peer: p, doc: n, what: 'a document it may not read' }
         if (JSON.stringify(mine[n]) === JSON.stringify(reference[n])) continue
         const roots = [...new Set([...Object.keys(mine[n]?.roots ?? {}), ...Object.keys(reference[n]?.roots ?? {})])]
           .filter((r) => JSON.stringify(mine[n]?.roots[r]) !== JSON.stringify(reference[n]?.roots[r]))
@@ -1132,6 +1135,13 @@ class Simulation {
       if (job !== undefined && times > 1) this.checkDuplicate(job, times)
     }
     for (const p of this.peers) this.checkCharges(p)
+    // 2: a holder knows its job came out of a printer (printed, or printed elsewhere after it ended here)
+    for (const [label, prints] of this.prints) {
+      const job = this.byLabel.get(label)
+      const rec = job === undefined ? undefined : this.peer(job.holder).jobs?.getById(job.id)
+      if (job === undefined || rec === undefined || prints.length === 0) continue
+      if (rec.state !== 'printed' && rec.printedBy === undefined && rec.state !== 'expired') this.checker.violation(2, this.step, `job ${label} came out of ${prints.map((x) => x.site).join(' and ')}'s printer, but its holder ${job.holder} has it ${rec.state}`, label, job.holder)
+    }
   }
 
   /** What a print of `job` costs as its printer reports it: the job's pages and colour pages × the copies sent, sheets for the sides sent. */
