@@ -17,14 +17,16 @@
  *      then (what the user copied before the restart, and anything copied while it was down,
  *      is charged to that user): a copy is never lost, at worst charged a little late.
  *   4. Prints are not charged twice: the impressions of every print this terminal charged on
- *      its printer between the two readings are subtracted (prints are charged when the
- *      printer reports them done, so a print still printing when the session ends is not).
+ *      its printer between the two readings are subtracted. Prints are charged when the
+ *      printer reports them done, so both readings wait (up to {@link PRINTS_SETTLE_MS}) until
+ *      the prints this terminal has in hand are charged: a print is on one side of a reading.
  *   5. Never a guess: counters that cannot be read at the end, that went backwards, or that
  *      belong to another device (serial number) end the session as failed, with its start
  *      reading kept in the data folder (`copy-session.json`) and nothing charged. A start
  *      whose counters cannot be read opens no session.
  */
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
@@ -42,6 +44,10 @@ export const COPY_SESSION_FILE = 'copy-session.json'
 const FAILED_SESSIONS_KEPT = 200
 /** The panel's running count reads the counters at most this often (SNMP is cheap, but not free for the device). */
 export const COPY_PROGRESS_MS = 3_000
+/** Longest wait for prints in hand to be charged before the counters are read: an MFP prints a job in seconds, and the user waits at the panel meanwhile. */
+export const PRINTS_SETTLE_MS = 30_000
+/** How often the prints in hand are looked at while waiting. */
+const PRINTS_POLL_MS = 100
 
 /** Ending a session nobody has open (or another user's). */
 export class NoCopySessionError extends KindedError {
@@ -114,6 +120,8 @@ export interface CopySessionsComponents {
   counters: DeviceCounters
   logger: Logger
   now: () => number
+  /** The terminal's print engine: the prints it has in hand are charged before the counters are read (invariant 4). */
+  prints?: { inHand: () => number }
   metrics?: { copySessionStarted: () => void, copySessionEnded: (outcome: CopyEndView['outcome'], charge?: { pages: number, colorPages: number }) => void }
 }
 
@@ -182,6 +190,7 @@ export class CopySessions implements CopyApi {
       if (open !== undefined) await this.close('next-user')
       let start: CounterReading
       try {
+        await this.printsSettled()
         start = await this.c.counters.read()
       } catch (err) {
         this.log.warn({ user: actor.user, device: this.c.counters.address, err: (err as Error).message }, 'copy session not started: the device counters cannot be read')
@@ -220,6 +229,7 @@ export class CopySessions implements CopyApi {
     this.progressCache = undefined
     let charge: CopyCharge
     try {
+      await this.printsSettled()
       const end = await this.c.counters.read()
       charge = copyCharge(open.start, end, await this.printsBetween(open.start.at, end.at))
     } catch (err) {
@@ -260,6 +270,15 @@ export class CopySessions implements CopyApi {
     this.c.metrics?.copySessionEnded('charged', charge)
     this.log.info({ session: open.id, user: open.user, reason, pages: charge.pages, colorPages: charge.colorPages, sheets: charge.sheets, printPages: charge.printPages, alreadyCharged: charged }, 'copy session charged')
     return { outcome: 'charged', id: open.id, pages: charge.pages, colorPages: charge.colorPages, sheets: charge.sheets, printPages: charge.printPages }
+  }
+
+  /** Waits until the print engine has no print in hand (charged, or ended uncharged), at most {@link PRINTS_SETTLE_MS}. */
+  private async printsSettled (): Promise<void> {
+    const prints = this.c.prints
+    if (prints === undefined || prints.inHand() === 0) return
+    const deadline = Date.now() + PRINTS_SETTLE_MS
+    while (prints.inHand() > 0 && Date.now() < deadline) await sleep(PRINTS_POLL_MS)
+    if (prints.inHand() > 0) this.log.warn({ inHand: prints.inHand(), waitedMs: PRINTS_SETTLE_MS }, 'prints still in hand when the counters were read: their pages may count as copies')
   }
 
   /** The prints this terminal charged on its printer between two moments (its own accounting, both months). */

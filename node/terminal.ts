@@ -55,6 +55,7 @@ import type { Libp2pTransport } from '../transports/libp2p.ts'
 import type { LightPeerConfig } from './light-peer.ts'
 import { tlsService, type TlsProvider } from './tls.ts'
 import { CopySessions } from './copy-sessions.ts'
+import type { PrintEngine } from '../devices/jobs/print-engine.ts'
 import type { DeviceCounters } from '../devices/counters/types.ts'
 import type { Delegation } from '../devices/jobs/types.ts'
 
@@ -112,7 +113,7 @@ export interface RunningTerminal {
 
 function terminalServices (config: TerminalConfig, site: SiteId, name: string): ServiceRegistry {
   const modes = config.modes ?? ['hold', 'pull', 'direct', 'delegated']
-  type C = PeerComponents & { transport: Libp2pTransport, sync: SyncEngine, adminToken: string, logins: LoginGuard, jobs: JobService, roaming: RoamingService, printers: ReturnType<typeof printersOf>, tls: TlsProvider, delegation: Delegation }
+  type C = PeerComponents & { transport: Libp2pTransport, sync: SyncEngine, adminToken: string, logins: LoginGuard, jobs: JobService, roaming: RoamingService, printers: ReturnType<typeof printersOf>, tls: TlsProvider, delegation: Delegation, 'print-engine': PrintEngine }
   return {
     ...CORE_SERVICES,
     ...releaseServices({
@@ -123,14 +124,14 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
     tls: tlsService(config.tls ?? { kind: 'off' }),
     ipp: ippService({ host: config.host, port: config.ippPort, realm: `printmesh ${name}`, ...(config.intakeLimits !== undefined ? { limits: config.intakeLimits } : {}) }),
     dnssd: dnssdService({ host: config.host, uriHost: config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host, name }),
-    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logins', 'jobs', 'roaming', 'printers', 'clock', 'logger', 'cardKey', 'tls', 'delegation'], (c) => {
+    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logins', 'jobs', 'roaming', 'printers', 'clock', 'logger', 'cardKey', 'tls', 'delegation', 'print-engine'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger)
       const panel = createPanelApi(
         { site, printer: TERMINAL_PRINTER, ...(config.idleLogoutMs !== undefined ? { idleLogoutMs: config.idleLogoutMs } : {}) },
         { jobs: c.jobs, roaming: c.roaming, printers: c.printers, transport: c.transport, membership: c.membership, logger: c.logger, now: c.clock.now, delegation: c.delegation })
       const copies = config.counters === undefined
         ? undefined
-        : new CopySessions({ peer: c.self.id, site, printer: TERMINAL_PRINTER, data: resolve(config.data) }, { store: c.store, counters: config.counters, logger: c.logger, now: c.clock.now, metrics: c.metrics })
+        : new CopySessions({ peer: c.self.id, site, printer: TERMINAL_PRINTER, data: resolve(config.data) }, { store: c.store, counters: config.counters, prints: c['print-engine'], logger: c.logger, now: c.clock.now, metrics: c.metrics })
       if (copies !== undefined) c.metrics.useCopies()
       const server = createHttpServer({
         mesh,

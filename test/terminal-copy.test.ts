@@ -31,6 +31,8 @@ const CAROL_PIN = '975310'
 const OFFLINE_MS = 30_000
 /** The MFP's life counters when the test starts: a device that has printed for a while. */
 const START = { total: 50_000, color: 10_000, mono: 40_000 }
+/** How long the MFP takes to print a job: a print is still printing when its copy session ends. */
+const PRINT_MS = 2_000
 
 let mesh: TerminalMesh | undefined
 let snmpd: TestSnmpd | undefined
@@ -74,7 +76,7 @@ test.before(async () => {
   const communityFile = join(secrets, 'community')
   await writeFile(communityFile, `${agent().community}\n`, { mode: 0o600 })
   counterArgs = ['--counters', `snmp://127.0.0.1:${agent().port}?color=${TEST_OIDS.color}&mono=${TEST_OIDS.mono}`, '--counters-community-file', communityFile]
-  mesh = await startTerminalMesh({ alice: ALICE_PIN, bob: BOB_PIN, carol: CAROL_PIN }, [counterArgs])
+  mesh = await startTerminalMesh({ alice: ALICE_PIN, bob: BOB_PIN, carol: CAROL_PIN }, [counterArgs], { processMs: PRINT_MS })
 })
 
 test.after(async () => {
@@ -110,7 +112,7 @@ test('a copy session charges the user exactly the pages the counters moved, as o
   assert.is(again.status, 409)
 })
 
-test('a print released at the terminal during a copy session is charged as a print, not as copies', async () => {
+test('a print released at the terminal during a copy session, still printing when Done is tapped, is charged as a print, not as copies', async () => {
   const alice = await login('alice', ALICE_PIN)
   const doc = await makeDocument(m().docs, 'handout', 3, [0])
   const ippId = await printFile(m().site.ippUri, doc.path, { user: 'alice', format: 'application/pdf', name: 'handout' })
@@ -123,10 +125,11 @@ test('a print released at the terminal during a copy session is charged as a pri
   const started = await startCopy(alice)
   assert.is(started.status, 200)
   assert.is((await panel(alice, 'POST', `/api/panel/jobs/${encodeURIComponent(jobId)}/release`)).status, 200)
-  await until(async () => (await panelJobs(alice)).find((j) => j.id === jobId)?.state === 'printed', MESH_TIMEOUT_MS, 'the handout printed')
-  // the device counts the print (2 mono + 1 colour) and 4 mono + 2 colour copies
+  await until(async () => (await panelJobs(alice)).find((j) => j.id === jobId)?.state === 'printing', MESH_TIMEOUT_MS, 'the handout printing')
+  // the device counts the print (2 mono + 1 colour) and 4 mono + 2 colour copies; Done while the print is still printing
   await move(2 + 4, 1 + 2)
   const end = await endCopy(alice)
+  assert.is((await panelJobs(alice)).find((j) => j.id === jobId)?.state, 'printed', 'the end waited for the print to be charged')
   assert.equal(end.body, { outcome: 'charged', id: started.body.session?.id, pages: 6, colorPages: 2, sheets: 6, printPages: 3 })
   await until(async () => (await usageAt(m().site)).some((u) => u.jobId === started.body.session?.id) && (await usageAt(m().site)).some((u) => u.jobId === jobId), MESH_TIMEOUT_MS, 'both records at the site')
   const usage = await usageAt(m().site)

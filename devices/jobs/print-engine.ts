@@ -93,6 +93,11 @@ export class PrintEngine {
     this.log = c.logger.child({ service: 'print' })
   }
 
+  /** How many prints this process has in hand right now (waiting for the printer's lane, printing, or asking the printer): a copy session waits for them to be charged before it reads the device's counters. */
+  inHand (): number {
+    return this.watched.size
+  }
+
   /** Whether this process is printing `jobId`, or asking its printer about it, right now. */
   watching (jobId: string): boolean {
     return this.watched.has(jobId)

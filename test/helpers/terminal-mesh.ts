@@ -9,7 +9,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startSite, startCentral, startTerminal, tempDir, type SiteProcess } from '../../simulations/node-process.ts'
 import { until } from '../../simulations/wait.ts'
-import { startIppEvePrinter, type IppEvePrinter } from './ippeveprinter.ts'
+import { startIppEvePrinter, type IppEvePrinter, type IppEvePrinterOptions } from './ippeveprinter.ts'
 import { admin } from './node-api.ts'
 import { makePdf } from '../fixtures/documents.ts'
 import { runCleanup, type CleanupStep } from './browser.ts'
@@ -33,10 +33,11 @@ export interface TerminalMesh {
 
 /**
  * Starts central (with `users`: name → PIN, or PIN and card number), site-a (`--hostname print.site-a.example`) and one
- * terminal per entry of `terminals` (its extra CLI arguments), each with its own ippeveprinter;
+ * terminal per entry of `terminals` (its extra CLI arguments), each with its own ippeveprinter
+ * (`printer`: how those printers behave, e.g. how long a job takes);
  * resolves once every terminal is online with the directory.
  */
-export async function startTerminalMesh (users: Record<string, string | { pin: string, card: string }>, terminals: string[][]): Promise<TerminalMesh> {
+export async function startTerminalMesh (users: Record<string, string | { pin: string, card: string }>, terminals: string[][], printer: Omit<IppEvePrinterOptions, 'name'> = {}): Promise<TerminalMesh> {
   const steps: CleanupStep[] = []
   const stop = async (): Promise<void> => { await runCleanup(steps.reverse()) }
   try {
@@ -56,11 +57,11 @@ export async function startTerminalMesh (users: Record<string, string | { pin: s
     steps.push(['site', async () => await site.stop()])
     const started: TerminalNode[] = []
     for (const [i, args] of terminals.entries()) {
-      const printer = await startIppEvePrinter({ name: `terminal mfp ${i + 1}` })
-      steps.push([`printer ${i + 1}`, async () => await printer.stop()])
-      const node = await startTerminal({ args: ['--join', await token('terminal'), '--printer', printer.uri, ...args] })
+      const device = await startIppEvePrinter({ ...printer, name: `terminal mfp ${i + 1}` })
+      steps.push([`printer ${i + 1}`, async () => await device.stop()])
+      const node = await startTerminal({ args: ['--join', await token('terminal'), '--printer', device.uri, ...args] })
       steps.push([`terminal ${i + 1}`, async () => await node.stop()])
-      started.push({ node, printer })
+      started.push({ node, printer: device })
     }
     // a terminal logs users in from the directory replicated to it: wait until it has it
     for (const { node } of started) {
