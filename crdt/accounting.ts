@@ -72,6 +72,11 @@ export function listUsage (doc: Y.Doc): UsageRecord[] {
   return [...usageMap(doc).values()]
 }
 
+/** How many usage records `doc` holds (without reading them). */
+export function countUsage (doc: Y.Doc): number {
+  return usageMap(doc).size
+}
+
 export function hasUsage (doc: Y.Doc, id: string): boolean {
   return usageMap(doc).has(id)
 }
@@ -106,9 +111,14 @@ export function uniqueUsage (records: Iterable<UsageRecord>): UsageRecord[] {
   const byId = new Map<string, UsageRecord>()
   for (const r of records) {
     const kept = byId.get(r.id)
-    if (kept === undefined || r.time < kept.time || (r.time === kept.time && r.site < kept.site)) byId.set(r.id, r)
+    if (kept === undefined || keepsOver(r, kept)) byId.set(r.id, r)
   }
   return [...byId.values()]
+}
+
+/** Whether `r` is kept over `kept`, another record of the same usage id ({@link uniqueUsage}'s rule; reports use it too). */
+export function keepsOver (r: UsageRecord, kept: UsageRecord): boolean {
+  return r.time < kept.time || (r.time === kept.time && r.site < kept.site)
 }
 
 /** Totals by a key (user, printer, UTC day); records are de-duplicated by id first. */

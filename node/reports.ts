@@ -9,8 +9,8 @@
  * price lists (crdt/prices.ts): the mesh's where this node is the authority, a site's own
  * overrides on that site.
  */
-import { uniqueUsage, listUsage, type UsageRecord } from '../crdt/accounting.ts'
-import { parseDocName, directoryDoc, licenseDoc, siteConfigDoc, siteId, type SiteId } from '../crdt/names.ts'
+import { countUsage, keepsOver, listUsage, type UsageRecord } from '../crdt/accounting.ts'
+import { parseDocName, directoryDoc, licenseDoc, siteConfigDoc, siteId, type DocName, type SiteId } from '../crdt/names.ts'
 import { listUsers } from '../crdt/directory.ts'
 import { InvalidRequestError, NotCentralError } from '../crdt/errors.ts'
 import type { DocStore } from '../crdt/store.ts'
@@ -19,6 +19,7 @@ import {
   type PriceList, type SitePrices
 } from '../crdt/prices.ts'
 import type { MeshPeerView } from '../ui/api.ts'
+import { MAX_GROUP_BY } from '../ui/reports-api.ts'
 import type {
   Dimension, MyUsage, PeerFreshness, Report, ReportFilter, ReportQuery, ReportRow, ReportTotals, ReportsApi
 } from '../ui/reports-api.ts'
@@ -57,8 +58,18 @@ export function isoWeek (time: number): string {
 /** The printer's key in reports: printer names repeat across sites (every site's `virtual`). */
 const printerKey = (r: UsageRecord): string => `${r.site}/${r.printer}`
 
+/** UTC days as `YYYY-MM-DD` by day number, so a report formats each day once, not once per record. */
+type DayNames = Map<number, string>
+
+function dayName (time: number, days: DayNames): string {
+  const n = Math.floor(time / DAY_MS)
+  let name = days.get(n)
+  if (name === undefined) days.set(n, name = new Date(n * DAY_MS).toISOString().slice(0, 10))
+  return name
+}
+
 /** The values of one dimension for a record (a user in two groups counts in both). */
-function keysOf (dim: Dimension, h: HeldRecord, ctx: ReportContext): string[] {
+function keysOf (dim: Dimension, h: HeldRecord, ctx: ReportContext, days: DayNames): string[] {
   const r = h.record
   switch (dim) {
     case 'user': return [r.user]
@@ -70,9 +81,9 @@ function keysOf (dim: Dimension, h: HeldRecord, ctx: ReportContext): string[] {
     case 'color': return [r.colorPages > 0 ? 'colour' : 'mono']
     case 'sides': return [r.duplex ? 'duplex' : 'simplex']
     case 'media': return [r.media ?? NONE]
-    case 'day': return [new Date(r.time).toISOString().slice(0, 10)]
+    case 'day': return [dayName(r.time, days)]
     case 'week': return [isoWeek(r.time)]
-    case 'month': return [new Date(r.time).toISOString().slice(0, 7)]
+    case 'month': return [dayName(r.time, days).slice(0, 7)]
   }
 }
 
@@ -110,25 +121,35 @@ function matchesFilter (h: HeldRecord, f: ReportFilter, ctx: ReportContext): boo
 }
 
 /**
- * Each usage id once, by the rule of crdt/accounting.ts {@link uniqueUsage} (the earliest,
- * then by site), keeping the peer that holds the record kept.
+ * Each usage id once, by the rule of crdt/accounting.ts `uniqueUsage` ({@link keepsOver}: the
+ * earliest, then by site), keeping the peer that holds the record kept.
  */
 export function uniqueHeld (held: readonly HeldRecord[]): HeldRecord[] {
-  const peerOf = new Map<UsageRecord, string>(held.map((h) => [h.record, h.peer]))
-  return uniqueUsage(held.map((h) => h.record)).map((record) => ({ record, peer: peerOf.get(record) as string }))
+  const byId = new Map<string, HeldRecord>()
+  for (const h of held) {
+    const kept = byId.get(h.record.id)
+    if (kept === undefined || keepsOver(h.record, kept.record)) byId.set(h.record.id, h)
+  }
+  return [...byId.values()]
 }
 
 /** Rows of `dims` over `held`, sorted by their keys. */
 function breakdown (held: readonly HeldRecord[], dims: readonly Dimension[], ctx: ReportContext): ReportRow[] {
+  if (dims.length > MAX_GROUP_BY) throw new InvalidRequestError(`a report breaks down by at most ${MAX_GROUP_BY} dimensions`)
   const rows = new Map<string, ReportRow>()
+  const days: DayNames = new Map()
+  // a row's id joins its keys with a character no key holds (they are names, dates, keywords)
+  const add = (keys: readonly string[], r: UsageRecord): void => {
+    const id = keys.join('\u0000')
+    let row = rows.get(id)
+    if (row === undefined) rows.set(id, row = { keys: [...keys], ...emptyTotals() })
+    addToTotals(row, r)
+  }
   for (const h of held) {
-    let combos: string[][] = [[]]
-    for (const dim of dims) combos = combos.flatMap((c) => keysOf(dim, h, ctx).map((k) => [...c, k]))
-    for (const keys of combos) {
-      const id = JSON.stringify(keys)
-      let row = rows.get(id)
-      if (row === undefined) rows.set(id, row = { keys, ...emptyTotals() })
-      addToTotals(row, h.record)
+    if (dims.length === 0) { add([], h.record); continue }
+    for (const a of keysOf(dims[0], h, ctx, days)) {
+      if (dims.length === 1) { add([a], h.record); continue }
+      for (const b of keysOf(dims[1], h, ctx, days)) add([a, b], h.record)
     }
   }
   return [...rows.values()].sort((a, b) => {
@@ -150,14 +171,7 @@ const ACCOUNTING_ROLES = new Set(['site', 'terminal'])
  * site and terminal (a workstation's client that never charged anything is not waited for).
  * A revoked peer will send nothing more: it is listed, never pending.
  */
-export function freshness (held: readonly HeldRecord[], ctx: ReportContext): PeerFreshness[] {
-  const stats = new Map<string, { records: number, last?: number }>()
-  for (const h of held) {
-    const s = stats.get(h.peer) ?? { records: 0 }
-    s.records++
-    if (s.last === undefined || h.record.time > s.last) s.last = h.record.time
-    stats.set(h.peer, s)
-  }
+export function freshness (stats: ReadonlyMap<string, PeerStats>, ctx: ReportContext): PeerFreshness[] {
   const known = new Map(ctx.peers.map((p) => [p.peer, p]))
   const ids = new Set<string>([...stats.keys(), ...ctx.peers.filter((p) => ACCOUNTING_ROLES.has(p.role ?? '') && !p.revoked).map((p) => p.peer)])
   ids.add(ctx.self.peer)
@@ -185,13 +199,32 @@ export function freshness (held: readonly HeldRecord[], ctx: ReportContext): Pee
   })
 }
 
-/** The report over `held` (every record this node holds, duplicates included). */
-export function buildReport (held: readonly HeldRecord[], query: ReportQuery, ctx: ReportContext): Report {
+/** What a report says of one peer's records here: how many, and the time of the newest. */
+export interface PeerStats { records: number, last?: number }
+
+/** {@link PeerStats} of every peer with records in `held`. */
+export function peerStats (held: readonly HeldRecord[]): Map<string, PeerStats> {
+  const stats = new Map<string, PeerStats>()
+  for (const h of held) {
+    const s = stats.get(h.peer) ?? { records: 0 }
+    s.records++
+    if (s.last === undefined || h.record.time > s.last) s.last = h.record.time
+    stats.set(h.peer, s)
+  }
+  return stats
+}
+
+/**
+ * The report over `held` (the records this node holds, duplicates included; at least those
+ * of the query's time range). `stats`: every peer's {@link PeerStats} over all it holds,
+ * when `held` is only the range's (default: computed from `held`).
+ */
+export function buildReport (held: readonly HeldRecord[], query: ReportQuery, ctx: ReportContext, stats: ReadonlyMap<string, PeerStats> = peerStats(held)): Report {
   const { groupBy, top: topN = DEFAULT_TOP, ...filter } = query
   const counted = uniqueHeld(held).filter((h) => matchesFilter(h, filter, ctx))
   const totals = emptyTotals()
   for (const h of counted) addToTotals(totals, h.record)
-  const peers = freshness(held, ctx)
+  const peers = freshness(stats, ctx)
   return {
     generatedAt: ctx.now,
     groupBy: [...groupBy],
@@ -218,16 +251,45 @@ export interface ReportsComponents {
   now: () => number
 }
 
-/** Every usage record in the accounting documents this node holds, with the peer of each. */
-export function heldRecords (store: DocStore): HeldRecord[] {
-  const out: HeldRecord[] = []
+/** Whether the month `period` (`YYYY-MM`, UTC) overlaps [from, to). */
+function periodOverlaps (period: string, from: number | undefined, to: number | undefined): boolean {
+  const [y, m] = period.split('-').map(Number)
+  const start = Date.UTC(y, m - 1, 1)
+  const end = Date.UTC(y, m, 1)
+  return (from === undefined || end > from) && (to === undefined || start < to)
+}
+
+/**
+ * The usage records in the accounting documents this node holds, with the peer of each: of
+ * the documents whose month overlaps [from, to) only (a record sits in the document of the
+ * month it was written, at its time), and every peer's {@link PeerStats} over all documents
+ * (counted without reading records; the newest read from each peer's newest document).
+ */
+export function heldRecords (store: DocStore, range: { from?: number, to?: number } = {}): { held: HeldRecord[], stats: Map<string, PeerStats> } {
+  const held: HeldRecord[] = []
+  const stats = new Map<string, PeerStats>()
+  const newest = new Map<string, { period: string, name: DocName }>()
   for (const name of store.openNames()) {
     const parsed = parseDocName(name)
-    if (parsed?.family !== 'acct' || parsed.peer === undefined) continue
+    if (parsed?.family !== 'acct' || parsed.peer === undefined || parsed.period === undefined) continue
     const doc = store.get(name)
-    if (doc !== undefined) for (const record of listUsage(doc)) out.push({ peer: parsed.peer, record })
+    if (doc === undefined) continue
+    const count = countUsage(doc)
+    if (count === 0) continue
+    const s = stats.get(parsed.peer) ?? { records: 0 }
+    s.records += count
+    stats.set(parsed.peer, s)
+    const n = newest.get(parsed.peer)
+    if (n === undefined || parsed.period > n.period) newest.set(parsed.peer, { period: parsed.period, name })
+    if (periodOverlaps(parsed.period, range.from, range.to)) for (const record of listUsage(doc)) held.push({ peer: parsed.peer, record })
   }
-  return out
+  for (const [peer, { name }] of newest) {
+    const doc = store.get(name)
+    const s = stats.get(peer)
+    if (doc === undefined || s === undefined) continue
+    for (const r of listUsage(doc)) if (s.last === undefined || r.time > s.last) s.last = r.time
+  }
+  return { held, stats }
 }
 
 /** The reports of a node (central, a site): {@link ReportsApi} for ui/routes/reports.ts. */
@@ -257,11 +319,14 @@ export function createReports (c: ReportsComponents): ReportsApi {
     }
   }
   return {
-    report: (query) => buildReport(heldRecords(c.store), query, context()),
+    report (query) {
+      const { held, stats } = heldRecords(c.store, query)
+      return buildReport(held, query, context(), stats)
+    },
 
     mine (user, filter): MyUsage {
-      const held = heldRecords(c.store)
-      const report = buildReport(held, { ...filter, user, groupBy: [] }, context())
+      const { held, stats } = heldRecords(c.store, filter)
+      const report = buildReport(held, { ...filter, user, groupBy: [] }, context(), stats)
       const records = uniqueHeld(held).map((h) => h.record)
         .filter((r) => r.user === user && (filter.from === undefined || r.time >= filter.from) && (filter.to === undefined || r.time < filter.to))
         .sort((a, b) => b.time - a.time || a.id.localeCompare(b.id))

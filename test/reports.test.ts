@@ -11,6 +11,16 @@ import { buildReport, isoWeek, type HeldRecord, type ReportContext } from '../no
 import { parseReportQuery, reportCsv, formatMinor } from '../ui/routes/reports.ts'
 import { InvalidRequestError } from '../crdt/errors.ts'
 import type { MeshPeerView } from '../ui/api.ts'
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { DocStore } from '../crdt/store.ts'
+import { LevelPersistence } from '../crdt/persistence.ts'
+import { acctDoc, licenseDoc, peerId, periodOf } from '../crdt/names.ts'
+import { recordUsage, listUsage } from '../crdt/accounting.ts'
+import { writePriceList, pricedUsage } from '../crdt/prices.ts'
+import { heldRecords } from '../node/reports.ts'
+import { generateIdentity } from '../transports/identity.ts'
+import { tempDir } from '../simulations/node-process.ts'
 
 const T0 = Date.UTC(2026, 11, 1, 9, 0, 0) // Tuesday 2026-12-01
 const HOUR = 3_600_000
@@ -177,6 +187,51 @@ test('a bad price list is refused naming the field; a bad report query names the
   assert.match(badQuery({ form: '2026-01-01' }), /^unknown query parameter "form"/)
   assert.is(badQuery({ kind: 'scan' }), '"kind" must be print or copy')
   assert.is(badQuery({ from: '2026-02-01', to: '2026-01-01' }), '"to" is before "from"')
+})
+
+test('a price change prices new records only: each record keeps the price it was written with (a real store)', async () => {
+  const dir = await tempDir('printmesh-prices-')
+  const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), (await generateIdentity()).signer)
+  try {
+    const peer = peerId(PEER_A)
+    const write = async (r: UsageRecord): Promise<void> => {
+      const priced = await pricedUsage(store, r)
+      await store.transact(acctDoc(peer, periodOf(r.time)), { kind: 'local', service: 'accounting' }, (d) => recordUsage(d, priced))
+    }
+    const mono = (id: string, time: number): UsageRecord => usage({ id, user: 'alice', site: 'site-a', printer: 'virtual', time }, { pages: 10, colour: 0 }, 1, false)
+    await write(mono('before/print', T0)) // no price list yet: unpriced
+    await store.transact(licenseDoc(), { kind: 'admin', user: 'admin' }, (d) => writePriceList(d, parsePriceList({ currency: 'EUR', rules: [{ perPage: 5 }] }, 'admin', T0)))
+    await write(mono('first/print', T0 + HOUR))
+    await store.transact(licenseDoc(), { kind: 'admin', user: 'admin' }, (d) => writePriceList(d, parsePriceList({ currency: 'EUR', rules: [{ perPage: 7 }] }, 'admin', T0)))
+    await write(mono('second/print', T0 + 2 * HOUR))
+    const costs = Object.fromEntries(listUsage(await store.open(acctDoc(peer, periodOf(T0)))).map((r) => [r.id, r.cost?.amount]))
+    assert.equal(costs, { 'before/print': undefined, 'first/print': 50, 'second/print': 70 })
+  } finally {
+    await store.close()
+    await rm(dir, { recursive: true, force: true })
+  }
+})
+
+test('a report reads only the months its time range covers, and still says when each peer\'s newest record is from', async () => {
+  const dir = await tempDir('printmesh-held-')
+  const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), (await generateIdentity()).signer)
+  try {
+    const nov = Date.UTC(2026, 10, 20)
+    const dec = Date.UTC(2026, 11, 2)
+    const put = async (peer: string, r: UsageRecord): Promise<void> => { await store.transact(acctDoc(peerId(peer), periodOf(r.time)), { kind: 'local', service: 'accounting' }, (d) => recordUsage(d, r)) }
+    const one = (id: string, time: number): UsageRecord => usage({ id, user: 'alice', site: 'site-a', printer: 'virtual', time }, { pages: 1, colour: 0 }, 1, false)
+    await put(PEER_A, one('a1/print', nov))
+    await put(PEER_A, one('a2/print', nov + HOUR))
+    await put(PEER_A, one('a3/print', dec))
+    await put(PEER_B, one('b1/print', nov + 2 * HOUR))
+    const { held, stats } = heldRecords(store, { from: Date.UTC(2026, 11, 1) })
+    assert.equal(held.map((h) => h.record.id), ['a3/print'])
+    assert.equal(Object.fromEntries(stats), { [PEER_A]: { records: 3, last: dec }, [PEER_B]: { records: 1, last: nov + 2 * HOUR } })
+    assert.equal(heldRecords(store, { to: Date.UTC(2026, 11, 1) }).held.map((h) => h.record.id).sort(), ['a1/print', 'a2/print', 'b1/print'])
+  } finally {
+    await store.close()
+    await rm(dir, { recursive: true, force: true })
+  }
 })
 
 test.run()

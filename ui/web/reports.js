@@ -58,7 +58,7 @@ function renderFreshness (report) {
   }
   setChildren($('peers').tBodies[0], report.peers.map((p) => h('tr', { 'data-peer': p.peer },
     h('th', { scope: 'row' }, p.site ?? p.role ?? '', ' ', h('code', { title: p.peer }, `${p.peer.slice(0, 8)}…`)),
-    h('td', {}, p.connected ? 'yes' : 'no'),
+    h('td', {}, p.connected ? 'yes' : p.revoked === true ? 'no (revoked)' : 'no'),
     h('td', { class: 'num' }, String(p.records)),
     h('td', {}, formatTime(p.lastRecordAt)),
     h('td', {}, p.pendingSince !== undefined ? formatTime(p.pendingSince) : '')
