@@ -253,6 +253,8 @@ window.addEventListener('resize', () => {
 })
 
 async function main () {
+  // this month by default: a report reads only the months it covers (an admin clears it for everything)
+  $('from').value = `${new Date().toISOString().slice(0, 7)}-01`
   nodeInfo = await showSiteInfo($('site-info'))
   try {
     const session = await api('GET', '/api/session')
