@@ -39,6 +39,8 @@ import { createHttpServer, type HttpServer } from '../ui/server.ts'
 import { meshRoutes } from '../ui/routes/mesh.ts'
 import { metricsRoutes } from '../ui/routes/metrics.ts'
 import { pagesRoutes } from '../ui/routes/pages.ts'
+import { reportsRoutes } from '../ui/routes/reports.ts'
+import { createReports } from './reports.ts'
 import { panelRoutes } from '../ui/routes/panel.ts'
 import type { LoginGuard } from '../ui/rate-limit.ts'
 import { persistentLoginGuard } from './login-state.ts'
@@ -133,6 +135,8 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
         ? undefined
         : new CopySessions({ peer: c.self.id, site, printer: TERMINAL_PRINTER, data: resolve(config.data) }, { store: c.store, counters: config.counters, prints: c['print-engine'], logger: c.logger, now: c.clock.now, metrics: c.metrics })
       if (copies !== undefined) c.metrics.useCopies()
+      // reports over the accounting a terminal holds: its own and its site's; it writes no price list
+      const reports = createReports({ store: c.store, self: { peer: c.self.id, role: 'terminal', site }, peers: () => mesh.status().peers, authority: () => false, now: c.clock.now })
       const server = createHttpServer({
         mesh,
         users: {
@@ -142,7 +146,7 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
             return user !== undefined ? { user, admin: false } : undefined
           }
         },
-        plugins: [meshRoutes(mesh), panelRoutes(panel, copies), metricsRoutes(c.metrics), pagesRoutes(['panel', 'admin'])],
+        plugins: [meshRoutes(mesh), panelRoutes(panel, copies), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['panel', 'admin', 'reports'])],
         adminToken: c.adminToken,
         logins: c.logins,
         logger: c.logger,

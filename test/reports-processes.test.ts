@@ -3,12 +3,13 @@
 // Central's report totals every site's records with exact costs; a price change prices
 // new records only; a site that is stopped is named as pending since its last record, and
 // once it is back (and prints again) central's totals are the sum of the sites' own records.
-// The CSV export opens with the same totals; a user sees their own usage and cost.
+// A terminal of site-a reports what it holds (its site's records, not the others'). The CSV
+// export opens with the same totals; a user sees their own usage and cost.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { rm } from 'node:fs/promises'
 import { parse } from 'csv-parse/sync'
-import { startSite, startCentral, tempDir, type SiteProcess } from '../simulations/node-process.ts'
+import { startSite, startCentral, startTerminal, tempDir, type SiteProcess } from '../simulations/node-process.ts'
 import { until } from '../simulations/wait.ts'
 import { admin } from './helpers/node-api.ts'
 import { printFile } from './helpers/ipptool.ts'
@@ -22,6 +23,7 @@ const MESH_TIMEOUT_MS = 30_000
 const SITES = ['a', 'b', 'c'] as const
 
 let central: SiteProcess | undefined
+let terminal: SiteProcess | undefined
 const sites: Partial<Record<typeof SITES[number], SiteProcess>> = {}
 let siteCDir = ''
 let docs = ''
@@ -65,10 +67,13 @@ test.before(async () => {
   for (const name of SITES) {
     sites[name] = await startSite({ ...(name === 'c' ? { dataDir: siteCDir } : {}), args: ['--site', `site-${name}`, '--no-hold', '--join', await joinString(`site-${name}`)] })
   }
+  const { joinString: terminalJoin } = await admin<{ joinString: string }>(central, '/api/mesh/tokens', { method: 'POST', body: { role: 'terminal', site: 'site-a' } })
+  terminal = await startTerminal({ args: ['--join', terminalJoin] })
 })
 
 test.after(async () => {
   await runCleanup([
+    ['terminal', async () => await terminal?.stop()],
     ...SITES.map((s): [string, () => Promise<void>] => [`site-${s}`, async () => await sites[s]?.stop()]),
     ['central', async () => await central?.stop()],
     ['site-c data', async () => await rm(siteCDir, { recursive: true, force: true })],
@@ -115,13 +120,17 @@ test('central reports every site\'s usage priced at the list in force (and a sit
   await print(site('a'), 'alice', { pages: 1, colorPages: [] })
   const [first, second] = await charged(site('a'), 2)
   assert.equal([first.cost?.amount, second.cost?.amount], [44, 7])
+  // a terminal of site-a reports what it holds: its site's accounting, not the other sites'
+  const t = terminal as SiteProcess
+  await until(async () => (await report(t)).totals.records === 2, MESH_TIMEOUT_MS, 'site-a\'s records at its terminal')
+  assert.equal((await report(t, '?groupBy=site')).rows.map((r) => [r.keys[0], r.pages, r.cost.EUR]), [['site-a', 5, 51]])
 
   // site-c is stopped: central names it pending since its last record
   await site('c').kill('SIGTERM')
   await until(async () => (await report(c)).pending.length === 1, MESH_TIMEOUT_MS, 'site-c pending at central')
   const cutOff = await report(c)
   assert.equal(cutOff.pending.map((p) => [p.site, p.connected, p.pendingSince, p.records]), [['site-c', false, c1.time, 1]])
-  assert.equal(cutOff.peers.filter((p) => p.connected).map((p) => p.site).sort(), ['site-a', 'site-b'])
+  assert.equal(cutOff.peers.filter((p) => p.connected).map((p) => `${p.role ?? ''} ${p.site ?? ''}`).sort(), ['site site-a', 'site site-b', 'terminal site-a'])
 
   // back again, it prints once more (6 mono pages at 7 = 42); central's totals are the sum of what each site recorded
   sites.c = await startSite({ dataDir: siteCDir, args: ['--site', 'site-c', '--no-hold'] })
