@@ -61,6 +61,11 @@ export class CopyUnavailableError extends KindedError {
   constructor (detail: string, options?: { cause?: unknown }) { super(`copying cannot be charged now, so it is not started: ${detail}`, options); this.name = 'CopyUnavailableError' }
 }
 
+/** The data folder's copy session file cannot be read: the terminal does not start rather than lose an open session. */
+export class CopyStateFileError extends Error {
+  constructor (file: string, detail: string) { super(`${file}: ${detail}`); this.name = 'CopyStateFileError' }
+}
+
 /** Two readings that cannot be subtracted: another device, or counters that went backwards. */
 export class CountersMismatchError extends Error {
   constructor (message: string) { super(message); this.name = 'CountersMismatchError' }
@@ -147,9 +152,14 @@ export class CopySessions implements CopyApi {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     }
     if (text !== undefined) {
-      const parsed = JSON.parse(text) as StateFile
-      if (parsed.version !== 1) throw new Error(`${this.file}: unknown version ${String(parsed.version)}`)
-      this.state = { version: 1, failed: parsed.failed ?? [], ...(parsed.open !== undefined ? { open: parsed.open } : {}) }
+      let parsed: StateFile
+      try {
+        parsed = JSON.parse(text) as StateFile
+      } catch (err) {
+        throw new CopyStateFileError(this.file, `not JSON (${(err as Error).message}); it holds the open copy session and failed ones: repair it, or move it away to start without them`)
+      }
+      if (parsed?.version !== 1 || !Array.isArray(parsed.failed)) throw new CopyStateFileError(this.file, `unknown layout (version ${String(parsed?.version)})`)
+      this.state = { version: 1, failed: parsed.failed, ...(parsed.open !== undefined ? { open: parsed.open } : {}) }
     }
     const left = this.state.open
     if (left !== undefined) {

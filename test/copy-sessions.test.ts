@@ -3,17 +3,17 @@
 // (colour and mono counters, only one of them, neither, a sheet counter), counters that went
 // backwards or belong to another device, the next user's login ending the last user's
 // session, a session whose record was written just before a crash charged once, and a failed
-// session kept in the data folder with its start reading.
+// session kept in the data folder with its start reading, and a broken session file.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { readFile, rm } from 'node:fs/promises'
+import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { DocStore } from '../crdt/store.ts'
 import { LevelPersistence } from '../crdt/persistence.ts'
 import { acctDoc, periodOf, siteId, type PeerId } from '../crdt/names.ts'
 import { listUsage, recordUsage, type UsageRecord } from '../crdt/accounting.ts'
-import { CopySessions, copyCharge, CountersMismatchError, COPY_SESSION_FILE } from '../node/copy-sessions.ts'
+import { CopySessions, copyCharge, CopyStateFileError, CountersMismatchError, COPY_SESSION_FILE } from '../node/copy-sessions.ts'
 import { snmpCounters, parseSnmpAddress } from '../devices/counters/snmp.ts'
 import type { CounterReading } from '../devices/counters/types.ts'
 import { tempDir } from '../simulations/node-process.ts'
@@ -134,6 +134,24 @@ test('a session the counters cannot end is kept in the data folder as failed, wi
     assert.is(state.open, undefined)
     assert.equal(state.failed.map((f) => [f.id, f.user, f.reason, f.start.total, f.start.color]), [[bob.id, 'bob', 'logout', 1000, 200]])
     assert.equal(await copies(r.store), [])
+  } finally {
+    await r.close()
+  }
+})
+
+test('a copy session file that is not JSON stops the start with the file named, and is left as it was', async () => {
+  const r = await rig()
+  try {
+    await writeFile(join(r.dir, COPY_SESSION_FILE), '{"version":1,"open":')
+    const s = r.open()
+    try {
+      await s.start()
+      assert.unreachable('started on a broken file')
+    } catch (err) {
+      assert.instance(err, CopyStateFileError)
+      assert.match((err as Error).message, COPY_SESSION_FILE)
+    }
+    assert.is(await readFile(join(r.dir, COPY_SESSION_FILE), 'utf8'), '{"version":1,"open":')
   } finally {
     await r.close()
   }
