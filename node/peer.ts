@@ -148,6 +148,12 @@ export interface PeerSelf {
  */
 export interface Clock {
   now: () => number
+  /**
+   * A clock that only moves forward at the pace of real time, whatever the wall clock does
+   * (the CLI's: `performance.now`; absent: the wall clock alone): holds and retention are
+   * measured on it too, so a wall clock set forward while the process runs does not shorten them.
+   */
+  monotonic?: () => number
   /** Runs `fn` after `ms` (default: the sync engine's own timers). */
   schedule?: (fn: () => void, ms: number) => void
   /** Waits `ms` before a retry (default: a timer). */
@@ -155,7 +161,7 @@ export interface Clock {
 }
 
 /** The wall clock: what every process of the CLI runs on. */
-export const SYSTEM_CLOCK: Clock = { now: () => Date.now() }
+export const SYSTEM_CLOCK: Clock = { now: () => Date.now(), monotonic: () => performance.now() }
 
 /** What every role is given before its services are built (see {@link preparePeer}). */
 export interface PeerComponents {

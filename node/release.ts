@@ -129,7 +129,8 @@ export function releaseServices (init: ReleaseServicesInit): ServiceRegistry {
         analyze: async (path, format, signal) => await c.analyzer.parse(path, format, signal),
         onReleaseSettled: c.metrics.released,
         delegation: c.delegation,
-        now: c.clock.now
+        now: c.clock.now,
+        ...(c.clock.monotonic !== undefined ? { monotonic: c.clock.monotonic } : {})
       })),
     roaming: () => serviceFactory<C, RoamingService>(['self', 'signer', 'store', 'spool', 'copies', 'printers', 'jobs', 'print-engine', 'roamingLink', 'membership', 'clock', 'logger', 'delegation'], (c) => createRoamingService(
       { peer: c.self.id, site: init.site, ...(init.hostname !== undefined ? { hostname: init.hostname } : {}), ...init.roaming },

@@ -119,7 +119,7 @@ async function main (): Promise<number> {
       return v as Injection | ProcessInjection
     })
     .option('--no-roaming', 'release jobs only at the site holding them (by default half the releases happen at another site: under the holder\'s grant, or offline from a prefetched copy)')
-    .option('--strict-clock', 'hold and retention must last their length by the true clock even where a peer\'s clock was skewed meanwhile (known product bug, issue 18: off, the spread of the holder\'s skew is tolerated)')
+    .option('--strict-clock', 'hold and retention must last their length by the true clock even where the holder restarted on a skewed clock (off: what the skew at its starts explains is tolerated; a clock skewed while it runs never is)')
     .option('--quiet', 'no progress lines on stderr')
   program.parse()
   const o = program.opts<{ processes?: boolean, peers: number, faults: number, seed: number, steps?: number, terminals: number, json?: string, dataDir?: string, maxSeconds: number, inject?: Injection | ProcessInjection, quiet?: boolean, roaming?: boolean, strictClock?: boolean }>()

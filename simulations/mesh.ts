@@ -52,6 +52,8 @@ export interface MeshPeerInit {
   verify?: Verifier
   /** Clock of the membership checks (default Date.now). */
   now?: () => number
+  /** Monotonic clock (a simulator's true virtual time, unskewed; default `performance.now`). */
+  monotonic?: () => number
   /** Timer for the sync engine's own delayed work (a simulator's virtual clock). */
   schedule?: (fn: () => void, ms: number) => void
   /** Waits before a retry (a simulator's virtual clock; default a timer). */
@@ -125,6 +127,7 @@ export async function startMeshPeer (init: MeshPeerInit): Promise<MeshPeer> {
   const store = new DocStore(init.wrapPersistence?.(level) ?? level, signer)
   const clock: Clock = {
     now: init.now ?? SYSTEM_CLOCK.now,
+    ...(init.monotonic !== undefined ? { monotonic: init.monotonic } : {}),
     ...(init.schedule !== undefined ? { schedule: init.schedule } : {}),
     ...(init.sleep !== undefined ? { sleep: init.sleep } : {})
   }

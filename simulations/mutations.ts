@@ -109,11 +109,15 @@ export const MUTATIONS: readonly Mutation[] = [
   // ---- retention ----
   {
     name: 'retention-from-creation', area: 'retention', bug: 'finished jobs are purged their retention after creation, not after they finished',
-    file: 'devices/jobs/service.ts', find: 'TERMINAL_STATES.has(job.state) && (job.completedAt ?? job.updatedAt) + this.retentionMs <= now', replace: 'TERMINAL_STATES.has(job.state) && job.createdAt + this.retentionMs <= now'
+    file: 'devices/jobs/service.ts', find: 'this.elapsedSince(job.id, job.completedAt ?? job.updatedAt, now) >= this.retentionMs', replace: 'this.elapsedSince(job.id, job.createdAt, now) >= this.retentionMs'
   },
   {
     name: 'hold-in-the-wrong-unit', area: 'retention', bug: 'the hold is read as if given in a smaller unit: held jobs expire far too early',
-    file: 'devices/jobs/service.ts', find: '} else if (job.state === \'held\' && job.createdAt + this.holdMs <= now) {', replace: '} else if (job.state === \'held\' && job.createdAt + this.holdMs / 4 <= now) {'
+    file: 'devices/jobs/service.ts', find: 'this.elapsedSince(job.id, job.createdAt, now) >= this.holdMs)', replace: 'this.elapsedSince(job.id, job.createdAt, now) >= this.holdMs / 4)'
+  },
+  {
+    name: 'hold-on-wall-clock-only', area: 'retention', bug: 'holds and retention count on the wall clock alone, so a clock set forward while the site runs expires and purges jobs early',
+    file: 'devices/jobs/service.ts', find: '    return seen === undefined || this.monotonic === undefined ? wall : Math.min(', replace: '    return seen !== null ? wall : Math.min('
   },
   // ---- spool ----
   {

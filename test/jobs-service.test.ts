@@ -260,6 +260,44 @@ test('retention expires unreleased jobs, then purges finished ones and their byt
   assert.not.ok(await rig.spool.has(job.sha256!))
 })
 
+test('a wall clock set forward while the site runs shortens neither the hold nor the retention (issue 18)', async () => {
+  const dir = await tempDir()
+  const wall = { now: Date.UTC(2026, 10, 22, 12) }
+  let mono = 0
+  const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), identity.signer)
+  const spool = await Spool.open(join(dir, 'spool'))
+  const jobs = createJobService(
+    { peer: PEER, site: siteId('site-a'), queues: [{ name: 'print', hold: true, info: '', location: '' }], holdMs: HOLD_MS, retentionMs: 7200_000 },
+    { store, spool, printers: new Map(), logger, now: () => wall.now, monotonic: () => mono })
+  await jobs.start()
+  try {
+    const pdf = await makePdf(dir, { pages: 1, colorPages: [] })
+    const job = await jobs.addDocument((await jobs.createJob({ queue: 'print', owner: 'alice', name: 'report', copies: 1, sides: 'one-sided' })).ippId, { format: 'application/pdf', data: createReadStream(pdf) })
+    // ten minutes later the wall clock jumps two hours ahead: the hold (one hour) is not over
+    mono += 600_000
+    wall.now += 600_000 + 2 * 3600_000
+    await jobs.sweep()
+    assert.is(jobs.getJob(job.ippId)?.state, 'held', 'held after 10 minutes of a 1-hour hold')
+    mono += HOLD_MS - 600_000
+    wall.now += HOLD_MS - 600_000
+    await jobs.sweep()
+    assert.is(jobs.getJob(job.ippId)?.state, 'expired', 'expired once the hour passed')
+    // the same for retention: the clock jumps a day ahead a minute after the job expired
+    mono += 60_000
+    wall.now += 60_000 + 24 * 3600_000
+    await jobs.sweep()
+    assert.is(jobs.getJob(job.ippId)?.state, 'expired', 'kept a minute into a 2-hour retention')
+    mono += 7200_000
+    wall.now += 7200_000
+    await jobs.sweep()
+    assert.is(jobs.getJob(job.ippId), undefined, 'purged once the retention passed')
+  } finally {
+    await jobs.stop()
+    await store.close()
+    await rm(dir, { recursive: true, force: true })
+  }
+})
+
 test('a created job whose document never arrives fails after the incoming timeout', async () => {
   const job = await rig.jobs.createJob({ queue: 'print', owner: 'alice', name: 'never sent', copies: 1, sides: 'one-sided' })
   await rig.jobs.sweep()

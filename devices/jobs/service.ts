@@ -104,6 +104,8 @@ export interface JobServiceComponents {
    */
   analyze?: (path: string, format: string, signal?: AbortSignal) => Promise<DocumentInfo>
   now?: () => number
+  /** Monotonic ms (a node's: `performance.now`): holds and retention last their length on it too, whatever the wall clock does; absent, the wall clock alone counts. */
+  monotonic?: () => number
   /** Told how each release here ended (printed, failed, held again) and how long it took from the release (for metrics). */
   onReleaseSettled?: (outcome: 'printed' | 'failed' | 'held', seconds: number) => void
   /** Who may release whose jobs besides their owners (the directory's delegates); without it only owners and admins. */
@@ -136,6 +138,9 @@ export class JobService implements JobDomain {
   private sweepTimer?: NodeJS.Timeout
   private started = false
   private readonly now: () => number
+  private readonly monotonic: (() => number) | undefined
+  /** When this process saw each job enter its present state (or loaded it): wall clock and monotonic ms. */
+  private readonly stateSince = new Map<string, { wall: number, mono: number }>()
   private readonly holdMs: number
   private readonly retentionMs: number
   private readonly log: Logger
@@ -143,6 +148,7 @@ export class JobService implements JobDomain {
 
   constructor (private readonly init: JobServiceInit, private readonly c: JobServiceComponents) {
     this.now = c.now ?? Date.now
+    this.monotonic = c.monotonic
     this.engine = c.engine ?? new PrintEngine({ peer: init.peer, site: init.site }, { store: c.store, printers: c.printers, logger: c.logger, ...(c.lanes !== undefined ? { lanes: c.lanes } : {}), ...(c.now !== undefined ? { now: c.now } : {}) })
     this.holdMs = init.holdMs ?? DEFAULT_HOLD_MS
     this.retentionMs = init.retentionMs ?? DEFAULT_RETENTION_MS
@@ -203,10 +209,24 @@ export class JobService implements JobDomain {
     if (was !== undefined) this.tally.set(was, (this.tally.get(was) ?? 1) - 1)
     if (state === undefined) {
       this.states.delete(id)
+      this.stateSince.delete(id)
       return
     }
     this.states.set(id, state)
     this.tally.set(state, (this.tally.get(state) ?? 0) + 1)
+    if (this.monotonic !== undefined) this.stateSince.set(id, { wall: this.now(), mono: this.monotonic() })
+  }
+
+  /**
+   * Time passed since `since` (a wall-clock stamp of job `id`), but no more than this process
+   * measured on its monotonic clock since it saw the job enter its state (or loaded it), plus
+   * the wall-clock time before that: a wall clock set forward while the process runs (a
+   * skewed or corrected clock) shortens no hold and no retention (issue 18).
+   */
+  private elapsedSince (id: string, since: number, now: number): number {
+    const wall = now - since
+    const seen = this.stateSince.get(id)
+    return seen === undefined || this.monotonic === undefined ? wall : Math.min(wall, Math.max(0, seen.wall - since) + this.monotonic() - seen.mono)
   }
 
   private index (doc: DocName, job: JobRecord, address?: string): void {
@@ -642,9 +662,9 @@ export class JobService implements JobDomain {
         await this.move(doc, job.id, 'held', origin, { grant: undefined, reason: 'release-grant-expired', message: `site ${job.grant.site} did not start printing in time; release it again` })
       } else if (job.state === 'printing' && job.grant === undefined && job.printerJobId !== undefined && !this.engine.watching(job.id)) {
         this.askPrinterAbout(doc, job) // recovered, its printer had no final answer yet: ask again
-      } else if (job.state === 'held' && job.createdAt + this.holdMs <= now) {
+      } else if (job.state === 'held' && this.elapsedSince(job.id, job.createdAt, now) >= this.holdMs) {
         await this.move(doc, job.id, 'expired', origin, { reason: 'job-expired', message: 'not released in time' })
-      } else if (TERMINAL_STATES.has(job.state) && (job.completedAt ?? job.updatedAt) + this.retentionMs <= now) {
+      } else if (TERMINAL_STATES.has(job.state) && this.elapsedSince(job.id, job.completedAt ?? job.updatedAt, now) >= this.retentionMs) {
         const due = purge.get(doc)
         if (due === undefined) purge.set(doc, [job])
         else due.push(job)
