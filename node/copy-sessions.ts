@@ -36,7 +36,7 @@ import { hasUsage, listUsage, recordUsage, type UsageRecord } from '../crdt/acco
 import { KindedError } from '../crdt/errors.ts'
 import type { Actor } from '../devices/jobs/types.ts'
 import type { CounterReading, DeviceCounters } from '../devices/counters/types.ts'
-import type { CopyApi, CopyEndReason, CopyEndView, CopySessionView } from '../ui/api.ts'
+import type { CopyApi, CopyEndReason, CopyEndView, CopySessionView, FailedCopyView } from '../ui/api.ts'
 
 /** The open session and the failed ones, in the terminal's data folder. */
 export const COPY_SESSION_FILE = 'copy-session.json'
@@ -175,7 +175,9 @@ export class CopySessions implements CopyApi {
   }
 
   /** The failed sessions kept (start reading, why), newest last. */
-  failed (): readonly FailedSession[] { return this.state.failed }
+  failed (): readonly FailedCopyView[] {
+    return this.state.failed.map((f) => ({ id: f.id, user: f.user, startedAt: f.startedAt, endedAt: f.endedAt, reason: f.reason, message: f.message, start: f.start }))
+  }
 
   async current (actor: Actor): Promise<CopySessionView | undefined> {
     const open = this.state.open

@@ -17,6 +17,7 @@ import { until } from '../simulations/wait.ts'
 import { printFile } from './helpers/ipptool.ts'
 import { runCleanup, startBrowser, type CleanupStep, type TestBrowser } from './helpers/browser.ts'
 import { startSnmpd, TEST_OIDS, type TestSnmpd } from './helpers/snmpd.ts'
+import { admin } from './helpers/node-api.ts'
 import {
   startTerminalMesh, panelLogin, panel, panelJobs, jobsAt, usageAt, makeDocument, MESH_TIMEOUT_MS,
   type TerminalMesh, type PanelSession, type Usage
@@ -156,6 +157,9 @@ test('a session ended while the device does not answer charges nothing, says so,
   } finally {
     await agent().start()
   }
+  // the failed session is kept for an admin, with the counters at its start
+  const kept = await admin<{ failed: Array<{ id: string, user: string, reason: string, start: { total: number, color: number, mono: number, device: { serial: string } } }> }>(terminal(), '/api/panel/copy/failed')
+  assert.equal(kept.failed.map((f) => [f.id, f.user, f.reason, f.start.mono, f.start.color, f.start.device.serial]), [[failed.body.session?.id, 'bob', 'done', counters.mono - 5, counters.color, 'MFP-TEST-1']])
   // the next session is charged from its own start: the 5 uncounted pages are not in it
   const next = await startCopy(bob)
   assert.is(next.status, 200)

@@ -226,6 +226,19 @@ export interface CopyApi {
   begin (actor: Actor): Promise<CopySessionView>
   /** Ends the caller's session: reads the counters and charges the difference. */
   end (actor: Actor, reason: CopyEndReason): Promise<CopyEndView>
+  /** Sessions that could not be charged (counters unreadable at the end), oldest first, for an admin to settle. */
+  failed (): readonly FailedCopyView[]
+}
+
+/** A copy session that ended uncharged: who, when, why, and the counters at its start. */
+export interface FailedCopyView {
+  id: string
+  user: string
+  startedAt: number
+  endedAt: number
+  reason: CopyEndReason
+  message: string
+  start: { total: number, mono?: number, color?: number, sheets?: number, device: { address: string, serial?: string } }
 }
 
 /** Checks a user's PIN (slow hash) on a node without a SiteApi (a terminal); undefined when wrong or unknown. */

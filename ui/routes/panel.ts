@@ -73,6 +73,12 @@ export function panelRoutes (api: PanelApi, copies?: CopyApi): HttpPlugin {
         return { session: await copy().begin(caller.actor) }
       })
 
+      // an admin's view of the sessions that ended uncharged (counters unreadable), with their start readings
+      app.get('/api/panel/copy/failed', async (request) => {
+        authenticate(request, 'admin')
+        return { failed: copy().failed() }
+      })
+
       // body optional: { reason } (default done)
       app.post('/api/panel/copy/end', async (request) => {
         const caller = authenticate(request, 'user')
