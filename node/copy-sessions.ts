@@ -33,6 +33,7 @@ import type { Logger } from 'pino'
 import type { DocStore } from '../crdt/store.ts'
 import { acctDoc, periodOf, type PeerId, type SiteId } from '../crdt/names.ts'
 import { hasUsage, listUsage, recordUsage, type UsageRecord } from '../crdt/accounting.ts'
+import { pricedUsage } from '../crdt/prices.ts'
 import { KindedError } from '../crdt/errors.ts'
 import type { Actor } from '../devices/jobs/types.ts'
 import type { CounterReading, DeviceCounters } from '../devices/counters/types.ts'
@@ -262,7 +263,8 @@ export class CopySessions implements CopyApi {
     const id = `${open.id}/copy`
     const charged = await this.alreadyCharged(id, open.startedAt, now)
     if (!charged) {
-      await this.c.store.transact(acctDoc(this.init.peer, periodOf(now)), { kind: 'local', service: 'accounting' }, (d) => recordUsage(d, {
+      // priced as it is written, at the prices in force now, as prints are (crdt/prices.ts)
+      const record = await pricedUsage(this.c.store, {
         id,
         kind: 'copy',
         user: open.user,
@@ -276,7 +278,8 @@ export class CopySessions implements CopyApi {
         duplex: false,
         copies: 1,
         time: now
-      }))
+      })
+      await this.c.store.transact(acctDoc(this.init.peer, periodOf(now)), { kind: 'local', service: 'accounting' }, (d) => recordUsage(d, record))
     }
     await this.save({ version: 1, failed: this.state.failed })
     this.c.metrics?.copySessionEnded('charged', charge)

@@ -11,7 +11,8 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import { DocStore } from '../crdt/store.ts'
 import { LevelPersistence } from '../crdt/persistence.ts'
-import { acctDoc, periodOf, siteId, type PeerId } from '../crdt/names.ts'
+import { acctDoc, licenseDoc, periodOf, siteId, type PeerId } from '../crdt/names.ts'
+import { writePriceList } from '../crdt/prices.ts'
 import { listUsage, recordUsage, type UsageRecord } from '../crdt/accounting.ts'
 import { CopySessions, copyCharge, CopyStateFileError, CountersMismatchError, COPY_SESSION_FILE } from '../node/copy-sessions.ts'
 import { snmpCounters, parseSnmpAddress } from '../devices/counters/snmp.ts'
@@ -152,6 +153,33 @@ test('a copy session file that is not JSON stops the start with the file named, 
       assert.match((err as Error).message, COPY_SESSION_FILE)
     }
     assert.is(await readFile(join(r.dir, COPY_SESSION_FILE), 'utf8'), '{"version":1,"open":')
+  } finally {
+    await r.close()
+  }
+})
+
+
+test('a copy is priced as it is charged, at the copy prices in force then (colour and mono pages apart)', async () => {
+  const r = await rig()
+  try {
+    // the mesh's price list: copies 5 cents a mono page, 20 a colour one; prints dearer, so the kind counts
+    await r.store.transact(licenseDoc(), { kind: 'admin', user: 'admin' }, (d) => writePriceList(d, {
+      currency: 'EUR',
+      rules: [{ kind: 'copy', color: 'mono', perPage: 5 }, { kind: 'copy', color: 'colour', perPage: 20 }, { kind: 'print', perPage: 99 }],
+      sites: {},
+      printers: {},
+      updatedAt: Date.now(),
+      updatedBy: 'admin'
+    }))
+    const s = r.open()
+    await s.start()
+    await s.begin({ user: 'carol', admin: false })
+    await r.agent.set({ total: 1010, color: 203, mono: 807 }) // 7 mono, 3 colour
+    const end = await s.end({ user: 'carol', admin: false }, 'done')
+    assert.is(end.outcome, 'charged')
+    const [copy] = await copies(r.store)
+    assert.equal([copy.pages, copy.colorPages], [10, 3])
+    assert.equal(copy.cost, { ...copy.cost, currency: 'EUR', amount: 7 * 5 + 3 * 20 })
   } finally {
     await r.close()
   }
