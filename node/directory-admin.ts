@@ -15,6 +15,7 @@ import { directoryDoc } from '../crdt/names.ts'
 import { hashPin, putUser, getUser, listUsers, removeUser, cardCredential, cardIndex, normalizeCard, userByCardIndex, type DirectoryUser } from '../crdt/directory.ts'
 import type { DirectoryApi, DirectoryUserView, ImportReport, NewUser, UserPage, UserPatch, UserQuery } from '../ui/users-api.ts'
 import { importUsersCsv } from './users.ts'
+import { assertUserCapacity } from './license-file.ts'
 import {
   checkUsername, checkPin, checkCard, checkFullName, checkEmail, checkGroups, checkHomeSite, checkDelegates, userView,
   CardHeldError, InvalidUserFieldError, UnknownCardError, UnknownUserError, UserExistsError, UsersManagedElsewhereError, CARD_ID_CHARS
@@ -65,6 +66,7 @@ export class DirectoryAdmin implements DirectoryApi {
       checkUsername(input.username)
       if (getUser(doc, input.username) !== undefined) throw new UserExistsError(input.username)
       checkPin(input.pin)
+      await assertUserCapacity(this.init.store, [input.username]) // the license's users limit (node/license-file.ts)
       const cards = [...new Set((input.cards ?? []).map(normalizeCard))]
       for (const card of cards) this.checkFreeCard(doc, input.username, card)
       const user: DirectoryUser = {
@@ -95,7 +97,11 @@ export class DirectoryAdmin implements DirectoryApi {
       }))
       if (patch.disabled !== undefined) {
         if (patch.disabled) user.disabled = true
-        else delete user.disabled
+        else {
+          // enabling counts against the license's users limit, as adding does
+          if (user.disabled === true) await assertUserCapacity(this.init.store, [username])
+          delete user.disabled
+        }
       }
       user.updatedAt = this.now()
       return user

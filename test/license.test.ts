@@ -23,6 +23,7 @@ import { EnrollmentAuthority, type EnrollResponse } from '../node/enrollment.ts'
 import { generateIdentity } from '../transports/identity.ts'
 import { tempDir } from '../simulations/node-process.ts'
 import { rejects } from './helpers/assert.ts'
+import { DirectoryAdmin } from '../node/directory-admin.ts'
 
 const DAY = 24 * 3600_000
 const vendor = generateVendorKeyPair()
@@ -228,6 +229,18 @@ test('a CSV import that would pass the users limit imports nobody and names the 
   assert.is(err.message, 'license allows 2 users; 0 are in the directory, and this would add 3')
   assert.is((await importUsersCsv(store, 'alice,Alice,1234\nbob,Bob,1234\n', undefined, 'admin')).imported, 2)
   assert.is((await importUsersCsv(store, 'alice,Alice Smith,1234\nbob,Bob,1234\n', undefined, 'admin')).imported, 1)
+})
+
+test('the users limit holds for users added or enabled by an admin (the users API): the one past it is refused naming the limit', async () => {
+  await centralWith(licenseText({ users: 2 }))
+  const directory = new DirectoryAdmin({ store, cardKey: new Uint8Array(32), authority: () => true })
+  for (const u of ['erin', 'frank']) await directory.add({ username: u, fullName: u, pin: '1234' }, 'admin')
+  const err = await rejects(directory.add({ username: 'gina', fullName: 'Gina', pin: '1234' }, 'admin'), LicenseLimitError)
+  assert.match(err.message, 'license allows 2 users')
+  await directory.edit('frank', { disabled: true }, 'admin')
+  await directory.add({ username: 'gina', fullName: 'Gina', pin: '1234' }, 'admin') // frank's place
+  await rejects(directory.edit('frank', { disabled: false }, 'admin'), LicenseLimitError)
+  assert.is((await directory.get('frank')).disabled, true, 'still disabled')
 })
 
 test('central keeps an installed license in its data folder for the next start, and refuses a bad one there at start', async () => {
