@@ -235,8 +235,12 @@ withApp('site with mesh: /api/info carries the site fields, role and peer', 'sit
 
 withApp('site without mesh: mesh routes are 404, /api/info says site', 'bare-site', async ({ app }) => {
   for (const [method, url] of [['GET', '/api/mesh'], ['GET', '/api/mesh/blocked'], ['PUT', '/api/mesh/blocked'], ['POST', '/api/mesh/tokens'],
-    ['GET', '/api/mesh/requests'], ['POST', `/api/mesh/requests/${SITE_B}/approve`], ['POST', `/api/mesh/peers/${SITE_B}/revoke`]] as const) {
+    ['GET', '/api/mesh/requests'], ['POST', `/api/mesh/requests/${SITE_B}/approve`], ['POST', `/api/mesh/peers/${SITE_B}/revoke`], ['GET', '/api/license']] as const) {
     assertJsonError(await app.inject({ method, url, headers: bearer }), 404, /this node has no mesh service/)
+  }
+  // central's LDAP sync is not a site's: said so, not a bare 404
+  for (const [method, url] of [['GET', '/api/ldap/status'], ['POST', '/api/ldap/sync']] as const) {
+    assertJsonError(await app.inject({ method, url, headers: bearer }), 404, /this node has no ldap service/)
   }
   const info = (await app.inject({ url: '/api/info' })).json()
   assert.equal({ role: info.role, services: info.services, site: info.site }, { role: 'site', services: { print: true, mesh: false }, site: 'site-a' })

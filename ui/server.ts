@@ -31,6 +31,8 @@ import { PANEL_ROUTES } from './routes/panel.ts'
 import { metricsRoutes, METRICS_ROUTES } from './routes/metrics.ts'
 import { pagesRoutes, PAGES_ROUTES } from './routes/pages.ts'
 import { REPORTS_ROUTES } from './routes/reports.ts'
+import { LDAP_ROUTES } from './routes/ldap.ts'
+import { LICENSE_ROUTES } from './routes/license.ts'
 import {
   describeError, ForbiddenError, HttpServerConfigError, ServiceNotHereError, TooManyLoginAttemptsError, UnauthenticatedError
 } from './errors.ts'
@@ -444,7 +446,7 @@ export function servicePlugins (api: SiteApi | undefined, mesh: MeshApi | undefi
 }
 
 /** Every route family's service and prefixes, for the 404 of a service a node does not run. */
-const ROUTE_FAMILIES: ReadonlyArray<Pick<HttpPlugin, 'service' | 'prefixes'>> = [JOBS_ROUTES, ROAMING_ROUTES, ACCOUNTING_ROUTES, USERS_ROUTES, MESH_ROUTES, PANEL_ROUTES, METRICS_ROUTES, PAGES_ROUTES, REPORTS_ROUTES]
+const ROUTE_FAMILIES: ReadonlyArray<Pick<HttpPlugin, 'service' | 'prefixes'>> = [JOBS_ROUTES, ROAMING_ROUTES, ACCOUNTING_ROUTES, USERS_ROUTES, MESH_ROUTES, PANEL_ROUTES, METRICS_ROUTES, PAGES_ROUTES, REPORTS_ROUTES, LDAP_ROUTES, LICENSE_ROUTES]
 
 /** A startable HTTP server for a node (see the module comment for its routes). */
 export function createHttpServer (init: HttpServerInit): HttpServer {
