@@ -109,7 +109,7 @@ export const MUTATIONS: readonly Mutation[] = [
   // ---- retention ----
   {
     name: 'retention-from-creation', area: 'retention', bug: 'finished jobs are purged their retention after creation, not after they finished',
-    file: 'devices/jobs/service.ts', find: 'this.elapsedSince(job.id, job.completedAt ?? job.updatedAt, now) >= this.retentionMs', replace: 'this.elapsedSince(job.id, job.createdAt, now) >= this.retentionMs'
+    file: 'devices/jobs/service.ts', find: 'this.elapsedSince(job.id, job.completedAt ?? job.updatedAt, now, true) >= this.retentionMs', replace: 'this.elapsedSince(job.id, job.createdAt, now) >= this.retentionMs'
   },
   {
     name: 'hold-in-the-wrong-unit', area: 'retention', bug: 'the hold is read as if given in a smaller unit: held jobs expire far too early',

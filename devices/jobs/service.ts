@@ -139,8 +139,9 @@ export class JobService implements JobDomain {
   private started = false
   private readonly now: () => number
   private readonly monotonic: (() => number) | undefined
-  /** When this process saw each job enter its present state (or loaded it): wall clock and monotonic ms. */
-  private readonly stateSince = new Map<string, { wall: number, mono: number }>()
+  /** When this process first saw each job (created or loaded it), and saw it finished: wall clock and monotonic ms. */
+  private readonly firstSeen = new Map<string, { wall: number, mono: number }>()
+  private readonly endSeen = new Map<string, { wall: number, mono: number }>()
   private readonly holdMs: number
   private readonly retentionMs: number
   private readonly log: Logger
@@ -209,23 +210,28 @@ export class JobService implements JobDomain {
     if (was !== undefined) this.tally.set(was, (this.tally.get(was) ?? 1) - 1)
     if (state === undefined) {
       this.states.delete(id)
-      this.stateSince.delete(id)
+      this.firstSeen.delete(id)
+      this.endSeen.delete(id)
       return
     }
     this.states.set(id, state)
     this.tally.set(state, (this.tally.get(state) ?? 0) + 1)
-    if (this.monotonic !== undefined) this.stateSince.set(id, { wall: this.now(), mono: this.monotonic() })
+    if (this.monotonic !== undefined) {
+      const seen = { wall: this.now(), mono: this.monotonic() }
+      if (!this.firstSeen.has(id)) this.firstSeen.set(id, seen)
+      if (TERMINAL_STATES.has(state) && !this.endSeen.has(id)) this.endSeen.set(id, seen)
+    }
   }
 
   /**
    * Time passed since `since` (a wall-clock stamp of job `id`), but no more than this process
-   * measured on its monotonic clock since it saw the job enter its state (or loaded it), plus
-   * the wall-clock time before that: a wall clock set forward while the process runs (a
-   * skewed or corrected clock) shortens no hold and no retention (issue 18).
+   * measured on its monotonic clock since it first saw the job (created or loaded it; `ended`:
+   * since it saw it finished), plus the wall-clock time before that: a wall clock set forward
+   * while the process runs (skewed, or corrected) shortens no hold and no retention (issue 18).
    */
-  private elapsedSince (id: string, since: number, now: number): number {
+  private elapsedSince (id: string, since: number, now: number, ended = false): number {
     const wall = now - since
-    const seen = this.stateSince.get(id)
+    const seen = ended ? this.endSeen.get(id) ?? this.firstSeen.get(id) : this.firstSeen.get(id)
     return seen === undefined || this.monotonic === undefined ? wall : Math.min(wall, Math.max(0, seen.wall - since) + this.monotonic() - seen.mono)
   }
 
@@ -664,7 +670,7 @@ export class JobService implements JobDomain {
         this.askPrinterAbout(doc, job) // recovered, its printer had no final answer yet: ask again
       } else if (job.state === 'held' && this.elapsedSince(job.id, job.createdAt, now) >= this.holdMs) {
         await this.move(doc, job.id, 'expired', origin, { reason: 'job-expired', message: 'not released in time' })
-      } else if (TERMINAL_STATES.has(job.state) && this.elapsedSince(job.id, job.completedAt ?? job.updatedAt, now) >= this.retentionMs) {
+      } else if (TERMINAL_STATES.has(job.state) && this.elapsedSince(job.id, job.completedAt ?? job.updatedAt, now, true) >= this.retentionMs) {
         const due = purge.get(doc)
         if (due === undefined) purge.set(doc, [job])
         else due.push(job)
