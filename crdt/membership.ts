@@ -7,6 +7,7 @@
  *   v1/license, v1/directory         only the authority (central; a standalone site is its own)
  *   v1/site/<id>                     the authority, or a site peer certified for site <id>
  *   v1/jobs/<peer>/…, v1/acct/<peer>/…   only <peer> itself
+ *   v1/enrol/<peer>                  only <peer> itself, and only a site or terminal (where users log in)
  * and every author other than the authority needs a valid, unrevoked certificate.
  *
  * Read rules: central and sites read everything (they relay); terminals and clients read
@@ -133,6 +134,11 @@ export class Membership {
       case 'jobs':
       case 'acct':
         return author === name.peer
+      case 'enrol': {
+        // users register cards and PINs where they log in: a workstation's client cannot
+        const role = this.info(author)?.role
+        return author === name.peer && (role === 'site' || role === 'terminal')
+      }
     }
   }
 
@@ -148,6 +154,9 @@ export class Membership {
       case 'directory':
         // users' PIN and card hashes go only to peers that log users in: sites and terminals, not workstations' clients
         return info.role === 'terminal'
+      case 'enrol':
+        // as the directory (hashes), and to the terminals of the enrolling peer's own site, where it works at once
+        return info.role === 'terminal' && info.site !== undefined && this.info(name.peer ?? '')?.site === info.site
       case 'site':
         return name.site === info.site
       case 'jobs':

@@ -7,6 +7,7 @@
  *   v1/site/<siteId>             that site
  *   v1/jobs/<peerId>/<period>    the peer holding the jobs
  *   v1/acct/<peerId>/<period>    the peer that printed or copied
+ *   v1/enrol/<peerId>            the peer where users registered cards and PINs (crdt/enrolment.ts)
  */
 
 /** A document name; only the builders below make one. */
@@ -20,11 +21,11 @@ export type SiteId = string & { readonly __siteId: true }
 /** Bumped when a family's layout changes incompatibly; old names stay readable. */
 export const NAME_VERSION = 'v1'
 
-export type Family = 'license' | 'directory' | 'site' | 'jobs' | 'acct'
+export type Family = 'license' | 'directory' | 'site' | 'jobs' | 'acct' | 'enrol'
 
 export interface ParsedName {
   family: Family
-  /** For jobs and acct: the writing peer. */
+  /** For jobs, acct and enrol: the writing peer. */
   peer?: PeerId
   /** For jobs and acct: the time partition, `YYYY-MM` (UTC). */
   period?: string
@@ -67,6 +68,7 @@ export const jobsDoc = (peer: PeerId, p: string): DocName =>
   `${NAME_VERSION}/jobs/${segment('peer', peer)}/${period(p)}` as DocName
 export const acctDoc = (peer: PeerId, p: string): DocName =>
   `${NAME_VERSION}/acct/${segment('peer', peer)}/${period(p)}` as DocName
+export const enrolDoc = (peer: PeerId): DocName => `${NAME_VERSION}/enrol/${segment('peer', peer)}` as DocName
 
 /** The monthly time partition a moment falls in (UTC), e.g. `2026-11`. */
 export function periodOf (time: number): string {
@@ -81,6 +83,7 @@ export function parseDocName (name: string): ParsedName | undefined {
   if (family === 'license' && parts.length === 2) return { family }
   if (family === 'directory' && parts.length === 2) return { family }
   if (family === 'site' && parts.length === 3 && SEGMENT.test(a)) return { family, site: a as SiteId }
+  if (family === 'enrol' && parts.length === 3 && SEGMENT.test(a)) return { family, peer: a as PeerId }
   if ((family === 'jobs' || family === 'acct') && parts.length === 4 && SEGMENT.test(a) && PERIOD.test(b)) {
     return { family, peer: a as PeerId, period: b }
   }

@@ -30,6 +30,8 @@ import { CentralLicense } from './central-license.ts'
 import { licenseRoutes } from '../ui/routes/license.ts'
 import type { KeyObject } from 'node:crypto'
 import { tlsService, type TlsMode, type TlsProvider } from './tls.ts'
+import { EnrolmentMerger } from './enrolment.ts'
+import { enrolRoutes } from '../ui/routes/enrol.ts'
 
 export interface CentralConfig {
   data: string
@@ -70,16 +72,20 @@ function centralServices (config: CentralConfig, product: { vendorKey: KeyObject
     enrollment: () => serviceFactory<C, EnrollmentService>(['store', 'documents', 'signer', 'host', 'libp2p', 'logger', 'clock', 'metrics', 'self'], (c) => {
       const license = new CentralLicense({ store: c.store, dataDir: c.self.dataDir, vendorKey: product.vendorKey, license: product.license, clock: c.clock, logger: c.logger })
       const authority = new EnrollmentAuthority(c.store, c.signer, () => c.clock.now(), license.policy)
+      // cards and PINs users registered anywhere, merged into the directory as they arrive (issue 15 item 4)
+      const merger = new EnrolmentMerger({ store: c.store, logger: c.logger, now: c.clock.now })
       let unhandle: (() => Promise<void>) | undefined
       return {
         authority,
         license,
+        merger,
         start: async () => {
+          await merger.start()
           await license.start()
           c.metrics.use({ license: () => license.metrics() })
           unhandle = await handleEnrollment(c.host, async (from, request) => await authority.handle(from, request as EnrollRequest), c.logger)
         },
-        stop: async () => { license.stop(); await unhandle?.() }
+        stop: async () => { license.stop(); await unhandle?.(); await merger.stop() }
       }
     }),
     ldap: () => serviceFactory<C, LdapService>(['store', 'documents', 'self', 'cardKey', 'logger', 'metrics', 'clock', 'ldapConfig'], (c) => {
@@ -95,13 +101,13 @@ function centralServices (config: CentralConfig, product: { vendorKey: KeyObject
       const directory = new DirectoryAdmin({ store: c.store, cardKey: c.cardKey, authority: () => true })
       // reports over every peer's accounting (central holds all); central writes the mesh price list
       const reports = createReports({ store: c.store, self: { peer: c.self.id, role: 'central' }, peers: () => mesh.status().peers, authority: () => true, now: Date.now })
-      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), directoryRoutes(directory), metricsRoutes(c.metrics), licenseRoutes(c.enrollment.license), ldapRoutes(c.ldap instanceof LdapSync ? c.ldap : undefined), reportsRoutes(reports), pagesRoutes(['admin', 'reports'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics, tls: c.tls, ...(config.plainHttp === true ? { plainHttp: true } : {}) })
+      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), directoryRoutes(directory), metricsRoutes(c.metrics), licenseRoutes(c.enrollment.license), ldapRoutes(c.ldap instanceof LdapSync ? c.ldap : undefined), reportsRoutes(reports), enrolRoutes({ conflicts: async () => await c.enrollment.merger.conflicts(), assign: async (id, user, by) => await c.enrollment.merger.assign(id, user, by) }), pagesRoutes(['admin', 'reports'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics, tls: c.tls, ...(config.plainHttp === true ? { plainHttp: true } : {}) })
     })
   }
 }
 
 /** Central's enrollment: answers join requests over libp2p, within the product license. */
-interface EnrollmentService extends Startable { authority: EnrollmentAuthority, license: CentralLicense }
+interface EnrollmentService extends Startable { authority: EnrollmentAuthority, license: CentralLicense, merger: EnrolmentMerger }
 
 /** Central's LDAP synchronisation (node/ldap-sync.ts), or nothing without --ldap-config. */
 type LdapService = LdapSync | Startable

@@ -46,6 +46,9 @@ import type { Libp2pTransport } from '../transports/libp2p.ts'
 import { resolveAdminToken } from './admin-token.ts'
 import { tlsService, type TlsMode, type TlsProvider } from './tls.ts'
 import type { Delegation } from '../devices/jobs/types.ts'
+import { Enrolments } from './enrolment.ts'
+import { checkPin } from './users.ts'
+import { enrolRoutes } from '../ui/routes/enrol.ts'
 
 export interface PrinterConfig { name: string, uri: string }
 
@@ -187,11 +190,13 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
       const directory = new DirectoryAdmin({ store: c.store, cardKey: c.cardKey, authority: () => c.membership.authority === c.self.id, homeSite: info.site })
       // reports over the accounting this site holds; a standalone site writes its own mesh price list
       const reports = createReports({ store: c.store, self: { peer: c.self.id, role: 'site', site: info.site }, peers: () => mesh.status().peers, authority: () => c.membership.authority === c.self.id, now: Date.now })
+      // a logged-in user sets a new PIN on the user page, in this site's own enrolment document (issue 15 item 4)
+      const enrolments = new Enrolments({ store: c.store, self: c.self.id, cardKey: c.cardKey, checkPin: async (u, p) => await checkPin(c.store, u, p), logger: c.logger })
       return createHttpServer({
         api,
         mesh,
         // the route families of the site's services: jobs, roaming, accounting, users, mesh
-        plugins: [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), directoryRoutes(directory), meshRoutes(mesh), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['release', 'admin', 'reports'])],
+        plugins: [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), directoryRoutes(directory), meshRoutes(mesh), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['release', 'admin', 'reports']), enrolRoutes({ enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } })],
         logger: c.logger,
         host: config.host,
         port: config.httpPort,

@@ -51,6 +51,8 @@ import { certifiedSiteOf, releaseServices } from './release.ts'
 import { libp2pRoamingLink } from './roaming.ts'
 import { createPanelApi } from './panel.ts'
 import { checkCard, checkPin } from './users.ts'
+import { Enrolments } from './enrolment.ts'
+import { enrolRoutes } from '../ui/routes/enrol.ts'
 import type { SyncEngine } from '../crdt/sync.ts'
 import { siteId, type SiteId } from '../crdt/names.ts'
 import type { Libp2pTransport } from '../transports/libp2p.ts'
@@ -137,6 +139,8 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
       if (copies !== undefined) c.metrics.useCopies()
       // reports over the accounting a terminal holds: its own and its site's; it writes no price list
       const reports = createReports({ store: c.store, self: { peer: c.self.id, role: 'terminal', site }, peers: () => mesh.status().peers, authority: () => false, now: c.clock.now })
+      // a logged-in user registers a card (or sets a PIN) here, in this terminal's own enrolment document (issue 15 item 4)
+      const enrolments = new Enrolments({ store: c.store, self: c.self.id, cardKey: c.cardKey, checkPin: async (u, p) => await checkPin(c.store, u, p), logger: c.logger, now: c.clock.now })
       const server = createHttpServer({
         mesh,
         users: {
@@ -146,7 +150,7 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
             return user !== undefined ? { user, admin: false } : undefined
           }
         },
-        plugins: [meshRoutes(mesh), panelRoutes(panel, copies), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['panel', 'admin', 'reports'])],
+        plugins: [meshRoutes(mesh), panelRoutes(panel, copies), enrolRoutes({ enrolCard: async (u, card) => await enrolments.enrolCard(u, card), enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['panel', 'admin', 'reports'])],
         adminToken: c.adminToken,
         logins: c.logins,
         logger: c.logger,

@@ -7,7 +7,8 @@ import { importCsv } from './users-csv.ts'
 import type { ImportReport } from '../ui/users-api.ts'
 import type { DocStore } from '../crdt/store.ts'
 import { directoryDoc } from '../crdt/names.ts'
-import { hashPin, verifyPin, getUser, listUsers, normalizeCard, cardIndex, userByCardIndex } from '../crdt/directory.ts'
+import { hashPin, verifyPin, getUser, listUsers, normalizeCard, cardIndex } from '../crdt/directory.ts'
+import { currentPinHash, cardHolder } from './enrolment.ts'
 
 export { MAX_IMPORT_BYTES } from './users-csv.ts'
 /** A hash computed for unknown users too, so a wrong username takes as long as a wrong PIN. */
@@ -41,13 +42,16 @@ export async function importUsersCsv (store: DocStore, csv: string, homeSite: st
  * users), so timing does not tell who has one.
  */
 export async function checkPin (store: DocStore, username: string, pin: string): Promise<boolean> {
-  const user = getUser(await store.open(directoryDoc()), username)
-  if (user === undefined || user.disabled === true || user.pinHash === '') {
+  const directory = await store.open(directoryDoc())
+  const user = getUser(directory, username)
+  // the newest of the directory's PIN and the user's enrolments held here (node/enrolment.ts)
+  const pinHash = user === undefined ? '' : currentPinHash(store, directory, user)
+  if (user === undefined || user.disabled === true || pinHash === '') {
     decoyHash ??= hashPin('000000')
     await verifyPin(pin, await decoyHash)
     return false
   }
-  return await verifyPin(pin, user.pinHash)
+  return await verifyPin(pin, pinHash)
 }
 
 /**
@@ -57,8 +61,10 @@ export async function checkPin (store: DocStore, username: string, pin: string):
 export async function checkCard (store: DocStore, cardKey: Uint8Array, card: string): Promise<string | undefined> {
   const normal = normalizeCard(card)
   const index = cardIndex(normal, cardKey)
-  const user = userByCardIndex(await store.open(directoryDoc()), index)
-  const badge = user?.cards?.find((c) => c.index === index)
+  // the directory where it knows the card, else the enrolments held here (node/enrolment.ts)
+  const holder = cardHolder(store, await store.open(directoryDoc()), index)
+  const user = holder?.user
+  const badge = holder?.card
   if (user === undefined || badge === undefined || user.disabled === true) {
     decoyHash ??= hashPin('000000')
     await verifyPin(normal, await decoyHash)
