@@ -11,6 +11,7 @@ import { startSite, type PrinterConfig, type MeshOptions } from './site.ts'
 import { startCentral } from './central.ts'
 import { startTerminal, RELEASE_MODES, type ReleaseMode } from './terminal.ts'
 import { openDeviceCounters } from './device-counters.ts'
+import { readCardReaderToken } from './card-reader.ts'
 import { startClient } from './client.ts'
 import { createLogger } from './logger.ts'
 import { usersCommands } from './users-cli.ts'
@@ -366,7 +367,8 @@ withIntakeOptions(withNodeOptions(program.command('terminal'), { data: './data-t
   .option('--no-dnssd', 'do not advertise the queues by DNS-SD (_ipp._tcp through avahi)')
   .option('--counters <uri>', 'the MFP\'s page counters, for copy sessions on the panel: snmp://host[:port][?color=OID&mono=OID&sheets=OID] (total: Printer MIB prtMarkerLifeCount; color=none for a monochrome device); without it the panel offers no copying')
   .option('--counters-community-file <file>', 'file holding the SNMP v2c community on its first line (default community: public)')
-  .action(async (opts: NodeCliOptions & { printer?: string, idleLogoutSeconds?: number /* ms, from seconds() */, ippPort: number, modes?: ReleaseMode[], name?: string, dnssd: boolean, counters?: string, countersCommunityFile?: string }) => {
+  .option('--card-reader-token-file <file>', 'file holding the card reader daemon\'s token on its first line: POST /api/panel/card then needs it (Authorization: Bearer); without it only loopback may post cards')
+  .action(async (opts: NodeCliOptions & { printer?: string, idleLogoutSeconds?: number /* ms, from seconds() */, ippPort: number, modes?: ReleaseMode[], name?: string, dnssd: boolean, counters?: string, countersCommunityFile?: string, cardReaderTokenFile?: string }) => {
     const logger = createLogger(opts.logLevel)
     const mesh = meshOptions(opts)
     if (opts.countersCommunityFile !== undefined && opts.counters === undefined) throw new InvalidArgumentError('--counters-community-file needs --counters')
@@ -378,6 +380,7 @@ withIntakeOptions(withNodeOptions(program.command('terminal'), { data: './data-t
       ...(opts.name !== undefined ? { name: opts.name } : {}),
       ...(opts.idleLogoutSeconds !== undefined ? { idleLogoutMs: opts.idleLogoutSeconds } : {}),
       ...(counters !== undefined ? { counters } : {}),
+      ...(opts.cardReaderTokenFile !== undefined ? { cardReaderToken: await readCardReaderToken(opts.cardReaderTokenFile) } : {}),
       intakeLimits: intakeLimitOptions(opts),
       ...tlsOption(opts),
       ...await adminTokenOption(opts)

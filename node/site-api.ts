@@ -25,7 +25,15 @@ const PROBE_TIMEOUT_MS = 2000
 export async function probePrinter (name: string, device: OutputDevice): Promise<PrinterView> {
   try {
     const probe = await device.probe(AbortSignal.timeout(PROBE_TIMEOUT_MS))
-    return { name, uri: device.uri, state: probe.ok ? 'idle' : 'unreachable', message: probe.message }
+    return {
+      name,
+      uri: device.uri,
+      state: probe.state === 'stopped' ? 'stopped' : probe.ok ? probe.state ?? 'idle' : 'unreachable',
+      message: probe.message,
+      ...(probe.reasons !== undefined ? { reasons: probe.reasons } : {}),
+      ...(probe.markers !== undefined ? { markers: probe.markers } : {}),
+      probedAt: Date.now()
+    }
   } catch (err) {
     return { name, uri: device.uri, state: 'unreachable', message: (err as Error).message }
   }

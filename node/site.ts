@@ -25,6 +25,8 @@ import type { LoginGuard } from '../ui/rate-limit.ts'
 import { persistentLoginGuard } from './login-state.ts'
 import { countOwnUsage } from './usage-metrics.ts'
 import { createHttpServer, type HttpServer } from '../ui/server.ts'
+import { terminalsRoutes } from '../ui/routes/terminals.ts'
+import { siteTerminals } from './terminal-status.ts'
 import { jobsRoutes } from '../ui/routes/jobs.ts'
 import { roamingRoutes } from '../ui/routes/roaming.ts'
 import { accountingRoutes } from '../ui/routes/accounting.ts'
@@ -196,7 +198,7 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
         api,
         mesh,
         // the route families of the site's services: jobs, roaming, accounting, users, mesh
-        plugins: [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), directoryRoutes(directory), meshRoutes(mesh), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['release', 'admin', 'reports']), enrolRoutes({ enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } })],
+        plugins: [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), directoryRoutes(directory), meshRoutes(mesh), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['release', 'admin', 'reports']), enrolRoutes({ enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), terminalsRoutes(siteTerminals(info.site, { host: c.host, mesh, logger: c.logger, now: Date.now }))],
         logger: c.logger,
         host: config.host,
         port: config.httpPort,
@@ -235,7 +237,7 @@ export async function startSite (config: SiteConfig, logger: Logger, services?: 
     printers,
     roamingLink: libp2pRoamingLink(core.host, certifiedSiteOf(core.membership)),
     adminToken,
-    logins: await persistentLoginGuard(data, { report: { failed: core.metrics.loginFailed, refused: core.metrics.loginRefused } }, log)
+    logins: await persistentLoginGuard(data, { report: { failed: core.metrics.loginFailed, refused: core.metrics.loginRefused, succeeded: core.metrics.loginSucceeded } }, log)
   }
   const names = services ?? ROLES.site.filter((n) => n !== 'dnssd' || config.dnssd !== false)
   const node = await startRoleNode<{ jobs: JobService, roaming: RoamingService, ipp: IppServer, http: HttpServer, tls?: TlsProvider }>('site', siteServices(config, info, printerConfigs), components, log, names)

@@ -59,6 +59,9 @@ import type { Libp2pTransport } from '../transports/libp2p.ts'
 import type { LightPeerConfig } from './light-peer.ts'
 import { tlsService, type TlsProvider } from './tls.ts'
 import { CopySessions } from './copy-sessions.ts'
+import { TerminalSelf } from './terminal-status.ts'
+import { CardReaderInbox } from './card-reader.ts'
+import { cardReaderRoutes } from '../ui/routes/card-reader.ts'
 import type { PrintEngine } from '../devices/jobs/print-engine.ts'
 import type { DeviceCounters } from '../devices/counters/types.ts'
 import type { Delegation } from '../devices/jobs/types.ts'
@@ -103,6 +106,8 @@ export interface TerminalConfig extends LightPeerConfig {
   intakeLimits?: Partial<IntakeLimits>
   /** The device's page counters (`--counters`): copy sessions on the panel, charged by them (node/copy-sessions.ts); none, no copying. */
   counters?: DeviceCounters
+  /** The card reader daemon's token (`--card-reader-token-file`): required on `POST /api/panel/card`; without it only loopback may post. */
+  cardReaderToken?: string
 }
 
 export interface RunningTerminal {
@@ -137,6 +142,10 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
         ? undefined
         : new CopySessions({ peer: c.self.id, site, printer: TERMINAL_PRINTER, data: resolve(config.data) }, { store: c.store, counters: config.counters, prints: c['print-engine'], logger: c.logger, now: c.clock.now, metrics: c.metrics })
       if (copies !== undefined) c.metrics.useCopies()
+      // releases and usage charged here (the print families) are in /metrics, as on a site
+      c.metrics.use({ jobStates: () => c.jobs.stateCounts() })
+      const self = new TerminalSelf({ name, site }, { store: c.store, host: c.host, membership: c.membership, panel, logger: c.logger, now: c.clock.now })
+      const reader = new CardReaderInbox({ ...(config.cardReaderToken !== undefined ? { token: config.cardReaderToken } : {}), now: c.clock.now })
       // reports over the accounting a terminal holds: its own and its site's; it writes no price list
       const reports = createReports({ store: c.store, self: { peer: c.self.id, role: 'terminal', site }, peers: () => mesh.status().peers, authority: () => false, now: c.clock.now })
       // a logged-in user registers a card (or sets a PIN) here, in this terminal's own enrolment document (issue 15 item 4)
@@ -150,8 +159,9 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
             return user !== undefined ? { user, admin: false } : undefined
           }
         },
-        plugins: [meshRoutes(mesh), panelRoutes(panel, copies), enrolRoutes({ enrolCard: async (u, card) => await enrolments.enrolCard(u, card), enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['panel', 'admin', 'reports'])],
+        plugins: [meshRoutes(mesh), panelRoutes(panel, copies), cardReaderRoutes(reader), enrolRoutes({ enrolCard: async (u, card) => await enrolments.enrolCard(u, card), enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['panel', 'admin', 'reports'])],
         adminToken: c.adminToken,
+        terminal: () => self.status(),
         logins: c.logins,
         logger: c.logger,
         host: config.host,
@@ -165,6 +175,7 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
         get port () { return server.port },
         start: async () => {
           await copies?.start()
+          await self.start()
           await server.start()
           const probe = (): void => { void panel.refreshPrinter() }
           probe()
@@ -174,6 +185,7 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
         stop: async () => {
           clearInterval(probeTimer)
           await server.stop()
+          await self.stop()
           await copies?.stop()
         }
       }
@@ -196,7 +208,7 @@ export async function startTerminal (config: TerminalConfig, logger: Logger, ser
   const components = {
     ...core,
     adminToken: token,
-    logins: await persistentLoginGuard(data, { report: { failed: core.metrics.loginFailed, refused: core.metrics.loginRefused } }, log),
+    logins: await persistentLoginGuard(data, { report: { failed: core.metrics.loginFailed, refused: core.metrics.loginRefused, succeeded: core.metrics.loginSucceeded } }, log),
     spool: await Spool.open(join(data, 'spool')),
     copies: await Spool.open(join(data, 'roaming')),
     printers,

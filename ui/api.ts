@@ -6,13 +6,20 @@
 import type { JobRecord, JobView, JobState, Actor } from '../devices/jobs/types.ts'
 import type { RoamingMode } from '../crdt/site-config.ts'
 import type { UsageRecord } from '../crdt/accounting.ts'
+import type { PrinterMarker } from '../devices/output/types.ts'
 
 export interface PrinterView {
   name: string
   uri: string
-  /** `idle`, `unreachable`, … from the device probe. */
+  /** `idle`, `processing`, `stopped` (IPP `printer-state`), or `unreachable` when the probe fails. */
   state: string
   message: string
+  /** IPP `printer-state-reasons` other than `none` (IPP printers only). */
+  reasons?: string[]
+  /** Supplies (IPP `marker-*`): empty for a printer that reports none; absent when unknown. */
+  markers?: PrinterMarker[]
+  /** When this view was probed (ms since the epoch). */
+  probedAt?: number
 }
 
 /** A usage record as the API shows it: the accounting family's record. */
@@ -146,6 +153,51 @@ export interface MeshApi {
 
 
 /** What a terminal's panel shows before anyone logs in. */
+/** A card reader daemon's door into the panel (node/card-reader.ts): cards posted, held briefly, taken once by the panel page. */
+export interface CardReaderDoor {
+  /** Whether posting needs the daemon token (else: loopback only). */
+  readonly needsToken: boolean
+  tokenMatches (presented: string | undefined): boolean
+  /** Holds a card for the panel; throws an invalid-request error for a malformed one. */
+  post (card: string): { expiresAt: number }
+  /** The card waiting, once; undefined when none or stale. */
+  take (): string | undefined
+}
+
+/** What a terminal says of itself (its `/api/info` `terminal` section, and to its site's admin page). */
+export interface TerminalStatus {
+  /** The name it is listed under (`--name`). */
+  name: string
+  site: string
+  /** Connected to its site's server now (false: working offline). */
+  online: boolean
+  /** Its printer: state, reasons and supplies as last probed. */
+  printer: PrinterView
+  /** Users in its copy of the directory (whom it can log in offline). */
+  users: number
+  /** When a peer last changed one of its documents (ms since the epoch; absent: not since it started). */
+  lastSync?: number
+}
+
+/** A terminal of this site as its admin page shows it. */
+export interface TerminalView {
+  peer: string
+  /** Connected to this site now. */
+  online: boolean
+  /** When this site last saw it connected (now while online). */
+  lastSeen?: number
+  /** What it last said of itself, and when (kept while it is offline). */
+  status?: TerminalStatus
+  reportedAt?: number
+  /** Why the last ask failed, while it is connected but does not answer. */
+  error?: string
+}
+
+/** A site's view of its terminals (node/terminal-status.ts). */
+export interface TerminalsApi {
+  list (): Promise<TerminalView[]>
+}
+
 export interface PanelStatus {
   /** This terminal's site. */
   site: string

@@ -74,6 +74,7 @@ export class NodeMetrics {
   private sources: MetricSources = {}
   private readonly loginFailures: Counter<'method'>
   private readonly loginRefusals: Counter<'limit'>
+  private readonly loginSuccesses: Counter<'method'>
   /** The print service's families and the mesh's: registered once the node says it has them. */
   private readonly printFamilies: Metric[]
   private readonly meshFamilies: Metric[]
@@ -87,8 +88,9 @@ export class NodeMetrics {
     this.contentType = this.registry.contentType
     collectDefaultMetrics({ register: this.registry })
     this.httpRequests = new Counter({ name: 'printmesh_http_requests_total', help: 'HTTP requests answered, by status code.', labelNames: ['status'], registers: [this.registry] })
-    this.loginFailures = new Counter({ name: 'printmesh_login_failures_total', help: 'Failed logins: wrong PIN, wrong admin token.', labelNames: ['method'], registers: [this.registry] })
-    this.loginRefusals = new Counter({ name: 'printmesh_login_refused_total', help: 'Login attempts refused (429) by a rate limit, by limit.', labelNames: ['limit'], registers: [this.registry] })
+    this.loginFailures = new Counter({ name: 'printmesh_login_failures_total', help: 'Failed logins, by method: pin (wrong username or PIN), card (unknown card), admin-token.', labelNames: ['method'], registers: [this.registry] })
+    this.loginSuccesses = new Counter({ name: 'printmesh_logins_total', help: 'Users logged in (panel, web pages, IPP authentication), by method: pin, card (typed by a reader or posted by a reader daemon).', labelNames: ['method'], registers: [this.registry] })
+    this.loginRefusals = new Counter({ name: 'printmesh_login_refused_total', help: 'Login attempts refused (429) by a rate limit, by limit: lockouts (pair, address, slow-mode, bearer).', labelNames: ['limit'], registers: [this.registry] })
     const registers: Registry[] = [] // registered by use()
     this.ippRequests = new Histogram({
       name: 'printmesh_ipp_request_duration_seconds',
@@ -326,6 +328,8 @@ export class NodeMetrics {
   readonly httpAnswered = (status: number): void => { this.httpRequests.inc({ status: String(status) }) }
   /** A login failed (`pin`, `admin-token`). */
   readonly loginFailed = (method: string): void => { this.loginFailures.inc({ method }) }
+  /** A user logged in (`pin`, `card`). */
+  readonly loginSucceeded = (method: string): void => { this.loginSuccesses.inc({ method }) }
   /** A login attempt was refused by the limit named. */
   readonly loginRefused = (limit: string): void => { this.loginRefusals.inc({ limit }) }
   /** An IPP request was answered (`status` as its keyword) after `seconds`. */

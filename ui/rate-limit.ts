@@ -169,9 +169,14 @@ export type LoginOutcome =
 
 /** Where the guard reports failures and refusals (the node's metrics). */
 export interface LoginReport {
-  failed (method: 'pin' | 'admin-token'): void
+  failed (method: LoginMethod | 'admin-token'): void
   refused (limit: LoginLimit): void
+  /** A user logged in (PIN or card); optional: only the HTTP doors that say how count logins. */
+  succeeded? (method: LoginMethod): void
 }
+
+/** How a user proved who they are: a PIN (with a username) or a card number. */
+export type LoginMethod = 'pin' | 'card'
 
 export interface LoginGuardInit {
   policy?: Partial<LoginPolicy>
@@ -233,7 +238,7 @@ export class LoginGuard {
    * is reached. Counted before the slow check and forgiven on success, so parallel guesses
    * are limited too; a failure of `check` itself (the directory) is forgiven and rethrown.
    */
-  async pin (username: string, address: string, check: () => Promise<Actor | undefined>): Promise<LoginOutcome> {
+  async pin (username: string, address: string, check: () => Promise<Actor | undefined>, method: LoginMethod = 'pin'): Promise<LoginOutcome> {
     const name = username.normalize('NFC').toLowerCase()
     const uKey = `user:${name}`
     const pKey = `pair:${name}|${address}` // (username, address): where wrong PINs count first
@@ -257,12 +262,13 @@ export class LoginGuard {
       throw err
     }
     if (actor === undefined) {
-      this.report?.failed('pin')
+      this.report?.failed(method)
       this.changed()
       return { ok: false, refusal: 'wrong' }
     }
     forgive()
     this.limiter.reset(pKey)
+    this.report?.succeeded?.(method)
     if (hadPairFailures) this.changed() // a right PIN after wrong ones clears them; one without changes nothing stored
     return { ok: true, actor }
   }

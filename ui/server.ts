@@ -20,7 +20,7 @@ import { TlsPort, type TlsMaterial } from '../transports/tls-port.ts'
 import fastifyCookie from '@fastify/cookie'
 import type { Logger } from 'pino'
 import type { Actor } from '../devices/jobs/types.ts'
-import type { MeshApi, SiteApi, SiteInfo, UserAuthenticator } from './api.ts'
+import type { MeshApi, SiteApi, SiteInfo, TerminalStatus, UserAuthenticator } from './api.ts'
 import { CSV_IMPORT_BODY_LIMIT, MAX_NAME_LENGTH, type AuthLevel, type Caller, type HttpPlugin, type RouteContext } from './routes/plugin.ts'
 import { jobsRoutes, JOBS_ROUTES } from './routes/jobs.ts'
 import { roamingRoutes, ROAMING_ROUTES } from './routes/roaming.ts'
@@ -108,6 +108,8 @@ export interface HttpServerInit {
    * roaming, accounting and users with `api`, mesh with `mesh`.
    */
   plugins?: readonly HttpPlugin[]
+  /** A terminal's own state, shown as `/api/info`'s `terminal` section. */
+  terminal?: () => TerminalStatus
 }
 
 /** Where the HTTP server gets its certificate (node/tls.ts `TlsProvider`). */
@@ -143,6 +145,8 @@ export interface NodeInfo extends Partial<SiteInfo> {
   peer?: string
   /** Which route families answer here. */
   services: { print: boolean, mesh: boolean, users?: true, reports?: true }
+  /** On a terminal: online, directory copy, last sync, its printer's state, reasons and supplies. */
+  terminal?: TerminalStatus
 }
 
 /**
@@ -171,7 +175,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
   const logins = init.logins ?? new LoginGuard({
     now,
     ...(init.loginPolicy !== undefined ? { policy: init.loginPolicy } : {}),
-    report: { failed: metrics.loginFailed, refused: metrics.loginRefused }
+    report: { failed: metrics.loginFailed, refused: metrics.loginRefused, succeeded: metrics.loginSucceeded }
   })
   metrics.use({
     ...(api !== undefined ? { jobStates: () => api.jobStates() } : {}),
@@ -301,7 +305,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
    * the refusal (`wrong` as its message). Never logs the credential.
    */
   async function userLogin (request: FastifyRequest, reply: FastifyReply, key: string, check: () => Promise<Actor | undefined>, wrong: string): Promise<{ user: string, admin: boolean, csrfToken: string }> {
-    const outcome = await logins.pin(key, request.ip, check)
+    const outcome = await logins.pin(key, request.ip, check, key === CARD_LOGIN_KEY ? 'card' : 'pin')
     if (!outcome.ok) {
       if (outcome.refusal === 'wrong') request.log.warn({ user: key }, `login failed: ${wrong}`)
       throw refusal(outcome, wrong)
@@ -407,7 +411,8 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
       ...api?.info(),
       role: self?.role ?? 'site',
       ...(self !== undefined ? { peer: self.peer } : {}),
-      services
+      services,
+      ...(init.terminal !== undefined ? { terminal: init.terminal() } : {})
     }
   })
 

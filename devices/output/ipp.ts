@@ -91,7 +91,9 @@ import {
   type PrintOutcome,
   type PrinterJobOutcome,
   type PrintProgress,
-  type PrintRequest
+  type PrintRequest,
+  type PrinterMarker,
+  type PrinterProbe
 } from './types.ts'
 
 /** IPP Everywhere's printer path, used when the URI names none. */
@@ -192,7 +194,21 @@ const CAPABILITY_ATTRIBUTES = [
 /** Job attributes each poll asks for. */
 const JOB_ATTRIBUTES = ['job-state', 'job-state-reasons', 'job-state-message', 'job-impressions-completed']
 /** Printer attributes a probe asks for. */
-const PROBE_ATTRIBUTES = ['printer-state', 'printer-state-reasons', 'printer-state-message', 'printer-is-accepting-jobs']
+const PROBE_ATTRIBUTES = ['printer-state', 'printer-state-reasons', 'printer-state-message', 'printer-is-accepting-jobs', 'marker-names', 'marker-levels', 'marker-colors', 'marker-types']
+
+/** The printer's supplies from a Get-Printer-Attributes answer: `marker-names` paired by index with levels, colours and types; none when it names none. */
+function markersOf (res: IppMessage): PrinterMarker[] {
+  const names = stringValues(findAttr(res, Tag.printerAttributes, 'marker-names'))
+  const levels = (findAttr(res, Tag.printerAttributes, 'marker-levels')?.values ?? []).map((v) => v.value)
+  const colors = stringValues(findAttr(res, Tag.printerAttributes, 'marker-colors'))
+  const types = stringValues(findAttr(res, Tag.printerAttributes, 'marker-types'))
+  return names.map((name, i) => ({
+    name,
+    level: typeof levels[i] === 'number' ? levels[i] : -1,
+    ...(colors[i] !== undefined ? { color: colors[i] } : {}),
+    ...(types[i] !== undefined ? { type: types[i] } : {})
+  }))
+}
 
 /** RFC 8011 name and text values are limited to 255 octets here (nameWithoutLanguage(MAX)). */
 const MAX_NAME_OCTETS = 255
@@ -350,7 +366,7 @@ export class IppOutputDevice implements OutputDevice {
     }
   }
 
-  async probe (signal: AbortSignal): Promise<{ ok: boolean, message: string }> {
+  async probe (signal: AbortSignal): Promise<PrinterProbe> {
     try {
       const res = await ippExchange(this.#target, this.#request(Op.GetPrinterAttributes, [
         attr('requested-attributes', Tag.keyword, ...PROBE_ATTRIBUTES)
@@ -365,7 +381,7 @@ export class IppOutputDevice implements OutputDevice {
       const reasons = stringValues(findAttr(res, Tag.printerAttributes, 'printer-state-reasons'))
       const text = stringValue(findAttr(res, Tag.printerAttributes, 'printer-state-message'))
       const message = `${state}; ${reasons.length > 0 ? reasons.join(', ') : 'none'}${text !== undefined && text !== '' ? ` (${text})` : ''}`
-      return { ok: stateNum !== PRINTER_STATE_STOPPED, message }
+      return { ok: stateNum !== PRINTER_STATE_STOPPED, message, state, reasons: reasons.filter((r) => r !== 'none'), markers: markersOf(res) }
     } catch (err) {
       return { ok: false, message: `printer does not answer: ${(err as Error).message}` }
     }

@@ -83,6 +83,29 @@ export function isPrinterJobId (id: unknown): id is number {
   return typeof id === 'number' && Number.isSafeInteger(id) && id > 0
 }
 
+/** One supply of a printer (IPP `marker-*`, RFC 3805 / PWG 5100.x): toner, ink, waste, drum. */
+export interface PrinterMarker {
+  name: string
+  /** 0–100 percent; -1 unknown, -2 unknown but not empty, -3 some left (IPP's special values). */
+  level: number
+  /** `#RRGGBB` (or several joined by `#`), `none` for waste; absent when the printer gives none. */
+  color?: string
+  /** `toner`, `ink`, `waste-toner`, … */
+  type?: string
+}
+
+/** What a printer says of itself when probed: `state`, `reasons` and `markers` only from printers that tell (IPP). */
+export interface PrinterProbe {
+  ok: boolean
+  message: string
+  /** `idle`, `processing`, `stopped` (IPP `printer-state`). */
+  state?: string
+  /** IPP `printer-state-reasons` without `none` (e.g. `media-empty-error`, `toner-low-warning`). */
+  reasons?: string[]
+  /** Supplies, in the printer's order; empty for a printer that reports none. */
+  markers?: PrinterMarker[]
+}
+
 export interface OutputDevice {
   readonly uri: string
   /**
@@ -91,7 +114,7 @@ export interface OutputDevice {
    */
   print (req: PrintRequest, progress: PrintProgress, signal: AbortSignal): Promise<PrintOutcome>
   /** Whether the printer answers right now (for status pages); never throws. */
-  probe (signal: AbortSignal): Promise<{ ok: boolean, message: string }>
+  probe (signal: AbortSignal): Promise<PrinterProbe>
   /**
    * Asks the printer once what became of a job it accepted (`printerJobId` as passed to
    * {@link PrintProgress.accepted}). Never rejects for printer trouble or an abort: those

@@ -16,6 +16,7 @@ let stopPolling = () => {}
 let stopMeshPolling = () => {}
 let stopRoamingPolling = () => {}
 let stopLdapPolling = () => {}
+let stopTerminalsPolling = () => {}
 /** What /api/info said; without it the page assumes a plain site (print service, no mesh). */
 let nodeInfo
 /** The mesh changes slowly and its status is larger than a job list: poll it less often. */
@@ -122,6 +123,44 @@ async function refreshPrinters () {
   )))
   $('no-printers').hidden = printers.length > 0
   $('printers').hidden = printers.length === 0
+}
+
+// ---- terminals (a site in a mesh: GET /api/terminals) ----
+
+/** A supply's level as IPP gives it: a percentage, or one of its special values. */
+function supplyLevel (level) {
+  if (level >= 0) return `${level}%`
+  return level === -3 ? 'some left' : 'unknown'
+}
+
+function renderSupplies (markers) {
+  if (markers === undefined) return '–'
+  if (markers.length === 0) return 'none reported'
+  return h('ul', { class: 'supplies' }, ...markers.map((m) => h('li', { class: 'supply', 'data-marker': m.name, title: [m.type, m.color].filter(Boolean).join(' ') },
+    h('span', { class: 'supply-name' }, m.name), ' ',
+    h('meter', { min: '0', max: '100', low: '15', high: '50', optimum: '100', value: String(Math.max(0, m.level)), 'aria-label': `${m.name} ${supplyLevel(m.level)}` }), ' ',
+    h('span', { class: 'supply-level' }, supplyLevel(m.level)))))
+}
+
+function terminalConnection (t) {
+  if (t.online) return h('span', { class: 'printer-state printer-ok' }, t.error === undefined ? 'online' : `online, ${t.error}`)
+  return h('span', { class: 'printer-state printer-other' }, t.lastSeen === undefined ? 'offline, never seen' : `offline, last seen ${formatTime(t.lastSeen)}`)
+}
+
+async function refreshTerminals () {
+  const { terminals } = await api('GET', '/api/terminals')
+  const rows = [...terminals].sort((a, b) => (a.status?.name ?? a.peer).localeCompare(b.status?.name ?? b.peer))
+  renderRows($('terminals').tBodies[0], () => rows.map((t) => h('tr', { 'data-peer': t.peer, 'data-online': String(t.online) },
+    h('th', { scope: 'row' }, t.status?.name ?? h('code', {}, shortPeer(t.peer))),
+    h('td', { class: 'terminal-connection' }, terminalConnection(t)),
+    h('td', { class: 'terminal-printer' }, t.status === undefined ? '–' : t.status.printer.state),
+    h('td', { class: 'terminal-reasons' }, (t.status?.printer.reasons ?? []).join(', ') || 'none'),
+    h('td', {}, renderSupplies(t.status?.printer.markers)),
+    h('td', {}, t.status === undefined ? '–' : formatCount(t.status.users)),
+    h('td', {}, t.status?.lastSync === undefined ? '–' : formatTime(t.status.lastSync))
+  )), JSON.stringify(rows.map((t) => ({ ...t, lastSeen: t.online ? 0 : t.lastSeen, reportedAt: 0 }))))
+  $('no-terminals').hidden = rows.length > 0
+  $('terminals').hidden = rows.length === 0
 }
 
 // ---- accounting ----
@@ -782,6 +821,11 @@ function loggedIn (session) {
   stopMeshPolling = hasService('mesh') ? poll(refreshMesh, failed('Could not refresh the mesh'), MESH_POLL_MS) : () => {}
   stopLdapPolling()
   stopLdapPolling = hasService('mesh') ? poll(refreshLdap, failed('Could not load the LDAP sync'), MESH_POLL_MS) : () => {}
+  // a site in a mesh has terminals: their printers and supplies
+  const terminalsShown = hasService('print') && hasService('mesh')
+  $('terminals-section').hidden = !terminalsShown
+  stopTerminalsPolling()
+  stopTerminalsPolling = terminalsShown ? poll(refreshTerminals, failed('Could not load the terminals'), MESH_POLL_MS) : () => {}
 }
 
 function loggedOut (message = '') {
@@ -793,6 +837,8 @@ function loggedOut (message = '') {
   stopRoamingPolling = () => {}
   stopLdapPolling()
   stopLdapPolling = () => {}
+  stopTerminalsPolling()
+  stopTerminalsPolling = () => {}
   roamingFormFilled = false
   showMessage($('roaming-status'), '')
   if (revokeDialog.open) revokeDialog.close()

@@ -318,6 +318,17 @@ async function cardLogin (card) {
   }
 }
 
+/** How often the panel asks for a card posted by a reader daemon (POST /api/panel/card): the user is waiting at the reader. */
+const READER_POLL_MS = 1000
+
+/** A card a reader daemon posted is logged in as a card typed by a wedge reader (the terminal hands it to this page once). */
+async function claimReaderCard () {
+  try {
+    const { card } = await api('POST', '/api/panel/card/claim')
+    if (typeof card === 'string') await cardLogin(card)
+  } catch { /* not served to this page (remote screen) or the terminal is down: the wedge still works */ }
+}
+
 async function login (event) {
   event.preventDefault()
   const username = $('username').value.trim()
@@ -362,6 +373,7 @@ async function boot () {
   document.addEventListener('keydown', onKey, { capture: true })
   await refreshStatus()
   setInterval(refreshStatus, STATUS_POLL_MS)
+  setInterval(claimReaderCard, READER_POLL_MS)
   try {
     const session = await api('GET', '/api/session')
     if (session.admin) showLogin()
