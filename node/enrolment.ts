@@ -213,13 +213,17 @@ export class EnrolmentMerger implements Startable {
 
   constructor (private readonly init: EnrolmentMergerInit) {}
 
+  private started = false
+
   async start (): Promise<void> {
-    this.init.store.on('entry', this.onEntry)
+    if (!this.started) this.init.store.on('entry', this.onEntry)
+    this.started = true
     await this.serial(async () => await this.mergeAll())
   }
 
   async stop (): Promise<void> {
     this.init.store.off('entry', this.onEntry)
+    this.started = false
     await this.queue
   }
 

@@ -63,6 +63,7 @@ function showLogin (message = '') {
 
 function showJobs (user) {
   epoch++
+  $('enrol-panel').hidden = true
   $('login-view').hidden = true
   $('jobs-view').hidden = false
   $('user-name').textContent = user
@@ -303,7 +304,30 @@ function onKey (event) {
   wedge.chars += event.key
 }
 
+// ---- card registration (issue 15): a logged-in user presents a new card; it is written to this terminal's enrolments ----
+
+/** Opens the form: the next card the reader sends (or one typed) is registered for the logged-in user. */
+function openEnrol () {
+  showMessage($('enrol-error'), '', 'error')
+  $('enrol-card').value = ''
+  $('enrol-panel').hidden = false
+  $('enrol-card').focus()
+}
+
+async function registerCard (card) {
+  try {
+    const { registered } = await api('POST', '/api/enrol/card', { json: { card } })
+    $('enrol-panel').hidden = true
+    showMessage($('jobs-message'), registered ? 'Your card is registered: hold it to the reader to log in.' : 'This card is already yours.')
+  } catch (err) {
+    showMessage($('enrol-error'), err.message, 'error')
+  } finally {
+    $('enrol-card').value = ''
+  }
+}
+
 async function cardLogin (card) {
+  if (!$('jobs-view').hidden && !$('enrol-panel').hidden) { await registerCard(card); return } // registering, not a next user
   if (!$('jobs-view').hidden) {
     await endCopy('next-user')
     try { await api('POST', '/api/logout') } catch { /* the session may be gone already */ }
@@ -365,6 +389,9 @@ async function boot () {
   $('logout').addEventListener('click', () => logout())
   $('release-all').addEventListener('click', () => act(() => api('POST', '/api/panel/release-all')))
   $('copy').addEventListener('click', () => startCopy())
+  $('register-card').addEventListener('click', openEnrol)
+  $('enrol-cancel').addEventListener('click', () => { $('enrol-panel').hidden = true })
+  $('enrol-panel').addEventListener('submit', (event) => { event.preventDefault(); registerCard($('enrol-card').value.trim()) })
   $('copy-done').addEventListener('click', async () => {
     $('copy-done').disabled = true
     try { showMessage($('jobs-message'), await endCopy('done')) } finally { $('copy-done').disabled = false; await refreshJobs() }

@@ -108,6 +108,7 @@ function loggedIn (session) {
   setCsrfToken(session.csrfToken)
   $('user-name').textContent = session.user
   $('whoami').hidden = false
+  showPinForm(true)
   showMessage(status, '')
   show('jobs')
   stopPolling()
@@ -126,6 +127,7 @@ function loggedOut (message = '') {
   renderJobs([], [])
   clearMyUsage()
   $('whoami').hidden = true
+  showPinForm(false)
   showMessage(loginError, message, 'error')
   show('login')
   $('username').focus()
@@ -155,6 +157,27 @@ loginForm.addEventListener('submit', async (event) => {
     button.disabled = false
   }
 })
+
+// a new PIN (issue 15): written to this site's enrolments, it works here at once. The form is
+// in the page only while someone is logged in.
+function showPinForm (on) {
+  if (!on) { $('my-pin')?.remove(); return }
+  if ($('my-pin') !== null) return
+  $('jobs-view').append($('my-pin-template').content.cloneNode(true))
+  $('pin-form').addEventListener('submit', async (event) => {
+    event.preventDefault()
+    const fields = ['old-pin', 'new-pin', 'repeat-pin'].map($)
+    const [oldPin, newPin, repeat] = fields.map((f) => f.value)
+    try {
+      await api('POST', '/api/enrol/pin', { json: { oldPin, newPin, repeat } })
+      showMessage($('pin-message'), 'Your PIN is changed: use the new one from now on.')
+    } catch (err) {
+      showMessage($('pin-message'), err.message, 'error')
+    } finally {
+      for (const f of fields) f.value = ''
+    }
+  })
+}
 
 $('logout').addEventListener('click', async () => {
   try {
