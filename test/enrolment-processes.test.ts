@@ -4,7 +4,7 @@
 // the other terminal of their site; once central is back it is merged into central's
 // directory and works at site-b's terminal too. The same card registered for two users at
 // terminals of two sites while central is down is flagged at central and logs in neither
-// until an admin assigns it. A new PIN set at the site's user page works at once at the site
+// until an admin assigns it on central's admin page. A new PIN set at the site's user page works at once at the site
 // and its terminal, and at site-b's terminal once central merged it; the old PIN no longer does.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -12,9 +12,11 @@ import { until } from '../simulations/wait.ts'
 import { startCentral, startSite, startTerminal, type SiteProcess } from '../simulations/node-process.ts'
 import { admin } from './helpers/node-api.ts'
 import { startTerminalMesh, panelLogin, MESH_TIMEOUT_MS, type TerminalMesh, type PanelSession } from './helpers/terminal-mesh.ts'
-import { runCleanup, type CleanupStep } from './helpers/browser.ts'
+import { runCleanup, signInAdmin, startBrowser, type CleanupStep } from './helpers/browser.ts'
 
 const PINS = { alice: '246810', bob: '135790', carol: '112358' }
+/** Longest wait for central's admin page to show something. */
+const UI_TIMEOUT_MS = 20_000
 /** Cards as keyboard-wedge readers type them. */
 const ALICE_CARD = '04A1B2C3D4'
 const DISPUTED_CARD = '0099887766'
@@ -130,7 +132,7 @@ test('with central stopped, alice registers a card at terminal-1: it logs her in
   assert.equal(await cardLogin(b3(), ALICE_CARD), { status: 200, user: 'alice' }, 'the card logs her in at a terminal of another site')
 })
 
-test('a card registered for alice at terminal-1 and for bob at site-b\'s terminal while central is down is flagged at central and logs in neither until an admin assigns it to alice', async () => {
+test('a card registered for alice at terminal-1 and for bob at site-b\'s terminal while central is down is flagged at central and logs in neither until an admin assigns it to alice on the admin page', async () => {
   const port = await stopCentral()
   const alice = await session(t1(), 'alice')
   assert.is((await post(alice, '/api/enrol/card', { card: DISPUTED_CARD })).status, 200)
@@ -153,7 +155,20 @@ test('a card registered for alice at terminal-1 and for bob at site-b\'s termina
   for (const node of [t1(), t2(), b3()]) assert.is((await cardLogin(node, DISPUTED_CARD)).status, 401, `the disputed card logs nobody in at ${node.httpUrl}`)
   const wrong = await fetch(`${central().httpUrl}/api/enrol/conflicts/${conflict.id}/assign`, { method: 'POST', headers: { authorization: `Bearer ${central().adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ user: 'carol' }) })
   assert.is(wrong.status, 400, 'a user who did not claim it cannot get it')
-  await admin(central(), `/api/enrol/conflicts/${conflict.id}/assign`, { method: 'POST', body: { user: 'alice' } })
+  // the admin decides on central's admin page (Users: cards claimed by two users)
+  const browser = await startBrowser({ timeoutMs: UI_TIMEOUT_MS })
+  try {
+    const page = browser.page
+    await page.goto(`${central().httpUrl}/admin`)
+    await signInAdmin(page, central().adminToken)
+    const row = page.locator(`tr[data-conflict="${conflict.id}"]`)
+    await row.getByRole('button', { name: 'Give to alice (first)' }).click()
+    await page.getByText('The card is alice\'s now.').waitFor()
+    await row.waitFor({ state: 'detached' })
+    assert.equal(browser.pageErrors, [], 'no script errors')
+  } finally {
+    await browser.close()
+  }
   assert.equal([await cardsOf('alice'), await cardsOf('bob')], [2, 0], 'the admin gave it to alice')
   await directoryReached([t1(), b3()], 'the decision at the terminals')
   assert.equal(await cardLogin(b3(), DISPUTED_CARD), { status: 200, user: 'alice' }, 'it logs alice in, at site-b\'s terminal too')

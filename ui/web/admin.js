@@ -256,6 +256,36 @@ async function refreshUsers () {
 
 const usersFailed = (what) => (err) => handleError(err, what)
 
+// ---- card conflicts (central, issue 15): a card registered for two users while apart works for neither until assigned ----
+
+async function refreshConflicts () {
+  let conflicts
+  try {
+    ({ conflicts } = await api('GET', '/api/enrol/conflicts'))
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) { $('card-conflicts').hidden = true; return } // not central
+    throw err
+  }
+  const open = conflicts.filter((c) => c.resolvedTo === undefined)
+  $('card-conflicts').hidden = open.length === 0
+  setChildren($('conflicts').tBodies[0], open.map((c) => h('tr', { 'data-conflict': c.id },
+    h('td', {}, h('code', {}, c.id)),
+    h('td', {}, c.claims.map((k) => `${k.user} (${formatTime(k.at)})`).join(', ')),
+    h('td', { class: 'actions' }, [...new Set(c.claims.map((k) => k.user))].map((user) =>
+      h('button', { type: 'button', onclick: () => assignCard(c.id, user) }, `Give to ${user}${user === c.suggested ? ' (first)' : ''}`)))
+  )))
+}
+
+async function assignCard (id, user) {
+  try {
+    await api('POST', `/api/enrol/conflicts/${encodeURIComponent(id)}/assign`, { json: { user } })
+    showMessage(usersStatus, `The card is ${user}'s now.`)
+    await Promise.all([refreshConflicts(), refreshUsers()])
+  } catch (err) {
+    userActionFailed(usersStatus, err, 'Could not assign the card')
+  }
+}
+
 $('users-search-form').addEventListener('submit', (event) => {
   event.preventDefault()
   usersView.q = $('users-search').value.trim()
@@ -809,6 +839,7 @@ function loggedIn (session) {
   stopPolling()
   stopPolling = () => {}
   if (hasService('users')) refreshUsers().catch(failed('Could not load users'))
+  if (hasService('users')) refreshConflicts().catch(failed('Could not load card conflicts'))
   if (hasService('print')) {
     refreshUsage().catch(failed('Could not load accounting'))
     stopPolling = poll(async () => {
