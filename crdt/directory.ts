@@ -27,6 +27,8 @@ export interface DirectoryUser {
   fullName: string
   /** `scrypt$<N>$<r>$<p>$<salt b64>$<hash b64>` */
   pinHash: string
+  /** When the PIN was last set (an admin, an import, a merged enrolment); absent: `updatedAt` stands for it (crdt/enrolment.ts precedence). */
+  pinSetAt?: number
   /** The user's cards (badges), if any. */
   cards?: CardCredential[]
   homeSite?: string

@@ -11,14 +11,20 @@
  * - Cards: the directory wins where it knows the card (a user's card, or a conflict entry);
  *   otherwise an unmerged enrolment of the card names its user, unless two enrolments give
  *   it to different users (then nobody, until central flags it and an admin decides).
- * - PINs: the newest of the directory record (`updatedAt`) and the user's unmerged PIN
- *   enrolments (`at`); an admin's reset after an enrolment wins over it, and so does central
- *   once it merged it.
+ * - PINs: the newest of the directory's PIN (`pinSetAt`, else the record's `updatedAt`: see
+ *   {@link pinTime}) and the user's unmerged PIN enrolments (`at`); an admin's reset or an
+ *   import after an enrolment wins over it, an unrelated edit of the record does not; once
+ *   central merged it the directory holds it.
+ *
+ * Who may enrol what: only a site or terminal writes its own document (crdt/membership.ts,
+ * checked where envelopes enter); a record naming another enrolling peer than its document is
+ * ignored where it is read. A user may enrol at any site (users roam); the user must exist and
+ * not be disabled, there and at central's merge.
  * - Merged enrolments are ignored: from then on the directory decides (so a card an admin
  *   removes after the merge does not come back from its enrolment).
  */
 import type * as Y from 'yjs'
-import type { CardCredential } from './directory.ts'
+import type { CardCredential, DirectoryUser } from './directory.ts'
 
 export type EnrolmentKind = 'card' | 'pin'
 
@@ -70,6 +76,11 @@ const ID = /^[A-Za-z0-9_-]{8,64}$/
 const enrolments = (doc: Y.Doc): Y.Map<Enrolment> => doc.getMap<Enrolment>('enrolments')
 const merged = (directory: Y.Doc): Y.Map<MergedEnrolment> => directory.getMap<MergedEnrolment>('enrolments')
 const conflicts = (directory: Y.Doc): Y.Map<CardConflict> => directory.getMap<CardConflict>('cardConflicts')
+
+/** When the directory's PIN of `user` was set, for the precedence above. */
+export function pinTime (user: DirectoryUser): number {
+  return user.pinSetAt ?? user.updatedAt
+}
 
 export class InvalidEnrolmentError extends Error {
   constructor (detail: string) { super(`invalid enrolment: ${detail}`); this.name = 'InvalidEnrolmentError' }

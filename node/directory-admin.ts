@@ -126,7 +126,7 @@ export class DirectoryAdmin implements DirectoryApi {
     await this.write(by, async (doc) => {
       const user = this.existing(doc, username)
       checkPin(pin)
-      return { ...user, pinHash: await hashPin(pin), updatedAt: this.now() }
+      return { ...user, pinHash: await hashPin(pin), pinSetAt: this.now(), updatedAt: this.now() }
     })
   }
 

@@ -17,7 +17,7 @@ import type { DocStore } from '../crdt/store.ts'
 import { directoryDoc, enrolDoc, parseDocName, peerId } from '../crdt/names.ts'
 import { getUser, putUser, hashPin, cardCredential, cardIndex, normalizeCard, userByCardIndex, type CardCredential, type DirectoryUser } from '../crdt/directory.ts'
 import {
-  listEnrolments, putEnrolment, mergedEnrolment, markMerged, listMerged, getCardConflict, putCardConflict, listCardConflicts, byAge,
+  listEnrolments, putEnrolment, mergedEnrolment, markMerged, listMerged, pinTime, getCardConflict, putCardConflict, listCardConflicts, byAge,
   type Enrolment, type CardConflict, type CardClaim, type MergedEnrolment
 } from '../crdt/enrolment.ts'
 import { KindedError } from '../crdt/errors.ts'
@@ -73,7 +73,7 @@ export function unmergedEnrolments (store: DocStore, directory: Y.Doc): Enrolmen
 /** The PIN hash in force for `user`: the newest of the directory's record and the user's unmerged PIN enrolments. */
 export function currentPinHash (store: DocStore, directory: Y.Doc, user: DirectoryUser): string {
   let hash = user.pinHash
-  let at = user.updatedAt
+  let at = pinTime(user)
   for (const e of unmergedEnrolments(store, directory)) {
     if (e.kind === 'pin' && e.user === user.username && e.pinHash !== undefined && e.at > at) { hash = e.pinHash; at = e.at }
   }
@@ -277,8 +277,8 @@ export class EnrolmentMerger implements Startable {
     const user = getUser(doc, e.user)
     if (user === undefined) return 'unknown-user'
     if (e.kind === 'pin') {
-      if (e.pinHash === undefined || e.at <= user.updatedAt) return 'older-than-directory'
-      putUser(doc, { ...user, pinHash: e.pinHash, updatedAt: this.now() })
+      if (e.pinHash === undefined || e.at <= pinTime(user)) return 'older-than-directory'
+      putUser(doc, { ...user, pinHash: e.pinHash, pinSetAt: e.at, updatedAt: this.now() })
       return 'pin-set'
     }
     const card = e.card as CardCredential

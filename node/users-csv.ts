@@ -227,6 +227,7 @@ export async function importCsv (store: DocStore, csv: string, options: CsvImpor
       ...(email !== undefined ? { email } : {}),
       ...(groups !== undefined ? { groups } : {}),
       source: b?.source ?? 'csv',
+      ...(b !== undefined && c.fields.includes('pin') ? { pinSetAt: now } : {}), // a PIN enrolled before this import loses to it
       updatedAt: now
     })
   })

@@ -52,7 +52,7 @@ test('a record naming another enrolling peer than its document is ignored where 
   assert.equal(listEnrolments(await central.store.open(enrolDoc(peerId(t1.id))), t1.id), [])
 })
 
-test('central merges once: an older PIN enrolment loses to the directory, a newer one wins; a card two users claimed is in neither record until an admin assigns it', async () => {
+test('central merges once: an older PIN enrolment loses to the directory, a newer one wins (also after an unrelated edit of the record); a card two users claimed is in neither record until an admin assigns it', async () => {
   const central = await mesh.addCentral()
   const t1 = await mesh.addPeer('terminal-a1', 'terminal', 'site-a')
   const t3 = await mesh.addPeer('terminal-b1', 'terminal', 'site-b')
@@ -86,6 +86,9 @@ test('central merges once: an older PIN enrolment loses to the directory, a newe
     await merger.assign(conflict.id, 'bob', 'admin')
     assert.is(cardHolder(central.store, directory, card.index)?.user.username, 'bob', 'the admin\'s choice, not the first claim')
     assert.equal((await merger.conflicts()).map((c) => c.resolvedTo), ['bob'])
+    // an edit of bob's record after his enrolled PIN (the card above) does not make a later PIN of his lose
+    await enrol(central, t3, { user: 'bob', kind: 'pin', pinHash: await hashPin('5555'), at: at + 50 })
+    await until(async () => await verifyPin('5555', getUser(directory, 'bob')?.pinHash ?? ''), 10_000, 'bob\'s next PIN merged as it arrives')
   } finally {
     await merger.stop()
   }
