@@ -2,8 +2,9 @@
 // daemon's door (issue 12 items 2 and 6), with real processes on loopback: central, site-a,
 // and a terminal of site-a fronting its own ippeveprinter.
 // - The terminal's /api/info `terminal` section shows its printer's state, reasons and
-//   supplies exactly as ipptool reads them from the ippeveprinter, its directory copy and sync.
-// - /metrics counts a PIN login, a card login and a failed login exactly.
+//   supplies exactly as ipptool reads them from the ippeveprinter (none before its first job,
+//   an empty list; after it, what the job reported), its directory copy and sync.
+// - /metrics counts a PIN login, a card login, a failed login and a lockout exactly.
 // - A reader daemon posts a card (loopback, daemon token from a file): the open panel page in
 //   Chromium logs that user in; a wrong token or a malformed card is refused and holds nothing.
 // - The site's admin page (Chromium) lists the terminal online with a bar per supply, and
@@ -17,6 +18,7 @@ import { tempDir, type SiteProcess } from '../simulations/node-process.ts'
 import { until } from '../simulations/wait.ts'
 import { runIpptool, ippTest, printFile } from './helpers/ipptool.ts'
 import { runCleanup, signInAdmin, startBrowser, type TestBrowser } from './helpers/browser.ts'
+import { MAX_FAILURES_PER_PAIR } from '../ui/rate-limit.ts'
 import { startTerminalMesh, panelLogin, makeDocument, MESH_TIMEOUT_MS, type TerminalMesh } from './helpers/terminal-mesh.ts'
 
 /** Longest wait for a page or the terminal to show something (the panel polls every 1–5 s, the admin page every 5 s, the printer is probed every 10 s). */
@@ -151,6 +153,17 @@ test('/metrics counts a PIN login, a card login and a failed login exactly', asy
   for (const family of ['printmesh_logins_total', 'printmesh_login_failures_total', 'printmesh_login_refused_total', 'printmesh_release_duration_seconds', 'printmesh_usage_jobs_total']) {
     assert.match(text, new RegExp(`^# HELP ${family} \\S`, 'm'), `${family} has its help`)
   }
+})
+
+test('a user locked out after five wrong PINs counts five failed logins and one lockout in /metrics', async () => {
+  const failed = await metric('printmesh_login_failures_total', 'method="pin"')
+  const lockouts = await metric('printmesh_login_refused_total', 'limit="pair"')
+  for (let i = 0; i < MAX_FAILURES_PER_PAIR; i++) assert.is((await panelLogin(terminalNode(), 'mallory', `00000${i}`)).status, 401)
+  const locked = await panelLogin(terminalNode(), 'mallory', '000009')
+  assert.is(locked.status, 429)
+  assert.match(String(locked.body.error), /too many failed login attempts; try again in \d+ seconds/)
+  assert.is(await metric('printmesh_login_failures_total', 'method="pin"'), failed + MAX_FAILURES_PER_PAIR)
+  assert.is(await metric('printmesh_login_refused_total', 'limit="pair"'), lockouts + 1)
 })
 
 test('a reader daemon with a wrong or no token, or a malformed card, is refused with a clear 4xx and no card is held', async () => {
