@@ -346,11 +346,16 @@ async function cardLogin (card) {
 const READER_POLL_MS = 1000
 
 /** A card a reader daemon posted is logged in as a card typed by a wedge reader (the terminal hands it to this page once). */
+let readerTimer
 async function claimReaderCard () {
   try {
     const { card } = await api('POST', '/api/panel/card/claim')
     if (typeof card === 'string') await cardLogin(card)
-  } catch { /* not served to this page (remote screen) or the terminal is down: the wedge still works */ }
+  } catch (err) {
+    // 403: this page is not on the device itself, so no daemon card is ever handed to it (the wedge still works);
+    // anything else (the terminal restarting) is retried at the next poll
+    if (err instanceof ApiError && err.status === 403) clearInterval(readerTimer)
+  }
 }
 
 async function login (event) {
@@ -400,7 +405,7 @@ async function boot () {
   document.addEventListener('keydown', onKey, { capture: true })
   await refreshStatus()
   setInterval(refreshStatus, STATUS_POLL_MS)
-  setInterval(claimReaderCard, READER_POLL_MS)
+  readerTimer = setInterval(claimReaderCard, READER_POLL_MS)
   try {
     const session = await api('GET', '/api/session')
     if (session.admin) showLogin()
