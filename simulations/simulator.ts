@@ -322,6 +322,8 @@ class Simulation {
   private readonly offlineJobs = new Set<string>()
   /** Roaming requests reach a peer only while both are up and not partitioned from each other. */
   private readonly hub = new MemoryRoamingHub((from, to) => this.reachable(from, to), async (work) => await this.tracker.track(work))
+  /** Jobs just printed offline, that their owner tries again at another site at the next step. */
+  private readonly retries: Array<{ job: SimJob, at: string }> = []
   private sweeps = 0
   private root = ''
   private step = 0
@@ -619,6 +621,7 @@ class Simulation {
     for (this.step = 1; this.step <= this.opts.steps; this.step++) {
       if (Date.now() > this.deadline) throw new SimulationTimeoutError(this.opts.maxSeconds ?? 0)
       await this.liftExpired()
+      await this.retryOffline()
       const stepsLeft = this.opts.steps - this.step + 1
       if (faultsLeft > 0 && this.rng() < faultsLeft / stepsLeft) {
         faultsLeft--
@@ -806,10 +809,26 @@ class Simulation {
       const offline = site.roaming?.releaseOf(job.id)?.offline === true && site !== holder
       if (offline) this.releases.offline++
       this.event(site.name, offline ? 'released-offline' : 'released', job.label)
+      // half the time the owner, unsure it printed, tries again at another site the next step (its own generator: the main sequence stays)
+      if (offline && this.docRng() < 0.5) this.retries.push({ job, at: site.name })
       if (offline && known.length > 0) this.checker.violation(2, this.step, `${site.name} released job ${job.label} offline while it held ${known.join(', ')}`, job.label, site.name)
     } catch (err) {
       this.releases.refused++
       this.event(site.name, 'release-refused', job.label, (err as Error).message)
+    }
+  }
+
+  /**
+   * A job printed offline at one site, released again at another shared-mode site that cannot
+   * reach its holder either: by now it may hold the first site's release record (then it must
+   * refuse), or not yet (then the duplicate is one nobody could know of).
+   */
+  private async retryOffline (): Promise<void> {
+    for (const { job, at } of this.retries.splice(0)) {
+      const holder = this.peer(job.holder)
+      const others = this.upReleasers().filter((p) => p.role === 'site' && p.name !== at && p !== holder && this.network.partitioned(p.signer.id, holder.signer.id))
+      const site = others[Math.floor(this.docRng() * others.length)]
+      if (site !== undefined) await this.releaseAt(job, site)
     }
   }
 

@@ -371,6 +371,19 @@ test('a site that holds another site\'s release record of a job does not print i
   assert.equal(b.printer.printed, [], 'printed once, at c only')
 })
 
+test('a site that printed a job offline does not print it offline again while its holder is still cut off (issue 18)', async () => {
+  const [a, b] = await threeSites('shared')
+  const job = await printAt(a)
+  await until(() => listedAt(b, job.id)?.prefetched === true, 10_000, 'prefetched at b')
+  down.add(a.peer.id)
+  mesh.network.partition([a.peer.id], [...mesh.peers.values()].map((p) => p.id).filter((id) => id !== a.peer.id))
+  await b.roaming.releaseRemote({ user: 'alice', admin: false }, job.id)
+  await until(() => getReleaseAt(b, job.id)?.state === 'printed', 10_000, 'printed offline at b')
+  const refused = await rejects(b.roaming.releaseRemote({ user: 'alice', admin: false }, job.id), InvalidJobStateError)
+  assert.match(refused.message, /already printed here/)
+  assert.equal(b.printer.printed, [{ job: 'report', sha256: SHA }], 'printed once')
+})
+
 test('an offline release of a still-held job settles it as printed at the holder on reconnect', async () => {
   const [a, b] = await threeSites('shared')
   const job = await printAt(a)

@@ -299,6 +299,7 @@ export class RoamingService implements RoamingHolder {
     const sha = job.sha256
     if (this.settings().roaming.mode !== 'shared' || sha === undefined || !this.prefetched.has(sha) || job.state !== 'held') throw cause
     // another site's release record of this job, held here, says it is being (or was) printed there: printing it too would be a duplicate this site could know of
+    if (this.releaseOf(job.id)?.state === 'printed') throw new InvalidJobStateError(`job ${job.name} is already printed here`)
     const elsewhere = this.releasedElsewhere(job.id)
     if (elsewhere !== undefined) throw new InvalidJobStateError(`job ${job.name} is already ${elsewhere.state === 'printed' ? 'printed' : 'being released'} at site ${elsewhere.site}`)
     try {
