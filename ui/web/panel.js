@@ -41,7 +41,8 @@ async function refreshStatus () {
     idleLogoutMs = status.idleLogoutMs
     $('site').textContent = `site ${status.site}`
     const p = status.printer
-    setPill($('printer-state'), p.state === 'idle' ? 'Printer ready' : `Printer ${p.state}`, p.state === 'idle' ? 'ok' : p.state === 'unknown' ? '' : 'bad')
+    // the probe now gives IPP's own state: a printer busy printing is as fine as an idle one
+    setPill($('printer-state'), p.state === 'idle' ? 'Printer ready' : p.state === 'processing' ? 'Printer printing' : `Printer ${p.state}`, p.state === 'idle' || p.state === 'processing' ? 'ok' : p.state === 'unknown' ? '' : 'bad')
     $('printer-state').title = p.message
     setPill($('online'), status.online ? 'Online' : 'Working offline', status.online ? 'ok' : 'warn')
   } catch (err) {
@@ -344,9 +345,9 @@ async function cardLogin (card) {
 
 /** How often the panel asks for a card posted by a reader daemon (POST /api/panel/card): the user is waiting at the reader. */
 const READER_POLL_MS = 1000
+let readerTimer
 
 /** A card a reader daemon posted is logged in as a card typed by a wedge reader (the terminal hands it to this page once). */
-let readerTimer
 async function claimReaderCard () {
   try {
     const { card } = await api('POST', '/api/panel/card/claim')
