@@ -12,7 +12,7 @@
  *
  * Read rules: central and sites read everything (they relay); terminals and clients read
  * the license, the directory, their site's config and the jobs and accounting of peers of
- * their own site.
+ * their own site; terminals also the enrolments of peers of their own site (clients none).
  */
 import type * as Y from 'yjs'
 import type { Verifier } from './envelope.ts'

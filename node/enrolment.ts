@@ -21,7 +21,7 @@ import {
   type Enrolment, type CardConflict, type CardClaim, type MergedEnrolment
 } from '../crdt/enrolment.ts'
 import { KindedError } from '../crdt/errors.ts'
-import { checkCard as checkCardFormat, checkPin as checkPinFormat, CardHeldError, UnknownUserError } from './user-fields.ts'
+import { checkCard as checkCardFormat, checkPin as checkPinFormat, UnknownUserError } from './user-fields.ts'
 import type { Startable } from './compose.ts'
 
 /** The enrolling user's old PIN is wrong (or they are unknown or disabled). */
@@ -34,6 +34,12 @@ export class WrongPinError extends KindedError {
 export class PinMismatchError extends KindedError {
   readonly kind = 'invalid-request'
   constructor () { super('the new PIN and its repetition differ'); this.name = 'PinMismatchError' }
+}
+
+/** The card is another user's. Their name is not said: a logged-in user could otherwise learn who holds any card number. */
+export class CardOfAnotherUserError extends KindedError {
+  readonly kind = 'invalid-state'
+  constructor () { super('this card is registered to another user; if it is yours, ask an administrator'); this.name = 'CardOfAnotherUserError' }
 }
 
 /** A card two users claimed waits for an admin; nobody may register it meanwhile. */
@@ -127,7 +133,7 @@ export class Enrolments {
       const conflict = getCardConflict(directory, index)
       if (conflict !== undefined && conflict.resolvedTo === undefined) throw new CardDisputedError()
       const holder = cardHolder(this.init.store, directory, index)
-      if (holder !== undefined && holder.user.username !== username) throw new CardHeldError(username, holder.user.username)
+      if (holder !== undefined && holder.user.username !== username) throw new CardOfAnotherUserError()
       if (holder === undefined && unmergedEnrolments(this.init.store, directory).some((e) => e.kind === 'card' && e.card?.index === index)) throw new CardDisputedError()
       if (holder !== undefined) return { registered: false } // already theirs
       await this.write({ user: username, kind: 'card', card: await cardCredential(normal, this.init.cardKey) })
