@@ -20,6 +20,11 @@
  * Copying: with `--counters` (the device's page counters, devices/counters) the panel offers
  * copy sessions, charged from the counters in this terminal's own accounting (node/copy-sessions.ts).
  *
+ * Status: `/api/info`'s `terminal` section (online, users cached, last sync, the printer's state,
+ * reasons and supplies), told to its site's admin page over `/printmesh/terminal-status/1.0.0`
+ * (node/terminal-status.ts). A card reader daemon posts cards at `POST /api/panel/card`
+ * (node/card-reader.ts, `--card-reader-token-file`).
+ *
  * Not yet here (issue 12): PIN-only login, offline credential cache encrypted at rest;
  * (issue 13) modes as replicated site configuration.
  */
