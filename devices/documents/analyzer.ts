@@ -358,6 +358,7 @@ export class DocumentAnalyzer {
     } catch (err) {
       this.log.warn({ err }, 'could not terminate an analysis worker')
     }
+    this.log.info({ workers: this.slots.size }, 'analysis worker ended')
   }
 
   private clearTask (slot: Slot): void {
