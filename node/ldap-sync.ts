@@ -47,6 +47,7 @@ import type { Startable } from './compose.ts'
 import { ldapConfigSummary, readBindPassword, readCa, type LdapConfig } from './ldap-config.ts'
 import type { LdapSyncMetrics } from '../ui/metrics.ts'
 import type { LdapStatus, LdapSyncApi, SyncChange, SyncEntryError, SyncPlan, SyncReport, SyncTrigger } from '../ui/ldap-api.ts'
+import { assertUserCapacity } from './license-file.ts'
 
 export type { LdapStatus, SyncChange, SyncEntryError, SyncPlan, SyncReport, SyncTrigger }
 
@@ -465,6 +466,8 @@ export class LdapSync implements Startable, LdapSyncApi {
       if (entries.length === 0 && activeLdap > 0) {
         throw new LdapSyncError(`LDAP returned no users under ${config.baseDN} for ${config.userFilter}: nothing disabled (${activeLdap} LDAP users are active; check baseDN and userFilter)`)
       }
+      // users the sync makes active (added, or enabled again) count against the license's users limit, as an admin's do
+      await assertUserCapacity(store, [...planned.plan.added, ...planned.plan.changed.filter((c) => c.fields.includes('enabled')).map((c) => c.username)])
       if (!dryRun && planned.writes.length > 0) {
         const records: DirectoryUser[] = []
         for (const w of planned.writes) {

@@ -15,7 +15,8 @@ import { LdapSync, planSync, readLdap, type SyncReport } from '../node/ldap-sync
 import { parseLdapConfig, readCa } from '../node/ldap-config.ts'
 import { DocStore } from '../crdt/store.ts'
 import { LevelPersistence } from '../crdt/persistence.ts'
-import { directoryDoc } from '../crdt/names.ts'
+import { directoryDoc, licenseDoc } from '../crdt/names.ts'
+import { recordProductLicense } from '../crdt/license.ts'
 import { cardIndex, listUsers, type DirectoryUser } from '../crdt/directory.ts'
 import { generateIdentity } from '../transports/identity.ts'
 import { pino } from 'pino'
@@ -319,6 +320,25 @@ test('a sync that finds no users at all while LDAP users are active, or cannot r
     assert.is(refused.result, 'failed')
     assert.match(refused.error ?? '', /cannot bind as cn=admin,dc=example,dc=org at ldap:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/)
     assert.equal(listUsers(await store.open(directoryDoc())), before, 'nothing disabled while LDAP is down')
+  } finally {
+    await store.close()
+    await rm(dir, { recursive: true, force: true })
+  }
+})
+
+test('a sync that would take the directory past the license\'s users limit changes nothing and says which limit', async () => {
+  const dir = await tempDir('printmesh-ldap-license-')
+  const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), (await generateIdentity()).signer)
+  const logger = pino({ level: 'silent' })
+  try {
+    await store.transact(licenseDoc(), { kind: 'admin', user: 'admin' }, (d) => recordProductLicense(d, {
+      organisation: 'Acme', licenseId: 'lic-small', limits: { sites: 5, terminals: 5, clients: 5, users: 2 }, issuedAt: Date.now(), expiresAt: Date.now() + 365 * 24 * 3600_000
+    }))
+    const config = parseLdapConfig({ url: slapd.url, bindDN: slapd.adminDN, bindPasswordFile: passwordFile, baseDN: PEOPLE_DN })
+    const report = await new LdapSync({ config, store, dataDir: dir, cardKey: CARD_KEY, logger }).sync()
+    assert.is(report.result, 'failed')
+    assert.match(report.error ?? '', /license allows 2 users; 0 are in the directory, and this would add \d+/)
+    assert.equal(listUsers(await store.open(directoryDoc())), [], 'nobody added')
   } finally {
     await store.close()
     await rm(dir, { recursive: true, force: true })
