@@ -3,7 +3,7 @@
 // document sync and, on central, join tokens, join requests and revocation. /api/info says
 // which services answer.
 import {
-  api, ApiError, formatCount, formatTime, h, jobLabel, jobNameCell, JobTable, poll, renderPrinterOptions,
+  adminLoginForm, api, ApiError, formatCount, formatTime, h, jobLabel, jobNameCell, JobTable, poll, renderPrinterOptions,
   setChildren, setCsrfToken, showMessage, showSiteInfo, stateBadge
 } from './common.js'
 
@@ -883,27 +883,7 @@ function loggedOut (message = '') {
   $('token').focus()
 }
 
-$('login-form').addEventListener('submit', async (event) => {
-  event.preventDefault()
-  const token = $('token').value.trim()
-  if (token === '') {
-    showMessage(loginError, 'Enter the admin token.', 'error')
-    return
-  }
-  const button = event.target.querySelector('button[type=submit]')
-  button.disabled = true
-  try {
-    const session = await api('POST', '/api/login/admin', { json: { token } })
-    $('token').value = ''
-    showMessage(loginError, '')
-    loggedIn(session)
-  } catch (err) {
-    $('token').value = ''
-    showMessage(loginError, err instanceof ApiError && err.status === 401 ? 'Wrong admin token.' : err.message, 'error')
-  } finally {
-    button.disabled = false
-  }
-})
+adminLoginForm($('login-form'), loginError, loggedIn)
 
 $('logout').addEventListener('click', async () => {
   try {

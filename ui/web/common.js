@@ -242,3 +242,32 @@ export async function showSiteInfo (el) {
     return undefined
   }
 }
+
+/**
+ * The admin sign-in form of the admin and reports pages: sends the token from `#token`,
+ * clears it whatever happens, and says what went wrong in `loginError`; `loggedIn(session)` on success.
+ */
+export function adminLoginForm (form, loginError, loggedIn) {
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault()
+    const field = document.getElementById('token')
+    const token = field.value.trim()
+    if (token === '') {
+      showMessage(loginError, 'Enter the admin token.', 'error')
+      return
+    }
+    const button = form.querySelector('button[type=submit]')
+    if (button !== null) button.disabled = true
+    try {
+      const session = await api('POST', '/api/login/admin', { json: { token } })
+      field.value = ''
+      showMessage(loginError, '')
+      loggedIn(session)
+    } catch (err) {
+      field.value = ''
+      showMessage(loginError, err instanceof ApiError && err.status === 401 ? 'Wrong admin token.' : err.message, 'error')
+    } finally {
+      if (button !== null) button.disabled = false
+    }
+  })
+}

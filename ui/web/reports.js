@@ -1,7 +1,7 @@
 // The reports page: a report from /api/reports with the admin's filters, how complete it is
 // (per peer: connected, last record, pending since), totals, charts drawn with uPlot (served
 // by the node from node_modules), the breakdown and top lists, CSV download and printing.
-import { api, ApiError, h, setChildren, showMessage, showSiteInfo, setCsrfToken, formatTime } from './common.js'
+import { api, ApiError, h, setChildren, showMessage, showSiteInfo, setCsrfToken, formatTime, adminLoginForm } from './common.js'
 import { costText } from './money.js'
 
 /* global uPlot */
@@ -223,20 +223,7 @@ $('filters').addEventListener('submit', (event) => {
 
 $('print-button').addEventListener('click', () => window.print())
 
-$('login-form').addEventListener('submit', async (event) => {
-  event.preventDefault()
-  const token = $('token').value.trim()
-  if (token === '') { showMessage(loginError, 'Enter the admin token.', 'error'); return }
-  try {
-    const session = await api('POST', '/api/login/admin', { json: { token } })
-    $('token').value = ''
-    showMessage(loginError, '')
-    loggedIn(session)
-  } catch (err) {
-    $('token').value = ''
-    showMessage(loginError, err instanceof ApiError && err.status === 401 ? 'Wrong admin token.' : err.message, 'error')
-  }
-})
+adminLoginForm($('login-form'), loginError, loggedIn)
 
 $('logout').addEventListener('click', async () => {
   try {
