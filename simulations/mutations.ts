@@ -161,6 +161,10 @@ export const MUTATIONS: readonly Mutation[] = [
     file: 'devices/jobs/roaming.ts', find: '    if (elsewhere !== undefined) throw new InvalidJobStateError(', replace: '    if (elsewhere !== undefined && elsewhere.site === \'\') throw new InvalidJobStateError('
   },
   {
+    name: 'offline-reprints-own-release', area: 'roaming', bug: 'a site that printed a job offline prints it offline again when asked twice (found by the retry workload)',
+    file: 'devices/jobs/roaming.ts', find: '    if (this.releaseOf(job.id)?.state === \'printed\') throw new InvalidJobStateError(', replace: '    if (this.releaseOf(job.id)?.state === \'printed\' && job.site === \'\') throw new InvalidJobStateError('
+  },
+  {
     name: 'offline-ignores-holder-state', area: 'roaming', bug: 'an offline release prints a job the holder\'s record shows released already',
     file: 'devices/jobs/roaming.ts', find: '!this.prefetched.has(sha) || job.state !== \'held\') throw cause', replace: '!this.prefetched.has(sha) || TERMINAL_STATES.has(job.state)) throw cause'
   },
