@@ -5,11 +5,11 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DocStore } from '../crdt/store.ts'
 import { LevelPersistence } from '../crdt/persistence.ts'
-import { decodeCertificate, CERT_LIFETIME_MS } from '../crdt/license.ts'
+import { decodeCertificate, encodeCertificate, CERT_GRACE_MS, CERT_LIFETIME_MS } from '../crdt/license.ts'
 import { EnrollmentAuthority, encodeJoinString, decodeJoinString, InvalidJoinStringError, type EnrollResponse } from '../node/enrollment.ts'
 import { generateIdentity, verifyPeerSignature } from '../transports/identity.ts'
 import { Membership } from '../crdt/membership.ts'
-import { licenseDoc } from '../crdt/names.ts'
+import { acctDoc, jobsDoc, licenseDoc, periodOf, siteId, type PeerId } from '../crdt/names.ts'
 import { tempDir } from '../simulations/node-process.ts'
 import { rejects } from './helpers/assert.ts'
 
@@ -73,6 +73,23 @@ test('a certificate is renewed past half its lifetime, and a revoked peer gets n
   const membership = new Membership({ self: siteB, authority: central.signer.id, role: 'site' }, verifyPeerSignature)
   membership.useLicense(await store.open(licenseDoc()))
   assert.ok(membership.revoked(siteA))
+})
+
+test('a site cut off from central past its certificate\'s grace still writes its own jobs and accounting (it prints for its own users), while a peer that checks its certificate no longer admits it', async () => {
+  const { secret } = await authority.createToken('site', 'branch-a', 3600_000)
+  const cert = issued(await authority.handle(siteA, { secret }))
+  const license = await store.open(licenseDoc())
+  // far past the certificate's lifetime and grace: central was unreachable all along
+  const later = () => cert.expiresAt + CERT_GRACE_MS + 30 * 24 * 3600_000
+  const own = new Membership({ self: siteA, authority: central.signer.id, certificate: cert, role: 'site', site: siteId('branch-a'), now: later }, verifyPeerSignature)
+  own.useLicense(license)
+  const period = periodOf(later())
+  assert.ok(own.canWrite(siteA, jobsDoc(siteA as PeerId, period)), 'its own jobs')
+  assert.ok(own.canWrite(siteA, acctDoc(siteA as PeerId, period)), 'its own accounting')
+  const other = new Membership({ self: siteB, authority: central.signer.id, role: 'site', now: later }, verifyPeerSignature)
+  other.useLicense(license)
+  assert.not.ok((await other.admit(siteA, encodeCertificate(cert))).ok, 'an expired certificate admitted')
+  assert.not.ok(other.canWrite(siteA, jobsDoc(siteA as PeerId, period)))
 })
 
 test('join strings round-trip and bad ones are refused clearly', () => {
