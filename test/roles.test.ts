@@ -64,6 +64,13 @@ async function openFiles (): Promise<string[]> {
   return out
 }
 
+/** How many times each path is open. */
+function tally (paths: string[]): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const p of paths) out.set(p, (out.get(p) ?? 0) + 1)
+  return out
+}
+
 /** Whether a TCP port on loopback can be bound again. */
 const bindable = async (port: number): Promise<boolean> => await portFree(port, '127.0.0.1')
 
@@ -77,10 +84,12 @@ const tcpPorts = (addrs: string[]): number[] => addrs.map((a) => Number(/\/tcp\/
  */
 async function lifecycle (node: Node, dataDir: string, ports: number[], before: Record<string, number>, opts: { timers?: ReturnType<typeof trackTimers> }): Promise<void> {
   const started = handles()
-  const filesStarted = (await openFiles()).length
+  const filesStarted = tally(await openFiles())
   for (const name of node.order) await node.services[name].start()
   assert.equal(handles().TCPServerWrap, started.TCPServerWrap, 'a second start opens no server')
-  assert.is((await openFiles()).length, filesStarted, 'a second start opens no file or socket')
+  // compared path by path, not in total: the store may close a file of its own meanwhile (compaction)
+  const opened = [...tally(await openFiles())].filter(([path, n]) => n > (filesStarted.get(path) ?? 0)).map(([path]) => path)
+  assert.equal(opened, [], 'a second start opens no file or socket')
   assert.ok(ports.length > 0)
   for (const p of ports) assert.not.ok(await bindable(p), `port ${p} is in use while started`)
 
