@@ -62,14 +62,9 @@ export interface Delegation {
 }
 
 /**
- * Whether `actor` may release `job`: its owner, an admin, or a delegate of the owner when
- * the job came through a queue that allows delegates.
+ * Why `actor` may not release `job`, in words for the user; undefined when they may: its owner,
+ * an admin, or a delegate of the owner when the job came through a queue that allows delegates.
  */
-export function mayRelease (job: Pick<JobRecord, 'owner' | 'delegable'>, actor: Actor, delegation?: Delegation): boolean {
-  return releaseRefusal(job, actor, delegation) === undefined
-}
-
-/** Why `actor` may not release `job` ({@link mayRelease}), in words for the user; undefined when they may. */
 export function releaseRefusal (job: Pick<JobRecord, 'owner' | 'delegable'>, actor: Actor, delegation?: Delegation): string | undefined {
   if (actor.admin || actor.user === job.owner) return undefined
   const delegate = delegation?.delegatesOf(job.owner).includes(actor.user) === true
