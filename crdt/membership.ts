@@ -8,15 +8,18 @@
  *   v1/site/<id>                     the authority, or a site peer certified for site <id>
  *   v1/jobs/<peer>/…, v1/acct/<peer>/…   only <peer> itself
  *   v1/enrol/<peer>                  only <peer> itself, and only a site or terminal (where users log in)
+ *   v1/audit/<peer>/…                only <peer> itself, and only a site or central (where admins log in)
  * and every author other than the authority needs a valid, unrevoked certificate.
  *
  * Read rules: central and sites read everything (they relay); terminals and clients read
  * the license, the directory, their site's config and the jobs and accounting of peers of
- * their own site; terminals also the enrolments of peers of their own site (clients none).
+ * their own site; terminals also the enrolments of peers of their own site (clients none);
+ * the audit log only central and sites (admins' actions are theirs to read).
  */
 import type * as Y from 'yjs'
 import type { Verifier } from './envelope.ts'
 import { parseDocName, type SiteId } from './names.ts'
+import { ADMIN_ISSUER_ROLES } from './capability.ts'
 import { decodeCertificate, certificateProblem, isRevoked, listCertificates, encodeCertificate, CERT_GRACE_MS, type Certificate, type Role } from './license.ts'
 
 export interface MembershipInit {
@@ -139,6 +142,11 @@ export class Membership {
         const role = this.info(author)?.role
         return author === name.peer && (role === 'site' || role === 'terminal')
       }
+      case 'audit': {
+        // admins' actions are recorded where admins log in: a terminal or a client has no admin to record
+        const role = this.info(author)?.role
+        return author === name.peer && role !== undefined && ADMIN_ISSUER_ROLES.includes(role)
+      }
     }
   }
 
@@ -162,6 +170,9 @@ export class Membership {
       case 'jobs':
       case 'acct':
         return name.peer === peer || (info.site !== undefined && this.info(name.peer ?? '')?.site === info.site)
+      case 'audit':
+        // central and sites only (above): who changed what is the admins' business
+        return false
     }
   }
 }

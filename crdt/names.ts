@@ -8,6 +8,7 @@
  *   v1/jobs/<peerId>/<period>    the peer holding the jobs
  *   v1/acct/<peerId>/<period>    the peer that printed or copied
  *   v1/enrol/<peerId>            the peer where users registered cards and PINs (crdt/enrolment.ts)
+ *   v1/audit/<peerId>/<period>   the site or central where an admin acted (crdt/audit.ts)
  */
 
 /** A document name; only the builders below make one. */
@@ -21,13 +22,13 @@ export type SiteId = string & { readonly __siteId: true }
 /** Bumped when a family's layout changes incompatibly; old names stay readable. */
 export const NAME_VERSION = 'v1'
 
-export type Family = 'license' | 'directory' | 'site' | 'jobs' | 'acct' | 'enrol'
+export type Family = 'license' | 'directory' | 'site' | 'jobs' | 'acct' | 'enrol' | 'audit'
 
 export interface ParsedName {
   family: Family
-  /** For jobs, acct and enrol: the writing peer. */
+  /** For jobs, acct, enrol and audit: the writing peer. */
   peer?: PeerId
-  /** For jobs and acct: the time partition, `YYYY-MM` (UTC). */
+  /** For jobs, acct and audit: the time partition, `YYYY-MM` (UTC). */
   period?: string
   /** For site: the site id. */
   site?: SiteId
@@ -69,6 +70,8 @@ export const jobsDoc = (peer: PeerId, p: string): DocName =>
 export const acctDoc = (peer: PeerId, p: string): DocName =>
   `${NAME_VERSION}/acct/${segment('peer', peer)}/${period(p)}` as DocName
 export const enrolDoc = (peer: PeerId): DocName => `${NAME_VERSION}/enrol/${segment('peer', peer)}` as DocName
+export const auditDoc = (peer: PeerId, p: string): DocName =>
+  `${NAME_VERSION}/audit/${segment('peer', peer)}/${period(p)}` as DocName
 
 /** The monthly time partition a moment falls in (UTC), e.g. `2026-11`. */
 export function periodOf (time: number): string {
@@ -84,7 +87,7 @@ export function parseDocName (name: string): ParsedName | undefined {
   if (family === 'directory' && parts.length === 2) return { family }
   if (family === 'site' && parts.length === 3 && SEGMENT.test(a)) return { family, site: a as SiteId }
   if (family === 'enrol' && parts.length === 3 && SEGMENT.test(a)) return { family, peer: a as PeerId }
-  if ((family === 'jobs' || family === 'acct') && parts.length === 4 && SEGMENT.test(a) && PERIOD.test(b)) {
+  if ((family === 'jobs' || family === 'acct' || family === 'audit') && parts.length === 4 && SEGMENT.test(a) && PERIOD.test(b)) {
     return { family, peer: a as PeerId, period: b }
   }
   return undefined
@@ -103,13 +106,18 @@ export function monthsBetween (from: string, to: string): number {
   return (ty - fy) * 12 + (tm - fm)
 }
 
+/** Audit documents are dropped whole this many months after their period: a year of admin actions, whatever the day. */
+export const AUDIT_RETENTION_MONTHS = 13
+
 /**
  * Whether a document is still kept at `now`: jobs documents are dropped whole once their
  * period is more than `jobsMonths` months old (every job in them is past retention by
- * then); every other family is kept.
+ * then), audit documents once it is more than `auditMonths` old; every other family is kept.
  */
-export function isRetained (name: string, now: number, jobsMonths: number): boolean {
+export function isRetained (name: string, now: number, jobsMonths: number, auditMonths = AUDIT_RETENTION_MONTHS): boolean {
   const parsed = parseDocName(name)
-  if (parsed?.family !== 'jobs' || parsed.period === undefined) return true
-  return monthsBetween(parsed.period, periodOf(now)) <= jobsMonths
+  if (parsed?.period === undefined) return true
+  if (parsed.family === 'jobs') return monthsBetween(parsed.period, periodOf(now)) <= jobsMonths
+  if (parsed.family === 'audit') return monthsBetween(parsed.period, periodOf(now)) <= auditMonths
+  return true
 }

@@ -32,6 +32,8 @@ import type { KeyObject } from 'node:crypto'
 import { tlsService, type TlsMode, type TlsProvider } from './tls.ts'
 import { EnrolmentMerger } from './enrolment.ts'
 import { enrolRoutes } from '../ui/routes/enrol.ts'
+import { auditRoutes } from '../ui/routes/audit.ts'
+import { createAuditLog } from './audit.ts'
 
 export interface CentralConfig {
   data: string
@@ -101,7 +103,9 @@ function centralServices (config: CentralConfig, product: { vendorKey: KeyObject
       const directory = new DirectoryAdmin({ store: c.store, cardKey: c.cardKey, authority: () => true })
       // reports over every peer's accounting (central holds all); central writes the mesh price list
       const reports = createReports({ store: c.store, self: { peer: c.self.id, role: 'central' }, peers: () => mesh.status().peers, authority: () => true, now: Date.now })
-      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), directoryRoutes(directory), metricsRoutes(c.metrics), licenseRoutes(c.enrollment.license), ldapRoutes(c.ldap instanceof LdapSync ? c.ldap : undefined), reportsRoutes(reports), enrolRoutes({ conflicts: async () => await c.enrollment.merger.conflicts(), assign: async (id, user, by) => await c.enrollment.merger.assign(id, user, by) }), pagesRoutes(['admin', 'reports'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics, tls: c.tls, ...(config.plainHttp === true ? { plainHttp: true } : {}) })
+      // every admin action here, in central's own audit document; the whole mesh's log read back (issue 16 item 6)
+      const audit = createAuditLog({ store: c.store, self: { peer: c.self.id, role: 'central' }, now: Date.now })
+      return createHttpServer({ mesh, audit, plugins: [auditRoutes(audit), meshRoutes(mesh), directoryRoutes(directory), metricsRoutes(c.metrics), licenseRoutes(c.enrollment.license), ldapRoutes(c.ldap instanceof LdapSync ? c.ldap : undefined), reportsRoutes(reports), enrolRoutes({ conflicts: async () => await c.enrollment.merger.conflicts(), assign: async (id, user, by) => await c.enrollment.merger.assign(id, user, by) }), pagesRoutes(['admin', 'reports'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics, tls: c.tls, ...(config.plainHttp === true ? { plainHttp: true } : {}) })
     })
   }
 }

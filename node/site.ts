@@ -51,6 +51,8 @@ import type { Delegation } from '../devices/jobs/types.ts'
 import { Enrolments } from './enrolment.ts'
 import { checkPin } from './users.ts'
 import { enrolRoutes } from '../ui/routes/enrol.ts'
+import { auditRoutes } from '../ui/routes/audit.ts'
+import { createAuditLog } from './audit.ts'
 
 export interface PrinterConfig { name: string, uri: string }
 
@@ -194,11 +196,14 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
       const reports = createReports({ store: c.store, self: { peer: c.self.id, role: 'site', site: info.site }, peers: () => mesh.status().peers, authority: () => c.membership.authority === c.self.id, now: Date.now })
       // a logged-in user sets a new PIN on the user page, in this site's own enrolment document (issue 15 item 4)
       const enrolments = new Enrolments({ store: c.store, self: c.self.id, cardKey: c.cardKey, checkPin: async (u, p) => await checkPin(c.store, u, p), logger: c.logger })
+      // every admin action here, in this site's own audit document; the whole mesh's log read back (issue 16 item 6)
+      const audit = createAuditLog({ store: c.store, self: { peer: c.self.id, role: 'site', site: info.site }, now: Date.now })
       return createHttpServer({
         api,
         mesh,
+        audit,
         // the route families of the site's services: jobs, roaming, accounting, users, mesh
-        plugins: [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), directoryRoutes(directory), meshRoutes(mesh), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['release', 'admin', 'reports']), enrolRoutes({ enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), terminalsRoutes(siteTerminals(info.site, { host: c.host, mesh, logger: c.logger, now: Date.now }))],
+        plugins: [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), directoryRoutes(directory), meshRoutes(mesh), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['release', 'admin', 'reports']), enrolRoutes({ enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), terminalsRoutes(siteTerminals(info.site, { host: c.host, mesh, logger: c.logger, now: Date.now })), auditRoutes(audit)],
         logger: c.logger,
         host: config.host,
         port: config.httpPort,

@@ -33,6 +33,7 @@ import { pagesRoutes, PAGES_ROUTES } from './routes/pages.ts'
 import { REPORTS_ROUTES } from './routes/reports.ts'
 import { LDAP_ROUTES } from './routes/ldap.ts'
 import { LICENSE_ROUTES } from './routes/license.ts'
+import { registerAuditHooks, type AuditApi } from './routes/audit.ts'
 import {
   describeError, ForbiddenError, HttpServerConfigError, ServiceNotHereError, TooManyLoginAttemptsError, UnauthenticatedError
 } from './errors.ts'
@@ -110,6 +111,8 @@ export interface HttpServerInit {
   plugins?: readonly HttpPlugin[]
   /** A terminal's own state, shown as `/api/info`'s `terminal` section. */
   terminal?: () => TerminalStatus
+  /** The node's audit log (sites, central): every successful admin write is recorded in it (ui/routes/audit.ts). */
+  audit?: AuditApi
 }
 
 /** Where the HTTP server gets its certificate (node/tls.ts `TlsProvider`). */
@@ -228,6 +231,21 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
     request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
   })
 
+  // ---- the audit log: every admin write that succeeded, recorded by one pair of hooks ----
+
+  /** Who `authenticate` (or the admin login) resolved for each request, for the audit hooks. */
+  const callers = new WeakMap<FastifyRequest, Caller>()
+  if (init.audit !== undefined) {
+    registerAuditHooks(app, init.audit, {
+      caller: (request) => callers.get(request),
+      carriesAdmin: (request) => {
+        const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')
+        if (bearer !== null) return authenticateAdmin(bearer[1]) !== undefined
+        return sessions.get(request.cookies[cookieName])?.actor.admin === true
+      }
+    })
+  }
+
   app.setErrorHandler(async (err, request, reply) => {
     const described = describeError(err)
     if (described.status >= 500) {
@@ -290,6 +308,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
       }
     }
     if (level === 'admin' && !caller.actor.admin) throw new ForbiddenError('administrators only')
+    callers.set(request, caller)
     return caller
   }
 
@@ -375,6 +394,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
       throw err
     }
     request.log.info({ user: actor.user }, 'admin logged in')
+    callers.set(request, { actor }) // an admin's sign-in is audited too
     return openSession(request, reply, actor)
   })
 

@@ -1,0 +1,71 @@
+/**
+ * A node's audit log (issue 16 item 6): {@link createAuditLog} writes the admin actions the
+ * HTTP layer reports (ui/routes/audit.ts) to this node's own `v1/audit/<peer>/<month>`
+ * document (crdt/audit.ts), signed and replicated as every document is, and answers
+ * `GET /api/audit` from every audit document the node holds: central and sites hold every
+ * site's and central's, so each shows the whole mesh's log. Sites and central keep one;
+ * terminals and clients have no admin to record (crdt/membership.ts refuses their writes).
+ */
+import { randomBytes } from 'node:crypto'
+import type { DocStore } from '../crdt/store.ts'
+import { auditDoc, parseDocName, peerId, periodOf } from '../crdt/names.ts'
+import { appendAudit, listAudit, type AuditEntry } from '../crdt/audit.ts'
+import type { AuditApi, AuditPage, AuditQuery, AuditRecord } from '../ui/routes/audit.ts'
+
+export interface AuditLogInit {
+  store: DocStore
+  /** This node: the writer of its entries. */
+  self: { peer: string, role: string, site?: string }
+  now: () => number
+}
+
+/** Whether the month `period` (`YYYY-MM`) overlaps [since, until). */
+function periodOverlaps (period: string, since: number | undefined, until: number | undefined): boolean {
+  const [y, m] = period.split('-').map(Number)
+  return (since === undefined || Date.UTC(y, m, 1) > since) && (until === undefined || Date.UTC(y, m - 1, 1) < until)
+}
+
+function matches (e: AuditEntry, q: AuditQuery): boolean {
+  if (q.since !== undefined && e.at < q.since) return false
+  if (q.until !== undefined && e.at >= q.until) return false
+  if (q.actor !== undefined && e.actor !== q.actor) return false
+  if (q.node !== undefined && e.node !== q.node && e.site !== q.node) return false
+  if (q.action !== undefined) {
+    const part = q.action.toLowerCase()
+    if (!e.action.toLowerCase().includes(part) && !e.target.toLowerCase().includes(part)) return false
+  }
+  return true
+}
+
+/** The audit log of a site or central, for ui/server.ts (`audit`) and ui/routes/audit.ts. */
+export function createAuditLog (init: AuditLogInit): AuditApi {
+  const self = peerId(init.self.peer)
+  return {
+    async record (r: AuditRecord): Promise<void> {
+      const at = init.now()
+      const entry: AuditEntry = {
+        id: randomBytes(12).toString('base64url'),
+        at,
+        node: self,
+        role: init.self.role,
+        ...(init.self.site !== undefined ? { site: init.self.site } : {}),
+        ...r
+      }
+      await init.store.transact(auditDoc(self, periodOf(at)), { kind: 'admin', user: r.actor }, (doc) => { appendAudit(doc, entry) })
+    },
+
+    query (q: AuditQuery): AuditPage {
+      const found: AuditEntry[] = []
+      for (const name of init.store.openNames()) {
+        const parsed = parseDocName(name)
+        if (parsed?.family !== 'audit' || parsed.peer === undefined || parsed.period === undefined) continue
+        if (!periodOverlaps(parsed.period, q.since, q.until)) continue
+        const doc = init.store.get(name)
+        if (doc === undefined) continue
+        for (const e of listAudit(doc, parsed.peer)) if (matches(e, q)) found.push(e)
+      }
+      found.sort((a, b) => b.at - a.at || b.id.localeCompare(a.id))
+      return { entries: found.slice(0, q.limit), total: found.length, limit: q.limit }
+    }
+  }
+}
