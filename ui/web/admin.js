@@ -1,7 +1,7 @@
 // The admin page: sign in with the admin token; all jobs, printers, accounting, users and
 // roaming partners (on a node with the print service) and the mesh: this node, its peers,
-// document sync and, on central, join tokens, join requests and revocation. /api/info says
-// which services answer.
+// document sync and, on central, join tokens, join requests and revocation; on sites and
+// central the audit log of the whole mesh, filtered. /api/info says which services answer.
 import {
   adminLoginForm, api, ApiError, formatCount, formatTime, h, jobLabel, jobNameCell, JobTable, poll, renderPrinterOptions,
   setChildren, setCsrfToken, showMessage, showSiteInfo, stateBadge
@@ -17,6 +17,7 @@ let stopMeshPolling = () => {}
 let stopRoamingPolling = () => {}
 let stopLdapPolling = () => {}
 let stopTerminalsPolling = () => {}
+let stopAuditPolling = () => {}
 /** What /api/info said; without it the page assumes a plain site (print service, no mesh). */
 let nodeInfo
 /** The mesh changes slowly and its status is larger than a job list: poll it less often. */
@@ -707,6 +708,65 @@ async function runLdapSync (dryRun, button) {
 $('ldap-sync').addEventListener('click', (event) => { void runLdapSync(false, event.currentTarget) })
 $('ldap-dry-run').addEventListener('click', (event) => { void runLdapSync(true, event.currentTarget) })
 
+// ---- audit log (sites and central) ----
+
+/** Entries an audit answer lists: a few screens. */
+const AUDIT_LIMIT = 200
+
+/** The node an entry was written at, in words: its site, or central. */
+const auditWhere = (e) => e.site !== undefined ? `${e.site} (${e.role})` : e.role
+
+/** Before, after and the request of an entry, folded away: JSON as text. */
+function auditChange (e) {
+  const parts = [['Before', e.before], ['After', e.after], ['Request', e.request]].filter(([, v]) => v !== undefined)
+  if (parts.length === 0) return '–'
+  return h('details', {}, h('summary', {}, parts.map(([label]) => label.toLowerCase()).join(', ')),
+    ...parts.map(([label, v]) => h('p', {}, h('strong', {}, `${label}: `), h('code', {}, JSON.stringify(v)))))
+}
+
+function auditParams () {
+  const params = new URLSearchParams({ limit: String(AUDIT_LIMIT) })
+  for (const [id, name] of [['audit-filter', 'action'], ['audit-actor', 'actor'], ['audit-node', 'node']]) {
+    const value = $(id).value.trim()
+    if (value !== '') params.set(name, value)
+  }
+  if ($('audit-since').value !== '') params.set('since', $('audit-since').value)
+  return params
+}
+
+/** The audit section, on sites and central; elsewhere (404) it stays hidden. */
+async function refreshAudit () {
+  let page
+  try {
+    page = await api('GET', `/api/audit?${auditParams()}`)
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 404)) throw err
+    $('audit-section').hidden = true
+    $('audit-link').hidden = true
+    stopAuditPolling()
+    return
+  }
+  $('audit-section').hidden = false
+  $('audit-link').hidden = false
+  // unchanged entries are not redrawn, so an opened change stays open while the page polls
+  renderRows($('audit').tBodies[0], () => page.entries.map((e) => h('tr', {},
+    h('td', {}, formatTime(e.at)),
+    h('td', { title: e.node }, auditWhere(e)),
+    h('td', {}, e.via === 'token' ? `${e.actor} (token)` : e.actor),
+    h('td', {}, h('code', {}, e.action)),
+    h('td', {}, h('code', {}, e.target)),
+    h('td', {}, auditChange(e))
+  )), page.entries.map((e) => e.id).join(','))
+  $('audit-summary').textContent = page.total > page.entries.length ? `The newest ${page.entries.length} of ${page.total}.` : `${page.total} ${page.total === 1 ? 'action' : 'actions'}.`
+  $('no-audit').hidden = page.entries.length > 0
+  $('audit').hidden = page.entries.length === 0
+}
+
+$('audit-form').addEventListener('submit', (event) => {
+  event.preventDefault()
+  refreshAudit().catch((err) => handleError(err, 'Could not load the audit log'))
+})
+
 async function refreshMesh () {
   const mesh = await api('GET', '/api/mesh')
   const central = mesh.self.role === 'central'
@@ -857,6 +917,8 @@ function loggedIn (session) {
   $('terminals-section').hidden = !terminalsShown
   stopTerminalsPolling()
   stopTerminalsPolling = terminalsShown ? poll(refreshTerminals, failed('Could not load the terminals'), MESH_POLL_MS) : () => {}
+  stopAuditPolling()
+  stopAuditPolling = hasService('mesh') ? poll(refreshAudit, failed('Could not load the audit log'), MESH_POLL_MS) : () => {}
 }
 
 function loggedOut (message = '') {
@@ -870,6 +932,8 @@ function loggedOut (message = '') {
   stopLdapPolling = () => {}
   stopTerminalsPolling()
   stopTerminalsPolling = () => {}
+  stopAuditPolling()
+  stopAuditPolling = () => {}
   roamingFormFilled = false
   showMessage($('roaming-status'), '')
   if (revokeDialog.open) revokeDialog.close()
