@@ -1059,8 +1059,7 @@ class Simulation {
     this.partitioned = false
     this.network.setFaults({ latencyMs: BASE_LATENCY })
     for (const [a, b] of this.edges) this.network.setFaults({ latencyMs: BASE_LATENCY }, [a.signer.id, b.signer.id])
-    await this.teardownAnyCrashed()
-    for (const p of this.peers) if (p.mesh === undefined) await this.restart(p)
+    await this.restartCrashed()
     for (const p of this.peers) p.skewMs = 0
     this.event('network', 'final-heal')
     if (this.opts.inject === 'diverge') this.injectDivergence()
@@ -1074,10 +1073,23 @@ class Simulation {
       rounds++
       await this.antiEntropy()
       await this.drain()
+      await this.restartCrashed() // a crash-mid-write armed before the heal strikes in it: that process is gone
       if (this.mismatch() === undefined) { converged = true; break }
       this.clock.advanceTo(this.clock.now() + ANTI_ENTROPY_MS)
     }
     return { converged, virtualMs: Math.round(this.clock.now() - startVirtual), realMs: Date.now() - startReal, rounds }
+  }
+
+  /**
+   * Tears down every crashed peer and restarts every peer that is down, now. At the heal a
+   * `crash-mid-write` armed in the last steps may still strike (at the peer's next appends,
+   * inside the heal's own sync); its process is gone like any other, so its in-memory state
+   * (a vector its failed appends moved back) must not be compared: it restarts from its
+   * folder and catches up (seeds 17 and 43 compared such a dead store, issue 18).
+   */
+  private async restartCrashed (): Promise<void> {
+    await this.teardownAnyCrashed()
+    for (const p of this.peers) if (p.mesh === undefined) await this.restart(p)
   }
 
   /**
