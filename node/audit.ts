@@ -40,9 +40,12 @@ function matches (e: AuditEntry, q: AuditQuery): boolean {
 /** The audit log of a site or central, for ui/server.ts (`audit`) and ui/routes/audit.ts. */
 export function createAuditLog (init: AuditLogInit): AuditApi {
   const self = peerId(init.self.peer)
+  /** Time of this node's last entry: each next one is later, so a node's entries list in the order they were made. */
+  let last = 0
   return {
     async record (r: AuditRecord): Promise<void> {
-      const at = init.now()
+      const at = Math.max(init.now(), last + 1)
+      last = at
       const entry: AuditEntry = {
         id: randomBytes(12).toString('base64url'),
         at,
