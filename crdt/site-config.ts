@@ -30,11 +30,18 @@ export interface RoamingSettings {
   mode: RoamingMode
 }
 
+/** What the workstations' clients of a site may do (issue 14). */
+export interface ClientSettings {
+  /** A client takes jobs for other requesting-user-names than its workstation's user (default false: a workstation prints for its user). */
+  otherUsers: boolean
+}
+
 export interface SiteSettings {
   site: SiteId
   /** The host name remote jobs of this site are marked with. */
   hostname: string
   roaming: RoamingSettings
+  clients: ClientSettings
   updatedAt: number
 }
 
@@ -51,6 +58,7 @@ export function readSiteSettings (doc: Y.Doc | undefined, site: SiteId): SiteSet
   const mode = map.get('mode')
   const hostname = map.get('hostname')
   const updatedAt = map.get('updatedAt')
+  const clientOtherUsers = map.get('clientOtherUsers')
   return {
     site,
     hostname: typeof hostname === 'string' ? hostname : site,
@@ -58,6 +66,7 @@ export function readSiteSettings (doc: Y.Doc | undefined, site: SiteId): SiteSet
       partners: Array.isArray(partners) ? partners.filter((p): p is SiteId => typeof p === 'string') : [],
       mode: ROAMING_MODES.includes(mode as RoamingMode) ? mode as RoamingMode : DEFAULT_ROAMING_MODE
     },
+    clients: { otherUsers: clientOtherUsers === true },
     updatedAt: typeof updatedAt === 'number' ? updatedAt : 0
   }
 }
@@ -81,6 +90,21 @@ export function setRoaming (doc: Y.Doc, roaming: RoamingSettings, now: number): 
   const map = settingsMap(doc)
   map.set('partners', [...roaming.partners])
   map.set('mode', roaming.mode)
+  map.set('updatedAt', now)
+}
+
+/** Checks client settings from an admin (`{"otherUsers": true}`). */
+export function validateClientSettings (input: unknown): ClientSettings {
+  if (typeof input !== 'object' || input === null) throw new InvalidSiteSettingsError('client settings must be an object like {"otherUsers": false}')
+  const { otherUsers } = input as { otherUsers?: unknown }
+  if (typeof otherUsers !== 'boolean') throw new InvalidSiteSettingsError('otherUsers must be true or false')
+  return { otherUsers }
+}
+
+/** Writes the client settings (already validated). */
+export function setClientSettings (doc: Y.Doc, clients: ClientSettings, now: number): void {
+  const map = settingsMap(doc)
+  map.set('clientOtherUsers', clients.otherUsers)
   map.set('updatedAt', now)
 }
 

@@ -12,7 +12,7 @@ import { startCentral } from './central.ts'
 import { startTerminal, RELEASE_MODES, type ReleaseMode } from './terminal.ts'
 import { openDeviceCounters } from './device-counters.ts'
 import { readCardReaderToken } from './card-reader.ts'
-import { startClient } from './client.ts'
+import { startClient, DEFAULT_CLIENT_QUEUE } from './client.ts'
 import { createLogger } from './logger.ts'
 import { usersCommands } from './users-cli.ts'
 import { ldapCommands } from './ldap-cli.ts'
@@ -388,16 +388,29 @@ withIntakeOptions(withNodeOptions(program.command('terminal'), { data: './data-t
     stopOnSignals(terminal.stop, logger)
   })
 
+const CLIENT_IPP_PORT = 8654
 withNodeOptions(program.command('client'), { data: './data-client', dataHelp: 'data folder (identity, database)', httpPort: CLIENT_HTTP_PORT, p2pPort: CLIENT_P2P_PORT, joins: true })
-  .description('run a workstation client peer (joins its site\'s mesh with --join on first start)')
-  .action(async (opts: NodeCliOptions) => {
+  .description('run a workstation client peer: an IPP printer on this machine that keeps jobs here until released at a printer of the site (client spooling), with fallback printers when the site is unreachable (joins its site\'s mesh with --join on first start)')
+  .option('--ipp-port <n>', 'IPP port of this workstation\'s printer (lp -h 127.0.0.1:PORT -d QUEUE; also ipp://127.0.0.1:PORT/ipp/print)', port, CLIENT_IPP_PORT)
+  .option('--user <name>', 'the workstation\'s user, who owns its jobs (default: the OS user running the client)')
+  .option('--name <name>', 'the name this workstation\'s jobs are listed under at the site and the terminals (default: the host name)')
+  .option('--queue <name>', `the queue name (default: ${DEFAULT_CLIENT_QUEUE})`)
+  .option('--fallback-printer <name=uri>', 'a backup printer for when the site is unreachable (repeatable, tried in order; ipp://, ipps:// or file://)', printer)
+  .action(async (opts: NodeCliOptions & { ippPort: number, user?: string, name?: string, queue?: string, fallbackPrinter?: PrinterConfig[] }, cmd: Command) => {
     const logger = createLogger(opts.logLevel)
     const mesh = meshOptions(opts, CLIENT_P2P_PORT)
+    // a workstation's printer and page are for the workstation itself: loopback unless --host says otherwise
+    const host = cmd.getOptionValueSource('host') === 'default' ? '127.0.0.1' : opts.host
     const client = await starting(startClient({
-      data: opts.data, host: opts.host, httpPort: opts.httpPort, mesh,
+      data: opts.data, host, httpPort: opts.httpPort, ippPort: opts.ippPort, mesh,
+      ...(opts.user !== undefined ? { user: opts.user } : {}),
+      ...(opts.name !== undefined ? { name: opts.name } : {}),
+      ...(opts.queue !== undefined ? { queue: opts.queue } : {}),
+      ...(opts.fallbackPrinter !== undefined ? { fallbackPrinters: opts.fallbackPrinter } : {}),
+      ...tlsOption(opts),
       ...await adminTokenOption(opts)
     }, logger), portsOf(opts, mesh))
-    process.stderr.write(`printmesh client ready\n  web:  http://${opts.host}:${client.httpPort}/\n  peer: ${client.peer.id}\n`)
+    process.stderr.write(`printmesh client ready\n  page: http://${host}:${client.httpPort}/\n  ipp:  ipp://${host}:${client.ippPort}/ipp/print\n  peer: ${client.peer.id}\n`)
     stopOnSignals(client.stop, logger)
   })
 

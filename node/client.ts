@@ -1,14 +1,183 @@
 /**
- * The client role: a light peer on a workstation (node/light-peer.ts). For now it joins
- * its site's mesh with a join string, keeps its own documents in sync, and serves
- * `/api/info` and the mesh status; client spooling and fallback printing build on this.
+ * The client role: the light peer on a workstation (issue 14). It joins its site's mesh
+ * with a join string and runs an IPP printer on the workstation (`ipp://127.0.0.1:PORT/ipp/print`,
+ * also `/printers/<queue>`) that the operating system prints to with its ordinary driverless
+ * client (`lp -h 127.0.0.1:PORT -d <queue>`). Its jobs belong to the workstation's user
+ * (`--user`, default the OS user); another requesting-user-name is refused unless the site
+ * allows it (`PUT /api/roaming/clients {"otherUsers": true}` at the site).
+ *
+ * Client spooling: the client analyses each document itself (the site's analysis code, in
+ * its worker pool), keeps it in its own spool and publishes only the job record in its own
+ * jobs document, marked with the workstation's name (`heldAt`). The site's page and the
+ * terminals' panels list it as any job held by a peer of the site; a release there asks
+ * this client for the grant (the client arbitrates, at most once) and fetches the document
+ * from it directly: the site's server moves none of its bytes. A workstation that is off
+ * is listed as unavailable there, and its jobs expire by the normal hold time.
+ *
+ * Fallback printing (node/fallback.ts): when no peer of its site that could release a job
+ * is reachable, a new job prints at once on a fallback printer (`--fallback-printer`),
+ * charged in this client's own accounting document, which reaches the mesh when it is back.
+ *
+ * The local page at `/` (loopback only): this workstation's jobs and their state, whether
+ * the site is reachable, the fallback printers and the user's choice among them.
+ *
+ * Services, in start order (node/roles.ts `ROLES.client`): the peer core, then analyzer →
+ * print-engine → jobs → roaming → release-server → fallback → ipp → http.
  */
+import { join, resolve } from 'node:path'
+import { hostname as osHostname, userInfo } from 'node:os'
 import type { Logger } from 'pino'
-import { startLightPeer, type LightPeerConfig, type RunningLightPeer } from './light-peer.ts'
+import type { IppServer } from '../devices/ipp/server.ts'
+import { ippService } from './intake.ts'
+import { Spool } from '../devices/spool.ts'
+import { createOutputDevice } from '../devices/output/registry.ts'
+import type { OutputDevice } from '../devices/output/types.ts'
+import type { RoamingService } from '../devices/jobs/roaming.ts'
+import type { JobService } from '../devices/jobs/service.ts'
+import { readSiteSettings } from '../crdt/site-config.ts'
+import { siteConfigDoc, siteId, type SiteId } from '../crdt/names.ts'
+import { preparePeer, peerConfig, peerOf, CORE_SERVICES, PEER_VIEW, type Peer, type PeerComponents } from './peer.ts'
+import { createMeshApi } from './mesh.ts'
+import { createHttpServer, type HttpServer } from '../ui/server.ts'
+import { meshRoutes } from '../ui/routes/mesh.ts'
+import { metricsRoutes } from '../ui/routes/metrics.ts'
+import { pagesRoutes } from '../ui/routes/pages.ts'
+import { clientRoutes } from '../ui/routes/client.ts'
+import type { ClientApi, ClientJobView } from '../ui/api.ts'
+import { persistentLoginGuard } from './login-state.ts'
+import { resolveAdminToken } from './admin-token.ts'
+import { serviceFactory, type Node, type Startable } from './compose.ts'
+import { ROLES, startRoleNode, type ServiceRegistry } from './roles.ts'
+import { certifiedSiteOf, releaseServices } from './release.ts'
+import { libp2pRoamingLink } from './roaming.ts'
+import { FallbackPrinting } from './fallback.ts'
+import type { LightPeerConfig } from './light-peer.ts'
+import { tlsService, type TlsProvider } from './tls.ts'
+import type { Membership } from '../crdt/membership.ts'
+import type { DocStore } from '../crdt/store.ts'
+import type { SyncEngine } from '../crdt/sync.ts'
+import type { Libp2pTransport } from '../transports/libp2p.ts'
 
-export type ClientConfig = LightPeerConfig
-export type RunningClient = RunningLightPeer
+/** The workstation's queue when `--queue` does not name one. */
+export const DEFAULT_CLIENT_QUEUE = 'printmesh'
 
+export interface ClientConfig extends LightPeerConfig {
+  /** IPP port of the workstation's printer (0 picks a free one). */
+  ippPort: number
+  /** The workstation's user, who owns its jobs (default: the OS user running the client). */
+  user?: string
+  /** The name its jobs are listed under at the site and the terminals (default: the host name). */
+  name?: string
+  /** The queue name (`lp -d NAME`), default {@link DEFAULT_CLIENT_QUEUE}. */
+  queue?: string
+  /** Backup printers, tried in order when the site is unreachable (`--fallback-printer NAME=URI`). */
+  fallbackPrinters?: ReadonlyArray<{ name: string, uri: string }>
+  /** How long a job waits here for release before it expires (default: the job service's). */
+  holdMs?: number
+}
+
+export interface RunningClient {
+  peer: Peer
+  node: Node
+  httpPort: number
+  ippPort: number
+  jobs: JobService
+  fallback: FallbackPrinting
+  stop (): Promise<void>
+}
+
+/** The jobs the local page shows: what happened to each, and where a fallback job went. */
+function clientJobs (jobs: JobService, fallback: FallbackPrinting): ClientJobView[] {
+  const fallbackUri = new Map(fallback.printers().map((p) => [p.name, p.uri]))
+  return jobs.listJobs({ which: 'all' }).sort((a, b) => b.createdAt - a.createdAt).map((job) => ({
+    id: job.id,
+    name: job.name,
+    owner: job.owner,
+    state: job.state,
+    createdAt: job.createdAt,
+    updatedAt: job.updatedAt,
+    ...(job.pages !== undefined ? { pages: job.pages } : {}),
+    ...(job.colorPages !== undefined ? { colorPages: job.colorPages } : {}),
+    ...(job.message !== undefined && job.message !== '' ? { message: job.message } : {}),
+    ...(job.printedBy !== undefined ? { printedBy: job.printedBy } : {}),
+    ...(fallback.isFallback(job.printer) && job.printer !== undefined ? { fallback: { name: job.printer, uri: fallbackUri.get(job.printer) ?? '' } } : {})
+  }))
+}
+
+function clientServices (config: ClientConfig, site: SiteId, name: string, user: string, printers: ReadonlyMap<string, OutputDevice>, store: DocStore): ServiceRegistry {
+  const queue = config.queue ?? DEFAULT_CLIENT_QUEUE
+  type C = PeerComponents & { transport: Libp2pTransport, sync: SyncEngine, adminToken: string, jobs: JobService, fallback: FallbackPrinting & Startable, tls: TlsProvider, ipp: IppServer }
+  return {
+    ...CORE_SERVICES,
+    ...releaseServices({
+      site,
+      queues: [{
+        name: queue,
+        hold: true,
+        pinned: false,
+        info: `${name}: kept on this workstation until you release it at a printer of site ${site}`,
+        location: name,
+        // the site's setting, read as each job arrives
+        owner: { user, othersAllowed: () => readSiteSettings(store.get(siteConfigDoc(site)), site).clients.otherUsers }
+      }],
+      jobs: { deviceName: name, ...(config.holdMs !== undefined ? { holdMs: config.holdMs } : {}) }
+    }),
+    tls: tlsService(config.tls ?? { kind: 'off' }),
+    fallback: () => serviceFactory<C & { membership: Membership, store: DocStore }, FallbackPrinting & Startable>(['jobs', 'store', 'membership', 'host', 'self', 'logger'], (c) => {
+      return new FallbackPrinting(
+        { data: resolve(config.data), site, self: c.self.id, printers },
+        { jobs: c.jobs, store: c.store, membership: c.membership, connectedPeers: () => c.host.getConnections().filter((k) => k.status === 'open').map((k) => k.remotePeer.toString()), logger: c.logger })
+    }),
+    ipp: ippService({ host: config.host, port: config.ippPort, realm: `printmesh ${name}` }),
+    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'jobs', 'fallback', 'ipp', 'metrics', 'logger', 'tls'], (c) => {
+      const mesh = createMeshApi(peerOf(c), c.logger)
+      c.metrics.use({ jobStates: () => c.jobs.stateCounts() })
+      const urlHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host
+      const api: ClientApi = {
+        status: () => {
+          const reachable = c.fallback.reachablePeers()
+          return {
+            workstation: name,
+            user,
+            site,
+            queue,
+            ippUri: `ipp://${urlHost}:${c.ipp.port}/ipp/print`,
+            siteReachable: reachable.length > 0,
+            reachablePeers: reachable.map((p) => ({ peer: p, role: c.membership.info(p)?.role ?? 'unknown' })),
+            jobs: clientJobs(c.jobs, c.fallback),
+            fallbackPrinters: c.fallback.printers()
+          }
+        },
+        chooseFallback: async (printer) => { await c.fallback.choose(printer) },
+        printOnFallback: async (jobId, printer) => { await c.fallback.printNow(jobId, printer) },
+        cancel: async (jobId) => { const job = c.jobs.getById(jobId); if (job !== undefined) await c.jobs.cancel(jobId, { user: job.owner, admin: false }) }
+      }
+      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), clientRoutes(api), metricsRoutes(c.metrics), pagesRoutes(['client', 'admin'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics, tls: c.tls, ...(config.plainHttp === true ? { plainHttp: true } : {}) })
+    })
+  }
+}
+
+/** Starts a workstation's client (it must join: a first start needs `mesh.join`). */
 export async function startClient (config: ClientConfig, logger: Logger, services?: readonly string[]): Promise<RunningClient> {
-  return await startLightPeer('client', config, logger, services)
+  const data = resolve(config.data)
+  const log = logger.child({ role: 'client' })
+  const printers = new Map((config.fallbackPrinters ?? []).map((p) => [p.name, createOutputDevice(p.uri, { logger: log })]))
+  const core = await preparePeer(peerConfig(data, 'client', config.mesh), log)
+  const site = core.self.site ?? siteId('local')
+  const { token } = await resolveAdminToken(data, config.adminToken)
+  const components = {
+    ...core,
+    adminToken: token,
+    logins: await persistentLoginGuard(data, { report: { failed: core.metrics.loginFailed, refused: core.metrics.loginRefused, succeeded: core.metrics.loginSucceeded } }, log),
+    spool: await Spool.open(join(data, 'spool')),
+    copies: await Spool.open(join(data, 'roaming')),
+    printers,
+    roamingLink: libp2pRoamingLink(core.host, certifiedSiteOf(core.membership))
+  }
+  const name = config.name ?? osHostname()
+  const user = config.user ?? userInfo().username
+  const node = await startRoleNode<{ http: HttpServer, roaming: RoamingService, jobs: JobService, ipp: IppServer, fallback: FallbackPrinting }>('client', clientServices(config, site, name, user, printers, core.store), components, log, services)
+  const { http, ipp, jobs, fallback } = node.services
+  log.info({ peer: core.self.id, site, name, user, httpPort: http.port, ippPort: ipp.port, fallbackPrinters: [...printers.keys()], listen: core.host.getMultiaddrs().map(String) }, 'client ready')
+  return { peer: peerOf(node.components), node, httpPort: http.port, ippPort: ipp.port, jobs, fallback, stop: async () => await node.stop() }
 }

@@ -49,6 +49,8 @@ export interface AnalyzerService extends Startable {
 /** How each release ended, for metrics (a node's NodeMetrics has it). */
 export interface ReleaseMetrics {
   released: (outcome: 'printed' | 'failed' | 'held', seconds: number) => void
+  /** Bytes of job documents this peer sent to other peers (release-server); a node on libp2p has it. */
+  documentBytesSent?: (bytes: number) => void
 }
 
 /** Options of the release engine of one peer. */
@@ -149,10 +151,11 @@ export function releaseServices (init: ReleaseServicesInit): ServiceRegistry {
         now: c.clock.now,
         ...(c.clock.sleep !== undefined ? { sleep: c.clock.sleep } : {})
       })),
-    'release-server': () => serviceFactory<C & { libp2p: Startable }, Startable>(['host', 'libp2p', 'roaming', 'logger'], (c) => {
+    'release-server': () => serviceFactory<C & { libp2p: Startable }, Startable>(['host', 'libp2p', 'roaming', 'metrics', 'logger'], (c) => {
       let stopServing: (() => Promise<void>) | undefined
+      const counted = c.metrics.documentBytesSent !== undefined ? { onSent: c.metrics.documentBytesSent } : {}
       return {
-        start: async () => { stopServing = await serveRoaming(c.host, c.roaming, c.logger, init.blob ?? {}) },
+        start: async () => { stopServing = await serveRoaming(c.host, c.roaming, c.logger, { ...counted, ...init.blob }) },
         stop: async () => { await stopServing?.() }
       }
     })

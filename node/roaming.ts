@@ -6,6 +6,7 @@
  * the roaming service (devices/jobs/roaming.ts); this module only translates.
  */
 import type { Libp2p } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
 import { callRpc, handleRpc, RpcUnreachableError } from '../transports/rpc.ts'
 import { fetchBlob, serveBlobs, BlobHolderUnreachableError, type BlobServerOptions } from '../transports/blob.ts'
@@ -87,6 +88,13 @@ export function libp2pRoamingLink (host: Libp2p, siteOf: (peer: string) => strin
     }
   }
   return {
+    connected: (holder) => {
+      try {
+        return host.getConnections(peerIdFromString(holder)).some((c) => c.status === 'open')
+      } catch {
+        return false // not a peer id
+      }
+    },
     requestGrant: async (holder, request, signal) => await call(holder, { op: 'grant', request }, signal) as GrantReply,
     commit: async (holder, jobId, grantId, signal) => await call(holder, { op: 'commit', jobId, grantId }, signal) as Awaited<ReturnType<RoamingLink['commit']>>,
     deleteJob: async (holder, jobId, user, signal, adminCapability) => await call(holder, { op: 'delete', jobId, user, ...(adminCapability !== undefined ? { adminCapability } : {}) }, signal) as Awaited<ReturnType<RoamingLink['deleteJob']>>,

@@ -99,7 +99,8 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
       partners: own.roaming.partners.map((site) => {
         const theirs = c.roaming.settingsOf(site)
         return { site, ...(theirs.updatedAt > 0 ? { hostname: theirs.hostname } : {}), mutual: c.roaming.roamsWith(site) }
-      })
+      }),
+      clients: own.clients
     }
   }
 
@@ -150,6 +151,16 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
     async setRoaming (input: unknown): Promise<RoamingView> {
       try {
         await c.roaming.setRoaming(input)
+      } catch (err) {
+        if (err instanceof InvalidSiteSettingsError) throw new InvalidRequestError(err.message)
+        throw err
+      }
+      return roamingView()
+    },
+
+    async setClientSettings (input: unknown): Promise<RoamingView> {
+      try {
+        await c.roaming.setClientSettings(input)
       } catch (err) {
         if (err instanceof InvalidSiteSettingsError) throw new InvalidRequestError(err.message)
         throw err

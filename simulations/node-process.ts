@@ -115,7 +115,7 @@ export async function startTerminal (opts: { dataDir?: string, args?: string[] }
 
 /** A `printmesh client` process. */
 export async function startClient (opts: { dataDir?: string, args?: string[] } = {}): Promise<SiteProcess> {
-  return await startLightPeer('client', opts)
+  return await startLightPeer('client', { ...opts, args: ['--ipp-port', '0', ...(opts.args ?? [])] })
 }
 
 async function spawnNode (args: string[], readyMsg: string, dataDir: string, ownsDir: boolean, adminToken: string, startTimeoutMs = START_TIMEOUT_MS, env?: Record<string, string>): Promise<SiteProcess> {

@@ -166,7 +166,7 @@ test('a terminal and a client join central with join strings; each one\'s servic
 
 test('a client started without a join string is refused: it must join a mesh', async () => {
   try {
-    await startClient({ data: await dir(), host: '127.0.0.1', httpPort: 0, mesh: mesh(), adminToken: ADMIN_TOKEN }, logger)
+    await startClient({ data: await dir(), host: '127.0.0.1', httpPort: 0, ippPort: 0, mesh: mesh(), adminToken: ADMIN_TOKEN }, logger)
     assert.unreachable('a client cannot run standalone')
   } catch (err) {
     assert.instance(err, JoinError)

@@ -75,12 +75,19 @@ class FakeSite implements SiteApi {
     return { jobs: this.jobs.filter((j) => scope === 'all' || j.owner === actor.user), remote: [] }
   }
 
-  private roamingSettings: RoamingView = { site: 'site-a', hostname: 'site-a.example', mode: 'separate', partners: [] }
+  private roamingSettings: RoamingView = { site: 'site-a', hostname: 'site-a.example', mode: 'separate', partners: [], clients: { otherUsers: false } }
   roaming (): RoamingView { return this.roamingSettings }
   async setRoaming (input: unknown): Promise<RoamingView> {
     const { partners, mode } = input as { partners?: unknown, mode?: unknown }
     if (!Array.isArray(partners) || (mode !== 'shared' && mode !== 'separate')) throw new InvalidRequestError('partners and mode required')
     this.roamingSettings = { ...this.roamingSettings, mode, partners: partners.map((site) => ({ site: String(site), mutual: false })) }
+    return this.roamingSettings
+  }
+
+  async setClientSettings (input: unknown): Promise<RoamingView> {
+    const { otherUsers } = input as { otherUsers?: unknown }
+    if (typeof otherUsers !== 'boolean') throw new InvalidRequestError('otherUsers must be true or false')
+    this.roamingSettings = { ...this.roamingSettings, clients: { otherUsers } }
     return this.roamingSettings
   }
 

@@ -118,9 +118,12 @@ class RoamingSite implements SiteApi {
       partners: this.settings.partners.map((site) => {
         const theirs = this.known.get(site)
         return { site, ...(theirs !== undefined ? { hostname: theirs.hostname } : {}), mutual: this.roamsWith(site) }
-      })
+      }),
+      clients: { otherUsers: false }
     }
   }
+
+  async setClientSettings (): Promise<RoamingView> { throw new Error('not in this test') }
 
   /** Validates as the node does (the crdt family's rules), so the page shows its real messages. */
   async setRoaming (input: unknown): Promise<RoamingView> {

@@ -343,6 +343,8 @@ export interface BlobServerOptions {
   maxTransfersPerPeer?: number
   /** Caps each transfer's rate (bytes per second), so prefetching does not fill a slow branch link; default unlimited. */
   maxBytesPerSecond?: number
+  /** Told of every chunk of blob bytes sent (for the node's metrics). */
+  onSent?: (bytes: number) => void
 }
 
 /**
@@ -442,6 +444,7 @@ async function serveOne (stream: Stream, peer: string, opts: BlobServerOptions, 
       for await (const chunk of file as AsyncIterable<Buffer>) {
         await sendChunk(stream, chunk)
         sent += chunk.byteLength
+        opts.onSent?.(chunk.byteLength)
         if (opts.maxBytesPerSecond !== undefined) await paceTo(started, sent, opts.maxBytesPerSecond)
       }
     }

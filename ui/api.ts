@@ -75,6 +75,8 @@ export interface RoamingView {
     /** Whether the partner names this site too (roaming works only then). */
     mutual: boolean
   }>
+  /** What this site's workstation clients may do. */
+  clients: { otherUsers: boolean }
 }
 
 export interface SiteApi {
@@ -91,6 +93,8 @@ export interface SiteApi {
   roaming (): RoamingView
   /** Sets partners and mode (`{partners: string[], mode}`); InvalidRequestError on bad input. */
   setRoaming (input: unknown): Promise<RoamingView>
+  /** Sets what this site's workstation clients may do (`{otherUsers: boolean}`); InvalidRequestError on bad input. */
+  setClientSettings (input: unknown): Promise<RoamingView>
   printers (): Promise<PrinterView[]>
   usageRecords (query: UsageQuery): UsageRecordView[]
   usageTotals (query: UsageQuery, by: 'user' | 'printer' | 'day'): UsageTotal[]
@@ -298,4 +302,42 @@ export interface UserAuthenticator {
   authenticateUser (username: string, pin: string): Promise<Actor | undefined>
   /** The user holding this card (keyed index, then one slow hash); undefined when unknown. Where absent, card login answers 404. */
   authenticateCard?: (card: string) => Promise<Actor | undefined>
+}
+
+/** A job of this workstation, as its local page shows it (node/client.ts). */
+export interface ClientJobView {
+  id: string
+  name: string
+  owner: string
+  state: JobState
+  createdAt: number
+  updatedAt: number
+  pages?: number
+  colorPages?: number
+  message?: string
+  /** Where it printed, when another peer released it (a terminal, the site): that peer, its site and printer. */
+  printedBy?: { peer: string, site: string, printer: string }
+  /** The fallback printer it went to, when it did. */
+  fallback?: { name: string, uri: string }
+}
+
+/** What a workstation's local page shows and does (loopback only). */
+export interface ClientApi {
+  status (): {
+    workstation: string
+    user: string
+    site: string
+    queue: string
+    ippUri: string
+    /** A peer of the site that could release its jobs (its server, a terminal) is connected. */
+    siteReachable: boolean
+    reachablePeers: Array<{ peer: string, role: string }>
+    jobs: ClientJobView[]
+    fallbackPrinters: Array<{ name: string, uri: string, chosen: boolean }>
+  }
+  /** The fallback printer tried first from now on. */
+  chooseFallback (printer: string): Promise<void>
+  /** Sends a held job to a fallback printer now (the chosen one, or `printer`). */
+  printOnFallback (jobId: string, printer?: string): Promise<void>
+  cancel (jobId: string): Promise<void>
 }

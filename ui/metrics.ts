@@ -69,6 +69,7 @@ export class NodeMetrics {
   private readonly ippRequests: Histogram<'operation' | 'status'>
   private readonly intakeRefusals: Counter<'limit'>
   private readonly releases: Histogram<'outcome'>
+  private readonly documentBytes: Counter
   private readonly syncBatches: Histogram
   private readonly usage: { jobs: Counter, pages: Counter, colorPages: Counter, sheets: Counter }
   private sources: MetricSources = {}
@@ -112,6 +113,11 @@ export class NodeMetrics {
       buckets: RELEASE_BUCKETS_S,
       registers
     })
+    this.documentBytes = new Counter({
+      name: 'printmesh_document_bytes_sent_total',
+      help: 'Bytes of job documents this node sent to other peers (a release or prefetch elsewhere of a job it holds).',
+      registers
+    })
     this.syncBatches = new Histogram({
       name: 'printmesh_sync_apply_duration_seconds',
       help: 'Time to check and store one batch of updates received from a peer (sync latency on this node).',
@@ -124,7 +130,7 @@ export class NodeMetrics {
       colorPages: new Counter({ name: 'printmesh_usage_color_pages_total', help: 'Colour pages charged by this node (its own accounting).', registers }),
       sheets: new Counter({ name: 'printmesh_usage_sheets_total', help: 'Sheets of paper charged by this node (its own accounting).', registers })
     }
-    this.printFamilies = [this.ippRequests, this.intakeRefusals, this.releases, ...Object.values(this.usage), this.jobsGauge()]
+    this.printFamilies = [this.ippRequests, this.intakeRefusals, this.releases, this.documentBytes, ...Object.values(this.usage), this.jobsGauge()]
     this.meshFamilies = [this.syncBatches, ...this.meshGauges()]
     this.licenseFamilies = this.licenseGauges()
     this.ldapFamilies = this.ldapMetrics()
@@ -338,6 +344,8 @@ export class NodeMetrics {
   readonly intakeRefused = (limit: string): void => { this.intakeRefusals.inc({ limit }) }
   /** A release ended (`printed`, `failed`, `held`) `seconds` after it was asked for. */
   readonly released = (outcome: string, seconds: number): void => { this.releases.observe({ outcome }, seconds) }
+  /** `bytes` more of a job document went to another peer. */
+  readonly documentBytesSent = (bytes: number): void => { this.documentBytes.inc(bytes) }
   /** A batch of peer envelopes was checked and stored in `seconds`. */
   readonly syncApplied = (seconds: number): void => { this.syncBatches.observe(seconds) }
   /** A job was charged on this node. */

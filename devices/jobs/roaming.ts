@@ -36,7 +36,7 @@ import type { DocStore, Origin } from '../../crdt/store.ts'
 import { jobsDoc, siteConfigDoc, periodOf, parseDocName, type DocName, type PeerId, type SiteId } from '../../crdt/names.ts'
 import * as jobsFamily from '../../crdt/jobs.ts'
 import type { RemoteRelease, RemoteReleaseState } from '../../crdt/jobs.ts'
-import { readSiteSettings, roamsWith, setHostname, setRoaming, validateRoaming, type SiteSettings } from '../../crdt/site-config.ts'
+import { readSiteSettings, roamsWith, setClientSettings, setHostname, setRoaming, validateClientSettings, validateRoaming, type SiteSettings } from '../../crdt/site-config.ts'
 import type { Spool } from '../spool.ts'
 import type { OutputDevice } from '../output/types.ts'
 import type { JobService } from './service.ts'
@@ -184,6 +184,14 @@ export class RoamingService implements RoamingHolder {
     return this.settings()
   }
 
+  /** Changes what this site's workstation clients may do (validated; throws InvalidSiteSettingsError). */
+  async setClientSettings (input: unknown): Promise<SiteSettings> {
+    const clients = validateClientSettings(input)
+    await this.c.store.transact(siteConfigDoc(this.init.site), { kind: 'admin', user: 'admin' }, (d) => setClientSettings(d, clients, this.now()))
+    this.log.info({ clients }, 'client settings changed')
+    return this.settings()
+  }
+
   /** Whether this site and `site` roam with each other. */
   roamsWith (site: SiteId): boolean {
     return roamsWith(this.settings(), this.settingsOf(site))
@@ -241,7 +249,8 @@ export class RoamingService implements RoamingHolder {
     const rel = this.releaseOf(job.id)
     const source = { site: job.site, hostname: job.heldAt ?? this.settingsOf(job.site).hostname, peer: holder }
     const prefetched = job.sha256 !== undefined && this.prefetched.has(job.sha256)
-    const base: JobView = { ...job, source, prefetched }
+    const unavailable = job.heldAt !== undefined && !TERMINAL_STATES.has(job.state) && this.c.link.connected?.(holder) === false
+    const base: JobView = { ...job, source, prefetched, ...(unavailable ? { unavailable } : {}) }
     if (rel === undefined || TERMINAL_STATES.has(job.state)) return base
     const shown: Partial<Record<RemoteReleaseState, JobRecord['state']>> = { fetching: 'releasing', printing: 'printing', printed: 'printed', failed: 'failed' }
     const state = shown[rel.state]
@@ -279,7 +288,9 @@ export class RoamingService implements RoamingHolder {
         reply = await this.c.link.requestGrant(holder, { jobId, user: actor.user, printer: printerName, ...(adminCapability !== undefined ? { adminCapability } : {}) }, this.signal(REQUEST_TIMEOUT_MS))
       } catch (err) {
         if (!(err instanceof HolderUnreachableError)) throw err
-        return await this.releaseOffline(actor, holder, job, printerName, err)
+        // a terminal's or workstation's job: the message names the device, not the site
+        const cause = job.heldAt === undefined ? err : new HolderUnreachableError(err.site, err.reason, job.heldAt)
+        return await this.releaseOffline(actor, holder, job, printerName, cause)
       }
       if (!reply.ok) throw refusalError(reply.error, reply.message, jobId)
       const rel = await this.record({

@@ -24,7 +24,12 @@ export interface JobSource {
 }
 
 /** A job as listed to users: local, or held by a partner site (then with its source). */
-export type JobView = JobRecord & { source?: JobSource, prefetched?: boolean }
+export type JobView = JobRecord & {
+  source?: JobSource
+  prefetched?: boolean
+  /** The terminal or workstation holding it is off or unreachable from here (a release would fail until it is back). */
+  unavailable?: boolean
+}
 
 /** A print queue (IPP endpoint) of this site. */
 export interface QueueInfo {
@@ -48,6 +53,12 @@ export interface QueueInfo {
   pinned?: boolean
   /** The owner's delegates (directory) may release this queue's jobs too (a site's queue, a terminal's Delegated mode). */
   delegable?: boolean
+  /**
+   * A workstation's queue (a client's): its jobs belong to this user, whatever name the OS
+   * sends or none; a job for another requesting-user-name is refused, unless
+   * `othersAllowed()` says the site allows it (then that name owns it).
+   */
+  owner?: { user: string, othersAllowed: () => boolean }
 }
 
 /**
@@ -179,8 +190,11 @@ export class NotPartnerError extends JobError {
 /** The peer holding a job could not be reached (and no prefetched copy may stand in). */
 export class HolderUnreachableError extends JobError {
   readonly kind = 'unavailable'
-  constructor (readonly site: string, reason: string) {
-    super(`site ${site}, which holds this job, is unreachable (${reason}); release it when the site is back`)
+  /** `device`: the terminal or workstation holding the job, when not the site's server (its `heldAt`). */
+  constructor (readonly site: string, readonly reason: string, device?: string) {
+    super(device === undefined
+      ? `site ${site}, which holds this job, is unreachable (${reason}); release it when the site is back`
+      : `${device}, which holds this job, is off or unreachable (${reason}); release it when ${device} is back on the network`)
     this.name = 'HolderUnreachableError'
   }
 }
@@ -217,6 +231,8 @@ export interface RoamingLink {
   deleteJob (holder: PeerId, jobId: string, user: string, signal: AbortSignal, adminCapability?: AdminCapability): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
   /** Fetches a job document into `dest` (resumable, sha256-verified). */
   fetch (holder: PeerId, sha256: string, dest: string, signal: AbortSignal, onProgress?: (received: number, size: number) => void): Promise<void>
+  /** Whether `holder` is connected now (no answer: assume so); lists a device's jobs as unavailable while it is off. */
+  connected? (holder: PeerId): boolean
 }
 
 /** What the holder's side answers to other sites; the link's server calls these. */

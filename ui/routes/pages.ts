@@ -20,6 +20,7 @@ const PAGES = {
   release: { path: '/', html: 'index.html', files: { 'common.js': JS, 'user.js': JS, 'style.css': CSS, 'my-usage.js': JS, 'money.js': JS } },
   admin: { path: '/admin', html: 'admin.html', files: { 'common.js': JS, 'admin.js': JS, 'style.css': CSS } },
   panel: { path: '/panel', html: 'panel.html', files: { 'common.js': JS, 'panel.js': JS, 'panel.css': CSS } },
+  client: { path: '/', html: 'client.html', files: { 'common.js': JS, 'client.js': JS, 'style.css': CSS } },
   reports: { path: '/reports', html: 'reports.html', files: { 'common.js': JS, 'reports.js': JS, 'money.js': JS, 'style.css': CSS, 'reports.css': CSS, 'uPlot.iife.min.js': JS, 'uPlot.min.css': CSS } }
 } as const
 export type PageName = keyof typeof PAGES
@@ -54,7 +55,7 @@ export function pagesRoutes (pages: readonly PageName[]): HttpPlugin {
       for (const name of pages) app.get(PAGES[name].path, async (_request, reply) => await send(reply, PAGES[name].html))
       // a node without the release page sends `/` to its first page (central: the admin console; a terminal: its panel)
       const home = pages[0]
-      if (!pages.includes('release') && home !== undefined) app.get('/', async (_request, reply) => await reply.redirect(PAGES[home].path))
+      if (!pages.includes('release') && !pages.includes('client') && home !== undefined) app.get('/', async (_request, reply) => await reply.redirect(PAGES[home].path))
       app.get('/web/:file', async (request, reply) => await send(reply, (request.params as { file: string }).file))
     }
   }

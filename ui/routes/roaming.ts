@@ -1,4 +1,4 @@
-/** Roaming settings of this site: partners and mode (admins). */
+/** Roaming settings of this site: partners and mode; and what its workstation clients may do (admins). */
 import type { SiteApi } from '../api.ts'
 import type { HttpPlugin } from './plugin.ts'
 
@@ -19,6 +19,13 @@ export function roamingRoutes (api: SiteApi): HttpPlugin {
         const roaming = await api.setRoaming(request.body)
         request.log.info({ by: caller.actor.user, partners: roaming.partners.map((p) => p.site), mode: roaming.mode }, 'roaming settings changed')
         return roaming
+      })
+
+      app.put('/api/roaming/clients', { schema: { body: { type: 'object' } } }, async (request) => {
+        const caller = authenticate(request, 'admin')
+        const view = await api.setClientSettings(request.body)
+        request.log.info({ by: caller.actor.user, clients: view.clients }, 'client settings changed')
+        return view
       })
     }
   }

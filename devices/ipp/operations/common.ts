@@ -173,7 +173,10 @@ export function authenticatedActor (ctx: OperationContext, what: string): Actor 
  */
 export function intakeUser (ctx: OperationContext, queue: QueueInfo | undefined): string {
   if (queue?.authenticatedIntake === true) return authenticatedActor(ctx, `printing to queue ${queue.name}`).user
-  return ctx.user
+  const owner = queue?.owner
+  if (owner === undefined || ctx.user === owner.user || ctx.user === ANONYMOUS) return owner?.user ?? ctx.user
+  if (owner.othersAllowed()) return ctx.user
+  throw new IppStatusError(Status.clientErrorNotAuthorized, `this workstation prints for ${owner.user} only, not for ${ctx.user} (the site does not let its clients print for other users)`)
 }
 
 /** The attributes a job-creating operation answers with (RFC 8011 4.2.1.2). */

@@ -1,0 +1,170 @@
+/**
+ * Fallback printing (issue 14 item 3): a workstation's client that can reach no peer able
+ * to release its jobs (its site's server, a terminal of its site) prints a new job at once
+ * on a backup printer: one configured for the client (`--fallback-printer NAME=URI`, tried
+ * in order, the first that answers), or the one the user picked on the client's local page.
+ *
+ * The job goes through the client's own release engine (node/release.ts): released by its
+ * owner to the fallback printer, charged in the client's own accounting document under the
+ * job's one usage id (`<jobId>/print`), so it reaches the mesh and its reports when the
+ * connection returns, charged once across restarts and kill -9 (the print engine asks the
+ * printer what became of a job it accepted, as on a site). A job that arrives while the
+ * site is reachable stays held here for release at a device (client spooling); the user
+ * may still send it to a fallback printer from the local page.
+ */
+import { readFile, writeFile, rename } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Logger } from 'pino'
+import type { DocStore, Origin } from '../crdt/store.ts'
+import { parseDocName, type PeerId, type SiteId } from '../crdt/names.ts'
+import type { Membership } from '../crdt/membership.ts'
+import type { JobService } from '../devices/jobs/service.ts'
+import type { OutputDevice } from '../devices/output/types.ts'
+import type { JobRecord } from '../devices/jobs/types.ts'
+import { JobError } from '../devices/jobs/types.ts'
+
+/** A printer answers a probe within this or counts as unreachable (the next one is tried). */
+const PROBE_TIMEOUT_MS = 5_000
+/** Where the user's choice of fallback printer is kept in the data folder. */
+const CHOICE_FILE = 'fallback-printer.json'
+
+/** No fallback printer is configured, or none answers. */
+export class NoFallbackPrinterError extends JobError {
+  readonly kind = 'unavailable'
+  constructor (message: string) { super(message); this.name = 'NoFallbackPrinterError' }
+}
+
+/** A fallback printer as the local page shows it. */
+export interface FallbackPrinterView { name: string, uri: string, chosen: boolean }
+
+export interface FallbackInit {
+  /** The client's data folder (the user's choice is kept there). */
+  data: string
+  /** The client's site. */
+  site: SiteId
+  /** The client's own peer id (writer of its jobs documents). */
+  self: PeerId
+  /** Fallback printers by name, in the order they are tried. */
+  printers: ReadonlyMap<string, OutputDevice>
+}
+
+export interface FallbackComponents {
+  jobs: JobService
+  store: DocStore
+  membership: Membership
+  /** Peers this client has an open connection to now. */
+  connectedPeers: () => readonly string[]
+  logger: Logger
+}
+
+export class FallbackPrinting {
+  private readonly log: Logger
+  private chosen: string | undefined
+  /** Jobs this process sent to a fallback printer (or is sending), so each is sent once. */
+  private readonly sent = new Set<string>()
+  private readonly inFlight = new Set<Promise<unknown>>()
+  private started = false
+
+  constructor (private readonly init: FallbackInit, private readonly c: FallbackComponents) {
+    this.log = c.logger.child({ service: 'fallback' })
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    try {
+      const saved = JSON.parse(await readFile(join(this.init.data, CHOICE_FILE), 'utf8')) as { printer?: unknown }
+      if (typeof saved.printer === 'string' && this.init.printers.has(saved.printer)) this.chosen = saved.printer
+    } catch {} // no choice yet (or an unreadable one): the configured order applies
+    this.c.store.on('entry', this.onEntry)
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    this.c.store.off('entry', this.onEntry)
+    await Promise.allSettled([...this.inFlight])
+  }
+
+  /**
+   * The peers of this client's site that could release its jobs (its site's server, its
+   * terminals) and are connected now. None: the site is unreachable, new jobs fall back.
+   */
+  reachablePeers (): string[] {
+    return this.c.connectedPeers().filter((p) => {
+      const info = this.c.membership.info(p)
+      return info !== undefined && (info.role === 'site' || info.role === 'terminal') && info.site === this.init.site
+    })
+  }
+
+  printers (): FallbackPrinterView[] {
+    const chosen = this.chosen
+    return [...this.init.printers].map(([name, device]) => ({ name, uri: device.uri, chosen: name === chosen }))
+  }
+
+  /** The user picks the fallback printer tried first (kept across restarts). */
+  async choose (name: string): Promise<void> {
+    if (!this.init.printers.has(name)) throw new NoFallbackPrinterError(`no fallback printer named ${name}; this client has ${[...this.init.printers.keys()].join(', ') || 'none'}`)
+    const file = join(this.init.data, CHOICE_FILE)
+    await writeFile(`${file}.tmp`, JSON.stringify({ printer: name }))
+    await rename(`${file}.tmp`, file)
+    this.chosen = name
+    this.log.info({ printer: name }, 'fallback printer chosen')
+  }
+
+  /** Whether `printer` is one of the fallback printers (a job released to it went to a fallback printer). */
+  isFallback (printer: string | undefined): boolean {
+    return printer !== undefined && this.init.printers.has(printer)
+  }
+
+  /** Sends a held job of this workstation to a fallback printer now (the user asked, on the local page). */
+  async printNow (jobId: string, printer?: string): Promise<JobRecord> {
+    const job = this.c.jobs.getById(jobId)
+    if (job === undefined) throw new NoFallbackPrinterError(`no job ${jobId} on this workstation`)
+    return await this.send(job, printer)
+  }
+
+  private readonly onEntry = (name: string, _bytes: Uint8Array, _envelope: unknown, origin: Origin): void => {
+    const parsed = parseDocName(name)
+    if (parsed?.family !== 'jobs' || parsed.peer !== this.init.self || origin.kind === 'peer') return
+    if (this.init.printers.size === 0 || this.reachablePeers().length > 0) return
+    for (const job of this.c.jobs.listJobs({ which: 'not-completed' })) {
+      if (job.state !== 'held' || this.sent.has(job.id)) continue
+      this.track(this.send(job).then(
+        (printed) => { this.log.warn({ job: job.id, printer: printed.printer }, 'site unreachable: job sent to the fallback printer') },
+        (err: unknown) => { this.log.error({ err, job: job.id }, 'site unreachable and no fallback printer took the job: it stays held here') }))
+    }
+  }
+
+  private track (work: Promise<unknown>): void {
+    this.inFlight.add(work)
+    void work.finally(() => this.inFlight.delete(work))
+  }
+
+  /** The fallback printers in the order tried: the user's choice first, then as configured. */
+  private order (): string[] {
+    const names = [...this.init.printers.keys()]
+    return this.chosen === undefined ? names : [this.chosen, ...names.filter((n) => n !== this.chosen)]
+  }
+
+  private async send (job: JobRecord, printer?: string): Promise<JobRecord> {
+    if (this.sent.has(job.id) && printer === undefined) throw new NoFallbackPrinterError(`job ${job.name} is already on its way to a fallback printer`)
+    this.sent.add(job.id)
+    try {
+      const candidates = printer !== undefined ? [printer] : this.order()
+      if (candidates.length === 0) throw new NoFallbackPrinterError('this client has no fallback printer (--fallback-printer NAME=ipp://…)')
+      const tried: string[] = []
+      for (const name of candidates) {
+        const device = this.init.printers.get(name)
+        if (device === undefined) throw new NoFallbackPrinterError(`no fallback printer named ${name}`)
+        const probe = await device.probe(AbortSignal.timeout(PROBE_TIMEOUT_MS))
+        if (!probe.ok) { tried.push(`${name} (${probe.message})`); continue }
+        return await this.c.jobs.release(job.id, { user: job.owner, admin: false }, name)
+      }
+      throw new NoFallbackPrinterError(`no fallback printer answers: ${tried.join(', ')}`)
+    } catch (err) {
+      this.sent.delete(job.id)
+      throw err
+    }
+  }
+}

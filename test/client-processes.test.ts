@@ -1,0 +1,170 @@
+// The workstation client with real processes (issue 14): central, site-a, a terminal fronting
+// its own ippeveprinter, and a client (alice's workstation "alice-pc") with an ippeveprinter
+// as its fallback printer. `lp` prints to the client on loopback; the job stays on the
+// workstation (client spooling), is listed at the site and on the terminal's panel with the
+// workstation's name, and released at the panel: the terminal's printer gets identical bytes
+// fetched from the client, the site's server sends none of them, and it is charged once.
+// With the site killed, central and the terminal stopped (no peer left that could release
+// its jobs), `lp` at the client prints at once on the fallback printer, charged once at the site and central when they are back, also after the
+// client was killed -9 in between.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { until } from '../simulations/wait.ts'
+import { startCentral, startClient, startSite, type SiteProcess } from '../simulations/node-process.ts'
+import { admin } from './helpers/node-api.ts'
+import { startIppEvePrinter, type IppEvePrinter } from './helpers/ippeveprinter.ts'
+import {
+  startTerminalMesh, panelLogin, panel, panelJobs, jobsAt, usageAt, makeDocument, printedBy, MESH_TIMEOUT_MS, type TerminalMesh, type PanelSession
+} from './helpers/terminal-mesh.ts'
+
+interface ReportRow { keys: string[], records: number, pages: number, colorPages: number }
+
+const run = promisify(execFile)
+/** lp has no timeout of its own against a silent server. */
+const LP_TIMEOUT_MS = 30_000
+const PINS = { alice: '246810', bob: '135790' }
+/** A client notices its site is gone within this (libp2p's connection close on a killed peer). */
+const OFFLINE_MS = 30_000
+
+let mesh: TerminalMesh | undefined
+let fallback: IppEvePrinter | undefined
+let client: SiteProcess | undefined
+const extra: SiteProcess[] = []
+
+const m = (): TerminalMesh => { if (mesh === undefined) throw new Error('no mesh'); return mesh }
+const c = (): SiteProcess => { if (client === undefined) throw new Error('no client'); return client }
+
+interface ClientStatus {
+  siteReachable: boolean
+  reachablePeers: Array<{ peer: string, role: string }>
+  jobs: Array<{ id: string, name: string, state: string, pages?: number, fallback?: { name: string, uri: string }, printedBy?: { printer: string, site: string } }>
+  fallbackPrinters: Array<{ name: string, uri: string, chosen: boolean }>
+}
+const clientStatus = async (node: SiteProcess = c()): Promise<ClientStatus> => await (await fetch(`${node.httpUrl}/api/client`)).json() as ClientStatus
+
+/** `lp` on the workstation: the OS's ordinary client, to the client's queue. */
+async function lp (node: SiteProcess, file: string, title: string, user = 'alice'): Promise<void> {
+  await run('lp', ['-h', `127.0.0.1:${node.ippPort}`, '-d', 'printmesh', '-U', user, '-t', title, file], { encoding: 'utf8', timeout: LP_TIMEOUT_MS })
+}
+
+/** The job's id once the client lists it. */
+async function jobAtClient (name: string): Promise<string> {
+  let id = ''
+  await until(async () => {
+    id = (await clientStatus()).jobs.find((j) => j.name === name)?.id ?? ''
+    return id !== ''
+  }, MESH_TIMEOUT_MS, `${name} listed on the workstation's page`)
+  return id
+}
+
+async function session (user: keyof typeof PINS): Promise<PanelSession> {
+  const { session, status } = await panelLogin(m().terminals[0].node, user, PINS[user])
+  if (session === undefined) throw new Error(`${user} could not log in (${status})`)
+  return session
+}
+
+/** The site's counter of job document bytes it sent to other peers. */
+async function documentBytesSent (site: SiteProcess): Promise<number> {
+  const text = await (await fetch(`${site.httpUrl}/metrics`, { headers: { authorization: `Bearer ${site.adminToken}` } })).text()
+  const line = text.split('\n').find((l) => l.startsWith('printmesh_document_bytes_sent_total '))
+  if (line === undefined) throw new Error(`no printmesh_document_bytes_sent_total in the site's metrics:\n${text.slice(0, 2000)}`)
+  return Number(line.split(' ')[1])
+}
+
+test.before(async () => {
+  mesh = await startTerminalMesh(PINS, [['--name', 'mfp-lobby']])
+  fallback = await startIppEvePrinter({ name: 'backup printer' })
+  const joinString = (await admin<{ joinString: string }>(m().central, '/api/mesh/tokens', { method: 'POST', body: { role: 'client', site: 'site-a' } })).joinString
+  client = await startClient({ args: ['--join', joinString, '--user', 'alice', '--name', 'alice-pc', '--fallback-printer', `backup=${fallback.uri}`] })
+  await until(async () => (await clientStatus()).siteReachable, MESH_TIMEOUT_MS, 'the client reaches its site')
+})
+
+test.after(async () => {
+  for (const node of extra) await node.stop()
+  await client?.stop()
+  await fallback?.stop()
+  await mesh?.stop()
+})
+
+test('lp at the workstation: the job stays there, is listed at the site and on the panel as alice-pc\'s, and released at the panel prints identical bytes sent by the client; the site sends none; charged once', async () => {
+  const doc = await makeDocument(m().docs, 'report.pdf', 3, [1])
+  const siteBytesBefore = await documentBytesSent(m().site)
+  await lp(c(), doc.path, 'report.pdf')
+  const id = await jobAtClient('report.pdf')
+  await until(async () => (await clientStatus()).jobs.find((j) => j.id === id)?.state === 'held', MESH_TIMEOUT_MS, 'held on the workstation')
+  assert.is((await clientStatus()).jobs.find((j) => j.id === id)?.pages, 3, 'the client analysed the document itself')
+
+  // listed at the site (its replica of the client's jobs document) and on the terminal's panel, marked with the workstation's name
+  await until(async () => (await jobsAt(m().site)).some((j) => j.id === id), MESH_TIMEOUT_MS, 'listed at the site')
+  const alice = await session('alice')
+  await until(async () => (await panelJobs(alice)).some((j) => j.id === id), MESH_TIMEOUT_MS, 'listed on the panel')
+  const listed = (await panelJobs(alice)).find((j) => j.id === id)
+  assert.equal([listed?.name, listed?.state, listed?.pages, listed?.colorPages, listed?.source], ['report.pdf', 'held', 3, 1, 'alice-pc'])
+  assert.not.ok((await panelJobs(await session('bob'))).some((j) => j.id === id), 'only its owner sees it')
+
+  const released = await panel<{ job: { state: string } }>(alice, 'POST', `/api/panel/jobs/${id}/release`)
+  assert.is(released.status, 200, JSON.stringify(released.body))
+  const device = m().terminals[0].printer
+  await until(async () => (await printedBy(device)).includes(doc.sha256), MESH_TIMEOUT_MS, 'printed at the terminal\'s device')
+  await until(async () => (await clientStatus()).jobs.find((j) => j.id === id)?.state === 'printed', MESH_TIMEOUT_MS, 'the workstation follows: printed')
+  assert.is((await printedBy(device)).filter((s) => s === doc.sha256).length, 1, 'printed once, identical bytes')
+  assert.equal(await printedBy(fallback as IppEvePrinter), [], 'nothing went to the fallback printer')
+  assert.is(await documentBytesSent(m().site) - siteBytesBefore, 0, 'the site\'s server sent none of the document\'s bytes')
+  await until(async () => (await usageAt(m().site)).some((u) => u.jobId === id), MESH_TIMEOUT_MS, 'usage reaches the site')
+  assert.equal((await usageAt(m().site)).filter((u) => u.jobId === id).map((u) => [u.user, u.pages, u.colorPages, u.sheets]), [['alice', 3, 1, 3]], 'charged once with the exact pages')
+})
+
+test('the workstation prints for its user only: lp -U mallory is refused and nothing is kept', async () => {
+  const doc = await makeDocument(m().docs, 'not-mine.pdf', 1, [])
+  const refused = await run('lp', ['-h', `127.0.0.1:${c().ippPort}`, '-d', 'printmesh', '-U', 'mallory', '-t', 'not-mine.pdf', doc.path], { encoding: 'utf8', timeout: LP_TIMEOUT_MS }).then(() => undefined, (err: Error & { stderr?: string }) => err)
+  assert.ok(refused !== undefined, 'lp fails')
+  assert.match(String(refused.stderr), /prints for alice only/, 'lp shows why')
+  assert.not.ok((await clientStatus()).jobs.some((j) => j.name === 'not-mine.pdf'), 'no job kept')
+})
+
+test('with the site killed, central and the terminal stopped, lp prints at once on the fallback printer; back, it is charged once at the site and central, also after the client was killed -9 in between', async () => {
+  const { site, central } = m()
+  const portOf = (node: SiteProcess): string => /\/tcp\/(\d+)/.exec(node.listen[0] ?? '')?.[1] ?? '0'
+  const [sitePort, centralPort] = [portOf(site), portOf(central)]
+  await site.kill('SIGKILL')
+  await central.kill('SIGTERM')
+  // the terminal still releases the workstation's jobs: no fallback while it is reachable
+  await until(async () => (await clientStatus()).reachablePeers.map((p) => p.role).join() === 'terminal', OFFLINE_MS, 'the client sees only the terminal')
+  assert.ok((await clientStatus()).siteReachable, 'a terminal of the site is a peer that can release its jobs')
+  await m().terminals[0].node.stop()
+  await until(async () => !(await clientStatus()).siteReachable, OFFLINE_MS, 'the client sees no peer of its site')
+
+  const doc = await makeDocument(m().docs, 'urgent.pdf', 2, [0])
+  await lp(c(), doc.path, 'urgent.pdf')
+  const id = await jobAtClient('urgent.pdf')
+  await until(async () => (await printedBy(fallback as IppEvePrinter)).includes(doc.sha256), MESH_TIMEOUT_MS, 'printed on the fallback printer')
+  await until(async () => (await clientStatus()).jobs.find((j) => j.id === id)?.state === 'printed', MESH_TIMEOUT_MS, 'printed, as the page shows')
+  const shown = (await clientStatus()).jobs.find((j) => j.id === id)
+  assert.equal(shown?.fallback, { name: 'backup', uri: (fallback as IppEvePrinter).uri }, 'the page says which fallback printer, and where')
+
+  // the client is killed -9 and restarted on its data before the site is back
+  const data = c().dataDir
+  await c().kill('SIGKILL')
+  client = await startClient({ dataDir: data, args: ['--user', 'alice', '--name', 'alice-pc', '--fallback-printer', `backup=${(fallback as IppEvePrinter).uri}`] })
+  extra.push(client)
+  assert.is((await clientStatus()).jobs.find((j) => j.id === id)?.state, 'printed', 'still printed after the restart')
+
+  const back = [
+    await startCentral({ dataDir: central.dataDir, args: ['--listen', `/ip4/127.0.0.1/tcp/${centralPort}`] }),
+    await startSite({ dataDir: site.dataDir, adminToken: site.adminToken, args: ['--site', 'site-a', '--hostname', 'print.site-a.example', '--listen', `/ip4/127.0.0.1/tcp/${sitePort}`] })
+  ]
+  extra.push(...back)
+  const [centralBack, siteBack] = back
+  await until(async () => (await usageAt(siteBack)).some((u) => u.jobId === id), MESH_TIMEOUT_MS, 'the fallback usage reached the site')
+  assert.equal((await usageAt(siteBack)).filter((u) => u.jobId === id).map((u) => [u.user, u.pages, u.colorPages, u.printer]), [['alice', 2, 1, 'backup']], 'charged once at the site, with the exact pages, at the fallback printer')
+  // central's report: the fallback printer's row holds this one record
+  const backupRow = async (): Promise<ReportRow | undefined> => (await admin<{ rows: ReportRow[] }>(centralBack, '/api/reports?groupBy=printer,user')).rows.find((r) => r.keys[0].endsWith('backup'))
+  await until(async () => await backupRow() !== undefined, MESH_TIMEOUT_MS, 'the fallback usage reached central')
+  const row = await backupRow()
+  assert.equal([row?.keys[1], row?.records, row?.pages, row?.colorPages], ['alice', 1, 2, 1], 'charged once at central')
+  assert.is((await printedBy(fallback as IppEvePrinter)).filter((s) => s === doc.sha256).length, 1, 'printed once')
+})
+
+test.run()

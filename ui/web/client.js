@@ -1,0 +1,67 @@
+// A workstation's local page (node/client.ts): its jobs, whether the site is reachable,
+// where a job printed (a device of the site, or a fallback printer), the fallback choice.
+import { h, setChildren, api, showMessage, formatTime, formatCount, jobName, stateBadge, poll } from './common.js'
+
+const $ = (id) => document.getElementById(id)
+const statusEl = $('status')
+
+/** Where a job is, or went, in words. */
+function where (job) {
+  if (job.fallback !== undefined) return `fallback printer ${job.fallback.name} (${job.fallback.uri})`
+  if (job.printedBy !== undefined) return `printer ${job.printedBy.printer} of site ${job.printedBy.site}`
+  if (job.state === 'held') return 'kept on this workstation until you release it at a printer'
+  return ''
+}
+
+function actions (job, fallbackPrinters) {
+  if (job.state !== 'held') return ''
+  const buttons = [h('button', { type: 'button', onclick: () => act(() => api('DELETE', `/api/client/jobs/${encodeURIComponent(job.id)}`), `Deleted ${jobName(job)}`) }, 'Delete')]
+  if (fallbackPrinters.length > 0) {
+    buttons.unshift(h('button', { type: 'button', onclick: () => act(() => api('POST', `/api/client/jobs/${encodeURIComponent(job.id)}/fallback`, { json: {} }), `Sent ${jobName(job)} to the fallback printer`) }, 'Print on fallback printer'))
+  }
+  return h('span', { class: 'actions' }, buttons)
+}
+
+async function act (call, done) {
+  try {
+    render(await call())
+    showMessage(statusEl, done)
+  } catch (err) {
+    showMessage(statusEl, err.message, 'error')
+  }
+}
+
+function render (s) {
+  $('workstation').textContent = `Workstation ${s.workstation} · ${s.user} · site ${s.site}`
+  $('how-to-print').textContent = `Print to queue ${s.queue} (${s.ippUri}).`
+  const connection = $('connection')
+  if (s.siteReachable) {
+    showMessage(connection, `Site ${s.site} is reachable: your jobs wait here until you release them at a printer.`)
+  } else {
+    showMessage(connection, s.fallbackPrinters.length > 0
+      ? `Site ${s.site} cannot be reached: new jobs print at once on the fallback printer.`
+      : `Site ${s.site} cannot be reached, and this workstation has no fallback printer: jobs wait here.`, 'error')
+  }
+  $('no-jobs').hidden = s.jobs.length > 0
+  setChildren($('jobs'), s.jobs.map((job) => h('tr', { 'data-job': job.id },
+    h('td', {}, jobName(job)),
+    h('td', { class: 'num' }, formatCount(job.pages)),
+    h('td', {}, formatTime(job.createdAt)),
+    h('td', {}, stateBadge(job)),
+    h('td', { class: 'where' }, where(job)),
+    h('td', {}, actions(job, s.fallbackPrinters)))))
+  const select = $('fallback-printer')
+  $('no-fallback').hidden = s.fallbackPrinters.length > 0
+  $('fallback-form').hidden = s.fallbackPrinters.length === 0
+  if (document.activeElement !== select) {
+    setChildren(select, s.fallbackPrinters.map((p) => h('option', { value: p.name, selected: p.chosen }, `${p.name} (${p.uri})`)))
+  }
+}
+
+$('fallback-form').addEventListener('submit', (event) => {
+  event.preventDefault()
+  const printer = $('fallback-printer').value
+  void act(() => api('PUT', '/api/client/fallback', { json: { printer } }), `New jobs fall back to ${printer}`)
+})
+
+poll(async () => render(await api('GET', '/api/client')), (err) => showMessage($('connection'), `This page cannot reach the printmesh client: ${err.message}`, 'error'))
