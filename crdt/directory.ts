@@ -10,9 +10,19 @@
  * user; the card's slow hash is then checked once, so a copy of the documents without the
  * key cannot be searched for card numbers, and one with it still pays a slow hash to
  * confirm each guess against the stored card.
+ *
+ * PINs may carry a keyed index the same way (PIN-only login at a terminal's panel: a PIN
+ * typed without a username): HMAC-SHA256 of the PIN under a key of its own ({@link pinKeyOf},
+ * derived from the card key under another label), so the PIN's user is found by one index
+ * read and the PIN's slow hash is then checked once. The index is bound to the hash it was
+ * written with (`pinIndex.salt` is that hash's salt): a writer that sets a new `pinHash`
+ * without knowing the PIN (an older import, the LDAP sync) leaves an index that no longer
+ * counts, never one naming the user by their old PIN. A PIN has few digits: anyone holding
+ * the documents *and* the network key can try every PIN against the indexes at HMAC speed,
+ * as they can card numbers; without the key the indexes reveal nothing.
  */
 import type * as Y from 'yjs'
-import { createHmac, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
+import { createHmac, hkdfSync, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
 
 /** One badge of a user: how it is found (keyed index) and checked (slow hash). */
 export interface CardCredential {
@@ -22,11 +32,21 @@ export interface CardCredential {
   hash: string
 }
 
+/** A PIN's keyed index, bound to the slow hash it was written with. */
+export interface PinIndex {
+  /** HMAC-SHA256 of the PIN under the directory's PIN key, hex. */
+  index: string
+  /** The salt (base64) of the `pinHash` written with it: the index counts only while that hash is the user's. */
+  salt: string
+}
+
 export interface DirectoryUser {
   username: string
   fullName: string
   /** `scrypt$<N>$<r>$<p>$<salt b64>$<hash b64>` */
   pinHash: string
+  /** The PIN's keyed index (PIN-only login), when the PIN was set by a writer that indexes it; see {@link currentPinIndex}. */
+  pinIndex?: PinIndex
   /** When the PIN was last set (an admin, an import, a merged enrolment); absent: `updatedAt` stands for it (crdt/enrolment.ts precedence). */
   pinSetAt?: number
   /** The user's cards (badges), if any. */
@@ -110,6 +130,43 @@ export async function cardCredential (card: string, cardKey: Uint8Array): Promis
 /** The keyed index of a (normalized) card number: found without a slow hash. */
 export function cardIndex (card: string, cardKey: Uint8Array): string {
   return createHmac('sha256', cardKey).update(normalizeCard(card)).digest('hex')
+}
+
+/**
+ * The key of the PIN index, derived from the card key (node/users.ts `cardKeyOf`, itself from
+ * the network key) under a label of its own: a PIN and a card with the same digits never share
+ * an index, and every peer holding the card key can compute it.
+ */
+export function pinKeyOf (cardKey: Uint8Array): Uint8Array {
+  return new Uint8Array(hkdfSync('sha256', cardKey, 'printmesh', 'directory PIN index v1', 32))
+}
+
+/** The keyed index of a PIN: its user found without a slow hash (PIN-only login). */
+export function pinIndexOf (pin: string, pinKey: Uint8Array): string {
+  return createHmac('sha256', pinKey).update(pin).digest('hex')
+}
+
+/** The salt of a stored slow hash (`scrypt$N$r$p$salt$hash`), or undefined when it is not one. */
+export function hashSalt (stored: string): string | undefined {
+  const parts = stored.split('$')
+  return parts[0] === 'scrypt' && parts.length === 6 ? parts[4] : undefined
+}
+
+/** A PIN's stored form with its index: the slow hash and the index bound to it. */
+export async function indexedPinHash (pin: string, pinKey: Uint8Array): Promise<{ pinHash: string, pinIndex: PinIndex }> {
+  const pinHash = await hashPin(pin)
+  return { pinHash, pinIndex: { index: pinIndexOf(pin, pinKey), salt: hashSalt(pinHash) as string } }
+}
+
+/** The index of `pinHash`'s PIN when `pinIndex` was written with that hash, else undefined (a stale or absent index). */
+export function boundPinIndex (pinHash: string, pinIndex: PinIndex | undefined): string | undefined {
+  if (pinIndex === undefined || typeof pinIndex.index !== 'string' || pinHash === '') return undefined
+  return pinIndex.salt === hashSalt(pinHash) ? pinIndex.index : undefined
+}
+
+/** The index of the user's directory PIN, when it is indexed and the index belongs to the current hash. */
+export function currentPinIndex (user: DirectoryUser): string | undefined {
+  return boundPinIndex(user.pinHash, user.pinIndex)
 }
 
 /** The user holding the card with this index, if any. */

@@ -22,9 +22,16 @@
  * not be disabled, there and at central's merge.
  * - Merged enrolments are ignored: from then on the directory decides (so a card an admin
  *   removes after the merge does not come back from its enrolment).
+ *
+ * PIN-only login: a PIN enrolment carries the PIN's keyed index too (crdt/directory.ts
+ * `PinIndex`), so a PIN set at a site works for PIN-only login at once. A terminal that logs
+ * users in by PIN alone (`--pin-only-login`) says so in its own document
+ * ({@link announcePinOnlyLogin}); wherever a peer holding that document sets a PIN (central's
+ * admin, a site's or terminal's PIN change), a PIN another user holds is then refused, since
+ * a PIN typed alone must name one user.
  */
 import type * as Y from 'yjs'
-import type { CardCredential, DirectoryUser } from './directory.ts'
+import type { CardCredential, DirectoryUser, PinIndex } from './directory.ts'
 
 export type EnrolmentKind = 'card' | 'pin'
 
@@ -37,6 +44,8 @@ export interface Enrolment {
   card?: CardCredential
   /** For `pin`: the new PIN's slow hash. */
   pinHash?: string
+  /** For `pin`: its keyed index, bound to `pinHash` (absent from peers that did not index PINs yet). */
+  pinIndex?: PinIndex
   /** When it was made (ms since the epoch, the enrolling peer's clock). */
   at: number
   /** The enrolling peer: must be the document's peer. */
@@ -75,7 +84,30 @@ const ID = /^[A-Za-z0-9_-]{8,64}$/
 
 const enrolments = (doc: Y.Doc): Y.Map<Enrolment> => doc.getMap<Enrolment>('enrolments')
 const merged = (directory: Y.Doc): Y.Map<MergedEnrolment> => directory.getMap<MergedEnrolment>('enrolments')
+const settings = (doc: Y.Doc): Y.Map<PinOnlyLogin> => doc.getMap<PinOnlyLogin>('settings')
 const conflicts = (directory: Y.Doc): Y.Map<CardConflict> => directory.getMap<CardConflict>('cardConflicts')
+
+/** A peer's statement that it logs users in by PIN alone (its `settings` map, key `pinOnlyLogin`). */
+export interface PinOnlyLogin {
+  on: boolean
+  /** When it last said so. */
+  at: number
+  /** The peer: must be the document's. */
+  by: string
+}
+
+/** Records whether `peer` (the document's writer) logs users in by PIN alone; unchanged when it already says so. */
+export function announcePinOnlyLogin (doc: Y.Doc, peer: string, on: boolean, at: number): void {
+  const current = settings(doc).get('pinOnlyLogin')
+  if (current?.on === on && current.by === peer) return
+  settings(doc).set('pinOnlyLogin', { on, at, by: peer })
+}
+
+/** Whether `peer`'s document says it logs users in by PIN alone (a statement naming another writer is ignored). */
+export function pinOnlyLoginOf (doc: Y.Doc, peer: string): boolean {
+  const s = settings(doc).get('pinOnlyLogin')
+  return typeof s === 'object' && s !== null && s.by === peer && s.on === true
+}
 
 /** When the directory's PIN of `user` was set, for the precedence above. */
 export function pinTime (user: DirectoryUser): number {
@@ -97,7 +129,11 @@ export function enrolmentProblem (e: Enrolment, peer: string): string | undefine
     if (typeof e.card?.index !== 'string' || !INDEX.test(e.card.index) || typeof e.card.hash !== 'string' || !HASH.test(e.card.hash)) return 'bad card credential'
     return undefined
   }
-  if (e.kind === 'pin') return typeof e.pinHash === 'string' && HASH.test(e.pinHash) ? undefined : 'bad PIN hash'
+  if (e.kind === 'pin') {
+    if (typeof e.pinHash !== 'string' || !HASH.test(e.pinHash)) return 'bad PIN hash'
+    if (e.pinIndex !== undefined && (typeof e.pinIndex?.index !== 'string' || !INDEX.test(e.pinIndex.index) || typeof e.pinIndex.salt !== 'string')) return 'bad PIN index'
+    return undefined
+  }
   return 'unknown kind'
 }
 

@@ -368,7 +368,8 @@ withIntakeOptions(withNodeOptions(program.command('terminal'), { data: './data-t
   .option('--counters <uri>', 'the MFP\'s page counters, for copy sessions on the panel: snmp://host[:port][?color=OID&mono=OID&sheets=OID] (total: Printer MIB prtMarkerLifeCount; color=none for a monochrome device); without it the panel offers no copying')
   .option('--counters-community-file <file>', 'file holding the SNMP v2c community on its first line (default community: public)')
   .option('--card-reader-token-file <file>', 'file holding the card reader daemon\'s token on its first line: POST /api/panel/card then needs it (Authorization: Bearer); without it only loopback may post cards')
-  .action(async (opts: NodeCliOptions & { printer?: string, idleLogoutSeconds?: number /* ms, from seconds() */, ippPort: number, modes?: ReleaseMode[], name?: string, dnssd: boolean, counters?: string, countersCommunityFile?: string, cardReaderTokenFile?: string }) => {
+  .option('--pin-only-login', 'users log in at the panel by typing only their PIN (keypad, no user name; cards still work); PINs then must be unique: wherever a PIN is set in the mesh, one another user holds is refused')
+  .action(async (opts: NodeCliOptions & { printer?: string, idleLogoutSeconds?: number /* ms, from seconds() */, ippPort: number, modes?: ReleaseMode[], name?: string, dnssd: boolean, counters?: string, countersCommunityFile?: string, cardReaderTokenFile?: string, pinOnlyLogin?: boolean }) => {
     const logger = createLogger(opts.logLevel)
     const mesh = meshOptions(opts)
     if (opts.countersCommunityFile !== undefined && opts.counters === undefined) throw new InvalidArgumentError('--counters-community-file needs --counters')
@@ -381,6 +382,7 @@ withIntakeOptions(withNodeOptions(program.command('terminal'), { data: './data-t
       ...(opts.idleLogoutSeconds !== undefined ? { idleLogoutMs: opts.idleLogoutSeconds } : {}),
       ...(counters !== undefined ? { counters } : {}),
       ...(opts.cardReaderTokenFile !== undefined ? { cardReaderToken: await readCardReaderToken(opts.cardReaderTokenFile) } : {}),
+      ...(opts.pinOnlyLogin === true ? { pinOnlyLogin: true } : {}),
       intakeLimits: intakeLimitOptions(opts),
       ...tlsOption(opts),
       ...await adminTokenOption(opts)

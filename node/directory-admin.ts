@@ -8,11 +8,16 @@
  *
  * Writes run one at a time, so a check (is the name free? is the card held?) still holds
  * when its write lands.
+ *
+ * PINs are written with their keyed index (crdt/directory.ts `PinIndex`, for PIN-only login).
+ * Once a peer of the mesh logs users in by PIN alone (node/enrolment.ts `pinOnlyLoginInUse`), a
+ * PIN another user holds is refused ({@link PinTakenError}, not naming them).
  */
 import type * as Y from 'yjs'
 import type { DocStore } from '../crdt/store.ts'
 import { directoryDoc } from '../crdt/names.ts'
-import { hashPin, putUser, getUser, listUsers, removeUser, cardCredential, cardIndex, normalizeCard, userByCardIndex, type DirectoryUser } from '../crdt/directory.ts'
+import { putUser, getUser, listUsers, removeUser, cardCredential, cardIndex, normalizeCard, userByCardIndex, indexedPinHash, pinIndexOf, pinKeyOf, type DirectoryUser } from '../crdt/directory.ts'
+import { PinTakenError, pinHolders, pinOnlyLoginInUse } from './enrolment.ts'
 import type { DirectoryApi, DirectoryUserView, ImportReport, NewUser, UserPage, UserPatch, UserQuery } from '../ui/users-api.ts'
 import { importUsersCsv } from './users.ts'
 import { assertUserCapacity } from './license-file.ts'
@@ -42,9 +47,12 @@ export interface DirectoryAdminInit {
 export class DirectoryAdmin implements DirectoryApi {
   private readonly init: DirectoryAdminInit
   private queue: Promise<unknown> = Promise.resolve()
+  /** Key of the PIN index (crdt/directory.ts `pinKeyOf`). */
+  private readonly pinKey: Uint8Array
 
   constructor (init: DirectoryAdminInit) {
     this.init = init
+    this.pinKey = pinKeyOf(init.cardKey)
   }
 
   async list (query: UserQuery): Promise<UserPage> {
@@ -66,6 +74,7 @@ export class DirectoryAdmin implements DirectoryApi {
       checkUsername(input.username)
       if (getUser(doc, input.username) !== undefined) throw new UserExistsError(input.username)
       checkPin(input.pin)
+      this.checkFreePin(doc, input.username, input.pin)
       await assertUserCapacity(this.init.store, [input.username]) // the license's users limit (node/license-file.ts)
       const cards = [...new Set((input.cards ?? []).map(normalizeCard))]
       for (const card of cards) this.checkFreeCard(doc, input.username, card)
@@ -73,7 +82,7 @@ export class DirectoryAdmin implements DirectoryApi {
         username: input.username,
         fullName: checkFullName(input.fullName),
         ...this.optional(doc, input.username, { ...input, ...(input.homeSite === undefined && this.init.homeSite !== undefined ? { homeSite: this.init.homeSite } : {}) }),
-        pinHash: await hashPin(input.pin),
+        ...await indexedPinHash(input.pin, this.pinKey),
         ...(cards.length > 0 ? { cards: await Promise.all(cards.map(async (c) => await cardCredential(c, this.init.cardKey))) } : {}),
         source: 'admin',
         updatedAt: this.now()
@@ -126,7 +135,8 @@ export class DirectoryAdmin implements DirectoryApi {
     await this.write(by, async (doc) => {
       const user = this.existing(doc, username)
       checkPin(pin)
-      return { ...user, pinHash: await hashPin(pin), pinSetAt: this.now(), updatedAt: this.now() }
+      this.checkFreePin(doc, username, pin)
+      return { ...user, ...await indexedPinHash(pin, this.pinKey), pinSetAt: this.now(), updatedAt: this.now() }
     })
   }
 
@@ -191,6 +201,12 @@ export class DirectoryAdmin implements DirectoryApi {
     checkCard(card)
     const holder = userByCardIndex(doc, cardIndex(card, this.init.cardKey))
     if (holder !== undefined && holder.username !== username) throw new CardHeldError(username, holder.username)
+  }
+
+  /** Where PINs must be unique (a peer logs users in by PIN alone), refuses a PIN another user holds. */
+  private checkFreePin (doc: Y.Doc, username: string, pin: string): void {
+    if (!pinOnlyLoginInUse(this.init.store)) return
+    if (pinHolders(this.init.store, doc, pinIndexOf(pin, this.pinKey)).some((h) => h.user.username !== username)) throw new PinTakenError()
   }
 
   /** The optional fields given, checked. */

@@ -15,9 +15,12 @@ import type * as Y from 'yjs'
 import type { Logger } from 'pino'
 import type { DocStore } from '../crdt/store.ts'
 import { directoryDoc, enrolDoc, parseDocName, peerId } from '../crdt/names.ts'
-import { getUser, putUser, hashPin, cardCredential, cardIndex, normalizeCard, userByCardIndex, type CardCredential, type DirectoryUser } from '../crdt/directory.ts'
 import {
-  listEnrolments, putEnrolment, mergedEnrolment, markMerged, listMerged, pinTime, getCardConflict, putCardConflict, listCardConflicts, byAge,
+  getUser, putUser, listUsers, cardCredential, cardIndex, normalizeCard, userByCardIndex, indexedPinHash, pinIndexOf, pinKeyOf, boundPinIndex, currentPinIndex,
+  type CardCredential, type DirectoryUser
+} from '../crdt/directory.ts'
+import {
+  listEnrolments, pinOnlyLoginOf, announcePinOnlyLogin, putEnrolment, mergedEnrolment, markMerged, listMerged, pinTime, getCardConflict, putCardConflict, listCardConflicts, byAge,
   type Enrolment, type CardConflict, type CardClaim, type MergedEnrolment
 } from '../crdt/enrolment.ts'
 import { KindedError } from '../crdt/errors.ts'
@@ -58,6 +61,81 @@ export class UnknownConflictError extends KindedError {
 export class NotAClaimantError extends KindedError {
   readonly kind = 'invalid-request'
   constructor (user: string, claimants: string[]) { super(`${user} did not claim this card; choose one of ${claimants.join(', ')}`); this.name = 'NotAClaimantError' }
+}
+
+/**
+ * The PIN is another user's, where PINs must be unique (a peer of the mesh logs users in by PIN
+ * alone). Whose is not said, and a user's PIN change refused so is throttled
+ * ({@link MAX_TAKEN_PIN_REFUSALS}): each refusal tells that some user has that PIN.
+ */
+export class PinTakenError extends KindedError {
+  readonly kind = 'invalid-state'
+  constructor () { super('this PIN is already another user\'s; PINs must be unique here because users log in by PIN alone: choose another PIN'); this.name = 'PinTakenError' }
+}
+
+/** Too many of a user's PIN changes were refused as taken: they could map which PINs are in use. */
+export class PinChangesThrottledError extends KindedError {
+  readonly kind = 'invalid-state'
+  constructor (retryAfterMs: number) { super(`too many new PINs refused as taken; try again in ${Math.ceil(retryAfterMs / 60_000)} minutes`); this.name = 'PinChangesThrottledError' }
+}
+
+/** PIN changes one user may have refused as taken per window: a few unlucky choices pass, a search of the PIN space does not. */
+export const MAX_TAKEN_PIN_REFUSALS = 3
+/** The window of {@link MAX_TAKEN_PIN_REFUSALS}. */
+export const TAKEN_PIN_WINDOW_MS = 60 * 60_000
+
+/**
+ * Records in this peer's own enrolment document whether it logs users in by PIN alone (a
+ * terminal's `--pin-only-login`), so the peers that set PINs keep them unique. Writes nothing
+ * for a peer that never said so and does not now.
+ */
+export async function announcePinOnly (store: DocStore, self: string, on: boolean, now: number): Promise<void> {
+  const name = enrolDoc(peerId(self))
+  if (!on && !pinOnlyLoginOf(await store.open(name), self)) return
+  await store.transact(name, { kind: 'local', service: 'panel' }, (doc) => { announcePinOnlyLogin(doc, self, on, now) })
+}
+
+/** Whether a peer whose enrolment document this node holds logs users in by PIN alone (then PINs must be unique). */
+export function pinOnlyLoginInUse (store: DocStore): boolean {
+  for (const name of store.openNames()) {
+    const parsed = parseDocName(name)
+    if (parsed?.family !== 'enrol' || parsed.peer === undefined) continue
+    const doc = store.get(name)
+    if (doc !== undefined && pinOnlyLoginOf(doc, parsed.peer)) return true
+  }
+  return false
+}
+
+/**
+ * Every user's PIN in force (as {@link currentPinHash} picks it: the newest of the directory's
+ * and their unmerged PIN enrolments), by its keyed index, with that PIN's hash. Disabled users
+ * are included (their PIN is still theirs); a PIN set without an index counts for nobody. One
+ * pass over the users and the enrolments held: no slow hash.
+ */
+export function pinIndexes (store: DocStore, directory: Y.Doc): Map<string, Array<{ user: DirectoryUser, pinHash: string }>> {
+  const newest = new Map<string, Enrolment>()
+  for (const e of unmergedEnrolments(store, directory)) {
+    if (e.kind !== 'pin' || e.pinHash === undefined) continue
+    const before = newest.get(e.user)
+    if (before === undefined || e.at > before.at) newest.set(e.user, e)
+  }
+  const out = new Map<string, Array<{ user: DirectoryUser, pinHash: string }>>()
+  for (const user of listUsers(directory)) {
+    const e = newest.get(user.username)
+    const current = e !== undefined && e.at > pinTime(user)
+      ? { pinHash: e.pinHash as string, index: boundPinIndex(e.pinHash as string, e.pinIndex) }
+      : { pinHash: user.pinHash, index: currentPinIndex(user) }
+    if (current.index === undefined) continue
+    const holders = out.get(current.index)
+    if (holders === undefined) out.set(current.index, [{ user, pinHash: current.pinHash }])
+    else holders.push({ user, pinHash: current.pinHash })
+  }
+  return out
+}
+
+/** The users whose PIN in force has keyed index `index` ({@link pinIndexes}). */
+export function pinHolders (store: DocStore, directory: Y.Doc, index: string): Array<{ user: DirectoryUser, pinHash: string }> {
+  return pinIndexes(store, directory).get(index) ?? []
 }
 
 /** Conflicts are shown by a short id: the first hex digits of the card's keyed index (not enough to search for card numbers). */
@@ -117,7 +195,11 @@ export interface EnrolmentsInit {
 /** What a user may do at this peer: register a card, set a new PIN. */
 export class Enrolments {
   private queue: Promise<unknown> = Promise.resolve()
-  constructor (private readonly init: EnrolmentsInit) {}
+  /** Key of the PIN index, derived from the card key (crdt/directory.ts `pinKeyOf`). */
+  private readonly pinKey: Uint8Array
+  /** Per user, when their PIN changes were refused as taken (for {@link MAX_TAKEN_PIN_REFUSALS}). */
+  private readonly takenRefusals = new Map<string, number[]>()
+  constructor (private readonly init: EnrolmentsInit) { this.pinKey = pinKeyOf(init.cardKey) }
 
   /**
    * Registers `card` for `username` (logged in). Refused at once when this node can tell the
@@ -142,17 +224,39 @@ export class Enrolments {
     })
   }
 
-  /** Sets a new PIN for `username` after checking the current one. */
+  /**
+   * Sets a new PIN for `username` after checking the current one, with its keyed index. Where
+   * PINs must be unique ({@link pinOnlyLoginInUse}), a PIN another user holds is refused
+   * ({@link PinTakenError}), at most {@link MAX_TAKEN_PIN_REFUSALS} times an hour per user.
+   */
   async enrolPin (username: string, oldPin: string, newPin: string, repeat: string): Promise<void> {
     await this.serial(async () => {
       if (newPin !== repeat) throw new PinMismatchError()
       checkPinFormat(newPin)
+      const waitMs = this.takenWait(username)
+      if (waitMs > 0) throw new PinChangesThrottledError(waitMs)
       if (!await this.init.checkPin(username, oldPin)) throw new WrongPinError()
-      this.enabledUser(await this.directory(), username)
-      await this.write({ user: username, kind: 'pin', pinHash: await hashPin(newPin) })
+      const directory = await this.directory()
+      this.enabledUser(directory, username)
+      if (pinOnlyLoginInUse(this.init.store) && pinHolders(this.init.store, directory, pinIndexOf(newPin, this.pinKey)).some((h) => h.user.username !== username)) {
+        this.takenRefusals.set(username, [...this.takenRefusals.get(username) ?? [], this.now()])
+        this.init.logger.info({ user: username, peer: this.init.self }, 'new PIN refused: another user holds it')
+        throw new PinTakenError()
+      }
+      await this.write({ user: username, kind: 'pin', ...await indexedPinHash(newPin, this.pinKey) })
       this.init.logger.info({ user: username, peer: this.init.self }, 'new PIN set')
     })
   }
+
+  /** How long `username` must wait before a PIN change may be refused as taken again (0: they may try). */
+  private takenWait (username: string): number {
+    const live = (this.takenRefusals.get(username) ?? []).filter((t) => t > this.now() - TAKEN_PIN_WINDOW_MS)
+    if (live.length === 0) this.takenRefusals.delete(username)
+    else this.takenRefusals.set(username, live)
+    return live.length < MAX_TAKEN_PIN_REFUSALS ? 0 : live[live.length - MAX_TAKEN_PIN_REFUSALS] + TAKEN_PIN_WINDOW_MS - this.now()
+  }
+
+  private now (): number { return (this.init.now ?? Date.now)() }
 
   private enabledUser (directory: Y.Doc, username: string): DirectoryUser {
     const user = getUser(directory, username)
@@ -284,7 +388,8 @@ export class EnrolmentMerger implements Startable {
     if (user === undefined) return 'unknown-user'
     if (e.kind === 'pin') {
       if (e.pinHash === undefined || e.at <= pinTime(user)) return 'older-than-directory'
-      putUser(doc, { ...user, pinHash: e.pinHash, pinSetAt: e.at, updatedAt: this.now() })
+      const { pinIndex: _, ...rest } = user // the old PIN's index goes with it
+      putUser(doc, { ...rest, pinHash: e.pinHash, ...(e.pinIndex !== undefined ? { pinIndex: e.pinIndex } : {}), pinSetAt: e.at, updatedAt: this.now() })
       return 'pin-set'
     }
     const card = e.card as CardCredential

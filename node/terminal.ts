@@ -25,7 +25,12 @@
  * (node/terminal-status.ts). A card reader daemon posts cards at `POST /api/panel/card`
  * (node/card-reader.ts, `--card-reader-token-file`).
  *
- * Not yet here (issue 12): PIN-only login, offline credential cache encrypted at rest;
+ * PIN-only login (`--pin-only-login`): the panel takes a PIN alone, found by its keyed index
+ * (node/users.ts `checkPinOnly`) at `/api/login` as the pseudo-user `#pin`, under the node's
+ * login guard; the terminal says so in its enrolment document, so PINs set anywhere in the
+ * mesh are kept unique (node/enrolment.ts).
+ *
+ * Not yet here (issue 12): offline credential cache encrypted at rest;
  * (issue 13) modes as replicated site configuration.
  */
 import { join, resolve } from 'node:path'
@@ -55,8 +60,8 @@ import { ROLES, startRoleNode, type ServiceRegistry } from './roles.ts'
 import { certifiedSiteOf, releaseServices } from './release.ts'
 import { libp2pRoamingLink } from './roaming.ts'
 import { createPanelApi } from './panel.ts'
-import { checkCard, checkPin } from './users.ts'
-import { Enrolments } from './enrolment.ts'
+import { checkPin, panelLogins } from './users.ts'
+import { Enrolments, announcePinOnly } from './enrolment.ts'
 import { enrolRoutes } from '../ui/routes/enrol.ts'
 import type { SyncEngine } from '../crdt/sync.ts'
 import { siteId, type SiteId } from '../crdt/names.ts'
@@ -113,6 +118,8 @@ export interface TerminalConfig extends LightPeerConfig {
   counters?: DeviceCounters
   /** The card reader daemon's token (`--card-reader-token-file`): required on `POST /api/panel/card`; without it only loopback may post. */
   cardReaderToken?: string
+  /** Users log in at the panel by PIN alone (`--pin-only-login`); default false: username and PIN, or card. */
+  pinOnlyLogin?: boolean
 }
 
 export interface RunningTerminal {
@@ -155,16 +162,12 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
       const reports = createReports({ store: c.store, self: { peer: c.self.id, role: 'terminal', site }, peers: () => mesh.status().peers, authority: () => false, now: c.clock.now })
       // a logged-in user registers a card (or sets a PIN) here, in this terminal's own enrolment document (issue 15 item 4)
       const enrolments = new Enrolments({ store: c.store, self: c.self.id, cardKey: c.cardKey, checkPin: async (u, p) => await checkPin(c.store, u, p), logger: c.logger, now: c.clock.now })
+      const pinOnly = config.pinOnlyLogin === true
       const server = createHttpServer({
         mesh,
-        users: {
-          authenticateUser: async (username, pin) => await checkPin(c.store, username, pin) ? { user: username, admin: false } : undefined,
-          authenticateCard: async (card) => {
-            const user = await checkCard(c.store, c.cardKey, card)
-            return user !== undefined ? { user, admin: false } : undefined
-          }
-        },
-        plugins: [meshRoutes(mesh), panelRoutes(panel, copies), cardReaderRoutes(reader), enrolRoutes({ enrolCard: async (u, card) => await enrolments.enrolCard(u, card), enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['panel', 'admin', 'reports'])],
+        // username and PIN, card, and with --pin-only-login the PIN alone (the pseudo-user `#pin`)
+        users: panelLogins(c.store, c.cardKey, { pinOnlyLogin: pinOnly }),
+        plugins: [meshRoutes(mesh), panelRoutes(panel, copies, { pinOnlyLogin: pinOnly }), cardReaderRoutes(reader), enrolRoutes({ enrolCard: async (u, card) => await enrolments.enrolCard(u, card), enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['panel', 'admin', 'reports'])],
         adminToken: c.adminToken,
         terminal: () => self.status(),
         logins: c.logins,
@@ -179,6 +182,7 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
       return {
         get port () { return server.port },
         start: async () => {
+          await announcePinOnly(c.store, c.self.id, pinOnly, c.clock.now())
           await copies?.start()
           await self.start()
           await server.start()

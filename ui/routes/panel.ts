@@ -20,12 +20,18 @@ export class NoDeviceCountersError extends KindedError {
 /** Reasons the panel may give for ending a copy session (a restart is the terminal's own). */
 const PANEL_END_REASONS: readonly CopyEndReason[] = ['done', 'logout', 'idle', 'next-user']
 
-/** `copies`: the terminal's copy sessions (device counters); without, the copy routes answer 404. */
-export function panelRoutes (api: PanelApi, copies?: CopyApi): HttpPlugin {
+/** How the panel page logs users in. */
+export interface PanelLoginOptions {
+  /** Users type only their PIN (the page logs in at `/api/login` as the pseudo-user `#pin`); default false. */
+  pinOnlyLogin?: boolean
+}
+
+/** `copies`: the terminal's copy sessions (device counters); without, the copy routes answer 404. `login`: how the page logs users in (`/api/panel/status` says it). */
+export function panelRoutes (api: PanelApi, copies?: CopyApi, login: PanelLoginOptions = {}): HttpPlugin {
   return {
     ...PANEL_ROUTES,
     register (app, { authenticate }) {
-      app.get('/api/panel/status', async () => api.status())
+      app.get('/api/panel/status', async () => ({ ...api.status(), pinOnlyLogin: login.pinOnlyLogin === true }))
 
       app.get('/api/panel/jobs', async (request) => {
         const caller = authenticate(request, 'user')

@@ -1,6 +1,7 @@
 // The MFP panel (/panel): log in with a card (a reader typing the card number as keystrokes
 // ending in Enter, as MFP card readers do, on any screen) or user name and PIN (keyboard or
-// the on-screen keypad),
+// the on-screen keypad) — or, on a terminal started with --pin-only-login, the PIN alone
+// (keypad only; its Enter or the keyboard's logs in, as the pseudo-user `#pin`),
 // see the jobs you can print here, print one or all, delete, log out — by the button, or
 // after the idle time the terminal sets (counted from the last touch, or from when the
 // last of the user's releases finished printing). Job states refresh while the list is open, so a
@@ -19,6 +20,12 @@ const WEDGE_MIN_CHARS = 4
 const $ = (id) => document.getElementById(id)
 
 let idleLogoutMs = 60_000
+/** The terminal logs users in by PIN alone (`/api/panel/status` says so). */
+let pinOnly = false
+/** The user name `/api/login` takes for a PIN typed alone (node/users.ts PIN_ONLY_USERNAME). */
+const PIN_ONLY_USERNAME = '#pin'
+/** A login is on its way (the keypad's Enter and the keyboard's could both send it). */
+let busyLogin = false
 let idleTimer
 let jobsTimer
 let busy = false
@@ -39,6 +46,7 @@ async function refreshStatus () {
   try {
     const status = await api('GET', '/api/panel/status')
     idleLogoutMs = status.idleLogoutMs
+    setLoginMode(status.pinOnlyLogin === true)
     $('site').textContent = `site ${status.site}`
     const p = status.printer
     // the probe now gives IPP's own state: a printer busy printing is as fine as an idle one
@@ -50,6 +58,16 @@ async function refreshStatus () {
   }
 }
 
+/** PIN-only login: the user name field goes, the keypad's Enter comes. */
+function setLoginMode (on) {
+  if (on === pinOnly && $('login-form').classList.contains('pin-only') === on) return
+  pinOnly = on
+  $('login-form').classList.toggle('pin-only', on)
+  document.querySelector('.keypad-enter').hidden = !on
+  $('login-hint').textContent = on ? 'Hold your card to the reader, or enter your PIN.' : 'Hold your card to the reader, or enter your user name and PIN.'
+  if (!$('login-view').hidden) $(on ? 'pin' : 'username').focus()
+}
+
 function showLogin (message = '') {
   epoch++
   clearTimeout(idleTimer)
@@ -59,7 +77,8 @@ function showLogin (message = '') {
   $('login-view').hidden = false
   $('pin').value = ''
   showMessage($('login-error'), message, 'error')
-  $('username').focus()
+  const field = pinOnly ? $('pin') : $('username')
+  field.focus()
 }
 
 function showJobs (user) {
@@ -361,12 +380,14 @@ async function claimReaderCard () {
 
 async function login (event) {
   event.preventDefault()
-  const username = $('username').value.trim()
+  const username = pinOnly ? PIN_ONLY_USERNAME : $('username').value.trim()
   const pin = $('pin').value
   if (username === '' || pin === '') {
-    showMessage($('login-error'), 'Enter your user name and PIN.', 'error')
+    showMessage($('login-error'), pinOnly ? 'Enter your PIN.' : 'Enter your user name and PIN.', 'error')
     return
   }
+  if (busyLogin) return
+  busyLogin = true
   $('login-button').disabled = true
   try {
     const session = await api('POST', '/api/login', { json: { username, pin } })
@@ -374,8 +395,10 @@ async function login (event) {
     showJobs(session.user)
   } catch (err) {
     $('pin').value = ''
-    showMessage($('login-error'), err.message, 'error')
+    // the server's 401 names the username too; with the PIN alone there was none
+    showMessage($('login-error'), pinOnly && err instanceof ApiError && err.status === 401 ? 'Wrong PIN.' : err.message, 'error')
   } finally {
+    busyLogin = false
     $('login-button').disabled = false
   }
 }
@@ -384,7 +407,8 @@ function keypad (event) {
   const key = event.target.closest('button')?.dataset.key
   if (key === undefined) return
   const pin = $('pin')
-  if (key === 'clear') pin.value = ''
+  if (key === 'enter') $('login-form').requestSubmit()
+  else if (key === 'clear') pin.value = ''
   else if (key === 'back') pin.value = pin.value.slice(0, -1)
   else pin.value += key
 }
