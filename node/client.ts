@@ -51,6 +51,8 @@ import { ROLES, startRoleNode, type ServiceRegistry } from './roles.ts'
 import { certifiedSiteOf, releaseServices } from './release.ts'
 import { libp2pRoamingLink } from './roaming.ts'
 import { FallbackPrinting } from './fallback.ts'
+import { openDirectPrinters } from './direct-printers.ts'
+import type { DirectPrinters } from '../devices/jobs/roaming.ts'
 import type { LightPeerConfig } from './light-peer.ts'
 import { tlsService, type TlsProvider } from './tls.ts'
 import type { Membership } from '../crdt/membership.ts'
@@ -100,11 +102,12 @@ function clientJobs (jobs: JobService, fallback: FallbackPrinting): ClientJobVie
     ...(job.colorPages !== undefined ? { colorPages: job.colorPages } : {}),
     ...(job.message !== undefined && job.message !== '' ? { message: job.message } : {}),
     ...(job.printedBy !== undefined ? { printedBy: job.printedBy } : {}),
+    ...(job.printer !== undefined ? { printer: job.printer } : {}),
     ...(fallback.isFallback(job.printer) && job.printer !== undefined ? { fallback: { name: job.printer, uri: fallbackUri.get(job.printer) ?? '' } } : {})
   }))
 }
 
-function clientServices (config: ClientConfig, site: SiteId, name: string, user: string, printers: ReadonlyMap<string, OutputDevice>, store: DocStore): ServiceRegistry {
+function clientServices (config: ClientConfig, site: SiteId, name: string, user: string, fallbackPrinters: ReadonlyMap<string, OutputDevice>, directPrinters: DirectPrinters, store: DocStore): ServiceRegistry {
   const queue = config.queue ?? DEFAULT_CLIENT_QUEUE
   type C = PeerComponents & { transport: Libp2pTransport, sync: SyncEngine, adminToken: string, jobs: JobService, fallback: FallbackPrinting & Startable, tls: TlsProvider, ipp: IppServer }
   return {
@@ -120,12 +123,13 @@ function clientServices (config: ClientConfig, site: SiteId, name: string, user:
         // the site's setting, read as each job arrives
         owner: { user, othersAllowed: () => readSiteSettings(store.get(siteConfigDoc(site)), site).clients.otherUsers }
       }],
-      jobs: { deviceName: name, ...(config.holdMs !== undefined ? { holdMs: config.holdMs } : {}) }
+      jobs: { deviceName: name, ...(config.holdMs !== undefined ? { holdMs: config.holdMs } : {}) },
+      directPrinters
     }),
     tls: tlsService(config.tls ?? { kind: 'off' }),
     fallback: () => serviceFactory<C & { membership: Membership, store: DocStore }, FallbackPrinting & Startable>(['jobs', 'store', 'membership', 'host', 'self', 'logger'], (c) => {
       return new FallbackPrinting(
-        { data: resolve(config.data), site, self: c.self.id, printers },
+        { data: resolve(config.data), site, self: c.self.id, printers: fallbackPrinters },
         { jobs: c.jobs, store: c.store, membership: c.membership, connectedPeers: () => c.host.getConnections().filter((k) => k.status === 'open').map((k) => k.remotePeer.toString()), logger: c.logger })
     }),
     ipp: ippService({ host: config.host, port: config.ippPort, realm: `printmesh ${name}` }),
@@ -161,7 +165,10 @@ function clientServices (config: ClientConfig, site: SiteId, name: string, user:
 export async function startClient (config: ClientConfig, logger: Logger, services?: readonly string[]): Promise<RunningClient> {
   const data = resolve(config.data)
   const log = logger.child({ role: 'client' })
-  const printers = new Map((config.fallbackPrinters ?? []).map((p) => [p.name, createOutputDevice(p.uri, { logger: log })]))
+  const fallbackPrinters = new Map((config.fallbackPrinters ?? []).map((p) => [p.name, createOutputDevice(p.uri, { logger: log })]))
+  // the print engine's printers: the fallback ones, and those of the peers that released its jobs here (client → printer)
+  const printers = new Map<string, OutputDevice>(fallbackPrinters)
+  const directPrinters = await openDirectPrinters(data, printers, log)
   const core = await preparePeer(peerConfig(data, 'client', config.mesh), log)
   const site = core.self.site ?? siteId('local')
   const { token } = await resolveAdminToken(data, config.adminToken)
@@ -176,8 +183,8 @@ export async function startClient (config: ClientConfig, logger: Logger, service
   }
   const name = config.name ?? osHostname()
   const user = config.user ?? userInfo().username
-  const node = await startRoleNode<{ http: HttpServer, roaming: RoamingService, jobs: JobService, ipp: IppServer, fallback: FallbackPrinting }>('client', clientServices(config, site, name, user, printers, core.store), components, log, services)
+  const node = await startRoleNode<{ http: HttpServer, roaming: RoamingService, jobs: JobService, ipp: IppServer, fallback: FallbackPrinting }>('client', clientServices(config, site, name, user, fallbackPrinters, directPrinters, core.store), components, log, services)
   const { http, ipp, jobs, fallback } = node.services
-  log.info({ peer: core.self.id, site, name, user, httpPort: http.port, ippPort: ipp.port, fallbackPrinters: [...printers.keys()], listen: core.host.getMultiaddrs().map(String) }, 'client ready')
+  log.info({ peer: core.self.id, site, name, user, httpPort: http.port, ippPort: ipp.port, fallbackPrinters: [...fallbackPrinters.keys()], listen: core.host.getMultiaddrs().map(String) }, 'client ready')
   return { peer: peerOf(node.components), node, httpPort: http.port, ippPort: ipp.port, jobs, fallback, stop: async () => await node.stop() }
 }

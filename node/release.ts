@@ -21,7 +21,7 @@ import type { Logger } from 'pino'
 import { DocumentAnalyzer } from '../devices/documents/analyzer.ts'
 import type { DocumentInfo } from '../devices/documents/index.ts'
 import { createJobService, type JobService, type JobServiceInit } from '../devices/jobs/service.ts'
-import { createRoamingService } from '../devices/jobs/roaming.ts'
+import { createRoamingService, type DirectPrinters } from '../devices/jobs/roaming.ts'
 import type { RoamingService } from '../devices/jobs/roaming.ts'
 import { PrintEngine } from '../devices/jobs/print-engine.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
@@ -67,6 +67,8 @@ export interface ReleaseServicesInit {
   roaming?: { grantTtlMs?: number, tickMs?: number }
   /** Cap on the rate this peer sends job documents to partners (release-server). */
   blob?: Partial<BlobServerOptions>
+  /** A holder that sends its jobs to other peers' printers itself (a workstation's client: client → printer). */
+  directPrinters?: DirectPrinters
 }
 
 /** The components the release services read. */
@@ -135,7 +137,7 @@ export function releaseServices (init: ReleaseServicesInit): ServiceRegistry {
         ...(c.clock.monotonic !== undefined ? { monotonic: c.clock.monotonic } : {})
       })),
     roaming: () => serviceFactory<C, RoamingService>(['self', 'signer', 'store', 'spool', 'copies', 'printers', 'jobs', 'print-engine', 'roamingLink', 'membership', 'clock', 'logger', 'delegation'], (c) => createRoamingService(
-      { peer: c.self.id, site: init.site, ...(init.hostname !== undefined ? { hostname: init.hostname } : {}), ...init.roaming },
+      { peer: c.self.id, site: init.site, ...(init.hostname !== undefined ? { hostname: init.hostname } : {}), ...(init.jobs?.deviceName !== undefined ? { deviceName: init.jobs.deviceName } : {}), ...init.roaming },
       {
         store: c.store,
         spool: c.spool,
@@ -148,6 +150,8 @@ export function releaseServices (init: ReleaseServicesInit): ServiceRegistry {
         engine: c['print-engine'],
         logger: c.logger,
         delegation: c.delegation,
+        roleOf: (p) => c.membership.info(p)?.role,
+        ...(init.directPrinters !== undefined ? { directPrinters: init.directPrinters } : {}),
         now: c.clock.now,
         ...(c.clock.sleep !== undefined ? { sleep: c.clock.sleep } : {})
       })),

@@ -12,7 +12,7 @@ import { callRpc, handleRpc, RpcUnreachableError } from '../transports/rpc.ts'
 import { fetchBlob, serveBlobs, BlobHolderUnreachableError, type BlobServerOptions } from '../transports/blob.ts'
 import { parseAdminCapability, type AdminCapability } from '../crdt/capability.ts'
 import { peerId, type PeerId, type SiteId } from '../crdt/names.ts'
-import { HolderUnreachableError, type GrantRequest, type RoamingHolder, type RoamingLink, type GrantReply } from '../devices/jobs/types.ts'
+import { HolderUnreachableError, type DirectPrintRequest, type GrantRequest, type RoamingHolder, type RoamingLink, type GrantReply } from '../devices/jobs/types.ts'
 
 export const RELEASE_PROTOCOL = '/printmesh/release/1.0.0'
 /** A holder answers a release request within this or the request fails. */
@@ -24,6 +24,7 @@ type Request =
   | { op: 'grant', request: GrantRequest }
   | { op: 'commit', jobId: string, grantId: string }
   | { op: 'delete', jobId: string, user: string, adminCapability?: AdminCapability }
+  | { op: 'print', request: DirectPrintRequest }
 
 const isField = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_FIELD_CHARS
 
@@ -37,6 +38,13 @@ export function parseReleaseRequest (raw: unknown): Request | string {
     const capability = adminCapabilityOf(g)
     if (typeof capability === 'string') return capability
     return { op: 'grant', request: { jobId: g.jobId, user: g.user, printer: g.printer, ...(capability !== undefined ? { adminCapability: capability } : {}) } }
+  }
+  if (r.op === 'print') {
+    const g = r.request as Record<string, unknown> | undefined
+    if (typeof g !== 'object' || g === null || !isField(g.jobId) || !isField(g.user) || !isField(g.printer) || !isField(g.printerUri) || !isField(g.printerLabel)) return 'print needs jobId, user, printer, printerUri and printerLabel'
+    const capability = adminCapabilityOf(g)
+    if (typeof capability === 'string') return capability
+    return { op: 'print', request: { jobId: g.jobId, user: g.user, printer: g.printer, printerUri: g.printerUri, printerLabel: g.printerLabel, ...(capability !== undefined ? { adminCapability: capability } : {}) } }
   }
   if (r.op === 'commit') return isField(r.jobId) && isField(r.grantId) ? { op: 'commit', jobId: r.jobId, grantId: r.grantId } : 'commit needs jobId and grantId'
   if (r.op === 'delete') {
@@ -67,6 +75,7 @@ export async function serveRoaming (host: Libp2p, holder: RoamingHolder, logger:
       case 'grant': return await holder.grant(from, req.request)
       case 'commit': return await holder.commit(from, req.jobId, req.grantId)
       case 'delete': return await holder.deleteJob(from, req.jobId, req.user, req.adminCapability)
+      case 'print': return await holder.printDirect(from, req.request)
     }
   }, log, RELEASE_HANDLER_TIMEOUT_MS)
   const stopBlobs = await serveBlobs(host, {
@@ -96,6 +105,7 @@ export function libp2pRoamingLink (host: Libp2p, siteOf: (peer: string) => strin
       }
     },
     requestGrant: async (holder, request, signal) => await call(holder, { op: 'grant', request }, signal) as GrantReply,
+    requestPrint: async (holder, request, signal) => await call(holder, { op: 'print', request }, signal) as Awaited<ReturnType<NonNullable<RoamingLink['requestPrint']>>>,
     commit: async (holder, jobId, grantId, signal) => await call(holder, { op: 'commit', jobId, grantId }, signal) as Awaited<ReturnType<RoamingLink['commit']>>,
     deleteJob: async (holder, jobId, user, signal, adminCapability) => await call(holder, { op: 'delete', jobId, user, ...(adminCapability !== undefined ? { adminCapability } : {}) }, signal) as Awaited<ReturnType<RoamingLink['deleteJob']>>,
     fetch: async (holder, sha256, dest, signal, onProgress) => {

@@ -11,6 +11,9 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
+import { createHash } from 'node:crypto'
+import { readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { until } from '../simulations/wait.ts'
 import { startCentral, startClient, startSite, type SiteProcess } from '../simulations/node-process.ts'
 import { admin } from './helpers/node-api.ts'
@@ -27,6 +30,8 @@ const LP_TIMEOUT_MS = 30_000
 const PINS = { alice: '246810', bob: '135790' }
 /** A client notices its site is gone within this (libp2p's connection close on a killed peer). */
 const OFFLINE_MS = 30_000
+/** The terminal's device takes this long per job, so a client can be killed while it follows one. */
+const PRINT_MS = 3_000
 
 let mesh: TerminalMesh | undefined
 let fallback: IppEvePrinter | undefined
@@ -65,6 +70,13 @@ async function session (user: keyof typeof PINS): Promise<PanelSession> {
   return session
 }
 
+/** The sha256 of every document the site's virtual (file) printer wrote. */
+async function virtualPrints (site: SiteProcess): Promise<string[]> {
+  const folder = join(site.dataDir, 'virtual-printer')
+  const names = await readdir(folder).catch(() => [] as string[])
+  return await Promise.all(names.map(async (n) => createHash('sha256').update(await readFile(join(folder, n))).digest('hex')))
+}
+
 /** The site's counter of job document bytes it sent to other peers. */
 async function documentBytesSent (site: SiteProcess): Promise<number> {
   const text = await (await fetch(`${site.httpUrl}/metrics`, { headers: { authorization: `Bearer ${site.adminToken}` } })).text()
@@ -74,7 +86,7 @@ async function documentBytesSent (site: SiteProcess): Promise<number> {
 }
 
 test.before(async () => {
-  mesh = await startTerminalMesh(PINS, [['--name', 'mfp-lobby']])
+  mesh = await startTerminalMesh(PINS, [['--name', 'mfp-lobby']], { processMs: PRINT_MS })
   fallback = await startIppEvePrinter({ name: 'backup printer' })
   const joinString = (await admin<{ joinString: string }>(m().central, '/api/mesh/tokens', { method: 'POST', body: { role: 'client', site: 'site-a' } })).joinString
   client = await startClient({ args: ['--join', joinString, '--user', 'alice', '--name', 'alice-pc', '--fallback-printer', `backup=${fallback.uri}`] })
@@ -112,8 +124,52 @@ test('lp at the workstation: the job stays there, is listed at the site and on t
   assert.is((await printedBy(device)).filter((s) => s === doc.sha256).length, 1, 'printed once, identical bytes')
   assert.equal(await printedBy(fallback as IppEvePrinter), [], 'nothing went to the fallback printer')
   assert.is(await documentBytesSent(m().site) - siteBytesBefore, 0, 'the site\'s server sent none of the document\'s bytes')
+  const sent = c().logs().filter((l) => l.includes('sending a held job to another peer\'s printer') && l.includes(id))
+  assert.is(sent.length, 1, 'the client sent it to the device\'s printer itself (client → printer)')
   await until(async () => (await usageAt(m().site)).some((u) => u.jobId === id), MESH_TIMEOUT_MS, 'usage reaches the site')
-  assert.equal((await usageAt(m().site)).filter((u) => u.jobId === id).map((u) => [u.user, u.pages, u.colorPages, u.sheets]), [['alice', 3, 1, 3]], 'charged once with the exact pages')
+  assert.equal((await usageAt(m().site)).filter((u) => u.jobId === id).map((u) => [u.user, u.pages, u.colorPages, u.sheets, u.printer]), [['alice', 3, 1, 3, 'site-a:mfp-lobby']], 'charged once with the exact pages, at the terminal\'s device')
+})
+
+test('released at the same time at the terminal\'s panel and on the site\'s page: the workstation grants one, printed once, charged once', async () => {
+  const doc = await makeDocument(m().docs, 'contested.pdf', 2, [])
+  await lp(c(), doc.path, 'contested.pdf')
+  const id = await jobAtClient('contested.pdf')
+  const atPanel = await session('alice')
+  const atSite = await panelLogin(m().site, 'alice', PINS.alice)
+  if (atSite.session === undefined) throw new Error(`alice could not log in at the site (${atSite.status})`)
+  const siteSession = atSite.session
+  await until(async () => (await panelJobs(atPanel)).some((j) => j.id === id && j.state === 'held'), MESH_TIMEOUT_MS, 'held, listed on the panel')
+  await until(async () => (await panel<{ jobs: Array<{ id: string }>, remote: Array<{ id: string }> }>(siteSession, 'GET', '/api/jobs')).body.remote.some((j) => j.id === id), MESH_TIMEOUT_MS, 'listed on the site\'s page')
+  const answers = await Promise.all([
+    panel<unknown>(atPanel, 'POST', `/api/panel/jobs/${id}/release`),
+    panel<unknown>(siteSession, 'POST', `/api/jobs/${id}/release`)
+  ])
+  assert.is(answers.filter((a) => a.status === 200).length, 1, `one release wins: ${JSON.stringify(answers)}`)
+  await until(async () => (await clientStatus()).jobs.find((j) => j.id === id)?.state === 'printed', MESH_TIMEOUT_MS, 'printed')
+  await until(async () => (await usageAt(m().site)).some((u) => u.jobId === id), MESH_TIMEOUT_MS, 'usage reaches the site')
+  const atDevice = (await printedBy(m().terminals[0].printer)).filter((sha) => sha === doc.sha256).length
+  const atSitePrinter = (await virtualPrints(m().site)).filter((sha) => sha === doc.sha256).length
+  assert.is(atDevice + atSitePrinter, 1, `printed once (terminal's device ${atDevice}, site's printer ${atSitePrinter})`)
+  assert.is((await usageAt(m().site)).filter((u) => u.jobId === id).length, 1, 'charged once')
+})
+
+test('the client killed -9 while the device prints its job: after its restart the printer\'s word settles it, printed once and charged once', async () => {
+  const doc = await makeDocument(m().docs, 'interrupted.pdf', 1, [])
+  await lp(c(), doc.path, 'interrupted.pdf')
+  const id = await jobAtClient('interrupted.pdf')
+  const alice = await session('alice')
+  await until(async () => (await panelJobs(alice)).some((j) => j.id === id && j.state === 'held'), MESH_TIMEOUT_MS, 'held, listed on the panel')
+  assert.is((await panel<unknown>(alice, 'POST', `/api/panel/jobs/${id}/release`)).status, 200)
+  // the device takes PRINT_MS per job: the client has handed it over and is following it when it is killed
+  await until(async () => (await clientStatus()).jobs.find((j) => j.id === id)?.state === 'printing', MESH_TIMEOUT_MS, 'the device has it')
+  const data = c().dataDir
+  await c().kill('SIGKILL')
+  client = await startClient({ dataDir: data, args: ['--user', 'alice', '--name', 'alice-pc', '--fallback-printer', `backup=${(fallback as IppEvePrinter).uri}`] })
+  extra.push(client)
+  await until(async () => (await clientStatus()).jobs.find((j) => j.id === id)?.state === 'printed', MESH_TIMEOUT_MS, 'settled as printed after the restart')
+  assert.is((await printedBy(m().terminals[0].printer)).filter((sha) => sha === doc.sha256).length, 1, 'printed once')
+  await until(async () => (await usageAt(m().site)).some((u) => u.jobId === id), MESH_TIMEOUT_MS, 'usage reaches the site')
+  assert.equal((await usageAt(m().site)).filter((u) => u.jobId === id).map((u) => [u.pages, u.printer]), [[1, 'site-a:mfp-lobby']], 'charged once')
 })
 
 test('the workstation prints for its user only: lp -U mallory is refused and nothing is kept', async () => {
@@ -128,6 +184,7 @@ test('with the site killed, central and the terminal stopped, lp prints at once 
   const { site, central } = m()
   const portOf = (node: SiteProcess): string => /\/tcp\/(\d+)/.exec(node.listen[0] ?? '')?.[1] ?? '0'
   const [sitePort, centralPort] = [portOf(site), portOf(central)]
+  await until(async () => (await clientStatus()).reachablePeers.map((p) => p.role).sort().join() === 'site,terminal', MESH_TIMEOUT_MS, 'the client connected to the site and the terminal')
   await site.kill('SIGKILL')
   await central.kill('SIGTERM')
   // the terminal still releases the workstation's jobs: no fallback while it is reachable

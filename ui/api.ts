@@ -317,6 +317,8 @@ export interface ClientJobView {
   message?: string
   /** Where it printed, when another peer released it (a terminal, the site): that peer, its site and printer. */
   printedBy?: { peer: string, site: string, printer: string }
+  /** The printer it was sent to from this workstation (`<site>:<device>` for a device of the site, or a fallback printer's name). */
+  printer?: string
   /** The fallback printer it went to, when it did. */
   fallback?: { name: string, uri: string }
 }

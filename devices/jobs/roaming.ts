@@ -42,8 +42,8 @@ import type { OutputDevice } from '../output/types.ts'
 import type { JobService } from './service.ts'
 import { PrintEngine, type PrintTarget } from './print-engine.ts'
 import {
-  type Actor, type Delegation, type JobRecord, type JobView, type GrantReply, type GrantRequest, type RoamingHolder, type RoamingLink, type RoamingRefusal,
-  JobNotFoundError, NotAuthorizedError, InvalidJobStateError, PrinterNotFoundError, NotPartnerError, HolderUnreachableError, JobError, TERMINAL_STATES, releaseRefusal
+  type Actor, type Delegation, type DirectPrintRequest, type JobRecord, type JobView, type GrantReply, type GrantRequest, type RoamingHolder, type RoamingLink, type RoamingRefusal,
+  JobNotFoundError, NotAuthorizedError, InvalidJobStateError, PrinterNotFoundError, NotPartnerError, HolderUnreachableError, DirectPrinterUnreachableError, JobError, TERMINAL_STATES, releaseRefusal
 } from './types.ts'
 
 /** How long a grant lets the releasing site fetch the document before it must commit: generous for a 1 GB job over a slow branch link. */
@@ -74,6 +74,8 @@ export interface RoamingInit {
    */
   hostname?: string
   grantTtlMs?: number
+  /** The name this peer's printer is known by elsewhere (a terminal's name); a holder printing to it names it so. */
+  deviceName?: string
   /** Period of the background pass; 0 runs none (the caller calls {@link RoamingService.tick}, as the simulator does). */
   tickMs?: number
 }
@@ -99,7 +101,20 @@ export interface RoamingComponents {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>
   /** Who may release whose jobs besides their owners (the directory's delegates); the holder decides again with its own copy. */
   delegation?: Delegation
+  /** A peer's role by its certificate: a workstation's client holding a job sends it to the printer itself. */
+  roleOf?: (peer: PeerId) => string | undefined
+  /** A holder that prints to other peers' printers itself (a workstation's client) registers them here. */
+  directPrinters?: DirectPrinters
 }
+
+/** Printers of other peers a holder sends jobs to itself (client → printer), kept across restarts. */
+export interface DirectPrinters {
+  /** Registers the printer at `uri` under `label` (once, durably); resolves with its name in this peer's printers. */
+  add (label: string, uri: string): Promise<string>
+}
+
+/** Printers a holder may be asked to send a job to itself: over the network, never a file on the holder. */
+const DIRECT_URI = /^ipps?:\/\/[^/]/
 
 /** A partner's job as found in its replicated jobs document. */
 interface RemoteJob { holder: PeerId, job: JobRecord }
@@ -281,6 +296,8 @@ export class RoamingService implements RoamingHolder {
     }
     this.releasing.add(jobId)
     try {
+      const direct = await this.releaseDirect(actor, holder, job, printerName)
+      if (direct !== undefined) return direct
       const started = this.now()
       let reply: GrantReply
       try {
@@ -303,6 +320,34 @@ export class RoamingService implements RoamingHolder {
     } finally {
       this.releasing.delete(jobId)
     }
+  }
+
+  /**
+   * A workstation's client holds the job: it sends the document to this peer's printer
+   * itself (client → printer), so no byte of it passes through here; this peer only asks.
+   * Undefined when that cannot be (a printer the client cannot reach, a file printer): the
+   * caller then takes the grant and fetches the document as from any holder.
+   */
+  private async releaseDirect (actor: Actor, holder: PeerId, job: JobRecord, printer: string): Promise<JobView | undefined> {
+    const uri = this.c.printers.get(printer)?.uri
+    const requestPrint = this.c.link.requestPrint
+    if (this.c.roleOf?.(holder) !== 'client' || uri === undefined || !DIRECT_URI.test(uri) || requestPrint === undefined) return undefined
+    const adminCapability = actor.admin ? await this.c.capabilities.issue({ holder: this.init.peer, admin: actor.user, op: 'grant', jobId: job.id }) : undefined
+    const request = { jobId: job.id, user: actor.user, printer, printerUri: uri, printerLabel: `${this.init.site}:${this.init.deviceName ?? printer}`, ...(adminCapability !== undefined ? { adminCapability } : {}) }
+    let reply: Awaited<ReturnType<NonNullable<RoamingLink['requestPrint']>>>
+    try {
+      reply = await requestPrint.call(this.c.link, holder, request, this.signal(REQUEST_TIMEOUT_MS))
+    } catch (err) {
+      if (err instanceof HolderUnreachableError && job.heldAt !== undefined) throw new HolderUnreachableError(err.site, err.reason, job.heldAt)
+      throw err
+    }
+    if (!reply.ok && reply.error === 'printer-unreachable') {
+      this.log.info({ job: job.id, holder, printer, reason: reply.message }, 'the workstation cannot reach this printer: fetching the document instead')
+      return undefined
+    }
+    if (!reply.ok) throw refusalError(reply.error, reply.message, job.id)
+    this.log.info({ job: job.id, holder, printer, by: actor.user }, 'released: the workstation sends it to the printer itself')
+    return this.view(holder, reply.job)
   }
 
   /** The holder is unreachable: in shared mode a verified prefetched copy may be printed without a grant. */
@@ -469,6 +514,26 @@ export class RoamingService implements RoamingHolder {
     })
   }
 
+  async printDirect (peer: PeerId, request: DirectPrintRequest): Promise<{ ok: true, job: JobRecord } | { ok: false, error: RoamingRefusal, message: string }> {
+    const printers = this.c.directPrinters
+    if (printers === undefined) return { ok: false, error: 'bad-request', message: 'this peer does not send jobs to other peers\' printers; ask for a grant' }
+    if (!DIRECT_URI.test(request.printerUri)) return { ok: false, error: 'bad-request', message: 'a printer to send a job to must be ipp:// or ipps://' }
+    return await this.answer(peer, async () => {
+      const actor = await this.actorOf(peer, request.user, request.adminCapability, 'grant', request.jobId)
+      const job = this.c.jobs.getById(request.jobId)
+      if (job === undefined) throw new JobNotFoundError(request.jobId)
+      const refusal = releaseRefusal(job, actor, this.c.delegation)
+      if (refusal !== undefined) throw new NotAuthorizedError(refusal)
+      if (job.state !== 'held') throw new InvalidJobStateError(`job ${job.name} is ${job.state}, not held`)
+      const name = await printers.add(request.printerLabel, request.printerUri)
+      const probe = await this.c.printers.get(name)?.probe(this.signal(REQUEST_TIMEOUT_MS))
+      if (probe?.ok !== true) throw new DirectPrinterUnreachableError(`this workstation cannot reach ${request.printerUri}: ${probe?.message ?? 'no such printer'}`)
+      const releasing = await this.c.jobs.release(job.id, actor, name)
+      this.log.info({ job: job.id, printer: name, uri: request.printerUri, for: peer, by: actor.user }, 'sending a held job to another peer\'s printer')
+      return { ok: true as const, job: releasing }
+    })
+  }
+
   mayFetch (peer: PeerId, sha256: string): boolean {
     const site = this.c.siteOf(peer)
     return site !== undefined && this.releasesWith(site) && this.blobPath(sha256) !== undefined
@@ -506,7 +571,7 @@ export class RoamingService implements RoamingHolder {
       return await fn(site)
     } catch (err) {
       if (!(err instanceof JobError)) throw err
-      const error: RoamingRefusal = err instanceof JobNotFoundError ? 'not-found' : err instanceof NotAuthorizedError ? 'not-authorized' : 'invalid-state'
+      const error: RoamingRefusal = err instanceof JobNotFoundError ? 'not-found' : err instanceof NotAuthorizedError ? 'not-authorized' : err instanceof DirectPrinterUnreachableError ? 'printer-unreachable' : 'invalid-state'
       return { ok: false, error, message: err.message }
     }
   }

@@ -199,6 +199,12 @@ export class HolderUnreachableError extends JobError {
   }
 }
 
+/** The holder of a job cannot reach the printer it was asked to send the job to (the requester then fetches it instead). */
+export class DirectPrinterUnreachableError extends JobError {
+  readonly kind = 'unavailable'
+  constructor (message: string) { super(message); this.name = 'DirectPrinterUnreachableError' }
+}
+
 /** A site's request to print a job another peer holds. */
 export interface GrantRequest {
   jobId: string
@@ -210,13 +216,24 @@ export interface GrantRequest {
   printer: string
 }
 
+/**
+ * A site's or terminal's request that the holder itself send a job to one of the requester's
+ * printers (a workstation's client: client → printer, no byte through the requester).
+ */
+export interface DirectPrintRequest extends GrantRequest {
+  /** The printer's IPP URI (`ipp://`, `ipps://`; never a file). */
+  printerUri: string
+  /** How the holder names that printer in its accounting: `<site>:<device or printer name>`. */
+  printerLabel: string
+}
+
 /** The holder's answer: the grant, or why not (the error's class name and message). */
 export type GrantReply =
   | { ok: true, grantId: string, ttlMs: number, job: JobRecord }
   | { ok: false, error: RoamingRefusal, message: string }
 
 /** Why a holder refuses; the requester turns each back into the matching error class. */
-export type RoamingRefusal = 'not-found' | 'not-authorized' | 'invalid-state' | 'not-partner' | 'bad-request'
+export type RoamingRefusal = 'not-found' | 'not-authorized' | 'invalid-state' | 'not-partner' | 'bad-request' | 'printer-unreachable'
 
 /**
  * How a site reaches the peers holding jobs; node/ implements it over libp2p, the
@@ -229,6 +246,8 @@ export interface RoamingLink {
   commit (holder: PeerId, jobId: string, grantId: string, signal: AbortSignal): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
   /** Asks the holder to delete a held job for its owner (`user`), or for an admin (`adminCapability`). */
   deleteJob (holder: PeerId, jobId: string, user: string, signal: AbortSignal, adminCapability?: AdminCapability): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
+  /** Asks the holder to send the job to the requester's printer itself; ok: the holder printing it (`releasing`). */
+  requestPrint? (holder: PeerId, request: DirectPrintRequest, signal: AbortSignal): Promise<{ ok: true, job: JobRecord } | { ok: false, error: RoamingRefusal, message: string }>
   /** Fetches a job document into `dest` (resumable, sha256-verified). */
   fetch (holder: PeerId, sha256: string, dest: string, signal: AbortSignal, onProgress?: (received: number, size: number) => void): Promise<void>
   /** Whether `holder` is connected now (no answer: assume so); lists a device's jobs as unavailable while it is off. */
@@ -240,6 +259,8 @@ export interface RoamingHolder {
   grant (peer: PeerId, request: GrantRequest): Promise<GrantReply>
   commit (peer: PeerId, jobId: string, grantId: string): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
   deleteJob (peer: PeerId, jobId: string, user: string, adminCapability?: AdminCapability): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
+  /** Sends a held job to the requester's printer from here (a holder that can: a workstation's client). */
+  printDirect (peer: PeerId, request: DirectPrintRequest): Promise<{ ok: true, job: JobRecord } | { ok: false, error: RoamingRefusal, message: string }>
   /** Whether `peer` may fetch the document `sha256` (a partner site, a job still to print). */
   mayFetch (peer: PeerId, sha256: string): boolean
   /** Where the document `sha256` of a job still to print is. */

@@ -9,6 +9,7 @@ const statusEl = $('status')
 function where (job) {
   if (job.fallback !== undefined) return `fallback printer ${job.fallback.name} (${job.fallback.uri})`
   if (job.printedBy !== undefined) return `printer ${job.printedBy.printer} of site ${job.printedBy.site}`
+  if (job.printer !== undefined) return `sent from this workstation to ${job.printer}`
   if (job.state === 'held') return 'kept on this workstation until you release it at a printer'
   return ''
 }
