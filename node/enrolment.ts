@@ -107,35 +107,39 @@ export function pinOnlyLoginInUse (store: DocStore): boolean {
 }
 
 /**
- * Every user's PIN in force (as {@link currentPinHash} picks it: the newest of the directory's
- * and their unmerged PIN enrolments), by its keyed index, with that PIN's hash. Disabled users
- * are included (their PIN is still theirs); a PIN set without an index counts for nobody. One
- * pass over the users and the enrolments held: no slow hash.
+ * Calls `visit` with every user's PIN in force (as {@link currentPinHash} picks it: the newest
+ * of the directory's and their unmerged PIN enrolments): its keyed index and hash. Disabled
+ * users are included (their PIN is still theirs); a PIN set without an index counts for
+ * nobody. One pass over the users and the enrolments held: no slow hash.
  */
-export function pinIndexes (store: DocStore, directory: Y.Doc): Map<string, Array<{ user: DirectoryUser, pinHash: string }>> {
+function eachIndexedPin (store: DocStore, directory: Y.Doc, visit: (index: string, holder: { user: DirectoryUser, pinHash: string }) => void): void {
   const newest = new Map<string, Enrolment>()
   for (const e of unmergedEnrolments(store, directory)) {
     if (e.kind !== 'pin' || e.pinHash === undefined) continue
     const before = newest.get(e.user)
     if (before === undefined || e.at > before.at) newest.set(e.user, e)
   }
-  const out = new Map<string, Array<{ user: DirectoryUser, pinHash: string }>>()
   for (const user of listUsers(directory)) {
     const e = newest.get(user.username)
     const current = e !== undefined && e.at > pinTime(user)
       ? { pinHash: e.pinHash as string, index: boundPinIndex(e.pinHash as string, e.pinIndex) }
       : { pinHash: user.pinHash, index: currentPinIndex(user) }
-    if (current.index === undefined) continue
-    const holders = out.get(current.index)
-    if (holders === undefined) out.set(current.index, [{ user, pinHash: current.pinHash }])
-    else holders.push({ user, pinHash: current.pinHash })
+    if (current.index !== undefined) visit(current.index, { user, pinHash: current.pinHash })
   }
+}
+
+/** Every user's PIN in force by its keyed index, with its hash (for checking many PINs at once: a CSV import). */
+export function pinIndexes (store: DocStore, directory: Y.Doc): Map<string, Array<{ user: DirectoryUser, pinHash: string }>> {
+  const out = new Map<string, Array<{ user: DirectoryUser, pinHash: string }>>()
+  eachIndexedPin(store, directory, (index, holder) => { out.set(index, [...out.get(index) ?? [], holder]) })
   return out
 }
 
-/** The users whose PIN in force has keyed index `index` ({@link pinIndexes}). */
+/** The users whose PIN in force has keyed index `index` (a login, one PIN set). */
 export function pinHolders (store: DocStore, directory: Y.Doc, index: string): Array<{ user: DirectoryUser, pinHash: string }> {
-  return pinIndexes(store, directory).get(index) ?? []
+  const out: Array<{ user: DirectoryUser, pinHash: string }> = []
+  eachIndexedPin(store, directory, (i, holder) => { if (i === index) out.push(holder) })
+  return out
 }
 
 /** Conflicts are shown by a short id: the first hex digits of the card's keyed index (not enough to search for card numbers). */

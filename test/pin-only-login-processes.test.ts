@@ -27,6 +27,8 @@ const CLI_TIMEOUT_MS = 60_000
 const PAIR_FAILURES = 5
 const ALICE_PIN = '246801'
 const BOB_PIN = '135702'
+/** The PIN alice changes to at the panel. */
+const NEW_ALICE_PIN = '975310'
 const CLI = new URL('../node/cli.ts', import.meta.url).pathname
 
 let mesh: TerminalMesh | undefined
@@ -96,7 +98,7 @@ test('a PIN alone logs its user in at the terminal; the panel\'s PIN change refu
   assert.is((await panelLogin(terminal(), 'alice', ALICE_PIN)).status, 200, 'username + PIN still works')
 })
 
-test('Chromium at 800×480: the panel shows only the keypad; alice types her PIN and Enter and sees her held job', async () => {
+test('Chromium at 800×480: the panel shows only the keypad; alice types her PIN and Enter and sees her held job; her PIN change refuses bob\'s PIN and takes a free one', async () => {
   const doc = await makeDocument(m().docs, 'pin-only.pdf', 2, [])
   const ippId = await printFile(m().site.ippUri, doc.path, { user: 'alice', format: 'application/pdf', name: 'pin-only.pdf' })
   let jobId = ''
@@ -118,19 +120,51 @@ test('Chromium at 800×480: the panel shows only the keypad; alice types her PIN
   assert.equal(small, [], 'every button is a large touch target')
   await browser.screenshot('panel-pin-only-login')
   // a wrong PIN first: refused, the field cleared
-  for (const digit of '999999') await page.locator(`.keypad button[data-key="${digit}"]`).click()
-  await page.locator('.keypad button[data-key="enter"]').click()
+  for (const digit of '999999') await page.locator(`#login-keypad button[data-key="${digit}"]`).click()
+  await page.locator('#login-keypad button[data-key="enter"]').click()
   await page.getByText('Wrong PIN.').waitFor()
   assert.is(await page.getByLabel('PIN', { exact: true }).inputValue(), '')
-  for (const digit of ALICE_PIN) await page.locator(`.keypad button[data-key="${digit}"]`).click()
+  for (const digit of ALICE_PIN) await page.locator(`#login-keypad button[data-key="${digit}"]`).click()
   assert.is(await page.getByLabel('PIN', { exact: true }).inputValue(), ALICE_PIN, 'the keypad typed the PIN')
-  await page.locator('.keypad button[data-key="enter"]').click()
+  await page.locator('#login-keypad button[data-key="enter"]').click()
   await page.getByText('Hello, alice').waitFor()
+  const offScreen = await page.locator('button:visible').evaluateAll((els) => els.filter((e) => { const r = e.getBoundingClientRect(); return r.right > window.innerWidth || r.bottom > window.innerHeight }).map((e) => e.textContent))
+  assert.equal(offScreen, [], 'every action is on the 800×480 screen')
   const row = page.locator(`li[data-job="${jobId}"]`)
   await row.waitFor()
   await row.getByText('pin-only.pdf').waitFor()
   await row.locator('.job-state', { hasText: 'Waiting' }).waitFor()
   await browser.screenshot('panel-pin-only-jobs')
+  // Change PIN: bob's PIN is refused (not naming him), the screen still fits; then a free one is set
+  await page.getByRole('button', { name: 'Change PIN' }).click()
+  const typeInto = async (field: string, pin: string): Promise<void> => {
+    await page.getByLabel(field, { exact: true }).click()
+    for (const digit of pin) await page.locator(`#pin-keypad button[data-key="${digit}"]`).click()
+  }
+  await typeInto('Current PIN', ALICE_PIN)
+  await typeInto('New PIN', BOB_PIN)
+  await typeInto('New PIN again', BOB_PIN)
+  const fits = await page.evaluate(() => document.documentElement.scrollHeight <= window.innerHeight && document.documentElement.scrollWidth <= window.innerWidth)
+  assert.ok(fits, 'the PIN change fits 800×480 without scrolling')
+  const smallHere = await page.locator('button:visible').evaluateAll((els) => els.filter((e) => { const r = e.getBoundingClientRect(); return r.height < 48 || r.width < 48 }).map((e) => e.textContent))
+  assert.equal(smallHere, [], 'every button of the PIN change is a large touch target')
+  await page.getByRole('button', { name: 'Save PIN' }).click()
+  await page.getByText('already another user\'s').waitFor()
+  assert.not.match(await page.locator('#pin-error').innerText(), /bob/)
+  const outside = await page.locator('button:visible, input:visible, #pin-error').evaluateAll((els) => els.filter((e) => { const r = e.getBoundingClientRect(); return r.right > window.innerWidth || r.bottom > window.innerHeight }).map((e) => e.id !== '' ? e.id : e.textContent))
+  assert.equal(outside, [], 'the PIN change and its refusal fit the 800×480 screen')
+  await browser.screenshot('panel-pin-only-pin-taken')
+  await typeInto('New PIN', NEW_ALICE_PIN)
+  await typeInto('New PIN again', NEW_ALICE_PIN)
+  await page.getByRole('button', { name: 'Save PIN' }).click()
+  await page.getByText('Your PIN is changed').waitFor()
+  await row.waitFor()
+  await page.getByRole('button', { name: 'Log out' }).click()
+  await page.getByRole('heading', { name: 'Log in to print' }).waitFor()
+  assert.is((await pinOnly(ALICE_PIN)).status, 401, 'alice\'s old PIN no longer logs her in')
+  for (const digit of NEW_ALICE_PIN) await page.locator(`#login-keypad button[data-key="${digit}"]`).click()
+  await page.locator('#login-keypad button[data-key="enter"]').click()
+  await page.getByText('Hello, alice').waitFor()
   await page.getByRole('button', { name: 'Log out' }).click()
   await page.getByRole('heading', { name: 'Log in to print' }).waitFor()
   // the keyboard's Enter too (a USB keypad at the device): type the PIN into the focused field
@@ -141,13 +175,13 @@ test('Chromium at 800×480: the panel shows only the keypad; alice types her PIN
   assert.not.ok(await page.locator(`li[data-job="${jobId}"]`).isVisible(), 'bob does not see alice\'s job')
   await page.getByRole('button', { name: 'Log out' }).click()
   assert.equal(browser.pageErrors, [])
-  const again = (await pinOnly(ALICE_PIN)).session
+  const again = (await pinOnly(NEW_ALICE_PIN)).session
   assert.ok(again !== undefined && (await panelJobs(again)).some((j) => j.id === jobId && j.state === 'held'), 'the job still held for alice')
 })
 
 test('guessing PINs is locked out: after 5 wrong PINs typed alone, the address is refused with the time to wait, the right PIN too', async () => {
   for (let i = 0; i < PAIR_FAILURES; i++) assert.is((await pinOnly(String(100000 + i))).status, 401, `wrong PIN ${i + 1}`)
-  const locked = await pinOnly(ALICE_PIN)
+  const locked = await pinOnly(NEW_ALICE_PIN)
   assert.is(locked.status, 429, 'the right PIN from the locked-out address')
   assert.match(String(locked.body.error), /try again in \d+ seconds/)
   const metrics = await (await fetch(`${terminal().httpUrl}/metrics`)).text()

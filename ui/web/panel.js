@@ -1,7 +1,8 @@
 // The MFP panel (/panel): log in with a card (a reader typing the card number as keystrokes
 // ending in Enter, as MFP card readers do, on any screen) or user name and PIN (keyboard or
 // the on-screen keypad) — or, on a terminal started with --pin-only-login, the PIN alone
-// (keypad only; its Enter or the keyboard's logs in, as the pseudo-user `#pin`),
+// (keypad only; its Enter or the keyboard's logs in, as the pseudo-user `#pin`; logged in,
+// Change PIN sets a new one, refused when another user holds it),
 // see the jobs you can print here, print one or all, delete, log out — by the button, or
 // after the idle time the terminal sets (counted from the last touch, or from when the
 // last of the user's releases finished printing). Job states refresh while the list is open, so a
@@ -64,6 +65,7 @@ function setLoginMode (on) {
   pinOnly = on
   $('login-form').classList.toggle('pin-only', on)
   document.querySelector('.keypad-enter').hidden = !on
+  $('change-pin').hidden = !on
   $('login-hint').textContent = on ? 'Hold your card to the reader, or enter your PIN.' : 'Hold your card to the reader, or enter your user name and PIN.'
   if (!$('login-view').hidden) $(on ? 'pin' : 'username').focus()
 }
@@ -84,6 +86,7 @@ function showLogin (message = '') {
 function showJobs (user) {
   epoch++
   $('enrol-panel').hidden = true
+  closePinChange()
   $('login-view').hidden = true
   $('jobs-view').hidden = false
   $('user-name').textContent = user
@@ -328,6 +331,7 @@ function onKey (event) {
 
 /** Opens the form: the next card the reader sends (or one typed) is registered for the logged-in user. */
 function openEnrol () {
+  closePinChange()
   showMessage($('enrol-error'), '', 'error')
   $('enrol-card').value = ''
   $('enrol-panel').hidden = false
@@ -344,6 +348,53 @@ async function registerCard (card) {
   } finally {
     $('enrol-card').value = ''
   }
+}
+
+// ---- a user's PIN change (issue 15's enrolment): written to this terminal's enrolments; refused when another user holds the PIN ----
+
+/** The PIN field the change form's keypad types into (the last one touched). */
+let pinField = 'old-pin'
+
+function openPinChange () {
+  $('enrol-panel').hidden = true
+  for (const id of ['old-pin', 'new-pin', 'repeat-pin']) $(id).value = ''
+  showMessage($('pin-error'), '', 'error')
+  $('jobs-view').classList.add('changing-pin')
+  $('pin-panel').hidden = false
+  pinField = 'old-pin'
+  $('old-pin').focus()
+}
+
+function closePinChange () {
+  $('pin-panel').hidden = true
+  $('jobs-view').classList.remove('changing-pin')
+}
+
+async function changePin (event) {
+  event.preventDefault()
+  const [oldPin, newPin, repeat] = ['old-pin', 'new-pin', 'repeat-pin'].map((id) => $(id).value)
+  if (oldPin === '' || newPin === '' || repeat === '') { showMessage($('pin-error'), 'Enter your current PIN and the new one twice.', 'error'); return }
+  $('pin-submit').disabled = true
+  try {
+    await api('POST', '/api/enrol/pin', { json: { oldPin, newPin, repeat } })
+    closePinChange()
+    showMessage($('jobs-message'), 'Your PIN is changed: log in with the new one from now on.')
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) { showLogin('Your session ended. Please log in again.'); return }
+    for (const id of ['new-pin', 'repeat-pin']) $(id).value = ''
+    showMessage($('pin-error'), err.message, 'error')
+  } finally {
+    $('pin-submit').disabled = false
+  }
+}
+
+function pinKeypad (event) {
+  const key = event.target.closest('button')?.dataset.key
+  if (key === undefined) return
+  const field = $(pinField)
+  if (key === 'clear') field.value = ''
+  else if (key === 'back') field.value = field.value.slice(0, -1)
+  else field.value += key
 }
 
 async function cardLogin (card) {
@@ -415,7 +466,12 @@ function keypad (event) {
 
 async function boot () {
   $('login-form').addEventListener('submit', login)
-  document.querySelector('.keypad').addEventListener('click', keypad)
+  $('login-keypad').addEventListener('click', keypad)
+  $('pin-keypad').addEventListener('click', pinKeypad)
+  for (const id of ['old-pin', 'new-pin', 'repeat-pin']) $(id).addEventListener('focus', () => { pinField = id })
+  $('change-pin').addEventListener('click', openPinChange)
+  $('pin-cancel').addEventListener('click', closePinChange)
+  $('pin-panel').addEventListener('submit', changePin)
   $('logout').addEventListener('click', () => logout())
   $('release-all').addEventListener('click', () => act(() => api('POST', '/api/panel/release-all')))
   $('copy').addEventListener('click', () => startCopy())
