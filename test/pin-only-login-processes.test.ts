@@ -4,15 +4,17 @@
 // document; once central holds it, central's admin API and CLI refuse a PIN another user
 // holds, and so does the panel's PIN change, without naming the holder. Chromium at 800×480:
 // the panel shows only the keypad, alice types her PIN and Enter and sees the job she printed
-// to the site. Wrong PINs typed alone lock the address out (429), the right one included.
+// to the site, and changes her PIN there. Wrong PINs typed alone lock the address out (429),
+// the right one included, also after the terminal restarts.
 //
 // Screenshots: see helpers/browser.ts (PRINTMESH_SCREENSHOT_DIR keeps them).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { spawn } from 'node:child_process'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { SiteProcess } from '../simulations/node-process.ts'
+import { startTerminal, type SiteProcess } from '../simulations/node-process.ts'
+import { LOGIN_FAILURES_FILE } from '../node/login-state.ts'
 import { until } from '../simulations/wait.ts'
 import { printFile } from './helpers/ipptool.ts'
 import { admin } from './helpers/node-api.ts'
@@ -33,6 +35,8 @@ const CLI = new URL('../node/cli.ts', import.meta.url).pathname
 
 let mesh: TerminalMesh | undefined
 let browser: TestBrowser | undefined
+/** The terminal started again on its data folder (the lockout test). */
+let restarted: SiteProcess | undefined
 function m (): TerminalMesh { if (mesh === undefined) throw new Error('no mesh'); return mesh }
 const terminal = (): SiteProcess => m().terminals[0].node
 const pinOnly = async (pin: string): ReturnType<typeof panelLogin> => await panelLogin(terminal(), '#pin', pin)
@@ -44,6 +48,7 @@ test.before(async () => {
 test.after(async () => {
   await runCleanup([
     ['browser', async () => await browser?.close()],
+    ['restarted terminal', async () => await restarted?.stop()],
     ['mesh', async () => await mesh?.stop()]
   ])
 })
@@ -179,13 +184,20 @@ test('Chromium at 800×480: the panel shows only the keypad; alice types her PIN
   assert.ok(again !== undefined && (await panelJobs(again)).some((j) => j.id === jobId && j.state === 'held'), 'the job still held for alice')
 })
 
-test('guessing PINs is locked out: after 5 wrong PINs typed alone, the address is refused with the time to wait, the right PIN too', async () => {
+test('guessing PINs is locked out: after 5 wrong PINs typed alone, the address is refused with the time to wait, the right PIN too, also after a restart', async () => {
   for (let i = 0; i < PAIR_FAILURES; i++) assert.is((await pinOnly(String(100000 + i))).status, 401, `wrong PIN ${i + 1}`)
   const locked = await pinOnly(NEW_ALICE_PIN)
   assert.is(locked.status, 429, 'the right PIN from the locked-out address')
   assert.match(String(locked.body.error), /try again in \d+ seconds/)
   const metrics = await (await fetch(`${terminal().httpUrl}/metrics`)).text()
   assert.match(metrics, /printmesh_login_refused_total\{limit="pair"\} [1-9]/)
+  // the lockout survives a restart (the guard's failures are kept in the data folder)
+  await until(async () => (await readFile(join(terminal().dataDir, LOGIN_FAILURES_FILE), 'utf8')).includes('pair:#pin|'), UI_TIMEOUT_MS, 'the lockout stored')
+  const { dataDir } = terminal()
+  await terminal().kill('SIGTERM')
+  restarted = await startTerminal({ dataDir, args: ['--printer', m().terminals[0].printer.uri, '--pin-only-login'] })
+  const after = await panelLogin(restarted, '#pin', NEW_ALICE_PIN)
+  assert.is(after.status, 429, 'still locked out after the restart')
 })
 
 test.run()
