@@ -37,7 +37,7 @@ function bounded (name: string, min: number, max: number) {
 function formatSummary (s: SimSummary): string {
   const rows: Array<[string, string]> = [
     ['seed', String(s.seed)],
-    ['peers', `${s.peers.central + s.peers.sites + s.peers.terminals} (1 central, ${s.peers.sites} sites, ${s.peers.terminals} terminals)`],
+    ['peers', `${s.peers.central + s.peers.sites + s.peers.terminals + s.peers.clients} (1 central, ${s.peers.sites} sites, ${s.peers.terminals} terminals${s.peers.clients > 0 ? `, ${s.peers.clients} clients` : ''})`],
     ['steps', String(s.steps)],
     ['jobs created', String(s.jobs.created)],
     ['jobs acknowledged', String(s.jobs.acknowledged)],
@@ -51,6 +51,14 @@ function formatSummary (s: SimSummary): string {
     ['releases at terminals (granted)', String(s.releases.atTerminals)],
     ['offline releases (jobs printed twice, detected)', `${s.releases.offline} (${s.releases.duplicates})`],
     ['retention sweeps', String(s.sweeps)],
+    ...(s.peers.clients > 0
+      ? [
+          ['client jobs (acknowledged)', `${s.clients.jobs} (${s.clients.acknowledged})`],
+          ['client jobs released at a site or terminal (printed there)', `${s.clients.releasedElsewhere} (${s.clients.printedElsewhere})`],
+          ['client jobs printed on fallback printers (asked on the page)', `${s.clients.fallbackPrinted} (${s.clients.printNow})`],
+          ['client jobs printed isolated (still held: fallback missed)', `${s.clients.isolated} (${s.clients.fallbackMissed})`]
+        ] satisfies Array<[string, string]>
+      : []),
     ...FAULT_KINDS.map((k): [string, string] => [`faults: ${k}`, String(s.faults[k])]),
     ['envelopes in / out', `${s.messages.envelopesIn} / ${s.messages.envelopesOut}`],
     ['convergence after final heal', s.convergence.converged
@@ -111,6 +119,7 @@ async function main (): Promise<number> {
     .option('--seed <n>', 'seed of every random decision; the same seed replays the same run (in-process mode)', bounded('--seed', 0, 2 ** 31 - 1), 1)
     .option('--steps <n>', 'workload and fault steps (default: 2 × faults + 100)', bounded('--steps', 1, MAX_STEPS))
     .option('--terminals <n>', 'terminal peers among --peers', bounded('--terminals', 0, MAX_PEERS), DEFAULT_TERMINALS)
+    .option('--clients <n>', 'workstation clients beyond --peers (client spooling, fallback printing), one site\'s each, round robin', bounded('--clients', 0, MAX_PEERS), 0)
     .option('--json <file>', 'also write the summary (with violations) as JSON to this file')
     .option('--data-dir <dir>', 'parent folder of the run\'s temp folder (default /dev/shm, else the OS temp dir; with --processes the OS temp dir); removed at the end')
     .option('--max-seconds <n>', 'real-time bound of the run', bounded('--max-seconds', 1, 86_400), DEFAULT_MAX_SECONDS)
@@ -122,11 +131,12 @@ async function main (): Promise<number> {
     .option('--strict-clock', 'hold and retention must last their length by the true clock even where the holder restarted on a skewed clock (off: what the skew at its starts explains is tolerated; a clock skewed while it runs never is)')
     .option('--quiet', 'no progress lines on stderr')
   program.parse()
-  const o = program.opts<{ processes?: boolean, peers: number, faults: number, seed: number, steps?: number, terminals: number, json?: string, dataDir?: string, maxSeconds: number, inject?: Injection | ProcessInjection, quiet?: boolean, roaming?: boolean, strictClock?: boolean }>()
+  const o = program.opts<{ processes?: boolean, peers: number, faults: number, seed: number, steps?: number, terminals: number, clients: number, json?: string, dataDir?: string, maxSeconds: number, inject?: Injection | ProcessInjection, quiet?: boolean, roaming?: boolean, strictClock?: boolean }>()
   const progress = o.quiet === true ? {} : { progress: (line: string) => process.stderr.write(`[sim] ${line}\n`) }
   if (o.processes === true) {
     const given = (flag: string): boolean => program.getOptionValueSource(flag) !== 'default' && program.getOptionValueSource(flag) !== undefined
     if (given('terminals')) throw new UsageError('--terminals does not apply to --processes (no terminal processes yet)')
+    if (given('clients')) throw new UsageError('--clients does not apply to --processes (no client processes yet)')
     if (given('roaming')) throw new UsageError('--no-roaming does not apply to --processes (every site roams with every other there)')
     if (o.inject !== undefined && !PROCESS_INJECTIONS.includes(o.inject as ProcessInjection)) throw new UsageError(`with --processes, --inject must be one of ${PROCESS_INJECTIONS.join(', ')}`)
     const peers = given('peers') ? o.peers : PROCESS_DEFAULTS.peers
@@ -158,6 +168,7 @@ async function main (): Promise<number> {
     faults: o.faults,
     steps: o.steps ?? o.faults * 2 + 100,
     terminals,
+    ...(o.clients > 0 ? { clients: o.clients } : {}),
     maxSeconds: o.maxSeconds,
     ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
     ...(o.inject !== undefined ? { inject: o.inject as Injection } : {}),

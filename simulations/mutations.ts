@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
 /** What the product areas are. */
-export type MutationArea = 'release' | 'arbitration' | 'charging' | 'retention' | 'spool' | 'store' | 'sync' | 'roaming' | 'membership'
+export type MutationArea = 'release' | 'arbitration' | 'charging' | 'retention' | 'spool' | 'store' | 'sync' | 'roaming' | 'membership' | 'client'
 
 export interface Mutation {
   name: string
@@ -25,7 +25,12 @@ export interface Mutation {
   file: string
   find: string
   replace: string
+  /** What its runs need beyond the run's options (a client path needs clients): its seeds get their own baseline. */
+  options?: Partial<ChildOptions>
 }
+
+/** Workstation clients a client mutation's runs get. */
+const CLIENT_RUNS: Partial<ChildOptions> = { clients: 3 }
 
 export const MUTATIONS: readonly Mutation[] = [
   // ---- release ----
@@ -177,6 +182,19 @@ export const MUTATIONS: readonly Mutation[] = [
     name: 'roaming-recover-printing-returned', area: 'roaming', bug: 'a releasing site restarted while its printer had a partner\'s job hands the job back instead of counting it printed',
     file: 'devices/jobs/roaming.ts', find: '          await this.engine.assumePrinted(this.target(rel), \'this site restarted while the printer had the job; counted as printed\')',
     replace: '          await this.moveRelease(rel.jobId, \'returned\', { reason: \'release-interrupted\' })'
+  },
+  // ---- client (workstation clients: client spooling, fallback printing) ----
+  {
+    name: 'workstation-grants-printing-job', area: 'client', bug: 'a workstation grants a release at a terminal or the site of a job its fallback printer is printing (a device\'s own print taken as still releasable): printed twice',
+    file: 'devices/jobs/service.ts',
+    find: '    if (job.state !== \'held\') throw new InvalidJobStateError(`job ${job.ippId} is ${job.state}, not held`)\n    if (job.sha256 === undefined) throw new InvalidJobStateError(`job ${job.ippId} has no document`)\n',
+    replace: '    if (job.state !== \'held\' && !(job.heldAt !== undefined && job.state === \'printing\')) throw new InvalidJobStateError(`job ${job.ippId} is ${job.state}, not held`)\n    if (job.sha256 === undefined) throw new InvalidJobStateError(`job ${job.ippId} has no document`)\n',
+    options: CLIENT_RUNS
+  },
+  {
+    name: 'workstation-usage-id', area: 'client', bug: 'a workstation\'s job is charged under a usage id naming the workstation, not the job\'s one usage id (reports count it apart from the same print recorded elsewhere)',
+    file: 'devices/jobs/usage.ts', find: '  return `${job.id}/print`', replace: '  return `${job.id}/${(job as { heldAt?: string }).heldAt ?? \'print\'}`',
+    options: CLIENT_RUNS
   }
 ]
 
@@ -203,7 +221,7 @@ export interface MutationRun {
 }
 
 /** What the child runs for each seed. */
-export interface ChildOptions { peers: number, steps: number, faults: number, terminals: number, maxSeconds: number }
+export interface ChildOptions { peers: number, steps: number, faults: number, terminals: number, maxSeconds: number, clients?: number }
 
 /** One seed's outcome, as the child prints it (one JSON line per seed). */
 interface SeedOutcome { seed: number, invariants: number[], message?: string, error?: string }
@@ -233,13 +251,25 @@ export async function runMutations (opts: {
   try {
     await cp(opts.root, scratch, { recursive: true, filter: (src) => { const rel = src.slice(resolve(opts.root).length + 1).split('/')[0]; return !NOT_COPIED.has(rel) } })
     await symlink(join(resolve(opts.root), 'node_modules'), join(scratch, 'node_modules'), 'dir')
-    opts.onLine?.(`baseline: seeds ${opts.seeds.join(', ')} without a mutation`)
-    const baseline = await runChild(scratch, opts.seeds, opts.options, false)
-    const baselineFailures = baseline.filter((o) => o.invariants.length > 0 || o.error !== undefined).map((o) => ({ seed: o.seed, message: o.error ?? o.message ?? '' }))
-    const seeds = opts.seeds.filter((s) => !baselineFailures.some((f) => f.seed === s))
+    // one baseline per set of run options (a client mutation's runs have clients)
+    const baselines = new Map<string, Array<{ seed: number, message: string }>>()
+    const baselineOf = async (options: ChildOptions): Promise<Array<{ seed: number, message: string }>> => {
+      const key = JSON.stringify(options)
+      let failures = baselines.get(key)
+      if (failures === undefined) {
+        opts.onLine?.(`baseline: seeds ${opts.seeds.join(', ')} without a mutation${options.clients !== undefined && options.clients > 0 ? `, ${options.clients} clients` : ''}`)
+        const baseline = await runChild(scratch, opts.seeds, options, false)
+        failures = baseline.filter((o) => o.invariants.length > 0 || o.error !== undefined).map((o) => ({ seed: o.seed, message: o.error ?? o.message ?? '' }))
+        baselines.set(key, failures)
+      }
+      return failures
+    }
     const results: MutationResult[] = []
     for (const m of chosen) {
       const started = Date.now()
+      const options = { ...opts.options, ...m.options }
+      const failing = await baselineOf(options)
+      const seeds = opts.seeds.filter((s) => !failing.some((f) => f.seed === s))
       const path = join(scratch, m.file)
       const original = await readFile(path, 'utf8')
       const at = original.indexOf(m.find)
@@ -249,7 +279,7 @@ export async function runMutations (opts: {
       } else {
         await writeFile(path, original.slice(0, at) + m.replace + original.slice(at + m.find.length))
         try {
-          const outcomes = await runChild(scratch, seeds, opts.options, true)
+          const outcomes = await runChild(scratch, seeds, options, true)
           const hit = outcomes.find((o) => o.invariants.length > 0 || o.error !== undefined)
           result = hit === undefined
             ? { name: m.name, area: m.area, bug: m.bug, status: 'survived', seconds: 0 }
@@ -262,6 +292,7 @@ export async function runMutations (opts: {
       results.push(result)
       opts.onResult?.(result)
     }
+    const baselineFailures = [...baselines.values()].flat()
     return { seeds: opts.seeds, options: opts.options, baselineFailures, results }
   } finally {
     await rm(scratch, { recursive: true, force: true })
@@ -295,7 +326,7 @@ export function formatMutationTable (run: MutationRun): string {
   const rows = run.results.map((r) => `| ${r.name} | ${r.area} | ${r.status}${r.seed !== undefined ? ` (seed ${r.seed}${r.invariants !== undefined && r.invariants.length > 0 ? `, invariant ${r.invariants.join(', ')}` : ''})` : ''} | ${r.seconds} s |`)
   const caught = run.results.filter((r) => r.status === 'caught').length
   return [
-    `seeds ${run.seeds.join(', ')} at --peers ${run.options.peers} --steps ${run.options.steps} --faults ${run.options.faults} --terminals ${run.options.terminals}`,
+    `seeds ${run.seeds.join(', ')} at --peers ${run.options.peers} --steps ${run.options.steps} --faults ${run.options.faults} --terminals ${run.options.terminals}${run.results.some((r) => r.area === 'client') ? ` (client mutations: --clients ${CLIENT_RUNS.clients ?? 0})` : ''}`,
     ...(run.baselineFailures.length > 0 ? [`seeds failing without a mutation (left out): ${run.baselineFailures.map((f) => `${f.seed} (${f.message})`).join('; ')}`] : []),
     '',
     '| mutation | area | result | time |',

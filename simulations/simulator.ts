@@ -37,6 +37,10 @@ import type { RoamingService } from '../devices/jobs/roaming.ts'
 import { releaseServices, type AnalyzerService } from '../node/release.ts'
 import { inProcessServices, IN_PROCESS_CORE, type ServiceRegistry } from '../node/roles.ts'
 import { serviceFactory } from '../node/compose.ts'
+import { FallbackPrinting } from '../node/fallback.ts'
+import type { MemoryTransport } from '../transports/memory.ts'
+import type { Membership } from '../crdt/membership.ts'
+import type { DocStore } from '../crdt/store.ts'
 import { MemoryRoamingHub } from './roaming-link.ts'
 import { Spool } from '../devices/spool.ts'
 import { parseDocument, type DocumentInfo } from '../devices/documents/index.ts'
@@ -93,6 +97,12 @@ const USERS = 12
 const TRACE_EVENTS = 12
 /** Terminals by default: a few. */
 export const DEFAULT_TERMINALS = 3
+/** Share of prints made at a workstation's client (when the run has clients). */
+const CLIENT_PRINT_SHARE = 0.4
+/** Share of the releases of a workstation's held job that its user sends to the fallback printer from the client's page. */
+const CLIENT_PRINT_NOW_SHARE = 0.2
+/** The queue of a workstation's client (node/client.ts DEFAULT_CLIENT_QUEUE). */
+const CLIENT_QUEUE = 'printmesh'
 
 /** A job id (randomUUID) inside an error message. */
 const UUID_PATTERN = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g
@@ -112,6 +122,12 @@ export interface SimOptions {
   faults: number
   steps: number
   terminals: number
+  /**
+   * Workstation clients, beyond `peers` (default 0): each belongs to a site (round robin),
+   * holds the jobs printed at it (client spooling) and prints on its own fallback printer
+   * when it can reach no site or terminal of its site.
+   */
+  clients?: number
   /** Parent folder of the run's temp folder (default /dev/shm when writable, else the OS temp dir). */
   dataDir?: string
   /** Real-time bound of the whole run. */
@@ -138,7 +154,7 @@ export interface SimOptions {
 
 export interface SimSummary {
   seed: number
-  peers: { central: number, sites: number, terminals: number }
+  peers: { central: number, sites: number, terminals: number, clients: number }
   steps: number
   jobs: { created: number, acknowledged: number, printed: number, deleted: number, expired: number, failed: number, purged: number, held: number }
   releases: {
@@ -155,6 +171,24 @@ export interface SimSummary {
     duplicates: number
   }
   sweeps: number
+  /** Workstation clients (all zero without `clients`). */
+  clients: {
+    /** Jobs printed at clients (acknowledged: their addDocument resolved). */
+    jobs: number
+    acknowledged: number
+    /** Releases of clients' jobs granted at a site or terminal of their site (through the client's grant, the document fetched from it). */
+    releasedElsewhere: number
+    /** Clients' jobs a site's or terminal's printer completed. */
+    printedElsewhere: number
+    /** Clients' jobs a fallback printer completed (the site unreachable, or the user asked on the client's page). */
+    fallbackPrinted: number
+    /** Of the acknowledged, those printed while the client could reach no site or terminal of its site (fallback expected at once). */
+    isolated: number
+    /** Of those, jobs still held on the client once the step settled: fallback printing did not take them. */
+    fallbackMissed: number
+    /** Held jobs the user sent to the fallback printer from the client's page. */
+    printNow: number
+  }
   faults: Record<FaultKind, number>
   messages: { envelopesIn: number, envelopesOut: number }
   convergence: { converged: boolean, virtualMs: number, realMs: number, rounds: number }
@@ -195,6 +229,10 @@ interface SimPeer {
   device?: LedgerDevice
   /** Its job spool (for the document check: where a job's bytes live). */
   spool?: Spool
+  /** A workstation's client: its fallback printing (node/fallback.ts), while up. */
+  fallback?: FallbackPrinting
+  /** A workstation's client: the user who owns the jobs printed at it. */
+  user?: string
   /** Step at which a down peer restarts. */
   restartAt?: number
   /** Crashed but not yet torn down (a mid-write crash strikes inside some operation). */
@@ -230,6 +268,8 @@ interface SimJob {
   vanished?: boolean
   /** The last state the simulator saw on the holder. */
   last?: JobRecord
+  /** Printed at a workstation's client that could reach no site or terminal of its site: fallback printing must take it at once. */
+  isolated?: boolean
 }
 
 interface ActiveFault { kind: FaultKind, until: number, undo: () => void }
@@ -314,6 +354,11 @@ class Simulation {
   /** Job id → label, to write events without random ids. */
   private readonly labels = new Map<string, string>()
   private readonly releases = { attempted: 0, granted: 0, refused: 0, roaming: 0, atTerminals: 0, offline: 0 }
+  private readonly clientStats: SimSummary['clients'] = { jobs: 0, acknowledged: 0, releasedElsewhere: 0, printedElsewhere: 0, fallbackPrinted: 0, isolated: 0, fallbackMissed: 0, printNow: 0 }
+  /** Jobs printed at an isolated client this step: checked once the step settled (fallback printing took them). */
+  private readonly awaitingFallback: SimJob[] = []
+  /** Jobs sent to a fallback printer, that their owner, unsure, also releases at a printer of the site at the next step. */
+  private readonly fallbackRetries: SimJob[] = []
   /** Per job label, every print that came out of a printer: the site (its peer's name), whether it was an offline release, and what the printer reports it was sent. */
   private readonly prints = new Map<string, Array<{ site: string, offline: boolean, sha256?: string, copies?: number, sides?: string }>>()
   /** Per job label and printer, whether the printer's last acceptance of it was an offline release. */
@@ -349,6 +394,7 @@ class Simulation {
   constructor (private readonly opts: SimOptions) {
     if (!Number.isInteger(opts.peers) || opts.peers < 3) throw new RangeError('a simulation needs at least 3 peers (central and two sites)')
     if (opts.terminals < 0 || opts.peers - 1 - opts.terminals < 2) throw new RangeError('terminals must leave at least two sites')
+    if (opts.clients !== undefined && (!Number.isInteger(opts.clients) || opts.clients < 0)) throw new RangeError('clients must be a whole number')
     this.rng = seededRandom(opts.seed)
     this.docRng = seededRandom(opts.seed ^ 0xd0c5)
     this.network = new MemoryNetwork({ random: seededRandom(opts.seed ^ 0x5eed), schedule: this.clock.schedule, faults: { latencyMs: BASE_LATENCY } })
@@ -418,6 +464,12 @@ class Simulation {
       const s = siteIds[i % siteIds.length]
       await make(`terminal-${s}${Math.floor(i / siteIds.length) + 1}`, 'terminal', s)
     }
+    // workstations' clients, round robin over the sites; each one user's
+    for (let i = 0; i < (this.opts.clients ?? 0); i++) {
+      const s = siteIds[i % siteIds.length]
+      const client = await make(`client-${s}${Math.floor(i / siteIds.length) + 1}`, 'client', s)
+      client.user = `u${1 + ((i * 5) % USERS)}`
+    }
     const sitePeers = this.peers.filter((p) => p.role === 'site')
     // topology: every site to central and to the next site (a ring), every third one a seeded chord;
     // every terminal to its site and to central
@@ -430,6 +482,11 @@ class Simulation {
     for (const t of this.peers.filter((p) => p.role === 'terminal')) {
       this.edge(t, sitePeers.find((s) => s.site === t.site) ?? this.central)
       this.edge(t, this.central)
+    }
+    // every client to its site, the terminals of its site and central (a joined client knows them)
+    for (const c of this.peers.filter((p) => p.role === 'client')) {
+      for (const q of this.peers.filter((p) => (p.role === 'site' || p.role === 'terminal') && p.site === c.site)) this.edge(c, q)
+      this.edge(c, this.central)
     }
     for (const p of this.peers) await this.startPeer(p)
     // central records every certificate in the license document, as on enrollment
@@ -445,6 +502,11 @@ class Simulation {
       if (e.kind === 'accepted') return
       this.event(this.siteOfPrinter(e.printer), `printer-${e.kind}`, e.job)
       if (e.kind === 'completed') {
+        const held = this.byLabel.get(e.job)
+        if (held !== undefined && this.peer(held.holder).role === 'client') {
+          if (this.isFallbackPrinter(e.printer)) this.clientStats.fallbackPrinted++
+          else this.clientStats.printedElsewhere++
+        }
         const site = this.siteOfPrinter(e.printer)
         this.prints.set(e.job, [...(this.prints.get(e.job) ?? []), { site, offline: this.offlineAccept.get(`${e.job}@${e.printer}`) === true, sha256: e.sha256, copies: e.copies, sides: e.sides }])
       }
@@ -458,6 +520,8 @@ class Simulation {
       if (offline) this.offlineJobs.add(e.job)
       // a second print is allowed only with an offline release among them (then its holder must detect it: finalChecks)
       if (count > 1 && !this.offlineJobs.has(e.job)) this.checker.violation(2, this.step, `job ${e.job} was accepted by a printer ${count} times (last by ${e.printer})`, e.job, job?.holder)
+      // a workstation's job is never released offline (no peer may copy it ahead): its held → releasing step decides between the fallback printer and every release elsewhere
+      else if (count > 1 && job !== undefined && this.peer(job.holder).role === 'client') this.checker.violation(2, this.step, `job ${e.job} held by the workstation ${job.holder} was accepted by a printer ${count} times (last by ${e.printer}${this.isFallbackPrinter(e.printer) ? ', its fallback printer' : ''})`, e.job, job.holder)
       // the printer must get the job's own bytes as acknowledged, with its copies and sides
       if (job !== undefined && e.sha256 !== job.sha256) {
         const other = e.sha256 === undefined ? undefined : this.documents.get(e.sha256)?.label
@@ -479,8 +543,8 @@ class Simulation {
 
   private async startPeer (p: SimPeer): Promise<void> {
     const persistenceHolder: { p?: CrashablePersistence } = {}
-    // sites and terminals run the release engine; central only the peer core
-    const site = p.role === 'site' || p.role === 'terminal' ? await this.releaseComponents(p) : undefined
+    // sites, terminals and clients run the release engine; central only the peer core
+    const site = p.role !== 'central' ? await this.releaseComponents(p) : undefined
     const mesh = await startMeshPeer({
       network: this.network,
       name: p.name,
@@ -499,7 +563,7 @@ class Simulation {
       wrapPersistence: (inner) => (persistenceHolder.p = new CrashablePersistence(inner, this.tracker, p.name, () => this.onCrash(p))),
       // its role's own list (node/roles.ts), less what needs libp2p or a socket
       services: site !== undefined ? inProcessServices(p.role) : IN_PROCESS_CORE,
-      ...(site !== undefined ? { registry: this.releaseRegistry(p), components: site } : {})
+      ...(site !== undefined ? { registry: p.role === 'client' ? this.clientRegistry(p) : this.releaseRegistry(p), components: site } : {})
     })
     p.mesh = mesh
     p.persistence = persistenceHolder.p
@@ -509,12 +573,14 @@ class Simulation {
       p.roaming = mesh.services.roaming as RoamingService
       this.hub.register(p.signer.id, p.roaming)
     }
+    if (p.role === 'client') p.fallback = mesh.services.fallback as FallbackPrinting
   }
 
-  /** What a site's release engine reads besides the peer core: spools, its ledger printer, the roaming hub. */
+  /** What a site's release engine reads besides the peer core: spools, its ledger printer (a client's: its fallback printer), the roaming hub. */
   private async releaseComponents (p: SimPeer): Promise<Record<string, unknown>> {
+    const printer = p.role === 'client' ? 'fallback' : 'mfp'
     p.device ??= new LedgerDevice({
-      name: `${p.name}/mfp`,
+      name: `${p.name}/${printer}`,
       ledger: this.ledger,
       clock: this.clock,
       random: seededRandom(this.opts.seed * 7919 + this.peers.indexOf(p)),
@@ -529,7 +595,7 @@ class Simulation {
     return {
       spool: trackSpool(p.spool, this.tracker),
       copies: trackSpool(await this.tracker.track(async () => await Spool.open(join(p.dir, 'roaming'))), this.tracker),
-      printers: new Map([['mfp', p.device]]),
+      printers: new Map([[printer, p.device]]),
       roamingLink: this.hub.linkFor(p.signer.id)
     }
   }
@@ -558,6 +624,39 @@ class Simulation {
     }
     return registry
   }
+
+  /**
+   * A workstation's client, as node/client.ts builds it: the release engine with one queue
+   * (held, not pinned, owned by the workstation's user, `deviceName` its name, so its jobs
+   * carry `heldAt`) and its fallback printing, node/fallback.ts's {@link FallbackPrinting}
+   * itself, in process: its one fallback printer is a {@link LedgerDevice}, and the peers it
+   * has an open connection to are the memory network's links of this peer now (the
+   * client's libp2p connections in a real process). The release server is out of process:
+   * the memory roaming hub answers for it, and has no `requestPrint`, so sites and terminals
+   * release a client's job through its grant and fetch the document from it.
+   */
+  private clientRegistry (p: SimPeer): ServiceRegistry {
+    const site = toSiteId(p.site ?? p.name)
+    const user = p.user ?? 'u1'
+    const registry = releaseServices({
+      site,
+      queues: [{ name: CLIENT_QUEUE, hold: true, pinned: false, info: `${p.name}: kept on this workstation until you release it at a printer of site ${site}`, location: p.name, owner: { user, othersAllowed: () => false } }],
+      jobs: { holdMs: HOLD_MS, retentionMs: RETENTION_MS, sweepMs: 0, deviceName: p.name },
+      roaming: { grantTtlMs: GRANT_TTL_MS, tickMs: 0 }
+    })
+    const analyzer: AnalyzerService = { parse: async (path, format, signal) => await this.analyze(path, format, signal), start: async () => {}, stop: async () => {} }
+    registry.analyzer = () => serviceFactory<object, AnalyzerService>([], () => ({ ...analyzer }))
+    const device = p.device
+    if (device === undefined) throw new Error(`${p.name} has no fallback printer`)
+    registry.fallback = () => serviceFactory<{ jobs: JobService, store: DocStore, membership: Membership, transport: MemoryTransport, logger: Logger, self: { id: string } }, FallbackPrinting>(
+      ['jobs', 'store', 'membership', 'transport', 'self', 'logger'], (c) => new FallbackPrinting(
+        { data: p.dir, site, self: c.self.id as PeerId, printers: new Map([['fallback', device]]) },
+        { jobs: c.jobs, store: c.store, membership: c.membership, connectedPeers: () => c.transport.peers(), logger: c.logger }))
+    return registry
+  }
+
+  /** Whether `printer` is a client's fallback printer (`<client>/fallback`). */
+  private isFallbackPrinter (printer: string): boolean { return printer.endsWith('/fallback') }
 
   private reachable (from: string, to: string): boolean {
     const up = (id: string): boolean => this.peers.some((p) => p.signer.id === id && p.roaming !== undefined && !p.crashed)
@@ -593,6 +692,7 @@ class Simulation {
     const { mesh } = p
     p.jobs = undefined
     p.roaming = undefined
+    p.fallback = undefined
     p.mesh = undefined
     p.persistence = undefined
     this.hub.unregister(p.signer.id)
@@ -622,6 +722,7 @@ class Simulation {
       if (Date.now() > this.deadline) throw new SimulationTimeoutError(this.opts.maxSeconds ?? 0)
       await this.liftExpired()
       await this.retryOffline()
+      await this.retryAfterFallback()
       const stepsLeft = this.opts.steps - this.step + 1
       if (faultsLeft > 0 && this.rng() < faultsLeft / stepsLeft) {
         faultsLeft--
@@ -630,6 +731,7 @@ class Simulation {
         await this.workload()
       }
       await settle(this.tracker, `step ${this.step}`)
+      this.checkFallback()
       await this.teardownAnyCrashed()
       this.observe()
       await this.runUntil(this.clock.now() + this.int(0, STEP_MAX_MS))
@@ -716,6 +818,22 @@ class Simulation {
     return this.peers.filter((p) => (p.role === 'site' || p.role === 'terminal') && p.roaming !== undefined && !p.crashed)
   }
 
+  /** Workstations' clients that are up. */
+  private upClients (): SimPeer[] {
+    return this.peers.filter((p) => p.role === 'client' && p.jobs !== undefined && !p.crashed)
+  }
+
+  private hasClients (): boolean { return (this.opts.clients ?? 0) > 0 }
+
+  /**
+   * Whether a client can reach no site or terminal of its site right now, as the simulator
+   * sees the network (its own links to those peers, up): then fallback printing must take a
+   * new job at once.
+   */
+  private isolated (client: SimPeer): boolean {
+    return !this.peers.some((q) => (q.role === 'site' || q.role === 'terminal') && q.site === client.site && q.mesh !== undefined && !q.crashed && this.network.linked(client.signer.id, q.signer.id))
+  }
+
   private async workload (): Promise<void> {
     const roll = this.rng()
     if (roll < 0.45) await this.print()
@@ -725,11 +843,19 @@ class Simulation {
     // else: nobody does anything this step
   }
 
-  private async print (): Promise<void> {
-    const site = this.pick(this.upSites())
-    const owner = `u${this.int(1, USERS)}`
+  /**
+   * A user prints: at a random site, or (in runs with clients, `CLIENT_PRINT_SHARE` of the
+   * time, or at `at`) at a workstation's client, where the job is held (client spooling),
+   * or goes to its fallback printer at once when the client reaches no peer of its site.
+   */
+  private async print (at?: SimPeer): Promise<void> {
+    const site = at ?? (this.hasClients() && this.rng() < CLIENT_PRINT_SHARE ? this.pick(this.upClients()) : this.pick(this.upSites()))
+    const drawn = `u${this.int(1, USERS)}`
     const copies = this.int(1, 2)
     if (site?.jobs === undefined) return
+    const client = site.role === 'client'
+    // a workstation's jobs belong to its user
+    const owner = client ? site.user ?? drawn : drawn
     const label = `j${this.jobs.length + 1}`
     const variant = Math.floor(this.docRng() * DOCUMENT_VARIANTS.length)
     const sides = SIDES[Math.floor(this.docRng() * SIDES.length)]
@@ -739,7 +865,7 @@ class Simulation {
     const service = site.jobs
     let created: JobRecord
     try {
-      created = await service.createJob({ queue: 'secure', owner, name: label, copies, sides })
+      created = await service.createJob({ queue: client ? CLIENT_QUEUE : 'secure', owner, name: label, copies, sides })
     } catch (err) {
       this.event(site.name, 'create-failed', label, (err as Error).message)
       return
@@ -749,12 +875,21 @@ class Simulation {
     this.labels.set(job.id, job.label)
     this.byLabel.set(label, job)
     this.event(site.name, 'created', label, owner)
+    if (client) this.clientStats.jobs++
+    // as the client sees its site when the document arrives (fallback printing decides then)
+    const isolated = client && this.isolated(site)
     try {
       await service.addDocument(created.ippId, { format: 'application/pdf', data: Readable.from([bytes]) })
       job.acked = true
       job.ackAt = this.clock.now()
       job.liveAt = this.clock.now()
       this.event(site.name, 'acknowledged', label)
+      if (client) this.clientStats.acknowledged++
+      if (isolated && this.isolated(site)) {
+        job.isolated = true
+        this.clientStats.isolated++
+        this.awaitingFallback.push(job)
+      }
     } catch (err) {
       this.event(site.name, 'add-document-failed', label, (err as Error).message)
     }
@@ -774,7 +909,32 @@ class Simulation {
       return
     }
     const job = this.pick(this.heldJobs())
-    if (job !== undefined) await this.releaseAt(job, this.peer(job.holder))
+    if (job === undefined) return
+    const holder = this.peer(job.holder)
+    if (holder.role === 'client') await this.releaseClientJob(job, holder)
+    else await this.releaseAt(job, holder)
+  }
+
+  /**
+   * A workstation's held job: its user walks to a printer of the site (the site's own, or a
+   * terminal's, whichever is up) and releases it there, through the client's grant; or,
+   * `CLIENT_PRINT_NOW_SHARE` of the time, sends it to the fallback printer from the
+   * client's page (FallbackPrinting.printNow).
+   */
+  private async releaseClientJob (job: SimJob, holder: SimPeer): Promise<void> {
+    if (this.rng() < CLIENT_PRINT_NOW_SHARE) {
+      this.clientStats.printNow++
+      try {
+        const sent = await (holder.fallback ?? fail()).printNow(job.id)
+        this.event(holder.name, 'sent-to-fallback', job.label, sent.state)
+        this.fallbackRetries.push(job)
+      } catch (err) {
+        this.event(holder.name, 'fallback-refused', job.label, (err as Error).message)
+      }
+      return
+    }
+    const at = this.pick(this.upReleasers().filter((p) => p.site === holder.site))
+    if (at !== undefined) await this.releaseAt(job, at)
   }
 
   /**
@@ -806,6 +966,7 @@ class Simulation {
       else throw new Error(`${site.name} is down`)
       this.releases.granted++
       if (site.role === 'terminal') this.releases.atTerminals++
+      if (holder.role === 'client' && site !== holder) this.clientStats.releasedElsewhere++
       const offline = site.roaming?.releaseOf(job.id)?.offline === true && site !== holder
       if (offline) this.releases.offline++
       this.event(site.name, offline ? 'released-offline' : 'released', job.label)
@@ -829,6 +990,31 @@ class Simulation {
       const others = this.upReleasers().filter((p) => p.role === 'site' && p.name !== at && p !== holder && this.network.partitioned(p.signer.id, holder.signer.id))
       const site = others[Math.floor(this.docRng() * others.length)]
       if (site !== undefined) await this.releaseAt(job, site)
+    }
+  }
+
+  /**
+   * A job that went to a fallback printer (the client isolated, or its user asked on the
+   * page), released again by its owner at the next step at a site or terminal of its site,
+   * as if its panel still listed it held: the client's held → releasing step must refuse
+   * it (a fallback print and a release elsewhere of one job never both happen).
+   */
+  private async retryAfterFallback (): Promise<void> {
+    for (const job of this.fallbackRetries.splice(0)) {
+      const holder = this.peer(job.holder)
+      const site = this.pick(this.upReleasers().filter((p) => p.site === holder.site))
+      if (site?.roaming === undefined) continue
+      this.releases.attempted++
+      this.releases.roaming++
+      try {
+        await site.roaming.releaseRemote({ user: job.owner, admin: false }, job.id)
+        this.releases.granted++
+        this.clientStats.releasedElsewhere++
+        this.event(site.name, 'released-after-fallback', job.label)
+      } catch (err) {
+        this.releases.refused++
+        this.event(site.name, 'release-refused', job.label, (err as Error).message)
+      }
     }
   }
 
@@ -859,7 +1045,8 @@ class Simulation {
   }
 
   private async sweep (): Promise<void> {
-    const site = this.pick(this.upReleasers())
+    // clients sweep too (expiry, grants that ran out): only in runs with clients, so other runs replay as before
+    const site = this.pick(this.hasClients() ? this.peers.filter((p) => (p.role === 'site' || p.role === 'terminal' || p.role === 'client') && p.roaming !== undefined && !p.crashed) : this.upReleasers())
     if (site?.jobs === undefined) return
     this.sweeps++
     try {
@@ -892,7 +1079,7 @@ class Simulation {
           victim.persistence.crashAfterAppends(n)
           this.event(victim.name, 'crash-armed', undefined, `after ${n} more writes`)
           // the crash strikes inside whatever the peer does next; give it something to do
-          if (victim.jobs !== undefined) await this.print()
+          if (victim.jobs !== undefined) await this.print(victim.role === 'client' ? victim : undefined)
         }
         return
       }
@@ -1021,6 +1208,26 @@ class Simulation {
     }
   }
 
+  /**
+   * Fallback printing, once the step that printed at an isolated client settled: the job
+   * went to the fallback printer at once (not held any more), unless the client died
+   * meanwhile. Counted, not an invariant of DESIGN.md (nothing is lost or printed twice
+   * when it stays held); the summary and the clients test show it.
+   */
+  private checkFallback (): void {
+    for (const job of this.awaitingFallback.splice(0)) {
+      const holder = this.peer(job.holder)
+      if (holder.jobs === undefined || holder.crashed) continue
+      const state = holder.jobs.getById(job.id)?.state
+      if (state !== 'held') {
+        this.fallbackRetries.push(job)
+        continue
+      }
+      this.clientStats.fallbackMissed++
+      this.event(holder.name, 'fallback-missed', job.label, 'printed while no peer of its site was reachable, still held')
+    }
+  }
+
   /** Invariant 1 on a holder: every acknowledged job is still there (and not failed as never received). */
   private checkHolder (p: SimPeer, when: string): void {
     if (p.jobs === undefined) return
@@ -1137,13 +1344,16 @@ class Simulation {
    * Who may hold which document (DESIGN.md), written out here rather than asked of the
    * product's Membership, which the check must not trust: central and sites read everything;
    * a terminal the license, the directory, its site's settings and the jobs and accounting
-   * of its site's peers (itself included).
+   * of its site's peers (itself included); a workstation's client the same but the
+   * directory (users' PIN and card hashes go only where users log in).
    */
   private mayRead (p: SimPeer, doc: string): boolean {
     if (p.role === 'central' || p.role === 'site') return true
     const name = parseDocName(doc)
     if (name === undefined) return false
-    if (name.family === 'license' || name.family === 'directory') return true
+    if (name.family === 'license') return true
+    if (name.family === 'directory') return p.role !== 'client'
+    if (p.role === 'client' && name.family !== 'site' && name.family !== 'jobs' && name.family !== 'acct') return false
     if (name.family === 'site') return name.site === p.site
     const writer = this.peers.find((q) => q.signer.id === name.peer)
     return writer !== undefined && (writer === p || writer.site === p.site)
@@ -1164,8 +1374,9 @@ class Simulation {
     }
     // 1: every acknowledged job on its holder and in every replica
     this.observe()
-    for (const p of this.peers) if (p.role === 'site') this.checkHolder(p, 'at the end')
-    for (const p of this.peers) if (p.role === 'site') await this.checkSpool(p, 'at the end')
+    // holders: sites, and workstations' clients (client spooling)
+    for (const p of this.peers) if (p.role === 'site' || p.role === 'client') this.checkHolder(p, 'at the end')
+    for (const p of this.peers) if (p.role === 'site' || p.role === 'client') await this.checkSpool(p, 'at the end')
     const central = this.central.mesh
     if (central === undefined) return
     for (const job of this.jobs) {
@@ -1279,11 +1490,12 @@ class Simulation {
    */
   private checkDuplicate (job: SimJob, times: number): void {
     const prints = this.prints.get(job.label) ?? []
-    if (!prints.some((p) => p.offline)) {
-      this.checker.violation(2, this.step, `job ${job.label} came out of a printer ${times} times`, job.label, job.holder)
+    const holder = this.peer(job.holder)
+    // a workstation's job is printed once, wherever: its fallback printer or a release elsewhere, never both
+    if (!prints.some((p) => p.offline) || holder.role === 'client') {
+      this.checker.violation(2, this.step, `job ${job.label}${holder.role === 'client' ? ` held by the workstation ${holder.name}` : ''} came out of a printer ${times} times${holder.role === 'client' ? ` (${prints.map((p) => p.site).join(', ')})` : ''}`, job.label, job.holder)
       return
     }
-    const holder = this.peer(job.holder)
     const rec = holder.jobs?.getById(job.id) ?? job.last
     const nameOf = (peer: string): string => this.peers.find((p) => p.signer.id === peer)?.name ?? peer
     const named = new Set([...(rec?.duplicates ?? []).map((d) => nameOf(d.peer))])
@@ -1295,7 +1507,7 @@ class Simulation {
     this.event(holder.name, 'offline-duplicate', job.label, prints.map((p) => p.site).join(','))
   }
 
-  /** The site whose printer is `printer` (`<site>/mfp`). */
+  /** The peer whose printer is `printer` (`<site>/mfp`, `<terminal>/mfp`, `<client>/fallback`). */
   private siteOfPrinter (printer: string): string { return printer.split('/')[0] }
 
   private injectDropUsage (): void {
@@ -1331,7 +1543,7 @@ class Simulation {
     for (const [label, state] of finalState) hash.update(`${label}=${state}\n`)
     return {
       seed: this.opts.seed,
-      peers: { central: 1, sites: this.peers.filter((p) => p.role === 'site').length, terminals: this.opts.terminals },
+      peers: { central: 1, sites: this.peers.filter((p) => p.role === 'site').length, terminals: this.opts.terminals, clients: this.opts.clients ?? 0 },
       steps: this.opts.steps,
       jobs: {
         created: this.jobs.length,
@@ -1345,6 +1557,7 @@ class Simulation {
       },
       releases: { ...this.releases, duplicates: [...this.prints.values()].filter((ps) => ps.length > 1 && ps.some((p) => p.offline)).length },
       sweeps: this.sweeps,
+      clients: { ...this.clientStats },
       faults: { ...this.faultCounts },
       messages: {
         envelopesIn: stats.reduce((n, s) => n + s.envelopesIn, 0),
