@@ -29,6 +29,7 @@ import { hostname as osHostname, userInfo } from 'node:os'
 import type { Logger } from 'pino'
 import type { IppServer } from '../devices/ipp/server.ts'
 import { ippService } from './intake.ts'
+import type { IppAuthenticator } from '../devices/ipp/auth.ts'
 import { Spool } from '../devices/spool.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
@@ -88,6 +89,19 @@ export interface RunningClient {
   stop (): Promise<void>
 }
 
+/**
+ * IPP logins at a workstation's printer: the workstation's own user, from the workstation
+ * itself (the OS logged them in; the client holds no PINs, which reach only the peers where
+ * users log in), whatever password CUPS sends. Anyone else, or from elsewhere, is refused.
+ */
+function workstationLogin (user: string): IppAuthenticator {
+  return async (credentials, address) => {
+    const local = address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.')
+    if (local && credentials.scheme === 'basic' && credentials.user === user) return { ok: true, actor: { user, admin: false } }
+    return { ok: false, refusal: 'wrong' }
+  }
+}
+
 /** The jobs the local page shows: what happened to each, and where a fallback job went. */
 function clientJobs (jobs: JobService, fallback: FallbackPrinting): ClientJobView[] {
   const fallbackUri = new Map(fallback.printers().map((p) => [p.name, p.uri]))
@@ -132,7 +146,7 @@ function clientServices (config: ClientConfig, site: SiteId, name: string, user:
         { data: resolve(config.data), site, self: c.self.id, printers: fallbackPrinters },
         { jobs: c.jobs, store: c.store, membership: c.membership, connectedPeers: () => c.host.getConnections().filter((k) => k.status === 'open').map((k) => k.remotePeer.toString()), logger: c.logger })
     }),
-    ipp: ippService({ host: config.host, port: config.ippPort, realm: `printmesh ${name}` }),
+    ipp: ippService({ host: config.host, port: config.ippPort, realm: `printmesh ${name}`, authenticate: workstationLogin(user) }),
     http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'jobs', 'fallback', 'ipp', 'metrics', 'logger', 'tls'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger)
       c.metrics.use({ jobStates: () => c.jobs.stateCounts() })

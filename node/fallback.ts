@@ -62,6 +62,8 @@ export class FallbackPrinting {
   private chosen: string | undefined
   /** Jobs this process sent to a fallback printer (or is sending), so each is sent once. */
   private readonly sent = new Set<string>()
+  /** Jobs seen held while a peer of the site was reachable (or at start): they wait for a release; only jobs arriving offline fall back. */
+  private readonly kept = new Set<string>()
   private readonly inFlight = new Set<Promise<unknown>>()
   private started = false
 
@@ -76,6 +78,7 @@ export class FallbackPrinting {
       const saved = JSON.parse(await readFile(join(this.init.data, CHOICE_FILE), 'utf8')) as { printer?: unknown }
       if (typeof saved.printer === 'string' && this.init.printers.has(saved.printer)) this.chosen = saved.printer
     } catch {} // no choice yet (or an unreadable one): the configured order applies
+    for (const job of this.c.jobs.listJobs({ which: 'not-completed' })) if (job.state === 'held') this.kept.add(job.id)
     this.c.store.on('entry', this.onEntry)
   }
 
@@ -127,9 +130,14 @@ export class FallbackPrinting {
   private readonly onEntry = (name: string, _bytes: Uint8Array, _envelope: unknown, origin: Origin): void => {
     const parsed = parseDocName(name)
     if (parsed?.family !== 'jobs' || parsed.peer !== this.init.self || origin.kind === 'peer') return
-    if (this.init.printers.size === 0 || this.reachablePeers().length > 0) return
-    for (const job of this.c.jobs.listJobs({ which: 'not-completed' })) {
-      if (job.state !== 'held' || this.sent.has(job.id)) continue
+    const held = this.c.jobs.listJobs({ which: 'not-completed' }).filter((j) => j.state === 'held')
+    if (this.init.printers.size === 0 || this.reachablePeers().length > 0) {
+      this.kept.clear()
+      for (const job of held) this.kept.add(job.id)
+      return
+    }
+    for (const job of held) {
+      if (this.kept.has(job.id) || this.sent.has(job.id)) continue
       this.track(this.send(job).then(
         (printed) => { this.log.warn({ job: job.id, printer: printed.printer }, 'site unreachable: job sent to the fallback printer') },
         (err: unknown) => { this.log.error({ err, job: job.id }, 'site unreachable and no fallback printer took the job: it stays held here') }))

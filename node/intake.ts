@@ -6,7 +6,7 @@
  * login limits as the web login (node/ipp-auth.ts).
  */
 import { createIppServer, type IppServer } from '../devices/ipp/server.ts'
-import type { AnonymousJobList } from '../devices/ipp/auth.ts'
+import type { AnonymousJobList, IppAuthenticator } from '../devices/ipp/auth.ts'
 import type { IntakeLimits } from '../devices/jobs/intake-limits.ts'
 import type { JobService } from '../devices/jobs/service.ts'
 import type { DocStore } from '../crdt/store.ts'
@@ -34,6 +34,8 @@ export interface IppServiceInit {
   anonymousJobs?: AnonymousJobList
   /** What the intake takes (document size, decompression, pages per job, quotas per user and address), over the defaults. */
   limits?: Partial<IntakeLimits>
+  /** Checks credentials instead of the directory's PINs and the admin token (a workstation's client: its own user). */
+  authenticate?: IppAuthenticator
 }
 
 interface IppComponents {
@@ -58,7 +60,7 @@ export const ippService = (init: IppServiceInit) => (): ServiceFactory<IppServer
     onRefused: c.metrics.intakeRefused,
     ...(init.limits !== undefined ? { limits: init.limits } : {}),
     // the web login's checks and limits (node/ipp-auth.ts)
-    authenticate: ippAuthenticator({
+    authenticate: init.authenticate ?? ippAuthenticator({
       logins: c.logins,
       checkPin: async (username, pin) => await checkPin(c.store, username, pin),
       checkAdminToken: adminTokenAuthenticator(c.adminToken)

@@ -17,6 +17,7 @@ import { join } from 'node:path'
 import { until } from '../simulations/wait.ts'
 import { startCentral, startClient, startSite, type SiteProcess } from '../simulations/node-process.ts'
 import { admin } from './helpers/node-api.ts'
+import { prepareSuites } from './helpers/conformance.ts'
 import { startIppEvePrinter, type IppEvePrinter } from './helpers/ippeveprinter.ts'
 import {
   startTerminalMesh, panelLogin, panel, panelJobs, jobsAt, usageAt, makeDocument, printedBy, MESH_TIMEOUT_MS, type TerminalMesh, type PanelSession
@@ -32,6 +33,8 @@ const PINS = { alice: '246810', bob: '135790' }
 const OFFLINE_MS = 30_000
 /** The terminal's device takes this long per job, so a client can be killed while it follows one. */
 const PRINT_MS = 3_000
+/** While the conformance suite runs, the page is looked at this often for jobs to release (nothing tells a user a job arrived). */
+const SUITE_POLL_MS = 200
 
 let mesh: TerminalMesh | undefined
 let fallback: IppEvePrinter | undefined
@@ -44,7 +47,7 @@ const c = (): SiteProcess => { if (client === undefined) throw new Error('no cli
 interface ClientStatus {
   siteReachable: boolean
   reachablePeers: Array<{ peer: string, role: string }>
-  jobs: Array<{ id: string, name: string, state: string, pages?: number, fallback?: { name: string, uri: string }, printedBy?: { printer: string, site: string } }>
+  jobs: Array<{ id: string, name: string, owner: string, state: string, pages?: number, fallback?: { name: string, uri: string }, printedBy?: { printer: string, site: string } }>
   fallbackPrinters: Array<{ name: string, uri: string, chosen: boolean }>
 }
 const clientStatus = async (node: SiteProcess = c()): Promise<ClientStatus> => await (await fetch(`${node.httpUrl}/api/client`)).json() as ClientStatus
@@ -130,6 +133,45 @@ test('lp at the workstation: the job stays there, is listed at the site and on t
   assert.equal((await usageAt(m().site)).filter((u) => u.jobId === id).map((u) => [u.user, u.pages, u.colorPages, u.sheets, u.printer]), [['alice', 3, 1, 3, 'site-a:mfp-lobby']], 'charged once with the exact pages, at the terminal\'s device')
 })
 
+test('CUPS\' ipp-1.1 conformance suite passes against the workstation\'s printer, its user releasing each job it keeps to the fallback printer', async () => {
+  const suites = await prepareSuites()
+  // the suite waits for its jobs to complete: the user sends each to the fallback printer from the page as it arrives
+  let suiteDone = false
+  const releasing = (async () => {
+    const sent = new Set<string>()
+    while (!suiteDone) {
+      for (const job of (await clientStatus()).jobs) {
+        if (job.state !== 'held' || sent.has(job.id)) continue
+        sent.add(job.id)
+        const res = await fetch(`${c().httpUrl}/api/client/jobs/${job.id}/fallback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+        if (!res.ok) throw new Error(`could not send ${job.name} to the fallback printer: ${await res.text()}`)
+      }
+      await new Promise((resolve) => setTimeout(resolve, SUITE_POLL_MS))
+    }
+    return sent.size
+  })()
+  try {
+    const { code, out } = await suites.run('ipp-1.1.test', c().ippUri, 'alice', PINS.alice)
+    assert.not.match(out, /\[FAIL\]/, out)
+    assert.is(code, 0, out)
+  } finally {
+    suiteDone = true
+    await suites.remove()
+  }
+  assert.ok(await releasing > 0, 'the suite printed jobs, released from the page')
+})
+
+test('with the site\'s setting, the workstation takes jobs for another user, owned by that user', async () => {
+  const view = await admin<{ clients: { otherUsers: boolean } }>(m().site, '/api/roaming/clients', { method: 'PUT', body: { otherUsers: true } })
+  assert.equal(view.clients, { otherUsers: true })
+  const doc = await makeDocument(m().docs, 'for-bob.pdf', 1, [])
+  // the setting reaches the client with the site's config document
+  await until(async () => await lp(c(), doc.path, 'for-bob.pdf', 'bob').then(() => true, () => false), MESH_TIMEOUT_MS, 'lp -U bob accepted')
+  await until(async () => (await clientStatus()).jobs.some((j) => j.name === 'for-bob.pdf'), MESH_TIMEOUT_MS, 'kept on the workstation')
+  assert.equal((await clientStatus()).jobs.filter((j) => j.name === 'for-bob.pdf').map((j) => j.owner), ['bob'], 'owned by bob')
+  await admin(m().site, '/api/roaming/clients', { method: 'PUT', body: { otherUsers: false } })
+})
+
 test('released at the same time at the terminal\'s panel and on the site\'s page: the workstation grants one, printed once, charged once', async () => {
   const doc = await makeDocument(m().docs, 'contested.pdf', 2, [])
   await lp(c(), doc.path, 'contested.pdf')
@@ -160,8 +202,9 @@ test('the client killed -9 while the device prints its job: after its restart th
   const alice = await session('alice')
   await until(async () => (await panelJobs(alice)).some((j) => j.id === id && j.state === 'held'), MESH_TIMEOUT_MS, 'held, listed on the panel')
   assert.is((await panel<unknown>(alice, 'POST', `/api/panel/jobs/${id}/release`)).status, 200)
-  // the device takes PRINT_MS per job: the client has handed it over and is following it when it is killed
-  await until(async () => (await clientStatus()).jobs.find((j) => j.id === id)?.state === 'printing', MESH_TIMEOUT_MS, 'the device has it')
+  // the device takes PRINT_MS per job: it has accepted the document, and the client is following it, when the client is killed
+  await until(async () => (await printedBy(m().terminals[0].printer)).includes(doc.sha256), MESH_TIMEOUT_MS, 'the device has it')
+  assert.is((await clientStatus()).jobs.find((j) => j.id === id)?.state, 'printing', 'the client is still following it')
   const data = c().dataDir
   await c().kill('SIGKILL')
   client = await startClient({ dataDir: data, args: ['--user', 'alice', '--name', 'alice-pc', '--fallback-printer', `backup=${(fallback as IppEvePrinter).uri}`] })
@@ -184,6 +227,11 @@ test('with the site killed, central and the terminal stopped, lp prints at once 
   const { site, central } = m()
   const portOf = (node: SiteProcess): string => /\/tcp\/(\d+)/.exec(node.listen[0] ?? '')?.[1] ?? '0'
   const [sitePort, centralPort] = [portOf(site), portOf(central)]
+  // central's row of the fallback printer before: every fallback print so far (the conformance suite's) has reached it
+  const fallbackAtSite = (await usageAt(site)).filter((u) => u.printer === 'backup')
+  const backupRowAt = async (node: SiteProcess): Promise<ReportRow | undefined> => (await admin<{ rows: ReportRow[] }>(node, '/api/reports?groupBy=printer,user')).rows.find((r) => r.keys[0].endsWith('backup') && r.keys[1] === 'alice')
+  await until(async () => (await backupRowAt(central))?.records === fallbackAtSite.length, MESH_TIMEOUT_MS, 'central has the fallback prints so far')
+  const before = await backupRowAt(central)
   await until(async () => (await clientStatus()).reachablePeers.map((p) => p.role).sort().join() === 'site,terminal', MESH_TIMEOUT_MS, 'the client connected to the site and the terminal')
   await site.kill('SIGKILL')
   await central.kill('SIGTERM')
@@ -216,11 +264,11 @@ test('with the site killed, central and the terminal stopped, lp prints at once 
   const [centralBack, siteBack] = back
   await until(async () => (await usageAt(siteBack)).some((u) => u.jobId === id), MESH_TIMEOUT_MS, 'the fallback usage reached the site')
   assert.equal((await usageAt(siteBack)).filter((u) => u.jobId === id).map((u) => [u.user, u.pages, u.colorPages, u.printer]), [['alice', 2, 1, 'backup']], 'charged once at the site, with the exact pages, at the fallback printer')
-  // central's report: the fallback printer's row holds this one record
-  const backupRow = async (): Promise<ReportRow | undefined> => (await admin<{ rows: ReportRow[] }>(centralBack, '/api/reports?groupBy=printer,user')).rows.find((r) => r.keys[0].endsWith('backup'))
-  await until(async () => await backupRow() !== undefined, MESH_TIMEOUT_MS, 'the fallback usage reached central')
-  const row = await backupRow()
-  assert.equal([row?.keys[1], row?.records, row?.pages, row?.colorPages], ['alice', 1, 2, 1], 'charged once at central')
+  // central's report: the fallback printer's row grew by this one record
+  await until(async () => ((await backupRowAt(centralBack))?.records ?? 0) > (before?.records ?? 0), MESH_TIMEOUT_MS, 'the fallback usage reached central')
+  const row = await backupRowAt(centralBack)
+  const grew = [(row?.records ?? 0) - (before?.records ?? 0), (row?.pages ?? 0) - (before?.pages ?? 0), (row?.colorPages ?? 0) - (before?.colorPages ?? 0)]
+  assert.equal(grew, [1, 2, 1], 'charged once at central, with the exact pages')
   assert.is((await printedBy(fallback as IppEvePrinter)).filter((s) => s === doc.sha256).length, 1, 'printed once')
 })
 
