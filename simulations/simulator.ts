@@ -2,7 +2,9 @@
  * The in-process chaos simulator. One central, sites and terminals over a
  * {@link MemoryNetwork}, each with real level persistence in its own folder, a real Ed25519
  * identity and certificate from the central, a DocStore, Membership and SyncEngine; every
- * site also runs a real {@link JobService} with a spool and a {@link LedgerDevice}.
+ * site also runs a real {@link JobService} with a spool and a {@link LedgerDevice}; with
+ * `clients`, workstations' clients hold the jobs printed at them (client spooling) and run
+ * node/fallback.ts's fallback printing to a printer of their own.
  *
  * A run is a sequence of steps. Each step is either a workload action (print, release,
  * delete, retention sweep) or a fault (crash, partition, message loss / duplication /
