@@ -63,6 +63,7 @@ export function createPanelApi (init: PanelInit, c: PanelComponents): PanelApi &
     sides: j.sides,
     createdAt: j.createdAt,
     ...(j.source?.hostname !== undefined ? { source: j.source.hostname } : {}),
+    ...(j.unavailable === true ? { unavailable: true as const } : {}),
     ...(j.message !== undefined && j.state !== 'held' ? { message: j.message } : {})
   })
   /** The jobs of `owner` here and at partners; `delegated`: only those its delegates may release. */

@@ -223,6 +223,26 @@ test('the workstation prints for its user only: lp -U mallory is refused and not
   assert.not.ok((await clientStatus()).jobs.some((j) => j.name === 'not-mine.pdf'), 'no job kept')
 })
 
+test('a workstation that is off: its job is listed on the panel as unavailable, a release says the workstation is off; back on, it releases', async () => {
+  const doc = await makeDocument(m().docs, 'asleep.pdf', 1, [])
+  await lp(c(), doc.path, 'asleep.pdf')
+  const id = await jobAtClient('asleep.pdf')
+  const alice = await session('alice')
+  await until(async () => (await panelJobs(alice)).some((j) => j.id === id && j.state === 'held'), MESH_TIMEOUT_MS, 'held, listed on the panel')
+  const data = c().dataDir
+  await c().kill('SIGTERM')
+  await until(async () => (await panelJobs(alice)).find((j) => j.id === id)?.unavailable === true, OFFLINE_MS, 'listed as unavailable')
+  const refused = await panel<{ error: string }>(alice, 'POST', `/api/panel/jobs/${id}/release`)
+  assert.is(refused.status, 503, JSON.stringify(refused.body))
+  assert.match(refused.body.error, /^alice-pc, which holds this job, is off or unreachable .*release it when alice-pc is back on the network$/)
+  client = await startClient({ dataDir: data, args: ['--user', 'alice', '--name', 'alice-pc', '--fallback-printer', `backup=${(fallback as IppEvePrinter).uri}`] })
+  extra.push(client)
+  await until(async () => (await panelJobs(alice)).find((j) => j.id === id)?.unavailable === undefined, MESH_TIMEOUT_MS, 'available again')
+  assert.is((await panel<unknown>(alice, 'POST', `/api/panel/jobs/${id}/release`)).status, 200)
+  await until(async () => (await clientStatus()).jobs.find((j) => j.id === id)?.state === 'printed', MESH_TIMEOUT_MS, 'printed')
+  assert.is((await printedBy(m().terminals[0].printer)).filter((sha) => sha === doc.sha256).length, 1, 'printed once')
+})
+
 test('with the site killed, central and the terminal stopped, lp prints at once on the fallback printer; back, it is charged once at the site and central, also after the client was killed -9 in between', async () => {
   const { site, central } = m()
   const portOf = (node: SiteProcess): string => /\/tcp\/(\d+)/.exec(node.listen[0] ?? '')?.[1] ?? '0'

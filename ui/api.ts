@@ -229,6 +229,8 @@ export interface PanelJob {
   message?: string
   /** The owner, when the logged-in user sees the job as their delegate. */
   delegatedBy?: string
+  /** The terminal or workstation holding it is off or unreachable: it cannot be released until it is back. */
+  unavailable?: true
 }
 
 /** The outcome of "release all": which jobs went to the printer and which were refused, with why. */

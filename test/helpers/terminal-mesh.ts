@@ -95,7 +95,7 @@ export async function panel<T> (s: PanelSession, method: string, path: string): 
   return { status: res.status, body: await res.json() as T }
 }
 
-export interface PanelJob { id: string, name: string, state: string, pages?: number, colorPages?: number, copies: number, sides: string, createdAt: number, source?: string, message?: string }
+export interface PanelJob { id: string, name: string, state: string, pages?: number, colorPages?: number, copies: number, sides: string, createdAt: number, source?: string, message?: string, unavailable?: true }
 export const panelJobs = async (s: PanelSession): Promise<PanelJob[]> => (await panel<{ jobs: PanelJob[] }>(s, 'GET', '/api/panel/jobs')).body.jobs
 
 export interface SiteJob { id: string, ippId: number, state: string, name: string, owner: string, printer?: string, queue: string }

@@ -109,6 +109,7 @@ export function jobLabel (job) {
 export function sourceBadge (job) {
   const { site, hostname } = job.source
   const title = job.prefetched === true ? `Held at site ${site}; a copy is ready here` : `Held at site ${site}`
+  if (job.unavailable === true) return h('span', { class: 'source-host unavailable', title: `${hostname} is off or not reachable: release this job when it is back` }, `from ${hostname} (off)`)
   return h('span', { class: 'source-host', title }, `from ${hostname}`)
 }
 

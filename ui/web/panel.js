@@ -250,7 +250,8 @@ function renderJob (job) {
     h('div', { class: 'job-main' },
       h('div', { class: 'job-name' }, job.name === '' ? '(untitled)' : job.name),
       h('div', { class: 'job-facts' }, facts(job)),
-      job.message !== undefined && job.state !== 'held' ? h('div', { class: 'job-facts' }, job.message) : null),
+      job.message !== undefined && job.state !== 'held' ? h('div', { class: 'job-facts' }, job.message) : null,
+      job.unavailable === true ? h('div', { class: 'job-facts unavailable' }, `${job.source ?? 'The computer holding it'} is off or not reachable: release it when it is back`) : null),
     state,
     h('div', { class: 'job-buttons' }, buttons))
 }
