@@ -27,6 +27,12 @@ import { JobError } from '../devices/jobs/types.ts'
 const PROBE_TIMEOUT_MS = 5_000
 /** Where the user's choice of fallback printer is kept in the data folder. */
 const CHOICE_FILE = 'fallback-printer.json'
+/**
+ * Times a job is sent to the fallback printers while they refuse it before accepting it
+ * (busy, an error after the probe answered), the next printer in order first: then it
+ * stays held here, for a release at a device or the user's choice on the local page.
+ */
+export const MAX_FALLBACK_SENDS = 3
 
 /** No fallback printer is configured, or none answers. */
 export class NoFallbackPrinterError extends JobError {
@@ -60,8 +66,12 @@ export interface FallbackComponents {
 export class FallbackPrinting {
   private readonly log: Logger
   private chosen: string | undefined
-  /** Jobs this process sent to a fallback printer (or is sending), so each is sent once. */
+  /** Jobs being sent (probe, release) now, so each is sent once at a time. */
+  private readonly sending = new Set<string>()
+  /** Jobs this process released to a fallback printer: one found held again was refused there before the printer accepted it. */
   private readonly sent = new Set<string>()
+  /** How many times each job was sent to a fallback printer since it arrived (see {@link MAX_FALLBACK_SENDS}). */
+  private readonly sends = new Map<string, number>()
   /** Jobs seen held while a peer of the site was reachable (or at start): they wait for a release; only jobs arriving offline fall back. */
   private readonly kept = new Set<string>()
   private readonly inFlight = new Set<Promise<unknown>>()
@@ -136,9 +146,25 @@ export class FallbackPrinting {
       for (const job of held) this.kept.add(job.id)
       return
     }
+    const open = new Set(this.c.jobs.listJobs({ which: 'not-completed' }).map((j) => j.id))
+    for (const id of this.sends.keys()) if (!open.has(id)) this.sends.delete(id)
     for (const job of held) {
-      if (this.kept.has(job.id) || this.sent.has(job.id)) continue
-      this.track(this.send(job).then(
+      if (this.kept.has(job.id) || this.sending.has(job.id)) continue
+      let refusedBy: string | undefined
+      if (this.sent.has(job.id)) {
+        // released to a fallback printer and held again: that printer refused it before accepting it
+        this.sent.delete(job.id)
+        const sends = this.sends.get(job.id) ?? 1
+        if (sends >= MAX_FALLBACK_SENDS) {
+          this.kept.add(job.id)
+          this.log.error({ job: job.id, sends, printer: job.printer, reason: job.reason }, 'the fallback printers refused the job: it stays held here')
+          continue
+        }
+        refusedBy = job.printer
+        this.log.warn({ job: job.id, printer: job.printer, reason: job.reason }, 'the fallback printer refused the job before accepting it: sending it again, to the next fallback printer first')
+      }
+      this.sends.set(job.id, (this.sends.get(job.id) ?? 0) + 1)
+      this.track(this.send(job, undefined, refusedBy).then(
         (printed) => { this.log.warn({ job: job.id, printer: printed.printer }, 'site unreachable: job sent to the fallback printer') },
         (err: unknown) => { this.log.error({ err, job: job.id }, 'site unreachable and no fallback printer took the job: it stays held here') }))
     }
@@ -149,17 +175,18 @@ export class FallbackPrinting {
     void work.finally(() => this.inFlight.delete(work))
   }
 
-  /** The fallback printers in the order tried: the user's choice first, then as configured. */
-  private order (): string[] {
+  /** The fallback printers in the order tried: the user's choice first, then as configured; `last` (one that just refused the job) at the end. */
+  private order (last?: string): string[] {
     const names = [...this.init.printers.keys()]
-    return this.chosen === undefined ? names : [this.chosen, ...names.filter((n) => n !== this.chosen)]
+    const ordered = this.chosen === undefined ? names : [this.chosen, ...names.filter((n) => n !== this.chosen)]
+    return last === undefined || !ordered.includes(last) ? ordered : [...ordered.filter((n) => n !== last), last]
   }
 
-  private async send (job: JobRecord, printer?: string): Promise<JobRecord> {
-    if (this.sent.has(job.id) && printer === undefined) throw new NoFallbackPrinterError(`job ${job.name} is already on its way to a fallback printer`)
-    this.sent.add(job.id)
+  private async send (job: JobRecord, printer?: string, refusedBy?: string): Promise<JobRecord> {
+    if (this.sending.has(job.id)) throw new NoFallbackPrinterError(`job ${job.name} is already on its way to a fallback printer`)
+    this.sending.add(job.id)
     try {
-      const candidates = printer !== undefined ? [printer] : this.order()
+      const candidates = printer !== undefined ? [printer] : this.order(refusedBy)
       if (candidates.length === 0) throw new NoFallbackPrinterError('this client has no fallback printer (--fallback-printer NAME=ipp://…)')
       const tried: string[] = []
       for (const name of candidates) {
@@ -167,12 +194,17 @@ export class FallbackPrinting {
         if (device === undefined) throw new NoFallbackPrinterError(`no fallback printer named ${name}`)
         const probe = await device.probe(AbortSignal.timeout(PROBE_TIMEOUT_MS))
         if (!probe.ok) { tried.push(`${name} (${probe.message})`); continue }
-        return await this.c.jobs.release(job.id, { user: job.owner, admin: false }, name)
+        this.sent.add(job.id)
+        try {
+          return await this.c.jobs.release(job.id, { user: job.owner, admin: false }, name)
+        } catch (err) {
+          this.sent.delete(job.id)
+          throw err
+        }
       }
       throw new NoFallbackPrinterError(`no fallback printer answers: ${tried.join(', ')}`)
-    } catch (err) {
-      this.sent.delete(job.id)
-      throw err
+    } finally {
+      this.sending.delete(job.id)
     }
   }
 }
