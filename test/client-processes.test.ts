@@ -18,6 +18,7 @@ import { until } from '../simulations/wait.ts'
 import { startCentral, startClient, startSite, type SiteProcess } from '../simulations/node-process.ts'
 import { admin } from './helpers/node-api.ts'
 import { prepareSuites } from './helpers/conformance.ts'
+import { startBrowser } from './helpers/browser.ts'
 import { startIppEvePrinter, type IppEvePrinter } from './helpers/ippeveprinter.ts'
 import {
   startTerminalMesh, panelLogin, panel, panelJobs, jobsAt, usageAt, makeDocument, printedBy, MESH_TIMEOUT_MS, type TerminalMesh, type PanelSession
@@ -35,6 +36,8 @@ const OFFLINE_MS = 30_000
 const PRINT_MS = 3_000
 /** While the conformance suite runs, the page is looked at this often for jobs to release (nothing tells a user a job arrived). */
 const SUITE_POLL_MS = 200
+/** Page actions in Chromium wait at most this (the page polls the client every 2 s). */
+const BROWSER_TIMEOUT_MS = 15_000
 
 let mesh: TerminalMesh | undefined
 let fallback: IppEvePrinter | undefined
@@ -268,6 +271,19 @@ test('with the site killed, central and the terminal stopped, lp prints at once 
   await until(async () => (await clientStatus()).jobs.find((j) => j.id === id)?.state === 'printed', MESH_TIMEOUT_MS, 'printed, as the page shows')
   const shown = (await clientStatus()).jobs.find((j) => j.id === id)
   assert.equal(shown?.fallback, { name: 'backup', uri: (fallback as IppEvePrinter).uri }, 'the page says which fallback printer, and where')
+  // the workstation's page in Chromium: the site cannot be reached, and where the job went
+  const browser = await startBrowser({ timeoutMs: BROWSER_TIMEOUT_MS })
+  try {
+    await browser.page.goto(`${c().httpUrl}/`)
+    await browser.page.locator('#connection').filter({ hasText: 'Site site-a cannot be reached: new jobs print at once on the fallback printer.' }).waitFor()
+    const row = browser.page.locator(`tr[data-job="${id}"]`)
+    await row.filter({ hasText: `fallback printer backup (${(fallback as IppEvePrinter).uri})` }).waitFor()
+    assert.match(await row.innerText(), /urgent\.pdf\s+2\s/, 'its name and pages')
+    await browser.screenshot('client-page-fallback')
+    assert.equal(browser.pageErrors, [], 'no script errors')
+  } finally {
+    await browser.close()
+  }
 
   // the client is killed -9 and restarted on its data before the site is back
   const data = c().dataDir

@@ -11,6 +11,7 @@ import { footprint } from './footprint.ts'
 import { roaming } from './roaming.ts'
 import { intakeAbuse } from './intake-abuse.ts'
 import { ldapSync } from './ldap-sync.ts'
+import { clientSpooling } from './client-spooling.ts'
 
 export const BENCHMARKS: readonly Benchmark[] = [
   ingestion,
@@ -19,8 +20,9 @@ export const BENCHMARKS: readonly Benchmark[] = [
   roaming
 ]
 
-/** Benchmark-like commands run only by name: intake-abuse sends hostile traffic for minutes; ldap-sync loads 10,000 users into a slapd (minutes, not for CI). */
+/** Benchmark-like commands run only by name: intake-abuse sends hostile traffic for minutes; ldap-sync loads 10,000 users into a slapd; client-spooling moves 2 × 500 MB through four processes (minutes, not for CI). */
 export const ON_DEMAND_BENCHMARKS: readonly Benchmark[] = [
   intakeAbuse,
-  ldapSync
+  ldapSync,
+  clientSpooling
 ]

@@ -71,14 +71,14 @@ export class RoamingApiError extends BenchmarkError {
   constructor (what: string, status: number, body: string) { super(`${what}: HTTP ${status} ${body.slice(0, 300)}`); this.name = 'RoamingApiError' }
 }
 
-interface Session { cookie: string, csrf: string }
+export interface Session { cookie: string, csrf: string }
 interface ListedJob { id: string, name: string, state: string, sha256?: string }
 
 const siteId = (i: number): string => `site-${i + 1}`
 /** The user who picks jobs up at site `i`. */
 const userAt = (i: number): string => `roamer-${i + 1}`
 
-async function call<T> (node: SiteProcess, path: string, init: { method?: string, body?: unknown, session?: Session } = {}): Promise<T> {
+export async function call<T> (node: SiteProcess, path: string, init: { method?: string, body?: unknown, session?: Session } = {}): Promise<T> {
   const headers: Record<string, string> = init.session !== undefined
     ? { cookie: init.session.cookie, 'x-csrf-token': init.session.csrf }
     : { authorization: `Bearer ${node.adminToken}` }
@@ -90,14 +90,14 @@ async function call<T> (node: SiteProcess, path: string, init: { method?: string
 }
 
 /** A session for `username`, or undefined while the directory has not reached the site. */
-async function login (node: SiteProcess, username: string): Promise<Session | undefined> {
-  const res = await fetch(`${node.httpUrl}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, pin: PIN }), signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) })
+export async function login (node: SiteProcess, username: string, pin = PIN): Promise<Session | undefined> {
+  const res = await fetch(`${node.httpUrl}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, pin }), signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) })
   if (res.status !== 200) { await res.body?.cancel(); return undefined }
   const { csrfToken } = await res.json() as { csrfToken: string }
   return { cookie: (res.headers.get('set-cookie') ?? '').split(';')[0], csrf: csrfToken }
 }
 
-async function waitFor<T> (check: () => Promise<T | undefined | false>, timeoutMs: number, what: string, pollMs = SETUP_POLL_MS): Promise<T> {
+export async function waitFor<T> (check: () => Promise<T | undefined | false>, timeoutMs: number, what: string, pollMs = SETUP_POLL_MS): Promise<T> {
   const deadline = performance.now() + timeoutMs
   for (;;) {
     const v = await check()
