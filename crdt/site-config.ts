@@ -34,7 +34,15 @@ export interface RoamingSettings {
 export interface ClientSettings {
   /** A client takes jobs for other requesting-user-names than its workstation's user (default false: a workstation prints for its user). */
   otherUsers: boolean
+  /**
+   * Client spooling: the client keeps the document and publishes only the job record (default
+   * true: the point of a client). Off: the client hands each job to its site, which holds it.
+   */
+  spooling: boolean
 }
+
+/** Client spooling is on unless a site's admin turns it off (the issue's default). */
+export const DEFAULT_CLIENT_SPOOLING = true
 
 export interface SiteSettings {
   site: SiteId
@@ -59,6 +67,7 @@ export function readSiteSettings (doc: Y.Doc | undefined, site: SiteId): SiteSet
   const hostname = map.get('hostname')
   const updatedAt = map.get('updatedAt')
   const clientOtherUsers = map.get('clientOtherUsers')
+  const clientSpooling = map.get('clientSpooling')
   return {
     site,
     hostname: typeof hostname === 'string' ? hostname : site,
@@ -66,7 +75,7 @@ export function readSiteSettings (doc: Y.Doc | undefined, site: SiteId): SiteSet
       partners: Array.isArray(partners) ? partners.filter((p): p is SiteId => typeof p === 'string') : [],
       mode: ROAMING_MODES.includes(mode as RoamingMode) ? mode as RoamingMode : DEFAULT_ROAMING_MODE
     },
-    clients: { otherUsers: clientOtherUsers === true },
+    clients: { otherUsers: clientOtherUsers === true, spooling: typeof clientSpooling === 'boolean' ? clientSpooling : DEFAULT_CLIENT_SPOOLING },
     updatedAt: typeof updatedAt === 'number' ? updatedAt : 0
   }
 }
@@ -93,18 +102,23 @@ export function setRoaming (doc: Y.Doc, roaming: RoamingSettings, now: number): 
   map.set('updatedAt', now)
 }
 
-/** Checks client settings from an admin (`{"otherUsers": true}`). */
-export function validateClientSettings (input: unknown): ClientSettings {
-  if (typeof input !== 'object' || input === null) throw new InvalidSiteSettingsError('client settings must be an object like {"otherUsers": false}')
-  const { otherUsers } = input as { otherUsers?: unknown }
-  if (typeof otherUsers !== 'boolean') throw new InvalidSiteSettingsError('otherUsers must be true or false')
-  return { otherUsers }
+/** Checks client settings from an admin (`{"otherUsers": true}`, `{"spooling": false}`, or both); what is left out stays as it is. */
+export function validateClientSettings (input: unknown): Partial<ClientSettings> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new InvalidSiteSettingsError('client settings must be an object like {"otherUsers": false, "spooling": true}')
+  const { otherUsers, spooling, ...rest } = input as { otherUsers?: unknown, spooling?: unknown }
+  const unknown = Object.keys(rest)
+  if (unknown.length > 0) throw new InvalidSiteSettingsError(`unknown client setting ${JSON.stringify(unknown[0])}: otherUsers and spooling are known`)
+  if (otherUsers === undefined && spooling === undefined) throw new InvalidSiteSettingsError('name otherUsers or spooling (true or false)')
+  if (otherUsers !== undefined && typeof otherUsers !== 'boolean') throw new InvalidSiteSettingsError('otherUsers must be true or false')
+  if (spooling !== undefined && typeof spooling !== 'boolean') throw new InvalidSiteSettingsError('spooling must be true or false')
+  return { ...(otherUsers === undefined ? {} : { otherUsers }), ...(spooling === undefined ? {} : { spooling }) }
 }
 
-/** Writes the client settings (already validated). */
-export function setClientSettings (doc: Y.Doc, clients: ClientSettings, now: number): void {
+/** Writes the client settings given (already validated). */
+export function setClientSettings (doc: Y.Doc, clients: Partial<ClientSettings>, now: number): void {
   const map = settingsMap(doc)
-  map.set('clientOtherUsers', clients.otherUsers)
+  if (clients.otherUsers !== undefined) map.set('clientOtherUsers', clients.otherUsers)
+  if (clients.spooling !== undefined) map.set('clientSpooling', clients.spooling)
   map.set('updatedAt', now)
 }
 

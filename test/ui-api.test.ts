@@ -75,7 +75,7 @@ class FakeSite implements SiteApi {
     return { jobs: this.jobs.filter((j) => scope === 'all' || j.owner === actor.user), remote: [] }
   }
 
-  private roamingSettings: RoamingView = { site: 'site-a', hostname: 'site-a.example', mode: 'separate', partners: [], clients: { otherUsers: false } }
+  private roamingSettings: RoamingView = { site: 'site-a', hostname: 'site-a.example', mode: 'separate', partners: [], clients: { otherUsers: false, spooling: true } }
   roaming (): RoamingView { return this.roamingSettings }
   async setRoaming (input: unknown): Promise<RoamingView> {
     const { partners, mode } = input as { partners?: unknown, mode?: unknown }
@@ -87,7 +87,7 @@ class FakeSite implements SiteApi {
   async setClientSettings (input: unknown): Promise<RoamingView> {
     const { otherUsers } = input as { otherUsers?: unknown }
     if (typeof otherUsers !== 'boolean') throw new InvalidRequestError('otherUsers must be true or false')
-    this.roamingSettings = { ...this.roamingSettings, clients: { otherUsers } }
+    this.roamingSettings = { ...this.roamingSettings, clients: { ...this.roamingSettings.clients, otherUsers } }
     return this.roamingSettings
   }
 

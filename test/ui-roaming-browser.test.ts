@@ -119,7 +119,7 @@ class RoamingSite implements SiteApi {
         const theirs = this.known.get(site)
         return { site, ...(theirs !== undefined ? { hostname: theirs.hostname } : {}), mutual: this.roamsWith(site) }
       }),
-      clients: { otherUsers: false }
+      clients: { otherUsers: false, spooling: true }
     }
   }
 

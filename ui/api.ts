@@ -76,7 +76,7 @@ export interface RoamingView {
     mutual: boolean
   }>
   /** What this site's workstation clients may do. */
-  clients: { otherUsers: boolean }
+  clients: { otherUsers: boolean, spooling: boolean }
 }
 
 export interface SiteApi {
@@ -93,7 +93,7 @@ export interface SiteApi {
   roaming (): RoamingView
   /** Sets partners and mode (`{partners: string[], mode}`); InvalidRequestError on bad input. */
   setRoaming (input: unknown): Promise<RoamingView>
-  /** Sets what this site's workstation clients may do (`{otherUsers: boolean}`); InvalidRequestError on bad input. */
+  /** Sets what this site's workstation clients may do (`{otherUsers?: boolean, spooling?: boolean}`); InvalidRequestError on bad input. */
   setClientSettings (input: unknown): Promise<RoamingView>
   printers (): Promise<PrinterView[]>
   usageRecords (query: UsageQuery): UsageRecordView[]
