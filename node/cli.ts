@@ -19,7 +19,7 @@ import { ldapCommands } from './ldap-cli.ts'
 import { readAdminTokenFile } from './admin-token.ts'
 import { DEFAULT_INTAKE_LIMITS, type IntakeLimits } from '../devices/jobs/intake-limits.ts'
 import { licenseCommands } from './license-cli.ts'
-import { defaultTlsNames, type TlsMode } from './tls.ts'
+import { DEFAULT_TLS_RETRY_MS, defaultTlsNames, type TlsMode } from './tls.ts'
 
 /** IPP's port 631 needs root; this is the unprivileged default, as CUPS test setups use. */
 const DEFAULT_IPP_PORT = 8631
@@ -156,14 +156,17 @@ function withMeshOptions (cmd: Command, role: RoleDefaults): Command {
     .option('--network-key <file>', 'private-network key file: only peers holding the same key can connect (default: <data>/network.key, created for a new mesh, written from the join string when joining)')
 }
 
-interface NodeCliOptions extends MeshCliOptions { data: string, host: string, httpPort: number, adminToken?: string, adminTokenFile?: string, logLevel: string, tls: 'off' | 'mesh', tlsCert?: string, tlsKey?: string, tlsName?: string[], plainHttp?: boolean }
+interface NodeCliOptions extends MeshCliOptions { data: string, host: string, httpPort: number, adminToken?: string, adminTokenFile?: string, logLevel: string, tls: 'off' | 'mesh', tlsCert?: string, tlsKey?: string, tlsName?: string[], tlsRetrySeconds?: number /* ms, from seconds() */, plainHttp?: boolean }
 
 /** The TLS a role runs with, from --tls, --tls-cert/--tls-key, --tls-name and --plain-http. */
 function tlsOption (opts: NodeCliOptions): { tls: TlsMode, plainHttp: boolean } {
   if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw new InvalidArgumentError('--tls-cert and --tls-key go together')
+  if (opts.tlsRetrySeconds !== undefined && (opts.tls !== 'mesh' || opts.tlsCert !== undefined)) throw new InvalidArgumentError('--tls-retry-seconds goes with --tls mesh (only a mesh certificate is asked of central)')
   const plainHttp = opts.plainHttp === true
   if (opts.tlsCert !== undefined && opts.tlsKey !== undefined) return { tls: { kind: 'files', certFile: opts.tlsCert, keyFile: opts.tlsKey }, plainHttp }
-  if (opts.tls === 'mesh') return { tls: { kind: 'mesh', names: [...defaultTlsNames(opts.host), ...(opts.tlsName ?? [])] }, plainHttp }
+  if (opts.tls === 'mesh') {
+    return { tls: { kind: 'mesh', names: [...defaultTlsNames(opts.host), ...(opts.tlsName ?? [])], ...(opts.tlsRetrySeconds !== undefined ? { retryMs: opts.tlsRetrySeconds } : {}) }, plainHttp }
+  }
   return { tls: { kind: 'off' }, plainHttp }
 }
 
@@ -209,6 +212,7 @@ function withNodeOptions (cmd: Command, role: RoleDefaults): Command {
     .option('--tls-cert <file>', 'serve TLS with this PEM certificate (chain, leaf first) instead of the mesh CA\'s; with --tls-key')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert')
     .option('--tls-name <name>', 'another host name or address the mesh certificate names (repeatable; always: the host name, --host, localhost, 127.0.0.1, ::1)', collect)
+    .option('--tls-retry-seconds <s>', `with --tls mesh, ask central again this long after a failed certificate request (default: ${DEFAULT_TLS_RETRY_MS / 1000}; shorter gets the certificate sooner once central is back, at a request per interval while it is not)`, seconds)
     .option('--plain-http', 'while TLS is on, serve the web console over plain HTTP too (default: plain HTTP only redirects to https)')
   return withAdminTokenOptions(cmd, `file holding the bearer token for admin API calls (or ${ADMIN_TOKEN_ENV}; default: generated into <data>/admin-token)`)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').env('PRINTMESH_LOG_LEVEL'))

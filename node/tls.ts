@@ -49,8 +49,8 @@ export const NODE_CERT_LIFETIME_MS = 90 * 24 * 3600_000
 const BACKDATE_MS = 3600_000
 /** How often a node checks whether its certificate is due (renewal at half its lifetime). */
 const RENEW_CHECK_MS = 3600_000
-/** After a failed request the next try comes this much later (central may be down). */
-const RETRY_MS = 30_000
+/** After a failed request the next try comes this much later by default (central may be down): often enough that a node gets its certificate soon after central is back, rarely enough to cost nothing while it is not. */
+export const DEFAULT_TLS_RETRY_MS = 30_000
 /** A certificate names at most this many hosts: a node has a few names and addresses. */
 const MAX_NAMES = 16
 /** A DNS name as certificates carry them (RFC 1123 labels, optionally a leading wildcard is not allowed). */
@@ -64,8 +64,11 @@ export class TlsConfigError extends Error {
 /** What a node does about TLS. */
 export type TlsMode =
   | { kind: 'off' }
-  /** A certificate from the mesh CA (central's, or the node's own when it is the authority). */
-  | { kind: 'mesh', names: string[] }
+  /**
+   * A certificate from the mesh CA (central's, or the node's own when it is the authority);
+   * `retryMs`: how long after a failed request to ask central again (default {@link DEFAULT_TLS_RETRY_MS}).
+   */
+  | { kind: 'mesh', names: string[], retryMs?: number }
   /** The admin's certificate and key (PEM files). */
   | { kind: 'files', certFile: string, keyFile: string }
 
@@ -245,6 +248,14 @@ function createTlsProvider (mode: TlsMode, c: TlsComponents): TlsProvider {
     caPem = ca
     for (const l of listeners) l(m)
   }
+  /**
+   * The key with its certificate and the CA that signed it, leaf first. The CA goes in the
+   * chain (RFC 8446 §4.4.2 allows the root) because CUPS 2.4 checks a server against the CA
+   * an admin gave it (`~/.cups/ssl/site.crt`, with `TrustOnFirstUse No`) by comparing the
+   * certificates after the leaf with that file, not by verifying a signature: a leaf alone
+   * is refused there (cups/tls-gnutls.c httpCredentialsGetTrust).
+   */
+  const withChain = (key: string, cert: string, ca: string): TlsMaterial => ({ key, cert: `${cert.trimEnd()}\n${ca.trimEnd()}\n` })
 
   async function readRecord (): Promise<CertRecord | undefined> {
     try {
@@ -262,7 +273,8 @@ function createTlsProvider (mode: TlsMode, c: TlsComponents): TlsProvider {
     const authority = c.membership.authority
     const record = await readRecord()
     if (!stale(record, authority, names, Date.now()) && record !== undefined) {
-      if (material?.cert !== record.cert) present({ key: keyPem, cert: record.cert }, record.ca)
+      const stored = withChain(keyPem, record.cert, record.ca)
+      if (material?.cert !== stored.cert) present(stored, record.ca)
       return true
     }
     let issued: { certificate: string, ca: string }
@@ -279,7 +291,7 @@ function createTlsProvider (mode: TlsMode, c: TlsComponents): TlsProvider {
         if (material === undefined) {
           // a provisional certificate of this node's own CA, so https and ipps work before central answers
           const own = await MeshCa.open(join(dir, 'own-ca'), `printmesh provisional CA ${c.self.id.slice(-8)}`)
-          present({ key: keyPem, cert: await own.issue(publicKeyPem, names) }, own.certPem)
+          present(withChain(keyPem, await own.issue(publicKeyPem, names), own.certPem), own.certPem)
           log.warn('presenting a provisional TLS certificate until central certifies this node')
         }
         return false
@@ -293,7 +305,7 @@ function createTlsProvider (mode: TlsMode, c: TlsComponents): TlsProvider {
     }
     const next: CertRecord = { issuer: authority, names, cert: issued.certificate, ca: issued.ca }
     await writeAtomically(join(dir, 'cert.json'), JSON.stringify(next, null, 2))
-    present({ key: keyPem, cert: issued.certificate }, issued.ca)
+    present(withChain(keyPem, issued.certificate, issued.ca), issued.ca)
     log.info({ names, validTo: new NodeX509(issued.certificate).validTo }, 'TLS certificate from the mesh CA')
     return true
   }
@@ -317,21 +329,23 @@ function createTlsProvider (mode: TlsMode, c: TlsComponents): TlsProvider {
         return
       }
       const names = validateNames(mode.names)
+      const retryMs = mode.retryMs ?? DEFAULT_TLS_RETRY_MS
+      if (!Number.isFinite(retryMs) || retryMs <= 0) throw new TlsConfigError(`the TLS retry interval must be a positive number of milliseconds, got ${retryMs}`)
       const tick = (): void => {
         if (stopped) return
         refresh(names, ownCa).then((ok) => {
           if (stopped) return
-          timer = setTimeout(tick, ok ? RENEW_CHECK_MS : RETRY_MS)
+          timer = setTimeout(tick, ok ? RENEW_CHECK_MS : retryMs)
           timer.unref()
         }, (err: unknown) => {
           log.error({ err }, 'TLS certificate refresh failed')
-          timer = setTimeout(tick, RETRY_MS)
+          timer = setTimeout(tick, retryMs)
           timer.unref()
         })
       }
       // the first certificate (or the provisional one) before the servers start
       const ok = await refresh(names, ownCa)
-      timer = setTimeout(tick, ok ? RENEW_CHECK_MS : RETRY_MS)
+      timer = setTimeout(tick, ok ? RENEW_CHECK_MS : retryMs)
       timer.unref()
     },
     async stop () {
