@@ -35,7 +35,8 @@ export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['printed', 'faile
 const TRANSITIONS: Record<JobState, readonly JobState[]> = {
   received: ['held', 'releasing', 'failed', 'deleted'],
   held: ['releasing', 'deleted', 'expired'],
-  releasing: ['printing', 'held', 'failed'],
+  // deleted: handed over to its site by a workstation's client (client spooling off), under the site's grant
+  releasing: ['printing', 'held', 'failed', 'deleted'],
   printing: ['printed', 'failed', 'held', 'releasing'],
   printed: ['expired'],
   failed: ['expired'],
@@ -94,6 +95,8 @@ export interface JobRecord {
   originatingHost?: string
   /** The owner's delegates (directory) may release it too: it came through a queue that allows it (a site's, a terminal's Delegated mode). */
   delegable?: boolean
+  /** The workstation's job this one was handed over from (client spooling off): its client and job id; the site takes each once. */
+  handedOverFrom?: { peer: PeerId, jobId: string }
   /** Who released it, when not its owner (a delegate, an admin); the charge stays the owner's. */
   releasedBy?: string
   /** The peer that printed it, when not the holder itself (a roaming release). */

@@ -36,7 +36,7 @@ import type { OutputDevice } from '../devices/output/types.ts'
 import type { RoamingService } from '../devices/jobs/roaming.ts'
 import type { JobService } from '../devices/jobs/service.ts'
 import { readSiteSettings } from '../crdt/site-config.ts'
-import { siteConfigDoc, siteId, type SiteId } from '../crdt/names.ts'
+import { siteConfigDoc, siteId, type PeerId, type SiteId } from '../crdt/names.ts'
 import { preparePeer, peerConfig, peerOf, CORE_SERVICES, PEER_VIEW, type Peer, type PeerComponents } from './peer.ts'
 import { createMeshApi } from './mesh.ts'
 import { createHttpServer, type HttpServer } from '../ui/server.ts'
@@ -54,6 +54,8 @@ import { libp2pRoamingLink } from './roaming.ts'
 import { FallbackPrinting } from './fallback.ts'
 import { openDirectPrinters } from './direct-printers.ts'
 import type { DirectPrinters } from '../devices/jobs/roaming.ts'
+import { HandOverSender } from '../devices/jobs/handover.ts'
+import { HANDOVER_PRINTER, HANDED_OVER_REASON, type RoamingLink } from '../devices/jobs/types.ts'
 import type { LightPeerConfig } from './light-peer.ts'
 import { tlsService, type TlsProvider } from './tls.ts'
 import type { Membership } from '../crdt/membership.ts'
@@ -117,7 +119,8 @@ function clientJobs (jobs: JobService, fallback: FallbackPrinting): ClientJobVie
     ...(job.message !== undefined && job.message !== '' ? { message: job.message } : {}),
     ...(job.printedBy !== undefined ? { printedBy: job.printedBy } : {}),
     ...(job.printer !== undefined ? { printer: job.printer } : {}),
-    ...(fallback.isFallback(job.printer) && job.printer !== undefined ? { fallback: { name: job.printer, uri: fallbackUri.get(job.printer) ?? '' } } : {})
+    ...(fallback.isFallback(job.printer) && job.printer !== undefined ? { fallback: { name: job.printer, uri: fallbackUri.get(job.printer) ?? '' } } : {}),
+    ...(job.grant?.printer === HANDOVER_PRINTER && (job.state === 'releasing' || job.reason === HANDED_OVER_REASON) ? { handOver: { site: job.grant.site, done: job.state === 'deleted' } } : {})
   }))
 }
 
@@ -146,6 +149,17 @@ function clientServices (config: ClientConfig, site: SiteId, name: string, user:
         { data: resolve(config.data), site, self: c.self.id, printers: fallbackPrinters },
         { jobs: c.jobs, store: c.store, membership: c.membership, connectedPeers: () => c.host.getConnections().filter((k) => k.status === 'open').map((k) => k.remotePeer.toString()), logger: c.logger })
     }),
+    handover: () => serviceFactory<C & { store: DocStore, membership: Membership, roamingLink: RoamingLink }, Startable>(['jobs', 'store', 'membership', 'roamingLink', 'fallback', 'logger'], (c) => {
+      const sender = new HandOverSender({ site }, {
+        jobs: c.jobs,
+        link: c.roamingLink,
+        handingOver: () => !readSiteSettings(c.store.get(siteConfigDoc(site)), site).clients.spooling,
+        // the site's own server, not a terminal: only it takes jobs in
+        siteServer: () => c.fallback.reachablePeers().find((p) => c.membership.info(p)?.role === 'site') as PeerId | undefined,
+        logger: c.logger
+      })
+      return { start: async () => { sender.start() }, stop: async () => { await sender.stop() } }
+    }),
     ipp: ippService({ host: config.host, port: config.ippPort, realm: `printmesh ${name}`, authenticate: workstationLogin(user) }),
     http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'jobs', 'fallback', 'ipp', 'metrics', 'logger', 'tls'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger)
@@ -162,6 +176,7 @@ function clientServices (config: ClientConfig, site: SiteId, name: string, user:
             ippUri: `ipp://${urlHost}:${c.ipp.port}/ipp/print`,
             siteReachable: reachable.length > 0,
             reachablePeers: reachable.map((p) => ({ peer: p, role: c.membership.info(p)?.role ?? 'unknown' })),
+            clientSpooling: readSiteSettings(c.store.get(siteConfigDoc(site)), site).clients.spooling,
             jobs: clientJobs(c.jobs, c.fallback),
             fallbackPrinters: c.fallback.printers()
           }

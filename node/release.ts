@@ -26,6 +26,7 @@ import type { RoamingService } from '../devices/jobs/roaming.ts'
 import { PrintEngine } from '../devices/jobs/print-engine.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
 import type { QueueInfo, RoamingLink } from '../devices/jobs/types.ts'
+import { intakeLimits, type IntakeLimits } from '../devices/jobs/intake-limits.ts'
 import type { Spool } from '../devices/spool.ts'
 import type { DocStore } from '../crdt/store.ts'
 import type { Membership } from '../crdt/membership.ts'
@@ -69,6 +70,8 @@ export interface ReleaseServicesInit {
   blob?: Partial<BlobServerOptions>
   /** A holder that sends its jobs to other peers' printers itself (a workstation's client: client → printer). */
   directPrinters?: DirectPrinters
+  /** A site's server takes the jobs its workstations' clients hand over (client spooling off), under its intake limits. */
+  handOver?: { limits?: Partial<IntakeLimits> }
 }
 
 /** The components the release services read. */
@@ -137,7 +140,14 @@ export function releaseServices (init: ReleaseServicesInit): ServiceRegistry {
         ...(c.clock.monotonic !== undefined ? { monotonic: c.clock.monotonic } : {})
       })),
     roaming: () => serviceFactory<C, RoamingService>(['self', 'signer', 'store', 'spool', 'copies', 'printers', 'jobs', 'print-engine', 'roamingLink', 'membership', 'clock', 'logger', 'delegation'], (c) => createRoamingService(
-      { peer: c.self.id, site: init.site, ...(init.hostname !== undefined ? { hostname: init.hostname } : {}), ...(init.jobs?.deviceName !== undefined ? { deviceName: init.jobs.deviceName } : {}), ...init.roaming },
+      {
+        peer: c.self.id,
+        site: init.site,
+        ...(init.hostname !== undefined ? { hostname: init.hostname } : {}),
+        ...(init.jobs?.deviceName !== undefined ? { deviceName: init.jobs.deviceName } : {}),
+        ...(init.handOver !== undefined ? { handOver: { limits: intakeLimits(init.handOver.limits) } } : {}),
+        ...init.roaming
+      },
       {
         store: c.store,
         spool: c.spool,
@@ -151,6 +161,7 @@ export function releaseServices (init: ReleaseServicesInit): ServiceRegistry {
         logger: c.logger,
         delegation: c.delegation,
         roleOf: (p) => c.membership.info(p)?.role,
+        memberOf: (p) => c.membership.info(p),
         ...(init.directPrinters !== undefined ? { directPrinters: init.directPrinters } : {}),
         now: c.clock.now,
         ...(c.clock.sleep !== undefined ? { sleep: c.clock.sleep } : {})

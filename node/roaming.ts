@@ -1,7 +1,7 @@
 /**
  * Roaming over libp2p: the {@link RoamingLink} a site uses to reach the peers holding its
  * partners' jobs, and the handlers that answer them. Two protocols (transports/PROTOCOL.md):
- * `/printmesh/release/1.0.0` (one JSON request, one JSON response: grant, commit, delete)
+ * `/printmesh/release/1.0.0` (one JSON request, one JSON response: grant, commit, delete, print, handover)
  * and `/printmesh/blob/1.0.0` (the job's document). What the answers are is decided by
  * the roaming service (devices/jobs/roaming.ts); this module only translates.
  */
@@ -12,7 +12,7 @@ import { callRpc, handleRpc, RpcUnreachableError } from '../transports/rpc.ts'
 import { fetchBlob, serveBlobs, BlobHolderUnreachableError, type BlobServerOptions } from '../transports/blob.ts'
 import { parseAdminCapability, type AdminCapability } from '../crdt/capability.ts'
 import { peerId, type PeerId, type SiteId } from '../crdt/names.ts'
-import { HolderUnreachableError, type DirectPrintRequest, type GrantRequest, type RoamingHolder, type RoamingLink, type GrantReply } from '../devices/jobs/types.ts'
+import { HolderUnreachableError, type DirectPrintRequest, type GrantRequest, type HandOverReply, type HandOverRequest, type RoamingHolder, type RoamingLink, type GrantReply } from '../devices/jobs/types.ts'
 
 export const RELEASE_PROTOCOL = '/printmesh/release/1.0.0'
 /** A holder answers a release request within this or the request fails. */
@@ -25,8 +25,28 @@ type Request =
   | { op: 'commit', jobId: string, grantId: string }
   | { op: 'delete', jobId: string, user: string, adminCapability?: AdminCapability }
   | { op: 'print', request: DirectPrintRequest }
+  | { op: 'handover', request: HandOverRequest }
 
 const isField = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_FIELD_CHARS
+/** Copies of one job a site takes: IPP's own bound on `copies` is far above any real job. */
+const MAX_COPIES = 9_999
+const SHA256_HEX = /^[0-9a-f]{64}$/
+const isCount = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= max
+
+/** Checks a handover request from the wire (a workstation's job, as its client describes it). */
+function parseHandOver (g: unknown): { op: 'handover', request: HandOverRequest } | string {
+  if (typeof g !== 'object' || g === null) return 'handover needs a request'
+  const r = g as Record<string, unknown>
+  if (!isField(r.jobId) || !isField(r.grantId) || !isField(r.owner) || !isField(r.name) || !isField(r.sides) || !isField(r.format)) return 'handover needs jobId, grantId, owner, name, sides and format'
+  if (!isCount(r.copies, MAX_COPIES) || r.copies < 1) return `handover copies must be 1-${MAX_COPIES}`
+  if (typeof r.sha256 !== 'string' || !SHA256_HEX.test(r.sha256)) return 'handover sha256 must be 64 hex digits'
+  if (!isCount(r.size, Number.MAX_SAFE_INTEGER)) return 'handover size must be a byte count'
+  if (r.media !== undefined && !isField(r.media)) return 'handover media must be a media name'
+  return {
+    op: 'handover',
+    request: { jobId: r.jobId, grantId: r.grantId, owner: r.owner, name: r.name, copies: r.copies, sides: r.sides, format: r.format, sha256: r.sha256, size: r.size, ...(r.media !== undefined ? { media: r.media } : {}) }
+  }
+}
 
 /** Checks a request from the wire; a string says what is wrong. */
 export function parseReleaseRequest (raw: unknown): Request | string {
@@ -46,6 +66,7 @@ export function parseReleaseRequest (raw: unknown): Request | string {
     if (typeof capability === 'string') return capability
     return { op: 'print', request: { jobId: g.jobId, user: g.user, printer: g.printer, printerUri: g.printerUri, printerLabel: g.printerLabel, ...(capability !== undefined ? { adminCapability: capability } : {}) } }
   }
+  if (r.op === 'handover') return parseHandOver(r.request)
   if (r.op === 'commit') return isField(r.jobId) && isField(r.grantId) ? { op: 'commit', jobId: r.jobId, grantId: r.grantId } : 'commit needs jobId and grantId'
   if (r.op === 'delete') {
     if (!isField(r.jobId) || !isField(r.user)) return 'delete needs jobId and user'
@@ -76,6 +97,7 @@ export async function serveRoaming (host: Libp2p, holder: RoamingHolder, logger:
       case 'commit': return await holder.commit(from, req.jobId, req.grantId)
       case 'delete': return await holder.deleteJob(from, req.jobId, req.user, req.adminCapability)
       case 'print': return await holder.printDirect(from, req.request)
+      case 'handover': return await holder.handOver(from, req.request)
     }
   }, log, RELEASE_HANDLER_TIMEOUT_MS)
   const stopBlobs = await serveBlobs(host, {
@@ -106,6 +128,7 @@ export function libp2pRoamingLink (host: Libp2p, siteOf: (peer: string) => strin
     },
     requestGrant: async (holder, request, signal) => await call(holder, { op: 'grant', request }, signal) as GrantReply,
     requestPrint: async (holder, request, signal) => await call(holder, { op: 'print', request }, signal) as Awaited<ReturnType<NonNullable<RoamingLink['requestPrint']>>>,
+    handOver: async (site, request, signal) => await call(site, { op: 'handover', request }, signal) as HandOverReply,
     commit: async (holder, jobId, grantId, signal) => await call(holder, { op: 'commit', jobId, grantId }, signal) as Awaited<ReturnType<RoamingLink['commit']>>,
     deleteJob: async (holder, jobId, user, signal, adminCapability) => await call(holder, { op: 'delete', jobId, user, ...(adminCapability !== undefined ? { adminCapability } : {}) }, signal) as Awaited<ReturnType<RoamingLink['deleteJob']>>,
     fetch: async (holder, sha256, dest, signal, onProgress) => {

@@ -20,8 +20,8 @@ export const ROLES = {
   site: [...CORE, 'analyzer', 'print-engine', 'delegation', 'jobs', 'roaming', 'release-server', 'usage-metrics', 'tls', 'ipp', 'http', 'dnssd'],
   /** The embedded peer at one MFP: releases its site's (and partners') jobs to its one printer through the release engine; serves the panel. */
   terminal: [...CORE, 'analyzer', 'print-engine', 'delegation', 'jobs', 'roaming', 'release-server', 'tls', 'ipp', 'http', 'dnssd'],
-  /** A workstation's peer: its own IPP printer, client spooling (it holds and arbitrates its jobs), fallback printing, its local page. */
-  client: [...CORE, 'analyzer', 'print-engine', 'delegation', 'jobs', 'roaming', 'release-server', 'fallback', 'tls', 'ipp', 'http']
+  /** A workstation's peer: its own IPP printer, client spooling (it holds and arbitrates its jobs) or handing jobs to its site, fallback printing, its local page. */
+  client: [...CORE, 'analyzer', 'print-engine', 'delegation', 'jobs', 'roaming', 'release-server', 'fallback', 'handover', 'tls', 'ipp', 'http']
 } as const satisfies Record<Role, readonly string[]>
 
 /**

@@ -156,6 +156,8 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
     ...releaseServices({
       site: info.site,
       hostname: info.hostname,
+      // its workstations' clients hand jobs over when the site turns client spooling off
+      handOver: config.intakeLimits !== undefined ? { limits: config.intakeLimits } : {},
       queues: [{
         name: config.queue,
         hold: config.hold,

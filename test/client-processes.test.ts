@@ -12,7 +12,7 @@ import * as assert from 'uvu/assert'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { createHash } from 'node:crypto'
-import { readdir, readFile } from 'node:fs/promises'
+import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { until } from '../simulations/wait.ts'
 import { startCentral, startClient, startSite, type SiteProcess } from '../simulations/node-process.ts'
@@ -49,8 +49,9 @@ const c = (): SiteProcess => { if (client === undefined) throw new Error('no cli
 
 interface ClientStatus {
   siteReachable: boolean
+  clientSpooling: boolean
   reachablePeers: Array<{ peer: string, role: string }>
-  jobs: Array<{ id: string, name: string, owner: string, state: string, pages?: number, fallback?: { name: string, uri: string }, printedBy?: { printer: string, site: string } }>
+  jobs: Array<{ id: string, name: string, owner: string, state: string, pages?: number, fallback?: { name: string, uri: string }, printedBy?: { printer: string, site: string }, handOver?: { site: string, done: boolean } }>
   fallbackPrinters: Array<{ name: string, uri: string, chosen: boolean }>
 }
 const clientStatus = async (node: SiteProcess = c()): Promise<ClientStatus> => await (await fetch(`${node.httpUrl}/api/client`)).json() as ClientStatus
@@ -164,9 +165,58 @@ test('CUPS\' ipp-1.1 conformance suite passes against the workstation\'s printer
   assert.ok(await releasing > 0, 'the suite printed jobs, released from the page')
 })
 
+/** Every document file in a node's spool folder, by name (their sha256). */
+async function spooled (node: SiteProcess): Promise<string[]> {
+  const root = join(node.dataDir, 'spool')
+  const out: string[] = []
+  for (const dir of await readdir(root)) {
+    if (dir === 'tmp') continue
+    out.push(...await readdir(join(root, dir)).catch(() => [] as string[]))
+  }
+  return out
+}
+
+test('with client spooling turned off at the site, lp at the workstation hands the job to the site\'s server: held there as alice\'s with its pages, no copy left on the workstation; released at the panel it prints once from the site, charged once', async () => {
+  const off = await admin<{ clients: { otherUsers: boolean, spooling: boolean } }>(m().site, '/api/roaming/clients', { method: 'PUT', body: { spooling: false } })
+  assert.equal(off.clients, { otherUsers: false, spooling: false })
+  await until(async () => !(await clientStatus()).clientSpooling, MESH_TIMEOUT_MS, 'the setting reaches the workstation')
+  try {
+    const doc = await makeDocument(m().docs, 'handed.pdf', 2, [1])
+    const siteBytesBefore = await documentBytesSent(m().site)
+    await lp(c(), doc.path, 'handed.pdf')
+    const clientJob = await jobAtClient('handed.pdf')
+    await until(async () => (await clientStatus()).jobs.find((j) => j.id === clientJob)?.handOver?.done === true, MESH_TIMEOUT_MS, 'the workstation says it was handed over')
+    const atClient = (await clientStatus()).jobs.find((j) => j.id === clientJob)
+    assert.equal([atClient?.state, atClient?.handOver], ['deleted', { site: 'site-a', done: true }], 'the workstation\'s page names the site')
+    assert.not.ok((await spooled(c())).includes(doc.sha256), 'no copy of the document stays on the workstation')
+    assert.ok((await spooled(m().site)).includes(doc.sha256), 'the site\'s spool holds it')
+
+    // the site's own job, owned by alice, analysed there
+    const siteJobs = (await jobsAt(m().site)).filter((j) => j.name === 'handed.pdf' && j.id !== clientJob)
+    assert.equal(siteJobs.map((j) => [j.owner, j.state]), [['alice', 'held']], 'one job at the site, held for alice')
+    const siteJob = siteJobs[0].id
+    const alice = await session('alice')
+    await until(async () => (await panelJobs(alice)).some((j) => j.id === siteJob), MESH_TIMEOUT_MS, 'listed on the panel')
+    const listed = (await panelJobs(alice)).filter((j) => j.name === 'handed.pdf')
+    assert.equal(listed.map((j) => [j.id, j.pages, j.colorPages]), [[siteJob, 2, 1]], 'listed once, as the site\'s job, with its pages')
+
+    const released = await panel<{ job: { state: string } }>(alice, 'POST', `/api/panel/jobs/${siteJob}/release`)
+    assert.is(released.status, 200, JSON.stringify(released.body))
+    const device = m().terminals[0].printer
+    await until(async () => (await printedBy(device)).includes(doc.sha256), MESH_TIMEOUT_MS, 'printed at the terminal\'s device')
+    assert.is((await printedBy(device)).filter((s) => s === doc.sha256).length, 1, 'printed once, identical bytes')
+    assert.ok(await documentBytesSent(m().site) - siteBytesBefore >= (await stat(doc.path)).size, 'the site sent the document to the terminal (it holds it now)')
+    await until(async () => (await usageAt(m().site)).some((u) => u.jobId === siteJob), MESH_TIMEOUT_MS, 'usage reaches the site')
+    assert.equal((await usageAt(m().site)).filter((u) => u.jobId === siteJob || u.jobId === clientJob).map((u) => [u.jobId, u.user, u.pages, u.colorPages, u.printer]), [[siteJob, 'alice', 2, 1, 'device']], 'charged once, to alice, with the exact pages, at the terminal\'s printer')
+  } finally {
+    await admin(m().site, '/api/roaming/clients', { method: 'PUT', body: { spooling: true } })
+    await until(async () => (await clientStatus()).clientSpooling, MESH_TIMEOUT_MS, 'client spooling back on at the workstation')
+  }
+})
+
 test('with the site\'s setting, the workstation takes jobs for another user, owned by that user', async () => {
   const view = await admin<{ clients: { otherUsers: boolean } }>(m().site, '/api/roaming/clients', { method: 'PUT', body: { otherUsers: true } })
-  assert.equal(view.clients, { otherUsers: true })
+  assert.equal(view.clients, { otherUsers: true, spooling: true })
   const doc = await makeDocument(m().docs, 'for-bob.pdf', 1, [])
   // the setting reaches the client with the site's config document
   await until(async () => await lp(c(), doc.path, 'for-bob.pdf', 'bob').then(() => true, () => false), MESH_TIMEOUT_MS, 'lp -U bob accepted')

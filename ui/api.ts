@@ -323,6 +323,8 @@ export interface ClientJobView {
   printer?: string
   /** The fallback printer it went to, when it did. */
   fallback?: { name: string, uri: string }
+  /** Client spooling off: the site it is being handed over to (`releasing`) or was handed over to (`deleted`). */
+  handOver?: { site: string, done: boolean }
 }
 
 /** What a workstation's local page shows and does (loopback only). */
@@ -336,6 +338,8 @@ export interface ClientApi {
     /** A peer of the site that could release its jobs (its server, a terminal) is connected. */
     siteReachable: boolean
     reachablePeers: Array<{ peer: string, role: string }>
+    /** The site's setting: jobs stay on this workstation (true) or are handed over to the site's server (false). */
+    clientSpooling: boolean
     jobs: ClientJobView[]
     fallbackPrinters: Array<{ name: string, uri: string, chosen: boolean }>
   }

@@ -41,8 +41,10 @@ import type { Spool } from '../spool.ts'
 import type { OutputDevice } from '../output/types.ts'
 import type { JobService } from './service.ts'
 import { PrintEngine, type PrintTarget } from './print-engine.ts'
+import { HandOverDesk } from './handover.ts'
+import type { IntakeLimits } from './intake-limits.ts'
 import {
-  type Actor, type Delegation, type DirectPrintRequest, type JobRecord, type JobView, type GrantReply, type GrantRequest, type RoamingHolder, type RoamingLink, type RoamingRefusal,
+  type Actor, type Delegation, type DirectPrintRequest, type HandOverReply, type HandOverRequest, type JobRecord, type JobView, type GrantReply, type GrantRequest, type RoamingHolder, type RoamingLink, type RoamingRefusal,
   JobNotFoundError, NotAuthorizedError, InvalidJobStateError, PrinterNotFoundError, NotPartnerError, HolderUnreachableError, DirectPrinterUnreachableError, JobError, TERMINAL_STATES, releaseRefusal
 } from './types.ts'
 
@@ -78,6 +80,8 @@ export interface RoamingInit {
   deviceName?: string
   /** Period of the background pass; 0 runs none (the caller calls {@link RoamingService.tick}, as the simulator does). */
   tickMs?: number
+  /** A site's server takes the jobs its workstations' clients hand over (client spooling off), under these limits (devices/jobs/handover.ts). */
+  handOver?: { limits: IntakeLimits }
 }
 
 export interface RoamingComponents {
@@ -105,6 +109,8 @@ export interface RoamingComponents {
   roleOf?: (peer: PeerId) => string | undefined
   /** A holder that prints to other peers' printers itself (a workstation's client) registers them here. */
   directPrinters?: DirectPrinters
+  /** The role and site of any certified peer (clients too): who may hand jobs over to this site. */
+  memberOf?: (peer: PeerId) => { role: string, site?: SiteId } | undefined
 }
 
 /** Printers of other peers a holder sends jobs to itself (client → printer), kept across restarts. */
@@ -140,6 +146,8 @@ export class RoamingService implements RoamingHolder {
   private readonly log: Logger
   private readonly ttlMs: number
   private readonly engine: PrintEngine
+  /** A site's server: where its workstations' clients hand jobs over (client spooling off). */
+  private readonly desk: HandOverDesk | undefined
   private readonly onEntry = (name: DocName, _bytes: Uint8Array, _e: unknown, origin: Origin): void => {
     const parsed = parseDocName(name)
     if ((parsed?.family === 'jobs' && parsed.peer !== this.init.peer && origin.kind === 'peer') || parsed?.family === 'site') {
@@ -153,6 +161,9 @@ export class RoamingService implements RoamingHolder {
     this.log = c.logger.child({ service: 'roaming' })
     this.ttlMs = init.grantTtlMs ?? DEFAULT_GRANT_TTL_MS
     this.engine = c.engine ?? new PrintEngine({ peer: init.peer, site: init.site }, { store: c.store, printers: c.printers, logger: c.logger, ...(c.now !== undefined ? { now: c.now } : {}) })
+    this.desk = init.handOver === undefined || c.memberOf === undefined
+      ? undefined
+      : new HandOverDesk({ site: init.site, limits: init.handOver.limits }, { jobs: c.jobs, link: c.link, copies: c.copies, memberOf: c.memberOf, signal: () => this.abort.signal, logger: c.logger })
   }
 
   async start (): Promise<void> {
@@ -532,6 +543,11 @@ export class RoamingService implements RoamingHolder {
       this.log.info({ job: job.id, printer: name, uri: request.printerUri, for: peer, by: actor.user }, 'sending a held job to another peer\'s printer')
       return { ok: true as const, job: releasing }
     })
+  }
+
+  async handOver (peer: PeerId, request: HandOverRequest): Promise<HandOverReply> {
+    if (this.desk === undefined) return { ok: false, error: 'not-authorized', message: 'only a site\'s server takes jobs handed over by workstations' }
+    return this.desk.handOver(peer, request)
   }
 
   mayFetch (peer: PeerId, sha256: string): boolean {

@@ -59,7 +59,7 @@ import type { PrinterLanes } from './printer-lanes.ts'
 import { Holdings, checkNewJob, checkBytes, checkImpressions, documentTooLarge, type JobIntake } from './intake-limits.ts'
 import {
   type JobDomain, type JobRecord, type QueueInfo, type CreateJobRequest, type DocumentUpload, type JobFilter, type Actor, type Delegation,
-  JobNotFoundError, QueueNotFoundError, PrinterNotFoundError, NotAuthorizedError, InvalidJobStateError, TERMINAL_STATES, PAGES_UNKNOWN_REASON, releaseRefusal
+  JobNotFoundError, QueueNotFoundError, PrinterNotFoundError, NotAuthorizedError, InvalidJobStateError, TERMINAL_STATES, PAGES_UNKNOWN_REASON, releaseRefusal, HANDOVER_PRINTER, HANDED_OVER_REASON
 } from './types.ts'
 
 /** How often retention runs. */
@@ -398,6 +398,7 @@ export class JobService implements JobDomain {
       ...(this.init.deviceName !== undefined ? { heldAt: this.init.deviceName } : {}),
       ...(req.intake?.address !== undefined ? { originatingHost: req.intake.address } : {}),
       ...(queue.delegable === true ? { delegable: true } : {}),
+      ...(req.handedOverFrom !== undefined ? { handedOverFrom: { ...req.handedOverFrom } } : {}),
       createdAt: now,
       updatedAt: now
     }
@@ -598,6 +599,46 @@ export class JobService implements JobDomain {
     if (job.state !== 'releasing') throw new InvalidJobStateError(`job ${job.ippId} is ${job.state}, not releasing`)
     if (job.grant.expiresAt <= this.now()) throw new InvalidJobStateError(`the release grant of job ${job.ippId} expired`)
     return await this.move(doc, job.id, 'printing', ROAMING_ORIGIN)
+  }
+
+  // ---- handover (a workstation's client with client spooling off) ----------------
+
+  /** This site's job taken from a client's job (`peer`'s `jobId`), once its document is in; undefined if none. */
+  handedOver (peer: PeerId, jobId: string): JobRecord | undefined {
+    for (const { job } of this.all()) {
+      if (job.handedOverFrom?.peer === peer && job.handedOverFrom.jobId === jobId && job.state !== 'received' && job.state !== 'failed') return job
+    }
+    return undefined
+  }
+
+  /**
+   * As a client: grants this peer's held job to its site's server `to`, which takes it as its
+   * own. The same `held → releasing` step as any release, so the job is either handed over or
+   * released at a printer, never both.
+   */
+  async grantHandOver (jobId: string, to: { peer: PeerId, site: SiteId }, ttlMs: number): Promise<JobRecord> {
+    const job = this.getById(jobId)
+    if (job === undefined) throw new JobNotFoundError(jobId)
+    return await this.grantRelease(jobId, { ...to, printer: HANDOVER_PRINTER }, { user: job.owner, admin: false }, ttlMs)
+  }
+
+  /** The site took the job (its job `ippId` there): `releasing → deleted`, and its bytes leave this workstation. */
+  async completeHandOver (jobId: string, grantId: string, ippId: number): Promise<JobRecord> {
+    const { doc, job } = this.locate(jobId)
+    if (job.state === 'deleted') return job // completed before a restart
+    if (job.state !== 'releasing' || job.grant?.id !== grantId || job.grant.printer !== HANDOVER_PRINTER) throw new InvalidJobStateError(`job ${job.ippId} is not being handed over under this grant`)
+    const site = job.grant.site
+    const done = await this.move(doc, job.id, 'deleted', ROAMING_ORIGIN, { reason: HANDED_OVER_REASON, message: `handed over to site ${site} (job ${ippId} there): release it there` })
+    if (job.sha256 !== undefined && ![...this.all()].some(({ job: other }) => other.id !== job.id && other.sha256 === job.sha256)) await this.c.spool.remove(job.sha256)
+    this.log.info({ job: job.ippId, site, siteJob: ippId }, 'job handed over to the site')
+    return done
+  }
+
+  /** The site refused the job: it stays held here (client spooling), with the site's reason. */
+  async refuseHandOver (jobId: string, grantId: string, message: string): Promise<JobRecord> {
+    const { doc, job } = this.locate(jobId)
+    if (job.state !== 'releasing' || job.grant?.id !== grantId) return job
+    return await this.move(doc, job.id, 'held', ROAMING_ORIGIN, { grant: undefined, reason: 'job-hold-until-specified', message: `kept on this workstation: ${message}` })
   }
 
   /**

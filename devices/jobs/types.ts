@@ -99,6 +99,8 @@ export interface CreateJobRequest {
    * limit. Absent (jobs made by tests and the simulator): no limits.
    */
   intake?: JobIntake
+  /** The workstation's job it was handed over from (client spooling off). */
+  handedOverFrom?: { peer: PeerId, jobId: string }
 }
 
 export interface DocumentUpload {
@@ -227,6 +229,35 @@ export interface DirectPrintRequest extends GrantRequest {
   printerLabel: string
 }
 
+/**
+ * A workstation's client handing one of its held jobs to its site's server (client spooling
+ * off): the job as the client analysed it, under the grant the client gave the site. The site
+ * fetches the document (blob protocol, by `sha256`), analyses it again and holds it as its own.
+ */
+export interface HandOverRequest {
+  jobId: string
+  grantId: string
+  owner: string
+  name: string
+  copies: number
+  sides: string
+  media?: string
+  format: string
+  sha256: string
+  size: number
+}
+
+/** The site's answer: still taking it (ask again), taken (its job there), or refused (why). */
+export type HandOverReply =
+  | { ok: true, state: 'adopting' }
+  | { ok: true, state: 'adopted', jobId: string, ippId: number }
+  | { ok: false, error: RoamingRefusal | 'refused', message: string }
+
+/** The printer name of a grant a client gives its site for a handover (never a real printer: names never start with `#`). */
+export const HANDOVER_PRINTER = '#handover'
+/** The reason of a client's job once its site took it (`deleted` here, held there). */
+export const HANDED_OVER_REASON = 'job-handed-over'
+
 /** The holder's answer: the grant, or why not (the error's class name and message). */
 export type GrantReply =
   | { ok: true, grantId: string, ttlMs: number, job: JobRecord }
@@ -248,6 +279,8 @@ export interface RoamingLink {
   deleteJob (holder: PeerId, jobId: string, user: string, signal: AbortSignal, adminCapability?: AdminCapability): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
   /** Asks the holder to send the job to the requester's printer itself; ok: the holder printing it (`releasing`). */
   requestPrint? (holder: PeerId, request: DirectPrintRequest, signal: AbortSignal): Promise<{ ok: true, job: JobRecord } | { ok: false, error: RoamingRefusal, message: string }>
+  /** Hands a held job of this client to its site's server (`site`), which takes it as its own (client spooling off). */
+  handOver? (site: PeerId, request: HandOverRequest, signal: AbortSignal): Promise<HandOverReply>
   /** Fetches a job document into `dest` (resumable, sha256-verified). */
   fetch (holder: PeerId, sha256: string, dest: string, signal: AbortSignal, onProgress?: (received: number, size: number) => void): Promise<void>
   /** Whether `holder` is connected now (no answer: assume so); lists a device's jobs as unavailable while it is off. */
@@ -261,6 +294,8 @@ export interface RoamingHolder {
   deleteJob (peer: PeerId, jobId: string, user: string, adminCapability?: AdminCapability): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
   /** Sends a held job to the requester's printer from here (a holder that can: a workstation's client). */
   printDirect (peer: PeerId, request: DirectPrintRequest): Promise<{ ok: true, job: JobRecord } | { ok: false, error: RoamingRefusal, message: string }>
+  /** Takes a job a workstation's client of this site hands over (only a site's server does). */
+  handOver (peer: PeerId, request: HandOverRequest): Promise<HandOverReply>
   /** Whether `peer` may fetch the document `sha256` (a partner site, a job still to print). */
   mayFetch (peer: PeerId, sha256: string): boolean
   /** Where the document `sha256` of a job still to print is. */

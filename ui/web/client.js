@@ -7,10 +7,15 @@ const statusEl = $('status')
 
 /** Where a job is, or went, in words. */
 function where (job) {
+  if (job.handOver !== undefined) {
+    return job.handOver.done
+      ? `handed over to site ${job.handOver.site}: release it at any printer of the site`
+      : `being handed over to site ${job.handOver.site}`
+  }
   if (job.fallback !== undefined) return `fallback printer ${job.fallback.name} (${job.fallback.uri})`
   if (job.printedBy !== undefined) return `printer ${job.printedBy.printer} of site ${job.printedBy.site}`
   if (job.printer !== undefined) return `sent from this workstation to ${job.printer}`
-  if (job.state === 'held') return 'kept on this workstation until you release it at a printer'
+  if (job.state === 'held') return job.message ?? 'kept on this workstation until you release it at a printer'
   return ''
 }
 
@@ -37,7 +42,9 @@ function render (s) {
   $('how-to-print').textContent = `Print to queue ${s.queue} (${s.ippUri}).`
   const connection = $('connection')
   if (s.siteReachable) {
-    showMessage(connection, `Site ${s.site} is reachable: your jobs wait here until you release them at a printer.`)
+    showMessage(connection, s.clientSpooling
+      ? `Site ${s.site} is reachable: your jobs wait here until you release them at a printer.`
+      : `Site ${s.site} is reachable: your jobs are handed over to it and wait there until you release them at a printer.`)
   } else {
     showMessage(connection, s.fallbackPrinters.length > 0
       ? `Site ${s.site} cannot be reached: new jobs print at once on the fallback printer.`
