@@ -14,6 +14,10 @@
  * from it directly: the site's server moves none of its bytes. A workstation that is off
  * is listed as unavailable there, and its jobs expire by the normal hold time.
  *
+ * Client spooling off (the site's `clients.spooling` false): the client hands each job it
+ * takes to its site's server, which holds it as its own (devices/jobs/handover.ts); while no
+ * server of the site is reachable, the job stays here as with client spooling.
+ *
  * Fallback printing (node/fallback.ts): when no peer of its site that could release a job
  * is reachable, a new job prints at once on a fallback printer (`--fallback-printer`),
  * charged in this client's own accounting document, which reaches the mesh when it is back.
@@ -22,7 +26,7 @@
  * the site is reachable, the fallback printers and the user's choice among them.
  *
  * Services, in start order (node/roles.ts `ROLES.client`): the peer core, then analyzer →
- * print-engine → jobs → roaming → release-server → fallback → ipp → http.
+ * print-engine → jobs → roaming → release-server → fallback → handover → ipp → http.
  */
 import { join, resolve } from 'node:path'
 import { hostname as osHostname, userInfo } from 'node:os'
