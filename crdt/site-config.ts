@@ -5,6 +5,11 @@
  *
  * Roaming between two sites depends only on those two sites' documents ({@link roamsWith}):
  * each must name the other as a partner. Central plays no part.
+ *
+ * It also holds what the site's peers apply themselves: what its workstations' clients may do
+ * ({@link ClientSettings}) and the release modes its terminals offer for device spooling
+ * ({@link TerminalModeSettings}); a terminal applies these as they arrive and keeps the last
+ * it received (its replica) while the site is unreachable.
  */
 import type { SiteId } from './names.ts'
 import type * as Y from 'yjs'
@@ -44,12 +49,26 @@ export interface ClientSettings {
 /** Client spooling is on unless a site's admin turns it off (the issue's default). */
 export const DEFAULT_CLIENT_SPOOLING = true
 
+/** Device spooling's release modes (issue 13): the queues a terminal offers at `/printers/<mode>`. */
+export const TERMINAL_RELEASE_MODES = ['direct', 'hold', 'pull', 'delegated'] as const
+export type TerminalReleaseMode = typeof TERMINAL_RELEASE_MODES[number]
+
+/** The release modes the site's terminals offer, and the one `/ipp/print` takes (issue 13). */
+export interface TerminalModeSettings {
+  /** Offered modes, in {@link TERMINAL_RELEASE_MODES} order; never empty. */
+  modes: TerminalReleaseMode[]
+  /** One of `modes`: the queue at `/ipp/print`. */
+  defaultMode: TerminalReleaseMode
+}
+
 export interface SiteSettings {
   site: SiteId
   /** The host name remote jobs of this site are marked with. */
   hostname: string
   roaming: RoamingSettings
   clients: ClientSettings
+  /** Undefined until an admin sets them: each terminal then offers its own `--modes`. */
+  terminals: TerminalModeSettings | undefined
   updatedAt: number
 }
 
@@ -76,8 +95,47 @@ export function readSiteSettings (doc: Y.Doc | undefined, site: SiteId): SiteSet
       mode: ROAMING_MODES.includes(mode as RoamingMode) ? mode as RoamingMode : DEFAULT_ROAMING_MODE
     },
     clients: { otherUsers: clientOtherUsers === true, spooling: typeof clientSpooling === 'boolean' ? clientSpooling : DEFAULT_CLIENT_SPOOLING },
+    terminals: readTerminalModes(map.get('terminalModes'), map.get('terminalDefaultMode')),
     updatedAt: typeof updatedAt === 'number' ? updatedAt : 0
   }
+}
+
+const isReleaseMode = (m: unknown): m is TerminalReleaseMode => (TERMINAL_RELEASE_MODES as readonly unknown[]).includes(m)
+
+/** Terminal modes as stored; undefined when never set or not readable (a newer writer's shape): terminals keep their own. */
+function readTerminalModes (modes: unknown, defaultMode: unknown): TerminalModeSettings | undefined {
+  if (!Array.isArray(modes) || !isReleaseMode(defaultMode)) return undefined
+  const known = TERMINAL_RELEASE_MODES.filter((m) => modes.includes(m))
+  return known.includes(defaultMode) ? { modes: known, defaultMode } : undefined
+}
+
+/**
+ * Checks terminal modes from an admin (`{"modes": ["pull", "hold"], "defaultMode": "pull"}`;
+ * without `defaultMode`, the first mode named); returns them with the modes in their usual order.
+ */
+export function validateTerminalModes (input: unknown): TerminalModeSettings {
+  const example = '{"modes": ["hold", "pull"], "defaultMode": "pull"}'
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new InvalidSiteSettingsError(`terminal modes must be an object like ${example}`)
+  const { modes, defaultMode, ...rest } = input as { modes?: unknown, defaultMode?: unknown }
+  const unknown = Object.keys(rest)
+  if (unknown.length > 0) throw new InvalidSiteSettingsError(`unknown terminal setting ${JSON.stringify(unknown[0])}: modes and defaultMode are known`)
+  if (!Array.isArray(modes) || modes.length === 0) throw new InvalidSiteSettingsError(`modes must be a non-empty list of release modes (${TERMINAL_RELEASE_MODES.join(', ')})`)
+  for (const m of modes) {
+    if (!isReleaseMode(m)) throw new InvalidSiteSettingsError(`modes: ${JSON.stringify(m)} is not a release mode (${TERMINAL_RELEASE_MODES.join(', ')})`)
+  }
+  if (new Set(modes).size !== modes.length) throw new InvalidSiteSettingsError('modes: a release mode is named twice')
+  const chosen = defaultMode ?? modes[0]
+  if (!isReleaseMode(chosen)) throw new InvalidSiteSettingsError(`defaultMode: ${JSON.stringify(chosen)} is not a release mode (${TERMINAL_RELEASE_MODES.join(', ')})`)
+  if (!modes.includes(chosen)) throw new InvalidSiteSettingsError(`defaultMode: ${chosen} is not one of the modes offered (${(modes as string[]).join(', ')})`)
+  return { modes: TERMINAL_RELEASE_MODES.filter((m) => modes.includes(m)), defaultMode: chosen }
+}
+
+/** Writes the terminal modes (already validated). */
+export function setTerminalModes (doc: Y.Doc, terminals: TerminalModeSettings, now: number): void {
+  const map = settingsMap(doc)
+  map.set('terminalModes', [...terminals.modes])
+  map.set('terminalDefaultMode', terminals.defaultMode)
+  map.set('updatedAt', now)
 }
 
 /** Checks roaming settings from an admin; returns them normalized (sorted, without duplicates or this site). */

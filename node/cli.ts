@@ -366,7 +366,7 @@ withIntakeOptions(withNodeOptions(program.command('terminal'), { data: './data-t
   .option('--printer <uri>', 'the MFP\'s own IPP endpoint (ipp://, ipps://) or a file:// folder (default: <data>/virtual-printer)')
   .option('--idle-logout-seconds <s>', 'the panel logs its user out after this long without a touch (default 60)', seconds)
   .option('--ipp-port <n>', 'IPP port workstations print to directly (device spooling: /printers/direct, /printers/hold, /printers/pull)', port, DEFAULT_IPP_PORT)
-  .option('--modes <list>', 'release modes offered, comma-separated, the first also at /ipp/print: direct, hold, pull, delegated (default: hold,pull,direct,delegated)', releaseModes)
+  .option('--modes <list>', 'release modes offered, comma-separated, the first also at /ipp/print: direct, hold, pull, delegated (default: hold,pull,direct,delegated); used until the site\'s configuration names modes (its admin page, PUT /api/roaming/terminals at the site), which then wins, applied as it arrives', releaseModes)
   .option('--name <name>', 'the name other peers show beside jobs held at this terminal, and its queues\' DNS-SD name (default: the host name)')
   .option('--no-dnssd', 'do not advertise the queues by DNS-SD (_ipp._tcp through avahi)')
   .option('--counters <uri>', 'the MFP\'s page counters, for copy sessions on the panel: snmp://host[:port][?color=OID&mono=OID&sheets=OID] (total: Printer MIB prtMarkerLifeCount; color=none for a monochrome device); without it the panel offers no copying')

@@ -100,7 +100,8 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
         const theirs = c.roaming.settingsOf(site)
         return { site, ...(theirs.updatedAt > 0 ? { hostname: theirs.hostname } : {}), mutual: c.roaming.roamsWith(site) }
       }),
-      clients: own.clients
+      clients: own.clients,
+      terminals: own.terminals === undefined ? { configured: false } : { configured: true, ...own.terminals }
     }
   }
 
@@ -161,6 +162,16 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
     async setClientSettings (input: unknown): Promise<RoamingView> {
       try {
         await c.roaming.setClientSettings(input)
+      } catch (err) {
+        if (err instanceof InvalidSiteSettingsError) throw new InvalidRequestError(err.message)
+        throw err
+      }
+      return roamingView()
+    },
+
+    async setTerminalModes (input: unknown): Promise<RoamingView> {
+      try {
+        await c.roaming.setTerminalModes(input)
       } catch (err) {
         if (err instanceof InvalidSiteSettingsError) throw new InvalidRequestError(err.message)
         throw err

@@ -16,6 +16,8 @@
  * releases it through this terminal's grant, as any holder's.
  *
  * Delegated keeps it as Pull does, and the owner's delegates (directory) may release it too.
+ * Which modes are offered, and which one `/ipp/print` takes, is the site's configuration once
+ * its admin sets it (else `--modes`), applied as it arrives (node/terminal-modes.ts).
  *
  * Copying: with `--counters` (the device's page counters, devices/counters) the panel offers
  * copy sessions, charged from the counters in this terminal's own accounting (node/copy-sessions.ts).
@@ -55,7 +57,7 @@ import { panelRoutes } from '../ui/routes/panel.ts'
 import type { LoginGuard } from '../ui/rate-limit.ts'
 import { persistentLoginGuard } from './login-state.ts'
 import { resolveAdminToken } from './admin-token.ts'
-import { serviceFactory, type Node } from './compose.ts'
+import { serviceFactory, type Node, startableOnce, type ServiceFactory, type Startable } from './compose.ts'
 import { ROLES, startRoleNode, type ServiceRegistry } from './roles.ts'
 import { certifiedSiteOf, releaseServices } from './release.ts'
 import { libp2pRoamingLink } from './roaming.ts'
@@ -75,6 +77,8 @@ import { cardReaderRoutes } from '../ui/routes/card-reader.ts'
 import type { PrintEngine } from '../devices/jobs/print-engine.ts'
 import type { DeviceCounters } from '../devices/counters/types.ts'
 import type { Delegation } from '../devices/jobs/types.ts'
+import { TERMINAL_RELEASE_MODES, type TerminalReleaseMode } from '../crdt/site-config.ts'
+import { TerminalModes, type TerminalModesComponents } from './terminal-modes.ts'
 
 /** The name of the terminal's one printer in its release engine and accounting. */
 export const TERMINAL_PRINTER = 'device'
@@ -87,9 +91,12 @@ const PRINTER_PROBE_MS = 10_000
  * - `hold`: held here, released only here after login, never listed elsewhere.
  * - `pull`: held here, listed at every peer of the site (and roaming partners), released
  *   anywhere through this terminal's grant.
+ * - `delegated`: as `pull`, and the owner's delegates may release it too.
  */
-export const RELEASE_MODES = ['direct', 'hold', 'pull', 'delegated'] as const
-export type ReleaseMode = typeof RELEASE_MODES[number]
+export const RELEASE_MODES = TERMINAL_RELEASE_MODES
+export type ReleaseMode = TerminalReleaseMode
+/** Without `--modes` and before the site's configuration names any: all, Hold the default (nothing prints unasked). */
+const DEFAULT_MODES: readonly ReleaseMode[] = ['hold', 'pull', 'direct', 'delegated']
 
 /** The queue of each release mode (at `/printers/<mode>`; the default mode's also at `/ipp/print`). */
 const MODE_QUEUES: Record<ReleaseMode, { hold: boolean, pinned: boolean, delegable: boolean, info: string }> = {
@@ -106,7 +113,7 @@ export interface TerminalConfig extends LightPeerConfig {
   idleLogoutMs?: number
   /** IPP port of device spooling (0 picks a free one). */
   ippPort: number
-  /** Release modes offered, the default first (its queue also answers `/ipp/print`); default all, `hold` first (hold, pull, direct, delegated). */
+  /** Release modes offered until the site's configuration names some, the default first (its queue also answers `/ipp/print`); default all, `hold` first (hold, pull, direct, delegated). */
   modes?: readonly ReleaseMode[]
   /** The name this terminal's jobs are listed under elsewhere, and its queues' DNS-SD name (default: the host name). */
   name?: string
@@ -132,8 +139,11 @@ export interface RunningTerminal {
   stop (): Promise<void>
 }
 
-function terminalServices (config: TerminalConfig, site: SiteId, name: string): ServiceRegistry {
-  const modes = config.modes ?? ['hold', 'pull', 'direct', 'delegated']
+function terminalServices (config: TerminalConfig, site: SiteId, name: string, offered: (c: TerminalModesComponents) => TerminalModes): ServiceRegistry {
+  const fallback = config.modes ?? DEFAULT_MODES
+  // every mode's queue is in the job service, so a job held in a mode the site turns off later stays
+  // releasable; the intake takes jobs only in the modes offered (node/terminal-modes.ts)
+  const modes = [...fallback, ...RELEASE_MODES.filter((m) => !fallback.includes(m))]
   type C = PeerComponents & { transport: Libp2pTransport, sync: SyncEngine, adminToken: string, logins: LoginGuard, jobs: JobService, roaming: RoamingService, printers: ReturnType<typeof printersOf>, tls: TlsProvider, delegation: Delegation, 'print-engine': PrintEngine }
   return {
     ...CORE_SERVICES,
@@ -143,8 +153,8 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
       jobs: { deviceName: name }
     }),
     tls: tlsService(config.tls ?? { kind: 'off' }),
-    ipp: ippService({ host: config.host, port: config.ippPort, realm: `printmesh ${name}`, ...(config.intakeLimits !== undefined ? { limits: config.intakeLimits } : {}) }),
-    dnssd: dnssdService({ host: config.host, uriHost: config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host, name }),
+    ipp: () => offeredIntake(ippService({ host: config.host, port: config.ippPort, realm: `printmesh ${name}`, ...(config.intakeLimits !== undefined ? { limits: config.intakeLimits } : {}) })(), offered),
+    dnssd: () => readvertised(dnssdService({ host: config.host, uriHost: config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host, name })(), offered),
     http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logins', 'jobs', 'roaming', 'printers', 'clock', 'logger', 'cardKey', 'tls', 'delegation', 'print-engine'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger)
       const panel = createPanelApi(
@@ -202,6 +212,60 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string): 
   }
 }
 
+type ModesDeps = TerminalModesComponents & { jobs: JobService }
+
+/**
+ * The IPP intake on the job service as the offered modes show it; the modes follow the site's
+ * configuration from just before the server listens until it stops.
+ */
+function offeredIntake (inner: ServiceFactory<IppServer>, offered: (c: TerminalModesComponents) => TerminalModes): ServiceFactory<IppServer> {
+  const factory = (components: Record<string, unknown>): IppServer => {
+    const c = components as unknown as ModesDeps
+    const modes = offered(c)
+    const server = inner({ ...components, jobs: modes.intake(c.jobs) })
+    const [start, stop] = [server.start.bind(server), server.stop.bind(server)]
+    server.start = async () => { await modes.start(); await start() }
+    server.stop = async () => { await stop(); modes.stop() }
+    return server
+  }
+  return Object.assign(factory, { dependencies: Object.freeze([...new Set([...inner.dependencies, 'store', 'logger'])]) })
+}
+
+/**
+ * DNS-SD of the offered modes: when they change, every queue is withdrawn and the offered ones
+ * advertised again (the advertiser reads its groups once per start; a change is rare).
+ */
+function readvertised (inner: ServiceFactory, offered: (c: TerminalModesComponents) => TerminalModes): ServiceFactory {
+  const factory = (components: Record<string, unknown>): Startable => {
+    const c = components as unknown as ModesDeps
+    const modes = offered(c)
+    const advertiser = inner({ ...components, jobs: modes.intake(c.jobs) })
+    let running = false
+    let chain: Promise<void> = Promise.resolve()
+    let unsubscribe = (): void => {}
+    return startableOnce({
+      start: async () => {
+        running = true
+        unsubscribe = modes.onChange(() => {
+          chain = chain.then(async () => {
+            if (!running) return
+            await advertiser.stop()
+            await advertiser.start()
+          }).catch((err: unknown) => { c.logger.warn({ err }, 'DNS-SD: could not advertise the new release modes') })
+        })
+        await advertiser.start()
+      },
+      stop: async () => {
+        running = false
+        unsubscribe()
+        await chain
+        await advertiser.stop()
+      }
+    })
+  }
+  return Object.assign(factory, { dependencies: Object.freeze([...new Set([...inner.dependencies, 'store', 'logger'])]) })
+}
+
 function printersOf (uri: string, logger: Logger): Map<string, ReturnType<typeof createOutputDevice>> {
   return new Map([[TERMINAL_PRINTER, createOutputDevice(uri, { logger })]])
 }
@@ -225,10 +289,12 @@ export async function startTerminal (config: TerminalConfig, logger: Logger, ser
   }
   const name = config.name ?? osHostname()
   const names = services ?? ROLES.terminal.filter((n) => n !== 'dnssd' || config.dnssd !== false)
-  const node = await startRoleNode<{ http: HttpServer, roaming: RoamingService, jobs: JobService, ipp: IppServer }>('terminal', terminalServices(config, site, name), components, log, names)
+  let modes: TerminalModes | undefined
+  const offered = (c: TerminalModesComponents): TerminalModes => { modes ??= new TerminalModes({ site, name, fallback: config.modes ?? DEFAULT_MODES }, c); return modes }
+  const node = await startRoleNode<{ http: HttpServer, roaming: RoamingService, jobs: JobService, ipp: IppServer }>('terminal', terminalServices(config, site, name, offered), components, log, names)
   const { http, roaming, ipp, jobs } = node.services
   log.info({
-    peer: core.self.id, site, name, httpPort: http.port, ippPort: ipp.port, modes: jobs.queues().map((q) => q.name),
+    peer: core.self.id, site, name, httpPort: http.port, ippPort: ipp.port, modes: modes?.offered().modes,
     panel: `http://${config.host}:${http.port}/panel`, printer: printers.get(TERMINAL_PRINTER)?.uri, listen: core.host.getMultiaddrs().map(String)
   }, 'terminal ready')
   return { peer: peerOf(node.components), node, httpPort: http.port, ippPort: ipp.port, jobs, roaming, stop: async () => await node.stop() }

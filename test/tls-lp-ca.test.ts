@@ -41,7 +41,7 @@ import { startSite, tempDir, type SiteProcess } from '../simulations/node-proces
 import { startPrivateCups, type PrivateCups } from '../simulations/bench/cups.ts'
 import { until } from '../simulations/wait.ts'
 import { MeshCa } from '../node/tls.ts'
-import { json } from './helpers/https.ts'
+import { json, tlsCheck } from './helpers/https.ts'
 import { ippTest } from './helpers/ipptool.ts'
 import { queueState, strictHome, trustOnlyCa } from './helpers/cups-trust.ts'
 import { makePdf } from './fixtures/documents.ts'
@@ -156,6 +156,9 @@ test('the same CUPS server refuses a server whose certificate another CA signed:
 
 test('a CUPS limit kept in sight: the check compares the chain after the leaf with site.crt and verifies no signature, so a leaf of another CA followed by the mesh CA\'s certificate passes', async () => {
   assert.ok(forged !== undefined)
+  assert.ok(mesh !== undefined)
+  // a client that verifies signatures (Node's TLS) refuses that chain
+  assert.not.ok((await tlsCheck(forged.site.ippPort, mesh.ca)).authorized)
   await lpToCups('forged', 'forged-chain')
   assert.is(await arrivedOrRefused(forged, 'forged', 'forged-chain'), 'arrived')
 })

@@ -75,7 +75,7 @@ class FakeSite implements SiteApi {
     return { jobs: this.jobs.filter((j) => scope === 'all' || j.owner === actor.user), remote: [] }
   }
 
-  private roamingSettings: RoamingView = { site: 'site-a', hostname: 'site-a.example', mode: 'separate', partners: [], clients: { otherUsers: false, spooling: true } }
+  private roamingSettings: RoamingView = { site: 'site-a', hostname: 'site-a.example', mode: 'separate', partners: [], clients: { otherUsers: false, spooling: true }, terminals: { configured: false } }
   roaming (): RoamingView { return this.roamingSettings }
   async setRoaming (input: unknown): Promise<RoamingView> {
     const { partners, mode } = input as { partners?: unknown, mode?: unknown }
@@ -90,6 +90,8 @@ class FakeSite implements SiteApi {
     this.roamingSettings = { ...this.roamingSettings, clients: { ...this.roamingSettings.clients, otherUsers } }
     return this.roamingSettings
   }
+
+  async setTerminalModes (): Promise<RoamingView> { throw new Error('not in this test') }
 
   async releaseJob (actor: Actor, jobId: string, printer?: string): Promise<JobRecord> {
     this.check()

@@ -119,11 +119,13 @@ class RoamingSite implements SiteApi {
         const theirs = this.known.get(site)
         return { site, ...(theirs !== undefined ? { hostname: theirs.hostname } : {}), mutual: this.roamsWith(site) }
       }),
-      clients: { otherUsers: false, spooling: true }
+      clients: { otherUsers: false, spooling: true },
+      terminals: { configured: false }
     }
   }
 
   async setClientSettings (): Promise<RoamingView> { throw new Error('not in this test') }
+  async setTerminalModes (): Promise<RoamingView> { throw new Error('not in this test') }
 
   /** Validates as the node does (the crdt family's rules), so the page shows its real messages. */
   async setRoaming (input: unknown): Promise<RoamingView> {

@@ -4,7 +4,7 @@
  * (the classes in devices/jobs/types.ts and below) to HTTP statuses.
  */
 import type { JobRecord, JobView, JobState, Actor } from '../devices/jobs/types.ts'
-import type { RoamingMode } from '../crdt/site-config.ts'
+import type { RoamingMode, TerminalReleaseMode } from '../crdt/site-config.ts'
 import type { UsageRecord } from '../crdt/accounting.ts'
 import type { PrinterMarker } from '../devices/output/types.ts'
 
@@ -77,6 +77,8 @@ export interface RoamingView {
   }>
   /** What this site's workstation clients may do. */
   clients: { otherUsers: boolean, spooling: boolean }
+  /** The release modes this site's terminals offer (device spooling); not configured: each terminal's own `--modes`. */
+  terminals: { configured: false } | { configured: true, modes: TerminalReleaseMode[], defaultMode: TerminalReleaseMode }
 }
 
 export interface SiteApi {
@@ -95,6 +97,8 @@ export interface SiteApi {
   setRoaming (input: unknown): Promise<RoamingView>
   /** Sets what this site's workstation clients may do (`{otherUsers?: boolean, spooling?: boolean}`); InvalidRequestError on bad input. */
   setClientSettings (input: unknown): Promise<RoamingView>
+  /** Sets the release modes of this site's terminals (`{modes: string[], defaultMode?: string}`); InvalidRequestError on bad input. */
+  setTerminalModes (input: unknown): Promise<RoamingView>
   printers (): Promise<PrinterView[]>
   usageRecords (query: UsageQuery): UsageRecordView[]
   usageTotals (query: UsageQuery, by: 'user' | 'printer' | 'day'): UsageTotal[]

@@ -1,4 +1,4 @@
-/** Roaming settings of this site: partners and mode; and what its workstation clients may do (admins). */
+/** Roaming settings of this site: partners and mode; what its workstation clients may do; the release modes its terminals offer (admins). */
 import type { SiteApi } from '../api.ts'
 import type { HttpPlugin } from './plugin.ts'
 
@@ -25,6 +25,14 @@ export function roamingRoutes (api: SiteApi): HttpPlugin {
         const caller = authenticate(request, 'admin')
         const view = await api.setClientSettings(request.body)
         request.log.info({ by: caller.actor.user, clients: view.clients }, 'client settings changed')
+        return view
+      })
+
+      // device spooling at the site's terminals: the queues they offer and the one /ipp/print takes (applied by each terminal as it arrives)
+      app.put('/api/roaming/terminals', { schema: { body: { type: 'object' } } }, async (request) => {
+        const caller = authenticate(request, 'admin')
+        const view = await api.setTerminalModes(request.body)
+        request.log.info({ by: caller.actor.user, terminals: view.terminals }, 'terminal modes changed')
         return view
       })
     }

@@ -480,8 +480,56 @@ function fillRoamingForm (view) {
 }
 
 async function refreshRoaming () {
-  renderRoaming(await api('GET', '/api/roaming'))
+  const view = await api('GET', '/api/roaming')
+  renderRoaming(view)
+  renderTerminalModes(view.terminals)
 }
+
+// ---- terminals' release modes (device spooling) ----
+
+/** Whether the release modes form holds the settings already; polling fills it only once, not over an admin's edits. */
+let terminalModesFilled = false
+const terminalModeInputs = () => [...document.querySelectorAll('input[name="terminal-mode"]')]
+
+function renderTerminalModes (terminals) {
+  if (terminals === undefined) return
+  $('terminal-modes-now').textContent = terminals.configured
+    ? `Offered: ${terminals.modes.join(', ')}; default ${terminals.defaultMode}.`
+    : 'Not set: each terminal offers the modes it was started with (--modes).'
+  if (terminalModesFilled) return
+  const modes = terminals.configured ? terminals.modes : ['hold', 'pull', 'direct', 'delegated']
+  for (const box of terminalModeInputs()) box.checked = modes.includes(box.value)
+  $('terminal-default-mode').value = terminals.configured ? terminals.defaultMode : 'hold'
+  terminalModesFilled = true
+}
+
+$('terminal-modes-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const status = $('terminal-modes-status')
+  const modes = terminalModeInputs().filter((box) => box.checked).map((box) => box.value)
+  const defaultMode = $('terminal-default-mode').value
+  if (modes.length === 0) {
+    showMessage(status, 'Choose at least one release mode.', 'error')
+    return
+  }
+  if (!modes.includes(defaultMode)) {
+    showMessage(status, `The default, ${defaultMode}, must be one of the modes offered.`, 'error')
+    return
+  }
+  const button = event.target.querySelector('button[type=submit]')
+  button.disabled = true
+  try {
+    const view = await api('PUT', '/api/roaming/terminals', { json: { modes, defaultMode } })
+    terminalModesFilled = false
+    renderTerminalModes(view.terminals)
+    showMessage(status, 'Release modes saved; the terminals apply them as they receive them.')
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 400) showMessage(status, `Could not save the release modes: ${err.message}`, 'error')
+    else handleError(err, 'Could not save the release modes')
+  } finally {
+    button.disabled = false
+  }
+})
 
 /** Site ids from the partners field, separated by commas or white space; the server checks them. */
 function parsePartners (text) {
@@ -935,7 +983,9 @@ function loggedOut (message = '') {
   stopAuditPolling()
   stopAuditPolling = () => {}
   roamingFormFilled = false
+  terminalModesFilled = false
   showMessage($('roaming-status'), '')
+  showMessage($('terminal-modes-status'), '')
   if (revokeDialog.open) revokeDialog.close()
   if (pinDialog.open) pinDialog.close()
   clearJoinString()
