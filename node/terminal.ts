@@ -32,7 +32,12 @@
  * login guard; the terminal says so in its enrolment document, so PINs set anywhere in the
  * mesh are kept unique (node/enrolment.ts).
  *
- * Not yet here (issue 12): offline credential cache encrypted at rest;
+ * Offline credential cache encrypted at rest (issue 12 item 4): the database (directory, enrolments)
+ * and the login state are sealed under the terminal's store key, kept OUTSIDE the data folder
+ * (`--store-key-file`, default `<data>.store-key`; node/store-key.ts): a copy of the folder alone
+ * reveals no PIN, card number or credential hash. A wrong or missing key stops the start, folder untouched.
+ *
+ * Not yet here:
  * (issue 13) modes as replicated site configuration.
  */
 import { join, resolve } from 'node:path'
@@ -281,7 +286,7 @@ export async function startTerminal (config: TerminalConfig, logger: Logger, ser
   const components = {
     ...core,
     adminToken: token,
-    logins: await persistentLoginGuard(data, { report: { failed: core.metrics.loginFailed, refused: core.metrics.loginRefused, succeeded: core.metrics.loginSucceeded } }, log),
+    logins: await persistentLoginGuard(data, { report: { failed: core.metrics.loginFailed, refused: core.metrics.loginRefused, succeeded: core.metrics.loginSucceeded } }, log, core.storeKey),
     spool: await Spool.open(join(data, 'spool')),
     copies: await Spool.open(join(data, 'roaming')),
     printers,
