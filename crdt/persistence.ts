@@ -7,6 +7,8 @@
  * 16 hex digits so keys sort in append order; values are envelope bytes.
  */
 import { ClassicLevel } from 'classic-level'
+import { stat } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { DocName } from './names.ts'
 
 export interface Persistence {
@@ -33,6 +35,22 @@ export class PersistenceError extends Error {
   }
 }
 
+/**
+ * The file that marks a database folder as encrypted at rest (crdt/encrypted-persistence.ts
+ * writes it; level ignores files it did not name itself). Only the encrypted persistence
+ * opens such a database: a plain open would read sealed values as envelopes and write
+ * plaintext among them.
+ */
+export const ENCRYPTION_FILE = 'printmesh-encryption.json'
+
+/** A plain open of a database that is encrypted at rest. */
+export class EncryptedDatabaseError extends PersistenceError {
+  constructor (dir: string) {
+    super(`the database ${dir} is encrypted at rest: open it with its store key (--store-key-file)`)
+    this.name = 'EncryptedDatabaseError'
+  }
+}
+
 /** Key layout version, bumped if the key tuple changes. */
 const KEY_VERSION = 'v1'
 const SEP = '\u0000'
@@ -42,6 +60,16 @@ const CLOCK_DIGITS = 16
 const updateKey = (name: DocName, clock: number): string =>
   [KEY_VERSION, name, 'u', clock.toString(16).padStart(CLOCK_DIGITS, '0')].join(SEP)
 const docPrefix = (name: DocName): string => [KEY_VERSION, name, 'u', ''].join(SEP)
+
+async function exists (path: string): Promise<boolean> {
+  try {
+    await stat(path)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+    throw new PersistenceError(`cannot read ${path}: ${(err as Error).message}`, { cause: err })
+  }
+}
 
 /** Most appends written in one group commit: bounds one batch's memory and latency. */
 const MAX_GROUP_APPENDS = 1_000
@@ -66,8 +94,12 @@ export class LevelPersistence implements Persistence {
     this.db = db
   }
 
-  /** Opens (creating if needed) the database in `dir`. Fails clearly if another process holds it. */
-  static async open (dir: string): Promise<LevelPersistence> {
+  /**
+   * Opens (creating if needed) the database in `dir`. Fails clearly if another process holds
+   * it, or if it is encrypted at rest (unless `encrypted`: the encrypted persistence's own open).
+   */
+  static async open (dir: string, options: { encrypted?: boolean } = {}): Promise<LevelPersistence> {
+    if (options.encrypted !== true && await exists(join(dir, ENCRYPTION_FILE))) throw new EncryptedDatabaseError(dir)
     const db = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
     try {
       await db.open()
@@ -168,6 +200,16 @@ export class LevelPersistence implements Persistence {
       cursor = [KEY_VERSION, name, '\uffff'].join(SEP)
     }
     return names
+  }
+
+  /**
+   * Compacts the whole database so deleted and replaced values leave the disk (level keeps
+   * them in older files until a compaction reaches them): after values were rewritten that
+   * must not stay readable (crdt/encrypted-persistence.ts, migrating a plaintext database).
+   */
+  async purge (): Promise<void> {
+    await this.writing
+    await this.db.compactRange(KEY_VERSION + SEP, KEY_VERSION + SEP + '\uffff')
   }
 
   async close (): Promise<void> {

@@ -132,7 +132,12 @@ function intakeLimitOptions (opts: object): Partial<IntakeLimits> {
   return limits
 }
 
-interface MeshCliOptions { listen?: string[], bootstrap?: string[], mdns: boolean, join?: string, antiEntropySeconds?: number, networkKey?: string }
+/** `--store-key-file` of a terminal, whose database (the offline credential cache) is always encrypted (node/store-key.ts). */
+const TERMINAL_STORE_KEY_HELP = 'file holding the key the database (offline credential cache) is encrypted with at rest, created 0600 on first start (default: <data>.store-key, beside the data folder); put it on other media than the data folder so a copy of the folder reveals no credential'
+/** `--store-key-file` of a site or client, unencrypted unless asked (node/store-key.ts says why). */
+const OTHER_ROLES_STORE_KEY_HELP = 'encrypt the database at rest with the key in this file, created 0600 on first start (default: not encrypted); keep it outside the data folder, on other media'
+
+interface MeshCliOptions { listen?: string[], bootstrap?: string[], mdns: boolean, join?: string, antiEntropySeconds?: number, networkKey?: string, storeKeyFile?: string }
 
 /** What differs between roles in the shared options. */
 interface RoleDefaults {
@@ -142,6 +147,8 @@ interface RoleDefaults {
   p2pPort: number
   /** Whether the role joins a mesh (central is the mesh's authority: it never joins one). */
   joins: boolean
+  /** `--store-key-file`'s help, for the roles that take it (node/store-key.ts says which encrypt by default and why). */
+  storeKeyHelp?: string
 }
 
 /** The mesh options every role shares. */
@@ -151,9 +158,11 @@ function withMeshOptions (cmd: Command, role: RoleDefaults): Command {
     .option('--bootstrap <multiaddr>', 'a peer to connect to, with /p2p/<peer id> (repeatable)', collect)
     .option('--no-mdns', 'do not discover peers on the local network by mDNS')
   if (role.joins) cmd.option('--join <join-string>', 'join a mesh with a join string from central (first start only)')
-  return cmd
+  cmd
     .option('--anti-entropy-seconds <s>', 'how often to compare documents with every peer', seconds)
     .option('--network-key <file>', 'private-network key file: only peers holding the same key can connect (default: <data>/network.key, created for a new mesh, written from the join string when joining)')
+  if (role.storeKeyHelp !== undefined) cmd.option('--store-key-file <file>', role.storeKeyHelp)
+  return cmd
 }
 
 interface NodeCliOptions extends MeshCliOptions { data: string, host: string, httpPort: number, adminToken?: string, adminTokenFile?: string, logLevel: string, tls: 'off' | 'mesh', tlsCert?: string, tlsKey?: string, tlsName?: string[], tlsRetrySeconds?: number /* ms, from seconds() */, plainHttp?: boolean }
@@ -225,7 +234,8 @@ function meshOptions (opts: MeshCliOptions, p2pPort = DEFAULT_P2P_PORT): MeshOpt
     mdns: opts.mdns,
     ...(opts.join !== undefined ? { join: opts.join } : {}),
     ...(opts.antiEntropySeconds !== undefined ? { antiEntropyMs: opts.antiEntropySeconds } : {}),
-    ...(opts.networkKey !== undefined ? { networkKeyFile: opts.networkKey } : {})
+    ...(opts.networkKey !== undefined ? { networkKeyFile: opts.networkKey } : {}),
+    ...(opts.storeKeyFile !== undefined ? { storeKeyFile: opts.storeKeyFile } : {})
   }
 }
 
@@ -289,7 +299,7 @@ const program = new Command('printmesh')
   .version(VERSION, '-V, --version', 'print the version and exit')
   .showHelpAfterError()
 
-withIntakeOptions(withNodeOptions(program.command('site'), { data: './data', dataHelp: 'data folder (database, spool, identity)', httpPort: DEFAULT_HTTP_PORT, p2pPort: DEFAULT_P2P_PORT, joins: true }))
+withIntakeOptions(withNodeOptions(program.command('site'), { data: './data', dataHelp: 'data folder (database, spool, identity)', httpPort: DEFAULT_HTTP_PORT, p2pPort: DEFAULT_P2P_PORT, joins: true, storeKeyHelp: OTHER_ROLES_STORE_KEY_HELP }))
   .description('run a branch print server: IPP queue, held jobs, release to printers, accounting, web admin')
   .option('--site <id>', 'site id (default: host name)')
   .option('--ipp-port <n>', 'IPP port (ipp://host:port/ipp/print)', port, DEFAULT_IPP_PORT)
@@ -361,7 +371,7 @@ withNodeOptions(program.command('central'), { data: './data-central', dataHelp: 
     stopOnSignals(central.stop, logger)
   })
 
-withIntakeOptions(withNodeOptions(program.command('terminal'), { data: './data-terminal', dataHelp: 'data folder (identity, database)', httpPort: DEFAULT_HTTP_PORT, p2pPort: DEFAULT_P2P_PORT, joins: true }))
+withIntakeOptions(withNodeOptions(program.command('terminal'), { data: './data-terminal', dataHelp: 'data folder (identity, database)', httpPort: DEFAULT_HTTP_PORT, p2pPort: DEFAULT_P2P_PORT, joins: true, storeKeyHelp: TERMINAL_STORE_KEY_HELP }))
   .description('run an MFP terminal peer: the panel at /panel releases its site\'s jobs to one printer (joins a mesh with --join on first start)')
   .option('--printer <uri>', 'the MFP\'s own IPP endpoint (ipp://, ipps://) or a file:// folder (default: <data>/virtual-printer)')
   .option('--idle-logout-seconds <s>', 'the panel logs its user out after this long without a touch (default 60)', seconds)
@@ -395,7 +405,7 @@ withIntakeOptions(withNodeOptions(program.command('terminal'), { data: './data-t
   })
 
 const CLIENT_IPP_PORT = 8654
-withNodeOptions(program.command('client'), { data: './data-client', dataHelp: 'data folder (identity, database)', httpPort: CLIENT_HTTP_PORT, p2pPort: CLIENT_P2P_PORT, joins: true })
+withNodeOptions(program.command('client'), { data: './data-client', dataHelp: 'data folder (identity, database)', httpPort: CLIENT_HTTP_PORT, p2pPort: CLIENT_P2P_PORT, joins: true, storeKeyHelp: OTHER_ROLES_STORE_KEY_HELP })
   .description('run a workstation client peer: an IPP printer on this machine that keeps jobs here until released at a printer of the site (client spooling), with fallback printers when the site is unreachable (joins its site\'s mesh with --join on first start)')
   .option('--ipp-port <n>', 'IPP port of this workstation\'s printer (lp -h 127.0.0.1:PORT -d QUEUE; also ipp://127.0.0.1:PORT/ipp/print)', port, CLIENT_IPP_PORT)
   .option('--user <name>', 'the workstation\'s user, who owns its jobs (default: the OS user running the client)')

@@ -7,6 +7,8 @@
  *   peer.key      this peer's Ed25519 key (its identity)
  *   network.key   the private-network key (pnet): only peers holding it complete a handshake
  *   mesh.json     { authority, certificate?, bootstrap[] } once set up
+ *   db/           the document store; encrypted at rest on a terminal (or with --store-key-file),
+ *                 its key OUTSIDE the folder (node/store-key.ts, default `<data>.store-key`)
  * A central, or a site started without --join, is its own authority (standalone). A peer
  * started with --join enrolls with central first; a standalone site that joins keeps its
  * jobs and accounting, and hands license and directory over to central.
@@ -15,7 +17,8 @@ import { mkdir, readFile, writeFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { DocStore } from '../crdt/store.ts'
-import { LevelPersistence } from '../crdt/persistence.ts'
+import { openNodePersistence, encryptsStore, defaultStoreKeyFile } from './store-key.ts'
+import type { StoreKey } from '../crdt/encrypted-persistence.ts'
 import { licenseDoc, directoryDoc, isRetained, siteId, type PeerId, type SiteId } from '../crdt/names.ts'
 import { Membership } from '../crdt/membership.ts'
 import { SyncEngine } from '../crdt/sync.ts'
@@ -62,6 +65,12 @@ export interface PeerConfig {
   antiEntropyMs?: number
   /** Private-network key file (default `<data>/network.key`). */
   networkKeyFile?: string
+  /**
+   * The store key file (node/store-key.ts): the database is encrypted at rest under it. A
+   * terminal always encrypts (default `<data>.store-key`, beside the data folder); another
+   * role only when this is given.
+   */
+  storeKeyFile?: string
 }
 
 interface MeshFile { authority: string, certificate?: string, bootstrap: string[] }
@@ -106,7 +115,7 @@ export async function writeAtomically (path: string, content: string | Uint8Arra
 }
 
 /** A role's peer config from the shared mesh options. */
-export function peerConfig (data: string, role: Role, mesh: { listen: string[], bootstrap: string[], mdns: boolean, join?: string, antiEntropyMs?: number, networkKeyFile?: string }, site?: string): PeerConfig {
+export function peerConfig (data: string, role: Role, mesh: { listen: string[], bootstrap: string[], mdns: boolean, join?: string, antiEntropyMs?: number, networkKeyFile?: string, storeKeyFile?: string }, site?: string): PeerConfig {
   return {
     data,
     role,
@@ -114,6 +123,7 @@ export function peerConfig (data: string, role: Role, mesh: { listen: string[], 
     bootstrap: mesh.bootstrap,
     mdns: mesh.mdns,
     ...(mesh.networkKeyFile !== undefined ? { networkKeyFile: mesh.networkKeyFile } : {}),
+    ...(mesh.storeKeyFile !== undefined ? { storeKeyFile: mesh.storeKeyFile } : {}),
     ...(site !== undefined ? { site } : {}),
     ...(mesh.join !== undefined ? { join: mesh.join } : {}),
     ...(mesh.antiEntropyMs !== undefined ? { antiEntropyMs: mesh.antiEntropyMs } : {})
@@ -184,6 +194,8 @@ export interface PeerComponents {
   retained: (doc: string) => boolean
   /** Key of the directory's card index (node/users.ts `cardKeyOf`, from the network key). */
   cardKey: Uint8Array
+  /** The key the database is encrypted with at rest, when it is (node/store-key.ts): other files of the data folder that may hold a credential are sealed with it too. */
+  storeKey?: StoreKey
 }
 
 /**
@@ -213,7 +225,10 @@ export async function preparePeer (config: PeerConfig, logger: Logger): Promise<
   }
   const networkKey = await loadOrCreateNetworkKey(networkKeyFile)
 
-  const store = new DocStore(await LevelPersistence.open(join(dataDir, 'db')), signer)
+  // the store key is checked before the database is opened: a wrong or missing one changes nothing in the folder
+  const storeKeyFile = config.storeKeyFile ?? defaultStoreKeyFile(dataDir)
+  const { persistence, key: storeKey } = await openNodePersistence(dataDir, { encrypt: encryptsStore(config.role, config.storeKeyFile), keyFile: storeKeyFile }, logger)
+  const store = new DocStore(persistence, signer)
   const host = await createHost({
     identity: { privateKey: key },
     listen: config.listen,
@@ -271,7 +286,8 @@ export async function preparePeer (config: PeerConfig, logger: Logger): Promise<
     blocked: await loadBlocked(dataDir),
     lastSeen: new Map(),
     retained: (doc: string): boolean => isRetained(doc, Date.now(), JOBS_REPLICA_MONTHS),
-    cardKey: cardKeyOf(networkKey)
+    cardKey: cardKeyOf(networkKey),
+    ...(storeKey !== undefined ? { storeKey } : {})
   }
 }
 

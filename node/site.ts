@@ -67,6 +67,8 @@ export interface MeshOptions {
   antiEntropyMs?: number
   /** Private-network key file (default `<data>/network.key`). */
   networkKeyFile?: string
+  /** Store key file: the database encrypted at rest (node/store-key.ts); a terminal's default `<data>.store-key`, other roles unencrypted without it. */
+  storeKeyFile?: string
 }
 
 export interface SiteConfig {

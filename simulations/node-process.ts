@@ -9,6 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import { STORE_KEY_SUFFIX } from '../node/store-key.ts'
 
 const ROOT = new URL('..', import.meta.url).pathname
 const CLI = join(ROOT, 'node/cli.ts')
@@ -192,6 +193,8 @@ async function spawnNode (args: string[], readyMsg: string, dataDir: string, own
         }
       }
       if (ownsDir) await rm(dataDir, { recursive: true, force: true })
+      // a terminal's store key, beside its data folder by default (node/store-key.ts)
+      if (ownsDir) await rm(`${dataDir}${STORE_KEY_SUFFIX}`, { force: true })
     },
     async kill (signal: NodeJS.Signals) {
       if (child.exitCode !== null || child.signalCode !== null) return

@@ -11,10 +11,11 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { spawn } from 'node:child_process'
-import { readFile, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startTerminal, type SiteProcess } from '../simulations/node-process.ts'
-import { LOGIN_FAILURES_FILE } from '../node/login-state.ts'
+import { readLoginFailures } from '../node/login-state.ts'
+import { defaultStoreKeyFile, readStoreKey } from '../node/store-key.ts'
 import { until } from '../simulations/wait.ts'
 import { printFile } from './helpers/ipptool.ts'
 import { admin } from './helpers/node-api.ts'
@@ -192,7 +193,8 @@ test('guessing PINs is locked out: after 5 wrong PINs typed alone, the address i
   const metrics = await (await fetch(`${terminal().httpUrl}/metrics`)).text()
   assert.match(metrics, /printmesh_login_refused_total\{limit="pair"\} [1-9]/)
   // the lockout survives a restart (the guard's failures are kept in the data folder)
-  await until(async () => (await readFile(join(terminal().dataDir, LOGIN_FAILURES_FILE), 'utf8')).includes('pair:#pin|'), UI_TIMEOUT_MS, 'the lockout stored')
+  // (sealed with the terminal's store key: node/login-state.ts)
+  await until(async () => ((await readLoginFailures(terminal().dataDir, await readStoreKey(defaultStoreKeyFile(terminal().dataDir)))) ?? '').includes('pair:#pin|'), UI_TIMEOUT_MS, 'the lockout stored')
   const { dataDir } = terminal()
   await terminal().kill('SIGTERM')
   restarted = await startTerminal({ dataDir, args: ['--printer', m().terminals[0].printer.uri, '--pin-only-login'] })

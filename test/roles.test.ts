@@ -10,6 +10,7 @@ import { readdir, readlink, rm } from 'node:fs/promises'
 import { startSite, type RunningSite } from '../node/site.ts'
 import { startCentral, type RunningCentral } from '../node/central.ts'
 import { startTerminal } from '../node/terminal.ts'
+import { STORE_KEY_SUFFIX } from '../node/store-key.ts'
 import { startClient } from '../node/client.ts'
 import { JoinError } from '../node/peer.ts'
 import { ROLES } from '../node/roles.ts'
@@ -124,7 +125,8 @@ async function joinString (role: string, site: string): Promise<string> {
 
 test.after(async () => {
   for (const r of running.reverse()) await r.stop().catch(() => {})
-  for (const d of dirs) await rm(d, { recursive: true, force: true })
+  // a terminal's store key is beside its data folder by default (node/store-key.ts)
+  for (const d of dirs) for (const f of [d, d + STORE_KEY_SUFFIX]) await rm(f, { recursive: true, force: true })
 })
 
 test('every site service starts once when started again; the stopped site frees its ports, files, sockets and timers', async () => {
