@@ -110,7 +110,6 @@ function workstationLogin (user: string): IppAuthenticator {
 
 /** The jobs the local page shows: what happened to each, and where a fallback job went. */
 function clientJobs (jobs: JobService, fallback: FallbackPrinting): ClientJobView[] {
-  const fallbackUri = new Map(fallback.printers().map((p) => [p.name, p.uri]))
   return jobs.listJobs({ which: 'all' }).sort((a, b) => b.createdAt - a.createdAt).map((job) => ({
     id: job.id,
     name: job.name,
@@ -123,7 +122,7 @@ function clientJobs (jobs: JobService, fallback: FallbackPrinting): ClientJobVie
     ...(job.message !== undefined && job.message !== '' ? { message: job.message } : {}),
     ...(job.printedBy !== undefined ? { printedBy: job.printedBy } : {}),
     ...(job.printer !== undefined ? { printer: job.printer } : {}),
-    ...(fallback.isFallback(job.printer) && job.printer !== undefined ? { fallback: { name: job.printer, uri: fallbackUri.get(job.printer) ?? '' } } : {}),
+    ...(fallback.fallbackOf(job) !== undefined ? { fallback: fallback.fallbackOf(job) } : {}),
     ...(job.grant?.printer === HANDOVER_PRINTER && (job.state === 'releasing' || job.reason === HANDED_OVER_REASON) ? { handOver: { site: job.grant.site, done: job.state === 'deleted' } } : {})
   }))
 }
@@ -148,9 +147,11 @@ function clientServices (config: ClientConfig, site: SiteId, name: string, user:
       directPrinters
     }),
     tls: tlsService(config.tls ?? { kind: 'off' }),
-    fallback: () => serviceFactory<C & { membership: Membership, store: DocStore }, FallbackPrinting & Startable>(['jobs', 'store', 'membership', 'host', 'self', 'logger'], (c) => {
+    fallback: () => serviceFactory<C & { membership: Membership, store: DocStore, printers: ReadonlyMap<string, OutputDevice> }, FallbackPrinting & Startable>(['jobs', 'store', 'membership', 'host', 'self', 'printers', 'logger'], (c) => {
+      // the print engine's printers besides the fallback ones: the site's devices this client printed to itself
+      const printedBefore = (): ReadonlyMap<string, OutputDevice> => new Map([...c.printers].filter(([name]) => !fallbackPrinters.has(name)))
       return new FallbackPrinting(
-        { data: resolve(config.data), site, self: c.self.id, printers: fallbackPrinters },
+        { data: resolve(config.data), site, self: c.self.id, printers: fallbackPrinters, printedBefore },
         { jobs: c.jobs, store: c.store, membership: c.membership, connectedPeers: () => c.host.getConnections().filter((k) => k.status === 'open').map((k) => k.remotePeer.toString()), logger: c.logger })
     }),
     handover: () => serviceFactory<C & { store: DocStore, membership: Membership, roamingLink: RoamingLink }, Startable>(['jobs', 'store', 'membership', 'roamingLink', 'fallback', 'logger'], (c) => {

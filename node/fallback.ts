@@ -2,7 +2,9 @@
  * Fallback printing (issue 14 item 3): a workstation's client that can reach no peer able
  * to release its jobs (its site's server, a terminal of its site) prints a new job at once
  * on a backup printer: one configured for the client (`--fallback-printer NAME=URI`, tried
- * in order, the first that answers), or the one the user picked on the client's local page.
+ * in order, the first that answers), or the one the user picked on the client's local page,
+ * among those and the printers this client sent jobs to before (the site's devices it
+ * printed to itself, client → printer: node/direct-printers.ts), tried first.
  *
  * The job goes through the client's own release engine (node/release.ts): released by its
  * owner to the fallback printer, charged in the client's own accounting document under the
@@ -40,8 +42,11 @@ export class NoFallbackPrinterError extends JobError {
   constructor (message: string) { super(message); this.name = 'NoFallbackPrinterError' }
 }
 
-/** A fallback printer as the local page shows it. */
-export interface FallbackPrinterView { name: string, uri: string, chosen: boolean }
+/** A fallback printer as the local page shows it: configured for the client, or one it printed to before. */
+export interface FallbackPrinterView { name: string, uri: string, chosen: boolean, kind: 'configured' | 'printed-before' }
+
+/** Jobs sent to a fallback printer remembered (for the page to say so): more than a workstation keeps. */
+const MAX_REMEMBERED_JOBS = 1_000
 
 export interface FallbackInit {
   /** The client's data folder (the user's choice is kept there). */
@@ -52,6 +57,8 @@ export interface FallbackInit {
   self: PeerId
   /** Fallback printers by name, in the order they are tried. */
   printers: ReadonlyMap<string, OutputDevice>
+  /** Printers this client sent jobs to before (by their label), which the user may pick too. */
+  printedBefore?: () => ReadonlyMap<string, OutputDevice>
 }
 
 export interface FallbackComponents {
@@ -74,6 +81,9 @@ export class FallbackPrinting {
   private readonly sends = new Map<string, number>()
   /** Jobs seen held while a peer of the site was reachable (or at start): they wait for a release; only jobs arriving offline fall back. */
   private readonly kept = new Set<string>()
+  /** Jobs sent to a fallback printer (kept with the choice), so the page says so whatever printer it was. */
+  private readonly fallbackJobs = new Map<string, string>()
+  private saving: Promise<void> = Promise.resolve()
   private readonly inFlight = new Set<Promise<unknown>>()
   private started = false
 
@@ -85,8 +95,11 @@ export class FallbackPrinting {
     if (this.started) return
     this.started = true
     try {
-      const saved = JSON.parse(await readFile(join(this.init.data, CHOICE_FILE), 'utf8')) as { printer?: unknown }
-      if (typeof saved.printer === 'string' && this.init.printers.has(saved.printer)) this.chosen = saved.printer
+      const saved = JSON.parse(await readFile(join(this.init.data, CHOICE_FILE), 'utf8')) as { printer?: unknown, jobs?: unknown }
+      if (typeof saved.printer === 'string' && this.device(saved.printer) !== undefined) this.chosen = saved.printer
+      if (typeof saved.jobs === 'object' && saved.jobs !== null) {
+        for (const [id, printer] of Object.entries(saved.jobs)) if (typeof printer === 'string') this.fallbackJobs.set(id, printer)
+      }
     } catch {} // no choice yet (or an unreadable one): the configured order applies
     for (const job of this.c.jobs.listJobs({ which: 'not-completed' })) if (job.state === 'held') this.kept.add(job.id)
     this.c.store.on('entry', this.onEntry)
@@ -110,24 +123,47 @@ export class FallbackPrinting {
     })
   }
 
+  /** The printers the user may pick: the configured ones, then those this client printed to before. */
   printers (): FallbackPrinterView[] {
     const chosen = this.chosen
-    return [...this.init.printers].map(([name, device]) => ({ name, uri: device.uri, chosen: name === chosen }))
+    const configured = [...this.init.printers].map(([name, device]) => ({ name, uri: device.uri, chosen: name === chosen, kind: 'configured' as const }))
+    const before = [...this.init.printedBefore?.() ?? []].filter(([name]) => !this.init.printers.has(name))
+      .map(([name, device]) => ({ name, uri: device.uri, chosen: name === chosen, kind: 'printed-before' as const }))
+    return [...configured, ...before]
   }
 
-  /** The user picks the fallback printer tried first (kept across restarts). */
+  private device (name: string): OutputDevice | undefined {
+    return this.init.printers.get(name) ?? this.init.printedBefore?.().get(name)
+  }
+
+  /** The user picks the fallback printer tried first (kept across restarts): a configured one, or one this client printed to before. */
   async choose (name: string): Promise<void> {
-    if (!this.init.printers.has(name)) throw new NoFallbackPrinterError(`no fallback printer named ${name}; this client has ${[...this.init.printers.keys()].join(', ') || 'none'}`)
-    const file = join(this.init.data, CHOICE_FILE)
-    await writeFile(`${file}.tmp`, JSON.stringify({ printer: name }))
-    await rename(`${file}.tmp`, file)
+    if (this.device(name) === undefined) throw new NoFallbackPrinterError(`no fallback printer named ${name}; this client has ${this.printers().map((p) => p.name).join(', ') || 'none'}`)
     this.chosen = name
+    await this.save()
     this.log.info({ printer: name }, 'fallback printer chosen')
   }
 
-  /** Whether `printer` is one of the fallback printers (a job released to it went to a fallback printer). */
-  isFallback (printer: string | undefined): boolean {
-    return printer !== undefined && this.init.printers.has(printer)
+  /** Keeps the user's choice and the jobs sent to fallback printers (the newest {@link MAX_REMEMBERED_JOBS}). */
+  private async save (): Promise<void> {
+    const ids = [...this.fallbackJobs.keys()]
+    for (const old of ids.slice(0, Math.max(0, ids.length - MAX_REMEMBERED_JOBS))) this.fallbackJobs.delete(old)
+    const file = join(this.init.data, CHOICE_FILE)
+    const snapshot = JSON.stringify({ ...(this.chosen !== undefined ? { printer: this.chosen } : {}), jobs: Object.fromEntries(this.fallbackJobs) })
+    // one write at a time (they share the temporary file), the newest last
+    const write = this.saving.then(async () => {
+      await writeFile(`${file}.tmp`, snapshot)
+      await rename(`${file}.tmp`, file)
+    })
+    this.saving = write.catch(() => {})
+    await write
+  }
+
+  /** The fallback printer a job went to, with its URI; undefined when it did not go to one. */
+  fallbackOf (job: JobRecord): { name: string, uri: string } | undefined {
+    const name = this.fallbackJobs.get(job.id) ?? (job.printer !== undefined && this.init.printers.has(job.printer) ? job.printer : undefined)
+    if (name === undefined || name !== job.printer) return undefined
+    return { name, uri: this.device(name)?.uri ?? '' }
   }
 
   /** Sends a held job of this workstation to a fallback printer now (the user asked, on the local page). */
@@ -190,11 +226,14 @@ export class FallbackPrinting {
       if (candidates.length === 0) throw new NoFallbackPrinterError('this client has no fallback printer (--fallback-printer NAME=ipp://…)')
       const tried: string[] = []
       for (const name of candidates) {
-        const device = this.init.printers.get(name)
+        const device = this.device(name)
         if (device === undefined) throw new NoFallbackPrinterError(`no fallback printer named ${name}`)
         const probe = await device.probe(AbortSignal.timeout(PROBE_TIMEOUT_MS))
         if (!probe.ok) { tried.push(`${name} (${probe.message})`); continue }
         this.sent.add(job.id)
+        this.fallbackJobs.set(job.id, name)
+        // remembered for the page only, beside the print: it never delays or stops it
+        this.track(this.save().catch((err: unknown) => { this.log.warn({ err, job: job.id }, 'could not remember that the job went to a fallback printer') }))
         try {
           return await this.c.jobs.release(job.id, { user: job.owner, admin: false }, name)
         } catch (err) {

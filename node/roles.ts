@@ -28,9 +28,10 @@ export const ROLES = {
  * Services a node in one process of the simulator or the tests runs without: the libp2p
  * host and what needs it (its sync transport is a MemoryNetwork peer instead), and the
  * front ends and exporters (IPP, HTTP, DNS-SD, metrics) — the simulator drives the
- * release engine's services directly.
+ * release engine's services directly. A client's `handover` (client spooling off) too: only
+ * the libp2p roaming link carries handovers; the simulator's clients keep client spooling on.
  */
-export const OUT_OF_PROCESS: ReadonlySet<string> = new Set(['libp2p', 'peer-exchange', 'renewal', 'release-server', 'usage-metrics', 'ipp', 'http', 'dnssd', 'enrollment', 'ldap', 'tls'])
+export const OUT_OF_PROCESS: ReadonlySet<string> = new Set(['libp2p', 'peer-exchange', 'renewal', 'release-server', 'usage-metrics', 'ipp', 'http', 'dnssd', 'enrollment', 'ldap', 'tls', 'handover'])
 
 /** The peer core of an in-process node: documents, a memory transport, sync, revocations. */
 export const IN_PROCESS_CORE: readonly string[] = CORE.filter((n) => !OUT_OF_PROCESS.has(n))

@@ -52,7 +52,7 @@ interface ClientStatus {
   clientSpooling: boolean
   reachablePeers: Array<{ peer: string, role: string }>
   jobs: Array<{ id: string, name: string, owner: string, state: string, pages?: number, fallback?: { name: string, uri: string }, printedBy?: { printer: string, site: string }, handOver?: { site: string, done: boolean } }>
-  fallbackPrinters: Array<{ name: string, uri: string, chosen: boolean }>
+  fallbackPrinters: Array<{ name: string, uri: string, chosen: boolean, kind: string }>
 }
 const clientStatus = async (node: SiteProcess = c()): Promise<ClientStatus> => await (await fetch(`${node.httpUrl}/api/client`)).json() as ClientStatus
 
@@ -296,7 +296,7 @@ test('a workstation that is off: its job is listed on the panel as unavailable, 
   assert.is((await printedBy(m().terminals[0].printer)).filter((sha) => sha === doc.sha256).length, 1, 'printed once')
 })
 
-test('with the site killed, central and the terminal stopped, lp prints at once on the fallback printer; back, it is charged once at the site and central, also after the client was killed -9 in between', async () => {
+test('with the site killed, central and the terminal stopped, lp prints at once on the fallback printer, then on a printer it printed to before once the user picks it on the page; back, each is charged once at the site and central, also after the client was killed -9 in between', async () => {
   const { site, central } = m()
   const portOf = (node: SiteProcess): string => /\/tcp\/(\d+)/.exec(node.listen[0] ?? '')?.[1] ?? '0'
   const [sitePort, centralPort] = [portOf(site), portOf(central)]
@@ -330,10 +330,25 @@ test('with the site killed, central and the terminal stopped, lp prints at once 
     await row.filter({ hasText: `fallback printer backup (${(fallback as IppEvePrinter).uri})` }).waitFor()
     assert.match(await row.innerText(), /urgent\.pdf\s+2\s/, 'its name and pages')
     await browser.screenshot('client-page-fallback')
+    // the user picks the lobby MFP, which this workstation printed to before (test 1) and which still answers
+    const select = browser.page.locator('#fallback-printer')
+    await select.locator('optgroup[label="Printers you printed to before"] option', { hasText: 'site-a:mfp-lobby' }).waitFor({ state: 'attached' })
+    await select.selectOption('site-a:mfp-lobby')
+    await browser.page.getByRole('button', { name: 'Use this printer' }).click()
+    await browser.page.locator('#status').filter({ hasText: 'New jobs fall back to site-a:mfp-lobby' }).waitFor()
     assert.equal(browser.pageErrors, [], 'no script errors')
   } finally {
     await browser.close()
   }
+  const lobby = m().terminals[0].printer
+  assert.equal((await clientStatus()).fallbackPrinters.filter((p) => p.chosen).map((p) => [p.name, p.uri, p.kind]), [['site-a:mfp-lobby', lobby.uri, 'printed-before']], 'the choice is kept')
+  const second = await makeDocument(m().docs, 'urgent-2.pdf', 3, [])
+  await lp(c(), second.path, 'urgent-2.pdf')
+  const secondId = await jobAtClient('urgent-2.pdf')
+  await until(async () => (await printedBy(lobby)).includes(second.sha256), MESH_TIMEOUT_MS, 'printed at once on the chosen printer, the lobby MFP')
+  await until(async () => (await clientStatus()).jobs.find((j) => j.id === secondId)?.state === 'printed', MESH_TIMEOUT_MS, 'printed, as the page shows')
+  assert.equal((await clientStatus()).jobs.find((j) => j.id === secondId)?.fallback, { name: 'site-a:mfp-lobby', uri: lobby.uri }, 'the page says it went to that fallback printer')
+  assert.not.ok((await printedBy(fallback as IppEvePrinter)).includes(second.sha256), 'not on the configured fallback printer')
 
   // the client is killed -9 and restarted on its data before the site is back
   const data = c().dataDir
@@ -356,6 +371,9 @@ test('with the site killed, central and the terminal stopped, lp prints at once 
   const grew = [(row?.records ?? 0) - (before?.records ?? 0), (row?.pages ?? 0) - (before?.pages ?? 0), (row?.colorPages ?? 0) - (before?.colorPages ?? 0)]
   assert.equal(grew, [1, 2, 1], 'charged once at central, with the exact pages')
   assert.is((await printedBy(fallback as IppEvePrinter)).filter((s) => s === doc.sha256).length, 1, 'printed once')
+  await until(async () => (await usageAt(siteBack)).some((u) => u.jobId === secondId), MESH_TIMEOUT_MS, 'the second fallback usage reached the site')
+  assert.equal((await usageAt(siteBack)).filter((u) => u.jobId === secondId).map((u) => [u.user, u.pages, u.colorPages, u.printer]), [['alice', 3, 0, 'site-a:mfp-lobby']], 'charged once, at the printer it went to')
+  assert.is((await printedBy(lobby)).filter((s) => s === second.sha256).length, 1, 'printed once')
 })
 
 test.run()

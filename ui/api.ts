@@ -345,7 +345,8 @@ export interface ClientApi {
     /** The site's setting: jobs stay on this workstation (true) or are handed over to the site's server (false). */
     clientSpooling: boolean
     jobs: ClientJobView[]
-    fallbackPrinters: Array<{ name: string, uri: string, chosen: boolean }>
+    /** The printers the user may pick: configured for this workstation, or printed to before (the site's devices it sent jobs to itself). */
+    fallbackPrinters: Array<{ name: string, uri: string, chosen: boolean, kind: 'configured' | 'printed-before' }>
   }
   /** The fallback printer tried first from now on. */
   chooseFallback (printer: string): Promise<void>

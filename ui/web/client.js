@@ -61,8 +61,16 @@ function render (s) {
   const select = $('fallback-printer')
   $('no-fallback').hidden = s.fallbackPrinters.length > 0
   $('fallback-form').hidden = s.fallbackPrinters.length === 0
+  // not while the user is choosing; a printer picked but not saved yet stays picked as the list refreshes
   if (document.activeElement !== select) {
-    setChildren(select, s.fallbackPrinters.map((p) => h('option', { value: p.name, selected: p.chosen }, `${p.name} (${p.uri})`)))
+    const picked = select.value
+    const option = (p) => h('option', { value: p.name, selected: p.chosen }, `${p.name} (${p.uri})`)
+    const groups = [['configured', 'Fallback printers of this workstation'], ['printed-before', 'Printers you printed to before']]
+      .map(([kind, label]) => [label, s.fallbackPrinters.filter((p) => p.kind === kind)])
+      .filter(([, printers]) => printers.length > 0)
+      .map(([label, printers]) => h('optgroup', { label }, printers.map(option)))
+    setChildren(select, groups)
+    if (picked !== '' && s.fallbackPrinters.some((p) => p.name === picked)) select.value = picked
   }
 }
 
