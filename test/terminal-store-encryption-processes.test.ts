@@ -6,11 +6,12 @@
 // hex, base64): none is found, while the same search over the site's unencrypted database finds
 // every hash and index (so the search can fail). Started with another key, or without its key
 // file, the terminal stops naming the key file and leaves its folder byte-unchanged. Restarted
-// with its key while the site and central are stopped, it logs those users in offline.
+// with its key while the site and central are stopped, it logs those users in offline. A terminal
+// folder from before (unencrypted) is encrypted on its first start with a key, nothing lost.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createHash, randomBytes } from 'node:crypto'
-import { access, cp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { access, cp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startTerminal, tempDir, type SiteProcess } from '../simulations/node-process.ts'
 import { until } from '../simulations/wait.ts'
@@ -19,7 +20,10 @@ import { runCleanup } from './helpers/browser.ts'
 import { startTerminalMesh, panelLogin, MESH_TIMEOUT_MS, type TerminalMesh, type PanelSession } from './helpers/terminal-mesh.ts'
 import { DocStore } from '../crdt/store.ts'
 import { LevelPersistence } from '../crdt/persistence.ts'
-import { directoryDoc, enrolDoc, peerId } from '../crdt/names.ts'
+import { directoryDoc, enrolDoc, peerId, type DocName } from '../crdt/names.ts'
+import { EncryptedPersistence } from '../crdt/encrypted-persistence.ts'
+import { readStoreKey } from '../node/store-key.ts'
+import { readLoginFailures, LOGIN_FAILURES_FILE } from '../node/login-state.ts'
 import { listUsers } from '../crdt/directory.ts'
 import { listEnrolments } from '../crdt/enrolment.ts'
 import { signerFor } from '../transports/identity.ts'
@@ -37,6 +41,8 @@ let keys = ''
 let keyFile = ''
 /** The terminal as restarted by the offline test. */
 let restarted: SiteProcess | undefined
+/** What the first test searched for (the upgrade test searches again). */
+let searched: Secret[] = []
 function m (): TerminalMesh { if (mesh === undefined) throw new Error('no mesh'); return mesh }
 const terminal = (): SiteProcess => m().terminals[0].node
 
@@ -174,6 +180,7 @@ test('a copy of the terminal\'s data folder holds no PIN, card number, credentia
     { what: 'the enrolled card number', forms: [...textForms(ENROLLED_CARD), ...byteForms(Buffer.from(ENROLLED_CARD, 'hex'))] }
   ]
   assert.ok(Object.keys(await fingerprint(join(terminal().dataDir, 'db'))).length > 0, 'the terminal has a database to steal')
+  searched = secrets
   const atTerminal = await search(terminal().dataDir, secrets)
   assert.equal(atTerminal, [], 'nothing found in the terminal\'s data folder')
   assert.ok(secrets.length >= 12, `${secrets.length} secrets searched`)
@@ -202,6 +209,37 @@ test('restarted with its key while the site and central are stopped, the termina
   assert.equal(await cardLogin(restarted, USERS.alice.card), { status: 200, user: 'alice' }, 'alice by card')
   assert.equal(await cardLogin(restarted, USERS.bob.card), { status: 200, user: 'bob' }, 'bob by card')
   assert.equal(await cardLogin(restarted, ENROLLED_CARD), { status: 200, user: 'alice' }, 'the card enrolled at the terminal')
+})
+
+test('a terminal upgraded from an unencrypted database loses nothing: its first start with a key encrypts every document and the login state, and it still logs the users in offline', async () => {
+  await restarted?.kill('SIGTERM')
+  // the folder as a printmesh without encryption left it: every document and the login state in clear
+  const dataDir = terminal().dataDir
+  const db = join(dataDir, 'db')
+  const key = await readStoreKey(keyFile)
+  if (key === undefined) throw new Error('no key')
+  const { persistence: sealed } = await EncryptedPersistence.openLevel(db, key, keyFile)
+  const docs = new Map<DocName, Uint8Array[]>()
+  for (const name of await sealed.names()) docs.set(name, await sealed.load(name))
+  await sealed.close()
+  const logins = await readLoginFailures(dataDir, key)
+  await rm(db, { recursive: true })
+  const plain = await LevelPersistence.open(db)
+  for (const [name, entries] of docs) await plain.compact(name, entries)
+  await plain.close()
+  if (logins !== undefined) await writeFile(join(dataDir, LOGIN_FAILURES_FILE), logins)
+  assert.ok((await search(dataDir, searched)).length > 0, 'the unencrypted folder shows the credentials (the search can fail)')
+
+  const newKey = join(keys, 'upgraded.store-key')
+  restarted = await startTerminal({ dataDir, args: ['--printer', m().terminals[0].printer.uri, '--store-key-file', newKey] })
+  const migrated = await restarted.waitForLog('database encrypted at rest: every document rewritten sealed')
+  assert.is(migrated.documents, docs.size, 'every document rewritten')
+  assert.is((await stat(newKey)).mode & 0o777, 0o600, 'the new key file is the owner\'s only')
+  assert.is((await panelLogin(restarted, 'alice', USERS.alice.pin)).status, 200, 'alice by PIN')
+  assert.equal(await cardLogin(restarted, USERS.bob.card), { status: 200, user: 'bob' }, 'bob by card')
+  assert.equal(await cardLogin(restarted, ENROLLED_CARD), { status: 200, user: 'alice' }, 'the card enrolled at the terminal')
+  await restarted.kill('SIGTERM')
+  assert.equal(await search(dataDir, searched), [], 'nothing found in the folder after the upgrade')
 })
 
 test.run()
