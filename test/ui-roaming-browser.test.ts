@@ -21,7 +21,7 @@ import {
   HolderUnreachableError, InvalidJobStateError, JobNotFoundError, NotAuthorizedError, NotPartnerError,
   type Actor, type JobView, type JobState
 } from '../devices/jobs/types.ts'
-import { InvalidSiteSettingsError, validateRoaming, type RoamingMode } from '../crdt/site-config.ts'
+import { InvalidSiteSettingsError, validateClientSettings, validateRoaming, type ClientSettings, type RoamingMode } from '../crdt/site-config.ts'
 import { logIn, runCleanup, signInAdmin, startBrowser, type TestBrowser } from './helpers/browser.ts'
 
 /** Longest wait for something to appear on a page (the pages poll every 2 s). */
@@ -119,12 +119,23 @@ class RoamingSite implements SiteApi {
         const theirs = this.known.get(site)
         return { site, ...(theirs !== undefined ? { hostname: theirs.hostname } : {}), mutual: this.roamsWith(site) }
       }),
-      clients: { otherUsers: false, spooling: true },
+      clients: { ...this.clients },
       terminals: { configured: false }
     }
   }
 
-  async setClientSettings (): Promise<RoamingView> { throw new Error('not in this test') }
+  clients: ClientSettings = { otherUsers: false, spooling: true }
+
+  /** Validates as the node does (the crdt family's rules): what is left out stays. */
+  async setClientSettings (input: unknown): Promise<RoamingView> {
+    try {
+      this.clients = { ...this.clients, ...validateClientSettings(input) }
+    } catch (err) {
+      if (err instanceof InvalidSiteSettingsError) throw new InvalidRequestError(err.message)
+      throw err
+    }
+    return this.roaming()
+  }
   async setTerminalModes (): Promise<RoamingView> { throw new Error('not in this test') }
 
   /** Validates as the node does (the crdt family's rules), so the page shows its real messages. */
@@ -274,7 +285,7 @@ test('a release refused by the holder (503) or by a partner that left (403) show
   assert.is(await page.getByRole('heading', { name: 'My jobs' }).isVisible(), true, 'a refusal does not end the session')
 })
 
-test('the admin sees source hosts in all jobs and edits roaming partners and mode', async () => {
+test('the admin sees source hosts in all jobs, edits roaming partners and mode, and turns client spooling off', async () => {
   const w = ready()
   const { page } = w.browser
   await page.getByRole('button', { name: 'Log out' }).click()
@@ -328,6 +339,17 @@ test('the admin sees source hosts in all jobs and edits roaming partners and mod
   await page.locator('#roaming-status').filter({ hasText: 'Roaming settings saved; 1 partner still to add this site.' }).waitFor()
   assert.equal(w.site.settings, { partners: [SITE_B, SITE_C, 'site-d'], mode: 'separate' })
   assert.match(await page.locator('#roaming-mode-now').textContent() ?? '', /^separate/)
+
+  // Workstation clients: client spooling on by default; the admin turns it off and lets workstations print for others
+  await page.locator('#clients-now').filter({ hasText: 'Client spooling on: jobs stay on the workstations; each workstation prints for its own user only.' }).waitFor()
+  assert.is(await page.locator('#clients-spooling').isChecked(), true)
+  await page.locator('#clients-spooling').uncheck()
+  await page.locator('#clients-other-users').check()
+  await page.getByRole('button', { name: 'Save client settings' }).click()
+  await page.locator('#clients-status').filter({ hasText: 'Client settings saved' }).waitFor()
+  assert.equal(w.site.clients, { otherUsers: true, spooling: false }, 'saved through the API')
+  await page.locator('#clients-now').filter({ hasText: 'Client spooling off: jobs are handed to this site\'s server; workstations take jobs for other users.' }).waitFor()
+  await w.browser.screenshot('roaming-5-clients')
   assert.equal(w.browser.pageErrors, [], 'no script errors on the pages')
 })
 

@@ -483,7 +483,41 @@ async function refreshRoaming () {
   const view = await api('GET', '/api/roaming')
   renderRoaming(view)
   renderTerminalModes(view.terminals)
+  renderClients(view.clients)
 }
+
+// ---- workstation clients (client spooling) ----
+
+/** Whether the client settings form holds the settings already; polling fills it only once, not over an admin's edits. */
+let clientsFilled = false
+
+function renderClients (clients) {
+  if (clients === undefined) return
+  $('clients-now').textContent = `${clients.spooling ? 'Client spooling on: jobs stay on the workstations' : 'Client spooling off: jobs are handed to this site\'s server'}; ` +
+    (clients.otherUsers ? 'workstations take jobs for other users.' : 'each workstation prints for its own user only.')
+  if (clientsFilled) return
+  $('clients-spooling').checked = clients.spooling
+  $('clients-other-users').checked = clients.otherUsers
+  clientsFilled = true
+}
+
+$('clients-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const status = $('clients-status')
+  const button = event.target.querySelector('button[type=submit]')
+  button.disabled = true
+  try {
+    const view = await api('PUT', '/api/roaming/clients', { json: { spooling: $('clients-spooling').checked, otherUsers: $('clients-other-users').checked } })
+    clientsFilled = false
+    renderClients(view.clients)
+    showMessage(status, 'Client settings saved; the workstations apply them as they receive them.')
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 400) showMessage(status, `Could not save the client settings: ${err.message}`, 'error')
+    else handleError(err, 'Could not save the client settings')
+  } finally {
+    button.disabled = false
+  }
+})
 
 // ---- terminals' release modes (device spooling) ----
 
@@ -984,7 +1018,9 @@ function loggedOut (message = '') {
   stopAuditPolling = () => {}
   roamingFormFilled = false
   terminalModesFilled = false
+  clientsFilled = false
   showMessage($('roaming-status'), '')
+  showMessage($('clients-status'), '')
   showMessage($('terminal-modes-status'), '')
   if (revokeDialog.open) revokeDialog.close()
   if (pinDialog.open) pinDialog.close()
