@@ -1,6 +1,9 @@
 /**
- * Footprint of a site:
- *   1. RSS of an idle `printmesh site` process (fresh data folder);
+ * Footprint of a site, and of the light peers:
+ *   1. RSS of an idle `printmesh site` process (fresh data folder); then of an idle
+ *      terminal and an idle workstation client, each joined to a central and a site
+ *      started for the measurement (the goals of issue 19: site / terminal / client
+ *      ≤ 120 / 100 / 80 MB);
  *   2. RSS of a site holding N retained jobs (100,000 at full size): the job records are
  *      written beforehand straight through the site's own store (its peer key, its level
  *      database), 1,000 `putNewJob`s per signed transaction, as printed jobs still inside
@@ -21,7 +24,7 @@ import { Readable } from 'node:stream'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as delay } from 'node:timers/promises'
 import { pino } from 'pino'
-import { startSite, tempDir, type SiteProcess } from '../node-process.ts'
+import { startCentral, startClient, startSite, startTerminal, tempDir, type SiteProcess } from '../node-process.ts'
 import { DocStore } from '../../crdt/store.ts'
 import { LevelPersistence } from '../../crdt/persistence.ts'
 import { jobsDoc, parseDocName, periodOf, siteId } from '../../crdt/names.ts'
@@ -34,6 +37,8 @@ import { TERMINAL_STATES } from '../../devices/jobs/types.ts'
 import type { OutputDevice } from '../../devices/output/types.ts'
 import { BenchmarkError, MB, folderBytes, round, rssOf, syntheticJob, type BenchContext, type Benchmark, type Row } from './common.ts'
 
+/** Idle RSS goals by role (issue 19): a terminal at an MFP and a client on a workstation are light peers. */
+const IDLE_RSS_GOAL_MB = { site: 120, terminal: 100, client: 80 } as const
 /** Jobs a loaded site holds (the issue's figure) and the quick-mode stand-in. */
 const RETAINED_JOBS = { full: 100_000, quick: 5_000 }
 /** Job records per signed transaction when loading a site: few envelopes, fast to write. */
@@ -116,6 +121,43 @@ async function siteRow (label: string, jobs: number, dataDir?: string): Promise<
     return { case: label, jobs, 'start→ready ms': round(readyMs, 0), 'RSS MB': round(rss / MB, 1), 'peak RSS MB': round(peak / MB, 1), 'data MB': round(await folderBytes(site.dataDir) / MB, 2) }
   } finally {
     await site?.stop()
+  }
+}
+
+/** The goal columns of an idle row. */
+function idleGoal (role: keyof typeof IDLE_RSS_GOAL_MB, rssMb: number): Row {
+  return { 'goal MB': IDLE_RSS_GOAL_MB[role], 'goal met': rssMb <= IDLE_RSS_GOAL_MB[role] ? 'yes' : 'no' }
+}
+
+/** A join string for `role` at site-a from central's admin API. */
+async function joinString (central: SiteProcess, role: 'site' | 'terminal' | 'client'): Promise<string> {
+  const res = await fetch(`${central.httpUrl}/api/mesh/tokens`, { method: 'POST', headers: { authorization: `Bearer ${central.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ role, site: 'site-a' }) })
+  if (!res.ok) throw new FootprintError(`central refused a ${role} join token: ${res.status} ${await res.text()}`)
+  return (await res.json() as { joinString: string }).joinString
+}
+
+/** An idle terminal and an idle workstation client, each joined to a central and a site of their own. */
+async function lightPeerRows (): Promise<Row[]> {
+  const started: SiteProcess[] = []
+  try {
+    const central = await startCentral()
+    started.push(central)
+    started.push(await startSite({ args: ['--join', await joinString(central, 'site')] }))
+    const rows: Row[] = []
+    for (const role of ['terminal', 'client'] as const) {
+      const t0 = performance.now()
+      const peer = role === 'terminal'
+        ? await startTerminal({ args: ['--join', await joinString(central, role)] })
+        : await startClient({ args: ['--join', await joinString(central, role), '--user', 'bench'] })
+      started.push(peer)
+      const readyMs = performance.now() - t0
+      const { rss, peak } = await settledRss(peer.pid)
+      const rssMb = round(rss / MB, 1)
+      rows.push({ case: `idle ${role}`, jobs: 0, 'start→ready ms': round(readyMs, 0), 'RSS MB': rssMb, 'peak RSS MB': round(peak / MB, 1), 'data MB': round(await folderBytes(peer.dataDir) / MB, 2), ...idleGoal(role, rssMb) })
+    }
+    return rows
+  } finally {
+    for (const node of started.reverse()) await node.stop()
   }
 }
 
@@ -227,7 +269,10 @@ async function measure (ctx: BenchContext): ReturnType<Benchmark['run']> {
   const retained = ctx.quick ? RETAINED_JOBS.quick : RETAINED_JOBS.full
   const rows: Row[] = []
   ctx.log('footprint: idle site')
-  rows.push(await siteRow('idle site', 0))
+  const idle = await siteRow('idle site', 0)
+  rows.push({ ...idle, ...idleGoal('site', Number(idle['RSS MB'])) })
+  ctx.log('footprint: idle terminal and client (joined to a central and a site)')
+  rows.push(...await lightPeerRows())
 
   ctx.log(`footprint: site holding ${retained} retained jobs`)
   const dir = await tempDir('printmesh-bench-loaded-')
@@ -259,6 +304,6 @@ async function measure (ctx: BenchContext): ReturnType<Benchmark['run']> {
 
 export const footprint: Benchmark = {
   name: 'footprint',
-  description: 'RSS of an idle site and of a site holding 100,000 retained jobs; documents and disk after a simulated year of 1,000,000 jobs with retention',
+  description: 'RSS of an idle site, terminal and client (goals 120/100/80 MB) and of a site holding 100,000 retained jobs; documents and disk after a simulated year of 1,000,000 jobs with retention',
   run: measure
 }
