@@ -378,12 +378,13 @@ withIntakeOptions(withNodeOptions(program.command('terminal'), { data: './data-t
   .option('--ipp-port <n>', 'IPP port workstations print to directly (device spooling: /printers/direct, /printers/hold, /printers/pull)', port, DEFAULT_IPP_PORT)
   .option('--modes <list>', 'release modes offered, comma-separated, the first also at /ipp/print: direct, hold, pull, delegated (default: hold,pull,direct,delegated); used until the site\'s configuration names modes (its admin page, PUT /api/roaming/terminals at the site), which then wins, applied as it arrives', releaseModes)
   .option('--name <name>', 'the name other peers show beside jobs held at this terminal, and its queues\' DNS-SD name (default: the host name)')
+  .option('--roaming-rate <MB/s>', 'cap on the rate each job document held here (Pull, Delegated) is sent to the terminal or site releasing it, to spare a slow link (default: no cap)', megabytesPerSecond)
   .option('--no-dnssd', 'do not advertise the queues by DNS-SD (_ipp._tcp through avahi)')
   .option('--counters <uri>', 'the MFP\'s page counters, for copy sessions on the panel: snmp://host[:port][?color=OID&mono=OID&sheets=OID] (total: Printer MIB prtMarkerLifeCount; color=none for a monochrome device); without it the panel offers no copying')
   .option('--counters-community-file <file>', 'file holding the SNMP v2c community on its first line (default community: public)')
   .option('--card-reader-token-file <file>', 'file holding the card reader daemon\'s token on its first line: POST /api/panel/card then needs it (Authorization: Bearer); without it only loopback may post cards')
   .option('--pin-only-login', 'users log in at the panel by typing only their PIN (keypad, no user name; cards still work); PINs then must be unique: wherever a PIN is set in the mesh, one another user holds is refused')
-  .action(async (opts: NodeCliOptions & { printer?: string, idleLogoutSeconds?: number /* ms, from seconds() */, ippPort: number, modes?: ReleaseMode[], name?: string, dnssd: boolean, counters?: string, countersCommunityFile?: string, cardReaderTokenFile?: string, pinOnlyLogin?: boolean }) => {
+  .action(async (opts: NodeCliOptions & { printer?: string, idleLogoutSeconds?: number /* ms, from seconds() */, ippPort: number, modes?: ReleaseMode[], name?: string, roamingRate?: number, dnssd: boolean, counters?: string, countersCommunityFile?: string, cardReaderTokenFile?: string, pinOnlyLogin?: boolean }) => {
     const logger = createLogger(opts.logLevel)
     const mesh = meshOptions(opts)
     if (opts.countersCommunityFile !== undefined && opts.counters === undefined) throw new InvalidArgumentError('--counters-community-file needs --counters')
@@ -393,6 +394,7 @@ withIntakeOptions(withNodeOptions(program.command('terminal'), { data: './data-t
       ...(opts.modes !== undefined ? { modes: opts.modes } : {}),
       ...(opts.printer !== undefined ? { printer: opts.printer } : {}),
       ...(opts.name !== undefined ? { name: opts.name } : {}),
+      ...(opts.roamingRate !== undefined ? { roamingBytesPerSecond: opts.roamingRate } : {}),
       ...(opts.idleLogoutSeconds !== undefined ? { idleLogoutMs: opts.idleLogoutSeconds } : {}),
       ...(counters !== undefined ? { counters } : {}),
       ...(opts.cardReaderTokenFile !== undefined ? { cardReaderToken: await readCardReaderToken(opts.cardReaderTokenFile) } : {}),

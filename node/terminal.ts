@@ -18,6 +18,9 @@
  * Delegated keeps it as Pull does, and the owner's delegates (directory) may release it too.
  * Which modes are offered, and which one `/ipp/print` takes, is the site's configuration once
  * its admin sets it (else `--modes`), applied as it arrives (node/terminal-modes.ts).
+ * A Pull job released elsewhere prints only once its whole document reached the releasing peer
+ * (sha256-checked): killed mid-transfer, this terminal prints nothing of it until it is back, and
+ * the transfer then resumes under the same grant (`--roaming-rate` caps it, as a site's).
  *
  * Copying: with `--counters` (the device's page counters, devices/counters) the panel offers
  * copy sessions, charged from the counters in this terminal's own accounting (node/copy-sessions.ts).
@@ -37,8 +40,8 @@
  * (`--store-key-file`, default `<data>.store-key`; node/store-key.ts): a copy of the folder alone
  * reveals no PIN, card number or credential hash. A wrong or missing key stops the start, folder untouched.
  *
- * Not yet here:
- * (issue 13) modes as replicated site configuration.
+ * Not yet here (issue 13 item 3): a queue that does not trust `requesting-user-name`, whose jobs
+ * wait for the user who logs in at the panel and claims them.
  */
 import { join, resolve } from 'node:path'
 import { hostname as osHostname } from 'node:os'
@@ -122,6 +125,8 @@ export interface TerminalConfig extends LightPeerConfig {
   modes?: readonly ReleaseMode[]
   /** The name this terminal's jobs are listed under elsewhere, and its queues' DNS-SD name (default: the host name). */
   name?: string
+  /** Cap on the rate each job document held here is sent to the peer releasing it (`--roaming-rate`), as a site's; default none. */
+  roamingBytesPerSecond?: number
   /** Advertise the queues by DNS-SD (default true). */
   dnssd?: boolean
   /** What device spooling's IPP intake takes, over the defaults (devices/jobs/intake-limits.ts). */
@@ -155,7 +160,8 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string, o
     ...releaseServices({
       site,
       queues: modes.map((mode) => ({ name: mode, ...MODE_QUEUES[mode], info: `${name}: ${MODE_QUEUES[mode].info}`, defaultPrinter: TERMINAL_PRINTER, location: site })),
-      jobs: { deviceName: name }
+      jobs: { deviceName: name },
+      ...(config.roamingBytesPerSecond !== undefined ? { blob: { maxBytesPerSecond: config.roamingBytesPerSecond } } : {})
     }),
     tls: tlsService(config.tls ?? { kind: 'off' }),
     ipp: () => offeredIntake(ippService({ host: config.host, port: config.ippPort, realm: `printmesh ${name}`, ...(config.intakeLimits !== undefined ? { limits: config.intakeLimits } : {}) })(), offered),

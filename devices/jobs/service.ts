@@ -119,6 +119,18 @@ const SYSTEM: Actor = { user: 'printmesh', admin: true }
 /** Changes made on behalf of another site's release: local changes (sealed, persisted, relayed), not a peer's update. */
 const ROAMING_ORIGIN: Origin = { kind: 'local', service: 'roaming' }
 
+/**
+ * Why a job another peer asks to release cannot be any more, in words for the user at that
+ * peer's panel or page (the holder's ippId means nothing there): another release won the grant
+ * (two terminals releasing one Pull job at once), or the job is finished.
+ */
+function noLongerHeld (job: JobRecord): string | undefined {
+  if (job.state === 'releasing') return `${job.name} is already being released elsewhere (${job.grant !== undefined ? `at site ${job.grant.site}` : 'at the device holding it'})`
+  if (job.state === 'printed') return `${job.name} was already printed`
+  if (TERMINAL_STATES.has(job.state)) return `${job.name} is ${job.state}: it can no longer be released`
+  return undefined
+}
+
 export class JobService implements JobDomain {
   private readonly byId = new Map<string, DocName>()
   private readonly byIppId = new Map<number, string>()
@@ -583,6 +595,8 @@ export class JobService implements JobDomain {
     const { doc, job } = this.locate(jobId)
     if (job.pinned === true) throw new NotAuthorizedError(`job ${job.ippId} is held for release at its own device only`)
     this.authorizeRelease(job, by)
+    const gone = noLongerHeld(job)
+    if (gone !== undefined) throw new InvalidJobStateError(gone)
     if (job.state !== 'held') throw new InvalidJobStateError(`job ${job.ippId} is ${job.state}, not held`)
     if (job.sha256 === undefined) throw new InvalidJobStateError(`job ${job.ippId} has no document`)
     const grant = { id: randomUUID(), peer: to.peer, site: to.site, printer: to.printer, user: by.user, expiresAt: this.now() + ttlMs }
