@@ -12,6 +12,7 @@ import { roaming } from './roaming.ts'
 import { intakeAbuse } from './intake-abuse.ts'
 import { ldapSync } from './ldap-sync.ts'
 import { clientSpooling } from './client-spooling.ts'
+import { terminalLogin } from './terminal-login.ts'
 
 export const BENCHMARKS: readonly Benchmark[] = [
   ingestion,
@@ -20,9 +21,10 @@ export const BENCHMARKS: readonly Benchmark[] = [
   roaming
 ]
 
-/** Benchmark-like commands run only by name: intake-abuse sends hostile traffic for minutes; ldap-sync loads 10,000 users into a slapd; client-spooling moves 2 × 500 MB through four processes (minutes, not for CI). */
+/** Benchmark-like commands run only by name: intake-abuse sends hostile traffic for minutes; ldap-sync loads 10,000 users into a slapd; client-spooling moves 2 × 500 MB through four processes (minutes, not for CI); terminal-login builds a 10,000-user directory and two meshes. */
 export const ON_DEMAND_BENCHMARKS: readonly Benchmark[] = [
   intakeAbuse,
   ldapSync,
-  clientSpooling
+  clientSpooling,
+  terminalLogin
 ]
