@@ -7,13 +7,14 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createHash } from 'node:crypto'
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
 import { pino } from 'pino'
 import { LevelPersistence, EncryptedDatabaseError } from '../crdt/persistence.ts'
 import { persistentLoginGuard, readLoginFailures, LOGIN_FAILURES_FILE, SealedLoginStateError } from '../node/login-state.ts'
 import { until } from '../simulations/wait.ts'
+import { defaultStoreKeyFile, encryptsStore, openNodePersistence, readStoreKey, StoreKeyFileError, StoreKeyRequiredError } from '../node/store-key.ts'
 import { EncryptedPersistence, ENCRYPTION_FILE, FORMAT_V1, TamperedEntryError, WrongStoreKeyError, isEncryptedLevel, newStoreKey } from '../crdt/encrypted-persistence.ts'
 import { jobsDoc, directoryDoc, peerId } from '../crdt/names.ts'
 import { tempDir } from '../simulations/node-process.ts'
@@ -228,6 +229,42 @@ test('the login state sealed with the store key: no typed name in the file, the 
   } catch (err) {
     assert.instance(err, SealedLoginStateError)
   }
+})
+
+test('the node\'s store key: created 0600 beside the data folder on a terminal\'s first start; a malformed key file, or an encrypted database opened without a key, is refused naming the file', async () => {
+  assert.is(encryptsStore('terminal', undefined), true, 'a terminal always encrypts')
+  assert.is(encryptsStore('site', undefined), false, 'a site only when asked')
+  assert.is(encryptsStore('client', join(dir, 'client.store-key')), true)
+  const data = join(dir, 'data-terminal')
+  const keyFile = defaultStoreKeyFile(data)
+  assert.is(keyFile, `${data}.store-key`, 'beside the data folder, not in it')
+  const { persistence, key } = await openNodePersistence(data, { encrypt: true, keyFile }, quiet)
+  await persistence.close()
+  assert.is((await stat(keyFile)).mode & 0o777, 0o600)
+  assert.equal(await readStoreKey(keyFile), key)
+  await writeFile(keyFile, 'not a key\n')
+  try {
+    await openNodePersistence(data, { encrypt: true, keyFile }, quiet)
+    assert.unreachable('a malformed key file was taken')
+  } catch (err) {
+    assert.instance(err, StoreKeyFileError)
+    assert.match((err as Error).message, new RegExp(`${keyFile} does not hold a store key`))
+  }
+  try {
+    await openNodePersistence(data, { encrypt: false, keyFile }, quiet)
+    assert.unreachable('an encrypted database opened without its key')
+  } catch (err) {
+    assert.instance(err, StoreKeyRequiredError)
+  }
+  await rm(keyFile)
+  try {
+    await openNodePersistence(data, { encrypt: true, keyFile }, quiet)
+    assert.unreachable('a key was made up for an encrypted database')
+  } catch (err) {
+    assert.instance(err, StoreKeyFileError)
+    assert.match((err as Error).message, /is missing/)
+  }
+  assert.is(await readStoreKey(keyFile), undefined, 'no key file created in its place')
 })
 
 test.run()
