@@ -209,7 +209,7 @@ export async function startClient (config: ClientConfig, logger: Logger, service
   const components = {
     ...core,
     adminToken: token,
-    logins: await persistentLoginGuard(data, { report: { failed: core.metrics.loginFailed, refused: core.metrics.loginRefused, succeeded: core.metrics.loginSucceeded } }, log),
+    logins: await persistentLoginGuard(data, { report: { failed: core.metrics.loginFailed, refused: core.metrics.loginRefused, succeeded: core.metrics.loginSucceeded } }, log, core.storeKey),
     spool: await Spool.open(join(data, 'spool')),
     copies: await Spool.open(join(data, 'roaming')),
     printers,

@@ -246,7 +246,7 @@ export async function startSite (config: SiteConfig, logger: Logger, services?: 
     printers,
     roamingLink: libp2pRoamingLink(core.host, certifiedSiteOf(core.membership)),
     adminToken,
-    logins: await persistentLoginGuard(data, { report: { failed: core.metrics.loginFailed, refused: core.metrics.loginRefused, succeeded: core.metrics.loginSucceeded } }, log)
+    logins: await persistentLoginGuard(data, { report: { failed: core.metrics.loginFailed, refused: core.metrics.loginRefused, succeeded: core.metrics.loginSucceeded } }, log, core.storeKey)
   }
   const names = services ?? ROLES.site.filter((n) => n !== 'dnssd' || config.dnssd !== false)
   const node = await startRoleNode<{ jobs: JobService, roaming: RoamingService, ipp: IppServer, http: HttpServer, tls?: TlsProvider }>('site', siteServices(config, info, printerConfigs), components, log, names)
