@@ -9,10 +9,11 @@ import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
 import { callRpc, handleRpc, RpcUnreachableError } from '../transports/rpc.ts'
-import { fetchBlob, serveBlobs, BlobHolderUnreachableError, type BlobServerOptions } from '../transports/blob.ts'
+import { fetchBlob, serveBlobs, BlobDeniedError, BlobHolderUnreachableError, BlobNotFoundError, type BlobServerOptions } from '../transports/blob.ts'
 import { parseAdminCapability, type AdminCapability } from '../crdt/capability.ts'
+import { SIDES } from '../devices/ipp/capabilities.ts'
 import { peerId, type PeerId, type SiteId } from '../crdt/names.ts'
-import { HolderUnreachableError, type DirectPrintRequest, type GrantRequest, type HandOverReply, type HandOverRequest, type RoamingHolder, type RoamingLink, type GrantReply } from '../devices/jobs/types.ts'
+import { DocumentNotServedError, HolderUnreachableError, type DirectPrintRequest, type GrantRequest, type HandOverReply, type HandOverRequest, type RoamingHolder, type RoamingLink, type GrantReply } from '../devices/jobs/types.ts'
 
 export const RELEASE_PROTOCOL = '/printmesh/release/1.0.0'
 /** A holder answers a release request within this or the request fails. */
@@ -31,6 +32,8 @@ const isField = (v: unknown): v is string => typeof v === 'string' && v.length >
 /** Copies of one job a site takes: IPP's own bound on `copies` is far above any real job. */
 const MAX_COPIES = 9_999
 const SHA256_HEX = /^[0-9a-f]{64}$/
+/** Media names as IPP has them (PWG 5101.1 self-describing names and their legacy aliases): lower case, digits and `_.-`. */
+const MEDIA_NAME = /^[a-z0-9][a-z0-9_.-]*$/
 const isCount = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= max
 
 /** Checks a handover request from the wire (a workstation's job, as its client describes it). */
@@ -38,10 +41,12 @@ function parseHandOver (g: unknown): { op: 'handover', request: HandOverRequest 
   if (typeof g !== 'object' || g === null) return 'handover needs a request'
   const r = g as Record<string, unknown>
   if (!isField(r.jobId) || !isField(r.grantId) || !isField(r.owner) || !isField(r.name) || !isField(r.sides) || !isField(r.format)) return 'handover needs jobId, grantId, owner, name, sides and format'
+  if (!SIDES.includes(r.sides)) return `handover sides must be one of ${SIDES.join(', ')}`
+  if (r.owner.startsWith('#')) return 'handover owner must be a user name (names starting with # are the product\'s own)'
   if (!isCount(r.copies, MAX_COPIES) || r.copies < 1) return `handover copies must be 1-${MAX_COPIES}`
   if (typeof r.sha256 !== 'string' || !SHA256_HEX.test(r.sha256)) return 'handover sha256 must be 64 hex digits'
   if (!isCount(r.size, Number.MAX_SAFE_INTEGER)) return 'handover size must be a byte count'
-  if (r.media !== undefined && !isField(r.media)) return 'handover media must be a media name'
+  if (r.media !== undefined && (!isField(r.media) || !MEDIA_NAME.test(r.media))) return 'handover media must be a media name (PWG 5101.1, e.g. iso_a4_210x297mm)'
   return {
     op: 'handover',
     request: { jobId: r.jobId, grantId: r.grantId, owner: r.owner, name: r.name, copies: r.copies, sides: r.sides, format: r.format, sha256: r.sha256, size: r.size, ...(r.media !== undefined ? { media: r.media } : {}) }
@@ -136,6 +141,8 @@ export function libp2pRoamingLink (host: Libp2p, siteOf: (peer: string) => strin
         await fetchBlob(host, { peer: holder }, sha256, dest, { signal, ...(onProgress !== undefined ? { onProgress } : {}) })
       } catch (err) {
         if (err instanceof BlobHolderUnreachableError) throw new HolderUnreachableError(siteOf(holder) ?? holder, err.message)
+        // the holder answered and said no: asking again changes nothing
+        if (err instanceof BlobNotFoundError || err instanceof BlobDeniedError) throw new DocumentNotServedError(siteOf(holder) ?? holder, err.message)
         throw err
       }
     }

@@ -24,6 +24,7 @@
  * holds a request open longer than the release protocol's handler timeout.
  */
 import { createReadStream } from 'node:fs'
+import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { rm } from 'node:fs/promises'
 import type { Logger } from 'pino'
@@ -31,6 +32,8 @@ import type { PeerId, SiteId } from '../../crdt/names.ts'
 import type { Spool } from '../spool.ts'
 import type { JobService } from './service.ts'
 import type { IntakeLimits } from './intake-limits.ts'
+import { documentTooLarge } from './intake-limits.ts'
+import { CorruptDocumentError, UnsupportedFormatError } from '../documents/errors.ts'
 import { HANDOVER_PRINTER, JobError, type HandOverReply, type HandOverRequest, type JobRecord, type RoamingLink } from './types.ts'
 
 /** The grant a client gives its site for a handover: long enough to move and analyse a 1 GB document on a slow link. */
@@ -39,8 +42,10 @@ export const HANDOVER_GRANT_TTL_MS = 10 * 60_000
 export const HANDOVER_POLL_MS = 1_000
 /** A handover request that gets no answer within this is asked again on the next pass. */
 const REQUEST_TIMEOUT_MS = 10_000
-/** Refusals the site remembers for a client to read on its next ask (then forgets): a handful in flight at once. */
+/** Handovers under way (and refusals not read yet) the site keeps at once: more is a flood, answered "busy, ask again". */
 const MAX_REMEMBERED = 1_000
+/** A refusal not read by its client within this is forgotten (the client asks once a second while it waits for one). */
+const REFUSAL_KEPT_MS = 10 * 60_000
 
 export interface HandOverDeskComponents {
   jobs: JobService
@@ -54,10 +59,16 @@ export interface HandOverDeskComponents {
   logger: Logger
 }
 
+/** The site will not take a job (no queue, a document that is not what the client declared): told to the client. */
+export class HandOverRefusedError extends JobError {
+  readonly kind = 'invalid-request'
+  constructor (message: string) { super(message); this.name = 'HandOverRefusedError' }
+}
+
 /** A site server's side: takes the jobs its workstations' clients hand over. */
 export class HandOverDesk {
-  /** Handovers under way or answered with an error not yet read, by `peer/jobId`. */
-  private readonly pending = new Map<string, { done: boolean, reply?: HandOverReply }>()
+  /** Handovers under way, or refused with the refusal not read yet, by `peer/jobId` (a job taken is answered from its record). */
+  private readonly pending = new Map<string, { done: boolean, at: number, reply?: HandOverReply }>()
   private readonly log: Logger
 
   constructor (private readonly init: { site: SiteId, limits: IntakeLimits }, private readonly c: HandOverDeskComponents) {
@@ -73,6 +84,7 @@ export class HandOverDesk {
     const taken = this.c.jobs.handedOver(peer, request.jobId)
     if (taken !== undefined) return { ok: true, state: 'adopted', jobId: taken.id, ippId: taken.ippId }
     const key = `${peer}/${request.jobId}`
+    this.forgetOldRefusals()
     const entry = this.pending.get(key)
     if (entry !== undefined) {
       if (!entry.done) return { ok: true, state: 'adopting' }
@@ -80,23 +92,38 @@ export class HandOverDesk {
       if (entry.reply !== undefined) return entry.reply
     }
     if (this.pending.size >= MAX_REMEMBERED) return { ok: false, error: 'invalid-state', message: 'the site is taking too many jobs at once; asked again later' }
-    const work = { done: false } as { done: boolean, reply?: HandOverReply }
+    const work: { done: boolean, at: number, reply?: HandOverReply } = { done: false, at: Date.now() }
     this.pending.set(key, work)
     void this.take(peer, request, this.c.signal()).then(
-      (job) => { work.reply = { ok: true, state: 'adopted', jobId: job.id, ippId: job.ippId } },
+      // taken: its record answers from now on
+      () => { this.pending.delete(key) },
       (err: unknown) => {
-        work.reply = { ok: false, error: 'refused', message: err instanceof JobError ? err.message : `the site could not take it: ${(err as Error).message}` }
-        this.log.warn({ client: peer, job: request.jobId, err: (err as Error).message }, 'a job handed over was refused')
+        if (err instanceof JobError || err instanceof CorruptDocumentError || err instanceof UnsupportedFormatError) {
+          work.reply = { ok: false, error: 'refused', message: err.message }
+          this.log.warn({ client: peer, job: request.jobId, err: err.message }, 'a job handed over was refused')
+        } else {
+          // the transfer broke off, the disk failed, the site is stopping: the client asks again and it is tried again
+          this.pending.delete(key)
+          this.log.info({ client: peer, job: request.jobId, err: (err as Error).message }, 'a handover broke off; the client asks again')
+        }
       }
-    ).finally(() => { work.done = true })
+    ).finally(() => { work.done = true; work.at = Date.now() })
     return { ok: true, state: 'adopting' }
+  }
+
+  private forgetOldRefusals (): void {
+    const before = Date.now() - REFUSAL_KEPT_MS
+    for (const [key, entry] of this.pending) if (entry.done && entry.at < before) this.pending.delete(key)
   }
 
   /** Creates this site's job, fetches the document from the client and holds it (analysed here again). */
   private async take (peer: PeerId, request: HandOverRequest, signal: AbortSignal): Promise<JobRecord> {
     // the site's default queue: the job is then the site's as if printed to it (held, or printed on arrival)
     const queue = this.c.jobs.queues().find((q) => q.pinned !== true)
-    if (queue === undefined) throw new Error('this site has no queue to take jobs into')
+    if (queue === undefined) throw new HandOverRefusedError('this site has no queue to take jobs into')
+    // refused from the size the client declares, before a byte moves; the fetch holds it to that size
+    const maxBytes = this.init.limits.maxDocumentBytes
+    if (request.size > maxBytes) throw documentTooLarge(maxBytes)
     const job = await this.c.jobs.createJob({
       queue: queue.name,
       owner: request.owner,
@@ -108,9 +135,22 @@ export class HandOverDesk {
       intake: { address: `peer:${peer}`, limits: this.init.limits },
       handedOverFrom: { peer, jobId: request.jobId }
     })
-    const dest = join(this.c.copies.dir, 'tmp', `handover-${request.sha256}`)
+    // a file of its own: two jobs of one document may be taken at once
+    const dest = join(this.c.copies.dir, 'tmp', `handover-${randomUUID()}`)
+    const fetching = new AbortController()
+    let oversized: Error | undefined
+    const onProgress = (received: number, size: number): void => {
+      if (size !== request.size || received > request.size) {
+        oversized = new HandOverRefusedError(`the document is ${size} bytes, not the ${request.size} the workstation declared`)
+        fetching.abort(oversized)
+      }
+    }
     try {
-      await this.c.link.fetch(peer, request.sha256, dest, signal)
+      try {
+        await this.c.link.fetch(peer, request.sha256, dest, AbortSignal.any([signal, fetching.signal]), onProgress)
+      } catch (err) {
+        throw oversized ?? err
+      }
       const held = await this.c.jobs.addDocument(job.ippId, { format: request.format, data: createReadStream(dest) })
       this.log.info({ client: peer, clientJob: request.jobId, job: held.ippId, owner: held.owner, pages: held.pages }, 'job handed over by a workstation')
       return held
@@ -207,10 +247,14 @@ export class HandOverSender {
     }
     if (reply.ok && reply.state === 'adopted') {
       await this.c.jobs.completeHandOver(job.id, grant.id, reply.ippId)
-    } else if (!reply.ok) {
+    } else if (!reply.ok && (reply.error === 'refused' || reply.error === 'not-authorized')) {
+      // for good: kept here (client spooling) and not offered again until the client restarts
       this.refused.add(job.id)
       await this.c.jobs.refuseHandOver(job.id, grant.id, `site ${grant.site} refused it: ${reply.message}`)
       this.log.warn({ job: job.id, site: grant.site, error: reply.error, message: reply.message }, 'the site refused a job handed over; kept here')
+    } else if (!reply.ok) {
+      // busy, or a hiccup: asked again on a later pass, the job staying granted to the site
+      this.log.debug({ job: job.id, site: grant.site, error: reply.error, message: reply.message }, 'the site cannot take the job now; asked again')
     }
   }
 }

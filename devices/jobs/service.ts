@@ -140,6 +140,8 @@ export class JobService implements JobDomain {
   private readonly releaseOnArrival = new Set<string>()
   /** Jobs whose document is being received right now. */
   private readonly uploading = new Set<string>()
+  /** Documents spooled whose jobs are not held yet (being analysed), by job id: their bytes are in use though no record names them. */
+  private readonly analysing = new Map<string, string>()
   /** Unfinished jobs and their bytes by owner and address, for the intake quotas. */
   private readonly holdings = new Holdings()
   /** The intake limits of jobs still waiting for their document. */
@@ -466,6 +468,7 @@ export class JobService implements JobDomain {
       }
       throw refused
     }
+    this.analysing.set(id, spooled.sha256)
     try {
       let analysed: Partial<JobRecord>
       try {
@@ -511,6 +514,7 @@ export class JobService implements JobDomain {
       throw err
     } finally {
       this.uploading.delete(id)
+      this.analysing.delete(id)
       this.intakes.delete(id) // the document is in (or refused): its limits are done with
     }
   }
@@ -617,10 +621,14 @@ export class JobService implements JobDomain {
 
   // ---- handover (a workstation's client with client spooling off) ----------------
 
-  /** This site's job taken from a client's job (`peer`'s `jobId`), once its document is in; undefined if none. */
+  /**
+   * This site's job taken from a client's job (`peer`'s `jobId`), once its document arrived here
+   * (it has a sha256: held then, whatever became of it since); undefined if none. A take that
+   * broke off before the document was in left a job without one: it does not count.
+   */
   handedOver (peer: PeerId, jobId: string): JobRecord | undefined {
     for (const { job } of this.all()) {
-      if (job.handedOverFrom?.peer === peer && job.handedOverFrom.jobId === jobId && job.state !== 'received' && job.state !== 'failed') return job
+      if (job.handedOverFrom?.peer === peer && job.handedOverFrom.jobId === jobId && job.sha256 !== undefined) return job
     }
     return undefined
   }
@@ -643,9 +651,16 @@ export class JobService implements JobDomain {
     if (job.state !== 'releasing' || job.grant?.id !== grantId || job.grant.printer !== HANDOVER_PRINTER) throw new InvalidJobStateError(`job ${job.ippId} is not being handed over under this grant`)
     const site = job.grant.site
     const done = await this.move(doc, job.id, 'deleted', ROAMING_ORIGIN, { reason: HANDED_OVER_REASON, message: `handed over to site ${site} (job ${ippId} there): release it there` })
-    if (job.sha256 !== undefined && ![...this.all()].some(({ job: other }) => other.id !== job.id && other.sha256 === job.sha256)) await this.c.spool.remove(job.sha256)
+    if (job.sha256 !== undefined && !this.bytesNeeded(job.sha256, job.id)) await this.c.spool.remove(job.sha256)
     this.log.info({ job: job.ippId, site, siteJob: ippId }, 'job handed over to the site')
     return done
+  }
+
+  /** Whether a job other than `except` still needs the document `sha256`: one not finished, or one still being analysed. */
+  private bytesNeeded (sha256: string, except: string): boolean {
+    for (const { job } of this.all()) if (job.id !== except && job.sha256 === sha256 && !TERMINAL_STATES.has(job.state)) return true
+    for (const [id, spooled] of this.analysing) if (id !== except && spooled === sha256) return true
+    return false
   }
 
   /** The site refused the job: it stays held here (client spooling), with the site's reason. */
@@ -719,7 +734,7 @@ export class JobService implements JobDomain {
       if (job.state === 'received' && !this.uploading.has(job.id) && job.createdAt + INCOMING_TIMEOUT_MS <= now) {
         this.releaseOnArrival.delete(job.id)
         await this.move(doc, job.id, 'failed', origin, { reason: 'job-incoming-timeout', message: 'the document never arrived' })
-      } else if (job.state === 'releasing' && job.grant !== undefined && job.grant.expiresAt <= now) {
+      } else if (job.state === 'releasing' && job.grant !== undefined && job.grant.printer !== HANDOVER_PRINTER && job.grant.expiresAt <= now) { // a handover's never: the site may have taken the job, only its answer ends it (handover.ts)
         await this.move(doc, job.id, 'held', origin, { grant: undefined, reason: 'release-grant-expired', message: `site ${job.grant.site} did not start printing in time; release it again` })
       } else if (job.state === 'printing' && job.grant === undefined && job.printerJobId !== undefined && !this.engine.watching(job.id)) {
         this.askPrinterAbout(doc, job) // recovered, its printer had no final answer yet: ask again

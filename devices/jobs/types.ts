@@ -189,6 +189,12 @@ export class NotPartnerError extends JobError {
   readonly kind = 'not-authorized'
   constructor (message: string) { super(message); this.name = 'NotPartnerError' }
 }
+/** The peer holding a job answered, but would not send its document: it has no such document (any more), or not for this peer. */
+export class DocumentNotServedError extends JobError {
+  readonly kind = 'not-found'
+  constructor (readonly holder: string, reason: string) { super(`${holder} would not send the document: ${reason}`); this.name = 'DocumentNotServedError' }
+}
+
 /** The peer holding a job could not be reached (and no prefetched copy may stand in). */
 export class HolderUnreachableError extends JobError {
   readonly kind = 'unavailable'
