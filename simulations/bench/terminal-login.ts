@@ -12,12 +12,14 @@
  *    the footprint benchmark writes jobs: each a record shaped as the import writes it, with
  *    a PIN hash of the same form and size (random salt and key, which no PIN matches: those
  *    users never log in here). Hashing 10,000 PINs through the import takes ~10 minutes on
- *    2 cores (the row `PIN import` measures its cost per user), so only the users who log in
+ *    2 cores (a note gives the measured cost per user), so only the users who log in
  *    pay it.
  * 3. Loaded: central on that folder, site-a, a terminal of site-a; waited for until the
  *    terminal's `/api/info` says it holds every user; RSS of the terminal and the site.
  *    Each login user gets `jobsPerUser` held jobs spooled straight to the terminal's Hold
- *    queue (IPP Print-Job over loopback with the project's IPP client, as `lp -d hold` would).
+ *    queue (IPP Print-Job over loopback with the project's IPP client, as `lp -d hold` would);
+ *    RSS again right after (its pdf.js analysis workers still running) and once they have
+ *    ended (the terminal logs each worker it ends: the last says none is left).
  * 4. Offline: the site is killed (SIGKILL) and central stopped; once the terminal's panel says
  *    it is offline, `logins` logins (bounded in count and time) cycle over the login users:
  *    `POST /api/login` with username + PIN, then `GET /api/panel/jobs` with the session, each
@@ -32,6 +34,7 @@ import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { cpus, loadavg } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { promisify } from 'node:util'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -120,13 +123,18 @@ async function stopAll (running: SiteProcess[]): Promise<void> {
  * Writes the directory into a stopped central's data folder: the login users through the
  * product's CSV import (timed), then filler users up to `users` straight through its store.
  */
-async function seedDirectory (ctx: BenchContext, centralDir: string, work: string, users: number, loginUsers: number): Promise<{ importMs: number, fillMs: number, template: DirectoryUser, hashes: string[] }> {
-  const csv = join(work, 'users.csv')
-  await writeFile(csv, Array.from({ length: loginUsers }, (_, i) => `${loginUser(i)},Login User ${i + 1},${pinOf(i)}\n`).join(''))
+async function seedDirectory (ctx: BenchContext, centralDir: string, work: string, users: number, loginUsers: number): Promise<{ oneMs: number, importMs: number, fillMs: number, template: DirectoryUser, hashes: string[] }> {
+  // two imports: one user (the command's start and one hash), then the others; the difference is the cost of their hashes
+  const importRows = async (from: number, to: number): Promise<number> => {
+    const csv = join(work, `users-${from}.csv`)
+    await writeFile(csv, Array.from({ length: to - from }, (_, k) => `${loginUser(from + k)},Login User ${from + k + 1},${pinOf(from + k)}\n`).join(''))
+    const begun = performance.now()
+    await promisify(execFile)(process.execPath, ['--import', 'tsx', 'node/cli.ts', 'users', 'import', csv, '--data', centralDir, '--site', SITE], { cwd: ROOT, timeout: SETUP_TIMEOUT_MS })
+    return performance.now() - begun
+  }
   ctx.log(`terminal-login: importing ${loginUsers} users with PINs (printmesh users import)`)
-  const begun = performance.now()
-  await promisify(execFile)(process.execPath, ['--import', 'tsx', 'node/cli.ts', 'users', 'import', csv, '--data', centralDir, '--site', SITE], { cwd: ROOT, timeout: SETUP_TIMEOUT_MS })
-  const importMs = performance.now() - begun
+  const oneMs = await importRows(0, 1)
+  const importMs = await importRows(1, loginUsers)
 
   ctx.log(`terminal-login: writing ${users - loginUsers} more users into central's directory`)
   const filled = performance.now()
@@ -152,10 +160,16 @@ async function seedDirectory (ctx: BenchContext, centralDir: string, work: strin
       }
     })
     const hashes = Array.from({ length: loginUsers }, (_, i) => getUser(doc, loginUser(i))?.pinHash ?? '')
-    return { importMs, fillMs: performance.now() - filled, template, hashes }
+    return { oneMs, importMs, fillMs: performance.now() - filled, template, hashes }
   } finally {
     await store.close()
   }
+}
+
+/** Whether the terminal's last analysis-worker line says none is left (it logs each worker it ends, with the count left). */
+function workersEnded (node: SiteProcess): boolean {
+  const ended = node.logs().filter((l) => l.includes('"analysis worker ended"'))
+  return ended.length > 0 && (JSON.parse(ended[ended.length - 1]) as { workers?: number }).workers === 0
 }
 
 interface Timed { loginMs: number, listMs: number, totalMs: number }
@@ -179,6 +193,7 @@ async function loginAndList (terminal: SiteProcess, username: string, pin: strin
 
 async function measure (ctx: BenchContext): Promise<{ params: Record<string, unknown>, rows: Row[], summary: Row[], notes: string[] }> {
   const size = ctx.quick ? SIZES.quick : SIZES.full
+  const loadAtStart = loadavg()[0]
   const work = await tempDir('printmesh-bench-terminal-login-')
   const running: SiteProcess[] = []
   try {
@@ -221,6 +236,9 @@ async function measure (ctx: BenchContext): Promise<{ params: Record<string, unk
       }
     }))
     const withJobs = await settledRss(terminal.pid)
+    // the document-analysis workers (pdf.js) end once idle (devices/documents/analyzer.ts IDLE_WORKER_MS): the terminal's resting state
+    await waitFor(async () => workersEnded(terminal), SETUP_TIMEOUT_MS, 'the terminal\'s analysis workers ended', 200)
+    const restedWithJobs = await settledRss(terminal.pid)
 
     // 4. offline: site killed, central stopped
     ctx.log('terminal-login: kill -9 the site, stop central')
@@ -245,6 +263,7 @@ async function measure (ctx: BenchContext): Promise<{ params: Record<string, unk
       timed.push({ ...one, hashMs: performance.now() - h0 })
     }
     const loginsMs = performance.now() - loginsBegun
+    const loadAtLogins = loadavg()[0]
     const offlineRss = await settledRss(terminal.pid)
 
     await stopAll(running)
@@ -281,23 +300,27 @@ async function measure (ctx: BenchContext): Promise<{ params: Record<string, unk
     const summary: Row[] = [
       rssRow('idle (empty directory)', idleUsers, idleTerminal, idleSite),
       rssRow(`${size.users.toLocaleString('en-US')} users synced`, size.users, loadedTerminal, loadedSite),
-      rssRow(`+ ${prints.length} held jobs`, size.users, withJobs, undefined),
+      rssRow(`+ ${prints.length} held jobs (analysis workers running)`, size.users, withJobs, undefined),
+      rssRow(`+ ${prints.length} held jobs, analysis workers ended`, size.users, restedWithJobs, undefined),
       rssRow(`offline, after ${timed.length} logins`, size.users, offlineRss, undefined)
     ]
-    const perUserImportMs = seeded.importMs / size.loginUsers
+    // the import of loginUsers - 1 users minus that of one: loginUsers - 2 hashes (and rows)
+    const perUserImportMs = (seeded.importMs - seeded.oneMs) / (size.loginUsers - 2)
     return {
       params: {
         users: size.users, loginUsers: size.loginUsers, jobsPerUser: size.jobsPerUser, logins: size.logins, loginBudgetMs: LOGIN_BUDGET_MS,
         warmupLogins: WARMUP_LOGINS, pinHash: seeded.template.pinHash.split('$').slice(0, 4).join('$'),
-        importMs: round(seeded.importMs), fillMs: round(seeded.fillMs), syncToTerminalMs: round(syncMs), offlineDetectMs: round(offlineMs), loginsMs: round(loginsMs)
+        loadAverage1m: { atStart: round(loadAtStart, 2), atLogins: round(loadAtLogins, 2), atEnd: round(loadavg()[0], 2) },
+        importOneMs: round(seeded.oneMs), importMs: round(seeded.importMs), importPerUserMs: round(perUserImportMs), fillMs: round(seeded.fillMs), syncToTerminalMs: round(syncMs), offlineDetectMs: round(offlineMs), loginsMs: round(loginsMs)
       },
       rows,
       summary,
       notes: [
-        `PIN import: ${size.loginUsers} users with PINs through \`printmesh users import --data\` took ${round(seeded.importMs / 1000, 1)} s (${round(perUserImportMs)} ms a user, process start included; scrypt N=2^15 r=8, 4 at a time): ${size.users.toLocaleString('en-US')} users that way would take about ${round(perUserImportMs * size.users / 60_000, 1)} min here. The other ${(size.users - size.loginUsers).toLocaleString('en-US')} were written into central's directory through its store in ${round(seeded.fillMs / 1000, 1)} s, shaped as the import writes them, with hashes of the same form and size (random salt and key: no PIN matches them)`,
+        `PIN import: \`printmesh users import --data\` of 1 user took ${round(seeded.oneMs / 1000, 1)} s (the command's start and one hash), of the other ${size.loginUsers - 1} ${round(seeded.importMs / 1000, 1)} s: ${round(perUserImportMs)} ms a user (scrypt N=2^15 r=8, 4 at a time on ${cpus().length} cores), so ${size.users.toLocaleString('en-US')} users that way would take about ${round(perUserImportMs * size.users / 60_000, 1)} min here. The other ${(size.users - size.loginUsers).toLocaleString('en-US')} were written into central's directory through its store in ${round(seeded.fillMs / 1000, 1)} s, shaped as the import writes them, with hashes of the same form and size (random salt and key: no PIN matches them)`,
         `the terminal held all ${size.users.toLocaleString('en-US')} users ${round(syncMs / 1000, 1)} s after it was ready (its /api/info terminal.users); it said it was offline ${round(offlineMs / 1000, 1)} s after the site was killed and central stopped`,
         `${timed.length} logins in ${round(loginsMs / 1000, 1)} s (bounded: ${size.logins} or ${LOGIN_BUDGET_MS / 1000} s), one at a time, cycling over ${size.loginUsers} users with ${size.jobsPerUser} held job(s) each at the terminal (Hold queue), after ${WARMUP_LOGINS} unmeasured ones; times from the request to the parsed JSON with Node's fetch over loopback keep-alive; each session logged out after (not timed)`,
         'a login is one scrypt verification of the user\'s PIN (N=2^15, r=8: ~32 MiB, chosen so a guess costs ~50-100 ms) plus the login guard; the slow-hash row times crdt/directory.ts verifyPin of the same user\'s stored hash in the benchmark\'s process right after each login and list (same load), and the row below subtracts it from that login → list pair',
+        `the machine's 1-minute load average: ${round(loadAtStart, 1)} at the start, ${round(loadAtLogins, 1)} after the logins (${cpus().length} cores; other work shares them)`,
         `RSS: VmRSS of each process (node --import tsx, so the TypeScript loader counts), the last of ${RSS_SAMPLES} samples ${RSS_SAMPLE_MS} ms apart once the phase settled; idle is a separate mesh of its own with an empty directory (same options), the site is the anchor`
       ]
     }
