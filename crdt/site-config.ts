@@ -69,6 +69,12 @@ export interface SiteSettings {
   clients: ClientSettings
   /** Undefined until an admin sets them: each terminal then offers its own `--modes`. */
   terminals: TerminalModeSettings | undefined
+  /**
+   * Whether the site's terminals take the `requesting-user-name` a workstation sends as the
+   * job's owner (default true, as `lp -U` expects); false: a job sent straight to a terminal is
+   * held for whoever logs in at its panel and claims it (issue 13 item 3).
+   */
+  terminalsTrustUserName: boolean
   updatedAt: number
 }
 
@@ -96,6 +102,7 @@ export function readSiteSettings (doc: Y.Doc | undefined, site: SiteId): SiteSet
     },
     clients: { otherUsers: clientOtherUsers === true, spooling: typeof clientSpooling === 'boolean' ? clientSpooling : DEFAULT_CLIENT_SPOOLING },
     terminals: readTerminalModes(map.get('terminalModes'), map.get('terminalDefaultMode')),
+    terminalsTrustUserName: map.get('terminalTrustUserName') !== false,
     updatedAt: typeof updatedAt === 'number' ? updatedAt : 0
   }
 }
@@ -109,16 +116,29 @@ function readTerminalModes (modes: unknown, defaultMode: unknown): TerminalModeS
   return known.includes(defaultMode) ? { modes: known, defaultMode } : undefined
 }
 
+/** A change of the terminals' settings from an admin: what is left out stays as it is. */
+export interface TerminalSettingsChange {
+  modes?: TerminalModeSettings
+  trustUserName?: boolean
+}
+
 /**
- * Checks terminal modes from an admin (`{"modes": ["pull", "hold"], "defaultMode": "pull"}`;
- * without `defaultMode`, the first mode named); returns them with the modes in their usual order.
+ * Checks terminal settings from an admin: `{"modes": ["pull", "hold"], "defaultMode": "pull"}`
+ * (without `defaultMode`, the first mode named; the modes come back in their usual order),
+ * `{"trustUserName": false}`, or both.
  */
-export function validateTerminalModes (input: unknown): TerminalModeSettings {
-  const example = '{"modes": ["hold", "pull"], "defaultMode": "pull"}'
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new InvalidSiteSettingsError(`terminal modes must be an object like ${example}`)
-  const { modes, defaultMode, ...rest } = input as { modes?: unknown, defaultMode?: unknown }
+export function validateTerminalSettings (input: unknown): TerminalSettingsChange {
+  const example = '{"modes": ["hold", "pull"], "defaultMode": "pull", "trustUserName": true}'
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new InvalidSiteSettingsError(`terminal settings must be an object like ${example}`)
+  const { modes, defaultMode, trustUserName, ...rest } = input as { modes?: unknown, defaultMode?: unknown, trustUserName?: unknown }
   const unknown = Object.keys(rest)
-  if (unknown.length > 0) throw new InvalidSiteSettingsError(`unknown terminal setting ${JSON.stringify(unknown[0])}: modes and defaultMode are known`)
+  if (unknown.length > 0) throw new InvalidSiteSettingsError(`unknown terminal setting ${JSON.stringify(unknown[0])}: modes, defaultMode and trustUserName are known`)
+  if (trustUserName !== undefined && typeof trustUserName !== 'boolean') throw new InvalidSiteSettingsError('trustUserName must be true or false')
+  if (modes === undefined) {
+    if (defaultMode !== undefined) throw new InvalidSiteSettingsError('defaultMode: name the modes offered with it')
+    if (trustUserName === undefined) throw new InvalidSiteSettingsError(`name modes (and defaultMode) or trustUserName, like ${example}`)
+    return { trustUserName }
+  }
   if (!Array.isArray(modes) || modes.length === 0) throw new InvalidSiteSettingsError(`modes must be a non-empty list of release modes (${TERMINAL_RELEASE_MODES.join(', ')})`)
   for (const m of modes) {
     if (!isReleaseMode(m)) throw new InvalidSiteSettingsError(`modes: ${JSON.stringify(m)} is not a release mode (${TERMINAL_RELEASE_MODES.join(', ')})`)
@@ -127,14 +147,20 @@ export function validateTerminalModes (input: unknown): TerminalModeSettings {
   const chosen = defaultMode ?? modes[0]
   if (!isReleaseMode(chosen)) throw new InvalidSiteSettingsError(`defaultMode: ${JSON.stringify(chosen)} is not a release mode (${TERMINAL_RELEASE_MODES.join(', ')})`)
   if (!modes.includes(chosen)) throw new InvalidSiteSettingsError(`defaultMode: ${chosen} is not one of the modes offered (${(modes as string[]).join(', ')})`)
-  return { modes: TERMINAL_RELEASE_MODES.filter((m) => modes.includes(m)), defaultMode: chosen }
+  return {
+    modes: { modes: TERMINAL_RELEASE_MODES.filter((m) => modes.includes(m)), defaultMode: chosen },
+    ...(trustUserName !== undefined ? { trustUserName } : {})
+  }
 }
 
-/** Writes the terminal modes (already validated). */
-export function setTerminalModes (doc: Y.Doc, terminals: TerminalModeSettings, now: number): void {
+/** Writes the terminal settings given (already validated). */
+export function setTerminalSettings (doc: Y.Doc, change: TerminalSettingsChange, now: number): void {
   const map = settingsMap(doc)
-  map.set('terminalModes', [...terminals.modes])
-  map.set('terminalDefaultMode', terminals.defaultMode)
+  if (change.modes !== undefined) {
+    map.set('terminalModes', [...change.modes.modes])
+    map.set('terminalDefaultMode', change.modes.defaultMode)
+  }
+  if (change.trustUserName !== undefined) map.set('terminalTrustUserName', change.trustUserName)
   map.set('updatedAt', now)
 }
 

@@ -101,7 +101,9 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
         return { site, ...(theirs.updatedAt > 0 ? { hostname: theirs.hostname } : {}), mutual: c.roaming.roamsWith(site) }
       }),
       clients: own.clients,
-      terminals: own.terminals === undefined ? { configured: false } : { configured: true, ...own.terminals }
+      terminals: own.terminals === undefined
+        ? { configured: false, trustUserName: own.terminalsTrustUserName }
+        : { configured: true, ...own.terminals, trustUserName: own.terminalsTrustUserName }
     }
   }
 
@@ -171,7 +173,7 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
 
     async setTerminalModes (input: unknown): Promise<RoamingView> {
       try {
-        await c.roaming.setTerminalModes(input)
+        await c.roaming.setTerminalSettings(input)
       } catch (err) {
         if (err instanceof InvalidSiteSettingsError) throw new InvalidRequestError(err.message)
         throw err

@@ -16,13 +16,16 @@
  *    listed and released as before.
  * 3. `/ipp/print` (the IPP server's first queue) is the default mode; the DNS-SD
  *    advertisement and CUPS-Get-Printers list the offered modes only, default first.
+ * 4. Where the site does not trust the `requesting-user-name` workstations send (its
+ *    `trustUserName` false), every job taken is owned by nobody yet (`UNCLAIMED_OWNER`): held
+ *    here, whatever its mode, until a user logged in at the panel claims it.
  */
 import type { Logger } from 'pino'
 import type { DocStore } from '../crdt/store.ts'
 import { siteConfigDoc, type DocName, type SiteId } from '../crdt/names.ts'
 import { readSiteSettings, type TerminalReleaseMode } from '../crdt/site-config.ts'
 import type { JobService } from '../devices/jobs/service.ts'
-import type { CreateJobRequest, JobRecord, QueueInfo } from '../devices/jobs/types.ts'
+import { UNCLAIMED_OWNER, type CreateJobRequest, type JobRecord, type QueueInfo } from '../devices/jobs/types.ts'
 import { IppStatusError } from '../devices/ipp/errors.ts'
 import { Status } from '../devices/ipp/wire.ts'
 
@@ -33,6 +36,8 @@ export interface OfferedModes {
   /** Offered modes, the default first (its queue also answers `/ipp/print`). */
   modes: TerminalReleaseMode[]
   source: ModesSource
+  /** The job's owner is the `requesting-user-name` sent; false: nobody until a user claims it at the panel. */
+  trustUserName: boolean
 }
 
 /** A job sent to the queue of a mode the site's configuration turned off. */
@@ -80,7 +85,7 @@ export class TerminalModes {
     await this.c.store.open(this.doc)
     this.c.store.on('entry', this.onEntry)
     this.refresh()
-    this.log.info({ modes: this.current.modes, source: this.current.source }, 'release modes offered')
+    this.log.info({ modes: this.current.modes, source: this.current.source, trustUserName: this.current.trustUserName }, 'release modes offered')
   }
 
   stop (): void {
@@ -98,15 +103,17 @@ export class TerminalModes {
   }
 
   private read (): OfferedModes {
-    const configured = readSiteSettings(this.c.store.get(this.doc), this.init.site).terminals
-    if (configured === undefined) return { modes: [...this.init.fallback], source: 'option' }
-    return { modes: [configured.defaultMode, ...configured.modes.filter((m) => m !== configured.defaultMode)], source: 'site' }
+    const settings = readSiteSettings(this.c.store.get(this.doc), this.init.site)
+    const configured = settings.terminals
+    const trustUserName = settings.terminalsTrustUserName
+    if (configured === undefined) return { modes: [...this.init.fallback], source: 'option', trustUserName }
+    return { modes: [configured.defaultMode, ...configured.modes.filter((m) => m !== configured.defaultMode)], source: 'site', trustUserName }
   }
 
   private refresh (): void {
     const next = this.read()
-    if (next.source === this.current.source && next.modes.join() === this.current.modes.join()) return
-    this.log.info({ modes: next.modes, was: this.current.modes, source: next.source }, 'release modes changed by the site\'s configuration')
+    if (next.source === this.current.source && next.modes.join() === this.current.modes.join() && next.trustUserName === this.current.trustUserName) return
+    this.log.info({ modes: next.modes, was: this.current.modes, source: next.source, trustUserName: next.trustUserName }, 'release modes changed by the site\'s configuration')
     this.current = next
     for (const listener of this.listeners) {
       try { listener(next) } catch (err) { this.log.error({ err }, 'applying the release modes failed') }
@@ -116,14 +123,15 @@ export class TerminalModes {
   /**
    * The job service as the IPP intake and DNS-SD see it: `queues()` lists the offered modes,
    * default first; `queue(name)` still finds every mode (so its path answers, with a clear
-   * refusal), and creating a job in a mode not offered is refused ({@link ModeNotOfferedError}).
+   * refusal), and creating a job in a mode not offered is refused ({@link ModeNotOfferedError});
+   * where the name sent is not trusted, the job is nobody's until claimed.
    */
   intake (jobs: JobService): JobService {
     const queues = (): QueueInfo[] => this.current.modes.flatMap((m) => jobs.queue(m) ?? [])
     const createJob = async (req: CreateJobRequest): Promise<JobRecord> => {
-      const { modes } = this.current
+      const { modes, trustUserName } = this.current
       if (!(modes as readonly string[]).includes(req.queue)) throw new ModeNotOfferedError(req.queue, this.init.name, this.init.site, modes)
-      return await jobs.createJob(req)
+      return await jobs.createJob(trustUserName ? req : { ...req, owner: UNCLAIMED_OWNER })
     }
     return new Proxy(jobs, {
       get (target, prop) {

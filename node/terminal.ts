@@ -40,8 +40,9 @@
  * (`--store-key-file`, default `<data>.store-key`; node/store-key.ts): a copy of the folder alone
  * reveals no PIN, card number or credential hash. A wrong or missing key stops the start, folder untouched.
  *
- * Not yet here (issue 13 item 3): a queue that does not trust `requesting-user-name`, whose jobs
- * wait for the user who logs in at the panel and claims them.
+ * Owners: a job sent here belongs to its `requesting-user-name` unless the site's configuration
+ * says its terminals do not trust that name (`trustUserName` false): it is then nobody's, held
+ * whatever its mode, until a user logged in at the panel claims it (`/api/claims`, ui/routes/claims.ts).
  */
 import { join, resolve } from 'node:path'
 import { hostname as osHostname } from 'node:os'
@@ -84,7 +85,9 @@ import { CardReaderInbox } from './card-reader.ts'
 import { cardReaderRoutes } from '../ui/routes/card-reader.ts'
 import type { PrintEngine } from '../devices/jobs/print-engine.ts'
 import type { DeviceCounters } from '../devices/counters/types.ts'
-import type { Delegation } from '../devices/jobs/types.ts'
+import { NotAuthorizedError, type Delegation, type JobRecord } from '../devices/jobs/types.ts'
+import { claimRoutes } from '../ui/routes/claims.ts'
+import type { ClaimApi, ClaimableJob } from '../ui/api.ts'
 import { TERMINAL_RELEASE_MODES, type TerminalReleaseMode } from '../crdt/site-config.ts'
 import { TerminalModes, type TerminalModesComponents } from './terminal-modes.ts'
 
@@ -184,11 +187,12 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string, o
       // a logged-in user registers a card (or sets a PIN) here, in this terminal's own enrolment document (issue 15 item 4)
       const enrolments = new Enrolments({ store: c.store, self: c.self.id, cardKey: c.cardKey, checkPin: async (u, p) => await checkPin(c.store, u, p), logger: c.logger, now: c.clock.now })
       const pinOnly = config.pinOnlyLogin === true
+      const claims = claimsOf(c.jobs)
       const server = createHttpServer({
         mesh,
         // username and PIN, card, and with --pin-only-login the PIN alone (the pseudo-user `#pin`)
         users: panelLogins(c.store, c.cardKey, { pinOnlyLogin: pinOnly }),
-        plugins: [meshRoutes(mesh), panelRoutes(panel, copies, { pinOnlyLogin: pinOnly }), cardReaderRoutes(reader), enrolRoutes({ enrolCard: async (u, card) => await enrolments.enrolCard(u, card), enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['panel', 'admin', 'reports'])],
+        plugins: [meshRoutes(mesh), panelRoutes(panel, copies, { pinOnlyLogin: pinOnly }), claimRoutes(claims), cardReaderRoutes(reader), enrolRoutes({ enrolCard: async (u, card) => await enrolments.enrolCard(u, card), enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['panel', 'admin', 'reports'])],
         adminToken: c.adminToken,
         terminal: () => self.status(),
         logins: c.logins,
@@ -224,6 +228,22 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string, o
 }
 
 type ModesDeps = TerminalModesComponents & { jobs: JobService }
+
+/** The panel's claims (issue 13 item 3): jobs taken while the site does not trust the name sent, nobody's until claimed. */
+function claimsOf (jobs: JobService): ClaimApi {
+  const view = (j: JobRecord): ClaimableJob => ({
+    id: j.id, name: j.name, state: j.state, createdAt: j.createdAt, queue: j.queue,
+    ...(j.pages !== undefined ? { pages: j.pages } : {}),
+    ...(j.originatingHost !== undefined ? { from: j.originatingHost } : {})
+  })
+  return {
+    claimable: () => jobs.unclaimed().map(view),
+    claim: async (actor, id) => {
+      if (actor.admin) throw new NotAuthorizedError('an admin owns no jobs: log in as the user whose job it is to claim it')
+      return view(await jobs.claim(id, actor))
+    }
+  }
+}
 
 /**
  * The IPP intake on the job service as the offered modes show it; the modes follow the site's

@@ -35,7 +35,7 @@ function m (): TerminalMesh { if (mesh === undefined) throw new Error('no mesh')
 const t1 = (): TerminalNode => m().terminals[0]
 const queueUri = (node: SiteProcess, mode: string): string => node.ippUri.replace('/ipp/print', `/printers/${mode}`)
 
-interface Terminals { configured: boolean, modes?: string[], defaultMode?: string }
+interface Terminals { configured: boolean, modes?: string[], defaultMode?: string, trustUserName: boolean }
 const setModes = async (body: unknown): Promise<Response> => await fetch(`${m().site.httpUrl}/api/roaming/terminals`, {
   method: 'PUT', headers: { authorization: `Bearer ${m().site.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body)
 })
@@ -71,10 +71,11 @@ test.after(async () => {
 
 test('bad terminal modes are refused with 400 naming the field; GET shows the terminals use their own --modes until set', async () => {
   const before = await admin<{ terminals: Terminals }>(m().site, '/api/roaming')
-  assert.equal(before.terminals, { configured: false })
+  assert.equal(before.terminals, { configured: false, trustUserName: true })
   const cases: Array<[unknown, RegExp]> = [
     [{ modes: ['direct', 'teleport'] }, /modes: "teleport" is not a release mode/],
     [{ modes: [] }, /modes must be a non-empty list/],
+    [{}, /name modes \(and defaultMode\) or trustUserName/],
     [{ modes: 'pull' }, /modes must be a non-empty list/],
     [{ modes: ['hold', 'hold'] }, /modes: a release mode is named twice/],
     [{ modes: ['hold'], defaultMode: 'pull' }, /defaultMode: pull is not one of the modes offered/],
@@ -89,7 +90,7 @@ test('bad terminal modes are refused with 400 naming the field; GET shows the te
   }
   const anonymous = await fetch(`${m().site.httpUrl}/api/roaming/terminals`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ modes: ['pull'] }) })
   assert.is(anonymous.status, 401, 'only an admin sets them')
-  assert.equal((await admin<{ terminals: Terminals }>(m().site, '/api/roaming')).terminals, { configured: false }, 'nothing was written')
+  assert.equal((await admin<{ terminals: Terminals }>(m().site, '/api/roaming')).terminals, { configured: false, trustUserName: true }, 'nothing was written')
 })
 
 test('the admin turns Direct and Hold off and makes Pull the default: /printers/direct refuses ipptool and lp by name, /ipp/print holds as Pull, a job held in Hold before stays releasable, DNS-SD follows; Direct turned back on prints', async () => {
@@ -99,7 +100,7 @@ test('the admin turns Direct and Hold off and makes Pull the default: /printers/
 
   const res = await setModes({ modes: ['pull'], defaultMode: 'pull' })
   assert.is(res.status, 200)
-  assert.equal((await res.json() as { terminals: Terminals }).terminals, { configured: true, modes: ['pull'], defaultMode: 'pull' })
+  assert.equal((await res.json() as { terminals: Terminals }).terminals, { configured: true, modes: ['pull'], defaultMode: 'pull', trustUserName: true })
   await applied(t1().node, ['pull'])
 
   const refusedDoc = await makeDocument(docs, 'refused.pdf', 1, [])

@@ -75,7 +75,7 @@ class FakeSite implements SiteApi {
     return { jobs: this.jobs.filter((j) => scope === 'all' || j.owner === actor.user), remote: [] }
   }
 
-  private roamingSettings: RoamingView = { site: 'site-a', hostname: 'site-a.example', mode: 'separate', partners: [], clients: { otherUsers: false, spooling: true }, terminals: { configured: false } }
+  private roamingSettings: RoamingView = { site: 'site-a', hostname: 'site-a.example', mode: 'separate', partners: [], clients: { otherUsers: false, spooling: true }, terminals: { configured: false, trustUserName: true } }
   roaming (): RoamingView { return this.roamingSettings }
   async setRoaming (input: unknown): Promise<RoamingView> {
     const { partners, mode } = input as { partners?: unknown, mode?: unknown }

@@ -123,7 +123,7 @@ class TinySite implements SiteApi {
 
   authenticateAdmin (token: string): Actor | undefined { return token === ADMIN_TOKEN ? { user: 'admin', admin: true } : undefined }
   listJobs (): JobList { return { jobs: [], remote: [] } }
-  roaming (): RoamingView { return { site: 'site-a', hostname: 'site-a.example', mode: 'separate', partners: [], clients: { otherUsers: false, spooling: true }, terminals: { configured: false } } }
+  roaming (): RoamingView { return { site: 'site-a', hostname: 'site-a.example', mode: 'separate', partners: [], clients: { otherUsers: false, spooling: true }, terminals: { configured: false, trustUserName: true } } }
   async setRoaming (): Promise<RoamingView> { throw new Error('not in this test') }
   async setClientSettings (): Promise<RoamingView> { throw new Error('not in this test') }
   async setTerminalModes (): Promise<RoamingView> { throw new Error('not in this test') }

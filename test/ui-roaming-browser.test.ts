@@ -120,7 +120,7 @@ class RoamingSite implements SiteApi {
         return { site, ...(theirs !== undefined ? { hostname: theirs.hostname } : {}), mutual: this.roamsWith(site) }
       }),
       clients: { ...this.clients },
-      terminals: { configured: false }
+      terminals: { configured: false, trustUserName: true }
     }
   }
 

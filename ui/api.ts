@@ -77,8 +77,12 @@ export interface RoamingView {
   }>
   /** What this site's workstation clients may do. */
   clients: { otherUsers: boolean, spooling: boolean }
-  /** The release modes this site's terminals offer (device spooling); not configured: each terminal's own `--modes`. */
-  terminals: { configured: false } | { configured: true, modes: TerminalReleaseMode[], defaultMode: TerminalReleaseMode }
+  /**
+   * The release modes this site's terminals offer (device spooling; not configured: each
+   * terminal's own `--modes`), and whether they take the name a workstation sends as the owner
+   * (false: the job waits for a user to claim it at the panel).
+   */
+  terminals: ({ configured: false } | { configured: true, modes: TerminalReleaseMode[], defaultMode: TerminalReleaseMode }) & { trustUserName: boolean }
 }
 
 export interface SiteApi {
@@ -97,7 +101,7 @@ export interface SiteApi {
   setRoaming (input: unknown): Promise<RoamingView>
   /** Sets what this site's workstation clients may do (`{otherUsers?: boolean, spooling?: boolean}`); InvalidRequestError on bad input. */
   setClientSettings (input: unknown): Promise<RoamingView>
-  /** Sets the release modes of this site's terminals (`{modes: string[], defaultMode?: string}`); InvalidRequestError on bad input. */
+  /** Sets the release modes of this site's terminals and whether they trust the name sent (`{modes?: string[], defaultMode?: string, trustUserName?: boolean}`); InvalidRequestError on bad input. */
   setTerminalModes (input: unknown): Promise<RoamingView>
   printers (): Promise<PrinterView[]>
   usageRecords (query: UsageQuery): UsageRecordView[]
@@ -257,6 +261,27 @@ export interface PanelApi {
   releaseAll (actor: Actor): Promise<ReleaseAllOutcome>
   /** Deletes one of the user's held jobs at its holder. */
   remove (actor: Actor, id: string): Promise<void>
+}
+
+/** A job sent to a terminal that nobody owns yet (its site does not trust the name sent), as the panel lists it to claim. */
+export interface ClaimableJob {
+  id: string
+  name: string
+  state: JobState
+  pages?: number
+  createdAt: number
+  /** The release mode it was sent to. */
+  queue: string
+  /** The address of the workstation that sent it. */
+  from?: string
+}
+
+/** A terminal's unclaimed jobs (issue 13 item 3), for its panel routes. */
+export interface ClaimApi {
+  /** Held jobs here that nobody has claimed, oldest first. */
+  claimable (): ClaimableJob[]
+  /** Makes the job the caller's (a Direct one prints now); refused once claimed, and for an admin. */
+  claim (actor: Actor, id: string): Promise<ClaimableJob>
 }
 
 /** Why a copy session ended: the user's Done, logging out, the panel's idle logout, the next user's login, a terminal restart. */

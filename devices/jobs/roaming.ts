@@ -36,7 +36,7 @@ import type { DocStore, Origin } from '../../crdt/store.ts'
 import { jobsDoc, siteConfigDoc, periodOf, parseDocName, type DocName, type PeerId, type SiteId } from '../../crdt/names.ts'
 import * as jobsFamily from '../../crdt/jobs.ts'
 import type { RemoteRelease, RemoteReleaseState } from '../../crdt/jobs.ts'
-import { readSiteSettings, roamsWith, setClientSettings, setHostname, setRoaming, setTerminalModes, validateClientSettings, validateRoaming, validateTerminalModes, type SiteSettings } from '../../crdt/site-config.ts'
+import { readSiteSettings, roamsWith, setClientSettings, setHostname, setRoaming, setTerminalSettings, validateClientSettings, validateRoaming, validateTerminalSettings, type SiteSettings } from '../../crdt/site-config.ts'
 import type { Spool } from '../spool.ts'
 import type { OutputDevice } from '../output/types.ts'
 import type { JobService } from './service.ts'
@@ -218,11 +218,11 @@ export class RoamingService implements RoamingHolder {
     return this.settings()
   }
 
-  /** Changes the release modes this site's terminals offer and their default (validated; throws InvalidSiteSettingsError). */
-  async setTerminalModes (input: unknown): Promise<SiteSettings> {
-    const terminals = validateTerminalModes(input)
-    await this.c.store.transact(siteConfigDoc(this.init.site), { kind: 'admin', user: 'admin' }, (d) => setTerminalModes(d, terminals, this.now()))
-    this.log.info({ terminals }, 'terminal modes changed')
+  /** Changes the release modes this site's terminals offer, their default, whether they trust the name sent (validated; throws InvalidSiteSettingsError). */
+  async setTerminalSettings (input: unknown): Promise<SiteSettings> {
+    const terminals = validateTerminalSettings(input)
+    await this.c.store.transact(siteConfigDoc(this.init.site), { kind: 'admin', user: 'admin' }, (d) => setTerminalSettings(d, terminals, this.now()))
+    this.log.info({ terminals }, 'terminal settings changed')
     return this.settings()
   }
 

@@ -59,7 +59,7 @@ import type { PrinterLanes } from './printer-lanes.ts'
 import { Holdings, checkNewJob, checkBytes, checkImpressions, documentTooLarge, type JobIntake } from './intake-limits.ts'
 import {
   type JobDomain, type JobRecord, type QueueInfo, type CreateJobRequest, type DocumentUpload, type JobFilter, type Actor, type Delegation,
-  JobNotFoundError, QueueNotFoundError, PrinterNotFoundError, NotAuthorizedError, InvalidJobStateError, TERMINAL_STATES, PAGES_UNKNOWN_REASON, releaseRefusal, HANDOVER_PRINTER, HANDED_OVER_REASON
+  JobNotFoundError, QueueNotFoundError, PrinterNotFoundError, NotAuthorizedError, InvalidJobStateError, TERMINAL_STATES, PAGES_UNKNOWN_REASON, UNCLAIMED_OWNER, releaseRefusal, HANDOVER_PRINTER, HANDED_OVER_REASON
 } from './types.ts'
 
 /** How often retention runs. */
@@ -427,8 +427,33 @@ export class JobService implements JobDomain {
     }
     this.index(doc, job, req.intake?.address)
     if (req.intake !== undefined) this.intakes.set(job.id, req.intake)
-    if (!queue.hold || req.holdUntil === 'no-hold') this.releaseOnArrival.add(job.id)
+    // a job nobody has claimed yet waits for its owner, even on a print-on-arrival queue
+    if ((!queue.hold || req.holdUntil === 'no-hold') && job.owner !== UNCLAIMED_OWNER) this.releaseOnArrival.add(job.id)
     return job
+  }
+
+  /** Held jobs here that nobody has claimed yet (their queue does not trust the name sent), oldest first. */
+  unclaimed (): JobRecord[] {
+    return this.listJobs({ which: 'not-completed', owner: UNCLAIMED_OWNER }).filter((j) => j.state === 'held')
+  }
+
+  /**
+   * `by` claims a held job nobody owns yet ({@link UNCLAIMED_OWNER}): it becomes theirs, as if
+   * they had sent it, and a job of a print-on-arrival queue (a terminal's Direct) prints now.
+   * Of two users claiming one job, the first wins; the other is told it was claimed.
+   */
+  async claim (jobId: string, by: Actor): Promise<JobRecord> {
+    const { doc, job } = this.locate(jobId)
+    if (job.owner !== UNCLAIMED_OWNER) throw new InvalidJobStateError('this job was already claimed')
+    if (job.state !== 'held') throw new InvalidJobStateError(`${job.name} is ${job.state}: only a held job can be claimed`)
+    const claimed = await this.c.store.transact(doc, { kind: 'local', service: 'jobs' }, (d) => {
+      // checked again inside the change: two claims in one tick cannot both pass
+      if (jobs.getJob(d, job.id)?.owner !== UNCLAIMED_OWNER) throw new InvalidJobStateError('this job was already claimed')
+      return jobs.updateJob(d, job.id, { owner: by.user }, this.now())
+    })
+    this.log.info({ job: job.ippId, by: by.user }, 'job claimed')
+    if (this.queue(job.queue)?.hold === false) return await this.startRelease(claimed, by)
+    return claimed
   }
 
   async addDocument (ippId: number, upload: DocumentUpload): Promise<JobRecord> {

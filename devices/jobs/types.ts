@@ -145,6 +145,14 @@ export interface JobDomain {
 }
 
 /**
+ * The owner of a job whose queue does not trust the `requesting-user-name` the workstation sent
+ * (a terminal of a site that says so, issue 13): nobody yet. It is held whatever its queue does,
+ * listed to nobody and released by nobody until a user logged in at the holder claims it
+ * (`JobService.claim`) and so becomes its owner. `#` is never in a user name (the `#pin` pseudo-user's convention).
+ */
+export const UNCLAIMED_OWNER = '#unclaimed'
+
+/**
  * Reason of a job held although its document's analysis was stopped (time or memory limit):
  * its pages are unknown. It can be released like any held job; its print is charged by the
  * printer's impression count, else by the pages the document declares (usage.ts `printCharge`).

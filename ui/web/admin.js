@@ -527,13 +527,15 @@ const terminalModeInputs = () => [...document.querySelectorAll('input[name="term
 
 function renderTerminalModes (terminals) {
   if (terminals === undefined) return
-  $('terminal-modes-now').textContent = terminals.configured
+  $('terminal-modes-now').textContent = (terminals.configured
     ? `Offered: ${terminals.modes.join(', ')}; default ${terminals.defaultMode}.`
-    : 'Not set: each terminal offers the modes it was started with (--modes).'
+    : 'Not set: each terminal offers the modes it was started with (--modes).') +
+    (terminals.trustUserName ? '' : ' Jobs wait to be claimed at the panel.')
   if (terminalModesFilled) return
   const modes = terminals.configured ? terminals.modes : ['hold', 'pull', 'direct', 'delegated']
   for (const box of terminalModeInputs()) box.checked = modes.includes(box.value)
   $('terminal-default-mode').value = terminals.configured ? terminals.defaultMode : 'hold'
+  $('terminal-trust-user-name').checked = terminals.trustUserName !== false
   terminalModesFilled = true
 }
 
@@ -553,7 +555,7 @@ $('terminal-modes-form').addEventListener('submit', async (event) => {
   const button = event.target.querySelector('button[type=submit]')
   button.disabled = true
   try {
-    const view = await api('PUT', '/api/roaming/terminals', { json: { modes, defaultMode } })
+    const view = await api('PUT', '/api/roaming/terminals', { json: { modes, defaultMode, trustUserName: $('terminal-trust-user-name').checked } })
     terminalModesFilled = false
     renderTerminalModes(view.terminals)
     showMessage(status, 'Release modes saved; the terminals apply them as they receive them.')

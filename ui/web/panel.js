@@ -92,6 +92,8 @@ function showJobs (user) {
   $('user-name').textContent = user
   showMessage($('jobs-message'), '')
   setChildren($('jobs'))
+  setChildren($('claim-list')) // the last user's view of them is not the next one's
+  $('claims').hidden = true
   refreshJobs()
   clearInterval(jobsTimer)
   jobsTimer = setInterval(refreshJobs, JOBS_POLL_MS)
@@ -256,12 +258,38 @@ function renderJob (job) {
     h('div', { class: 'job-buttons' }, buttons))
 }
 
+/** A job nobody owns yet (the site does not trust the name workstations send), with its Claim button. */
+function renderClaimable (job) {
+  const parts = [`${formatCount(job.pages)} page${job.pages === 1 ? '' : 's'}`, job.queue]
+  if (job.from !== undefined) parts.push(`from ${job.from}`)
+  parts.push(age(job.createdAt))
+  return h('li', { class: 'job', 'data-job': job.id, 'data-state': 'unclaimed' },
+    h('div', { class: 'job-main' },
+      h('div', { class: 'job-name' }, job.name === '' ? '(untitled)' : job.name),
+      h('div', { class: 'job-facts' }, parts.join(' · '))),
+    h('span', { class: 'job-state' }, 'Not claimed'),
+    h('div', { class: 'job-buttons' },
+      h('button', { type: 'button', class: 'primary', 'data-action': 'claim', 'aria-label': `Claim ${job.name}`, onclick: () => act(() => api('POST', `/api/claims/${encodeURIComponent(job.id)}`)) }, 'Claim')))
+}
+
+/** Jobs to claim, where this terminal has any (a terminal of an older version answers 404: none). */
+async function claimable () {
+  try {
+    return (await api('GET', '/api/claims')).jobs
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return []
+    throw err
+  }
+}
+
 async function refreshJobs () {
   if ($('jobs-view').hidden) return
   const asked = epoch
   try {
-    const { jobs } = await api('GET', '/api/panel/jobs')
+    const [{ jobs }, claims] = await Promise.all([api('GET', '/api/panel/jobs'), claimable()])
     if (asked !== epoch) return
+    setChildren($('claim-list'), claims.map(renderClaimable))
+    $('claims').hidden = claims.length === 0
     setChildren($('jobs'), jobs.map(renderJob))
     $('no-jobs').hidden = jobs.length > 0
     $('release-all').disabled = busy || !jobs.some((j) => j.state === 'held')

@@ -13,7 +13,7 @@
  */
 import type { Readable, Transform } from 'node:stream'
 import { createGunzip, createInflate, createInflateRaw } from 'node:zlib'
-import { TERMINAL_STATES, type CreateJobRequest, type JobRecord } from '../../jobs/types.ts'
+import { TERMINAL_STATES, UNCLAIMED_OWNER, type CreateJobRequest, type JobRecord } from '../../jobs/types.ts'
 import { IntakeTooLargeError, formatBytes } from '../../jobs/intake-limits.ts'
 import { boundedInflate } from '../decompression.ts'
 import { checkJobTemplate, supportedFormats, AUTO_DETECT_FORMAT, COMPRESSIONS } from '../capabilities.ts'
@@ -202,7 +202,9 @@ export const sendDocument: OperationHandler = async (ctx): Promise<OperationResu
   const job = targetJob(ctx)
   if (opAttr(ctx, 'last-document') === undefined) throw new IppStatusError(Status.clientErrorBadRequest, 'missing last-document')
   opBoolean(ctx, 'last-document')
-  if (job.owner !== intakeUser(ctx, ctx.domain.queue(job.queue))) throw new IppStatusError(Status.clientErrorNotAuthorized, `job ${job.ippId} belongs to another user`)
+  // a job nobody owns yet (its queue does not trust the name sent): the workstation that created it sends its document
+  const sender = job.owner === UNCLAIMED_OWNER ? job.originatingHost === ctx.address : job.owner === intakeUser(ctx, ctx.domain.queue(job.queue))
+  if (!sender) throw new IppStatusError(Status.clientErrorNotAuthorized, `job ${job.ippId} belongs to another user`)
   const format = documentFormat(ctx)
   const comp = compression(ctx)
   const unsupported = unknownOperationAttributes(ctx, SEND_DOCUMENT_ATTRIBUTES)
