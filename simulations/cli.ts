@@ -59,6 +59,16 @@ function formatSummary (s: SimSummary): string {
           ['client jobs printed isolated (still held: fallback missed)', `${s.clients.isolated} (${s.clients.fallbackMissed})`]
         ] satisfies Array<[string, string]>
       : []),
+    ...(s.deviceSpooling.jobs.direct + s.deviceSpooling.jobs.hold + s.deviceSpooling.jobs.pull + s.deviceSpooling.jobs.delegated > 0
+      ? [
+          ['device-spooled jobs: direct / hold / pull / delegated', `${s.deviceSpooling.jobs.direct} / ${s.deviceSpooling.jobs.hold} / ${s.deviceSpooling.jobs.pull} / ${s.deviceSpooling.jobs.delegated}`],
+          ['  printed (each once)', `${s.deviceSpooling.printed.direct} / ${s.deviceSpooling.printed.hold} / ${s.deviceSpooling.printed.pull} / ${s.deviceSpooling.printed.delegated}`],
+          ['device-spooled releases at the terminal / elsewhere (by delegates)', `${s.deviceSpooling.releasedAtTerminal} / ${s.deviceSpooling.releasedElsewhere} (${s.deviceSpooling.byDelegates})`],
+          ['device-spooled jobs printed elsewhere (offline)', `${s.deviceSpooling.printedElsewhere} (${s.deviceSpooling.offline})`],
+          ['forbidden releases refused; partner sites refused', `${s.deviceSpooling.forbiddenRefused}; ${s.deviceSpooling.partnerRefused}`],
+          ['holding terminal crashed mid-release', String(s.deviceSpooling.holderCrashes)]
+        ] satisfies Array<[string, string]>
+      : []),
     ...FAULT_KINDS.map((k): [string, string] => [`faults: ${k}`, String(s.faults[k])]),
     ['envelopes in / out', `${s.messages.envelopesIn} / ${s.messages.envelopesOut}`],
     ['convergence after final heal', s.convergence.converged
@@ -120,6 +130,7 @@ async function main (): Promise<number> {
     .option('--steps <n>', 'workload and fault steps (default: 2 × faults + 100)', bounded('--steps', 1, MAX_STEPS))
     .option('--terminals <n>', 'terminal peers among --peers', bounded('--terminals', 0, MAX_PEERS), DEFAULT_TERMINALS)
     .option('--clients <n>', 'workstation clients beyond --peers (client spooling, fallback printing), one site\'s each, round robin', bounded('--clients', 0, MAX_PEERS), 0)
+    .option('--device-spooling', 'device spooling at terminals (issue 13): terminals pair up per site and take jobs into their Direct, Hold, Pull and Delegated queues, released at the terminal, elsewhere through its grant and by delegates; default off')
     .option('--json <file>', 'also write the summary (with violations) as JSON to this file')
     .option('--data-dir <dir>', 'parent folder of the run\'s temp folder (default /dev/shm, else the OS temp dir; with --processes the OS temp dir); removed at the end')
     .option('--max-seconds <n>', 'real-time bound of the run', bounded('--max-seconds', 1, 86_400), DEFAULT_MAX_SECONDS)
@@ -131,12 +142,13 @@ async function main (): Promise<number> {
     .option('--strict-clock', 'hold and retention must last their length by the true clock even where the holder restarted on a skewed clock (off: what the skew at its starts explains is tolerated; a clock skewed while it runs never is)')
     .option('--quiet', 'no progress lines on stderr')
   program.parse()
-  const o = program.opts<{ processes?: boolean, peers: number, faults: number, seed: number, steps?: number, terminals: number, clients: number, json?: string, dataDir?: string, maxSeconds: number, inject?: Injection | ProcessInjection, quiet?: boolean, roaming?: boolean, strictClock?: boolean }>()
+  const o = program.opts<{ processes?: boolean, peers: number, faults: number, seed: number, steps?: number, terminals: number, clients: number, deviceSpooling?: boolean, json?: string, dataDir?: string, maxSeconds: number, inject?: Injection | ProcessInjection, quiet?: boolean, roaming?: boolean, strictClock?: boolean }>()
   const progress = o.quiet === true ? {} : { progress: (line: string) => process.stderr.write(`[sim] ${line}\n`) }
   if (o.processes === true) {
     const given = (flag: string): boolean => program.getOptionValueSource(flag) !== 'default' && program.getOptionValueSource(flag) !== undefined
     if (given('terminals')) throw new UsageError('--terminals does not apply to --processes (no terminal processes yet)')
     if (given('clients')) throw new UsageError('--clients does not apply to --processes (no client processes yet)')
+    if (given('deviceSpooling')) throw new UsageError('--device-spooling does not apply to --processes (no terminal processes yet)')
     if (given('roaming')) throw new UsageError('--no-roaming does not apply to --processes (every site roams with every other there)')
     if (o.inject !== undefined && !PROCESS_INJECTIONS.includes(o.inject as ProcessInjection)) throw new UsageError(`with --processes, --inject must be one of ${PROCESS_INJECTIONS.join(', ')}`)
     const peers = given('peers') ? o.peers : PROCESS_DEFAULTS.peers
@@ -169,6 +181,7 @@ async function main (): Promise<number> {
     steps: o.steps ?? o.faults * 2 + 100,
     terminals,
     ...(o.clients > 0 ? { clients: o.clients } : {}),
+    ...(o.deviceSpooling === true ? { deviceSpooling: true } : {}),
     maxSeconds: o.maxSeconds,
     ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
     ...(o.inject !== undefined ? { inject: o.inject as Injection } : {}),

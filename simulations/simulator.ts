@@ -29,7 +29,8 @@ import { pino, type Logger } from 'pino'
 import { PDFDocument, StandardFonts, rgb } from 'pdf-lib'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { recordCertificate, type Certificate, type Role } from '../crdt/license.ts'
-import { licenseDoc, jobsDoc, periodOf, parseDocName, siteId as toSiteId, type DocName, type PeerId, type SiteId } from '../crdt/names.ts'
+import { putUser } from '../crdt/directory.ts'
+import { directoryDoc, licenseDoc, jobsDoc, periodOf, parseDocName, siteId as toSiteId, type DocName, type PeerId, type SiteId } from '../crdt/names.ts'
 import { getRelease, listJobs, purgeJob, TERMINAL_STATES, type JobRecord, type RemoteRelease } from '../crdt/jobs.ts'
 import { listUsage, totalUsageBy, type UsageRecord } from '../crdt/accounting.ts'
 import { MemoryNetwork, seededRandom, type LinkFaults } from '../transports/memory.ts'
@@ -105,6 +106,34 @@ const CLIENT_PRINT_SHARE = 0.4
 const CLIENT_PRINT_NOW_SHARE = 0.2
 /** The queue of a workstation's client (node/client.ts DEFAULT_CLIENT_QUEUE). */
 const CLIENT_QUEUE = 'printmesh'
+/** Share of prints sent straight to a terminal's queue of a release mode (device spooling, when on). */
+const DEVICE_PRINT_SHARE = 0.35
+/** Share of releases of a device-spooled Pull or Delegated job elsewhere during which its holding terminal crashes (its next 0–2 writes: the grant, the commit, …). */
+const HOLDER_CRASH_SHARE = 0.15
+/** Share of Delegated jobs' releases made by the owner's delegate rather than the owner. */
+const DELEGATE_RELEASE_SHARE = 0.5
+/** Share of releases of a device-spooled job where a user who may not also tries it (a Hold job elsewhere, a non-delegate, a delegate of a Pull job): must be refused. */
+const PROBE_SHARE = 0.5
+/** Share of releases at a holder that pick a device-spooled job (when there is one): they are a third of the prints, and each mode should be released often. */
+const DEVICE_RELEASE_SHARE = 0.6
+
+/** A terminal's release modes (issue 13). */
+export const DEVICE_MODES = ['direct', 'hold', 'pull', 'delegated'] as const
+export type DeviceMode = typeof DEVICE_MODES[number]
+/**
+ * A terminal's queue per mode, as node/terminal.ts builds them (its MODE_QUEUES): Direct
+ * prints on arrival; Hold is held and pinned (released only at the terminal, listed and
+ * granted nowhere else); Pull is held, released anywhere through the terminal's grant;
+ * Delegated as Pull, and the owner's delegates may release it.
+ */
+const DEVICE_QUEUES: Record<DeviceMode, { hold: boolean, pinned: boolean, delegable: boolean, info: string }> = {
+  direct: { hold: false, pinned: false, delegable: false, info: 'prints on arrival' },
+  hold: { hold: true, pinned: true, delegable: false, info: 'held for release at this device' },
+  pull: { hold: true, pinned: false, delegable: false, info: 'held for release at any printer of the site' },
+  delegated: { hold: true, pinned: false, delegable: true, info: 'held for release at any printer of the site, by its owner or the owner\'s delegates' }
+}
+/** The delegate user `owner` names in the directory (device spooling): the next user, u12's is u1. */
+function delegateOf (owner: string): string { return `u${(Number(owner.slice(1)) % USERS) + 1}` }
 
 /** A job id (randomUUID) inside an error message. */
 const UUID_PATTERN = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g
@@ -130,6 +159,14 @@ export interface SimOptions {
    * when it can reach no site or terminal of its site.
    */
   clients?: number
+  /**
+   * Device spooling (issue 13; default off: other runs replay to the same fingerprints):
+   * terminals pair up per site (a1, a2, b1, …) and take jobs straight into their queues of
+   * the four release modes (Direct, Hold, Pull, Delegated); the directory names each user's
+   * delegate; jobs are released at the terminal, at other peers of its site through its
+   * grant, by delegates, and tried where their mode forbids.
+   */
+  deviceSpooling?: boolean
   /** Parent folder of the run's temp folder (default /dev/shm when writable, else the OS temp dir). */
   dataDir?: string
   /** Real-time bound of the whole run. */
@@ -191,6 +228,8 @@ export interface SimSummary {
     /** Held jobs the user sent to the fallback printer from the client's page. */
     printNow: number
   }
+  /** Device spooling at terminals (all zero without `deviceSpooling`). */
+  deviceSpooling: DeviceStats
   faults: Record<FaultKind, number>
   messages: { envelopesIn: number, envelopesOut: number }
   convergence: { converged: boolean, virtualMs: number, realMs: number, rounds: number }
@@ -215,6 +254,35 @@ export interface SimEvent {
   detail?: string
 }
 
+/** What device spooling did in a run. */
+export interface DeviceStats {
+  /** Jobs acknowledged at terminals, per release mode. */
+  jobs: Record<DeviceMode, number>
+  /** Of those, jobs a printer completed (per mode; each once). */
+  printed: Record<DeviceMode, number>
+  /** Releases granted at the holding terminal itself (Hold, Pull, Delegated, a Direct job held again). */
+  releasedAtTerminal: number
+  /** Releases of Pull and Delegated jobs granted at another peer (a terminal or the site's server) through the holder's grant. */
+  releasedElsewhere: number
+  /** Of the granted releases, those made by the owner's delegate (Delegated jobs). */
+  byDelegates: number
+  /** Device-spooled jobs printed at a peer other than the holding terminal. */
+  printedElsewhere: number
+  /** Releases at partner sites, refused: the holding terminal cannot read the partner's site config (see README). */
+  partnerRefused: number
+  /** Attempts the mode forbids (a Hold job elsewhere, by listing or by a direct grant request; a non-delegate; a delegate of a Pull job), each refused (anything else is a violation). */
+  forbiddenRefused: number
+  /** Releases elsewhere during which the holding terminal crashed (armed to die within its next writes). */
+  holderCrashes: number
+  /** Device-spooled jobs printed offline (no grant): expected none, nobody may copy a terminal's job ahead. */
+  offline: number
+}
+
+function noDeviceStats (): DeviceStats {
+  const perMode = (): Record<DeviceMode, number> => ({ direct: 0, hold: 0, pull: 0, delegated: 0 })
+  return { jobs: perMode(), printed: perMode(), releasedAtTerminal: 0, releasedElsewhere: 0, byDelegates: 0, printedElsewhere: 0, partnerRefused: 0, forbiddenRefused: 0, holderCrashes: 0, offline: 0 }
+}
+
 interface SimPeer {
   name: string
   role: Role
@@ -231,6 +299,8 @@ interface SimPeer {
   device?: LedgerDevice
   /** Its job spool (for the document check: where a job's bytes live). */
   spool?: Spool
+  /** Its spool of copies of other peers' documents (a Hold job's bytes must never reach one). */
+  copies?: Spool
   /** A workstation's client: its fallback printing (node/fallback.ts), while up. */
   fallback?: FallbackPrinting
   /** A workstation's client: the user who owns the jobs printed at it. */
@@ -272,6 +342,8 @@ interface SimJob {
   last?: JobRecord
   /** Printed at a workstation's client that could reach no site or terminal of its site: fallback printing must take it at once. */
   isolated?: boolean
+  /** Sent straight to a terminal's queue of this release mode (device spooling). */
+  mode?: DeviceMode
 }
 
 interface ActiveFault { kind: FaultKind, until: number, undo: () => void }
@@ -357,6 +429,9 @@ class Simulation {
   private readonly labels = new Map<string, string>()
   private readonly releases = { attempted: 0, granted: 0, refused: 0, roaming: 0, atTerminals: 0, offline: 0 }
   private readonly clientStats: SimSummary['clients'] = { jobs: 0, acknowledged: 0, releasedElsewhere: 0, printedElsewhere: 0, fallbackPrinted: 0, isolated: 0, fallbackMissed: 0, printNow: 0 }
+  private readonly deviceStats: DeviceStats = noDeviceStats()
+  /** Hold jobs already reported listed at a peer (`label@peer`), so a listing is reported once. */
+  private readonly listedReported = new Set<string>()
   /** Jobs printed at an isolated client this step: checked once the step settled (fallback printing took them). */
   private readonly awaitingFallback: SimJob[] = []
   /** Jobs sent to a fallback printer, that their owner, unsure, also releases at a printer of the site at the next step. */
@@ -463,6 +538,12 @@ class Simulation {
     const siteIds: string[] = []
     for (let i = 0; i < sites; i++) { siteIds.push(siteId(i)); await make(`site-${siteId(i)}`, 'site', siteId(i)) }
     for (let i = 0; i < this.opts.terminals; i++) {
+      if (this.deviceSpooling()) {
+        // device spooling: terminals pair up per site (a1, a2, b1, …), so Pull and Delegated jobs move terminal to terminal
+        const s = siteIds[Math.floor(i / 2) % siteIds.length]
+        await make(`terminal-${s}${this.peers.filter((p) => p.role === 'terminal' && p.site === s).length + 1}`, 'terminal', s)
+        continue
+      }
       const s = siteIds[i % siteIds.length]
       await make(`terminal-${s}${Math.floor(i / siteIds.length) + 1}`, 'terminal', s)
     }
@@ -484,6 +565,8 @@ class Simulation {
     for (const t of this.peers.filter((p) => p.role === 'terminal')) {
       this.edge(t, sitePeers.find((s) => s.site === t.site) ?? this.central)
       this.edge(t, this.central)
+      // device spooling: the terminals of a site reach each other (Pull works between them while the site's server is down)
+      if (this.deviceSpooling()) for (const u of this.peers.filter((q) => q.role === 'terminal' && q.site === t.site)) this.edge(t, u)
     }
     // every client to its site, the terminals of its site and central (a joined client knows them)
     for (const c of this.peers.filter((p) => p.role === 'client')) {
@@ -496,6 +579,12 @@ class Simulation {
     if (central === undefined) throw new Error('central did not start')
     const certs = this.peers.map((p) => p.certificate).filter((c) => c !== undefined)
     await central.store.transact(licenseDoc(), { kind: 'local', service: 'enrollment' }, (d) => { for (const c of certs) recordCertificate(d, c) })
+    // device spooling: the directory names each user's delegate (who may release their Delegated jobs)
+    if (this.deviceSpooling()) {
+      await central.store.transact(directoryDoc(), { kind: 'admin', user: 'admin' }, (d) => {
+        for (let i = 1; i <= USERS; i++) putUser(d, { username: `u${i}`, fullName: `User ${i}`, pinHash: 'unused-in-the-simulation', delegates: [delegateOf(`u${i}`)], updatedAt: START_TIME })
+      })
+    }
     // every site roams with every other; every other site in shared mode (prefetching, so it may print offline)
     for (const [i, p] of sitePeers.entries()) {
       await p.roaming?.setRoaming({ partners: sitePeers.filter((q) => q !== p).map((q) => q.site ?? q.name), mode: i % 2 === 0 ? 'shared' : 'separate' })
@@ -508,6 +597,10 @@ class Simulation {
         if (held !== undefined && this.peer(held.holder).role === 'client') {
           if (this.isFallbackPrinter(e.printer)) this.clientStats.fallbackPrinted++
           else this.clientStats.printedElsewhere++
+        }
+        if (held?.mode !== undefined) {
+          if (!this.prints.has(e.job)) this.deviceStats.printed[held.mode]++
+          if (this.siteOfPrinter(e.printer) !== held.holder) this.deviceStats.printedElsewhere++
         }
         const site = this.siteOfPrinter(e.printer)
         this.prints.set(e.job, [...(this.prints.get(e.job) ?? []), { site, offline: this.offlineAccept.get(`${e.job}@${e.printer}`) === true, sha256: e.sha256, copies: e.copies, sides: e.sides }])
@@ -524,6 +617,7 @@ class Simulation {
       if (count > 1 && !this.offlineJobs.has(e.job)) this.checker.violation(2, this.step, `job ${e.job} was accepted by a printer ${count} times (last by ${e.printer})`, e.job, job?.holder)
       // a workstation's job is never released offline (no peer may copy it ahead): its held → releasing step decides between the fallback printer and every release elsewhere
       else if (count > 1 && job !== undefined && this.peer(job.holder).role === 'client') this.checker.violation(2, this.step, `job ${e.job} held by the workstation ${job.holder} was accepted by a printer ${count} times (last by ${e.printer}${this.isFallbackPrinter(e.printer) ? ', its fallback printer' : ''})`, e.job, job.holder)
+      if (job?.mode !== undefined) this.checkDevicePrint(job, e.printer, count, offline)
       // the printer must get the job's own bytes as acknowledged, with its copies and sides
       if (job !== undefined && e.sha256 !== job.sha256) {
         const other = e.sha256 === undefined ? undefined : this.documents.get(e.sha256)?.label
@@ -594,9 +688,10 @@ class Simulation {
     })
     p.device.online = true
     p.spool = await this.tracker.track(async () => await Spool.open(join(p.dir, 'spool')))
+    p.copies = await this.tracker.track(async () => await Spool.open(join(p.dir, 'roaming')))
     return {
       spool: trackSpool(p.spool, this.tracker),
-      copies: trackSpool(await this.tracker.track(async () => await Spool.open(join(p.dir, 'roaming'))), this.tracker),
+      copies: trackSpool(p.copies, this.tracker),
       printers: new Map([[printer, p.device]]),
       roamingLink: this.hub.linkFor(p.signer.id)
     }
@@ -611,10 +706,14 @@ class Simulation {
    */
   private releaseRegistry (p: SimPeer): ServiceRegistry {
     const terminal = p.role === 'terminal'
+    // with device spooling a terminal has a queue per release mode, as node/terminal.ts builds them
+    const queues = terminal && this.deviceSpooling()
+      ? DEVICE_MODES.map((mode) => ({ name: mode, ...DEVICE_QUEUES[mode], info: `${p.name}: ${DEVICE_QUEUES[mode].info}`, defaultPrinter: 'mfp', location: p.site ?? p.name }))
+      : [{ name: 'secure', hold: true, defaultPrinter: 'mfp', info: 'secure print', location: p.name, ...(terminal ? { pinned: true } : {}) }]
     const registry = releaseServices({
       site: toSiteId(p.site ?? p.name),
       ...(terminal ? {} : { hostname: `${p.name}.sim` }),
-      queues: [{ name: 'secure', hold: true, defaultPrinter: 'mfp', info: 'secure print', location: p.name, ...(terminal ? { pinned: true } : {}) }],
+      queues,
       jobs: { holdMs: HOLD_MS, retentionMs: RETENTION_MS, sweepMs: 0, ...(terminal ? { deviceName: p.name } : {}) },
       roaming: { grantTtlMs: GRANT_TTL_MS, tickMs: 0 }
     })
@@ -736,9 +835,11 @@ class Simulation {
       this.checkFallback()
       await this.teardownAnyCrashed()
       this.observe()
+      if (this.deviceSpooling()) this.checkDeviceListings()
       await this.runUntil(this.clock.now() + this.int(0, STEP_MAX_MS))
       await this.teardownAnyCrashed()
       this.observe()
+      if (this.deviceSpooling()) this.checkDeviceListings()
       if (this.step % 100 === 0) this.opts.progress?.(`step ${this.step}/${this.opts.steps}: ${this.jobs.length} jobs, ${this.checker.violations.length} violations`)
     }
     this.step = this.opts.steps + 1
@@ -827,6 +928,13 @@ class Simulation {
 
   private hasClients (): boolean { return (this.opts.clients ?? 0) > 0 }
 
+  private deviceSpooling (): boolean { return this.opts.deviceSpooling === true }
+
+  /** Terminals that are up (device spooling prints at them). */
+  private upTerminals (): SimPeer[] {
+    return this.peers.filter((p) => p.role === 'terminal' && p.jobs !== undefined && !p.crashed)
+  }
+
   /**
    * Whether a client can reach no site or terminal of its site right now, as the simulator
    * sees the network (its own links to those peers, up): then fallback printing must take a
@@ -851,7 +959,10 @@ class Simulation {
    * or goes to its fallback printer at once when the client reaches no peer of its site.
    */
   private async print (at?: SimPeer): Promise<void> {
-    const site = at ?? (this.hasClients() && this.rng() < CLIENT_PRINT_SHARE ? this.pick(this.upClients()) : this.pick(this.upSites()))
+    // device spooling: a workstation prints straight to a terminal's queue of a release mode
+    const device = at === undefined ? this.deviceSpooling() && this.rng() < DEVICE_PRINT_SHARE : at.role === 'terminal'
+    const site = at ?? (device ? this.pick(this.upTerminals()) : this.hasClients() && this.rng() < CLIENT_PRINT_SHARE ? this.pick(this.upClients()) : this.pick(this.upSites()))
+    const mode = device ? DEVICE_MODES[this.int(0, DEVICE_MODES.length - 1)] : undefined
     const drawn = `u${this.int(1, USERS)}`
     const copies = this.int(1, 2)
     if (site?.jobs === undefined) return
@@ -867,16 +978,16 @@ class Simulation {
     const service = site.jobs
     let created: JobRecord
     try {
-      created = await service.createJob({ queue: client ? CLIENT_QUEUE : 'secure', owner, name: label, copies, sides })
+      created = await service.createJob({ queue: mode ?? (client ? CLIENT_QUEUE : 'secure'), owner, name: label, copies, sides })
     } catch (err) {
       this.event(site.name, 'create-failed', label, (err as Error).message)
       return
     }
-    const job: SimJob = { label, index: this.jobs.length, id: created.id, ippId: created.ippId, holder: site.name, owner, acked: false, createdAt: this.clock.now(), skewMin: site.skewMs, skewMax: site.skewMs, loadSkews: [], sha256, ...DOCUMENT_VARIANTS[variant], copies, sides }
+    const job: SimJob = { label, index: this.jobs.length, id: created.id, ippId: created.ippId, holder: site.name, owner, acked: false, createdAt: this.clock.now(), skewMin: site.skewMs, skewMax: site.skewMs, loadSkews: [], sha256, ...DOCUMENT_VARIANTS[variant], copies, sides, ...(mode !== undefined ? { mode } : {}) }
     this.jobs.push(job)
     this.labels.set(job.id, job.label)
     this.byLabel.set(label, job)
-    this.event(site.name, 'created', label, owner)
+    this.event(site.name, 'created', label, mode !== undefined ? `${owner}, ${mode}` : owner)
     if (client) this.clientStats.jobs++
     // as the client sees its site when the document arrives (fallback printing decides then)
     const isolated = client && this.isolated(site)
@@ -887,6 +998,7 @@ class Simulation {
       job.liveAt = this.clock.now()
       this.event(site.name, 'acknowledged', label)
       if (client) this.clientStats.acknowledged++
+      if (mode !== undefined) this.deviceStats.jobs[mode]++
       if (isolated && this.isolated(site)) {
         job.isolated = true
         this.clientStats.isolated++
@@ -910,11 +1022,70 @@ class Simulation {
       await this.releaseElsewhere()
       return
     }
-    const job = this.pick(this.heldJobs())
+    const held = this.heldJobs()
+    const device = this.deviceSpooling() && this.rng() < DEVICE_RELEASE_SHARE ? held.filter((j) => j.mode !== undefined) : []
+    const job = this.pick(device.length > 0 ? device : held)
     if (job === undefined) return
     const holder = this.peer(job.holder)
     if (holder.role === 'client') await this.releaseClientJob(job, holder)
+    else if (job.mode !== undefined) await this.releaseDeviceJob(job, holder)
     else await this.releaseAt(job, holder)
+  }
+
+  /**
+   * A device-spooled job held at a terminal, released as its mode allows: a Hold job (or a
+   * Direct one its printer gave back) at the terminal; a Pull or Delegated job at the
+   * terminal or, mostly, at another peer of its site (another terminal, the site's server)
+   * through the terminal's grant, a Delegated one half the time by the owner's delegate.
+   * Before, `PROBE_SHARE` of the time, someone the mode does not allow tries it (`probeForbidden`).
+   */
+  private async releaseDeviceJob (job: SimJob, holder: SimPeer): Promise<void> {
+    if (this.rng() < PROBE_SHARE) await this.probeForbidden(job, holder)
+    if (job.mode === 'hold' || job.mode === 'direct' || this.rng() < 0.3) {
+      await this.releaseAt(job, holder)
+      return
+    }
+    const at = this.pick(this.upReleasers().filter((p) => p !== holder && p.site === holder.site))
+    if (at === undefined) return
+    await this.releaseAt(job, at, job.mode === 'delegated' && this.rng() < DELEGATE_RELEASE_SHARE ? delegateOf(job.owner) : job.owner)
+  }
+
+  /**
+   * Someone the job's mode does not allow tries to release it; each must be refused, else a
+   * violation of invariant 2 (the job may print where, or for whom, its mode forbids): a Hold
+   * job at another peer of its site, both as users there see it (`releaseRemote`: it must not
+   * even be listed) and as a peer that asks the terminal for a grant anyway (the holder must
+   * refuse); a Pull or Delegated job by a user who is neither its owner nor the owner's
+   * delegate; a Pull job by the owner's delegate.
+   */
+  private async probeForbidden (job: SimJob, holder: SimPeer): Promise<void> {
+    const at = this.pick(this.upReleasers().filter((p) => p !== holder && p.site === holder.site))
+    if (at?.roaming === undefined || job.mode === 'direct') return
+    const forbidden = async (what: string, attempt: () => Promise<boolean>): Promise<void> => {
+      let granted: boolean
+      try {
+        granted = await attempt()
+      } catch (err) {
+        this.deviceStats.forbiddenRefused++
+        this.event(at.name, 'forbidden-refused', job.label, `${what}: ${(err as Error).message}`)
+        return
+      }
+      if (!granted) { this.deviceStats.forbiddenRefused++; this.event(at.name, 'forbidden-refused', job.label, what); return }
+      this.event(at.name, 'forbidden-granted', job.label, what)
+      this.checker.violation(2, this.step, `${job.mode} job ${job.label} held by ${holder.name} was granted ${what}`, job.label, at.name)
+    }
+    if (job.mode === 'hold') {
+      await forbidden(`to its owner at ${at.name} (a Hold job is released only at its terminal)`, async () => { await at.roaming?.releaseRemote({ user: job.owner, admin: false }, job.id); return true })
+      await forbidden(`to ${at.name} asking its terminal for a grant directly`, async () => {
+        const reply = await this.hub.linkFor(at.signer.id).requestGrant(holder.signer.id, { jobId: job.id, user: job.owner, printer: 'mfp' }, AbortSignal.timeout(10_000))
+        return reply.ok
+      })
+      return
+    }
+    const stranger = [...Array(USERS).keys()].map((i) => `u${i + 1}`).find((u) => u !== job.owner && u !== delegateOf(job.owner)) ?? 'u1'
+    const user = job.mode === 'pull' && this.rng() < 0.5 ? delegateOf(job.owner) : stranger
+    const who = user === stranger ? `${user}, neither its owner nor a delegate,` : `the owner's delegate ${user} (a Pull job is its owner's alone)`
+    await forbidden(`to ${who} at ${at.name}`, async () => { await at.roaming?.releaseRemote({ user, admin: false }, job.id); return true })
   }
 
   /**
@@ -950,33 +1121,50 @@ class Simulation {
     // in creation order, not replica order, so the seeded pick does not depend on how updates arrived
     candidates.sort((a, b) => a.index - b.index)
     const job = this.pick(candidates)
-    if (job !== undefined && site !== undefined) await this.releaseAt(job, site)
+    // a Delegated job, listed here, is released half the time by the owner's delegate
+    if (job !== undefined && site !== undefined) await this.releaseAt(job, site, job.mode === 'delegated' && this.rng() < DELEGATE_RELEASE_SHARE ? delegateOf(job.owner) : job.owner)
   }
 
-  /** Releases `job` at `site`: at its holder directly, elsewhere through the holder's grant (roaming). */
-  private async releaseAt (job: SimJob, site: SimPeer): Promise<void> {
+  /**
+   * Releases `job` at `site`: at its holder directly, elsewhere through the holder's grant
+   * (roaming); by its owner, or by `user` (a delegate). A device-spooled job released
+   * elsewhere has its holding terminal crash in the middle `HOLDER_CRASH_SHARE` of the time.
+   */
+  private async releaseAt (job: SimJob, site: SimPeer, user = job.owner): Promise<void> {
     const holder = this.peer(job.holder)
     this.releases.attempted++
     if (site !== holder) this.releases.roaming++
+    if (job.mode !== undefined && site !== holder && holder.persistence !== undefined && !holder.crashed && this.rng() < HOLDER_CRASH_SHARE) {
+      const n = this.int(0, 2)
+      holder.persistence.crashAfterAppends(n)
+      this.deviceStats.holderCrashes++
+      this.event(holder.name, 'crash-armed', job.label, `holding terminal, after ${n} more writes, while ${site.name} releases it`)
+    }
     // who this peer knows is releasing (or printed) the job right now: an offline release must not ignore them
     const known = site === holder ? [] : this.releaseRecordsAt(site, job)
     const seen = site === holder ? undefined : site.roaming?.listPartnerJobs().find((v) => v.id === job.id)?.state
     if (seen !== undefined && seen !== 'held') known.push(`the holder's record of it as ${seen}`)
     try {
-      if (site === holder && holder.jobs !== undefined) await holder.jobs.release(job.id, { user: job.owner, admin: false })
-      else if (site.roaming !== undefined) await site.roaming.releaseRemote({ user: job.owner, admin: false }, job.id)
+      if (site === holder && holder.jobs !== undefined) await holder.jobs.release(job.id, { user, admin: false })
+      else if (site.roaming !== undefined) await site.roaming.releaseRemote({ user, admin: false }, job.id)
       else throw new Error(`${site.name} is down`)
       this.releases.granted++
       if (site.role === 'terminal') this.releases.atTerminals++
       if (holder.role === 'client' && site !== holder) this.clientStats.releasedElsewhere++
+      if (job.mode !== undefined) {
+        if (site === holder) this.deviceStats.releasedAtTerminal++
+        else this.deviceStats.releasedElsewhere++
+        if (user !== job.owner) this.deviceStats.byDelegates++
+      }
       const offline = site.roaming?.releaseOf(job.id)?.offline === true && site !== holder
       if (offline) this.releases.offline++
-      this.event(site.name, offline ? 'released-offline' : 'released', job.label)
+      this.event(site.name, offline ? 'released-offline' : 'released', job.label, user !== job.owner ? `by ${user}` : undefined)
       // half the time the owner, unsure it printed, tries again at another site the next step (its own generator: the main sequence stays)
       if (offline && this.docRng() < 0.5) this.retries.push({ job, at: site.name })
       if (offline && known.length > 0) this.checker.violation(2, this.step, `${site.name} released job ${job.label} offline while it held ${known.join(', ')}`, job.label, site.name)
     } catch (err) {
       this.releases.refused++
+      if (job.mode !== undefined && site.site !== holder.site && /does not roam with/.test((err as Error).message)) this.deviceStats.partnerRefused++
       this.event(site.name, 'release-refused', job.label, (err as Error).message)
     }
   }
@@ -1081,7 +1269,7 @@ class Simulation {
           victim.persistence.crashAfterAppends(n)
           this.event(victim.name, 'crash-armed', undefined, `after ${n} more writes`)
           // the crash strikes inside whatever the peer does next; give it something to do
-          if (victim.jobs !== undefined) await this.print(victim.role === 'client' ? victim : undefined)
+          if (victim.jobs !== undefined) await this.print(victim.role === 'client' || (victim.role === 'terminal' && this.deviceSpooling()) ? victim : undefined)
         }
         return
       }
@@ -1227,6 +1415,70 @@ class Simulation {
       }
       this.clientStats.fallbackMissed++
       this.event(holder.name, 'fallback-missed', job.label, 'printed while no peer of its site was reachable, still held')
+    }
+  }
+
+  /**
+   * Invariant 2 for a device-spooled job, at the instant a printer accepts it: a Direct or
+   * Hold job only on its own terminal's printer, once; a Pull or Delegated job elsewhere only
+   * through the terminal's grant: the releasing peer recorded a granted release, and the
+   * terminal (when up) has the job `printing` under a grant to that peer, committed before the
+   * printer saw a byte. (Printed twice: the acceptance check above; offline, counted.)
+   */
+  private checkDevicePrint (job: SimJob, printer: string, count: number, offline: boolean): void {
+    const where = this.siteOfPrinter(printer)
+    const holder = this.peer(job.holder)
+    if (offline) this.deviceStats.offline++
+    if (job.mode === 'hold' || job.mode === 'direct') {
+      if (where !== holder.name) this.checker.violation(2, this.step, `${job.mode} job ${job.label} held by ${holder.name} was accepted by ${printer}: it prints only at its terminal`, job.label, where)
+      else if (count > 1 && this.offlineJobs.has(job.label)) this.checker.violation(2, this.step, `${job.mode} job ${job.label} was accepted by a printer ${count} times`, job.label, where)
+      return
+    }
+    if (where === holder.name || offline) return
+    const rel = this.peers.find((p) => p.name === where)?.roaming?.releaseOf(job.id)
+    if (rel?.grantId === undefined) {
+      this.checker.violation(2, this.step, `${job.mode} job ${job.label} held by ${holder.name} was accepted by ${printer} with no grant of its terminal recorded there`, job.label, where)
+      return
+    }
+    if (holder.jobs === undefined || holder.crashed) return
+    const rec = holder.jobs.getById(job.id)
+    const to = rec?.grant === undefined ? undefined : this.peers.find((p) => p.signer.id === rec.grant?.peer)?.name
+    if (rec?.state !== 'printing' || to !== where || rec.grant?.id !== rel.grantId) {
+      this.checker.violation(2, this.step, `${job.mode} job ${job.label} was accepted by ${printer} while its terminal ${holder.name} has it ${rec?.state ?? 'nowhere'}${to !== undefined ? ` under a grant to ${to}` : ''}: not committed to ${where}`, job.label, where)
+    }
+  }
+
+  /** Invariant 2, device spooling: no peer but its terminal lists a Hold job (its users would try it there); each listing reported once. */
+  private checkDeviceListings (): void {
+    for (const p of this.upReleasers()) {
+      for (const v of p.roaming?.listPartnerJobs() ?? []) {
+        const job = this.byLabel.get(this.labels.get(v.id) ?? '')
+        if (job?.mode !== 'hold' || job.holder === p.name || this.listedReported.has(`${job.label}@${p.name}`)) continue
+        this.listedReported.add(`${job.label}@${p.name}`)
+        this.checker.violation(2, this.step, `Hold job ${job.label} held by ${job.holder} is listed at ${p.name} (${v.state}): a Hold job is listed only at its terminal`, job.label, p.name)
+      }
+    }
+  }
+
+  /**
+   * Device spooling at the end, after the heal: no Hold job's document reached another peer's
+   * copies (2: it never leaves its terminal), and every acknowledged device-spooled job its
+   * terminal still has is settled: printed, deleted, expired, failed, or held (1: nothing is
+   * left half-released once every printer finished and every message arrived).
+   */
+  private async checkDeviceJobsAtEnd (): Promise<void> {
+    for (const job of this.jobs) {
+      if (job.mode === undefined || !job.acked) continue
+      if (job.mode === 'hold') {
+        for (const p of this.peers) {
+          if (p.name === job.holder || p.copies === undefined) continue
+          if (await this.tracker.track(async () => await (p.copies ?? fail()).has(job.sha256))) this.checker.violation(2, this.step, `Hold job ${job.label}'s document is in ${p.name}'s copies: it never leaves its terminal ${job.holder}`, job.label, p.name)
+        }
+      }
+      const rec = this.peer(job.holder).jobs?.getById(job.id)
+      if (rec !== undefined && (rec.state === 'received' || rec.state === 'releasing' || rec.state === 'printing')) {
+        this.checker.violation(1, this.step, `${job.mode} job ${job.label} is still ${rec.state} on ${job.holder} after the heal${rec.grant !== undefined ? ` (grant to site ${rec.grant.site}, expires t+${Math.round((rec.grant.expiresAt - START_TIME) / 1000)}s)` : ''}`, job.label, job.holder)
+      }
     }
   }
 
@@ -1376,9 +1628,13 @@ class Simulation {
     }
     // 1: every acknowledged job on its holder and in every replica
     this.observe()
-    // holders: sites, and workstations' clients (client spooling)
-    for (const p of this.peers) if (p.role === 'site' || p.role === 'client') this.checkHolder(p, 'at the end')
-    for (const p of this.peers) if (p.role === 'site' || p.role === 'client') await this.checkSpool(p, 'at the end')
+    // holders: sites, workstations' clients (client spooling) and terminals (device spooling; none without it)
+    for (const p of this.peers) if (p.role !== 'central') this.checkHolder(p, 'at the end')
+    for (const p of this.peers) if (p.role !== 'central') await this.checkSpool(p, 'at the end')
+    if (this.deviceSpooling()) {
+      this.checkDeviceListings()
+      await this.checkDeviceJobsAtEnd()
+    }
     const central = this.central.mesh
     if (central === undefined) return
     for (const job of this.jobs) {
@@ -1560,6 +1816,7 @@ class Simulation {
       releases: { ...this.releases, duplicates: [...this.prints.values()].filter((ps) => ps.length > 1 && ps.some((p) => p.offline)).length },
       sweeps: this.sweeps,
       clients: { ...this.clientStats },
+      deviceSpooling: { ...this.deviceStats, jobs: { ...this.deviceStats.jobs }, printed: { ...this.deviceStats.printed } },
       faults: { ...this.faultCounts },
       messages: {
         envelopesIn: stats.reduce((n, s) => n + s.envelopesIn, 0),
