@@ -12,7 +12,7 @@ import { LevelPersistence } from '../crdt/persistence.ts'
 import { siteId, type PeerId } from '../crdt/names.ts'
 import { Spool } from '../devices/spool.ts'
 import { createJobService, type JobService } from '../devices/jobs/service.ts'
-import { HandOverDesk, HandOverSender } from '../devices/jobs/handover.ts'
+import { HandOverDesk, HandOverSender, MAX_TAKES_PER_CLIENT } from '../devices/jobs/handover.ts'
 import { intakeLimits, type IntakeLimits } from '../devices/jobs/intake-limits.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
 import { HANDED_OVER_REASON, InvalidJobStateError, type HandOverReply, type HandOverRequest, type JobRecord, type RoamingLink } from '../devices/jobs/types.ts'
@@ -48,7 +48,7 @@ interface Rig { client: Node, site: Node, desk: HandOverDesk, sender: HandOverSe
 let rig: Rig
 
 /** A client and its site, with the site's limits and who the site takes the caller for. */
-async function build (limits: Partial<IntakeLimits> = {}, memberRole = 'client', memberSite = SITE): Promise<Rig> {
+async function build (limits: Partial<IntakeLimits> = {}, memberRole = 'client', memberSite = SITE, beforeFetch?: () => Promise<void>): Promise<Rig> {
   const client = await node(await tempDir(), clientId, 'printmesh')
   const site = await node(await tempDir(), siteIdentity, 'print')
   const abort = new AbortController()
@@ -62,6 +62,7 @@ async function build (limits: Partial<IntakeLimits> = {}, memberRole = 'client',
     // the blob protocol's rule: only a job still to print is served
     fetch: async (_holder, sha256, dest) => {
       if (!client.jobs.listJobs({ which: 'not-completed' }).some((j) => j.sha256 === sha256 && j.state === 'releasing')) throw new Error('not served: no job being released has it')
+      await beforeFetch?.()
       await copyFile(client.spool.path(sha256), dest)
     },
     handOver: async (_site, request): Promise<HandOverReply> => {
@@ -83,13 +84,15 @@ async function close (n: Node): Promise<void> {
   await rm(n.dir, { recursive: true, force: true })
 }
 
-test.before.each(async () => { rig = await build() })
-test.after.each(async () => {
+async function teardownRig (): Promise<void> {
   rig.abort.abort()
   await rig.sender.stop()
   await close(rig.client)
   await close(rig.site)
-})
+}
+
+test.before.each(async () => { rig = await build() })
+test.after.each(teardownRig)
 
 async function submit (n: Node, name: string, pages = 3, colorPages = [1]): Promise<JobRecord> {
   const pdf = await makePdf(n.dir, { pages, colorPages, title: name })
@@ -170,6 +173,27 @@ test('a job the site refuses (over alice\'s limit there) stays held on the works
   await rig.sender.pass()
   assert.is(rig.calls.length, asked, 'not offered again')
   assert.equal(siteJobs(rig).map((j) => j.name), ['already-there.pdf'], 'nothing taken at the site')
+})
+
+test(`the site fetches at most ${MAX_TAKES_PER_CLIENT} jobs from one workstation at once; the others are handed over as those finish`, async () => {
+  let running = 0
+  let most = 0
+  let open: () => void = () => {}
+  const gate = new Promise<void>((resolve) => { open = resolve })
+  await teardownRig()
+  rig = await build({}, 'client', SITE, async () => {
+    running++
+    most = Math.max(most, running)
+    try { await gate } finally { running-- }
+  })
+  const jobs: JobRecord[] = []
+  for (let i = 0; i < MAX_TAKES_PER_CLIENT + 3; i++) jobs.push(await submit(rig.client, `batch-${i}.pdf`, 1, []))
+  await until(async () => { await rig.sender.pass(); return running === MAX_TAKES_PER_CLIENT }, WAIT_MS, `${MAX_TAKES_PER_CLIENT} fetches under way`)
+  await rig.sender.pass()
+  assert.is(most, MAX_TAKES_PER_CLIENT, 'no more at once')
+  open()
+  await passUntil(rig, () => jobs.every((j) => rig.client.jobs.getById(j.id)?.state === 'deleted'), 'every job handed over')
+  assert.is(siteJobs(rig).length, jobs.length, 'each taken once')
 })
 
 test('the site takes jobs only from a workstation\'s client of its own site', async () => {

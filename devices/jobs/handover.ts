@@ -44,6 +44,8 @@ export const HANDOVER_POLL_MS = 1_000
 const REQUEST_TIMEOUT_MS = 10_000
 /** Handovers under way (and refusals not read yet) the site keeps at once: more is a flood, answered "busy, ask again". */
 const MAX_REMEMBERED = 1_000
+/** Takes under way from one client at once: as many transfers as a holder serves one peer (transports/blob.ts); more wait for a later ask. */
+export const MAX_TAKES_PER_CLIENT = 4
 /** A refusal not read by its client within this is forgotten (the client asks once a second while it waits for one). */
 const REFUSAL_KEPT_MS = 10 * 60_000
 
@@ -68,7 +70,7 @@ export class HandOverRefusedError extends JobError {
 /** A site server's side: takes the jobs its workstations' clients hand over. */
 export class HandOverDesk {
   /** Handovers under way, or refused with the refusal not read yet, by `peer/jobId` (a job taken is answered from its record). */
-  private readonly pending = new Map<string, { done: boolean, at: number, reply?: HandOverReply }>()
+  private readonly pending = new Map<string, { peer: PeerId, done: boolean, at: number, reply?: HandOverReply }>()
   private readonly log: Logger
 
   constructor (private readonly init: { site: SiteId, limits: IntakeLimits }, private readonly c: HandOverDeskComponents) {
@@ -92,7 +94,10 @@ export class HandOverDesk {
       if (entry.reply !== undefined) return entry.reply
     }
     if (this.pending.size >= MAX_REMEMBERED) return { ok: false, error: 'invalid-state', message: 'the site is taking too many jobs at once; asked again later' }
-    const work: { done: boolean, at: number, reply?: HandOverReply } = { done: false, at: Date.now() }
+    if ([...this.pending.values()].filter((p) => p.peer === peer && !p.done).length >= MAX_TAKES_PER_CLIENT) {
+      return { ok: false, error: 'invalid-state', message: `the site takes ${MAX_TAKES_PER_CLIENT} jobs from a workstation at a time; asked again later` }
+    }
+    const work: { peer: PeerId, done: boolean, at: number, reply?: HandOverReply } = { peer, done: false, at: Date.now() }
     this.pending.set(key, work)
     void this.take(peer, request, this.c.signal()).then(
       // taken: its record answers from now on
