@@ -63,7 +63,7 @@ function formatSummary (s: SimSummary): string {
       ? [
           ['device-spooled jobs: direct / hold / pull / delegated', `${s.deviceSpooling.jobs.direct} / ${s.deviceSpooling.jobs.hold} / ${s.deviceSpooling.jobs.pull} / ${s.deviceSpooling.jobs.delegated}`],
           ['  printed (each once)', `${s.deviceSpooling.printed.direct} / ${s.deviceSpooling.printed.hold} / ${s.deviceSpooling.printed.pull} / ${s.deviceSpooling.printed.delegated}`],
-          ['device-spooled releases at the terminal / elsewhere (by delegates)', `${s.deviceSpooling.releasedAtTerminal} / ${s.deviceSpooling.releasedElsewhere} (${s.deviceSpooling.byDelegates})`],
+          ['device-spooled releases at the terminal / elsewhere (by delegates; at a terminal, site down)', `${s.deviceSpooling.releasedAtTerminal} / ${s.deviceSpooling.releasedElsewhere} (${s.deviceSpooling.byDelegates}; ${s.deviceSpooling.whileSiteDown})`],
           ['device-spooled jobs printed elsewhere (offline)', `${s.deviceSpooling.printedElsewhere} (${s.deviceSpooling.offline})`],
           ['forbidden releases refused; partner sites refused', `${s.deviceSpooling.forbiddenRefused}; ${s.deviceSpooling.partnerRefused}`],
           ['holding terminal crashed mid-release', String(s.deviceSpooling.holderCrashes)]
@@ -208,9 +208,10 @@ async function mutationsMain (argv: string[]): Promise<number> {
     .option('--terminals <n>', 'terminals of each run', bounded('--terminals', 0, MAX_PEERS), DEFAULT_TERMINALS)
     .option('--max-seconds <n>', 'real-time bound of each run', bounded('--max-seconds', 1, 86_400), 120)
     .option('--json <file>', 'also write the results as JSON to this file')
+    .option('--device-spooling', 'every run with device spooling at terminals (device mutations always have it)')
     .option('--list', 'list the mutations and exit')
   program.parse(argv, { from: 'user' })
-  const o = program.opts<{ seeds: string, only?: string, peers: number, steps: number, faults: number, terminals: number, maxSeconds: number, json?: string, list?: boolean }>()
+  const o = program.opts<{ seeds: string, only?: string, peers: number, steps: number, faults: number, terminals: number, maxSeconds: number, json?: string, list?: boolean, deviceSpooling?: boolean }>()
   if (o.list === true) {
     for (const m of MUTATIONS) process.stdout.write(`${m.name} (${m.area}): ${m.bug}\n`)
     return 0
@@ -219,7 +220,7 @@ async function mutationsMain (argv: string[]): Promise<number> {
   const run = await runMutations({
     root: fileURLToPath(new URL('..', import.meta.url)),
     seeds,
-    options: { peers: o.peers, steps: o.steps, faults: o.faults, terminals: Math.min(o.terminals, Math.max(0, o.peers - 3)), maxSeconds: o.maxSeconds },
+    options: { peers: o.peers, steps: o.steps, faults: o.faults, terminals: Math.min(o.terminals, Math.max(0, o.peers - 3)), maxSeconds: o.maxSeconds, ...(o.deviceSpooling === true ? { deviceSpooling: true } : {}) },
     ...(o.only !== undefined ? { only: o.only.split(',').map((s) => s.trim()) } : {}),
     onLine: (line) => process.stderr.write(`[mutations] ${line}\n`),
     onResult: (r) => process.stderr.write(`[mutations] ${r.name}: ${r.status}${r.seed !== undefined ? ` at seed ${r.seed}` : ''} (${r.seconds} s)${r.message !== undefined ? ` — ${r.message.slice(0, 160)}` : ''}\n`)

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
 /** What the product areas are. */
-export type MutationArea = 'release' | 'arbitration' | 'charging' | 'retention' | 'spool' | 'store' | 'sync' | 'roaming' | 'membership' | 'client'
+export type MutationArea = 'release' | 'arbitration' | 'charging' | 'retention' | 'spool' | 'store' | 'sync' | 'roaming' | 'membership' | 'client' | 'device'
 
 export interface Mutation {
   name: string
@@ -31,6 +31,8 @@ export interface Mutation {
 
 /** Workstation clients a client mutation's runs get. */
 const CLIENT_RUNS: Partial<ChildOptions> = { clients: 3 }
+/** Device spooling a device mutation's runs get (jobs in terminals' Direct, Hold, Pull and Delegated queues). */
+const DEVICE_RUNS: Partial<ChildOptions> = { deviceSpooling: true }
 
 export const MUTATIONS: readonly Mutation[] = [
   // ---- release ----
@@ -195,6 +197,36 @@ export const MUTATIONS: readonly Mutation[] = [
     name: 'workstation-usage-id', area: 'client', bug: 'a workstation\'s job is charged under a usage id naming the workstation, not the job\'s one usage id (reports count it apart from the same print recorded elsewhere)',
     file: 'devices/jobs/usage.ts', find: '  return `${job.id}/print`', replace: '  return `${job.id}/${(job as { heldAt?: string }).heldAt ?? \'print\'}`',
     options: CLIENT_RUNS
+  },
+  // ---- device (device spooling at terminals: Direct, Hold, Pull, Delegated) ----
+  {
+    name: 'hold-listed-elsewhere', area: 'device', bug: 'a terminal\'s Hold job is listed at the other peers of its site (and partners), as a Pull job would be',
+    file: 'devices/jobs/roaming.ts', find: '      for (const job of jobsFamily.listJobs(doc)) if (job.pinned !== true) yield { holder: parsed.peer, job }',
+    replace: '      for (const job of jobsFamily.listJobs(doc)) yield { holder: parsed.peer, job }',
+    options: DEVICE_RUNS
+  },
+  {
+    name: 'hold-grantable-elsewhere', area: 'device', bug: 'a terminal grants another peer the release of a Hold job when asked (the job is not listed there, but a peer that asks gets it)',
+    file: 'devices/jobs/service.ts', find: '    if (job.pinned === true) throw new NotAuthorizedError(`job ${job.ippId} is held for release at its own device only`)\n    this.authorizeRelease(job, by)\n    const gone',
+    replace: '    this.authorizeRelease(job, by)\n    const gone',
+    options: DEVICE_RUNS
+  },
+  {
+    name: 'hold-document-fetchable', area: 'device', bug: 'a terminal serves a Hold job\'s document to another peer of its site that asks for it',
+    file: 'devices/jobs/roaming.ts', find: 'FETCHABLE.has(job.state) && job.pinned !== true) return', replace: 'FETCHABLE.has(job.state)) return',
+    options: DEVICE_RUNS
+  },
+  {
+    name: 'delegate-releases-any-job', area: 'device', bug: 'a delegate may release every job of the owner, not only those sent to a Delegated queue (a Pull job too)',
+    file: 'devices/jobs/types.ts', find: '  if (job.delegable !== true) return `this job of ${job.owner} came to a queue where only its owner releases it, not a delegate`\n',
+    replace: '',
+    options: DEVICE_RUNS
+  },
+  {
+    name: 'roaming-print-without-commit', area: 'device', bug: 'a peer releasing another peer\'s job prints once the document arrived without committing the grant (the holder never moved it to printing first)',
+    file: 'devices/jobs/roaming.ts', find: '      const committed = await this.untilDeadline(deadline, async () => await this.c.link.commit(rel.holder, rel.jobId, grantId, this.signal(REQUEST_TIMEOUT_MS)))\n',
+    replace: '      const committed = grantId === \'\' ? { ok: false as const, message: \'no grant\' } : { ok: true as const }\n',
+    options: DEVICE_RUNS
   }
 ]
 
@@ -221,7 +253,7 @@ export interface MutationRun {
 }
 
 /** What the child runs for each seed. */
-export interface ChildOptions { peers: number, steps: number, faults: number, terminals: number, maxSeconds: number, clients?: number }
+export interface ChildOptions { peers: number, steps: number, faults: number, terminals: number, maxSeconds: number, clients?: number, deviceSpooling?: boolean }
 
 /** One seed's outcome, as the child prints it (one JSON line per seed). */
 interface SeedOutcome { seed: number, invariants: number[], message?: string, error?: string }
@@ -257,7 +289,7 @@ export async function runMutations (opts: {
       const key = JSON.stringify(options)
       let failures = baselines.get(key)
       if (failures === undefined) {
-        opts.onLine?.(`baseline: seeds ${opts.seeds.join(', ')} without a mutation${options.clients !== undefined && options.clients > 0 ? `, ${options.clients} clients` : ''}`)
+        opts.onLine?.(`baseline: seeds ${opts.seeds.join(', ')} without a mutation${options.clients !== undefined && options.clients > 0 ? `, ${options.clients} clients` : ''}${options.deviceSpooling === true ? ', device spooling' : ''}`)
         const baseline = await runChild(scratch, opts.seeds, options, false)
         failures = baseline.filter((o) => o.invariants.length > 0 || o.error !== undefined).map((o) => ({ seed: o.seed, message: o.error ?? o.message ?? '' }))
         baselines.set(key, failures)
@@ -326,7 +358,7 @@ export function formatMutationTable (run: MutationRun): string {
   const rows = run.results.map((r) => `| ${r.name} | ${r.area} | ${r.status}${r.seed !== undefined ? ` (seed ${r.seed}${r.invariants !== undefined && r.invariants.length > 0 ? `, invariant ${r.invariants.join(', ')}` : ''})` : ''} | ${r.seconds} s |`)
   const caught = run.results.filter((r) => r.status === 'caught').length
   return [
-    `seeds ${run.seeds.join(', ')} at --peers ${run.options.peers} --steps ${run.options.steps} --faults ${run.options.faults} --terminals ${run.options.terminals}${run.results.some((r) => r.area === 'client') ? ` (client mutations: --clients ${CLIENT_RUNS.clients ?? 0})` : ''}`,
+    `seeds ${run.seeds.join(', ')} at --peers ${run.options.peers} --steps ${run.options.steps} --faults ${run.options.faults} --terminals ${run.options.terminals}${run.results.some((r) => r.area === 'client') ? ` (client mutations: --clients ${CLIENT_RUNS.clients ?? 0})` : ''}${run.results.some((r) => r.area === 'device') ? ' (device mutations: --device-spooling)' : ''}`,
     ...(run.baselineFailures.length > 0 ? [`seeds failing without a mutation (left out): ${run.baselineFailures.map((f) => `${f.seed} (${f.message})`).join('; ')}`] : []),
     '',
     '| mutation | area | result | time |',

@@ -272,6 +272,8 @@ export interface DeviceStats {
   partnerRefused: number
   /** Attempts the mode forbids (a Hold job elsewhere, by listing or by a direct grant request; a non-delegate; a delegate of a Pull job), each refused (anything else is a violation). */
   forbiddenRefused: number
+  /** Of the releases elsewhere, those granted at another terminal while the site's server was down. */
+  whileSiteDown: number
   /** Releases elsewhere during which the holding terminal crashed (armed to die within its next writes). */
   holderCrashes: number
   /** Device-spooled jobs printed offline (no grant): expected none, nobody may copy a terminal's job ahead. */
@@ -280,7 +282,7 @@ export interface DeviceStats {
 
 function noDeviceStats (): DeviceStats {
   const perMode = (): Record<DeviceMode, number> => ({ direct: 0, hold: 0, pull: 0, delegated: 0 })
-  return { jobs: perMode(), printed: perMode(), releasedAtTerminal: 0, releasedElsewhere: 0, byDelegates: 0, printedElsewhere: 0, partnerRefused: 0, forbiddenRefused: 0, holderCrashes: 0, offline: 0 }
+  return { jobs: perMode(), printed: perMode(), releasedAtTerminal: 0, releasedElsewhere: 0, whileSiteDown: 0, byDelegates: 0, printedElsewhere: 0, partnerRefused: 0, forbiddenRefused: 0, holderCrashes: 0, offline: 0 }
 }
 
 interface SimPeer {
@@ -1072,20 +1074,29 @@ class Simulation {
       }
       if (!granted) { this.deviceStats.forbiddenRefused++; this.event(at.name, 'forbidden-refused', job.label, what); return }
       this.event(at.name, 'forbidden-granted', job.label, what)
-      this.checker.violation(2, this.step, `${job.mode} job ${job.label} held by ${holder.name} was granted ${what}`, job.label, at.name)
+      this.checker.violation(2, this.step, `${job.mode} job ${job.label} held by ${holder.name}: ${what}, which its mode forbids, succeeded`, job.label, at.name)
     }
     if (job.mode === 'hold') {
-      await forbidden(`to its owner at ${at.name} (a Hold job is released only at its terminal)`, async () => { await at.roaming?.releaseRemote({ user: job.owner, admin: false }, job.id); return true })
-      await forbidden(`to ${at.name} asking its terminal for a grant directly`, async () => {
+      await forbidden(`a release by its owner at ${at.name} (a Hold job is released only at its terminal)`, async () => { await at.roaming?.releaseRemote({ user: job.owner, admin: false }, job.id); return true })
+      await forbidden(`a grant to ${at.name} asking its terminal directly`, async () => {
         const reply = await this.hub.linkFor(at.signer.id).requestGrant(holder.signer.id, { jobId: job.id, user: job.owner, printer: 'mfp' }, AbortSignal.timeout(10_000))
         return reply.ok
+      })
+      await forbidden(`a fetch of its document by ${at.name} from its terminal`, async () => {
+        const dest = join(at.dir, `probe-${job.label}`)
+        try {
+          await this.hub.linkFor(at.signer.id).fetch(holder.signer.id, job.sha256, dest, AbortSignal.timeout(10_000))
+          return true
+        } finally {
+          await this.tracker.track(async () => await rm(dest, { force: true }))
+        }
       })
       return
     }
     const stranger = [...Array(USERS).keys()].map((i) => `u${i + 1}`).find((u) => u !== job.owner && u !== delegateOf(job.owner)) ?? 'u1'
     const user = job.mode === 'pull' && this.rng() < 0.5 ? delegateOf(job.owner) : stranger
     const who = user === stranger ? `${user}, neither its owner nor a delegate,` : `the owner's delegate ${user} (a Pull job is its owner's alone)`
-    await forbidden(`to ${who} at ${at.name}`, async () => { await at.roaming?.releaseRemote({ user, admin: false }, job.id); return true })
+    await forbidden(`a release by ${who} at ${at.name}`, async () => { await at.roaming?.releaseRemote({ user, admin: false }, job.id); return true })
   }
 
   /**
@@ -1154,6 +1165,7 @@ class Simulation {
       if (job.mode !== undefined) {
         if (site === holder) this.deviceStats.releasedAtTerminal++
         else this.deviceStats.releasedElsewhere++
+        if (site !== holder && site.role === 'terminal' && this.peers.some((p) => p.role === 'site' && p.site === holder.site && (p.mesh === undefined || p.crashed))) this.deviceStats.whileSiteDown++
         if (user !== job.owner) this.deviceStats.byDelegates++
       }
       const offline = site.roaming?.releaseOf(job.id)?.offline === true && site !== holder
