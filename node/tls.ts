@@ -19,8 +19,7 @@ import { isIP } from 'node:net'
 import { hostname as osHostname } from 'node:os'
 import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import 'reflect-metadata' // @peculiar/x509 resolves its algorithm providers through tsyringe, which needs the Reflect metadata polyfill
-import * as x509 from '@peculiar/x509'
+import type * as X509 from '@peculiar/x509'
 import type { Logger } from 'pino'
 import type { TlsMaterial } from '../transports/tls-port.ts'
 import { callRpc, handleRpc } from '../transports/rpc.ts'
@@ -31,7 +30,20 @@ import type { Membership } from '../crdt/membership.ts'
 import { serviceFactory, type ServiceFactory, type Startable } from './compose.ts'
 import { writeAtomically, type PeerComponents } from './peer.ts'
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto)
+/**
+ * @peculiar/x509, loaded the first time a certificate is made: it and its polyfills hold about
+ * 15 MB of a process, which a node without TLS (or one only presenting its certificate) never needs.
+ */
+let x509Module: Promise<typeof X509> | undefined
+async function x509 (): Promise<typeof X509> {
+  x509Module ??= (async () => {
+    await import('reflect-metadata') // @peculiar/x509 resolves its algorithm providers through tsyringe, which needs the Reflect metadata polyfill
+    const lib = await import('@peculiar/x509')
+    lib.cryptoProvider.set(webcrypto as unknown as Crypto)
+    return lib
+  })()
+  return await x509Module
+}
 
 /** The protocol a member asks the authority for its TLS certificate on. */
 export const TLS_PROTOCOL = '/printmesh/tls/1.0.0'
@@ -103,10 +115,11 @@ function serial (): string {
 
 /** An X.509 root that certifies the mesh's nodes, kept in `dir` (key 0600). */
 export class MeshCa {
-  private constructor (readonly certPem: string, private readonly cert: x509.X509Certificate, private readonly key: CryptoKey) {}
+  private constructor (readonly certPem: string, private readonly cert: X509.X509Certificate, private readonly key: CryptoKey) {}
 
   /** Opens the CA in `dir`, creating it (named `name`) the first time. */
   static async open (dir: string, name: string): Promise<MeshCa> {
+    const x = await x509()
     const keyFile = join(dir, 'ca.key.pem')
     const certFile = join(dir, 'ca.pem')
     let keyPem: string | undefined
@@ -119,12 +132,12 @@ export class MeshCa {
       const certPem = await readFile(certFile, 'utf8')
       const der = createPrivateKey(keyPem).export({ type: 'pkcs8', format: 'der' })
       const key = await webcrypto.subtle.importKey('pkcs8', der, EC_ALGORITHM, false, ['sign']) as CryptoKey
-      return new MeshCa(certPem, new x509.X509Certificate(certPem), key)
+      return new MeshCa(certPem, new x.X509Certificate(certPem), key)
     }
     await mkdir(dir, { recursive: true, mode: 0o700 })
     const keys = await webcrypto.subtle.generateKey(EC_ALGORITHM, true, ['sign', 'verify']) as CryptoKeyPair
     const now = Date.now()
-    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    const cert = await x.X509CertificateGenerator.createSelfSigned({
       serialNumber: serial(),
       name: [{ CN: [name] }, { O: ['printmesh'] }],
       notBefore: new Date(now - BACKDATE_MS),
@@ -132,9 +145,9 @@ export class MeshCa {
       signingAlgorithm: EC_ALGORITHM,
       keys,
       extensions: [
-        new x509.BasicConstraintsExtension(true, 0, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey)
+        new x.BasicConstraintsExtension(true, 0, true),
+        new x.KeyUsagesExtension(x.KeyUsageFlags.keyCertSign | x.KeyUsageFlags.cRLSign, true),
+        await x.SubjectKeyIdentifierExtension.create(keys.publicKey)
       ]
     })
     const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey))
@@ -149,7 +162,8 @@ export class MeshCa {
   async issue (publicKeyPem: string, names: readonly string[], now = Date.now()): Promise<string> {
     const hosts = validateNames(names)
     const publicKey = await importSpki(publicKeyPem)
-    const cert = await x509.X509CertificateGenerator.create({
+    const x = await x509()
+    const cert = await x.X509CertificateGenerator.create({
       serialNumber: serial(),
       subject: [{ CN: [hosts[0]] }, { O: ['printmesh'] }],
       issuer: this.cert.subject,
@@ -159,12 +173,12 @@ export class MeshCa {
       publicKey,
       signingKey: this.key,
       extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-        new x509.SubjectAlternativeNameExtension(hosts.map((h) => ({ type: isIP(h) !== 0 ? 'ip' as const : 'dns' as const, value: h }))),
-        await x509.AuthorityKeyIdentifierExtension.create(this.cert),
-        await x509.SubjectKeyIdentifierExtension.create(publicKey)
+        new x.BasicConstraintsExtension(false, undefined, true),
+        new x.KeyUsagesExtension(x.KeyUsageFlags.digitalSignature, true),
+        new x.ExtendedKeyUsageExtension([x.ExtendedKeyUsage.serverAuth]),
+        new x.SubjectAlternativeNameExtension(hosts.map((h) => ({ type: isIP(h) !== 0 ? 'ip' as const : 'dns' as const, value: h }))),
+        await x.AuthorityKeyIdentifierExtension.create(this.cert),
+        await x.SubjectKeyIdentifierExtension.create(publicKey)
       ]
     })
     return cert.toString('pem') + '\n'
