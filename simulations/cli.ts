@@ -64,7 +64,7 @@ function formatSummary (s: SimSummary): string {
           ['device-spooled jobs: direct / hold / pull / delegated', `${s.deviceSpooling.jobs.direct} / ${s.deviceSpooling.jobs.hold} / ${s.deviceSpooling.jobs.pull} / ${s.deviceSpooling.jobs.delegated}`],
           ['  printed (each once)', `${s.deviceSpooling.printed.direct} / ${s.deviceSpooling.printed.hold} / ${s.deviceSpooling.printed.pull} / ${s.deviceSpooling.printed.delegated}`],
           ['device-spooled releases at the terminal / elsewhere (by delegates; at a terminal, site down)', `${s.deviceSpooling.releasedAtTerminal} / ${s.deviceSpooling.releasedElsewhere} (${s.deviceSpooling.byDelegates}; ${s.deviceSpooling.whileSiteDown})`],
-          ['device-spooled jobs printed elsewhere (offline)', `${s.deviceSpooling.printedElsewhere} (${s.deviceSpooling.offline})`],
+          ['device-spooled jobs printed elsewhere (Direct held again; offline)', `${s.deviceSpooling.printedElsewhere} (${s.deviceSpooling.directElsewhere}; ${s.deviceSpooling.offline})`],
           ['forbidden releases refused; partner sites refused', `${s.deviceSpooling.forbiddenRefused}; ${s.deviceSpooling.partnerRefused}`],
           ['holding terminal crashed mid-release', String(s.deviceSpooling.holderCrashes)]
         ] satisfies Array<[string, string]>

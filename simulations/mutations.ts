@@ -65,7 +65,7 @@ export const MUTATIONS: readonly Mutation[] = [
   },
   {
     name: 'grant-expires-at-every-sweep', area: 'arbitration', bug: 'the sweep takes back every grant, expired or not',
-    file: 'devices/jobs/service.ts', find: 'job.state === \'releasing\' && job.grant !== undefined && job.grant.expiresAt <= now', replace: 'job.state === \'releasing\' && job.grant !== undefined'
+    file: 'devices/jobs/service.ts', find: 'job.grant.printer !== HANDOVER_PRINTER && job.grant.expiresAt <= now', replace: 'job.grant.printer !== HANDOVER_PRINTER'
   },
   {
     name: 'roaming-ignores-refused-commit', area: 'arbitration', bug: 'a releasing site prints although the holder refused its commit',

@@ -268,6 +268,8 @@ export interface DeviceStats {
   byDelegates: number
   /** Device-spooled jobs printed at a peer other than the holding terminal. */
   printedElsewhere: number
+  /** Direct jobs held again at their terminal (its printer refused them before accepting) and then printed elsewhere through its grant. */
+  directElsewhere: number
   /** Releases at partner sites, refused: the holding terminal cannot read the partner's site config (see README). */
   partnerRefused: number
   /** Attempts the mode forbids (a Hold job elsewhere, by listing or by a direct grant request; a non-delegate; a delegate of a Pull job), each refused (anything else is a violation). */
@@ -282,7 +284,7 @@ export interface DeviceStats {
 
 function noDeviceStats (): DeviceStats {
   const perMode = (): Record<DeviceMode, number> => ({ direct: 0, hold: 0, pull: 0, delegated: 0 })
-  return { jobs: perMode(), printed: perMode(), releasedAtTerminal: 0, releasedElsewhere: 0, whileSiteDown: 0, byDelegates: 0, printedElsewhere: 0, partnerRefused: 0, forbiddenRefused: 0, holderCrashes: 0, offline: 0 }
+  return { jobs: perMode(), printed: perMode(), releasedAtTerminal: 0, releasedElsewhere: 0, whileSiteDown: 0, byDelegates: 0, printedElsewhere: 0, directElsewhere: 0, partnerRefused: 0, forbiddenRefused: 0, holderCrashes: 0, offline: 0 }
 }
 
 interface SimPeer {
@@ -432,6 +434,8 @@ class Simulation {
   private readonly releases = { attempted: 0, granted: 0, refused: 0, roaming: 0, atTerminals: 0, offline: 0 }
   private readonly clientStats: SimSummary['clients'] = { jobs: 0, acknowledged: 0, releasedElsewhere: 0, printedElsewhere: 0, fallbackPrinted: 0, isolated: 0, fallbackMissed: 0, printNow: 0 }
   private readonly deviceStats: DeviceStats = noDeviceStats()
+  /** Direct jobs already reported held without ever being sent to a printer. */
+  private readonly directHeldReported = new Set<string>()
   /** Hold jobs already reported listed at a peer (`label@peer`), so a listing is reported once. */
   private readonly listedReported = new Set<string>()
   /** Jobs printed at an isolated client this step: checked once the step settled (fallback printing took them). */
@@ -1350,6 +1354,11 @@ class Simulation {
       if (rec.state === 'expired' && rec.reason === 'job-expired' && job.last?.state !== 'expired' && now + this.tolerance(job) < job.createdAt + HOLD_MS) {
         this.checker.violation(1, this.step, `held job ${job.label} expired on ${holder.name} ${Math.round((now - job.createdAt) / 60_000)} min after it was created (hold ${HOLD_MS / 60_000} min by the true clock${this.skewNote(job)})`, job.label, holder.name)
       }
+      // a Direct job prints on arrival: held (or expired) on its (live) terminal without ever being sent to a printer, it is lost to its user
+      if (job.mode === 'direct' && (rec.state === 'held' || rec.state === 'expired') && rec.printer === undefined && !this.directHeldReported.has(job.label)) {
+        this.directHeldReported.add(job.label)
+        this.checker.violation(1, this.step, `Direct job ${job.label} is ${rec.state} on ${holder.name} and was never sent to its printer (it prints on arrival)`, job.label, holder.name)
+      }
       if (!TERMINAL_STATES.has(rec.state)) job.liveAt = now
       if (rec.state !== job.last?.state) this.event(holder.name, `seen-${rec.state}`, job.label, rec.reason)
       job.last = rec
@@ -1431,8 +1440,8 @@ class Simulation {
   }
 
   /**
-   * Invariant 2 for a device-spooled job, at the instant a printer accepts it: a Direct or
-   * Hold job only on its own terminal's printer, once; a Pull or Delegated job elsewhere only
+   * Invariant 2 for a device-spooled job, at the instant a printer accepts it: a Hold job
+   * only on its own terminal's printer, once; a Pull, Delegated (or Direct, held again) job elsewhere only
    * through the terminal's grant: the releasing peer recorded a granted release, and the
    * terminal (when up) has the job `printing` under a grant to that peer, committed before the
    * printer saw a byte. (Printed twice: the acceptance check above; offline, counted.)
@@ -1441,11 +1450,13 @@ class Simulation {
     const where = this.siteOfPrinter(printer)
     const holder = this.peer(job.holder)
     if (offline) this.deviceStats.offline++
-    if (job.mode === 'hold' || job.mode === 'direct') {
-      if (where !== holder.name) this.checker.violation(2, this.step, `${job.mode} job ${job.label} held by ${holder.name} was accepted by ${printer}: it prints only at its terminal`, job.label, where)
-      else if (count > 1 && this.offlineJobs.has(job.label)) this.checker.violation(2, this.step, `${job.mode} job ${job.label} was accepted by a printer ${count} times`, job.label, where)
+    if (job.mode === 'hold') {
+      if (where !== holder.name) this.checker.violation(2, this.step, `Hold job ${job.label} held by ${holder.name} was accepted by ${printer}: it prints only at its terminal`, job.label, where)
+      else if (count > 1 && this.offlineJobs.has(job.label)) this.checker.violation(2, this.step, `Hold job ${job.label} was accepted by a printer ${count} times`, job.label, where)
       return
     }
+    // a Direct job its printer gave back is held at the terminal, not pinned: listed and released elsewhere as a Pull job (README)
+    if (job.mode === 'direct' && where !== holder.name) this.deviceStats.directElsewhere++
     if (where === holder.name || offline) return
     const rel = this.peers.find((p) => p.name === where)?.roaming?.releaseOf(job.id)
     if (rel?.grantId === undefined) {

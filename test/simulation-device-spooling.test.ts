@@ -5,8 +5,23 @@
 // mode happens; a run replays exactly; and runs without the option are untouched by it.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { createReadStream } from 'node:fs'
+import { readdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pino } from 'pino'
 import { simulate, DEVICE_MODES, type SimOptions, type SimSummary } from '../simulations/simulator.ts'
 import { formatViolation } from '../simulations/invariants.ts'
+import { tempDir } from '../simulations/node-process.ts'
+import { until } from '../simulations/wait.ts'
+import { DocStore } from '../crdt/store.ts'
+import { LevelPersistence } from '../crdt/persistence.ts'
+import { siteId } from '../crdt/names.ts'
+import { Spool } from '../devices/spool.ts'
+import { createJobService } from '../devices/jobs/service.ts'
+import { createOutputDevice } from '../devices/output/registry.ts'
+import { UNCLAIMED_OWNER, type QueueInfo } from '../devices/jobs/types.ts'
+import { generateIdentity } from '../transports/identity.ts'
+import { makePdf } from './fixtures/documents.ts'
 
 /** The size of the README's runs (about 6 s); seed 3 has every mode acknowledged and printed, and a release at a terminal while the site was down. */
 const FULL: SimOptions = { seed: 3, peers: 8, steps: 300, faults: 120, terminals: 3, deviceSpooling: true, maxSeconds: 120 }
@@ -52,6 +67,49 @@ test('deviceSpooling: false is a run without the option (it changes nothing else
   assert.is(off.fingerprint, without.fingerprint)
   assert.equal(off.deviceSpooling.jobs, { direct: 0, hold: 0, pull: 0, delegated: 0 })
   assert.is(off.deviceSpooling.releasedElsewhere + off.deviceSpooling.forbiddenRefused + off.deviceSpooling.holderCrashes, 0)
+})
+
+test('regression (simulator seeds 2, 4, 9): a Direct job whose release a kill -9 cut off once its document was in prints when its terminal restarts; an unclaimed one waits for its claim', async () => {
+  // the state such a crash leaves on disk: the job held with its document, never sent to a printer (the
+  // release-on-arrival's held → releasing write never made it). Written here by a first run whose
+  // 'direct' queue holds; the restarted terminal's 'direct' queue prints on arrival, as node/terminal.ts has it.
+  const dir = await tempDir()
+  const logger = pino({ level: 'silent' })
+  const { signer } = await generateIdentity()
+  const queue = (hold: boolean): QueueInfo => ({ name: 'direct', hold, defaultPrinter: 'mfp', info: '', location: '' })
+  const run = async (hold: boolean): Promise<{ store: DocStore, jobs: ReturnType<typeof createJobService> }> => {
+    const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), signer)
+    const jobs = createJobService({ peer: signer.id, site: siteId('a'), queues: [queue(hold)], sweepMs: 0, deviceName: 'terminal-a1' },
+      { store, spool: await Spool.open(join(dir, 'spool')), printers: new Map([['mfp', createOutputDevice(`file://${join(dir, 'out')}`, { logger })]]), logger })
+    await jobs.start()
+    return { store, jobs }
+  }
+  try {
+    const pdf = await makePdf(dir, { pages: 2 })
+    const first = await run(true)
+    const submit = async (owner: string): Promise<number> => {
+      const job = await first.jobs.createJob({ queue: 'direct', owner, name: owner, copies: 1, sides: 'one-sided' })
+      return (await first.jobs.addDocument(job.ippId, { format: 'application/pdf', data: createReadStream(pdf) })).ippId
+    }
+    const alices = await submit('alice')
+    const unclaimed = await submit(UNCLAIMED_OWNER)
+    const before = first.jobs.listJobs({ which: 'all' }).find((j) => j.ippId === alices)
+    assert.equal([before?.state, before?.printer], ['held', undefined], 'held, never sent to a printer')
+    await first.jobs.stop()
+    await first.store.close()
+    const restarted = await run(false)
+    try {
+      const state = (ippId: number): string | undefined => restarted.jobs.listJobs({ which: 'all' }).find((j) => j.ippId === ippId)?.state
+      await until(() => state(alices) === 'printed', 10_000, 'alice\'s Direct job printed after the restart')
+      assert.is((await readdir(join(dir, 'out'))).filter((n) => !n.startsWith('.') && !n.endsWith('.json')).length, 1, 'one print')
+      assert.is(state(unclaimed), 'held', 'the unclaimed job waits for someone to claim it')
+    } finally {
+      await restarted.jobs.stop()
+      await restarted.store.close()
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
 })
 
 test.run()

@@ -262,6 +262,10 @@ export class JobService implements JobDomain {
     for (const { doc, job } of this.all()) {
       if (job.state === 'received') {
         await this.move(doc, job.id, 'failed', { kind: 'local', service: 'jobs' }, { reason: 'job-incoming-interrupted', message: 'the site restarted before the document was complete' })
+      } else if (job.state === 'held' && this.queue(job.queue)?.hold === false && job.printer === undefined && job.owner !== UNCLAIMED_OWNER) {
+        // a print-on-arrival queue's job (a terminal's Direct) whose document was in, but a kill -9 came before its release
+        // was written: never sent to a printer, it prints now (the chaos simulator found it held until it expired)
+        this.releaseInBackground(job, SYSTEM)
       } else if (job.grant !== undefined) {
         // granted to another site: that site's release record settles it (followRelease), or the grant expires (sweep)
       } else if (job.state === 'releasing' && this.queue(job.queue)?.hold === false) {
