@@ -61,6 +61,25 @@ export interface TerminalModeSettings {
   defaultMode: TerminalReleaseMode
 }
 
+/**
+ * The site's print policy (issue 13 item 5), applied by whichever peer of the site prints a job
+ * (its server, a terminal, also offline from its replica of this document): what the printer is
+ * told and what is charged.
+ */
+export interface PrintPolicy {
+  /** Every job prints two-sided (long edge), whatever it asked: paper saved, charged as duplex sheets. */
+  forceDuplex: boolean
+  /** Members of these directory groups print in monochrome only: sent as such, charged no colour pages. */
+  monoGroups: string[]
+}
+
+/** No policy until an admin sets one: jobs print as sent. */
+export const NO_PRINT_POLICY: PrintPolicy = { forceDuplex: false, monoGroups: [] }
+/** More groups than a directory has; a longer list is a mistake. */
+const MAX_POLICY_GROUPS = 500
+/** Group names as the directory keeps them (CSV and LDAP imports): short, no control characters. */
+const GROUP_NAME = /^[^\u0000-\u001f]{1,128}$/
+
 export interface SiteSettings {
   site: SiteId
   /** The host name remote jobs of this site are marked with. */
@@ -75,6 +94,7 @@ export interface SiteSettings {
    * held for whoever logs in at its panel and claims it (issue 13 item 3).
    */
   terminalsTrustUserName: boolean
+  policy: PrintPolicy
   updatedAt: number
 }
 
@@ -103,8 +123,43 @@ export function readSiteSettings (doc: Y.Doc | undefined, site: SiteId): SiteSet
     clients: { otherUsers: clientOtherUsers === true, spooling: typeof clientSpooling === 'boolean' ? clientSpooling : DEFAULT_CLIENT_SPOOLING },
     terminals: readTerminalModes(map.get('terminalModes'), map.get('terminalDefaultMode')),
     terminalsTrustUserName: map.get('terminalTrustUserName') !== false,
+    policy: readPolicy(map.get('policyForceDuplex'), map.get('policyMonoGroups')),
     updatedAt: typeof updatedAt === 'number' ? updatedAt : 0
   }
+}
+
+function readPolicy (forceDuplex: unknown, monoGroups: unknown): PrintPolicy {
+  return {
+    forceDuplex: forceDuplex === true,
+    monoGroups: Array.isArray(monoGroups) ? monoGroups.filter((g): g is string => typeof g === 'string') : []
+  }
+}
+
+/** Checks a print policy from an admin (`{"forceDuplex": true, "monoGroups": ["students"]}`); what is left out stays as it is. */
+export function validatePrintPolicy (input: unknown): Partial<PrintPolicy> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new InvalidSiteSettingsError('a print policy must be an object like {"forceDuplex": true, "monoGroups": ["students"]}')
+  const { forceDuplex, monoGroups, ...rest } = input as { forceDuplex?: unknown, monoGroups?: unknown }
+  const unknown = Object.keys(rest)
+  if (unknown.length > 0) throw new InvalidSiteSettingsError(`unknown print policy setting ${JSON.stringify(unknown[0])}: forceDuplex and monoGroups are known`)
+  if (forceDuplex === undefined && monoGroups === undefined) throw new InvalidSiteSettingsError('name forceDuplex (true or false) or monoGroups (a list of group names)')
+  if (forceDuplex !== undefined && typeof forceDuplex !== 'boolean') throw new InvalidSiteSettingsError('forceDuplex must be true or false')
+  if (monoGroups !== undefined) {
+    if (!Array.isArray(monoGroups)) throw new InvalidSiteSettingsError('monoGroups must be a list of group names')
+    if (monoGroups.length > MAX_POLICY_GROUPS) throw new InvalidSiteSettingsError(`monoGroups: at most ${MAX_POLICY_GROUPS} groups`)
+    for (const g of monoGroups) if (typeof g !== 'string' || !GROUP_NAME.test(g)) throw new InvalidSiteSettingsError(`monoGroups: not a group name: ${JSON.stringify(g)}`)
+  }
+  return {
+    ...(forceDuplex !== undefined ? { forceDuplex } : {}),
+    ...(monoGroups !== undefined ? { monoGroups: [...new Set(monoGroups as string[])].sort() } : {})
+  }
+}
+
+/** Writes the print policy settings given (already validated). */
+export function setPrintPolicy (doc: Y.Doc, policy: Partial<PrintPolicy>, now: number): void {
+  const map = settingsMap(doc)
+  if (policy.forceDuplex !== undefined) map.set('policyForceDuplex', policy.forceDuplex)
+  if (policy.monoGroups !== undefined) map.set('policyMonoGroups', [...policy.monoGroups])
+  map.set('updatedAt', now)
 }
 
 const isReleaseMode = (m: unknown): m is TerminalReleaseMode => (TERMINAL_RELEASE_MODES as readonly unknown[]).includes(m)

@@ -103,7 +103,8 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
       clients: own.clients,
       terminals: own.terminals === undefined
         ? { configured: false, trustUserName: own.terminalsTrustUserName }
-        : { configured: true, ...own.terminals, trustUserName: own.terminalsTrustUserName }
+        : { configured: true, ...own.terminals, trustUserName: own.terminalsTrustUserName },
+      policy: own.policy
     }
   }
 
@@ -164,6 +165,16 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
     async setClientSettings (input: unknown): Promise<RoamingView> {
       try {
         await c.roaming.setClientSettings(input)
+      } catch (err) {
+        if (err instanceof InvalidSiteSettingsError) throw new InvalidRequestError(err.message)
+        throw err
+      }
+      return roamingView()
+    },
+
+    async setPrintPolicy (input: unknown): Promise<RoamingView> {
+      try {
+        await c.roaming.setPrintPolicy(input)
       } catch (err) {
         if (err instanceof InvalidSiteSettingsError) throw new InvalidRequestError(err.message)
         throw err

@@ -21,7 +21,7 @@ import {
   HolderUnreachableError, InvalidJobStateError, JobNotFoundError, NotAuthorizedError, NotPartnerError,
   type Actor, type JobView, type JobState
 } from '../devices/jobs/types.ts'
-import { InvalidSiteSettingsError, validateClientSettings, validateRoaming, type ClientSettings, type RoamingMode } from '../crdt/site-config.ts'
+import { InvalidSiteSettingsError, validateClientSettings, validatePrintPolicy, validateRoaming, type ClientSettings, type PrintPolicy, type RoamingMode } from '../crdt/site-config.ts'
 import { logIn, runCleanup, signInAdmin, startBrowser, type TestBrowser } from './helpers/browser.ts'
 
 /** Longest wait for something to appear on a page (the pages poll every 2 s). */
@@ -120,7 +120,8 @@ class RoamingSite implements SiteApi {
         return { site, ...(theirs !== undefined ? { hostname: theirs.hostname } : {}), mutual: this.roamsWith(site) }
       }),
       clients: { ...this.clients },
-      terminals: { configured: false, trustUserName: true }
+      terminals: { configured: false, trustUserName: true },
+      policy: { ...this.policy, monoGroups: [...this.policy.monoGroups] }
     }
   }
 
@@ -137,6 +138,18 @@ class RoamingSite implements SiteApi {
     return this.roaming()
   }
   async setTerminalModes (): Promise<RoamingView> { throw new Error('not in this test') }
+  policy: PrintPolicy = { forceDuplex: false, monoGroups: [] }
+
+  /** Validates as the node does: what is left out stays. */
+  async setPrintPolicy (input: unknown): Promise<RoamingView> {
+    try {
+      this.policy = { ...this.policy, ...validatePrintPolicy(input) }
+    } catch (err) {
+      if (err instanceof InvalidSiteSettingsError) throw new InvalidRequestError(err.message)
+      throw err
+    }
+    return this.roaming()
+  }
 
   /** Validates as the node does (the crdt family's rules), so the page shows its real messages. */
   async setRoaming (input: unknown): Promise<RoamingView> {
@@ -285,7 +298,7 @@ test('a release refused by the holder (503) or by a partner that left (403) show
   assert.is(await page.getByRole('heading', { name: 'My jobs' }).isVisible(), true, 'a refusal does not end the session')
 })
 
-test('the admin sees source hosts in all jobs, edits roaming partners and mode, and turns client spooling off', async () => {
+test('the admin sees source hosts in all jobs, edits roaming partners and mode, turns client spooling off and sets a print policy', async () => {
   const w = ready()
   const { page } = w.browser
   await page.getByRole('button', { name: 'Log out' }).click()
@@ -350,6 +363,22 @@ test('the admin sees source hosts in all jobs, edits roaming partners and mode, 
   assert.equal(w.site.clients, { otherUsers: true, spooling: false }, 'saved through the API')
   await page.locator('#clients-now').filter({ hasText: 'Client spooling off: jobs are handed to this site\'s server; workstations take jobs for other users.' }).waitFor()
   await w.browser.screenshot('roaming-5-clients')
+
+  // Print policy: two-sided for every job, monochrome for two groups (typed with a space and a new line)
+  await page.locator('#policy-now').filter({ hasText: 'Jobs print as sent; no group prints in monochrome only.' }).waitFor()
+  await page.locator('#policy-force-duplex').check()
+  await page.locator('#policy-mono-groups').fill('students,\n interns ')
+  await page.getByRole('button', { name: 'Save print policy' }).click()
+  await page.locator('#policy-status').filter({ hasText: 'Print policy saved' }).waitFor()
+  assert.equal(w.site.policy, { forceDuplex: true, monoGroups: ['interns', 'students'] }, 'saved through the API, normalized')
+  await page.locator('#policy-now').filter({ hasText: 'Every job prints two-sided; monochrome only for interns, students.' }).waitFor()
+  assert.is(await page.locator('#policy-mono-groups').inputValue(), 'interns, students', 'the form shows what was saved')
+  // a bad group name: the server's message, nothing changed
+  await page.locator('#policy-mono-groups').fill('ok, bad\u0001name')
+  await page.getByRole('button', { name: 'Save print policy' }).click()
+  await page.locator('#policy-status').filter({ hasText: 'Could not save the print policy: monoGroups: not a group name' }).waitFor()
+  assert.equal(w.site.policy, { forceDuplex: true, monoGroups: ['interns', 'students'] })
+  await w.browser.screenshot('roaming-6-policy')
   assert.equal(w.browser.pageErrors, [], 'no script errors on the pages')
 })
 

@@ -83,6 +83,8 @@ export interface RoamingView {
    * (false: the job waits for a user to claim it at the panel).
    */
   terminals: ({ configured: false } | { configured: true, modes: TerminalReleaseMode[], defaultMode: TerminalReleaseMode }) & { trustUserName: boolean }
+  /** The site's print policy: applied by whichever of its peers prints (its server, its terminals, also offline). */
+  policy: { forceDuplex: boolean, monoGroups: string[] }
 }
 
 export interface SiteApi {
@@ -103,6 +105,8 @@ export interface SiteApi {
   setClientSettings (input: unknown): Promise<RoamingView>
   /** Sets the release modes of this site's terminals and whether they trust the name sent (`{modes?: string[], defaultMode?: string, trustUserName?: boolean}`); InvalidRequestError on bad input. */
   setTerminalModes (input: unknown): Promise<RoamingView>
+  /** Sets the site's print policy (`{forceDuplex?: boolean, monoGroups?: string[]}`); InvalidRequestError on bad input. */
+  setPrintPolicy (input: unknown): Promise<RoamingView>
   printers (): Promise<PrinterView[]>
   usageRecords (query: UsageQuery): UsageRecordView[]
   usageTotals (query: UsageQuery, by: 'user' | 'printer' | 'day'): UsageTotal[]

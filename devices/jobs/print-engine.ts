@@ -29,6 +29,7 @@ import type { PeerId, SiteId } from '../../crdt/names.ts'
 import { PrinterError, isPrinterBusy, type OutputDevice, type PrintOutcome } from '../output/types.ts'
 import { PrinterLanes, type LeaveLane } from './printer-lanes.ts'
 import { askPrinter, chargePrint, isCharged, printRequestFor, verdictFor } from './usage.ts'
+import { printPolicyOf, type PrintedAs } from './policy.ts'
 
 /** First wait after a printer stayed busy through the device's own retries; doubles per round. */
 export const DEFAULT_BUSY_BACKOFF_MS = 2_000
@@ -73,6 +74,8 @@ export interface PrintEngineComponents {
   /** One submission at a time per printer (default: lanes of this engine's own). */
   lanes?: PrinterLanes
   now?: () => number
+  /** The site's print policy as a print sees it (devices/jobs/policy.ts); default: the policy of this engine's site in `store`. */
+  printedAs?: (job: JobRecord) => PrintedAs
 }
 
 /** How one print ended: `stopped` when the caller's signal ended it and the next start settles it. */
@@ -85,11 +88,14 @@ export class PrintEngine {
   private readonly unknownSince = new Map<string, number>()
   private readonly lanes: PrinterLanes
   private readonly now: () => number
+  /** The site's print policy applied to a job: what its printer is told and what is charged, one rule for both. */
+  private readonly printedAs: (job: JobRecord) => PrintedAs
   private readonly log: Logger
 
   constructor (private readonly init: PrintEngineInit, private readonly c: PrintEngineComponents) {
     this.lanes = c.lanes ?? new PrinterLanes()
     this.now = c.now ?? Date.now
+    this.printedAs = c.printedAs ?? printPolicyOf(c.store, init.site)
     this.log = c.logger.child({ service: 'print' })
   }
 
@@ -125,7 +131,8 @@ export class PrintEngine {
         await target.markPrinting()
         printing = true
         try {
-          outcome = await device.print(printRequestFor(job, target.documentPath), {
+          const as = this.printedAs(job)
+          outcome = await device.print(printRequestFor(as.job, target.documentPath, as.monochrome), {
             accepted: (printerJobId) => {
               this.log.debug({ ...target.tag, printerJobId }, 'printer accepted the job')
               leave?.()
@@ -143,7 +150,7 @@ export class PrintEngine {
         }
       }
       await recorded
-      await this.charge(target, outcome.impressions)
+      await this.charge(target, outcome.impressions, outcome.dropped)
       await target.markPrinted({ reason: 'job-completed-successfully', message: '' })
       this.log.info({ ...target.tag, printer: target.printer, printerJob: outcome.printerJobId }, 'job printed')
       return 'printed'
@@ -234,9 +241,18 @@ export class PrintEngine {
     }
   }
 
-  /** Charges the print under the job's usage id (`impressions`: the printer's count, when it gave one); a second charge is a no-op. */
-  private async charge (target: PrintTarget, impressions?: number): Promise<void> {
-    const charged = await chargePrint(this.c.store, { peer: this.init.peer, site: this.init.site, printer: target.printer }, target.job, this.now(), impressions)
+  /**
+   * Charges the print under the job's usage id (`impressions`: the printer's count, when it gave
+   * one), as the site's policy had it printed, less what the printer did not do (`dropped`: a
+   * printer without duplex printed it one-sided; without monochrome, in colour); a second charge is a no-op.
+   */
+  private async charge (target: PrintTarget, impressions?: number, dropped: readonly string[] = []): Promise<void> {
+    const as = this.printedAs(target.job)
+    // a printer that took no `sides` prints its default: one-sided
+    const job = dropped.includes('sides') ? { ...as.job, sides: 'one-sided' } : as.job
+    const monochrome = as.monochrome && !dropped.includes('print-color-mode')
+    const printed = monochrome || as.job.colorPages === target.job.colorPages ? job : { ...job, ...(target.job.colorPages !== undefined ? { colorPages: target.job.colorPages } : {}) }
+    const charged = await chargePrint(this.c.store, { peer: this.init.peer, site: this.init.site, printer: target.printer }, printed, this.now(), impressions, monochrome)
     if (charged.basis !== 'analysed') {
       this.log.info({ ...target.tag, printer: target.printer, pages: charged.pages, basis: charged.basis }, 'job with unknown pages charged')
     }

@@ -36,7 +36,7 @@ import type { DocStore, Origin } from '../../crdt/store.ts'
 import { jobsDoc, siteConfigDoc, periodOf, parseDocName, type DocName, type PeerId, type SiteId } from '../../crdt/names.ts'
 import * as jobsFamily from '../../crdt/jobs.ts'
 import type { RemoteRelease, RemoteReleaseState } from '../../crdt/jobs.ts'
-import { readSiteSettings, roamsWith, setClientSettings, setHostname, setRoaming, setTerminalSettings, validateClientSettings, validateRoaming, validateTerminalSettings, type SiteSettings } from '../../crdt/site-config.ts'
+import { readSiteSettings, roamsWith, setClientSettings, setHostname, setPrintPolicy, setRoaming, setTerminalSettings, validateClientSettings, validatePrintPolicy, validateRoaming, validateTerminalSettings, type SiteSettings } from '../../crdt/site-config.ts'
 import type { Spool } from '../spool.ts'
 import type { OutputDevice } from '../output/types.ts'
 import type { JobService } from './service.ts'
@@ -215,6 +215,14 @@ export class RoamingService implements RoamingHolder {
     const clients = validateClientSettings(input)
     await this.c.store.transact(siteConfigDoc(this.init.site), { kind: 'admin', user: 'admin' }, (d) => setClientSettings(d, clients, this.now()))
     this.log.info({ clients }, 'client settings changed')
+    return this.settings()
+  }
+
+  /** Changes the site's print policy (validated; throws InvalidSiteSettingsError). */
+  async setPrintPolicy (input: unknown): Promise<SiteSettings> {
+    const policy = validatePrintPolicy(input)
+    await this.c.store.transact(siteConfigDoc(this.init.site), { kind: 'admin', user: 'admin' }, (d) => setPrintPolicy(d, policy, this.now()))
+    this.log.info({ policy }, 'print policy changed')
     return this.settings()
   }
 

@@ -63,17 +63,17 @@ export interface PrintCharge {
  * page counts as colour (the safe side: an over-charge can be refunded, an under-charge
  * not recovered).
  */
-export function printCharge (job: Pick<JobRecord, 'pages' | 'colorPages' | 'declaredPages' | 'copies' | 'sides'>, impressions?: number): PrintCharge {
+export function printCharge (job: Pick<JobRecord, 'pages' | 'colorPages' | 'declaredPages' | 'copies' | 'sides'>, impressions?: number, monochrome = false): PrintCharge {
   const duplex = job.sides !== 'one-sided'
   if (job.pages !== undefined) {
     return { pages: job.pages * job.copies, colorPages: (job.colorPages ?? 0) * job.copies, sheets: sheetsFor(job.pages, job.copies, duplex), basis: 'analysed' }
   }
   if (impressions !== undefined && impressions > 0) {
-    return { pages: impressions, colorPages: impressions, sheets: sheetsFor(Math.ceil(impressions / job.copies), job.copies, duplex), basis: 'printer-impressions' }
+    return { pages: impressions, colorPages: monochrome ? 0 : impressions, sheets: sheetsFor(Math.ceil(impressions / job.copies), job.copies, duplex), basis: 'printer-impressions' }
   }
   const perCopy = job.declaredPages ?? UNKNOWN_PAGES_FALLBACK
   const pages = perCopy * job.copies
-  return { pages, colorPages: pages, sheets: sheetsFor(perCopy, job.copies, duplex), basis: job.declaredPages !== undefined ? 'declared-pages' : 'fallback' }
+  return { pages, colorPages: monochrome ? 0 : pages, sheets: sheetsFor(perCopy, job.copies, duplex), basis: job.declaredPages !== undefined ? 'declared-pages' : 'fallback' }
 }
 
 /**
@@ -81,9 +81,9 @@ export function printCharge (job: Pick<JobRecord, 'pages' | 'colorPages' | 'decl
  * what the printer reported, when it did); a second call is a no-op (same usage id).
  */
 export async function chargePrint (
-  store: DocStore, at: { peer: PeerId, site: SiteId, printer: string }, job: JobRecord, now: number, impressions?: number
+  store: DocStore, at: { peer: PeerId, site: SiteId, printer: string }, job: JobRecord, now: number, impressions?: number, monochrome = false
 ): Promise<PrintCharge> {
-  const charge = printCharge(job, impressions)
+  const charge = printCharge(job, impressions, monochrome)
   // priced at the prices in force now: a later change of the price list prices new records only
   const prices = await pricesAt(store, at.site)
   await store.transact(acctDoc(at.peer, periodOf(now)), { kind: 'local', service: 'accounting' }, (d: Y.Doc) => recordUsage(d, withCost(prices, {
@@ -107,8 +107,9 @@ export async function chargePrint (
 }
 
 /** What a printer is sent for a job whose document is at `documentPath`. */
-export function printRequestFor (job: JobRecord, documentPath: string): PrintRequest {
+export function printRequestFor (job: JobRecord, documentPath: string, monochrome = false): PrintRequest {
   return {
+    ...(monochrome ? { colorMode: 'monochrome' as const } : {}),
     documentPath,
     format: job.format ?? 'application/octet-stream',
     jobName: job.name,

@@ -188,7 +188,7 @@ const UNINFORMATIVE_REASONS: ReadonlySet<string> = new Set(['none', 'job-printin
 
 /** Printer attributes the submission looks at. */
 const CAPABILITY_ATTRIBUTES = [
-  'document-format-supported', 'sides-supported', 'media-supported', 'copies-supported',
+  'document-format-supported', 'sides-supported', 'media-supported', 'copies-supported', 'print-color-mode-supported',
   'printer-state', 'printer-state-reasons', 'printer-is-accepting-jobs'
 ]
 /** Job attributes each poll asks for. */
@@ -316,9 +316,21 @@ interface Capabilities {
   formats?: string[]
   sides?: string[]
   media?: string[]
+  colorModes?: string[]
   copiesMax?: number
   state?: string
   reasons: string[]
+}
+
+/** Whether `req` asks for the job template attribute `name` (what {@link IppOutputDevice} would send when supported). */
+function asked (req: PrintRequest, name: string): boolean {
+  switch (name) {
+    case 'copies': return req.copies > 1
+    case 'sides': return req.sides !== '' && req.sides !== 'one-sided' // without it a printer prints its default, one-sided
+    case 'media': return req.media !== undefined && req.media !== ''
+    case 'print-color-mode': return req.colorMode !== undefined
+    default: return false
+  }
 }
 
 /** Releases documents to one IPP printer. Build it with `createOutputDevice('ipp://…')`. */
@@ -350,7 +362,9 @@ export class IppOutputDevice implements OutputDevice {
 
   async print (req: PrintRequest, progress: PrintProgress, signal: AbortSignal): Promise<PrintOutcome> {
     await this.#checkReadable(req.documentPath)
-    const printerJobId = await this.#submit(req, signal)
+    // the job template attributes the printer did not take, so the charge is for what it printed
+    const sent: { dropped: string[] } = { dropped: [] }
+    const printerJobId = await this.#submit(req, signal, sent)
     try {
       progress.accepted(printerJobId)
     } catch (err) {
@@ -358,7 +372,8 @@ export class IppOutputDevice implements OutputDevice {
       this.#log.error({ err, printerJobId }, 'progress.accepted threw')
     }
     try {
-      return await this.#followJob(printerJobId, signal)
+      const outcome = await this.#followJob(printerJobId, signal)
+      return sent.dropped.length > 0 ? { ...outcome, dropped: sent.dropped } : outcome
     } catch (err) {
       if (err instanceof PrinterError) throw err
       // Whatever went wrong, the printer has the job: never let it look like "not accepted".
@@ -449,12 +464,12 @@ export class IppOutputDevice implements OutputDevice {
   }
 
   /** Steps 1–2 with the retry policy; resolves with the printer's job id once accepted. */
-  async #submit (req: PrintRequest, signal: AbortSignal): Promise<number> {
+  async #submit (req: PrintRequest, signal: AbortSignal, sent: { dropped: string[] }): Promise<number> {
     let last: SubmitFailure | undefined
     for (let attempt = 1; attempt <= this.#retry.maxAttempts; attempt++) {
       if (signal.aborted) throw printerError('release aborted before the printer accepted it', 'release-aborted', true, signal.reason)
       try {
-        return await this.#submitOnce(req, signal)
+        return await this.#submitOnce(req, signal, sent)
       } catch (err) {
         const failure = err instanceof SubmitFailure ? err : new SubmitFailure((err as Error).message, 'aborted-by-system', false, true, { cause: err })
         if (signal.aborted) {
@@ -484,7 +499,7 @@ export class IppOutputDevice implements OutputDevice {
     return Math.round(base * (0.8 + Math.random() * 0.4))
   }
 
-  async #submitOnce (req: PrintRequest, signal: AbortSignal): Promise<number> {
+  async #submitOnce (req: PrintRequest, signal: AbortSignal, sent: { dropped: string[] }): Promise<number> {
     // 1. What does the printer support? (Nothing is sent yet: any failure is before acceptance.)
     let caps: Capabilities
     try {
@@ -499,6 +514,7 @@ export class IppOutputDevice implements OutputDevice {
         'document-format-not-supported', false, true)
     }
     const jobAttrs = this.#jobTemplate(req, caps)
+    sent.dropped = ['copies', 'sides', 'media', 'print-color-mode'].filter((name) => !jobAttrs.some((a) => a.name === name) && asked(req, name))
     this.#log.debug({ state: caps.state, reasons: caps.reasons }, 'printer state before Print-Job')
 
     // 2. Print-Job, the document streamed after the operation attributes.
@@ -573,6 +589,7 @@ export class IppOutputDevice implements OutputDevice {
       ...(printerAttr('document-format-supported') !== undefined ? { formats: stringValues(printerAttr('document-format-supported')) } : {}),
       ...(printerAttr('sides-supported') !== undefined ? { sides: stringValues(printerAttr('sides-supported')) } : {}),
       ...(printerAttr('media-supported') !== undefined ? { media: stringValues(printerAttr('media-supported')) } : {}),
+      ...(printerAttr('print-color-mode-supported') !== undefined ? { colorModes: stringValues(printerAttr('print-color-mode-supported')) } : {}),
       ...(copies !== null && typeof copies === 'object' && 'upper' in copies ? { copiesMax: copies.upper } : {}),
       ...(stateNum !== undefined ? { state: enumName('printer-state', stateNum) ?? String(stateNum) } : {}),
       reasons: stringValues(printerAttr('printer-state-reasons'))
@@ -594,6 +611,10 @@ export class IppOutputDevice implements OutputDevice {
     if (req.media !== undefined && req.media !== '') {
       if (caps.media?.includes(req.media) === true) out.push(attr('media', Tag.keyword, req.media))
       else dropped.push(`media=${req.media}`)
+    }
+    if (req.colorMode !== undefined) {
+      if (caps.colorModes?.includes(req.colorMode) === true) out.push(attr('print-color-mode', Tag.keyword, req.colorMode))
+      else dropped.push(`print-color-mode=${req.colorMode}`)
     }
     if (dropped.length > 0) this.#log.warn({ dropped }, 'printer does not support these job attributes; printing without them')
     return out

@@ -20,6 +20,8 @@ export interface PrintRequest {
   sides: string
   /** PWG media name, when the job asked for one. */
   media?: string
+  /** `monochrome`: the site's print policy allows this user no colour (IPP `print-color-mode`). */
+  colorMode?: 'monochrome'
 }
 
 export interface PrintOutcome {
@@ -27,6 +29,8 @@ export interface PrintOutcome {
   printerJobId?: number
   /** Impressions the printer reports as completed, when it reports them. */
   impressions?: number
+  /** Job template attributes asked for that the printer does not support, so it printed without them (`sides`, `print-color-mode`…). */
+  dropped?: string[]
 }
 
 /** Progress events so the domain can move the job `releasing → printing`. */

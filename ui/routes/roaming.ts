@@ -1,4 +1,4 @@
-/** Roaming settings of this site: partners and mode; what its workstation clients may do; the release modes its terminals offer (admins). */
+/** Roaming settings of this site: partners and mode; what its workstation clients may do; the release modes its terminals offer; its print policy (admins). */
 import type { SiteApi } from '../api.ts'
 import type { HttpPlugin } from './plugin.ts'
 
@@ -33,6 +33,14 @@ export function roamingRoutes (api: SiteApi): HttpPlugin {
         const caller = authenticate(request, 'admin')
         const view = await api.setTerminalModes(request.body)
         request.log.info({ by: caller.actor.user, terminals: view.terminals }, 'terminal modes changed')
+        return view
+      })
+
+      // the site's print policy: force duplex, monochrome for some groups (applied by whichever of its peers prints)
+      app.put('/api/roaming/policy', { schema: { body: { type: 'object' } } }, async (request) => {
+        const caller = authenticate(request, 'admin')
+        const view = await api.setPrintPolicy(request.body)
+        request.log.info({ by: caller.actor.user, policy: view.policy }, 'print policy changed')
         return view
       })
     }

@@ -484,7 +484,42 @@ async function refreshRoaming () {
   renderRoaming(view)
   renderTerminalModes(view.terminals)
   renderClients(view.clients)
+  renderPolicy(view.policy)
 }
+
+// ---- print policy ----
+
+/** Whether the policy form holds the settings already; polling fills it only once, not over an admin's edits. */
+let policyFilled = false
+
+function renderPolicy (policy) {
+  if (policy === undefined) return
+  const groups = policy.monoGroups.length === 0 ? 'no group prints in monochrome only' : `monochrome only for ${policy.monoGroups.join(', ')}`
+  $('policy-now').textContent = `${policy.forceDuplex ? 'Every job prints two-sided' : 'Jobs print as sent'}; ${groups}.`
+  if (policyFilled) return
+  $('policy-force-duplex').checked = policy.forceDuplex
+  $('policy-mono-groups').value = policy.monoGroups.join(', ')
+  policyFilled = true
+}
+
+$('policy-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const status = $('policy-status')
+  const monoGroups = $('policy-mono-groups').value.split(/[,\n]+/).map((g) => g.trim()).filter((g) => g !== '')
+  const button = event.target.querySelector('button[type=submit]')
+  button.disabled = true
+  try {
+    const view = await api('PUT', '/api/roaming/policy', { json: { forceDuplex: $('policy-force-duplex').checked, monoGroups } })
+    policyFilled = false
+    renderPolicy(view.policy)
+    showMessage(status, 'Print policy saved; the site\'s terminals apply it as they receive it.')
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 400) showMessage(status, `Could not save the print policy: ${err.message}`, 'error')
+    else handleError(err, 'Could not save the print policy')
+  } finally {
+    button.disabled = false
+  }
+})
 
 // ---- workstation clients (client spooling) ----
 
@@ -1021,8 +1056,10 @@ function loggedOut (message = '') {
   roamingFormFilled = false
   terminalModesFilled = false
   clientsFilled = false
+  policyFilled = false
   showMessage($('roaming-status'), '')
   showMessage($('clients-status'), '')
+  showMessage($('policy-status'), '')
   showMessage($('terminal-modes-status'), '')
   if (revokeDialog.open) revokeDialog.close()
   if (pinDialog.open) pinDialog.close()
