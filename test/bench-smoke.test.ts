@@ -69,9 +69,13 @@ test('npm run bench -- --quick runs every benchmark and writes its JSON', async 
     numeric(convergence.rows, ['peers', 'jobs', 'create jobs/s', 'half settle ms', 'heal→identical ms', 'envelopes after heal'], 'convergence')
 
     const footprint = await result(out, 'footprint')
-    assert.equal(footprint.rows.map((r) => r.case), ['idle site', 'site with retained jobs'])
+    assert.equal(footprint.rows.map((r) => r.case), ['idle site', 'idle terminal', 'idle client', 'site with retained jobs'])
     numeric(footprint.rows, ['jobs', 'start→ready ms', 'RSS MB', 'peak RSS MB', 'data MB'], 'footprint')
     for (const r of footprint.rows) assert.ok(Number(r['RSS MB']) > 0)
+    // the idle rows carry issue 19's goal and whether it is met, from the RSS in the same row
+    const idle = footprint.rows.filter((r) => String(r.case).startsWith('idle '))
+    assert.equal(idle.map((r) => r['goal MB']), [120, 100, 80])
+    for (const r of idle) assert.is(r['goal met'], Number(r['RSS MB']) <= Number(r['goal MB']) ? 'yes' : 'no', JSON.stringify(r))
     numeric(footprint.summary ?? [], ['jobs', 'sim days', 'jobs retained', 'documents', 'jobs docs', 'acct docs', 'db MB', 'spool KB'], 'simulated year')
 
     const roaming = await result(out, 'roaming')
