@@ -2,7 +2,8 @@
 // straight to terminals' Direct, Hold, Pull and Delegated queues, released at the terminal,
 // at other peers of its site through its grant and by delegates, under crashes (the holding
 // terminal's too, mid-release), partitions and the site down, keep every invariant and every
-// mode happens; a run replays exactly; and runs without the option are untouched by it.
+// mode happens; a run replays exactly; runs without the option are untouched by it; planted
+// bugs are caught; and the product bug it found stays fixed.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createReadStream } from 'node:fs'
@@ -11,6 +12,8 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import { simulate, DEVICE_MODES, type SimOptions, type SimSummary } from '../simulations/simulator.ts'
 import { formatViolation } from '../simulations/invariants.ts'
+import { runMutations, formatMutationTable } from '../simulations/mutations.ts'
+import { fileURLToPath } from 'node:url'
 import { tempDir } from '../simulations/node-process.ts'
 import { until } from '../simulations/wait.ts'
 import { DocStore } from '../crdt/store.ts'
@@ -67,6 +70,17 @@ test('deviceSpooling: false is a run without the option (it changes nothing else
   assert.is(off.fingerprint, without.fingerprint)
   assert.equal(off.deviceSpooling.jobs, { direct: 0, hold: 0, pull: 0, delegated: 0 })
   assert.is(off.deviceSpooling.releasedElsewhere + off.deviceSpooling.forbiddenRefused + off.deviceSpooling.holderCrashes, 0)
+})
+
+test('planted device-spooling bugs are caught by the new checks: a Hold job granted to another peer that asks, a Pull job printed elsewhere without committing the grant', async () => {
+  const run = await runMutations({
+    root: fileURLToPath(new URL('..', import.meta.url)),
+    seeds: [2],
+    options: { peers: 8, steps: 150, faults: 60, terminals: 3, maxSeconds: 60 },
+    only: ['hold-grantable-elsewhere', 'roaming-print-without-commit']
+  })
+  assert.equal(run.baselineFailures, [], 'seed 2 passes unmutated')
+  assert.equal(run.results.map((r) => [r.name, r.status, r.invariants?.includes(2)]), [['hold-grantable-elsewhere', 'caught', true], ['roaming-print-without-commit', 'caught', true]], formatMutationTable(run))
 })
 
 test('regression (simulator seeds 2, 4, 9): a Direct job whose release a kill -9 cut off once its document was in prints when its terminal restarts; an unclaimed one waits for its claim', async () => {
