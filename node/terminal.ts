@@ -45,6 +45,7 @@
  * whatever its mode, until a user logged in at the panel claims it (`/api/claims`, ui/routes/claims.ts).
  */
 import { join, resolve } from 'node:path'
+import { RELEASE_MODE_QUEUES } from '../devices/jobs/release-modes.ts'
 import { hostname as osHostname } from 'node:os'
 import type { IppServer } from '../devices/ipp/server.ts'
 import { ippService, dnssdService } from './intake.ts'
@@ -110,12 +111,7 @@ export type ReleaseMode = TerminalReleaseMode
 const DEFAULT_MODES: readonly ReleaseMode[] = ['hold', 'pull', 'direct', 'delegated']
 
 /** The queue of each release mode (at `/printers/<mode>`; the default mode's also at `/ipp/print`). */
-const MODE_QUEUES: Record<ReleaseMode, { hold: boolean, pinned: boolean, delegable: boolean, info: string }> = {
-  direct: { hold: false, pinned: false, delegable: false, info: 'prints on arrival' },
-  hold: { hold: true, pinned: true, delegable: false, info: 'held for release at this device' },
-  pull: { hold: true, pinned: false, delegable: false, info: 'held for release at any printer of the site' },
-  delegated: { hold: true, pinned: false, delegable: true, info: 'held for release at any printer of the site, by its owner or the owner\'s delegates' }
-}
+const MODE_QUEUES = RELEASE_MODE_QUEUES
 
 export interface TerminalConfig extends LightPeerConfig {
   /** The MFP's IPP endpoint (`ipp://…`, `ipps://…`) or a `file://` folder; default `<data>/virtual-printer`. */

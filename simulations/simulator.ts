@@ -23,6 +23,7 @@
 import { createHash } from 'node:crypto'
 import { mkdtemp, mkdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { RELEASE_MODE_QUEUES } from '../devices/jobs/release-modes.ts'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pino, type Logger } from 'pino'
@@ -120,18 +121,8 @@ const DEVICE_RELEASE_SHARE = 0.6
 /** A terminal's release modes (issue 13). */
 export const DEVICE_MODES = ['direct', 'hold', 'pull', 'delegated'] as const
 export type DeviceMode = typeof DEVICE_MODES[number]
-/**
- * A terminal's queue per mode, as node/terminal.ts builds them (its MODE_QUEUES): Direct
- * prints on arrival; Hold is held and pinned (released only at the terminal, listed and
- * granted nowhere else); Pull is held, released anywhere through the terminal's grant;
- * Delegated as Pull, and the owner's delegates may release it.
- */
-const DEVICE_QUEUES: Record<DeviceMode, { hold: boolean, pinned: boolean, delegable: boolean, info: string }> = {
-  direct: { hold: false, pinned: false, delegable: false, info: 'prints on arrival' },
-  hold: { hold: true, pinned: true, delegable: false, info: 'held for release at this device' },
-  pull: { hold: true, pinned: false, delegable: false, info: 'held for release at any printer of the site' },
-  delegated: { hold: true, pinned: false, delegable: true, info: 'held for release at any printer of the site, by its owner or the owner\'s delegates' }
-}
+/** A terminal's queue per mode: the table node/terminal.ts builds its queues from. */
+const DEVICE_QUEUES = RELEASE_MODE_QUEUES
 /** The delegate user `owner` names in the directory (device spooling): the next user, u12's is u1. */
 function delegateOf (owner: string): string { return `u${(Number(owner.slice(1)) % USERS) + 1}` }
 
