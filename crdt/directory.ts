@@ -77,6 +77,9 @@ const HASH_BYTES = 32
 const USERNAME = /^[A-Za-z0-9._@-]{1,64}$/
 /** PINs: digits, 4 to 12 of them, as MFP panels accept. */
 const PIN = /^\d{4,12}$/
+/** A group name as the directory keeps it (CSV, LDAP, the users API trim it first): 1-128 characters, no `;` (the CSV list separator) or control characters. */
+export const GROUP_NAME = /^[^;\p{Cc}]{1,128}$/u
+
 /** Card numbers as readers type them: letters and digits, 4 to 64 (125 kHz and MIFARE UIDs fit). */
 const CARD = /^[A-Za-z0-9]{4,64}$/
 

@@ -12,6 +12,7 @@
  * it received (its replica) while the site is unreachable.
  */
 import type { SiteId } from './names.ts'
+import { GROUP_NAME } from './directory.ts'
 import type * as Y from 'yjs'
 
 /** How a site shows the jobs of its partner sites. */
@@ -77,8 +78,6 @@ export interface PrintPolicy {
 export const NO_PRINT_POLICY: PrintPolicy = { forceDuplex: false, monoGroups: [] }
 /** More groups than a directory has; a longer list is a mistake. */
 const MAX_POLICY_GROUPS = 500
-/** Group names as the directory keeps them (CSV and LDAP imports): short, no control characters. */
-const GROUP_NAME = /^[^\u0000-\u001f]{1,128}$/
 
 export interface SiteSettings {
   site: SiteId
@@ -146,11 +145,14 @@ export function validatePrintPolicy (input: unknown): Partial<PrintPolicy> {
   if (monoGroups !== undefined) {
     if (!Array.isArray(monoGroups)) throw new InvalidSiteSettingsError('monoGroups must be a list of group names')
     if (monoGroups.length > MAX_POLICY_GROUPS) throw new InvalidSiteSettingsError(`monoGroups: at most ${MAX_POLICY_GROUPS} groups`)
-    for (const g of monoGroups) if (typeof g !== 'string' || !GROUP_NAME.test(g)) throw new InvalidSiteSettingsError(`monoGroups: not a group name: ${JSON.stringify(g)}`)
+    for (const g of monoGroups) if (typeof g !== 'string') throw new InvalidSiteSettingsError(`monoGroups: not a group name: ${JSON.stringify(g)}`)
   }
+  // trimmed as the directory trims them, or a policy would name a group nobody is in
+  const groups = monoGroups === undefined ? undefined : [...new Set((monoGroups as string[]).map((g) => g.trim()).filter((g) => g !== ''))].sort()
+  for (const g of groups ?? []) if (!GROUP_NAME.test(g)) throw new InvalidSiteSettingsError(`monoGroups: not a group name: ${JSON.stringify(g)} (1-128 characters, no ; or control characters)`)
   return {
     ...(forceDuplex !== undefined ? { forceDuplex } : {}),
-    ...(monoGroups !== undefined ? { monoGroups: [...new Set(monoGroups as string[])].sort() } : {})
+    ...(groups !== undefined ? { monoGroups: groups } : {})
   }
 }
 

@@ -4,7 +4,7 @@
  * secret. Shared by node/directory-admin.ts and node/users-csv.ts.
  */
 import { KindedError } from '../crdt/errors.ts'
-import { InvalidUserError, validateUsername, validatePin, validateCard, normalizeCard, type DirectoryUser } from '../crdt/directory.ts'
+import { GROUP_NAME, InvalidUserError, validateUsername, validatePin, validateCard, normalizeCard, type DirectoryUser } from '../crdt/directory.ts'
 import { siteId, InvalidDocNameError } from '../crdt/names.ts'
 import type { DirectoryUserView } from '../ui/users-api.ts'
 
@@ -59,7 +59,7 @@ const MAX_FULL_NAME = 256
 const MAX_EMAIL = 254
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
 /** Group names as directories have them (departments, LDAP cn values); `;` separates them in CSV. */
-const GROUP = /^[^;\p{Cc}]{1,128}$/u
+const GROUP = GROUP_NAME
 /** More groups or delegates than this is a mistake, not a directory. */
 const MAX_LIST = 100
 /** Card ids shown in views: 16 hex digits of the keyed index tell cards apart and reveal nothing. */

@@ -3,7 +3,9 @@
  * it: what the printer is told, and what is charged for it. Applied by the print engine of the
  * peer that prints (a site's server, a terminal, a workstation's client), for its own site, from
  * its replicas of the site's document and the directory: so a terminal cut off from its site and
- * central applies the policy it last received.
+ * central applies the policy it last received. A workstation's client applies forced duplex, but
+ * knows no groups (the directory, with its credentials, does not reach clients), so it prints
+ * monochrome-only users in colour: a known gap.
  *
  * One rule for both the print and its charge ({@link asPrinted}): a job forced to duplex is sent
  * two-sided and charged in duplex sheets; a job of a user in a monochrome-only group is sent with

@@ -127,11 +127,12 @@ export class PrintEngine {
       await opts.prepare?.()
       leave = await this.lanes.enter(target.printer, signal)
       let outcome: PrintOutcome | undefined
+      // the policy read once per print: what the printer is told is what is charged, whatever changes meanwhile
+      const as = this.printedAs(job)
       for (let round = 1; outcome === undefined; round++) {
         await target.markPrinting()
         printing = true
         try {
-          const as = this.printedAs(job)
           outcome = await device.print(printRequestFor(as.job, target.documentPath, as.monochrome), {
             accepted: (printerJobId) => {
               this.log.debug({ ...target.tag, printerJobId }, 'printer accepted the job')
@@ -150,7 +151,7 @@ export class PrintEngine {
         }
       }
       await recorded
-      await this.charge(target, outcome.impressions, outcome.dropped)
+      await this.charge(target, outcome.impressions, outcome.dropped, as)
       await target.markPrinted({ reason: 'job-completed-successfully', message: '' })
       this.log.info({ ...target.tag, printer: target.printer, printerJob: outcome.printerJobId }, 'job printed')
       return 'printed'
@@ -243,13 +244,14 @@ export class PrintEngine {
 
   /**
    * Charges the print under the job's usage id (`impressions`: the printer's count, when it gave
-   * one), as the site's policy had it printed, less what the printer did not do (`dropped`: a
-   * printer without duplex printed it one-sided; without monochrome, in colour); a second charge is a no-op.
+   * one), as the site's policy had it printed (`as`: what the printer was told; read again only
+   * when settling after a restart), less what the printer did not do (`dropped`: a printer without
+   * duplex printed it one-sided; without monochrome, in colour); a second charge is a no-op.
    */
-  private async charge (target: PrintTarget, impressions?: number, dropped: readonly string[] = []): Promise<void> {
-    const as = this.printedAs(target.job)
-    // a printer that took no `sides` prints its default: one-sided
-    const job = dropped.includes('sides') ? { ...as.job, sides: 'one-sided' } : as.job
+  private async charge (target: PrintTarget, impressions?: number, dropped: readonly string[] = [], as = this.printedAs(target.job)): Promise<void> {
+    // a printer that took no `sides` prints its default: one-sided; no `copies`: one; no `media`: its own paper
+    const job: JobRecord = { ...as.job, ...(dropped.includes('sides') ? { sides: 'one-sided' } : {}), ...(dropped.includes('copies') ? { copies: 1 } : {}) }
+    if (dropped.includes('media')) delete job.media
     const monochrome = as.monochrome && !dropped.includes('print-color-mode')
     const printed = monochrome || as.job.colorPages === target.job.colorPages ? job : { ...job, ...(target.job.colorPages !== undefined ? { colorPages: target.job.colorPages } : {}) }
     const charged = await chargePrint(this.c.store, { peer: this.init.peer, site: this.init.site, printer: target.printer }, printed, this.now(), impressions, monochrome)

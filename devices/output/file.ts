@@ -72,6 +72,8 @@ export interface FileSidecar {
   copies: number
   sides: string
   media?: string
+  /** `monochrome` when the site's print policy allows the user no colour (what a real printer is told as `print-color-mode`). */
+  colorMode?: 'monochrome'
   /** Size of the written document in bytes. */
   size: number
   /** sha256 (hex) of the written document. */
@@ -240,6 +242,7 @@ export class FileOutputDevice implements OutputDevice {
       copies: req.copies,
       sides: req.sides,
       ...(req.media !== undefined ? { media: req.media } : {}),
+      ...(req.colorMode !== undefined ? { colorMode: req.colorMode } : {}),
       size,
       sha256: hash.digest('hex'),
       writtenAt: writtenAt.toISOString(),

@@ -551,7 +551,10 @@ export class IppOutputDevice implements OutputDevice {
       throw new SubmitFailure('printer accepted the job but returned no job-id to follow it by', 'printer-unreachable-after-accept', false, false)
     }
     if (res.code !== Status.successfulOk) {
-      this.#log.info({ status: statusName(res.code), printerJobId: jobId }, 'printer accepted with substitutions')
+      // what it says it ignored or substituted is not printed as asked: charged as printed
+      const ignored = (res.groups.find((g) => g.tag === Tag.unsupportedAttributes)?.attributes ?? []).map((a) => a.name)
+      for (const name of ignored) if (!sent.dropped.includes(name) && asked(req, name)) sent.dropped.push(name)
+      this.#log.info({ status: statusName(res.code), printerJobId: jobId, ignored }, 'printer accepted with substitutions')
     }
     this.#log.info({ printerJobId: jobId }, 'printer accepted the job')
     return jobId
@@ -605,7 +608,10 @@ export class IppOutputDevice implements OutputDevice {
       else dropped.push(`copies=${req.copies}`)
     }
     if (req.sides !== '') {
+      // two-sided on the other edge rather than one-sided: the paper is saved, the binding differs
+      const otherEdge = req.sides.startsWith('two-sided-') ? caps.sides?.find((s) => s.startsWith('two-sided-')) : undefined
       if (caps.sides?.includes(req.sides) === true) out.push(attr('sides', Tag.keyword, req.sides))
+      else if (otherEdge !== undefined) out.push(attr('sides', Tag.keyword, otherEdge))
       else dropped.push(`sides=${req.sides}`)
     }
     if (req.media !== undefined && req.media !== '') {

@@ -494,18 +494,19 @@ let policyFilled = false
 
 function renderPolicy (policy) {
   if (policy === undefined) return
-  const groups = policy.monoGroups.length === 0 ? 'no group prints in monochrome only' : `monochrome only for ${policy.monoGroups.join(', ')}`
+  const groups = policy.monoGroups.length === 0 ? 'no group prints in monochrome only' : `monochrome only for ${policy.monoGroups.map((g) => `“${g}”`).join(', ')}`
   $('policy-now').textContent = `${policy.forceDuplex ? 'Every job prints two-sided' : 'Jobs print as sent'}; ${groups}.`
   if (policyFilled) return
   $('policy-force-duplex').checked = policy.forceDuplex
-  $('policy-mono-groups').value = policy.monoGroups.join(', ')
+  $('policy-mono-groups').value = policy.monoGroups.join('\n')
   policyFilled = true
 }
 
 $('policy-form').addEventListener('submit', async (event) => {
   event.preventDefault()
   const status = $('policy-status')
-  const monoGroups = $('policy-mono-groups').value.split(/[,\n]+/).map((g) => g.trim()).filter((g) => g !== '')
+  // one per line: a group name may hold a comma ("Sales, EMEA")
+  const monoGroups = $('policy-mono-groups').value.split('\n').map((g) => g.trim()).filter((g) => g !== '')
   const button = event.target.querySelector('button[type=submit]')
   button.disabled = true
   try {
