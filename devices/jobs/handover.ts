@@ -73,7 +73,8 @@ export class HandOverDesk {
   private readonly pending = new Map<string, { peer: PeerId, done: boolean, at: number, reply?: HandOverReply }>()
   private readonly log: Logger
 
-  constructor (private readonly init: { site: SiteId, limits: IntakeLimits }, private readonly c: HandOverDeskComponents) {
+  /** `maxPending`: handovers kept in hand at once (default {@link MAX_REMEMBERED}; tests use fewer). */
+  constructor (private readonly init: { site: SiteId, limits: IntakeLimits, maxPending?: number }, private readonly c: HandOverDeskComponents) {
     this.log = c.logger.child({ component: 'handover' })
   }
 
@@ -93,7 +94,7 @@ export class HandOverDesk {
       this.pending.delete(key)
       if (entry.reply !== undefined) return entry.reply
     }
-    if (this.pending.size >= MAX_REMEMBERED) return { ok: false, error: 'invalid-state', message: 'the site is taking too many jobs at once; asked again later' }
+    if (this.pending.size >= (this.init.maxPending ?? MAX_REMEMBERED)) return { ok: false, error: 'invalid-state', message: 'the site is taking too many jobs at once; asked again later' }
     if ([...this.pending.values()].filter((p) => p.peer === peer && !p.done).length >= MAX_TAKES_PER_CLIENT) {
       return { ok: false, error: 'invalid-state', message: `the site takes ${MAX_TAKES_PER_CLIENT} jobs from a workstation at a time; asked again later` }
     }
