@@ -108,6 +108,17 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
     }
   }
 
+  /** Applies an admin's change of the site's settings; bad input is the client's error (400), with the rule it broke. */
+  const changeSettings = async (change: () => Promise<unknown>): Promise<RoamingView> => {
+    try {
+      await change()
+    } catch (err) {
+      if (err instanceof InvalidSiteSettingsError) throw new InvalidRequestError(err.message)
+      throw err
+    }
+    return roamingView()
+  }
+
   const newestFirst = (a: JobView, b: JobView): number => b.createdAt - a.createdAt
 
   return {
@@ -152,45 +163,10 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
 
     roaming: roamingView,
 
-    async setRoaming (input: unknown): Promise<RoamingView> {
-      try {
-        await c.roaming.setRoaming(input)
-      } catch (err) {
-        if (err instanceof InvalidSiteSettingsError) throw new InvalidRequestError(err.message)
-        throw err
-      }
-      return roamingView()
-    },
-
-    async setClientSettings (input: unknown): Promise<RoamingView> {
-      try {
-        await c.roaming.setClientSettings(input)
-      } catch (err) {
-        if (err instanceof InvalidSiteSettingsError) throw new InvalidRequestError(err.message)
-        throw err
-      }
-      return roamingView()
-    },
-
-    async setPrintPolicy (input: unknown): Promise<RoamingView> {
-      try {
-        await c.roaming.setPrintPolicy(input)
-      } catch (err) {
-        if (err instanceof InvalidSiteSettingsError) throw new InvalidRequestError(err.message)
-        throw err
-      }
-      return roamingView()
-    },
-
-    async setTerminalModes (input: unknown): Promise<RoamingView> {
-      try {
-        await c.roaming.setTerminalSettings(input)
-      } catch (err) {
-        if (err instanceof InvalidSiteSettingsError) throw new InvalidRequestError(err.message)
-        throw err
-      }
-      return roamingView()
-    },
+    setRoaming: async (input: unknown) => await changeSettings(async () => await c.roaming.setRoaming(input)),
+    setClientSettings: async (input: unknown) => await changeSettings(async () => await c.roaming.setClientSettings(input)),
+    setPrintPolicy: async (input: unknown) => await changeSettings(async () => await c.roaming.setPrintPolicy(input)),
+    setTerminalModes: async (input: unknown) => await changeSettings(async () => await c.roaming.setTerminalSettings(input)),
 
     async printers (): Promise<PrinterView[]> {
       return await Promise.all([...c.printers].map(async ([name, device]) => await probePrinter(name, device)))

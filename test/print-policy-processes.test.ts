@@ -11,7 +11,7 @@ import { startCentral, startSite, type SiteProcess } from '../simulations/node-p
 import { printFile } from './helpers/ipptool.ts'
 import { admin } from './helpers/node-api.ts'
 import {
-  startTerminalMesh, panelLogin, panel, panelJobs, usageAt, makeDocument, printedBy, MESH_TIMEOUT_MS,
+  startTerminalMesh, panelLogin, panel, panelJobs, usageAt, makeDocument, printedBy, reachedPeer, terminalOnline, MESH_TIMEOUT_MS,
   type TerminalMesh, type PanelSession, type TerminalNode
 } from './helpers/terminal-mesh.ts'
 
@@ -32,13 +32,7 @@ async function session (user: keyof typeof PINS): Promise<PanelSession> {
   return session
 }
 
-/** Until the writer of `doc` sees the terminal holding all of it (its vector told back): the change reached the terminal. */
-async function reachedTerminal (writer: SiteProcess, doc: string): Promise<void> {
-  await until(async () => {
-    const status = await admin<{ documents: Array<{ doc: string, peers: Record<string, string> }> }>(writer, '/api/mesh')
-    return status.documents.find((d) => d.doc === doc)?.peers[t1().node.peer] === 'in-sync'
-  }, MESH_TIMEOUT_MS, `${doc} at the terminal`)
-}
+const reachedTerminal = async (writer: SiteProcess, doc: string): Promise<void> => { await reachedPeer(writer, doc, t1().node.peer) }
 
 /** `user` prints a one-sided PDF to the terminal's Hold queue and releases it at its panel; what the printer was told. */
 async function printAndRelease (user: keyof typeof PINS, name: string, pages: number, color: number[]): Promise<{ id: string, attributes: Record<string, string> }> {
@@ -93,7 +87,7 @@ test('with the site killed and central stopped, the terminal applies the site\'s
   const [sitePort, centralPort] = [portOf(site), portOf(central)]
   await site.kill('SIGKILL')
   await central.kill('SIGTERM')
-  await until(async () => ((await (await fetch(`${t1().node.httpUrl}/api/panel/status`)).json()) as { online: boolean }).online === false, OFFLINE_MS, 'the terminal working offline')
+  await until(async () => !await terminalOnline(t1().node), OFFLINE_MS, 'the terminal working offline')
 
   const alice = await printAndRelease('alice', 'alice-colour.pdf', 3, [0, 1])
   assert.equal([alice.attributes.sides, alice.attributes['print-color-mode']], ['two-sided-long-edge', 'monochrome'], 'alice\'s job: told two-sided and monochrome')

@@ -11,7 +11,7 @@ import { startCentral, startSite, type SiteProcess } from '../simulations/node-p
 import { printFile } from './helpers/ipptool.ts'
 import { admin } from './helpers/node-api.ts'
 import {
-  startTerminalMesh, panelLogin, panel, panelJobs, usageAt, makeDocument, printedBy, MESH_TIMEOUT_MS,
+  startTerminalMesh, panelLogin, panel, panelJobs, usageAt, makeDocument, printedBy, reachedPeer, terminalOnline, MESH_TIMEOUT_MS,
   type TerminalMesh, type PanelSession, type TerminalNode
 } from './helpers/terminal-mesh.ts'
 
@@ -33,17 +33,6 @@ async function session (t: TerminalNode, user: keyof typeof PINS): Promise<Panel
   return session
 }
 
-/** Until `writer` sees `peer` holding all of `doc` (its vector told back). */
-async function reached (writer: SiteProcess, doc: string, peer: string): Promise<void> {
-  await until(async () => {
-    const status = await admin<{ documents: Array<{ doc: string, peers: Record<string, string> }> }>(writer, '/api/mesh')
-    return status.documents.find((d) => d.doc === doc)?.peers[peer] === 'in-sync'
-  }, MESH_TIMEOUT_MS, `${doc} at ${peer}`)
-}
-
-async function online (t: TerminalNode): Promise<boolean> {
-  return ((await (await fetch(`${t.node.httpUrl}/api/panel/status`)).json()) as { online: boolean }).online
-}
 
 test.before(async () => {
   mesh = await startTerminalMesh(PINS, [['--name', 'mfp-lobby'], ['--name', 'mfp-floor2']])
@@ -57,13 +46,13 @@ test.after(async () => {
 test('with the site killed and central stopped, Direct prints at terminal-1, Pull and Delegated jobs held there are released at terminal-2 (Delegated by alice\'s delegate bob); back, each is charged once at the site', async () => {
   const { central, site } = m()
   await admin(central, '/api/users/alice', { method: 'PATCH', body: { delegates: ['bob'] } })
-  await reached(central, 'v1/directory', t2().node.peer)
+  await reachedPeer(central, 'v1/directory', t2().node.peer)
 
   const portOf = (node: SiteProcess): string => /\/tcp\/(\d+)/.exec(node.listen[0] ?? '')?.[1] ?? '0'
   const [sitePort, centralPort] = [portOf(site), portOf(central)]
   await site.kill('SIGKILL')
   await central.kill('SIGTERM')
-  await until(async () => !await online(t1()) && !await online(t2()), OFFLINE_MS, 'both terminals working offline')
+  await until(async () => !await terminalOnline(t1().node) && !await terminalOnline(t2().node), OFFLINE_MS, 'both terminals working offline')
 
   // Direct: printed on arrival at terminal-1
   const direct = await makeDocument(m().docs, 'direct.pdf', 2, [0])

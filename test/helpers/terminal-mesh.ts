@@ -116,3 +116,16 @@ export async function printedBy (printer: IppEvePrinter): Promise<string[]> {
   const files = await printer.jobFiles()
   return await Promise.all(files.map(async (f) => createHash('sha256').update(await readFile(f)).digest('hex')))
 }
+
+/** Until `writer` of `doc` sees `peer` holding all of it (the vector `peer` told back): a change `writer` made reached `peer`. */
+export async function reachedPeer (writer: SiteProcess, doc: string, peer: string): Promise<void> {
+  await until(async () => {
+    const status = await admin<{ documents: Array<{ doc: string, peers: Record<string, string> }> }>(writer, '/api/mesh')
+    return status.documents.find((d) => d.doc === doc)?.peers[peer] === 'in-sync'
+  }, MESH_TIMEOUT_MS, `${doc} at ${peer}`)
+}
+
+/** Whether a terminal's panel says it reaches its site (false: working offline). */
+export async function terminalOnline (node: SiteProcess): Promise<boolean> {
+  return ((await (await fetch(`${node.httpUrl}/api/panel/status`)).json()) as { online: boolean }).online
+}
