@@ -12,8 +12,9 @@
  * and every author other than the authority needs a valid, unrevoked certificate.
  *
  * Read rules: central and sites read everything (they relay); terminals and clients read
- * the license, the directory, their site's config and the jobs and accounting of peers of
- * their own site; terminals also the enrolments of peers of their own site (clients none);
+ * the license, the directory, every site's config (nothing secret in it: a terminal holding a
+ * job needs its partners' settings to know whom its site roams with) and the jobs and
+ * accounting of peers of their own site; terminals also the enrolments of peers of their own site (clients none);
  * the audit log only central and sites (admins' actions are theirs to read).
  */
 import type * as Y from 'yjs'
@@ -166,7 +167,8 @@ export class Membership {
         // as the directory (hashes), and to the terminals of the enrolling peer's own site, where it works at once
         return info.role === 'terminal' && info.site !== undefined && this.info(name.peer ?? '')?.site === info.site
       case 'site':
-        return name.site === info.site
+        // every site's: roaming partnership is mutual, read from both sites' settings (devices/jobs/roaming.ts)
+        return true
       case 'jobs':
       case 'acct':
         return name.peer === peer || (info.site !== undefined && this.info(name.peer ?? '')?.site === info.site)

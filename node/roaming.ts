@@ -1,7 +1,7 @@
 /**
  * Roaming over libp2p: the {@link RoamingLink} a site uses to reach the peers holding its
  * partners' jobs, and the handlers that answer them. Two protocols (transports/PROTOCOL.md):
- * `/printmesh/release/1.0.0` (one JSON request, one JSON response: grant, commit, delete, print, handover)
+ * `/printmesh/release/1.0.0` (one JSON request, one JSON response: grant, commit, settle, delete, print, handover)
  * and `/printmesh/blob/1.0.0` (the job's document). What the answers are is decided by
  * the roaming service (devices/jobs/roaming.ts); this module only translates.
  */
@@ -13,17 +13,20 @@ import { fetchBlob, serveBlobs, BlobDeniedError, BlobHolderUnreachableError, Blo
 import { parseAdminCapability, type AdminCapability } from '../crdt/capability.ts'
 import { SIDES } from '../devices/ipp/capabilities.ts'
 import { peerId, type PeerId, type SiteId } from '../crdt/names.ts'
-import { DocumentNotServedError, HolderUnreachableError, type DirectPrintRequest, type GrantRequest, type HandOverReply, type HandOverRequest, type RoamingHolder, type RoamingLink, type GrantReply } from '../devices/jobs/types.ts'
+import { DocumentNotServedError, HolderUnreachableError, type DirectPrintRequest, type GrantRequest, type HandOverReply, type HandOverRequest, type RoamingHolder, type RoamingLink, type GrantReply, type SettleReply, type SettleReport } from '../devices/jobs/types.ts'
 
 export const RELEASE_PROTOCOL = '/printmesh/release/1.0.0'
 /** A holder answers a release request within this or the request fails. */
 const RELEASE_HANDLER_TIMEOUT_MS = 15_000
 /** Job ids are uuids; printer and user names are short. */
 const MAX_FIELD_CHARS = 256
+/** A release's message (why it was returned or failed), as the releasing peer recorded it. */
+const MAX_MESSAGE_CHARS = 2_000
 
 type Request =
   | { op: 'grant', request: GrantRequest }
   | { op: 'commit', jobId: string, grantId: string }
+  | ({ op: 'settle' } & SettleReport)
   | { op: 'delete', jobId: string, user: string, adminCapability?: AdminCapability }
   | { op: 'print', request: DirectPrintRequest }
   | { op: 'handover', request: HandOverRequest }
@@ -73,6 +76,13 @@ export function parseReleaseRequest (raw: unknown): Request | string {
   }
   if (r.op === 'handover') return parseHandOver(r.request)
   if (r.op === 'commit') return isField(r.jobId) && isField(r.grantId) ? { op: 'commit', jobId: r.jobId, grantId: r.grantId } : 'commit needs jobId and grantId'
+  if (r.op === 'settle') {
+    if (!isField(r.jobId) || !isField(r.grantId)) return 'settle needs jobId and grantId'
+    if (r.state !== 'printed' && r.state !== 'failed' && r.state !== 'returned') return 'settle state must be printed, failed or returned'
+    if (r.reason !== undefined && !isField(r.reason)) return 'settle reason must be a short string'
+    if (r.message !== undefined && (typeof r.message !== 'string' || r.message.length > MAX_MESSAGE_CHARS)) return `settle message must be a string of at most ${MAX_MESSAGE_CHARS} characters`
+    return { op: 'settle', jobId: r.jobId, grantId: r.grantId, state: r.state, ...(r.reason !== undefined ? { reason: r.reason } : {}), ...(r.message !== undefined ? { message: r.message } : {}) }
+  }
   if (r.op === 'delete') {
     if (!isField(r.jobId) || !isField(r.user)) return 'delete needs jobId and user'
     const capability = adminCapabilityOf(r)
@@ -100,6 +110,10 @@ export async function serveRoaming (host: Libp2p, holder: RoamingHolder, logger:
     switch (req.op) {
       case 'grant': return await holder.grant(from, req.request)
       case 'commit': return await holder.commit(from, req.jobId, req.grantId)
+      case 'settle': {
+        const { op: _op, ...report } = req
+        return await holder.settle(from, report)
+      }
       case 'delete': return await holder.deleteJob(from, req.jobId, req.user, req.adminCapability)
       case 'print': return await holder.printDirect(from, req.request)
       case 'handover': return await holder.handOver(from, req.request)
@@ -135,6 +149,7 @@ export function libp2pRoamingLink (host: Libp2p, siteOf: (peer: string) => strin
     requestPrint: async (holder, request, signal) => await call(holder, { op: 'print', request }, signal) as Awaited<ReturnType<NonNullable<RoamingLink['requestPrint']>>>,
     handOver: async (site, request, signal) => await call(site, { op: 'handover', request }, signal) as HandOverReply,
     commit: async (holder, jobId, grantId, signal) => await call(holder, { op: 'commit', jobId, grantId }, signal) as Awaited<ReturnType<RoamingLink['commit']>>,
+    settle: async (holder, report, signal) => await call(holder, { op: 'settle', ...report }, signal) as SettleReply,
     deleteJob: async (holder, jobId, user, signal, adminCapability) => await call(holder, { op: 'delete', jobId, user, ...(adminCapability !== undefined ? { adminCapability } : {}) }, signal) as Awaited<ReturnType<RoamingLink['deleteJob']>>,
     fetch: async (holder, sha256, dest, signal, onProgress) => {
       try {

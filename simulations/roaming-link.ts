@@ -41,6 +41,7 @@ export class MemoryRoamingHub {
       requestGrant: async (to, request) => await w(async () => await reach(to).grant(from, request)),
       commit: async (to, jobId, grantId) => await w(async () => await reach(to).commit(from, jobId, grantId)),
       deleteJob: async (to, jobId, user, _signal, adminCapability) => await w(async () => await reach(to).deleteJob(from, jobId, user, adminCapability)),
+      settle: async (to, report) => await w(async () => await reach(to).settle(from, report)),
       fetch: async (to, sha256, dest, signal) => await w(async () => {
         if (this.fetchGate !== undefined) await untilOrAborted(this.fetchGate, signal)
         const holder = reach(to)

@@ -1611,8 +1611,8 @@ class Simulation {
   /**
    * Who may hold which document (DESIGN.md), written out here rather than asked of the
    * product's Membership, which the check must not trust: central and sites read everything;
-   * a terminal the license, the directory, its site's settings and the jobs and accounting
-   * of its site's peers (itself included); a workstation's client the same but the
+   * a terminal the license, the directory, every site's settings (whom its site roams with)
+   * and the jobs and accounting of its site's peers (itself included); a workstation's client the same but the
    * directory (users' PIN and card hashes go only where users log in).
    */
   private mayRead (p: SimPeer, doc: string): boolean {
@@ -1622,7 +1622,7 @@ class Simulation {
     if (name.family === 'license') return true
     if (name.family === 'directory') return p.role !== 'client'
     if (p.role === 'client' && name.family !== 'site' && name.family !== 'jobs' && name.family !== 'acct') return false
-    if (name.family === 'site') return name.site === p.site
+    if (name.family === 'site') return true
     const writer = this.peers.find((q) => q.signer.id === name.peer)
     return writer !== undefined && (writer === p || writer.site === p.site)
   }

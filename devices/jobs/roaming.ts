@@ -29,6 +29,19 @@
  *      them): peers of the same site release each other's jobs as partners do
  *      ({@link RoamingService.releasesWith}). Who a caller is (site or terminal, which site)
  *      comes from its certificate (`siteOf`), never from what it says.
+ *   7. A holder that cannot read this peer's jobs documents (a terminal or a workstation's
+ *      client of another site) hears how a granted release ended from this peer itself: the
+ *      release protocol's `settle` report ({@link RoamingService.settle} at the holder applies it
+ *      as `JobService.followRelease` would the record, only under the sender's grant), sent
+ *      when the record becomes final and again on each pass and each change of the holder's
+ *      document until the holder answers. The durable mark is the holder's own record, which
+ *      this peer replicates: after a restart a final release whose holder still shows the job
+ *      `releasing`/`printing` under its grant is reported again (applying it twice changes
+ *      nothing). Such a holder is never printed for offline nor prefetched from: it could not
+ *      learn of an offline print.
+ *   8. A grant this peer got but never recorded (it stopped in between) is given back as a
+ *      `returned` release under that grant when this peer sees it again
+ *      ({@link RoamingService.returnOrphanedGrants}), not left `releasing` until it expires.
  */
 import { InvalidCapabilityError, type AdminCapabilities, type AdminCapability, type CapabilityOp } from '../../crdt/capability.ts'
 import type { Logger } from 'pino'
@@ -44,8 +57,8 @@ import { PrintEngine, type PrintTarget } from './print-engine.ts'
 import { HandOverDesk } from './handover.ts'
 import type { IntakeLimits } from './intake-limits.ts'
 import {
-  type Actor, type Delegation, type DirectPrintRequest, type HandOverReply, type HandOverRequest, type JobRecord, type JobView, type GrantReply, type GrantRequest, type RoamingHolder, type RoamingLink, type RoamingRefusal,
-  JobNotFoundError, NotAuthorizedError, InvalidJobStateError, PrinterNotFoundError, NotPartnerError, HolderUnreachableError, DirectPrinterUnreachableError, JobError, TERMINAL_STATES, releaseRefusal
+  type Actor, type Delegation, type DirectPrintRequest, type HandOverReply, type HandOverRequest, type JobRecord, type JobView, type GrantReply, type GrantRequest, type RoamingHolder, type RoamingLink, type RoamingRefusal, type SettleReport, type SettleReply,
+  HANDOVER_PRINTER, JobNotFoundError, NotAuthorizedError, InvalidJobStateError, PrinterNotFoundError, NotPartnerError, HolderUnreachableError, DirectPrinterUnreachableError, JobError, TERMINAL_STATES, releaseRefusal
 } from './types.ts'
 
 /** How long a grant lets the releasing site fetch the document before it must commit: generous for a 1 GB job over a slow branch link. */
@@ -60,6 +73,8 @@ const FETCH_RETRY_MS = 2_000
 const PREFETCH_CONCURRENCY = 2
 /** Periodic pass: prefetch retries, following releases missed by events, removing unneeded copies. */
 const TICK_MS = 15_000
+/** A release's outcome its holder could not be told is told again this often (besides each pass and each change of the holder's document). */
+const SETTLE_RETRY_MS = 5_000
 /** Finished release records are kept this long for the history, as finished jobs are. */
 const RELEASE_RETENTION_MS = 7 * 24 * 3600_000
 /** A job is roamable in these states of its holder's record. */
@@ -137,6 +152,12 @@ export class RoamingService implements RoamingHolder {
   private readonly prefetchQueue = new Map<string, PeerId>()
   private readonly releasing = new Set<string>()
   private readonly dirty = new Set<DocName>()
+  /** Final granted releases whose holder follows no record of this peer and has not answered their report yet, by `<jobId> <grantId>`. */
+  private readonly unsettled = new Map<string, RemoteRelease>()
+  /** Reports under way (one per release at a time). */
+  private readonly settling = new Set<string>()
+  /** A retry of unanswered reports is scheduled. */
+  private settleRetry = false
   private readonly inFlight = new Set<Promise<unknown>>()
   private abort = new AbortController()
   private draining?: Promise<void>
@@ -381,6 +402,8 @@ export class RoamingService implements RoamingHolder {
   private async releaseOffline (actor: Actor, holder: PeerId, job: JobRecord, printer: string, cause: HolderUnreachableError): Promise<JobView> {
     const sha = job.sha256
     if (this.settings().roaming.mode !== 'shared' || sha === undefined || !this.prefetched.has(sha) || job.state !== 'held') throw cause
+    // a holder that cannot read this peer's release records would never learn of the print
+    if (!this.holderFollows(holder, job)) throw cause
     // another site's release record of this job, held here, says it is being (or was) printed there: printing it too would be a duplicate this site could know of
     if (this.releaseOf(job.id)?.state === 'printed') throw new InvalidJobStateError(`job ${job.name} is already printed here`)
     const elsewhere = this.releasedElsewhere(job.id)
@@ -422,7 +445,118 @@ export class RoamingService implements RoamingHolder {
   private async moveRelease (jobId: string, to: RemoteReleaseState, patch: { reason?: string, message?: string } = {}): Promise<RemoteRelease> {
     const name = this.releaseDocs.get(jobId)
     if (name === undefined) throw new Error(`no release of ${jobId} here`)
-    return await this.c.store.transact(name, ROAMING, (d) => jobsFamily.moveRelease(d, jobId, to, this.now(), patch))
+    const moved = await this.c.store.transact(name, ROAMING, (d) => jobsFamily.moveRelease(d, jobId, to, this.now(), patch))
+    if (jobsFamily.isFinalRelease(moved.state)) this.noteFinal(moved)
+    return moved
+  }
+
+  /**
+   * Whether the holder of `job` reads this peer's jobs documents, and so follows its release
+   * records itself: a peer of this site, or a site's server (they read every document). A
+   * terminal or a workstation's client of another site does not (crdt/membership.ts).
+   */
+  private holderFollows (holder: PeerId, job: Pick<JobRecord, 'site' | 'heldAt'>): boolean {
+    if (job.site === this.init.site) return true
+    const role = this.c.roleOf?.(holder) ?? (job.heldAt === undefined ? 'site' : undefined)
+    return role === 'site' || role === 'central'
+  }
+
+  /** A granted release of this peer ended: its holder hears it from here when it cannot read the record. */
+  private noteFinal (rel: RemoteRelease): void {
+    if (rel.offline || rel.grantId === undefined || this.holderFollows(rel.holder, rel.job)) return
+    const key = `${rel.jobId} ${rel.grantId}`
+    this.unsettled.set(key, rel)
+    this.reportOutcome(key)
+  }
+
+  /**
+   * Whether the holder's record of `rel`'s job, as replicated here, still waits for this
+   * release: `releasing` or `printing` under its grant. A record not here (not loaded yet,
+   * or purged) counts as waiting: the holder's answer ends the report.
+   */
+  private holderWaits (rel: RemoteRelease): boolean {
+    const prefix = `v1/jobs/${rel.holder}/`
+    for (const name of this.c.store.openNames()) {
+      if (!name.startsWith(prefix)) continue
+      const doc = this.c.store.get(name)
+      const job = doc === undefined ? undefined : jobsFamily.getJob(doc, rel.jobId)
+      if (job === undefined) continue
+      return job.grant?.peer === this.init.peer && job.grant.id === rel.grantId && (job.state === 'releasing' || job.state === 'printing')
+    }
+    return true
+  }
+
+  /** Sends the holder the outcome of the final release `key` (in the background; retried by the caller while unreachable). */
+  private reportOutcome (key: string): void {
+    const rel = this.unsettled.get(key)
+    const settle = this.c.link.settle
+    if (rel === undefined || rel.grantId === undefined || this.settling.has(key) || !this.started) return
+    if (settle === undefined || !this.holderWaits(rel)) { this.unsettled.delete(key); return }
+    if (rel.state !== 'printed' && rel.state !== 'failed' && rel.state !== 'returned') return
+    const report: SettleReport = { jobId: rel.jobId, grantId: rel.grantId, state: rel.state, ...(rel.reason !== undefined ? { reason: rel.reason } : {}), ...(rel.message !== undefined ? { message: rel.message } : {}) }
+    this.settling.add(key)
+    this.background((async () => {
+      try {
+        const reply = await settle.call(this.c.link, rel.holder, report, this.signal(REQUEST_TIMEOUT_MS))
+        this.unsettled.delete(key) // answered: applied, or refused for good (asking again changes nothing)
+        if (reply.ok) this.log.info({ job: rel.jobId, holder: rel.holder, state: rel.state, holderState: reply.state }, 'holder settled the release')
+        else this.log.warn({ job: rel.jobId, holder: rel.holder, state: rel.state, error: reply.error, reason: reply.message }, 'holder refused the release\'s outcome')
+      } catch (err) {
+        // unreachable (or stopping): reported again shortly, on the next pass, or when the holder's document changes
+        this.log.debug({ job: rel.jobId, holder: rel.holder, err: (err as Error).message }, 'could not report a release\'s outcome to its holder')
+        this.scheduleSettleRetry()
+      } finally {
+        this.settling.delete(key)
+      }
+    })())
+  }
+
+  /**
+   * Reports the unanswered outcomes again after {@link SETTLE_RETRY_MS}, once for all of them.
+   * Not awaited by {@link stop}: the wait ends when this service stops, and does nothing then.
+   */
+  private scheduleSettleRetry (): void {
+    if (this.settleRetry || !this.started) return
+    this.settleRetry = true
+    const signal = this.abort.signal
+    ;(async () => {
+      try {
+        await (this.c.sleep ?? sleep)(SETTLE_RETRY_MS, signal)
+      } finally {
+        this.settleRetry = false
+      }
+      if (!signal.aborted && this.started) this.reportUnsettled()
+    })().catch((err: unknown) => this.log.error({ err }, 'could not report release outcomes again'))
+  }
+
+  /**
+   * Grants a holder gave this peer that no release here acts on: this peer stopped (a crash)
+   * between the holder's grant and its `fetching` record, so nothing was fetched, committed or
+   * printed under them, and nothing ever will be (the grant lived only in that process). They
+   * are given back at once, as a `returned` release under the grant's id, which the holder
+   * follows (or is told of), instead of leaving the job `releasing` until the grant expires. A
+   * grant still being recorded ({@link releaseRemote} under way) and a client's handover grant
+   * (not a release) are left alone.
+   */
+  private async returnOrphanedGrants (jobs: Iterable<RemoteJob>): Promise<void> {
+    for (const { holder, job } of jobs) {
+      const grant = job.grant
+      if (job.state !== 'releasing' || grant === undefined || grant.peer !== this.init.peer || grant.printer === HANDOVER_PRINTER || this.releasing.has(job.id)) continue
+      const rel = this.releaseOf(job.id)
+      if (rel !== undefined && (rel.grantId === grant.id || !jobsFamily.isFinalRelease(rel.state))) continue
+      const at = this.now()
+      this.log.warn({ job: job.id, holder, grant: grant.id }, 'a grant this peer got before it stopped, never recorded: given back to the holder')
+      const returned = await this.record({
+        jobId: job.id, holder, holderSite: job.site, printer: grant.printer, grantId: grant.id, offline: false, user: grant.user, state: 'returned', job,
+        reason: 'release-interrupted', message: 'this site stopped after the grant, before it recorded the release; release it again', createdAt: at, updatedAt: at
+      })
+      this.noteFinal(returned)
+    }
+  }
+
+  /** Reports the outcomes still unanswered (of `holder`'s jobs only, when given). */
+  private reportUnsettled (holder?: PeerId): void {
+    for (const [key, rel] of this.unsettled) if (holder === undefined || rel.holder === holder) this.reportOutcome(key)
   }
 
   /** Fetch, commit, print, charge; every failure before the printer accepted returns the job to its holder. Never rejects. */
@@ -534,6 +668,36 @@ export class RoamingService implements RoamingHolder {
     })
   }
 
+  /**
+   * A releasing peer reports how its granted release of a job held here ended (this peer
+   * cannot read its jobs document). Applied as `followRelease` applies the record, and only
+   * while the job is granted to that peer under that grant; once applied, the same report
+   * again is answered with the job's state and changes nothing. No grant (an offline print,
+   * a forged or stale report, another peer's grant): refused.
+   */
+  async settle (peer: PeerId, report: SettleReport): Promise<SettleReply> {
+    // the grant this peer gave is what counts, not whether the sites still roam with each other
+    return await this.answer(peer, { partners: false }, async (site) => {
+      const job = this.c.jobs.getById(report.jobId)
+      if (job === undefined) throw new JobNotFoundError(report.jobId)
+      const grant = job.grant
+      if (grant === undefined || grant.peer !== peer || grant.id !== report.grantId || grant.printer === HANDOVER_PRINTER) {
+        this.log.warn({ job: job.ippId, from: peer, grant: report.grantId }, 'release outcome refused: the job is not granted to that peer under that grant')
+        throw new NotAuthorizedError(`job ${job.ippId} is not granted to this peer under grant ${report.grantId}`)
+      }
+      if (job.state === 'releasing' || job.state === 'printing') {
+        const at = this.now()
+        // nothing awaited between the check above and this call: it sees the same record
+        await this.c.jobs.followRelease(peer, site, {
+          jobId: job.id, holder: this.init.peer, holderSite: this.init.site, printer: grant.printer, grantId: grant.id, offline: false, user: grant.user,
+          state: report.state, job, ...(report.reason !== undefined ? { reason: report.reason } : {}), ...(report.message !== undefined ? { message: report.message } : {}), createdAt: at, updatedAt: at
+        })
+        this.log.info({ job: job.ippId, from: peer, site, state: report.state }, 'release outcome reported by the releasing peer')
+      }
+      return { ok: true as const, state: this.c.jobs.getById(job.id)?.state ?? job.state }
+    })
+  }
+
   async deleteJob (peer: PeerId, jobId: string, user: string, adminCapability?: AdminCapability): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }> {
     return await this.answer(peer, async () => {
       await this.c.jobs.cancel(jobId, await this.actorOf(peer, user, adminCapability, 'delete', jobId))
@@ -595,10 +759,11 @@ export class RoamingService implements RoamingHolder {
   }
 
   /** Runs a holder-side request from a partner site, turning domain errors into refusals. */
-  private async answer<T extends { ok: true }> (peer: PeerId, fn: (site: SiteId) => Promise<T>): Promise<T | { ok: false, error: RoamingRefusal, message: string }> {
+  private async answer<T extends { ok: true }> (peer: PeerId, ...args: [fn: (site: SiteId) => Promise<T>] | [opts: { partners: false }, fn: (site: SiteId) => Promise<T>]): Promise<T | { ok: false, error: RoamingRefusal, message: string }> {
+    const fn = args.length === 1 ? args[0] : args[1]
     const site = this.c.siteOf(peer)
     if (site === undefined) return { ok: false, error: 'not-authorized', message: 'only certified site and terminal peers may release jobs held elsewhere' }
-    if (!this.releasesWith(site)) return { ok: false, error: 'not-partner', message: `site ${this.init.site} does not roam with site ${site}` }
+    if (args.length === 1 && !this.releasesWith(site)) return { ok: false, error: 'not-partner', message: `site ${this.init.site} does not roam with site ${site}` }
     try {
       return await fn(site)
     } catch (err) {
@@ -622,7 +787,9 @@ export class RoamingService implements RoamingHolder {
       const doc = await this.c.store.open(name)
       for (const rel of jobsFamily.listReleases(doc)) {
         this.releaseDocs.set(rel.jobId, name)
-        if (rel.state === 'fetching') {
+        if (jobsFamily.isFinalRelease(rel.state)) {
+          this.noteFinal(rel) // reported again unless the holder's record shows it settled
+        } else if (rel.state === 'fetching') {
           await this.moveRelease(rel.jobId, 'returned', { reason: 'release-interrupted', message: 'this site restarted before the printer accepted the job; release it again' })
         } else if (rel.state === 'printing' && rel.printerJobId !== undefined) {
           this.askPrinterAbout(rel) // the printer accepted it: it says how the job ended
@@ -660,6 +827,8 @@ export class RoamingService implements RoamingHolder {
     for (const rel of jobsFamily.listReleases(doc)) {
       if (rel.holder === this.init.peer) await this.c.jobs.followRelease(parsed.peer, site, rel)
     }
+    this.reportUnsettled(parsed.peer) // the holder is back, or settled it meanwhile
+    await this.returnOrphanedGrants(jobsFamily.listJobs(doc).filter((job) => job.pinned !== true).map((job) => ({ holder: parsed.peer as PeerId, job })))
     this.queuePrefetches(parsed.peer)
   }
 
@@ -670,6 +839,7 @@ export class RoamingService implements RoamingHolder {
     for (const { holder, job } of this.remoteJobs()) {
       if (onlyHolder !== undefined && holder !== onlyHolder) continue
       if (job.state !== 'held' || job.sha256 === undefined || this.prefetched.has(job.sha256) || this.prefetching.has(job.sha256)) continue
+      if (!this.holderFollows(holder, job)) continue // never printed offline here: no copy needed ahead
       let ok = partners.get(job.site)
       if (ok === undefined) partners.set(job.site, ok = this.roamsWith(job.site))
       if (ok) this.prefetchQueue.set(job.sha256, holder)
@@ -715,6 +885,8 @@ export class RoamingService implements RoamingHolder {
     }
     this.drain()
     await this.draining
+    this.reportUnsettled()
+    await this.returnOrphanedGrants([...this.remoteJobs()])
     this.queuePrefetches()
     const needed = new Set<string>()
     for (const { job } of this.remoteJobs()) if (job.sha256 !== undefined && FETCHABLE.has(job.state)) needed.add(job.sha256)

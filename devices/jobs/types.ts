@@ -272,6 +272,25 @@ export const HANDOVER_PRINTER = '#handover'
 /** The reason of a client's job once its site took it (`deleted` here, held there). */
 export const HANDED_OVER_REASON = 'job-handed-over'
 
+/**
+ * A releasing peer's report of how a granted release of the holder's job ended, sent to the
+ * holder (release protocol op `settle`) because a holder that is a terminal or a workstation's
+ * client of another site may not read the releaser's jobs document, where the release record is.
+ * The holder applies it as it would that record (`JobService.followRelease`), only when the
+ * job is granted to the sender under `grantId`; applying it again changes nothing.
+ */
+export interface SettleReport {
+  jobId: string
+  grantId: string
+  /** The release's final state (the printer is the grant's). */
+  state: 'printed' | 'failed' | 'returned'
+  reason?: string
+  message?: string
+}
+
+/** The holder's answer to a {@link SettleReport}: its job's state after applying it, or a refusal. */
+export type SettleReply = { ok: true, state: JobRecord['state'] } | { ok: false, error: RoamingRefusal, message: string }
+
 /** The holder's answer: the grant, or why not (the error's class name and message). */
 export type GrantReply =
   | { ok: true, grantId: string, ttlMs: number, job: JobRecord }
@@ -295,6 +314,8 @@ export interface RoamingLink {
   requestPrint? (holder: PeerId, request: DirectPrintRequest, signal: AbortSignal): Promise<{ ok: true, job: JobRecord } | { ok: false, error: RoamingRefusal, message: string }>
   /** Hands a held job of this client to its site's server (`site`), which takes it as its own (client spooling off). */
   handOver? (site: PeerId, request: HandOverRequest, signal: AbortSignal): Promise<HandOverReply>
+  /** Reports how a granted release ended to the job's holder (op `settle`); any answer, refusal included, is final. */
+  settle? (holder: PeerId, report: SettleReport, signal: AbortSignal): Promise<SettleReply>
   /** Fetches a job document into `dest` (resumable, sha256-verified). */
   fetch (holder: PeerId, sha256: string, dest: string, signal: AbortSignal, onProgress?: (received: number, size: number) => void): Promise<void>
   /** Whether `holder` is connected now (no answer: assume so); lists a device's jobs as unavailable while it is off. */
@@ -308,6 +329,8 @@ export interface RoamingHolder {
   deleteJob (peer: PeerId, jobId: string, user: string, adminCapability?: AdminCapability): Promise<{ ok: true } | { ok: false, error: RoamingRefusal, message: string }>
   /** Sends a held job to the requester's printer from here (a holder that can: a workstation's client). */
   printDirect (peer: PeerId, request: DirectPrintRequest): Promise<{ ok: true, job: JobRecord } | { ok: false, error: RoamingRefusal, message: string }>
+  /** Applies a releasing peer's report of how its granted release of a job held here ended. */
+  settle (peer: PeerId, report: SettleReport): Promise<SettleReply>
   /** Takes a job a workstation's client of this site hands over (only a site's server does). */
   handOver (peer: PeerId, request: HandOverRequest): Promise<HandOverReply>
   /** Whether `peer` may fetch the document `sha256` (a partner site, a job still to print). */
