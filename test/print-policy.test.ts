@@ -47,12 +47,13 @@ test('validation: bad policies name what is wrong; groups are kept once each, so
   assert.equal(validatePrintPolicy({ forceDuplex: true }), { forceDuplex: true })
 })
 
-test('asPrinted: forced duplex turns one-sided jobs two-sided (long edge) and leaves two-sided ones; a monochrome-only group has no colour pages; others print as sent', () => {
+test('asPrinted: forced duplex turns one-sided jobs two-sided (long edge) and leaves two-sided ones; a monochrome-only group (in any case) has no colour pages; others print as sent', () => {
   const policy = { forceDuplex: true, monoGroups: ['students'] }
   assert.equal(asPrinted(job(), policy, ['students']), { job: job({ sides: 'two-sided-long-edge', colorPages: 0 }), monochrome: true })
   assert.equal(asPrinted(job({ sides: 'two-sided-short-edge' }), policy, []), { job: job({ sides: 'two-sided-short-edge' }), monochrome: false })
   assert.equal(asPrinted(job(), policy, ['staff']), { job: job({ sides: 'two-sided-long-edge' }), monochrome: false })
   assert.equal(asPrinted(job(), NO_PRINT_POLICY, ['students']), { job: job(), monochrome: false })
+  assert.equal(asPrinted(job(), policy, ['Students']).monochrome, true, 'a group name from LDAP in another case is the same group')
 })
 
 test('a job whose pages are unknown, printed monochrome, is charged no colour pages (not every page as colour)', () => {

@@ -30,7 +30,9 @@ export interface PrintedAs {
 
 /** What `policy` makes of `job`, whose owner is in `groups` (the directory's; none when unknown). */
 export function asPrinted (job: JobRecord, policy: PrintPolicy, groups: readonly string[]): PrintedAs {
-  const monochrome = policy.monoGroups.some((g) => groups.includes(g))
+  // group names compare without case: LDAP's `Students` is the policy's `students`
+  const member = new Set(groups.map((g) => g.toLowerCase()))
+  const monochrome = policy.monoGroups.some((g) => member.has(g.toLowerCase()))
   const duplex = policy.forceDuplex && job.sides === 'one-sided'
   if (!monochrome && !duplex) return { job, monochrome: false }
   return {
