@@ -134,12 +134,21 @@ function readPolicy (forceDuplex: unknown, monoGroups: unknown): PrintPolicy {
   }
 }
 
+/**
+ * An admin's settings change as an object naming only `known` settings: the one check each
+ * validator below starts with (`what`: the kind of settings in messages, `example`: what to send).
+ */
+function settingsChange (input: unknown, what: string, known: readonly string[], example: string): Record<string, unknown> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new InvalidSiteSettingsError(`${what} must be an object like ${example}`)
+  const unknown = Object.keys(input).filter((k) => !known.includes(k))
+  const list = known.length === 2 ? known.join(' and ') : `${known.slice(0, -1).join(', ')} and ${known[known.length - 1]}`
+  if (unknown.length > 0) throw new InvalidSiteSettingsError(`unknown ${what.replace(/s$/, '')} ${JSON.stringify(unknown[0])}: ${list} are known`)
+  return input as Record<string, unknown>
+}
+
 /** Checks a print policy from an admin (`{"forceDuplex": true, "monoGroups": ["students"]}`); what is left out stays as it is. */
 export function validatePrintPolicy (input: unknown): Partial<PrintPolicy> {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new InvalidSiteSettingsError('a print policy must be an object like {"forceDuplex": true, "monoGroups": ["students"]}')
-  const { forceDuplex, monoGroups, ...rest } = input as { forceDuplex?: unknown, monoGroups?: unknown }
-  const unknown = Object.keys(rest)
-  if (unknown.length > 0) throw new InvalidSiteSettingsError(`unknown print policy setting ${JSON.stringify(unknown[0])}: forceDuplex and monoGroups are known`)
+  const { forceDuplex, monoGroups } = settingsChange(input, 'print policy settings', ['forceDuplex', 'monoGroups'], '{"forceDuplex": true, "monoGroups": ["students"]}')
   if (forceDuplex === undefined && monoGroups === undefined) throw new InvalidSiteSettingsError('name forceDuplex (true or false) or monoGroups (a list of group names)')
   if (forceDuplex !== undefined && typeof forceDuplex !== 'boolean') throw new InvalidSiteSettingsError('forceDuplex must be true or false')
   if (monoGroups !== undefined) {
@@ -186,10 +195,7 @@ export interface TerminalSettingsChange {
  */
 export function validateTerminalSettings (input: unknown): TerminalSettingsChange {
   const example = '{"modes": ["hold", "pull"], "defaultMode": "pull", "trustUserName": true}'
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new InvalidSiteSettingsError(`terminal settings must be an object like ${example}`)
-  const { modes, defaultMode, trustUserName, ...rest } = input as { modes?: unknown, defaultMode?: unknown, trustUserName?: unknown }
-  const unknown = Object.keys(rest)
-  if (unknown.length > 0) throw new InvalidSiteSettingsError(`unknown terminal setting ${JSON.stringify(unknown[0])}: modes, defaultMode and trustUserName are known`)
+  const { modes, defaultMode, trustUserName } = settingsChange(input, 'terminal settings', ['modes', 'defaultMode', 'trustUserName'], example)
   if (trustUserName !== undefined && typeof trustUserName !== 'boolean') throw new InvalidSiteSettingsError('trustUserName must be true or false')
   if (modes === undefined) {
     if (defaultMode !== undefined) throw new InvalidSiteSettingsError('defaultMode: name the modes offered with it')
@@ -245,10 +251,7 @@ export function setRoaming (doc: Y.Doc, roaming: RoamingSettings, now: number): 
 
 /** Checks client settings from an admin (`{"otherUsers": true}`, `{"spooling": false}`, or both); what is left out stays as it is. */
 export function validateClientSettings (input: unknown): Partial<ClientSettings> {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new InvalidSiteSettingsError('client settings must be an object like {"otherUsers": false, "spooling": true}')
-  const { otherUsers, spooling, ...rest } = input as { otherUsers?: unknown, spooling?: unknown }
-  const unknown = Object.keys(rest)
-  if (unknown.length > 0) throw new InvalidSiteSettingsError(`unknown client setting ${JSON.stringify(unknown[0])}: otherUsers and spooling are known`)
+  const { otherUsers, spooling } = settingsChange(input, 'client settings', ['otherUsers', 'spooling'], '{"otherUsers": false, "spooling": true}')
   if (otherUsers === undefined && spooling === undefined) throw new InvalidSiteSettingsError('name otherUsers or spooling (true or false)')
   if (otherUsers !== undefined && typeof otherUsers !== 'boolean') throw new InvalidSiteSettingsError('otherUsers must be true or false')
   if (spooling !== undefined && typeof spooling !== 'boolean') throw new InvalidSiteSettingsError('spooling must be true or false')

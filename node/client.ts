@@ -110,7 +110,7 @@ function workstationLogin (user: string): IppAuthenticator {
 
 /** The jobs the local page shows: what happened to each, and where a fallback job went. */
 function clientJobs (jobs: JobService, fallback: FallbackPrinting): ClientJobView[] {
-  return jobs.listJobs({ which: 'all' }).sort((a, b) => b.createdAt - a.createdAt).map((job) => ({
+  return jobs.listJobs({ which: 'all' }).sort((a, b) => b.createdAt - a.createdAt).map((job) => ({ job, sentTo: fallback.fallbackOf(job) })).map(({ job, sentTo }) => ({
     id: job.id,
     name: job.name,
     owner: job.owner,
@@ -122,7 +122,7 @@ function clientJobs (jobs: JobService, fallback: FallbackPrinting): ClientJobVie
     ...(job.message !== undefined && job.message !== '' ? { message: job.message } : {}),
     ...(job.printedBy !== undefined ? { printedBy: job.printedBy } : {}),
     ...(job.printer !== undefined ? { printer: job.printer } : {}),
-    ...(fallback.fallbackOf(job) !== undefined ? { fallback: fallback.fallbackOf(job) } : {}),
+    ...(sentTo !== undefined ? { fallback: sentTo } : {}),
     ...(job.grant?.printer === HANDOVER_PRINTER && (job.state === 'releasing' || job.reason === HANDED_OVER_REASON) ? { handOver: { site: job.grant.site, done: job.state === 'deleted' } } : {})
   }))
 }

@@ -46,6 +46,7 @@
 import { InvalidCapabilityError, type AdminCapabilities, type AdminCapability, type CapabilityOp } from '../../crdt/capability.ts'
 import type { Logger } from 'pino'
 import type { DocStore, Origin } from '../../crdt/store.ts'
+import type * as Y from 'yjs'
 import { jobsDoc, siteConfigDoc, periodOf, parseDocName, type DocName, type PeerId, type SiteId } from '../../crdt/names.ts'
 import * as jobsFamily from '../../crdt/jobs.ts'
 import type { RemoteRelease, RemoteReleaseState } from '../../crdt/jobs.ts'
@@ -224,34 +225,36 @@ export class RoamingService implements RoamingHolder {
   /** Changes this site's roaming partners and mode (validated; throws InvalidSiteSettingsError). */
   async setRoaming (input: unknown): Promise<SiteSettings> {
     const roaming = validateRoaming(this.init.site, input)
-    await this.c.store.transact(siteConfigDoc(this.init.site), { kind: 'admin', user: 'admin' }, (d) => setRoaming(d, roaming, this.now()))
-    this.log.info({ partners: roaming.partners, mode: roaming.mode }, 'roaming settings changed')
+    await this.writeSettings((d) => { setRoaming(d, roaming, this.now()) }, { partners: roaming.partners, mode: roaming.mode }, 'roaming settings changed')
     this.dirty.add(siteConfigDoc(this.init.site))
     this.drain()
     return this.settings()
   }
 
+  /** An admin's change of this site's settings document (validated already), logged. */
+  private async writeSettings (write: (d: Y.Doc) => void, logged: Record<string, unknown>, message: string): Promise<void> {
+    await this.c.store.transact(siteConfigDoc(this.init.site), { kind: 'admin', user: 'admin' }, write)
+    this.log.info(logged, message)
+  }
+
   /** Changes what this site's workstation clients may do (validated; throws InvalidSiteSettingsError). */
   async setClientSettings (input: unknown): Promise<SiteSettings> {
     const clients = validateClientSettings(input)
-    await this.c.store.transact(siteConfigDoc(this.init.site), { kind: 'admin', user: 'admin' }, (d) => setClientSettings(d, clients, this.now()))
-    this.log.info({ clients }, 'client settings changed')
+    await this.writeSettings((d) => { setClientSettings(d, clients, this.now()) }, { clients }, 'client settings changed')
     return this.settings()
   }
 
   /** Changes the site's print policy (validated; throws InvalidSiteSettingsError). */
   async setPrintPolicy (input: unknown): Promise<SiteSettings> {
     const policy = validatePrintPolicy(input)
-    await this.c.store.transact(siteConfigDoc(this.init.site), { kind: 'admin', user: 'admin' }, (d) => setPrintPolicy(d, policy, this.now()))
-    this.log.info({ policy }, 'print policy changed')
+    await this.writeSettings((d) => { setPrintPolicy(d, policy, this.now()) }, { policy }, 'print policy changed')
     return this.settings()
   }
 
   /** Changes the release modes this site's terminals offer, their default, whether they trust the name sent (validated; throws InvalidSiteSettingsError). */
   async setTerminalSettings (input: unknown): Promise<SiteSettings> {
     const terminals = validateTerminalSettings(input)
-    await this.c.store.transact(siteConfigDoc(this.init.site), { kind: 'admin', user: 'admin' }, (d) => setTerminalSettings(d, terminals, this.now()))
-    this.log.info({ terminals }, 'terminal settings changed')
+    await this.writeSettings((d) => { setTerminalSettings(d, terminals, this.now()) }, { terminals }, 'terminal settings changed')
     return this.settings()
   }
 

@@ -322,17 +322,6 @@ interface Capabilities {
   reasons: string[]
 }
 
-/** Whether `req` asks for the job template attribute `name` (what {@link IppOutputDevice} would send when supported). */
-function asked (req: PrintRequest, name: string): boolean {
-  switch (name) {
-    case 'copies': return req.copies > 1
-    case 'sides': return req.sides !== '' && req.sides !== 'one-sided' // without it a printer prints its default, one-sided
-    case 'media': return req.media !== undefined && req.media !== ''
-    case 'print-color-mode': return req.colorMode !== undefined
-    default: return false
-  }
-}
-
 /** Releases documents to one IPP printer. Build it with `createOutputDevice('ipp://…')`. */
 export class IppOutputDevice implements OutputDevice {
   readonly uri: string
@@ -513,8 +502,8 @@ export class IppOutputDevice implements OutputDevice {
         `printer does not support document format ${req.format} (it supports ${caps.formats.join(', ')})`,
         'document-format-not-supported', false, true)
     }
-    const jobAttrs = this.#jobTemplate(req, caps)
-    sent.dropped = ['copies', 'sides', 'media', 'print-color-mode'].filter((name) => !jobAttrs.some((a) => a.name === name) && asked(req, name))
+    const { attributes: jobAttrs, dropped } = this.#jobTemplate(req, caps)
+    sent.dropped = dropped
     this.#log.debug({ state: caps.state, reasons: caps.reasons }, 'printer state before Print-Job')
 
     // 2. Print-Job, the document streamed after the operation attributes.
@@ -553,7 +542,7 @@ export class IppOutputDevice implements OutputDevice {
     if (res.code !== Status.successfulOk) {
       // what it says it ignored or substituted is not printed as asked: charged as printed
       const ignored = (res.groups.find((g) => g.tag === Tag.unsupportedAttributes)?.attributes ?? []).map((a) => a.name)
-      for (const name of ignored) if (!sent.dropped.includes(name) && asked(req, name)) sent.dropped.push(name)
+      for (const name of ignored) if (!sent.dropped.includes(name) && jobAttrs.some((a) => a.name === name)) sent.dropped.push(name)
       this.#log.info({ status: statusName(res.code), printerJobId: jobId, ignored }, 'printer accepted with substitutions')
     }
     this.#log.info({ printerJobId: jobId }, 'printer accepted the job')
@@ -600,30 +589,40 @@ export class IppOutputDevice implements OutputDevice {
   }
 
   /** Job template attributes the printer supports; the rest are dropped and logged. */
-  #jobTemplate (req: PrintRequest, caps: Capabilities): IppAttribute[] {
+  /**
+   * Job template attributes the printer supports, and the names of those asked for that it does
+   * not (printed without them, so charged without them). A one-sided job the printer cannot be
+   * told about prints its default, one-sided: not counted as dropped.
+   */
+  #jobTemplate (req: PrintRequest, caps: Capabilities): { attributes: IppAttribute[], dropped: string[] } {
     const out: IppAttribute[] = []
+    const unsupported: string[] = []
     const dropped: string[] = []
+    const drop = (name: string, value: string | number, counts = true): void => {
+      unsupported.push(`${name}=${value}`)
+      if (counts) dropped.push(name)
+    }
     if (req.copies > 1) {
       if (caps.copiesMax !== undefined && req.copies <= caps.copiesMax) out.push(attr('copies', Tag.integer, req.copies))
-      else dropped.push(`copies=${req.copies}`)
+      else drop('copies', req.copies)
     }
     if (req.sides !== '') {
       // two-sided on the other edge rather than one-sided: the paper is saved, the binding differs
       const otherEdge = req.sides.startsWith('two-sided-') ? caps.sides?.find((s) => s.startsWith('two-sided-')) : undefined
       if (caps.sides?.includes(req.sides) === true) out.push(attr('sides', Tag.keyword, req.sides))
       else if (otherEdge !== undefined) out.push(attr('sides', Tag.keyword, otherEdge))
-      else dropped.push(`sides=${req.sides}`)
+      else drop('sides', req.sides, req.sides !== 'one-sided')
     }
     if (req.media !== undefined && req.media !== '') {
       if (caps.media?.includes(req.media) === true) out.push(attr('media', Tag.keyword, req.media))
-      else dropped.push(`media=${req.media}`)
+      else drop('media', req.media)
     }
     if (req.colorMode !== undefined) {
       if (caps.colorModes?.includes(req.colorMode) === true) out.push(attr('print-color-mode', Tag.keyword, req.colorMode))
-      else dropped.push(`print-color-mode=${req.colorMode}`)
+      else drop('print-color-mode', req.colorMode)
     }
-    if (dropped.length > 0) this.#log.warn({ dropped }, 'printer does not support these job attributes; printing without them')
-    return out
+    if (unsupported.length > 0) this.#log.warn({ dropped: unsupported }, 'printer does not support these job attributes; printing without them')
+    return { attributes: out, dropped }
   }
 
   // ---- following (after acceptance) -------------------------------------------------
