@@ -141,6 +141,7 @@ test('CUPS\' ipp-1.1 conformance suite passes against the workstation\'s printer
   const suites = await prepareSuites()
   // the suite waits for its jobs to complete: the user sends each to the fallback printer from the page as it arrives
   let suiteDone = false
+  const refused: string[] = []
   const releasing = (async () => {
     const sent = new Set<string>()
     while (!suiteDone) {
@@ -148,7 +149,8 @@ test('CUPS\' ipp-1.1 conformance suite passes against the workstation\'s printer
         if (job.state !== 'held' || sent.has(job.id)) continue
         sent.add(job.id)
         const res = await fetch(`${c().httpUrl}/api/client/jobs/${job.id}/fallback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
-        if (!res.ok) throw new Error(`could not send ${job.name} to the fallback printer: ${await res.text()}`)
+        // 409: the suite released the job itself meanwhile (its Release-Job test): on its way already
+        if (!res.ok && res.status !== 409) refused.push(`${job.name}: ${res.status} ${await res.text()}`)
       }
       await new Promise((resolve) => setTimeout(resolve, SUITE_POLL_MS))
     }
@@ -163,6 +165,7 @@ test('CUPS\' ipp-1.1 conformance suite passes against the workstation\'s printer
     await suites.remove()
   }
   assert.ok(await releasing > 0, 'the suite printed jobs, released from the page')
+  assert.equal(refused, [], 'the page sent every held job to the fallback printer')
 })
 
 /** Every document file in a node's spool folder, by name (their sha256). */
