@@ -8,6 +8,8 @@
  * 3. Inside, brings `lo` up with multicast, starts a private D-Bus system bus and an
  *    avahi-daemon on tmpfs-mounted runtime folders (ippeveprinter needs DNS-SD), runs every
  *    `test/**\/*.test.ts` file in its own process, and stops the daemons by pid.
+ *    Files run {@link PARALLEL_FILES} at a time (their output printed whole when each ends),
+ *    except the {@link EXCLUSIVE_FILES}, which run alone first.
  * 4. Ends with the plain line `N passed, N failed`.
  *
  * Usage: `npm test [-- name-filter ...]` runs only files whose path contains a filter.
@@ -41,6 +43,18 @@ const DEBIAN_PACKAGES = [
 const FILE_TIMEOUT_MS = 6 * 60_000
 /** How long the private D-Bus / avahi may take to come up. */
 const DAEMON_START_TIMEOUT_MS = 15_000
+/**
+ * Test files run at once. Most files wait on child processes, printers and browsers, so two
+ * at a time keep the suite inside its CI budget on a 2-core machine; `PRINTMESH_TEST_JOBS=1`
+ * runs them one by one.
+ */
+const PARALLEL_FILES = Math.max(1, Number(process.env.PRINTMESH_TEST_JOBS ?? 2) || 1)
+/**
+ * Files that run alone, before the others: they measure time or throughput (a loaded core
+ * would make their figures or deadlines meaningless), load both cores themselves, or browse
+ * DNS-SD / mDNS, where another file's printers would show up.
+ */
+const EXCLUSIVE_FILES = ['bench-smoke', 'site-busy-printer', 'simulation-mutations', 'dnssd', 'transport-mdns', 'ipp-slow-clients']
 /** Marks the re-executed run inside the namespace. */
 const SANDBOX_ENV = 'PRINTMESH_TEST_SANDBOX'
 
@@ -149,7 +163,7 @@ async function runFile (file: string): Promise<FileResult> {
   let output = ''
   const onData = (chunk: Buffer): void => {
     output += chunk.toString()
-    process.stdout.write(chunk)
+    if (PARALLEL_FILES === 1) process.stdout.write(chunk)
   }
   child.stdout.on('data', onData)
   child.stderr.on('data', onData)
@@ -164,6 +178,7 @@ async function runFile (file: string): Promise<FileResult> {
   if (child.pid !== undefined) {
     try { process.kill(-child.pid, 'SIGKILL') } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err }
   }
+  if (PARALLEL_FILES > 1) process.stdout.write(`[test] ── output of ${rel} ──\n${output}`)
   const result = summarize(rel, output, code)
   if (result.failed > 0) log(`✖ ${rel}: ${result.failed} failed`)
   return result
@@ -187,7 +202,13 @@ async function main (): Promise<number> {
   try {
     const files = findTestFiles(join(root, 'test'))
       .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
-    for (const file of files) results.push(await runFile(file))
+    const exclusive = files.filter((f) => EXCLUSIVE_FILES.some((x) => relative(root, f).includes(x)))
+    for (const file of exclusive) results.push(await runFile(file))
+    const queue = files.filter((f) => !exclusive.includes(f))
+    const worker = async (): Promise<void> => {
+      for (let file = queue.shift(); file !== undefined; file = queue.shift()) results.push(await runFile(file))
+    }
+    await Promise.all(Array.from({ length: PARALLEL_FILES }, worker))
   } finally {
     await stop()
   }
