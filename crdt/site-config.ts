@@ -279,3 +279,173 @@ export function setHostname (doc: Y.Doc, hostname: string, now: number): void {
 export function roamsWith (a: SiteSettings, b: SiteSettings): boolean {
   return a.site !== b.site && a.roaming.partners.includes(b.site) && b.roaming.partners.includes(a.site)
 }
+
+// ---- printers managed at run time (issue 16 item 4) ----
+
+/** A printer an admin added or edited at run time; the site's `--printer` flags are its start-up set. */
+export interface SitePrinter {
+  name: string
+  /** `ipp://` or `ipps://`: printers an admin adds from the console are network printers. */
+  uri: string
+  description: string
+  updatedAt: number
+}
+
+/** The site's printers as its document says: added or edited ones, and the names removed (start-up printers too). */
+export interface SitePrinters {
+  printers: SitePrinter[]
+  removed: string[]
+}
+
+/** Printer names as queues and accounting show them: a letter or digit first, no spaces or slashes. */
+export const PRINTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+/** A description is a line on a page, not a document. */
+export const MAX_PRINTER_DESCRIPTION_CHARS = 200
+/** Longest URI kept: a printer's address, not a payload. */
+const MAX_PRINTER_URI_CHARS = 1024
+/** Schemes an admin may add: network printers only (a `file:` device writes into the site's own folders). */
+const PRINTER_SCHEMES = ['ipp:', 'ipps:']
+
+/** A printer entry as stored: a printer, or the mark that it was removed. */
+type StoredPrinter = SitePrinter | { name: string, removed: true, updatedAt: number }
+
+const printersMap = (doc: Y.Doc): Y.Map<StoredPrinter> => doc.getMap<StoredPrinter>('printers')
+
+/** The printers in a site's document (what was never written: none). */
+export function readSitePrinters (doc: Y.Doc | undefined): SitePrinters {
+  const printers: SitePrinter[] = []
+  const removed: string[] = []
+  if (doc === undefined) return { printers, removed }
+  for (const [name, p] of printersMap(doc)) {
+    if (typeof p !== 'object' || p === null || p.name !== name) continue
+    if ('removed' in p) removed.push(name)
+    else if (typeof p.uri === 'string') printers.push({ name, uri: p.uri, description: typeof p.description === 'string' ? p.description : '', updatedAt: typeof p.updatedAt === 'number' ? p.updatedAt : 0 })
+  }
+  return { printers: printers.sort((a, b) => a.name.localeCompare(b.name)), removed: removed.sort() }
+}
+
+/** A printer's fields from an admin: for a new printer all of name and uri (description optional), for an edit any of uri and description. */
+export interface PrinterFields { name?: string, uri?: string, description?: string }
+
+/** Checks a printer name; @throws InvalidSiteSettingsError naming the field */
+export function validatePrinterName (name: unknown): string {
+  if (typeof name !== 'string' || !PRINTER_NAME.test(name)) throw new InvalidSiteSettingsError(`name must be 1-64 letters, digits, dots, dashes or underscores, starting with a letter or digit, not ${JSON.stringify(name)}`)
+  return name
+}
+
+/**
+ * Checks a printer from an admin: `{"name": "lobby", "uri": "ipp://10.0.0.5/ipp/print", "description": "Lobby"}`
+ * (`edit`: name comes from the path, and at least one of uri and description).
+ */
+export function validatePrinter (input: unknown, edit: boolean): PrinterFields {
+  const known = edit ? ['uri', 'description'] : ['name', 'uri', 'description']
+  const { name, uri, description } = settingsChange(input, 'printer fields', known, '{"name": "lobby", "uri": "ipp://printer.example/ipp/print", "description": "Lobby, ground floor"}')
+  const out: PrinterFields = {}
+  if (!edit) out.name = validatePrinterName(name)
+  if (uri !== undefined || !edit) {
+    if (typeof uri !== 'string' || uri.length === 0 || uri.length > MAX_PRINTER_URI_CHARS) throw new InvalidSiteSettingsError('uri must be the printer\'s ipp:// or ipps:// address')
+    let url: URL
+    try {
+      url = new URL(uri)
+    } catch {
+      throw new InvalidSiteSettingsError(`uri: not a URI: ${JSON.stringify(uri)}`)
+    }
+    if (!PRINTER_SCHEMES.includes(url.protocol)) throw new InvalidSiteSettingsError(`uri must start with ipp:// or ipps://, not ${url.protocol}`)
+    if (url.hostname === '') throw new InvalidSiteSettingsError('uri must name the printer\'s host')
+    out.uri = uri
+  }
+  if (description !== undefined) {
+    if (typeof description !== 'string' || description.length > MAX_PRINTER_DESCRIPTION_CHARS || /[\u0000-\u001f\u007f]/.test(description)) throw new InvalidSiteSettingsError(`description must be text of at most ${MAX_PRINTER_DESCRIPTION_CHARS} characters on one line`)
+    out.description = description.trim()
+  }
+  if (edit && out.uri === undefined && out.description === undefined) throw new InvalidSiteSettingsError('name uri or description to change')
+  return out
+}
+
+/** Writes a printer (already validated). */
+export function putSitePrinter (doc: Y.Doc, printer: Omit<SitePrinter, 'updatedAt'>, now: number): void {
+  printersMap(doc).set(printer.name, { name: printer.name, uri: printer.uri, description: printer.description, updatedAt: now })
+  settingsMap(doc).set('updatedAt', now)
+}
+
+/** Marks a printer removed (a start-up printer stays removed over restarts until added again). */
+export function removeSitePrinter (doc: Y.Doc, name: string, now: number): void {
+  printersMap(doc).set(name, { name, removed: true, updatedAt: now })
+  settingsMap(doc).set('updatedAt', now)
+}
+
+/** What the site last saw of a printer (IPP Get-Printer-Attributes), published for every admin console of the mesh. */
+export interface PrinterStatus {
+  name: string
+  uri: string
+  description: string
+  /** `idle`, `processing`, `stopped`, or `unreachable`. */
+  state: string
+  message: string
+  reasons: string[]
+  markers: Array<{ name: string, level: number, color?: string, type?: string }>
+  /** When it was found so (written only when something changed). */
+  at: number
+}
+
+const statusMap = (doc: Y.Doc): Y.Map<PrinterStatus> => doc.getMap<PrinterStatus>('printerStatus')
+
+/** The printers' last published status, by name. */
+export function readPrinterStatus (doc: Y.Doc | undefined): Map<string, PrinterStatus> {
+  const out = new Map<string, PrinterStatus>()
+  if (doc === undefined) return out
+  for (const [name, s] of statusMap(doc)) if (typeof s === 'object' && s !== null && s.name === name && typeof s.state === 'string') out.set(name, s)
+  return out
+}
+
+/** Whether two statuses say the same (the time aside): only a change is written. */
+function sameStatus (a: PrinterStatus | undefined, b: PrinterStatus): boolean {
+  return a !== undefined && a.uri === b.uri && a.description === b.description && a.state === b.state && a.message === b.message && JSON.stringify(a.reasons) === JSON.stringify(b.reasons) && JSON.stringify(a.markers) === JSON.stringify(b.markers)
+}
+
+/** Writes the statuses that changed and drops those of printers no longer here; returns whether anything was written. */
+export function publishPrinterStatus (doc: Y.Doc, statuses: PrinterStatus[]): boolean {
+  const map = statusMap(doc)
+  let changed = false
+  const names = new Set(statuses.map((s) => s.name))
+  for (const name of [...map.keys()]) if (!names.has(name)) { map.delete(name); changed = true }
+  for (const s of statuses) {
+    if (sameStatus(map.get(s.name), s)) continue
+    map.set(s.name, JSON.parse(JSON.stringify(s)) as PrinterStatus)
+    changed = true
+  }
+  return changed
+}
+
+/** How an admin action (crdt/admin-actions.ts) ended at the site it named. */
+export interface ActionOutcome {
+  id: string
+  status: 'applied' | 'refused'
+  /** Why it was refused. */
+  reason?: string
+  /** The node that asked (the action's author). */
+  by: string
+  at: number
+}
+
+const outcomesMap = (doc: Y.Doc): Y.Map<ActionOutcome> => doc.getMap<ActionOutcome>('actionOutcomes')
+
+/** The outcome of action `id` at this site, if it was applied or refused. */
+export function actionOutcome (doc: Y.Doc | undefined, id: string): ActionOutcome | undefined {
+  if (doc === undefined) return undefined
+  const o = outcomesMap(doc).get(id)
+  return typeof o === 'object' && o !== null && (o.status === 'applied' || o.status === 'refused') ? o : undefined
+}
+
+/** Every outcome the site recorded, newest first. */
+export function listActionOutcomes (doc: Y.Doc | undefined): ActionOutcome[] {
+  if (doc === undefined) return []
+  return [...outcomesMap(doc).values()].filter((o) => typeof o === 'object' && o !== null && typeof o.id === 'string').sort((a, b) => b.at - a.at)
+}
+
+/** Records an action's outcome (once: a recorded one is kept). */
+export function recordActionOutcome (doc: Y.Doc, outcome: ActionOutcome): void {
+  const map = outcomesMap(doc)
+  if (map.has(outcome.id)) return
+  map.set(outcome.id, { ...outcome })
+}

@@ -1,0 +1,247 @@
+// Printers managed at run time and admin actions across sites (issue 16 item 4), below the
+// processes. A site's printers over its own store and the console's HTTP routes (inject):
+// added, edited and removed at once in the map the release engine reads, bad input a 400
+// naming the field, a printer with a job printing a 409, the default never removed, all kept
+// over a restart. Admin actions over the in-process mesh: site-b asks site-a for a printer,
+// shown pending until site-a's outcome arrives; applied exactly once (replayed, restarted,
+// asked while site-a was down and applied when it is back); forged ones (a terminal's, one
+// naming another author, one injected past sync) never applied.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { pino, type Logger } from 'pino'
+import type { FastifyInstance } from 'fastify'
+import { TestMesh, type MeshPeer } from '../simulations/mesh-harness.ts'
+import { until } from '../simulations/wait.ts'
+import { tempDir } from '../simulations/node-process.ts'
+import { adminActionsDoc, jobsDoc, periodOf, siteConfigDoc, siteId, type PeerId, type SiteId } from '../crdt/names.ts'
+import { appendAdminAction, countAdminActions, listAdminActions, type AdminAction } from '../crdt/admin-actions.ts'
+import { actionOutcome, readSitePrinters } from '../crdt/site-config.ts'
+import { putNewJob, transition, type JobRecord } from '../crdt/jobs.ts'
+import { DocStore } from '../crdt/store.ts'
+import type { Role } from '../crdt/license.ts'
+import { LevelPersistence } from '../crdt/persistence.ts'
+import { generateIdentity } from '../transports/identity.ts'
+import { createOutputDevice } from '../devices/output/registry.ts'
+import type { OutputDevice } from '../devices/output/types.ts'
+import { SitePrinters, createAdminConsole } from '../node/printer-admin.ts'
+import { buildHttpApp } from '../ui/server.ts'
+import type { MeshApi } from '../ui/api.ts'
+import { consoleRoutes, type ConsoleAction, type ConsoleApi } from '../ui/routes/console.ts'
+
+const ADMIN_TOKEN = 'printers-admin-token-8e9f0a1b'
+const bearer = { authorization: `Bearer ${ADMIN_TOKEN}` }
+/** A printer address nobody answers at (loopback port 1): probes fail at once. */
+const NOWHERE = 'ipp://127.0.0.1:1/ipp/print'
+const ELSEWHERE = 'ipp://127.0.0.1:2/ipp/print'
+const local = { kind: 'local', service: 'test' } as const
+/** Replication in the in-process mesh is quick; this bounds a wait for it. */
+const MESH_TIMEOUT_MS = 10_000
+
+/** A logger whose lines the test reads (to count how often an action was applied). */
+function capturingLogger (): { logger: Logger, lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = new Writable({ write (chunk: Buffer, _enc, done) { for (const l of chunk.toString().split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>); done() } })
+  return { logger: pino({ level: 'info' }, stream), lines }
+}
+
+interface Site {
+  store: DocStore
+  self: PeerId
+  printers: Map<string, OutputDevice>
+  admin: SitePrinters
+  dir: string
+}
+
+const SITE_A = siteId('site-a')
+
+async function sitePrinters (store: DocStore, self: PeerId, site: SiteId, dir: string, logger: Logger, roleOf: (peer: string) => Role | undefined = () => 'site'): Promise<{ printers: Map<string, OutputDevice>, admin: SitePrinters }> {
+  const virtual = `file://${join(dir, 'virtual-printer')}`
+  const printers = new Map<string, OutputDevice>([['virtual', createOutputDevice(virtual, { logger })]])
+  const admin = new SitePrinters({ store, self, site, printers, startup: [{ name: 'virtual', uri: virtual }], defaultPrinter: 'virtual', roleOf, device: (uri) => createOutputDevice(uri, { logger }), logger, statusRefreshMs: 3_600_000 })
+  await admin.start()
+  return { printers, admin }
+}
+
+async function openSite (dir?: string): Promise<Site & { close: () => Promise<void> }> {
+  const folder = dir ?? await tempDir('printmesh-printers-')
+  const { signer } = await generateIdentity()
+  const store = new DocStore(await LevelPersistence.open(join(folder, 'db')), signer)
+  const self = signer.id as PeerId
+  const { printers, admin } = await sitePrinters(store, self, SITE_A, folder, pino({ level: 'silent' }))
+  return { store, self, printers, admin, dir: folder, close: async () => { await admin.stop(); await store.close() } }
+}
+
+function http (api: ConsoleApi): FastifyInstance {
+  return buildHttpApp({ mesh: {} as MeshApi, adminToken: ADMIN_TOKEN, logger: pino({ level: 'silent' }), plugins: [consoleRoutes(api)] })
+}
+
+function job (self: PeerId, fields: Partial<JobRecord>): JobRecord {
+  const now = Date.now()
+  return { id: `job-${Math.random().toString(36).slice(2)}`, ippId: 1, site: SITE_A, queue: 'print', owner: 'alice', name: 'memo', state: 'held', copies: 1, sides: 'one-sided', createdAt: now, updatedAt: now, ...fields }
+}
+
+// ---- a site's printers, through the console's routes ----
+
+test('an admin adds, edits and removes printers at run time; bad input is a 400 naming the field; a busy printer a 409; kept over a restart', async () => {
+  let site = await openSite()
+  try {
+    const api = createAdminConsole({ store: site.store, self: site.self, site: SITE_A, local: site.admin, peers: () => [] })
+    const app = http(api)
+    const add = await app.inject({ method: 'POST', url: '/api/console/sites/site-a/printers', headers: bearer, payload: { name: 'lobby', uri: NOWHERE, description: 'Lobby, ground floor' } })
+    assert.is(add.statusCode, 200, add.body)
+    assert.equal(add.json(), { status: 'applied', printer: { name: 'lobby', uri: NOWHERE, description: 'Lobby, ground floor', source: 'admin' } })
+    assert.is(site.printers.get('lobby')?.uri, NOWHERE, 'in the release engine\'s printers at once')
+
+    const refused = async (method: 'POST' | 'PATCH' | 'DELETE', url: string, payload?: unknown): Promise<[number, string]> => {
+      const res = await app.inject({ method, url, headers: bearer, ...(payload !== undefined ? { payload: payload as Record<string, unknown> } : {}) })
+      return [res.statusCode, (res.json() as { error: string }).error]
+    }
+    const post = async (payload: unknown): Promise<[number, string]> => await refused('POST', '/api/console/sites/site-a/printers', payload)
+    const [s1, m1] = await post({ name: 'bad name', uri: NOWHERE })
+    assert.is(s1, 400); assert.match(m1, /^name must be/)
+    const [s2, m2] = await post({ name: 'hall', uri: 'file:///tmp/x' })
+    assert.is(s2, 400); assert.match(m2, /^uri must start with ipp:\/\/ or ipps:\/\//)
+    const [s3, m3] = await post({ name: 'hall' })
+    assert.is(s3, 400); assert.match(m3, /^uri must be/)
+    const [s4, m4] = await post({ name: 'hall', uri: NOWHERE, colour: true })
+    assert.is(s4, 400); assert.match(m4, /unknown printer field "colour"/)
+    const [s5, m5] = await post({ name: 'hall', uri: NOWHERE, description: 'x'.repeat(201) })
+    assert.is(s5, 400); assert.match(m5, /^description must be/)
+    const [s6, m6] = await post({ name: 'hall', uri: 'ipp://' })
+    assert.is(s6, 400); assert.match(m6, /^uri/)
+    assert.equal(await post({ name: 'lobby', uri: ELSEWHERE }), [409, 'a printer named lobby is already configured'])
+    assert.equal(await refused('PATCH', '/api/console/sites/site-a/printers/nope', { description: 'x' }), [404, 'no printer named nope here'])
+    assert.equal(await refused('PATCH', '/api/console/sites/site-a/printers/lobby', {}), [400, 'name uri or description to change'])
+    assert.equal(await refused('DELETE', '/api/console/sites/site-a/printers/virtual'), [409, 'printer virtual is the queue\'s default printer and cannot be removed'])
+    assert.is(site.printers.has('hall'), false, 'nothing refused was added')
+
+    // a job printing on lobby: it is neither removed nor moved; its description may change
+    const printing = job(site.self, { state: 'printing', printer: 'lobby' })
+    const jobs = jobsDoc(site.self, periodOf(Date.now()))
+    await site.store.transact(jobs, local, (d) => { putNewJob(d, printing) })
+    assert.equal(await refused('DELETE', '/api/console/sites/site-a/printers/lobby'), [409, 'printer lobby has 1 job releasing or printing: wait until it ends'])
+    assert.equal(await refused('PATCH', '/api/console/sites/site-a/printers/lobby', { uri: ELSEWHERE }), [409, 'printer lobby has 1 job releasing or printing: wait until it ends'])
+    const edit = await app.inject({ method: 'PATCH', url: '/api/console/sites/site-a/printers/lobby', headers: bearer, payload: { description: 'Lobby (west)' } })
+    assert.is(edit.statusCode, 200, edit.body)
+    assert.is(site.printers.get('lobby')?.uri, NOWHERE)
+    await site.store.transact(jobs, local, (d) => { transition(d, printing.id, 'printed', Date.now()) })
+    assert.is((await app.inject({ method: 'PATCH', url: '/api/console/sites/site-a/printers/lobby', headers: bearer, payload: { uri: ELSEWHERE } })).statusCode, 200)
+    assert.is(site.printers.get('lobby')?.uri, ELSEWHERE, 'moved once nothing prints there')
+    assert.is((await app.inject({ method: 'POST', url: '/api/console/sites/site-a/printers', headers: bearer, payload: { name: 'hall', uri: NOWHERE } })).statusCode, 200)
+    assert.is((await app.inject({ method: 'DELETE', url: '/api/console/sites/site-a/printers/hall', headers: bearer })).statusCode, 200)
+    assert.is(site.printers.has('hall'), false)
+    assert.equal(readSitePrinters(site.store.get(siteConfigDoc(SITE_A))).removed, ['hall'])
+    await app.close()
+
+    // a restart builds the printers from the start-up set and the site's document
+    const dir = site.dir
+    await site.close()
+    site = await openSite(dir)
+    assert.equal(site.admin.list().map((p) => [p.name, p.uri, p.description, p.source]), [['lobby', ELSEWHERE, 'Lobby (west)', 'admin'], ['virtual', `file://${join(dir, 'virtual-printer')}`, '', 'start-up']])
+  } finally {
+    await site.close()
+    await rm(site.dir, { recursive: true, force: true })
+  }
+})
+
+// ---- admin actions across sites ----
+
+let mesh: TestMesh
+test.before.each(() => { mesh = new TestMesh() })
+test.after.each(async () => { await mesh.teardown() })
+
+const consoleOf = (peer: MeshPeer): ConsoleApi => createAdminConsole({ store: peer.store, self: peer.id, ...(peer.site !== undefined ? { site: peer.site } : {}), peers: () => [] })
+const statusOf = (peer: MeshPeer, id: string): string | undefined => consoleOf(peer).actions().find((a) => a.id === id)?.status
+
+test('site-b asks site-a for a printer: pending, then applied once at site-a (replayed, restarted); asked while site-a is down, applied when it is back', async () => {
+  const central = await mesh.addCentral()
+  let a = await mesh.addPeer('site-a', 'site', 'site-a')
+  const b = await mesh.addPeer('site-b', 'site', 'site-b')
+  await mesh.connect(central, a)
+  await mesh.connect(central, b)
+  await mesh.connect(a, b)
+  await until(() => a.membership.info(b.id)?.role === 'site' && b.membership.info(a.id)?.role === 'site', MESH_TIMEOUT_MS, 'certificates known')
+  const logs = capturingLogger()
+  let atA = await sitePrinters(a.store, a.id, SITE_A, a.dir, logs.logger, (p) => a.membership.info(p)?.role)
+  // site-b knows site-a once its site document arrived (written by site-a's first status)
+  await atA.admin.refreshStatus()
+  await until(() => consoleOf(b).sites().some((s) => s.site === 'site-a'), MESH_TIMEOUT_MS, 'site-a known at site-b')
+
+  const asked = await consoleOf(b).changePrinter('site-a', { op: 'add-printer', fields: { name: 'lobby', uri: NOWHERE, description: 'Lobby' } }, 'bob') as ConsoleAction
+  assert.is(asked.status, 'pending')
+  assert.equal([asked.by, asked.site, asked.op, asked.printer], [b.id, 'site-a', 'add-printer', { name: 'lobby', uri: NOWHERE, description: 'Lobby' }])
+  await until(() => atA.printers.has('lobby'), MESH_TIMEOUT_MS, 'applied at site-a')
+  await until(() => statusOf(b, asked.id) === 'applied', MESH_TIMEOUT_MS, 'the outcome back at site-b')
+  assert.is(consoleOf(b).printers().find((p) => p.site === 'site-a' && p.name === 'lobby')?.pending.length, 0)
+  const outcome = actionOutcome(a.store.get(siteConfigDoc(SITE_A)), asked.id)
+  assert.equal([outcome?.status, outcome?.by], ['applied', b.id])
+
+  // site-a's own admin removes it; the action read again (another action arrives, site-a restarts) never adds it back
+  await atA.admin.remove('lobby', 'admin')
+  const refusedEdit = await consoleOf(b).changePrinter('site-a', { op: 'edit-printer', name: 'lobby', fields: { description: 'gone' } }, 'bob') as ConsoleAction
+  await until(() => statusOf(b, refusedEdit.id) === 'refused', MESH_TIMEOUT_MS, 'the edit of a removed printer refused')
+  assert.is(consoleOf(b).actions().find((a) => a.id === refusedEdit.id)?.reason, 'no printer named lobby here')
+  await atA.admin.stop()
+  atA = await sitePrinters(a.store, a.id, SITE_A, a.dir, logs.logger, (p) => a.membership.info(p)?.role)
+  assert.is(atA.printers.has('lobby'), false, 'not added again after a restart')
+  assert.is(logs.lines.filter((l) => l.msg === 'admin action applied' && l.action === asked.id).length, 1, 'applied once')
+
+  // site-a goes down; site-b asks for a printer meanwhile: pending until site-a is back
+  await atA.admin.stop()
+  await a.stop()
+  const whileDown = await consoleOf(b).changePrinter('site-a', { op: 'add-printer', fields: { name: 'hall', uri: NOWHERE } }, 'bob') as ConsoleAction
+  assert.is(statusOf(b, whileDown.id), 'pending')
+  a = await mesh.restart(a, 'site', 'site-a')
+  atA = await sitePrinters(a.store, a.id, SITE_A, a.dir, logs.logger, (p) => a.membership.info(p)?.role)
+  assert.is(atA.printers.has('hall'), false, 'not known before it reconnects')
+  await mesh.connect(a, b)
+  await until(() => atA.printers.has('hall'), MESH_TIMEOUT_MS, 'applied on reconnect')
+  await until(() => statusOf(b, whileDown.id) === 'applied', MESH_TIMEOUT_MS, 'applied, at site-b')
+  assert.is(logs.lines.filter((l) => l.msg === 'admin action applied' && l.action === asked.id).length, 1, 'the first action still applied once')
+  await atA.admin.stop()
+})
+
+test('forged admin actions are never applied: a terminal\'s (rejected by sync), one naming another author, one from a terminal\'s document injected past sync', async () => {
+  const central = await mesh.addCentral()
+  const a = await mesh.addPeer('site-a', 'site', 'site-a')
+  const b = await mesh.addPeer('site-b', 'site', 'site-b')
+  const c = await mesh.addPeer('site-c', 'site', 'site-c')
+  const t = await mesh.addPeer('terminal-a1', 'terminal', 'site-a')
+  await mesh.connect(central, a)
+  await mesh.connect(t, a)
+  await mesh.connect(a, b)
+  await until(() => a.membership.info(t.id) !== undefined && a.membership.info(b.id) !== undefined && a.membership.info(c.id) !== undefined, MESH_TIMEOUT_MS, 'certificates known')
+  assert.ok(a.membership.canWrite(b.id, adminActionsDoc(b.id)), 'a site its own')
+  assert.ok(a.membership.canWrite(central.id, adminActionsDoc(central.id)), 'central its own')
+  assert.not.ok(a.membership.canWrite(b.id, adminActionsDoc(c.id)), 'a site another\'s')
+  assert.not.ok(a.membership.canWrite(t.id, adminActionsDoc(t.id)), 'a terminal')
+  assert.not.ok(a.membership.canRead(t.id, adminActionsDoc(b.id)), 'a terminal reads none')
+  const atA = await sitePrinters(a.store, a.id, SITE_A, a.dir, pino({ level: 'silent' }), (p) => a.membership.info(p)?.role)
+  const action = (by: string, name: string, id: string): AdminAction => ({ id, by, admin: 'mallory', site: 'site-a', op: 'add-printer', printer: { name, uri: NOWHERE }, at: Date.now() })
+
+  // 1. the terminal writes an action of its own: its site refuses the envelope
+  await t.store.transact(adminActionsDoc(t.id), local, (d) => { appendAdminAction(d, action(t.id, 'from-terminal', 'terminal-action-1')) })
+  // 2. site-b writes an action naming site-c as its author, in its own document
+  await b.store.transact(adminActionsDoc(b.id), local, (d) => { d.getMap('actions').set('framed-action-1', action(c.id, 'framed', 'framed-action-1')) })
+  // a genuine action behind them, so everything before it was processed
+  const genuine = action(b.id, 'genuine', 'genuine-action-1')
+  await b.store.transact(adminActionsDoc(b.id), local, (d) => { appendAdminAction(d, genuine) })
+  await until(() => atA.printers.has('genuine'), MESH_TIMEOUT_MS, 'the genuine action applied')
+  assert.is(a.store.get(adminActionsDoc(t.id)) === undefined ? 0 : countAdminActions(a.store.get(adminActionsDoc(t.id)) as never), 0, 'the terminal\'s action never entered site-a')
+  assert.ok(a.sync.getStats().rejected['not-authorized'] >= 1)
+  assert.equal(listAdminActions(a.store.get(adminActionsDoc(b.id)) as never, b.id).map((x) => x.id), ['genuine-action-1'], 'the framed action is left out where read')
+  assert.is(atA.printers.has('framed'), false)
+  assert.is(atA.printers.has('from-terminal'), false)
+
+  // 3. an action in a terminal's document that got past sync (a bug, a copied database): refused by its author's role
+  await a.store.transact(adminActionsDoc(t.id), local, (d) => { appendAdminAction(d, action(t.id, 'injected', 'injected-action-1')) })
+  await until(() => actionOutcome(a.store.get(siteConfigDoc(SITE_A)), 'injected-action-1') !== undefined, MESH_TIMEOUT_MS, 'the injected action settled')
+  assert.equal(actionOutcome(a.store.get(siteConfigDoc(SITE_A)), 'injected-action-1')?.reason, 'a terminal may not ask for admin actions')
+  assert.is(atA.printers.has('injected'), false)
+  await atA.admin.stop()
+})
+
+test.run()
