@@ -111,7 +111,8 @@ export function normalizeCard (card: string): string {
   return card.trim().toUpperCase()
 }
 
-async function slowHash (secret: string): Promise<string> {
+/** Salted slow hash (`scrypt$N$r$p$salt$hash`) of any low-entropy secret: PINs, cards, admin passwords. */
+export async function slowHash (secret: string): Promise<string> {
   const salt = randomBytes(SALT_BYTES)
   const key = await scrypt(secret, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
   return ['scrypt', SCRYPT_N, SCRYPT_R, SCRYPT_P, salt.toString('base64'), key.toString('base64')].join('$')

@@ -176,7 +176,7 @@ export interface LoginReport {
 }
 
 /** How a user proved who they are: a PIN (with a username) or a card number. */
-export type LoginMethod = 'pin' | 'card'
+export type LoginMethod = 'pin' | 'card' | 'password'
 
 export interface LoginGuardInit {
   policy?: Partial<LoginPolicy>

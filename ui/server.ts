@@ -38,8 +38,10 @@ import {
   describeError, ForbiddenError, HttpServerConfigError, ServiceNotHereError, TooManyLoginAttemptsError, UnauthenticatedError
 } from './errors.ts'
 import { NodeMetrics } from './metrics.ts'
+import { InvalidRequestError } from '../crdt/errors.ts'
 import { LoginGuard, type LoginOutcome, type LoginPolicy } from './rate-limit.ts'
-import { adminTokenAuthenticator, csrfTokenMatches, SessionStore, type AdminAuthenticator } from './sessions.ts'
+import { adminTokenAuthenticator, csrfTokenMatches, SessionStore, type AdminAuthenticator, type Session } from './sessions.ts'
+import type { AdminAccountsApi, AdminPrincipal, AdminRole } from './admin-accounts-api.ts'
 
 /** JSON bodies are small (logins, release requests); anything bigger is a mistake or an attack. */
 export const JSON_BODY_LIMIT = 64 * 1024
@@ -53,6 +55,21 @@ const MAX_TOKEN_LENGTH = 1024
 const MUTATING_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 /** Header the pages send the CSRF token in. */
 const CSRF_HEADER = 'x-csrf-token'
+/** Longest admin password accepted at the login (node/admin-accounts.ts refuses longer ones when set). */
+const MAX_PASSWORD_LENGTH = 256
+/** Writes every signed-in admin may make whatever their role: ending their own session. */
+const ROLE_FREE_WRITES = new Set(['/api/logout'])
+/**
+ * The mesh's own administration: a site admin may not write these even on a node of its
+ * sites (the directory, admin accounts and the mesh token, the license, LDAP, peers and
+ * enrolment, the mesh's card conflicts and price list).
+ */
+const MESH_WIDE_PREFIXES = ['/api/users', '/api/admin-accounts', '/api/admin-token', '/api/license', '/api/ldap', '/api/mesh', '/api/enrol/conflicts']
+const MESH_WIDE_PATHS = new Set(['/api/prices'])
+/** Wrong admin passwords count under this prefix and the account name: never the same key as a user's PIN login (no `/` in usernames). */
+const ADMIN_LOGIN_KEY = 'admin/'
+/** A session opened with a node's own start-up token (no mesh token yet): it ends once a mesh token arrives. */
+const OWN_TOKEN_STAMP = 'own'
 /** Static files of the web UI: URL name → content type. Nothing outside this list is served. */
 /** Log paths that may carry secrets; pino replaces them before anything is written. */
 const REDACTED_LOG_PATHS = [
@@ -113,6 +130,12 @@ export interface HttpServerInit {
   terminal?: () => TerminalStatus
   /** The node's audit log (sites, central): every successful admin write is recorded in it (ui/routes/audit.ts). */
   audit?: AuditApi
+  /**
+   * Named admin accounts and the mesh token (node/admin-accounts.ts): `/api/login/admin` then
+   * takes `{username, password, totp?}`, and once the mesh has a mesh token it is the only
+   * admin token accepted here (the node's own, `adminToken` or the SiteApi's, no longer is).
+   */
+  accounts?: AdminAccountsApi
 }
 
 /** Where the HTTP server gets its certificate (node/tls.ts `TlsProvider`). */
@@ -148,6 +171,8 @@ export interface NodeInfo extends Partial<SiteInfo> {
   peer?: string
   /** Which route families answer here. */
   services: { print: boolean, mesh: boolean, users?: true, reports?: true }
+  /** Present when named admin accounts exist: the admin page offers the account login first. */
+  adminAccounts?: true
   /** On a terminal: online, directory copy, last sync, its printer's state, reasons and supplies. */
   terminal?: TerminalStatus
 }
@@ -157,8 +182,13 @@ export interface NodeInfo extends Partial<SiteInfo> {
  * with `inject`. {@link createHttpServer} wraps it into a startable server.
  */
 export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serverFactory?: (handler: RequestListener) => NetServer): FastifyInstance {
-  const { api, mesh } = init
-  const authenticateAdmin = checkedAuthenticator(init)
+  const { api, mesh, accounts } = init
+  const ownToken = checkedAuthenticator(init)
+  /** The mesh token once the mesh has one (verified by the onRequest hook below), else the node's own start-up token. */
+  const authenticateAdmin: AdminAuthenticator = (token) => {
+    if (accounts === undefined || accounts.meshTokenStamp() === undefined) return ownToken(token)
+    return accounts.meshTokenKnown(token) ? { user: 'admin', admin: true } : undefined
+  }
   /** The print service, or a 404 on a node without one. */
   const site = (): SiteApi => {
     if (api === undefined) throw new ServiceNotHereError('print')
@@ -231,6 +261,15 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
     request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
   })
 
+  // the mesh token's slow hash is checked here, before any route, so authenticate() stays synchronous
+  if (accounts !== undefined) {
+    app.addHook('onRequest', async (request) => {
+      await accounts.ready()
+      const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')
+      if (bearer !== null && bearer[1].length <= MAX_TOKEN_LENGTH && accounts.meshTokenStamp() !== undefined) await accounts.verifyMeshToken(bearer[1])
+    })
+  }
+
   // ---- the audit log: every admin write that succeeded, recorded by one pair of hooks ----
 
   /** Who `authenticate` (or the admin login) resolved for each request, for the audit hooks. */
@@ -241,7 +280,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
       carriesAdmin: (request) => {
         const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')
         if (bearer !== null) return authenticateAdmin(bearer[1]) !== undefined
-        return sessions.get(request.cookies[cookieName])?.actor.admin === true
+        return liveSession(request)?.actor.admin === true
       }
     })
   }
@@ -290,6 +329,52 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
     return outcome.actor
   }
 
+  /** The stamp of the admin token accepted now: the mesh token's, or the node's own. */
+  const tokenStamp = (): string => accounts?.meshTokenStamp() ?? OWN_TOKEN_STAMP
+
+  /** The live session of the request's cookie; an admin session whose account or token changed since it opened is ended. */
+  function liveSession (request: FastifyRequest): Session | undefined {
+    const id = request.cookies[cookieName]
+    const session = sessions.get(id)
+    if (session === undefined) return undefined
+    const stale = session.account !== undefined
+      ? accounts?.current(session.account.username, session.account.version) === undefined
+      : session.tokenStamp !== undefined && session.tokenStamp !== tokenStamp()
+    if (stale) {
+      sessions.delete(id)
+      return undefined
+    }
+    return session
+  }
+
+  /** Where this node stands, for a site admin's writes: its role and site id. */
+  function place (): { role: string, site?: string } {
+    const self = mesh?.status().self
+    const site = self?.site ?? api?.info().site
+    return { role: self?.role ?? 'site', ...(site !== undefined ? { site } : {}) }
+  }
+
+  /**
+   * The one place roles are enforced (issue 16 item 5): a report viewer only reads; a site
+   * admin writes only on a site node of its sites, and never the mesh's own administration;
+   * a mesh admin (and the admin token) everything. Reads are the routes' own business.
+   */
+  function enforceRole (request: FastifyRequest, principal: Pick<AdminPrincipal, 'role' | 'sites'>): void {
+    const path = request.url.split('?')[0]
+    if (!MUTATING_METHODS.has(request.method) || ROLE_FREE_WRITES.has(path)) return
+    const what = `${request.method} ${path}`
+    if (principal.role === 'report-viewer') throw new ForbiddenError(`a report viewer may only read: ${what} is a change`)
+    if (principal.role === 'site-admin') {
+      if (MESH_WIDE_PATHS.has(path) || MESH_WIDE_PREFIXES.some((prefix) => path === prefix || path.startsWith(`${prefix}/`))) {
+        throw new ForbiddenError(`a site admin may not change the mesh's administration (${what}): ask a mesh admin`)
+      }
+      const here = place()
+      if (here.role !== 'site' || here.site === undefined || !principal.sites.includes(here.site)) {
+        throw new ForbiddenError(`a site admin of ${principal.sites.join(', ')} may change only the site nodes of those sites, not this ${here.role}${here.site !== undefined ? ` of ${here.site}` : ''}`)
+      }
+    }
+  }
+
   /** Resolves the caller of a protected route, enforcing admin role and CSRF. */
   function authenticate (request: FastifyRequest, level: AuthLevel): Caller {
     const token = bearerToken(request)
@@ -297,7 +382,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
     if (token !== undefined) {
       caller = { actor: authenticateBearer(request, token) }
     } else {
-      const session = sessions.get(request.cookies[cookieName])
+      const session = liveSession(request)
       if (session === undefined) throw new UnauthenticatedError('not logged in (or the session expired)')
       caller = { actor: session.actor, session }
       if (MUTATING_METHODS.has(request.method)) {
@@ -308,15 +393,24 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
       }
     }
     if (level === 'admin' && !caller.actor.admin) throw new ForbiddenError('administrators only')
+    const account = caller.session?.account
+    if (account !== undefined) enforceRole(request, account)
     callers.set(request, caller)
     return caller
   }
 
-  function openSession (request: FastifyRequest, reply: FastifyReply, actor: Actor): { user: string, admin: boolean, csrfToken: string } {
+  /** What `/api/session` and the logins answer about an admin: the account and its role (the token is a mesh admin). */
+  function adminView (session: Session): { role?: AdminRole, sites?: string[], account?: boolean } {
+    if (!session.actor.admin) return {}
+    if (session.account === undefined) return { role: 'mesh-admin', account: false }
+    return { role: session.account.role, sites: [...session.account.sites], account: true }
+  }
+
+  function openSession (request: FastifyRequest, reply: FastifyReply, actor: Actor, how: { account?: AdminPrincipal, tokenStamp?: string } = {}): { user: string, admin: boolean, csrfToken: string } {
     sessions.delete(request.cookies[cookieName]) // a fresh id on every login: no session fixation
-    const session = sessions.create(actor)
+    const session = sessions.create(actor, how)
     reply.setCookie(cookieName, session.id, { path: '/', httpOnly: true, sameSite: 'strict', secure })
-    return { user: session.actor.user, admin: session.actor.admin, csrfToken: session.csrfToken }
+    return { user: session.actor.user, admin: session.actor.admin, csrfToken: session.csrfToken, ...adminView(session) }
   }
 
   /**
@@ -377,12 +471,20 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
     schema: {
       body: {
         type: 'object',
-        required: ['token'],
-        properties: { token: { type: 'string', minLength: 1, maxLength: MAX_TOKEN_LENGTH } }
+        properties: {
+          token: { type: 'string', minLength: 1, maxLength: MAX_TOKEN_LENGTH },
+          username: { type: 'string', minLength: 1, maxLength: MAX_CREDENTIAL_LENGTH },
+          password: { type: 'string', minLength: 1, maxLength: MAX_PASSWORD_LENGTH },
+          totp: { type: 'string', maxLength: MAX_CREDENTIAL_LENGTH }
+        },
+        additionalProperties: false
       }
     }
   }, async (request, reply) => {
-    const { token } = request.body as { token: string }
+    const body = request.body as { token?: string, username?: string, password?: string, totp?: string }
+    if (body.token === undefined) return await accountLogin(request, reply, body)
+    const { token } = body
+    if (accounts !== undefined && accounts.meshTokenStamp() !== undefined) await accounts.verifyMeshToken(token)
     let actor: Actor
     try {
       actor = authenticateBearer(request, token)
@@ -395,12 +497,31 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
     }
     request.log.info({ user: actor.user }, 'admin logged in')
     callers.set(request, { actor }) // an admin's sign-in is audited too
-    return openSession(request, reply, actor)
+    return openSession(request, reply, actor, { tokenStamp: tokenStamp() })
   })
+
+  /** `{username, password, totp?}` at `/api/login/admin`: a named account, throttled as PIN logins are (per account and address). */
+  async function accountLogin (request: FastifyRequest, reply: FastifyReply, body: { username?: string, password?: string, totp?: string }): Promise<ReturnType<typeof openSession>> {
+    const { username, password, totp } = body
+    if (username === undefined || password === undefined) throw new InvalidRequestError('give username and password (and totp when the account has a second factor), or token')
+    if (accounts === undefined) throw new UnauthenticatedError('this node has no admin accounts: sign in with the admin token')
+    let principal: AdminPrincipal | undefined
+    const outcome = await logins.pin(`${ADMIN_LOGIN_KEY}${username}`, request.ip, async () => {
+      principal = await accounts.login(username, password, totp === '' ? undefined : totp)
+      return principal === undefined ? undefined : { user: principal.username, admin: true }
+    }, 'password')
+    if (!outcome.ok || principal === undefined) {
+      if (!outcome.ok && outcome.refusal === 'wrong') request.log.warn({ account: username }, 'admin login failed: wrong username, password or TOTP code')
+      throw refusal(outcome.ok ? { ok: false, refusal: 'wrong' } : outcome, 'wrong username, password or TOTP code')
+    }
+    request.log.info({ user: principal.username, role: principal.role }, 'admin logged in')
+    callers.set(request, { actor: outcome.actor }) // an admin's sign-in is audited too
+    return openSession(request, reply, outcome.actor, { account: principal })
+  }
 
   app.post('/api/logout', async (request, reply) => {
     const id = request.cookies[cookieName]
-    if (sessions.get(id) !== undefined) {
+    if (liveSession(request) !== undefined) {
       authenticate(request, 'user') // a live session must prove it is the page (CSRF) to end itself
       sessions.delete(id)
     }
@@ -410,7 +531,10 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
 
   app.get('/api/session', async (request) => {
     const caller = authenticate(request, 'user')
-    return { user: caller.actor.user, admin: caller.actor.admin, csrfToken: caller.session?.csrfToken }
+    const session = caller.session
+    // a bearer call is the admin token: a mesh admin
+    const role = session !== undefined ? adminView(session) : (caller.actor.admin ? { role: 'mesh-admin' as const, account: false } : {})
+    return { user: caller.actor.user, admin: caller.actor.admin, csrfToken: session?.csrfToken, ...role }
   })
 
   // the CA behind this node's certificate: an admin who imports it once trusts every node of the mesh
@@ -432,6 +556,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
       role: self?.role ?? 'site',
       ...(self !== undefined ? { peer: self.peer } : {}),
       services,
+      ...(accounts?.any() === true ? { adminAccounts: true as const } : {}),
       ...(init.terminal !== undefined ? { terminal: init.terminal() } : {})
     }
   })

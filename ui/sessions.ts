@@ -4,6 +4,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { Actor } from '../devices/jobs/types.ts'
+import type { AdminPrincipal } from './admin-accounts-api.ts'
 
 /** Bytes of randomness in a session id and a CSRF token: 256 bits, unguessable. */
 const TOKEN_BYTES = 32
@@ -20,6 +21,10 @@ export interface Session {
   actor: Actor
   /** Sent back by the page in `X-CSRF-Token` on every mutating call. */
   csrfToken: string
+  /** The named admin account this session is (ui/server.ts checks it is unchanged on every call). */
+  account?: AdminPrincipal
+  /** For an admin session opened with a token: which token (the mesh token's stamp, or `own`); the session ends when that changes. */
+  tokenStamp?: string
   createdAt: number
   lastSeenAt: number
 }
@@ -47,8 +52,8 @@ export class SessionStore {
     this.maxSessions = init.maxSessions ?? MAX_SESSIONS
   }
 
-  /** Opens a session for `actor` with fresh random id and CSRF token. */
-  create (actor: Actor): Session {
+  /** Opens a session for `actor` with fresh random id and CSRF token; `how` says which account or token it stands for. */
+  create (actor: Actor, how: { account?: AdminPrincipal, tokenStamp?: string } = {}): Session {
     while (this.sessions.size >= this.maxSessions) {
       const oldest = this.sessions.keys().next().value
       if (oldest === undefined) break
@@ -59,6 +64,8 @@ export class SessionStore {
       id: randomBytes(TOKEN_BYTES).toString('base64url'),
       actor: { user: actor.user, admin: actor.admin },
       csrfToken: randomBytes(TOKEN_BYTES).toString('base64url'),
+      ...(how.account !== undefined ? { account: { ...how.account, sites: [...how.account.sites] } } : {}),
+      ...(how.tokenStamp !== undefined ? { tokenStamp: how.tokenStamp } : {}),
       createdAt: t,
       lastSeenAt: t
     }

@@ -77,7 +77,7 @@ export const MAX_VALUE_BYTES = 16 * 1024
 const DEFAULT_LIMIT = 100
 const MAX_LIMIT = 1000
 /** Fields whose values are secrets wherever they appear (bodies, answers). */
-const SECRET_FIELDS = new Set(['pin', 'oldpin', 'newpin', 'repeat', 'card', 'token', 'jointoken', 'joinstring', 'password', 'secret', 'csrftoken', 'pinhash', 'hash'])
+const SECRET_FIELDS = new Set(['pin', 'oldpin', 'newpin', 'repeat', 'card', 'token', 'jointoken', 'joinstring', 'password', 'secret', 'csrftoken', 'pinhash', 'hash', 'passwordhash', 'totp', 'code', 'otpauthuri'])
 /** Fields whose string items are card numbers (`cards: ["CAFE0001"]` when adding a user); objects in them (card ids) are kept. */
 const CARD_LIST_FIELDS = new Set(['cards'])
 const REDACTED = '[redacted]'

@@ -1,0 +1,344 @@
+// Named admin accounts with roles and the mesh admin token (issue 16 item 5), below the
+// processes: the routes (fastify's inject) over a real store, the login with password and
+// TOTP (refused and throttled), each role's allowed and forbidden calls as the server core's
+// one check enforces them, the audit log naming the account, token rotation (old token and
+// its sessions refused, new one accepted), and the sync engine rejecting a forged account or
+// mesh token written by a peer that is not the authority.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { pino } from 'pino'
+import * as OTPAuth from 'otpauth'
+import type { FastifyInstance, RouteOptions } from 'fastify'
+import { TestMesh } from '../simulations/mesh-harness.ts'
+import { until } from '../simulations/wait.ts'
+import { tempDir } from '../simulations/node-process.ts'
+import { DocStore } from '../crdt/store.ts'
+import { LevelPersistence } from '../crdt/persistence.ts'
+import { directoryDoc, licenseDoc } from '../crdt/names.ts'
+import { getAdminAccount, getMeshToken, putAdminAccount, setMeshToken, type AdminAccount } from '../crdt/admin-accounts.ts'
+import { slowHash } from '../crdt/directory.ts'
+import { generateIdentity } from '../transports/identity.ts'
+import { AdminAccounts } from '../node/admin-accounts.ts'
+import { createAuditLog } from '../node/audit.ts'
+import { buildHttpApp } from '../ui/server.ts'
+import type { MeshApi } from '../ui/api.ts'
+import { auditRoutes, type AuditPage } from '../ui/routes/audit.ts'
+import { adminAccountsRoutes } from '../ui/routes/admin-accounts.ts'
+import type { HttpPlugin } from '../ui/routes/plugin.ts'
+import type { AdminAccountView } from '../ui/admin-accounts-api.ts'
+
+const OWN_TOKEN = 'own-start-up-token-9f8e7d6c'
+const T0 = Date.UTC(2026, 11, 7, 9, 0, 0)
+const PASSWORD = 'correct horse battery'
+/** Wrong passwords one (account, address) pair may make before 429: low, so the test makes few slow hashes. */
+const PAIR_FAILURES = 3
+
+interface World { store: DocStore, self: string, accounts: AdminAccounts, clock: { t: number }, close: () => Promise<void> }
+
+async function world (authority = true): Promise<World> {
+  const dir = await tempDir('printmesh-admins-')
+  const { signer } = await generateIdentity()
+  const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), signer)
+  const clock = { t: T0 }
+  const accounts = new AdminAccounts({ store, cardKey: randomBytes(32), authority: () => authority, now: () => clock.t })
+  return { store, self: signer.id, accounts, clock, close: async () => { await store.close(); await rm(dir, { recursive: true, force: true }) } }
+}
+
+/** Routes standing for a site's own (printers) and for the mesh's administration (directory, license), each an admin write and read. */
+function standInRoutes (): HttpPlugin {
+  return {
+    service: 'mesh',
+    prefixes: ['/api/things', '/api/users', '/api/license'],
+    register (app, { authenticate }) {
+      for (const path of ['/api/things/:id', '/api/users/:id', '/api/license']) {
+        app.get(path, async (request) => { authenticate(request, 'admin'); return { ok: true } })
+        app.put(path, async (request) => { authenticate(request, 'admin'); return { ok: true } })
+      }
+    }
+  }
+}
+
+/** Every mutating route registered after it, for "a report viewer cannot change anything". */
+function routeRecorder (into: Array<{ method: string, url: string }>): HttpPlugin {
+  return {
+    service: 'mesh',
+    prefixes: [],
+    register (app) {
+      app.addHook('onRoute', (route: RouteOptions) => {
+        for (const method of [route.method].flat()) {
+          if (['POST', 'PUT', 'PATCH', 'DELETE'].includes(method)) into.push({ method, url: route.url })
+        }
+      })
+    }
+  }
+}
+
+function http (w: World, where: { role: string, site?: string } = { role: 'site', site: 'lab' }, routes: Array<{ method: string, url: string }> = []): FastifyInstance {
+  const mesh = { status: () => ({ self: { peer: w.self, ...where }, peers: [] }) } as unknown as MeshApi
+  const audit = createAuditLog({ store: w.store, self: { peer: w.self, role: 'site', site: 'lab' }, now: () => w.clock.t })
+  return buildHttpApp({
+    mesh,
+    adminToken: OWN_TOKEN,
+    accounts: w.accounts,
+    audit,
+    logger: pino({ level: 'silent' }),
+    now: () => w.clock.t,
+    loginPolicy: { pairFailures: PAIR_FAILURES },
+    plugins: [routeRecorder(routes), adminAccountsRoutes(w.accounts), standInRoutes(), auditRoutes(audit)]
+  })
+}
+
+const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` })
+
+interface Login { status: number, headers: Record<string, string>, body: Record<string, unknown> }
+async function login (app: FastifyInstance, payload: Record<string, unknown>, ip = '10.0.0.1'): Promise<Login> {
+  const res = await app.inject({ method: 'POST', url: '/api/login/admin', payload, remoteAddress: ip })
+  const cookie = res.cookies.find((c) => c.name === 'printmesh-session')
+  const body = res.json() as Record<string, unknown>
+  return { status: res.statusCode, body, headers: cookie === undefined ? {} : { cookie: `printmesh-session=${cookie.value}`, 'x-csrf-token': String(body.csrfToken) } }
+}
+
+async function addAccount (app: FastifyInstance, body: Record<string, unknown>): Promise<AdminAccountView> {
+  const res = await app.inject({ method: 'POST', url: '/api/admin-accounts', headers: bearer(OWN_TOKEN), payload: { password: PASSWORD, ...body } })
+  assert.is(res.statusCode, 201, res.body)
+  return (res.json() as { account: AdminAccountView }).account
+}
+
+test('accounts are added, listed, edited, disabled and deleted; no password hash or TOTP secret is ever answered or kept in clear', async () => {
+  const w = await world()
+  try {
+    const app = http(w)
+    const ann = await addAccount(app, { username: 'ann', role: 'site-admin', sites: ['lab', 'annex'] })
+    assert.equal([ann.username, ann.role, ann.sites, ann.totp, ann.disabled, ann.by], ['ann', 'site-admin', ['annex', 'lab'], false, false, 'admin'])
+    await addAccount(app, { username: 'rita', role: 'report-viewer' })
+    const list = await app.inject({ url: '/api/admin-accounts', headers: bearer(OWN_TOKEN) })
+    assert.equal((list.json() as { accounts: AdminAccountView[] }).accounts.map((a) => a.username), ['ann', 'rita'])
+    assert.not.ok(list.body.includes('scrypt') || list.body.includes(PASSWORD), 'no hash, no password')
+    const patched = await app.inject({ method: 'PATCH', url: '/api/admin-accounts/ann', headers: bearer(OWN_TOKEN), payload: { role: 'mesh-admin', sites: [] } })
+    assert.is(patched.statusCode, 200, patched.body)
+    assert.equal((patched.json() as { account: AdminAccountView }).account.role, 'mesh-admin')
+    assert.is((await app.inject({ method: 'POST', url: '/api/admin-accounts', headers: bearer(OWN_TOKEN), payload: { username: 'ann', role: 'mesh-admin', password: PASSWORD } })).statusCode, 409, 'a taken name')
+    assert.is((await login(app, { username: 'rita', password: PASSWORD })).status, 200)
+    assert.is((await app.inject({ method: 'PATCH', url: '/api/admin-accounts/rita', headers: bearer(OWN_TOKEN), payload: { disabled: true } })).statusCode, 200)
+    assert.is((await login(app, { username: 'rita', password: PASSWORD })).status, 401, 'a disabled account cannot log in')
+    assert.is((await app.inject({ method: 'DELETE', url: '/api/admin-accounts/rita', headers: bearer(OWN_TOKEN) })).statusCode, 200)
+    assert.is((await app.inject({ url: '/api/admin-accounts/rita', headers: bearer(OWN_TOKEN) })).statusCode, 404)
+    assert.is((await app.inject({ method: 'DELETE', url: '/api/admin-accounts/rita', headers: bearer(OWN_TOKEN) })).statusCode, 404)
+    const stored = JSON.stringify(getAdminAccount(await w.store.open(directoryDoc()), 'ann'))
+    assert.ok(stored.includes('"passwordHash":"scrypt$32768$8$1$'), 'the password as the directory\'s scrypt hash')
+    assert.not.ok(stored.includes(PASSWORD))
+  } finally {
+    await w.close()
+  }
+})
+
+test('bad input is 400 naming the field; writes on a node that is not the authority are 409', async () => {
+  const w = await world()
+  try {
+    const app = http(w)
+    const bad: Array<[Record<string, unknown>, RegExp]> = [
+      [{ username: 'bob', role: 'mesh-admin' }, /password must be a string/],
+      [{ username: 'bob', role: 'mesh-admin', password: 'short' }, /password must be 12 to 256 characters/],
+      [{ username: 'bob', role: 'boss', password: PASSWORD }, /role must be one of mesh-admin, site-admin, report-viewer/],
+      [{ username: 'bob', role: 'site-admin', password: PASSWORD }, /sites must name at least one site id/],
+      [{ username: 'bob', role: 'site-admin', sites: ['no/slash'], password: PASSWORD }, /sites: "no\/slash" is not a site id/],
+      [{ username: 'bob', role: 'report-viewer', sites: ['lab'], password: PASSWORD }, /sites are only for a site-admin/],
+      [{ username: 'b o b', role: 'mesh-admin', password: PASSWORD }, /username must be 1-64 letters/],
+      [{ username: 'bob', role: 'mesh-admin', password: PASSWORD, pin: '1234' }, /unknown field pin/]
+    ]
+    for (const [payload, message] of bad) {
+      const res = await app.inject({ method: 'POST', url: '/api/admin-accounts', headers: bearer(OWN_TOKEN), payload })
+      assert.is(res.statusCode, 400, JSON.stringify(payload))
+      assert.match((res.json() as { error: string }).error, message)
+    }
+    assert.is((await app.inject({ method: 'PATCH', url: '/api/admin-accounts/bob', headers: bearer(OWN_TOKEN), payload: { disabled: 'yes' } })).statusCode, 400)
+    assert.is((await login(app, { username: 'bob' })).status, 400, 'a login without password')
+    const elsewhere = await world(false)
+    try {
+      const res = await http(elsewhere).inject({ method: 'POST', url: '/api/admin-accounts', headers: bearer(OWN_TOKEN), payload: { username: 'bob', role: 'mesh-admin', password: PASSWORD } })
+      assert.is(res.statusCode, 409)
+      assert.match(res.body, /managed on central/)
+    } finally {
+      await elsewhere.close()
+    }
+  } finally {
+    await w.close()
+  }
+})
+
+test('wrong passwords and TOTP codes are refused and throttled; TOTP is enrolled with a valid code and each code works once', async () => {
+  const w = await world()
+  try {
+    const app = http(w)
+    await addAccount(app, { username: 'max', role: 'mesh-admin' })
+    const ok = await login(app, { username: 'max', password: PASSWORD })
+    assert.equal([ok.status, ok.body.user, ok.body.role, ok.body.account], [200, 'max', 'mesh-admin', true])
+    const session = await app.inject({ url: '/api/session', headers: ok.headers })
+    assert.equal(session.json(), { user: 'max', admin: true, csrfToken: ok.body.csrfToken, role: 'mesh-admin', sites: [], account: true })
+
+    // TOTP: the URI once, confirmed only by a valid code of it
+    const started = await app.inject({ method: 'POST', url: '/api/admin-accounts/max/totp', headers: ok.headers })
+    assert.is(started.statusCode, 200, started.body)
+    const uri = (started.json() as { otpauthUri: string }).otpauthUri
+    assert.match(uri, /^otpauth:\/\/totp\/printmesh:max\?/)
+    const totp = OTPAuth.URI.parse(uri) as OTPAuth.TOTP
+    const code = (): string => totp.generate({ timestamp: w.clock.t })
+    const wrong = (): string => String((Number(code()) + 1) % 1_000_000).padStart(6, '0')
+    const refused = await app.inject({ method: 'POST', url: '/api/admin-accounts/max/totp/confirm', headers: ok.headers, payload: { code: wrong() } })
+    assert.is(refused.statusCode, 400)
+    assert.match(refused.body, /not a valid code/)
+    assert.is((await app.inject({ method: 'POST', url: '/api/admin-accounts/max/totp/confirm', headers: ok.headers, payload: { code: 'abc' } })).statusCode, 400)
+    const confirmed = await app.inject({ method: 'POST', url: '/api/admin-accounts/max/totp/confirm', headers: ok.headers, payload: { code: code() } })
+    assert.is(confirmed.statusCode, 200, confirmed.body)
+    assert.is((confirmed.json() as { account: AdminAccountView }).account.totp, true)
+    const stored = JSON.stringify(getAdminAccount(await w.store.open(directoryDoc()), 'max'))
+    assert.not.ok(stored.includes(totp.secret.base32), 'the secret is kept sealed')
+    assert.is((await app.inject({ url: '/api/session', headers: ok.headers })).statusCode, 401, 'the change ended the sessions opened before it')
+
+    w.clock.t += 30_000 // the next step: the code used to confirm is spent
+    assert.is((await login(app, { username: 'max', password: PASSWORD })).status, 401, 'password alone is not enough now')
+    assert.is((await login(app, { username: 'max', password: PASSWORD, totp: wrong() })).status, 401, 'a wrong code')
+    const withCode = await login(app, { username: 'max', password: PASSWORD, totp: code() })
+    assert.is(withCode.status, 200, 'password and code')
+    assert.is((await login(app, { username: 'max', password: PASSWORD, totp: code() }, '10.0.0.2')).status, 401, 'the same code again')
+
+    // throttled: wrong passwords per (account, address), the right one still works from elsewhere
+    for (let i = 0; i < PAIR_FAILURES; i++) assert.is((await login(app, { username: 'max', password: 'wrong password!' })).status, 401)
+    const throttled = await login(app, { username: 'max', password: PASSWORD, totp: code() })
+    assert.is(throttled.status, 429, 'the pair reached its limit')
+    w.clock.t += 30_000
+    assert.is((await login(app, { username: 'max', password: PASSWORD, totp: code() }, '10.0.0.3')).status, 200, 'another address is not locked out')
+    assert.is((await login(app, { username: 'nobody', password: PASSWORD })).status, 401, 'an unknown name: the same answer')
+  } finally {
+    await w.close()
+  }
+})
+
+test('roles: a report viewer cannot change anything; a site admin writes only on its sites\' site nodes and never the mesh\'s administration; the audit log names the account', async () => {
+  const w = await world()
+  try {
+    const writes: Array<{ method: string, url: string }> = []
+    const lab = http(w, { role: 'site', site: 'lab' }, writes)
+    const annex = http(w, { role: 'site', site: 'annex' })
+    const central = http(w, { role: 'central' })
+    await addAccount(lab, { username: 'rita', role: 'report-viewer' })
+    await addAccount(lab, { username: 'sam', role: 'site-admin', sites: ['lab'] })
+    await addAccount(lab, { username: 'meg', role: 'mesh-admin' })
+
+    const rita = await login(lab, { username: 'rita', password: PASSWORD })
+    assert.equal([rita.body.role, rita.body.account], ['report-viewer', true])
+    for (const url of ['/api/things/p1', '/api/users/bob', '/api/license', '/api/admin-accounts', '/api/audit']) {
+      assert.is((await lab.inject({ url, headers: rita.headers })).statusCode, 200, `rita reads ${url}`)
+    }
+    assert.ok(writes.length >= 11, `every write route seen (${writes.length})`)
+    for (const { method, url } of writes) {
+      const res = await lab.inject({ method: method as 'POST', url: url.replace(/:(\w+)/g, 'x'), headers: rita.headers, payload: {} })
+      assert.is(res.statusCode, 403, `${method} ${url}: ${res.body}`)
+      assert.match(res.body, /a report viewer may only read/)
+    }
+    assert.is((await lab.inject({ method: 'POST', url: '/api/logout', headers: rita.headers })).statusCode, 200, 'but may log out')
+
+    const sam = await login(lab, { username: 'sam', password: PASSWORD })
+    assert.is((await lab.inject({ method: 'PUT', url: '/api/things/p1', headers: sam.headers, payload: {} })).statusCode, 200, 'sam changes lab')
+    for (const url of ['/api/users/bob', '/api/license']) {
+      const res = await lab.inject({ method: 'PUT', url, headers: sam.headers, payload: {} })
+      assert.is(res.statusCode, 403, url)
+      assert.match(res.body, /may not change the mesh's administration/)
+    }
+    assert.is((await lab.inject({ method: 'POST', url: '/api/admin-token/rotate', headers: sam.headers })).statusCode, 403)
+    assert.is((await lab.inject({ method: 'POST', url: '/api/admin-accounts', headers: sam.headers, payload: { username: 'x', role: 'mesh-admin', password: PASSWORD } })).statusCode, 403)
+    for (const [app, name] of [[annex, 'annex'], [central, 'central']] as const) {
+      const there = await login(app, { username: 'sam', password: PASSWORD })
+      const res = await app.inject({ method: 'PUT', url: '/api/things/p1', headers: there.headers, payload: {} })
+      assert.is(res.statusCode, 403, `sam at ${name}`)
+      assert.match(res.body, /may change only the site nodes of those sites/)
+      assert.is((await app.inject({ url: '/api/things/p1', headers: there.headers })).statusCode, 200, `sam reads at ${name}`)
+    }
+
+    w.clock.t += 1000 // after sam's change, in the log's order
+    const meg = await login(central, { username: 'meg', password: PASSWORD })
+    for (const url of ['/api/things/p1', '/api/users/bob', '/api/license']) assert.is((await central.inject({ method: 'PUT', url, headers: meg.headers, payload: {} })).statusCode, 200, url)
+    // a changed role applies at once: the session opened before ends
+    assert.is((await central.inject({ method: 'PATCH', url: '/api/admin-accounts/sam', headers: meg.headers, payload: { role: 'report-viewer', sites: [] } })).statusCode, 200)
+    assert.is((await lab.inject({ method: 'PUT', url: '/api/things/p1', headers: sam.headers, payload: {} })).statusCode, 401)
+
+    const page = (await lab.inject({ url: '/api/audit?action=/api/things/p1', headers: bearer(OWN_TOKEN) })).json() as AuditPage
+    assert.equal(page.entries.map((e) => [e.actor, e.via]).reverse(), [['sam', 'session'], ['meg', 'session']], 'each change under the account that made it; refusals are not changes')
+  } finally {
+    await w.close()
+  }
+})
+
+test('the mesh token: rotation answers it once, the node\'s own token and the old mesh token (and their sessions) stop working', async () => {
+  const w = await world()
+  try {
+    const app = http(w)
+    const site = await world(false) // another node that receives the mesh token
+    try {
+      const other = http(site)
+      const ownSession = await login(app, { token: OWN_TOKEN })
+      assert.is(ownSession.status, 200)
+      assert.is((await other.inject({ url: '/api/admin-accounts', headers: bearer(OWN_TOKEN) })).statusCode, 200, 'before: each node\'s own token')
+      const first = await app.inject({ method: 'POST', url: '/api/admin-token/rotate', headers: bearer(OWN_TOKEN) })
+      assert.is(first.statusCode, 200, first.body)
+      const token1 = (first.json() as { token: string }).token
+      assert.ok(token1.length >= 43)
+      assert.is((await app.inject({ url: '/api/admin-accounts', headers: bearer(OWN_TOKEN) })).statusCode, 401, 'the own token no longer works here')
+      assert.is((await app.inject({ url: '/api/admin-accounts', headers: ownSession.headers })).statusCode, 401, 'nor its session')
+      assert.is((await app.inject({ url: '/api/admin-accounts', headers: bearer(token1) })).statusCode, 200)
+
+      // the other node receives the record (as sync would bring it): its own token stops, the mesh token works
+      const record = getMeshToken(await w.store.open(licenseDoc()))
+      assert.ok(record !== undefined)
+      assert.not.ok(JSON.stringify(record).includes(token1), 'only a hash is replicated')
+      assert.is((await other.inject({ url: '/api/admin-accounts', headers: bearer(OWN_TOKEN) })).statusCode, 200)
+      await site.store.transact(licenseDoc(), { kind: 'local', service: 'test' }, (d) => { setMeshToken(d, record) })
+      assert.is((await other.inject({ url: '/api/admin-accounts', headers: bearer(OWN_TOKEN) })).statusCode, 401)
+      assert.is((await other.inject({ url: '/api/admin-accounts', headers: bearer(token1) })).statusCode, 200)
+      assert.is((await login(other, { token: token1 })).status, 200, 'the admin login takes it too')
+
+      const mesh1 = await login(app, { token: token1 })
+      const second = await app.inject({ method: 'POST', url: '/api/admin-token/rotate', headers: mesh1.headers })
+      const token2 = (second.json() as { token: string }).token
+      assert.is((await app.inject({ url: '/api/admin-accounts', headers: bearer(token1) })).statusCode, 401, 'the old mesh token is refused')
+      assert.is((await app.inject({ url: '/api/admin-accounts', headers: mesh1.headers })).statusCode, 401, 'and the sessions it opened')
+      assert.is((await app.inject({ url: '/api/admin-accounts', headers: bearer(token2) })).statusCode, 200)
+      const audit = (await app.inject({ url: '/api/audit?action=rotate', headers: bearer(token2) })).json() as AuditPage
+      assert.is(audit.total, 2)
+      assert.not.ok(JSON.stringify(audit).includes(token1) || JSON.stringify(audit).includes(token2), 'no token in the audit log')
+    } finally {
+      await site.close()
+    }
+  } finally {
+    await w.close()
+  }
+})
+
+test('a forged admin account or mesh token written by a peer that is not the authority is rejected; central\'s reach the site', async () => {
+  const mesh = new TestMesh()
+  try {
+    const central = await mesh.addCentral()
+    const site = await mesh.addPeer('site-a', 'site', 'a')
+    await mesh.connect(site, central)
+    await until(() => site.membership.info(central.id) !== undefined, 10_000, 'connected')
+    const t = Date.now()
+    const account = (username: string): AdminAccount => ({ username, role: 'mesh-admin', sites: [], passwordHash: 'scrypt$1$1$1$AAAA$AAAA', version: 1, createdAt: t, updatedAt: t, by: 'test' })
+    const local = { kind: 'local', service: 'test' } as const
+    await site.store.transact(directoryDoc(), local, (d) => { putAdminAccount(d, account('mallory')) })
+    await site.store.transact(licenseDoc(), local, (d) => { setMeshToken(d, { hash: await0, rotatedAt: t, by: 'mallory' }) })
+    await central.store.transact(directoryDoc(), local, (d) => { putAdminAccount(d, account('meg')) })
+    await until(() => site.store.get(directoryDoc())?.getMap('admins').has('meg') === true, 10_000, 'central\'s account at the site')
+    const dir = await central.store.open(directoryDoc())
+    assert.is(getAdminAccount(dir, 'mallory'), undefined, 'the site\'s forged account is not at central')
+    assert.is(getMeshToken(await central.store.open(licenseDoc())), undefined, 'nor its mesh token')
+    assert.ok(central.sync.getStats().rejected['not-authorized'] >= 1)
+  } finally {
+    await mesh.teardown()
+  }
+})
+const await0 = await slowHash('forged-token')
+
+test.run()
