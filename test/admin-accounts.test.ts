@@ -6,7 +6,7 @@
 // mesh token written by a peer that is not the authority.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { rm } from 'node:fs/promises'
+import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { pino } from 'pino'
@@ -22,6 +22,7 @@ import { getAdminAccount, getMeshToken, putAdminAccount, setMeshToken, type Admi
 import { slowHash } from '../crdt/directory.ts'
 import { generateIdentity } from '../transports/identity.ts'
 import { AdminAccounts } from '../node/admin-accounts.ts'
+import { replaceOwnTokenFile } from '../node/admin-token.ts'
 import { createAuditLog } from '../node/audit.ts'
 import { buildHttpApp } from '../ui/server.ts'
 import type { MeshApi } from '../ui/api.ts'
@@ -314,6 +315,21 @@ test('the mesh token: rotation answers it once, the node\'s own token and the ol
     }
   } finally {
     await w.close()
+  }
+})
+
+test('after a rotation the authority\'s own token file gets the new token, only when it held the token the node used', async () => {
+  const dir = await tempDir('printmesh-token-file-')
+  try {
+    const file = join(dir, 'admin-token')
+    assert.is(await replaceOwnTokenFile(dir, 'start', 'new-1'), undefined, 'no file: nothing written')
+    await writeFile(file, 'start\n')
+    assert.is(await replaceOwnTokenFile(dir, 'start', 'new-1'), file)
+    assert.is((await readFile(file, 'utf8')).trim(), 'new-1')
+    assert.is(await replaceOwnTokenFile(dir, 'start', 'new-2'), undefined, 'the file holds another token (the admin\'s own): left alone')
+    assert.is((await readFile(file, 'utf8')).trim(), 'new-1')
+  } finally {
+    await rm(dir, { recursive: true, force: true })
   }
 })
 

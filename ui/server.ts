@@ -270,6 +270,15 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
     })
   }
 
+  // a named account's role is enforced before a route validates the body too, so a refused write is 403 whatever it sent
+  if (accounts !== undefined) {
+    app.addHook('preValidation', async (request) => {
+      if (!MUTATING_METHODS.has(request.method) || request.headers.authorization !== undefined || request.url.startsWith('/api/login')) return
+      const account = liveSession(request)?.account
+      if (account !== undefined) enforceRole(request, account)
+    })
+  }
+
   // ---- the audit log: every admin write that succeeded, recorded by one pair of hooks ----
 
   /** Who `authenticate` (or the admin login) resolved for each request, for the audit hooks. */

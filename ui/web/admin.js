@@ -1,9 +1,9 @@
-// The admin page: sign in with the admin token; all jobs, printers, accounting, users and
+// The admin page: sign in with an admin account (or the admin token); all jobs, printers, accounting, users and
 // roaming partners (on a node with the print service) and the mesh: this node, its peers,
 // document sync and, on central, join tokens, join requests and revocation; on sites and
 // central the audit log of the whole mesh, filtered. /api/info says which services answer.
 import {
-  adminLoginForm, api, ApiError, formatCount, formatTime, h, jobLabel, jobNameCell, JobTable, poll, renderPrinterOptions,
+  api, ApiError, formatCount, formatTime, h, jobLabel, jobNameCell, JobTable, poll, renderPrinterOptions,
   setChildren, setCsrfToken, showMessage, showSiteInfo, stateBadge
 } from './common.js'
 
@@ -46,7 +46,17 @@ function show (name) {
   for (const [key, el] of Object.entries(views)) el.hidden = key !== name
 }
 
+/** The signed-in admin's role (`mesh-admin`, `site-admin`, `report-viewer`), from the session. */
+let adminRole
+/** The names the page shows for the roles. */
+const ROLE_NAMES = { 'mesh-admin': 'mesh admin', 'site-admin': 'site admin', 'report-viewer': 'report viewer' }
+
 function handleError (err, what) {
+  // a role's refusal is about the action, not the session: shown, the admin stays signed in
+  if (err instanceof ApiError && err.status === 403 && adminRole !== undefined && adminRole !== 'mesh-admin') {
+    showMessage(status, `${what}: ${err.message}`, 'error')
+    return
+  }
   if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
     loggedOut(err.status === 401 ? 'Your session has ended. Please sign in again.' : err.message)
     return
@@ -1010,7 +1020,9 @@ $('revoke-form').addEventListener('submit', async (event) => {
 
 function loggedIn (session) {
   setCsrfToken(session.csrfToken)
+  adminRole = session.role
   $('user-name').textContent = session.user
+  $('user-role').textContent = session.account === true && ROLE_NAMES[session.role] !== undefined ? `(${ROLE_NAMES[session.role]}${session.sites?.length > 0 ? ` of ${session.sites.join(', ')}` : ''})` : ''
   $('whoami').hidden = false
   showMessage(status, '')
   showServices()
@@ -1020,6 +1032,7 @@ function loggedIn (session) {
   stopPolling = () => {}
   if (hasService('users')) refreshUsers().catch(failed('Could not load users'))
   if (hasService('users')) refreshConflicts().catch(failed('Could not load card conflicts'))
+  if (hasService('users')) refreshAccounts().catch(failed('Could not load the admin accounts'))
   if (hasService('print')) {
     refreshUsage().catch(failed('Could not load accounting'))
     stopPolling = poll(async () => {
@@ -1066,14 +1079,173 @@ function loggedOut (message = '') {
   if (pinDialog.open) pinDialog.close()
   clearJoinString()
   setCsrfToken(undefined)
+  adminRole = undefined
+  closeTotpEnrol()
+  $('new-mesh-token').hidden = true
+  $('new-mesh-token-value').textContent = ''
   jobs.render([])
   $('whoami').hidden = true
   showMessage(loginError, message, 'error')
   show('login')
-  $('token').focus()
+  ;($('use-token').checked ? $('token') : $('login-username')).focus()
 }
 
-adminLoginForm($('login-form'), loginError, loggedIn)
+// ---- sign-in: an admin account (username, password, authenticator code) or the admin token ----
+
+/** Shows the fields of the chosen way to sign in. */
+function showLoginMethod () {
+  const useToken = $('use-token').checked
+  $('account-fields').hidden = useToken
+  $('token-fields').hidden = !useToken
+}
+$('use-token').addEventListener('change', () => {
+  showLoginMethod()
+  showMessage(loginError, '')
+})
+
+$('login-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const useToken = $('use-token').checked
+  const fields = useToken ? [$('token')] : [$('login-password'), $('login-totp')]
+  let body
+  if (useToken) {
+    const token = $('token').value.trim()
+    if (token === '') return showMessage(loginError, 'Enter the admin token.', 'error')
+    body = { token }
+  } else {
+    const username = $('login-username').value.trim()
+    const password = $('login-password').value
+    const totp = $('login-totp').value.trim()
+    if (username === '' || password === '') return showMessage(loginError, 'Enter your username and password.', 'error')
+    body = { username, password, ...(totp !== '' ? { totp } : {}) }
+  }
+  const button = event.target.querySelector('button[type=submit]')
+  button.disabled = true
+  try {
+    const session = await api('POST', '/api/login/admin', { json: body })
+    showMessage(loginError, '')
+    loggedIn(session)
+  } catch (err) {
+    const wrong = useToken ? 'Wrong admin token.' : 'Wrong username, password or authenticator code.'
+    showMessage(loginError, err instanceof ApiError && err.status === 401 ? wrong : err.message, 'error')
+  } finally {
+    for (const field of fields) field.value = '' // secrets never stay in the form
+    button.disabled = false
+  }
+})
+
+// ---- admin accounts (central, a standalone site; read everywhere the directory is) ----
+
+const accountsStatus = $('accounts-status')
+
+/** A refusal about the request (400, 404, 409 managed elsewhere) shown in the section; anything else as usual. */
+function accountActionFailed (err, what) {
+  if (err instanceof ApiError && [400, 404, 409].includes(err.status)) showMessage(accountsStatus, `${what}: ${err.message}`, 'error')
+  else handleError(err, what)
+}
+
+async function refreshAccounts () {
+  const { accounts } = await api('GET', '/api/admin-accounts')
+  $('no-accounts').hidden = accounts.length > 0
+  setChildren($('accounts').tBodies[0], accounts.map((a) => h('tr', {},
+    h('th', { scope: 'row' }, a.username),
+    h('td', {}, ROLE_NAMES[a.role] ?? a.role),
+    h('td', {}, a.sites.join(', ')),
+    h('td', {}, a.totp ? 'set up' : 'none'),
+    h('td', {}, a.disabled ? 'disabled' : 'enabled'),
+    h('td', { class: 'actions' },
+      h('button', { type: 'button', onclick: () => accountAction(`${a.disabled ? 'Enable' : 'Disable'} ${a.username}`, 'PATCH', accountUrl(a.username), { disabled: !a.disabled }) }, a.disabled ? 'Enable' : 'Disable'),
+      h('button', { type: 'button', onclick: () => setAccountPassword(a.username) }, 'Set password'),
+      a.totp
+        ? h('button', { type: 'button', onclick: () => accountAction(`Remove the authenticator of ${a.username}`, 'DELETE', accountUrl(a.username, 'totp')) }, 'Remove authenticator')
+        : h('button', { type: 'button', onclick: () => startTotpEnrol(a.username) }, 'Set up authenticator'),
+      h('button', { type: 'button', onclick: () => { if (confirm(`Delete the admin account ${a.username}?`)) void accountAction(`Delete ${a.username}`, 'DELETE', accountUrl(a.username)) } }, 'Delete')
+    ))))
+}
+
+/** An account's own URL, and `more` under it (`totp`, `password`). */
+const accountUrl = (username, more) => `/api/admin-accounts/${encodeURIComponent(username)}${more !== undefined ? `/${more}` : ''}`
+
+async function accountAction (what, method, url, json) {
+  try {
+    await api(method, url, json !== undefined ? { json } : {})
+    showMessage(accountsStatus, `${what}: done.`)
+    await refreshAccounts()
+  } catch (err) {
+    accountActionFailed(err, `Could not ${what.charAt(0).toLowerCase()}${what.slice(1)}`)
+  }
+}
+
+async function setAccountPassword (username) {
+  const password = prompt(`New password for ${username} (12 characters or more)`)
+  if (password === null || password === '') return
+  await accountAction(`Set the password of ${username}`, 'POST', accountUrl(username, 'password'), { password })
+}
+
+let totpAccount
+function closeTotpEnrol () {
+  totpAccount = undefined
+  $('totp-enrol').hidden = true
+  $('totp-uri').textContent = ''
+  $('totp-code').value = ''
+}
+
+async function startTotpEnrol (username) {
+  try {
+    const { otpauthUri } = await api('POST', accountUrl(username, 'totp'))
+    totpAccount = username
+    $('totp-account').textContent = username
+    $('totp-uri').textContent = otpauthUri
+    $('totp-enrol').hidden = false
+    $('totp-code').focus()
+  } catch (err) {
+    accountActionFailed(err, `Could not set up an authenticator for ${username}`)
+  }
+}
+
+$('totp-cancel').addEventListener('click', closeTotpEnrol)
+$('totp-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const username = totpAccount
+  if (username === undefined) return
+  try {
+    await api('POST', accountUrl(username, 'totp/confirm'), { json: { code: $('totp-code').value.trim() } })
+    closeTotpEnrol()
+    showMessage(accountsStatus, `${username} signs in with an authenticator code from now on.`)
+    await refreshAccounts()
+  } catch (err) {
+    $('totp-code').value = ''
+    accountActionFailed(err, 'Could not confirm the authenticator')
+  }
+})
+
+$('add-account-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const role = $('account-role').value
+  const sites = $('account-sites').value.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  const body = { username: $('account-username').value.trim(), role, password: $('account-password').value, ...(role === 'site-admin' ? { sites } : {}) }
+  try {
+    const { account } = await api('POST', '/api/admin-accounts', { json: body })
+    event.target.reset()
+    showMessage(accountsStatus, `Added ${account.username} (${ROLE_NAMES[account.role]}).`)
+    await refreshAccounts()
+  } catch (err) {
+    $('account-password').value = ''
+    accountActionFailed(err, 'Could not add the account')
+  }
+})
+
+$('rotate-token').addEventListener('click', async () => {
+  if (!confirm('Rotate the mesh admin token? The current token (and each node\'s own start-up token) stops working at every node.')) return
+  try {
+    const { token } = await api('POST', '/api/admin-token/rotate')
+    $('new-mesh-token-value').textContent = token
+    $('new-mesh-token').hidden = false
+    showMessage(accountsStatus, 'The mesh admin token was rotated: store the new one now, it is not shown again.')
+  } catch (err) {
+    accountActionFailed(err, 'Could not rotate the mesh admin token')
+  }
+})
 
 $('logout').addEventListener('click', async () => {
   try {
@@ -1086,11 +1258,14 @@ $('logout').addEventListener('click', async () => {
 
 async function main () {
   nodeInfo = await showSiteInfo($('site-info'))
+  // the account login first where accounts exist; the token where none do yet
+  $('use-token').checked = nodeInfo?.adminAccounts !== true
+  showLoginMethod()
   showServices()
   try {
     const session = await api('GET', '/api/session')
     if (!session.admin) {
-      loggedOut('You are logged in as a user; sign in with the admin token to administer the site.')
+      loggedOut('You are logged in as a user; sign in as an administrator to administer the site.')
       return
     }
     loggedIn(session)
