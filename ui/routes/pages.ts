@@ -1,6 +1,7 @@
 /**
  * The web pages a node serves and their files under `/web/`: the release page at `/` (a
- * site's), the admin console at `/admin` (every node), the MFP panel at `/panel` (a
+ * site's), the admin page at `/admin` (every node), the multi-page admin console at
+ * `/console` (sites and central: every site's printers and settings, live), the MFP panel at `/panel` (a
  * terminal's); on a node without the release page `/` redirects to its first page. Only the files of the pages a role serves are answered; every page carries
  * a content security policy that lets it load only its own scripts and styles.
  */
@@ -21,6 +22,7 @@ const PAGES = {
   admin: { path: '/admin', html: 'admin.html', files: { 'common.js': JS, 'admin.js': JS, 'style.css': CSS } },
   panel: { path: '/panel', html: 'panel.html', files: { 'common.js': JS, 'panel.js': JS, 'panel.css': CSS } },
   client: { path: '/', html: 'client.html', files: { 'common.js': JS, 'client.js': JS, 'style.css': CSS } },
+  console: { path: '/console', html: 'console.html', files: { 'common.js': JS, 'console.js': JS, 'money.js': JS, 'style.css': CSS, 'console.css': CSS } },
   reports: { path: '/reports', html: 'reports.html', files: { 'common.js': JS, 'reports.js': JS, 'money.js': JS, 'style.css': CSS, 'reports.css': CSS, 'uPlot.iife.min.js': JS, 'uPlot.min.css': CSS } }
 } as const
 export type PageName = keyof typeof PAGES
