@@ -410,7 +410,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
 
   /** What `/api/session` and the logins answer about an admin: the account and its role (the token is a mesh admin). */
   function adminView (session: Session): { role?: AdminRole, sites?: string[], account?: boolean } {
-    if (!session.actor.admin) return {}
+    if (!session.actor.admin || accounts === undefined) return {} // a node without accounts answers as before them
     if (session.account === undefined) return { role: 'mesh-admin', account: false }
     return { role: session.account.role, sites: [...session.account.sites], account: true }
   }
@@ -542,7 +542,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
     const caller = authenticate(request, 'user')
     const session = caller.session
     // a bearer call is the admin token: a mesh admin
-    const role = session !== undefined ? adminView(session) : (caller.actor.admin ? { role: 'mesh-admin' as const, account: false } : {})
+    const role = session !== undefined ? adminView(session) : (caller.actor.admin && accounts !== undefined ? { role: 'mesh-admin' as const, account: false } : {})
     return { user: caller.actor.user, admin: caller.actor.admin, csrfToken: session?.csrfToken, ...role }
   })
 
