@@ -64,7 +64,8 @@ export function createPanelApi (init: PanelInit, c: PanelComponents): PanelApi &
     createdAt: j.createdAt,
     ...(j.source?.hostname !== undefined ? { source: j.source.hostname } : {}),
     ...(j.unavailable === true ? { unavailable: true as const } : {}),
-    ...(j.message !== undefined && j.state !== 'held' ? { message: j.message } : {})
+    // a held job shows why it is held only when it is not the usual wait for release (a release refused, e.g. for credit)
+    ...(j.message !== undefined && (j.state !== 'held' || (j.reason !== undefined && j.reason !== 'job-hold-until-specified')) ? { message: j.message } : {})
   })
   /** The jobs of `owner` here and at partners; `delegated`: only those its delegates may release. */
   const ownedBy = (owner: string, delegated: boolean): JobView[] => [...c.jobs.listJobs({ which: 'all', owner }), ...c.roaming.listPartnerJobs(owner)]

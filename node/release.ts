@@ -2,7 +2,7 @@
  * The release engine as services, for every role that holds job bytes (sites today;
  * terminals with device spooling and clients with client spooling build on the same):
  *
- *   analyzer → print-engine → jobs → roaming (→ release-server, on libp2p)
+ *   credit → analyzer → print-engine → jobs → roaming (→ release-server, escrow-server, on libp2p)
  *
  * `jobs` is the domain of the jobs this peer holds (intake, hold, release, charge);
  * `roaming` lists partners' jobs, asks their holders for grants and documents, and as
@@ -41,6 +41,7 @@ import { serveRoaming } from './roaming.ts'
 import type { Clock, PeerSelf } from './peer.ts'
 import type { ServiceRegistry } from './roles.ts'
 import { delegationService, type DelegationService } from './delegation.ts'
+import { creditService, escrowServerService, type CreditService } from './credit.ts'
 
 /** Document analysis: a pool of worker threads on a real node (devices/documents/analyzer.ts). */
 export interface AnalyzerService extends Startable {
@@ -94,6 +95,7 @@ export interface ReleaseComponents {
   jobs: JobService
   roaming: RoamingService
   delegation: DelegationService
+  credit: CreditService
 }
 type C = ReleaseComponents
 
@@ -123,8 +125,10 @@ export function releaseServices (init: ReleaseServicesInit): ServiceRegistry {
   return {
     analyzer: analyzerService,
     delegation: delegationService,
-    'print-engine': () => serviceFactory<C, PrintEngine & Startable>(['self', 'store', 'printers', 'clock', 'logger'], (c) =>
-      Object.assign(new PrintEngine({ peer: c.self.id, site: init.site }, { store: c.store, printers: c.printers, logger: c.logger, now: c.clock.now }), { start: async () => {}, stop: async () => {} })),
+    credit: () => creditService({ site: init.site }),
+    'escrow-server': escrowServerService,
+    'print-engine': () => serviceFactory<C, PrintEngine & Startable>(['self', 'store', 'printers', 'clock', 'logger', 'credit'], (c) =>
+      Object.assign(new PrintEngine({ peer: c.self.id, site: init.site }, { store: c.store, printers: c.printers, logger: c.logger, now: c.clock.now, credit: c.credit }), { start: async () => {}, stop: async () => {} })),
     jobs: () => serviceFactory<C, JobService>(['self', 'store', 'documents', 'spool', 'printers', 'analyzer', 'print-engine', 'metrics', 'clock', 'logger', 'delegation'], (c) => createJobService(
       { peer: c.self.id, site: init.site, queues: init.queues, ...init.jobs },
       {

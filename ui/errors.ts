@@ -25,7 +25,7 @@ export class TooManyLoginAttemptsError extends Error {
 }
 
 /** The services a node's HTTP layer may be built with; a route of an absent one answers 404. */
-export type HttpService = 'print' | 'mesh' | 'panel' | 'metrics' | 'pages' | 'users' | 'ldap' | 'reports' | 'client'
+export type HttpService = 'print' | 'mesh' | 'panel' | 'metrics' | 'pages' | 'users' | 'ldap' | 'reports' | 'client' | 'credit'
 
 /** A route of a service this node does not run (jobs on central, mesh routes without a mesh). */
 export class ServiceNotHereError extends Error {

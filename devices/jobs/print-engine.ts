@@ -5,6 +5,8 @@
  * only in the record that carries the print (the job itself, or this peer's release
  * record); that record is a {@link PrintTarget}, and everything else happens here:
  *
+ *   0. reserve the owner's credit for it (credit-gate.ts; a job it does not cover goes back to
+ *      the user, held, saying what is available), given back whenever the print is not charged;
  *   1. wait the printer's lane (one submission in flight per printer, devices/jobs/printer-lanes.ts);
  *   2. mark the record `printing`, durably, before a byte reaches the printer;
  *   3. a printer still busy after the output device's own retries: the record goes back to
@@ -30,6 +32,7 @@ import { PrinterError, isPrinterBusy, type OutputDevice, type PrintOutcome } fro
 import { PrinterLanes, type LeaveLane } from './printer-lanes.ts'
 import { askPrinter, chargePrint, isCharged, printRequestFor, verdictFor } from './usage.ts'
 import { printPolicyOf, type PrintedAs } from './policy.ts'
+import { CreditRefusedError, type CreditGate } from './credit-gate.ts'
 
 /** First wait after a printer stayed busy through the device's own retries; doubles per round. */
 export const DEFAULT_BUSY_BACKOFF_MS = 2_000
@@ -76,6 +79,8 @@ export interface PrintEngineComponents {
   now?: () => number
   /** The site's print policy as a print sees it (devices/jobs/policy.ts); default: the policy of this engine's site in `store`. */
   printedAs?: (job: JobRecord) => PrintedAs
+  /** Users' credit (credit-gate.ts): reserved before a print, settled to its charge after; none: prints need no credit. */
+  credit?: CreditGate
 }
 
 /** How one print ended: `stopped` when the caller's signal ended it and the next start settles it. */
@@ -110,7 +115,7 @@ export class PrintEngine {
   }
 
   /**
-   * Prints `target` and settles it (steps 1-6 above). Never rejects.
+   * Prints `target` and settles it (steps 0-6 above). Never rejects.
    * @param opts.deadline a busy printer is waited for until then (local clock)
    * @param opts.busyBackoffMs first wait before offering the job again to a busy printer
    */
@@ -125,10 +130,14 @@ export class PrintEngine {
     try {
       if (device === undefined || job.sha256 === undefined) throw new PrinterError(`printer ${target.printer} is not configured here, or the job has no document`, 'aborted-by-system', true)
       await opts.prepare?.()
+      // the policy read once per print: what the printer is told is what is charged, whatever changes meanwhile
+      let as = this.printedAs(job)
+      // the owner's credit is reserved before the job waits for the printer: a job it does not cover never takes the lane
+      if (this.c.credit !== undefined && (await this.c.credit.reserve(as.job, target.printer, signal)).monochrome) {
+        as = { job: { ...as.job, colorPages: 0 }, monochrome: true }
+      }
       leave = await this.lanes.enter(target.printer, signal)
       let outcome: PrintOutcome | undefined
-      // the policy read once per print: what the printer is told is what is charged, whatever changes meanwhile
-      const as = this.printedAs(job)
       for (let round = 1; outcome === undefined; round++) {
         await target.markPrinting()
         printing = true
@@ -163,9 +172,10 @@ export class PrintEngine {
         this.log.info({ ...target.tag, printer: target.printer }, printing ? 'stopped while the printer had the job; settled at the next start' : 'stopped before the printer had the job; settled at the next start')
         return 'stopped'
       }
-      const reason = err instanceof PrinterError ? err.reason : 'aborted-by-system'
+      const reason = err instanceof PrinterError || err instanceof CreditRefusedError ? err.reason : 'aborted-by-system'
       const message = (err as Error).message
       this.log.warn({ ...target.tag, printer: target.printer, reason, message }, 'release failed')
+      await this.releaseCredit(target)
       await target.markNotPrinted(accepted, reason, message).catch((e: unknown) => this.log.error({ ...target.tag, err: e }, 'could not record the release failure'))
       return 'not-printed'
     } finally {
@@ -207,6 +217,7 @@ export class PrintEngine {
         this.log.info({ ...target.tag, printer: target.printer, printerJob: printerJobId }, 'job printed (the printer says)')
         break
       case 'failed':
+        await this.releaseCredit(target)
         await target.markNotPrinted(true, verdict.reason, verdict.message)
         this.log.warn({ ...target.tag, printer: target.printer, printerJob: printerJobId, reason: verdict.reason }, 'job failed at the printer (the printer says); not charged')
         break
@@ -255,8 +266,19 @@ export class PrintEngine {
     const monochrome = as.monochrome && !dropped.includes('print-color-mode')
     const printed = monochrome || as.job.colorPages === target.job.colorPages ? job : { ...job, ...(target.job.colorPages !== undefined ? { colorPages: target.job.colorPages } : {}) }
     const charged = await chargePrint(this.c.store, { peer: this.init.peer, site: this.init.site, printer: target.printer }, printed, this.now(), impressions, monochrome)
+    // the reservation becomes what was charged (a printer that reported more pages than analysed spends more)
+    await this.c.credit?.settle(target.job, charged.cost)
     if (charged.basis !== 'analysed') {
       this.log.info({ ...target.tag, printer: target.printer, pages: charged.pages, basis: charged.basis }, 'job with unknown pages charged')
+    }
+  }
+
+  /** Gives back the credit reserved for a print that was not charged. Never rejects: the reservation then waits for the credit sweep. */
+  private async releaseCredit (target: PrintTarget): Promise<void> {
+    try {
+      await this.c.credit?.release(target.job)
+    } catch (err) {
+      this.log.error({ ...target.tag, err }, 'could not give back the credit reserved for a print that was not charged')
     }
   }
 

@@ -12,7 +12,7 @@
 import type * as Y from 'yjs'
 import type { DocStore } from '../../crdt/store.ts'
 import { acctDoc, periodOf, type PeerId, type SiteId } from '../../crdt/names.ts'
-import { recordUsage, hasUsage, sheetsFor } from '../../crdt/accounting.ts'
+import { recordUsage, hasUsage, sheetsFor, type UsageCost } from '../../crdt/accounting.ts'
 import { pricesAt, withCost } from '../../crdt/prices.ts'
 import type { JobRecord } from '../../crdt/jobs.ts'
 import { InvalidPrinterJobIdError, UNKNOWN_REASONS, type OutputDevice, type PrinterJobOutcome, type PrintRequest } from '../output/types.ts'
@@ -78,15 +78,16 @@ export function printCharge (job: Pick<JobRecord, 'pages' | 'colorPages' | 'decl
 
 /**
  * Charges a printed job in `peer`'s accounting document, by {@link printCharge} (`impressions`:
- * what the printer reported, when it did); a second call is a no-op (same usage id).
+ * what the printer reported, when it did), and returns it with its price; a second call
+ * records nothing (same usage id).
  */
 export async function chargePrint (
   store: DocStore, at: { peer: PeerId, site: SiteId, printer: string }, job: JobRecord, now: number, impressions?: number, monochrome = false
-): Promise<PrintCharge> {
+): Promise<PrintCharge & { cost?: UsageCost }> {
   const charge = printCharge(job, impressions, monochrome)
   // priced at the prices in force now: a later change of the price list prices new records only
   const prices = await pricesAt(store, at.site)
-  await store.transact(acctDoc(at.peer, periodOf(now)), { kind: 'local', service: 'accounting' }, (d: Y.Doc) => recordUsage(d, withCost(prices, {
+  const record = withCost(prices, {
     id: usageId(job),
     kind: 'print',
     user: job.owner,
@@ -102,8 +103,9 @@ export async function chargePrint (
     copies: job.copies,
     time: now,
     ...(job.releasedBy !== undefined ? { releasedBy: job.releasedBy } : {})
-  })))
-  return charge
+  })
+  await store.transact(acctDoc(at.peer, periodOf(now)), { kind: 'local', service: 'accounting' }, (d: Y.Doc) => recordUsage(d, record))
+  return { ...charge, ...(record.cost !== undefined ? { cost: record.cost } : {}) }
 }
 
 /** What a printer is sent for a job whose document is at `documentPath`. */

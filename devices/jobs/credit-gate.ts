@@ -1,0 +1,35 @@
+/**
+ * Credit at release (issue 20): before a print, the peer that prints reserves what it will
+ * cost the job's owner from the credit it holds for them; after it, the reservation is
+ * settled to what was charged, or given back when nothing was. The print engine
+ * (print-engine.ts) calls these; node/credit.ts implements them over the escrow family
+ * (crdt/escrow.ts), asking other peers for shares when this one holds too little. Every call
+ * is keyed by the job's usage id, so a retry or a restart reserves and settles once.
+ */
+import type { JobRecord } from '../../crdt/jobs.ts'
+import type { UsageCost } from '../../crdt/accounting.ts'
+
+/** What a reservation decided. */
+export interface CreditReserved {
+  /** The credit covers only a monochrome print and the site's policy allows one: print it in monochrome. */
+  monochrome: boolean
+}
+
+export interface CreditGate {
+  /**
+   * Reserves the cost of printing `job` (as the policy prints it) at `printer` for its owner.
+   * @throws CreditRefusedError saying what the job costs and what is available here
+   */
+  reserve: (job: JobRecord, printer: string, signal: AbortSignal) => Promise<CreditReserved>
+  /** The print was charged `cost` (undefined: unpriced): the reservation becomes that spend. */
+  settle: (job: JobRecord, cost: UsageCost | undefined) => Promise<void>
+  /** The print was not charged: the reservation returns to this peer's share. */
+  release: (job: JobRecord) => Promise<void>
+}
+
+/** A job whose cost the owner's credit here does not cover; the message says how much is available and why. */
+export class CreditRefusedError extends Error {
+  override readonly name = 'CreditRefusedError'
+  /** The job's `state-reason` while it waits, held, for more credit. */
+  readonly reason = 'credit-exhausted'
+}

@@ -1,0 +1,126 @@
+// Credit as escrow with real processes (issue 20): central, site-a and two terminals of site-a,
+// each with its own ippeveprinter. alice has 10.00 of credit (pages at 1.00 mono); logging in at
+// each terminal takes a share from the site. With the site killed and central stopped, alice
+// prints at both terminals: each print is paid from what the terminals hold (they may give each
+// other shares), a job that no longer fits is refused with the message saying what is available,
+// and the total charged never exceeds the credit. Back online, the balance at central is exact.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { until } from '../simulations/wait.ts'
+import { startCentral, startSite, type SiteProcess } from '../simulations/node-process.ts'
+import { printFile } from './helpers/ipptool.ts'
+import { admin } from './helpers/node-api.ts'
+import {
+  startTerminalMesh, panelLogin, panel, panelJobs, usageAt, makeDocument, printedBy, terminalOnline, MESH_TIMEOUT_MS,
+  type TerminalMesh, type PanelSession, type TerminalNode
+} from './helpers/terminal-mesh.ts'
+
+const PINS = { alice: '246810' }
+/** A node cut off from its site notices within this (libp2p's connection close, then its own reconnect attempts). */
+const OFFLINE_MS = 30_000
+/** alice's credit, in cents. */
+const CREDIT = 1000
+/** Every page costs 1.00, mono or colour: a 3-page job costs 3.00. */
+const PAGE_PRICE = 100
+
+interface Credit { balance: number, credited: number, spent: number, reserved: number, here: number, currency?: string }
+
+let mesh: TerminalMesh | undefined
+const restarted: SiteProcess[] = []
+
+function m (): TerminalMesh { if (mesh === undefined) throw new Error('no mesh'); return mesh }
+const t = (i: number): TerminalNode => m().terminals[i]
+const holdQueue = (node: TerminalNode): string => node.node.ippUri.replace('/ipp/print', '/printers/hold')
+const creditAt = async (node: SiteProcess): Promise<Credit> => await admin<Credit>(node, '/api/credit/users/alice')
+
+async function login (node: TerminalNode): Promise<PanelSession> {
+  const { session, status } = await panelLogin(node.node, 'alice', PINS.alice)
+  if (session === undefined) throw new Error(`alice could not log in at ${node.node.peer} (${status})`)
+  return session
+}
+
+/** Sends a 3-page job to the terminal's Hold queue and returns its id as the panel lists it. */
+async function holdJob (node: TerminalNode, s: PanelSession, name: string): Promise<{ id: string, sha256: string }> {
+  const doc = await makeDocument(m().docs, name, 3, [])
+  await printFile(holdQueue(node), doc.path, { user: 'alice', format: 'application/pdf', name })
+  let id = ''
+  await until(async () => { id = (await panelJobs(s)).find((j) => j.name === name && j.state === 'held')?.id ?? ''; return id !== '' }, MESH_TIMEOUT_MS, `${name} held at ${node.node.peer}`)
+  return { id, sha256: doc.sha256 }
+}
+
+/** Releases a job at the panel and waits for its end: printed (true) or back to held with a message (false). */
+async function release (node: TerminalNode, s: PanelSession, job: { id: string, sha256: string }): Promise<{ printed: boolean, message?: string }> {
+  const res = await panel(s, 'POST', `/api/panel/jobs/${job.id}/release`)
+  assert.ok(res.status < 300, JSON.stringify(res.body))
+  let end: { printed: boolean, message?: string } | undefined
+  let last = ''
+  await until(async () => {
+    if ((await printedBy(node.printer)).includes(job.sha256)) { end = { printed: true }; return true }
+    const listed = (await panelJobs(s)).find((j) => j.id === job.id)
+    last = JSON.stringify(listed)
+    if (listed?.state === 'held' && listed.message !== undefined && listed.message !== '') { end = { printed: false, message: listed.message }; return true }
+    return false
+  }, MESH_TIMEOUT_MS, `the release of ${job.id} at ${node.node.peer} ended`).catch((err: Error) => { throw new Error(`${err.message}; the panel lists it as ${last}`) })
+  if (end === undefined) throw new Error('unreachable')
+  return end
+}
+
+test.before(async () => {
+  mesh = await startTerminalMesh(PINS, [['--name', 'mfp-1', '--modes', 'hold'], ['--name', 'mfp-2', '--modes', 'hold']])
+})
+
+test.after(async () => {
+  for (const p of restarted.reverse()) await p.stop()
+  await mesh?.stop()
+})
+
+test('alice\'s 10.00 of credit is split between the site and two terminals; cut off from the site and central, the terminals print only what the shares they hold cover, refuse the rest with the amount available, and the balance is exact once all are back', async () => {
+  const { central, site } = m()
+  await admin(central, '/api/users/alice', { method: 'PATCH', body: { homeSite: 'site-a' } })
+  await admin(central, '/api/prices', { method: 'PUT', body: { currency: 'EUR', rules: [{ perPage: PAGE_PRICE }] } })
+  await admin(central, '/api/credit/policy', { method: 'PUT', body: { enforced: true, atZero: 'refuse' } })
+  const topped = await admin<Credit>(central, '/api/credit/users/alice/top-up', { method: 'POST', body: { amount: CREDIT, reason: 'term' } })
+  assert.is(topped.credited, CREDIT)
+
+  // central passes the credit on to alice's home site; each terminal takes half of the site's share at login
+  await until(async () => (await creditAt(site)).here === CREDIT, MESH_TIMEOUT_MS, 'the credit at site-a')
+  const s1 = await login(t(0))
+  await until(async () => (await creditAt(t(0).node)).here === CREDIT / 2, MESH_TIMEOUT_MS, 'half of it at terminal 1')
+  const s2 = await login(t(1))
+  await until(async () => (await creditAt(t(1).node)).here === CREDIT / 4, MESH_TIMEOUT_MS, 'a quarter at terminal 2')
+  const jobs1 = [await holdJob(t(0), s1, 'one.pdf'), await holdJob(t(0), s1, 'two.pdf')]
+  const jobs2 = [await holdJob(t(1), s2, 'three.pdf'), await holdJob(t(1), s2, 'four.pdf')]
+
+  const portOf = (node: SiteProcess): string => /\/tcp\/(\d+)/.exec(node.listen[0] ?? '')?.[1] ?? '0'
+  const [sitePort, centralPort] = [portOf(site), portOf(central)]
+  await site.kill('SIGKILL')
+  await central.kill('SIGTERM')
+  await until(async () => !await terminalOnline(t(0).node) && !await terminalOnline(t(1).node), OFFLINE_MS, 'both terminals working offline')
+
+  // the terminals hold 7.50 between them: two 3.00 jobs fit, a third does not
+  const ends = [
+    await release(t(0), s1, jobs1[0]),
+    await release(t(0), s1, jobs1[1]),
+    await release(t(1), s2, jobs2[0]),
+    await release(t(1), s2, jobs2[1])
+  ]
+  const printed = ends.filter((e) => e.printed).length
+  assert.is(printed, 2, `two jobs of 3.00 fit in the 7.50 the terminals hold: ${JSON.stringify(ends)}`)
+  for (const refused of ends.filter((e) => !e.printed)) {
+    assert.match(refused.message ?? '', /not enough credit: this job costs EUR 3\.00, alice has EUR 1\.50 available here; EUR 2\.50 more is held by peers that cannot be reached from here now/)
+  }
+  const offline = [await creditAt(t(0).node), await creditAt(t(1).node)]
+  assert.is(offline[0].here + offline[1].here, CREDIT * 3 / 4 - 2 * 3 * PAGE_PRICE, 'what the terminals hold dropped by exactly what they printed')
+
+  restarted.push(await startCentral({ dataDir: central.dataDir, args: ['--listen', `/ip4/127.0.0.1/tcp/${centralPort}`] }))
+  restarted.push(await startSite({ dataDir: site.dataDir, adminToken: site.adminToken, args: ['--site', 'site-a', '--hostname', 'print.site-a.example', '--listen', `/ip4/127.0.0.1/tcp/${sitePort}`] }))
+  const [centralBack, siteBack] = restarted
+  await until(async () => (await usageAt(siteBack)).filter((u) => u.user === 'alice').length === 2, MESH_TIMEOUT_MS, 'the two prints charged at the site')
+  await until(async () => { const c = await creditAt(centralBack); return c.spent === 2 * 3 * PAGE_PRICE && c.reserved === 0 }, MESH_TIMEOUT_MS, 'central sees what was spent')
+  const final = await creditAt(centralBack)
+  assert.equal({ credited: final.credited, spent: final.spent, balance: final.balance }, { credited: CREDIT, spent: 600, balance: 400 }, 'the balance is exact: credited less what was printed')
+  const usage = (await usageAt(siteBack)).filter((u) => u.user === 'alice') as Array<{ pages: number, cost?: { amount: number } }>
+  assert.equal(usage.map((u) => [u.pages, u.cost?.amount]), [[3, 300], [3, 300]], 'each print charged once at its price')
+})
+
+test.run()

@@ -1,0 +1,217 @@
+// Credit as escrow in process (issue 20; crdt/escrow.ts, node/credit.ts): central, site-a and two
+// terminals of site-a as mesh peers over the memory network, with share requests through an
+// in-memory hub. The invariant (DESIGN.md 5): nobody spends more than was credited, at every
+// moment, partitioned or not, and no credit is lost (after healing, every peer sees the shares add
+// up to the balance).
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import * as Y from 'yjs'
+import { pino } from 'pino'
+import { TestMesh, type MeshPeer } from '../simulations/mesh-harness.ts'
+import { MemoryEscrowHub } from '../simulations/escrow-link.ts'
+import { until } from '../simulations/wait.ts'
+import { CreditService, CreditAuthorityError, InvalidCreditRequestError } from '../node/credit.ts'
+import { CreditRefusedError } from '../devices/jobs/credit-gate.ts'
+import { addEntry, parseCreditPolicy, setSpend, sharesOf, InvalidCreditPolicyError } from '../crdt/escrow.ts'
+import { directoryDoc, escrowDoc, licenseDoc, siteId, type PeerId } from '../crdt/names.ts'
+import { putUser } from '../crdt/directory.ts'
+import { writePriceList } from '../crdt/prices.ts'
+import type { JobRecord } from '../crdt/jobs.ts'
+import type { Role } from '../crdt/license.ts'
+
+const SITE = siteId('site-a')
+/** 1.00 a page, mono; 3.00 a colour page. */
+const MONO = 100
+const COLOUR = 300
+const silent = pino({ level: 'silent' })
+
+let mesh: TestMesh
+let hub: MemoryEscrowHub
+const credit = new Map<string, CreditService>()
+
+function service (peer: MeshPeer, site?: typeof SITE): CreditService {
+  const s = new CreditService(site !== undefined ? { site } : {}, { self: { id: peer.id }, store: peer.store, membership: peer.membership, clock: { now: Date.now }, logger: silent })
+  credit.set(peer.name, s)
+  hub.attach(peer.id, s)
+  return s
+}
+
+let seq = 0
+function job (pages: number, colorPages = 0): JobRecord {
+  const now = Date.now()
+  return { id: `job-${++seq}`, ippId: seq, site: SITE, queue: 'secure', owner: 'alice', name: `doc-${seq}.pdf`, state: 'held', pages, colorPages, copies: 1, sides: 'one-sided', createdAt: now, updatedAt: now }
+}
+
+interface Peers { central: MeshPeer, site: MeshPeer, t1: MeshPeer, t2: MeshPeer }
+
+/** central, site-a, two terminals, all linked; alice's home is site-a; pages priced; credit enforced with `atZero`. */
+async function meshOf (atZero: 'refuse' | 'mono-only' = 'refuse'): Promise<Peers> {
+  const central = await mesh.addCentral()
+  const site = await mesh.addPeer('site-a', 'site', 'site-a')
+  const t1 = await mesh.addPeer('terminal-a1', 'terminal', 'site-a')
+  const t2 = await mesh.addPeer('terminal-a2', 'terminal', 'site-a')
+  for (const [a, b] of [[central, site], [central, t1], [central, t2], [site, t1], [site, t2], [t1, t2]] as const) await mesh.connect(a, b)
+  service(central)
+  for (const p of [site, t1, t2]) service(p, SITE)
+  await central.store.transact(directoryDoc(), { kind: 'local', service: 'test' }, (d) => { putUser(d, { username: 'alice', fullName: 'Alice', pinHash: '', homeSite: 'site-a', updatedAt: Date.now() }) })
+  await central.store.transact(licenseDoc(), { kind: 'local', service: 'test' }, (d) => {
+    writePriceList(d, { currency: 'EUR', rules: [{ color: 'mono', perPage: MONO }, { color: 'colour', perPage: COLOUR }], sites: {}, printers: {}, updatedAt: 0, updatedBy: 'test' })
+  })
+  await c('central').setPolicy({ enforced: true, atZero }, 'admin')
+  await until(() => [site, t1, t2].every((p) => credit.get(p.name)?.policy()?.atZero === atZero), 10_000, 'the policy everywhere')
+  return { central, site, t1, t2 }
+}
+
+/** Awaits `fn`, which must reject with an error `check` accepts (a RegExp: its message matches). */
+async function rejects (fn: () => Promise<unknown>, check: RegExp | ((err: Error) => boolean)): Promise<void> {
+  let thrown: unknown
+  try { await fn() } catch (err) { thrown = err }
+  assert.instance(thrown, Error, 'it rejected')
+  const ok = check instanceof RegExp ? check.test((thrown as Error).message) : check(thrown as Error)
+  assert.ok(ok, `unexpected error: ${(thrown as Error).message}`)
+}
+
+const c = (name: string): CreditService => {
+  const s = credit.get(name)
+  if (s === undefined) throw new Error(`no credit service ${name}`)
+  return s
+}
+
+/** The invariant at one peer's view: spent ≤ credited, and the shares add up to the balance. */
+function assertInvariant (name: string): void {
+  const v = c(name).view('alice')
+  assert.ok(v.spent <= v.credited, `${name}: spent ${v.spent} ≤ credited ${v.credited}`)
+  const shares = [...v.shares.values()].reduce((n, a) => n + a, 0)
+  assert.is(shares, v.credited - v.spent, `${name}: the shares add up to the balance`)
+}
+
+test.before.each(() => {
+  mesh = new TestMesh()
+  hub = new MemoryEscrowHub(mesh.network)
+  credit.clear()
+})
+test.after.each(async () => { await mesh.teardown() })
+
+test('shares from the escrow documents: a mint counts only from a site or central, a give moves credit, a spend (reserved or settled) takes it away', () => {
+  const docs: Array<[string, Y.Doc]> = []
+  const docOf = (peer: string): Y.Doc => { const d = new Y.Doc(); docs.push([escrowDoc(peer as PeerId), d]); return d }
+  const roles: Record<string, Role> = { central: 'central', siteA: 'site', term1: 'terminal' }
+  const central = docOf('central')
+  const term = docOf('term1')
+  addEntry(central, 'm1', { type: 'mint', user: 'alice', amount: 1000, reason: 'term', by: 'admin', time: 1 })
+  addEntry(central, 'g1', { type: 'give', user: 'alice', amount: 400, to: 'term1' as PeerId, time: 2 })
+  addEntry(term, 'forged', { type: 'mint', user: 'alice', amount: 5000, reason: 'free money', by: 'me', time: 3 })
+  setSpend(term, { type: 'spend', user: 'alice', amount: 150, usageId: 'j1/print', settled: true, time: 4 })
+  setSpend(term, { type: 'spend', user: 'alice', amount: 100, usageId: 'j2/print', settled: false, time: 5 })
+  addEntry(central, 'm2', { type: 'mint', user: 'bob', amount: 77, reason: '', by: 'admin', time: 6 })
+  const v = sharesOf(docs, 'alice', (p) => roles[p])
+  assert.equal(Object.fromEntries(v.shares), { central: 600, term1: 150 })
+  assert.equal({ credited: v.credited, spent: v.spent, reserved: v.reserved }, { credited: 1000, spent: 250, reserved: 100 })
+})
+
+test('a top-up at central reaches the home site; a terminal\'s print gathers what it lacks from the site and spends exactly the job\'s price', async () => {
+  const { site, t1 } = await meshOf()
+  await c('central').topUp('alice', 1000, 'term', 'admin')
+  await until(() => c('site-a').here('alice') === 1000, 10_000, 'the credit at the site')
+  assert.is(c('central').here('alice'), 0, 'central keeps none')
+  const j = job(3, 1) // 2 mono + 1 colour = 5.00
+  assert.equal(await c('terminal-a1').reserve(j, 'device', AbortSignal.timeout(5000)), { monochrome: false })
+  await c('terminal-a1').settle(j, { currency: 'EUR', amount: 500, mono: MONO, colour: COLOUR })
+  assert.is(c('terminal-a1').here('alice'), 0, 'it took exactly the shortfall')
+  await until(() => c('site-a').view('alice').spent === 500, 10_000, 'the spend at the site')
+  assert.is(c('site-a').here('alice'), 500)
+  for (const n of ['central', 'site-a', 'terminal-a1']) assertInvariant(n)
+  void site; void t1
+})
+
+test('partitioned from the site and from each other, two terminals never spend more than the shares they took; every refusal says what is available here; after healing no credit is lost', async () => {
+  const { central, site, t1, t2 } = await meshOf()
+  await c('central').topUp('alice', 1000, 'term', 'admin')
+  await until(() => c('site-a').here('alice') === 1000, 10_000, 'the credit at the site')
+  await c('terminal-a1').prefetch('alice', AbortSignal.timeout(5000))
+  await c('terminal-a2').prefetch('alice', AbortSignal.timeout(5000))
+  assert.equal([c('terminal-a1').here('alice'), c('terminal-a2').here('alice')], [500, 250])
+  mesh.network.partition([t1.id], [t2.id, site.id, central.id])
+  mesh.network.partition([t2.id], [site.id, central.id])
+  const printed = { 'terminal-a1': 0, 'terminal-a2': 0 }
+  const refusals: string[] = []
+  for (let round = 0; round < 8; round++) {
+    for (const name of ['terminal-a1', 'terminal-a2'] as const) {
+      const j = job(1 + (round % 2))
+      try {
+        await c(name).reserve(j, 'device', AbortSignal.timeout(5000))
+        await c(name).settle(j, { currency: 'EUR', amount: (j.pages ?? 0) * MONO, mono: MONO, colour: COLOUR })
+        printed[name] += (j.pages ?? 0) * MONO
+      } catch (err) {
+        assert.instance(err, CreditRefusedError)
+        refusals.push((err as Error).message)
+      }
+      assert.ok(c(name).view('alice').spent <= 1000)
+    }
+  }
+  assert.is(printed['terminal-a1'], 500, 'terminal 1 spent exactly its share')
+  assert.is(printed['terminal-a2'], 200, 'terminal 2 spent all of its share that a job fitted in')
+  assert.is(c('terminal-a2').here('alice'), 50, 'and keeps the rest')
+  assert.ok(refusals.length > 0)
+  for (const r of refusals) assert.match(r, /^not enough credit: this job costs EUR [12]\.00, alice has EUR \d\.\d\d available here; EUR \d+\.\d\d more is held by peers that cannot be reached from here now$/)
+  mesh.network.heal()
+  for (const [a, b] of [[central, t1], [central, t2], [site, t1], [site, t2], [t1, t2]] as const) await mesh.connect(a, b)
+  await until(() => ['central', 'site-a', 'terminal-a1', 'terminal-a2'].every((n) => c(n).view('alice').spent === 700), 10_000, 'every spend everywhere').catch((err: Error) => { throw new Error(`${err.message}: ${['central', 'site-a', 'terminal-a1', 'terminal-a2'].map((n) => `${n} ${c(n).view('alice').spent}`).join(', ')}`) })
+  for (const n of ['central', 'site-a', 'terminal-a1', 'terminal-a2']) assertInvariant(n)
+  assert.is(c('central').status('alice').balance, 300)
+})
+
+test('a peer gives no more than it holds: a job dearer than all of the credit is refused, and the credit is still all there', async () => {
+  await meshOf()
+  await c('central').topUp('alice', 400, 'term', 'admin')
+  await until(() => c('site-a').here('alice') === 400, 10_000, 'the credit at the site')
+  await rejects(async () => await c('terminal-a1').reserve(job(5), 'device', AbortSignal.timeout(5000)), /this job costs EUR 5\.00, alice has EUR 4\.00 available here; top up to print it/)
+  assert.equal([c('site-a').here('alice'), c('terminal-a1').here('alice')], [0, 400], 'the site gave what it had')
+  for (const n of ['site-a', 'terminal-a1']) assertInvariant(n)
+  assert.is(c('terminal-a1').status('alice').balance, 400)
+})
+
+test('a share whose answer is lost after the giver wrote it still arrives by sync: nothing is lost, nothing counted twice', async () => {
+  const { site } = await meshOf()
+  await c('central').topUp('alice', 1000, 'term', 'admin')
+  await until(() => c('site-a').here('alice') === 1000, 10_000, 'the credit at the site')
+  hub.loseAnswers = true
+  await rejects(async () => await c('terminal-a1').reserve(job(3), 'device', AbortSignal.timeout(5000)), (err: Error) => err instanceof CreditRefusedError)
+  hub.loseAnswers = false
+  site.sync.antiEntropy()
+  await until(() => c('terminal-a1').here('alice') === 300, 10_000, 'the lost share arrived by sync')
+  assert.is(c('site-a').here('alice'), 700)
+  await c('terminal-a1').reserve(job(3), 'device', AbortSignal.timeout(5000))
+  assert.is(c('terminal-a1').here('alice'), 0)
+  for (const n of ['central', 'site-a', 'terminal-a1']) assertInvariant(n)
+})
+
+test('with "mono-only", a colour job the credit covers only in monochrome is printed in monochrome; a released reservation returns to the share', async () => {
+  await meshOf('mono-only')
+  await c('central').topUp('alice', 400, 'term', 'admin')
+  await until(() => c('site-a').here('alice') === 400, 10_000, 'the credit at the site')
+  const colour = job(3, 2) // 1 mono + 2 colour = 7.00; in mono 3.00
+  assert.equal(await c('site-a').reserve(colour, 'mfp', AbortSignal.timeout(5000)), { monochrome: true })
+  assert.is(c('site-a').here('alice'), 100)
+  await c('site-a').release(colour)
+  assert.is(c('site-a').here('alice'), 400, 'the reservation came back')
+  const big = job(5)
+  await rejects(async () => await c('site-a').reserve(big, 'mfp', AbortSignal.timeout(5000)), /this job costs EUR 5\.00, alice has EUR 4\.00 available here; top up to print it/)
+})
+
+test('bad input: amounts, reasons, policies and share requests are refused with what is wrong; a terminal cannot create credit', async () => {
+  const { t1 } = await meshOf()
+  for (const amount of [0, -5, 1.5, '100', 1e12]) {
+    await rejects(async () => await c('central').topUp('alice', amount, '', 'admin'), (err: Error) => err instanceof InvalidCreditRequestError && /amount must be a whole number/.test(err.message))
+  }
+  await rejects(async () => await c('central').topUp('alice', 10, 'x'.repeat(500), 'admin'), /reason must be text/)
+  await rejects(async () => await c('terminal-a1').topUp('alice', 10, '', 'admin'), (err: Error) => err instanceof CreditAuthorityError)
+  await rejects(async () => await c('site-a').setPolicy({ enforced: true }, 'admin'), (err: Error) => err instanceof CreditAuthorityError)
+  for (const [raw, message] of [[{ enforced: 'yes' }, /enforced must be true or false/], [{ enforced: true, atZero: 'free' }, /atZero must be/], [{ enforced: true, sites: { 'site a': 'refuse' } }, /is not a site id/], [{ enforced: true, colour: 1 }, /unknown field "colour"/]] as const) {
+    assert.throws(() => parseCreditPolicy(raw, 'admin', 0), (err: Error) => err instanceof InvalidCreditPolicyError && message.test(err.message))
+  }
+  await rejects(async () => await c('site-a').answer(t1.id, { user: 'alice', amount: -1 }), /a share request is/)
+  await rejects(async () => await c('site-a').answer('12D3KooWnotamember', { user: 'alice', amount: 1 }), /not a member/)
+})
+
+test.run()

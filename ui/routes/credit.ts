@@ -1,0 +1,82 @@
+/**
+ * Users' credit (issue 20; node/credit.ts): balances, top-ups, deductions and the mesh's
+ * credit policy, on every node that runs a credit service.
+ *
+ *   GET  /api/credit/mine                  a logged-in user: their own balance
+ *   GET  /api/credit/users/:user           admin: a user's balance and where its shares are
+ *   POST /api/credit/users/:user/top-up    admin, `{amount, reason?}` in minor units: new credit, created here (a site or central)
+ *   POST /api/credit/users/:user/deduct    admin, `{amount, reason?}`: credit taken away (from what can be reached from here)
+ *   GET  /api/credit/policy                admin: `{enforced, atZero, sites}` (none: `{enforced: false}`)
+ *   PUT  /api/credit/policy                admin, at the mesh's authority: the policy
+ */
+import type { FastifyRequest } from 'fastify'
+import { InvalidRequestError } from '../../crdt/errors.ts'
+import type { CreditPolicy } from '../../crdt/escrow.ts'
+import { objectBody, MAX_NAME_LENGTH, type HttpPlugin } from './plugin.ts'
+
+/** One user's credit as a node sees it (node/credit.ts `CreditStatus`). */
+export interface CreditStatusView {
+  user: string
+  currency?: string
+  balance: number
+  credited: number
+  spent: number
+  reserved: number
+  here: number
+  shares: Array<{ peer: string, amount: number, reachable: boolean }>
+  enforced: boolean
+}
+
+/** What the routes need of a node's credit service. */
+export interface CreditApi {
+  status: (user: string) => CreditStatusView
+  topUp: (user: string, amount: unknown, reason: unknown, by: string) => Promise<CreditStatusView>
+  deduct: (user: string, amount: unknown, reason: unknown, by: string, signal: AbortSignal) => Promise<CreditStatusView>
+  policy: () => CreditPolicy | undefined
+  setPolicy: (raw: unknown, by: string) => Promise<CreditPolicy>
+}
+
+/** How long an admin's deduction may spend gathering shares from other peers. */
+const DEDUCT_TIMEOUT_MS = 15_000
+
+export const CREDIT_ROUTES = { service: 'credit', prefixes: ['/api/credit'] } as const satisfies Pick<HttpPlugin, 'service' | 'prefixes'>
+
+function userParam (request: FastifyRequest): string {
+  const { user } = request.params as { user?: string }
+  if (typeof user !== 'string' || user.length === 0 || user.length > MAX_NAME_LENGTH) throw new InvalidRequestError('the user name in the path is missing or too long')
+  return user
+}
+
+export function creditRoutes (api: CreditApi): HttpPlugin {
+  return {
+    ...CREDIT_ROUTES,
+    register (app, { authenticate }) {
+      app.get('/api/credit/mine', async (request) => {
+        const { actor } = authenticate(request, 'user')
+        return api.status(actor.user)
+      })
+      app.get('/api/credit/users/:user', async (request) => {
+        authenticate(request, 'admin')
+        return api.status(userParam(request))
+      })
+      app.post('/api/credit/users/:user/top-up', async (request) => {
+        const { actor } = authenticate(request, 'admin')
+        const body = objectBody(request.body, '{"amount": 1000, "reason": "term fee"}')
+        return await api.topUp(userParam(request), body.amount, body.reason, actor.user)
+      })
+      app.post('/api/credit/users/:user/deduct', async (request) => {
+        const { actor } = authenticate(request, 'admin')
+        const body = objectBody(request.body, '{"amount": 250, "reason": "correction"}')
+        return await api.deduct(userParam(request), body.amount, body.reason, actor.user, AbortSignal.timeout(DEDUCT_TIMEOUT_MS))
+      })
+      app.get('/api/credit/policy', async (request) => {
+        authenticate(request, 'admin')
+        return api.policy() ?? { enforced: false }
+      })
+      app.put('/api/credit/policy', async (request) => {
+        const { actor } = authenticate(request, 'admin')
+        return await api.setPolicy(request.body, actor.user)
+      })
+    }
+  }
+}
