@@ -449,3 +449,33 @@ export function recordActionOutcome (doc: Y.Doc, outcome: ActionOutcome): void {
   if (map.has(outcome.id)) return
   map.set(outcome.id, { ...outcome })
 }
+
+/** The site's print queues and how long they keep jobs, as it started with them: shown in every console. */
+export interface SiteQueues {
+  queues: Array<{ name: string, hold: boolean }>
+  /** A held job is released or expires within this. */
+  holdMs: number
+  /** Finished jobs are kept this long. */
+  retentionMs: number
+}
+
+/** The queues a site announced at its last start; undefined before it announced any. */
+export function readSiteQueues (doc: Y.Doc | undefined): SiteQueues | undefined {
+  if (doc === undefined) return undefined
+  const map = settingsMap(doc)
+  const queues = map.get('queues')
+  const holdMs = map.get('holdMs')
+  const retentionMs = map.get('retentionMs')
+  if (!Array.isArray(queues) || typeof holdMs !== 'number' || typeof retentionMs !== 'number') return undefined
+  return { queues: queues.filter((q): q is { name: string, hold: boolean } => typeof q === 'object' && q !== null && typeof q.name === 'string' && typeof q.hold === 'boolean'), holdMs, retentionMs }
+}
+
+/** Writes the queues a site starts with, when they changed (a site announces them at start, as its host name). */
+export function announceSiteQueues (doc: Y.Doc, facts: SiteQueues, now: number): void {
+  if (JSON.stringify(readSiteQueues(doc)) === JSON.stringify(facts)) return
+  const map = settingsMap(doc)
+  map.set('queues', facts.queues.map((q) => ({ name: q.name, hold: q.hold })))
+  map.set('holdMs', facts.holdMs)
+  map.set('retentionMs', facts.retentionMs)
+  map.set('updatedAt', now)
+}

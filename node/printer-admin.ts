@@ -29,7 +29,7 @@ import type { Logger } from 'pino'
 import type { DocStore, Origin } from '../crdt/store.ts'
 import { adminActionsDoc, parseDocName, siteConfigDoc, type DocName, type PeerId, type SiteId } from '../crdt/names.ts'
 import {
-  actionOutcome, InvalidSiteSettingsError, listActionOutcomes, publishPrinterStatus, putSitePrinter, readPrinterStatus,
+  actionOutcome, announceSiteQueues, InvalidSiteSettingsError, readSiteQueues, type SiteQueues, listActionOutcomes, publishPrinterStatus, putSitePrinter, readPrinterStatus,
   readSitePrinters, readSiteSettings, recordActionOutcome, removeSitePrinter, validatePrinter, validatePrinterName,
   type ActionOutcome, type PrinterFields, type PrinterStatus
 } from '../crdt/site-config.ts'
@@ -107,6 +107,8 @@ export interface SitePrintersInit {
   logger: Logger
   now?: () => number
   statusRefreshMs?: number
+  /** The queues the site runs, announced in its document at start for every console. */
+  queues?: SiteQueues
 }
 
 /** A site's printers as it manages them now. */
@@ -139,6 +141,8 @@ export class SitePrinters implements Startable {
     this.started = true
     await this.serial(async () => {
       const doc = await this.init.store.open(this.docName)
+      const queues = this.init.queues
+      if (queues !== undefined) await this.init.store.transact(this.docName, { kind: 'local', service: 'printer-admin' }, (d) => { announceSiteQueues(d, queues, this.now()) })
       const { printers, removed } = readSitePrinters(doc)
       for (const name of removed) if (name !== this.init.defaultPrinter) { this.init.printers.delete(name); this.descriptions.delete(name) }
       for (const p of printers) this.install(p.name, p.uri, p.description)
@@ -413,6 +417,7 @@ export function createAdminConsole (init: AdminConsoleInit): ConsoleApi {
         clients: settings.clients,
         terminalModes: settings.terminals,
         policy: settings.policy,
+        ...(readSiteQueues(doc) !== undefined ? { queues: readSiteQueues(doc) } : {}),
         printers: sitePrintersOf(site, actions),
         actions: actions.filter((a) => a.site === site).slice(0, 20),
         outcomes: listActionOutcomes(doc).length

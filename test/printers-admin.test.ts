@@ -26,7 +26,9 @@ import { LevelPersistence } from '../crdt/persistence.ts'
 import { generateIdentity } from '../transports/identity.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
-import { SitePrinters, createAdminConsole } from '../node/printer-admin.ts'
+import { SitePrinters, UnknownSiteError, createAdminConsole } from '../node/printer-admin.ts'
+import { InvalidRequestError } from '../crdt/errors.ts'
+import { rejects } from './helpers/assert.ts'
 import { buildHttpApp } from '../ui/server.ts'
 import type { MeshApi } from '../ui/api.ts'
 import { consoleRoutes, type ConsoleAction, type ConsoleApi } from '../ui/routes/console.ts'
@@ -94,6 +96,8 @@ test('an admin adds, edits and removes printers at run time; bad input is a 400 
     assert.is(add.statusCode, 200, add.body)
     assert.equal(add.json(), { status: 'applied', printer: { name: 'lobby', uri: NOWHERE, description: 'Lobby, ground floor', source: 'admin' } })
     assert.is(site.printers.get('lobby')?.uri, NOWHERE, 'in the release engine\'s printers at once')
+    const shown = await app.inject({ url: '/api/console/sites/site-a/printers/lobby', headers: bearer })
+    assert.equal([shown.statusCode, (shown.json() as { uri: string }).uri], [200, NOWHERE])
 
     const refused = async (method: 'POST' | 'PATCH' | 'DELETE', url: string, payload?: unknown): Promise<[number, string]> => {
       const res = await app.inject({ method, url, headers: bearer, ...(payload !== undefined ? { payload: payload as Record<string, unknown> } : {}) })
@@ -201,6 +205,16 @@ test('site-b asks site-a for a printer: pending, then applied once at site-a (re
   await until(() => atA.printers.has('hall'), MESH_TIMEOUT_MS, 'applied on reconnect')
   await until(() => statusOf(b, whileDown.id) === 'applied', MESH_TIMEOUT_MS, 'applied, at site-b')
   assert.is(logs.lines.filter((l) => l.msg === 'admin action applied' && l.action === asked.id).length, 1, 'the first action still applied once')
+
+  // central's admins ask too
+  await mesh.connect(central, a)
+  const fromCentral = await consoleOf(central).changePrinter('site-a', { op: 'edit-printer', name: 'hall', fields: { description: 'Main hall' } }, 'carol') as ConsoleAction
+  assert.is(fromCentral.by, central.id)
+  await until(() => statusOf(central, fromCentral.id) === 'applied', MESH_TIMEOUT_MS, 'central\'s action applied')
+  assert.is(atA.admin.list().find((p) => p.name === 'hall')?.description, 'Main hall')
+  // an unknown site, bad fields: refused where asked
+  assert.match((await rejects(consoleOf(b).changePrinter('site-z', { op: 'remove-printer', name: 'hall' }, 'bob'), UnknownSiteError)).message, 'no site named site-z is known here')
+  assert.match((await rejects(consoleOf(b).changePrinter('site-a', { op: 'add-printer', fields: { name: 'x', uri: 'smb://printer' } }, 'bob'), InvalidRequestError)).message, 'uri must start with ipp')
   await atA.admin.stop()
 })
 

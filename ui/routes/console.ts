@@ -5,6 +5,7 @@
  *
  *   GET    /api/console/sites                     → {sites}
  *   GET    /api/console/printers                  → {printers}
+ *   GET    /api/console/sites/:site/printers/:name → the printer (the audit log's "before")
  *   GET    /api/console/jobs?q=&state=&site=&offset=&limit= → {jobs, total, offset, limit}
  *   GET    /api/console/actions                   → {actions} asked from this node, newest first
  *   POST   /api/console/sites/:site/printers      {name, uri, description?}
@@ -19,7 +20,7 @@
 import type { HttpPlugin } from './plugin.ts'
 import { InvalidRequestError } from '../../crdt/errors.ts'
 import type { AdminAction, AdminActionOp } from '../../crdt/admin-actions.ts'
-import type { ClientSettings, PrintPolicy, RoamingSettings, TerminalModeSettings } from '../../crdt/site-config.ts'
+import type { ClientSettings, PrintPolicy, RoamingSettings, SiteQueues, TerminalModeSettings } from '../../crdt/site-config.ts'
 
 export const CONSOLE_ROUTES = { service: 'mesh', prefixes: ['/api/console'] } as const satisfies Pick<HttpPlugin, 'service' | 'prefixes'>
 
@@ -58,6 +59,8 @@ export interface ConsoleSite {
   clients: ClientSettings
   terminalModes: TerminalModeSettings | undefined
   policy: PrintPolicy
+  /** Its queues, hold and retention times (once it announced them). */
+  queues?: SiteQueues
   printers: ConsolePrinter[]
   /** The newest actions asked of it, with their status. */
   actions: ConsoleAction[]
@@ -129,6 +132,12 @@ export function consoleRoutes (api: ConsoleApi): HttpPlugin {
       app.get('/api/console/printers', async (request) => {
         authenticate(request, 'admin')
         return { printers: api.printers() }
+      })
+      app.get('/api/console/sites/:site/printers/:name', async (request, reply) => {
+        authenticate(request, 'admin')
+        const { site, name } = request.params as { site: string, name: string }
+        const found = api.printers().find((p) => p.site === site && p.name === name)
+        return found ?? await reply.code(404).send({ error: `no printer named ${name} is known at ${site}` })
       })
       app.get('/api/console/actions', async (request) => {
         authenticate(request, 'admin')

@@ -126,6 +126,13 @@ const actionBadge = (a) => h('span', { class: a.status, title: a.reason ?? '' },
 
 const OP_TEXT = { 'add-printer': 'add printer', 'edit-printer': 'edit printer', 'remove-printer': 'remove printer' }
 
+/** `172800000` → `2 days`, `3600000` → `1 hour`. */
+function duration (ms) {
+  const hours = Math.round(ms / 3_600_000)
+  if (hours >= 48 && hours % 24 === 0) return `${hours / 24} days`
+  return hours === 1 ? '1 hour' : `${hours} hours`
+}
+
 function startOfToday () {
   const d = new Date()
   d.setHours(0, 0, 0, 0)
@@ -182,6 +189,8 @@ async function renderSites () {
     h('h2', {}, s.site, upDown(s.up), s.self ? h('span', { class: 'muted' }, '(this site)') : null),
     facts([
       ['Host name', s.hostname],
+      ['Queues', s.queues === undefined ? 'not announced yet' : s.queues.queues.map((q) => `${q.name} (${q.hold ? 'held for release' : 'prints at once'})`).join(', ')],
+      ['Hold and retention', s.queues === undefined ? '–' : `held jobs kept ${duration(s.queues.holdMs)}; finished jobs kept ${duration(s.queues.retentionMs)}`],
       ['Printers', s.printers.length === 0 ? '–' : s.printers.map((p) => p.name).join(', ')],
       ['Terminals', s.terminals.length === 0 ? '–' : `${s.terminals.filter((t) => t.up).length} up of ${s.terminals.length}`],
       ['Roaming', `${s.roaming.mode}; partners: ${s.roaming.partners.length === 0 ? 'none' : s.roaming.partners.join(', ')}`],
