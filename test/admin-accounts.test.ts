@@ -307,6 +307,12 @@ test('the mesh token: rotation answers it once, the node\'s own token and the ol
       assert.is((await app.inject({ url: '/api/admin-accounts', headers: bearer(token1) })).statusCode, 401, 'the old mesh token is refused')
       assert.is((await app.inject({ url: '/api/admin-accounts', headers: mesh1.headers })).statusCode, 401, 'and the sessions it opened')
       assert.is((await app.inject({ url: '/api/admin-accounts', headers: bearer(token2) })).statusCode, 200)
+      // the other node, which had checked token 1, receives the second rotation
+      const record2 = getMeshToken(await w.store.open(licenseDoc()))
+      assert.ok(record2 !== undefined)
+      await site.store.transact(licenseDoc(), { kind: 'local', service: 'test' }, (d) => { setMeshToken(d, record2) })
+      assert.is((await other.inject({ url: '/api/admin-accounts', headers: bearer(token1) })).statusCode, 401, 'token 1 refused where it was checked before')
+      assert.is((await other.inject({ url: '/api/admin-accounts', headers: bearer(token2) })).statusCode, 200)
       const audit = (await app.inject({ url: '/api/audit?action=rotate', headers: bearer(token2) })).json() as AuditPage
       assert.is(audit.total, 2)
       assert.not.ok(JSON.stringify(audit).includes(token1) || JSON.stringify(audit).includes(token2), 'no token in the audit log')
