@@ -15,7 +15,9 @@
  * (applied, or refused with the reason) in its own document, keyed by the action's id:
  *   1. an action with an outcome here is never applied again (replays, restarts, relays);
  *   2. it is applied only when its author is a site or central by its certificate now
- *      (crdt/capability.ts ADMIN_ISSUER_ROLES; sync already refused any other writer);
+ *      (crdt/capability.ts ADMIN_ISSUER_ROLES; sync already refused any other writer): another
+ *      role's is refused, an author whose certificate is not known (revoked, expired, not yet
+ *      arrived) leaves it pending;
  *   3. actions are applied oldest first, one at a time, at start and as they arrive, so an
  *      action written while this site was cut off is applied when it reconnects.
  *
@@ -124,7 +126,10 @@ export class SitePrinters implements Startable {
   private started = false
   private readonly onEntry = (name: DocName): void => {
     const parsed = parseDocName(name)
-    if (parsed?.family === 'admin-actions' && parsed.peer !== this.init.self) void this.serial(async () => await this.applyPending())
+    // a new action, or a certificate that makes a pending action's author known
+    if ((parsed?.family === 'admin-actions' && parsed.peer !== this.init.self) || parsed?.family === 'license') {
+      this.serial(async () => await this.applyPending()).catch((err: unknown) => this.log.error({ err }, 'admin actions not applied; tried again with the next change'))
+    }
   }
 
   constructor (private readonly init: SitePrintersInit) {
@@ -297,8 +302,13 @@ export class SitePrinters implements Startable {
       await this.init.store.transact(this.docName, this.origin(a.admin), (doc) => { recordActionOutcome(doc, { id: a.id, by: a.by, status: 'refused', reason, at: this.now() }) })
       this.log.warn({ action: a.id, by: a.by, admin: a.admin, op: a.op, printer: a.printer.name, reason }, 'admin action refused')
     }
-    if (role === undefined || !ADMIN_ISSUER_ROLES.includes(role)) {
-      await refuse(role === undefined ? 'its author is not a member of the mesh (unknown, expired or revoked)' : `a ${role} may not ask for admin actions`)
+    if (role === undefined) {
+      // not known (yet, or any more: revoked, expired): left pending, never applied; a certificate arriving later settles it
+      this.log.warn({ action: a.id, by: a.by }, 'admin action from a peer whose certificate is not known here: left pending')
+      return
+    }
+    if (!ADMIN_ISSUER_ROLES.includes(role)) {
+      await refuse(`a ${role} may not ask for admin actions`)
       return
     }
     try {

@@ -7,8 +7,8 @@ import { costText } from './money.js'
 
 const $ = (id) => document.getElementById(id)
 
-/** After a change event, the page is asked again at most this often. */
-const REFRESH_MIN_MS = 300
+/** After a change event, the page is asked again at most this often: live, without re-reading a busy mesh's jobs many times a second. */
+const REFRESH_MIN_MS = 1000
 /** A reconnecting event stream is retried after this (EventSource also retries itself). */
 const RECONNECT_MS = 3000
 /** Jobs per page of the jobs list. */
