@@ -24,6 +24,11 @@
  *      belong to another device (serial number) end the session as failed, with its start
  *      reading kept in the data folder (`copy-session.json`) and nothing charged. A start
  *      whose counters cannot be read opens no session.
+ *   6. Credit (issue 20; devices/jobs/credit-gate.ts `CopyCredit`), when the mesh enforces it:
+ *      a session starts only with some of the user's credit held here; the running count
+ *      ends it (reason `credit`) once what was copied costs what is held here; its charge is
+ *      paid from the share at its end, and anything copied beyond it (between two readings)
+ *      is logged as unpaid, never taken from credit that is not there.
  */
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -38,6 +43,7 @@ import { KindedError } from '../crdt/errors.ts'
 import type { Actor } from '../devices/jobs/types.ts'
 import type { CounterReading, DeviceCounters } from '../devices/counters/types.ts'
 import type { CopyApi, CopyEndReason, CopyEndView, CopySessionView, FailedCopyView } from '../ui/api.ts'
+import type { CopyCredit } from '../devices/jobs/credit-gate.ts'
 
 /** The open session and the failed ones, in the terminal's data folder. */
 export const COPY_SESSION_FILE = 'copy-session.json'
@@ -47,6 +53,8 @@ const FAILED_SESSIONS_KEPT = 200
 export const COPY_PROGRESS_MS = 3_000
 /** Longest wait for prints in hand to be charged before the counters are read: an MFP prints a job in seconds, and the user waits at the panel meanwhile. */
 export const PRINTS_SETTLE_MS = 30_000
+/** Longest a credit check or payment may take (asking other peers for shares): the user waits at the panel. */
+const CREDIT_CHECK_MS = 10_000
 /** How often the prints in hand are looked at while waiting. */
 const PRINTS_POLL_MS = 100
 
@@ -128,6 +136,8 @@ export interface CopySessionsComponents {
   now: () => number
   /** The terminal's print engine: the prints it has in hand are charged before the counters are read (invariant 4). */
   prints?: { inHand: () => number }
+  /** Users' credit (node/credit.ts); none: copying needs no credit. */
+  credit?: CopyCredit
   metrics?: { copySessionStarted: () => void, copySessionEnded: (outcome: CopyEndView['outcome'], charge?: { pages: number, colorPages: number }) => void }
 }
 
@@ -189,6 +199,10 @@ export class CopySessions implements CopyApi {
         const reading = await this.c.counters.read()
         const charge = copyCharge(open.start, reading, await this.printsBetween(open.start.at, reading.at))
         this.progressCache = { at: now, view: { copied: { pages: charge.pages, colorPages: charge.colorPages } } }
+        if (await this.creditUsedUp(open, charge)) {
+          await this.serial(async () => { if (this.state.open?.id === open.id) await this.close('credit') })
+          return undefined
+        }
       } catch (err) {
         this.progressCache = { at: now, view: { countersError: (err as Error).message } }
       }
@@ -201,6 +215,7 @@ export class CopySessions implements CopyApi {
       const open = this.state.open
       if (open?.user === actor.user) return this.view(open)
       if (open !== undefined) await this.close('next-user')
+      await this.c.credit?.allowCopy(actor.user, AbortSignal.timeout(CREDIT_CHECK_MS))
       let start: CounterReading
       try {
         await this.printsSettled()
@@ -281,10 +296,23 @@ export class CopySessions implements CopyApi {
       })
       await this.c.store.transact(acctDoc(this.init.peer, periodOf(now)), { kind: 'local', service: 'accounting' }, (d) => recordUsage(d, record))
     }
+    if (this.c.credit !== undefined) {
+      const cost = listUsage(await this.c.store.open(acctDoc(this.init.peer, periodOf(now)))).find((r) => r.id === id)?.cost?.amount ?? 0
+      const unpaid = await this.c.credit.payCopy(id, open.user, cost, AbortSignal.timeout(CREDIT_CHECK_MS))
+      if (unpaid > 0) this.log.warn({ session: open.id, user: open.user, cost, unpaid }, 'copied beyond the user\'s credit between two readings of the counters: the rest is unpaid')
+    }
     await this.save({ version: 1, failed: this.state.failed })
     this.c.metrics?.copySessionEnded('charged', charge)
     this.log.info({ session: open.id, user: open.user, reason, pages: charge.pages, colorPages: charge.colorPages, sheets: charge.sheets, printPages: charge.printPages, alreadyCharged: charged }, 'copy session charged')
     return { outcome: 'charged', id: open.id, pages: charge.pages, colorPages: charge.colorPages, sheets: charge.sheets, printPages: charge.printPages }
+  }
+
+  /** Whether what the open session copied so far costs at least what the user's credit here covers. */
+  private async creditUsedUp (open: OpenSession, charge: CopyCharge): Promise<boolean> {
+    const allowance = this.c.credit?.copyAllowance(open.user)
+    if (allowance === undefined || charge.pages === 0) return false
+    const priced = await pricedUsage(this.c.store, { id: `${open.id}/copy`, kind: 'copy', user: open.user, jobId: open.id, jobName: 'Copy', printer: this.init.printer, site: this.init.site, pages: charge.pages, colorPages: charge.colorPages, sheets: charge.sheets, duplex: false, copies: 1, time: this.c.now() })
+    return (priced.cost?.amount ?? 0) >= allowance
   }
 
   /** Waits until the print engine has no print in hand (charged, or ended uncharged), at most {@link PRINTS_SETTLE_MS}. */

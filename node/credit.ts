@@ -38,7 +38,7 @@ import {
   addDeduction, addEntry, atZeroFor, getSpend, InvalidCreditPolicyError, listEntries, MAX_CREDIT_AMOUNT, parseCreditPolicy, readCreditPolicy, setSpend, sharesOf,
   writeCreditPolicy, type CreditPolicy, type CreditView
 } from '../crdt/escrow.ts'
-import { CreditRefusedError, type CreditGate, type CreditReserved } from '../devices/jobs/credit-gate.ts'
+import { CreditRefusedError, type CopyCredit, type CreditGate, type CreditReserved } from '../devices/jobs/credit-gate.ts'
 import { printCharge, usageId } from '../devices/jobs/usage.ts'
 import { callRpc, handleRpc } from '../transports/rpc.ts'
 import { KindedError, InvalidRequestError } from '../crdt/errors.ts'
@@ -126,7 +126,7 @@ function money (amount: number, currency: string | undefined): string {
   return `${currency ?? ''}${currency !== undefined ? ' ' : ''}${(amount / 100).toFixed(2)}`
 }
 
-export class CreditService implements CreditGate, Startable {
+export class CreditService implements CreditGate, CopyCredit, Startable {
   private link: EscrowLink | undefined
   private readonly queues = new Map<string, Promise<unknown>>()
   private timer: ReturnType<typeof setInterval> | undefined
@@ -270,6 +270,33 @@ export class CreditService implements CreditGate, Startable {
     const held = getSpend(this.c.store.get(escrowDoc(this.self)), id)
     if (held === undefined || held.settled) return
     await this.serial(job.owner, async () => { await this.dropSpend(job.owner, id) })
+  }
+
+  // ---- copies (devices/jobs/credit-gate.ts CopyCredit) ----
+
+  async allowCopy (user: string, signal: AbortSignal): Promise<void> {
+    if (this.policy()?.enforced !== true) return
+    await this.prefetch(user, signal)
+    if (this.here(user) <= 0) await this.serial(user, async () => await this.gather(user, 1, signal))
+    const have = this.here(user)
+    if (have <= 0) throw new CreditRefusedError(`not enough credit to copy: ${user} has ${money(0, this.currency())} available here${this.elsewhere(user) > 0 ? `; ${money(this.elsewhere(user), this.currency())} more is held by peers that cannot be reached from here now` : '; top up to copy'}`)
+  }
+
+  copyAllowance (user: string): number | undefined {
+    return this.policy()?.enforced === true ? this.here(user) : undefined
+  }
+
+  async payCopy (id: string, user: string, cost: number, signal: AbortSignal): Promise<number> {
+    if (this.policy()?.enforced !== true) return 0
+    return await this.serial(user, async () => {
+      const held = getSpend(this.c.store.get(escrowDoc(this.self)), id)
+      if (held?.settled === true) return Math.max(0, cost - held.amount) // paid before a restart
+      const have = await this.gather(user, cost, signal)
+      const paid = Math.min(cost, have)
+      await this.writeSpend(user, id, paid, true)
+      if (paid < cost) this.log.warn({ user, usage: id, cost, paid }, 'copies beyond the credit reachable: the rest is unpaid')
+      return cost - paid
+    })
   }
 
   // ---- shares between peers ----
@@ -437,10 +464,15 @@ export class CreditService implements CreditGate, Startable {
     return readPriceList(this.c.store.get(licenseDoc()))?.currency
   }
 
+  /** What other peers hold of the user's credit, as far as this peer knows. */
+  private elsewhere (user: string): number {
+    return [...this.view(user).shares].filter(([p, a]) => p !== this.self && a > 0).reduce((n, [, a]) => n + a, 0)
+  }
+
   private shortMessage (user: string, cost: number, have: number, mono: number | undefined): string {
     const cur = this.currency()
     const view = this.view(user)
-    const elsewhere = [...view.shares].filter(([p, a]) => p !== this.self && a > 0).reduce((n, [, a]) => n + a, 0)
+    const elsewhere = this.elsewhere(user)
     const monoPart = mono !== undefined ? ` (${money(mono, cur)} in monochrome)` : ''
     const where = elsewhere > 0
       ? `; ${money(elsewhere, cur)} more is held by peers that cannot be reached from here now`

@@ -14,7 +14,7 @@ import { LevelPersistence } from '../crdt/persistence.ts'
 import { acctDoc, licenseDoc, periodOf, siteId, type PeerId } from '../crdt/names.ts'
 import { writePriceList } from '../crdt/prices.ts'
 import { listUsage, recordUsage, type UsageRecord } from '../crdt/accounting.ts'
-import { CopySessions, copyCharge, CopyStateFileError, CountersMismatchError, COPY_SESSION_FILE } from '../node/copy-sessions.ts'
+import { CopySessions, copyCharge, CopyStateFileError, CountersMismatchError, COPY_SESSION_FILE, COPY_PROGRESS_MS } from '../node/copy-sessions.ts'
 import { snmpCounters, parseSnmpAddress } from '../devices/counters/snmp.ts'
 import type { CounterReading } from '../devices/counters/types.ts'
 import { tempDir } from '../simulations/node-process.ts'
@@ -22,6 +22,7 @@ import { generateIdentity } from '../transports/identity.ts'
 import { until } from '../simulations/wait.ts'
 import { startSnmpd, TEST_OIDS, type TestSnmpd } from './helpers/snmpd.ts'
 import { runCleanup } from './helpers/browser.ts'
+import { CreditRefusedError, type CopyCredit } from '../devices/jobs/credit-gate.ts'
 
 const identity = await generateIdentity()
 const PEER = identity.signer.id as PeerId
@@ -57,16 +58,16 @@ test('the charge: counters that went backwards, or another device\'s serial, are
   assert.throws(() => copyCharge(reading({ total: 100 }), reading({ total: 110 }, 'S2'), []), (e: Error) => e instanceof CountersMismatchError && /serial S2/.test(e.message))
 })
 
-interface Rig { dir: string, store: DocStore, agent: TestSnmpd, open: () => CopySessions, close: () => Promise<void> }
+interface Rig { dir: string, store: DocStore, agent: TestSnmpd, open: (credit?: CopyCredit) => CopySessions, close: () => Promise<void> }
 
 async function rig (): Promise<Rig> {
   const dir = await tempDir('printmesh-copy-')
   const agent = await startSnmpd({ total: 1000, color: 200, mono: 800, serial: 'MFP-1' })
   const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), identity.signer)
   const made: CopySessions[] = []
-  const open = (): CopySessions => {
+  const open = (credit?: CopyCredit): CopySessions => {
     const counters = snmpCounters({ ...parseSnmpAddress(`snmp://127.0.0.1:${agent.port}?color=${TEST_OIDS.color}&mono=${TEST_OIDS.mono}`, agent.community), timeoutMs: TIMEOUT_MS })
-    const s = new CopySessions({ peer: PEER, site: SITE, printer: 'device', data: dir }, { store, counters, logger, now: Date.now })
+    const s = new CopySessions({ peer: PEER, site: SITE, printer: 'device', data: dir }, { store, counters, logger, now: Date.now, ...(credit !== undefined ? { credit } : {}) })
     made.push(s)
     return s
   }
@@ -180,6 +181,42 @@ test('a copy is priced as it is charged, at the copy prices in force then (colou
     const [copy] = await copies(r.store)
     assert.equal([copy.pages, copy.colorPages], [10, 3])
     assert.equal(copy.cost, { ...copy.cost, currency: 'EUR', amount: 7 * 5 + 3 * 20 })
+  } finally {
+    await r.close()
+  }
+})
+
+/** A user's credit held at the terminal, as the copy sessions see it (node/credit.ts implements it over the escrow family). */
+function creditOf (held: Record<string, number>): CopyCredit & { paid: Array<[string, string, number]> } {
+  const paid: Array<[string, string, number]> = []
+  return {
+    paid,
+    allowCopy: async (user) => { if ((held[user] ?? 0) <= 0) throw new CreditRefusedError(`not enough credit to copy: ${user} has EUR 0.00 available here; top up to copy`) },
+    copyAllowance: (user) => held[user] ?? 0,
+    payCopy: async (id, user, cost) => { const p = Math.min(cost, held[user] ?? 0); held[user] = (held[user] ?? 0) - p; paid.push([id, user, p]); return cost - p }
+  }
+}
+
+test('with credit enforced: no credit, no session; the running count ends the session when its cost reaches the credit held here, and the charge is paid once from it', async () => {
+  const r = await rig()
+  try {
+    await r.store.transact(licenseDoc(), { kind: 'admin', user: 'admin' }, (d) => writePriceList(d, {
+      currency: 'EUR', rules: [{ kind: 'copy', perPage: 10 }], sites: {}, printers: {}, updatedAt: Date.now(), updatedBy: 'admin'
+    }))
+    const credit = creditOf({ dave: 0, erin: 50 })
+    const s = r.open(credit)
+    await s.start()
+    let refused: unknown
+    try { await s.begin({ user: 'dave', admin: false }) } catch (err) { refused = err }
+    assert.instance(refused, CreditRefusedError, 'dave, with no credit, cannot start copying')
+    assert.is(await s.current({ user: 'dave', admin: false }), undefined, 'no session was opened')
+    const erin = await s.begin({ user: 'erin', admin: false })
+    await r.agent.set({ total: 1003, color: 200, mono: 803 }) // 3 pages: 0.30 of 0.50
+    assert.equal((await s.current({ user: 'erin', admin: false }))?.copied, { pages: 3, colorPages: 0 }, 'still copying')
+    await r.agent.set({ total: 1006, color: 200, mono: 806 }) // 6 pages: 0.60, beyond the 0.50 held
+    await until(async () => await s.current({ user: 'erin', admin: false }) === undefined, COPY_PROGRESS_MS + 10_000, 'the session ended by the running count')
+    assert.equal((await copies(r.store)).map((c) => [c.user, c.jobId, c.pages, c.cost?.amount]), [['erin', erin.id, 6, 60]], 'what was copied is charged as counted')
+    assert.equal(credit.paid, [[`${erin.id}/copy`, 'erin', 50]], 'paid once, no more than the credit held')
   } finally {
     await r.close()
   }

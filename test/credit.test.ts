@@ -199,6 +199,21 @@ test('with "mono-only", a colour job the credit covers only in monochrome is pri
   await rejects(async () => await c('site-a').reserve(big, 'mfp', AbortSignal.timeout(5000)), /this job costs EUR 5\.00, alice has EUR 4\.00 available here; top up to print it/)
 })
 
+test('copies: a terminal with no credit reachable refuses to start copying; a session\'s charge is paid from the share, gathered from the site, never beyond the credit', async () => {
+  await meshOf()
+  await rejects(async () => await c('terminal-a1').allowCopy('alice', AbortSignal.timeout(5000)), /^not enough credit to copy: alice has EUR 0\.00 available here; top up to copy$/)
+  await c('central').topUp('alice', 300, 'term', 'admin')
+  await until(() => c('site-a').here('alice') === 300, 10_000, 'the credit at the site')
+  await c('terminal-a1').allowCopy('alice', AbortSignal.timeout(5000))
+  assert.is(c('terminal-a1').copyAllowance('alice'), 150, 'half of the site\'s share taken for copying')
+  assert.is(await c('terminal-a1').payCopy('copy-1/copy', 'alice', 200, AbortSignal.timeout(5000)), 0, 'the rest gathered from the site')
+  assert.is(await c('terminal-a1').payCopy('copy-2/copy', 'alice', 250, AbortSignal.timeout(5000)), 150, 'only what is left is paid')
+  assert.is(await c('terminal-a1').payCopy('copy-2/copy', 'alice', 250, AbortSignal.timeout(5000)), 150, 'paying again (a restart) pays nothing more')
+  const v = c('terminal-a1').view('alice')
+  assert.equal([v.credited, v.spent], [300, 300])
+  assertInvariant('terminal-a1')
+})
+
 test('bad input: amounts, reasons, policies and share requests are refused with what is wrong; a terminal cannot create credit', async () => {
   const { t1 } = await meshOf()
   for (const amount of [0, -5, 1.5, '100', 1e12]) {

@@ -289,7 +289,7 @@ export interface ClaimApi {
 }
 
 /** Why a copy session ended: the user's Done, logging out, the panel's idle logout, the next user's login, a terminal restart. */
-export type CopyEndReason = 'done' | 'logout' | 'idle' | 'next-user' | 'restart'
+export type CopyEndReason = 'done' | 'logout' | 'idle' | 'next-user' | 'restart' | 'credit'
 
 /** A copy session open at a terminal, as its user's panel shows it. */
 export interface CopySessionView {

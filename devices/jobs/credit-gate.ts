@@ -33,3 +33,18 @@ export class CreditRefusedError extends Error {
   /** The job's `state-reason` while it waits, held, for more credit. */
   readonly reason = 'credit-exhausted'
 }
+
+/**
+ * Credit for copy sessions at a terminal (node/copy-sessions.ts): a copy is charged after the
+ * fact, from the device's counters, so a session is allowed only while some credit is
+ * reachable, is ended as soon as its running cost reaches what this peer holds (as far as
+ * the counters, read every few seconds, allow), and pays at its end what the share covers.
+ */
+export interface CopyCredit {
+  /** Takes a share for copying here and checks there is some; @throws CreditRefusedError when nothing is available */
+  allowCopy: (user: string, signal: AbortSignal) => Promise<void>
+  /** What copies may still cost here (this peer's share of the user's credit); undefined when credit is not enforced. */
+  copyAllowance: (user: string) => number | undefined
+  /** Pays a copy session's charge (`usageId`) from the share here, gathering what lacks; resolves to what could not be paid (copied beyond the credit). */
+  payCopy: (usageId: string, user: string, cost: number, signal: AbortSignal) => Promise<number>
+}
