@@ -479,3 +479,27 @@ export function announceSiteQueues (doc: Y.Doc, facts: SiteQueues, now: number):
   map.set('retentionMs', facts.retentionMs)
   map.set('updatedAt', now)
 }
+
+/** Whether one of the site's terminals is connected to its site, as the site last saw it: for consoles elsewhere. */
+export interface TerminalLink {
+  peer: string
+  up: boolean
+  /** Since when (the site's clock). */
+  since: number
+}
+
+const terminalLinksMap = (doc: Y.Doc): Y.Map<TerminalLink> => doc.getMap<TerminalLink>('terminalLinks')
+
+/** The site's terminals as it last published them. */
+export function readTerminalLinks (doc: Y.Doc | undefined): TerminalLink[] {
+  if (doc === undefined) return []
+  return [...terminalLinksMap(doc).values()].filter((t) => typeof t === 'object' && t !== null && typeof t.peer === 'string' && typeof t.up === 'boolean').sort((a, b) => a.peer.localeCompare(b.peer))
+}
+
+/** Writes the terminals whose link changed (up or down) and drops those no longer the site's. */
+export function publishTerminalLinks (doc: Y.Doc, links: Array<{ peer: string, up: boolean }>, now: number): void {
+  const map = terminalLinksMap(doc)
+  const peers = new Set(links.map((l) => l.peer))
+  for (const peer of [...map.keys()]) if (!peers.has(peer)) map.delete(peer)
+  for (const l of links) if (map.get(l.peer)?.up !== l.up) map.set(l.peer, { peer: l.peer, up: l.up, since: now })
+}

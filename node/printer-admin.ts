@@ -31,7 +31,7 @@ import type { Logger } from 'pino'
 import type { DocStore, Origin } from '../crdt/store.ts'
 import { adminActionsDoc, parseDocName, siteConfigDoc, type DocName, type PeerId, type SiteId } from '../crdt/names.ts'
 import {
-  actionOutcome, announceSiteQueues, InvalidSiteSettingsError, readSiteQueues, type SiteQueues, listActionOutcomes, publishPrinterStatus, putSitePrinter, readPrinterStatus,
+  actionOutcome, announceSiteQueues, publishTerminalLinks, readTerminalLinks, InvalidSiteSettingsError, readSiteQueues, type SiteQueues, listActionOutcomes, publishPrinterStatus, putSitePrinter, readPrinterStatus,
   readSitePrinters, readSiteSettings, recordActionOutcome, removeSitePrinter, validatePrinter, validatePrinterName,
   type ActionOutcome, type PrinterFields, type PrinterStatus
 } from '../crdt/site-config.ts'
@@ -48,6 +48,8 @@ import type { ConsoleApi, ConsoleAction, ConsoleJob, ConsoleJobQuery, ConsolePri
 
 /** How often the site asks its printers how they are (Get-Printer-Attributes); only changes are written. */
 export const PRINTER_STATUS_REFRESH_MS = 30_000
+/** How often the site looks whether its terminals are connected (no network: its own view); only changes are written. */
+export const TERMINAL_LINKS_REFRESH_MS = 5_000
 /** Job states in which a printer has (or is about to get) the job: it is not removed or moved then. */
 const BUSY_JOB_STATES: ReadonlySet<string> = new Set(['releasing', 'printing'])
 /** Remote release states in which this site's printer has (or is about to get) a partner's job. */
@@ -111,6 +113,9 @@ export interface SitePrintersInit {
   statusRefreshMs?: number
   /** The queues the site runs, announced in its document at start for every console. */
   queues?: SiteQueues
+  /** The site's terminals and whether each is connected to it now, published for consoles elsewhere. */
+  terminals?: () => Array<{ peer: string, up: boolean }>
+  terminalRefreshMs?: number
 }
 
 /** A site's printers as it manages them now. */
@@ -123,6 +128,7 @@ export class SitePrinters implements Startable {
   private readonly fromAdmin = new Set<string>()
   private queue: Promise<unknown> = Promise.resolve()
   private timer: NodeJS.Timeout | undefined
+  private terminalTimer: NodeJS.Timeout | undefined
   private started = false
   private readonly onEntry = (name: DocName): void => {
     const parsed = parseDocName(name)
@@ -157,12 +163,29 @@ export class SitePrinters implements Startable {
     void this.refreshStatus()
     this.timer = setInterval(() => { void this.refreshStatus() }, this.init.statusRefreshMs ?? PRINTER_STATUS_REFRESH_MS)
     this.timer.unref()
+    if (this.init.terminals !== undefined) {
+      void this.publishTerminals()
+      this.terminalTimer = setInterval(() => { void this.publishTerminals() }, this.init.terminalRefreshMs ?? TERMINAL_LINKS_REFRESH_MS)
+      this.terminalTimer.unref()
+    }
+  }
+
+  /** Publishes which of the site's terminals are connected, when that changed. */
+  private async publishTerminals (): Promise<void> {
+    const terminals = this.init.terminals
+    if (!this.started || terminals === undefined) return
+    await this.serial(async () => {
+      const links = terminals()
+      await this.init.store.transact(this.docName, { kind: 'local', service: 'printer-admin' }, (doc) => { publishTerminalLinks(doc, links, this.now()) })
+    }).catch((err: unknown) => this.log.warn({ err }, 'terminal links not published'))
   }
 
   async stop (): Promise<void> {
     this.init.store.off('entry', this.onEntry)
     if (this.timer !== undefined) clearInterval(this.timer)
+    if (this.terminalTimer !== undefined) clearInterval(this.terminalTimer)
     this.timer = undefined
+    this.terminalTimer = undefined
     this.started = false
     await this.queue.catch(() => {})
   }
@@ -414,7 +437,14 @@ export function createAdminConsole (init: AdminConsoleInit): ConsoleApi {
       const doc = store.get(siteConfigDoc(site))
       const settings = readSiteSettings(doc, site)
       const server = peers.filter((p) => p.role === 'site' && p.site === site)
-      const terminals = peers.filter((p) => p.role === 'terminal' && p.site === site)
+      // this site's terminals as it sees them; another site's as that site published them, or connected here
+      const connected = peers.filter((p) => p.role === 'terminal' && p.site === site)
+      const terminals = site === init.site
+        ? connected
+        : [...new Map<string, { peer: string, connected: boolean, lastSeen?: number }>([
+            ...readTerminalLinks(doc).map((t): [string, { peer: string, connected: boolean, lastSeen?: number }] => [t.peer, { peer: t.peer, connected: t.up, lastSeen: t.since }]),
+            ...connected.filter((p) => p.connected).map((p): [string, { peer: string, connected: boolean, lastSeen?: number }] => [p.peer, p])
+          ]).values()]
       const self = site === init.site
       return {
         site,

@@ -31,7 +31,7 @@ import { InvalidRequestError } from '../crdt/errors.ts'
 import { rejects } from './helpers/assert.ts'
 import { buildHttpApp } from '../ui/server.ts'
 import type { MeshApi } from '../ui/api.ts'
-import { consoleRoutes, type ConsoleAction, type ConsoleApi } from '../ui/routes/console.ts'
+import { consoleRoutes, type ConsoleAction, type ConsoleApi, type ConsoleSite } from '../ui/routes/console.ts'
 
 const ADMIN_TOKEN = 'printers-admin-token-8e9f0a1b'
 const bearer = { authorization: `Bearer ${ADMIN_TOKEN}` }
@@ -59,10 +59,10 @@ interface Site {
 
 const SITE_A = siteId('site-a')
 
-async function sitePrinters (store: DocStore, self: PeerId, site: SiteId, dir: string, logger: Logger, roleOf: (peer: string) => Role | undefined = () => 'site'): Promise<{ printers: Map<string, OutputDevice>, admin: SitePrinters }> {
+async function sitePrinters (store: DocStore, self: PeerId, site: SiteId, dir: string, logger: Logger, roleOf: (peer: string) => Role | undefined = () => 'site', terminals?: () => Array<{ peer: string, up: boolean }>): Promise<{ printers: Map<string, OutputDevice>, admin: SitePrinters }> {
   const virtual = `file://${join(dir, 'virtual-printer')}`
   const printers = new Map<string, OutputDevice>([['virtual', createOutputDevice(virtual, { logger })]])
-  const admin = new SitePrinters({ store, self, site, printers, startup: [{ name: 'virtual', uri: virtual }], defaultPrinter: 'virtual', roleOf, device: (uri) => createOutputDevice(uri, { logger }), logger, statusRefreshMs: 3_600_000 })
+  const admin = new SitePrinters({ store, self, site, printers, startup: [{ name: 'virtual', uri: virtual }], defaultPrinter: 'virtual', roleOf, device: (uri) => createOutputDevice(uri, { logger }), logger, statusRefreshMs: 3_600_000, ...(terminals !== undefined ? { terminals, terminalRefreshMs: 50 } : {}) })
   await admin.start()
   return { printers, admin }
 }
@@ -169,10 +169,17 @@ test('site-b asks site-a for a printer: pending, then applied once at site-a (re
   await mesh.connect(a, b)
   await until(() => a.membership.info(b.id)?.role === 'site' && b.membership.info(a.id)?.role === 'site', MESH_TIMEOUT_MS, 'certificates known')
   const logs = capturingLogger()
-  let atA = await sitePrinters(a.store, a.id, SITE_A, a.dir, logs.logger, (p) => a.membership.info(p)?.role)
-  // site-b knows site-a once its site document arrived (written by site-a's first status)
+  // site-a's terminal: connected to site-a, not to site-b
+  const terminalUp = { value: true }
+  let atA = await sitePrinters(a.store, a.id, SITE_A, a.dir, logs.logger, (p) => a.membership.info(p)?.role, () => [{ peer: 'terminal-a1-peer', up: terminalUp.value }])
+  // site-b knows site-a once its site document arrived, with its printers and terminals as site-a sees them
   await atA.admin.refreshStatus()
-  await until(() => consoleOf(b).sites().some((s) => s.site === 'site-a'), MESH_TIMEOUT_MS, 'site-a known at site-b')
+  const siteAatB = (): ConsoleSite | undefined => consoleOf(b).sites().find((s) => s.site === 'site-a')
+  await until(() => siteAatB()?.printers.some((p) => p.name === 'virtual' && p.state !== undefined) === true, MESH_TIMEOUT_MS, 'site-a known at site-b')
+  await until(() => siteAatB()?.terminals[0]?.up === true, MESH_TIMEOUT_MS, 'site-a\'s terminal up, at site-b')
+  assert.equal(siteAatB()?.queues, undefined, 'no queues announced by this test\'s site')
+  terminalUp.value = false
+  await until(() => siteAatB()?.terminals[0]?.up === false, MESH_TIMEOUT_MS, 'site-a\'s terminal down, at site-b')
 
   const asked = await consoleOf(b).changePrinter('site-a', { op: 'add-printer', fields: { name: 'lobby', uri: NOWHERE, description: 'Lobby' } }, 'bob') as ConsoleAction
   assert.is(asked.status, 'pending')
