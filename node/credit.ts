@@ -11,8 +11,8 @@
  *   `/printmesh/escrow/1.0.0` (one JSON request: `{user, amount}` → `{given}`): the giver writes
  *   the give into its own document first, then answers, and the share counts here once the
  *   giver's document arrives by sync (a lost answer loses nothing: the give still arrives).
- * - A terminal asks its site for half of the site's share when a user logs in at its panel
- *   ({@link CreditService.prefetch}), so the user can print there when the site is cut off.
+ * - A terminal tops its share up to half of what it and its site hold when a user logs in at
+ *   its panel ({@link CreditService.prefetch}), so the user can print there when the site is cut off.
  * - Reservations are settled to the charged amount, or given back, by the print engine; a
  *   reservation left by a crash is settled at the next pass from this peer's accounting (the
  *   usage record, when the print was charged) or given back after {@link RESERVATION_TTL_MS}.
@@ -57,7 +57,7 @@ const SHARE_ARRIVAL_TIMEOUT_MS = 5_000
 export const CREDIT_PASS_MS = 30_000
 /** A reservation with no charge this long after it was made is given back: no print waits that long for its printer. */
 export const RESERVATION_TTL_MS = 24 * 3600_000
-/** A terminal asks for this part of its site's share when a user logs in (half: a second terminal still gets a quarter). */
+/** At a login a terminal tops what it holds up to this part of what it and its site hold together (half: a second terminal still gets a quarter). */
 const PREFETCH_FRACTION = 0.5
 
 /** Top-up or deduction input that cannot be used; the message names the field. */
@@ -121,9 +121,9 @@ export interface CreditComponents {
 
 const isPositiveAmount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0 && (v as number) <= MAX_CREDIT_AMOUNT
 
-/** Formats minor units for messages: `EUR 2.40`. */
+/** Formats minor units for messages as the pages show money (ui/web/money.js): `2.40 EUR`. */
 function money (amount: number, currency: string | undefined): string {
-  return `${currency ?? ''}${currency !== undefined ? ' ' : ''}${(amount / 100).toFixed(2)}`
+  return `${(amount / 100).toFixed(2)}${currency !== undefined ? ` ${currency}` : ''}`
 }
 
 export class CreditService implements CreditGate, CopyCredit, Startable {
@@ -320,7 +320,8 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
 
   /**
    * A light peer takes part of its site's share of `user`'s credit ahead of need (at login), so
-   * prints here work while the site is cut off. Never rejects.
+   * prints here work while the site is cut off: up to {@link PREFETCH_FRACTION} of what the two
+   * hold together. Never rejects.
    */
   async prefetch (user: string, signal: AbortSignal): Promise<void> {
     if (this.policy()?.enforced !== true || this.link === undefined) return
@@ -331,7 +332,9 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
         const who = this.c.membership.info(peer)
         const share = view.shares.get(peer) ?? 0
         if (who?.role !== 'site' || who.site !== site || share <= 0) continue
-        const ask = Math.floor(share * PREFETCH_FRACTION)
+        // topped up to a part of what the two hold together: logging in again takes nothing more
+        const mine = this.here(user)
+        const ask = Math.floor((share + mine) * PREFETCH_FRACTION) - mine
         if (ask > 0) await this.askFor(peer, user, ask, signal)
       }
     } catch (err) {

@@ -191,7 +191,7 @@ function creditOf (held: Record<string, number>): CopyCredit & { paid: Array<[st
   const paid: Array<[string, string, number]> = []
   return {
     paid,
-    allowCopy: async (user) => { if ((held[user] ?? 0) <= 0) throw new CreditRefusedError(`not enough credit to copy: ${user} has EUR 0.00 available here; top up to copy`) },
+    allowCopy: async (user) => { if ((held[user] ?? 0) <= 0) throw new CreditRefusedError(`not enough credit to copy: ${user} has 0.00 EUR available here; top up to copy`) },
     copyAllowance: (user) => held[user] ?? 0,
     payCopy: async (id, user, cost) => { const p = Math.min(cost, held[user] ?? 0); held[user] = (held[user] ?? 0) - p; paid.push([id, user, p]); return cost - p }
   }

@@ -10,6 +10,7 @@ import { until } from '../simulations/wait.ts'
 import { startCentral, startSite, type SiteProcess } from '../simulations/node-process.ts'
 import { printFile } from './helpers/ipptool.ts'
 import { admin } from './helpers/node-api.ts'
+import { startBrowser, type TestBrowser } from './helpers/browser.ts'
 import {
   startTerminalMesh, panelLogin, panel, panelJobs, usageAt, makeDocument, printedBy, terminalOnline, MESH_TIMEOUT_MS,
   type TerminalMesh, type PanelSession, type TerminalNode
@@ -22,10 +23,13 @@ const OFFLINE_MS = 30_000
 const CREDIT = 1000
 /** Every page costs 1.00, mono or colour: a 3-page job costs 3.00. */
 const PAGE_PRICE = 100
+/** What the panel in Chromium may take to show a change (its own refresh, then the page). */
+const UI_TIMEOUT_MS = 20_000
 
 interface Credit { balance: number, credited: number, spent: number, reserved: number, here: number, currency?: string }
 
 let mesh: TerminalMesh | undefined
+let browser: TestBrowser | undefined
 const restarted: SiteProcess[] = []
 
 function m (): TerminalMesh { if (mesh === undefined) throw new Error('no mesh'); return mesh }
@@ -70,6 +74,7 @@ test.before(async () => {
 })
 
 test.after(async () => {
+  await browser?.close()
   for (const p of restarted.reverse()) await p.stop()
   await mesh?.stop()
 })
@@ -82,10 +87,20 @@ test('alice\'s 10.00 of credit is split between the site and two terminals; cut 
   const topped = await admin<Credit>(central, '/api/credit/users/alice/top-up', { method: 'POST', body: { amount: CREDIT, reason: 'term' } })
   assert.is(topped.credited, CREDIT)
 
-  // central passes the credit on to alice's home site; each terminal takes half of the site's share at login
+  // central passes the credit on to alice's home site; a login at a terminal tops its share up to half of what it and the site hold
   await until(async () => (await creditAt(site)).here === CREDIT, MESH_TIMEOUT_MS, 'the credit at site-a')
+  // alice logs in at terminal 1's panel in Chromium (800×480): her credit shows beside her name
+  browser = await startBrowser({ timeoutMs: UI_TIMEOUT_MS })
+  const page = browser.page
+  await page.setViewportSize({ width: 800, height: 480 })
+  await page.goto(`${t(0).node.httpUrl}/panel`)
+  await page.getByLabel('User name').fill('alice')
+  for (const digit of PINS.alice) await page.locator(`.keypad button[data-key="${digit}"]`).click()
+  await page.getByRole('button', { name: 'Log in' }).click()
+  await page.getByText('credit 10.00 EUR (5.00 EUR here)').waitFor()
+  await browser.screenshot('panel-credit')
+  assert.is((await creditAt(t(0).node)).here, CREDIT / 2, 'half of it at terminal 1')
   const s1 = await login(t(0))
-  await until(async () => (await creditAt(t(0).node)).here === CREDIT / 2, MESH_TIMEOUT_MS, 'half of it at terminal 1')
   const s2 = await login(t(1))
   await until(async () => (await creditAt(t(1).node)).here === CREDIT / 4, MESH_TIMEOUT_MS, 'a quarter at terminal 2')
   const jobs1 = [await holdJob(t(0), s1, 'one.pdf'), await holdJob(t(0), s1, 'two.pdf')]
@@ -107,7 +122,7 @@ test('alice\'s 10.00 of credit is split between the site and two terminals; cut 
   const printed = ends.filter((e) => e.printed).length
   assert.is(printed, 2, `two jobs of 3.00 fit in the 7.50 the terminals hold: ${JSON.stringify(ends)}`)
   for (const refused of ends.filter((e) => !e.printed)) {
-    assert.match(refused.message ?? '', /not enough credit: this job costs EUR 3\.00, alice has EUR 1\.50 available here; EUR 2\.50 more is held by peers that cannot be reached from here now/)
+    assert.match(refused.message ?? '', /not enough credit: this job costs 3\.00 EUR, alice has 1\.50 EUR available here; 2\.50 EUR more is held by peers that cannot be reached from here now/)
   }
   const offline = [await creditAt(t(0).node), await creditAt(t(1).node)]
   assert.is(offline[0].here + offline[1].here, CREDIT * 3 / 4 - 2 * 3 * PAGE_PRICE, 'what the terminals hold dropped by exactly what they printed')

@@ -1,7 +1,8 @@
-// A user's own usage and cost on the release page (GET /api/usage/mine): pages, colour
-// pages, sheets, cost, and which peers' records may be missing.
+// A user's own usage and cost on the release page (GET /api/usage/mine): their credit
+// (GET /api/credit/mine, when credit is used), pages, colour pages, sheets, cost, and which
+// peers' records may be missing.
 import { api, ApiError, h, setChildren, formatTime } from './common.js'
-import { costText } from './money.js'
+import { costText, money } from './money.js'
 
 /** Usage changes when a job prints: refreshing it this often is enough. */
 const USAGE_REFRESH_MS = 10_000
@@ -21,7 +22,12 @@ export async function refreshMyUsage (force = false) {
   }
   loadedAt = Date.now()
   const t = mine.totals
+  const credit = await api('GET', '/api/credit/mine').catch(() => undefined)
+  const balance = credit !== undefined && credit.currency !== undefined && (credit.enforced || credit.credited > 0)
+    ? [['Credit', money(credit.balance, credit.currency)]]
+    : []
   setChildren(document.getElementById('my-usage-totals'), [
+    ...balance,
     ['Jobs and copies', t.records], ['Pages', t.pages], ['Colour pages', t.colorPages], ['Sheets', t.sheets],
     ['Sheets saved by duplex', t.sheetsSaved], ['Cost', costText(t)]
   ].flatMap(([label, value]) => [h('dt', {}, label), h('dd', { 'data-usage': label }, String(value))]))

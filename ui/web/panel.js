@@ -8,6 +8,7 @@
 // last of the user's releases finished printing). Job states refresh while the list is open, so a
 // release shows its progress until the printer reports it printed or why it failed.
 import { h, setChildren, api, setCsrfToken, ApiError, showMessage, formatCount } from './common.js'
+import { money } from './money.js'
 
 /** How often the job list refreshes while someone is logged in. */
 const JOBS_POLL_MS = 2000
@@ -282,12 +283,33 @@ async function claimable () {
   }
 }
 
+/** The user's credit (issue 20), or undefined where this node has none to tell. */
+async function myCredit () {
+  try {
+    return await api('GET', '/api/credit/mine')
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return undefined
+    throw err
+  }
+}
+
+/** Beside the user's name: what they can spend here (what this terminal holds) and in all, while credit is enforced. */
+function showCredit (credit) {
+  const el = $('credit')
+  el.hidden = credit === undefined || !credit.enforced || credit.currency === undefined
+  if (el.hidden) return
+  el.textContent = credit.here === credit.balance
+    ? `· credit ${money(credit.balance, credit.currency)}`
+    : `· credit ${money(credit.balance, credit.currency)} (${money(credit.here, credit.currency)} here)`
+}
+
 async function refreshJobs () {
   if ($('jobs-view').hidden) return
   const asked = epoch
   try {
-    const [{ jobs }, claims] = await Promise.all([api('GET', '/api/panel/jobs'), claimable()])
+    const [{ jobs }, claims, credit] = await Promise.all([api('GET', '/api/panel/jobs'), claimable(), myCredit()])
     if (asked !== epoch) return
+    showCredit(credit)
     setChildren($('claim-list'), claims.map(renderClaimable))
     $('claims').hidden = claims.length === 0
     setChildren($('jobs'), jobs.map(renderJob))
