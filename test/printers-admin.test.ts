@@ -31,6 +31,7 @@ import { InvalidRequestError } from '../crdt/errors.ts'
 import { rejects } from './helpers/assert.ts'
 import { buildHttpApp } from '../ui/server.ts'
 import type { MeshApi } from '../ui/api.ts'
+import { eventsRoutes } from '../ui/routes/events.ts'
 import { consoleRoutes, type ConsoleAction, type ConsoleApi, type ConsoleSite } from '../ui/routes/console.ts'
 
 const ADMIN_TOKEN = 'printers-admin-token-8e9f0a1b'
@@ -77,7 +78,7 @@ async function openSite (dir?: string): Promise<Site & { close: () => Promise<vo
 }
 
 function http (api: ConsoleApi): FastifyInstance {
-  return buildHttpApp({ mesh: {} as MeshApi, adminToken: ADMIN_TOKEN, logger: pino({ level: 'silent' }), plugins: [consoleRoutes(api)] })
+  return buildHttpApp({ mesh: {} as MeshApi, adminToken: ADMIN_TOKEN, logger: pino({ level: 'silent' }), plugins: [consoleRoutes(api), eventsRoutes({ subscribe: () => () => {} })] })
 }
 
 function job (self: PeerId, fields: Partial<JobRecord>): JobRecord {
@@ -138,6 +139,19 @@ test('an admin adds, edits and removes printers at run time; bad input is a 400 
     assert.is((await app.inject({ method: 'DELETE', url: '/api/console/sites/site-a/printers/hall', headers: bearer })).statusCode, 200)
     assert.is(site.printers.has('hall'), false)
     assert.equal(readSitePrinters(site.store.get(siteConfigDoc(SITE_A))).removed, ['hall'])
+    // jobs mesh-wide: filtered and paged, bad parameters named
+    await site.store.transact(jobs, local, (d) => { for (let i = 0; i < 5; i++) putNewJob(d, job(site.self, { name: `report-${i}`, owner: i % 2 === 0 ? 'alice' : 'bob', createdAt: 1000 + i })) })
+    const page = async (query: string): Promise<{ jobs: Array<{ name: string }>, total: number, offset: number, limit: number }> => (await app.inject({ url: `/api/console/jobs${query}`, headers: bearer })).json()
+    assert.equal(await page('?q=report&limit=2&offset=2').then((p) => [p.jobs.map((j) => j.name), p.total, p.offset, p.limit]), [['report-2', 'report-1'], 5, 2, 2])
+    assert.equal((await page('?q=BOB&state=held')).jobs.map((j) => j.name), ['report-3', 'report-1'])
+    assert.equal((await page('?state=printed')).jobs.map((j) => j.name), ['memo'])
+    for (const [query, message] of [['?limit=0', 'limit must be a whole number from 1 to 200'], ['?state=lost', 'state must be one of'], ['?colour=red', 'unknown parameter colour']]) {
+      const res = await app.inject({ url: `/api/console/jobs${query}`, headers: bearer })
+      assert.is(res.statusCode, 400)
+      assert.match((res.json() as { error: string }).error, message)
+    }
+    assert.is((await app.inject({ url: '/api/console/sites' })).statusCode, 401, 'admins only')
+    assert.is((await app.inject({ url: '/api/events' })).statusCode, 401, 'live events too')
     await app.close()
 
     // a restart builds the printers from the start-up set and the site's document
