@@ -17,8 +17,13 @@
  */
 import type * as Y from 'yjs'
 
-/** How the admin proved who they are: the admin bearer token, or a session of the admin page. */
-export type AuditVia = 'token' | 'session'
+/**
+ * How the admin proved (or tried to prove) who they are: the admin bearer token, a session of
+ * the admin page, or an account's password at the sign-in (only on a refused sign-in: a
+ * successful one is the session's).
+ */
+export type AuditVia = 'token' | 'session' | 'password'
+const VIAS: readonly AuditVia[] = ['token', 'session', 'password']
 
 export interface AuditEntry {
   /** Unique id (random): the key of the entry. */
@@ -30,15 +35,17 @@ export interface AuditEntry {
   /** That node's role (`site`, `central`) and site, for reading the log without a peer table. */
   role: string
   site?: string
-  /** Who: the admin's name as the node authenticated them (`admin` for the admin token). */
+  /** Who: the admin's name as the node authenticated them (`admin` for the admin token); on a refused attempt the name claimed, `(wrong token)` for a token no node issued. */
   actor: string
   via: AuditVia
   /** What: the method and route, e.g. `PATCH /api/users/:username`. */
   action: string
   /** On what: the path (and query) asked for, e.g. `/api/users/bob`. */
   target: string
-  /** The HTTP status it was answered with (a success: only successful actions are recorded). */
+  /** The HTTP status it was answered with: a success, or 401/403 for a refused attempt. */
   status: number
+  /** Present on a refused attempt (a wrong token or password, a role's or the CSRF check's 403): why, as answered. */
+  refused?: string
   /** The resource before the action (what a GET of `target` answered), for PUT, PATCH and DELETE. */
   before?: unknown
   /** The resource after it (PUT, PATCH), or what the action answered (POST). */
@@ -74,7 +81,8 @@ export function auditProblem (e: AuditEntry, peer: string): string | undefined {
   if (!text(e.role)) return 'no role'
   if (e.site !== undefined && !text(e.site)) return 'bad site'
   if (!text(e.actor)) return 'no actor'
-  if (e.via !== 'token' && e.via !== 'session') return 'bad via'
+  if (!VIAS.includes(e.via)) return 'bad via'
+  if (e.refused !== undefined && !text(e.refused)) return 'bad refusal'
   if (!text(e.action)) return 'no action'
   if (!text(e.target)) return 'no target'
   if (!Number.isInteger(e.status)) return 'bad status'

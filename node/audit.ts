@@ -8,9 +8,39 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { DocStore } from '../crdt/store.ts'
-import { auditDoc, parseDocName, peerId, periodOf } from '../crdt/names.ts'
+import { AUDIT_RETENTION_MONTHS, auditDoc, isRetained, parseDocName, peerId, periodOf } from '../crdt/names.ts'
 import { appendAudit, listAudit, type AuditEntry } from '../crdt/audit.ts'
 import type { AuditApi, AuditPage, AuditQuery, AuditRecord } from '../ui/routes/audit.ts'
+
+/** Fewest months of audit log a node may keep: the current month and the one before, so a month is never dropped while it is written. */
+export const MIN_AUDIT_RETENTION_MONTHS = 1
+/** Most months: ten years, far past any audit rule; beyond it a typo is likelier than a policy. */
+export const MAX_AUDIT_RETENTION_MONTHS = 120
+
+/** An audit retention that is not a whole number of months in range. */
+export class InvalidAuditRetentionError extends Error {
+  constructor (value: unknown) {
+    super(`audit retention must be a whole number of months from ${MIN_AUDIT_RETENTION_MONTHS} to ${MAX_AUDIT_RETENTION_MONTHS}, got ${JSON.stringify(value)}`)
+    this.name = 'InvalidAuditRetentionError'
+  }
+}
+
+/** `months` when it is a valid audit retention. @throws InvalidAuditRetentionError */
+export function checkAuditRetention (months: unknown): number {
+  if (typeof months !== 'number' || !Number.isInteger(months) || months < MIN_AUDIT_RETENTION_MONTHS || months > MAX_AUDIT_RETENTION_MONTHS) throw new InvalidAuditRetentionError(months)
+  return months
+}
+
+/**
+ * A node's retention rule (its `retained` component) with audit documents kept `auditMonths`
+ * months after their month (default {@link AUDIT_RETENTION_MONTHS}) and jobs documents
+ * `jobsMonths`: older ones are dropped whole by the documents service and no longer taken
+ * from peers (crdt/sync.ts), so a node keeping fewer months does not fetch them back.
+ */
+export function retentionRule (jobsMonths: number, auditMonths: number = AUDIT_RETENTION_MONTHS, now: () => number = Date.now): (doc: string) => boolean {
+  const months = checkAuditRetention(auditMonths)
+  return (doc) => isRetained(doc, now(), jobsMonths, months)
+}
 
 export interface AuditLogInit {
   store: DocStore
@@ -30,6 +60,7 @@ function matches (e: AuditEntry, q: AuditQuery): boolean {
   if (q.until !== undefined && e.at >= q.until) return false
   if (q.actor !== undefined && e.actor !== q.actor) return false
   if (q.node !== undefined && e.node !== q.node && e.site !== q.node) return false
+  if (q.outcome !== undefined && (e.refused !== undefined) !== (q.outcome === 'refused')) return false
   if (q.action !== undefined) {
     const part = q.action.toLowerCase()
     if (!e.action.toLowerCase().includes(part) && !e.target.toLowerCase().includes(part)) return false

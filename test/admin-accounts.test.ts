@@ -213,6 +213,11 @@ test('wrong passwords and TOTP codes are refused and throttled; TOTP is enrolled
     w.clock.t += 30_000
     assert.is((await login(app, { username: 'max', password: PASSWORD, totp: code() }, '10.0.0.3')).status, 200, 'another address is not locked out')
     assert.is((await login(app, { username: 'nobody', password: PASSWORD })).status, 401, 'an unknown name: the same answer')
+    const attempts = ((await app.inject({ url: '/api/audit?outcome=refused', headers: bearer(OWN_TOKEN) })).json() as AuditPage).entries
+    assert.equal(attempts.filter((e) => e.action === 'POST /api/login/admin').map((e) => [e.actor, e.via, e.status]), [
+      ['nobody', 'password', 401], ...Array.from({ length: PAIR_FAILURES + 3 }, () => ['max', 'password', 401])
+    ], 'each wrong sign-in recorded with the name tried; the throttled one (429) not')
+    assert.not.ok(JSON.stringify(attempts).includes('wrong password!'), 'no password in the log')
   } finally {
     await w.close()
   }
@@ -266,8 +271,13 @@ test('roles: a report viewer cannot change anything; a site admin writes only on
     assert.is((await central.inject({ method: 'PATCH', url: '/api/admin-accounts/sam', headers: meg.headers, payload: { role: 'report-viewer', sites: [] } })).statusCode, 200)
     assert.is((await lab.inject({ method: 'PUT', url: '/api/things/p1', headers: sam.headers, payload: {} })).statusCode, 401)
 
-    const page = (await lab.inject({ url: '/api/audit?action=/api/things/p1', headers: bearer(OWN_TOKEN) })).json() as AuditPage
-    assert.equal(page.entries.map((e) => [e.actor, e.via]).reverse(), [['sam', 'session'], ['meg', 'session']], 'each change under the account that made it; refusals are not changes')
+    const page = (await lab.inject({ url: '/api/audit?action=/api/things/p1&outcome=done', headers: bearer(OWN_TOKEN) })).json() as AuditPage
+    assert.equal(page.entries.map((e) => [e.actor, e.via]).reverse(), [['sam', 'session'], ['meg', 'session']], 'each change under the account that made it')
+    const refusals = ((await lab.inject({ url: '/api/audit?outcome=refused&limit=1000', headers: bearer(OWN_TOKEN) })).json() as AuditPage).entries
+    assert.is(refusals.filter((e) => e.actor === 'rita').length, writes.length, 'each of rita\'s refused writes recorded under her name')
+    assert.ok(refusals.some((e) => e.actor === 'sam' && e.status === 403 && /site admin may not change/.test(e.refused ?? '')))
+    const signIns = ((await lab.inject({ url: '/api/audit?action=login&outcome=done', headers: bearer(OWN_TOKEN) })).json() as AuditPage).entries
+    assert.ok(signIns.length >= 3 && signIns.every((e) => e.via === 'session'), 'an account\'s sign-in is recorded as its session')
   } finally {
     await w.close()
   }

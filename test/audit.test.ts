@@ -2,7 +2,8 @@
 // their node, retention by month), who may write and read it, the sync engine replicating a
 // node's entries and rejecting forged ones at every hop, and the HTTP layer's one recording hook
 // (driven with fastify's inject): admin writes recorded with before/after and secrets redacted,
-// nothing recorded for users, refusals or reads, and GET /api/audit's filters.
+// nothing recorded for users, reads or a route's own refusals; refused admin attempts (a wrong
+// token, the admin check's 403) recorded as refused; and GET /api/audit's filters.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { rm } from 'node:fs/promises'
@@ -245,13 +246,13 @@ test('every successful admin write is recorded once, with who, where, what, befo
     assert.is((await http.inject({ method: 'DELETE', url: '/api/things/printer-1', headers: bearer })).statusCode, 200)
     clock += 1000
     assert.is((await http.inject({ method: 'POST', url: '/api/things/csv', headers: { ...bearer, 'content-type': 'text/csv' }, payload: 'username,full name,PIN\nbob,Bob,97531\n' })).statusCode, 200)
-    // not recorded: a refused write, a wrong token, a read, a write without credentials
+    // not recorded: a route's refusal of a write, a read, a write without credentials; a wrong token is recorded as refused (below)
     assert.is((await http.inject({ method: 'PUT', url: '/api/things/printer-2', headers: bearer, payload: { location: 'nowhere' } })).statusCode, 400)
     assert.is((await http.inject({ method: 'PUT', url: '/api/things/printer-2', headers: { authorization: 'Bearer wrong-token' }, payload: { location: 'x' } })).statusCode, 401)
     assert.is((await http.inject({ method: 'GET', url: '/api/things/printer-1', headers: bearer })).statusCode, 404)
     assert.is((await http.inject({ method: 'POST', url: '/api/things/mine' })).statusCode, 401)
 
-    const page = (await http.inject({ url: '/api/audit', headers: bearer })).json() as AuditPage
+    const page = (await http.inject({ url: '/api/audit?outcome=done', headers: bearer })).json() as AuditPage
     assert.equal(page.entries.map((e) => [e.action, e.target, e.actor, e.via]), [
       ['POST /api/things/csv', '/api/things/csv', 'admin', 'token'],
       ['DELETE /api/things/:id', '/api/things/printer-1', 'admin', 'token'],
@@ -271,6 +272,16 @@ test('every successful admin write is recorded once, with who, where, what, befo
     assert.equal(pin.after, { ok: true, joinString: '[redacted]' }, 'a POST\'s answer, its secret replaced')
     assert.equal(signIn.request, { token: '[redacted]' })
     assert.is(csv.request, undefined, 'a CSV body (PINs, cards) is not kept')
+    // refused attempts: the wrong token, and a user session at an admin route
+    const user = buildHttpApp({ mesh: {} as MeshApi, adminToken: ADMIN_TOKEN, logger: pino({ level: 'silent' }), now: () => clock, audit, plugins: [thingsRoutes(), auditRoutes(audit)], users: { authenticateUser: async (u: string, pin: string) => pin === '1357' ? { user: u, admin: false } : undefined } as never })
+    const userLogin = await user.inject({ method: 'POST', url: '/api/login', payload: { username: 'dave', pin: '1357' } })
+    const userCookie = String(userLogin.headers['set-cookie']).split(';')[0]
+    assert.is((await user.inject({ method: 'GET', url: '/api/things/printer-1', headers: { cookie: userCookie } })).statusCode, 403)
+    const refused = ((await http.inject({ url: '/api/audit?outcome=refused', headers: bearer })).json() as AuditPage).entries
+    assert.equal(refused.map((e) => [e.action, e.target, e.actor, e.via, e.status, e.refused]), [
+      ['GET /api/things/:id', '/api/things/printer-1', 'dave', 'session', 403, 'administrators only'],
+      ['PUT /api/things/:id', '/api/things/printer-2', '(wrong token)', 'token', 401, 'invalid bearer token']
+    ], 'who tried what, and why it was refused')
     const stored = JSON.stringify(listAudit(store.get(auditDoc(peerId(self), periodOf(T0))) as Y.Doc, self))
     for (const secret of ['2468', 'CAFE0001', 'BEEF0002', 'secret-join-string', ADMIN_TOKEN, '97531', csrf]) assert.not.ok(stored.includes(secret), `${secret} in the log`)
   } finally {
@@ -313,7 +324,9 @@ test('GET /api/audit is for admins, filters by actor, action or target, node and
     assert.equal(targets(await q(`?since=${october}&until=${T0}`)), ['/api/roaming'], 'until exclusive')
     const one = await q('?limit=1')
     assert.equal([targets(one), one.total, one.limit], [['/api/users/Bob'], 4, 1])
-    for (const [query, message] of [['?limit=0', /limit/], ['?since=yesterday', /since/], ['?since=2026-12-01&until=2026-11-01', /before/], ['?who=x', /unknown query parameter/]] as const) {
+    assert.equal(targets(await q('?outcome=refused')), [])
+    assert.equal(targets(await q('?outcome=done')).length, 4)
+    for (const [query, message] of [['?outcome=maybe', /outcome/], ['?limit=0', /limit/], ['?since=yesterday', /since/], ['?since=2026-12-01&until=2026-11-01', /before/], ['?who=x', /unknown query parameter/]] as const) {
       const res = await http.inject({ url: `/api/audit${query}`, headers: bearer })
       assert.is(res.statusCode, 400, query)
       assert.match(String((res.json() as { error: string }).error), message)

@@ -34,6 +34,7 @@ import { REPORTS_ROUTES } from './routes/reports.ts'
 import { LDAP_ROUTES } from './routes/ldap.ts'
 import { LICENSE_ROUTES } from './routes/license.ts'
 import { registerAuditHooks, type AuditApi } from './routes/audit.ts'
+import type { AuditVia } from '../crdt/audit.ts'
 import {
   describeError, ForbiddenError, HttpServerConfigError, ServiceNotHereError, TooManyLoginAttemptsError, UnauthenticatedError
 } from './errors.ts'
@@ -283,9 +284,19 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
 
   /** Who `authenticate` (or the admin login) resolved for each request, for the audit hooks. */
   const callers = new WeakMap<FastifyRequest, Caller>()
+  /** Who made each attempt the core refused (wrong token or password, a role's, the admin or CSRF check's 403), for the audit hooks. */
+  const refusals = new WeakMap<FastifyRequest, { actor: string, via: AuditVia }>()
+  /** `err`, after noting who made the refused attempt. */
+  const refused = (request: FastifyRequest, who: { actor: string, via: AuditVia }, err: Error): Error => {
+    refusals.set(request, who)
+    return err
+  }
+  /** The audit log's name for whoever presented a token no node accepts. */
+  const WRONG_TOKEN_ACTOR = '(wrong token)'
   if (init.audit !== undefined) {
     registerAuditHooks(app, init.audit, {
       caller: (request) => callers.get(request),
+      refused: (request) => refusals.get(request),
       carriesAdmin: (request) => {
         const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')
         if (bearer !== null) return authenticateAdmin(bearer[1]) !== undefined
@@ -334,7 +345,10 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
    */
   function authenticateBearer (request: FastifyRequest, token: string): Actor {
     const outcome = logins.token(token, request.ip, authenticateAdmin)
-    if (!outcome.ok) throw refusal(outcome, 'invalid bearer token')
+    if (!outcome.ok) {
+      const err = refusal(outcome, 'invalid bearer token')
+      throw outcome.refusal === 'wrong' ? refused(request, { actor: WRONG_TOKEN_ACTOR, via: 'token' }, err) : err
+    }
     return outcome.actor
   }
 
@@ -368,18 +382,19 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
    * admin writes only on a site node of its sites, and never the mesh's own administration;
    * a mesh admin (and the admin token) everything. Reads are the routes' own business.
    */
-  function enforceRole (request: FastifyRequest, principal: Pick<AdminPrincipal, 'role' | 'sites'>): void {
+  function enforceRole (request: FastifyRequest, principal: Pick<AdminPrincipal, 'username' | 'role' | 'sites'>): void {
     const path = request.url.split('?')[0]
     if (!MUTATING_METHODS.has(request.method) || ROLE_FREE_WRITES.has(path)) return
     const what = `${request.method} ${path}`
-    if (principal.role === 'report-viewer') throw new ForbiddenError(`a report viewer may only read: ${what} is a change`)
+    const forbidden = (message: string): Error => refused(request, { actor: principal.username, via: 'session' }, new ForbiddenError(message))
+    if (principal.role === 'report-viewer') throw forbidden(`a report viewer may only read: ${what} is a change`)
     if (principal.role === 'site-admin') {
       if (MESH_WIDE_PATHS.has(path) || MESH_WIDE_PREFIXES.some((prefix) => path === prefix || path.startsWith(`${prefix}/`))) {
-        throw new ForbiddenError(`a site admin may not change the mesh's administration (${what}): ask a mesh admin`)
+        throw forbidden(`a site admin may not change the mesh's administration (${what}): ask a mesh admin`)
       }
       const here = place()
       if (here.role !== 'site' || here.site === undefined || !principal.sites.includes(here.site)) {
-        throw new ForbiddenError(`a site admin of ${principal.sites.join(', ')} may change only the site nodes of those sites, not this ${here.role}${here.site !== undefined ? ` of ${here.site}` : ''}`)
+        throw forbidden(`a site admin of ${principal.sites.join(', ')} may change only the site nodes of those sites, not this ${here.role}${here.site !== undefined ? ` of ${here.site}` : ''}`)
       }
     }
   }
@@ -397,11 +412,13 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
       if (MUTATING_METHODS.has(request.method)) {
         const presented = request.headers[CSRF_HEADER]
         if (!csrfTokenMatches(session, typeof presented === 'string' ? presented : undefined)) {
-          throw new ForbiddenError('missing or wrong X-CSRF-Token header')
+          // a user's page without its token is no admin attempt; an admin session's is worth a line in the log
+          const err = new ForbiddenError('missing or wrong X-CSRF-Token header')
+          throw session.actor.admin ? refused(request, { actor: session.actor.user, via: 'session' }, err) : err
         }
       }
     }
-    if (level === 'admin' && !caller.actor.admin) throw new ForbiddenError('administrators only')
+    if (level === 'admin' && !caller.actor.admin) throw refused(request, { actor: caller.actor.user, via: 'session' }, new ForbiddenError('administrators only'))
     const account = caller.session?.account
     if (account !== undefined) enforceRole(request, account)
     callers.set(request, caller)
@@ -415,11 +432,17 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
     return { role: session.account.role, sites: [...session.account.sites], account: true }
   }
 
+  /** Sessions as opened, by the answer of the login that opened them (the audit hook's `via`). */
+  const opened = new WeakMap<object, Session>()
+  const sessionOf = (answer: object): Session | undefined => opened.get(answer)
+
   function openSession (request: FastifyRequest, reply: FastifyReply, actor: Actor, how: { account?: AdminPrincipal, tokenStamp?: string } = {}): { user: string, admin: boolean, csrfToken: string } {
     sessions.delete(request.cookies[cookieName]) // a fresh id on every login: no session fixation
     const session = sessions.create(actor, how)
     reply.setCookie(cookieName, session.id, { path: '/', httpOnly: true, sameSite: 'strict', secure })
-    return { user: session.actor.user, admin: session.actor.admin, csrfToken: session.csrfToken, ...adminView(session) }
+    const answer = { user: session.actor.user, admin: session.actor.admin, csrfToken: session.csrfToken, ...adminView(session) }
+    opened.set(answer, session)
+    return answer
   }
 
   /**
@@ -500,7 +523,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
     } catch (err) {
       if (err instanceof UnauthenticatedError) {
         request.log.warn('admin login failed: wrong token')
-        throw new UnauthenticatedError('wrong admin token')
+        throw refused(request, { actor: WRONG_TOKEN_ACTOR, via: 'token' }, new UnauthenticatedError('wrong admin token'))
       }
       throw err
     }
@@ -520,12 +543,16 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
       return principal === undefined ? undefined : { user: principal.username, admin: true }
     }, 'password')
     if (!outcome.ok || principal === undefined) {
-      if (!outcome.ok && outcome.refusal === 'wrong') request.log.warn({ account: username }, 'admin login failed: wrong username, password or TOTP code')
-      throw refusal(outcome.ok ? { ok: false, refusal: 'wrong' } : outcome, 'wrong username, password or TOTP code')
+      const err = refusal(outcome.ok ? { ok: false, refusal: 'wrong' } : outcome, 'wrong username, password or TOTP code')
+      if (outcome.ok || outcome.refusal !== 'wrong') throw err // throttled: not recorded, the log stays bounded
+      request.log.warn({ account: username }, 'admin login failed: wrong username, password or TOTP code')
+      throw refused(request, { actor: username, via: 'password' }, err)
     }
     request.log.info({ user: principal.username, role: principal.role }, 'admin logged in')
-    callers.set(request, { actor: outcome.actor }) // an admin's sign-in is audited too
-    return openSession(request, reply, outcome.actor, { account: principal })
+    const answer = openSession(request, reply, outcome.actor, { account: principal })
+    // an admin's sign-in is audited too, as the session it opened
+    callers.set(request, { actor: outcome.actor, ...(sessionOf(answer) !== undefined ? { session: sessionOf(answer) } : {}) })
+    return answer
   }
 
   app.post('/api/logout', async (request, reply) => {

@@ -18,10 +18,17 @@
  * a value over {@link MAX_VALUE_BYTES} is kept as its size only. The entry is durable before
  * the answer leaves; a failure to record is logged as an error (the action itself was done).
  *
+ * Refused attempts are recorded too (issue 16 item 6): a wrong admin token (actor `(wrong
+ * token)`), a wrong account password or TOTP code at the sign-in (the name tried, `via:
+ * password`), and the 403s of the server core's checks (administrators only, an account's
+ * role, an admin session's CSRF token), each with `refused` (why, as answered) and its status.
+ * Throttled attempts (429) and routes' own refusals are not: the log stays bounded.
+ *
  * Reading: `GET /api/audit` (admin) → `{entries, total, limit}`, newest first, over every
  * audit document this node holds (central and sites hold every node's): filters `actor`
  * (exact), `action` (a case-insensitive part of the action or target), `node` (a peer id or
- * site id), `since`, `until` (ISO date or ms; `until` exclusive), `limit` (1–1000, 100).
+ * site id), `outcome` (`done` or `refused`), `since`, `until` (ISO date or ms; `until` exclusive),
+ * `limit` (1–1000, 100).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { InvalidRequestError } from '../../crdt/errors.ts'
@@ -29,17 +36,23 @@ import type { AuditEntry, AuditVia } from '../../crdt/audit.ts'
 import { parseTimeParam } from './accounting.ts'
 import { MAX_NAME_LENGTH, type Caller, type HttpPlugin } from './plugin.ts'
 
-/** What the HTTP layer hands the node's audit log for one admin action. */
+/** What the HTTP layer hands the node's audit log for one admin action, or one refused attempt. */
 export interface AuditRecord {
   actor: string
   via: AuditVia
   action: string
   target: string
   status: number
+  /** Why an attempt was refused (its answer's message). */
+  refused?: string
   before?: unknown
   after?: unknown
   request?: unknown
 }
+
+/** An entry's outcome: `done` (an action that succeeded) or `refused` (an attempt the node refused). */
+export type AuditOutcome = 'done' | 'refused'
+const OUTCOMES: readonly AuditOutcome[] = ['done', 'refused']
 
 /** Filters of `GET /api/audit`. */
 export interface AuditQuery {
@@ -48,6 +61,8 @@ export interface AuditQuery {
   action?: string
   /** A peer id or a site id. */
   node?: string
+  /** Only the actions done, or only the refused attempts. */
+  outcome?: AuditOutcome
   since?: number
   until?: number
   limit: number
@@ -124,8 +139,17 @@ function requestBody (request: FastifyRequest): unknown {
   return typeof body === 'object' && body !== null ? keptValue(body) : undefined
 }
 
+/** A refusal's message kept at most this long: the answers' own are far shorter. */
+const MAX_REFUSAL_CHARS = 512
+
 /** What the server core lends the audit hooks. */
 export interface AuditHookContext {
+  /**
+   * Who made an attempt the server core refused (a wrong admin token or password, a role's,
+   * the admin check's or the CSRF check's 403), if this request is one; undefined otherwise
+   * (throttled attempts and domain refusals are not recorded: the log stays bounded).
+   */
+  refused: (request: FastifyRequest) => { actor: string, via: AuditVia } | undefined
   /** The caller `authenticate` resolved for this request, if any. */
   caller: (request: FastifyRequest) => Caller | undefined
   /** Whether the request carries an admin's credentials, checked without counting a failure anywhere (before the route authenticates). */
@@ -155,7 +179,28 @@ export function registerAuditHooks (app: FastifyInstance, audit: AuditApi, ctx: 
     if (before !== undefined) befores.set(request, before)
   })
 
+  /** Appends `record`; a failure is logged loudly (the answer is on its way either way). */
+  async function save (request: FastifyRequest, record: AuditRecord): Promise<void> {
+    try {
+      await audit.record(record)
+    } catch (err) {
+      request.log.error({ err, action: record.action, target: record.target, by: record.actor }, 'audit entry not recorded')
+    }
+  }
+
   app.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+    const refused = reply.statusCode >= 400 ? ctx.refused(request) : undefined
+    if (refused !== undefined) {
+      const message = (parsedJson(payload) as { error?: unknown } | undefined)?.error
+      await save(request, {
+        ...refused,
+        action: `${request.method} ${request.routeOptions.url ?? request.url.split('?')[0]}`,
+        target: request.url,
+        status: reply.statusCode,
+        refused: typeof message === 'string' && message !== '' ? message.slice(0, MAX_REFUSAL_CHARS) : `answered ${reply.statusCode}`
+      })
+      return payload
+    }
     if (!MUTATING.has(request.method) || reply.statusCode >= 400) return payload
     const caller = ctx.caller(request)
     if (caller === undefined || !caller.actor.admin) return payload
@@ -172,12 +217,7 @@ export function registerAuditHooks (app: FastifyInstance, audit: AuditApi, ctx: 
       ...(after !== undefined ? { after: keptValue(after) } : {}),
       ...(body !== undefined ? { request: body } : {})
     }
-    try {
-      await audit.record(record)
-    } catch (err) {
-      // the action was done and its answer is on its way: say loudly that its record is missing
-      request.log.error({ err, action: record.action, target: record.target, by: record.actor }, 'audit entry not recorded')
-    }
+    await save(request, record)
     return payload
   })
 }
@@ -190,7 +230,7 @@ function textParam (query: Record<string, unknown>, name: string): string | unde
   return v
 }
 
-const AUDIT_PARAMS = ['actor', 'action', 'node', 'since', 'until', 'limit']
+const AUDIT_PARAMS = ['actor', 'action', 'node', 'outcome', 'since', 'until', 'limit']
 
 /** `GET /api/audit`'s query; @throws InvalidRequestError naming the bad parameter. */
 export function parseAuditQuery (query: Record<string, unknown>): AuditQuery {
@@ -206,6 +246,11 @@ export function parseAuditQuery (query: Record<string, unknown>): AuditQuery {
   for (const name of ['actor', 'action', 'node'] as const) {
     const v = textParam(query, name)
     if (v !== undefined) out[name] = v
+  }
+  const outcome = textParam(query, 'outcome')
+  if (outcome !== undefined) {
+    if (!OUTCOMES.includes(outcome as AuditOutcome)) throw new InvalidRequestError(`"outcome" must be ${OUTCOMES.join(' or ')}`)
+    out.outcome = outcome as AuditOutcome
   }
   if (since !== undefined) out.since = since
   if (until !== undefined) out.until = until

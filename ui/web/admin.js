@@ -848,6 +848,8 @@ const auditWhere = (e) => e.site !== undefined ? `${e.site} (${e.role})` : e.rol
 
 /** Before, after and the request of an entry, folded away: JSON as text. */
 function auditChange (e) {
+  // a refused attempt: why, as the node answered it
+  if (e.refused !== undefined) return h('span', { class: 'state state-failed' }, `refused (${e.status}): ${e.refused}`)
   const parts = [['Before', e.before], ['After', e.after], ['Request', e.request]].filter(([, v]) => v !== undefined)
   if (parts.length === 0) return '–'
   return h('details', {}, h('summary', {}, parts.map(([label]) => label.toLowerCase()).join(', ')),
@@ -861,6 +863,7 @@ function auditParams () {
     if (value !== '') params.set(name, value)
   }
   if ($('audit-since').value !== '') params.set('since', $('audit-since').value)
+  if ($('audit-outcome').value !== '') params.set('outcome', $('audit-outcome').value)
   return params
 }
 
@@ -882,7 +885,7 @@ async function refreshAudit () {
   renderRows($('audit').tBodies[0], () => page.entries.map((e) => h('tr', {},
     h('td', {}, formatTime(e.at)),
     h('td', { title: e.node }, auditWhere(e)),
-    h('td', {}, e.via === 'token' ? `${e.actor} (token)` : e.actor),
+    h('td', {}, e.via === 'token' ? `${e.actor} (token)` : e.via === 'password' ? `${e.actor} (password)` : e.actor),
     h('td', {}, h('code', {}, e.action)),
     h('td', {}, h('code', {}, e.target)),
     h('td', {}, auditChange(e))
