@@ -4,7 +4,8 @@
 // admin action site-a applies), then lists it applied; `lp` sends a job to site-a, site-a
 // releases it to the new printer, the printer gets it, and site-b's dashboard shows the pages
 // without a reload (server-sent events). Every console page is screenshotted at 1280 and 390
-// px wide (PRINTMESH_SCREENSHOT_DIR keeps them) and does not overflow a phone's width.
+// px wide (PRINTMESH_SCREENSHOT_DIR keeps them) and does not overflow a phone's width;
+// central's console shows the same printers.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { execFile } from 'node:child_process'
@@ -146,6 +147,13 @@ test('at site-b\'s console an admin adds a printer at site-a: pending, then appl
   await page.locator('tr[data-job-id]', { hasText: 'console-memo' }).locator('.state-printed').waitFor()
 
   await screenshots('after')
+
+  // central's console shows the same mesh: both sites, the printer site-b added at site-a
+  await page.goto(`${(central as SiteProcess).httpUrl}/console#/printers`)
+  await signInAdmin(page, (central as SiteProcess).adminToken)
+  await page.locator('tr[data-printer="site-a/lobby"] .printer-ok').waitFor()
+  await page.locator('tr[data-printer="site-b/virtual"]').waitFor()
+  await br().screenshot('console-printers-1280-central')
   assert.equal(br().pageErrors, [])
 })
 
