@@ -3,10 +3,16 @@
  * the mesh's authority (central; a standalone site is its own) may write, so the one write
  * rule of crdt/membership.ts guards them where updates enter:
  *
- * - accounts: map `admins` of `v1/directory` (read by central, sites and terminals: every
- *   node with an admin console that logs users in already holds the directory's hashes);
- * - the mesh token: map `meshToken` of `v1/license` (read by every certified peer, so every
- *   node accepts it). Only a slow hash of the token is written, never the token.
+ * - accounts: map `admins/<authority>` of `v1/directory` (read by central, sites and
+ *   terminals: every node with an admin console that logs users in already holds the
+ *   directory's hashes);
+ * - the mesh token: key `<authority>` of map `meshToken` of `v1/license` (read by every
+ *   certified peer, so every node accepts it). Only a slow hash of the token is written.
+ *
+ * Both are kept under the authority's peer id and read under the current authority's: what
+ * a standalone site wrote as its own authority stays in its documents when it joins a mesh
+ * (Yjs keeps local changes), but no longer counts there once central is the authority, so a
+ * stale account or token never competes with central's.
  *
  * A password is kept as the directory's salted scrypt hash (crdt/directory.ts `slowHash`);
  * a TOTP secret only sealed (the node seals it with a key derived from the network key,
@@ -47,8 +53,6 @@ export interface MeshTokenRecord {
 
 /** Account names: as directory usernames, so they read the same in the audit log. */
 const ACCOUNT_NAME = /^[A-Za-z0-9._@-]{1,64}$/
-/** The one key of the `meshToken` map: there is one mesh token. */
-const CURRENT = 'current'
 
 export class InvalidAdminAccountError extends Error {
   constructor (message: string) { super(message); this.name = 'InvalidAdminAccountError' }
@@ -58,38 +62,40 @@ export function validAccountName (username: string): boolean {
   return ACCOUNT_NAME.test(username)
 }
 
-const admins = (directory: Y.Doc): Y.Map<AdminAccount> => directory.getMap<AdminAccount>('admins')
+const admins = (directory: Y.Doc, authority: string): Y.Map<AdminAccount> => directory.getMap<AdminAccount>(`admins/${authority}`)
 const meshToken = (license: Y.Doc): Y.Map<MeshTokenRecord> => license.getMap<MeshTokenRecord>('meshToken')
 
-export function putAdminAccount (directory: Y.Doc, account: AdminAccount): void {
+/** Writes `account` among the accounts of `authority` (the writing node's own id: only the authority's writes are accepted). */
+export function putAdminAccount (directory: Y.Doc, authority: string, account: AdminAccount): void {
   if (!validAccountName(account.username)) throw new InvalidAdminAccountError(`invalid account name ${JSON.stringify(account.username)}`)
   if (!ADMIN_ROLES.includes(account.role)) throw new InvalidAdminAccountError(`invalid role ${JSON.stringify(account.role)}`)
-  admins(directory).set(account.username, { ...account, sites: [...account.sites] })
+  admins(directory, authority).set(account.username, { ...account, sites: [...account.sites] })
 }
 
-/** The account, when it is a well-formed one (anything else in the map counts as absent). */
-export function getAdminAccount (directory: Y.Doc, username: string): AdminAccount | undefined {
-  const a = admins(directory).get(username)
+/** `authority`'s account of this name, when it is a well-formed one (anything else in the map counts as absent). */
+export function getAdminAccount (directory: Y.Doc, authority: string, username: string): AdminAccount | undefined {
+  const a = admins(directory, authority).get(username)
   return a !== undefined && wellFormed(a) ? a : undefined
 }
 
-export function listAdminAccounts (directory: Y.Doc): AdminAccount[] {
-  return [...admins(directory).values()].filter(wellFormed).sort((a, b) => a.username.localeCompare(b.username))
+export function listAdminAccounts (directory: Y.Doc, authority: string): AdminAccount[] {
+  return [...admins(directory, authority).values()].filter(wellFormed).sort((a, b) => a.username.localeCompare(b.username))
 }
 
-export function removeAdminAccount (directory: Y.Doc, username: string): boolean {
-  const had = admins(directory).has(username)
-  admins(directory).delete(username)
+export function removeAdminAccount (directory: Y.Doc, authority: string, username: string): boolean {
+  const had = admins(directory, authority).has(username)
+  admins(directory, authority).delete(username)
   return had
 }
 
-export function setMeshToken (license: Y.Doc, record: MeshTokenRecord): void {
-  meshToken(license).set(CURRENT, { ...record })
+/** Sets `authority`'s mesh token (there is one per authority: the mesh's). */
+export function setMeshToken (license: Y.Doc, authority: string, record: MeshTokenRecord): void {
+  meshToken(license).set(authority, { ...record })
 }
 
-/** The mesh token's record, once the authority set one. */
-export function getMeshToken (license: Y.Doc): MeshTokenRecord | undefined {
-  const r = meshToken(license).get(CURRENT)
+/** `authority`'s mesh token record, once it set one. */
+export function getMeshToken (license: Y.Doc, authority: string): MeshTokenRecord | undefined {
+  const r = meshToken(license).get(authority)
   return r !== undefined && typeof r.hash === 'string' && r.hash.startsWith('scrypt$') ? r : undefined
 }
 

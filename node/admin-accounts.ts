@@ -92,6 +92,13 @@ export interface AdminAccountsInit {
   cardKey: Uint8Array
   /** Whether this node writes accounts and the mesh token now (central; a site while standalone). */
   authority: () => boolean
+  /** The mesh's authority's peer id now (crdt/membership.ts): accounts and the token are read under it. */
+  authorityId: () => string
+  /**
+   * Only the mesh token, no accounts: a workstation's client, which is not given the directory
+   * (its password hashes), still takes the mesh token from the license document.
+   */
+  tokenOnly?: boolean
   /** Told each new mesh token after it is written (the authority keeps its own token file current); must not throw. */
   onRotated?: (token: string) => Promise<void>
   now?: () => number
@@ -121,14 +128,14 @@ export class AdminAccounts implements AdminAccountsApi {
 
   async ready (): Promise<void> {
     this.opening ??= (async () => {
-      this.directory = await this.init.store.open(directoryDoc())
+      if (this.init.tokenOnly !== true) this.directory = await this.init.store.open(directoryDoc())
       this.license = await this.init.store.open(licenseDoc())
     })()
     await this.opening
   }
 
   async list (): Promise<AdminAccountView[]> {
-    return listAdminAccounts(await this.dir()).map(view)
+    return listAdminAccounts(await this.dir(), this.authorityId()).map(view)
   }
 
   async get (username: string): Promise<AdminAccountView> {
@@ -138,7 +145,7 @@ export class AdminAccounts implements AdminAccountsApi {
   async add (input: NewAdminAccount, by: string): Promise<AdminAccountView> {
     return await this.write(by, async (doc) => {
       if (!validAccountName(input.username)) throw new InvalidAdminAccountFieldError('username must be 1-64 letters, digits or . _ @ -')
-      if (getAdminAccount(doc, input.username) !== undefined) throw new AdminAccountExistsError(input.username)
+      if (getAdminAccount(doc, this.authorityId(), input.username) !== undefined) throw new AdminAccountExistsError(input.username)
       const role = checkRole(input.role)
       const sites = checkSites(role, input.sites ?? [])
       checkPassword(input.password)
@@ -166,7 +173,7 @@ export class AdminAccounts implements AdminAccountsApi {
     await this.serial(async () => {
       this.writable()
       this.existing(await this.dir(), username)
-      await this.init.store.transact(directoryDoc(), { kind: 'admin', user: by }, (doc) => { removeAdminAccount(doc, username) })
+      await this.init.store.transact(directoryDoc(), { kind: 'admin', user: by }, (doc) => { removeAdminAccount(doc, this.authorityId(), username) })
       this.pending.delete(username)
     })
   }
@@ -222,7 +229,7 @@ export class AdminAccounts implements AdminAccountsApi {
       const token = randomBytes(MESH_TOKEN_BYTES).toString('base64url')
       const rotatedAt = this.now()
       const hash = await slowHash(token)
-      await this.init.store.transact(licenseDoc(), { kind: 'admin', user: by }, (doc) => { setMeshToken(doc, { hash, rotatedAt, by }) })
+      await this.init.store.transact(licenseDoc(), { kind: 'admin', user: by }, (doc) => { setMeshToken(doc, this.authorityId(), { hash, rotatedAt, by }) })
       this.verified = { digest: digestOf(token), hash }
       await this.init.onRotated?.(token)
       return { token, rotatedAt }
@@ -230,8 +237,9 @@ export class AdminAccounts implements AdminAccountsApi {
   }
 
   async login (username: string, password: string, totp?: string): Promise<AdminPrincipal | undefined> {
+    if (this.init.tokenOnly === true) return undefined // the ui's login says to use the token
     const doc = await this.dir()
-    const account = validAccountName(username) ? getAdminAccount(doc, username) : undefined
+    const account = validAccountName(username) ? getAdminAccount(doc, this.authorityId(), username) : undefined
     if (account === undefined) {
       // the same slow hash as a real check: a wrong name is not told apart by time
       this.dummyHash ??= slowHash(DUMMY_HASH_SECRET)
@@ -252,19 +260,19 @@ export class AdminAccounts implements AdminAccountsApi {
 
   current (username: string, version: number): AdminPrincipal | undefined {
     if (this.directory === undefined) return undefined
-    const account = getAdminAccount(this.directory, username)
+    const account = getAdminAccount(this.directory, this.authorityId(), username)
     if (account === undefined || account.disabled === true || account.version !== version) return undefined
     return principal(account)
   }
 
   meshTokenStamp (): string | undefined {
-    const record = this.license !== undefined ? getMeshToken(this.license) : undefined
+    const record = this.license !== undefined ? getMeshToken(this.license, this.authorityId()) : undefined
     return record === undefined ? undefined : `mesh:${record.rotatedAt}:${digestOf(record.hash).slice(0, 16)}`
   }
 
   async verifyMeshToken (token: string): Promise<boolean> {
     await this.ready()
-    const record = getMeshToken(this.license as Y.Doc)
+    const record = getMeshToken(this.license as Y.Doc, this.authorityId())
     if (record === undefined) return false
     if (this.meshTokenKnown(token)) return true
     if (!await verifySlowHash(token, record.hash)) return false
@@ -273,12 +281,12 @@ export class AdminAccounts implements AdminAccountsApi {
   }
 
   meshTokenKnown (token: string): boolean {
-    const record = this.license !== undefined ? getMeshToken(this.license) : undefined
+    const record = this.license !== undefined ? getMeshToken(this.license, this.authorityId()) : undefined
     return record !== undefined && this.verified !== undefined && this.verified.hash === record.hash && this.verified.digest === digestOf(token)
   }
 
   any (): boolean {
-    return this.directory !== undefined && listAdminAccounts(this.directory).length > 0
+    return this.directory !== undefined && listAdminAccounts(this.directory, this.authorityId()).length > 0
   }
 
   /** The TOTP step `code` is valid for (not used before here), else undefined. */
@@ -314,7 +322,12 @@ export class AdminAccounts implements AdminAccountsApi {
 
   private async dir (): Promise<Y.Doc> {
     await this.ready()
-    return this.directory as Y.Doc
+    if (this.directory === undefined) throw new AccountsManagedElsewhereError()
+    return this.directory
+  }
+
+  private authorityId (): string {
+    return this.init.authorityId()
   }
 
   private writable (): void {
@@ -322,7 +335,7 @@ export class AdminAccounts implements AdminAccountsApi {
   }
 
   private existing (doc: Y.Doc, username: string): AdminAccount {
-    const account = getAdminAccount(doc, username)
+    const account = getAdminAccount(doc, this.authorityId(), username)
     if (account === undefined) throw new UnknownAdminAccountError(username)
     return account
   }
@@ -339,7 +352,7 @@ export class AdminAccounts implements AdminAccountsApi {
       this.writable()
       const account = await build(await this.dir())
       const changed: AdminAccount = { ...account, version: account.version + 1, updatedAt: this.now(), by }
-      await this.init.store.transact(directoryDoc(), { kind: 'admin', user: by }, (d) => { putAdminAccount(d, changed) })
+      await this.init.store.transact(directoryDoc(), { kind: 'admin', user: by }, (d) => { putAdminAccount(d, this.authorityId(), changed) })
       return view(changed)
     })
   }

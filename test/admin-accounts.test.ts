@@ -39,12 +39,13 @@ const PAIR_FAILURES = 3
 
 interface World { store: DocStore, self: string, accounts: AdminAccounts, clock: { t: number }, close: () => Promise<void> }
 
-async function world (authority = true): Promise<World> {
+/** A node over a store of its own: the mesh's authority, or (given the authority's id) a node that receives what it writes. */
+async function world (authorityId?: string): Promise<World> {
   const dir = await tempDir('printmesh-admins-')
   const { signer } = await generateIdentity()
   const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), signer)
   const clock = { t: T0 }
-  const accounts = new AdminAccounts({ store, cardKey: randomBytes(32), authority: () => authority, now: () => clock.t })
+  const accounts = new AdminAccounts({ store, cardKey: randomBytes(32), authority: () => authorityId === undefined, authorityId: () => authorityId ?? signer.id, now: () => clock.t })
   return { store, self: signer.id, accounts, clock, close: async () => { await store.close(); await rm(dir, { recursive: true, force: true }) } }
 }
 
@@ -128,7 +129,7 @@ test('accounts are added, listed, edited, disabled and deleted; no password hash
     assert.is((await app.inject({ method: 'DELETE', url: '/api/admin-accounts/rita', headers: bearer(OWN_TOKEN) })).statusCode, 200)
     assert.is((await app.inject({ url: '/api/admin-accounts/rita', headers: bearer(OWN_TOKEN) })).statusCode, 404)
     assert.is((await app.inject({ method: 'DELETE', url: '/api/admin-accounts/rita', headers: bearer(OWN_TOKEN) })).statusCode, 404)
-    const stored = JSON.stringify(getAdminAccount(await w.store.open(directoryDoc()), 'ann'))
+    const stored = JSON.stringify(getAdminAccount(await w.store.open(directoryDoc()), w.self, 'ann'))
     assert.ok(stored.includes('"passwordHash":"scrypt$32768$8$1$'), 'the password as the directory\'s scrypt hash')
     assert.not.ok(stored.includes(PASSWORD))
   } finally {
@@ -157,7 +158,7 @@ test('bad input is 400 naming the field; writes on a node that is not the author
     }
     assert.is((await app.inject({ method: 'PATCH', url: '/api/admin-accounts/bob', headers: bearer(OWN_TOKEN), payload: { disabled: 'yes' } })).statusCode, 400)
     assert.is((await login(app, { username: 'bob' })).status, 400, 'a login without password')
-    const elsewhere = await world(false)
+    const elsewhere = await world('the-central-peer')
     try {
       const res = await http(elsewhere).inject({ method: 'POST', url: '/api/admin-accounts', headers: bearer(OWN_TOKEN), payload: { username: 'bob', role: 'mesh-admin', password: PASSWORD } })
       assert.is(res.statusCode, 409)
@@ -195,7 +196,7 @@ test('wrong passwords and TOTP codes are refused and throttled; TOTP is enrolled
     const confirmed = await app.inject({ method: 'POST', url: '/api/admin-accounts/max/totp/confirm', headers: ok.headers, payload: { code: code() } })
     assert.is(confirmed.statusCode, 200, confirmed.body)
     assert.is((confirmed.json() as { account: AdminAccountView }).account.totp, true)
-    const stored = JSON.stringify(getAdminAccount(await w.store.open(directoryDoc()), 'max'))
+    const stored = JSON.stringify(getAdminAccount(await w.store.open(directoryDoc()), w.self, 'max'))
     assert.not.ok(stored.includes(totp.secret.base32), 'the secret is kept sealed')
     assert.is((await app.inject({ url: '/api/session', headers: ok.headers })).statusCode, 401, 'the change ended the sessions opened before it')
 
@@ -287,7 +288,7 @@ test('the mesh token: rotation answers it once, the node\'s own token and the ol
   const w = await world()
   try {
     const app = http(w)
-    const site = await world(false) // another node that receives the mesh token
+    const site = await world(w.self) // another node, which receives the mesh token
     try {
       const other = http(site)
       const ownSession = await login(app, { token: OWN_TOKEN })
@@ -302,11 +303,13 @@ test('the mesh token: rotation answers it once, the node\'s own token and the ol
       assert.is((await app.inject({ url: '/api/admin-accounts', headers: bearer(token1) })).statusCode, 200)
 
       // the other node receives the record (as sync would bring it): its own token stops, the mesh token works
-      const record = getMeshToken(await w.store.open(licenseDoc()))
+      const record = getMeshToken(await w.store.open(licenseDoc()), w.self)
       assert.ok(record !== undefined)
       assert.not.ok(JSON.stringify(record).includes(token1), 'only a hash is replicated')
+      // a token the other node set while it was standalone (its own id) does not count under this authority
+      await site.store.transact(licenseDoc(), { kind: 'local', service: 'test' }, (d) => { setMeshToken(d, site.self, { ...record, by: 'standalone days' }) })
       assert.is((await other.inject({ url: '/api/admin-accounts', headers: bearer(OWN_TOKEN) })).statusCode, 200)
-      await site.store.transact(licenseDoc(), { kind: 'local', service: 'test' }, (d) => { setMeshToken(d, record) })
+      await site.store.transact(licenseDoc(), { kind: 'local', service: 'test' }, (d) => { setMeshToken(d, w.self, record) })
       assert.is((await other.inject({ url: '/api/admin-accounts', headers: bearer(OWN_TOKEN) })).statusCode, 401)
       assert.is((await other.inject({ url: '/api/admin-accounts', headers: bearer(token1) })).statusCode, 200)
       assert.is((await login(other, { token: token1 })).status, 200, 'the admin login takes it too')
@@ -318,9 +321,9 @@ test('the mesh token: rotation answers it once, the node\'s own token and the ol
       assert.is((await app.inject({ url: '/api/admin-accounts', headers: mesh1.headers })).statusCode, 401, 'and the sessions it opened')
       assert.is((await app.inject({ url: '/api/admin-accounts', headers: bearer(token2) })).statusCode, 200)
       // the other node, which had checked token 1, receives the second rotation
-      const record2 = getMeshToken(await w.store.open(licenseDoc()))
+      const record2 = getMeshToken(await w.store.open(licenseDoc()), w.self)
       assert.ok(record2 !== undefined)
-      await site.store.transact(licenseDoc(), { kind: 'local', service: 'test' }, (d) => { setMeshToken(d, record2) })
+      await site.store.transact(licenseDoc(), { kind: 'local', service: 'test' }, (d) => { setMeshToken(d, w.self, record2) })
       assert.is((await other.inject({ url: '/api/admin-accounts', headers: bearer(token1) })).statusCode, 401, 'token 1 refused where it was checked before')
       assert.is((await other.inject({ url: '/api/admin-accounts', headers: bearer(token2) })).statusCode, 200)
       const audit = (await app.inject({ url: '/api/audit?action=rotate', headers: bearer(token2) })).json() as AuditPage
@@ -359,13 +362,14 @@ test('a forged admin account or mesh token written by a peer that is not the aut
     const t = Date.now()
     const account = (username: string): AdminAccount => ({ username, role: 'mesh-admin', sites: [], passwordHash: 'scrypt$1$1$1$AAAA$AAAA', version: 1, createdAt: t, updatedAt: t, by: 'test' })
     const local = { kind: 'local', service: 'test' } as const
-    await site.store.transact(directoryDoc(), local, (d) => { putAdminAccount(d, account('mallory')) })
-    await site.store.transact(licenseDoc(), local, (d) => { setMeshToken(d, { hash: await0, rotatedAt: t, by: 'mallory' }) })
-    await central.store.transact(directoryDoc(), local, (d) => { putAdminAccount(d, account('meg')) })
-    await until(() => site.store.get(directoryDoc())?.getMap('admins').has('meg') === true, 10_000, 'central\'s account at the site')
+    // the site writes into central's accounts and token, as if it were central
+    await site.store.transact(directoryDoc(), local, (d) => { putAdminAccount(d, central.id, account('mallory')) })
+    await site.store.transact(licenseDoc(), local, (d) => { setMeshToken(d, central.id, { hash: await0, rotatedAt: t, by: 'mallory' }) })
+    await central.store.transact(directoryDoc(), local, (d) => { putAdminAccount(d, central.id, account('meg')) })
+    await until(() => site.store.get(directoryDoc()) !== undefined && getAdminAccount(site.store.get(directoryDoc()) as never, central.id, 'meg') !== undefined, 10_000, 'central\'s account at the site')
     const dir = await central.store.open(directoryDoc())
-    assert.is(getAdminAccount(dir, 'mallory'), undefined, 'the site\'s forged account is not at central')
-    assert.is(getMeshToken(await central.store.open(licenseDoc())), undefined, 'nor its mesh token')
+    assert.is(getAdminAccount(dir, central.id, 'mallory'), undefined, 'the site\'s forged account is not at central')
+    assert.is(getMeshToken(await central.store.open(licenseDoc()), central.id), undefined, 'nor its mesh token')
     assert.ok(central.sync.getStats().rejected['not-authorized'] >= 1)
   } finally {
     await mesh.teardown()
