@@ -19,7 +19,11 @@
  * the network does. Credit in flight (given, not yet seen by the receiver) is unspendable
  * for a while, never lost: it arrives with the giver's document.
  *
- * Money is in integer minor units of the mesh's price list currency (crdt/prices.ts).
+ * Every entry is in one account: `credit` (money, in integer minor units of the mesh's price
+ * list currency, crdt/prices.ts; entries without an account are credit), or a monthly quota,
+ * `quota/<YYYY-MM>/<pages|colour|cost>` ({@link quotaAccount}): pages, colour pages or money a
+ * user may use that month, minted by the mesh's authority from the policy's quota rules
+ * ({@link quotaOf}) and moving between peers like credit.
  *
  * Mints count only from peers that authenticate admins (sites, central): a terminal or a
  * client writing one into its own document makes no credit anywhere ({@link sharesOf} takes
@@ -34,8 +38,27 @@ import { parseDocName, type PeerId } from './names.ts'
 /** Top-ups and adjustments above this (a hundred million minor units) are typing mistakes, and far below float trouble. */
 export const MAX_CREDIT_AMOUNT = 100_000_000
 
+/** The account of users' prepaid money. */
+export const CREDIT_ACCOUNT = 'credit'
+/** What a monthly quota counts. */
+export type QuotaMeasure = 'pages' | 'colour' | 'cost'
+export const QUOTA_MEASURES: readonly QuotaMeasure[] = ['pages', 'colour', 'cost']
+
+/** The account of a user's quota of `measure` for the month `period` (`YYYY-MM`). */
+export function quotaAccount (period: string, measure: QuotaMeasure): string {
+  return `quota/${period}/${measure}`
+}
+
+/** The period and measure of a quota account; undefined for credit or anything else. */
+export function parseQuotaAccount (account: string): { period: string, measure: QuotaMeasure } | undefined {
+  const m = /^quota\/(\d{4}-\d{2})\/(pages|colour|cost)$/.exec(account)
+  return m === null ? undefined : { period: m[1], measure: m[2] as QuotaMeasure }
+}
+
 export interface MintEntry {
   type: 'mint'
+  /** Absent: {@link CREDIT_ACCOUNT}. */
+  account?: string
   user: string
   /** Minor units, > 0. */
   amount: number
@@ -48,6 +71,7 @@ export interface MintEntry {
 
 export interface GiveEntry {
   type: 'give'
+  account?: string
   user: string
   amount: number
   /** The peer receiving the share. */
@@ -57,6 +81,7 @@ export interface GiveEntry {
 
 export interface SpendEntry {
   type: 'spend'
+  account?: string
   user: string
   /** Minor units spent (a reservation until `settled`). */
   amount: number
@@ -73,8 +98,11 @@ export type EscrowEntry = MintEntry | GiveEntry | SpendEntry
 
 const entries = (doc: Y.Doc): Y.Map<EscrowEntry> => doc.getMap<EscrowEntry>('entries')
 
-/** The id of the spend paying for a usage record: one per usage id per peer. */
-export const spendId = (usageId: string): string => `spend:${usageId}`
+/** The account of an entry. */
+export const accountOf = (e: { account?: string }): string => e.account ?? CREDIT_ACCOUNT
+
+/** The id of the spend paying for a usage record: one per usage id and account per peer. */
+export const spendId = (usageId: string, account = CREDIT_ACCOUNT): string => account === CREDIT_ACCOUNT ? `spend:${usageId}` : `spend:${usageId}:${account}`
 
 /** Adds an entry under `id` (a mint's or give's fresh id); false when the id exists already. */
 export function addEntry (doc: Y.Doc, id: string, entry: MintEntry | GiveEntry): boolean {
@@ -86,7 +114,7 @@ export function addEntry (doc: Y.Doc, id: string, entry: MintEntry | GiveEntry):
 
 /** Sets the spend paying for `usageId` (a reservation, or its settlement). */
 export function setSpend (doc: Y.Doc, spend: SpendEntry & { usageId: string }): void {
-  entries(doc).set(spendId(spend.usageId), { ...spend })
+  entries(doc).set(spendId(spend.usageId, accountOf(spend)), { ...spend })
 }
 
 /** Records an admin's deduction under `id`. */
@@ -95,8 +123,8 @@ export function addDeduction (doc: Y.Doc, id: string, spend: Omit<SpendEntry, 'u
 }
 
 /** The spend paying for `usageId` in this peer's document, if any. */
-export function getSpend (doc: Y.Doc | undefined, usageId: string): SpendEntry | undefined {
-  const e = doc === undefined ? undefined : entries(doc).get(spendId(usageId))
+export function getSpend (doc: Y.Doc | undefined, usageId: string, account = CREDIT_ACCOUNT): SpendEntry | undefined {
+  const e = doc === undefined ? undefined : entries(doc).get(spendId(usageId, account))
   return e?.type === 'spend' ? e : undefined
 }
 
@@ -111,7 +139,7 @@ const isAmount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as n
 function wellFormed (e: unknown): e is EscrowEntry {
   if (typeof e !== 'object' || e === null) return false
   const x = e as Record<string, unknown>
-  if (typeof x.user !== 'string' || !isAmount(x.amount)) return false
+  if (typeof x.user !== 'string' || !isAmount(x.amount) || (x.account !== undefined && typeof x.account !== 'string')) return false
   return x.type === 'mint' || (x.type === 'give' && typeof x.to === 'string') || x.type === 'spend'
 }
 
@@ -128,10 +156,12 @@ export interface CreditView {
 }
 
 /**
- * The user's shares at every peer, from the escrow documents `docs` (name → document) this
- * peer holds; `roleOf` tells whose mints count (undefined: not a member).
+ * The user's shares of `account` at every peer, from the escrow documents `docs` (name →
+ * document) this peer holds; `roleOf` tells whose mints count (undefined: not a member), and
+ * `authority` is the only peer whose quota mints count.
  */
-export function sharesOf (docs: Iterable<[string, Y.Doc]>, user: string, roleOf: (peer: string) => Role | undefined): CreditView {
+export function sharesOf (docs: Iterable<[string, Y.Doc]>, user: string, roleOf: (peer: string) => Role | undefined, account = CREDIT_ACCOUNT, authority?: string): CreditView {
+  const quota = account !== CREDIT_ACCOUNT
   const shares = new Map<string, number>()
   const add = (peer: string, amount: number): void => { shares.set(peer, (shares.get(peer) ?? 0) + amount) }
   let credited = 0
@@ -142,10 +172,10 @@ export function sharesOf (docs: Iterable<[string, Y.Doc]>, user: string, roleOf:
     if (peer?.family !== 'escrow' || peer.peer === undefined) continue
     const owner = peer.peer
     for (const e of entries(doc).values()) {
-      if (!wellFormed(e) || e.user !== user) continue
+      if (!wellFormed(e) || e.user !== user || accountOf(e) !== account) continue
       if (e.type === 'mint') {
         const role = roleOf(owner)
-        if (role === undefined || !ADMIN_ISSUER_ROLES.includes(role)) continue
+        if (quota ? owner !== authority : role === undefined || !ADMIN_ISSUER_ROLES.includes(role)) continue
         add(owner, e.amount)
         credited += e.amount
       } else if (e.type === 'give') {
@@ -164,10 +194,26 @@ export function sharesOf (docs: Iterable<[string, Y.Doc]>, user: string, roleOf:
 /** What happens at a site when a user's credit does not cover a job: refuse it, or print it in monochrome when that fits. */
 export type AtZero = 'refuse' | 'mono-only'
 
+/**
+ * A monthly quota: what a user (`user`) or each member of a group (`group`) may print in a
+ * calendar month (UTC): pages, colour pages, money (minor units); an absent measure is not
+ * limited. A user's own rule wins over their groups'; of several groups, the largest
+ * allowance of each measure.
+ */
+export interface QuotaRule {
+  user?: string
+  group?: string
+  pages?: number
+  colour?: number
+  cost?: number
+}
+
 /** The mesh's credit policy (in the license document, written by the mesh's authority). */
 export interface CreditPolicy {
   /** Whether prints and copies need credit at all. */
   enforced: boolean
+  /** Monthly quotas (none: no quota); applied whether or not credit is enforced. */
+  quotas?: QuotaRule[]
   /** At every site not named in `sites`. */
   atZero: AtZero
   /** Per-site choice, by site id. */
@@ -189,7 +235,7 @@ const SITE = /^[A-Za-z0-9._:-]{1,128}$/
 export function parseCreditPolicy (raw: unknown, by: string, now: number): CreditPolicy {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InvalidCreditPolicyError('the credit policy must be an object like {"enforced":true,"atZero":"refuse","sites":{"site-b":"mono-only"}}')
   const r = raw as Record<string, unknown>
-  for (const key of Object.keys(r)) if (!['enforced', 'atZero', 'sites'].includes(key)) throw new InvalidCreditPolicyError(`unknown field ${JSON.stringify(key)} (enforced, atZero, sites)`)
+  for (const key of Object.keys(r)) if (!['enforced', 'atZero', 'sites', 'quotas'].includes(key)) throw new InvalidCreditPolicyError(`unknown field ${JSON.stringify(key)} (enforced, atZero, sites, quotas)`)
   if (typeof r.enforced !== 'boolean') throw new InvalidCreditPolicyError('enforced must be true or false')
   const atZero = r.atZero ?? 'refuse'
   if (!isAtZero(atZero)) throw new InvalidCreditPolicyError('atZero must be "refuse" or "mono-only"')
@@ -202,7 +248,51 @@ export function parseCreditPolicy (raw: unknown, by: string, now: number): Credi
       sites[site] = v
     }
   }
-  return { enforced: r.enforced, atZero, sites, updatedAt: now, updatedBy: by }
+  const quotas = parseQuotas(r.quotas)
+  return { enforced: r.enforced, atZero, sites, ...(quotas.length > 0 ? { quotas } : {}), updatedAt: now, updatedBy: by }
+}
+
+/** More quota rules than this is a mistake, not a policy. */
+export const MAX_QUOTA_RULES = 1000
+/** User and group names as the directory allows them. */
+const NAME = /^[^\s/]{1,128}$/
+
+function parseQuotas (raw: unknown): QuotaRule[] {
+  if (raw === undefined) return []
+  if (!Array.isArray(raw)) throw new InvalidCreditPolicyError('quotas must be a list like [{"group":"students","pages":100,"colour":20}]')
+  if (raw.length > MAX_QUOTA_RULES) throw new InvalidCreditPolicyError(`quotas: at most ${MAX_QUOTA_RULES} rules`)
+  return raw.map((q, i) => {
+    const where = `quotas[${i}]`
+    if (typeof q !== 'object' || q === null || Array.isArray(q)) throw new InvalidCreditPolicyError(`${where} must be an object like {"group":"students","pages":100}`)
+    const x = q as Record<string, unknown>
+    for (const key of Object.keys(x)) if (!['user', 'group', 'pages', 'colour', 'cost'].includes(key)) throw new InvalidCreditPolicyError(`${where}: unknown field ${JSON.stringify(key)} (user, group, pages, colour, cost)`)
+    if ((x.user === undefined) === (x.group === undefined)) throw new InvalidCreditPolicyError(`${where} names a user or a group (one of them)`)
+    for (const k of ['user', 'group'] as const) if (x[k] !== undefined && (typeof x[k] !== 'string' || !NAME.test(x[k] as string))) throw new InvalidCreditPolicyError(`${where}.${k} must be a user or group name`)
+    const rule: QuotaRule = { ...(x.user !== undefined ? { user: x.user as string } : { group: x.group as string }) }
+    for (const m of QUOTA_MEASURES) {
+      if (x[m] === undefined) continue
+      if (!isAmount(x[m])) throw new InvalidCreditPolicyError(`${where}.${m} must be a whole number from 0 to ${MAX_CREDIT_AMOUNT}`)
+      rule[m] = x[m]
+    }
+    if (QUOTA_MEASURES.every((m) => rule[m] === undefined)) throw new InvalidCreditPolicyError(`${where} limits nothing: give pages, colour or cost`)
+    return rule
+  })
+}
+
+/** A user's monthly quota per measure under `policy` (their groups from the directory); undefined measures are not limited. */
+export function quotaOf (policy: CreditPolicy | undefined, user: string, groups: readonly string[]): Partial<Record<QuotaMeasure, number>> {
+  const rules = policy?.quotas ?? []
+  const own = rules.find((q) => q.user === user)
+  const member = new Set(groups.map((g) => g.toLowerCase()))
+  const applicable = own !== undefined ? [own] : rules.filter((q) => q.group !== undefined && member.has(q.group.toLowerCase()))
+  const out: Partial<Record<QuotaMeasure, number>> = {}
+  for (const q of applicable) {
+    for (const m of QUOTA_MEASURES) {
+      const v = q[m]
+      if (v !== undefined) out[m] = Math.max(out[m] ?? 0, v)
+    }
+  }
+  return out
 }
 
 const creditMap = (license: Y.Doc): Y.Map<unknown> => license.getMap('credit')

@@ -27,7 +27,7 @@ import type * as Y from 'yjs'
 import type { DocStore } from '../crdt/store.ts'
 import type { Membership } from '../crdt/membership.ts'
 import type { JobRecord } from '../crdt/jobs.ts'
-import type { UsageCost } from '../crdt/accounting.ts'
+import type { UsageCost, UsageRecord } from '../crdt/accounting.ts'
 import { listUsage } from '../crdt/accounting.ts'
 import { acctDoc, directoryDoc, escrowDoc, licenseDoc, parseDocName, periodOf, type PeerId, type SiteId } from '../crdt/names.ts'
 import { getUser } from '../crdt/directory.ts'
@@ -35,8 +35,8 @@ import { listCertificates } from '../crdt/license.ts'
 import { ADMIN_ISSUER_ROLES } from '../crdt/capability.ts'
 import { pricesAt, priceUsage, readPriceList } from '../crdt/prices.ts'
 import {
-  addDeduction, addEntry, atZeroFor, getSpend, InvalidCreditPolicyError, listEntries, MAX_CREDIT_AMOUNT, parseCreditPolicy, readCreditPolicy, setSpend, sharesOf,
-  writeCreditPolicy, type CreditPolicy, type CreditView
+  accountOf, addDeduction, addEntry, atZeroFor, CREDIT_ACCOUNT, getSpend, InvalidCreditPolicyError, listEntries, MAX_CREDIT_AMOUNT, parseCreditPolicy, parseQuotaAccount,
+  QUOTA_MEASURES, quotaAccount, quotaOf, readCreditPolicy, setSpend, sharesOf, writeCreditPolicy, type CreditPolicy, type CreditView, type QuotaMeasure, type SpendEntry
 } from '../crdt/escrow.ts'
 import { CreditRefusedError, type CopyCredit, type CreditGate, type CreditReserved } from '../devices/jobs/credit-gate.ts'
 import { printCharge, usageId } from '../devices/jobs/usage.ts'
@@ -79,7 +79,7 @@ export class CreditShortError extends KindedError {
 }
 
 /** A share request: part of `user`'s credit asked of the peer holding it. */
-export interface ShareRequest { user: string, amount: number }
+export interface ShareRequest { user: string, amount: number, /** Absent: credit. */ account?: string }
 /** What was given (0: nothing to give). */
 export interface ShareAnswer { given: number }
 
@@ -104,6 +104,8 @@ export interface CreditStatus {
   here: number
   shares: Array<{ peer: string, amount: number, reachable: boolean }>
   enforced: boolean
+  /** This month's quotas the user has. */
+  quotas: QuotaStatus[]
 }
 
 export interface CreditServiceInit {
@@ -174,14 +176,20 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     return policy
   }
 
-  /** The user's shares from every escrow document this peer holds. */
-  view (user: string): CreditView {
-    return sharesOf(this.escrowDocs(), user, (p) => this.c.membership.info(p)?.role)
+  /** The user's shares of `account` (default: credit) from every escrow document this peer holds. */
+  view (user: string, account = CREDIT_ACCOUNT): CreditView {
+    return sharesOf(this.escrowDocs(), user, (p) => this.c.membership.info(p)?.role, account, this.c.membership.authority)
   }
 
-  /** What this peer holds of the user's credit. */
-  here (user: string): number {
-    return this.view(user).shares.get(this.self) ?? 0
+  /** What this peer holds of the user's `account` (default: credit). */
+  here (user: string, account = CREDIT_ACCOUNT): number {
+    return this.view(user, account).shares.get(this.self) ?? 0
+  }
+
+  /** The user's monthly quota per measure (the policy's rules and the directory's groups); absent measures are not limited. */
+  quotas (user: string): Partial<Record<QuotaMeasure, number>> {
+    const directory = this.c.store.get(directoryDoc())
+    return quotaOf(this.policy(), user, directory === undefined ? [] : getUser(directory, user)?.groups ?? [])
   }
 
   status (user: string): CreditStatus {
@@ -197,8 +205,20 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
       reserved: v.reserved,
       here: v.shares.get(this.self) ?? 0,
       shares: [...v.shares].filter(([, a]) => a !== 0).map(([peer, amount]) => ({ peer, amount, reachable: peer === this.self || reachable.has(peer) })),
-      enforced: this.policy()?.enforced === true
+      enforced: this.policy()?.enforced === true,
+      quotas: this.quotaStatus(user)
     }
+  }
+
+  /** The user's quotas this month: the quota, what was used, what is left, what this peer holds. */
+  private quotaStatus (user: string): QuotaStatus[] {
+    const period = periodOf(this.c.clock.now())
+    return QUOTA_MEASURES.flatMap((measure) => {
+      const quota = this.quotas(user)[measure]
+      if (quota === undefined) return []
+      const v = this.view(user, quotaAccount(period, measure))
+      return [{ measure, period, quota, used: v.spent, left: Math.max(0, Math.max(quota, v.credited) - v.spent), here: v.shares.get(this.self) ?? 0 }]
+    })
   }
 
   /** New credit for `user`, created here (a site or central) by admin `by`. */
@@ -230,46 +250,98 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
   // ---- the release gate (devices/jobs/credit-gate.ts) ----
 
   async reserve (job: JobRecord, printer: string, signal: AbortSignal): Promise<CreditReserved> {
-    const policy = this.policy()
-    if (policy?.enforced !== true) return { monochrome: false }
-    const id = usageId(job)
-    const cost = await this.costOf(job, printer, false)
-    if (cost === undefined) return { monochrome: false } // unpriced: nothing to pay
+    const needs = await this.needs(job, printer, false)
+    if (needs.length === 0) return { monochrome: false }
     return await this.serial(job.owner, async () => {
-      const held = getSpend(this.c.store.get(escrowDoc(this.self)), id)
-      if (held !== undefined && !held.settled && held.amount >= cost) return { monochrome: false } // reserved before a restart
-      const already = held !== undefined && !held.settled ? held.amount : 0
-      const have = await this.gather(job.owner, cost - already, signal) + already
-      if (have >= cost) {
-        await this.writeSpend(job.owner, id, cost, false)
-        return { monochrome: false }
+      const short = await this.reserveAll(job, needs, signal)
+      if (short === undefined) return { monochrome: false }
+      const policy = this.policy()
+      if ((job.colorPages ?? 0) > 0 && this.init.site !== undefined && policy !== undefined && atZeroFor(policy, this.init.site) === 'mono-only') {
+        if (await this.reserveAll(job, await this.needs(job, printer, true), signal) === undefined) {
+          this.log.info({ user: job.owner, job: job.id, short: short.account }, 'credit or quota covers the job in monochrome only: printed in monochrome')
+          return { monochrome: true }
+        }
       }
-      const mono = (job.colorPages ?? 0) > 0 && this.init.site !== undefined && atZeroFor(policy, this.init.site) === 'mono-only'
-        ? await this.costOf(job, printer, true)
-        : undefined
-      if (mono !== undefined && have >= mono) {
-        await this.writeSpend(job.owner, id, mono, false)
-        this.log.info({ user: job.owner, job: job.id, cost, mono }, 'credit covers the job in monochrome only: printed in monochrome')
-        return { monochrome: true }
-      }
-      if (already > 0) await this.dropSpend(job.owner, id)
-      throw new CreditRefusedError(this.shortMessage(job.owner, cost, have, mono))
+      throw new CreditRefusedError(this.shortMessage(job.owner, short))
     })
   }
 
-  async settle (job: JobRecord, cost: UsageCost | undefined): Promise<void> {
+  async settle (job: JobRecord, charged: { pages: number, colorPages: number, cost?: UsageCost }): Promise<void> {
     const id = usageId(job)
-    const held = getSpend(this.c.store.get(escrowDoc(this.self)), id)
-    if (held === undefined && this.policy()?.enforced !== true) return
-    if (held?.settled === true && held.amount === (cost?.amount ?? 0)) return
-    await this.serial(job.owner, async () => { await this.writeSpend(job.owner, id, cost?.amount ?? 0, true) })
+    const spends = this.spendsOf(id)
+    const enforced = this.policy()?.enforced === true
+    if (spends.length === 0 && !enforced) return
+    const accounts = new Set(spends.map((e) => accountOf(e)))
+    if (enforced) accounts.add(CREDIT_ACCOUNT) // a print charged without a reservation (settled after a restart) still pays
+    const amounts = [...accounts].map((account) => ({ account, amount: amountFor(account, charged) }))
+    const own = this.c.store.get(escrowDoc(this.self))
+    if (amounts.every(({ account, amount }) => { const held = getSpend(own, id, account); return held?.settled === true && held.amount === amount })) return
+    await this.serial(job.owner, async () => {
+      await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => {
+        for (const { account, amount } of amounts) setSpend(d, { type: 'spend', account, user: job.owner, amount, usageId: id, settled: true, time: this.c.clock.now() })
+      })
+    })
   }
 
   async release (job: JobRecord): Promise<void> {
     const id = usageId(job)
-    const held = getSpend(this.c.store.get(escrowDoc(this.self)), id)
-    if (held === undefined || held.settled) return
-    await this.serial(job.owner, async () => { await this.dropSpend(job.owner, id) })
+    if (!this.spendsOf(id).some((e) => !e.settled)) return
+    await this.serial(job.owner, async () => { await this.dropReservations(job.owner, id) })
+  }
+
+  /** What `job` (as printed: monochrome or not) needs of each account that limits its owner here: credit when enforced and priced, and this month's quotas the owner has. */
+  private async needs (job: JobRecord, printer: string, monochrome: boolean): Promise<Need[]> {
+    const cost = await this.costOf(job, printer, monochrome)
+    const charge = printCharge(monochrome ? { ...job, colorPages: 0 } : job, undefined, monochrome)
+    const out: Need[] = []
+    if (this.policy()?.enforced === true && cost !== undefined) out.push({ account: CREDIT_ACCOUNT, amount: cost })
+    const quota = this.quotas(job.owner)
+    const period = periodOf(this.c.clock.now())
+    if (quota.pages !== undefined) out.push({ account: quotaAccount(period, 'pages'), amount: charge.pages })
+    if (quota.colour !== undefined) out.push({ account: quotaAccount(period, 'colour'), amount: charge.colorPages })
+    if (quota.cost !== undefined && cost !== undefined) out.push({ account: quotaAccount(period, 'cost'), amount: cost })
+    return out.filter((n) => n.amount > 0)
+  }
+
+  /**
+   * Reserves every need of the job, all or none (replacing what this usage id held before: a
+   * retry, a restart, monochrome instead of colour); the first need that falls short, or
+   * undefined when all are reserved. Runs inside the user's queue.
+   */
+  private async reserveAll (job: JobRecord, needs: Need[], signal: AbortSignal): Promise<Short | undefined> {
+    const id = usageId(job)
+    const own = (): Y.Doc | undefined => this.c.store.get(escrowDoc(this.self))
+    for (const n of needs) {
+      const held = getSpend(own(), id, n.account)
+      const already = held !== undefined && !held.settled ? held.amount : 0
+      const have = await this.gather(job.owner, n.amount - already, signal, n.account) + already
+      if (have < n.amount) {
+        await this.dropReservations(job.owner, id)
+        return { ...n, have }
+      }
+    }
+    const wanted = new Set(needs.map((n) => n.account))
+    await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => {
+      for (const e of this.spendsOf(id)) if (!e.settled && !wanted.has(accountOf(e))) setSpend(d, { ...e, usageId: id, amount: 0, settled: true, time: this.c.clock.now() })
+      for (const n of needs) setSpend(d, { type: 'spend', account: n.account, user: job.owner, amount: n.amount, usageId: id, settled: false, time: this.c.clock.now() })
+    })
+    return undefined
+  }
+
+  /** This peer's spends paying for `usageId`, in every account. */
+  private spendsOf (id: string): SpendEntry[] {
+    const doc = this.c.store.get(escrowDoc(this.self))
+    if (doc === undefined) return []
+    return listEntries(doc).flatMap(([, e]) => e.type === 'spend' && e.usageId === id ? [e] : [])
+  }
+
+  /** Gives back every unsettled reservation of `usageId` (a print not charged). */
+  private async dropReservations (user: string, id: string): Promise<void> {
+    const open = this.spendsOf(id).filter((e) => !e.settled)
+    if (open.length === 0) return
+    await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => {
+      for (const e of open) setSpend(d, { ...e, user, usageId: id, amount: 0, settled: true, time: this.c.clock.now() })
+    })
   }
 
   // ---- copies (devices/jobs/credit-gate.ts CopyCredit) ----
@@ -304,16 +376,19 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
   /** Answers another peer's share request: gives up to what is asked from the share held here. */
   async answer (peer: string, request: unknown): Promise<ShareAnswer> {
     const r = request as Partial<ShareRequest> | null
-    if (typeof r !== 'object' || r === null || typeof r.user !== 'string' || r.user.length === 0 || r.user.length > 256 || !isPositiveAmount(r.amount)) {
-      throw new InvalidCreditRequestError('a share request is {"user": "<name>", "amount": <minor units>}')
+    if (typeof r !== 'object' || r === null || typeof r.user !== 'string' || r.user.length === 0 || r.user.length > 256 || !isPositiveAmount(r.amount) ||
+      (r.account !== undefined && r.account !== CREDIT_ACCOUNT && (typeof r.account !== 'string' || parseQuotaAccount(r.account) === undefined))) {
+      throw new InvalidCreditRequestError('a share request is {"user": "<name>", "amount": <minor units or pages>, "account"?: "credit" or "quota/<YYYY-MM>/<pages|colour|cost>"}')
     }
     if (this.c.membership.info(peer) === undefined) throw new InvalidCreditRequestError(`peer ${peer} is not a member of the mesh`)
     const { user, amount } = r as ShareRequest
+    const account = r.account ?? CREDIT_ACCOUNT
     return await this.serial(user, async () => {
-      const given = Math.min(amount, this.here(user))
+      if (account !== CREDIT_ACCOUNT) await this.mintQuota(user, account)
+      const given = Math.min(amount, this.here(user, account))
       if (given <= 0) return { given: 0 }
-      await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => addEntry(d, randomUUID(), { type: 'give', user, amount: given, to: peer as PeerId, time: this.c.clock.now() }))
-      this.log.info({ user, to: peer, given }, 'credit share given')
+      await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => addEntry(d, randomUUID(), { type: 'give', ...accountField(account), user, amount: given, to: peer as PeerId, time: this.c.clock.now() }))
+      this.log.info({ user, account, to: peer, given }, 'credit share given')
       return { given }
     })
   }
@@ -324,65 +399,104 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
    * hold together. Never rejects.
    */
   async prefetch (user: string, signal: AbortSignal): Promise<void> {
-    if (this.policy()?.enforced !== true || this.link === undefined) return
+    if (this.link === undefined) return
     try {
-      const view = this.view(user)
-      const site = this.init.site
-      for (const peer of this.link.reachable()) {
-        const who = this.c.membership.info(peer)
-        const share = view.shares.get(peer) ?? 0
-        if (who?.role !== 'site' || who.site !== site || share <= 0) continue
-        // topped up to a part of what the two hold together: logging in again takes nothing more
-        const mine = this.here(user)
-        const ask = Math.floor((share + mine) * PREFETCH_FRACTION) - mine
-        if (ask > 0) await this.askFor(peer, user, ask, signal)
+      if (this.policy()?.enforced === true) await this.prefetchAccount(user, CREDIT_ACCOUNT, signal)
+      const period = periodOf(this.c.clock.now())
+      const quota = this.quotas(user)
+      for (const m of QUOTA_MEASURES) {
+        const limit = quota[m]
+        if (limit === undefined) continue
+        const account = quotaAccount(period, m)
+        await this.prefetchAccount(user, account, signal)
+        // nothing at the site yet this month: the authority mints the quota when first asked
+        const want = Math.floor(limit * PREFETCH_FRACTION) - this.here(user, account)
+        if (this.here(user, account) === 0 && want > 0) await this.serial(user, async () => await this.gather(user, want, signal, account))
       }
     } catch (err) {
       this.log.warn({ user, err: (err as Error).message }, 'could not take a share of the user\'s credit ahead of need')
     }
   }
 
+  /** Tops this peer's share of `account` up to a part of what it and its site's servers hold together: logging in again takes nothing more. */
+  private async prefetchAccount (user: string, account: string, signal: AbortSignal): Promise<void> {
+    const view = this.view(user, account)
+    for (const peer of this.link?.reachable() ?? []) {
+      const who = this.c.membership.info(peer)
+      const share = view.shares.get(peer) ?? 0
+      if (who?.role !== 'site' || who.site !== this.init.site || share <= 0) continue
+      const mine = this.here(user, account)
+      const ask = Math.floor((share + mine) * PREFETCH_FRACTION) - mine
+      if (ask > 0) await this.askFor(peer, user, ask, signal, account)
+    }
+  }
+
   /**
-   * Brings this peer's share of `user`'s credit up to `needed` if it can, asking reachable
-   * peers that hold shares (largest first); returns the share then held. Runs inside the
-   * user's queue.
+   * Brings this peer's share of `user`'s `account` up to `needed` if it can, asking reachable
+   * peers that hold shares (largest first), and for a quota the mesh's authority, which mints
+   * it when first asked; returns the share then held. Runs inside the user's queue.
    */
-  private async gather (user: string, needed: number, signal: AbortSignal): Promise<number> {
-    let have = this.here(user)
+  private async gather (user: string, needed: number, signal: AbortSignal, account = CREDIT_ACCOUNT): Promise<number> {
+    const quota = account !== CREDIT_ACCOUNT
+    if (quota) await this.mintQuota(user, account)
+    let have = this.here(user, account)
     if (have >= needed || this.link === undefined) return have
-    const shares = this.view(user).shares
-    const candidates = this.link.reachable().filter((p) => p !== this.self && (shares.get(p) ?? 0) > 0).sort((a, b) => (shares.get(b) ?? 0) - (shares.get(a) ?? 0))
+    const shares = this.view(user, account).shares
+    const authority = this.c.membership.authority
+    const candidates = this.link.reachable()
+      .filter((p) => p !== this.self && ((shares.get(p) ?? 0) > 0 || (quota && p === authority)))
+      .sort((a, b) => (shares.get(b) ?? 0) - (shares.get(a) ?? 0))
     for (const peer of candidates) {
       if (signal.aborted) break
-      await this.askFor(peer, user, needed - have, signal)
-      have = this.here(user)
+      await this.askFor(peer, user, needed - have, signal, account)
+      have = this.here(user, account)
       if (have >= needed) break
     }
     return have
   }
 
-  /** Asks `peer` for `amount` of `user`'s credit and waits until what it gave has arrived here. */
-  private async askFor (peer: string, user: string, amount: number, signal: AbortSignal): Promise<void> {
+  /** Asks `peer` for `amount` of `user`'s `account` and waits until what it gave has arrived here. */
+  private async askFor (peer: string, user: string, amount: number, signal: AbortSignal, account = CREDIT_ACCOUNT): Promise<void> {
     if (this.link === undefined) return
-    const before = this.received(peer, user)
+    const before = this.received(peer, user, account)
     let answer: ShareAnswer
     try {
-      answer = await this.link.ask(peer, { user, amount }, AbortSignal.any([signal, AbortSignal.timeout(SHARE_REQUEST_TIMEOUT_MS)]))
+      answer = await this.link.ask(peer, { user, amount, ...accountField(account) }, AbortSignal.any([signal, AbortSignal.timeout(SHARE_REQUEST_TIMEOUT_MS)]))
     } catch (err) {
-      this.log.info({ peer, user, err: (err as Error).message }, 'share request not answered')
+      this.log.info({ peer, user, account, err: (err as Error).message }, 'share request not answered')
       return
     }
     if (!Number.isSafeInteger(answer.given) || answer.given <= 0) return
-    await this.arrival(peer, () => this.received(peer, user) >= before + answer.given, signal)
+    await this.arrival(peer, () => this.received(peer, user, account) >= before + answer.given, signal)
   }
 
-  /** What `peer` gave this peer of `user`'s credit, as far as its document here tells. */
-  private received (peer: string, user: string): number {
+  /** What `peer` gave this peer of `user`'s `account`, as far as its document here tells. */
+  private received (peer: string, user: string, account: string): number {
     const doc = this.c.store.get(escrowDoc(peer as PeerId))
     if (doc === undefined) return 0
     let sum = 0
-    for (const [, e] of listEntries(doc)) if (e.type === 'give' && e.to === this.self && e.user === user) sum += e.amount
+    for (const [, e] of listEntries(doc)) if (e.type === 'give' && e.to === this.self && e.user === user && accountOf(e) === account) sum += e.amount
     return sum
+  }
+
+  /**
+   * The mesh's authority mints a user's quota of a month (`account`) from the policy: what the
+   * rules give less what it minted already (a raised quota mints the difference; a lowered
+   * one takes nothing back). Only the current and the next month; anyone else does nothing.
+   */
+  private async mintQuota (user: string, account: string): Promise<void> {
+    const q = parseQuotaAccount(account)
+    if (q === undefined || this.c.membership.authority !== this.self) return
+    const now = periodOf(this.c.clock.now())
+    if (q.period !== now && q.period !== nextPeriod(now)) return
+    const limit = this.quotas(user)[q.measure]
+    if (limit === undefined) return
+    const own = this.c.store.get(escrowDoc(this.self))
+    const minted = own === undefined ? 0 : listEntries(own).reduce((n, [, e]) => n + (e.type === 'mint' && e.user === user && accountOf(e) === account ? e.amount : 0), 0)
+    if (limit <= minted) return
+    // the id is the state it was minted from: minting again from the same state is a no-op
+    await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => addEntry(d, `quota:${account}:${user}:${minted}`, { type: 'mint', account, user, amount: limit - minted, reason: `quota ${q.period}`, by: 'policy', time: this.c.clock.now() }))
+    this.log.info({ user, account, amount: limit - minted }, 'monthly quota minted')
   }
 
   /** Resolves once `done()` holds after an update of `peer`'s escrow document arrived (or at once), or after the arrival deadline. */
@@ -403,6 +517,7 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
   /** One pass (every {@link CREDIT_PASS_MS}): exported for tests and the simulator. */
   async pass (): Promise<void> {
     await this.settleLeftovers()
+    await this.premintQuotas()
     if (this.c.membership.info(this.self)?.role === 'central' || this.init.site === undefined) await this.passOnToHomeSites()
   }
 
@@ -413,19 +528,37 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     const now = this.c.clock.now()
     for (const [, e] of listEntries(doc)) {
       if (e.type !== 'spend' || e.settled || e.usageId === undefined) continue
-      const charged = await this.chargedHere(e.usageId, e.time, now)
-      if (charged !== undefined) await this.serial(e.user, async () => { await this.writeSpend(e.user, e.usageId as string, charged, true) })
-      else if (now - e.time > RESERVATION_TTL_MS) await this.serial(e.user, async () => { await this.dropSpend(e.user, e.usageId as string) })
+      const usage = e.usageId
+      const record = await this.chargedHere(usage, e.time, now)
+      const spend = (amount: number): SpendEntry & { usageId: string } => ({ ...e, usageId: usage, amount, settled: true, time: now })
+      if (record !== undefined) await this.serial(e.user, async () => { await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => { setSpend(d, spend(amountFor(accountOf(e), record))) }) })
+      else if (now - e.time > RESERVATION_TTL_MS) await this.serial(e.user, async () => { await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => { setSpend(d, spend(0)) }) })
     }
   }
 
-  /** The cost this peer charged under `id` (in the periods between `since` and `now`), if it did. */
-  private async chargedHere (id: string, since: number, now: number): Promise<number | undefined> {
+  /** The usage record this peer charged under `id` (in the periods between `since` and `now`), if it did. */
+  private async chargedHere (id: string, since: number, now: number): Promise<UsageRecord | undefined> {
     for (const period of new Set([periodOf(since), periodOf(now)])) {
       const record = listUsage(await this.c.store.open(acctDoc(this.self, period))).find((r) => r.id === id)
-      if (record !== undefined) return record.cost?.amount ?? 0
+      if (record !== undefined) return record
     }
     return undefined
+  }
+
+  /**
+   * From day {@link QUOTA_PREMINT_DAY} of a month the authority mints next month's quotas of the
+   * users who have this month's, so a month starts with quotas in place even while it is down.
+   */
+  private async premintQuotas (): Promise<void> {
+    const own = this.c.store.get(escrowDoc(this.self))
+    const now = this.c.clock.now()
+    if (own === undefined || this.c.membership.authority !== this.self || new Date(now).getUTCDate() < QUOTA_PREMINT_DAY) return
+    const period = periodOf(now)
+    const next = nextPeriod(period)
+    const users = new Set(listEntries(own).flatMap(([, e]) => e.type === 'mint' && parseQuotaAccount(accountOf(e))?.period === period ? [e.user] : []))
+    for (const user of users) {
+      await this.serial(user, async () => { for (const m of QUOTA_MEASURES) await this.mintQuota(user, quotaAccount(next, m)) })
+    }
   }
 
   /** Central keeps no credit: it gives each user's share to a reachable server of their home site. */
@@ -434,17 +567,24 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     const directory = this.c.store.get(directoryDoc())
     if (own === undefined || directory === undefined || this.link === undefined) return
     const reachable = new Set(this.link.reachable())
-    const users = new Set(listEntries(own).map(([, e]) => e.user))
-    for (const user of users) {
+    const held = new Map<string, Set<string>>()
+    for (const [, e] of listEntries(own)) {
+      const accounts = held.get(e.user) ?? new Set<string>()
+      accounts.add(accountOf(e))
+      held.set(e.user, accounts)
+    }
+    for (const [user, accounts] of held) {
       const home = getUser(directory, user)?.homeSite
       if (home === undefined) continue
       const server = this.sitePeers(home).find((p) => reachable.has(p))
       if (server === undefined) continue
       await this.serial(user, async () => {
-        const amount = this.here(user)
-        if (amount <= 0) return
-        await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => addEntry(d, randomUUID(), { type: 'give', user, amount, to: server as PeerId, time: this.c.clock.now() }))
-        this.log.info({ user, to: server, amount }, 'credit passed on to the user\'s home site')
+        for (const account of accounts) {
+          const amount = this.here(user, account)
+          if (amount <= 0) continue
+          await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => addEntry(d, randomUUID(), { type: 'give', ...accountField(account), user, amount, to: server as PeerId, time: this.c.clock.now() }))
+          this.log.info({ user, account, to: server, amount }, 'credit passed on to the user\'s home site')
+        }
       })
     }
   }
@@ -468,19 +608,28 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
   }
 
   /** What other peers hold of the user's credit, as far as this peer knows. */
-  private elsewhere (user: string): number {
-    return [...this.view(user).shares].filter(([p, a]) => p !== this.self && a > 0).reduce((n, [, a]) => n + a, 0)
+  private elsewhere (user: string, account = CREDIT_ACCOUNT): number {
+    return [...this.view(user, account).shares].filter(([p, a]) => p !== this.self && a > 0).reduce((n, [, a]) => n + a, 0)
   }
 
-  private shortMessage (user: string, cost: number, have: number, mono: number | undefined): string {
+  /** Why a job is refused: what it needs of the account that fell short, what is available here, and where the rest is. */
+  private shortMessage (user: string, short: Short): string {
     const cur = this.currency()
-    const view = this.view(user)
-    const elsewhere = this.elsewhere(user)
-    const monoPart = mono !== undefined ? ` (${money(mono, cur)} in monochrome)` : ''
+    const q = parseQuotaAccount(short.account)
+    const amount = (n: number): string => q?.measure === 'pages' ? `${n} pages` : q?.measure === 'colour' ? `${n} colour pages` : money(n, cur)
+    const view = this.view(user, short.account)
+    const elsewhere = this.elsewhere(user, short.account)
+    if (q === undefined) {
+      const where = elsewhere > 0
+        ? `; ${money(elsewhere, cur)} more is held by peers that cannot be reached from here now`
+        : view.credited - view.spent <= short.have ? '; top up to print it' : ''
+      return `not enough credit: this job costs ${money(short.amount, cur)}, ${user} has ${money(short.have, cur)} available here${where}`
+    }
+    const label = { pages: 'page quota', colour: 'colour page quota', cost: 'spending quota' }[q.measure]
     const where = elsewhere > 0
-      ? `; ${money(elsewhere, cur)} more is held by peers that cannot be reached from here now`
-      : view.credited - view.spent <= have ? '; top up to print it' : ''
-    return `not enough credit: this job costs ${money(cost, cur)}${monoPart}, ${user} has ${money(have, cur)} available here${where}`
+      ? `; ${amount(elsewhere)} more is held by peers that cannot be reached from here now`
+      : view.credited - view.spent <= short.have ? `; the ${label} is renewed on the 1st of next month` : ''
+    return `${label} of ${q.period} used up: this job needs ${amount(short.amount)}, ${user} has ${amount(short.have)} left here${where}`
   }
 
   /** What printing `job` at `printer` costs at the prices in force (monochrome: no colour pages); undefined when unpriced. */
@@ -498,9 +647,7 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => { setSpend(d, { type: 'spend', user, amount, usageId: id, settled, time: this.c.clock.now() }) })
   }
 
-  private async dropSpend (user: string, id: string): Promise<void> {
-    await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => { setSpend(d, { type: 'spend', user, amount: 0, usageId: id, settled: true, time: this.c.clock.now() }) })
-  }
+
 
   /** Runs `fn` after every earlier call for `user` on this peer has ended. */
   private async serial<T> (user: string, fn: () => Promise<T>): Promise<T> {
@@ -521,6 +668,34 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     }
     return out
   }
+}
+
+/** What a job needs of one account: minor units, pages or colour pages. */
+interface Need { account: string, amount: number }
+/** A need that could not be met: what this peer had. */
+interface Short extends Need { have: number }
+
+/** From this day of a month (UTC) the authority mints next month's quotas ahead: ten days before central's outage at a month's start would matter. */
+export const QUOTA_PREMINT_DAY = 20
+
+/** A user's quota of one measure this month, for the API. */
+export interface QuotaStatus { measure: QuotaMeasure, period: string, quota: number, used: number, left: number, here: number }
+
+/** The `account` field of an entry: none for credit (the entries before quotas had none). */
+function accountField (account: string): { account?: string } {
+  return account === CREDIT_ACCOUNT ? {} : { account }
+}
+
+/** What a charge amounts to in `account`: money for credit and cost quotas, pages, colour pages. */
+function amountFor (account: string, charged: { pages: number, colorPages: number, cost?: UsageCost }): number {
+  const measure = parseQuotaAccount(account)?.measure
+  return measure === 'pages' ? charged.pages : measure === 'colour' ? charged.colorPages : charged.cost?.amount ?? 0
+}
+
+/** The month after `period` (`YYYY-MM`). */
+function nextPeriod (period: string): string {
+  const [y, m] = period.split('-').map(Number)
+  return m === 12 ? `${y + 1}-01` : `${y}-${String(m + 1).padStart(2, '0')}`
 }
 
 /** Longest reason kept with a top-up or deduction. */

@@ -12,8 +12,8 @@ import { MemoryEscrowHub } from '../simulations/escrow-link.ts'
 import { until } from '../simulations/wait.ts'
 import { CreditService, CreditAuthorityError, InvalidCreditRequestError } from '../node/credit.ts'
 import { CreditRefusedError } from '../devices/jobs/credit-gate.ts'
-import { addEntry, parseCreditPolicy, setSpend, sharesOf, InvalidCreditPolicyError } from '../crdt/escrow.ts'
-import { directoryDoc, escrowDoc, licenseDoc, siteId, type PeerId } from '../crdt/names.ts'
+import { addEntry, parseCreditPolicy, quotaAccount, quotaOf, setSpend, sharesOf, InvalidCreditPolicyError } from '../crdt/escrow.ts'
+import { directoryDoc, escrowDoc, licenseDoc, periodOf, siteId, type PeerId } from '../crdt/names.ts'
 import { putUser } from '../crdt/directory.ts'
 import { writePriceList } from '../crdt/prices.ts'
 import type { JobRecord } from '../crdt/jobs.ts'
@@ -116,7 +116,7 @@ test('a top-up at central reaches the home site; a terminal\'s print gathers wha
   assert.is(c('central').here('alice'), 0, 'central keeps none')
   const j = job(3, 1) // 2 mono + 1 colour = 5.00
   assert.equal(await c('terminal-a1').reserve(j, 'device', AbortSignal.timeout(5000)), { monochrome: false })
-  await c('terminal-a1').settle(j, { currency: 'EUR', amount: 500, mono: MONO, colour: COLOUR })
+  await c('terminal-a1').settle(j, { pages: 3, colorPages: 1, cost: { currency: 'EUR', amount: 500, mono: MONO, colour: COLOUR } })
   assert.is(c('terminal-a1').here('alice'), 0, 'it took exactly the shortfall')
   await until(() => c('site-a').view('alice').spent === 500, 10_000, 'the spend at the site')
   assert.is(c('site-a').here('alice'), 500)
@@ -142,7 +142,7 @@ test('partitioned from the site and from each other, two terminals never spend m
       const j = job(1 + (round % 2))
       try {
         await c(name).reserve(j, 'device', AbortSignal.timeout(5000))
-        await c(name).settle(j, { currency: 'EUR', amount: (j.pages ?? 0) * MONO, mono: MONO, colour: COLOUR })
+        await c(name).settle(j, { pages: j.pages ?? 0, colorPages: 0, cost: { currency: 'EUR', amount: (j.pages ?? 0) * MONO, mono: MONO, colour: COLOUR } })
         printed[name] += (j.pages ?? 0) * MONO
       } catch (err) {
         assert.instance(err, CreditRefusedError)
@@ -216,6 +216,59 @@ test('copies: a terminal with no credit reachable refuses to start copying; a se
   assertInvariant('terminal-a1')
 })
 
+test('quota rules: a user\'s own rule wins over their groups\'; of several groups, the largest allowance of each measure; group names without case', () => {
+  const policy = parseCreditPolicy({ enforced: false, quotas: [{ group: 'students', pages: 100, colour: 10 }, { group: 'staff', pages: 500 }, { user: 'carol', pages: 5 }] }, 'admin', 0)
+  assert.equal(quotaOf(policy, 'alice', ['Students']), { pages: 100, colour: 10 })
+  assert.equal(quotaOf(policy, 'bob', ['students', 'staff']), { pages: 500, colour: 10 })
+  assert.equal(quotaOf(policy, 'carol', ['staff']), { pages: 5 })
+  assert.equal(quotaOf(policy, 'dave', []), {})
+})
+
+test('monthly quotas: central mints a user\'s quota when first asked; a terminal takes half ahead; cut off, it prints only the pages it holds and says what is left; after healing the quota adds up', async () => {
+  const { central, site, t1, t2 } = await meshOf()
+  await central.store.transact(directoryDoc(), { kind: 'local', service: 'test' }, (d) => { putUser(d, { username: 'alice', fullName: 'Alice', pinHash: '', homeSite: 'site-a', groups: ['Students'], updatedAt: Date.now() }) })
+  await c('central').setPolicy({ enforced: false, quotas: [{ group: 'students', pages: 10, colour: 2 }] }, 'admin')
+  await until(() => c('terminal-a1').quotas('alice').pages === 10, 10_000, 'the quota and alice\'s groups at the terminal')
+  await c('terminal-a1').prefetch('alice', AbortSignal.timeout(5000))
+  const period = periodOf(Date.now())
+  assert.equal([c('terminal-a1').here('alice', quotaAccount(period, 'pages')), c('terminal-a1').here('alice', quotaAccount(period, 'colour'))], [5, 1], 'half of each quota taken ahead')
+  mesh.network.partition([t1.id], [t2.id, site.id, central.id])
+  const ends: string[] = []
+  for (const [pages, colour] of [[2, 1], [2, 0], [2, 0], [1, 1]]) {
+    try {
+      const j = job(pages, colour)
+      await c('terminal-a1').reserve(j, 'device', AbortSignal.timeout(5000))
+      await c('terminal-a1').settle(j, { pages, colorPages: colour })
+      ends.push('printed')
+    } catch (err) {
+      assert.instance(err, CreditRefusedError)
+      ends.push((err as Error).message)
+    }
+  }
+  assert.equal(ends, [
+    'printed',
+    'printed',
+    `page quota of ${period} used up: this job needs 2 pages, alice has 1 pages left here; 5 pages more is held by peers that cannot be reached from here now`,
+    `colour page quota of ${period} used up: this job needs 1 colour pages, alice has 0 colour pages left here; 1 colour pages more is held by peers that cannot be reached from here now`
+  ])
+  mesh.network.heal()
+  for (const [a, b] of [[central, t1], [site, t1], [t1, t2]] as const) await mesh.connect(a, b)
+  await until(() => c('central').status('alice').quotas.find((q) => q.measure === 'pages')?.used === 4, 10_000, 'the pages used, at central')
+  assert.equal(c('central').status('alice').quotas.map((q) => [q.measure, q.quota, q.used, q.left]), [['pages', 10, 4, 6], ['colour', 2, 1, 1]])
+})
+
+test('a quota used up with "mono-only" prints colour jobs in monochrome while pages are left; with neither left the refusal says when it renews', async () => {
+  const { central } = await meshOf('mono-only')
+  await central.store.transact(directoryDoc(), { kind: 'local', service: 'test' }, (d) => { putUser(d, { username: 'alice', fullName: 'Alice', pinHash: '', homeSite: 'site-a', groups: ['students'], updatedAt: Date.now() }) })
+  await c('central').setPolicy({ enforced: false, atZero: 'mono-only', quotas: [{ group: 'students', pages: 4, colour: 0 }] }, 'admin')
+  await until(() => c('site-a').quotas('alice').pages === 4, 10_000, 'the quota at the site')
+  const colour = job(3, 2)
+  assert.equal(await c('site-a').reserve(colour, 'mfp', AbortSignal.timeout(5000)), { monochrome: true }, 'no colour quota: printed in monochrome')
+  await c('site-a').settle(colour, { pages: 3, colorPages: 0 })
+  const period = periodOf(Date.now())
+  await rejects(async () => await c('site-a').reserve(job(2), 'mfp', AbortSignal.timeout(5000)), new RegExp(`^page quota of ${period} used up: this job needs 2 pages, alice has 1 pages left here; the page quota is renewed on the 1st of next month$`))
+})
+
 test('bad input: amounts, reasons, policies and share requests are refused with what is wrong; a terminal cannot create credit', async () => {
   const { t1 } = await meshOf()
   for (const amount of [0, -5, 1.5, '100', 1e12]) {
@@ -224,7 +277,7 @@ test('bad input: amounts, reasons, policies and share requests are refused with 
   await rejects(async () => await c('central').topUp('alice', 10, 'x'.repeat(500), 'admin'), /reason must be text/)
   await rejects(async () => await c('terminal-a1').topUp('alice', 10, '', 'admin'), (err: Error) => err instanceof CreditAuthorityError)
   await rejects(async () => await c('site-a').setPolicy({ enforced: true }, 'admin'), (err: Error) => err instanceof CreditAuthorityError)
-  for (const [raw, message] of [[{ enforced: 'yes' }, /enforced must be true or false/], [{ enforced: true, atZero: 'free' }, /atZero must be/], [{ enforced: true, sites: { 'site a': 'refuse' } }, /is not a site id/], [{ enforced: true, colour: 1 }, /unknown field "colour"/]] as const) {
+  for (const [raw, message] of [[{ enforced: 'yes' }, /enforced must be true or false/], [{ enforced: true, atZero: 'free' }, /atZero must be/], [{ enforced: true, sites: { 'site a': 'refuse' } }, /is not a site id/], [{ enforced: true, colour: 1 }, /unknown field "colour"/], [{ enforced: true, quotas: [{ pages: 5 }] }, /names a user or a group/], [{ enforced: true, quotas: [{ group: 'x', pages: -1 }] }, /quotas\[0\]\.pages must be a whole number/], [{ enforced: true, quotas: [{ group: 'x' }] }, /limits nothing/]] as const) {
     assert.throws(() => parseCreditPolicy(raw, 'admin', 0), (err: Error) => err instanceof InvalidCreditPolicyError && message.test(err.message))
   }
   await rejects(async () => await c('site-a').answer(t1.id, { user: 'alice', amount: -1 }), /a share request is/)

@@ -1,6 +1,6 @@
 /**
- * Credit at release (issue 20): before a print, the peer that prints reserves what it will
- * cost the job's owner from the credit it holds for them; after it, the reservation is
+ * Credit and quotas at release (issue 20): before a print, the peer that prints reserves what
+ * it will cost the job's owner (money, and pages against monthly quotas) from the shares it holds for them; after it, the reservation is
  * settled to what was charged, or given back when nothing was. The print engine
  * (print-engine.ts) calls these; node/credit.ts implements them over the escrow family
  * (crdt/escrow.ts), asking other peers for shares when this one holds too little. Every call
@@ -21,8 +21,8 @@ export interface CreditGate {
    * @throws CreditRefusedError saying what the job costs and what is available here
    */
   reserve: (job: JobRecord, printer: string, signal: AbortSignal) => Promise<CreditReserved>
-  /** The print was charged `cost` (undefined: unpriced): the reservation becomes that spend. */
-  settle: (job: JobRecord, cost: UsageCost | undefined) => Promise<void>
+  /** The print was charged (its pages, colour pages and price, none when unpriced): the reservations become those spends. */
+  settle: (job: JobRecord, charged: { pages: number, colorPages: number, cost?: UsageCost }) => Promise<void>
   /** The print was not charged: the reservation returns to this peer's share. */
   release: (job: JobRecord) => Promise<void>
 }

@@ -267,7 +267,7 @@ export class PrintEngine {
     const printed = monochrome || as.job.colorPages === target.job.colorPages ? job : { ...job, ...(target.job.colorPages !== undefined ? { colorPages: target.job.colorPages } : {}) }
     const charged = await chargePrint(this.c.store, { peer: this.init.peer, site: this.init.site, printer: target.printer }, printed, this.now(), impressions, monochrome)
     // the reservation becomes what was charged (a printer that reported more pages than analysed spends more)
-    await this.c.credit?.settle(target.job, charged.cost)
+    await this.c.credit?.settle(target.job, charged)
     if (charged.basis !== 'analysed') {
       this.log.info({ ...target.tag, printer: target.printer, pages: charged.pages, basis: charged.basis }, 'job with unknown pages charged')
     }

@@ -23,9 +23,13 @@ export async function refreshMyUsage (force = false) {
   loadedAt = Date.now()
   const t = mine.totals
   const credit = await api('GET', '/api/credit/mine').catch(() => undefined)
-  const balance = credit !== undefined && credit.currency !== undefined && (credit.enforced || credit.credited > 0)
-    ? [['Credit', money(credit.balance, credit.currency)]]
-    : []
+  const balance = [
+    ...(credit !== undefined && credit.currency !== undefined && (credit.enforced || credit.credited > 0) ? [['Credit', money(credit.balance, credit.currency)]] : []),
+    ...(credit?.quotas ?? []).map((q) => [
+      { pages: 'Pages left this month', colour: 'Colour pages left this month', cost: 'Spending left this month' }[q.measure],
+      q.measure === 'cost' ? `${money(q.left, credit.currency ?? '')} of ${money(q.quota, credit.currency ?? '')}` : `${q.left} of ${q.quota}`
+    ])
+  ]
   setChildren(document.getElementById('my-usage-totals'), [
     ...balance,
     ['Jobs and copies', t.records], ['Pages', t.pages], ['Colour pages', t.colorPages], ['Sheets', t.sheets],

@@ -293,14 +293,20 @@ async function myCredit () {
   }
 }
 
-/** Beside the user's name: what they can spend here (what this terminal holds) and in all, while credit is enforced. */
+/** Beside the user's name: their credit (and what this terminal holds of it) while credit is enforced, and what is left of this month's quotas. */
 function showCredit (credit) {
   const el = $('credit')
-  el.hidden = credit === undefined || !credit.enforced || credit.currency === undefined
-  if (el.hidden) return
-  el.textContent = credit.here === credit.balance
-    ? `· credit ${money(credit.balance, credit.currency)}`
-    : `· credit ${money(credit.balance, credit.currency)} (${money(credit.here, credit.currency)} here)`
+  const parts = []
+  if (credit?.enforced && credit.currency !== undefined) {
+    parts.push(credit.here === credit.balance
+      ? `credit ${money(credit.balance, credit.currency)}`
+      : `credit ${money(credit.balance, credit.currency)} (${money(credit.here, credit.currency)} here)`)
+  }
+  for (const q of credit?.quotas ?? []) {
+    parts.push(q.measure === 'cost' ? `${money(q.left, credit.currency ?? '')} left this month` : `${q.left} ${q.measure === 'colour' ? 'colour pages' : 'pages'} left this month`)
+  }
+  el.hidden = parts.length === 0
+  el.textContent = parts.map((p) => `· ${p}`).join(' ')
 }
 
 async function refreshJobs () {
