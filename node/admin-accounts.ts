@@ -53,6 +53,8 @@ const TOTP_ENROL_MS = 10 * 60_000
 const TOTP_ISSUER = 'printmesh'
 /** Mesh tokens are 32 random bytes: unguessable; the slow hash is defence in depth only. */
 const MESH_TOKEN_BYTES = 32
+/** A mesh token's form (32 bytes as base64url): anything else is refused without a slow hash. */
+const MESH_TOKEN_FORM = /^[A-Za-z0-9_-]{43}$/
 /** AES-GCM's standard nonce and tag sizes for the sealed TOTP secret. */
 const NONCE_BYTES = 12
 const TAG_BYTES = 16
@@ -275,6 +277,7 @@ export class AdminAccounts implements AdminAccountsApi {
     const record = getMeshToken(this.license as Y.Doc, this.authorityId())
     if (record === undefined) return false
     if (this.meshTokenKnown(token)) return true
+    if (!MESH_TOKEN_FORM.test(token)) return false
     if (!await verifySlowHash(token, record.hash)) return false
     this.verified = { digest: digestOf(token), hash: record.hash }
     return true

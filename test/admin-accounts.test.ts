@@ -36,6 +36,8 @@ const T0 = Date.UTC(2026, 11, 7, 9, 0, 0)
 const PASSWORD = 'correct horse battery'
 /** Wrong passwords one (account, address) pair may make before 429: low, so the test makes few slow hashes. */
 const PAIR_FAILURES = 3
+/** Wrong tokens one address may present before 429: low for the same reason. */
+const BEARER_FAILURES = 3
 
 interface World { store: DocStore, self: string, accounts: AdminAccounts, clock: { t: number }, close: () => Promise<void> }
 
@@ -88,7 +90,7 @@ function http (w: World, where: { role: string, site?: string } = { role: 'site'
     audit,
     logger: pino({ level: 'silent' }),
     now: () => w.clock.t,
-    loginPolicy: { pairFailures: PAIR_FAILURES },
+    loginPolicy: { pairFailures: PAIR_FAILURES, bearerFailures: BEARER_FAILURES },
     plugins: [routeRecorder(routes), adminAccountsRoutes(w.accounts), standInRoutes(), auditRoutes(audit)]
   })
 }
@@ -332,6 +334,25 @@ test('the mesh token: rotation answers it once, the node\'s own token and the ol
     } finally {
       await site.close()
     }
+  } finally {
+    await w.close()
+  }
+})
+
+test('wrong mesh tokens are throttled per address, and an address at its limit costs no more slow hashes', async () => {
+  const w = await world()
+  try {
+    const app = http(w)
+    const token = (await w.accounts.rotateToken('admin')).token
+    let slow = 0
+    const verify = w.accounts.verifyMeshToken.bind(w.accounts)
+    w.accounts.verifyMeshToken = async (t: string) => { if (!w.accounts.meshTokenKnown(t)) slow++; return await verify(t) }
+    const wrong = (): string => randomBytes(32).toString('base64url')
+    const statuses: number[] = []
+    for (let i = 0; i < BEARER_FAILURES + 3; i++) statuses.push((await app.inject({ url: '/api/admin-accounts', headers: bearer(wrong()), remoteAddress: '10.9.9.9' })).statusCode)
+    assert.equal(statuses, [...Array(BEARER_FAILURES).fill(401), 429, 429, 429])
+    assert.is(slow, BEARER_FAILURES, 'no slow hash once the address is throttled')
+    assert.is((await app.inject({ url: '/api/admin-accounts', headers: bearer(token), remoteAddress: '10.9.9.9' })).statusCode, 200, 'the right token (checked before) still works from there')
   } finally {
     await w.close()
   }

@@ -289,6 +289,11 @@ export class LoginGuard {
     return { ok: false, refusal: 'wrong' }
   }
 
+  /** Whether wrong admin tokens from `address` are at their limit now (a caller may then skip a slow check it would make). */
+  tokenThrottled (address: string): boolean {
+    return this.limiter.retryAfterMs(`bearer:${address}`, this.policy.bearerFailures) > 0
+  }
+
   /** Drops failures that left the window. */
   sweep (): void {
     this.limiter.sweep()

@@ -267,7 +267,8 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
     app.addHook('onRequest', async (request) => {
       await accounts.ready()
       const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')
-      if (bearer !== null && bearer[1].length <= MAX_TOKEN_LENGTH && accounts.meshTokenStamp() !== undefined) await accounts.verifyMeshToken(bearer[1])
+      // an address at its limit of wrong tokens gets no more slow hashes: only a token checked before still works from there
+      if (bearer !== null && bearer[1].length <= MAX_TOKEN_LENGTH && accounts.meshTokenStamp() !== undefined && !logins.tokenThrottled(request.ip)) await accounts.verifyMeshToken(bearer[1])
     })
   }
 
@@ -516,7 +517,7 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
     const body = request.body as { token?: string, username?: string, password?: string, totp?: string }
     if (body.token === undefined) return await accountLogin(request, reply, body)
     const { token } = body
-    if (accounts !== undefined && accounts.meshTokenStamp() !== undefined) await accounts.verifyMeshToken(token)
+    if (accounts !== undefined && accounts.meshTokenStamp() !== undefined && !logins.tokenThrottled(request.ip)) await accounts.verifyMeshToken(token)
     let actor: Actor
     try {
       actor = authenticateBearer(request, token)
