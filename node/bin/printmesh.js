@@ -1,5 +1,50 @@
 #!/usr/bin/env node
-// Package bin shim: loads tsx's ESM hooks, then runs the TypeScript CLI.
-import { register } from 'tsx/esm/api'
-register()
-await import('../cli.ts')
+// The `printmesh` command (the package's bin, `npx printmesh`, `npm start`, the processes the
+// benchmarks start). It runs the JavaScript node/build.js bundles into node/dist, not the
+// TypeScript sources through tsx (issue 19: tsx cost ~21 MB of RSS per process and a
+// second of start-up); the tests run the sources through tsx.
+//
+// Stale builds: this file checks node/dist against its sources at every start and rebuilds
+// first when any source changed (a few milliseconds when fresh, ~0.5 s to rebuild). The
+// check is here rather than in `npm start` (which could simply always rebuild) because every
+// way of starting printmesh comes through here, `npx printmesh` and the installed bin
+// included, and a start on an unchanged checkout should not rebuild. A failed build stops
+// here: an older build is never run in its place. (node/dist/cli.js itself refuses to start
+// on a stale build, for whoever runs it by hand.)
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { BUILT_CLI, CHECKED, staleReason } from '../build.js'
+
+/**
+ * V8 flags printmesh runs with; the process re-executes itself with them (process.execve, same
+ * pid, before anything is loaded) unless they, or the same options, are already given.
+ *
+ * --max-semi-space-size=2 (MB): V8 sizes each of the young generation's two semi-spaces up
+ * to 16 MB on a 64-bit machine, and once a few scavenges have touched both they stay resident:
+ * ~30 MB of an idle node's RSS that holds a few MB of live young objects. Capped at 2 MB,
+ * an idle site measured 20–25 MB less (issue 19, simulations/bench/README.md) and IPP
+ * ingestion the same within noise (node's allocations are streams and small objects:
+ * scavenges are more frequent but each is as cheap, since it costs what survives). The
+ * analysis workers are not affected: they set their own young generation (resourceLimits).
+ */
+const V8_FLAGS = ['--max-semi-space-size=2']
+
+const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)]
+const missing = V8_FLAGS.filter((flag) => !given.some((g) => g.split('=')[0] === flag.split('=')[0]))
+if (missing.length > 0 && typeof process.execve === 'function') {
+  process.execve(process.execPath, [process.execPath, ...process.execArgv, ...missing, ...process.argv.slice(1)], process.env)
+}
+
+const reason = staleReason()
+if (reason !== undefined) {
+  // in a child process: esbuild is not loaded into a node that runs for months. Quiet when it
+  // works (~0.5 s), so a command's output is the same whether it rebuilt or not.
+  const built = spawnSync(process.execPath, [fileURLToPath(new URL('../build.js', import.meta.url)), '--if-stale'], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' })
+  if (built.status !== 0) {
+    process.stderr.write(`${built.stdout}${built.stderr}printmesh: node/dist is out of date (${reason}) and rebuilding it failed (above); not starting an out-of-date build\n`)
+    process.exit(1)
+  }
+}
+
+globalThis[CHECKED] = true
+await import(pathToFileURL(BUILT_CLI).href)

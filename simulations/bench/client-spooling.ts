@@ -25,6 +25,7 @@ import { loopbackTarget, printJobRequest, sendPrintJob } from './ipp-load.ts'
 import { paddedPdf, type PaddedPdf } from './pdf.ts'
 import { call, login, waitFor, type Session } from './roaming.ts'
 import { BenchmarkError, MB, round, type BenchContext, type Benchmark, type Row } from './common.ts'
+import { printmeshArgs } from '../printmesh-command.ts'
 
 /** The issue's sizes: 100 jobs of 5 MB. */
 const FULL = { jobs: 100, bytes: 5 * MB }
@@ -93,7 +94,7 @@ export const clientSpooling: Benchmark = {
       const centralDir = join(work, 'central')
       await mkdir(centralDir)
       await writeFile(join(work, 'users.csv'), `${USER},Spooling user,${PIN}\n`)
-      await promisify(execFile)(process.execPath, ['--import', 'tsx', 'node/cli.ts', 'users', 'import', join(work, 'users.csv'), '--data', centralDir], { cwd: ROOT, timeout: SETUP_TIMEOUT_MS })
+      await promisify(execFile)(process.execPath, [...printmeshArgs(), 'users', 'import', join(work, 'users.csv'), '--data', centralDir], { cwd: ROOT, timeout: SETUP_TIMEOUT_MS })
       const central = await startCentral({ dataDir: centralDir })
       running.push(central)
       const token = async (role: string): Promise<string> => (await call<{ joinString: string }>(central, '/api/mesh/tokens', { method: 'POST', body: { role, site: 'site-a' } })).joinString

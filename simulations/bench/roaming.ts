@@ -29,6 +29,7 @@ import { startCentral, startSite, tempDir, type SiteProcess } from '../node-proc
 import { runPrintJobLoad } from './ipp-load.ts'
 import { paddedPdf, type PaddedPdf } from './pdf.ts'
 import { BenchmarkError, MB, quantile, round, type BenchContext, type Benchmark, type Row } from './common.ts'
+import { printmeshArgs } from '../printmesh-command.ts'
 
 /** Sizes from the issue: 10 sites, 1,000 jobs, a 50 MB release. */
 const FULL = { sites: 10, jobs: 1_000, releaseBytes: 50 * MB }
@@ -123,7 +124,7 @@ async function startMesh (ctx: BenchContext, n: number, work: string, sites: Sit
   await mkdir(centralDir)
   const csv = join(work, 'users.csv')
   await writeFile(csv, Array.from({ length: n }, (_, i) => `${userAt(i)},Roaming user ${i + 1},${PIN}\n`).join(''))
-  await promisify(execFile)(process.execPath, ['--import', 'tsx', 'node/cli.ts', 'users', 'import', csv, '--data', centralDir], { cwd: ROOT, timeout: SETUP_TIMEOUT_MS })
+  await promisify(execFile)(process.execPath, [...printmeshArgs(), 'users', 'import', csv, '--data', centralDir], { cwd: ROOT, timeout: SETUP_TIMEOUT_MS })
   ctx.log('roaming: starting central')
   const central = state.central = await startCentral({ dataDir: centralDir })
   for (let i = 0; i < n; i++) {

@@ -11,8 +11,10 @@
  *   npm run bench -- --out /tmp/results    results folder (default ./bench-results)
  */
 import { Command, InvalidArgumentError } from 'commander'
+import { spawnSync } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
+import { RUN_BUILT_ENV } from '../printmesh-command.ts'
 import { BENCHMARKS, ON_DEMAND_BENCHMARKS } from './registry.ts'
 import { formatTable, machineInfo, type BenchResult, type Benchmark } from './common.ts'
 
@@ -47,11 +49,31 @@ function print (result: BenchResult): void {
   process.stdout.write(`${lines.join('\n\n')}\n\n`)
 }
 
+/** The production build (node/build.js); printmesh processes the benchmarks start run it (node/bin/printmesh.js). */
+const BUILD_SCRIPT = new URL('../../node/build.js', import.meta.url).pathname
+
+export class BuildError extends Error {
+  constructor (message: string) { super(message); this.name = 'BuildError' }
+}
+
+/**
+ * Benchmarks measure what production runs: the built JavaScript through the bin, not the
+ * sources through tsx. Builds node/dist once here if it is stale (each process's bin would
+ * otherwise find it so), then has every printmesh process started from now on run the bin.
+ */
+export function useBuiltPrintmesh (log: (line: string) => void): void {
+  const built = spawnSync(process.execPath, [BUILD_SCRIPT, '--if-stale'], { encoding: 'utf8' })
+  if (built.status !== 0) throw new BuildError(`node/build.js failed: ${built.stderr}`)
+  if (built.stderr.trim() !== '') log(built.stderr.trim().replace(/^printmesh: /, ''))
+  process.env[RUN_BUILT_ENV] = '1'
+}
+
 /** Runs the selected benchmarks; resolves with the results and the names that failed. */
 export async function runBenchmarks (opts: RunOptions): Promise<{ results: BenchResult[], failed: string[] }> {
   const out = resolve(opts.out)
   await mkdir(out, { recursive: true })
   const log = (line: string): void => { process.stderr.write(`[bench] ${line}\n`) }
+  useBuiltPrintmesh(log)
   const results: BenchResult[] = []
   const failed: string[] = []
   for (const bench of selected(opts.only)) {

@@ -49,6 +49,7 @@ import { getUser, putUser, verifyPin, type DirectoryUser } from '../../crdt/dire
 import { signerFor } from '../../transports/identity.ts'
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../../transports/host.ts'
 import { BenchmarkError, MB, quantile, round, rssOf, type BenchContext, type Benchmark, type Row } from './common.ts'
+import { printmeshArgs } from '../printmesh-command.ts'
 
 /** The issue's size, and the quick stand-in. */
 const SIZES = {
@@ -130,7 +131,7 @@ async function seedDirectory (ctx: BenchContext, centralDir: string, work: strin
     const csv = join(work, `users-${from}.csv`)
     await writeFile(csv, Array.from({ length: to - from }, (_, k) => `${loginUser(from + k)},Login User ${from + k + 1},${pinOf(from + k)}\n`).join(''))
     const begun = performance.now()
-    await promisify(execFile)(process.execPath, ['--import', 'tsx', 'node/cli.ts', 'users', 'import', csv, '--data', centralDir, '--site', SITE], { cwd: ROOT, timeout: SETUP_TIMEOUT_MS })
+    await promisify(execFile)(process.execPath, [...printmeshArgs(), 'users', 'import', csv, '--data', centralDir, '--site', SITE], { cwd: ROOT, timeout: SETUP_TIMEOUT_MS })
     return performance.now() - begun
   }
   ctx.log(`terminal-login: importing ${loginUsers} users with PINs (printmesh users import)`)
