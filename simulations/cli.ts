@@ -20,6 +20,9 @@ const MAX_STEPS = 1_000_000
 /** Default real-time bound of a run (seconds). */
 const DEFAULT_MAX_SECONDS = 1800
 const INJECTIONS: readonly Injection[] = ['double-print', 'drop-acked-job', 'drop-usage', 'diverge', 'miss-duplicates']
+/** Escrow bugs planted at run time (need --credit). */
+const CREDIT_INJECTIONS = ['credit-overspend'] as const
+type CreditInjection = typeof CREDIT_INJECTIONS[number]
 /** Upper bound of --peers with --processes: each process needs ~100 MB and seconds of CPU to start. */
 const MAX_PROCESS_PEERS = 16
 /** Defaults with --processes: a run of about a minute on a small machine. */
@@ -69,12 +72,21 @@ function formatSummary (s: SimSummary): string {
           ['holding terminal crashed mid-release', String(s.deviceSpooling.holderCrashes)]
         ] satisfies Array<[string, string]>
       : []),
+    ...(s.credit !== undefined
+      ? [
+          ['credit: top-ups (credited); spent', `${s.credit.topUps} (${s.credit.credited}); ${s.credit.spent}`],
+          ['credit: reservations (refused; refused although covered in the mesh)', `${s.credit.reserves} (${s.credit.refused}; ${s.credit.refusedCovered})`],
+          ['credit: unavailability (refused although covered / reservations)', `${(s.credit.unavailability * 100).toFixed(2)} %`],
+          ['credit: printed in monochrome; prefetches at terminals; forged mints', `${s.credit.monochrome}; ${s.credit.prefetches}; ${s.credit.forgedMints}`],
+          ['credit: share requests (lost; duplicated)', `${s.credit.requests} (${s.credit.lost}; ${s.credit.duplicated})`]
+        ] satisfies Array<[string, string]>
+      : []),
     ...FAULT_KINDS.map((k): [string, string] => [`faults: ${k}`, String(s.faults[k])]),
     ['envelopes in / out', `${s.messages.envelopesIn} / ${s.messages.envelopesOut}`],
     ['convergence after final heal', s.convergence.converged
       ? `${s.convergence.virtualMs} ms virtual, ${s.convergence.realMs} ms real, ${s.convergence.rounds} rounds`
       : `NOT converged after ${s.convergence.rounds} rounds`],
-    ...INVARIANTS.map((i): [string, string] => [`invariant ${i.id}: ${i.name}`, s.invariants[i.id]]),
+    ...INVARIANTS.map((i): [string, string] => [`invariant ${i.id}: ${i.name}`, i.id === 5 && s.credit === undefined ? 'n/a (no --credit)' : s.invariants[i.id]]),
     ['fingerprint', s.fingerprint.slice(0, 16)],
     ['real time', `${(s.realMs / 1000).toFixed(1)} s`]
   ]
@@ -101,7 +113,7 @@ function formatProcessSummary (s: ProcessSimSummary): string {
     ...PROCESS_FAULT_KINDS.map((k): [string, string] => [`faults: ${k}`, String(s.faults[k])]),
     ['processes started (incl. restarts)', String(s.processes.started)],
     ['convergence after final heal', s.convergence.converged ? `${s.convergence.realMs} ms` : `NOT converged after ${s.convergence.realMs} ms`],
-    ...INVARIANTS.map((i): [string, string] => [`invariant ${i.id}: ${i.name}`, s.invariants[i.id]]),
+    ...INVARIANTS.filter((i) => i.id <= 4).map((i): [string, string] => [`invariant ${i.id}: ${i.name}`, s.invariants[i.id]]),
     ['real time', `${(s.realMs / 1000).toFixed(1)} s`]
   ]
   const width = Math.max(...rows.map(([k]) => k.length))
@@ -122,7 +134,7 @@ async function main (): Promise<number> {
   if (process.argv[2] === 'mutations') return await mutationsMain(process.argv.slice(3))
   const program = new Command()
     .name('npm run sim --')
-    .description('Seeded chaos simulation of a printmesh mesh: workload, faults, invariant checks (DESIGN.md "Jobs" 1-4); in-process by default, real processes with --processes.')
+    .description('Seeded chaos simulation of a printmesh mesh: workload, faults, invariant checks (DESIGN.md "Jobs" 1-4; 5, credit, with --credit); in-process by default, real processes with --processes.')
     .option('--processes', `multi-process mode: real printmesh processes on 127.0.0.1 (1 central, the rest sites with file printers), kill -9 and restarts, partitions through /api/mesh/blocked; uses --peers (default ${PROCESS_DEFAULTS.peers}), --steps (default ${PROCESS_DEFAULTS.steps}), --faults (default ${PROCESS_DEFAULTS.faults}), --seed, --max-seconds, --json, --data-dir, --inject ${PROCESS_INJECTIONS.join('|')}; the seed fixes choices, not process timing`)
     .option('--peers <n>', 'peers in all: 1 central, the terminals, the rest sites', bounded('--peers', 3, MAX_PEERS), 10)
     .option('--faults <n>', 'fault events spread over the run (crash, partition, loss, duplication, reordering, delay, clock skew; with --processes: kill -9, kill -9 right after an acknowledged print or a release, partition)', bounded('--faults', 0, MAX_FAULTS), 100)
@@ -131,24 +143,26 @@ async function main (): Promise<number> {
     .option('--terminals <n>', 'terminal peers among --peers', bounded('--terminals', 0, MAX_PEERS), DEFAULT_TERMINALS)
     .option('--clients <n>', 'workstation clients beyond --peers (client spooling, fallback printing), one site\'s each, round robin', bounded('--clients', 0, MAX_PEERS), 0)
     .option('--device-spooling', 'device spooling at terminals (issue 13): terminals pair up per site and take jobs into their Direct, Hold, Pull and Delegated queues, released at the terminal, elsewhere through its grant and by delegates; default off')
+    .option('--credit', 'credit as escrow (issue 20): prices and an enforced credit policy, users with home sites and top-ups, shares asked between peers over the faulty network, prints reserving and settling credit; checks invariant 5 and prints the availability figure; default off')
     .option('--json <file>', 'also write the summary (with violations) as JSON to this file')
     .option('--data-dir <dir>', 'parent folder of the run\'s temp folder (default /dev/shm, else the OS temp dir; with --processes the OS temp dir); removed at the end')
     .option('--max-seconds <n>', 'real-time bound of the run', bounded('--max-seconds', 1, 86_400), DEFAULT_MAX_SECONDS)
-    .option('--inject <bug>', `deliberately break something to see the checks fail: ${INJECTIONS.join(', ')}; with --processes: ${PROCESS_INJECTIONS.join(', ')} (a site holding acknowledged jobs loses its data folder and rejoins)`, (v: string) => {
-      if (!INJECTIONS.includes(v as Injection) && !PROCESS_INJECTIONS.includes(v as ProcessInjection)) throw new InvalidArgumentError(`--inject must be one of ${[...INJECTIONS, ...PROCESS_INJECTIONS].join(', ')}`)
-      return v as Injection | ProcessInjection
+    .option('--inject <bug>', `deliberately break something to see the checks fail: ${INJECTIONS.join(', ')}; with --credit: ${CREDIT_INJECTIONS.join(', ')} (peers reserve whatever a job costs, without checking their share); with --processes: ${PROCESS_INJECTIONS.join(', ')} (a site holding acknowledged jobs loses its data folder and rejoins)`, (v: string) => {
+      if (!INJECTIONS.includes(v as Injection) && !PROCESS_INJECTIONS.includes(v as ProcessInjection) && !CREDIT_INJECTIONS.includes(v as CreditInjection)) throw new InvalidArgumentError(`--inject must be one of ${[...INJECTIONS, ...CREDIT_INJECTIONS, ...PROCESS_INJECTIONS].join(', ')}`)
+      return v as Injection | ProcessInjection | CreditInjection
     })
     .option('--no-roaming', 'release jobs only at the site holding them (by default half the releases happen at another site: under the holder\'s grant, or offline from a prefetched copy)')
     .option('--strict-clock', 'hold and retention must last their length by the true clock even where the holder restarted on a skewed clock (off: what the skew at its starts explains is tolerated; a clock skewed while it runs never is)')
     .option('--quiet', 'no progress lines on stderr')
   program.parse()
-  const o = program.opts<{ processes?: boolean, peers: number, faults: number, seed: number, steps?: number, terminals: number, clients: number, deviceSpooling?: boolean, json?: string, dataDir?: string, maxSeconds: number, inject?: Injection | ProcessInjection, quiet?: boolean, roaming?: boolean, strictClock?: boolean }>()
+  const o = program.opts<{ processes?: boolean, peers: number, faults: number, seed: number, steps?: number, terminals: number, clients: number, deviceSpooling?: boolean, credit?: boolean, json?: string, dataDir?: string, maxSeconds: number, inject?: Injection | ProcessInjection | CreditInjection, quiet?: boolean, roaming?: boolean, strictClock?: boolean }>()
   const progress = o.quiet === true ? {} : { progress: (line: string) => process.stderr.write(`[sim] ${line}\n`) }
   if (o.processes === true) {
     const given = (flag: string): boolean => program.getOptionValueSource(flag) !== 'default' && program.getOptionValueSource(flag) !== undefined
     if (given('terminals')) throw new UsageError('--terminals does not apply to --processes (no terminal processes yet)')
     if (given('clients')) throw new UsageError('--clients does not apply to --processes (no client processes yet)')
     if (given('deviceSpooling')) throw new UsageError('--device-spooling does not apply to --processes (no terminal processes yet)')
+    if (given('credit')) throw new UsageError('--credit does not apply to --processes (in-process only for now)')
     if (given('roaming')) throw new UsageError('--no-roaming does not apply to --processes (every site roams with every other there)')
     if (o.inject !== undefined && !PROCESS_INJECTIONS.includes(o.inject as ProcessInjection)) throw new UsageError(`with --processes, --inject must be one of ${PROCESS_INJECTIONS.join(', ')}`)
     const peers = given('peers') ? o.peers : PROCESS_DEFAULTS.peers
@@ -172,7 +186,9 @@ async function main (): Promise<number> {
     if (o.json !== undefined) await writeFile(o.json, JSON.stringify(summary, null, 2) + '\n')
     return summary.violations.length > 0 ? 1 : 0
   }
-  if (o.inject !== undefined && !INJECTIONS.includes(o.inject as Injection)) throw new UsageError(`--inject ${o.inject} needs --processes`)
+  const creditInject = CREDIT_INJECTIONS.includes(o.inject as CreditInjection)
+  if (creditInject && o.credit !== true) throw new UsageError(`--inject ${o.inject} needs --credit`)
+  if (o.inject !== undefined && !creditInject && !INJECTIONS.includes(o.inject as Injection)) throw new UsageError(`--inject ${o.inject} needs --processes`)
   const terminals = Math.min(o.terminals, Math.max(0, o.peers - 3))
   const summary = await simulate({
     seed: o.seed,
@@ -182,9 +198,11 @@ async function main (): Promise<number> {
     terminals,
     ...(o.clients > 0 ? { clients: o.clients } : {}),
     ...(o.deviceSpooling === true ? { deviceSpooling: true } : {}),
+    ...(o.credit === true ? { credit: true } : {}),
+    ...(creditInject ? { creditInject: 'overspend' as const } : {}),
     maxSeconds: o.maxSeconds,
     ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
-    ...(o.inject !== undefined ? { inject: o.inject as Injection } : {}),
+    ...(o.inject !== undefined && !creditInject ? { inject: o.inject as Injection } : {}),
     roaming: o.roaming !== false,
     ...(o.strictClock === true ? { strictClock: true } : {}),
     ...progress

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
 /** What the product areas are. */
-export type MutationArea = 'release' | 'arbitration' | 'charging' | 'retention' | 'spool' | 'store' | 'sync' | 'roaming' | 'membership' | 'client' | 'device'
+export type MutationArea = 'release' | 'arbitration' | 'charging' | 'retention' | 'spool' | 'store' | 'sync' | 'roaming' | 'membership' | 'client' | 'device' | 'credit'
 
 export interface Mutation {
   name: string
@@ -33,6 +33,8 @@ export interface Mutation {
 const CLIENT_RUNS: Partial<ChildOptions> = { clients: 3 }
 /** Device spooling a device mutation's runs get (jobs in terminals' Direct, Hold, Pull and Delegated queues). */
 const DEVICE_RUNS: Partial<ChildOptions> = { deviceSpooling: true }
+/** Credit as escrow a credit mutation's runs get (prices, an enforced policy, top-ups, shares between peers; invariant 5). */
+const CREDIT_RUNS: Partial<ChildOptions> = { credit: true }
 
 export const MUTATIONS: readonly Mutation[] = [
   // ---- release ----
@@ -227,6 +229,38 @@ export const MUTATIONS: readonly Mutation[] = [
     file: 'devices/jobs/roaming.ts', find: '      const committed = await this.untilDeadline(deadline, async () => await this.c.link.commit(rel.holder, rel.jobId, grantId, this.signal(REQUEST_TIMEOUT_MS)))\n',
     replace: '      const committed = grantId === \'\' ? { ok: false as const, message: \'no grant\' } : { ok: true as const }\n',
     options: DEVICE_RUNS
+  },
+  // ---- credit (escrow; issue 20) ----
+  {
+    name: 'giver-gives-more-than-held', area: 'credit', bug: 'a peer asked for part of a user\'s credit gives what is asked, whatever its share holds',
+    file: 'node/credit.ts', find: 'const given = Math.min(amount, this.here(user', replace: 'const given = amount; void Math.min(amount, this.here(user',
+    options: CREDIT_RUNS
+  },
+  {
+    name: 'reservation-not-serialized', area: 'credit', bug: 'reservations for one user at one peer are not made one at a time: two prints both spend the same share',
+    file: 'node/credit.ts', find: 'return await this.serial(job.owner, async () => {',
+    replace: 'return await (async <T>(fn: () => Promise<T>): Promise<T> => await fn())(async () => {',
+    options: CREDIT_RUNS
+  },
+  {
+    name: 'unprinted-reservation-kept', area: 'credit', bug: 'a print that was not charged (refused by the printer, failed, stopped) keeps its reservation: the credit stays spent',
+    file: 'devices/jobs/print-engine.ts', find: '      await this.c.credit?.release(target.job)\n', replace: '      void target\n',
+    options: CREDIT_RUNS
+  },
+  {
+    name: 'central-passes-all-credited', area: 'credit', bug: 'central hands on to the home site everything ever credited there, not what it still holds (a second top-up passes the first one again)',
+    file: 'node/credit.ts', find: 'const amount = this.here(user', replace: 'const amount = this.view(user).credited; void this.here(user',
+    options: CREDIT_RUNS
+  },
+  {
+    name: 'shares-count-terminal-mint', area: 'credit', bug: 'a mint in a terminal\'s (or a client\'s) own document counts as credit: a forged top-up is spendable',
+    file: 'crdt/escrow.ts', find: 'role === undefined || !ADMIN_ISSUER_ROLES.includes(role)) continue', replace: 'role === undefined) continue',
+    options: CREDIT_RUNS
+  },
+  {
+    name: 'give-not-counted-out', area: 'credit', bug: 'a share given away still counts at the giver (only the receiver\'s side of a give is counted)',
+    file: 'crdt/escrow.ts', find: '        add(owner, -e.amount)\n        add(e.to, e.amount)\n', replace: '        add(e.to, e.amount)\n',
+    options: CREDIT_RUNS
   }
 ]
 
@@ -253,7 +287,7 @@ export interface MutationRun {
 }
 
 /** What the child runs for each seed. */
-export interface ChildOptions { peers: number, steps: number, faults: number, terminals: number, maxSeconds: number, clients?: number, deviceSpooling?: boolean }
+export interface ChildOptions { peers: number, steps: number, faults: number, terminals: number, maxSeconds: number, clients?: number, deviceSpooling?: boolean, credit?: boolean }
 
 /** One seed's outcome, as the child prints it (one JSON line per seed). */
 interface SeedOutcome { seed: number, invariants: number[], message?: string, error?: string }
@@ -289,7 +323,7 @@ export async function runMutations (opts: {
       const key = JSON.stringify(options)
       let failures = baselines.get(key)
       if (failures === undefined) {
-        opts.onLine?.(`baseline: seeds ${opts.seeds.join(', ')} without a mutation${options.clients !== undefined && options.clients > 0 ? `, ${options.clients} clients` : ''}${options.deviceSpooling === true ? ', device spooling' : ''}`)
+        opts.onLine?.(`baseline: seeds ${opts.seeds.join(', ')} without a mutation${options.clients !== undefined && options.clients > 0 ? `, ${options.clients} clients` : ''}${options.deviceSpooling === true ? ', device spooling' : ''}${options.credit === true ? ', credit' : ''}`)
         const baseline = await runChild(scratch, opts.seeds, options, false)
         failures = baseline.filter((o) => o.invariants.length > 0 || o.error !== undefined).map((o) => ({ seed: o.seed, message: o.error ?? o.message ?? '' }))
         baselines.set(key, failures)
@@ -358,7 +392,7 @@ export function formatMutationTable (run: MutationRun): string {
   const rows = run.results.map((r) => `| ${r.name} | ${r.area} | ${r.status}${r.seed !== undefined ? ` (seed ${r.seed}${r.invariants !== undefined && r.invariants.length > 0 ? `, invariant ${r.invariants.join(', ')}` : ''})` : ''} | ${r.seconds} s |`)
   const caught = run.results.filter((r) => r.status === 'caught').length
   return [
-    `seeds ${run.seeds.join(', ')} at --peers ${run.options.peers} --steps ${run.options.steps} --faults ${run.options.faults} --terminals ${run.options.terminals}${run.results.some((r) => r.area === 'client') ? ` (client mutations: --clients ${CLIENT_RUNS.clients ?? 0})` : ''}${run.results.some((r) => r.area === 'device') ? ' (device mutations: --device-spooling)' : ''}`,
+    `seeds ${run.seeds.join(', ')} at --peers ${run.options.peers} --steps ${run.options.steps} --faults ${run.options.faults} --terminals ${run.options.terminals}${run.results.some((r) => r.area === 'client') ? ` (client mutations: --clients ${CLIENT_RUNS.clients ?? 0})` : ''}${run.results.some((r) => r.area === 'device') ? ' (device mutations: --device-spooling)' : ''}${run.results.some((r) => r.area === 'credit') ? ' (credit mutations: --credit)' : ''}`,
     ...(run.baselineFailures.length > 0 ? [`seeds failing without a mutation (left out): ${run.baselineFailures.map((f) => `${f.seed} (${f.message})`).join('; ')}`] : []),
     '',
     '| mutation | area | result | time |',

@@ -42,6 +42,7 @@ import { releaseServices, type AnalyzerService } from '../node/release.ts'
 import { inProcessServices, IN_PROCESS_CORE, type ServiceRegistry } from '../node/roles.ts'
 import { serviceFactory } from '../node/compose.ts'
 import { FallbackPrinting } from '../node/fallback.ts'
+import type { CreditService } from '../node/credit.ts'
 import type { MemoryTransport } from '../transports/memory.ts'
 import type { Membership } from '../crdt/membership.ts'
 import type { DocStore } from '../crdt/store.ts'
@@ -54,6 +55,7 @@ import { VirtualClock, AsyncTracker, settle, SimulationStalledError } from './sc
 import { CrashablePersistence, trackSigner, trackSpool, trackVerifier } from './instrument.ts'
 import { LedgerDevice, PrintLedger } from './device.ts'
 import { Checker, type Violation, type InvariantId, INVARIANTS } from './invariants.ts'
+import { CreditSim, type CreditStats } from './credit-sim.ts'
 import { storeDigest } from './digest.ts'
 
 // ---- tunables (each with why) ------------------------------------------------------
@@ -175,6 +177,19 @@ export interface SimOptions {
    * clock skewed while it runs never is).
    */
   strictClock?: boolean
+  /**
+   * Credit as escrow (issue 20; default off: other runs replay to the same fingerprints):
+   * central writes a price list and an enforced credit policy, users get home sites and
+   * top-ups, every peer's credit service asks the others for shares over the network's
+   * links (partitions, loss, duplication, delay), prints reserve and settle credit, and
+   * invariant 5 is checked (see simulations/credit-sim.ts).
+   */
+  credit?: boolean
+  /**
+   * Plants an escrow bug at run time (with `credit`): `overspend` — one peer's credit
+   * service skips the check of its share and reserves whatever a job costs.
+   */
+  creditInject?: 'overspend'
   /** Called with every simulated event as it happens (to compare two runs of one seed). */
   onEvent?: (e: SimEvent) => void
   /** Called with each progress line (the CLI prints them to stderr). */
@@ -221,6 +236,8 @@ export interface SimSummary {
   }
   /** Device spooling at terminals (all zero without `deviceSpooling`). */
   deviceSpooling: DeviceStats
+  /** Credit as escrow (undefined without `credit`). */
+  credit?: CreditStats
   faults: Record<FaultKind, number>
   messages: { envelopesIn: number, envelopesOut: number }
   convergence: { converged: boolean, virtualMs: number, realMs: number, rounds: number }
@@ -300,6 +317,8 @@ interface SimPeer {
   fallback?: FallbackPrinting
   /** A workstation's client: the user who owns the jobs printed at it. */
   user?: string
+  /** Its credit service (with `credit`), while up. */
+  credit?: CreditService
   /** Step at which a down peer restarts. */
   restartAt?: number
   /** Crashed but not yet torn down (a mid-write crash strikes inside some operation). */
@@ -434,7 +453,9 @@ class Simulation {
   /** Jobs sent to a fallback printer, that their owner, unsure, also releases at a printer of the site at the next step. */
   private readonly fallbackRetries: SimJob[] = []
   /** Per job label, every print that came out of a printer: the site (its peer's name), whether it was an offline release, and what the printer reports it was sent. */
-  private readonly prints = new Map<string, Array<{ site: string, offline: boolean, sha256?: string, copies?: number, sides?: string }>>()
+  private readonly prints = new Map<string, Array<{ site: string, offline: boolean, sha256?: string, copies?: number, sides?: string, monochrome?: boolean }>>()
+  /** With credit, per job label and printer, whether the printer was last sent the job in monochrome (a 'mono-only' site's print the credit covered only so). */
+  private readonly monochromeSent = new Map<string, boolean>()
   /** Per job label and printer, whether the printer's last acceptance of it was an offline release. */
   private readonly offlineAccept = new Map<string, boolean>()
   /** Jobs some printer accepted as an offline release. */
@@ -444,12 +465,16 @@ class Simulation {
   /** Jobs just printed offline, that their owner tries again at another site at the next step. */
   private readonly retries: Array<{ job: SimJob, at: string }> = []
   private sweeps = 0
+  /** A second release of the same user is under way (credit: two at once, never more). */
+  private pairing = false
   private root = ''
   private step = 0
   private nextAntiEntropy = START_TIME + ANTI_ENTROPY_MS
   private partitioned = false
   private deadline = Infinity
   private central!: SimPeer
+  /** Credit as escrow (with `credit`): its workload, its wire and invariant 5. */
+  private readonly credit: CreditSim | undefined
   /**
    * One verifier for every peer, remembering signatures already found valid: the sync
    * engine verifies every copy of an envelope it receives, and in a dense mesh most copies
@@ -474,6 +499,27 @@ class Simulation {
     this.network = new MemoryNetwork({ random: seededRandom(opts.seed ^ 0x5eed), schedule: this.clock.schedule, faults: { latencyMs: BASE_LATENCY } })
     this.logger = opts.logger ?? pino({ level: process.env.PRINTMESH_SIM_LOG ?? 'silent' })
     this.checker = new Checker(opts.seed, (job, peer) => this.trace(job, peer))
+    this.credit = opts.credit === true
+      ? new CreditSim({
+        seed: opts.seed,
+        clock: this.clock,
+        network: this.network,
+        peers: this.peers,
+        users: [...Array(USERS).keys()].map((i) => `u${i + 1}`),
+        checker: this.checker,
+        steps: opts.steps,
+        step: () => this.step,
+        event: (peer, kind, job, detail) => this.event(peer, kind, job, detail),
+        jobOf: (id) => {
+          const job = this.byLabel.get(this.labels.get(id) ?? '')
+          if (job === undefined) return undefined
+          const state = this.peer(job.holder).jobs?.getById(job.id)?.state ?? job.last?.state
+          return { label: job.label, ...(state !== undefined ? { state } : {}) }
+        },
+        ended: (state) => state !== undefined && TERMINAL_STATES.has(state as JobRecord['state']),
+        ...(opts.creditInject !== undefined ? { inject: opts.creditInject } : {})
+      })
+      : undefined
   }
 
   // ---- seeded choices ---------------------------------------------------------------
@@ -577,9 +623,17 @@ class Simulation {
     const certs = this.peers.map((p) => p.certificate).filter((c) => c !== undefined)
     await central.store.transact(licenseDoc(), { kind: 'local', service: 'enrollment' }, (d) => { for (const c of certs) recordCertificate(d, c) })
     // device spooling: the directory names each user's delegate (who may release their Delegated jobs)
-    if (this.deviceSpooling()) {
+    // with credit: each user's home site (central hands their credit on to it)
+    if (this.deviceSpooling() || this.credit !== undefined) {
       await central.store.transact(directoryDoc(), { kind: 'admin', user: 'admin' }, (d) => {
-        for (let i = 1; i <= USERS; i++) putUser(d, { username: `u${i}`, fullName: `User ${i}`, pinHash: 'unused-in-the-simulation', delegates: [delegateOf(`u${i}`)], updatedAt: START_TIME })
+        for (let i = 1; i <= USERS; i++) {
+          putUser(d, {
+            username: `u${i}`, fullName: `User ${i}`, pinHash: 'unused-in-the-simulation',
+            ...(this.deviceSpooling() ? { delegates: [delegateOf(`u${i}`)] } : {}),
+            ...(this.credit !== undefined ? { homeSite: this.credit.homeSite(`u${i}`) } : {}),
+            updatedAt: START_TIME
+          })
+        }
       })
     }
     // every site roams with every other; every other site in shared mode (prefetching, so it may print offline)
@@ -600,7 +654,7 @@ class Simulation {
           if (this.siteOfPrinter(e.printer) !== held.holder) this.deviceStats.printedElsewhere++
         }
         const site = this.siteOfPrinter(e.printer)
-        this.prints.set(e.job, [...(this.prints.get(e.job) ?? []), { site, offline: this.offlineAccept.get(`${e.job}@${e.printer}`) === true, sha256: e.sha256, copies: e.copies, sides: e.sides }])
+        this.prints.set(e.job, [...(this.prints.get(e.job) ?? []), { site, offline: this.offlineAccept.get(`${e.job}@${e.printer}`) === true, sha256: e.sha256, copies: e.copies, sides: e.sides, ...(this.monochromeSent.get(`${e.job}@${e.printer}`) === true ? { monochrome: true } : {}) }])
       }
     }
     this.ledger.onAccept = (e, count) => {
@@ -627,6 +681,13 @@ class Simulation {
     await this.runUntil(this.clock.now() + ANTI_ENTROPY_MS)
     await settle(this.tracker, 'setup')
     await this.runUntil(this.clock.now() + 1000)
+    if (this.credit !== undefined) {
+      // prices, the policy and every user's first credit, known everywhere before the first print
+      await this.credit.setup()
+      await settle(this.tracker, 'credit setup')
+      await this.runUntil(this.clock.now() + ANTI_ENTROPY_MS)
+      await settle(this.tracker, 'credit setup')
+    }
   }
 
   private edge (a: SimPeer, b: SimPeer): void {
@@ -654,9 +715,11 @@ class Simulation {
       schedule: this.clock.schedule,
       sleep: async (ms) => { await new Promise<void>((resolve) => this.clock.schedule(resolve, ms)) },
       wrapPersistence: (inner) => (persistenceHolder.p = new CrashablePersistence(inner, this.tracker, p.name, () => this.onCrash(p))),
-      // its role's own list (node/roles.ts), less what needs libp2p or a socket
-      services: site !== undefined ? inProcessServices(p.role) : IN_PROCESS_CORE,
-      ...(site !== undefined ? { registry: p.role === 'client' ? this.clientRegistry(p) : this.releaseRegistry(p), components: site } : {})
+      // its role's own list (node/roles.ts), less what needs libp2p or a socket; with credit, central's credit service too
+      services: site !== undefined ? inProcessServices(p.role) : this.credit !== undefined ? [...IN_PROCESS_CORE, 'credit'] : IN_PROCESS_CORE,
+      ...(site !== undefined
+        ? { registry: this.withCredit(p, p.role === 'client' ? this.clientRegistry(p) : this.releaseRegistry(p)), components: site }
+        : this.credit !== undefined ? { registry: this.withCredit(p, {}) } : {})
     })
     p.mesh = mesh
     p.persistence = persistenceHolder.p
@@ -667,6 +730,32 @@ class Simulation {
       this.hub.register(p.signer.id, p.roaming)
     }
     if (p.role === 'client') p.fallback = mesh.services.fallback as FallbackPrinting
+  }
+
+  /**
+   * With credit, the printer as the print engine sees it, remembering whether each job was
+   * sent in monochrome (the ledger records bytes, copies and sides, not the colour mode).
+   */
+  private colourModeRecorded (device: LedgerDevice, name: string): LedgerDevice {
+    return new Proxy(device, {
+      get: (target, prop) => {
+        if (prop === 'print') {
+          return async (...args: Parameters<LedgerDevice['print']>) => {
+            const [req] = args
+            this.monochromeSent.set(`${req.jobName ?? ''}@${name}`, req.colorMode === 'monochrome')
+            return await target.print(...args)
+          }
+        }
+        const v = Reflect.get(target, prop, target) as unknown
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
+      }
+    })
+  }
+
+  /** With credit, the peer's `credit` service is the simulator's (attached to the escrow hub, its real-time pass off). */
+  private withCredit (p: SimPeer, registry: ServiceRegistry): ServiceRegistry {
+    if (this.credit !== undefined) registry.credit = this.credit.factory(p)
+    return registry
   }
 
   /** What a site's release engine reads besides the peer core: spools, its ledger printer (a client's: its fallback printer), the roaming hub. */
@@ -689,7 +778,7 @@ class Simulation {
     return {
       spool: trackSpool(p.spool, this.tracker),
       copies: trackSpool(p.copies, this.tracker),
-      printers: new Map([[printer, p.device]]),
+      printers: new Map([[printer, this.credit !== undefined ? this.colourModeRecorded(p.device, `${p.name}/${printer}`) : p.device]]),
       roamingLink: this.hub.linkFor(p.signer.id)
     }
   }
@@ -793,6 +882,7 @@ class Simulation {
     p.fallback = undefined
     p.mesh = undefined
     p.persistence = undefined
+    this.credit?.detach(p)
     this.hub.unregister(p.signer.id)
     await mesh?.stop() // every service in reverse start order: roaming, jobs, …, sync, transport, store
     await settle(this.tracker, `teardown of ${p.name}`)
@@ -819,6 +909,7 @@ class Simulation {
     for (this.step = 1; this.step <= this.opts.steps; this.step++) {
       if (Date.now() > this.deadline) throw new SimulationTimeoutError(this.opts.maxSeconds ?? 0)
       await this.liftExpired()
+      await this.credit?.beforeStep(this.step)
       await this.retryOffline()
       await this.retryAfterFallback()
       const stepsLeft = this.opts.steps - this.step + 1
@@ -832,10 +923,12 @@ class Simulation {
       this.checkFallback()
       await this.teardownAnyCrashed()
       this.observe()
+      this.credit?.check()
       if (this.deviceSpooling()) this.checkDeviceListings()
       await this.runUntil(this.clock.now() + this.int(0, STEP_MAX_MS))
       await this.teardownAnyCrashed()
       this.observe()
+      this.credit?.check()
       if (this.deviceSpooling()) this.checkDeviceListings()
       if (this.step % 100 === 0) this.opts.progress?.(`step ${this.step}/${this.opts.steps}: ${this.jobs.length} jobs, ${this.checker.violations.length} violations`)
     }
@@ -1146,6 +1239,8 @@ class Simulation {
       this.deviceStats.holderCrashes++
       this.event(holder.name, 'crash-armed', job.label, `holding terminal, after ${n} more writes, while ${site.name} releases it`)
     }
+    // with credit, a user at a terminal logs in at its panel first: it takes part of the site's share of their credit
+    this.credit?.beforeRelease(site, user)
     // who this peer knows is releasing (or printed) the job right now: an offline release must not ignore them
     const known = site === holder ? [] : this.releaseRecordsAt(site, job)
     const seen = site === holder ? undefined : site.roaming?.listPartnerJobs().find((v) => v.id === job.id)?.state
@@ -1169,6 +1264,14 @@ class Simulation {
       // half the time the owner, unsure it printed, tries again at another site the next step (its own generator: the main sequence stays)
       if (offline && this.docRng() < 0.5) this.retries.push({ job, at: site.name })
       if (offline && known.length > 0) this.checker.violation(2, this.step, `${site.name} released job ${job.label} offline while it held ${known.join(', ')}`, job.label, site.name)
+      // with credit, now and then the user releases a second of their held jobs there at once: two reservations of one user at one peer
+      if (site === holder && !this.pairing && this.credit?.alsoRelease() === true) {
+        const other = this.heldJobs().find((j) => j !== job && j.holder === holder.name && j.owner === job.owner)
+        if (other !== undefined) {
+          this.pairing = true
+          try { await this.releaseAt(other, site, user) } finally { this.pairing = false }
+        }
+      }
     } catch (err) {
       this.releases.refused++
       if (job.mode !== undefined && site.site !== holder.site && /does not roam with/.test((err as Error).message)) this.deviceStats.partnerRefused++
@@ -1249,6 +1352,7 @@ class Simulation {
     try {
       await site.jobs.sweep()
       await site.roaming?.tick()
+      await this.credit?.atSweep(site)
       this.event(site.name, 'sweep')
       await this.checkSpool(site, 'after a sweep')
     } catch (err) {
@@ -1311,8 +1415,9 @@ class Simulation {
         const edge = this.rng() < 1 / 3 ? undefined : this.pick(this.edges)
         const between: [string, string] | undefined = edge === undefined ? undefined : [edge[0].signer.id, edge[1].signer.id]
         this.network.setFaults(faults, between)
+        this.credit?.setFaults(faults, between)
         this.event(edge === undefined ? 'network' : `${edge[0].name}–${edge[1].name}`, kind)
-        this.active.push({ kind, until, undo: () => this.network.setFaults({ latencyMs: BASE_LATENCY }, between) })
+        this.active.push({ kind, until, undo: () => { this.network.setFaults({ latencyMs: BASE_LATENCY }, between); this.credit?.setFaults({ latencyMs: BASE_LATENCY }, between) } })
       }
     }
   }
@@ -1534,6 +1639,8 @@ class Simulation {
     this.partitioned = false
     this.network.setFaults({ latencyMs: BASE_LATENCY })
     for (const [a, b] of this.edges) this.network.setFaults({ latencyMs: BASE_LATENCY }, [a.signer.id, b.signer.id])
+    this.credit?.setFaults({ latencyMs: BASE_LATENCY })
+    for (const [a, b] of this.edges) this.credit?.setFaults({ latencyMs: BASE_LATENCY }, [a.signer.id, b.signer.id])
     await this.restartCrashed()
     for (const p of this.peers) p.skewMs = 0
     this.event('network', 'final-heal')
@@ -1546,6 +1653,8 @@ class Simulation {
     this.nextAntiEntropy = Infinity
     while (rounds < MAX_FINAL_ROUNDS) {
       rounds++
+      // what every peer's credit timer does: central hands credit on, reservations a crash left are settled
+      await this.credit?.passAll()
       await this.antiEntropy()
       await this.drain()
       await this.restartCrashed() // a crash-mid-write armed before the heal strikes in it: that process is gone
@@ -1620,6 +1729,8 @@ class Simulation {
     const name = parseDocName(doc)
     if (name === undefined) return false
     if (name.family === 'license') return true
+    // every peer's shares of users' credit: a share given to a terminal or a client is in the giver's document
+    if (name.family === 'escrow') return true
     if (name.family === 'directory') return p.role !== 'client'
     if (p.role === 'client' && name.family !== 'site' && name.family !== 'jobs' && name.family !== 'acct') return false
     if (name.family === 'site') return true
@@ -1678,14 +1789,17 @@ class Simulation {
       if (job === undefined || rec === undefined || prints.length === 0) continue
       if (rec.state !== 'printed' && rec.printedBy === undefined) this.checker.violation(2, this.step, `job ${label} came out of ${prints.map((x) => x.site).join(' and ')}'s printer, but its holder ${job.holder} has it ${rec.state}`, label, job.holder)
     }
+    // 5: credit
+    this.credit?.finalChecks()
   }
 
   /** What a print of `job` costs as its printer reports it: the job's pages and colour pages × the copies sent, sheets for the sides sent. */
-  private truth (job: SimJob, print: { copies?: number, sides?: string }): Pick<UsageRecord, 'kind' | 'user' | 'pages' | 'colorPages' | 'sheets' | 'copies'> {
+  private truth (job: SimJob, print: { copies?: number, sides?: string, monochrome?: boolean }): Pick<UsageRecord, 'kind' | 'user' | 'pages' | 'colorPages' | 'sheets' | 'copies'> {
     const copies = print.copies ?? job.copies
     // sheets counted here, not with the product's sheetsFor: a check must not share the code it checks
     const perCopy = (print.sides ?? job.sides) === 'one-sided' ? job.pages : Math.ceil(job.pages / 2)
-    return { kind: 'print', user: job.owner, pages: job.pages * copies, colorPages: job.colorPages * copies, sheets: perCopy * copies, copies }
+    // a printer sent the job in monochrome prints no colour page
+    return { kind: 'print', user: job.owner, pages: job.pages * copies, colorPages: print.monochrome === true ? 0 : job.colorPages * copies, sheets: perCopy * copies, copies }
   }
 
   /**
@@ -1831,6 +1945,7 @@ class Simulation {
       sweeps: this.sweeps,
       clients: { ...this.clientStats },
       deviceSpooling: { ...this.deviceStats, jobs: { ...this.deviceStats.jobs }, printed: { ...this.deviceStats.printed } },
+      ...(this.credit !== undefined ? { credit: { ...this.credit.stats } } : {}),
       faults: { ...this.faultCounts },
       messages: {
         envelopesIn: stats.reduce((n, s) => n + s.envelopesIn, 0),
@@ -1845,6 +1960,7 @@ class Simulation {
   }
 
   async teardown (): Promise<void> {
+    this.credit?.close()
     for (const p of this.peers) {
       const { jobs, mesh } = p
       p.jobs = undefined
