@@ -165,6 +165,33 @@ test('an admin adds, edits and removes printers at run time; bad input is a 400 
   }
 })
 
+test('GET /api/events streams one change event per burst of document changes, and ends when the server closes', async () => {
+  let notify: ((family: string) => void) | undefined
+  const app = buildHttpApp({ mesh: {} as MeshApi, adminToken: ADMIN_TOKEN, logger: pino({ level: 'silent' }), plugins: [eventsRoutes({ subscribe: (fn) => { notify = fn; return () => { notify = undefined } } })] })
+  const address = await app.listen({ host: '127.0.0.1', port: 0 })
+  const res = await fetch(`${address}/api/events`, { headers: bearer })
+  assert.is(res.status, 200)
+  assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/)
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+  let text = ''
+  const read = async (until: RegExp): Promise<void> => {
+    while (!until.test(text)) {
+      const { value, done } = await reader.read()
+      if (done) throw new Error(`stream ended before ${String(until)}: ${text}`)
+      text += new TextDecoder().decode(value)
+    }
+  }
+  await read(/printmesh live updates/)
+  // a burst of three changes in two families: one event naming both
+  notify?.('jobs'); notify?.('acct'); notify?.('jobs')
+  await read(/event: change\ndata: (.*)\n\n/)
+  assert.equal(JSON.parse(/event: change\ndata: (.*)\n\n/.exec(text)?.[1] ?? ''), { families: ['acct', 'jobs'] })
+  assert.is(text.match(/event: change/g)?.length, 1)
+  await app.close() // ends the stream rather than waiting for it
+  assert.is(notify, undefined, 'unsubscribed')
+  assert.is((await reader.read()).done, true)
+})
+
 // ---- admin actions across sites ----
 
 let mesh: TestMesh
