@@ -111,6 +111,11 @@ export interface CreditStatus {
 export interface CreditServiceInit {
   /** The site whose at-zero policy applies to prints here (undefined: central, which prints nothing). */
   site?: SiteId
+  /**
+   * A workstation's client: its user, whose share it tops up from the site at every pass, so
+   * fallback printing (with the site unreachable) can pay from what the client holds.
+   */
+  prefetchFor?: string
 }
 
 export interface CreditComponents {
@@ -518,6 +523,7 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
   async pass (): Promise<void> {
     await this.settleLeftovers()
     await this.premintQuotas()
+    if (this.init.prefetchFor !== undefined) await this.prefetch(this.init.prefetchFor, AbortSignal.timeout(SHARE_REQUEST_TIMEOUT_MS * 4))
     if (this.c.membership.info(this.self)?.role === 'central' || this.init.site === undefined) await this.passOnToHomeSites()
   }
 

@@ -269,6 +269,26 @@ test('a quota used up with "mono-only" prints colour jobs in monochrome while pa
   await rejects(async () => await c('site-a').reserve(job(2), 'mfp', AbortSignal.timeout(5000)), new RegExp(`^page quota of ${period} used up: this job needs 2 pages, alice has 1 pages left here; the page quota is renewed on the 1st of next month$`))
 })
 
+test('a workstation\'s client keeps a share of its user\'s credit (topped up at each pass), so a fallback print with the site away is paid from it', async () => {
+  const { central, site } = await meshOf()
+  const client = await mesh.addPeer('client-a1', 'client', 'site-a')
+  await mesh.connect(client, site)
+  await mesh.connect(client, central)
+  const credit = new CreditService({ site: SITE, prefetchFor: 'alice' }, { self: { id: client.id }, store: client.store, membership: client.membership, clock: { now: Date.now }, logger: silent })
+  hub.attach(client.id, credit)
+  await c('central').topUp('alice', 600, 'term', 'admin')
+  await until(() => c('site-a').here('alice') === 600, 10_000, 'the credit at the site')
+  await until(() => credit.policy()?.enforced === true, 10_000, 'the policy at the client')
+  await credit.pass()
+  assert.is(credit.here('alice'), 300, 'half of what it and the site hold')
+  mesh.network.partition([client.id], [site.id, central.id])
+  const j = job(2)
+  await credit.reserve(j, 'fallback', AbortSignal.timeout(5000))
+  await credit.settle(j, { pages: 2, colorPages: 0, cost: { currency: 'EUR', amount: 200, mono: MONO, colour: COLOUR } })
+  assert.is(credit.here('alice'), 100)
+  await rejects(async () => await credit.reserve(job(2), 'fallback', AbortSignal.timeout(5000)), /this job costs 2\.00 EUR, alice has 1\.00 EUR available here; 3\.00 EUR more is held by peers that cannot be reached from here now/)
+})
+
 test('bad input: amounts, reasons, policies and share requests are refused with what is wrong; a terminal cannot create credit', async () => {
   const { t1 } = await meshOf()
   for (const amount of [0, -5, 1.5, '100', 1e12]) {
