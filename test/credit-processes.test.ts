@@ -3,7 +3,8 @@
 // each terminal takes a share from the site. With the site killed and central stopped, alice
 // prints at both terminals: each print is paid from what the terminals hold (they may give each
 // other shares), a job that no longer fits is refused with the message saying what is available,
-// and the total charged never exceeds the credit. Back online, the balance at central is exact.
+// and the total charged never exceeds the credit. Back online, the balance at central is exact,
+// and a top-up at central reaches the terminals, where the refused job then prints.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { until } from '../simulations/wait.ts'
@@ -136,6 +137,10 @@ test('alice\'s 10.00 of credit is split between the site and two terminals; cut 
   assert.equal({ credited: final.credited, spent: final.spent, balance: final.balance }, { credited: CREDIT, spent: 600, balance: 400 }, 'the balance is exact: credited less what was printed')
   const usage = (await usageAt(siteBack)).filter((u) => u.user === 'alice') as Array<{ pages: number, cost?: { amount: number } }>
   assert.equal(usage.map((u) => [u.pages, u.cost?.amount]), [[3, 300], [3, 300]], 'each print charged once at its price')
+  // a top-up at central reaches the terminals as they reconnect, and the refused job then prints
+  await admin(centralBack, '/api/credit/users/alice/top-up', { method: 'POST', body: { amount: 500, reason: 'refund' } })
+  await until(async () => (await creditAt(t(1).node)).balance === 900, MESH_TIMEOUT_MS, 'the top-up seen at terminal 2')
+  assert.is((await release(t(1), s2, jobs2[0])).printed, true, 'the refused job prints once the credit is there')
 })
 
 test.run()
