@@ -82,6 +82,11 @@ export class AccountsManagedElsewhereError extends KindedError {
   constructor () { super('admin accounts and the mesh token are managed on central (this node is not the mesh\'s authority)'); this.name = 'AccountsManagedElsewhereError' }
 }
 
+/** A wrongly assembled node: accounts without the card key. */
+export class AdminAccountsConfigError extends Error {
+  constructor (message: string) { super(message); this.name = 'AdminAccountsConfigError' }
+}
+
 /** A TOTP confirmation without a pending enrolment, or with a wrong code. */
 export class TotpEnrolmentError extends KindedError {
   readonly kind = 'invalid-request'
@@ -90,8 +95,8 @@ export class TotpEnrolmentError extends KindedError {
 
 export interface AdminAccountsInit {
   store: DocStore
-  /** The directory's card key (node/users.ts `cardKeyOf`): the TOTP sealing key is derived from it. */
-  cardKey: Uint8Array
+  /** The directory's card key (node/users.ts `cardKeyOf`): the TOTP sealing key is derived from it. Not needed with `tokenOnly`. */
+  cardKey?: Uint8Array
   /** Whether this node writes accounts and the mesh token now (central; a site while standalone). */
   authority: () => boolean
   /** The mesh's authority's peer id now (crdt/membership.ts): accounts and the token are read under it. */
@@ -109,7 +114,8 @@ export interface AdminAccountsInit {
 export class AdminAccounts implements AdminAccountsApi {
   private readonly init: AdminAccountsInit
   private readonly now: () => number
-  private readonly sealKey: Buffer
+  /** The TOTP secrets' sealing key; absent with `tokenOnly` (no accounts, no secrets). */
+  private readonly sealKey?: Buffer
   private directory?: Y.Doc
   private license?: Y.Doc
   private opening?: Promise<void>
@@ -125,7 +131,8 @@ export class AdminAccounts implements AdminAccountsApi {
   constructor (init: AdminAccountsInit) {
     this.init = init
     this.now = init.now ?? Date.now
-    this.sealKey = Buffer.from(hkdfSync('sha256', init.cardKey, 'printmesh', 'admin TOTP secret v1', 32))
+    if (init.cardKey !== undefined) this.sealKey = Buffer.from(hkdfSync('sha256', init.cardKey, 'printmesh', 'admin TOTP secret v1', 32))
+    else if (init.tokenOnly !== true) throw new AdminAccountsConfigError('admin accounts need the card key (their TOTP secrets are sealed under it) unless tokenOnly')
   }
 
   async ready (): Promise<void> {
@@ -304,6 +311,7 @@ export class AdminAccounts implements AdminAccountsApi {
   }
 
   private seal (secret: string): string {
+    if (this.sealKey === undefined) throw new AccountsManagedElsewhereError()
     const nonce = randomBytes(NONCE_BYTES)
     const cipher = createCipheriv('aes-256-gcm', this.sealKey, nonce)
     const body = Buffer.concat([cipher.update(secret, 'utf8'), cipher.final()])
@@ -313,7 +321,7 @@ export class AdminAccounts implements AdminAccountsApi {
   /** The sealed secret, or undefined when it does not open (another mesh's key, tampered): no code then works. */
   private unseal (sealed: string): string | undefined {
     const bytes = Buffer.from(sealed, 'base64')
-    if (bytes.length <= NONCE_BYTES + TAG_BYTES) return undefined
+    if (this.sealKey === undefined || bytes.length <= NONCE_BYTES + TAG_BYTES) return undefined
     try {
       const decipher = createDecipheriv('aes-256-gcm', this.sealKey, bytes.subarray(0, NONCE_BYTES))
       decipher.setAuthTag(bytes.subarray(NONCE_BYTES, NONCE_BYTES + TAG_BYTES))
