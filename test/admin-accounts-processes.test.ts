@@ -145,6 +145,10 @@ test('rotating the mesh token at central: the site refuses its own and the old t
   await until(async () => (await call(site, 'GET', '/api/admin-accounts', own)).status === 401, MESH_TIMEOUT_MS, 'the site refuses its own token')
   assert.is((await call(site, 'GET', '/api/admin-accounts', { authorization: `Bearer ${central.adminToken}` })).status, 401)
   assert.is((await call(site, 'GET', '/api/admin-accounts', { authorization: `Bearer ${token}` })).status, 200, 'the new mesh token works at the site')
+  for (const node of [central, site]) {
+    const logs = node.logs().join('\n')
+    for (const secret of [PASSWORD, token]) assert.not.ok(logs.includes(secret), 'no password or token in a log line')
+  }
 })
 
 test.run()

@@ -78,7 +78,10 @@ const REDACTED_LOG_PATHS = [
   'res.headers["set-cookie"]', 'req.body.pin', 'req.body.card', 'req.body.token', 'req.body.joinString',
   'headers.authorization', 'headers.cookie', 'headers["x-csrf-token"]',
   'body.pin', 'body.card', 'body.token', 'body.joinString', 'pin', 'card', 'token', 'csrfToken', 'joinString',
-  '*.pin', '*.card', '*.token', '*.csrfToken', '*.joinString'
+  '*.pin', '*.card', '*.token', '*.csrfToken', '*.joinString',
+  // named admin accounts: passwords, TOTP codes and the otpauth:// URI (its secret) never reach a log line
+  'req.body.password', 'req.body.totp', 'req.body.code', 'body.password', 'body.totp', 'body.code', 'password', 'totp', 'otpauthUri',
+  '*.password', '*.totp', '*.otpauthUri'
 ]
 
 /**
