@@ -55,9 +55,9 @@ async function world (authorityId?: string): Promise<World> {
 function standInRoutes (): HttpPlugin {
   return {
     service: 'mesh',
-    prefixes: ['/api/things', '/api/users', '/api/license'],
+    prefixes: ['/api/things', '/api/users', '/api/license', '/api/console'],
     register (app, { authenticate }) {
-      for (const path of ['/api/things/:id', '/api/users/:id', '/api/license']) {
+      for (const path of ['/api/things/:id', '/api/users/:id', '/api/license', '/api/console/sites/:site/printers/:name']) {
         app.get(path, async (request) => { authenticate(request, 'admin'); return { ok: true } })
         app.put(path, async (request) => { authenticate(request, 'admin'); return { ok: true } })
       }
@@ -242,7 +242,7 @@ test('roles: a report viewer cannot change anything; a site admin writes only on
     for (const url of ['/api/things/p1', '/api/users/bob', '/api/license', '/api/admin-accounts', '/api/audit']) {
       assert.is((await lab.inject({ url, headers: rita.headers })).statusCode, 200, `rita reads ${url}`)
     }
-    assert.ok(writes.length >= 11, `every write route seen (${writes.length})`)
+    assert.ok(writes.length >= 12, `every write route seen (${writes.length})`)
     for (const { method, url } of writes) {
       const res = await lab.inject({ method: method as 'POST', url: url.replace(/:(\w+)/g, 'x'), headers: rita.headers, payload: {} })
       assert.is(res.statusCode, 403, `${method} ${url}: ${res.body}`)
@@ -258,6 +258,10 @@ test('roles: a report viewer cannot change anything; a site admin writes only on
       assert.match(res.body, /may not change the mesh's administration/)
     }
     assert.is((await lab.inject({ method: 'POST', url: '/api/admin-token/rotate', headers: sam.headers })).statusCode, 403)
+    assert.is((await lab.inject({ method: 'PUT', url: '/api/console/sites/lab/printers/p1', headers: sam.headers, payload: {} })).statusCode, 200, 'lab\'s printers through the console')
+    const elsewhere = await lab.inject({ method: 'PUT', url: '/api/console/sites/annex/printers/p1', headers: sam.headers, payload: {} })
+    assert.is(elsewhere.statusCode, 403, 'another site\'s printers through the console, even from lab')
+    assert.match(elsewhere.body, /may not change site annex/)
     assert.is((await lab.inject({ method: 'POST', url: '/api/admin-accounts', headers: sam.headers, payload: { username: 'x', role: 'mesh-admin', password: PASSWORD } })).statusCode, 403)
     for (const [app, name] of [[annex, 'annex'], [central, 'central']] as const) {
       const there = await login(app, { username: 'sam', password: PASSWORD })

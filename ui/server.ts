@@ -67,6 +67,12 @@ const ROLE_FREE_WRITES = new Set(['/api/logout'])
  */
 const MESH_WIDE_PREFIXES = ['/api/users', '/api/admin-accounts', '/api/admin-token', '/api/license', '/api/ldap', '/api/mesh', '/api/enrol/conflicts']
 const MESH_WIDE_PATHS = new Set(['/api/prices'])
+/**
+ * Paths naming the site they change (the console's printers of any site, sent there as a
+ * signed admin action, ui/routes/console.ts): a site admin may name only its own sites, even
+ * from a node of one of them.
+ */
+const TARGET_SITE_PATH = /^\/api\/console\/sites\/([^/]+)(?:\/|$)/
 /** Wrong admin passwords count under this prefix and the account name: never the same key as a user's PIN login (no `/` in usernames). */
 const ADMIN_LOGIN_KEY = 'admin/'
 /** A session opened with a node's own start-up token (no mesh token yet): it ends once a mesh token arrives. */
@@ -399,6 +405,10 @@ export function buildHttpApp (init: Omit<HttpServerInit, 'host' | 'port'>, serve
       const here = place()
       if (here.role !== 'site' || here.site === undefined || !principal.sites.includes(here.site)) {
         throw forbidden(`a site admin of ${principal.sites.join(', ')} may change only the site nodes of those sites, not this ${here.role}${here.site !== undefined ? ` of ${here.site}` : ''}`)
+      }
+      const target = TARGET_SITE_PATH.exec(path)?.[1]
+      if (target !== undefined && !principal.sites.includes(decodeURIComponent(target))) {
+        throw forbidden(`a site admin of ${principal.sites.join(', ')} may not change site ${decodeURIComponent(target)} (${what})`)
       }
     }
   }
