@@ -191,6 +191,36 @@ export function sharesOf (docs: Iterable<[string, Y.Doc]>, user: string, roleOf:
   return { shares, credited, spent, reserved }
 }
 
+/** Per user and account: what was minted, spent and is reserved, over every escrow document in `docs` (the same counting rules as {@link sharesOf}). */
+export function creditTotals (docs: Iterable<[string, Y.Doc]>, roleOf: (peer: string) => Role | undefined, authority?: string): Map<string, Map<string, { credited: number, spent: number, reserved: number }>> {
+  const out = new Map<string, Map<string, { credited: number, spent: number, reserved: number }>>()
+  const totals = (user: string, account: string): { credited: number, spent: number, reserved: number } => {
+    const accounts = out.get(user) ?? new Map<string, { credited: number, spent: number, reserved: number }>()
+    out.set(user, accounts)
+    const t = accounts.get(account) ?? { credited: 0, spent: 0, reserved: 0 }
+    accounts.set(account, t)
+    return t
+  }
+  for (const [name, doc] of docs) {
+    const owner = parseDocName(name)
+    if (owner?.family !== 'escrow' || owner.peer === undefined) continue
+    for (const e of entries(doc).values()) {
+      if (!wellFormed(e)) continue
+      const account = accountOf(e)
+      if (e.type === 'mint') {
+        const role = roleOf(owner.peer)
+        const counts = account !== CREDIT_ACCOUNT ? owner.peer === authority : role !== undefined && ADMIN_ISSUER_ROLES.includes(role)
+        if (counts) totals(e.user, account).credited += e.amount
+      } else if (e.type === 'spend') {
+        const t = totals(e.user, account)
+        t.spent += e.amount
+        if (!e.settled) t.reserved += e.amount
+      }
+    }
+  }
+  return out
+}
+
 /** What happens at a site when a user's credit does not cover a job: refuse it, or print it in monochrome when that fits. */
 export type AtZero = 'refuse' | 'mono-only'
 

@@ -35,7 +35,7 @@ import { listCertificates } from '../crdt/license.ts'
 import { ADMIN_ISSUER_ROLES } from '../crdt/capability.ts'
 import { pricesAt, priceUsage, readPriceList } from '../crdt/prices.ts'
 import {
-  accountOf, addDeduction, addEntry, atZeroFor, CREDIT_ACCOUNT, getSpend, InvalidCreditPolicyError, listEntries, MAX_CREDIT_AMOUNT, parseCreditPolicy, parseQuotaAccount,
+  accountOf, addDeduction, addEntry, atZeroFor, CREDIT_ACCOUNT, creditTotals, getSpend, InvalidCreditPolicyError, listEntries, MAX_CREDIT_AMOUNT, parseCreditPolicy, parseQuotaAccount,
   QUOTA_MEASURES, quotaAccount, quotaOf, readCreditPolicy, setSpend, sharesOf, writeCreditPolicy, type CreditPolicy, type CreditView, type QuotaMeasure, type SpendEntry
 } from '../crdt/escrow.ts'
 import { CreditRefusedError, type CopyCredit, type CreditGate, type CreditReserved } from '../devices/jobs/credit-gate.ts'
@@ -213,6 +213,38 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
       enforced: this.policy()?.enforced === true,
       quotas: this.quotaStatus(user)
     }
+  }
+
+  /**
+   * Every user with credit or quota entries, matching `q` (a part of the name), by name: their
+   * balance and this month's quotas, as this peer's replicas tell (central's: the whole mesh).
+   */
+  list (q: string, offset: number, limit: number): { users: CreditSummary[], total: number } {
+    const totals = creditTotals(this.escrowDocs(), (p) => this.c.membership.info(p)?.role, this.c.membership.authority)
+    const needle = q.toLowerCase()
+    const names = [...totals.keys()].filter((u) => u.toLowerCase().includes(needle)).sort()
+    const period = periodOf(this.c.clock.now())
+    const currency = this.currency()
+    const users = names.slice(offset, offset + limit).map((user): CreditSummary => {
+      const accounts = totals.get(user) ?? new Map()
+      const credit = accounts.get(CREDIT_ACCOUNT) ?? { credited: 0, spent: 0, reserved: 0 }
+      const limits = this.quotas(user)
+      return {
+        user,
+        ...(currency !== undefined ? { currency } : {}),
+        balance: credit.credited - credit.spent,
+        credited: credit.credited,
+        spent: credit.spent,
+        reserved: credit.reserved,
+        quotas: QUOTA_MEASURES.flatMap((measure) => {
+          const quota = limits[measure]
+          if (quota === undefined) return []
+          const t = accounts.get(quotaAccount(period, measure)) ?? { credited: 0, spent: 0, reserved: 0 }
+          return [{ measure, period, quota, used: t.spent, left: Math.max(0, Math.max(quota, t.credited) - t.spent) }]
+        })
+      }
+    })
+    return { users, total: names.length }
   }
 
   /** The user's quotas this month: the quota, what was used, what is left, what this peer holds. */
@@ -683,6 +715,17 @@ interface Short extends Need { have: number }
 
 /** From this day of a month (UTC) the authority mints next month's quotas ahead: ten days before central's outage at a month's start would matter. */
 export const QUOTA_PREMINT_DAY = 20
+
+/** One user's credit and quotas in the admin's list. */
+export interface CreditSummary {
+  user: string
+  currency?: string
+  balance: number
+  credited: number
+  spent: number
+  reserved: number
+  quotas: Array<Omit<QuotaStatus, 'here'>>
+}
 
 /** A user's quota of one measure this month, for the API. */
 export interface QuotaStatus { measure: QuotaMeasure, period: string, quota: number, used: number, left: number, here: number }

@@ -11,7 +11,7 @@ import { until } from '../simulations/wait.ts'
 import { startCentral, startSite, type SiteProcess } from '../simulations/node-process.ts'
 import { printFile } from './helpers/ipptool.ts'
 import { admin } from './helpers/node-api.ts'
-import { startBrowser, type TestBrowser } from './helpers/browser.ts'
+import { signInAdmin, startBrowser, type TestBrowser } from './helpers/browser.ts'
 import {
   startTerminalMesh, panelLogin, panel, panelJobs, usageAt, makeDocument, printedBy, terminalOnline, MESH_TIMEOUT_MS,
   type TerminalMesh, type PanelSession, type TerminalNode
@@ -137,8 +137,18 @@ test('alice\'s 10.00 of credit is split between the site and two terminals; cut 
   assert.equal({ credited: final.credited, spent: final.spent, balance: final.balance }, { credited: CREDIT, spent: 600, balance: 400 }, 'the balance is exact: credited less what was printed')
   const usage = (await usageAt(siteBack)).filter((u) => u.user === 'alice') as Array<{ pages: number, cost?: { amount: number } }>
   assert.equal(usage.map((u) => [u.pages, u.cost?.amount]), [[3, 300], [3, 300]], 'each print charged once at its price')
-  // a top-up at central reaches the terminals as they reconnect, and the refused job then prints
-  await admin(centralBack, '/api/credit/users/alice/top-up', { method: 'POST', body: { amount: 500, reason: 'refund' } })
+  // central's reports page lists alice's balance; a top-up there reaches the terminals as they reconnect, and the refused job then prints
+  await page.setViewportSize({ width: 1280, height: 900 })
+  await page.goto(`${centralBack.httpUrl}/reports`)
+  await signInAdmin(page, centralBack.adminToken)
+  await page.locator('#credit-rows tr[data-user="alice"] td[data-col="balance"]', { hasText: '4.00 EUR' }).waitFor()
+  const credit = page.locator('#credit')
+  await credit.getByLabel('User').fill('alice')
+  await credit.getByLabel('Amount').fill('5.00')
+  await credit.getByLabel('Reason').fill('refund')
+  await credit.getByRole('button', { name: 'Top up' }).click()
+  await page.getByText('Topped up 5.00 EUR for alice: the balance is 9.00 EUR.').waitFor()
+  await browser.screenshot('reports-credit')
   await until(async () => (await creditAt(t(1).node)).balance === 900, MESH_TIMEOUT_MS, 'the top-up seen at terminal 2')
   assert.is((await release(t(1), s2, jobs2[0])).printed, true, 'the refused job prints once the credit is there')
 })

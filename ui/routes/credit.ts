@@ -3,6 +3,7 @@
  * credit policy, on every node that runs a credit service.
  *
  *   GET  /api/credit/mine                  a logged-in user: their own balance
+ *   GET  /api/credit/users?q=&offset=&limit=  admin: users with credit or quotas, by name: balance, this month's quotas
  *   GET  /api/credit/users/:user           admin: a user's balance and where its shares are
  *   POST /api/credit/users/:user/top-up    admin, `{amount, reason?}` in minor units: new credit, created here (a site or central)
  *   POST /api/credit/users/:user/deduct    admin, `{amount, reason?}`: credit taken away (from what can be reached from here)
@@ -30,10 +31,23 @@ export interface CreditStatusView {
 /** What the routes need of a node's credit service. */
 export interface CreditApi {
   status: (user: string) => CreditStatusView
+  list: (q: string, offset: number, limit: number) => { users: unknown[], total: number }
   topUp: (user: string, amount: unknown, reason: unknown, by: string) => Promise<CreditStatusView>
   deduct: (user: string, amount: unknown, reason: unknown, by: string, signal: AbortSignal) => Promise<CreditStatusView>
   policy: () => CreditPolicy | undefined
   setPolicy: (raw: unknown, by: string) => Promise<CreditPolicy>
+}
+
+/** Users listed per page by default, and at most. */
+const DEFAULT_PAGE = 50
+const MAX_PAGE = 500
+
+/** A whole-number query parameter within bounds, or its default when absent; 400 naming it otherwise. */
+function pageNumber (raw: unknown, name: string, min: number, max: number, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback
+  const n = Number(raw)
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidRequestError(`${name} must be a whole number from ${min} to ${max}`)
+  return n
 }
 
 /** How long an admin's deduction may spend gathering shares from other peers. */
@@ -54,6 +68,14 @@ export function creditRoutes (api: CreditApi): HttpPlugin {
       app.get('/api/credit/mine', async (request) => {
         const { actor } = authenticate(request, 'user')
         return api.status(actor.user)
+      })
+      app.get('/api/credit/users', async (request) => {
+        authenticate(request, 'admin')
+        const query = request.query as Record<string, unknown>
+        const q = typeof query.q === 'string' ? query.q : ''
+        const offset = pageNumber(query.offset, 'offset', 0, Number.MAX_SAFE_INTEGER, 0)
+        const limit = pageNumber(query.limit, 'limit', 1, MAX_PAGE, DEFAULT_PAGE)
+        return { ...api.list(q, offset, limit), offset, limit }
       })
       app.get('/api/credit/users/:user', async (request) => {
         authenticate(request, 'admin')

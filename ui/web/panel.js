@@ -306,7 +306,7 @@ function showCredit (credit) {
     parts.push(q.measure === 'cost' ? `${money(q.left, credit.currency ?? '')} left this month` : `${q.left} ${q.measure === 'colour' ? 'colour pages' : 'pages'} left this month`)
   }
   el.hidden = parts.length === 0
-  el.textContent = parts.map((p) => `· ${p}`).join(' ')
+  el.textContent = parts.join(' · ')
 }
 
 async function refreshJobs () {

@@ -3,6 +3,7 @@
 // by the node from node_modules), the breakdown and top lists, CSV download and printing.
 import { api, ApiError, h, setChildren, showMessage, showSiteInfo, setCsrfToken, formatTime, adminLoginForm } from './common.js'
 import { costText } from './money.js'
+import { refreshCredit } from './credit.js'
 
 /* global uPlot */
 
@@ -205,6 +206,7 @@ function loggedIn (session) {
   show('report')
   refresh().catch(failed)
   refreshPrices().catch(failed)
+  refreshCredit().catch(failed)
 }
 
 function loggedOut (message = '') {
