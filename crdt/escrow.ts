@@ -191,6 +191,34 @@ export function sharesOf (docs: Iterable<[string, Y.Doc]>, user: string, roleOf:
   return { shares, credited, spent, reserved }
 }
 
+/** What `peer` holds, per user and account (its mints and the gives naming it, less its own gives and spends), over every escrow document in `docs`. */
+export function sharesAt (docs: Iterable<[string, Y.Doc]>, peer: string, roleOf: (peer: string) => Role | undefined, authority?: string): Map<string, Map<string, number>> {
+  const out = new Map<string, Map<string, number>>()
+  const add = (user: string, account: string, amount: number): void => {
+    const accounts = out.get(user) ?? new Map<string, number>()
+    out.set(user, accounts)
+    accounts.set(account, (accounts.get(account) ?? 0) + amount)
+  }
+  for (const [name, doc] of docs) {
+    const owner = parseDocName(name)?.peer
+    if (parseDocName(name)?.family !== 'escrow' || owner === undefined) continue
+    for (const e of entries(doc).values()) {
+      if (!wellFormed(e)) continue
+      const account = accountOf(e)
+      if (owner === peer && e.type === 'mint') {
+        const role = roleOf(owner)
+        if (account !== CREDIT_ACCOUNT ? owner === authority : role !== undefined && ADMIN_ISSUER_ROLES.includes(role)) add(e.user, account, e.amount)
+      } else if (e.type === 'give') {
+        if (owner === peer) add(e.user, account, -e.amount)
+        if (e.to === peer) add(e.user, account, e.amount)
+      } else if (owner === peer && e.type === 'spend') {
+        add(e.user, account, -e.amount)
+      }
+    }
+  }
+  return out
+}
+
 /** Per user and account: what was minted, spent and is reserved, over every escrow document in `docs` (the same counting rules as {@link sharesOf}). */
 export function creditTotals (docs: Iterable<[string, Y.Doc]>, roleOf: (peer: string) => Role | undefined, authority?: string): Map<string, Map<string, { credited: number, spent: number, reserved: number }>> {
   const out = new Map<string, Map<string, { credited: number, spent: number, reserved: number }>>()

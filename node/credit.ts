@@ -30,13 +30,13 @@ import type { JobRecord } from '../crdt/jobs.ts'
 import type { UsageCost, UsageRecord } from '../crdt/accounting.ts'
 import { listUsage } from '../crdt/accounting.ts'
 import { acctDoc, directoryDoc, escrowDoc, licenseDoc, parseDocName, periodOf, type PeerId, type SiteId } from '../crdt/names.ts'
-import { getUser } from '../crdt/directory.ts'
+import { getUser, listUsers } from '../crdt/directory.ts'
 import { listCertificates } from '../crdt/license.ts'
 import { ADMIN_ISSUER_ROLES } from '../crdt/capability.ts'
 import { pricesAt, priceUsage, readPriceList } from '../crdt/prices.ts'
 import {
-  accountOf, addDeduction, addEntry, atZeroFor, CREDIT_ACCOUNT, creditTotals, getSpend, InvalidCreditPolicyError, listEntries, MAX_CREDIT_AMOUNT, parseCreditPolicy, parseQuotaAccount,
-  QUOTA_MEASURES, quotaAccount, quotaOf, readCreditPolicy, setSpend, sharesOf, writeCreditPolicy, type CreditPolicy, type CreditView, type QuotaMeasure, type SpendEntry
+  accountOf, addDeduction, addEntry, atZeroFor, CREDIT_ACCOUNT, creditTotals, sharesAt, getSpend, InvalidCreditPolicyError, listEntries, MAX_CREDIT_AMOUNT, parseCreditPolicy, parseQuotaAccount,
+  QUOTA_MEASURES, quotaAccount, quotaOf, readCreditPolicy, setSpend, sharesOf, writeCreditPolicy, type CreditPolicy, type CreditView, type MintEntry, type QuotaMeasure, type SpendEntry
 } from '../crdt/escrow.ts'
 import { CreditRefusedError, type CopyCredit, type CreditGate, type CreditReserved } from '../devices/jobs/credit-gate.ts'
 import { printCharge, usageId } from '../devices/jobs/usage.ts'
@@ -194,7 +194,15 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
   /** The user's monthly quota per measure (the policy's rules and the directory's groups); absent measures are not limited. */
   quotas (user: string): Partial<Record<QuotaMeasure, number>> {
     const directory = this.c.store.get(directoryDoc())
-    return quotaOf(this.policy(), user, directory === undefined ? [] : getUser(directory, user)?.groups ?? [])
+    if (directory !== undefined) return quotaOf(this.policy(), user, getUser(directory, user)?.groups ?? [])
+    // a workstation's client has no directory (it holds credentials): the quotas the authority minted for the user this month say it
+    const period = periodOf(this.c.clock.now())
+    const out: Partial<Record<QuotaMeasure, number>> = {}
+    for (const m of QUOTA_MEASURES) {
+      const minted = this.view(user, quotaAccount(period, m)).credited
+      if (minted > 0) out[m] = minted
+    }
+    return out
   }
 
   status (user: string): CreditStatus {
@@ -422,10 +430,13 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     const account = r.account ?? CREDIT_ACCOUNT
     return await this.serial(user, async () => {
       if (account !== CREDIT_ACCOUNT) await this.mintQuota(user, account)
-      const given = Math.min(amount, this.here(user, account))
-      if (given <= 0) return { given: 0 }
-      await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => addEntry(d, randomUUID(), { type: 'give', ...accountField(account), user, amount: given, to: peer as PeerId, time: this.c.clock.now() }))
-      this.log.info({ user, account, to: peer, given }, 'credit share given')
+      // what is held read inside the write: central's pass, which is not in this user's queue, cannot give the same credit
+      const given = await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => {
+        const give = Math.min(amount, this.here(user, account))
+        if (give > 0) addEntry(d, randomUUID(), { type: 'give', ...accountField(account), user, amount: give, to: peer as PeerId, time: this.c.clock.now() })
+        return Math.max(0, give)
+      })
+      if (given > 0) this.log.info({ user, account, to: peer, given }, 'credit share given')
       return { given }
     })
   }
@@ -584,19 +595,39 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
   }
 
   /**
-   * From day {@link QUOTA_PREMINT_DAY} of a month the authority mints next month's quotas of the
-   * users who have this month's, so a month starts with quotas in place even while it is down.
+   * The authority mints this month's quotas of every user the rules give one (so a peer that
+   * knows no groups, a workstation's client, learns them from the mints), and from day
+   * {@link QUOTA_PREMINT_DAY} next month's, so a month starts with quotas in place even while
+   * it is down. One pass of the directory; each user's quota minted once (a raised one: the difference).
    */
   private async premintQuotas (): Promise<void> {
-    const own = this.c.store.get(escrowDoc(this.self))
+    const directory = this.c.store.get(directoryDoc())
+    const policy = this.policy()
+    if (directory === undefined || this.c.membership.authority !== this.self || (policy?.quotas ?? []).length === 0) return
     const now = this.c.clock.now()
-    if (own === undefined || this.c.membership.authority !== this.self || new Date(now).getUTCDate() < QUOTA_PREMINT_DAY) return
-    const period = periodOf(now)
-    const next = nextPeriod(period)
-    const users = new Set(listEntries(own).flatMap(([, e]) => e.type === 'mint' && parseQuotaAccount(accountOf(e))?.period === period ? [e.user] : []))
-    for (const user of users) {
-      await this.serial(user, async () => { for (const m of QUOTA_MEASURES) await this.mintQuota(user, quotaAccount(next, m)) })
+    const periods = [periodOf(now), ...(new Date(now).getUTCDate() >= QUOTA_PREMINT_DAY ? [nextPeriod(periodOf(now))] : [])]
+    const minted = new Map<string, number>()
+    for (const [, e] of listEntries(await this.c.store.open(escrowDoc(this.self)))) {
+      if (e.type === 'mint' && e.account !== undefined) minted.set(`${e.user}\n${e.account}`, (minted.get(`${e.user}\n${e.account}`) ?? 0) + e.amount)
     }
+    const mints: Array<{ id: string, entry: MintEntry }> = []
+    for (const u of listUsers(directory)) {
+      if (u.disabled === true) continue
+      const limits = quotaOf(policy, u.username, u.groups ?? [])
+      for (const period of periods) {
+        for (const m of QUOTA_MEASURES) {
+          const limit = limits[m]
+          const account = quotaAccount(period, m)
+          const have = minted.get(`${u.username}\n${account}`) ?? 0
+          if (limit === undefined || limit <= have) continue
+          mints.push({ id: `quota:${account}:${u.username}:${have}`, entry: { type: 'mint', account, user: u.username, amount: limit - have, reason: `quota ${period}`, by: 'policy', time: now } })
+        }
+      }
+    }
+    if (mints.length === 0) return
+    // one write for the whole pass: thousands of users cost one envelope, not thousands
+    await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => { for (const { id, entry } of mints) addEntry(d, id, entry) })
+    this.log.info({ mints: mints.length, periods }, 'monthly quotas minted')
   }
 
   /** Central keeps no credit: it gives each user's share to a reachable server of their home site. */
@@ -605,26 +636,27 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     const directory = this.c.store.get(directoryDoc())
     if (own === undefined || directory === undefined || this.link === undefined) return
     const reachable = new Set(this.link.reachable())
-    const held = new Map<string, Set<string>>()
-    for (const [, e] of listEntries(own)) {
-      const accounts = held.get(e.user) ?? new Set<string>()
-      accounts.add(accountOf(e))
-      held.set(e.user, accounts)
+    const servers = new Map<string, string | undefined>()
+    const serverOf = (site: string): string | undefined => {
+      if (!servers.has(site)) servers.set(site, this.sitePeers(site).find((p) => reachable.has(p)))
+      return servers.get(site)
     }
-    for (const [user, accounts] of held) {
-      const home = getUser(directory, user)?.homeSite
-      if (home === undefined) continue
-      const server = this.sitePeers(home).find((p) => reachable.has(p))
-      if (server === undefined) continue
-      await this.serial(user, async () => {
-        for (const account of accounts) {
-          const amount = this.here(user, account)
+    let given = 0
+    // one write for the whole pass, its amounts read inside it: a share request answered meanwhile cannot give the same credit
+    await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => {
+      const held = sharesAt(this.escrowDocs(), this.self, (p) => this.c.membership.info(p)?.role, this.c.membership.authority)
+      for (const [user, accounts] of held) {
+        const home = getUser(directory, user)?.homeSite
+        const server = home === undefined ? undefined : serverOf(home)
+        if (server === undefined) continue
+        for (const [account, amount] of accounts) {
           if (amount <= 0) continue
-          await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => addEntry(d, randomUUID(), { type: 'give', ...accountField(account), user, amount, to: server as PeerId, time: this.c.clock.now() }))
-          this.log.info({ user, account, to: server, amount }, 'credit passed on to the user\'s home site')
+          addEntry(d, randomUUID(), { type: 'give', ...accountField(account), user, amount, to: server as PeerId, time: this.c.clock.now() })
+          given++
         }
-      })
-    }
+      }
+    })
+    if (given > 0) this.log.info({ shares: given }, 'credit passed on to the users\' home sites')
   }
 
   /** The site servers of `site`, by their certificates. */

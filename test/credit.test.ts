@@ -289,6 +289,27 @@ test('a workstation\'s client keeps a share of its user\'s credit (topped up at 
   await rejects(async () => await credit.reserve(job(2), 'fallback', AbortSignal.timeout(5000)), /this job costs 2\.00 EUR, alice has 1\.00 EUR available here; 3\.00 EUR more is held by peers that cannot be reached from here now/)
 })
 
+test('a quota reaches peers that know no groups: central mints every user\'s quota at its pass and hands it to the home site; a client learns it from the mint and prints no more than it holds', async () => {
+  const { central, site } = await meshOf()
+  await central.store.transact(directoryDoc(), { kind: 'local', service: 'test' }, (d) => { putUser(d, { username: 'alice', fullName: 'Alice', pinHash: '', homeSite: 'site-a', groups: ['students'], updatedAt: Date.now() }) })
+  await c('central').setPolicy({ enforced: false, quotas: [{ group: 'students', pages: 10 }] }, 'admin')
+  const client = await mesh.addPeer('client-a1', 'client', 'site-a')
+  await mesh.connect(client, site)
+  await mesh.connect(client, central)
+  const credit = new CreditService({ site: SITE, prefetchFor: 'alice' }, { self: { id: client.id }, store: client.store, membership: client.membership, clock: { now: Date.now }, logger: silent })
+  hub.attach(client.id, credit)
+  const pages = quotaAccount(periodOf(Date.now()), 'pages')
+  await c('central').pass()
+  await c('central').pass() // the second pass hands what the first minted to alice's home site
+  await until(() => c('site-a').here('alice', pages) === 10, 10_000, 'the quota at the home site')
+  assert.equal(credit.quotas('alice'), { pages: 10 }, 'the client knows the quota from central\'s mint')
+  await credit.pass()
+  assert.is(credit.here('alice', pages), 5)
+  mesh.network.partition([client.id], [site.id, central.id])
+  await rejects(async () => await credit.reserve(job(6), 'fallback', AbortSignal.timeout(5000)), /page quota of \d{4}-\d\d used up: this job needs 6 pages, alice has 5 pages left here; 5 pages more is held by peers that cannot be reached from here now/)
+  await credit.reserve(job(5), 'fallback', AbortSignal.timeout(5000))
+})
+
 test('bad input: amounts, reasons, policies and share requests are refused with what is wrong; a terminal cannot create credit', async () => {
   const { t1 } = await meshOf()
   for (const amount of [0, -5, 1.5, '100', 1e12]) {
