@@ -137,14 +137,16 @@ export class Membership {
       }
       case 'jobs':
       case 'acct':
+      case 'escrow':
         return author === name.peer
       case 'enrol': {
         // users register cards and PINs where they log in: a workstation's client cannot
         const role = this.info(author)?.role
         return author === name.peer && (role === 'site' || role === 'terminal')
       }
-      case 'audit': {
-        // admins' actions are recorded where admins log in: a terminal or a client has no admin to record
+      case 'audit':
+      case 'admin-actions': {
+        // admins' actions are recorded (audit) and asked of other sites (admin-actions) where admins log in: a terminal or a client has no admin
         const role = this.info(author)?.role
         return author === name.peer && role !== undefined && ADMIN_ISSUER_ROLES.includes(role)
       }
@@ -169,10 +171,14 @@ export class Membership {
       case 'site':
         // every site's: roaming partnership is mutual, read from both sites' settings (devices/jobs/roaming.ts)
         return true
+      case 'escrow':
+        // every peer's: a share given to a terminal or a client is in the giver's document, and it must see it to spend it
+        return true
       case 'jobs':
       case 'acct':
         return name.peer === peer || (info.site !== undefined && this.info(name.peer ?? '')?.site === info.site)
       case 'audit':
+      case 'admin-actions':
         // central and sites only (above): who changed what is the admins' business
         return false
     }

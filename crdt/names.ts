@@ -9,6 +9,8 @@
  *   v1/acct/<peerId>/<period>    the peer that printed or copied
  *   v1/enrol/<peerId>            the peer where users registered cards and PINs (crdt/enrolment.ts)
  *   v1/audit/<peerId>/<period>   the site or central where an admin acted (crdt/audit.ts)
+ *   v1/admin-actions/<peerId>    a site or central asking other sites for changes (crdt/admin-actions.ts)
+ *   v1/escrow/<peerId>           the shares of users' credit the peer holds, gives and spends (crdt/escrow.ts)
  */
 
 /** A document name; only the builders below make one. */
@@ -22,11 +24,11 @@ export type SiteId = string & { readonly __siteId: true }
 /** Bumped when a family's layout changes incompatibly; old names stay readable. */
 export const NAME_VERSION = 'v1'
 
-export type Family = 'license' | 'directory' | 'site' | 'jobs' | 'acct' | 'enrol' | 'audit'
+export type Family = 'license' | 'directory' | 'site' | 'jobs' | 'acct' | 'enrol' | 'audit' | 'admin-actions' | 'escrow'
 
 export interface ParsedName {
   family: Family
-  /** For jobs, acct, enrol and audit: the writing peer. */
+  /** For jobs, acct, enrol, audit, admin-actions and escrow: the writing peer. */
   peer?: PeerId
   /** For jobs, acct and audit: the time partition, `YYYY-MM` (UTC). */
   period?: string
@@ -72,6 +74,8 @@ export const acctDoc = (peer: PeerId, p: string): DocName =>
 export const enrolDoc = (peer: PeerId): DocName => `${NAME_VERSION}/enrol/${segment('peer', peer)}` as DocName
 export const auditDoc = (peer: PeerId, p: string): DocName =>
   `${NAME_VERSION}/audit/${segment('peer', peer)}/${period(p)}` as DocName
+export const adminActionsDoc = (peer: PeerId): DocName => `${NAME_VERSION}/admin-actions/${segment('peer', peer)}` as DocName
+export const escrowDoc = (peer: PeerId): DocName => `${NAME_VERSION}/escrow/${segment('peer', peer)}` as DocName
 
 /** The monthly time partition a moment falls in (UTC), e.g. `2026-11`. */
 export function periodOf (time: number): string {
@@ -86,7 +90,7 @@ export function parseDocName (name: string): ParsedName | undefined {
   if (family === 'license' && parts.length === 2) return { family }
   if (family === 'directory' && parts.length === 2) return { family }
   if (family === 'site' && parts.length === 3 && SEGMENT.test(a)) return { family, site: a as SiteId }
-  if (family === 'enrol' && parts.length === 3 && SEGMENT.test(a)) return { family, peer: a as PeerId }
+  if ((family === 'enrol' || family === 'admin-actions' || family === 'escrow') && parts.length === 3 && SEGMENT.test(a)) return { family, peer: a as PeerId }
   if ((family === 'jobs' || family === 'acct' || family === 'audit') && parts.length === 4 && SEGMENT.test(a) && PERIOD.test(b)) {
     return { family, peer: a as PeerId, period: b }
   }

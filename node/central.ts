@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path'
 import type { Logger } from 'pino'
-import { preparePeer, peerConfig, peerOf, CORE_SERVICES, PEER_VIEW, type Peer, type PeerComponents } from './peer.ts'
+import { preparePeer, peerConfig, peerOf, CORE_SERVICES, JOBS_REPLICA_MONTHS, PEER_VIEW, type Peer, type PeerComponents } from './peer.ts'
 import { EnrollmentAuthority, type EnrollRequest } from './enrollment.ts'
 import { handleEnrollment } from '../transports/enroll.ts'
 import { createMeshApi } from './mesh.ts'
@@ -21,7 +21,9 @@ import { serviceFactory, type Node, type Startable } from './compose.ts'
 import { startRoleNode, type ServiceRegistry } from './roles.ts'
 import type { SyncEngine } from '../crdt/sync.ts'
 import type { Libp2pTransport } from '../transports/libp2p.ts'
-import { resolveAdminToken } from './admin-token.ts'
+import { ownTokenFileKeeper, resolveAdminToken } from './admin-token.ts'
+import { AdminAccounts } from './admin-accounts.ts'
+import { adminAccountsRoutes } from '../ui/routes/admin-accounts.ts'
 import { loadLdapConfig, type LdapConfig } from './ldap-config.ts'
 import { LdapSync } from './ldap-sync.ts'
 import { ldapRoutes } from '../ui/routes/ldap.ts'
@@ -33,10 +35,17 @@ import { tlsService, type TlsMode, type TlsProvider } from './tls.ts'
 import { EnrolmentMerger } from './enrolment.ts'
 import { enrolRoutes } from '../ui/routes/enrol.ts'
 import { auditRoutes } from '../ui/routes/audit.ts'
-import { createAuditLog } from './audit.ts'
+import { createAuditLog, retentionRule } from './audit.ts'
+import { createAdminConsole, storeChangeFeed } from './printer-admin.ts'
+import { consoleRoutes } from '../ui/routes/console.ts'
+import { eventsRoutes } from '../ui/routes/events.ts'
+import { creditRoutes } from '../ui/routes/credit.ts'
+import { creditService, escrowServerService, type CreditService } from './credit.ts'
 
 export interface CentralConfig {
   data: string
+  /** Months of audit log kept (node/audit.ts; default 13): older months are dropped whole. */
+  auditRetentionMonths?: number
   host: string
   httpPort: number
   listen: string[]
@@ -96,8 +105,10 @@ function centralServices (config: CentralConfig, product: { vendorKey: KeyObject
       c.metrics.use({ ldap: () => sync.metrics() })
       return sync
     }),
+    credit: () => creditService({}),
+    'escrow-server': escrowServerService,
     tls: tlsService(config.tls ?? { kind: 'off' }),
-    http: () => serviceFactory<C & { tls: TlsProvider }, HttpServer>([...PEER_VIEW, 'enrollment', 'adminToken', 'logger', 'cardKey', 'ldap', 'tls'], (c) => {
+    http: () => serviceFactory<C & { tls: TlsProvider, credit: CreditService }, HttpServer>([...PEER_VIEW, 'enrollment', 'adminToken', 'logger', 'cardKey', 'ldap', 'tls', 'credit'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger, c.enrollment.authority)
       // central is the directory's authority: its users are managed here (API, CLI, admin page)
       const directory = new DirectoryAdmin({ store: c.store, cardKey: c.cardKey, authority: () => true })
@@ -105,7 +116,9 @@ function centralServices (config: CentralConfig, product: { vendorKey: KeyObject
       const reports = createReports({ store: c.store, self: { peer: c.self.id, role: 'central' }, peers: () => mesh.status().peers, authority: () => true, now: Date.now })
       // every admin action here, in central's own audit document; the whole mesh's log read back (issue 16 item 6)
       const audit = createAuditLog({ store: c.store, self: { peer: c.self.id, role: 'central' }, now: Date.now })
-      return createHttpServer({ mesh, audit, plugins: [auditRoutes(audit), meshRoutes(mesh), directoryRoutes(directory), metricsRoutes(c.metrics), licenseRoutes(c.enrollment.license), ldapRoutes(c.ldap instanceof LdapSync ? c.ldap : undefined), reportsRoutes(reports), enrolRoutes({ conflicts: async () => await c.enrollment.merger.conflicts(), assign: async (id, user, by) => await c.enrollment.merger.assign(id, user, by) }), pagesRoutes(['admin', 'reports'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics, tls: c.tls, ...(config.plainHttp === true ? { plainHttp: true } : {}) })
+      // named admin accounts and the mesh token, written here for the whole mesh (issue 16 item 5)
+      const accounts = new AdminAccounts({ store: c.store, cardKey: c.cardKey, authority: () => true, authorityId: () => c.self.id, onRotated: ownTokenFileKeeper(c.self.dataDir, c.adminToken, c.logger) })
+      return createHttpServer({ mesh, audit, accounts, plugins: [adminAccountsRoutes(accounts), auditRoutes(audit), creditRoutes(c.credit), meshRoutes(mesh), directoryRoutes(directory), metricsRoutes(c.metrics), licenseRoutes(c.enrollment.license), ldapRoutes(c.ldap instanceof LdapSync ? c.ldap : undefined), reportsRoutes(reports), enrolRoutes({ conflicts: async () => await c.enrollment.merger.conflicts(), assign: async (id, user, by) => await c.enrollment.merger.assign(id, user, by) }), pagesRoutes(['admin', 'reports', 'console']), consoleRoutes(createAdminConsole({ store: c.store, self: c.self.id, peers: () => mesh.status().peers })), eventsRoutes(storeChangeFeed(c.store))], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics, tls: c.tls, ...(config.plainHttp === true ? { plainHttp: true } : {}) })
     })
   }
 }
@@ -126,7 +139,8 @@ export async function startCentral (config: CentralConfig, logger: Logger, servi
   const ldapConfig = config.ldapConfigFile !== undefined ? await loadLdapConfig(config.ldapConfigFile) : undefined
   const core = await preparePeer(peerConfig(data, 'central', config), log)
   const { token, file } = await resolveAdminToken(data, config.adminToken)
-  const components = { ...core, adminToken: token, ldapConfig }
+  // the audit log's retention, as the admin set it (issue 16 item 6)
+  const components = { ...core, retained: retentionRule(JOBS_REPLICA_MONTHS, config.auditRetentionMonths), adminToken: token, ldapConfig }
   const node = await startRoleNode<{ http: HttpServer }>('central', centralServices(config, { vendorKey, license }), components, log, services)
   const http = node.services.http
   const webUrl = `${(node.services as { tls?: TlsProvider }).tls?.material() !== undefined ? 'https' : 'http'}://${config.host}:${http.port}/`

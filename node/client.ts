@@ -51,9 +51,11 @@ import { clientRoutes } from '../ui/routes/client.ts'
 import type { ClientApi, ClientJobView } from '../ui/api.ts'
 import { persistentLoginGuard } from './login-state.ts'
 import { resolveAdminToken } from './admin-token.ts'
+import { AdminAccounts } from './admin-accounts.ts'
 import { serviceFactory, type Node, type Startable } from './compose.ts'
 import { ROLES, startRoleNode, type ServiceRegistry } from './roles.ts'
 import { certifiedSiteOf, releaseServices } from './release.ts'
+import { creditService } from './credit.ts'
 import { libp2pRoamingLink } from './roaming.ts'
 import { FallbackPrinting } from './fallback.ts'
 import { openDirectPrinters } from './direct-printers.ts'
@@ -146,6 +148,8 @@ function clientServices (config: ClientConfig, site: SiteId, name: string, user:
       jobs: { deviceName: name, ...(config.holdMs !== undefined ? { holdMs: config.holdMs } : {}) },
       directPrinters
     }),
+    // the workstation's user's share of their credit kept here, for fallback printing with the site away (issue 20)
+    credit: () => creditService({ site, prefetchFor: user }),
     tls: tlsService(config.tls ?? { kind: 'off' }),
     fallback: () => serviceFactory<C & { membership: Membership, store: DocStore, printers: ReadonlyMap<string, OutputDevice> }, FallbackPrinting & Startable>(['jobs', 'store', 'membership', 'host', 'self', 'printers', 'logger'], (c) => {
       // the print engine's printers besides the fallback ones: the site's devices this client printed to itself
@@ -190,7 +194,9 @@ function clientServices (config: ClientConfig, site: SiteId, name: string, user:
         printOnFallback: async (jobId, printer) => { await c.fallback.printNow(jobId, printer) },
         cancel: async (jobId) => { const job = c.jobs.getById(jobId); if (job !== undefined) await c.jobs.cancel(jobId, { user: job.owner, admin: false }) }
       }
-      return createHttpServer({ mesh, plugins: [meshRoutes(mesh), clientRoutes(api), metricsRoutes(c.metrics), pagesRoutes(['client', 'admin'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics, tls: c.tls, ...(config.plainHttp === true ? { plainHttp: true } : {}) })
+      // the mesh token, once central rotates one, from the license document (a client has no directory, so no accounts)
+      const accounts = new AdminAccounts({ store: c.store, authority: () => false, authorityId: () => c.membership.authority, tokenOnly: true })
+      return createHttpServer({ mesh, accounts, plugins: [meshRoutes(mesh), clientRoutes(api), metricsRoutes(c.metrics), pagesRoutes(['client', 'admin'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics, tls: c.tls, ...(config.plainHttp === true ? { plainHttp: true } : {}) })
     })
   }
 }

@@ -15,13 +15,13 @@ const CORE = Object.keys(CORE_SERVICES) as Array<keyof typeof CORE_SERVICES>
 /** The services of each role, in start order. */
 export const ROLES = {
   /** License authority, directory (with its LDAP sync), enrollment and the mesh's admin pages; never a print server. */
-  central: [...CORE, 'enrollment', 'ldap', 'tls', 'http'],
+  central: [...CORE, 'credit', 'escrow-server', 'enrollment', 'ldap', 'tls', 'http'],
   /** A branch print server: intake, analysis, holding, release, roaming, accounting. */
-  site: [...CORE, 'analyzer', 'print-engine', 'delegation', 'jobs', 'roaming', 'release-server', 'usage-metrics', 'tls', 'ipp', 'http', 'dnssd'],
+  site: [...CORE, 'credit', 'escrow-server', 'analyzer', 'print-engine', 'delegation', 'jobs', 'roaming', 'release-server', 'usage-metrics', 'printer-admin', 'tls', 'ipp', 'http', 'dnssd'],
   /** The embedded peer at one MFP: releases its site's (and partners') jobs to its one printer through the release engine; serves the panel. */
-  terminal: [...CORE, 'analyzer', 'print-engine', 'delegation', 'jobs', 'roaming', 'release-server', 'tls', 'ipp', 'http', 'dnssd'],
+  terminal: [...CORE, 'credit', 'escrow-server', 'analyzer', 'print-engine', 'delegation', 'jobs', 'roaming', 'release-server', 'tls', 'ipp', 'http', 'dnssd'],
   /** A workstation's peer: its own IPP printer, client spooling (it holds and arbitrates its jobs) or handing jobs to its site, fallback printing, its local page. */
-  client: [...CORE, 'analyzer', 'print-engine', 'delegation', 'jobs', 'roaming', 'release-server', 'fallback', 'handover', 'tls', 'ipp', 'http']
+  client: [...CORE, 'credit', 'escrow-server', 'analyzer', 'print-engine', 'delegation', 'jobs', 'roaming', 'release-server', 'fallback', 'handover', 'tls', 'ipp', 'http']
 } as const satisfies Record<Role, readonly string[]>
 
 /**
@@ -31,7 +31,7 @@ export const ROLES = {
  * release engine's services directly. A client's `handover` (client spooling off) too: only
  * the libp2p roaming link carries handovers; the simulator's clients keep client spooling on.
  */
-export const OUT_OF_PROCESS: ReadonlySet<string> = new Set(['libp2p', 'peer-exchange', 'renewal', 'release-server', 'usage-metrics', 'ipp', 'http', 'dnssd', 'enrollment', 'ldap', 'tls', 'handover'])
+export const OUT_OF_PROCESS: ReadonlySet<string> = new Set(['libp2p', 'peer-exchange', 'renewal', 'release-server', 'usage-metrics', 'printer-admin', 'ipp', 'http', 'dnssd', 'enrollment', 'ldap', 'tls', 'handover', 'escrow-server'])
 
 /** The peer core of an in-process node: documents, a memory transport, sync, revocations. */
 export const IN_PROCESS_CORE: readonly string[] = CORE.filter((n) => !OUT_OF_PROCESS.has(n))

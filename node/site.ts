@@ -10,7 +10,7 @@ import { hostname as osHostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { Spool } from '../devices/spool.ts'
-import type { JobService } from '../devices/jobs/service.ts'
+import { DEFAULT_HOLD_MS, DEFAULT_RETENTION_MS, type JobService } from '../devices/jobs/service.ts'
 import type { RoamingService } from '../devices/jobs/roaming.ts'
 import type { RoamingLink } from '../devices/jobs/types.ts'
 import { libp2pRoamingLink } from './roaming.ts'
@@ -38,21 +38,28 @@ import { pagesRoutes } from '../ui/routes/pages.ts'
 import { reportsRoutes } from '../ui/routes/reports.ts'
 import { createReports } from './reports.ts'
 import { createSiteApi } from './site-api.ts'
-import { preparePeer, peerConfig, peerOf, CORE_SERVICES, PEER_VIEW, type Peer, type PeerComponents } from './peer.ts'
+import { preparePeer, peerConfig, peerOf, CORE_SERVICES, JOBS_REPLICA_MONTHS, PEER_VIEW, type Peer, type PeerComponents } from './peer.ts'
 import { createMeshApi } from './mesh.ts'
 import { serviceFactory, type Node, type Startable } from './compose.ts'
 import { ROLES, startRoleNode, type ServiceRegistry } from './roles.ts'
 import { siteId, type SiteId } from '../crdt/names.ts'
 import type { SyncEngine } from '../crdt/sync.ts'
 import type { Libp2pTransport } from '../transports/libp2p.ts'
-import { resolveAdminToken } from './admin-token.ts'
+import { ownTokenFileKeeper, resolveAdminToken } from './admin-token.ts'
+import { AdminAccounts } from './admin-accounts.ts'
+import { adminAccountsRoutes } from '../ui/routes/admin-accounts.ts'
 import { tlsService, type TlsMode, type TlsProvider } from './tls.ts'
 import type { Delegation } from '../devices/jobs/types.ts'
 import { Enrolments } from './enrolment.ts'
 import { checkPin } from './users.ts'
 import { enrolRoutes } from '../ui/routes/enrol.ts'
 import { auditRoutes } from '../ui/routes/audit.ts'
-import { createAuditLog } from './audit.ts'
+import { createAuditLog, retentionRule } from './audit.ts'
+import { SitePrinters, createAdminConsole, storeChangeFeed } from './printer-admin.ts'
+import { consoleRoutes } from '../ui/routes/console.ts'
+import { eventsRoutes } from '../ui/routes/events.ts'
+import { creditRoutes } from '../ui/routes/credit.ts'
+import type { CreditService } from './credit.ts'
 
 export interface PrinterConfig { name: string, uri: string }
 
@@ -74,6 +81,8 @@ export interface MeshOptions {
 export interface SiteConfig {
   /** Data folder: level database, spool, identity. */
   data: string
+  /** Months of audit log kept (node/audit.ts; default 13): older months are dropped whole. */
+  auditRetentionMonths?: number
   mesh: MeshOptions
   /** Site id (defaults to the host name). */
   site?: string
@@ -182,6 +191,23 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
         stop: async () => { stopCounting?.() }
       }
     }),
+    // printers added, changed and removed at run time, here or by admin actions of other sites (issue 16 item 4)
+    'printer-admin': () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine }, SitePrinters>([...PEER_VIEW, 'documents', 'printers', 'logger'], (c) => {
+      const mesh = createMeshApi(peerOf(c), c.logger)
+      return new SitePrinters({
+        store: c.store,
+        self: c.self.id,
+        site: info.site,
+        printers: c.printers,
+        startup: printerConfigs,
+        defaultPrinter: printerConfigs[0].name,
+        roleOf: (peer) => c.membership.info(peer)?.role,
+        device: (uri) => createOutputDevice(uri, { logger: c.logger }),
+        logger: c.logger,
+        queues: { queues: [{ name: config.queue, hold: config.hold }], holdMs: config.holdMs ?? DEFAULT_HOLD_MS, retentionMs: config.retentionMs ?? DEFAULT_RETENTION_MS },
+        terminals: () => mesh.status().peers.filter((p) => p.role === 'terminal' && p.site === info.site).map((p) => ({ peer: p.peer, up: p.connected }))
+      })
+    }),
     tls: tlsService(config.tls ?? { kind: 'off' }),
     ipp: ippService({
       host: config.host,
@@ -191,7 +217,7 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
       ...(config.ippJobList !== undefined ? { anonymousJobs: config.ippJobList } : {}),
       ...(config.intakeLimits !== undefined ? { limits: config.intakeLimits } : {})
     }),
-    http: () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine }, HttpServer>([...PEER_VIEW, 'jobs', 'roaming', 'printers', 'adminToken', 'logins', 'logger', 'cardKey', 'tls', 'delegation'], (c) => {
+    http: () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine, 'printer-admin': SitePrinters, credit: CreditService }, HttpServer>([...PEER_VIEW, 'jobs', 'roaming', 'printers', 'adminToken', 'logins', 'logger', 'cardKey', 'tls', 'delegation', 'printer-admin', 'credit'], (c) => {
       const api = createSiteApi({ info, peer: c.self.id, adminToken: c.adminToken, store: c.store, jobs: c.jobs, roaming: c.roaming, printers: c.printers, directoryAuthority: () => c.membership.authority === c.self.id, cardKey: c.cardKey, delegation: c.delegation })
       const mesh = createMeshApi(peerOf(c), c.logger)
       // a standalone site is its own directory authority; once it joins, central manages its users
@@ -202,12 +228,17 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
       const enrolments = new Enrolments({ store: c.store, self: c.self.id, cardKey: c.cardKey, checkPin: async (u, p) => await checkPin(c.store, u, p), logger: c.logger })
       // every admin action here, in this site's own audit document; the whole mesh's log read back (issue 16 item 6)
       const audit = createAuditLog({ store: c.store, self: { peer: c.self.id, role: 'site', site: info.site }, now: Date.now })
+      // the admin console: every site's printers and settings, jobs mesh-wide, changes as signed admin actions (issue 16 item 4)
+      const adminConsole = createAdminConsole({ store: c.store, self: c.self.id, site: info.site, local: c['printer-admin'], peers: () => mesh.status().peers })
+      // named admin accounts and the mesh token: written here while standalone, else received from central (issue 16 item 5)
+      const accounts = new AdminAccounts({ store: c.store, cardKey: c.cardKey, authority: () => c.membership.authority === c.self.id, authorityId: () => c.membership.authority, onRotated: ownTokenFileKeeper(c.self.dataDir, c.adminToken, c.logger) })
       return createHttpServer({
         api,
         mesh,
         audit,
+        accounts,
         // the route families of the site's services: jobs, roaming, accounting, users, mesh
-        plugins: [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), directoryRoutes(directory), meshRoutes(mesh), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['release', 'admin', 'reports']), enrolRoutes({ enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), terminalsRoutes(siteTerminals(info.site, { host: c.host, mesh, logger: c.logger, now: Date.now })), auditRoutes(audit)],
+        plugins: [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), directoryRoutes(directory), meshRoutes(mesh), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['release', 'admin', 'reports', 'console']), consoleRoutes(adminConsole), eventsRoutes(storeChangeFeed(c.store)), enrolRoutes({ enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), terminalsRoutes(siteTerminals(info.site, { host: c.host, mesh, logger: c.logger, now: Date.now })), auditRoutes(audit), creditRoutes(c.credit), adminAccountsRoutes(accounts)],
         logger: c.logger,
         host: config.host,
         port: config.httpPort,
@@ -241,6 +272,8 @@ export async function startSite (config: SiteConfig, logger: Logger, services?: 
   const info = { site: core.self.site ?? siteId('local'), hostname: config.hostname ?? osHostname(), ippUri: '', version: '0.1.0' }
   const components: SiteComponents = {
     ...core,
+    // the audit log's retention, as the admin set it (issue 16 item 6)
+    retained: retentionRule(JOBS_REPLICA_MONTHS, config.auditRetentionMonths),
     spool: await Spool.open(join(data, 'spool')),
     copies: await Spool.open(join(data, 'roaming')),
     printers,

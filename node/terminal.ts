@@ -67,6 +67,7 @@ import { panelRoutes } from '../ui/routes/panel.ts'
 import type { LoginGuard } from '../ui/rate-limit.ts'
 import { persistentLoginGuard } from './login-state.ts'
 import { resolveAdminToken } from './admin-token.ts'
+import { AdminAccounts } from './admin-accounts.ts'
 import { serviceFactory, type Node, startableOnce, type ServiceFactory, type Startable } from './compose.ts'
 import { ROLES, startRoleNode, type ServiceRegistry } from './roles.ts'
 import { certifiedSiteOf, releaseServices } from './release.ts'
@@ -91,6 +92,8 @@ import { claimRoutes } from '../ui/routes/claims.ts'
 import type { ClaimApi, ClaimableJob } from '../ui/api.ts'
 import { TERMINAL_RELEASE_MODES, type TerminalReleaseMode } from '../crdt/site-config.ts'
 import { TerminalModes, type TerminalModesComponents } from './terminal-modes.ts'
+import { creditRoutes } from '../ui/routes/credit.ts'
+import { prefetchingOnLogin, type CreditService } from './credit.ts'
 
 /** The name of the terminal's one printer in its release engine and accounting. */
 export const TERMINAL_PRINTER = 'device'
@@ -153,7 +156,7 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string, o
   // every mode's queue is in the job service, so a job held in a mode the site turns off later stays
   // releasable; the intake takes jobs only in the modes offered (node/terminal-modes.ts)
   const modes = [...fallback, ...RELEASE_MODES.filter((m) => !fallback.includes(m))]
-  type C = PeerComponents & { transport: Libp2pTransport, sync: SyncEngine, adminToken: string, logins: LoginGuard, jobs: JobService, roaming: RoamingService, printers: ReturnType<typeof printersOf>, tls: TlsProvider, delegation: Delegation, 'print-engine': PrintEngine }
+  type C = PeerComponents & { transport: Libp2pTransport, sync: SyncEngine, adminToken: string, logins: LoginGuard, jobs: JobService, roaming: RoamingService, printers: ReturnType<typeof printersOf>, tls: TlsProvider, delegation: Delegation, 'print-engine': PrintEngine, credit: CreditService }
   return {
     ...CORE_SERVICES,
     ...releaseServices({
@@ -165,14 +168,14 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string, o
     tls: tlsService(config.tls ?? { kind: 'off' }),
     ipp: () => offeredIntake(ippService({ host: config.host, port: config.ippPort, realm: `printmesh ${name}`, ...(config.intakeLimits !== undefined ? { limits: config.intakeLimits } : {}) })(), offered),
     dnssd: () => readvertised(dnssdService({ host: config.host, uriHost: config.host === '0.0.0.0' || config.host === '::' ? osHostname() : config.host, name })(), offered),
-    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logins', 'jobs', 'roaming', 'printers', 'clock', 'logger', 'cardKey', 'tls', 'delegation', 'print-engine'], (c) => {
+    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'logins', 'jobs', 'roaming', 'printers', 'clock', 'logger', 'cardKey', 'tls', 'delegation', 'print-engine', 'credit'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger)
       const panel = createPanelApi(
         { site, printer: TERMINAL_PRINTER, ...(config.idleLogoutMs !== undefined ? { idleLogoutMs: config.idleLogoutMs } : {}) },
         { jobs: c.jobs, roaming: c.roaming, printers: c.printers, transport: c.transport, membership: c.membership, logger: c.logger, now: c.clock.now, delegation: c.delegation })
       const copies = config.counters === undefined
         ? undefined
-        : new CopySessions({ peer: c.self.id, site, printer: TERMINAL_PRINTER, data: resolve(config.data) }, { store: c.store, counters: config.counters, prints: c['print-engine'], logger: c.logger, now: c.clock.now, metrics: c.metrics })
+        : new CopySessions({ peer: c.self.id, site, printer: TERMINAL_PRINTER, data: resolve(config.data) }, { store: c.store, counters: config.counters, prints: c['print-engine'], credit: c.credit, logger: c.logger, now: c.clock.now, metrics: c.metrics })
       if (copies !== undefined) c.metrics.useCopies()
       // releases and usage charged here (the print families) are in /metrics, as on a site
       c.metrics.use({ jobStates: () => c.jobs.stateCounts() })
@@ -186,9 +189,12 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string, o
       const claims = claimsOf(c.jobs)
       const server = createHttpServer({
         mesh,
+        // admins log in with their named accounts and the mesh token, both received from central (issue 16 item 5)
+        accounts: new AdminAccounts({ store: c.store, cardKey: c.cardKey, authority: () => false, authorityId: () => c.membership.authority }),
         // username and PIN, card, and with --pin-only-login the PIN alone (the pseudo-user `#pin`)
-        users: panelLogins(c.store, c.cardKey, { pinOnlyLogin: pinOnly }),
-        plugins: [meshRoutes(mesh), panelRoutes(panel, copies, { pinOnlyLogin: pinOnly }), claimRoutes(claims), cardReaderRoutes(reader), enrolRoutes({ enrolCard: async (u, card) => await enrolments.enrolCard(u, card), enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['panel', 'admin', 'reports'])],
+        // a user logging in takes a share of their credit from the site, to print here if it is cut off (issue 20)
+        users: prefetchingOnLogin(panelLogins(c.store, c.cardKey, { pinOnlyLogin: pinOnly }), c.credit),
+        plugins: [meshRoutes(mesh), panelRoutes(panel, copies, { pinOnlyLogin: pinOnly }), claimRoutes(claims), cardReaderRoutes(reader), enrolRoutes({ enrolCard: async (u, card) => await enrolments.enrolCard(u, card), enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), metricsRoutes(c.metrics), reportsRoutes(reports), creditRoutes(c.credit), pagesRoutes(['panel', 'admin', 'reports'])],
         adminToken: c.adminToken,
         terminal: () => self.status(),
         logins: c.logins,
