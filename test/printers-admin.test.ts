@@ -169,27 +169,35 @@ test('GET /api/events streams one change event per burst of document changes, an
   let notify: ((family: string) => void) | undefined
   const app = buildHttpApp({ mesh: {} as MeshApi, adminToken: ADMIN_TOKEN, logger: pino({ level: 'silent' }), plugins: [eventsRoutes({ subscribe: (fn) => { notify = fn; return () => { notify = undefined } } })] })
   const address = await app.listen({ host: '127.0.0.1', port: 0 })
-  const res = await fetch(`${address}/api/events`, { headers: bearer })
-  assert.is(res.status, 200)
-  assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/)
-  const reader = (res.body as ReadableStream<Uint8Array>).getReader()
-  let text = ''
-  const read = async (until: RegExp): Promise<void> => {
-    while (!until.test(text)) {
-      const { value, done } = await reader.read()
-      if (done) throw new Error(`stream ended before ${String(until)}: ${text}`)
-      text += new TextDecoder().decode(value)
+  let closed = false
+  try {
+    const res = await fetch(`${address}/api/events`, { headers: bearer })
+    assert.is(res.status, 200)
+    assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/)
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+    let text = ''
+    const events = (): string[] => [...text.matchAll(/event: change\ndata: (.*)\n\n/g)].map((m) => m[1])
+    const read = async (count: number): Promise<void> => {
+      while (events().length < count) {
+        const { value, done } = await reader.read()
+        if (done) throw new Error(`stream ended after ${events().length} events: ${text}`)
+        text += new TextDecoder().decode(value)
+      }
     }
+    // a burst of three changes in two families: one event naming both; a later change: the next event
+    notify?.('jobs'); notify?.('acct'); notify?.('jobs')
+    await read(1)
+    notify?.('site')
+    await read(2)
+    assert.match(text, /^: printmesh live updates\n\n/)
+    assert.equal(events().map((e) => JSON.parse(e) as unknown), [{ families: ['acct', 'jobs'] }, { families: ['site'] }])
+    await app.close() // ends the stream rather than waiting for it
+    closed = true
+    assert.is(notify, undefined, 'unsubscribed')
+    assert.is((await reader.read()).done, true)
+  } finally {
+    if (!closed) await app.close()
   }
-  await read(/printmesh live updates/)
-  // a burst of three changes in two families: one event naming both
-  notify?.('jobs'); notify?.('acct'); notify?.('jobs')
-  await read(/event: change\ndata: (.*)\n\n/)
-  assert.equal(JSON.parse(/event: change\ndata: (.*)\n\n/.exec(text)?.[1] ?? ''), { families: ['acct', 'jobs'] })
-  assert.is(text.match(/event: change/g)?.length, 1)
-  await app.close() // ends the stream rather than waiting for it
-  assert.is(notify, undefined, 'unsubscribed')
-  assert.is((await reader.read()).done, true)
 })
 
 // ---- admin actions across sites ----
