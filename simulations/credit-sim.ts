@@ -63,6 +63,10 @@ const TOP_UP: [number, number] = [200, 1500]
 const SMALL_TOP_UP: [number, number] = [10, 120]
 /** Share of releases at a holder followed at once by a release of another held job of the same user there. */
 const PAIRED_RELEASE_SHARE = 0.3
+/** Standard workload: share of prints at the user's home site. */
+const HOME_PRINT_SHARE = 0.9
+/** Standard workload: how long the one partition lasts (virtual). */
+const STANDARD_PARTITION_MS = 2 * 3600_000
 /** A forged mint's amount (a terminal writing credit for a user into its own document). */
 const FORGED_MINT = 50_000
 
@@ -91,8 +95,12 @@ export interface CreditHost {
   jobOf: (jobId: string) => { label: string, state?: string } | undefined
   /** Whether a job state is final (printed, failed, deleted, expired). */
   ended: (state: string | undefined) => boolean
+  /** Whether two peers (by name) are neighbours in the run's topology (linked when both are up and no partition cuts them). */
+  neighbours: (a: string, b: string) => boolean
   steps: number
   inject?: 'overspend'
+  /** The standard workload: prints at home; one site cut off for two hours. */
+  standard?: boolean
   logger?: Logger
 }
 
@@ -107,6 +115,16 @@ export interface CreditStats {
   reserves: number
   refused: number
   refusedCovered: number
+  /**
+   * Of those refused although covered, why: `notLinked` — what the peer and the peers it is
+   * linked to (its neighbours in the topology, up or not) held did not cover the job, the rest
+   * sat on peers it has no link to (share requests go one hop, to connected peers); `cut` —
+   * its neighbours held enough but those that did were partitioned off or down; `reachable` —
+   * peers it could reach held enough (a request or answer lost or late, a give still on its way,
+   * a stale view of who holds what); `atHome` — of all of them, those at the user's home site
+   * or its terminals.
+   */
+  coveredWhy: { notLinked: number, cut: number, reachable: number, atHome: number }
   /** refusedCovered / reserves (0 when none). */
   unavailability: number
   /** Share requests sent over the wire, and those lost (request or answer) or duplicated. */
@@ -158,7 +176,10 @@ export class CreditSim {
   private readonly atZero = new Map<string, 'refuse' | 'mono-only'>()
   private readonly abort = new AbortController()
   private forgedAt = -1
-  readonly stats: CreditStats = { topUps: 0, credited: 0, spent: 0, reserves: 0, refused: 0, refusedCovered: 0, unavailability: 0, requests: 0, lost: 0, duplicated: 0, prefetches: 0, forgedMints: 0, monochrome: 0 }
+  /** Standard workload: when the partition started (virtual), and whether it was lifted. */
+  private cutAt: number | undefined
+  private cutOver = false
+  readonly stats: CreditStats = { topUps: 0, credited: 0, spent: 0, reserves: 0, refused: 0, refusedCovered: 0, coveredWhy: { notLinked: 0, cut: 0, reachable: 0, atHome: 0 }, unavailability: 0, requests: 0, lost: 0, duplicated: 0, prefetches: 0, forgedMints: 0, monochrome: 0 }
 
   constructor (private readonly host: CreditHost) {
     this.rng = seededRandom(host.seed ^ 0xc4ed17)
@@ -252,8 +273,32 @@ export class CreditSim {
     }
   }
 
+  /** Standard workload: whether this print happens at the user's home site. */
+  printsAtHome (): boolean {
+    return this.host.standard === true && this.rng() < HOME_PRINT_SHARE
+  }
+
+  /** Standard workload: site a and its terminals cut off from everyone else for two hours, a third of the way in. */
+  private standardPartition (step: number): void {
+    if (this.host.standard !== true || this.cutOver) return
+    const now = this.host.clock.now()
+    if (this.cutAt === undefined && step >= Math.floor(this.host.steps / 3)) {
+      const site = this.host.peers.find((p) => p.role === 'site')?.site
+      const inside = this.host.peers.filter((p) => p.site === site && p.role !== 'client')
+      const outside = this.host.peers.filter((p) => !inside.includes(p))
+      this.host.network.partition(inside.map((p) => p.signer.id), outside.map((p) => p.signer.id))
+      this.cutAt = now
+      this.host.event('network', 'partition', undefined, `${inside.map((p) => p.name).join(',')} for ${STANDARD_PARTITION_MS / 60_000} min`)
+    } else if (this.cutAt !== undefined && now >= this.cutAt + STANDARD_PARTITION_MS) {
+      this.host.network.heal()
+      this.cutOver = true
+      this.host.event('network', 'heal')
+    }
+  }
+
   /** At the start of every step: now and then a top-up at central or a site; once a forged mint at a terminal. */
   async beforeStep (step: number): Promise<void> {
+    this.standardPartition(step)
     if (this.rng() < TOP_UP_SHARE) {
       const at = this.pick(this.host.peers.filter((p) => (p.role === 'central' || p.role === 'site') && this.up(p) && p.credit !== undefined))
       const user = this.pick(this.host.users)
@@ -396,12 +441,6 @@ export class CreditSim {
     }
   }
 
-  /** The user's balance (credited − spent) by the ground truth now. */
-  private balance (user: string): number {
-    const u = this.ledger(this.truth()).get(user)
-    return u === undefined ? 0 : u.credited - u.spent
-  }
-
   private refused (p: CreditPeer, job: JobRecord, err: CreditRefusedError): void {
     this.stats.reserves++
     this.stats.refused++
@@ -411,10 +450,19 @@ export class CreditSim {
     const cost = mono * MONO_PRICE + colour * COLOUR_PRICE
     const monoCost = (mono + colour) * MONO_PRICE
     const least = colour > 0 && this.atZero.get(p.site ?? '') === 'mono-only' ? monoCost : cost
-    const balance = this.balance(job.owner)
+    const u = this.ledger(this.truth()).get(job.owner)
+    const balance = u === undefined ? 0 : u.credited - u.spent
     const covered = balance >= least
-    if (covered) this.stats.refusedCovered++
-    this.host.event(p.name, covered ? 'credit-refused-covered' : 'credit-refused', this.host.jobOf(job.id)?.label, `${job.owner}: costs ${least}, balance ${balance} in the mesh; ${err.message}`)
+    let why = ''
+    if (covered && u !== undefined) {
+      this.stats.refusedCovered++
+      const held = (ok: (q: CreditPeer) => boolean): number => this.host.peers.filter((q) => q === p || ok(q)).reduce((n, q) => n + Math.max(0, u.shares.get(q.name) ?? 0), 0)
+      const reach = (q: CreditPeer): boolean => this.up(q) && this.host.network.linked(p.signer.id, q.signer.id) && !this.host.network.partitioned(p.signer.id, q.signer.id)
+      why = held(reach) >= least ? 'reachable' : held((q) => this.host.neighbours(p.name, q.name)) >= least ? 'cut' : 'notLinked'
+      this.stats.coveredWhy[why as 'reachable' | 'cut' | 'notLinked']++
+      if (p.site === this.homeSite(job.owner)) this.stats.coveredWhy.atHome++
+    }
+    this.host.event(p.name, covered ? 'credit-refused-covered' : 'credit-refused', this.host.jobOf(job.id)?.label, `${job.owner}: costs ${least}, balance ${balance} in the mesh${why !== '' ? ` (${why})` : ''}; ${err.message}`)
   }
 
   /**

@@ -233,7 +233,7 @@ export const MUTATIONS: readonly Mutation[] = [
   // ---- credit (escrow; issue 20) ----
   {
     name: 'giver-gives-more-than-held', area: 'credit', bug: 'a peer asked for part of a user\'s credit gives what is asked, whatever its share holds',
-    file: 'node/credit.ts', find: 'const given = Math.min(amount, this.here(user', replace: 'const given = amount; void Math.min(amount, this.here(user',
+    file: 'node/credit.ts', find: 'const give = Math.min(amount, this.here(user, account))', replace: 'const give = amount; void this.here(user, account)',
     options: CREDIT_RUNS
   },
   {
@@ -248,13 +248,18 @@ export const MUTATIONS: readonly Mutation[] = [
     options: CREDIT_RUNS
   },
   {
-    name: 'central-passes-all-credited', area: 'credit', bug: 'central hands on to the home site everything ever credited there, not what it still holds (a second top-up passes the first one again)',
-    file: 'node/credit.ts', find: 'const amount = this.here(user', replace: 'const amount = this.view(user).credited; void this.here(user',
+    name: 'central-passes-all-credited', area: 'credit', bug: 'central\'s pass counts what it gave away as still held: every pass hands on to the home site everything ever credited there again',
+    file: 'crdt/escrow.ts', find: '        if (owner === peer) add(e.user, account, -e.amount)\n', replace: '',
     options: CREDIT_RUNS
   },
   {
     name: 'shares-count-terminal-mint', area: 'credit', bug: 'a mint in a terminal\'s (or a client\'s) own document counts as credit: a forged top-up is spendable',
     file: 'crdt/escrow.ts', find: 'role === undefined || !ADMIN_ISSUER_ROLES.includes(role)) continue', replace: 'role === undefined) continue',
+    options: CREDIT_RUNS
+  },
+  {
+    name: 'reservation-not-counted', area: 'credit', bug: 'a reservation for a print under way does not count against the peer\'s share until it is settled: a second print of the user reserves the same credit',
+    file: 'crdt/escrow.ts', find: '      } else {\n        add(owner, -e.amount)\n        spent += e.amount\n', replace: '      } else {\n        if (e.settled) add(owner, -e.amount)\n        spent += e.amount\n',
     options: CREDIT_RUNS
   },
   {
@@ -315,7 +320,14 @@ export async function runMutations (opts: {
   if (unknown.length > 0) throw new RangeError(`no mutation named ${unknown.join(', ')}`)
   const scratch = await mkdtemp(join(opts.scratchParent ?? tmpdir(), 'printmesh-mutants-'))
   try {
-    await cp(opts.root, scratch, { recursive: true, filter: (src) => { const rel = src.slice(resolve(opts.root).length + 1).split('/')[0]; return !NOT_COPIED.has(rel) } })
+    await cp(opts.root, scratch, {
+      recursive: true,
+      filter: (src) => {
+        const rel = src.slice(resolve(opts.root).length + 1)
+        // build outputs (node/dist*) come and go while others build: not needed to run, and a vanished file would fail the copy
+        return !NOT_COPIED.has(rel.split('/')[0]) && !/^node\/dist[^/]*(\/|$)/.test(rel)
+      }
+    })
     await symlink(join(resolve(opts.root), 'node_modules'), join(scratch, 'node_modules'), 'dir')
     // one baseline per set of run options (a client mutation's runs have clients)
     const baselines = new Map<string, Array<{ seed: number, message: string }>>()

@@ -190,6 +190,12 @@ export interface SimOptions {
    * service skips the check of its share and reserves whatever a job costs.
    */
   creditInject?: 'overspend'
+  /**
+   * The standard credit workload for the availability figure (with `credit`): users print at
+   * their home site (`CREDIT_HOME_PRINT_SHARE` of the time), and one site with its terminals
+   * is cut off from the rest of the mesh for two hours a third of the way in.
+   */
+  creditStandard?: boolean
   /** Called with every simulated event as it happens (to compare two runs of one seed). */
   onEvent?: (e: SimEvent) => void
   /** Called with each progress line (the CLI prints them to stderr). */
@@ -517,6 +523,8 @@ class Simulation {
           return { label: job.label, ...(state !== undefined ? { state } : {}) }
         },
         ended: (state) => state !== undefined && TERMINAL_STATES.has(state as JobRecord['state']),
+        ...(opts.creditStandard === true ? { standard: true } : {}),
+        neighbours: (a, b) => this.edges.some(([x, y]) => (x.name === a && y.name === b) || (x.name === b && y.name === a)),
         ...(opts.creditInject !== undefined ? { inject: opts.creditInject } : {})
       })
       : undefined
@@ -1051,9 +1059,14 @@ class Simulation {
   private async print (at?: SimPeer): Promise<void> {
     // device spooling: a workstation prints straight to a terminal's queue of a release mode
     const device = at === undefined ? this.deviceSpooling() && this.rng() < DEVICE_PRINT_SHARE : at.role === 'terminal'
-    const site = at ?? (device ? this.pick(this.upTerminals()) : this.hasClients() && this.rng() < CLIENT_PRINT_SHARE ? this.pick(this.upClients()) : this.pick(this.upSites()))
+    let site = at ?? (device ? this.pick(this.upTerminals()) : this.hasClients() && this.rng() < CLIENT_PRINT_SHARE ? this.pick(this.upClients()) : this.pick(this.upSites()))
     const mode = device ? DEVICE_MODES[this.int(0, DEVICE_MODES.length - 1)] : undefined
     const drawn = `u${this.int(1, USERS)}`
+    // the standard credit workload: most users print at their home site
+    if (at === undefined && !device && site?.role === 'site' && this.credit?.printsAtHome() === true) {
+      const home = this.upSites().find((p) => p.site === this.credit?.homeSite(drawn))
+      if (home !== undefined) site = home
+    }
     const copies = this.int(1, 2)
     if (site?.jobs === undefined) return
     const client = site.role === 'client'
@@ -1264,8 +1277,8 @@ class Simulation {
       // half the time the owner, unsure it printed, tries again at another site the next step (its own generator: the main sequence stays)
       if (offline && this.docRng() < 0.5) this.retries.push({ job, at: site.name })
       if (offline && known.length > 0) this.checker.violation(2, this.step, `${site.name} released job ${job.label} offline while it held ${known.join(', ')}`, job.label, site.name)
-      // with credit, now and then the user releases a second of their held jobs there at once: two reservations of one user at one peer
-      if (site === holder && !this.pairing && this.credit?.alsoRelease() === true) {
+      // with credit, now and then the user releases a second of their jobs held by the same holder there at once: two reservations of one user at one peer
+      if (!this.pairing && this.credit?.alsoRelease() === true) {
         const other = this.heldJobs().find((j) => j !== job && j.holder === holder.name && j.owner === job.owner)
         if (other !== undefined) {
           this.pairing = true
