@@ -13,7 +13,9 @@ import type { DocStore } from '../crdt/store.ts'
 import type { LoginGuard } from '../ui/rate-limit.ts'
 import { adminTokenAuthenticator } from '../ui/sessions.ts'
 import type { Logger } from 'pino'
-import { ippAuthenticator } from './ipp-auth.ts'
+import { ippAuthenticator, type IppAuthInit } from './ipp-auth.ts'
+import { AdminAccounts } from './admin-accounts.ts'
+import type { Membership } from '../crdt/membership.ts'
 import { checkPin } from './users.ts'
 import { serviceFactory, type ServiceFactory, type Startable } from './compose.ts'
 import { ippDnsSdGroups } from '../devices/ipp/dnssd.ts'
@@ -39,6 +41,7 @@ export interface IppServiceInit {
 }
 
 interface IppComponents {
+  membership: Membership
   jobs: JobService
   metrics: Pick<NodeMetrics, 'ippAnswered' | 'intakeRefused'>
   logger: Logger
@@ -50,7 +53,7 @@ interface IppComponents {
 
 /** The IPP server on this peer's job service (`ipp`). */
 export const ippService = (init: IppServiceInit) => (): ServiceFactory<IppServer> => serviceFactory<IppComponents, IppServer>(
-  ['jobs', 'metrics', 'logger', 'store', 'adminToken', 'logins', 'tls'], (c) => withTls(c.tls, createIppServer({
+  ['jobs', 'metrics', 'logger', 'store', 'adminToken', 'logins', 'tls', 'membership'], (c) => withTls(c.tls, createIppServer({
     domain: c.jobs,
     logger: c.logger,
     host: init.host,
@@ -63,13 +66,30 @@ export const ippService = (init: IppServiceInit) => (): ServiceFactory<IppServer
     authenticate: init.authenticate ?? ippAuthenticator({
       logins: c.logins,
       checkPin: async (username, pin) => await checkPin(c.store, username, pin),
-      checkAdminToken: adminTokenAuthenticator(c.adminToken)
+      ...meshTokenChecks(c)
     }),
     realm: init.realm,
     ...(init.anonymousJobs !== undefined ? { anonymousJobs: init.anonymousJobs } : {}),
     // ipps:// on the same port while the node has a certificate (node/tls.ts)
     ...(c.tls.material() !== undefined ? { tls: c.tls.material() } : {})
   })))
+
+/**
+ * The admin token at the IPP door as at the web's (ui/server.ts): this node's own start-up token
+ * until the mesh has a mesh token (node/admin-accounts.ts), then only the mesh token; its slow
+ * hash checked once per token, never for an address at its limit of wrong tokens.
+ */
+function meshTokenChecks (c: Pick<IppComponents, 'store' | 'membership' | 'adminToken' | 'logins'>): Pick<IppAuthInit, 'checkAdminToken' | 'verifyToken'> {
+  const accounts = new AdminAccounts({ store: c.store, authority: () => c.membership.authority === c.membership.self, authorityId: () => c.membership.authority, tokenOnly: true })
+  const own = adminTokenAuthenticator(c.adminToken)
+  return {
+    verifyToken: async (token, address) => {
+      await accounts.ready() // the license document opened: whether the mesh has a token is known from here on
+      if (accounts.meshTokenStamp() !== undefined && !c.logins.tokenThrottled(address)) await accounts.verifyMeshToken(token)
+    },
+    checkAdminToken: (token) => accounts.meshTokenStamp() === undefined ? own(token) : accounts.meshTokenKnown(token) ? { user: 'admin', admin: true } : undefined
+  }
+}
 
 /** The IPP server presents every certificate the node's TLS provider gets (a renewal, the mesh CA's first answer). */
 function withTls (tls: TlsProvider, server: IppServer): IppServer {

@@ -67,6 +67,12 @@ export interface IppAuthInit {
   checkPin: (username: string, pin: string) => Promise<boolean>
   /** The admin actor when `token` is the admin token (compared in constant time). */
   checkAdminToken: (token: string) => Actor | undefined
+  /**
+   * Checks a token against the mesh's admin token (its slow hash) before `checkAdminToken`
+   * looks (node/admin-accounts.ts): once the mesh has one, only it is the admin token here too.
+   * Not asked for an address at its limit of wrong tokens.
+   */
+  verifyToken?: (token: string, address: string) => Promise<void>
   /** Clock of the repeat window (tests move it). */
   now?: () => number
 }
@@ -80,9 +86,13 @@ export function ippAuthenticator (init: IppAuthInit): IppAuthenticator {
     return { ok: false, refusal: 'throttled', retryAfterSeconds: Math.ceil(outcome.retryAfterMs / 1000) }
   }
   return async (credentials, address) => {
-    if (credentials.scheme === 'bearer') return settled(logins.token(credentials.token, address, checkAdminToken))
+    if (credentials.scheme === 'bearer') {
+      await init.verifyToken?.(credentials.token, address)
+      return settled(logins.token(credentials.token, address, checkAdminToken))
+    }
     const { user, secret } = credentials
     if (user === IPP_ADMIN_USER) {
+      await init.verifyToken?.(secret, address)
       const admin = checkAdminToken(secret)
       if (admin !== undefined) return { ok: true, actor: admin }
     }

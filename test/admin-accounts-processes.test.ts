@@ -4,6 +4,7 @@
 // the account at central); a report viewer signs in on central's admin page in Chromium and
 // is refused the write controls it tries while staying signed in; rotating the mesh token at
 // central makes the site refuse the old tokens and take the new one.
+import { listJobs } from './helpers/ipptool.ts'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { startSite, startCentral, type SiteProcess } from '../simulations/node-process.ts'
@@ -145,6 +146,11 @@ test('rotating the mesh token at central: the site refuses its own and the old t
   await until(async () => (await call(site, 'GET', '/api/admin-accounts', own)).status === 401, MESH_TIMEOUT_MS, 'the site refuses its own token')
   assert.is((await call(site, 'GET', '/api/admin-accounts', { authorization: `Bearer ${central.adminToken}` })).status, 401)
   assert.is((await call(site, 'GET', '/api/admin-accounts', { authorization: `Bearer ${token}` })).status, 200, 'the new mesh token works at the site')
+  // the IPP door too: ipptool as `admin` with the site's own token is refused, with the mesh token it lists every job
+  let refused: unknown
+  try { await listJobs(site.ippUri, { user: 'admin', password: site.adminToken }) } catch (err) { refused = err }
+  assert.instance(refused, Error, 'the site\'s own token no longer logs in over IPP')
+  assert.ok(Array.isArray(await listJobs(site.ippUri, { user: 'admin', password: token })), 'the mesh token does')
   for (const node of [central, site]) {
     const logs = node.logs().join('\n')
     for (const secret of [PASSWORD, token]) assert.not.ok(logs.includes(secret), 'no password or token in a log line')
