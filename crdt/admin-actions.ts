@@ -17,9 +17,15 @@
  */
 import type * as Y from 'yjs'
 
-/** What an admin may ask of another site. */
-export const ADMIN_ACTION_OPS = ['add-printer', 'edit-printer', 'remove-printer'] as const
+/** What an admin may ask of another site: its printers, and its settings (crdt/site-config.ts, checked by the same rules as at the site). */
+export const PRINTER_OPS = ['add-printer', 'edit-printer', 'remove-printer'] as const
+export const SETTINGS_OPS = ['set-roaming', 'set-clients', 'set-terminals', 'set-policy'] as const
+export const ADMIN_ACTION_OPS = [...PRINTER_OPS, ...SETTINGS_OPS] as const
+export type PrinterOp = typeof PRINTER_OPS[number]
+export type SettingsOp = typeof SETTINGS_OPS[number]
 export type AdminActionOp = typeof ADMIN_ACTION_OPS[number]
+
+export const isPrinterOp = (op: AdminActionOp): op is PrinterOp => (PRINTER_OPS as readonly string[]).includes(op)
 
 /** The printer an action is about: its name, and for add and edit the fields to set. */
 export interface ActionPrinter {
@@ -38,7 +44,10 @@ export interface AdminAction {
   /** The site asked to apply it. */
   site: string
   op: AdminActionOp
-  printer: ActionPrinter
+  /** For the printer ops. */
+  printer?: ActionPrinter
+  /** For the settings ops: the settings as an admin sends them to the site's own API (a JSON object). */
+  settings?: Record<string, unknown>
   /** When it was asked (ms since the epoch, the asking node's clock). */
   at: number
 }
@@ -47,6 +56,8 @@ export interface AdminAction {
 export const ADMIN_ACTION_ID = /^[A-Za-z0-9_-]{8,64}$/
 /** Longest admin name, site, printer name, URI or description kept: longer ones are not what the console writes. */
 const MAX_FIELD_CHARS = 2048
+/** Largest settings object kept (as JSON): 500 partners or groups fit. */
+const MAX_SETTINGS_CHARS = 64 * 1024
 
 export class InvalidAdminActionError extends Error {
   constructor (detail: string) { super(`invalid admin action: ${detail}`); this.name = 'InvalidAdminActionError' }
@@ -70,8 +81,13 @@ export function adminActionProblem (a: AdminAction, peer: string): string | unde
   if (!text(a.admin)) return 'no admin'
   if (!text(a.site)) return 'no site'
   if (!(ADMIN_ACTION_OPS as readonly unknown[]).includes(a.op)) return 'unknown op'
-  if (typeof a.printer !== 'object' || a.printer === null || !text(a.printer.name)) return 'no printer name'
-  if (!optionalText(a.printer.uri) || !optionalText(a.printer.description)) return 'bad printer fields'
+  if (isPrinterOp(a.op)) {
+    if (typeof a.printer !== 'object' || a.printer === null || !text(a.printer.name)) return 'no printer name'
+    if (!optionalText(a.printer.uri) || !optionalText(a.printer.description)) return 'bad printer fields'
+  } else {
+    if (typeof a.settings !== 'object' || a.settings === null || Array.isArray(a.settings)) return 'no settings'
+    if (JSON.stringify(a.settings).length > MAX_SETTINGS_CHARS) return 'settings too large'
+  }
   if (typeof a.at !== 'number' || !Number.isFinite(a.at)) return 'bad time'
   return undefined
 }

@@ -31,11 +31,11 @@ import type { Logger } from 'pino'
 import type { DocStore, Origin } from '../crdt/store.ts'
 import { adminActionsDoc, parseDocName, siteConfigDoc, type DocName, type PeerId, type SiteId } from '../crdt/names.ts'
 import {
-  actionOutcome, announceSiteQueues, publishTerminalLinks, readTerminalLinks, InvalidSiteSettingsError, readSiteQueues, type SiteQueues, listActionOutcomes, publishPrinterStatus, putSitePrinter, readPrinterStatus,
+  actionOutcome, announceSiteQueues, validateClientSettings, validatePrintPolicy, validateRoaming, validateTerminalSettings, publishTerminalLinks, readTerminalLinks, InvalidSiteSettingsError, readSiteQueues, type SiteQueues, listActionOutcomes, publishPrinterStatus, putSitePrinter, readPrinterStatus,
   readSitePrinters, readSiteSettings, recordActionOutcome, removeSitePrinter, validatePrinter, validatePrinterName,
   type ActionOutcome, type PrinterFields, type PrinterStatus
 } from '../crdt/site-config.ts'
-import { appendAdminAction, listAdminActions, type AdminAction, type AdminActionOp } from '../crdt/admin-actions.ts'
+import { appendAdminAction, isPrinterOp, listAdminActions, type ActionPrinter, type AdminAction, type AdminActionOp, type SettingsOp } from '../crdt/admin-actions.ts'
 import { listJobs, listReleases } from '../crdt/jobs.ts'
 import { ADMIN_ISSUER_ROLES } from '../crdt/capability.ts'
 import type { Role } from '../crdt/license.ts'
@@ -58,6 +58,15 @@ const BUSY_RELEASE_STATES: ReadonlySet<string> = new Set(['fetching', 'printing'
 const MAX_JOBS_PAGE = 200
 /** A console page lists this many jobs unless asked. */
 const DEFAULT_JOBS_PAGE = 50
+
+/** The site's settings an admin may change, by kind (the routes' `/settings/:kind`). */
+export const SETTINGS_KINDS = ['roaming', 'clients', 'terminals', 'policy'] as const
+export type SettingsKind = typeof SETTINGS_KINDS[number]
+const SETTINGS_KIND: Record<SettingsOp, SettingsKind> = { 'set-roaming': 'roaming', 'set-clients': 'clients', 'set-terminals': 'terminals', 'set-policy': 'policy' }
+const SETTINGS_OP: Record<SettingsKind, SettingsOp> = { roaming: 'set-roaming', clients: 'set-clients', terminals: 'set-terminals', policy: 'set-policy' }
+
+/** Writes one kind of the site's settings as its admin API does (node/site.ts: the roaming service); throws InvalidSiteSettingsError for a broken rule. */
+export type SiteSettingsWriter = Record<SettingsKind, (input: unknown) => Promise<unknown>>
 
 /** A start-up printer (`--printer NAME=URI`). */
 export interface StartupPrinter { name: string, uri: string, description?: string }
@@ -116,6 +125,8 @@ export interface SitePrintersInit {
   /** The site's terminals and whether each is connected to it now, published for consoles elsewhere. */
   terminals?: () => Array<{ peer: string, up: boolean }>
   terminalRefreshMs?: number
+  /** Applies settings actions (without it they are refused). */
+  settings?: SiteSettingsWriter
 }
 
 /** A site's printers as it manages them now. */
@@ -323,7 +334,7 @@ export class SitePrinters implements Startable {
     const role = this.init.roleOf(a.by)
     const refuse = async (reason: string): Promise<void> => {
       await this.init.store.transact(this.docName, this.origin(a.admin), (doc) => { recordActionOutcome(doc, { id: a.id, by: a.by, status: 'refused', reason, at: this.now() }) })
-      this.log.warn({ action: a.id, by: a.by, admin: a.admin, op: a.op, printer: a.printer.name, reason }, 'admin action refused')
+      this.log.warn({ action: a.id, by: a.by, admin: a.admin, op: a.op, printer: a.printer?.name, reason }, 'admin action refused')
     }
     if (role === undefined) {
       // not known (yet, or any more: revoked, expired): left pending, never applied; a certificate arriving later settles it
@@ -335,10 +346,15 @@ export class SitePrinters implements Startable {
       return
     }
     try {
-      const name = a.printer.name
+      if (!isPrinterOp(a.op)) {
+        await this.applySettings(a, a.op)
+        return
+      }
+      const printer = a.printer as ActionPrinter
+      const name = printer.name
       let fields: PrinterFields = {}
-      if (a.op === 'add-printer') fields = validatePrinter({ name, uri: a.printer.uri, ...(a.printer.description !== undefined ? { description: a.printer.description } : {}) }, false)
-      if (a.op === 'edit-printer') fields = validatePrinter({ ...(a.printer.uri !== undefined ? { uri: a.printer.uri } : {}), ...(a.printer.description !== undefined ? { description: a.printer.description } : {}) }, true)
+      if (a.op === 'add-printer') fields = validatePrinter({ name, uri: printer.uri, ...(printer.description !== undefined ? { description: printer.description } : {}) }, false)
+      if (a.op === 'edit-printer') fields = validatePrinter({ ...(printer.uri !== undefined ? { uri: printer.uri } : {}), ...(printer.description !== undefined ? { description: printer.description } : {}) }, true)
       this.check(a.op, name, fields)
       if (fields.uri !== undefined) this.device(fields.uri)
       await this.write(a.op, name, fields, `${a.admin}@${a.by}`, { id: a.id, by: a.by })
@@ -347,6 +363,20 @@ export class SitePrinters implements Startable {
       if (err instanceof KindedError || err instanceof InvalidSiteSettingsError) await refuse(err.message)
       else throw err
     }
+  }
+
+  /**
+   * A settings action: written through the site's own settings writer (the roaming service:
+   * the same rules and side effects as the site's admin API), then its outcome. Two
+   * transactions, so a crash between them applies it again at the next start: a settings
+   * change sets values, and setting them twice leaves them as once.
+   */
+  private async applySettings (a: AdminAction, op: SettingsOp): Promise<void> {
+    const writer = this.init.settings
+    if (writer === undefined) throw new InvalidRequestError('this site takes no settings changes from elsewhere')
+    await writer[SETTINGS_KIND[op]](a.settings)
+    await this.init.store.transact(this.docName, this.origin(`${a.admin}@${a.by}`), (doc) => { recordActionOutcome(doc, { id: a.id, by: a.by, status: 'applied', at: this.now() }) })
+    this.log.info({ action: a.id, by: a.by, admin: a.admin, op }, 'admin action applied')
   }
 
   /** Asks every printer how it is and publishes what changed. */
@@ -373,6 +403,8 @@ export interface AdminConsoleInit {
   site?: SiteId
   /** This site's printers (a site), applied here at once. */
   local?: SitePrinters
+  /** This site's settings (a site), applied here at once. */
+  localSettings?: SiteSettingsWriter
   /** The mesh's peers as this node sees them (connected or not). */
   peers: () => Array<{ peer: string, role?: string, site?: string, connected: boolean, lastSeen?: number }>
   now?: () => number
@@ -425,7 +457,7 @@ export function createAdminConsole (init: AdminConsoleInit): ConsoleApi {
         uri: p.uri,
         description: p.description,
         ...(s !== undefined ? { state: s.state, message: s.message, reasons: s.reasons, markers: s.markers, statusAt: s.at } : {}),
-        pending: pending.filter((a) => a.printer.name === name).map((a) => ({ id: a.id, op: a.op, at: a.at }))
+        pending: pending.filter((a) => a.printer?.name === name).map((a) => ({ id: a.id, op: a.op, at: a.at }))
       }
     }).sort((a, b) => a.name.localeCompare(b.name))
   }
@@ -486,6 +518,12 @@ export function createAdminConsole (init: AdminConsoleInit): ConsoleApi {
     return { jobs: found.slice(offset, offset + limit), total: found.length, offset, limit }
   }
 
+  /** Writes an action to this node's own document: pending until the site it names settles it. */
+  const ask = async (action: AdminAction): Promise<ConsoleAction> => {
+    await store.transact(adminActionsDoc(init.self), { kind: 'admin', user: action.admin }, (doc) => { appendAdminAction(doc, action) })
+    return { ...action, status: 'pending' }
+  }
+
   return {
     sites,
     printers: () => sites().flatMap((s) => s.printers),
@@ -501,6 +539,7 @@ export function createAdminConsole (init: AdminConsoleInit): ConsoleApi {
         return { status: 'applied' }
       }
       if (!siteNames(store).includes(site as SiteId)) throw new UnknownSiteError(site)
+      if (!isPrinterOp(change.op)) throw new InvalidRequestError(`${change.op} is not a printer change`)
       // checked here as the site will check them, so a bad request is a 400 now rather than a refusal later
       let fields: PrinterFields = {}
       try {
@@ -517,8 +556,26 @@ export function createAdminConsole (init: AdminConsoleInit): ConsoleApi {
         printer: { name: change.op === 'add-printer' ? fields.name as string : change.name as string, ...(fields.uri !== undefined ? { uri: fields.uri } : {}), ...(fields.description !== undefined ? { description: fields.description } : {}) },
         at: now()
       }
-      await store.transact(adminActionsDoc(init.self), { kind: 'admin', user: admin }, (doc) => { appendAdminAction(doc, action) })
-      return { ...action, status: 'pending' }
+      return await ask(action)
+    },
+
+    async changeSettings (site: string, kind: string, input: unknown, admin: string): Promise<ConsoleAction | { status: 'applied', settings?: unknown }> {
+      if (!(SETTINGS_KINDS as readonly string[]).includes(kind)) throw new InvalidRequestError(`settings kind must be one of ${SETTINGS_KINDS.join(', ')}, not ${JSON.stringify(kind)}`)
+      const k = kind as SettingsKind
+      if (site === init.site && init.localSettings !== undefined) {
+        try {
+          return { status: 'applied', settings: await init.localSettings[k](input) }
+        } catch (err) { throw asRequestError(err) }
+      }
+      if (!siteNames(store).includes(site as SiteId)) throw new UnknownSiteError(site)
+      // checked here by the rules the site checks them by, so a bad change is a 400 now rather than a refusal later
+      try {
+        if (k === 'roaming') validateRoaming(site as SiteId, input)
+        if (k === 'clients') validateClientSettings(input)
+        if (k === 'terminals') validateTerminalSettings(input)
+        if (k === 'policy') validatePrintPolicy(input)
+      } catch (err) { throw asRequestError(err) }
+      return await ask({ id: randomBytes(12).toString('base64url'), by: init.self, admin, site, op: SETTINGS_OP[k], settings: JSON.parse(JSON.stringify(input)) as Record<string, unknown>, at: now() })
     }
   }
 }

@@ -1,7 +1,7 @@
 // The admin console (issue 16 item 4) with real processes and a real Chromium: central, site-a
 // and site-b joined over libp2p on loopback, an ippeveprinter nobody configured. At site-b's
 // console an admin adds that printer at site-a: the page says the change is pending (a signed
-// admin action site-a applies), then lists it applied; `lp` sends a job to site-a, site-a
+// admin action site-a applies), then lists it applied, and so for site-a's roaming settings; `lp` sends a job to site-a, site-a
 // releases it to the new printer, the printer gets it, and site-b's dashboard shows the pages
 // without a reload (server-sent events). Every console page is screenshotted at 1280 and 390
 // px wide (PRINTMESH_SCREENSHOT_DIR keeps them) and does not overflow a phone's width;
@@ -118,6 +118,16 @@ test('at site-b\'s console an admin adds a printer at site-a: pending, then appl
   await page.getByLabel('Printer address').fill('file:///tmp')
   await page.getByRole('button', { name: 'Add printer' }).click()
   await page.locator('#printer-message.error', { hasText: 'uri must start with ipp:// or ipps://' }).waitFor()
+
+  // and site-a's settings: site-a roams with site-b, asked at site-b's Sites page
+  await page.evaluate(() => { location.hash = '#/sites' })
+  const siteACard = page.locator('section[data-site="site-a"]')
+  await siteACard.locator('summary').click()
+  await siteACard.getByLabel('Partner sites').fill('site-b')
+  await siteACard.getByRole('button', { name: 'Save roaming' }).click()
+  await siteACard.locator('.message', { hasText: 'Roaming: pending until site-a applies it.' }).waitFor()
+  await siteACard.locator('tr[data-action]', { hasText: 'change roaming' }).locator('.applied').waitFor()
+  assert.equal((await admin<{ partners: Array<{ site: string }> }>(a(), '/api/roaming')).partners.map((p) => p.site), ['site-b'])
 
   // the dashboard, before anything printed today
   await page.evaluate(() => { location.hash = '#/dashboard' })

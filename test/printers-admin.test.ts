@@ -18,7 +18,8 @@ import { until } from '../simulations/wait.ts'
 import { tempDir } from '../simulations/node-process.ts'
 import { adminActionsDoc, jobsDoc, periodOf, siteConfigDoc, siteId, type PeerId, type SiteId } from '../crdt/names.ts'
 import { appendAdminAction, countAdminActions, listAdminActions, type AdminAction } from '../crdt/admin-actions.ts'
-import { actionOutcome, readSitePrinters } from '../crdt/site-config.ts'
+import { actionOutcome, readSitePrinters, readSiteSettings, setPrintPolicy, setRoaming, validatePrintPolicy, validateRoaming } from '../crdt/site-config.ts'
+import type * as Y from 'yjs'
 import { putNewJob, transition, type JobRecord } from '../crdt/jobs.ts'
 import { DocStore } from '../crdt/store.ts'
 import type { Role } from '../crdt/license.ts'
@@ -63,7 +64,16 @@ const SITE_A = siteId('site-a')
 async function sitePrinters (store: DocStore, self: PeerId, site: SiteId, dir: string, logger: Logger, roleOf: (peer: string) => Role | undefined = () => 'site', terminals?: () => Array<{ peer: string, up: boolean }>): Promise<{ printers: Map<string, OutputDevice>, admin: SitePrinters }> {
   const virtual = `file://${join(dir, 'virtual-printer')}`
   const printers = new Map<string, OutputDevice>([['virtual', createOutputDevice(virtual, { logger })]])
-  const admin = new SitePrinters({ store, self, site, printers, startup: [{ name: 'virtual', uri: virtual }], defaultPrinter: 'virtual', roleOf, device: (uri) => createOutputDevice(uri, { logger }), logger, statusRefreshMs: 3_600_000, ...(terminals !== undefined ? { terminals, terminalRefreshMs: 50 } : {}) })
+  // the site's settings as its roaming service writes them (roaming and policy are enough here)
+  const write = async (change: (d: Y.Doc) => void): Promise<void> => { await store.transact(siteConfigDoc(site), local, change) }
+  const unsupported = async (): Promise<never> => { throw new Error('not in this test') }
+  const settings = {
+    roaming: async (input: unknown) => { const r = validateRoaming(site, input); await write((d) => { setRoaming(d, r, Date.now()) }) },
+    policy: async (input: unknown) => { const p = validatePrintPolicy(input); await write((d) => { setPrintPolicy(d, p, Date.now()) }) },
+    clients: unsupported,
+    terminals: unsupported
+  }
+  const admin = new SitePrinters({ store, self, site, printers, startup: [{ name: 'virtual', uri: virtual }], defaultPrinter: 'virtual', roleOf, device: (uri) => createOutputDevice(uri, { logger }), logger, statusRefreshMs: 3_600_000, settings, ...(terminals !== undefined ? { terminals, terminalRefreshMs: 50 } : {}) })
   await admin.start()
   return { printers, admin }
 }
@@ -268,6 +278,15 @@ test('site-b asks site-a for a printer: pending, then applied once at site-a (re
   assert.is(fromCentral.by, central.id)
   await until(() => statusOf(central, fromCentral.id) === 'applied', MESH_TIMEOUT_MS, 'central\'s action applied')
   assert.is(atA.admin.list().find((p) => p.name === 'hall')?.description, 'Main hall')
+  // settings too: site-b asks site-a to roam with it, and for a print policy
+  const roam = await consoleOf(b).changeSettings('site-a', 'roaming', { partners: ['site-b'], mode: 'shared' }, 'bob') as ConsoleAction
+  const policy = await consoleOf(b).changeSettings('site-a', 'policy', { forceDuplex: true }, 'bob') as ConsoleAction
+  assert.equal([roam.status, roam.op, roam.settings], ['pending', 'set-roaming', { partners: ['site-b'], mode: 'shared' }])
+  await until(() => statusOf(b, roam.id) === 'applied' && statusOf(b, policy.id) === 'applied', MESH_TIMEOUT_MS, 'the settings applied at site-a')
+  const settingsAtA = readSiteSettings(a.store.get(siteConfigDoc(SITE_A)), SITE_A)
+  assert.equal([settingsAtA.roaming, settingsAtA.policy.forceDuplex], [{ partners: ['site-b'], mode: 'shared' }, true])
+  assert.match((await rejects(consoleOf(b).changeSettings('site-a', 'roaming', { partners: 'site-b', mode: 'shared' }, 'bob'), InvalidRequestError)).message, 'partners must be a list of site ids')
+  assert.match((await rejects(consoleOf(b).changeSettings('site-a', 'colours', {}, 'bob'), InvalidRequestError)).message, 'settings kind must be one of roaming, clients, terminals, policy')
   // an unknown site, bad fields: refused where asked
   assert.match((await rejects(consoleOf(b).changePrinter('site-z', { op: 'remove-printer', name: 'hall' }, 'bob'), UnknownSiteError)).message, 'no site named site-z is known here')
   assert.match((await rejects(consoleOf(b).changePrinter('site-a', { op: 'add-printer', fields: { name: 'x', uri: 'smb://printer' } }, 'bob'), InvalidRequestError)).message, 'uri must start with ipp')

@@ -11,8 +11,10 @@
  *   POST   /api/console/sites/:site/printers      {name, uri, description?}
  *   PATCH  /api/console/sites/:site/printers/:name {uri?, description?}
  *   DELETE /api/console/sites/:site/printers/:name
+ *   PUT    /api/console/sites/:site/settings/:kind  (roaming, clients, terminals, policy: the body the
+ *          site's own PUT /api/roaming, /roaming/clients, /roaming/terminals, /roaming/policy takes)
  *
- * A change of this site's own printers is applied at once (200 `{status: 'applied'}`); one
+ * A change of this site's own printers or settings is applied at once (200 `{status: 'applied'}`); one
  * of another site's is a signed admin action that site applies (202 `{status: 'pending', id}`,
  * then `applied` or `refused` in `/api/console/actions` once its outcome arrives). Bad input
  * is 400 naming the field, an unknown site or printer 404, a busy printer 409.
@@ -97,6 +99,8 @@ export interface ConsoleApi {
   jobs: (q: ConsoleJobQuery) => { jobs: ConsoleJob[], total: number, offset: number, limit: number }
   actions: () => ConsoleAction[]
   changePrinter: (site: string, change: PrinterChange, admin: string) => Promise<ConsoleAction | { status: 'applied', printer?: unknown }>
+  /** `kind`: roaming, clients, terminals or policy, with the body the site's own `/api/roaming…` route takes. */
+  changeSettings: (site: string, kind: string, input: unknown, admin: string) => Promise<ConsoleAction | { status: 'applied', settings?: unknown }>
 }
 
 /** Job states a filter may name. */
@@ -157,7 +161,7 @@ export function consoleRoutes (api: ConsoleApi): HttpPlugin {
         return api.jobs({ ...(q !== undefined ? { q } : {}), ...(state !== undefined ? { state } : {}), ...(site !== undefined ? { site } : {}), ...(offset !== undefined ? { offset } : {}), ...(limit !== undefined ? { limit } : {}) })
       })
 
-      const answer = async (reply: { code: (n: number) => unknown }, result: Awaited<ReturnType<ConsoleApi['changePrinter']>>): Promise<unknown> => {
+      const answer = async (reply: { code: (n: number) => unknown }, result: { status: string }): Promise<unknown> => {
         reply.code(result.status === 'pending' ? 202 : 200)
         return result
       }
@@ -170,6 +174,11 @@ export function consoleRoutes (api: ConsoleApi): HttpPlugin {
         const caller = authenticate(request, 'admin')
         const { site, name } = request.params as { site: string, name: string }
         return await answer(reply, await api.changePrinter(site, { op: 'edit-printer', name, fields: request.body }, caller.actor.user))
+      })
+      app.put('/api/console/sites/:site/settings/:kind', async (request, reply) => {
+        const caller = authenticate(request, 'admin')
+        const { site, kind } = request.params as { site: string, kind: string }
+        return await answer(reply, await api.changeSettings(site, kind, request.body, caller.actor.user))
       })
       app.delete('/api/console/sites/:site/printers/:name', async (request, reply) => {
         const caller = authenticate(request, 'admin')

@@ -124,7 +124,9 @@ const supplies = (markers) => (markers ?? []).length === 0
 
 const actionBadge = (a) => h('span', { class: a.status, title: a.reason ?? '' }, a.status === 'refused' ? `refused: ${a.reason ?? ''}` : a.status)
 
-const OP_TEXT = { 'add-printer': 'add printer', 'edit-printer': 'edit printer', 'remove-printer': 'remove printer' }
+const OP_TEXT = { 'add-printer': 'add printer', 'edit-printer': 'edit printer', 'remove-printer': 'remove printer', 'set-roaming': 'change roaming', 'set-clients': 'change client settings', 'set-terminals': 'change terminal modes', 'set-policy': 'change print policy' }
+/** What an action does, in words: `add printer lobby`, `change roaming`. */
+const actionText = (a) => a.printer === undefined ? OP_TEXT[a.op] : `${OP_TEXT[a.op]} ${a.printer.name}`
 
 /** `172800000` → `2 days`, `3600000` → `1 hour`. */
 function duration (ms) {
@@ -157,7 +159,7 @@ async function renderDashboard () {
     ...sitesDown.map((s) => `Site ${s.site} is unreachable${s.lastSeen !== undefined ? ` (last seen ${formatTime(s.lastSeen)})` : ''}`),
     ...terminalsDown.map((t) => `Terminal ${t.peer.slice(0, 12)}… of ${t.site} is unreachable`),
     ...problems.map(({ p, problem }) => `Printer ${p.name} at ${p.site}: ${problem}`),
-    ...actions.filter((a) => a.status === 'refused').slice(0, 5).map((a) => `${OP_TEXT[a.op]} ${a.printer.name} at ${a.site} was refused: ${a.reason}`)
+    ...actions.filter((a) => a.status === 'refused').slice(0, 5).map((a) => `${actionText(a)} at ${a.site} was refused: ${a.reason}`)
   ]
   const pending = actions.filter((a) => a.status === 'pending')
   const tile = (title, figure, bad, ...lines) => h('section', { class: 'tile', 'data-tile': title }, h('h2', {}, title), h('p', { class: `figure${bad ? ' bad' : ''}` }, String(figure)), ...lines.map((l) => h('p', { class: 'muted' }, l)))
@@ -198,9 +200,55 @@ async function renderSites () {
       ['Terminal modes', s.terminalModes === undefined ? 'each terminal\'s own' : `${s.terminalModes.modes.join(', ')} (default ${s.terminalModes.defaultMode})`],
       ['Print policy', `${s.policy.forceDuplex ? 'two-sided' : 'as sent'}${s.policy.monoGroups.length > 0 ? `; monochrome for ${s.policy.monoGroups.join(', ')}` : ''}`]
     ]),
+    settingsForms(s),
     h('h3', {}, 'Recent admin actions'),
-    table(['When', 'Action', 'By', 'Status'], s.actions.map((a) => h('tr', {}, h('td', {}, formatTime(a.at)), h('td', {}, `${OP_TEXT[a.op]} ${a.printer.name}`), h('td', {}, a.admin), h('td', {}, actionBadge(a)))), 'None.')
+    table(['When', 'Action', 'By', 'Status'], s.actions.map((a) => h('tr', { 'data-action': a.id }, h('td', {}, formatTime(a.at)), h('td', {}, actionText(a)), h('td', {}, a.admin), h('td', {}, actionBadge(a)))), 'None.')
   )))
+}
+
+/** The last answer to a settings change, per site (kept across refreshes). */
+const settingsNotice = new Map()
+/** Sites whose settings forms are open (kept across refreshes). */
+const openSettings = new Set()
+
+/** A site's roaming and print policy forms: applied at once here, a pending admin action for another site. */
+function settingsForms (s) {
+  const send = async (kind, body, what) => {
+    try {
+      const result = await api('PUT', `/api/console/sites/${encodeURIComponent(s.site)}/settings/${kind}`, { json: body })
+      settingsNotice.set(s.site, { text: result.status === 'pending' ? `${what}: pending until ${s.site} applies it.` : `${what}: applied.`, kind: 'info' })
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) { loggedOut('Your session has ended. Please sign in again.'); return }
+      settingsNotice.set(s.site, { text: err.message, kind: 'error' })
+    }
+    void render()
+  }
+  const id = (name) => `${name}-${s.site}`
+  const notice = settingsNotice.get(s.site) ?? { text: '', kind: 'info' }
+  const roaming = h('form', { 'data-form': `roaming-${s.site}`, onsubmit: (event) => {
+    event.preventDefault()
+    const data = new FormData(event.target)
+    const partners = String(data.get('partners')).split(/[\s,]+/).map((p) => p.trim()).filter((p) => p !== '')
+    void send('roaming', { partners, mode: String(data.get('mode')) }, 'Roaming')
+  } },
+  h('div', { class: 'form-grid' },
+    h('div', { class: 'field' }, h('label', { for: id('mode') }, 'Roaming mode'), h('select', { id: id('mode'), name: 'mode' }, ['separate', 'shared'].map((m) => h('option', { value: m, selected: s.roaming.mode === m }, m)))),
+    h('div', { class: 'field' }, h('label', { for: id('partners') }, 'Partner sites'), h('input', { id: id('partners'), name: 'partners', value: s.roaming.partners.join(', '), spellcheck: 'false' }))),
+  h('button', { type: 'submit' }, 'Save roaming'))
+  const policy = h('form', { 'data-form': `policy-${s.site}`, onsubmit: (event) => {
+    event.preventDefault()
+    const data = new FormData(event.target)
+    const monoGroups = String(data.get('monoGroups')).split('\n').map((g) => g.trim()).filter((g) => g !== '')
+    void send('policy', { forceDuplex: data.get('forceDuplex') === 'on', monoGroups }, 'Print policy')
+  } },
+  h('div', { class: 'form-grid' },
+    h('div', { class: 'field inline' }, h('input', { id: id('duplex'), name: 'forceDuplex', type: 'checkbox', checked: s.policy.forceDuplex }), h('label', { for: id('duplex') }, 'Print every job two-sided')),
+    h('div', { class: 'field' }, h('label', { for: id('mono') }, 'Monochrome groups (one per line)'), h('textarea', { id: id('mono'), name: 'monoGroups', rows: 2 }, s.policy.monoGroups.join('\n')))),
+  h('button', { type: 'submit' }, 'Save print policy'))
+  return h('details', { class: 'site-settings', open: openSettings.has(s.site), ontoggle: (event) => { if (event.target.open) openSettings.add(s.site); else openSettings.delete(s.site) } },
+    h('summary', {}, `Change ${s.site}'s settings`),
+    h('p', { class: `message${notice.kind === 'error' ? ' error' : ''}`, role: 'status', hidden: notice.text === '' }, notice.text),
+    roaming, policy)
 }
 
 // ---- printers ----
@@ -274,7 +322,7 @@ async function renderPrinters () {
     h('section', { class: 'card', 'aria-labelledby': 'add-printer-title' }, h('h2', { id: 'add-printer-title' }, 'Add a printer'), addForm),
     h('section', { class: 'card', 'aria-labelledby': 'actions-title' },
       h('h2', { id: 'actions-title' }, 'Changes asked from here'),
-      table(['When', 'Site', 'Action', 'By', 'Status'], actions.slice(0, 50).map((a) => h('tr', { 'data-action': a.id }, h('td', {}, formatTime(a.at)), h('td', {}, a.site), h('td', {}, `${OP_TEXT[a.op]} ${a.printer.name}`), h('td', {}, a.admin), h('td', {}, actionBadge(a)))), 'None yet: changes of this node\'s own printers apply at once; other sites\' are listed here until they apply them.'))
+      table(['When', 'Site', 'Action', 'By', 'Status'], actions.slice(0, 50).map((a) => h('tr', { 'data-action': a.id }, h('td', {}, formatTime(a.at)), h('td', {}, a.site), h('td', {}, actionText(a)), h('td', {}, a.admin), h('td', {}, actionBadge(a)))), 'None yet: changes of this node\'s own printers apply at once; other sites\' are listed here until they apply them.'))
   )
 }
 
