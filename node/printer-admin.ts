@@ -161,6 +161,8 @@ export class SitePrinters implements Startable {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
+    // listening first: an action arriving while the held ones are applied is applied after them
+    this.init.store.on('entry', this.onEntry)
     await this.serial(async () => {
       const doc = await this.init.store.open(this.docName)
       const queues = this.init.queues
@@ -170,7 +172,6 @@ export class SitePrinters implements Startable {
       for (const p of printers) this.install(p.name, p.uri, p.description)
       await this.applyPending()
     })
-    this.init.store.on('entry', this.onEntry)
     void this.refreshStatus()
     this.timer = setInterval(() => { void this.refreshStatus() }, this.init.statusRefreshMs ?? PRINTER_STATUS_REFRESH_MS)
     this.timer.unref()
