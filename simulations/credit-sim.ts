@@ -303,7 +303,8 @@ export class CreditSim {
       const at = this.pick(this.host.peers.filter((p) => (p.role === 'central' || p.role === 'site') && this.up(p) && p.credit !== undefined))
       const user = this.pick(this.host.users)
       const amount = this.rng() < SMALL_TOP_UP_SHARE ? this.int(...SMALL_TOP_UP) : this.int(...TOP_UP)
-      if (at !== undefined && user !== undefined) await this.topUp(at, user, amount)
+      // in the background: a top-up waits in the user's queue behind a print gathering shares, which waits on the virtual clock (awaited here, the step would never end)
+      if (at !== undefined && user !== undefined) void this.topUp(at, user, amount)
     }
     if (step === this.forgedAt) {
       const t = this.pick(this.host.peers.filter((p) => p.role === 'terminal' && this.up(p)))
@@ -332,25 +333,24 @@ export class CreditSim {
     return this.rng() < PAIRED_RELEASE_SHARE
   }
 
-  /** A sweep at `at`: its pass, and central's (credit handed on to home sites). */
-  async atSweep (at: CreditPeer): Promise<void> {
+  /**
+   * A sweep at `at`: its pass, and central's (credit handed on to home sites). In the
+   * background, as their timers run them: a pass waits in a user's queue behind a print
+   * gathering shares, which waits on the virtual clock.
+   */
+  atSweep (at: CreditPeer): void {
     const central = this.host.peers.find((p) => p.role === 'central')
-    for (const p of [at, central]) {
-      if (p?.credit === undefined || p.crashed) continue
-      try {
-        await p.credit.pass()
-      } catch (err) {
-        this.host.event(p.name, 'credit-pass-failed', undefined, (err as Error).message)
-      }
-    }
+    for (const p of [at, central]) this.passOf(p)
   }
 
-  /** Every live peer's pass (the final heal: what their timers would do). */
-  async passAll (): Promise<void> {
-    for (const p of this.host.peers) {
-      if (p.credit === undefined || p.crashed) continue
-      try { await p.credit.pass() } catch (err) { this.host.event(p.name, 'credit-pass-failed', undefined, (err as Error).message) }
-    }
+  /** Every live peer's pass (the final heal: what their timers would do), in the background. */
+  passAll (): void {
+    for (const p of this.host.peers) this.passOf(p)
+  }
+
+  private passOf (p: CreditPeer | undefined): void {
+    if (p?.credit === undefined || p.crashed) return
+    p.credit.pass().catch((err: unknown) => { this.host.event(p.name, 'credit-pass-failed', undefined, (err as Error).message) })
   }
 
   // ---- the ground truth ----------------------------------------------------------------
@@ -518,6 +518,7 @@ export class CreditSim {
   /** Stops what waits in the background (prefetches). */
   close (): void {
     this.abort.abort()
+    this.hub.close()
   }
 }
 

@@ -39,6 +39,8 @@ export class ShareLostError extends Error {
 
 export class MemoryEscrowHub {
   private readonly services = new Map<string, CreditService>()
+  /** Share requests on the wire, by asker: given up at once when its process goes (nothing on the virtual clock may hold up a teardown). */
+  private readonly pending = new Map<string, Set<(err: Error) => void>>()
   /** While true, every answer is lost after the giver wrote its give. */
   loseAnswers = false
 
@@ -53,6 +55,12 @@ export class MemoryEscrowHub {
   /** Forgets a peer's service (its process is gone); attach the new one after a restart. */
   detach (id: string, credit?: CreditService): void {
     if (credit === undefined || this.services.get(id) === credit) this.services.delete(id)
+    for (const giveUp of [...this.pending.get(id) ?? []]) giveUp(new ShareLostError(`${id} stopped while it waited for an answer`))
+  }
+
+  /** Gives up every share request still on the wire (the run ends). */
+  close (): void {
+    for (const [, asks] of this.pending) for (const giveUp of [...asks]) giveUp(new ShareLostError('the run ended'))
   }
 
   private reaches (a: string, b: string): boolean {
@@ -85,7 +93,11 @@ export class MemoryEscrowHub {
     }
     return await new Promise<ShareAnswer>((resolve, reject) => {
       let done = false
-      const finish = (fn: () => void): void => { if (!done) { done = true; signal.removeEventListener('abort', onAbort); fn() } }
+      const asks = this.pending.get(self) ?? new Set<(err: Error) => void>()
+      this.pending.set(self, asks)
+      const giveUp = (err: Error): void => finish(() => reject(err))
+      asks.add(giveUp)
+      const finish = (fn: () => void): void => { if (!done) { done = true; asks.delete(giveUp); signal.removeEventListener('abort', onAbort); fn() } }
       const onAbort = (): void => finish(() => reject(new ShareLostError('the share request was given up')))
       signal.addEventListener('abort', onAbort)
       // the asker's own wait, on the network's clock: a lost request or answer ends here

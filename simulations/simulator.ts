@@ -721,7 +721,14 @@ class Simulation {
       now: () => this.now(p),
       monotonic: () => this.clock.now(),
       schedule: this.clock.schedule,
-      sleep: async (ms) => { await new Promise<void>((resolve) => this.clock.schedule(resolve, ms)) },
+      // on the virtual clock; at once when the signal aborts (a peer stopping must not wait for virtual time, which stands still during its teardown)
+      sleep: async (ms, signal) => {
+        await new Promise<void>((resolve) => {
+          if (signal.aborted) { resolve(); return }
+          signal.addEventListener('abort', () => resolve(), { once: true })
+          this.clock.schedule(resolve, ms)
+        })
+      },
       wrapPersistence: (inner) => (persistenceHolder.p = new CrashablePersistence(inner, this.tracker, p.name, () => this.onCrash(p))),
       // its role's own list (node/roles.ts), less what needs libp2p or a socket; with credit, central's credit service too
       services: site !== undefined ? inProcessServices(p.role) : this.credit !== undefined ? [...IN_PROCESS_CORE, 'credit'] : IN_PROCESS_CORE,
@@ -1365,7 +1372,7 @@ class Simulation {
     try {
       await site.jobs.sweep()
       await site.roaming?.tick()
-      await this.credit?.atSweep(site)
+      this.credit?.atSweep(site)
       this.event(site.name, 'sweep')
       await this.checkSpool(site, 'after a sweep')
     } catch (err) {
@@ -1667,7 +1674,7 @@ class Simulation {
     while (rounds < MAX_FINAL_ROUNDS) {
       rounds++
       // what every peer's credit timer does: central hands credit on, reservations a crash left are settled
-      await this.credit?.passAll()
+      this.credit?.passAll()
       await this.antiEntropy()
       await this.drain()
       await this.restartCrashed() // a crash-mid-write armed before the heal strikes in it: that process is gone

@@ -30,6 +30,13 @@ for (const seed of [1, 2, 3]) {
   })
 }
 
+test('credit: false replays to the fingerprint of a run without the option (other seeds stay as they were)', async () => {
+  const off = await simulate({ ...RUN, steps: 80, faults: 30, seed: 4, credit: false })
+  const without = await simulate({ ...RUN, steps: 80, faults: 30, seed: 4 })
+  assert.is(off.fingerprint, without.fingerprint)
+  assert.is(off.credit, undefined)
+})
+
 test('planted escrow bug: peers that reserve without checking their share are caught as invariant 5', async () => {
   const s = await simulate({ ...RUN, seed: 1, credit: true, creditInject: 'overspend' })
   assert.is(s.invariants[5], 'FAIL', explain(s))
