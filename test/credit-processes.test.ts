@@ -140,7 +140,9 @@ test('alice\'s 10.00 of credit is split between the site and two terminals; cut 
   // central's reports page lists alice's balance; a top-up there reaches the terminals as they reconnect, and the refused job then prints
   await page.setViewportSize({ width: 1280, height: 900 })
   await page.goto(`${centralBack.httpUrl}/reports`)
-  await signInAdmin(page, centralBack.adminToken)
+  await signInAdmin(page, centralBack.adminToken).catch(async (err: Error) => {
+    throw new Error(`${err.message}\nthe page at ${page.url()} said: ${await page.locator('body').innerText()}`)
+  })
   await page.locator('#credit-rows tr[data-user="alice"] td[data-col="balance"]', { hasText: '4.00 EUR' }).waitFor()
   const credit = page.locator('#credit')
   await credit.getByLabel('User').fill('alice')

@@ -23,7 +23,7 @@ const PAGES = {
   panel: { path: '/panel', html: 'panel.html', files: { 'common.js': JS, 'panel.js': JS, 'panel.css': CSS } },
   client: { path: '/', html: 'client.html', files: { 'common.js': JS, 'client.js': JS, 'style.css': CSS } },
   console: { path: '/console', html: 'console.html', files: { 'common.js': JS, 'console.js': JS, 'money.js': JS, 'style.css': CSS, 'console.css': CSS } },
-  reports: { path: '/reports', html: 'reports.html', files: { 'common.js': JS, 'reports.js': JS, 'money.js': JS, 'style.css': CSS, 'reports.css': CSS, 'uPlot.iife.min.js': JS, 'uPlot.min.css': CSS } }
+  reports: { path: '/reports', html: 'reports.html', files: { 'common.js': JS, 'reports.js': JS, 'credit.js': JS, 'money.js': JS, 'style.css': CSS, 'reports.css': CSS, 'uPlot.iife.min.js': JS, 'uPlot.min.css': CSS } }
 } as const
 export type PageName = keyof typeof PAGES
 
