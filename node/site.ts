@@ -55,7 +55,7 @@ import { checkPin } from './users.ts'
 import { enrolRoutes } from '../ui/routes/enrol.ts'
 import { auditRoutes } from '../ui/routes/audit.ts'
 import { createAuditLog, retentionRule } from './audit.ts'
-import { SitePrinters, createAdminConsole, storeChangeFeed } from './printer-admin.ts'
+import { SitePrinters, createAdminConsole, storeChangeFeed, type SiteSettingsWriter } from './printer-admin.ts'
 import { consoleRoutes } from '../ui/routes/console.ts'
 import { eventsRoutes } from '../ui/routes/events.ts'
 import { creditRoutes } from '../ui/routes/credit.ts'
@@ -192,7 +192,7 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
       }
     }),
     // printers added, changed and removed at run time, here or by admin actions of other sites (issue 16 item 4)
-    'printer-admin': () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine }, SitePrinters>([...PEER_VIEW, 'documents', 'printers', 'logger'], (c) => {
+    'printer-admin': () => serviceFactory<C & { transport: Libp2pTransport, sync: SyncEngine }, SitePrinters>([...PEER_VIEW, 'documents', 'printers', 'logger', 'roaming'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger)
       return new SitePrinters({
         store: c.store,
@@ -205,7 +205,8 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
         device: (uri) => createOutputDevice(uri, { logger: c.logger }),
         logger: c.logger,
         queues: { queues: [{ name: config.queue, hold: config.hold }], holdMs: config.holdMs ?? DEFAULT_HOLD_MS, retentionMs: config.retentionMs ?? DEFAULT_RETENTION_MS },
-        terminals: () => mesh.status().peers.filter((p) => p.role === 'terminal' && p.site === info.site).map((p) => ({ peer: p.peer, up: p.connected }))
+        terminals: () => mesh.status().peers.filter((p) => p.role === 'terminal' && p.site === info.site).map((p) => ({ peer: p.peer, up: p.connected })),
+        settings: siteSettingsWriter(c.roaming)
       })
     }),
     tls: tlsService(config.tls ?? { kind: 'off' }),
@@ -229,7 +230,7 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
       // every admin action here, in this site's own audit document; the whole mesh's log read back (issue 16 item 6)
       const audit = createAuditLog({ store: c.store, self: { peer: c.self.id, role: 'site', site: info.site }, now: Date.now })
       // the admin console: every site's printers and settings, jobs mesh-wide, changes as signed admin actions (issue 16 item 4)
-      const adminConsole = createAdminConsole({ store: c.store, self: c.self.id, site: info.site, local: c['printer-admin'], peers: () => mesh.status().peers })
+      const adminConsole = createAdminConsole({ store: c.store, self: c.self.id, site: info.site, local: c['printer-admin'], localSettings: siteSettingsWriter(c.roaming), peers: () => mesh.status().peers })
       // named admin accounts and the mesh token: written here while standalone, else received from central (issue 16 item 5)
       const accounts = new AdminAccounts({ store: c.store, cardKey: c.cardKey, authority: () => c.membership.authority === c.self.id, authorityId: () => c.membership.authority, onRotated: ownTokenFileKeeper(c.self.dataDir, c.adminToken, c.logger) })
       return createHttpServer({
@@ -249,6 +250,16 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
       })
     }),
     dnssd: dnssdService({ host: config.host, uriHost: displayHost, name: info.site })
+  }
+}
+
+/** The site's settings as its admin API writes them (the roaming service), for the console and admin actions from elsewhere. */
+function siteSettingsWriter (roaming: RoamingService): SiteSettingsWriter {
+  return {
+    roaming: async (input) => await roaming.setRoaming(input),
+    clients: async (input) => await roaming.setClientSettings(input),
+    terminals: async (input) => await roaming.setTerminalSettings(input),
+    policy: async (input) => await roaming.setPrintPolicy(input)
   }
 }
 
