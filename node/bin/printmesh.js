@@ -19,13 +19,16 @@ import { BUILT_CLI, CHECKED, staleReason } from '../build.js'
  * V8 flags printmesh runs with; the process re-executes itself with them (process.execve, same
  * pid, before anything is loaded) unless they, or the same options, are already given.
  *
- * --max-semi-space-size=2 (MB): V8 sizes each of the young generation's two semi-spaces up
- * to 16 MB on a 64-bit machine, and once a few scavenges have touched both they stay resident:
- * ~30 MB of an idle node's RSS that holds a few MB of live young objects. Capped at 2 MB,
- * an idle site measured 20–25 MB less (issue 19, simulations/bench/README.md) and IPP
- * ingestion the same within noise (node's allocations are streams and small objects:
- * scavenges are more frequent but each is as cheap, since it costs what survives). The
- * analysis workers are not affected: they set their own young generation (resourceLimits).
+ * --max-semi-space-size=2 (MB): V8 grows each of the young generation's two semi-spaces up
+ * to 16 MB on a 64-bit machine; start-up allocates enough to grow them, and once scavenges
+ * have touched both they stay resident: ~30 MB of an idle node's RSS for a few MB of live
+ * young objects. Capped at 2 MB, idle RSS measured 20–25 MB less for every role (issue 19,
+ * simulations/bench/README.md). The price, measured on a built site under Print-Job load
+ * (--trace-gc): scavenges ~8× as many, each as short (a scavenge costs what survives, and a
+ * node's young objects are small and short-lived), GC pauses +0.3 ms per 100 KB job (about 4 %
+ * of the CPU a job takes), job rates equal within this machine's noise; 5 MB documents are
+ * dominated by mark-compacts either way. The analysis workers are not affected: they set their
+ * own young generation (resourceLimits).
  */
 const V8_FLAGS = ['--max-semi-space-size=2']
 

@@ -18,7 +18,8 @@
  */
 import { join } from 'node:path'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { relative } from 'node:path'
 import { tmpdir } from 'node:os'
 import { Readable } from 'node:stream'
 import { performance } from 'node:perf_hooks'
@@ -39,6 +40,12 @@ import { BenchmarkError, MB, folderBytes, round, rssOf, syntheticJob, type Bench
 
 /** Idle RSS goals by role (issue 19): a terminal at an MFP and a client on a workstation are light peers. */
 const IDLE_RSS_GOAL_MB = { site: 120, terminal: 100, client: 80 } as const
+/**
+ * Where issue 19 started: idle RSS by role in a quick run on 2026-12-07, when every process
+ * ran the TypeScript sources through tsx (`node --import tsx node/cli.ts`) with V8's default
+ * young generation. Each idle row shows its RSS against it and against the goal.
+ */
+const IDLE_RSS_ANCHOR_MB = { site: 165.2, terminal: 165.9, client: 165.2 } as const
 /** Jobs a loaded site holds (the issue's figure) and the quick-mode stand-in. */
 const RETAINED_JOBS = { full: 100_000, quick: 5_000 }
 /** Job records per signed transaction when loading a site: few envelopes, fast to write. */
@@ -111,12 +118,23 @@ async function loadSiteFolder (dir: string, count: number, now: number): Promise
   }
 }
 
+/** What a measured process runs: its command line up to the role (read from /proc, so the notes say what was measured, not what was meant). */
+async function commandOf (pid: number): Promise<string> {
+  const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').filter((a) => a !== '')
+  const role = argv.findIndex((a) => ['site', 'central', 'terminal', 'client'].includes(a))
+  return ['node', ...argv.slice(1, role + 1).map((a) => a.startsWith('/') ? relative(process.cwd(), a) : a)].join(' ')
+}
+
+/** The command line of the idle site, for the notes. */
+let measuredCommand = ''
+
 async function siteRow (label: string, jobs: number, dataDir?: string): Promise<Row> {
   const t0 = performance.now()
   let site: SiteProcess | undefined
   try {
     site = await startSite(dataDir !== undefined ? { dataDir } : {})
     const readyMs = performance.now() - t0
+    if (measuredCommand === '') measuredCommand = await commandOf(site.pid)
     const { rss, peak } = await settledRss(site.pid)
     return { case: label, jobs, 'start→ready ms': round(readyMs, 0), 'RSS MB': round(rss / MB, 1), 'peak RSS MB': round(peak / MB, 1), 'data MB': round(await folderBytes(site.dataDir) / MB, 2) }
   } finally {
@@ -124,9 +142,15 @@ async function siteRow (label: string, jobs: number, dataDir?: string): Promise<
   }
 }
 
-/** The goal columns of an idle row. */
+/** The anchor and goal columns of an idle row: RSS / anchor below 1 is lighter than at the start of issue 19; RSS / goal at most 1 meets the goal. */
 function idleGoal (role: keyof typeof IDLE_RSS_GOAL_MB, rssMb: number): Row {
-  return { 'goal MB': IDLE_RSS_GOAL_MB[role], 'goal met': rssMb <= IDLE_RSS_GOAL_MB[role] ? 'yes' : 'no' }
+  return {
+    'anchor MB': IDLE_RSS_ANCHOR_MB[role],
+    'RSS/anchor': round(rssMb / IDLE_RSS_ANCHOR_MB[role], 2),
+    'goal MB': IDLE_RSS_GOAL_MB[role],
+    'RSS/goal': round(rssMb / IDLE_RSS_GOAL_MB[role], 2),
+    'goal met': rssMb <= IDLE_RSS_GOAL_MB[role] ? 'yes' : 'no'
+  }
 }
 
 /** A join string for `role` at site-a from central's admin API. */
@@ -268,6 +292,7 @@ async function simulateYear (ctx: BenchContext, total: number, budgetMs: number)
 async function measure (ctx: BenchContext): ReturnType<Benchmark['run']> {
   const retained = ctx.quick ? RETAINED_JOBS.quick : RETAINED_JOBS.full
   const rows: Row[] = []
+  measuredCommand = ''
   ctx.log('footprint: idle site')
   const idle = await siteRow('idle site', 0)
   rows.push({ ...idle, ...idleGoal('site', Number(idle['RSS MB'])) })
@@ -291,11 +316,12 @@ async function measure (ctx: BenchContext): ReturnType<Benchmark['run']> {
   const year = await simulateYear(ctx, total, budget)
   if (Number(year.row.jobs) === 0) throw new FootprintError('the simulated year created no jobs within its time bound')
   return {
-    params: { retainedJobs: retained, jobsPerTransaction: JOBS_PER_TRANSACTION, rssSampleMs: RSS_SAMPLE_MS, rssSamples: RSS_SAMPLES, yearJobs: total, yearBudgetMs: budget },
+    params: { command: measuredCommand, retainedJobs: retained, jobsPerTransaction: JOBS_PER_TRANSACTION, rssSampleMs: RSS_SAMPLE_MS, rssSamples: RSS_SAMPLES, yearJobs: total, yearBudgetMs: budget },
     rows: rows.map((r) => ({ ...r })),
     summary: [year.row],
     notes: [
-      'RSS is the site process\'s VmRSS (a `node --import tsx node/cli.ts site` process, so the TypeScript loader is included), sampled ' + `${RSS_SAMPLES} times ${RSS_SAMPLE_MS} ms apart after 'site ready'; RSS MB is the last sample. data MB is the data folder (level database, spool, keys).`,
+      `RSS is each process's VmRSS, sampled ${RSS_SAMPLES} times ${RSS_SAMPLE_MS} ms apart after its ready line; RSS MB is the last sample. The processes are what production runs: \`node node/bin/printmesh.js <role>\`, the JavaScript node/build.js bundles into node/dist (no TypeScript loader), re-executed by the bin with its V8 flags (--max-semi-space-size=2); this run's site was \`${measuredCommand}\`. The document-analysis workers start with the first job, so no idle row includes one. data MB is the data folder (level database, spool, keys).`,
+      `anchor MB is the role's idle RSS when issue 19 started (sources through tsx, V8's default young generation); RSS/anchor and RSS/goal are this run's RSS over each (RSS/goal at most 1 meets the goal).`,
       `The retained jobs were written directly through the site's store (its peer key and database), ${JOBS_PER_TRANSACTION} putNewJob per transaction, as printed jobs inside the retention window, before the site started; their documents are not in the spool.`,
       ...year.notes
     ]
