@@ -29,7 +29,7 @@
  * This file is plain JavaScript (checked with @ts-check in editors): it must run before
  * anything is built and without tsx.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -44,7 +44,7 @@ const ENTRY_POINTS = ['node/cli.ts', 'devices/documents/worker.ts']
 /** Files the output depends on besides the bundled sources (esbuild's metafile lists those). */
 const BUILD_CONFIG = ['node/build.js', 'tsconfig.json']
 /** A lock older than this was left by a build that died; a build takes ~1 s. */
-const STALE_LOCK_MS = 120_000
+const STALE_LOCK_MS = 60_000
 const LOCK_POLL_MS = 100
 /**
  * Chunks an older build wrote and this one no longer does are deleted once they are this
@@ -126,15 +126,27 @@ function importMetaUrlPlugin (entries) {
   }
 }
 
-/** @param {string} lock */
+/** @param {number} pid */
+function alive (pid) {
+  try { process.kill(pid, 0); return true } catch (err) { return /** @type {NodeJS.ErrnoException} */ (err).code === 'EPERM' }
+}
+
+/**
+ * The build lock: a folder holding the builder's pid. A lock whose builder is gone (killed
+ * mid-build) or that is older than {@link STALE_LOCK_MS} is taken over.
+ * @param {string} lock
+ */
 function takeLock (lock) {
   try {
     mkdirSync(lock)
+    writeFileSync(join(lock, 'pid'), String(process.pid))
     return true
   } catch (err) {
     if (/** @type {NodeJS.ErrnoException} */ (err).code !== 'EEXIST') throw err
     try {
-      if (Date.now() - statSync(lock).mtimeMs > STALE_LOCK_MS) { rmdirSync(lock); return takeLock(lock) }
+      let pid = 0
+      try { pid = Number(readFileSync(join(lock, 'pid'), 'utf8')) } catch { /* being written: judge by age */ }
+      if ((pid > 0 && !alive(pid)) || Date.now() - statSync(lock).mtimeMs > STALE_LOCK_MS) { rmSync(lock, { recursive: true, force: true }); return takeLock(lock) }
     } catch { /* released meanwhile: try again on the next poll */ }
     return false
   }
@@ -203,7 +215,7 @@ export async function build (opts = {}) {
     opts.log?.(`built node/dist (${outputs.filter((o) => o.endsWith('.js')).length} files) in ${Date.now() - t0} ms`)
     return { built: true, ms: Date.now() - t0 }
   } finally {
-    rmdirSync(lock)
+    rmSync(lock, { recursive: true, force: true })
   }
 }
 
