@@ -273,7 +273,7 @@ export class CreditSim {
     }
   }
 
-  /** Standard workload: whether this print happens at the user's home site. */
+  /** Standard workload: whether this print (or release elsewhere) happens at the user's home site. */
   printsAtHome (): boolean {
     return this.host.standard === true && this.rng() < HOME_PRINT_SHARE
   }

@@ -1236,7 +1236,9 @@ class Simulation {
   private async releaseElsewhere (): Promise<void> {
     const site = this.pick(this.upReleasers())
     const listed = (site?.roaming?.listPartnerJobs() ?? []).filter((v) => v.state === 'held')
-    const candidates = listed.map((v) => this.byLabel.get(this.labels.get(v.id) ?? '')).filter((j) => j !== undefined)
+    let candidates = listed.map((v) => this.byLabel.get(this.labels.get(v.id) ?? '')).filter((j) => j !== undefined)
+    // the standard credit workload: most users release where they live (their home site's server or terminals)
+    if (site !== undefined && this.credit?.printsAtHome() === true) candidates = candidates.filter((j) => this.credit?.homeSite(j.owner) === site.site)
     // in creation order, not replica order, so the seeded pick does not depend on how updates arrived
     candidates.sort((a, b) => a.index - b.index)
     const job = this.pick(candidates)
