@@ -94,6 +94,8 @@ export interface SiteSettings {
    */
   terminalsTrustUserName: boolean
   policy: PrintPolicy
+  /** Hold and retention times an admin set; what is absent is the site's start-up flag (`--hold-hours`, `--retention-hours`). */
+  times: Partial<SiteTimes>
   updatedAt: number
 }
 
@@ -123,6 +125,7 @@ export function readSiteSettings (doc: Y.Doc | undefined, site: SiteId): SiteSet
     terminals: readTerminalModes(map.get('terminalModes'), map.get('terminalDefaultMode')),
     terminalsTrustUserName: map.get('terminalTrustUserName') !== false,
     policy: readPolicy(map.get('policyForceDuplex'), map.get('policyMonoGroups')),
+    times: readSiteTimes(doc),
     updatedAt: typeof updatedAt === 'number' ? updatedAt : 0
   }
 }
@@ -170,6 +173,77 @@ export function setPrintPolicy (doc: Y.Doc, policy: Partial<PrintPolicy>, now: n
   const map = settingsMap(doc)
   if (policy.forceDuplex !== undefined) map.set('policyForceDuplex', policy.forceDuplex)
   if (policy.monoGroups !== undefined) map.set('policyMonoGroups', [...policy.monoGroups])
+  map.set('updatedAt', now)
+}
+
+// ---- hold and retention times (issue 16 item 4) ----
+
+/**
+ * How long the site keeps jobs, set by an admin at run time over its start-up flags: applied
+ * by each peer of the site that holds jobs (its server, terminals, workstation clients), at
+ * each use, to jobs already held too (a hold is measured from the job's creation, retention
+ * from its end, as always).
+ */
+export interface SiteTimes {
+  /** A held job nobody released expires this many hours after it was created. */
+  holdHours: number
+  /** A finished job and its document are purged this many hours after it ended. */
+  retentionHours: number
+}
+
+/** Shortest time either may be set to (about a minute): the job service sweeps once a minute, a shorter time could not be kept. */
+export const MIN_TIMES_HOURS = 0.0167
+/** Longest hold: a held job's document fills the spool; a month unreleased is a forgotten job, not a slow user. */
+export const MAX_HOLD_HOURS = 31 * 24
+/** Longest retention: a year of job history; the accounting keeps usage beyond that, the spool need not keep documents. */
+export const MAX_RETENTION_HOURS = 366 * 24
+const HOURS_MS = 3600_000
+
+/** The times an admin set in a site's document (each absent: the start-up flag). */
+export function readSiteTimes (doc: Y.Doc | undefined): Partial<SiteTimes> {
+  if (doc === undefined) return {}
+  const map = settingsMap(doc)
+  const hold = map.get('holdHours')
+  const retention = map.get('retentionHours')
+  const valid = (h: unknown, max: number): h is number => typeof h === 'number' && Number.isFinite(h) && h >= MIN_TIMES_HOURS && h <= max
+  return { ...(valid(hold, MAX_HOLD_HOURS) ? { holdHours: hold } : {}), ...(valid(retention, MAX_RETENTION_HOURS) ? { retentionHours: retention } : {}) }
+}
+
+/** The hold and retention in ms a peer of the site applies now: the admin's times, else its own start-up values. */
+export function effectiveTimesMs (doc: Y.Doc | undefined, startUp: { holdMs: number, retentionMs: number }): { holdMs: number, retentionMs: number } {
+  const set = readSiteTimes(doc)
+  return {
+    holdMs: set.holdHours !== undefined ? set.holdHours * HOURS_MS : startUp.holdMs,
+    retentionMs: set.retentionHours !== undefined ? set.retentionHours * HOURS_MS : startUp.retentionMs
+  }
+}
+
+/** A change of the times from an admin: a number sets it, null returns it to the start-up flag, absent leaves it. */
+export type SiteTimesChange = { [K in keyof SiteTimes]?: number | null }
+
+/** Checks hold and retention times from an admin (`{"holdHours": 24, "retentionHours": 168}`, either, or null for the start-up flag). */
+export function validateSiteTimes (input: unknown): SiteTimesChange {
+  const example = '{"holdHours": 24, "retentionHours": 168}'
+  const { holdHours, retentionHours } = settingsChange(input, 'time settings', ['holdHours', 'retentionHours'], example)
+  if (holdHours === undefined && retentionHours === undefined) throw new InvalidSiteSettingsError(`name holdHours or retentionHours (hours, or null for the start-up flag), like ${example}`)
+  const hours = (value: unknown, field: string, max: number): number | null | undefined => {
+    if (value === undefined || value === null) return value
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < MIN_TIMES_HOURS || value > max) throw new InvalidSiteSettingsError(`${field} must be a number of hours from ${MIN_TIMES_HOURS} (one minute) to ${max}, or null for the start-up flag; not ${JSON.stringify(value)}`)
+    return value
+  }
+  const hold = hours(holdHours, 'holdHours', MAX_HOLD_HOURS)
+  const retention = hours(retentionHours, 'retentionHours', MAX_RETENTION_HOURS)
+  return { ...(hold !== undefined ? { holdHours: hold } : {}), ...(retention !== undefined ? { retentionHours: retention } : {}) }
+}
+
+/** Writes the times given (already validated); null removes one (the start-up flag applies again). */
+export function setSiteTimes (doc: Y.Doc, change: SiteTimesChange, now: number): void {
+  const map = settingsMap(doc)
+  for (const key of ['holdHours', 'retentionHours'] as const) {
+    const value = change[key]
+    if (value === null) map.delete(key)
+    else if (value !== undefined) map.set(key, value)
+  }
   map.set('updatedAt', now)
 }
 
@@ -453,9 +527,9 @@ export function recordActionOutcome (doc: Y.Doc, outcome: ActionOutcome): void {
 /** The site's print queues and how long they keep jobs, as it started with them: shown in every console. */
 export interface SiteQueues {
   queues: Array<{ name: string, hold: boolean }>
-  /** A held job is released or expires within this. */
+  /** A held job is released or expires within this (the start-up flag; an admin's `times` overrides it). */
   holdMs: number
-  /** Finished jobs are kept this long. */
+  /** Finished jobs are kept this long (the start-up flag; an admin's `times` overrides it). */
   retentionMs: number
 }
 

@@ -31,7 +31,7 @@ import type { Logger } from 'pino'
 import type { DocStore, Origin } from '../crdt/store.ts'
 import { adminActionsDoc, parseDocName, siteConfigDoc, type DocName, type PeerId, type SiteId } from '../crdt/names.ts'
 import {
-  actionOutcome, announceSiteQueues, validateClientSettings, validatePrintPolicy, validateRoaming, validateTerminalSettings, publishTerminalLinks, readTerminalLinks, InvalidSiteSettingsError, readSiteQueues, type SiteQueues, listActionOutcomes, publishPrinterStatus, putSitePrinter, readPrinterStatus,
+  actionOutcome, announceSiteQueues, validateClientSettings, validateSiteTimes, validatePrintPolicy, validateRoaming, validateTerminalSettings, publishTerminalLinks, readTerminalLinks, InvalidSiteSettingsError, readSiteQueues, type SiteQueues, listActionOutcomes, publishPrinterStatus, putSitePrinter, readPrinterStatus,
   readSitePrinters, readSiteSettings, recordActionOutcome, removeSitePrinter, validatePrinter, validatePrinterName,
   type ActionOutcome, type PrinterFields, type PrinterStatus
 } from '../crdt/site-config.ts'
@@ -60,10 +60,10 @@ const MAX_JOBS_PAGE = 200
 const DEFAULT_JOBS_PAGE = 50
 
 /** The site's settings an admin may change, by kind (the routes' `/settings/:kind`). */
-export const SETTINGS_KINDS = ['roaming', 'clients', 'terminals', 'policy'] as const
+export const SETTINGS_KINDS = ['roaming', 'clients', 'terminals', 'policy', 'times'] as const
 export type SettingsKind = typeof SETTINGS_KINDS[number]
-const SETTINGS_KIND: Record<SettingsOp, SettingsKind> = { 'set-roaming': 'roaming', 'set-clients': 'clients', 'set-terminals': 'terminals', 'set-policy': 'policy' }
-const SETTINGS_OP: Record<SettingsKind, SettingsOp> = { roaming: 'set-roaming', clients: 'set-clients', terminals: 'set-terminals', policy: 'set-policy' }
+const SETTINGS_KIND: Record<SettingsOp, SettingsKind> = { 'set-roaming': 'roaming', 'set-clients': 'clients', 'set-terminals': 'terminals', 'set-policy': 'policy', 'set-times': 'times' }
+const SETTINGS_OP: Record<SettingsKind, SettingsOp> = { roaming: 'set-roaming', clients: 'set-clients', terminals: 'set-terminals', policy: 'set-policy', times: 'set-times' }
 
 /** Writes one kind of the site's settings as its admin API does (node/site.ts: the roaming service); throws InvalidSiteSettingsError for a broken rule. */
 export type SiteSettingsWriter = Record<SettingsKind, (input: unknown) => Promise<unknown>>
@@ -490,6 +490,7 @@ export function createAdminConsole (init: AdminConsoleInit): ConsoleApi {
         clients: settings.clients,
         terminalModes: settings.terminals,
         policy: settings.policy,
+        times: settings.times,
         ...(readSiteQueues(doc) !== undefined ? { queues: readSiteQueues(doc) } : {}),
         printers: sitePrintersOf(site, actions),
         actions: actions.filter((a) => a.site === site).slice(0, 20),
@@ -575,6 +576,7 @@ export function createAdminConsole (init: AdminConsoleInit): ConsoleApi {
         if (k === 'clients') validateClientSettings(input)
         if (k === 'terminals') validateTerminalSettings(input)
         if (k === 'policy') validatePrintPolicy(input)
+        if (k === 'times') validateSiteTimes(input)
       } catch (err) { throw asRequestError(err) }
       return await ask({ id: randomBytes(12).toString('base64url'), by: init.self, admin, site, op: SETTINGS_OP[k], settings: JSON.parse(JSON.stringify(input)) as Record<string, unknown>, at: now() })
     }

@@ -11,7 +11,7 @@ import { listUsage, totalUsageBy, uniqueUsage, type UsageRecord } from '../crdt/
 import { listJobs as listJobRecords } from '../crdt/jobs.ts'
 import type { JobService } from '../devices/jobs/service.ts'
 import type { RoamingService } from '../devices/jobs/roaming.ts'
-import { InvalidSiteSettingsError } from '../crdt/site-config.ts'
+import { InvalidSiteSettingsError, type SiteTimes } from '../crdt/site-config.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
 import type { Actor, JobView } from '../devices/jobs/types.ts'
 import { type RoamingView, type SiteApi, type SiteInfo, type PrinterView, type UsageQuery, type UsageTotal, type UsageRecordView, type UserView } from '../ui/api.ts'
@@ -54,6 +54,18 @@ export interface SiteApiComponents {
   cardKey: Uint8Array
   /** Whose jobs a user may release as their delegate (the directory); without it, only their own. */
   delegation?: Delegation
+}
+
+const HOUR_MS = 3600_000
+
+/** The times a site applies now, in hours, with which an admin set and the start-up flags' values. */
+function timesView (now: { holdMs: number, retentionMs: number, startUp: { holdMs: number, retentionMs: number } }, set: Partial<SiteTimes>): RoamingView['times'] {
+  return {
+    holdHours: now.holdMs / HOUR_MS,
+    retentionHours: now.retentionMs / HOUR_MS,
+    set: (['holdHours', 'retentionHours'] as const).filter((k) => set[k] !== undefined),
+    startUp: { holdHours: now.startUp.holdMs / HOUR_MS, retentionHours: now.startUp.retentionMs / HOUR_MS }
+  }
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
@@ -104,7 +116,8 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
       terminals: own.terminals === undefined
         ? { configured: false, trustUserName: own.terminalsTrustUserName }
         : { configured: true, ...own.terminals, trustUserName: own.terminalsTrustUserName },
-      policy: own.policy
+      policy: own.policy,
+      times: timesView(c.jobs.times(), own.times)
     }
   }
 
@@ -167,6 +180,7 @@ export function createSiteApi (c: SiteApiComponents): SiteApi {
     setClientSettings: async (input: unknown) => await changeSettings(async () => await c.roaming.setClientSettings(input)),
     setPrintPolicy: async (input: unknown) => await changeSettings(async () => await c.roaming.setPrintPolicy(input)),
     setTerminalModes: async (input: unknown) => await changeSettings(async () => await c.roaming.setTerminalSettings(input)),
+    setTimes: async (input: unknown) => await changeSettings(async () => await c.roaming.setTimes(input)),
 
     async printers (): Promise<PrinterView[]> {
       return await Promise.all([...c.printers].map(async ([name, device]) => await probePrinter(name, device)))

@@ -7,7 +7,8 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import { DocStore } from '../crdt/store.ts'
 import { LevelPersistence } from '../crdt/persistence.ts'
-import { acctDoc, jobsDoc, periodOf, siteId } from '../crdt/names.ts'
+import { acctDoc, jobsDoc, periodOf, siteConfigDoc, siteId } from '../crdt/names.ts'
+import { setSiteTimes, validateSiteTimes } from '../crdt/site-config.ts'
 import { listUsage, recordUsage } from '../crdt/accounting.ts'
 import * as jobsFamily from '../crdt/jobs.ts'
 import { Spool } from '../devices/spool.ts'
@@ -255,6 +256,33 @@ test('retention expires unreleased jobs, then purges finished ones and their byt
   assert.is(rig.jobs.getJob(job.ippId)?.state, 'expired')
   assert.ok(await rig.spool.has(job.sha256!))
   rig.clock.now += 7200_000 // retention over
+  await rig.jobs.sweep()
+  assert.is(rig.jobs.getJob(job.ippId), undefined)
+  assert.not.ok(await rig.spool.has(job.sha256!))
+})
+
+test('hold and retention times changed in the site\'s document apply at the next sweep, to a job already held; null returns to the start-up time', async () => {
+  const pdf = await makePdf(rig.dir, { pages: 1, colorPages: [] })
+  const job = await submit(rig, pdf)
+  const setTimes = async (input: unknown): Promise<void> => {
+    const change = validateSiteTimes(input)
+    await rig.store.transact(siteConfigDoc(siteId('site-a')), { kind: 'admin', user: 'admin' }, (d) => { setSiteTimes(d, change, rig.clock.now) })
+  }
+  rig.clock.now += HOLD_MS / 2
+  await rig.jobs.sweep()
+  assert.is(rig.jobs.getJob(job.ippId)?.state, 'held', 'within the start-up hold')
+  // a quarter of the start-up hold: half of it has passed, so the held job is due
+  await setTimes({ holdHours: HOLD_MS / 4 / 3600_000, retentionHours: 1 })
+  assert.equal([rig.jobs.times().holdMs, rig.jobs.times().retentionMs, rig.jobs.times().startUp.holdMs], [HOLD_MS / 4, 3600_000, HOLD_MS])
+  await rig.jobs.sweep()
+  assert.equal([rig.jobs.getJob(job.ippId)?.state, rig.jobs.getJob(job.ippId)?.reason], ['expired', 'job-expired'])
+  // retention back at the start-up flag (two hours): an hour after it ended the job is kept
+  await setTimes({ retentionHours: null })
+  rig.clock.now += 3600_000
+  await rig.jobs.sweep()
+  assert.ok(rig.jobs.getJob(job.ippId) !== undefined, 'kept: the start-up retention applies again')
+  // an hour's retention set again: purged with its bytes
+  await setTimes({ retentionHours: 1 })
   await rig.jobs.sweep()
   assert.is(rig.jobs.getJob(job.ippId), undefined)
   assert.not.ok(await rig.spool.has(job.sha256!))

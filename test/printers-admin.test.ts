@@ -18,7 +18,7 @@ import { until } from '../simulations/wait.ts'
 import { tempDir } from '../simulations/node-process.ts'
 import { adminActionsDoc, jobsDoc, periodOf, siteConfigDoc, siteId, type PeerId, type SiteId } from '../crdt/names.ts'
 import { appendAdminAction, countAdminActions, listAdminActions, type AdminAction } from '../crdt/admin-actions.ts'
-import { actionOutcome, readSitePrinters, readSiteSettings, setPrintPolicy, setRoaming, validatePrintPolicy, validateRoaming } from '../crdt/site-config.ts'
+import { actionOutcome, readSitePrinters, readSiteSettings, setHostname, setPrintPolicy, setRoaming, setSiteTimes, validatePrintPolicy, validateRoaming, validateSiteTimes } from '../crdt/site-config.ts'
 import type * as Y from 'yjs'
 import { putNewJob, transition, type JobRecord } from '../crdt/jobs.ts'
 import { DocStore } from '../crdt/store.ts'
@@ -27,7 +27,7 @@ import { LevelPersistence } from '../crdt/persistence.ts'
 import { generateIdentity } from '../transports/identity.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
-import { SitePrinters, UnknownSiteError, createAdminConsole } from '../node/printer-admin.ts'
+import { SitePrinters, UnknownSiteError, createAdminConsole, type SiteSettingsWriter } from '../node/printer-admin.ts'
 import { InvalidRequestError } from '../crdt/errors.ts'
 import { rejects } from './helpers/assert.ts'
 import { buildHttpApp } from '../ui/server.ts'
@@ -61,19 +61,23 @@ interface Site {
 
 const SITE_A = siteId('site-a')
 
-async function sitePrinters (store: DocStore, self: PeerId, site: SiteId, dir: string, logger: Logger, roleOf: (peer: string) => Role | undefined = () => 'site', terminals?: () => Array<{ peer: string, up: boolean }>): Promise<{ printers: Map<string, OutputDevice>, admin: SitePrinters }> {
-  const virtual = `file://${join(dir, 'virtual-printer')}`
-  const printers = new Map<string, OutputDevice>([['virtual', createOutputDevice(virtual, { logger })]])
-  // the site's settings as its roaming service writes them (roaming and policy are enough here)
+/** The site's settings as its roaming service writes them (roaming, policy and times are enough here). */
+function settingsWriter (store: DocStore, site: SiteId): SiteSettingsWriter {
   const write = async (change: (d: Y.Doc) => void): Promise<void> => { await store.transact(siteConfigDoc(site), local, change) }
   const unsupported = async (): Promise<never> => { throw new Error('not in this test') }
-  const settings = {
+  return {
     roaming: async (input: unknown) => { const r = validateRoaming(site, input); await write((d) => { setRoaming(d, r, Date.now()) }) },
     policy: async (input: unknown) => { const p = validatePrintPolicy(input); await write((d) => { setPrintPolicy(d, p, Date.now()) }) },
+    times: async (input: unknown) => { const t = validateSiteTimes(input); await write((d) => { setSiteTimes(d, t, Date.now()) }); return readSiteSettings(store.get(siteConfigDoc(site)), site).times },
     clients: unsupported,
     terminals: unsupported
   }
-  const admin = new SitePrinters({ store, self, site, printers, startup: [{ name: 'virtual', uri: virtual }], defaultPrinter: 'virtual', roleOf, device: (uri) => createOutputDevice(uri, { logger }), logger, statusRefreshMs: 3_600_000, settings, ...(terminals !== undefined ? { terminals, terminalRefreshMs: 50 } : {}) })
+}
+
+async function sitePrinters (store: DocStore, self: PeerId, site: SiteId, dir: string, logger: Logger, roleOf: (peer: string) => Role | undefined = () => 'site', terminals?: () => Array<{ peer: string, up: boolean }>): Promise<{ printers: Map<string, OutputDevice>, admin: SitePrinters }> {
+  const virtual = `file://${join(dir, 'virtual-printer')}`
+  const printers = new Map<string, OutputDevice>([['virtual', createOutputDevice(virtual, { logger })]])
+  const admin = new SitePrinters({ store, self, site, printers, startup: [{ name: 'virtual', uri: virtual }], defaultPrinter: 'virtual', roleOf, device: (uri) => createOutputDevice(uri, { logger }), logger, statusRefreshMs: 3_600_000, settings: settingsWriter(store, site), ...(terminals !== undefined ? { terminals, terminalRefreshMs: 50 } : {}) })
   await admin.start()
   return { printers, admin }
 }
@@ -169,6 +173,49 @@ test('an admin adds, edits and removes printers at run time; bad input is a 400 
     await site.close()
     site = await openSite(dir)
     assert.equal(site.admin.list().map((p) => [p.name, p.uri, p.description, p.source]), [['lobby', ELSEWHERE, 'Lobby (west)', 'admin'], ['virtual', `file://${join(dir, 'virtual-printer')}`, '', 'start-up']])
+  } finally {
+    await site.close()
+    await rm(site.dir, { recursive: true, force: true })
+  }
+})
+
+test('hold and retention times through the console: this site\'s applied at once, another site\'s a pending set-times action; bad values a 400 naming the field', async () => {
+  const site = await openSite()
+  try {
+    // site-b known here by its document
+    await site.store.transact(siteConfigDoc(siteId('site-b')), local, (d) => { setHostname(d, 'site-b.example', Date.now()) })
+    const api = createAdminConsole({ store: site.store, self: site.self, site: SITE_A, local: site.admin, localSettings: settingsWriter(site.store, SITE_A), peers: () => [] })
+    const app = http(api)
+    const put = async (target: string, payload: unknown): Promise<{ status: number, body: Record<string, unknown> }> => {
+      const res = await app.inject({ method: 'PUT', url: `/api/console/sites/${target}/settings/times`, headers: bearer, payload: payload as Record<string, unknown> })
+      return { status: res.statusCode, body: res.json() }
+    }
+    for (const target of ['site-a', 'site-b']) {
+      for (const [payload, message] of [
+        [{ holdHours: 0 }, /^holdHours must be a number of hours from/],
+        [{ holdHours: -2 }, /^holdHours must be/],
+        [{ retentionHours: 'a week' }, /^retentionHours must be a number of hours/],
+        [{ retentionHours: 24 * 367 }, /^retentionHours must be .* to 8784/],
+        [{ holdHours: 24 * 32 }, /^holdHours must be .* to 744/],
+        [{ holdHours: 24, hours: 1 }, /unknown time setting "hours"/],
+        [{}, /^name holdHours or retentionHours/],
+        [[24], /^time settings must be an object/]
+      ] as Array<[unknown, RegExp]>) {
+        const res = await put(target, payload)
+        assert.is(res.status, 400, `${target} ${JSON.stringify(payload)}: ${JSON.stringify(res.body)}`)
+        assert.match(String(res.body.error), message)
+      }
+    }
+    assert.equal(readSiteSettings(site.store.get(siteConfigDoc(SITE_A)), SITE_A).times, {}, 'nothing refused was written')
+    const here = await put('site-a', { holdHours: 12, retentionHours: 72 })
+    assert.equal([here.status, here.body], [200, { status: 'applied', settings: { holdHours: 12, retentionHours: 72 } }])
+    const back = await put('site-a', { holdHours: null })
+    assert.equal(back.body.settings, { retentionHours: 72 }, 'null: the start-up hold again')
+    const sites = (await app.inject({ url: '/api/console/sites', headers: bearer })).json() as { sites: ConsoleSite[] }
+    assert.equal(sites.sites.find((s) => s.site === 'site-a')?.times, { retentionHours: 72 })
+    const there = await put('site-b', { holdHours: 0.5 })
+    assert.equal([there.status, there.body.status, there.body.op, there.body.settings], [202, 'pending', 'set-times', { holdHours: 0.5 }])
+    await app.close()
   } finally {
     await site.close()
     await rm(site.dir, { recursive: true, force: true })
@@ -285,8 +332,17 @@ test('site-b asks site-a for a printer: pending, then applied once at site-a (re
   await until(() => statusOf(b, roam.id) === 'applied' && statusOf(b, policy.id) === 'applied', MESH_TIMEOUT_MS, 'the settings applied at site-a')
   const settingsAtA = readSiteSettings(a.store.get(siteConfigDoc(SITE_A)), SITE_A)
   assert.equal([settingsAtA.roaming, settingsAtA.policy.forceDuplex], [{ partners: ['site-b'], mode: 'shared' }, true])
+  // and its hold and retention times: applied once, also when read again after a restart
+  const times = await consoleOf(b).changeSettings('site-a', 'times', { holdHours: 6, retentionHours: 24 }, 'bob') as ConsoleAction
+  assert.equal([times.status, times.op], ['pending', 'set-times'])
+  await until(() => statusOf(b, times.id) === 'applied', MESH_TIMEOUT_MS, 'the times applied at site-a')
+  assert.equal(readSiteSettings(a.store.get(siteConfigDoc(SITE_A)), SITE_A).times, { holdHours: 6, retentionHours: 24 })
+  await until(() => consoleOf(b).sites().find((s) => s.site === 'site-a')?.times.holdHours === 6, MESH_TIMEOUT_MS, 'site-b shows site-a\'s new times')
+  await atA.admin.stop()
+  atA = await sitePrinters(a.store, a.id, SITE_A, a.dir, logs.logger, (p) => a.membership.info(p)?.role)
+  assert.is(logs.lines.filter((l) => l.msg === 'admin action applied' && l.action === times.id).length, 1, 'set-times applied once')
   assert.match((await rejects(consoleOf(b).changeSettings('site-a', 'roaming', { partners: 'site-b', mode: 'shared' }, 'bob'), InvalidRequestError)).message, 'partners must be a list of site ids')
-  assert.match((await rejects(consoleOf(b).changeSettings('site-a', 'colours', {}, 'bob'), InvalidRequestError)).message, 'settings kind must be one of roaming, clients, terminals, policy')
+  assert.match((await rejects(consoleOf(b).changeSettings('site-a', 'colours', {}, 'bob'), InvalidRequestError)).message, 'settings kind must be one of roaming, clients, terminals, policy, times')
   // an unknown site, bad fields: refused where asked
   assert.match((await rejects(consoleOf(b).changePrinter('site-z', { op: 'remove-printer', name: 'hall' }, 'bob'), UnknownSiteError)).message, 'no site named site-z is known here')
   assert.match((await rejects(consoleOf(b).changePrinter('site-a', { op: 'add-printer', fields: { name: 'x', uri: 'smb://printer' } }, 'bob'), InvalidRequestError)).message, 'uri must start with ipp')

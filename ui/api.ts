@@ -85,6 +85,11 @@ export interface RoamingView {
   terminals: ({ configured: false } | { configured: true, modes: TerminalReleaseMode[], defaultMode: TerminalReleaseMode }) & { trustUserName: boolean }
   /** The site's print policy: applied by whichever of its peers prints (its server, its terminals, also offline). */
   policy: { forceDuplex: boolean, monoGroups: string[] }
+  /**
+   * How long the site holds and keeps jobs now (hours): an admin's times, else the start-up
+   * flags; `set` names those an admin set, `startUp` the flags' values.
+   */
+  times: { holdHours: number, retentionHours: number, set: Array<'holdHours' | 'retentionHours'>, startUp: { holdHours: number, retentionHours: number } }
 }
 
 export interface SiteApi {
@@ -107,6 +112,8 @@ export interface SiteApi {
   setTerminalModes (input: unknown): Promise<RoamingView>
   /** Sets the site's print policy (`{forceDuplex?: boolean, monoGroups?: string[]}`); InvalidRequestError on bad input. */
   setPrintPolicy (input: unknown): Promise<RoamingView>
+  /** Sets how long the site holds and keeps jobs (`{holdHours?: number | null, retentionHours?: number | null}`, null: the start-up flag); InvalidRequestError on bad input. */
+  setTimes (input: unknown): Promise<RoamingView>
   printers (): Promise<PrinterView[]>
   usageRecords (query: UsageQuery): UsageRecordView[]
   usageTotals (query: UsageQuery, by: 'user' | 'printer' | 'day'): UsageTotal[]

@@ -50,7 +50,7 @@ import type * as Y from 'yjs'
 import { jobsDoc, siteConfigDoc, periodOf, parseDocName, type DocName, type PeerId, type SiteId } from '../../crdt/names.ts'
 import * as jobsFamily from '../../crdt/jobs.ts'
 import type { RemoteRelease, RemoteReleaseState } from '../../crdt/jobs.ts'
-import { readSiteSettings, roamsWith, setClientSettings, setHostname, setPrintPolicy, setRoaming, setTerminalSettings, validateClientSettings, validatePrintPolicy, validateRoaming, validateTerminalSettings, type SiteSettings } from '../../crdt/site-config.ts'
+import { readSiteSettings, roamsWith, setClientSettings, setHostname, setPrintPolicy, setRoaming, setSiteTimes, setTerminalSettings, validateClientSettings, validatePrintPolicy, validateRoaming, validateSiteTimes, validateTerminalSettings, type SiteSettings } from '../../crdt/site-config.ts'
 import type { Spool } from '../spool.ts'
 import type { OutputDevice } from '../output/types.ts'
 import type { JobService } from './service.ts'
@@ -255,6 +255,17 @@ export class RoamingService implements RoamingHolder {
   async setTerminalSettings (input: unknown): Promise<SiteSettings> {
     const terminals = validateTerminalSettings(input)
     await this.writeSettings((d) => { setTerminalSettings(d, terminals, this.now()) }, { terminals }, 'terminal settings changed')
+    return this.settings()
+  }
+
+  /**
+   * Changes how long the site's peers hold and keep jobs (`{holdHours?, retentionHours?}`, null:
+   * back to the start-up flag; validated, throws InvalidSiteSettingsError). Each peer's job
+   * service reads them at each use: no restart, jobs already held included.
+   */
+  async setTimes (input: unknown): Promise<SiteSettings> {
+    const times = validateSiteTimes(input)
+    await this.writeSettings((d) => { setSiteTimes(d, times, this.now()) }, { times }, 'hold and retention times changed')
     return this.settings()
   }
 

@@ -48,7 +48,8 @@
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { DocStore, Origin } from '../../crdt/store.ts'
-import { jobsDoc, periodOf, parseDocName, type DocName, type PeerId, type SiteId } from '../../crdt/names.ts'
+import { jobsDoc, periodOf, parseDocName, siteConfigDoc, type DocName, type PeerId, type SiteId } from '../../crdt/names.ts'
+import { effectiveTimesMs } from '../../crdt/site-config.ts'
 import * as jobs from '../../crdt/jobs.ts'
 import type { RemoteRelease } from '../../crdt/jobs.ts'
 import { PrintEngine, DEFAULT_BUSY_BACKOFF_MS, type PrintTarget } from './print-engine.ts'
@@ -77,9 +78,9 @@ export interface JobServiceInit {
   peer: PeerId
   site: SiteId
   queues: QueueInfo[]
-  /** Held jobs older than this expire. */
+  /** Held jobs older than this expire, unless the site's document sets a hold time (crdt/site-config.ts `times`). */
   holdMs?: number
-  /** Finished jobs older than this are purged with their bytes. */
+  /** Finished jobs older than this are purged with their bytes, unless the site's document sets a retention time. */
   retentionMs?: number
   /** Period of the background sweep (expiry, retention, printer follow-up); 0 runs none (the caller sweeps, as the simulator does on its virtual clock). */
   sweepMs?: number
@@ -156,8 +157,7 @@ export class JobService implements JobDomain {
   /** When this process first saw each job (created or loaded it), and saw it finished: wall clock and monotonic ms. */
   private readonly firstSeen = new Map<string, { wall: number, mono: number }>()
   private readonly endSeen = new Map<string, { wall: number, mono: number }>()
-  private readonly holdMs: number
-  private readonly retentionMs: number
+  private readonly startUpTimes: { holdMs: number, retentionMs: number }
   private readonly log: Logger
   private readonly engine: PrintEngine
 
@@ -165,8 +165,7 @@ export class JobService implements JobDomain {
     this.now = c.now ?? Date.now
     this.monotonic = c.monotonic
     this.engine = c.engine ?? new PrintEngine({ peer: init.peer, site: init.site }, { store: c.store, printers: c.printers, logger: c.logger, ...(c.lanes !== undefined ? { lanes: c.lanes } : {}), ...(c.now !== undefined ? { now: c.now } : {}) })
-    this.holdMs = init.holdMs ?? DEFAULT_HOLD_MS
-    this.retentionMs = init.retentionMs ?? DEFAULT_RETENTION_MS
+    this.startUpTimes = { holdMs: init.holdMs ?? DEFAULT_HOLD_MS, retentionMs: init.retentionMs ?? DEFAULT_RETENTION_MS }
     this.log = c.logger.child({ service: 'jobs' })
     if (init.queues.length === 0) throw new Error('a site needs at least one queue')
     for (const q of init.queues) {
@@ -202,6 +201,18 @@ export class JobService implements JobDomain {
     this.abort.abort()
     await Promise.allSettled([...this.inFlight])
   }
+
+  /**
+   * The hold and retention this peer applies now: the times an admin set in its site's
+   * document (changed at run time, from any console), else its start-up values. Read at each
+   * use, so a change applies to jobs already held and finished at the next sweep.
+   */
+  times (): { holdMs: number, retentionMs: number, startUp: { holdMs: number, retentionMs: number } } {
+    return { ...effectiveTimesMs(this.c.store.get(siteConfigDoc(this.init.site)), this.startUpTimes), startUp: { ...this.startUpTimes } }
+  }
+
+  private get holdMs (): number { return this.times().holdMs }
+  private get retentionMs (): number { return this.times().retentionMs }
 
   /** Resolves once every release under way has settled (printed, failed or back to held), including any started meanwhile. */
   async idle (): Promise<void> {

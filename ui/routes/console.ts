@@ -11,8 +11,9 @@
  *   POST   /api/console/sites/:site/printers      {name, uri, description?}
  *   PATCH  /api/console/sites/:site/printers/:name {uri?, description?}
  *   DELETE /api/console/sites/:site/printers/:name
- *   PUT    /api/console/sites/:site/settings/:kind  (roaming, clients, terminals, policy: the body the
- *          site's own PUT /api/roaming, /roaming/clients, /roaming/terminals, /roaming/policy takes)
+ *   PUT    /api/console/sites/:site/settings/:kind  (roaming, clients, terminals, policy, times: the body
+ *          the site's own PUT /api/roaming, /roaming/clients, /roaming/terminals, /roaming/policy,
+ *          /roaming/times takes)
  *
  * A change of this site's own printers or settings is applied at once (200 `{status: 'applied'}`); one
  * of another site's is a signed admin action that site applies (202 `{status: 'pending', id}`,
@@ -22,7 +23,7 @@
 import type { HttpPlugin } from './plugin.ts'
 import { InvalidRequestError } from '../../crdt/errors.ts'
 import type { AdminAction, AdminActionOp } from '../../crdt/admin-actions.ts'
-import type { ClientSettings, PrintPolicy, RoamingSettings, SiteQueues, TerminalModeSettings } from '../../crdt/site-config.ts'
+import type { ClientSettings, PrintPolicy, RoamingSettings, SiteQueues, SiteTimes, TerminalModeSettings } from '../../crdt/site-config.ts'
 
 export const CONSOLE_ROUTES = { service: 'mesh', prefixes: ['/api/console'] } as const satisfies Pick<HttpPlugin, 'service' | 'prefixes'>
 
@@ -61,7 +62,9 @@ export interface ConsoleSite {
   clients: ClientSettings
   terminalModes: TerminalModeSettings | undefined
   policy: PrintPolicy
-  /** Its queues, hold and retention times (once it announced them). */
+  /** Hold and retention times an admin set (hours); what is absent is the start-up flag in `queues`. */
+  times: Partial<SiteTimes>
+  /** Its queues, and the hold and retention times it started with (once it announced them). */
   queues?: SiteQueues
   printers: ConsolePrinter[]
   /** The newest actions asked of it, with their status. */
@@ -99,7 +102,7 @@ export interface ConsoleApi {
   jobs: (q: ConsoleJobQuery) => { jobs: ConsoleJob[], total: number, offset: number, limit: number }
   actions: () => ConsoleAction[]
   changePrinter: (site: string, change: PrinterChange, admin: string) => Promise<ConsoleAction | { status: 'applied', printer?: unknown }>
-  /** `kind`: roaming, clients, terminals or policy, with the body the site's own `/api/roaming…` route takes. */
+  /** `kind`: roaming, clients, terminals, policy or times, with the body the site's own `/api/roaming…` route takes. */
   changeSettings: (site: string, kind: string, input: unknown, admin: string) => Promise<ConsoleAction | { status: 'applied', settings?: unknown }>
 }
 

@@ -1,4 +1,4 @@
-/** Roaming settings of this site: partners and mode; what its workstation clients may do; the release modes its terminals offer; its print policy (admins). */
+/** Roaming settings of this site: partners and mode; what its workstation clients may do; the release modes its terminals offer; its print policy; its hold and retention times (admins). */
 import type { SiteApi } from '../api.ts'
 import type { HttpPlugin } from './plugin.ts'
 
@@ -41,6 +41,14 @@ export function roamingRoutes (api: SiteApi): HttpPlugin {
         const caller = authenticate(request, 'admin')
         const view = await api.setPrintPolicy(request.body)
         request.log.info({ by: caller.actor.user, policy: view.policy }, 'print policy changed')
+        return view
+      })
+
+      // how long the site's peers hold and keep jobs, over their start-up flags (applied at each use: jobs already held too)
+      app.put('/api/roaming/times', { schema: { body: { type: 'object' } } }, async (request) => {
+        const caller = authenticate(request, 'admin')
+        const view = await api.setTimes(request.body)
+        request.log.info({ by: caller.actor.user, times: view.times }, 'hold and retention times changed')
         return view
       })
     }
