@@ -239,7 +239,7 @@ export async function startIppRig (opts: RigOptions = {}): Promise<IppRig> {
       authority: signer.id,
       dir,
       logger,
-      services: [...IN_PROCESS_CORE, 'analyzer', 'print-engine', 'delegation', 'jobs'],
+      services: [...IN_PROCESS_CORE, 'credit', 'analyzer', 'print-engine', 'delegation', 'jobs'],
       registry: {
         ...releaseServices({ site, queues }),
         ...(opts.analyze !== undefined ? { analyzer: analyzerOf(opts.analyze) } : {})
