@@ -1,7 +1,8 @@
 // The admin console (issue 16 item 4) with real processes and a real Chromium: central, site-a
 // and site-b joined over libp2p on loopback, an ippeveprinter nobody configured. At site-b's
 // console an admin adds that printer at site-a: the page says the change is pending (a signed
-// admin action site-a applies), then lists it applied, and so for site-a's roaming settings; `lp` sends a job to site-a, site-a
+// admin action site-a applies), then lists it applied, and so for site-a's roaming settings and
+// hold time (a bad one refused by name); `lp` sends a job to site-a, site-a
 // releases it to the new printer, the printer gets it, and site-b's dashboard shows the pages
 // without a reload (server-sent events). Every console page is screenshotted at 1280 and 390
 // px wide (PRINTMESH_SCREENSHOT_DIR keeps them) and does not overflow a phone's width;
@@ -128,6 +129,16 @@ test('at site-b\'s console an admin adds a printer at site-a: pending, then appl
   await siteACard.locator('.message', { hasText: 'Roaming: pending until site-a applies it.' }).waitFor()
   await siteACard.locator('tr[data-action]', { hasText: 'change roaming' }).locator('.applied').waitFor()
   assert.equal((await admin<{ partners: Array<{ site: string }> }>(a(), '/api/roaming')).partners.map((p) => p.site), ['site-b'])
+  // and its hold time, no restart: a bad value refused by name at site-b, a good one applied by site-a's job service
+  await siteACard.getByLabel('Hold held jobs (hours)').fill('100000')
+  await siteACard.getByRole('button', { name: 'Save hold and retention' }).click()
+  await siteACard.locator('.message.error', { hasText: 'holdHours must be a number of hours' }).waitFor()
+  await siteACard.getByLabel('Hold held jobs (hours)').fill('6')
+  await siteACard.getByRole('button', { name: 'Save hold and retention' }).click()
+  await siteACard.locator('.message', { hasText: 'Hold and retention: pending until site-a applies it.' }).waitFor()
+  await siteACard.locator('tr[data-action]', { hasText: 'change hold and retention times' }).locator('.applied').waitFor()
+  await siteACard.locator('dd', { hasText: 'held jobs kept 6 hours (set by an admin); finished jobs kept 7 days' }).waitFor()
+  assert.equal((await admin<{ times: unknown }>(a(), '/api/roaming')).times, { holdHours: 6, retentionHours: 168, set: ['holdHours'], startUp: { holdHours: 48, retentionHours: 168 } })
 
   // the dashboard, before anything printed today
   await page.evaluate(() => { location.hash = '#/dashboard' })

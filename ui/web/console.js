@@ -124,12 +124,14 @@ const supplies = (markers) => (markers ?? []).length === 0
 
 const actionBadge = (a) => h('span', { class: a.status, title: a.reason ?? '' }, a.status === 'refused' ? `refused: ${a.reason ?? ''}` : a.status)
 
-const OP_TEXT = { 'add-printer': 'add printer', 'edit-printer': 'edit printer', 'remove-printer': 'remove printer', 'set-roaming': 'change roaming', 'set-clients': 'change client settings', 'set-terminals': 'change terminal modes', 'set-policy': 'change print policy' }
+const OP_TEXT = { 'add-printer': 'add printer', 'edit-printer': 'edit printer', 'remove-printer': 'remove printer', 'set-roaming': 'change roaming', 'set-clients': 'change client settings', 'set-terminals': 'change terminal modes', 'set-policy': 'change print policy', 'set-times': 'change hold and retention times' }
 /** What an action does, in words: `add printer lobby`, `change roaming`. */
 const actionText = (a) => a.printer === undefined ? OP_TEXT[a.op] : `${OP_TEXT[a.op]} ${a.printer.name}`
 
 /** `172800000` → `2 days`, `3600000` → `1 hour`. */
 function duration (ms) {
+  const minutes = Math.round(ms / 60_000)
+  if (minutes < 60) return minutes === 1 ? '1 minute' : `${minutes} minutes`
   const hours = Math.round(ms / 3_600_000)
   if (hours >= 48 && hours % 24 === 0) return `${hours / 24} days`
   return hours === 1 ? '1 hour' : `${hours} hours`
@@ -192,7 +194,7 @@ async function renderSites () {
     facts([
       ['Host name', s.hostname],
       ['Queues', s.queues === undefined ? 'not announced yet' : s.queues.queues.map((q) => `${q.name} (${q.hold ? 'held for release' : 'prints at once'})`).join(', ')],
-      ['Hold and retention', s.queues === undefined ? '–' : `held jobs kept ${duration(s.queues.holdMs)}; finished jobs kept ${duration(s.queues.retentionMs)}`],
+      ['Hold and retention', timesText(s)],
       ['Printers', s.printers.length === 0 ? '–' : s.printers.map((p) => p.name).join(', ')],
       ['Terminals', s.terminals.length === 0 ? '–' : `${s.terminals.filter((t) => t.up).length} up of ${s.terminals.length}`],
       ['Roaming', `${s.roaming.mode}; partners: ${s.roaming.partners.length === 0 ? 'none' : s.roaming.partners.join(', ')}`],
@@ -206,12 +208,24 @@ async function renderSites () {
   )))
 }
 
+const HOUR_MS = 3_600_000
+
+/** How long a site holds and keeps jobs: an admin's times, else the start-up flags it announced. */
+function timesText (s) {
+  const set = s.times ?? {}
+  const one = (hours, startUpMs, what) => {
+    const ms = hours !== undefined ? hours * HOUR_MS : startUpMs
+    return ms === undefined ? `${what} as the site started` : `${what} ${duration(ms)}${hours !== undefined ? ' (set by an admin)' : ''}`
+  }
+  return `${one(set.holdHours, s.queues?.holdMs, 'held jobs kept')}; ${one(set.retentionHours, s.queues?.retentionMs, 'finished jobs kept')}`
+}
+
 /** The last answer to a settings change, per site (kept across refreshes). */
 const settingsNotice = new Map()
 /** Sites whose settings forms are open (kept across refreshes). */
 const openSettings = new Set()
 
-/** A site's roaming and print policy forms: applied at once here, a pending admin action for another site. */
+/** A site's roaming, print policy and hold and retention forms: applied at once here, a pending admin action for another site. */
 function settingsForms (s) {
   const send = async (kind, body, what) => {
     try {
@@ -245,10 +259,24 @@ function settingsForms (s) {
     h('div', { class: 'field inline' }, h('input', { id: id('duplex'), name: 'forceDuplex', type: 'checkbox', checked: s.policy.forceDuplex }), h('label', { for: id('duplex') }, 'Print every job two-sided')),
     h('div', { class: 'field' }, h('label', { for: id('mono') }, 'Monochrome groups (one per line)'), h('textarea', { id: id('mono'), name: 'monoGroups', rows: 2 }, s.policy.monoGroups.join('\n')))),
   h('button', { type: 'submit' }, 'Save print policy'))
+  // empty: the site's start-up flag (shown as the placeholder)
+  const hoursField = (name, label, startUpMs) => h('div', { class: 'field' },
+    h('label', { for: id(name) }, label),
+    h('input', { id: id(name), name, type: 'number', min: '0.0167', step: 'any', inputmode: 'decimal', value: s.times?.[name] ?? '', placeholder: startUpMs === undefined ? 'start-up flag' : `${startUpMs / HOUR_MS} (start-up flag)` }))
+  const times = h('form', { 'data-form': `times-${s.site}`, onsubmit: (event) => {
+    event.preventDefault()
+    const data = new FormData(event.target)
+    const hours = (name) => String(data.get(name)).trim() === '' ? null : Number(data.get(name))
+    void send('times', { holdHours: hours('holdHours'), retentionHours: hours('retentionHours') }, 'Hold and retention')
+  } },
+  h('div', { class: 'form-grid' },
+    hoursField('holdHours', 'Hold held jobs (hours)', s.queues?.holdMs),
+    hoursField('retentionHours', 'Keep finished jobs (hours)', s.queues?.retentionMs)),
+  h('button', { type: 'submit' }, 'Save hold and retention'))
   return h('details', { class: 'site-settings', open: openSettings.has(s.site), ontoggle: (event) => { if (event.target.open) openSettings.add(s.site); else openSettings.delete(s.site) } },
     h('summary', {}, `Change ${s.site}'s settings`),
     h('p', { class: `message${notice.kind === 'error' ? ' error' : ''}`, role: 'status', hidden: notice.text === '' }, notice.text),
-    roaming, policy)
+    roaming, policy, times)
 }
 
 // ---- printers ----
