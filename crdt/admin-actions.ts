@@ -19,7 +19,7 @@ import type * as Y from 'yjs'
 
 /** What an admin may ask of another site: its printers, and its settings (crdt/site-config.ts, checked by the same rules as at the site). */
 export const PRINTER_OPS = ['add-printer', 'edit-printer', 'remove-printer'] as const
-export const SETTINGS_OPS = ['set-roaming', 'set-clients', 'set-terminals', 'set-policy'] as const
+export const SETTINGS_OPS = ['set-roaming', 'set-clients', 'set-terminals', 'set-policy', 'set-times'] as const
 export const ADMIN_ACTION_OPS = [...PRINTER_OPS, ...SETTINGS_OPS] as const
 export type PrinterOp = typeof PRINTER_OPS[number]
 export type SettingsOp = typeof SETTINGS_OPS[number]

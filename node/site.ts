@@ -259,7 +259,8 @@ function siteSettingsWriter (roaming: RoamingService): SiteSettingsWriter {
     roaming: async (input) => await roaming.setRoaming(input),
     clients: async (input) => await roaming.setClientSettings(input),
     terminals: async (input) => await roaming.setTerminalSettings(input),
-    policy: async (input) => await roaming.setPrintPolicy(input)
+    policy: async (input) => await roaming.setPrintPolicy(input),
+    times: async (input) => await roaming.setTimes(input)
   }
 }
 

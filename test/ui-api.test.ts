@@ -75,7 +75,7 @@ class FakeSite implements SiteApi {
     return { jobs: this.jobs.filter((j) => scope === 'all' || j.owner === actor.user), remote: [] }
   }
 
-  private roamingSettings: RoamingView = { site: 'site-a', hostname: 'site-a.example', mode: 'separate', partners: [], clients: { otherUsers: false, spooling: true }, terminals: { configured: false, trustUserName: true }, policy: { forceDuplex: false, monoGroups: [] } }
+  private roamingSettings: RoamingView = { site: 'site-a', hostname: 'site-a.example', mode: 'separate', partners: [], clients: { otherUsers: false, spooling: true }, terminals: { configured: false, trustUserName: true }, policy: { forceDuplex: false, monoGroups: [] }, times: { holdHours: 48, retentionHours: 168, set: [], startUp: { holdHours: 48, retentionHours: 168 } } }
   roaming (): RoamingView { return this.roamingSettings }
   async setRoaming (input: unknown): Promise<RoamingView> {
     const { partners, mode } = input as { partners?: unknown, mode?: unknown }
@@ -93,6 +93,7 @@ class FakeSite implements SiteApi {
 
   async setTerminalModes (): Promise<RoamingView> { throw new Error('not in this test') }
   async setPrintPolicy (): Promise<RoamingView> { throw new Error('not in this test') }
+  async setTimes (): Promise<RoamingView> { throw new Error('not in this test') }
 
   async releaseJob (actor: Actor, jobId: string, printer?: string): Promise<JobRecord> {
     this.check()

@@ -123,11 +123,12 @@ class TinySite implements SiteApi {
 
   authenticateAdmin (token: string): Actor | undefined { return token === ADMIN_TOKEN ? { user: 'admin', admin: true } : undefined }
   listJobs (): JobList { return { jobs: [], remote: [] } }
-  roaming (): RoamingView { return { site: 'site-a', hostname: 'site-a.example', mode: 'separate', partners: [], clients: { otherUsers: false, spooling: true }, terminals: { configured: false, trustUserName: true }, policy: { forceDuplex: false, monoGroups: [] } } }
+  roaming (): RoamingView { return { site: 'site-a', hostname: 'site-a.example', mode: 'separate', partners: [], clients: { otherUsers: false, spooling: true }, terminals: { configured: false, trustUserName: true }, policy: { forceDuplex: false, monoGroups: [] }, times: { holdHours: 48, retentionHours: 168, set: [], startUp: { holdHours: 48, retentionHours: 168 } } } }
   async setRoaming (): Promise<RoamingView> { throw new Error('not in this test') }
   async setClientSettings (): Promise<RoamingView> { throw new Error('not in this test') }
   async setTerminalModes (): Promise<RoamingView> { throw new Error('not in this test') }
   async setPrintPolicy (): Promise<RoamingView> { throw new Error('not in this test') }
+  async setTimes (): Promise<RoamingView> { throw new Error('not in this test') }
   async releaseJob (): Promise<JobRecord> { throw new Error('not in this test') }
   async deleteJob (): Promise<JobRecord> { throw new Error('not in this test') }
   async printers (): Promise<PrinterView[]> { return [] }

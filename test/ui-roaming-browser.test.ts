@@ -121,7 +121,8 @@ class RoamingSite implements SiteApi {
       }),
       clients: { ...this.clients },
       terminals: { configured: false, trustUserName: true },
-      policy: { ...this.policy, monoGroups: [...this.policy.monoGroups] }
+      policy: { ...this.policy, monoGroups: [...this.policy.monoGroups] },
+      times: { holdHours: 48, retentionHours: 168, set: [], startUp: { holdHours: 48, retentionHours: 168 } }
     }
   }
 
@@ -138,6 +139,7 @@ class RoamingSite implements SiteApi {
     return this.roaming()
   }
   async setTerminalModes (): Promise<RoamingView> { throw new Error('not in this test') }
+  async setTimes (): Promise<RoamingView> { throw new Error('not in this test') }
   policy: PrintPolicy = { forceDuplex: false, monoGroups: [] }
 
   /** Validates as the node does: what is left out stays. */
