@@ -55,7 +55,7 @@ import { AdminAccounts } from './admin-accounts.ts'
 import { serviceFactory, type Node, type Startable } from './compose.ts'
 import { ROLES, startRoleNode, type ServiceRegistry } from './roles.ts'
 import { certifiedSiteOf, releaseServices } from './release.ts'
-import { creditService } from './credit.ts'
+import { creditService, type CreditService, type CreditStatus } from './credit.ts'
 import { libp2pRoamingLink } from './roaming.ts'
 import { FallbackPrinting } from './fallback.ts'
 import { openDirectPrinters } from './direct-printers.ts'
@@ -170,7 +170,7 @@ function clientServices (config: ClientConfig, site: SiteId, name: string, user:
       return { start: async () => { sender.start() }, stop: async () => { await sender.stop() } }
     }),
     ipp: ippService({ host: config.host, port: config.ippPort, realm: `printmesh ${name}`, authenticate: workstationLogin(user) }),
-    http: () => serviceFactory<C, HttpServer>([...PEER_VIEW, 'adminToken', 'jobs', 'fallback', 'ipp', 'metrics', 'logger', 'tls'], (c) => {
+    http: () => serviceFactory<C & { credit: CreditService }, HttpServer>([...PEER_VIEW, 'adminToken', 'jobs', 'fallback', 'ipp', 'metrics', 'logger', 'tls', 'credit'], (c) => {
       const mesh = createMeshApi(peerOf(c), c.logger)
       c.metrics.use({ jobStates: () => c.jobs.stateCounts() })
       const urlHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host
@@ -187,7 +187,8 @@ function clientServices (config: ClientConfig, site: SiteId, name: string, user:
             reachablePeers: reachable.map((p) => ({ peer: p, role: c.membership.info(p)?.role ?? 'unknown' })),
             clientSpooling: readSiteSettings(c.store.get(siteConfigDoc(site)), site).clients.spooling,
             jobs: clientJobs(c.jobs, c.fallback),
-            fallbackPrinters: c.fallback.printers()
+            fallbackPrinters: c.fallback.printers(),
+            credit: clientCredit(c.credit.status(user))
           }
         },
         chooseFallback: async (printer) => { await c.fallback.choose(printer) },
@@ -227,4 +228,9 @@ export async function startClient (config: ClientConfig, logger: Logger, service
   const { http, ipp, jobs, fallback } = node.services
   log.info({ peer: core.self.id, site, name, user, httpPort: http.port, ippPort: ipp.port, fallbackPrinters: [...fallbackPrinters.keys()], listen: core.host.getMultiaddrs().map(String) }, 'client ready')
   return { peer: peerOf(node.components), node, httpPort: http.port, ippPort: ipp.port, jobs, fallback, stop: async () => await node.stop() }
+}
+
+/** The workstation's view of its user's credit: what the page shows beside the jobs. */
+function clientCredit (s: CreditStatus): ReturnType<ClientApi['status']>['credit'] {
+  return { enforced: s.enforced, ...(s.currency !== undefined ? { currency: s.currency } : {}), balance: s.balance, here: s.here, quotas: s.quotas.map((q) => ({ measure: q.measure, left: q.left, here: q.here })) }
 }

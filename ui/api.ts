@@ -383,6 +383,8 @@ export interface ClientApi {
     jobs: ClientJobView[]
     /** The printers the user may pick: configured for this workstation, or printed to before (the site's devices it sent jobs to itself). */
     fallbackPrinters: Array<{ name: string, uri: string, chosen: boolean, kind: 'configured' | 'printed-before' }>
+    /** The user's credit and this month's quotas as this workstation knows them (issue 20): what it holds is what a fallback print can spend. */
+    credit: { enforced: boolean, currency?: string, balance: number, here: number, quotas: Array<{ measure: 'pages' | 'colour' | 'cost', left: number, here: number }> }
   }
   /** The fallback printer tried first from now on. */
   chooseFallback (printer: string): Promise<void>

@@ -20,8 +20,8 @@ const CSS = 'text/css; charset=utf-8'
 const PAGES = {
   release: { path: '/', html: 'index.html', files: { 'common.js': JS, 'user.js': JS, 'style.css': CSS, 'my-usage.js': JS, 'money.js': JS } },
   admin: { path: '/admin', html: 'admin.html', files: { 'common.js': JS, 'admin.js': JS, 'style.css': CSS } },
-  panel: { path: '/panel', html: 'panel.html', files: { 'common.js': JS, 'panel.js': JS, 'panel.css': CSS } },
-  client: { path: '/', html: 'client.html', files: { 'common.js': JS, 'client.js': JS, 'style.css': CSS } },
+  panel: { path: '/panel', html: 'panel.html', files: { 'common.js': JS, 'panel.js': JS, 'money.js': JS, 'panel.css': CSS } },
+  client: { path: '/', html: 'client.html', files: { 'common.js': JS, 'client.js': JS, 'money.js': JS, 'style.css': CSS } },
   console: { path: '/console', html: 'console.html', files: { 'common.js': JS, 'console.js': JS, 'money.js': JS, 'style.css': CSS, 'console.css': CSS } },
   reports: { path: '/reports', html: 'reports.html', files: { 'common.js': JS, 'reports.js': JS, 'credit.js': JS, 'money.js': JS, 'style.css': CSS, 'reports.css': CSS, 'uPlot.iife.min.js': JS, 'uPlot.min.css': CSS } }
 } as const

@@ -1,6 +1,7 @@
 // A workstation's local page (node/client.ts): its jobs, whether the site is reachable,
 // where a job printed (a device of the site, or a fallback printer), the fallback choice.
 import { h, setChildren, api, showMessage, formatTime, formatCount, jobName, stateBadge, poll } from './common.js'
+import { money } from './money.js'
 
 const $ = (id) => document.getElementById(id)
 const statusEl = $('status')
@@ -37,9 +38,22 @@ async function act (call, done) {
   }
 }
 
+/** The user's credit and quotas left, and what this workstation holds of them (a fallback print spends only that); empty when none applies. */
+function creditText (c) {
+  const parts = []
+  if (c.enforced && c.currency !== undefined) parts.push(`Credit ${money(c.balance, c.currency)} (${money(c.here, c.currency)} on this workstation)`)
+  for (const q of c.quotas) {
+    const unit = q.measure === 'pages' ? 'pages' : q.measure === 'colour' ? 'colour pages' : c.currency ?? ''
+    parts.push(q.measure === 'cost' ? `${money(q.left, unit)} left this month` : `${q.left} ${unit} left this month (${q.here} on this workstation)`)
+  }
+  return parts.join(' · ')
+}
+
 function render (s) {
   $('workstation').textContent = `Workstation ${s.workstation} · ${s.user} · site ${s.site}`
   $('how-to-print').textContent = `Print to queue ${s.queue} (${s.ippUri}).`
+  $('credit').textContent = creditText(s.credit)
+  $('credit').hidden = $('credit').textContent === ''
   const connection = $('connection')
   if (s.siteReachable) {
     showMessage(connection, s.clientSpooling
