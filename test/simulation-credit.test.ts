@@ -30,6 +30,11 @@ for (const seed of [1, 2, 3]) {
   })
 }
 
+test('regression, seed 5 with device spooling: a partner site refusing a terminal\'s Pull job for credit right after the commit still tells the holder, which puts the job back (it was left printing: invariant 1)', async () => {
+  const s = await simulate({ peers: 8, steps: 300, faults: 120, terminals: 3, maxSeconds: 120, seed: 5, credit: true, deviceSpooling: true })
+  assert.equal(s.violations, [], explain(s))
+})
+
 test('credit: false replays to the fingerprint of a run without the option (other seeds stay as they were)', async () => {
   const off = await simulate({ ...RUN, steps: 80, faults: 30, seed: 4, credit: false })
   const without = await simulate({ ...RUN, steps: 80, faults: 30, seed: 4 })

@@ -484,9 +484,12 @@ export class RoamingService implements RoamingHolder {
   }
 
   /**
-   * Whether the holder's record of `rel`'s job, as replicated here, still waits for this
-   * release: `releasing` or `printing` under its grant. A record not here (not loaded yet,
-   * or purged) counts as waiting: the holder's answer ends the report.
+   * Whether the holder's record of `rel`'s job, as replicated here, may still wait for this
+   * release. Only a record that shows this release's grant already settled (no longer
+   * `releasing` or `printing`), or the job ended for good, says it does not. A record without
+   * this grant may simply not have arrived here yet (the holder granted just before this
+   * release ended; seen with a partner refusing a job for credit right after the commit), so it
+   * counts as waiting, as does a record not here: the holder's answer ends the report.
    */
   private holderWaits (rel: RemoteRelease): boolean {
     const prefix = `v1/jobs/${rel.holder}/`
@@ -495,7 +498,9 @@ export class RoamingService implements RoamingHolder {
       const doc = this.c.store.get(name)
       const job = doc === undefined ? undefined : jobsFamily.getJob(doc, rel.jobId)
       if (job === undefined) continue
-      return job.grant?.peer === this.init.peer && job.grant.id === rel.grantId && (job.state === 'releasing' || job.state === 'printing')
+      if (TERMINAL_STATES.has(job.state)) return false
+      const ours = job.grant?.peer === this.init.peer && job.grant.id === rel.grantId
+      return !ours || job.state === 'releasing' || job.state === 'printing'
     }
     return true
   }
