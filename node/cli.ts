@@ -7,15 +7,15 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { readFileSync } from 'node:fs'
-import { startSite, type PrinterConfig, type MeshOptions } from './site.ts'
-import { startCentral } from './central.ts'
-import { startTerminal, RELEASE_MODES, type ReleaseMode } from './terminal.ts'
-import { openDeviceCounters } from './device-counters.ts'
-import { readCardReaderToken } from './card-reader.ts'
-import { startClient, DEFAULT_CLIENT_QUEUE } from './client.ts'
+// each role's module is imported when that role starts (issue 19: a terminal or a client does not load a site's or central's code)
+import type { PrinterConfig, MeshOptions } from './site.ts'
+import { TERMINAL_RELEASE_MODES as RELEASE_MODES, type TerminalReleaseMode as ReleaseMode } from '../crdt/site-config.ts'
+import { DEFAULT_CLIENT_QUEUE } from './client.ts'
 import { createLogger } from './logger.ts'
 import { usersCommands } from './users-cli.ts'
 import { ldapCommands } from './ldap-cli.ts'
+import { checkAuditRetention, MAX_AUDIT_RETENTION_MONTHS, MIN_AUDIT_RETENTION_MONTHS } from './audit.ts'
+import { AUDIT_RETENTION_MONTHS } from '../crdt/names.ts'
 import { readAdminTokenFile } from './admin-token.ts'
 import { DEFAULT_INTAKE_LIMITS, type IntakeLimits } from '../devices/jobs/intake-limits.ts'
 import { licenseCommands } from './license-cli.ts'
@@ -77,6 +77,15 @@ function releaseModes (value: string): ReleaseMode[] {
   if (unknown.length > 0 || modes.length === 0) throw new InvalidArgumentError(`unknown release mode ${unknown.join(', ') || '(none)'}: choose from ${RELEASE_MODES.join(', ')}`)
   if (new Set(modes).size !== modes.length) throw new InvalidArgumentError('a release mode is named twice')
   return modes as ReleaseMode[]
+}
+
+/** `--audit-retention-months`: a whole number of months in node/audit.ts's range. */
+function auditMonths (value: string): number {
+  try {
+    return checkAuditRetention(/^\d+$/.test(value) ? Number(value) : value)
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message)
+  }
 }
 
 function seconds (value: string): number {
@@ -223,7 +232,7 @@ function withNodeOptions (cmd: Command, role: RoleDefaults): Command {
     .option('--tls-name <name>', 'another host name or address the mesh certificate names (repeatable; always: the host name, --host, localhost, 127.0.0.1, ::1)', collect)
     .option('--tls-retry-seconds <s>', `with --tls mesh, ask central again this long after a failed certificate request (default: ${DEFAULT_TLS_RETRY_MS / 1000}; shorter gets the certificate sooner once central is back, at a request per interval while it is not)`, seconds)
     .option('--plain-http', 'while TLS is on, serve the web console over plain HTTP too (default: plain HTTP only redirects to https)')
-  return withAdminTokenOptions(cmd, `file holding the bearer token for admin API calls (or ${ADMIN_TOKEN_ENV}; default: generated into <data>/admin-token)`)
+  return withAdminTokenOptions(cmd, `file holding this node's own bearer token for admin API calls (or ${ADMIN_TOKEN_ENV}; default: generated into <data>/admin-token); it works only while the mesh has no mesh token: once central rotates one (POST /api/admin-token/rotate), only that is accepted`)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').env('PRINTMESH_LOG_LEVEL'))
 }
 
@@ -308,6 +317,7 @@ withIntakeOptions(withNodeOptions(program.command('site'), { data: './data', dat
   .option('--no-hold', 'print jobs on arrival instead of holding them for release')
   .option('--hold-hours <h>', 'held jobs not released within this many hours expire', hours)
   .option('--retention-hours <h>', 'finished jobs and their documents are purged after this many hours', hours)
+  .option('--audit-retention-months <n>', `months of the audit log this site keeps (whole months, ${MIN_AUDIT_RETENTION_MONTHS}-${MAX_AUDIT_RETENTION_MONTHS}); older months are dropped and not fetched from peers (default: ${AUDIT_RETENTION_MONTHS})`, auditMonths)
   .option('--hostname <name>', 'host name partner sites show next to this site\'s roaming jobs (default: the machine\'s host name)')
   .option('--roaming-rate <MB/s>', 'cap on the rate each job document is sent to a partner site, to spare slow branch links (default: no cap)', megabytesPerSecond)
   .option('--no-dnssd', 'do not advertise the print queue by DNS-SD (_ipp._tcp through avahi); a site on a loopback --host is advertised to this machine only')
@@ -316,11 +326,12 @@ withIntakeOptions(withNodeOptions(program.command('site'), { data: './data', dat
   .addOption(new Option('--ipp-job-list <what>', 'what IPP job lists (lpstat -o, lpq) show a client that did not log in: private (every job, names and owners hidden) or none')
     .choices(['private', 'none']).default('private'))
   .action(async (opts: NodeCliOptions & {
-    site?: string, ippPort: number, printer?: PrinterConfig[], queue: string, hold: boolean, holdHours?: number, retentionHours?: number,
+    site?: string, ippPort: number, printer?: PrinterConfig[], queue: string, hold: boolean, holdHours?: number, retentionHours?: number, auditRetentionMonths?: number,
     hostname?: string, roamingRate?: number, dnssd: boolean, ippAuth: 'job-control' | 'intake', ippJobList: 'private' | 'none'
   }) => {
     const logger = createLogger(opts.logLevel)
     const mesh = meshOptions(opts)
+    const { startSite } = await import('./site.ts')
     const site = await starting(startSite({
       data: opts.data,
       mesh,
@@ -334,6 +345,7 @@ withIntakeOptions(withNodeOptions(program.command('site'), { data: './data', dat
       hold: opts.hold,
       ...(opts.holdHours !== undefined ? { holdMs: opts.holdHours } : {}),
       ...(opts.retentionHours !== undefined ? { retentionMs: opts.retentionHours } : {}),
+      ...(opts.auditRetentionMonths !== undefined ? { auditRetentionMonths: opts.auditRetentionMonths } : {}),
       ...(opts.hostname !== undefined ? { hostname: opts.hostname } : {}),
       ...(opts.roamingRate !== undefined ? { roamingBytesPerSecond: opts.roamingRate } : {}),
       dnssd: opts.dnssd,
@@ -352,9 +364,11 @@ withNodeOptions(program.command('central'), { data: './data-central', dataHelp: 
   .option('--ldap-config <file>', 'synchronise the directory from LDAP: a JSON file of url, bindDN, bindPasswordFile, baseDN, userFilter, attributes, groups, pageSize, intervalMinutes (node/ldap-config.ts)')
   .option('--license <file>', 'a signed license file from the vendor: checked, then copied into the data folder for later starts (default: the one installed there; none: an unlicensed evaluation without limits, with a warning)')
   .option('--vendor-public-key <file>', 'check licenses with this vendor public key instead of the shipped one (for tests and self-hosted vendors)')
-  .action(async (opts: NodeCliOptions & { license?: string, vendorPublicKey?: string }) => {
+  .option('--audit-retention-months <n>', `months of the audit log central keeps (whole months, ${MIN_AUDIT_RETENTION_MONTHS}-${MAX_AUDIT_RETENTION_MONTHS}); older months are dropped and not fetched from peers (default: ${AUDIT_RETENTION_MONTHS})`, auditMonths)
+  .action(async (opts: NodeCliOptions & { license?: string, vendorPublicKey?: string, auditRetentionMonths?: number }) => {
     const logger = createLogger(opts.logLevel)
     const mesh = meshOptions(opts, CENTRAL_P2P_PORT)
+    const { startCentral } = await import('./central.ts')
     const central = await starting(startCentral({
       data: opts.data, host: opts.host, httpPort: opts.httpPort, listen: mesh.listen, bootstrap: mesh.bootstrap, mdns: mesh.mdns,
       ...(mesh.networkKeyFile !== undefined ? { networkKeyFile: mesh.networkKeyFile } : {}),
@@ -363,6 +377,7 @@ withNodeOptions(program.command('central'), { data: './data-central', dataHelp: 
       ...(mesh.antiEntropyMs !== undefined ? { antiEntropyMs: mesh.antiEntropyMs } : {}),
       ...(opts.license !== undefined ? { licenseFile: opts.license } : {}),
       ...(opts.vendorPublicKey !== undefined ? { vendorPublicKeyFile: opts.vendorPublicKey } : {}),
+      ...(opts.auditRetentionMonths !== undefined ? { auditRetentionMonths: opts.auditRetentionMonths } : {}),
       ...tlsOption(opts)
     }, logger), portsOf(opts, mesh))
     process.stderr.write(`printmesh central ready\n  web:  ${central.webUrl}\n  peer: ${central.peer.id}\n` +
@@ -388,7 +403,8 @@ withIntakeOptions(withNodeOptions(program.command('terminal'), { data: './data-t
     const logger = createLogger(opts.logLevel)
     const mesh = meshOptions(opts)
     if (opts.countersCommunityFile !== undefined && opts.counters === undefined) throw new InvalidArgumentError('--counters-community-file needs --counters')
-    const counters = opts.counters !== undefined ? await openDeviceCounters(opts.counters, opts.countersCommunityFile) : undefined
+    const { startTerminal } = await import('./terminal.ts')
+    const counters = opts.counters !== undefined ? await (await import('./device-counters.ts')).openDeviceCounters(opts.counters, opts.countersCommunityFile) : undefined
     const terminal = await starting(startTerminal({
       data: opts.data, host: opts.host, httpPort: opts.httpPort, ippPort: opts.ippPort, dnssd: opts.dnssd, mesh,
       ...(opts.modes !== undefined ? { modes: opts.modes } : {}),
@@ -397,7 +413,7 @@ withIntakeOptions(withNodeOptions(program.command('terminal'), { data: './data-t
       ...(opts.roamingRate !== undefined ? { roamingBytesPerSecond: opts.roamingRate } : {}),
       ...(opts.idleLogoutSeconds !== undefined ? { idleLogoutMs: opts.idleLogoutSeconds } : {}),
       ...(counters !== undefined ? { counters } : {}),
-      ...(opts.cardReaderTokenFile !== undefined ? { cardReaderToken: await readCardReaderToken(opts.cardReaderTokenFile) } : {}),
+      ...(opts.cardReaderTokenFile !== undefined ? { cardReaderToken: await (await import('./card-reader.ts')).readCardReaderToken(opts.cardReaderTokenFile) } : {}),
       ...(opts.pinOnlyLogin === true ? { pinOnlyLogin: true } : {}),
       intakeLimits: intakeLimitOptions(opts),
       ...tlsOption(opts),
@@ -419,6 +435,7 @@ withNodeOptions(program.command('client'), { data: './data-client', dataHelp: 'd
     const mesh = meshOptions(opts, CLIENT_P2P_PORT)
     // a workstation's printer and page are for the workstation itself: loopback unless --host says otherwise
     const host = cmd.getOptionValueSource('host') === 'default' ? '127.0.0.1' : opts.host
+    const { startClient } = await import('./client.ts')
     const client = await starting(startClient({
       data: opts.data, host, httpPort: opts.httpPort, ippPort: opts.ippPort, mesh,
       ...(opts.user !== undefined ? { user: opts.user } : {}),

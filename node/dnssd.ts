@@ -35,7 +35,7 @@ import { lookup } from 'node:dns/promises'
 import type { EventEmitter } from 'node:events'
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os'
 import type { Logger } from 'pino'
-import { systemBus, type MessageBus } from '@homebridge/dbus-native'
+import type { MessageBus } from '@homebridge/dbus-native'
 import { DnsSdRecordError, type DnsSdGroup } from '../devices/ipp/dnssd.ts'
 import type { Startable } from './compose.ts'
 
@@ -165,6 +165,8 @@ class SystemBus {
   /** Connects (authentication included) or fails with {@link DnsSdUnavailableError}. */
   static async open (onSignal: (msg: DBusMessage) => void, onLost: (err: Error) => void): Promise<SystemBus> {
     let bus: MessageBus
+    // loaded on the first connection: a client (no DNS-SD) or a --no-dnssd node never loads the D-Bus client (issue 19)
+    const { systemBus } = await import('@homebridge/dbus-native')
     try {
       bus = systemBus()
     } catch (err) {

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { STORE_KEY_SUFFIX } from '../node/store-key.ts'
+import { printmeshArgs } from './printmesh-command.ts'
 
 const ROOT = new URL('..', import.meta.url).pathname
-const CLI = join(ROOT, 'node/cli.ts')
 /** A node that has not said it is ready by then has failed to start. */
 const START_TIMEOUT_MS = 30_000
 /** Grace period for a SIGTERM'd site before SIGKILL. */
@@ -61,7 +61,7 @@ export async function tempDir (prefix = 'printmesh-test-'): Promise<string> {
 }
 
 function runCli (args: string[]): void {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, encoding: 'utf8' })
+  const r = spawnSync(process.execPath, [...printmeshArgs(), ...args], { cwd: ROOT, encoding: 'utf8' })
   if (r.status !== 0) throw new Error(`printmesh ${args.join(' ')} failed: ${r.stderr}`)
 }
 
@@ -121,7 +121,7 @@ export async function startClient (opts: { dataDir?: string, args?: string[] } =
 
 async function spawnNode (args: string[], readyMsg: string, dataDir: string, ownsDir: boolean, adminToken: string, startTimeoutMs = START_TIMEOUT_MS, env?: Record<string, string>): Promise<SiteProcess> {
   // the admin token goes in the environment: the command line is visible to every local user
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PRINTMESH_ADMIN_TOKEN: adminToken, ...env } })
+  const child = spawn(process.execPath, [...printmeshArgs(), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PRINTMESH_ADMIN_TOKEN: adminToken, ...env } })
   const lines: string[] = []
   const waiters = new Set<() => void>()
   let buffered = ''
