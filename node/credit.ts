@@ -449,18 +449,21 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
   async prefetch (user: string, signal: AbortSignal): Promise<void> {
     if (this.link === undefined) return
     try {
-      if (this.policy()?.enforced === true) await this.prefetchAccount(user, CREDIT_ACCOUNT, signal)
-      const period = periodOf(this.c.clock.now())
-      const quota = this.quotas(user)
-      for (const m of QUOTA_MEASURES) {
-        const limit = quota[m]
-        if (limit === undefined) continue
-        const account = quotaAccount(period, m)
-        await this.prefetchAccount(user, account, signal)
-        // nothing at the site yet this month: the authority mints the quota when first asked
-        const want = Math.floor(limit * PREFETCH_FRACTION) - this.here(user, account)
-        if (this.here(user, account) === 0 && want > 0) await this.serial(user, async () => await this.gather(user, want, signal, account))
-      }
+      // in the user's queue: a print here meanwhile neither races it for the same shares nor ends its wait with another give
+      await this.serial(user, async () => {
+        if (this.policy()?.enforced === true) await this.prefetchAccount(user, CREDIT_ACCOUNT, signal)
+        const period = periodOf(this.c.clock.now())
+        const quota = this.quotas(user)
+        for (const m of QUOTA_MEASURES) {
+          const limit = quota[m]
+          if (limit === undefined) continue
+          const account = quotaAccount(period, m)
+          await this.prefetchAccount(user, account, signal)
+          // nothing at the site yet this month: the authority mints the quota when first asked
+          const want = Math.floor(limit * PREFETCH_FRACTION) - this.here(user, account)
+          if (this.here(user, account) === 0 && want > 0) await this.gather(user, want, signal, account)
+        }
+      })
     } catch (err) {
       this.log.warn({ user, err: (err as Error).message }, 'could not take a share of the user\'s credit ahead of need')
     }
@@ -509,7 +512,7 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     const before = this.received(peer, user, account)
     let answer: ShareAnswer
     try {
-      answer = await this.link.ask(peer, { user, amount, ...accountField(account) }, AbortSignal.any([signal, AbortSignal.timeout(SHARE_REQUEST_TIMEOUT_MS)]))
+      answer = await this.link.ask(peer, { user, amount, ...accountField(account) }, AbortSignal.any([signal, this.timeout(SHARE_REQUEST_TIMEOUT_MS)]))
     } catch (err) {
       this.log.info({ peer, user, account, err: (err as Error).message }, 'share request not answered')
       return
@@ -547,16 +550,26 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     this.log.info({ user, account, amount: limit - minted }, 'monthly quota minted')
   }
 
+  /** A signal aborted `ms` from now on the node's clock (the simulator's virtual one; else a timer). */
+  private timeout (ms: number): AbortSignal {
+    const schedule = this.c.clock.schedule
+    if (schedule === undefined) return AbortSignal.timeout(ms)
+    const controller = new AbortController()
+    schedule(() => { controller.abort(new Error(`timed out after ${ms} ms`)) }, ms)
+    return controller.signal
+  }
+
   /** Resolves once `done()` holds after an update of `peer`'s escrow document arrived (or at once), or after the arrival deadline. */
   private async arrival (peer: string, done: () => boolean, signal: AbortSignal): Promise<void> {
     if (done()) return
     const name = escrowDoc(peer as PeerId)
     await new Promise<void>((resolve) => {
-      const finish = (): void => { clearTimeout(timer); this.c.store.off('entry', onEntry); signal.removeEventListener('abort', finish); resolve() }
+      const deadline = this.timeout(SHARE_ARRIVAL_TIMEOUT_MS)
+      const finish = (): void => { this.c.store.off('entry', onEntry); signal.removeEventListener('abort', finish); deadline.removeEventListener('abort', finish); resolve() }
       const onEntry = (doc: string): void => { if (doc === name && done()) finish() }
-      const timer = setTimeout(finish, SHARE_ARRIVAL_TIMEOUT_MS)
       this.c.store.on('entry', onEntry)
       signal.addEventListener('abort', finish)
+      deadline.addEventListener('abort', finish)
     })
   }
 
@@ -566,8 +579,9 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
   async pass (): Promise<void> {
     await this.settleLeftovers()
     await this.premintQuotas()
-    if (this.init.prefetchFor !== undefined) await this.prefetch(this.init.prefetchFor, AbortSignal.timeout(SHARE_REQUEST_TIMEOUT_MS * 4))
-    if (this.c.membership.info(this.self)?.role === 'central' || this.init.site === undefined) await this.passOnToHomeSites()
+    if (this.init.prefetchFor !== undefined) await this.prefetch(this.init.prefetchFor, this.timeout(SHARE_REQUEST_TIMEOUT_MS * 4))
+    const role = this.c.membership.info(this.self)?.role
+    if (role === 'central' || role === 'site' || this.init.site === undefined) await this.passOnToHomeSites()
   }
 
   /** Reservations this peer left unsettled (a crash between reserve and charge): settled from its accounting, or given back once stale. */
@@ -630,7 +644,10 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     this.log.info({ mints: mints.length, periods }, 'monthly quotas minted')
   }
 
-  /** Central keeps no credit: it gives each user's share to a reachable server of their home site. */
+  /**
+   * Central keeps no credit, and a site none of other sites' users (a top-up made there, what a
+   * visitor's print gathered and left): each user's share goes to a reachable server of their home site.
+   */
   private async passOnToHomeSites (): Promise<void> {
     const own = this.c.store.get(escrowDoc(this.self))
     const directory = this.c.store.get(directoryDoc())
@@ -647,6 +664,8 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
       const held = sharesAt(this.escrowDocs(), this.self, (p) => this.c.membership.info(p)?.role, this.c.membership.authority)
       for (const [user, accounts] of held) {
         const home = getUser(directory, user)?.homeSite
+        // a site keeps its own users' credit; a user with a reservation or a share request under way here is left for the next pass
+        if (home === this.init.site || this.queues.has(user)) continue
         const server = home === undefined ? undefined : serverOf(home)
         if (server === undefined) continue
         for (const [account, amount] of accounts) {
