@@ -45,6 +45,7 @@ import { KindedError, InvalidRequestError } from '../crdt/errors.ts'
 import { serviceFactory, type ServiceFactory, type Startable } from './compose.ts'
 import type { Clock, PeerSelf } from './peer.ts'
 import type { UserAuthenticator } from '../ui/api.ts'
+import type { CreditStatusView, CreditSummaryView, QuotaStatusView } from '../ui/routes/credit.ts'
 import type { Actor } from '../devices/jobs/types.ts'
 
 /** The share protocol: one request for part of a user's credit, one answer. */
@@ -90,23 +91,12 @@ export interface EscrowLink {
   ask: (peer: string, request: ShareRequest, signal: AbortSignal) => Promise<ShareAnswer>
 }
 
-/** A user's credit as this peer sees it, for the API. */
-export interface CreditStatus {
-  user: string
-  /** The mesh price list's currency (undefined: no price list). */
-  currency?: string
-  /** Credited less spent, over every share this peer knows of. */
-  balance: number
-  credited: number
-  spent: number
-  reserved: number
-  /** What this peer holds: what a print here can spend without asking anyone. */
-  here: number
-  shares: Array<{ peer: string, amount: number, reachable: boolean }>
-  enforced: boolean
-  /** This month's quotas the user has. */
-  quotas: QuotaStatus[]
-}
+/** A user's credit as this peer sees it, for the API (ui/routes/credit.ts). */
+export type CreditStatus = CreditStatusView
+/** One user's credit and quotas in the admin's list. */
+export type CreditSummary = CreditSummaryView
+/** A user's quota of one measure this month, for the API. */
+export type QuotaStatus = QuotaStatusView
 
 export interface CreditServiceInit {
   /** The site whose at-zero policy applies to prints here (undefined: central, which prints nothing). */
@@ -767,19 +757,6 @@ interface Short extends Need { have: number }
 /** From this day of a month (UTC) the authority mints next month's quotas ahead: ten days before central's outage at a month's start would matter. */
 export const QUOTA_PREMINT_DAY = 20
 
-/** One user's credit and quotas in the admin's list. */
-export interface CreditSummary {
-  user: string
-  currency?: string
-  balance: number
-  credited: number
-  spent: number
-  reserved: number
-  quotas: Array<Omit<QuotaStatus, 'here'>>
-}
-
-/** A user's quota of one measure this month, for the API. */
-export interface QuotaStatus { measure: QuotaMeasure, period: string, quota: number, used: number, left: number, here: number }
 
 /** The `account` field of an entry: none for credit (the entries before quotas had none). */
 function accountField (account: string): { account?: string } {

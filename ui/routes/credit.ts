@@ -15,23 +15,37 @@ import { InvalidRequestError } from '../../crdt/errors.ts'
 import type { CreditPolicy } from '../../crdt/escrow.ts'
 import { objectBody, MAX_NAME_LENGTH, type HttpPlugin } from './plugin.ts'
 
-/** One user's credit as a node sees it (node/credit.ts `CreditStatus`). */
-export interface CreditStatusView {
+/** A user's quota of one measure this month: the quota, what was used, what is left, what this node holds. */
+export interface QuotaStatusView { measure: 'pages' | 'colour' | 'cost', period: string, quota: number, used: number, left: number, here: number }
+
+/** One user's credit and quotas in the admin's list (`GET /api/credit/users`). */
+export interface CreditSummaryView {
   user: string
+  /** The mesh price list's currency (undefined: no price list). */
   currency?: string
+  /** Credited less spent, over every share this node knows of. */
   balance: number
   credited: number
   spent: number
+  /** Reserved for prints under way (part of `spent`). */
   reserved: number
+  quotas: Array<Omit<QuotaStatusView, 'here'>>
+}
+
+/** One user's credit as a node sees it (node/credit.ts): the summary, with where the shares are. */
+export interface CreditStatusView extends Omit<CreditSummaryView, 'quotas'> {
+  /** What this node holds: what a print here can spend without asking anyone. */
   here: number
   shares: Array<{ peer: string, amount: number, reachable: boolean }>
   enforced: boolean
+  /** This month's quotas the user has. */
+  quotas: QuotaStatusView[]
 }
 
 /** What the routes need of a node's credit service. */
 export interface CreditApi {
   status: (user: string) => CreditStatusView
-  list: (q: string, offset: number, limit: number) => { users: unknown[], total: number }
+  list: (q: string, offset: number, limit: number) => { users: CreditSummaryView[], total: number }
   topUp: (user: string, amount: unknown, reason: unknown, by: string) => Promise<CreditStatusView>
   deduct: (user: string, amount: unknown, reason: unknown, by: string, signal: AbortSignal) => Promise<CreditStatusView>
   policy: () => CreditPolicy | undefined
