@@ -51,10 +51,11 @@ const DAEMON_START_TIMEOUT_MS = 15_000
 const PARALLEL_FILES = Math.max(1, Number(process.env.PRINTMESH_TEST_JOBS ?? 2) || 1)
 /**
  * Files that run alone, before the others: they measure time or throughput (a loaded core
- * would make their figures or deadlines meaningless), load both cores themselves, or browse
- * DNS-SD / mDNS, where another file's printers would show up.
+ * would make their figures or deadlines meaningless), load both cores themselves, browse
+ * DNS-SD / mDNS, where another file's printers would show up, or make node/dist stale on
+ * purpose, which the files running the package bin meanwhile would rebuild (build).
  */
-const EXCLUSIVE_FILES = ['bench-smoke', 'site-busy-printer', 'simulation-mutations', 'dnssd', 'transport-mdns', 'ipp-slow-clients']
+const EXCLUSIVE_FILES = ['bench-smoke', 'site-busy-printer', 'simulation-mutations', 'dnssd', 'transport-mdns', 'ipp-slow-clients', 'test/build.test']
 /** Marks the re-executed run inside the namespace. */
 const SANDBOX_ENV = 'PRINTMESH_TEST_SANDBOX'
 
