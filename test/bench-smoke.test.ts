@@ -90,6 +90,11 @@ test('npm run bench -- --quick runs every benchmark and writes its JSON', async 
     assert.is(roaming.summary?.length, 2, 'roaming release and plain TCP copy')
     numeric(roaming.summary ?? [], ['MB', 'runs', 'median ms', 'MB/s', 'best MB/s', 'vs TCP'], 'roaming release')
     for (const r of roaming.summary ?? []) assert.ok(Number(r['MB/s']) > 0, `no transfer rate: ${JSON.stringify(r)}`)
+
+    const credit = await result(out, 'credit-availability')
+    numeric(credit.rows, ['seed', 'reservations', 'refused', 'refused although covered', 'unavailability %', 'goal %'], 'credit availability')
+    for (const r of credit.rows) assert.ok(Number(r.reservations) > 0 && r['invariant 5'] === 'PASS', `releases needed credit and invariant 5 held: ${JSON.stringify(r)}`)
+    assert.is(credit.summary?.length, 1)
   } finally {
     await rm(out, { recursive: true, force: true })
   }

@@ -13,12 +13,14 @@ import { intakeAbuse } from './intake-abuse.ts'
 import { ldapSync } from './ldap-sync.ts'
 import { clientSpooling } from './client-spooling.ts'
 import { terminalLogin } from './terminal-login.ts'
+import { creditAvailability } from './credit-availability.ts'
 
 export const BENCHMARKS: readonly Benchmark[] = [
   ingestion,
   convergence,
   footprint,
-  roaming
+  roaming,
+  creditAvailability
 ]
 
 /** Benchmark-like commands run only by name: intake-abuse sends hostile traffic for minutes; ldap-sync loads 10,000 users into a slapd; client-spooling moves 2 × 500 MB through four processes (minutes, not for CI); terminal-login builds a 10,000-user directory and two meshes. */
