@@ -52,10 +52,13 @@ const PARALLEL_FILES = Math.max(1, Number(process.env.PRINTMESH_TEST_JOBS ?? 2) 
 /**
  * Files that run alone, before the others: they measure time or throughput (a loaded core
  * would make their figures or deadlines meaningless), load both cores themselves, browse
- * DNS-SD / mDNS, where another file's printers would show up, or make node/dist stale on
- * purpose, which the files running the package bin meanwhile would rebuild (build).
+ * DNS-SD / mDNS, where another file's printers would show up, make node/dist stale on
+ * purpose, which the files running the package bin meanwhile would rebuild (build), or kill
+ * and restart a mesh of processes and wait for them to reconnect within bounds a second
+ * loaded file stretched past (client-processes once: its client did not reconnect to the
+ * restarted site and terminal within 45 s).
  */
-const EXCLUSIVE_FILES = ['bench-smoke', 'site-busy-printer', 'simulation-mutations', 'dnssd', 'transport-mdns', 'ipp-slow-clients', 'test/build.test']
+const EXCLUSIVE_FILES = ['bench-smoke', 'site-busy-printer', 'simulation-mutations', 'dnssd', 'transport-mdns', 'ipp-slow-clients', 'test/build.test', 'client-processes']
 /** Marks the re-executed run inside the namespace. */
 const SANDBOX_ENV = 'PRINTMESH_TEST_SANDBOX'
 
