@@ -245,30 +245,78 @@ export async function showSiteInfo (el) {
 }
 
 /**
- * The admin sign-in form of the admin and reports pages: sends the token from `#token`,
- * clears it whatever happens, and says what went wrong in `loginError`; `loggedIn(session)` on success.
+ * The administrator sign-in of the console and reports pages, built into `form` (an empty
+ * `<form>`): a named admin account (username, password, authenticator code) or the admin
+ * token, chosen with a checkbox; `POST /api/login/admin`. Secrets are cleared from the form
+ * whatever happens; what went wrong is said in `loginError`; `loggedIn(session)` on success.
+ * Returns `preferToken(useToken)`: which way is shown first (the token where no account
+ * exists yet, /api/info's `adminAccounts`).
  */
 export function adminLoginForm (form, loginError, loggedIn) {
+  const input = (id, props) => h('input', { id, spellcheck: 'false', ...props })
+  const field = (id, label, props) => h('div', { class: 'field' }, h('label', { for: id }, label), input(id, props))
+  const username = field('login-username', 'Your account', { name: 'username', autocomplete: 'username', autocapitalize: 'none', maxlength: 64 })
+  const password = field('login-password', 'Your password', { name: 'password', type: 'password', autocomplete: 'current-password', maxlength: 256 })
+  const totp = field('login-totp', 'Authenticator code (if set up)', { name: 'totp', inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: 6 })
+  const accountFields = h('div', { id: 'account-fields' }, username, password, totp)
+  const tokenFields = field('token', 'Admin token', { name: 'token', type: 'password', autocomplete: 'current-password' })
+  tokenFields.id = 'token-fields'
+  const useToken = h('input', { id: 'use-token', type: 'checkbox' })
+  const button = h('button', { type: 'submit', class: 'primary' }, 'Sign in')
+  setChildren(form, accountFields, tokenFields, h('div', { class: 'field' }, h('label', { class: 'choice' }, useToken, ' Sign in with the token instead (automation, first sign-in)')), button)
+  form.insertBefore(loginError, button) // what went wrong, just above the button
+  const value = (el) => el.querySelector('input').value
+  const showMethod = () => {
+    accountFields.hidden = useToken.checked
+    tokenFields.hidden = !useToken.checked
+  }
+  showMethod()
+  useToken.addEventListener('change', () => {
+    showMethod()
+    showMessage(loginError, '')
+    ;(useToken.checked ? tokenFields : username).querySelector('input').focus()
+  })
   form.addEventListener('submit', async (event) => {
     event.preventDefault()
-    const field = document.getElementById('token')
-    const token = field.value.trim()
-    if (token === '') {
-      showMessage(loginError, 'Enter the admin token.', 'error')
-      return
+    const byToken = useToken.checked
+    const secrets = (byToken ? [tokenFields] : [password, totp]).map((f) => f.querySelector('input'))
+    let body
+    if (byToken) {
+      const token = value(tokenFields).trim()
+      if (token === '') { showMessage(loginError, 'Enter the admin token.', 'error'); return }
+      body = { token }
+    } else {
+      const name = value(username).trim()
+      const code = value(totp).trim()
+      if (name === '' || value(password) === '') { showMessage(loginError, 'Enter your username and password.', 'error'); return }
+      body = { username: name, password: value(password), ...(code !== '' ? { totp: code } : {}) }
     }
-    const button = form.querySelector('button[type=submit]')
-    if (button !== null) button.disabled = true
+    button.disabled = true
     try {
-      const session = await api('POST', '/api/login/admin', { json: { token } })
-      field.value = ''
+      const session = await api('POST', '/api/login/admin', { json: body })
       showMessage(loginError, '')
       loggedIn(session)
     } catch (err) {
-      field.value = ''
-      showMessage(loginError, err instanceof ApiError && err.status === 401 ? 'Wrong admin token.' : err.message, 'error')
+      const wrong = byToken ? 'Wrong admin token.' : 'Wrong username, password or authenticator code.'
+      showMessage(loginError, err instanceof ApiError && err.status === 401 ? wrong : err.message, 'error')
     } finally {
-      if (button !== null) button.disabled = false
+      for (const el of secrets) el.value = '' // secrets never stay in the form
+      button.disabled = false
     }
   })
+  return {
+    preferToken (token) {
+      useToken.checked = token
+      showMethod()
+    }
+  }
+}
+
+/** The names the pages show for the admin roles. */
+export const ROLE_NAMES = { 'mesh-admin': 'mesh admin', 'site-admin': 'site admin', 'report-viewer': 'report viewer' }
+
+/** A session's role in words, `(report viewer)`, `(site admin of a, b)`; empty for the admin token. */
+export function roleText (session) {
+  if (session.account !== true || ROLE_NAMES[session.role] === undefined) return ''
+  return `(${ROLE_NAMES[session.role]}${session.sites?.length > 0 ? ` of ${session.sites.join(', ')}` : ''})`
 }

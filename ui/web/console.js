@@ -1,8 +1,11 @@
 // The admin console (issue 16 item 4): a page per hash route (#/dashboard, #/sites,
-// #/printers, #/jobs) over /api/console/*, /api/reports and /api/mesh, refreshed live from
-// the server-sent events of /api/events (no reload). A change of another site's printers is a
-// signed admin action: shown pending until that site's outcome arrives.
-import { api, ApiError, h, setChildren, setCsrfToken, showMessage, showSiteInfo, adminLoginForm, formatTime } from './common.js'
+// #/printers, #/jobs, #/users, #/accounts, #/peers, #/audit) over /api/console/*, /api/reports,
+// /api/users, /api/admin-accounts, /api/mesh, /api/license and /api/audit, refreshed live from
+// the server-sent events of /api/events (no reload; the peers page also asks again every few
+// seconds, as connections are no document change). A change of another site's printers is a
+// signed admin action: shown pending until that site's outcome arrives. What the signed-in
+// admin's role may not change (a report viewer nothing) has no button: the server refuses it anyway.
+import { api, ApiError, h, setChildren, setCsrfToken, showMessage, showSiteInfo, adminLoginForm, formatTime, roleText, ROLE_NAMES } from './common.js'
 import { costText } from './money.js'
 
 const $ = (id) => document.getElementById(id)
@@ -20,10 +23,28 @@ const OK_STATES = new Set(['idle', 'processing'])
 /** Job states the filter offers. */
 const JOB_STATES = ['received', 'held', 'releasing', 'printing', 'printed', 'failed', 'deleted', 'expired']
 
-const ROUTES = { dashboard: renderDashboard, sites: renderSites, printers: renderPrinters, jobs: renderJobs }
+/** Users per page of the users list: a screenful. */
+const USERS_PAGE = 25
+/** Audit entries per page. */
+const AUDIT_PAGE = 50
+/** The audit API answers at most this many entries at once: older ones are reached by narrowing the period. */
+const AUDIT_MAX = 1000
+/** Peer connections are no document change: the peers page asks again this often. */
+const PEERS_POLL_MS = 5000
+/** Roles a join token may be for (the mesh API's list). */
+const JOIN_ROLES = ['site', 'terminal', 'client']
+
+const ROUTES = { dashboard: renderDashboard, sites: renderSites, printers: renderPrinters, jobs: renderJobs, users: renderUsers, accounts: renderAccounts, peers: renderPeers, audit: renderAudit }
+/** Pages that are asked again on a timer as well as on change events, and how often. */
+const POLLED = { peers: PEERS_POLL_MS }
 
 let events
 let refreshTimer
+let pollTimer
+/** GET /api/session's answer: the admin's name, role (`mesh-admin` for the token) and sites. */
+let session
+/** /api/info's answer: this node's role and site. */
+let nodeInfo
 let lastRefresh = 0
 let rendering = false
 let again = false
@@ -37,6 +58,19 @@ let printerNotice = { text: '', kind: 'info' }
 function route () {
   const name = location.hash.replace(/^#\/?/, '').split('?')[0]
   return ROUTES[name] !== undefined ? name : 'dashboard'
+}
+
+// ---- what the signed-in admin may change (the server's rule, ui/server.ts enforceRole; buttons only) ----
+
+const role = () => session?.role ?? 'mesh-admin'
+/** The mesh's own administration (users, accounts, peers, license): a mesh admin or the token only. */
+const mayAdministerMesh = () => role() === 'mesh-admin'
+/** A site's printers and settings: a mesh admin, or a site admin of that site working on a site node of its sites. */
+function mayChangeSite (site) {
+  if (role() === 'mesh-admin') return true
+  if (role() !== 'site-admin') return false
+  const here = nodeInfo?.site
+  return nodeInfo?.role === 'site' && here !== undefined && session.sites.includes(here) && session.sites.includes(site)
 }
 
 function pageError (err) {
@@ -57,6 +91,7 @@ async function render () {
       else a.removeAttribute('aria-current')
     }
     const view = await ROUTES[name]()
+    if (session === undefined) return // signed out meanwhile
     // a form being typed in is not replaced by a refresh
     const page = $('page')
     if (page.dataset.route === name && page.contains(document.activeElement) && document.activeElement.matches('input, select, textarea')) {
@@ -67,6 +102,7 @@ async function render () {
     }
     page.dataset.route = name
     setChildren(page, view)
+    schedulePoll(name)
     document.title = `printmesh · ${name[0].toUpperCase()}${name.slice(1)}`
     pageError()
   } catch (err) {
@@ -75,6 +111,12 @@ async function render () {
     rendering = false
     if (again) { again = false; void render() }
   }
+}
+
+/** On a polled page, asks again after its interval (a change event may come first). */
+function schedulePoll (name) {
+  clearTimeout(pollTimer)
+  pollTimer = POLLED[name] === undefined ? undefined : setTimeout(() => { pollTimer = undefined; if (events !== undefined) scheduleRefresh() }, POLLED[name])
 }
 
 function scheduleRefresh () {
@@ -101,7 +143,7 @@ function connectEvents () {
 
 const table = (head, rows, empty) => rows.length === 0
   ? h('p', { class: 'muted' }, empty)
-  : h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, head.map((c) => h('th', { scope: 'col' }, c)))), h('tbody', {}, rows)))
+  : h('div', { class: 'table-wrap' }, h('table', { class: 'data' }, h('thead', {}, h('tr', {}, head.map((c) => h('th', { scope: 'col' }, c)))), h('tbody', {}, rows)))
 
 const upDown = (up) => h('span', { class: up ? 'up' : 'down' }, up ? 'up' : 'down')
 
@@ -202,7 +244,7 @@ async function renderSites () {
       ['Terminal modes', s.terminalModes === undefined ? 'each terminal\'s own' : `${s.terminalModes.modes.join(', ')} (default ${s.terminalModes.defaultMode})`],
       ['Print policy', `${s.policy.forceDuplex ? 'two-sided' : 'as sent'}${s.policy.monoGroups.length > 0 ? `; monochrome for ${s.policy.monoGroups.join(', ')}` : ''}`]
     ]),
-    settingsForms(s),
+    mayChangeSite(s.site) ? settingsForms(s) : null,
     h('h3', {}, 'Recent admin actions'),
     table(['When', 'Action', 'By', 'Status'], s.actions.map((a) => h('tr', { 'data-action': a.id }, h('td', {}, formatTime(a.at)), h('td', {}, actionText(a)), h('td', {}, a.admin), h('td', {}, actionBadge(a)))), 'None.')
   )))
@@ -310,10 +352,10 @@ async function renderPrinters () {
       h('td', {}, (p.reasons ?? []).filter((r) => r !== 'none').join(', ') || '–'),
       h('td', {}, supplies(p.markers)),
       h('td', {}, h('code', {}, p.uri || '–')),
-      h('td', {}, h('div', { class: 'row-actions' },
+      h('td', {}, mayChangeSite(p.site) ? h('div', { class: 'row-actions' },
         h('button', { type: 'button', onclick: () => { editing = editing === key ? undefined : key; void render() } }, 'Edit'),
-        h('button', { type: 'button', class: 'danger', onclick: async () => { if (await changePrinter('DELETE', path(p.site, p.name), undefined, `Remove ${p.name} at ${p.site}`)) void render() } }, 'Remove'))))
-    if (editing !== key) return [row]
+        h('button', { type: 'button', class: 'danger', onclick: async () => { if (await changePrinter('DELETE', path(p.site, p.name), undefined, `Remove ${p.name} at ${p.site}`)) void render() } }, 'Remove')) : null))
+    if (editing !== key || !mayChangeSite(p.site)) return [row]
     const form = h('form', { 'data-form': `edit-${key}`, class: 'form-grid', onsubmit: async (event) => {
       event.preventDefault()
       const data = new FormData(event.target)
@@ -327,6 +369,7 @@ async function renderPrinters () {
     h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary' }, 'Save'), h('button', { type: 'button', onclick: () => { editing = undefined; void render() } }, 'Cancel')))
     return [row, h('tr', { class: 'edit-row' }, h('td', { colspan: 7 }, form))]
   })
+  const writable = sites.filter((s) => mayChangeSite(s.site))
   const addForm = h('form', { 'data-form': 'add-printer', id: 'add-printer', onsubmit: async (event) => {
     event.preventDefault()
     const data = new FormData(event.target)
@@ -337,7 +380,7 @@ async function renderPrinters () {
     if (await changePrinter('POST', path(site), body, `Add ${body.name} at ${site}`)) { event.target.reset(); void render() }
   } },
   h('div', { class: 'form-grid' },
-    h('div', { class: 'field' }, h('label', { for: 'add-site' }, 'Site'), h('select', { id: 'add-site', name: 'site' }, sites.map((s) => h('option', { value: s.site, selected: s.self }, s.site)))),
+    h('div', { class: 'field' }, h('label', { for: 'add-site' }, 'Site'), h('select', { id: 'add-site', name: 'site' }, writable.map((s) => h('option', { value: s.site, selected: s.self }, s.site)))),
     h('div', { class: 'field' }, h('label', { for: 'add-name' }, 'Printer name'), h('input', { id: 'add-name', name: 'name', required: true, spellcheck: 'false', placeholder: 'lobby' })),
     h('div', { class: 'field' }, h('label', { for: 'add-uri' }, 'Printer address'), h('input', { id: 'add-uri', name: 'uri', required: true, spellcheck: 'false', placeholder: 'ipp://printer.example/ipp/print' })),
     h('div', { class: 'field' }, h('label', { for: 'add-description' }, 'Description'), h('input', { id: 'add-description', name: 'description', placeholder: 'Lobby, ground floor' }))),
@@ -347,7 +390,7 @@ async function renderPrinters () {
       h('h2', { id: 'printers-title' }, 'Printers of every site'),
       h('p', { id: 'printer-message', class: `message${printerNotice.kind === 'error' ? ' error' : ''}`, role: 'status', hidden: printerNotice.text === '' }, printerNotice.text),
       table(['Site', 'Printer', 'State', 'Reasons', 'Supplies', 'Address', ''], rows, 'No printers known yet.')),
-    h('section', { class: 'card', 'aria-labelledby': 'add-printer-title' }, h('h2', { id: 'add-printer-title' }, 'Add a printer'), addForm),
+    writable.length === 0 ? null : h('section', { class: 'card', 'aria-labelledby': 'add-printer-title' }, h('h2', { id: 'add-printer-title' }, 'Add a printer'), addForm),
     h('section', { class: 'card', 'aria-labelledby': 'actions-title' },
       h('h2', { id: 'actions-title' }, 'Changes asked from here'),
       table(['When', 'Site', 'Action', 'By', 'Status'], actions.slice(0, 50).map((a) => h('tr', { 'data-action': a.id }, h('td', {}, formatTime(a.at)), h('td', {}, a.site), h('td', {}, actionText(a)), h('td', {}, a.admin), h('td', {}, actionBadge(a)))), 'None yet: changes of this node\'s own printers apply at once; other sites\' are listed here until they apply them.'))
@@ -389,11 +432,455 @@ async function renderJobs () {
       h('button', { type: 'button', disabled: to >= page.total, onclick: move(page.offset + JOBS_PAGE) }, 'Next')))
 }
 
+// ---- pieces of the administration pages ----
+
+/** The last answer to a change, per page (kept across refreshes, cleared on a page change): `{text, kind}`. */
+const notices = {}
+
+/** A page's notice line: what the last change did, or why it was refused. */
+const noticeLine = (key) => {
+  const n = notices[key] ?? { text: '', kind: 'info' }
+  return h('p', { id: `${key}-message`, class: `message${n.kind === 'error' ? ' error' : ''}`, role: 'status', hidden: n.text === '' }, n.text)
+}
+
+/**
+ * Runs one change (`fn`), then says how it went on the page's notice line (`done` is the text,
+ * or made from the answer) and renders again; a refusal is shown there, an ended session
+ * signs out. Resolves with whether it worked.
+ */
+async function change (key, fn, done) {
+  try {
+    const result = await fn()
+    notices[key] = { text: typeof done === 'function' ? done(result) : done, kind: 'info' }
+    return true
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) { loggedOut('Your session has ended. Please sign in again.'); return false }
+    notices[key] = { text: err.message, kind: 'error' }
+    return false
+  } finally {
+    const el = $(`${key}-message`)
+    if (el !== null && notices[key] !== undefined) showMessage(el, notices[key].text, notices[key].kind)
+    if (session !== undefined) void render()
+  }
+}
+
+/** A labelled input (or `select`, `textarea` with `tag`). */
+const field = (id, label, props = {}, tag = 'input', ...children) => h('div', { class: 'field' }, h('label', { for: id }, label), h(tag, { id, name: id, ...props }, ...children))
+
+/** `a; b, c` → `['a', 'b', 'c']`. */
+const list = (text) => String(text ?? '').split(/[;,]/).map((g) => g.trim()).filter((g) => g !== '')
+
+/** Previous / next buttons and the range shown, for a page of `shown` rows from `offset` of `total`. */
+function pager (id, offset, shown, total, size, move, last = total) {
+  const from = total === 0 ? 0 : offset + 1
+  return h('div', { class: 'pager' },
+    h('button', { type: 'button', disabled: offset === 0, onclick: () => move(Math.max(0, offset - size)) }, 'Previous'),
+    h('span', { id }, `${from}–${offset + shown} of ${total}`),
+    h('button', { type: 'button', disabled: offset + size >= Math.min(total, last), onclick: () => move(offset + size) }, 'Next'))
+}
+
+const shortPeer = (peer) => peer.length > 16 ? `${peer.slice(0, 8)}…${peer.slice(-6)}` : peer
+
+// ---- users ----
+
+/** The users page's search and first row shown, and the user whose edit or PIN form is open. */
+const usersView = { q: '', offset: 0 }
+let userPanel
+
+const userPath = (username, more) => `/api/users/${encodeURIComponent(username)}${more === undefined ? '' : `/${more}`}`
+
+async function renderUsers () {
+  const params = new URLSearchParams({ offset: String(usersView.offset), limit: String(USERS_PAGE) })
+  if (usersView.q !== '') params.set('q', usersView.q)
+  const [page, sites] = await Promise.all([
+    api('GET', `/api/users?${params}`),
+    api('GET', '/api/console/sites').then((r) => r.sites.map((s) => s.site), () => [])
+  ])
+  if (page.users.length === 0 && page.total > 0 && usersView.offset > 0) {
+    // the last page emptied (users deleted elsewhere): show the one before
+    usersView.offset = Math.max(0, usersView.offset - USERS_PAGE)
+    return await renderUsers()
+  }
+  const may = mayAdministerMesh()
+  const siteList = h('datalist', { id: 'known-sites' }, sites.map((s) => h('option', { value: s })))
+  const rows = page.users.flatMap((u) => {
+    const row = h('tr', { 'data-user': u.username },
+      h('th', { scope: 'row' }, u.username),
+      h('td', {}, u.fullName, u.email !== undefined ? h('div', { class: 'muted' }, u.email) : null),
+      h('td', {}, u.homeSite ?? '–'),
+      h('td', {}, u.groups.length === 0 ? '–' : u.groups.join(', ')),
+      h('td', {}, h('span', { class: `state ${u.disabled ? 'state-failed' : 'state-printed'}` }, u.disabled ? 'disabled' : 'active')),
+      h('td', {}, u.cards.length === 0 ? 'none' : u.cards.length === 1 ? 'set' : `${u.cards.length} set`),
+      h('td', {}, may ? h('div', { class: 'row-actions' },
+        h('button', { type: 'button', onclick: () => { userPanel = userPanel?.username === u.username && userPanel.kind === 'edit' ? undefined : { username: u.username, kind: 'edit' }; void render() } }, 'Edit'),
+        h('button', { type: 'button', onclick: () => { void change('users', async () => await api('PATCH', userPath(u.username), { json: { disabled: !u.disabled } }), `${u.username} is ${u.disabled ? 'enabled again' : 'disabled: no login by PIN or card'}.`) } }, u.disabled ? 'Enable' : 'Disable'),
+        h('button', { type: 'button', onclick: () => { userPanel = userPanel?.username === u.username && userPanel.kind === 'pin' ? undefined : { username: u.username, kind: 'pin' }; void render() } }, 'Reset PIN')) : null))
+    if (!may || userPanel?.username !== u.username) return [row]
+    return [row, h('tr', { class: 'edit-row' }, h('td', { colspan: 7 }, userPanel.kind === 'edit' ? editUserForm(u) : pinForm(u)))]
+  })
+  const search = h('form', { class: 'filters', 'data-form': 'user-search', onsubmit: (event) => {
+    event.preventDefault()
+    usersView.q = String(new FormData(event.target).get('q')).trim()
+    usersView.offset = 0
+    void render()
+  } },
+  h('div', { class: 'field inline' }, h('label', { for: 'user-q' }, 'Search'), h('input', { id: 'user-q', name: 'q', type: 'search', value: usersView.q, placeholder: 'name, username or group' })),
+  h('button', { type: 'submit' }, 'Search'))
+  return h('div', {}, siteList,
+    h('section', { class: 'card', 'aria-labelledby': 'users-title' },
+      h('h2', { id: 'users-title' }, 'Users of the directory'),
+      noticeLine('users'),
+      search,
+      table(['Username', 'Full name', 'Home site', 'Groups', 'State', 'Card', ''], rows, usersView.q === '' ? 'No users yet.' : `No user matches “${usersView.q}”.`),
+      pager('users-range', page.offset, page.users.length, page.total, USERS_PAGE, (offset) => { usersView.offset = offset; void render() })),
+    may ? h('section', { class: 'card', 'aria-labelledby': 'add-user-title' }, h('h2', { id: 'add-user-title' }, 'Add a user'), addUserForm()) : null)
+}
+
+function addUserForm () {
+  return h('form', { 'data-form': 'add-user', onsubmit: async (event) => {
+    event.preventDefault()
+    const form = event.target
+    const data = new FormData(form)
+    const get = (name) => String(data.get(name)).trim()
+    const body = { username: get('new-username'), fullName: get('new-fullname'), pin: String(data.get('new-pin')) }
+    if (get('new-email') !== '') body.email = get('new-email')
+    if (list(get('new-groups')).length > 0) body.groups = list(get('new-groups'))
+    if (get('new-homesite') !== '') body.homeSite = get('new-homesite')
+    form.elements['new-pin'].value = '' // a PIN never stays in the form
+    if (await change('users', async () => await api('POST', '/api/users', { json: body }), `Added ${body.username}.`)) form.reset()
+  } },
+  h('div', { class: 'form-grid' },
+    field('new-username', 'Username', { required: true, spellcheck: 'false', autocapitalize: 'none', autocomplete: 'off' }),
+    field('new-fullname', 'Full name', { required: true, autocomplete: 'off' }),
+    field('new-pin', 'PIN (4 to 12 digits)', { required: true, type: 'password', inputmode: 'numeric', autocomplete: 'new-password' }),
+    field('new-email', 'Email', { type: 'email', autocomplete: 'off' }),
+    field('new-groups', 'Groups (a; b)', { autocomplete: 'off' }),
+    field('new-homesite', 'Home site', { list: 'known-sites', autocomplete: 'off' })),
+  h('button', { type: 'submit', class: 'primary' }, 'Add user'))
+}
+
+function editUserForm (u) {
+  return h('form', { 'data-form': `edit-user-${u.username}`, class: 'form-grid', onsubmit: async (event) => {
+    event.preventDefault()
+    const data = new FormData(event.target)
+    const get = (name) => String(data.get(name)).trim()
+    const patch = {}
+    if (get('edit-fullname') !== u.fullName) patch.fullName = get('edit-fullname')
+    if (get('edit-email') !== (u.email ?? '')) patch.email = get('edit-email') === '' ? null : get('edit-email')
+    if (get('edit-homesite') !== (u.homeSite ?? '')) patch.homeSite = get('edit-homesite') === '' ? null : get('edit-homesite')
+    if (list(get('edit-groups')).join(';') !== u.groups.join(';')) patch.groups = list(get('edit-groups'))
+    if (Object.keys(patch).length === 0) { userPanel = undefined; void render(); return }
+    if (await change('users', async () => await api('PATCH', userPath(u.username), { json: patch }), `Saved ${u.username}.`)) userPanel = undefined
+  } },
+  field('edit-fullname', 'Full name', { value: u.fullName, required: true }),
+  field('edit-email', 'Email', { type: 'email', value: u.email ?? '' }),
+  field('edit-groups', 'Groups (a; b)', { value: u.groups.join('; ') }),
+  field('edit-homesite', 'Home site', { value: u.homeSite ?? '', list: 'known-sites' }),
+  h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary' }, 'Save'), h('button', { type: 'button', onclick: () => { userPanel = undefined; void render() } }, 'Cancel')))
+}
+
+function pinForm (u) {
+  return h('form', { 'data-form': `pin-${u.username}`, class: 'form-grid', onsubmit: async (event) => {
+    event.preventDefault()
+    const input = event.target.elements['reset-pin']
+    const pin = input.value
+    input.value = '' // a PIN never stays in the form
+    if (await change('users', async () => await api('POST', userPath(u.username, 'pin'), { json: { pin } }), `New PIN set for ${u.username}.`)) userPanel = undefined
+  } },
+  field('reset-pin', `New PIN for ${u.username}`, { type: 'password', inputmode: 'numeric', autocomplete: 'new-password', required: true }),
+  h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary' }, 'Set PIN'), h('button', { type: 'button', onclick: () => { userPanel = undefined; void render() } }, 'Cancel')))
+}
+
+// ---- admin accounts ----
+
+/** The account whose password form is open; the authenticator being set up (`{username, uri}`); the rotated token, shown once. */
+let passwordFor
+let totpEnrol
+let rotatedToken
+
+const accountPath = (username, more) => `/api/admin-accounts/${encodeURIComponent(username)}${more === undefined ? '' : `/${more}`}`
+
+async function renderAccounts () {
+  const { accounts } = await api('GET', '/api/admin-accounts')
+  const may = mayAdministerMesh()
+  const rows = accounts.flatMap((a) => {
+    const row = h('tr', { 'data-account': a.username },
+      h('th', { scope: 'row' }, a.username),
+      h('td', {}, ROLE_NAMES[a.role] ?? a.role),
+      h('td', {}, a.sites.length === 0 ? '–' : a.sites.join(', ')),
+      h('td', {}, a.totp ? 'set up' : 'none'),
+      h('td', {}, h('span', { class: `state ${a.disabled ? 'state-failed' : 'state-printed'}` }, a.disabled ? 'disabled' : 'enabled')),
+      h('td', {}, formatTime(a.updatedAt), a.by !== undefined ? h('div', { class: 'muted' }, `by ${a.by}`) : null),
+      h('td', {}, may ? h('div', { class: 'row-actions' },
+        h('button', { type: 'button', onclick: () => { void change('accounts', async () => await api('PATCH', accountPath(a.username), { json: { disabled: !a.disabled } }), `${a.username} is ${a.disabled ? 'enabled again' : 'disabled'}.`) } }, a.disabled ? 'Enable' : 'Disable'),
+        h('button', { type: 'button', onclick: () => { passwordFor = passwordFor === a.username ? undefined : a.username; void render() } }, 'Set password'),
+        a.totp
+          ? h('button', { type: 'button', onclick: () => { void change('accounts', async () => await api('DELETE', accountPath(a.username, 'totp')), `${a.username} signs in without an authenticator code now.`) } }, 'Remove authenticator')
+          : h('button', { type: 'button', onclick: () => { void change('accounts', async () => { totpEnrol = { username: a.username, uri: (await api('POST', accountPath(a.username, 'totp'))).otpauthUri } }, `Add ${a.username}'s authenticator with the key below, then confirm a code.`) } }, 'Set up authenticator'),
+        h('button', { type: 'button', class: 'danger', onclick: () => { if (confirm(`Delete the admin account ${a.username}?`)) void change('accounts', async () => await api('DELETE', accountPath(a.username)), `Deleted ${a.username}.`) } }, 'Delete')) : null))
+    if (!may || passwordFor !== a.username) return [row]
+    return [row, h('tr', { class: 'edit-row' }, h('td', { colspan: 7 }, h('form', { 'data-form': `password-${a.username}`, class: 'form-grid', onsubmit: async (event) => {
+      event.preventDefault()
+      const input = event.target.elements['account-new-password']
+      const password = input.value
+      input.value = ''
+      if (await change('accounts', async () => await api('POST', accountPath(a.username, 'password'), { json: { password } }), `New password set for ${a.username}.`)) passwordFor = undefined
+    } },
+    field('account-new-password', `New password for ${a.username} (12 characters or more)`, { type: 'password', autocomplete: 'new-password', minlength: 12, maxlength: 256, required: true }),
+    h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary' }, 'Save password'), h('button', { type: 'button', onclick: () => { passwordFor = undefined; void render() } }, 'Cancel')))))]
+  })
+  return h('div', {},
+    h('section', { class: 'card', 'aria-labelledby': 'accounts-title' },
+      h('h2', { id: 'accounts-title' }, 'Admin accounts'),
+      noticeLine('accounts'),
+      may && totpEnrol !== undefined ? totpForm() : null,
+      may && rotatedToken !== undefined ? h('div', { class: 'secret', id: 'rotated-token' },
+        h('p', {}, 'The new mesh admin token: store it now, it is not shown again.'),
+        h('textarea', { readonly: true, rows: 2, 'aria-label': 'New mesh admin token', spellcheck: 'false' }, rotatedToken),
+        h('button', { type: 'button', onclick: () => { rotatedToken = undefined; void render() } }, 'Done')) : null,
+      table(['Account', 'Role', 'Sites', 'Authenticator', 'State', 'Changed', ''], rows, 'No admin accounts yet: everyone signs in with the admin token.')),
+    may ? h('section', { class: 'card', 'aria-labelledby': 'add-account-title' }, h('h2', { id: 'add-account-title' }, 'Add an admin account'), addAccountForm(),
+      h('h3', {}, 'The mesh admin token'),
+      h('p', { class: 'muted' }, 'Rotating it stops the current token, and each node\'s own start-up token, at every node.'),
+      h('button', { type: 'button', class: 'danger', onclick: () => {
+        if (!confirm('Rotate the mesh admin token? The current token stops working at every node.')) return
+        void change('accounts', async () => { rotatedToken = (await api('POST', '/api/admin-token/rotate')).token }, 'The mesh admin token was rotated.')
+      } }, 'Rotate the mesh admin token')) : null)
+}
+
+function totpForm () {
+  const { username, uri } = totpEnrol
+  return h('div', { class: 'secret', id: 'totp-enrol' },
+    h('p', {}, `Add this key to ${username}'s authenticator app (it is shown this once), then enter a code it shows.`),
+    h('code', {}, uri),
+    h('form', { 'data-form': 'totp-confirm', class: 'filters', onsubmit: async (event) => {
+      event.preventDefault()
+      const input = event.target.elements['totp-code']
+      const code = input.value.trim()
+      input.value = ''
+      if (await change('accounts', async () => await api('POST', accountPath(username, 'totp/confirm'), { json: { code } }), `${username} signs in with an authenticator code from now on.`)) totpEnrol = undefined
+    } },
+    h('div', { class: 'field inline' }, h('label', { for: 'totp-code' }, 'Code'), h('input', { id: 'totp-code', name: 'totp-code', inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: 6, required: true })),
+    h('button', { type: 'submit', class: 'primary' }, 'Confirm'),
+    h('button', { type: 'button', onclick: () => { totpEnrol = undefined; void render() } }, 'Cancel')))
+}
+
+function addAccountForm () {
+  return h('form', { 'data-form': 'add-account', onsubmit: async (event) => {
+    event.preventDefault()
+    const form = event.target
+    const data = new FormData(form)
+    const body = { username: String(data.get('account-username')).trim(), role: String(data.get('account-role')), password: String(data.get('account-password')) }
+    if (body.role === 'site-admin') body.sites = list(data.get('account-sites'))
+    form.elements['account-password'].value = ''
+    if (await change('accounts', async () => await api('POST', '/api/admin-accounts', { json: body }), `Added ${body.username} (${ROLE_NAMES[body.role]}).`)) form.reset()
+  } },
+  h('div', { class: 'form-grid' },
+    field('account-username', 'Account name', { required: true, spellcheck: 'false', autocapitalize: 'none', autocomplete: 'off' }),
+    field('account-role', 'Role', {}, 'select', Object.entries(ROLE_NAMES).map(([value, name]) => h('option', { value }, name))),
+    field('account-sites', 'Sites (a site admin\'s, separated by ,)', { spellcheck: 'false', autocomplete: 'off' }),
+    field('account-password', 'Password (12 characters or more)', { type: 'password', autocomplete: 'new-password', minlength: 12, maxlength: 256, required: true })),
+  h('button', { type: 'submit', class: 'primary' }, 'Add account'))
+}
+
+// ---- peers and license ----
+
+/** The peer whose revoke form is open; the join string just created (a secret, shown until dismissed or the page changes). */
+let revoking
+let joinResult
+
+const facts = (pairs) => h('dl', { class: 'facts' }, pairs.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]))
+
+/** A peer's connection in words: connected, last seen when, never seen. */
+const connection = (p) => p.connected
+  ? h('span', { class: 'printer-state printer-ok' }, 'connected')
+  : h('span', { class: 'printer-state printer-other' }, p.lastSeen === undefined ? 'never seen' : `not connected, last seen ${formatTime(p.lastSeen)}`)
+
+async function renderPeers () {
+  const mesh = await api('GET', '/api/mesh')
+  const central = mesh.self.role === 'central'
+  const [requests, license] = await Promise.all([
+    central ? api('GET', '/api/mesh/requests').then((r) => r.requests) : [],
+    api('GET', '/api/license').catch((err) => { if (err instanceof ApiError && err.status === 404) return undefined; throw err })
+  ])
+  const may = mayAdministerMesh() && central
+  const peers = [...mesh.peers].sort((a, b) => Number(b.connected) - Number(a.connected) || (a.site ?? '').localeCompare(b.site ?? '') || a.peer.localeCompare(b.peer))
+  const rows = peers.flatMap((p) => {
+    const row = h('tr', { 'data-peer': p.peer, 'data-role': p.role ?? '', 'data-connected': String(p.connected) },
+      h('th', { scope: 'row' }, h('code', { title: p.peer }, shortPeer(p.peer))),
+      h('td', {}, p.role ?? '–'),
+      h('td', {}, p.site ?? '–'),
+      h('td', {}, connection(p)),
+      h('td', {}, p.revoked ? h('span', { class: 'state state-failed' }, 'revoked') : 'valid'),
+      h('td', {}, may && !p.revoked ? h('button', { type: 'button', class: 'danger', 'aria-label': `Revoke ${p.peer}`, onclick: () => { revoking = revoking === p.peer ? undefined : p.peer; void render() } }, 'Revoke') : null))
+    if (!may || revoking !== p.peer || p.revoked) return [row]
+    return [row, h('tr', { class: 'edit-row' }, h('td', { colspan: 6 }, h('form', { 'data-form': `revoke-${p.peer}`, class: 'form-grid', onsubmit: async (event) => {
+      event.preventDefault()
+      const reason = String(new FormData(event.target).get('revoke-reason')).trim()
+      if (await change('peers', async () => await api('POST', `/api/mesh/peers/${encodeURIComponent(p.peer)}/revoke`, { json: { reason } }), `Revoked ${shortPeer(p.peer)}: every node disconnects it.`)) revoking = undefined
+    } },
+    field('revoke-reason', `Why revoke ${shortPeer(p.peer)}? (kept with the revocation)`, { required: true, maxlength: 500 }),
+    h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'danger' }, 'Revoke'), h('button', { type: 'button', onclick: () => { revoking = undefined; void render() } }, 'Cancel')))))]
+  })
+  const behind = mesh.documents.filter((d) => Object.values(d.peers).includes('behind')).length
+  const self = mesh.self
+  return h('div', {},
+    h('section', { class: 'card', 'aria-labelledby': 'peers-title' },
+      h('h2', { id: 'peers-title' }, 'Peers'),
+      noticeLine('peers'),
+      facts([
+        ['This node', `${self.role}${self.site !== undefined ? ` of ${self.site}` : ''}`],
+        ['Peer id', h('code', {}, self.peer)],
+        ['Authority (central)', self.authority === self.peer ? 'this node' : h('code', {}, self.authority)],
+        ['Connected', `${peers.filter((p) => p.connected).length} of ${peers.length} peers`],
+        ['Documents', `${mesh.documents.length} held; ${behind === 0 ? 'none behind a connected peer' : `${behind} behind a connected peer (catching up)`}`]
+      ]),
+      table(['Peer', 'Role', 'Site', 'Connection', 'Certificate', ''], rows, 'No other peer is known yet.')),
+    central ? joinRequests(requests, may) : null,
+    may ? addPeer() : null,
+    licenseSection(license, may))
+}
+
+function joinRequests (requests, may) {
+  const sorted = [...requests].sort((a, b) => Number(a.approvedAt !== undefined) - Number(b.approvedAt !== undefined) || b.requestedAt - a.requestedAt)
+  return h('section', { class: 'card', 'aria-labelledby': 'requests-title' },
+    h('h2', { id: 'requests-title' }, 'Join requests'),
+    table(['Peer', 'Role', 'Site', 'Asked', ''], sorted.map((r) => h('tr', { 'data-request': r.peer },
+      h('th', { scope: 'row' }, h('code', { title: r.peer }, shortPeer(r.peer))),
+      h('td', {}, r.role), h('td', {}, r.site ?? '–'), h('td', {}, formatTime(r.requestedAt)),
+      h('td', {}, r.approvedAt !== undefined
+        ? h('span', { class: 'state state-printed' }, `approved ${formatTime(r.approvedAt)}`)
+        : may ? h('button', { type: 'button', class: 'primary', 'aria-label': `Approve ${r.peer}`, onclick: () => { void change('peers', async () => await api('POST', `/api/mesh/requests/${encodeURIComponent(r.peer)}/approve`), `Approved ${shortPeer(r.peer)}: it gets its certificate on its next attempt.`) } }, 'Approve') : 'waiting'))),
+    'No peer is waiting for approval.'))
+}
+
+function addPeer () {
+  return h('section', { class: 'card', 'aria-labelledby': 'add-peer-title' },
+    h('h2', { id: 'add-peer-title' }, 'Add a peer'),
+    h('form', { 'data-form': 'join-token', onsubmit: async (event) => {
+      event.preventDefault()
+      const data = new FormData(event.target)
+      const body = { role: String(data.get('join-role')), site: String(data.get('join-site')).trim() }
+      joinResult = undefined
+      await change('peers', async () => {
+        const created = await api('POST', '/api/mesh/tokens', { json: body })
+        joinResult = { ...body, joinString: created.joinString, expiresAt: created.expiresAt }
+      }, `Join string for a ${body.role} at ${body.site} created: start that peer with it as --join.`)
+    } },
+    h('div', { class: 'form-grid' },
+      field('join-role', 'Role', {}, 'select', JOIN_ROLES.map((r) => h('option', { value: r }, r))),
+      field('join-site', 'Site id', { required: true, spellcheck: 'false', autocomplete: 'off' })),
+    h('button', { type: 'submit', class: 'primary' }, 'Create a join string')),
+    joinResult === undefined ? null : h('div', { class: 'secret', id: 'join-result' },
+      h('p', {}, `For a ${joinResult.role} at ${joinResult.site}; valid once, until ${formatTime(joinResult.expiresAt)}. It is a secret: it is not shown again.`),
+      h('textarea', { readonly: true, rows: 3, 'aria-label': 'Join string', spellcheck: 'false' }, joinResult.joinString),
+      h('button', { type: 'button', onclick: () => { joinResult = undefined; void render() } }, 'Done')))
+}
+
+const LICENSE_STATES = { unlicensed: 'unlicensed (evaluation)', valid: 'valid', expiring: 'expiring soon', 'expired-in-grace': 'expired (grace period)', expired: 'expired' }
+
+function licenseSection (license, may) {
+  if (license === undefined) {
+    return h('section', { class: 'card', 'aria-labelledby': 'license-title' }, h('h2', { id: 'license-title' }, 'License'), h('p', { class: 'muted' }, 'The license is held by central: see it on central\'s console.'))
+  }
+  const l = license.license
+  const limits = ['sites', 'terminals', 'clients', 'users'].map((k) => h('tr', { 'data-limit': k }, h('th', { scope: 'row' }, k), h('td', {}, String(license.usage[k] ?? 0)), h('td', {}, l === undefined ? 'no limit' : String(l.limits[k]))))
+  return h('section', { class: 'card', 'aria-labelledby': 'license-title' },
+    h('h2', { id: 'license-title' }, 'License'),
+    h('p', { id: 'license-state', 'data-state': license.state, class: `message${license.state === 'expired' || license.state === 'expired-in-grace' ? ' error' : ''}` }, h('strong', {}, `${LICENSE_STATES[license.state] ?? license.state}. `), license.message),
+    l === undefined ? null : facts([['Organisation', l.organisation], ['License id', h('code', {}, l.licenseId)], ['Issued', formatTime(Date.parse(l.issuedAt))], ['Expires', formatTime(Date.parse(l.expiresAt))]]),
+    table(['In use', 'Now', 'Limit'], limits, ''),
+    may ? h('form', { 'data-form': 'license', onsubmit: async (event) => {
+      event.preventDefault()
+      const form = event.target
+      const file = form.elements['license-file'].files[0]
+      const text = file !== undefined ? await file.text() : form.elements['license-text'].value
+      let json
+      try {
+        json = JSON.parse(text)
+      } catch (err) {
+        notices.peers = { text: `The license file is not JSON: ${err.message}`, kind: 'error' }
+        void render()
+        return
+      }
+      if (await change('peers', async () => await api('PUT', '/api/license', { json }), (view) => `License installed: ${view.message}`)) form.reset()
+    } },
+    h('h3', {}, 'Install a license'),
+    field('license-file', 'License file', { type: 'file', accept: '.json,application/json' }),
+    field('license-text', 'or paste it', { rows: 3, spellcheck: 'false' }, 'textarea'),
+    h('button', { type: 'submit' }, 'Install license')) : null)
+}
+
+// ---- audit log ----
+
+/** The audit page's filters and first entry shown; the entries whose change is unfolded (kept across refreshes). */
+const auditView = { actor: '', action: '', outcome: '', node: '', from: '', to: '', offset: 0 }
+const auditOpen = new Set()
+
+/** A `yyyy-mm-dd` date input's local midnight in ms; `next` the day after (the API's `until` is exclusive). */
+const localDay = (value, next = false) => {
+  const [y, m, d] = value.split('-').map(Number)
+  return new Date(y, m - 1, d + (next ? 1 : 0)).getTime()
+}
+
+/** The node an entry was written at, in words: its site, or central. */
+const auditWhere = (e) => e.site !== undefined ? `${e.site} (${e.role})` : e.role
+
+/** Before, after and the request of an entry, folded away (JSON as text); a refused attempt's reason. */
+function auditChange (e) {
+  if (e.refused !== undefined) return h('span', { class: 'state state-failed' }, `refused (${e.status}): ${e.refused}`)
+  const parts = [['Before', e.before], ['After', e.after], ['Request', e.request]].filter(([, v]) => v !== undefined)
+  if (parts.length === 0) return h('span', { class: 'state state-printed' }, 'done')
+  return h('details', { open: auditOpen.has(e.id), ontoggle: (event) => { if (event.target.open) auditOpen.add(e.id); else auditOpen.delete(e.id) } },
+    h('summary', {}, `done: ${parts.map(([label]) => label.toLowerCase()).join(', ')}`),
+    ...parts.map(([label, v]) => h('p', {}, h('strong', {}, `${label}: `), h('code', {}, JSON.stringify(v)))))
+}
+
+async function renderAudit () {
+  const params = new URLSearchParams({ limit: String(Math.min(AUDIT_MAX, auditView.offset + AUDIT_PAGE)) })
+  for (const k of ['actor', 'action', 'outcome', 'node']) if (auditView[k] !== '') params.set(k, auditView[k])
+  if (auditView.from !== '') params.set('since', String(localDay(auditView.from)))
+  if (auditView.to !== '') params.set('until', String(localDay(auditView.to, true)))
+  const page = await api('GET', `/api/audit?${params}`)
+  const entries = page.entries.slice(auditView.offset, auditView.offset + AUDIT_PAGE)
+  const filter = h('form', { class: 'filters', 'data-form': 'audit-filter', onsubmit: (event) => {
+    event.preventDefault()
+    const data = new FormData(event.target)
+    for (const k of ['actor', 'action', 'outcome', 'node', 'from', 'to']) auditView[k] = String(data.get(`audit-${k}`) ?? '').trim()
+    auditView.offset = 0
+    void render()
+  } },
+  h('div', { class: 'field inline' }, h('label', { for: 'audit-actor' }, 'Who'), h('input', { id: 'audit-actor', name: 'audit-actor', value: auditView.actor, placeholder: 'admin name', spellcheck: 'false', autocapitalize: 'none' })),
+  h('div', { class: 'field inline' }, h('label', { for: 'audit-action' }, 'What'), h('input', { id: 'audit-action', name: 'audit-action', value: auditView.action, placeholder: 'e.g. /api/users', spellcheck: 'false' })),
+  h('div', { class: 'field inline' }, h('label', { for: 'audit-outcome' }, 'Outcome'), h('select', { id: 'audit-outcome', name: 'audit-outcome' },
+    [['', 'any'], ['done', 'done'], ['refused', 'refused']].map(([value, text]) => h('option', { value, selected: auditView.outcome === value }, text)))),
+  h('div', { class: 'field inline' }, h('label', { for: 'audit-node' }, 'Where'), h('input', { id: 'audit-node', name: 'audit-node', value: auditView.node, placeholder: 'site or peer id', spellcheck: 'false' })),
+  h('div', { class: 'field inline' }, h('label', { for: 'audit-from' }, 'From'), h('input', { id: 'audit-from', name: 'audit-from', type: 'date', value: auditView.from })),
+  h('div', { class: 'field inline' }, h('label', { for: 'audit-to' }, 'To'), h('input', { id: 'audit-to', name: 'audit-to', type: 'date', value: auditView.to })),
+  h('button', { type: 'submit' }, 'Filter'))
+  const who = (e) => e.via === 'token' ? `${e.actor} (token)` : e.via === 'password' ? `${e.actor} (password)` : e.actor
+  return h('section', { class: 'card', 'aria-labelledby': 'audit-title' },
+    h('h2', { id: 'audit-title' }, 'Audit log'),
+    h('p', { class: 'muted' }, 'Every change an administrator made, and every refused attempt, at every node; newest first.'),
+    filter,
+    table(['When', 'Where', 'Who', 'What', 'On', 'Outcome'], entries.map((e) => h('tr', { 'data-audit': e.id, 'data-outcome': e.refused === undefined ? 'done' : 'refused' },
+      h('td', {}, formatTime(e.at)),
+      h('td', { title: e.node }, auditWhere(e)),
+      h('td', { class: 'audit-actor' }, who(e)),
+      h('td', {}, h('code', {}, e.action)),
+      h('td', {}, h('code', {}, e.target)),
+      h('td', {}, auditChange(e)))), 'No entry matches.'),
+    pager('audit-range', auditView.offset, entries.length, page.total, AUDIT_PAGE, (offset) => { auditView.offset = offset; void render() }, AUDIT_MAX),
+    page.total > AUDIT_MAX && auditView.offset + AUDIT_PAGE >= AUDIT_MAX ? h('p', { class: 'muted' }, `Only the newest ${AUDIT_MAX} are paged through: choose a period to see older ones.`) : null)
+}
+
 // ---- session ----
 
-function loggedIn (session) {
-  setCsrfToken(session.csrfToken)
-  $('user-name').textContent = session.user
+function loggedIn (s) {
+  session = s
+  setCsrfToken(s.csrfToken)
+  $('user-name').textContent = s.user
+  $('user-role').textContent = roleText(s)
   $('login-view').hidden = true
   $('whoami').hidden = false
   $('nav').hidden = false
@@ -403,6 +890,10 @@ function loggedIn (session) {
 }
 
 function loggedOut (message = '') {
+  session = undefined
+  setCsrfToken(undefined)
+  clearTimeout(pollTimer)
+  forgetPageState()
   events?.close()
   events = undefined
   $('whoami').hidden = true
@@ -410,6 +901,7 @@ function loggedOut (message = '') {
   $('loading').hidden = true
   setChildren($('page'))
   $('login-view').hidden = false
+  ;($('use-token').checked ? $('token') : $('login-username')).focus()
   showMessage($('login-error'), message, 'error')
   showMessage($('page-error'), '')
 }
@@ -422,15 +914,30 @@ $('logout').addEventListener('click', async () => {
   }
 })
 
-window.addEventListener('hashchange', () => { editing = undefined; printerNotice = { text: '', kind: 'info' }; void render() })
-adminLoginForm($('login-form'), $('login-error'), loggedIn)
+/** What a page shows only until the admin leaves it: open forms, answers to changes, secrets shown once. */
+function forgetPageState () {
+  editing = undefined
+  printerNotice = { text: '', kind: 'info' }
+  userPanel = undefined
+  passwordFor = undefined
+  totpEnrol = undefined
+  rotatedToken = undefined
+  revoking = undefined
+  joinResult = undefined
+  for (const key of Object.keys(notices)) delete notices[key]
+}
+
+window.addEventListener('hashchange', () => { forgetPageState(); if (session !== undefined) void render() })
+const login = adminLoginForm($('login-form'), $('login-error'), loggedIn)
 
 async function main () {
-  await showSiteInfo($('site-info'))
+  nodeInfo = await showSiteInfo($('site-info'))
+  // an admin account first where accounts exist; the token where none do yet
+  login.preferToken(nodeInfo?.adminAccounts !== true)
   try {
-    const session = await api('GET', '/api/session')
-    if (!session.admin) { loggedOut('You are logged in as a user; sign in with the admin token.'); return }
-    loggedIn(session)
+    const s = await api('GET', '/api/session')
+    if (!s.admin) { loggedOut('You are logged in as a user; sign in as an administrator.'); return }
+    loggedIn(s)
   } catch (err) {
     loggedOut(err instanceof ApiError && err.status === 401 ? '' : err.message)
   }

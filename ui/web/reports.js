@@ -1,7 +1,7 @@
 // The reports page: a report from /api/reports with the admin's filters, how complete it is
 // (per peer: connected, last record, pending since), totals, charts drawn with uPlot (served
 // by the node from node_modules), the breakdown and top lists, CSV download and printing.
-import { api, ApiError, h, setChildren, showMessage, showSiteInfo, setCsrfToken, formatTime, adminLoginForm } from './common.js'
+import { api, ApiError, h, setChildren, showMessage, showSiteInfo, setCsrfToken, formatTime, adminLoginForm, roleText } from './common.js'
 import { costText } from './money.js'
 import { refreshCredit } from './credit.js'
 
@@ -199,9 +199,21 @@ function failed (err) {
   showMessage(status, `Could not load the report: ${err.message}`, 'error')
 }
 
+/** Which price lists the signed-in admin may save: a report viewer none, a site admin only its site's own. */
+function showPriceForms (session) {
+  const viewer = session.role === 'report-viewer'
+  const meshWide = !viewer && session.role !== 'site-admin'
+  for (const [form, may] of [[$('price-list-form'), meshWide], [$('site-prices-form'), !viewer]]) {
+    for (const button of form.querySelectorAll('button')) button.hidden = !may
+    for (const area of form.querySelectorAll('textarea')) area.readOnly = !may
+  }
+}
+
 function loggedIn (session) {
   setCsrfToken(session.csrfToken)
   $('user-name').textContent = session.user
+  $('user-role').textContent = roleText(session)
+  showPriceForms(session)
   $('whoami').hidden = false
   show('report')
   refresh().catch(failed)
@@ -214,7 +226,7 @@ function loggedOut (message = '') {
   $('whoami').hidden = true
   showMessage(loginError, message, 'error')
   show('login')
-  $('token').focus()
+  ;($('use-token').checked ? $('token') : $('login-username')).focus()
 }
 
 $('filters').addEventListener('submit', (event) => {
@@ -225,7 +237,7 @@ $('filters').addEventListener('submit', (event) => {
 
 $('print-button').addEventListener('click', () => window.print())
 
-adminLoginForm($('login-form'), loginError, loggedIn)
+const login = adminLoginForm($('login-form'), loginError, loggedIn)
 
 $('logout').addEventListener('click', async () => {
   try {
@@ -245,9 +257,11 @@ async function main () {
   // this month by default: a report reads only the months it covers (an admin clears it for everything)
   $('from').value = `${new Date().toISOString().slice(0, 7)}-01`
   nodeInfo = await showSiteInfo($('site-info'))
+  // an admin account first where accounts exist; the token where none do yet
+  login.preferToken(nodeInfo?.adminAccounts !== true)
   try {
     const session = await api('GET', '/api/session')
-    if (!session.admin) { loggedOut('You are logged in as a user; sign in with the admin token to see reports.'); return }
+    if (!session.admin) { loggedOut('You are logged in as a user; sign in as an administrator to see reports.'); return }
     loggedIn(session)
   } catch (err) {
     loggedOut(err instanceof ApiError && err.status === 401 ? '' : err.message)
