@@ -297,9 +297,9 @@ export class CopySessions implements CopyApi {
       await this.c.store.transact(acctDoc(this.init.peer, periodOf(now)), { kind: 'local', service: 'accounting' }, (d) => recordUsage(d, record))
     }
     if (this.c.credit !== undefined) {
-      const cost = listUsage(await this.c.store.open(acctDoc(this.init.peer, periodOf(now)))).find((r) => r.id === id)?.cost?.amount ?? 0
-      const unpaid = await this.c.credit.payCopy(id, open.user, cost, AbortSignal.timeout(CREDIT_CHECK_MS))
-      if (unpaid > 0) this.log.warn({ session: open.id, user: open.user, cost, unpaid }, 'copied beyond the user\'s credit between two readings of the counters: the rest is unpaid')
+      const cost = listUsage(await this.c.store.open(acctDoc(this.init.peer, periodOf(now)))).find((r) => r.id === id)?.cost
+      const unpaid = await this.c.credit.payCopy(id, open.user, { pages: charge.pages, colorPages: charge.colorPages, ...(cost !== undefined ? { cost } : {}) }, AbortSignal.timeout(CREDIT_CHECK_MS))
+      if (Object.keys(unpaid).length > 0) this.log.warn({ session: open.id, user: open.user, cost: cost?.amount, unpaid }, 'copied beyond the user\'s credit or quota between two readings of the counters: the rest is unpaid')
     }
     await this.save({ version: 1, failed: this.state.failed })
     this.c.metrics?.copySessionEnded('charged', charge)
@@ -307,12 +307,15 @@ export class CopySessions implements CopyApi {
     return { outcome: 'charged', id: open.id, pages: charge.pages, colorPages: charge.colorPages, sheets: charge.sheets, printPages: charge.printPages }
   }
 
-  /** Whether what the open session copied so far costs at least what the user's credit here covers. */
+  /** Whether what the open session copied so far reaches what is held here of any limit on the user: credit, pages or colour pages of the month's quota. */
   private async creditUsedUp (open: OpenSession, charge: CopyCharge): Promise<boolean> {
     const allowance = this.c.credit?.copyAllowance(open.user)
     if (allowance === undefined || charge.pages === 0) return false
+    if (allowance.pages !== undefined && charge.pages >= allowance.pages) return true
+    if (allowance.colorPages !== undefined && charge.colorPages > 0 && charge.colorPages >= allowance.colorPages) return true
+    if (allowance.cost === undefined) return false
     const priced = await pricedUsage(this.c.store, { id: `${open.id}/copy`, kind: 'copy', user: open.user, jobId: open.id, jobName: 'Copy', printer: this.init.printer, site: this.init.site, pages: charge.pages, colorPages: charge.colorPages, sheets: charge.sheets, duplex: false, copies: 1, time: this.c.now() })
-    return (priced.cost?.amount ?? 0) >= allowance
+    return (priced.cost?.amount ?? 0) >= allowance.cost
   }
 
   /** Waits until the print engine has no print in hand (charged, or ended uncharged), at most {@link PRINTS_SETTLE_MS}. */

@@ -13,6 +13,10 @@
  *   giver's document arrives by sync (a lost answer loses nothing: the give still arrives).
  * - A terminal tops its share up to half of what it and its site hold when a user logs in at
  *   its panel ({@link CreditService.prefetch}), so the user can print there when the site is cut off.
+ * - A peer asked for more than it holds passes the request on (up to {@link MAX_SHARE_RELAYS}
+ *   times along a chain that never returns to a peer it passed) to the peers it reaches that
+ *   hold shares, so a terminal reaches the credit held by another site or another terminal
+ *   through its site: it gathers what they give, then gives it on.
  * - Reservations are settled to the charged amount, or given back, by the print engine; a
  *   reservation left by a crash is settled at the next pass from this peer's accounting (the
  *   usage record, when the print was charged) or given back after {@link RESERVATION_TTL_MS}.
@@ -38,7 +42,7 @@ import {
   accountOf, addDeduction, addEntry, atZeroFor, CREDIT_ACCOUNT, creditTotals, sharesAt, getSpend, InvalidCreditPolicyError, listEntries, MAX_CREDIT_AMOUNT, parseCreditPolicy, parseQuotaAccount,
   QUOTA_MEASURES, quotaAccount, quotaOf, readCreditPolicy, setSpend, sharesOf, writeCreditPolicy, type CreditPolicy, type CreditView, type MintEntry, type QuotaMeasure, type SpendEntry
 } from '../crdt/escrow.ts'
-import { CreditRefusedError, type CopyCredit, type CreditGate, type CreditReserved } from '../devices/jobs/credit-gate.ts'
+import { CreditRefusedError, type CopyAllowance, type CopyCharged, type CopyCredit, type CreditGate, type CreditReserved } from '../devices/jobs/credit-gate.ts'
 import { printCharge, usageId } from '../devices/jobs/usage.ts'
 import { callRpc, handleRpc } from '../transports/rpc.ts'
 import { KindedError, InvalidRequestError } from '../crdt/errors.ts'
@@ -52,6 +56,10 @@ import type { Actor } from '../devices/jobs/types.ts'
 export const ESCROW_PROTOCOL = '/printmesh/escrow/1.0.0'
 /** One share request and its answer: a peer a hop away answers in milliseconds; an unanswered one is given up so the release can be refused in time. */
 const SHARE_REQUEST_TIMEOUT_MS = 3_000
+/** How many times a share request may be passed on (terminal → its site → another site or central → that site's terminal): every peer of a usual mesh is within reach. */
+export const MAX_SHARE_RELAYS = 2
+/** How long a share request that may be passed on `relays` more times is waited for: each pass adds one request's time. */
+export function shareRequestTimeout (relays: number): number { return SHARE_REQUEST_TIMEOUT_MS * (1 + relays) }
 /** How long a given share may take to arrive by sync after the giver answered (live updates are immediate; this covers a busy peer). */
 const SHARE_ARRIVAL_TIMEOUT_MS = 5_000
 /** How often central passes credit on to home sites and reservations left by a crash are settled. */
@@ -80,7 +88,16 @@ export class CreditShortError extends KindedError {
 }
 
 /** A share request: part of `user`'s credit asked of the peer holding it. */
-export interface ShareRequest { user: string, amount: number, /** Absent: credit. */ account?: string }
+export interface ShareRequest {
+  user: string
+  amount: number
+  /** Absent: credit. */
+  account?: string
+  /** How many more times the request may be passed on (absent: 0). */
+  relays?: number
+  /** The peers it passed through before the one asking (never asked again: no cycle). */
+  via?: string[]
+}
 /** What was given (0: nothing to give). */
 export interface ShareAnswer { given: number }
 
@@ -382,28 +399,59 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
   // ---- copies (devices/jobs/credit-gate.ts CopyCredit) ----
 
   async allowCopy (user: string, signal: AbortSignal): Promise<void> {
-    if (this.policy()?.enforced !== true) return
+    const accounts = this.copyAccounts(user)
+    if (accounts.length === 0) return
     await this.prefetch(user, signal)
-    if (this.here(user) <= 0) await this.serial(user, async () => await this.gather(user, 1, signal))
-    const have = this.here(user)
-    if (have <= 0) throw new CreditRefusedError(`not enough credit to copy: ${user} has ${money(0, this.currency())} available here${this.elsewhere(user) > 0 ? `; ${money(this.elsewhere(user), this.currency())} more is held by peers that cannot be reached from here now` : '; top up to copy'}`)
+    // colour is not asked for: a user with no colour quota left may still copy in monochrome (the session ends at the first colour page)
+    for (const account of accounts.filter((a) => parseQuotaAccount(a)?.measure !== 'colour')) {
+      if (this.here(user, account) <= 0) await this.serial(user, async () => await this.gather(user, 1, signal, account))
+      const have = this.here(user, account)
+      if (have <= 0) throw new CreditRefusedError(this.shortMessage(user, { account, amount: 1, have }, true))
+    }
   }
 
-  copyAllowance (user: string): number | undefined {
-    return this.policy()?.enforced === true ? this.here(user) : undefined
+  copyAllowance (user: string): CopyAllowance | undefined {
+    const accounts = this.copyAccounts(user)
+    if (accounts.length === 0) return undefined
+    const out: CopyAllowance = {}
+    for (const account of accounts) {
+      const held = this.here(user, account)
+      const measure = parseQuotaAccount(account)?.measure
+      if (measure === 'pages') out.pages = held
+      else if (measure === 'colour') out.colorPages = held
+      else out.cost = Math.min(out.cost ?? held, held)
+    }
+    return out
   }
 
-  async payCopy (id: string, user: string, cost: number, signal: AbortSignal): Promise<number> {
-    if (this.policy()?.enforced !== true) return 0
-    return await this.serial(user, async () => {
-      const held = getSpend(this.c.store.get(escrowDoc(this.self)), id)
-      if (held?.settled === true) return Math.max(0, cost - held.amount) // paid before a restart
-      const have = await this.gather(user, cost, signal)
-      const paid = Math.min(cost, have)
-      await this.writeSpend(user, id, paid, true)
-      if (paid < cost) this.log.warn({ user, usage: id, cost, paid }, 'copies beyond the credit reachable: the rest is unpaid')
-      return cost - paid
+  async payCopy (id: string, user: string, charged: CopyCharged, signal: AbortSignal): Promise<Record<string, number>> {
+    const accounts = this.copyAccounts(user)
+    const unpaid: Record<string, number> = {}
+    if (accounts.length === 0) return unpaid
+    await this.serial(user, async () => {
+      for (const account of accounts) {
+        const amount = amountFor(account, charged)
+        if (amount <= 0) continue
+        const held = getSpend(this.c.store.get(escrowDoc(this.self)), id, account)
+        const paid = held?.settled === true
+          ? held.amount // paid before a restart
+          : Math.min(amount, await this.gather(user, amount, signal, account))
+        if (held?.settled !== true) await this.writeSpend(user, id, paid, true, account)
+        if (paid < amount) unpaid[account] = amount - paid
+      }
     })
+    if (Object.keys(unpaid).length > 0) this.log.warn({ user, usage: id, charged, unpaid }, 'copies beyond the credit or quota reachable: the rest is unpaid')
+    return unpaid
+  }
+
+  /** The accounts that limit `user`'s copies now: credit when enforced, this month's quotas the user has. */
+  private copyAccounts (user: string): string[] {
+    const out: string[] = []
+    if (this.policy()?.enforced === true) out.push(CREDIT_ACCOUNT)
+    const period = periodOf(this.c.clock.now())
+    const quota = this.quotas(user)
+    for (const m of QUOTA_MEASURES) if (quota[m] !== undefined) out.push(quotaAccount(period, m))
+    return out
   }
 
   // ---- shares between peers ----
@@ -412,14 +460,22 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
   async answer (peer: string, request: unknown): Promise<ShareAnswer> {
     const r = request as Partial<ShareRequest> | null
     if (typeof r !== 'object' || r === null || typeof r.user !== 'string' || r.user.length === 0 || r.user.length > 256 || !isPositiveAmount(r.amount) ||
-      (r.account !== undefined && r.account !== CREDIT_ACCOUNT && (typeof r.account !== 'string' || parseQuotaAccount(r.account) === undefined))) {
-      throw new InvalidCreditRequestError('a share request is {"user": "<name>", "amount": <minor units or pages>, "account"?: "credit" or "quota/<YYYY-MM>/<pages|colour|cost>"}')
+      (r.account !== undefined && r.account !== CREDIT_ACCOUNT && (typeof r.account !== 'string' || parseQuotaAccount(r.account) === undefined)) ||
+      (r.relays !== undefined && (!Number.isSafeInteger(r.relays) || r.relays < 0 || r.relays > MAX_SHARE_RELAYS)) ||
+      (r.via !== undefined && (!Array.isArray(r.via) || r.via.length > MAX_SHARE_RELAYS || !r.via.every((p) => typeof p === 'string' && p.length > 0 && p.length <= 256)))) {
+      throw new InvalidCreditRequestError(`a share request is {"user": "<name>", "amount": <minor units or pages>, "account"?: "credit" or "quota/<YYYY-MM>/<pages|colour|cost>", "relays"?: 0-${MAX_SHARE_RELAYS}, "via"?: [<peer ids passed>]}`)
     }
     if (this.c.membership.info(peer) === undefined) throw new InvalidCreditRequestError(`peer ${peer} is not a member of the mesh`)
     const { user, amount } = r as ShareRequest
     const account = r.account ?? CREDIT_ACCOUNT
+    const relays = r.relays ?? 0
     return await this.serial(user, async () => {
       if (account !== CREDIT_ACCOUNT) await this.mintQuota(user, account)
+      if (relays > 0 && this.here(user, account) < amount) {
+        // short: gather the rest from peers this one reaches (not back along the chain), within the time the asker waits less one request's
+        const passed = [...(r.via ?? []), peer]
+        await this.gather(user, amount, this.timeout(shareRequestTimeout(relays - 1)), account, { relays: relays - 1, via: passed })
+      }
       // what is held read inside the write: central's pass, which is not in this user's queue, cannot give the same credit
       const given = await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => {
         const give = Math.min(amount, this.here(user, account))
@@ -477,19 +533,23 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
    * peers that hold shares (largest first), and for a quota the mesh's authority, which mints
    * it when first asked; returns the share then held. Runs inside the user's queue.
    */
-  private async gather (user: string, needed: number, signal: AbortSignal, account = CREDIT_ACCOUNT): Promise<number> {
+  private async gather (user: string, needed: number, signal: AbortSignal, account = CREDIT_ACCOUNT, chain: Relay = { relays: MAX_SHARE_RELAYS, via: [] }): Promise<number> {
     const quota = account !== CREDIT_ACCOUNT
     if (quota) await this.mintQuota(user, account)
     let have = this.here(user, account)
     if (have >= needed || this.link === undefined) return have
-    const shares = this.view(user, account).shares
+    const view = this.view(user, account)
     const authority = this.c.membership.authority
-    const candidates = this.link.reachable()
-      .filter((p) => p !== this.self && ((shares.get(p) ?? 0) > 0 || (quota && p === authority)))
-      .sort((a, b) => (shares.get(b) ?? 0) - (shares.get(a) ?? 0))
-    for (const peer of candidates) {
+    const reachable = this.link.reachable().filter((p) => p !== this.self && !chain.via.includes(p))
+    const holders = reachable
+      .filter((p) => (view.shares.get(p) ?? 0) > 0 || (quota && p === authority))
+      .sort((a, b) => (view.shares.get(b) ?? 0) - (view.shares.get(a) ?? 0))
+    // holders first, asked for what they hold and may pass on; then servers that hold nothing but may reach holders this peer does not
+    const unreached = [...view.shares].some(([p, a]) => a > 0 && p !== this.self && !chain.via.includes(p) && !reachable.includes(p))
+    const relayers = chain.relays > 0 && unreached ? reachable.filter((p) => !holders.includes(p) && isServer(this.c.membership.info(p)?.role)) : []
+    for (const peer of [...holders, ...relayers]) {
       if (signal.aborted) break
-      await this.askFor(peer, user, needed - have, signal, account)
+      await this.askFor(peer, user, needed - have, signal, account, chain)
       have = this.here(user, account)
       if (have >= needed) break
     }
@@ -497,12 +557,13 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
   }
 
   /** Asks `peer` for `amount` of `user`'s `account` and waits until what it gave has arrived here. */
-  private async askFor (peer: string, user: string, amount: number, signal: AbortSignal, account = CREDIT_ACCOUNT): Promise<void> {
+  private async askFor (peer: string, user: string, amount: number, signal: AbortSignal, account = CREDIT_ACCOUNT, chain: Relay = { relays: 0, via: [] }): Promise<void> {
     if (this.link === undefined) return
     const before = this.received(peer, user, account)
     let answer: ShareAnswer
     try {
-      answer = await this.link.ask(peer, { user, amount, ...accountField(account) }, AbortSignal.any([signal, this.timeout(SHARE_REQUEST_TIMEOUT_MS)]))
+      const relaying = chain.relays > 0 ? { relays: chain.relays, ...(chain.via.length > 0 ? { via: chain.via } : {}) } : {}
+      answer = await this.link.ask(peer, { user, amount, ...accountField(account), ...relaying }, AbortSignal.any([signal, this.timeout(shareRequestTimeout(chain.relays))]))
     } catch (err) {
       this.log.info({ peer, user, account, err: (err as Error).message }, 'share request not answered')
       return
@@ -692,7 +753,7 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
   }
 
   /** Why a job is refused: what it needs of the account that fell short, what is available here, and where the rest is. */
-  private shortMessage (user: string, short: Short): string {
+  private shortMessage (user: string, short: Short, copying = false): string {
     const cur = this.currency()
     const q = parseQuotaAccount(short.account)
     const amount = (n: number): string => q?.measure === 'pages' ? `${n} pages` : q?.measure === 'colour' ? `${n} colour pages` : money(n, cur)
@@ -701,14 +762,16 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     if (q === undefined) {
       const where = elsewhere > 0
         ? `; ${money(elsewhere, cur)} more is held by peers that cannot be reached from here now`
-        : view.credited - view.spent <= short.have ? '; top up to print it' : ''
-      return `not enough credit: this job costs ${money(short.amount, cur)}, ${user} has ${money(short.have, cur)} available here${where}`
+        : view.credited - view.spent <= short.have ? `; top up to ${copying ? 'copy' : 'print it'}` : ''
+      return copying
+        ? `not enough credit to copy: ${user} has ${money(short.have, cur)} available here${where}`
+        : `not enough credit: this job costs ${money(short.amount, cur)}, ${user} has ${money(short.have, cur)} available here${where}`
     }
     const label = { pages: 'page quota', colour: 'colour page quota', cost: 'spending quota' }[q.measure]
     const where = elsewhere > 0
       ? `; ${amount(elsewhere)} more is held by peers that cannot be reached from here now`
       : view.credited - view.spent <= short.have ? `; the ${label} is renewed on the 1st of next month` : ''
-    return `${label} of ${q.period} used up: this job needs ${amount(short.amount)}, ${user} has ${amount(short.have)} left here${where}`
+    return `${label} of ${q.period} used up: ${copying ? 'nothing left to copy' : `this job needs ${amount(short.amount)}`}, ${user} has ${amount(short.have)} left here${where}`
   }
 
   /** What printing `job` at `printer` costs at the prices in force (monochrome: no colour pages); undefined when unpriced. */
@@ -722,8 +785,8 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     return cost?.amount
   }
 
-  private async writeSpend (user: string, id: string, amount: number, settled: boolean): Promise<void> {
-    await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => { setSpend(d, { type: 'spend', user, amount, usageId: id, settled, time: this.c.clock.now() }) })
+  private async writeSpend (user: string, id: string, amount: number, settled: boolean, account = CREDIT_ACCOUNT): Promise<void> {
+    await this.c.store.transact(escrowDoc(this.self), { kind: 'local', service: 'credit' }, (d) => { setSpend(d, { type: 'spend', ...accountField(account), user, amount, usageId: id, settled, time: this.c.clock.now() }) })
   }
 
 
@@ -748,6 +811,12 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     return out
   }
 }
+
+/** How far a share request may still be passed on, and the peers it passed (none of them is asked). */
+interface Relay { relays: number, via: string[] }
+
+/** Sites and central pass share requests on; terminals and clients only hold shares. */
+function isServer (role: string | undefined): boolean { return role === 'site' || role === 'central' }
 
 /** What a job needs of one account: minor units, pages or colour pages. */
 interface Need { account: string, amount: number }
@@ -822,7 +891,7 @@ export function escrowServerService (): ServiceFactory<Startable> {
     return {
       start: async () => {
         if (unhandle !== undefined) return
-        unhandle = await handleRpc(c.host, ESCROW_PROTOCOL, async (peer, request) => await c.credit.answer(peer, request), c.logger, SHARE_REQUEST_TIMEOUT_MS)
+        unhandle = await handleRpc(c.host, ESCROW_PROTOCOL, async (peer, request) => await c.credit.answer(peer, request), c.logger, shareRequestTimeout(MAX_SHARE_RELAYS))
         c.credit.useLink(libp2pEscrowLink(c.host))
       },
       stop: async () => {

@@ -77,7 +77,7 @@ function formatSummary (s: SimSummary): string {
           ['credit: top-ups (credited); spent', `${s.credit.topUps} (${s.credit.credited}); ${s.credit.spent}`],
           ['credit: reservations (refused; refused although covered in the mesh)', `${s.credit.reserves} (${s.credit.refused}; ${s.credit.refusedCovered})`],
           ['credit: unavailability (refused although covered / reservations)', `${(s.credit.unavailability * 100).toFixed(2)} %`],
-          ['  covered: beyond one hop / neighbours cut off or down / reachable (at the home site)', `${s.credit.coveredWhy.notLinked} / ${s.credit.coveredWhy.cut} / ${s.credit.coveredWhy.reachable} (${s.credit.coveredWhy.atHome})`],
+          ['  covered: beyond the relays / cut off or down / reachable (at the home site)', `${s.credit.coveredWhy.notLinked} / ${s.credit.coveredWhy.cut} / ${s.credit.coveredWhy.reachable} (${s.credit.coveredWhy.atHome})`],
           ['credit: printed in monochrome; prefetches at terminals; forged mints', `${s.credit.monochrome}; ${s.credit.prefetches}; ${s.credit.forgedMints}`],
           ['credit: share requests (lost; duplicated)', `${s.credit.requests} (${s.credit.lost}; ${s.credit.duplicated})`]
         ] satisfies Array<[string, string]>

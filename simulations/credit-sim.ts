@@ -34,7 +34,7 @@
  */
 import type * as Y from 'yjs'
 import type { Logger } from 'pino'
-import { CreditService, type CreditComponents } from '../node/credit.ts'
+import { CreditService, MAX_SHARE_RELAYS, type CreditComponents } from '../node/credit.ts'
 import { serviceFactory, type ServiceFactory } from '../node/compose.ts'
 import { CreditRefusedError, type CreditReserved } from '../devices/jobs/credit-gate.ts'
 import { addEntry, listEntries, type EscrowEntry } from '../crdt/escrow.ts'
@@ -116,10 +116,10 @@ export interface CreditStats {
   refused: number
   refusedCovered: number
   /**
-   * Of those refused although covered, why: `notLinked` — what the peer and the peers it is
-   * linked to (its neighbours in the topology, up or not) held did not cover the job, the rest
-   * sat on peers it has no link to (share requests go one hop, to connected peers); `cut` —
-   * its neighbours held enough but those that did were partitioned off or down; `reachable` —
+   * Of those refused although covered, why: `notLinked` — what the peer and the peers its
+   * share requests reach in the topology (linked, up or not; passed on by sites and central
+   * up to MAX_SHARE_RELAYS times) held did not cover the job; `cut` — those held enough but
+   * the ones that did were partitioned off or down (or a server between was); `reachable` —
    * peers it could reach held enough (a request or answer lost or late, a give still on its way,
    * a stale view of who holds what); `atHome` — of all of them, those at the user's home site
    * or its terminals.
@@ -456,13 +456,28 @@ export class CreditSim {
     let why = ''
     if (covered && u !== undefined) {
       this.stats.refusedCovered++
-      const held = (ok: (q: CreditPeer) => boolean): number => this.host.peers.filter((q) => q === p || ok(q)).reduce((n, q) => n + Math.max(0, u.shares.get(q.name) ?? 0), 0)
-      const reach = (q: CreditPeer): boolean => this.up(q) && this.host.network.linked(p.signer.id, q.signer.id) && !this.host.network.partitioned(p.signer.id, q.signer.id)
-      why = held(reach) >= least ? 'reachable' : held((q) => this.host.neighbours(p.name, q.name)) >= least ? 'cut' : 'notLinked'
+      const held = (peers: Set<CreditPeer>): number => [...peers].reduce((n, q) => n + Math.max(0, u.shares.get(q.name) ?? 0), 0)
+      const linkedNow = (a: CreditPeer, b: CreditPeer): boolean => this.up(b) && this.host.network.linked(a.signer.id, b.signer.id) && !this.host.network.partitioned(a.signer.id, b.signer.id)
+      why = held(this.withinRelays(p, linkedNow)) >= least ? 'reachable' : held(this.withinRelays(p, (a, b) => this.host.neighbours(a.name, b.name))) >= least ? 'cut' : 'notLinked'
       this.stats.coveredWhy[why as 'reachable' | 'cut' | 'notLinked']++
       if (p.site === this.homeSite(job.owner)) this.stats.coveredWhy.atHome++
     }
     this.host.event(p.name, covered ? 'credit-refused-covered' : 'credit-refused', this.host.jobOf(job.id)?.label, `${job.owner}: costs ${least}, balance ${balance} in the mesh${why !== '' ? ` (${why})` : ''}; ${err.message}`)
+  }
+
+  /** `p` and the peers a share request from it reaches over links `linked`: passed on by sites and central up to {@link MAX_SHARE_RELAYS} times. */
+  private withinRelays (p: CreditPeer, linked: (a: CreditPeer, b: CreditPeer) => boolean): Set<CreditPeer> {
+    const seen = new Set<CreditPeer>([p])
+    let edge = [p]
+    for (let hop = 0; hop <= MAX_SHARE_RELAYS && edge.length > 0; hop++) {
+      const next: CreditPeer[] = []
+      for (const a of edge) {
+        if (a !== p && a.role !== 'site' && a.role !== 'central') continue // terminals and clients pass nothing on
+        for (const b of this.host.peers) if (!seen.has(b) && linked(a, b)) { seen.add(b); next.push(b) }
+      }
+      edge = next
+    }
+    return seen
   }
 
   /**

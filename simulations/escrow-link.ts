@@ -7,17 +7,14 @@
  *
  * With `faults` (the simulator), requests and answers travel on the network's clock
  * (`schedule`) with the link's faults as the simulator set them: a request or an answer may
- * be delayed (the link's latency), lost (the asker gives up after {@link SHARE_TIMEOUT_MS}
- * of that clock; a lost answer is lost after the giver wrote its give) or duplicated (a
+ * be delayed (the link's latency), lost (the asker gives up after the product's own share request
+ * timeout on that clock; a lost answer is lost after the giver wrote its give) or duplicated (a
  * duplicated request is answered twice: the giver gives twice, the asker hears the first
  * answer). Its choices come from its own seeded generator, so the network's own sequence of
  * decisions is unchanged.
  */
 import type { LinkFaults, MemoryNetwork, Schedule } from '../transports/memory.ts'
-import type { CreditService, EscrowLink, ShareAnswer, ShareRequest } from '../node/credit.ts'
-
-/** How long an asker waits (on the network's clock) for an answer that was lost: the product's own share request timeout. */
-export const SHARE_TIMEOUT_MS = 3_000
+import { shareRequestTimeout, type CreditService, type EscrowLink, type ShareAnswer, type ShareRequest } from '../node/credit.ts'
 
 export interface EscrowHubFaults {
   /** The network's clock. */
@@ -101,7 +98,8 @@ export class MemoryEscrowHub {
       const onAbort = (): void => finish(() => reject(new ShareLostError('the share request was given up')))
       signal.addEventListener('abort', onAbort)
       // the asker's own wait, on the network's clock: a lost request or answer ends here
-      wire.schedule(() => finish(() => reject(new ShareLostError(`no answer from ${peer} within ${SHARE_TIMEOUT_MS} ms`))), SHARE_TIMEOUT_MS)
+      const timeout = shareRequestTimeout(request.relays ?? 0)
+      wire.schedule(() => finish(() => reject(new ShareLostError(`no answer from ${peer} within ${timeout} ms`))), timeout)
       const sent = this.loseAnswers ? 'delivered' : fate(faults)
       wire.onMessage?.({ from: self, to: peer, kind: 'request', fate: sent })
       if (sent === 'lost') return

@@ -22,7 +22,7 @@ import { generateIdentity } from '../transports/identity.ts'
 import { until } from '../simulations/wait.ts'
 import { startSnmpd, TEST_OIDS, type TestSnmpd } from './helpers/snmpd.ts'
 import { runCleanup } from './helpers/browser.ts'
-import { CreditRefusedError, type CopyCredit } from '../devices/jobs/credit-gate.ts'
+import { CreditRefusedError, type CopyAllowance, type CopyCredit } from '../devices/jobs/credit-gate.ts'
 
 const identity = await generateIdentity()
 const PEER = identity.signer.id as PeerId
@@ -186,14 +186,25 @@ test('a copy is priced as it is charged, at the copy prices in force then (colou
   }
 })
 
-/** A user's credit held at the terminal, as the copy sessions see it (node/credit.ts implements it over the escrow family). */
-function creditOf (held: Record<string, number>): CopyCredit & { paid: Array<[string, string, number]> } {
+/** What a user may copy at the terminal (credit, pages of the month's quota), as the copy sessions see it (node/credit.ts implements it over the escrow family). */
+function creditOf (held: Record<string, CopyAllowance>): CopyCredit & { paid: Array<[string, string, number]> } {
   const paid: Array<[string, string, number]> = []
   return {
     paid,
-    allowCopy: async (user) => { if ((held[user] ?? 0) <= 0) throw new CreditRefusedError(`not enough credit to copy: ${user} has 0.00 EUR available here; top up to copy`) },
-    copyAllowance: (user) => held[user] ?? 0,
-    payCopy: async (id, user, cost) => { const p = Math.min(cost, held[user] ?? 0); held[user] = (held[user] ?? 0) - p; paid.push([id, user, p]); return cost - p }
+    allowCopy: async (user) => {
+      if ((held[user]?.cost ?? 1) <= 0) throw new CreditRefusedError(`not enough credit to copy: ${user} has 0.00 EUR available here; top up to copy`)
+      if ((held[user]?.pages ?? 1) <= 0) throw new CreditRefusedError(`page quota used up: nothing left to copy, ${user} has 0 pages left here`)
+    },
+    copyAllowance: (user) => held[user],
+    payCopy: async (id, user, charged): Promise<Record<string, number>> => {
+      const a = held[user] ?? {}
+      const cost = charged.cost?.amount ?? 0
+      const p = Math.min(cost, a.cost ?? cost)
+      if (a.cost !== undefined) a.cost -= p
+      if (a.pages !== undefined) a.pages -= Math.min(a.pages, charged.pages)
+      paid.push([id, user, p])
+      return cost > p ? { credit: cost - p } : {}
+    }
   }
 }
 
@@ -203,7 +214,7 @@ test('with credit enforced: no credit, no session; the running count ends the se
     await r.store.transact(licenseDoc(), { kind: 'admin', user: 'admin' }, (d) => writePriceList(d, {
       currency: 'EUR', rules: [{ kind: 'copy', perPage: 10 }], sites: {}, printers: {}, updatedAt: Date.now(), updatedBy: 'admin'
     }))
-    const credit = creditOf({ dave: 0, erin: 50 })
+    const credit = creditOf({ dave: { cost: 0 }, erin: { cost: 50 } })
     const s = r.open(credit)
     await s.start()
     let refused: unknown
@@ -217,6 +228,24 @@ test('with credit enforced: no credit, no session; the running count ends the se
     await until(async () => await s.current({ user: 'erin', admin: false }) === undefined, COPY_PROGRESS_MS + 10_000, 'the session ended by the running count')
     assert.equal((await copies(r.store)).map((c) => [c.user, c.jobId, c.pages, c.cost?.amount]), [['erin', erin.id, 6, 60]], 'what was copied is charged as counted')
     assert.equal(credit.paid, [[`${erin.id}/copy`, 'erin', 50]], 'paid once, no more than the credit held')
+  } finally {
+    await r.close()
+  }
+})
+
+test('with a page quota: the running count ends the session when the pages copied reach the quota held here', async () => {
+  const r = await rig()
+  try {
+    const credit = creditOf({ frank: { pages: 5 } })
+    const s = r.open(credit)
+    await s.start()
+    const frank = await s.begin({ user: 'frank', admin: false })
+    await r.agent.set({ total: 1004, color: 200, mono: 804 }) // 4 of 5 pages
+    assert.equal((await s.current({ user: 'frank', admin: false }))?.copied, { pages: 4, colorPages: 0 }, 'still copying')
+    await r.agent.set({ total: 1005, color: 200, mono: 805 }) // the fifth
+    await until(async () => await s.current({ user: 'frank', admin: false }) === undefined, COPY_PROGRESS_MS + 10_000, 'the session ended by the running count')
+    assert.equal((await copies(r.store)).map((c) => [c.user, c.jobId, c.pages]), [['frank', frank.id, 5]], 'what was copied is charged as counted')
+    assert.equal(credit.paid, [[`${frank.id}/copy`, 'frank', 0]], 'paid once (unpriced: nothing of credit)')
   } finally {
     await r.close()
   }

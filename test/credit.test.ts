@@ -11,7 +11,7 @@ import { TestMesh, type MeshPeer } from '../simulations/mesh-harness.ts'
 import { MemoryEscrowHub } from '../simulations/escrow-link.ts'
 import { until } from '../simulations/wait.ts'
 import { CreditService, CreditAuthorityError, InvalidCreditRequestError } from '../node/credit.ts'
-import { CreditRefusedError } from '../devices/jobs/credit-gate.ts'
+import { CreditRefusedError, type CopyCharged } from '../devices/jobs/credit-gate.ts'
 import { addEntry, parseCreditPolicy, quotaAccount, quotaOf, setSpend, sharesOf, InvalidCreditPolicyError } from '../crdt/escrow.ts'
 import { directoryDoc, escrowDoc, licenseDoc, periodOf, siteId, type PeerId } from '../crdt/names.ts'
 import { putUser } from '../crdt/directory.ts'
@@ -207,10 +207,11 @@ test('copies: a terminal with no credit reachable refuses to start copying; a se
   await c('central').topUp('alice', 300, 'term', 'admin')
   await until(() => c('site-a').here('alice') === 300, 10_000, 'the credit at the site')
   await c('terminal-a1').allowCopy('alice', AbortSignal.timeout(5000))
-  assert.is(c('terminal-a1').copyAllowance('alice'), 150, 'half of the site\'s share taken for copying')
-  assert.is(await c('terminal-a1').payCopy('copy-1/copy', 'alice', 200, AbortSignal.timeout(5000)), 0, 'the rest gathered from the site')
-  assert.is(await c('terminal-a1').payCopy('copy-2/copy', 'alice', 250, AbortSignal.timeout(5000)), 150, 'only what is left is paid')
-  assert.is(await c('terminal-a1').payCopy('copy-2/copy', 'alice', 250, AbortSignal.timeout(5000)), 150, 'paying again (a restart) pays nothing more')
+  const copied = (pages: number): CopyCharged => ({ pages, colorPages: 0, cost: { currency: 'EUR', amount: pages * 50, mono: 50, colour: 50 } })
+  assert.equal(c('terminal-a1').copyAllowance('alice'), { cost: 150 }, 'half of the site\'s share taken for copying')
+  assert.equal(await c('terminal-a1').payCopy('copy-1/copy', 'alice', copied(4), AbortSignal.timeout(5000)), {}, 'the rest gathered from the site')
+  assert.equal(await c('terminal-a1').payCopy('copy-2/copy', 'alice', copied(5), AbortSignal.timeout(5000)), { credit: 150 }, 'only what is left is paid')
+  assert.equal(await c('terminal-a1').payCopy('copy-2/copy', 'alice', copied(5), AbortSignal.timeout(5000)), { credit: 150 }, 'paying again (a restart) pays nothing more')
   const v = c('terminal-a1').view('alice')
   assert.equal([v.credited, v.spent], [300, 300])
   assertInvariant('terminal-a1')
@@ -269,6 +270,21 @@ test('a quota used up with "mono-only" prints colour jobs in monochrome while pa
   await rejects(async () => await c('site-a').reserve(job(2), 'mfp', AbortSignal.timeout(5000)), new RegExp(`^page quota of ${period} used up: this job needs 2 pages, alice has 1 pages left here; the page quota is renewed on the 1st of next month$`))
 })
 
+test('copies count against the month\'s page and colour quotas: no pages left, no session; a session may use what the terminal holds; the charge spends each quota once', async () => {
+  const { central } = await meshOf()
+  await central.store.transact(directoryDoc(), { kind: 'local', service: 'test' }, (d) => { putUser(d, { username: 'alice', fullName: 'Alice', pinHash: '', homeSite: 'site-a', groups: ['students'], updatedAt: Date.now() }) })
+  await c('central').setPolicy({ enforced: false, quotas: [{ group: 'students', pages: 10, colour: 2 }] }, 'admin')
+  await until(() => c('terminal-a1').quotas('alice').pages === 10, 10_000, 'the quota at the terminal')
+  await c('terminal-a1').allowCopy('alice', AbortSignal.timeout(5000))
+  assert.equal(c('terminal-a1').copyAllowance('alice'), { pages: 5, colorPages: 1 }, 'half of each quota taken ahead')
+  const period = periodOf(Date.now())
+  assert.equal(await c('terminal-a1').payCopy('copy-1/copy', 'alice', { pages: 7, colorPages: 1 }, AbortSignal.timeout(5000)), {}, 'what the terminal lacked gathered from the mesh')
+  assert.equal(await c('terminal-a1').payCopy('copy-2/copy', 'alice', { pages: 4, colorPages: 2 }, AbortSignal.timeout(5000)), { [`quota/${period}/pages`]: 1, [`quota/${period}/colour`]: 1 }, 'beyond the quotas: the rest is unpaid')
+  assert.equal(await c('terminal-a1').payCopy('copy-2/copy', 'alice', { pages: 4, colorPages: 2 }, AbortSignal.timeout(5000)), { [`quota/${period}/pages`]: 1, [`quota/${period}/colour`]: 1 }, 'paying again (a restart) spends nothing more')
+  assert.equal([c('terminal-a1').view('alice', `quota/${period}/pages`).spent, c('terminal-a1').view('alice', `quota/${period}/colour`).spent], [10, 2])
+  await rejects(async () => await c('terminal-a1').allowCopy('alice', AbortSignal.timeout(5000)), new RegExp(`^page quota of ${period} used up: nothing left to copy, alice has 0 pages left here; the page quota is renewed on the 1st of next month$`))
+})
+
 test('a workstation\'s client keeps a share of its user\'s credit (topped up at each pass), so a fallback print with the site away is paid from it', async () => {
   const { central, site } = await meshOf()
   const client = await mesh.addPeer('client-a1', 'client', 'site-a')
@@ -302,12 +318,42 @@ test('a quota reaches peers that know no groups: central mints every user\'s quo
   await c('central').pass()
   await c('central').pass() // the second pass hands what the first minted to alice's home site
   await until(() => c('site-a').here('alice', pages) === 10, 10_000, 'the quota at the home site')
+  await until(() => credit.quotas('alice').pages !== undefined, 10_000, 'central\'s mint at the client')
   assert.equal(credit.quotas('alice'), { pages: 10 }, 'the client knows the quota from central\'s mint')
   await credit.pass()
   assert.is(credit.here('alice', pages), 5)
   mesh.network.partition([client.id], [site.id, central.id])
   await rejects(async () => await credit.reserve(job(6), 'fallback', AbortSignal.timeout(5000)), /page quota of \d{4}-\d\d used up: this job needs 6 pages, alice has 5 pages left here; 5 pages more is held by peers that cannot be reached from here now/)
   await credit.reserve(job(5), 'fallback', AbortSignal.timeout(5000))
+})
+
+test('a terminal that reaches only its site is paid from another terminal\'s share: the site passes the request on, gathers, and gives on', async () => {
+  const { central, site, t1, t2 } = await meshOf()
+  await c('central').topUp('alice', 1000, 'term', 'admin')
+  await until(() => c('site-a').here('alice') === 1000, 10_000, 'the credit at the site')
+  await c('terminal-a2').prefetch('alice', AbortSignal.timeout(5000))
+  assert.equal([c('site-a').here('alice'), c('terminal-a2').here('alice')], [500, 500])
+  mesh.network.partition([t1.id], [t2.id, central.id]) // terminal 1 reaches its site only
+  const j = job(8) // 8.00: more than the site holds
+  assert.equal(await c('terminal-a1').reserve(j, 'device', AbortSignal.timeout(10_000)), { monochrome: false })
+  await c('terminal-a1').settle(j, { pages: 8, colorPages: 0, cost: { currency: 'EUR', amount: 800, mono: MONO, colour: COLOUR } })
+  assert.equal([c('terminal-a1').here('alice'), c('site-a').here('alice'), c('terminal-a2').here('alice')], [0, 0, 200], 'the site passed on what terminal 2 gave, and terminal 2 gave only the shortfall')
+  mesh.network.heal()
+  await until(() => ['central', 'site-a', 'terminal-a1', 'terminal-a2'].every((n) => c(n).view('alice').spent === 800), 10_000, 'the spend everywhere')
+  for (const n of ['central', 'site-a', 'terminal-a1', 'terminal-a2']) assertInvariant(n)
+  void site
+})
+
+test('two prints of one user at one peer at once: the second waits for the first and is refused when the share no longer covers it', async () => {
+  await meshOf()
+  await c('central').topUp('alice', 1000, 'term', 'admin')
+  await until(() => c('site-a').here('alice') === 1000, 10_000, 'the credit at the site')
+  const outcomes = await Promise.allSettled([job(6), job(6)].map(async (j) => await c('site-a').reserve(j, 'device', AbortSignal.timeout(10_000))))
+  assert.equal(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected'], 'one print reserved, one refused')
+  const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult
+  assert.match((refused.reason as Error).message, /this job costs 6\.00 EUR, alice has 4\.00 EUR available here/)
+  assert.is(c('site-a').here('alice'), 400, 'the share never went below what is reserved')
+  assertInvariant('site-a')
 })
 
 test('bad input: amounts, reasons, policies and share requests are refused with what is wrong; a terminal cannot create credit', async () => {
@@ -322,6 +368,9 @@ test('bad input: amounts, reasons, policies and share requests are refused with 
     assert.throws(() => parseCreditPolicy(raw, 'admin', 0), (err: Error) => err instanceof InvalidCreditPolicyError && message.test(err.message))
   }
   await rejects(async () => await c('site-a').answer(t1.id, { user: 'alice', amount: -1 }), /a share request is/)
+  for (const bad of [{ relays: 3 }, { relays: -1 }, { relays: 1.5 }, { via: 'x' }, { via: ['a', 'b', 'c'] }, { via: [''] }]) {
+    await rejects(async () => await c('site-a').answer(t1.id, { user: 'alice', amount: 1, ...bad }), /a share request is .*"relays"\?: 0-2/)
+  }
   await rejects(async () => await c('site-a').answer('12D3KooWnotamember', { user: 'alice', amount: 1 }), /not a member/)
 })
 

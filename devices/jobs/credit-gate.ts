@@ -34,17 +34,35 @@ export class CreditRefusedError extends Error {
   readonly reason = 'credit-exhausted'
 }
 
+/** What copies may still use here of each limit on the user (absent: that measure is not limited). */
+export interface CopyAllowance {
+  /** Minor units: the least of the user's credit held here (credit enforced) and this month's spending quota held here. */
+  cost?: number
+  /** This month's page quota held here. */
+  pages?: number
+  /** This month's colour page quota held here. */
+  colorPages?: number
+}
+
+/** What a copy session was charged: pages, colour pages, and its price (none when copies are unpriced). */
+export interface CopyCharged { pages: number, colorPages: number, cost?: UsageCost }
+
 /**
- * Credit for copy sessions at a terminal (node/copy-sessions.ts): a copy is charged after the
- * fact, from the device's counters, so a session is allowed only while some credit is
- * reachable, is ended as soon as its running cost reaches what this peer holds (as far as
- * the counters, read every few seconds, allow), and pays at its end what the share covers.
+ * Credit and quotas for copy sessions at a terminal (node/copy-sessions.ts): a copy is charged
+ * after the fact, from the device's counters, so a session is allowed only while some credit
+ * and some page quota are reachable, is ended as soon as what it copied reaches what this peer
+ * holds of any limit (as far as the counters, read every few seconds, allow), and pays at its
+ * end what the shares cover.
  */
 export interface CopyCredit {
-  /** Takes a share for copying here and checks there is some; @throws CreditRefusedError when nothing is available */
+  /** Takes shares for copying here and checks there is some of every limit but colour; @throws CreditRefusedError when one is used up */
   allowCopy: (user: string, signal: AbortSignal) => Promise<void>
-  /** What copies may still cost here (this peer's share of the user's credit); undefined when credit is not enforced. */
-  copyAllowance: (user: string) => number | undefined
-  /** Pays a copy session's charge (`usageId`) from the share here, gathering what lacks; resolves to what could not be paid (copied beyond the credit). */
-  payCopy: (usageId: string, user: string, cost: number, signal: AbortSignal) => Promise<number>
+  /** What copies may still use here; undefined when nothing limits the user. */
+  copyAllowance: (user: string) => CopyAllowance | undefined
+  /**
+   * Pays a copy session's charge (`usageId`) from the shares here, gathering what lacks;
+   * resolves to what could not be paid (copied beyond a limit), per account (`credit`,
+   * `quota/<YYYY-MM>/<measure>`); empty when all was paid.
+   */
+  payCopy: (usageId: string, user: string, charged: CopyCharged, signal: AbortSignal) => Promise<Record<string, number>>
 }

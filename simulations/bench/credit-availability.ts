@@ -48,7 +48,7 @@ async function run (ctx: BenchContext): ReturnType<Benchmark['run']> {
     rows,
     summary: [{ seeds: size.seeds.length, reservations: reserves, 'refused although covered': covered, 'unavailability %': round(share * 100, 2), 'goal %': GOAL * 100, 'goal met': share <= GOAL }],
     notes: [
-      'A release is refused although covered when the user\'s credit in the whole mesh (the ground truth of every peer\'s own escrow document) covered the job, but the releasing peer could not gather it: share requests go to directly connected peers only.',
+      'A release is refused although covered when the user\'s credit in the whole mesh (the ground truth of every peer\'s own escrow document) covered the job, but the releasing peer could not gather it (held beyond the partition, or a top-up still on its way). Share requests reach the peers connected to the releasing peer, and through sites and central up to two relays further.',
       'The ratio is against reservations (releases that needed credit).'
     ]
   }
