@@ -143,6 +143,8 @@ function money (amount: number, currency: string | undefined): string {
 export class CreditService implements CreditGate, CopyCredit, Startable {
   private link: EscrowLink | undefined
   private readonly queues = new Map<string, Promise<unknown>>()
+  /** Users whose queue here waits on share requests to other peers now (their count). */
+  private readonly asking = new Map<string, number>()
   private timer: ReturnType<typeof setInterval> | undefined
   private readonly log: Logger
   private readonly self: PeerId
@@ -469,6 +471,12 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     const { user, amount } = r as ShareRequest
     const account = r.account ?? CREDIT_ACCOUNT
     const relays = r.relays ?? 0
+    if ((this.asking.get(user) ?? 0) > 0 && this.self < peer) {
+      // this peer is itself asking others for the user's credit (maybe the asker): an answer waits in the user's queue only when
+      // the asker's id is the smaller, so no two peers (nor a ring of relays) wait on each other until their timeouts
+      this.log.info({ user, account, from: peer }, 'share request answered with nothing: this peer is gathering the user\'s credit itself')
+      return { given: 0 }
+    }
     return await this.serial(user, async () => {
       if (account !== CREDIT_ACCOUNT) await this.mintQuota(user, account)
       if (relays > 0 && this.here(user, account) < amount) {
@@ -524,7 +532,7 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
       if (who?.role !== 'site' || who.site !== this.init.site || share <= 0) continue
       const mine = this.here(user, account)
       const ask = Math.floor((share + mine) * PREFETCH_FRACTION) - mine
-      if (ask > 0) await this.askFor(peer, user, ask, signal, account)
+      if (ask > 0) await this.whileAsking(user, async () => { await this.askFor(peer, user, ask, signal, account) })
     }
   }
 
@@ -547,13 +555,27 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     // holders first, asked for what they hold and may pass on; then servers that hold nothing but may reach holders this peer does not
     const unreached = [...view.shares].some(([p, a]) => a > 0 && p !== this.self && !chain.via.includes(p) && !reachable.includes(p))
     const relayers = chain.relays > 0 && unreached ? reachable.filter((p) => !holders.includes(p) && isServer(this.c.membership.info(p)?.role)) : []
-    for (const peer of [...holders, ...relayers]) {
-      if (signal.aborted) break
-      await this.askFor(peer, user, needed - have, signal, account, chain)
-      have = this.here(user, account)
-      if (have >= needed) break
-    }
+    await this.whileAsking(user, async () => {
+      for (const peer of [...holders, ...relayers]) {
+        if (signal.aborted) break
+        await this.askFor(peer, user, needed - have, signal, account, chain)
+        have = this.here(user, account)
+        if (have >= needed) break
+      }
+    })
     return have
+  }
+
+  /** Runs `fn`, which asks other peers for `user`'s shares: meanwhile requests for them are answered at once, with nothing. */
+  private async whileAsking (user: string, fn: () => Promise<void>): Promise<void> {
+    this.asking.set(user, (this.asking.get(user) ?? 0) + 1)
+    try {
+      await fn()
+    } finally {
+      const n = (this.asking.get(user) ?? 1) - 1
+      if (n > 0) this.asking.set(user, n)
+      else this.asking.delete(user)
+    }
   }
 
   /** Asks `peer` for `amount` of `user`'s `account` and waits until what it gave has arrived here. */

@@ -356,6 +356,23 @@ test('two prints of one user at one peer at once: the second waits for the first
   assertInvariant('site-a')
 })
 
+test('two terminals short at once ask each other: they do not wait on each other until their timeouts; one is given what the other holds', async () => {
+  // share requests take 20 ms on the wire, so both terminals are asking when the other's request arrives
+  hub = new MemoryEscrowHub(mesh.network, { schedule: (fn, ms) => { setTimeout(fn, ms) }, faults: () => ({ latencyMs: 20 }), random: Math.random })
+  const { central, site, t1, t2 } = await meshOf()
+  await c('central').topUp('alice', 1000, 'term', 'admin')
+  await until(() => c('site-a').here('alice') === 1000, 10_000, 'the credit at the site')
+  await c('terminal-a1').prefetch('alice', AbortSignal.timeout(5000))
+  await c('terminal-a2').prefetch('alice', AbortSignal.timeout(5000))
+  assert.equal([c('terminal-a1').here('alice'), c('terminal-a2').here('alice')], [500, 250])
+  mesh.network.partition([t1.id, t2.id], [site.id, central.id])
+  // each holds less than its job costs, and together enough for one of them; timeouts far beyond the share requests' own (9 s)
+  const outcomes = await Promise.allSettled([c('terminal-a1').reserve(job(6), 'device', AbortSignal.timeout(30_000)), c('terminal-a2').reserve(job(3), 'device', AbortSignal.timeout(30_000))])
+  assert.is(outcomes.filter((o) => o.status === 'fulfilled').length, 1, `one print reserved: ${outcomes.map((o) => o.status === 'rejected' ? (o.reason as Error).message : 'reserved').join(' / ')}`)
+  const held = (): number => c('terminal-a1').here('alice') + c('terminal-a2').here('alice') + c('terminal-a1').view('alice').reserved
+  await until(() => held() === 750, 10_000, 'what the two hold and reserved adds up to what they took').catch((err: Error) => { throw new Error(`${err.message}: ${held()}`) })
+})
+
 test('bad input: amounts, reasons, policies and share requests are refused with what is wrong; a terminal cannot create credit', async () => {
   const { t1 } = await meshOf()
   for (const amount of [0, -5, 1.5, '100', 1e12]) {
