@@ -1,8 +1,8 @@
 /**
  * The directory family: `v1/directory`, users with their PIN hashes and cards. Written by
  * central; a standalone site is its own authority until it joins a mesh. PINs and card
- * numbers are stored only as salted scrypt hashes; no PIN or card number ever enters a
- * document, a log or an API answer.
+ * numbers are stored only as salted scrypt hashes (at {@link PIN_SCRYPT_N}); no PIN or card
+ * number ever enters a document, a log or an API answer.
  *
  * A card is found without a slow hash per user: each card also carries a keyed index,
  * HMAC-SHA256 under a key no document holds (node/users.ts derives it from the mesh's
@@ -65,8 +65,27 @@ export interface DirectoryUser {
   updatedAt: number
 }
 
-/** scrypt cost: 2^15 makes one PIN guess cost ~50-100 ms of CPU and 32 MiB of memory. */
-const SCRYPT_N = 2 ** 15
+/**
+ * scrypt cost of admin passwords and the mesh admin token ({@link slowHash}): 2^15 makes one
+ * guess cost ~50-100 ms of CPU and 32 MiB of memory. A password has enough entropy for that
+ * cost to make offline guessing of a stolen hash slow; an admin logs in rarely, so it can be
+ * paid at every login.
+ */
+export const PASSWORD_SCRYPT_N = 2 ** 15
+/**
+ * scrypt cost of PINs and card numbers ({@link hashPin}, {@link cardCredential},
+ * {@link indexedPinHash}): 2^11 (r=8: 2 MiB), ~4 ms of CPU a check on the x86 server cores
+ * printmesh is benchmarked on (2^12 measured 8-10 ms there, 2^13 17-20 ms, 2^15 80-95 ms).
+ * A PIN has 10^4-10^6 values, so no hash cost makes an offline guess of a stolen hash slow:
+ * at 2^15 a 4-digit PIN still falls in minutes. What protects PINs is that their hashes are
+ * encrypted at rest (a terminal's store key), reach only the peers that need them, and that
+ * online guesses are locked out (the login guard). The slow hash only has to make a stolen
+ * hash cost CPU-minutes per user (10^6 PINs × 4 ms ≈ an hour of CPU for a 6-digit PIN)
+ * rather than be instant, and a login at a terminal must fit its 20 ms budget (issue 12,
+ * request to job list) on a small terminal CPU, several times slower than a server core.
+ * Hashes carry their parameters: those written at 2^15 before still verify, at their cost.
+ */
+export const PIN_SCRYPT_N = 2 ** 11
 const SCRYPT_R = 8
 const SCRYPT_P = 1
 /** scrypt needs 128·N·r bytes; leave headroom over the default 32 MiB limit. */
@@ -111,24 +130,28 @@ export function normalizeCard (card: string): string {
   return card.trim().toUpperCase()
 }
 
-/** Salted slow hash (`scrypt$N$r$p$salt$hash`) of any low-entropy secret: PINs, cards, admin passwords. */
-export async function slowHash (secret: string): Promise<string> {
+/**
+ * Salted slow hash (`scrypt$N$r$p$salt$hash`) of a secret: by default at the cost of admin
+ * passwords and the mesh admin token ({@link PASSWORD_SCRYPT_N}); PINs and cards are hashed
+ * at {@link PIN_SCRYPT_N} ({@link hashPin}, {@link cardCredential}).
+ */
+export async function slowHash (secret: string, n: number = PASSWORD_SCRYPT_N): Promise<string> {
   const salt = randomBytes(SALT_BYTES)
-  const key = await scrypt(secret, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
-  return ['scrypt', SCRYPT_N, SCRYPT_R, SCRYPT_P, salt.toString('base64'), key.toString('base64')].join('$')
+  const key = await scrypt(secret, salt, n, SCRYPT_R, SCRYPT_P)
+  return ['scrypt', n, SCRYPT_R, SCRYPT_P, salt.toString('base64'), key.toString('base64')].join('$')
 }
 
-/** Salted slow hash of a PIN. */
+/** Salted slow hash of a PIN, at the PIN cost ({@link PIN_SCRYPT_N}). */
 export async function hashPin (pin: string): Promise<string> {
   validatePin(pin)
-  return await slowHash(pin)
+  return await slowHash(pin, PIN_SCRYPT_N)
 }
 
 /** The stored form of a card: its keyed index under `cardKey` and its salted slow hash. */
 export async function cardCredential (card: string, cardKey: Uint8Array): Promise<CardCredential> {
   const normal = normalizeCard(card)
   validateCard(normal)
-  return { index: cardIndex(normal, cardKey), hash: await slowHash(normal) }
+  return { index: cardIndex(normal, cardKey), hash: await slowHash(normal, PIN_SCRYPT_N) }
 }
 
 /** The keyed index of a (normalized) card number: found without a slow hash. */
@@ -173,15 +196,27 @@ export function currentPinIndex (user: DirectoryUser): string | undefined {
   return boundPinIndex(user.pinHash, user.pinIndex)
 }
 
-/** The user holding the card with this index, if any. */
+/** The user holding the card with this index, if any (the first in the directory's order when two do). */
 export function userByCardIndex (doc: Y.Doc, index: string): DirectoryUser | undefined {
+  const derived = derivedOf(doc)
+  if (derived === undefined) return scanUserByCard(doc, index)
+  derived.byCard ??= cardIndexOf(doc)
+  const username = derived.byCard.get(index)
+  return username === undefined ? undefined : usersMap(doc).get(username)
+}
+
+function scanUserByCard (doc: Y.Doc, index: string): DirectoryUser | undefined {
   for (const user of usersMap(doc).values()) {
     if (user.cards?.some((c) => c.index === index) === true) return user
   }
   return undefined
 }
 
-/** Checks a PIN (or a normalized card number) against a stored hash in constant time; false for malformed hashes. */
+/**
+ * Checks a PIN (or a normalized card number, or a password) against a stored hash in constant
+ * time, at the cost the hash names (a PIN hashed at 2^15 before {@link PIN_SCRYPT_N} still
+ * verifies); false for malformed hashes.
+ */
 export async function verifyPin (pin: string, stored: string): Promise<boolean> {
   const [scheme, n, r, p, salt, hash] = stored.split('$')
   if (scheme !== 'scrypt' || hash === undefined) return false
@@ -201,9 +236,15 @@ export function getUser (doc: Y.Doc, username: string): DirectoryUser | undefine
   return usersMap(doc).get(username)
 }
 
+/** Every user, by username (a fresh array: the caller may change it). */
 export function listUsers (doc: Y.Doc): DirectoryUser[] {
-  return [...usersMap(doc).values()].sort((a, b) => a.username.localeCompare(b.username))
+  const derived = derivedOf(doc)
+  if (derived === undefined) return sortedUsers(doc)
+  derived.sorted ??= sortedUsers(doc)
+  return derived.sorted.slice()
 }
+
+const sortedUsers = (doc: Y.Doc): DirectoryUser[] => [...usersMap(doc).values()].sort((a, b) => a.username.localeCompare(b.username))
 
 export function removeUser (doc: Y.Doc, username: string): boolean {
   const had = usersMap(doc).has(username)
@@ -217,11 +258,72 @@ export function delegatesOf (doc: Y.Doc, owner: string): readonly string[] {
   return user === undefined || user.disabled === true ? [] : user.delegates ?? []
 }
 
-/** The enabled users who named `delegate` among their delegates. */
+/** The enabled users who named `delegate` among their delegates (a fresh array, sorted). */
 export function delegatorsOf (doc: Y.Doc, delegate: string): string[] {
+  const derived = derivedOf(doc)
+  if (derived === undefined) return scanDelegators(doc, delegate)
+  derived.delegators ??= delegatorIndexOf(doc)
+  return derived.delegators.get(delegate)?.slice() ?? []
+}
+
+function scanDelegators (doc: Y.Doc, delegate: string): string[] {
   const out: string[] = []
   for (const user of usersMap(doc).values()) {
     if (user.disabled !== true && user.delegates?.includes(delegate) === true) out.push(user.username)
   }
   return out.sort()
+}
+
+/**
+ * What the directory's readers ask of every user, kept per document until its users change:
+ * a terminal with 10,000 synced users answers each login and job list from these (a card's
+ * holder, a user's delegators, the sorted list) instead of a pass over every user (~2 ms for
+ * a card or the delegators, ~8 ms for the sorted list, measured at 10,000 users).
+ */
+interface DerivedUsers {
+  sorted?: DirectoryUser[]
+  /** Card index → username (the first holder in the users map's order, as a scan finds it). */
+  byCard?: Map<string, string>
+  /** Delegate → the enabled users who named them, sorted. */
+  delegators?: Map<string, string[]>
+}
+const derivedUsers = new WeakMap<Y.Doc, DerivedUsers>()
+
+/**
+ * The document's derived users, emptied whenever its users map changes (an observer, which
+ * Yjs calls for local and remote changes alike). Undefined while a transaction on the document
+ * is open or its observers are still being called: the map may have changed without the
+ * observer having run yet, so readers then scan the map itself.
+ */
+function derivedOf (doc: Y.Doc): DerivedUsers | undefined {
+  if (doc._transaction !== null || doc._transactionCleanups.length > 0) return undefined
+  let derived = derivedUsers.get(doc)
+  if (derived === undefined) {
+    derived = {}
+    derivedUsers.set(doc, derived)
+    usersMap(doc).observe(() => { derivedUsers.set(doc, {}) })
+  }
+  return derived
+}
+
+function cardIndexOf (doc: Y.Doc): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const user of usersMap(doc).values()) {
+    if (!Array.isArray(user.cards)) continue
+    for (const card of user.cards) if (typeof card?.index === 'string' && !out.has(card.index)) out.set(card.index, user.username)
+  }
+  return out
+}
+
+function delegatorIndexOf (doc: Y.Doc): Map<string, string[]> {
+  const out = new Map<string, string[]>()
+  for (const user of usersMap(doc).values()) {
+    if (user.disabled === true || !Array.isArray(user.delegates)) continue
+    for (const delegate of new Set(user.delegates)) {
+      const list = out.get(delegate)
+      if (list === undefined) out.set(delegate, [user.username]); else list.push(user.username)
+    }
+  }
+  for (const list of out.values()) list.sort()
+  return out
 }

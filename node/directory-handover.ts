@@ -32,6 +32,7 @@ const BATCH_BYTES = 48 * 1024
 /** Central just answered the join: a batch that fails this many times in a row ends the start. */
 const BATCH_ATTEMPTS = 5
 const RETRY_MS = 2_000
+/** A slow hash at any cost: PINs hashed at 2^15 before and at crdt/directory.ts `PIN_SCRYPT_N` since (the hash names its parameters). */
 const PIN_HASH = /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/
 
 /** One user as handed over: the record without its cards, and how many cards it had. */

@@ -20,7 +20,11 @@ export { pinKeyOf }
 export const PIN_ONLY_USERNAME = '#pin'
 
 export { MAX_IMPORT_BYTES } from './users-csv.ts'
-/** A hash computed for unknown users too, so a wrong username takes as long as a wrong PIN. */
+/**
+ * A hash computed for unknown users too, so a wrong username takes as long as a wrong PIN. It is
+ * at the PIN cost (crdt/directory.ts `PIN_SCRYPT_N`), as every PIN hashed since; a user whose PIN
+ * was hashed at 2^15 before still verifies, ~8 times slower, until their PIN is set again.
+ */
 let decoyHash: Promise<string> | undefined
 
 /** What an import did (or would do, in a dry run). */

@@ -7,13 +7,13 @@
  *    joined and connected to its site (nothing synced but the mesh's own documents).
  * 2. Directory: a fresh central's data folder gets `loginUsers` users with real PINs through
  *    the product's bulk import (`printmesh users import FILE --data DIR`: a salted scrypt hash
- *    per PIN, four at a time), timed, and the rest up to `users` written straight into the
- *    same folder's directory through central's own store (its peer key, one transaction), as
+ *    per PIN at the PIN cost, crdt/directory.ts `PIN_SCRYPT_N`, four at a time), timed, and
+ *    the rest up to `users` written straight into the same folder's directory through
+ *    central's own store (its peer key, one transaction), as
  *    the footprint benchmark writes jobs: each a record shaped as the import writes it, with
  *    a PIN hash of the same form and size (random salt and key, which no PIN matches: those
- *    users never log in here). Hashing 10,000 PINs through the import takes ~10 minutes on
- *    2 cores (a note gives the measured cost per user), so only the users who log in
- *    pay it.
+ *    users never log in here). Only the users who log in pay the import's hashes (a note gives
+ *    the measured cost per user: ~5 ms at 2^11 on 2 cores, ~115 ms at the 2^15 PINs had before).
  * 3. Loaded: central on that folder, site-a, a terminal of site-a; waited for until the
  *    terminal's `/api/info` says it holds every user; RSS of the terminal and the site.
  *    Each login user gets `jobsPerUser` held jobs spooled straight to the terminal's Hold
@@ -45,11 +45,11 @@ import { call, waitFor } from './roaming.ts'
 import { DocStore } from '../../crdt/store.ts'
 import { LevelPersistence } from '../../crdt/persistence.ts'
 import { directoryDoc } from '../../crdt/names.ts'
-import { getUser, putUser, verifyPin, type DirectoryUser } from '../../crdt/directory.ts'
+import { getUser, putUser, verifyPin, PIN_SCRYPT_N, type DirectoryUser } from '../../crdt/directory.ts'
 import { signerFor } from '../../transports/identity.ts'
 import { loadOrCreatePeerKey, PEER_KEY_FILE } from '../../transports/host.ts'
 import { BenchmarkError, MB, quantile, round, rssOf, type BenchContext, type Benchmark, type Row } from './common.ts'
-import { printmeshArgs } from '../printmesh-command.ts'
+import { printmeshArgs, runsBuilt } from '../printmesh-command.ts'
 
 /** The issue's size, and the quick stand-in. */
 const SIZES = {
@@ -174,6 +174,14 @@ function workersEnded (node: SiteProcess): boolean {
   return ended.length > 0 && (JSON.parse(ended[ended.length - 1]) as { workers?: number }).workers === 0
 }
 
+/** `err` with what the terminal said last (its process alive or not, its last warnings and errors), for a step that failed against it. */
+function withTerminalState (err: unknown, terminal: SiteProcess, step: string): TerminalLoginBenchError {
+  let alive = true
+  try { process.kill(terminal.pid, 0) } catch { alive = false }
+  const said = terminal.logs().filter((l) => { try { return ((JSON.parse(l) as { level?: number }).level ?? 0) >= 40 } catch { return l.trim() !== '' } }).slice(-5)
+  return new TerminalLoginBenchError(`${step}: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)} (the terminal is ${alive ? 'running' : 'gone'}; its last warnings and errors: ${said.length > 0 ? said.join(' | ') : 'none'})`)
+}
+
 interface Timed { loginMs: number, listMs: number, totalMs: number }
 
 /** One login at the panel then its job list, timed; the list's length. */
@@ -234,6 +242,7 @@ async function measure (ctx: BenchContext): Promise<{ params: Record<string, unk
         const k = prints[next++]
         const user = loginUser(k % size.loginUsers)
         const answer = await sendPrintJob(target, printJobRequest(holdUri, user, `report ${k}.pdf`, k + 1), pdf.variant(k), HTTP_TIMEOUT_MS)
+          .catch((err: unknown) => { throw withTerminalState(err, terminal, `Print-Job ${k} for ${user}`) })
         if (answer.code > 0xff) throw new TerminalLoginBenchError(`Print-Job ${k} for ${user} refused: status 0x${answer.code.toString(16)}`)
       }
     }))
@@ -308,6 +317,8 @@ async function measure (ctx: BenchContext): Promise<{ params: Record<string, unk
     ]
     // the import of loginUsers - 1 users minus that of one: loginUsers - 2 hashes (and rows)
     const perUserImportMs = (seeded.importMs - seeded.oneMs) / (size.loginUsers - 2)
+    const [, hashN, hashR, hashP] = seeded.template.pinHash.split('$').map(Number)
+    const cost = `scrypt N=2^${Math.log2(hashN)} r=${hashR} p=${hashP}: ${round(128 * hashN * hashR / MB, 1)} MiB`
     return {
       params: {
         users: size.users, loginUsers: size.loginUsers, jobsPerUser: size.jobsPerUser, logins: size.logins, loginBudgetMs: LOGIN_BUDGET_MS,
@@ -318,12 +329,12 @@ async function measure (ctx: BenchContext): Promise<{ params: Record<string, unk
       rows,
       summary,
       notes: [
-        `PIN import: \`printmesh users import --data\` of 1 user took ${round(seeded.oneMs / 1000, 1)} s (the command's start and one hash), of the other ${size.loginUsers - 1} ${round(seeded.importMs / 1000, 1)} s: ${round(perUserImportMs)} ms a user (scrypt N=2^15 r=8, 4 at a time on ${cpus().length} cores), so ${size.users.toLocaleString('en-US')} users that way would take about ${round(perUserImportMs * size.users / 60_000, 1)} min here. The other ${(size.users - size.loginUsers).toLocaleString('en-US')} were written into central's directory through its store in ${round(seeded.fillMs / 1000, 1)} s, shaped as the import writes them, with hashes of the same form and size (random salt and key: no PIN matches them)`,
+        `PIN import: \`printmesh users import --data\` of 1 user took ${round(seeded.oneMs / 1000, 1)} s (the command's start and one hash), of the other ${size.loginUsers - 1} ${round(seeded.importMs / 1000, 1)} s: ${round(perUserImportMs)} ms a user (${cost}, 4 at a time on ${cpus().length} cores), so ${size.users.toLocaleString('en-US')} users that way would take about ${round(perUserImportMs * size.users / 60_000, 1)} min here. The other ${(size.users - size.loginUsers).toLocaleString('en-US')} were written into central's directory through its store in ${round(seeded.fillMs / 1000, 1)} s, shaped as the import writes them, with hashes of the same form and size (random salt and key: no PIN matches them)`,
         `the terminal held all ${size.users.toLocaleString('en-US')} users ${round(syncMs / 1000, 1)} s after it was ready (its /api/info terminal.users); it said it was offline ${round(offlineMs / 1000, 1)} s after the site was killed and central stopped`,
         `${timed.length} logins in ${round(loginsMs / 1000, 1)} s (bounded: ${size.logins} or ${LOGIN_BUDGET_MS / 1000} s), one at a time, cycling over ${size.loginUsers} users with ${size.jobsPerUser} held job(s) each at the terminal (Hold queue), after ${WARMUP_LOGINS} unmeasured ones; times from the request to the parsed JSON with Node's fetch over loopback keep-alive; each session logged out after (not timed)`,
-        'a login is one scrypt verification of the user\'s PIN (N=2^15, r=8: ~32 MiB, chosen so a guess costs ~50-100 ms) plus the login guard; the slow-hash row times crdt/directory.ts verifyPin of the same user\'s stored hash in the benchmark\'s process right after each login and list (same load), and the row below subtracts it from that login → list pair',
+        `a login is one scrypt verification of the user's PIN (${cost}; the product's PIN cost is crdt/directory.ts PIN_SCRYPT_N = 2^${Math.log2(PIN_SCRYPT_N)}, admin passwords keep 2^15) plus the login guard; the slow-hash row times crdt/directory.ts verifyPin of the same user's stored hash in the benchmark's process right after each login and list (same load), and the row below subtracts it from that login → list pair`,
         `the machine's 1-minute load average: ${round(loadAtStart, 1)} at the start, ${round(loadAtLogins, 1)} after the logins (${cpus().length} cores; other work shares them)`,
-        `RSS: VmRSS of each process (node --import tsx, so the TypeScript loader counts), the last of ${RSS_SAMPLES} samples ${RSS_SAMPLE_MS} ms apart once the phase settled; idle is a separate mesh of its own with an empty directory (same options), the site is the anchor`
+        `RSS: VmRSS of each process (${runsBuilt() ? 'the built JavaScript through the bin, as production runs it' : 'node --import tsx, so the TypeScript loader counts'}), the last of ${RSS_SAMPLES} samples ${RSS_SAMPLE_MS} ms apart once the phase settled; idle is a separate mesh of its own with an empty directory (same options), the site is the anchor`
       ]
     }
   } finally {
