@@ -1,10 +1,10 @@
 // The directory's lookups kept between changes (crdt/directory.ts: the sorted users, card index →
-// holder, delegate → delegators): they answer as a pass over every user would, after local and
+// holder, PIN index → users, delegate → delegators): they answer as a pass over every user would, after local and
 // remote changes, and inside a transaction that has just changed the users.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import * as Y from 'yjs'
-import { putUser, getUser, removeUser, listUsers, delegatorsOf, userByCardIndex, type DirectoryUser } from '../crdt/directory.ts'
+import { putUser, getUser, removeUser, listUsers, delegatorsOf, userByCardIndex, usersByPinIndex, currentPinIndex, type DirectoryUser } from '../crdt/directory.ts'
 
 const user = (username: string, extra: Partial<DirectoryUser> = {}): DirectoryUser => ({ username, fullName: username, pinHash: '', updatedAt: 1, ...extra })
 const card = (index: string): { index: string, hash: string } => ({ index, hash: 'scrypt$2048$8$1$AAAA$BBBB' })
@@ -13,23 +13,32 @@ const card = (index: string): { index: string, hash: string } => ({ index, hash:
 const scan = {
   list: (doc: Y.Doc): string[] => [...doc.getMap<DirectoryUser>('users').values()].map((u) => u.username).sort((a, b) => a.localeCompare(b)),
   delegators: (doc: Y.Doc, d: string): string[] => [...doc.getMap<DirectoryUser>('users').values()].filter((u) => u.disabled !== true && u.delegates?.includes(d) === true).map((u) => u.username).sort(),
-  card: (doc: Y.Doc, i: string): string | undefined => [...doc.getMap<DirectoryUser>('users').values()].find((u) => u.cards?.some((c) => c.index === i) === true)?.username
+  card: (doc: Y.Doc, i: string): string | undefined => [...doc.getMap<DirectoryUser>('users').values()].find((u) => u.cards?.some((c) => c.index === i) === true)?.username,
+  pin: (doc: Y.Doc, i: string): string[] => [...doc.getMap<DirectoryUser>('users').values()].filter((u) => currentPinIndex(u) === i).map((u) => u.username).sort((a, b) => a.localeCompare(b))
 }
+/** A PIN hash with this salt, and the PIN index bound to it. */
+const pinOf = (salt: string, index: string): Pick<DirectoryUser, 'pinHash' | 'pinIndex'> => ({ pinHash: `scrypt$2048$8$1$${salt}$BBBB`, pinIndex: { index, salt } })
 
 const agrees = (doc: Y.Doc, why: string): void => {
   assert.equal(listUsers(doc).map((u) => u.username), scan.list(doc), `${why}: the list`)
   for (const d of ['alice', 'bob', 'carol', 'dave', 'nobody']) assert.equal(delegatorsOf(doc, d), scan.delegators(doc, d), `${why}: delegators of ${d}`)
   for (const i of ['c1', 'c2', 'c3', 'c4', 'none']) assert.is(userByCardIndex(doc, i)?.username, scan.card(doc, i), `${why}: card ${i}`)
+  for (const i of ['p1', 'p2', 'none']) assert.equal(usersByPinIndex(doc, i).map((u) => u.username), scan.pin(doc, i), `${why}: PIN index ${i}`)
 }
 
 test('the kept lookups answer as a scan, after each local change', () => {
   const doc = new Y.Doc()
   doc.transact(() => {
-    putUser(doc, user('carol', { delegates: ['alice'], cards: [card('c3')] }))
-    putUser(doc, user('alice', { cards: [card('c1'), card('c2')] }))
-    putUser(doc, user('bob', { delegates: ['alice', 'alice', 'carol'] }))
+    putUser(doc, user('carol', { delegates: ['alice'], cards: [card('c3')], ...pinOf('s3', 'p1') }))
+    putUser(doc, user('alice', { cards: [card('c1'), card('c2')], ...pinOf('s1', 'p1') }))
+    putUser(doc, user('bob', { delegates: ['alice', 'alice', 'carol'], ...pinOf('s2', 'p2') }))
   })
   agrees(doc, 'at first')
+  assert.equal(usersByPinIndex(doc, 'p1').map((u) => u.username), ['alice', 'carol'])
+  putUser(doc, user('bob', { delegates: ['alice', 'alice', 'carol'], ...pinOf('s2', 'p2'), pinHash: 'scrypt$2048$8$1$new$BBBB' }))
+  assert.equal(usersByPinIndex(doc, 'p2'), [], 'a PIN hash set without its index unbinds the old index')
+  putUser(doc, user('bob', { delegates: ['alice', 'alice', 'carol'], ...pinOf('s2', 'p2') }))
+  agrees(doc, 'the PIN set again with its index')
   assert.equal(delegatorsOf(doc, 'alice'), ['bob', 'carol'])
   assert.is(userByCardIndex(doc, 'c2')?.username, 'alice')
   assert.equal(listUsers(doc).map((u) => u.username), ['alice', 'bob', 'carol'])
@@ -85,6 +94,8 @@ test('inside a transaction, and in observers of one, the lookups see its changes
     assert.equal(delegatorsOf(doc, 'alice'), ['bob'])
     assert.is(userByCardIndex(doc, 'c1'), undefined)
     assert.is(userByCardIndex(doc, 'c2')?.username, 'bob')
+    putUser(doc, user('carol', pinOf('s9', 'p1')))
+    assert.equal(usersByPinIndex(doc, 'p1').map((u) => u.username), ['carol'])
   })
   agrees(doc, 'after it')
   const seen: string[][] = []
