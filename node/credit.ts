@@ -143,6 +143,8 @@ function money (amount: number, currency: string | undefined): string {
 export class CreditService implements CreditGate, CopyCredit, Startable {
   private link: EscrowLink | undefined
   private readonly queues = new Map<string, Promise<unknown>>()
+  /** Watches the license document for a new policy while started. */
+  private onLicense: ((doc: string) => void) | undefined
   /** Users whose queue here waits on share requests to other peers now (their count). */
   private readonly asking = new Map<string, number>()
   private timer: ReturnType<typeof setInterval> | undefined
@@ -161,13 +163,30 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
 
   async start (): Promise<void> {
     if (this.timer !== undefined) return
-    this.timer = setInterval(() => { void this.pass().catch((err: unknown) => this.log.error({ err }, 'credit pass failed')) }, CREDIT_PASS_MS)
+    this.timer = setInterval(() => { this.passSoon() }, CREDIT_PASS_MS)
     this.timer.unref()
+    // a new policy (credit turned on, a quota set) is acted on when it arrives, not at the next pass: quotas minted, shares taken
+    let seen = JSON.stringify(this.policy() ?? null)
+    this.onLicense = (doc: string): void => {
+      if (doc !== licenseDoc()) return
+      const now = JSON.stringify(this.policy() ?? null)
+      if (now === seen) return
+      seen = now
+      this.passSoon()
+    }
+    this.c.store.on('entry', this.onLicense)
   }
 
   async stop (): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer)
     this.timer = undefined
+    if (this.onLicense !== undefined) this.c.store.off('entry', this.onLicense)
+    this.onLicense = undefined
+  }
+
+  /** A pass in the background (its failure logged). */
+  private passSoon (): void {
+    void this.pass().catch((err: unknown) => this.log.error({ err }, 'credit pass failed'))
   }
 
   /** The mesh's credit policy as this peer holds it (undefined: none set, credit not enforced). */
@@ -193,6 +212,11 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
   /** The user's shares of `account` (default: credit) from every escrow document this peer holds. */
   view (user: string, account = CREDIT_ACCOUNT): CreditView {
     return sharesOf(this.escrowDocs(), user, (p) => this.c.membership.info(p)?.role, account, this.c.membership.authority)
+  }
+
+  /** Whether calls for `user` are under way on this peer (its queue is not empty). */
+  busy (user: string): boolean {
+    return this.queues.has(user)
   }
 
   /** What this peer holds of the user's `account` (default: credit). */

@@ -79,6 +79,7 @@ function formatSummary (s: SimSummary): string {
           ['credit: unavailability (refused although covered / reservations)', `${(s.credit.unavailability * 100).toFixed(2)} %`],
           ['  covered: beyond the relays / cut off or down / reachable (at the home site)', `${s.credit.coveredWhy.notLinked} / ${s.credit.coveredWhy.cut} / ${s.credit.coveredWhy.reachable} (${s.credit.coveredWhy.atHome})`],
           ['credit: printed in monochrome; prefetches at terminals; forged mints', `${s.credit.monochrome}; ${s.credit.prefetches}; ${s.credit.forgedMints}`],
+          ...(s.credit.probes > 0 ? [['credit: probes of two reservations at once (both reserved)', `${s.credit.probes} (${s.credit.probesBothReserved})`] as [string, string]] : []),
           ['credit: share requests (lost; duplicated)', `${s.credit.requests} (${s.credit.lost}; ${s.credit.duplicated})`]
         ] satisfies Array<[string, string]>
       : []),
@@ -145,6 +146,7 @@ async function main (): Promise<number> {
     .option('--clients <n>', 'workstation clients beyond --peers (client spooling, fallback printing), one site\'s each, round robin', bounded('--clients', 0, MAX_PEERS), 0)
     .option('--device-spooling', 'device spooling at terminals (issue 13): terminals pair up per site and take jobs into their Direct, Hold, Pull and Delegated queues, released at the terminal, elsewhere through its grant and by delegates; default off')
     .option('--credit', 'credit as escrow (issue 20): prices and an enforced credit policy, users with home sites and top-ups, shares asked between peers over the faulty network, prints reserving and settling credit; checks invariant 5 and prints the availability figure; default off')
+    .option('--credit-probes', 'with --credit: now and then two prints of one user reserved at one peer in the same turn, checked, given back (the credit mutations\' runs)')
     .option('--credit-standard', 'with --credit: the standard workload of the availability figure — users print at their home site (90 %), one site and its terminals cut off for two hours a third of the way in; --faults defaults to 0')
     .option('--json <file>', 'also write the summary (with violations) as JSON to this file')
     .option('--data-dir <dir>', 'parent folder of the run\'s temp folder (default /dev/shm, else the OS temp dir; with --processes the OS temp dir); removed at the end')
@@ -157,7 +159,7 @@ async function main (): Promise<number> {
     .option('--strict-clock', 'hold and retention must last their length by the true clock even where the holder restarted on a skewed clock (off: what the skew at its starts explains is tolerated; a clock skewed while it runs never is)')
     .option('--quiet', 'no progress lines on stderr')
   program.parse()
-  const o = program.opts<{ processes?: boolean, peers: number, faults: number, seed: number, steps?: number, terminals: number, clients: number, deviceSpooling?: boolean, credit?: boolean, creditStandard?: boolean, json?: string, dataDir?: string, maxSeconds: number, inject?: Injection | ProcessInjection | CreditInjection, quiet?: boolean, roaming?: boolean, strictClock?: boolean }>()
+  const o = program.opts<{ processes?: boolean, peers: number, faults: number, seed: number, steps?: number, terminals: number, clients: number, deviceSpooling?: boolean, credit?: boolean, creditProbes?: boolean, creditStandard?: boolean, json?: string, dataDir?: string, maxSeconds: number, inject?: Injection | ProcessInjection | CreditInjection, quiet?: boolean, roaming?: boolean, strictClock?: boolean }>()
   const progress = o.quiet === true ? {} : { progress: (line: string) => process.stderr.write(`[sim] ${line}\n`) }
   if (o.processes === true) {
     const given = (flag: string): boolean => program.getOptionValueSource(flag) !== 'default' && program.getOptionValueSource(flag) !== undefined
@@ -192,6 +194,7 @@ async function main (): Promise<number> {
   if (creditInject && o.credit !== true) throw new UsageError(`--inject ${o.inject} needs --credit`)
   if (o.inject !== undefined && !creditInject && !INJECTIONS.includes(o.inject as Injection)) throw new UsageError(`--inject ${o.inject} needs --processes`)
   if (o.creditStandard === true && o.credit !== true) throw new UsageError('--credit-standard needs --credit')
+  if (o.creditProbes === true && o.credit !== true) throw new UsageError('--credit-probes needs --credit')
   const faultsGiven = program.getOptionValueSource('faults') !== 'default' && program.getOptionValueSource('faults') !== undefined
   const faults = o.creditStandard === true && !faultsGiven ? 0 : o.faults
   const terminals = Math.min(o.terminals, Math.max(0, o.peers - 3))
@@ -205,6 +208,7 @@ async function main (): Promise<number> {
     ...(o.deviceSpooling === true ? { deviceSpooling: true } : {}),
     ...(o.credit === true ? { credit: true } : {}),
     ...(o.creditStandard === true ? { creditStandard: true } : {}),
+    ...(o.creditProbes === true ? { creditProbes: true } : {}),
     ...(creditInject ? { creditInject: 'overspend' as const } : {}),
     maxSeconds: o.maxSeconds,
     ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),

@@ -69,6 +69,8 @@ const HOME_PRINT_SHARE = 0.9
 const STANDARD_PARTITION_MS = 2 * 3600_000
 /** A forged mint's amount (a terminal writing credit for a user into its own document). */
 const FORGED_MINT = 50_000
+/** Share of steps that end with a probe of two reservations at once (with `probes`). */
+const PROBE_SHARE = 0.2
 
 /** The simulator's view of one peer, as the credit side needs it. */
 export interface CreditPeer {
@@ -101,6 +103,8 @@ export interface CreditHost {
   inject?: 'overspend'
   /** The standard workload: prints at home; one site cut off for two hours. */
   standard?: boolean
+  /** Two prints of one user reserved at one peer in the same turn now and then ({@link CreditSim.probe}). */
+  probes?: boolean
   logger?: Logger
 }
 
@@ -133,6 +137,9 @@ export interface CreditStats {
   duplicated: number
   /** Prefetches at terminals (a release there). */
   prefetches: number
+  /** Probes (two reservations of one user at one peer in the same turn), and those where both were reserved (the share covered both). */
+  probes: number
+  probesBothReserved: number
   /** Mints written by a terminal into its own document (must count nowhere). */
   forgedMints: number
   /** Prints paid in monochrome because only that fitted ('mono-only' sites). */
@@ -165,6 +172,8 @@ class SimCreditService extends CreditService {
 export class CreditSim {
   readonly hub: MemoryEscrowHub
   private readonly rng: () => number
+  /** The probes' own choices. */
+  private readonly probeRng: () => number
   /** Link faults as the simulator set them (the network keeps its own private). */
   private defaultFaults: LinkFaults = {}
   private readonly pairFaults = new Map<string, LinkFaults>()
@@ -179,10 +188,11 @@ export class CreditSim {
   /** Standard workload: when the partition started (virtual), and whether it was lifted. */
   private cutAt: number | undefined
   private cutOver = false
-  readonly stats: CreditStats = { topUps: 0, credited: 0, spent: 0, reserves: 0, refused: 0, refusedCovered: 0, coveredWhy: { notLinked: 0, cut: 0, reachable: 0, atHome: 0 }, unavailability: 0, requests: 0, lost: 0, duplicated: 0, prefetches: 0, forgedMints: 0, monochrome: 0 }
+  readonly stats: CreditStats = { topUps: 0, credited: 0, spent: 0, reserves: 0, refused: 0, refusedCovered: 0, coveredWhy: { notLinked: 0, cut: 0, reachable: 0, atHome: 0 }, unavailability: 0, requests: 0, lost: 0, duplicated: 0, prefetches: 0, probes: 0, probesBothReserved: 0, forgedMints: 0, monochrome: 0 }
 
   constructor (private readonly host: CreditHost) {
     this.rng = seededRandom(host.seed ^ 0xc4ed17)
+    this.probeRng = seededRandom(host.seed ^ 0x9e0be5)
     const wireRng = seededRandom(host.seed ^ 0xe5c40)
     this.hub = new MemoryEscrowHub(host.network, {
       schedule: host.clock.schedule,
@@ -319,6 +329,36 @@ export class CreditSim {
         this.forgedAt++
       }
     }
+  }
+
+  /**
+   * A probe (with `probes`, at the end of a step): at a live site or terminal whose queue for
+   * a user is idle, two mono jobs of that user, each costing what the peer's share covers once
+   * but not twice, are reserved in the same turn, with no time to ask other peers (so nothing
+   * waits on the virtual clock); invariant 5 is checked while they are held (two spends of one
+   * share leave it below zero), and both are given back. Not counted in the availability figure.
+   */
+  async probe (): Promise<void> {
+    if (this.host.probes !== true || this.probeRng() >= PROBE_SHARE) return
+    const peers = this.host.peers.filter((p) => p.credit !== undefined && this.up(p) && p.site !== undefined && (p.role === 'site' || p.role === 'terminal'))
+    const p = peers[Math.floor(this.probeRng() * peers.length)]
+    const user = this.host.users[Math.floor(this.probeRng() * this.host.users.length)]
+    const credit = p?.credit
+    if (credit === undefined || user === undefined || credit.busy(user)) return
+    const pages = Math.floor(credit.here(user) / MONO_PRICE)
+    if (pages < 1) return
+    const step = this.host.step()
+    const now = this.host.clock.now()
+    const jobs = ['a', 'b'].map((k): JobRecord => ({ id: `probe-${step}-${k}`, ippId: 0, site: toSiteId(p.site ?? ''), queue: 'secure', owner: user, name: `probe ${k}`, state: 'held', pages, colorPages: 0, copies: 1, sides: 'one-sided', createdAt: now, updatedAt: now }))
+    // the service's own reserve, not the simulator's counting override: probes are not releases
+    const reserve = CreditService.prototype.reserve
+    const outcomes = await Promise.allSettled(jobs.map(async (j) => await reserve.call(credit, j, 'probe', AbortSignal.abort())))
+    this.stats.probes++
+    const reserved = outcomes.filter((o) => o.status === 'fulfilled').length
+    if (reserved === 2) this.stats.probesBothReserved++
+    this.host.event(p.name, 'credit-probe', undefined, `${user}: two jobs of ${pages * MONO_PRICE} at once, ${reserved} reserved`)
+    this.check()
+    for (const j of jobs) await credit.release(j)
   }
 
   /** A user is about to release a job at `at`: at a terminal, its panel login takes part of the site's share first (in the background). */

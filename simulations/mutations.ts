@@ -34,7 +34,7 @@ const CLIENT_RUNS: Partial<ChildOptions> = { clients: 3 }
 /** Device spooling a device mutation's runs get (jobs in terminals' Direct, Hold, Pull and Delegated queues). */
 const DEVICE_RUNS: Partial<ChildOptions> = { deviceSpooling: true }
 /** Credit as escrow a credit mutation's runs get (prices, an enforced policy, top-ups, shares between peers; invariant 5). */
-const CREDIT_RUNS: Partial<ChildOptions> = { credit: true }
+const CREDIT_RUNS: Partial<ChildOptions> = { credit: true, creditProbes: true }
 
 export const MUTATIONS: readonly Mutation[] = [
   // ---- release ----
@@ -292,7 +292,7 @@ export interface MutationRun {
 }
 
 /** What the child runs for each seed. */
-export interface ChildOptions { peers: number, steps: number, faults: number, terminals: number, maxSeconds: number, clients?: number, deviceSpooling?: boolean, credit?: boolean }
+export interface ChildOptions { peers: number, steps: number, faults: number, terminals: number, maxSeconds: number, clients?: number, deviceSpooling?: boolean, credit?: boolean, creditProbes?: boolean }
 
 /** One seed's outcome, as the child prints it (one JSON line per seed). */
 interface SeedOutcome { seed: number, invariants: number[], message?: string, error?: string }

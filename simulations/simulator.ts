@@ -196,6 +196,12 @@ export interface SimOptions {
    * is cut off from the rest of the mesh for two hours a third of the way in.
    */
   creditStandard?: boolean
+  /**
+   * With `credit`: now and then a step ends with two prints of one user reserved at one peer
+   * in the same turn (two printers of a site), invariant 5 checked, and both given back (the
+   * credit mutations' runs: default off, so other credit runs keep their fingerprints).
+   */
+  creditProbes?: boolean
   /** Called with every simulated event as it happens (to compare two runs of one seed). */
   onEvent?: (e: SimEvent) => void
   /** Called with each progress line (the CLI prints them to stderr). */
@@ -524,6 +530,7 @@ class Simulation {
         },
         ended: (state) => state !== undefined && TERMINAL_STATES.has(state as JobRecord['state']),
         ...(opts.creditStandard === true ? { standard: true } : {}),
+        ...(opts.creditProbes === true ? { probes: true } : {}),
         neighbours: (a, b) => this.edges.some(([x, y]) => (x.name === a && y.name === b) || (x.name === b && y.name === a)),
         ...(opts.creditInject !== undefined ? { inject: opts.creditInject } : {})
       })
@@ -938,6 +945,7 @@ class Simulation {
       this.checkFallback()
       await this.teardownAnyCrashed()
       this.observe()
+      await this.credit?.probe()
       this.credit?.check()
       if (this.deviceSpooling()) this.checkDeviceListings()
       await this.runUntil(this.clock.now() + this.int(0, STEP_MAX_MS))
