@@ -81,6 +81,21 @@ test.after(async () => {
   ])
 })
 
+/** A test of the page: on a failure, what the page showed is added to the error (and a screenshot taken), to tell a slow mesh from a wrong page. */
+function browserTest (name: string, fn: () => Promise<void>): void {
+  test(name, async () => {
+    try {
+      await fn()
+    } catch (err) {
+      const page = br().page
+      const shown = await page.evaluate(() => `${location.hash} | error: ${document.getElementById('page-error')?.textContent ?? ''} | ${(document.querySelector('main') as HTMLElement | null)?.innerText.slice(0, 1500) ?? ''}`).catch((e: Error) => `(page not readable: ${e.message})`)
+      await br().screenshot(`failed-${name.slice(0, 20).replace(/\W+/g, '-')}`).catch(() => {})
+      if (err instanceof Error) err.message += `\n  the page showed: ${shown}`
+      throw err
+    }
+  })
+}
+
 async function go (page: Page, route: string): Promise<void> {
   await page.evaluate((r) => { location.hash = `#/${r}` }, route)
   await page.locator(`#page[data-route="${route}"]`).waitFor()
@@ -102,6 +117,14 @@ async function screenshots (tag: string): Promise<void> {
   await page.setViewportSize(WIDE)
 }
 
+/** Submits the sign-in form (filled) and waits for its outcome: signed in, or the error it shows (failing with it). */
+async function signedIn (page: Page): Promise<void> {
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.locator('#whoami:visible, #login-error:visible').first().waitFor()
+  const error = await page.locator('#login-error').textContent()
+  assert.ok(await page.locator('#whoami').isVisible(), `not signed in: ${error ?? ''}`)
+}
+
 /** A user's login at site-a's release page API (what the panel and the release page use): the HTTP status. */
 async function siteLogin (username: string, pin: string): Promise<number> {
   const res = await fetch(`${a().httpUrl}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, pin }) })
@@ -109,7 +132,7 @@ async function siteLogin (username: string, pin: string): Promise<number> {
   return res.status
 }
 
-test('a mesh admin account signs in at central\'s console; #/users adds, finds, edits, resets the PIN of and disables a user', async () => {
+browserTest('a mesh admin account signs in at central\'s console; #/users adds, finds, edits, resets the PIN of and disables a user', async () => {
   const page = br().page
   await page.goto(`${c().httpUrl}/console`)
   // accounts exist: the account's fields come first; a wrong password is refused in the page
@@ -119,7 +142,7 @@ test('a mesh admin account signs in at central\'s console; #/users adds, finds, 
   await page.locator('#login-error', { hasText: 'Wrong username, password or authenticator code.' }).waitFor()
   assert.is(await page.getByLabel('Your password').inputValue(), '', 'the password is not left in the form')
   await page.getByLabel('Your password').fill(ADA_PASSWORD)
-  await page.getByRole('button', { name: 'Sign in' }).click()
+  await signedIn(page)
   await page.locator('#user-name', { hasText: 'ada' }).waitFor()
   await page.locator('#user-role', { hasText: '(mesh admin)' }).waitFor()
   await page.locator('#live.on').waitFor()
@@ -187,7 +210,7 @@ test('a mesh admin account signs in at central\'s console; #/users adds, finds, 
   await bob.getByRole('button', { name: 'Enable' }).waitFor()
 })
 
-test('#/accounts lists the admin accounts with their roles and authenticators', async () => {
+browserTest('#/accounts lists the admin accounts with their roles and authenticators', async () => {
   const page = br().page
   await go(page, 'accounts')
   const rita = page.locator('tr[data-account="rita"]')
@@ -197,7 +220,7 @@ test('#/accounts lists the admin accounts with their roles and authenticators', 
   await page.getByRole('button', { name: 'Add account' }).waitFor()
 })
 
-test('#/peers lists site-a and the client with their roles, connected; the client stopped shows as not connected, live', async () => {
+browserTest('#/peers lists site-a and the client with their roles, connected; the client stopped shows as not connected, live', async () => {
   const page = br().page
   await go(page, 'peers')
   await page.locator('dd', { hasText: 'central' }).first().waitFor()
@@ -223,7 +246,7 @@ test('#/peers lists site-a and the client with their roles, connected; the clien
   assert.ok(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded === true), 'the page was not reloaded')
 })
 
-test('#/audit shows ada\'s actions; who, what, outcome and period narrow them; more than a page is paged', async () => {
+browserTest('#/audit shows ada\'s actions; who, what, outcome and period narrow them; more than a page is paged', async () => {
   const page = br().page
   await go(page, 'audit')
   const rows = page.locator('tr[data-audit]')
@@ -284,7 +307,7 @@ test('#/audit shows ada\'s actions; who, what, outcome and period narrow them; m
   assert.equal(br().pageErrors, [])
 })
 
-test('a report viewer signs in on the reports page with username, password and TOTP code; on the console she sees every page and no write button', async () => {
+browserTest('a report viewer signs in on the reports page with username, password and TOTP code; on the console she sees every page and no write button', async () => {
   const page = br().page
   await page.getByRole('button', { name: 'Log out' }).click()
   await page.getByLabel('Your account').waitFor()
@@ -297,12 +320,19 @@ test('a report viewer signs in on the reports page with username, password and T
   await page.locator('#login-error', { hasText: 'Wrong username, password or authenticator code.' }).waitFor()
   await page.getByLabel('Your password').fill(RITA_PASSWORD)
   await page.getByLabel('Authenticator code (if set up)').fill((ritaTotp as OTPAuth.TOTP).generate({ timestamp: Date.now() + TOTP_STEP_MS }))
-  await page.getByRole('button', { name: 'Sign in' }).click()
+  await signedIn(page)
   await page.locator('#report-view').waitFor()
   await page.locator('#user-name', { hasText: 'rita' }).waitFor()
   await page.locator('#user-role', { hasText: '(report viewer)' }).waitFor()
   await page.locator('[data-total="Records"]').waitFor()
   assert.not.ok(await page.getByRole('button', { name: /^Save/ }).first().isVisible(), 'no price list to save')
+  for (const size of [WIDE, PHONE]) {
+    await page.setViewportSize(size)
+    await br().screenshot(`reports-${size.width}-report-viewer`)
+    const width = await page.evaluate(() => document.documentElement.scrollWidth)
+    assert.ok(width <= size.width, `the reports page at ${size.width} px is ${width} px wide`)
+  }
+  await page.setViewportSize(WIDE)
 
   // the same session on the console: every page shown, nothing to change
   await page.goto(`${c().httpUrl}/console#/users`)

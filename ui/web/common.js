@@ -278,6 +278,7 @@ export function adminLoginForm (form, loginError, loggedIn) {
   })
   form.addEventListener('submit', async (event) => {
     event.preventDefault()
+    showMessage(loginError, '') // a new attempt: the last one's answer no longer holds
     const byToken = useToken.checked
     const secrets = (byToken ? [tokenFields] : [password, totp]).map((f) => f.querySelector('input'))
     let body
