@@ -5,7 +5,10 @@
 // up at central, her balance and what the workstation holds (half of what it and the site hold,
 // taken at its credit pass); with a monthly page quota, the pages left and what the
 // workstation holds of them; and a top-up at central shows on the page as it refreshes itself.
-// The file takes about 75 s: the workstation takes shares only at its credit pass (every
+// The site's release page (`/`, ui/web/my-usage.js) shows alice, logged in there, exactly her
+// balance (after a deduction at the site: not what was credited) and her quota in "My usage";
+// bob, logged in after her on the same page, sees only his own (empty) credit and no quota.
+// The file takes about 45-75 s: the workstation takes shares only at its credit pass (every
 // CREDIT_PASS_MS = 30 s from its start), and the credit and then the quota need one pass each.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -13,7 +16,8 @@ import { until } from '../simulations/wait.ts'
 import { startClient, type SiteProcess } from '../simulations/node-process.ts'
 import { CREDIT_PASS_MS } from '../node/credit.ts'
 import { admin } from './helpers/node-api.ts'
-import { runCleanup, startBrowser, type TestBrowser } from './helpers/browser.ts'
+import type { Page } from 'playwright-core'
+import { logIn, runCleanup, startBrowser, type TestBrowser } from './helpers/browser.ts'
 import { startIppEvePrinter, type IppEvePrinter } from './helpers/ippeveprinter.ts'
 import { startTerminalMesh, MESH_TIMEOUT_MS, type TerminalMesh } from './helpers/terminal-mesh.ts'
 
@@ -21,6 +25,8 @@ const PINS = { alice: '246810', bob: '135790' }
 /** alice's first top-up and the later one, in cents. */
 const CREDIT = 1000
 const MORE = 500
+/** Taken from alice's credit by an admin of site-a before her release page is looked at. */
+const DEDUCTION = 250
 /** Every page costs 1.00. */
 const PAGE_PRICE = 100
 /** alice's monthly page quota: the workstation takes half of it, rounded down (3). */
@@ -63,6 +69,23 @@ async function creditLine (texts: string[], what: string): Promise<string> {
     return texts.includes(last)
   }, UI_TIMEOUT_MS, what).catch((err: Error) => { throw new Error(`${err.message}; the page showed ${JSON.stringify(last)}`) })
   return last
+}
+
+/** The release page's "My usage" list as [label, value] pairs, in order. */
+async function usageRows (page: Page): Promise<Array<[string, string]>> {
+  if (!await page.locator('#my-usage').isVisible()) return []
+  const dl = page.locator('#my-usage-totals')
+  const [labels, values] = [await dl.locator('dt').allInnerTexts(), await dl.locator('dd').allInnerTexts()]
+  return labels.map((label, i) => [label, values[i] ?? '(no value)'])
+}
+
+/** Waits until the release page's "My usage" list is exactly `rows`, naming what it showed last on timeout. */
+async function usageUntil (page: Page, rows: Array<[string, string]>, what: string): Promise<void> {
+  let last: Array<[string, string]> = []
+  await until(async () => {
+    last = await usageRows(page)
+    return JSON.stringify(last) === JSON.stringify(rows)
+  }, UI_TIMEOUT_MS, what).catch((err: Error) => { throw new Error(`${err.message}; the page showed ${JSON.stringify(last)}`) })
 }
 
 test.before(async () => {
@@ -127,6 +150,35 @@ test('a top-up of 5.00 at central shows on the page as it refreshes: 15.00', asy
     'Credit 15.00 EUR (7.50 EUR on this workstation) · 7 pages left this month (3 on this workstation)'
   ], 'the page shows the new balance')
   assert.equal(b().pageErrors, [], 'no script errors')
+})
+
+test('on the site\'s release page, alice\'s "My usage" shows her balance (12.50 after a 2.50 deduction at the site, of 15.00 credited) and 7 of 7 pages left; bob, logged in after her, sees none of it', async () => {
+  const { site } = m()
+  // a correction at the site (from its own share: no gathering), so the balance is not what was credited
+  const deducted = await admin<{ balance: number, credited: number }>(site, '/api/credit/users/alice/deduct', { method: 'POST', body: { amount: DEDUCTION, reason: 'correction' } })
+  assert.equal([deducted.balance, deducted.credited], [CREDIT + MORE - DEDUCTION, CREDIT + MORE], 'the site\'s answer to the deduction')
+  // the usage of someone who printed nothing yet (ui/web/my-usage.js), after the credit rows
+  const noUsage: Array<[string, string]> = [['Jobs and copies', '0'], ['Pages', '0'], ['Colour pages', '0'], ['Sheets', '0'], ['Sheets saved by duplex', '0'], ['Cost', '–']]
+  const page = await b().context.newPage()
+  const errors: string[] = []
+  page.on('pageerror', (err) => errors.push(err.message))
+  try {
+    await logIn(page, `${site.httpUrl}/`, 'alice', PINS.alice)
+    await page.locator('#user-name').filter({ hasText: 'alice' }).waitFor()
+    await usageUntil(page, [['Credit', '12.50 EUR'], ['Pages left this month', '7 of 7'], ...noUsage], 'alice\'s balance and quota on the release page')
+    await page.screenshot({ path: `${b().shots}/release-page-credit.png`, fullPage: true })
+    await page.getByRole('button', { name: 'Log out' }).click()
+    await page.locator('#login-view').waitFor()
+    assert.is(await page.locator('#my-usage').isHidden(), true, 'the usage hidden once logged out')
+    assert.equal(await page.locator('#my-usage-totals > *').count(), 0, 'alice\'s rows gone once logged out')
+    await logIn(page, `${site.httpUrl}/`, 'bob', PINS.bob)
+    await page.locator('#user-name').filter({ hasText: 'bob' }).waitFor()
+    // credit is enforced for everyone: bob has a Credit row, of his own nothing; the quota is alice's only
+    await usageUntil(page, [['Credit', '0.00 EUR'], ...noUsage], 'bob\'s own (empty) credit, no quota')
+    assert.equal(errors, [], 'no script errors')
+  } finally {
+    await page.close()
+  }
 })
 
 test('with credit no longer enforced and the quota removed, the credit line is hidden again', async () => {
