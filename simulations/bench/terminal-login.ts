@@ -32,7 +32,7 @@
  */
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { cpus, loadavg } from 'node:os'
 import { performance } from 'node:perf_hooks'
@@ -174,6 +174,15 @@ function workersEnded (node: SiteProcess): boolean {
   return ended.length > 0 && (JSON.parse(ended[ended.length - 1]) as { workers?: number }).workers === 0
 }
 
+/** CPU time (user + system, all threads) a process used so far, ms: /proc/<pid>/stat utime and stime, in clock ticks. */
+async function cpuMsOf (pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ') // after "pid (comm) ": state is field 3, utime 14, stime 15
+  return (Number(fields[11]) + Number(fields[12])) * 1000 / CLOCK_TICKS
+}
+/** Linux's USER_HZ: /proc counts CPU time in these per second. */
+const CLOCK_TICKS = 100
+
 /** `err` with what the terminal said last (its process alive or not, its last warnings and errors), for a step that failed against it. */
 function withTerminalState (err: unknown, terminal: SiteProcess, step: string): TerminalLoginBenchError {
   let alive = true
@@ -263,6 +272,7 @@ async function measure (ctx: BenchContext): Promise<{ params: Record<string, unk
     ctx.log(`terminal-login: ${size.logins} logins offline`)
     const timed: Array<Timed & { hashMs: number }> = []
     const hashes = seeded.hashes
+    const cpuBefore = await cpuMsOf(terminal.pid)
     const loginsBegun = performance.now()
     for (let i = 0; i < size.logins && performance.now() - loginsBegun < LOGIN_BUDGET_MS; i++) {
       const u = i % size.loginUsers
@@ -274,6 +284,8 @@ async function measure (ctx: BenchContext): Promise<{ params: Record<string, unk
       timed.push({ ...one, hashMs: performance.now() - h0 })
     }
     const loginsMs = performance.now() - loginsBegun
+    // the terminal's CPU per login → list → logout (the bench's own verifyPin runs in this process, not there)
+    const terminalCpuPerLoginMs = (await cpuMsOf(terminal.pid) - cpuBefore) / timed.length
     const loadAtLogins = loadavg()[0]
     const offlineRss = await settledRss(terminal.pid)
 
@@ -324,7 +336,7 @@ async function measure (ctx: BenchContext): Promise<{ params: Record<string, unk
         users: size.users, loginUsers: size.loginUsers, jobsPerUser: size.jobsPerUser, logins: size.logins, loginBudgetMs: LOGIN_BUDGET_MS,
         warmupLogins: WARMUP_LOGINS, pinHash: seeded.template.pinHash.split('$').slice(0, 4).join('$'),
         loadAverage1m: { atStart: round(loadAtStart, 2), atLogins: round(loadAtLogins, 2), atEnd: round(loadavg()[0], 2) },
-        importOneMs: round(seeded.oneMs), importMs: round(seeded.importMs), importPerUserMs: round(perUserImportMs), fillMs: round(seeded.fillMs), syncToTerminalMs: round(syncMs), offlineDetectMs: round(offlineMs), loginsMs: round(loginsMs)
+        importOneMs: round(seeded.oneMs), importMs: round(seeded.importMs), importPerUserMs: round(perUserImportMs), fillMs: round(seeded.fillMs), syncToTerminalMs: round(syncMs), offlineDetectMs: round(offlineMs), loginsMs: round(loginsMs), terminalCpuPerLoginMs: round(terminalCpuPerLoginMs, 2)
       },
       rows,
       summary,
@@ -333,7 +345,7 @@ async function measure (ctx: BenchContext): Promise<{ params: Record<string, unk
         `the terminal held all ${size.users.toLocaleString('en-US')} users ${round(syncMs / 1000, 1)} s after it was ready (its /api/info terminal.users); it said it was offline ${round(offlineMs / 1000, 1)} s after the site was killed and central stopped`,
         `${timed.length} logins in ${round(loginsMs / 1000, 1)} s (bounded: ${size.logins} or ${LOGIN_BUDGET_MS / 1000} s), one at a time, cycling over ${size.loginUsers} users with ${size.jobsPerUser} held job(s) each at the terminal (Hold queue), after ${WARMUP_LOGINS} unmeasured ones; times from the request to the parsed JSON with Node's fetch over loopback keep-alive; each session logged out after (not timed)`,
         `a login is one scrypt verification of the user's PIN (${cost}; the product's PIN cost is crdt/directory.ts PIN_SCRYPT_N = 2^${Math.log2(PIN_SCRYPT_N)}, admin passwords keep 2^15) plus the login guard; the slow-hash row times crdt/directory.ts verifyPin of the same user's stored hash in the benchmark's process right after each login and list (same load), and the row below subtracts it from that login → list pair`,
-        `the machine's 1-minute load average: ${round(loadAtStart, 1)} at the start, ${round(loadAtLogins, 1)} after the logins (${cpus().length} cores; other work shares them)`,
+        `the machine's 1-minute load average: ${round(loadAtStart, 1)} at the start, ${round(loadAtLogins, 1)} after the logins (${cpus().length} cores; other work shares them). The terminal used ${round(terminalCpuPerLoginMs, 1)} ms of CPU per login → list → logout (all its threads: HTTP, the login guard, the scrypt check in libuv's pool; /proc utime + stime over the measured logins): with a load above the core count, the p99 is mostly waiting for a core, and the CPU figure is what a quiet terminal would pay`,
         `RSS: VmRSS of each process (${runsBuilt() ? 'the built JavaScript through the bin, as production runs it' : 'node --import tsx, so the TypeScript loader counts'}), the last of ${RSS_SAMPLES} samples ${RSS_SAMPLE_MS} ms apart once the phase settled; idle is a separate mesh of its own with an empty directory (same options), the site is the anchor`
       ]
     }
