@@ -196,7 +196,7 @@ browserTest('a mesh admin account signs in at central\'s console; #/users adds, 
   await page.getByLabel('New PIN for bob').fill('246801')
   await page.getByRole('button', { name: 'Set PIN', exact: true }).click()
   await page.locator('#users-message', { hasText: 'New PIN set for bob.' }).waitFor()
-  assert.is(await page.locator('form[data-form="pin-bob"]').count(), 0, 'the PIN form closed')
+  await page.locator('form[data-form="pin-bob"]').waitFor({ state: 'detached' }) // the PIN form closed
   const reset = (await admin<{ user: UserView }>(c(), '/api/users/bob')).user.updatedAt
   await until(async () => (await admin<{ user: UserView }>(a(), '/api/users/bob')).user.updatedAt >= reset, MESH_TIMEOUT_MS, 'the reset at site-a')
   assert.is(await siteLogin('bob', '246801'), 200, 'the new PIN logs bob in at site-a')
