@@ -444,9 +444,10 @@ const noticeLine = (key) => {
 }
 
 /**
- * Runs one change (`fn`), then says how it went on the page's notice line (`done` is the text,
- * or made from the answer) and renders again; a refusal is shown there, an ended session
- * signs out. Resolves with whether it worked.
+ * Runs one change (`fn`, which also closes the form it came from once it worked), then says how
+ * it went on the page's notice line (`done` is the text, or made from the answer) and renders
+ * again; a refusal is shown there (the form stays open), an ended session signs out. Resolves
+ * with whether it worked.
  */
 async function change (key, fn, done) {
   try {
@@ -570,7 +571,7 @@ function editUserForm (u) {
     if (get('edit-homesite') !== (u.homeSite ?? '')) patch.homeSite = get('edit-homesite') === '' ? null : get('edit-homesite')
     if (list(get('edit-groups')).join(';') !== u.groups.join(';')) patch.groups = list(get('edit-groups'))
     if (Object.keys(patch).length === 0) { userPanel = undefined; void render(); return }
-    if (await change('users', async () => await api('PATCH', userPath(u.username), { json: patch }), `Saved ${u.username}.`)) userPanel = undefined
+    await change('users', async () => { await api('PATCH', userPath(u.username), { json: patch }); userPanel = undefined }, `Saved ${u.username}.`)
   } },
   field('edit-fullname', 'Full name', { value: u.fullName, required: true }),
   field('edit-email', 'Email', { type: 'email', value: u.email ?? '' }),
@@ -585,7 +586,7 @@ function pinForm (u) {
     const input = event.target.elements['reset-pin']
     const pin = input.value
     input.value = '' // a PIN never stays in the form
-    if (await change('users', async () => await api('POST', userPath(u.username, 'pin'), { json: { pin } }), `New PIN set for ${u.username}.`)) userPanel = undefined
+    await change('users', async () => { await api('POST', userPath(u.username, 'pin'), { json: { pin } }); userPanel = undefined }, `New PIN set for ${u.username}.`)
   } },
   field('reset-pin', `New PIN for ${u.username}`, { type: 'password', inputmode: 'numeric', autocomplete: 'new-password', required: true }),
   h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary' }, 'Set PIN'), h('button', { type: 'button', onclick: () => { userPanel = undefined; void render() } }, 'Cancel')))
@@ -624,7 +625,7 @@ async function renderAccounts () {
       const input = event.target.elements['account-new-password']
       const password = input.value
       input.value = ''
-      if (await change('accounts', async () => await api('POST', accountPath(a.username, 'password'), { json: { password } }), `New password set for ${a.username}.`)) passwordFor = undefined
+      await change('accounts', async () => { await api('POST', accountPath(a.username, 'password'), { json: { password } }); passwordFor = undefined }, `New password set for ${a.username}.`)
     } },
     field('account-new-password', `New password for ${a.username} (12 characters or more)`, { type: 'password', autocomplete: 'new-password', minlength: 12, maxlength: 256, required: true }),
     h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary' }, 'Save password'), h('button', { type: 'button', onclick: () => { passwordFor = undefined; void render() } }, 'Cancel')))))]
@@ -658,7 +659,7 @@ function totpForm () {
       const input = event.target.elements['totp-code']
       const code = input.value.trim()
       input.value = ''
-      if (await change('accounts', async () => await api('POST', accountPath(username, 'totp/confirm'), { json: { code } }), `${username} signs in with an authenticator code from now on.`)) totpEnrol = undefined
+      await change('accounts', async () => { await api('POST', accountPath(username, 'totp/confirm'), { json: { code } }); totpEnrol = undefined }, `${username} signs in with an authenticator code from now on.`)
     } },
     h('div', { class: 'field inline' }, h('label', { for: 'totp-code' }, 'Code'), h('input', { id: 'totp-code', name: 'totp-code', inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: 6, required: true })),
     h('button', { type: 'submit', class: 'primary' }, 'Confirm'),
@@ -717,7 +718,7 @@ async function renderPeers () {
     return [row, h('tr', { class: 'edit-row' }, h('td', { colspan: 6 }, h('form', { 'data-form': `revoke-${p.peer}`, class: 'form-grid', onsubmit: async (event) => {
       event.preventDefault()
       const reason = String(new FormData(event.target).get('revoke-reason')).trim()
-      if (await change('peers', async () => await api('POST', `/api/mesh/peers/${encodeURIComponent(p.peer)}/revoke`, { json: { reason } }), `Revoked ${shortPeer(p.peer)}: every node disconnects it.`)) revoking = undefined
+      await change('peers', async () => { await api('POST', `/api/mesh/peers/${encodeURIComponent(p.peer)}/revoke`, { json: { reason } }); revoking = undefined }, `Revoked ${shortPeer(p.peer)}: every node disconnects it.`)
     } },
     field('revoke-reason', `Why revoke ${shortPeer(p.peer)}? (kept with the revocation)`, { required: true, maxlength: 500 }),
     h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'danger' }, 'Revoke'), h('button', { type: 'button', onclick: () => { revoking = undefined; void render() } }, 'Cancel')))))]
