@@ -15,6 +15,7 @@ import {
 import type * as Y from 'yjs'
 import type { Signer } from '../crdt/envelope.ts'
 import { mergeHandover, HANDOVER_WINDOW_MS, type HandoverReport } from './directory-handover.ts'
+import { mergeAdminHandover, type AdminHandoverReport } from './admin-handover.ts'
 
 /** Tokens expire after a week unless told otherwise: long enough to set up a branch. */
 export const DEFAULT_TOKEN_TTL_MS = 7 * 24 * 3600_000
@@ -23,10 +24,10 @@ const JOIN_PREFIX = 'pmjoin1.'
 /** Site ids as document names allow them. */
 const SITE_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
-/** `users`: a site that just joined hands over its standalone directory (node/directory-handover.ts). */
-export interface EnrollRequest { secret?: string, role?: Role, site?: string, users?: unknown }
+/** `users`, `admins`: a site that just joined hands over its standalone directory's users (node/directory-handover.ts) and admin accounts (node/admin-handover.ts). */
+export interface EnrollRequest { secret?: string, role?: Role, site?: string, users?: unknown, admins?: unknown }
 export type EnrollResponse =
-  | { status: 'issued', certificate: string, authority: string, handover?: HandoverReport }
+  | { status: 'issued', certificate: string, authority: string, handover?: HandoverReport, adminHandover?: AdminHandoverReport }
   | { status: 'pending' }
   | { status: 'refused', reason: string }
 
@@ -111,6 +112,12 @@ export class EnrollmentAuthority {
         if (existing.role !== 'site' || this.now() - existing.issuedAt > HANDOVER_WINDOW_MS) return { status: 'refused', reason: 'users are handed over only by a site that has just joined' }
         const handover = await mergeHandover(this.store, existing, req.users, this.now())
         return { status: 'issued', certificate: new TextDecoder().decode(encodeCertificate(existing)), authority: this.signer.id, handover }
+      }
+      if (req.admins !== undefined) {
+        // and its admin accounts, narrowed to that site
+        if (existing.role !== 'site' || this.now() - existing.issuedAt > HANDOVER_WINDOW_MS) return { status: 'refused', reason: 'admin accounts are handed over only by a site that has just joined' }
+        const adminHandover = await mergeAdminHandover(this.store, existing, this.signer.id, req.admins, this.now())
+        return { status: 'issued', certificate: new TextDecoder().decode(encodeCertificate(existing)), authority: this.signer.id, adminHandover }
       }
       // past half its lifetime a certificate is renewed, so members never run into its expiry
       if (EnrollmentAuthority.due(existing, this.now())) return await this.issue(peer, existing.role, existing.site)

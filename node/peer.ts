@@ -37,6 +37,7 @@ import { NodeMetrics } from '../ui/metrics.ts'
 import { disconnectRevokedPeers, loadBlocked } from './mesh.ts'
 import { decodeJoinString, EnrollmentAuthority, type EnrollResponse } from './enrollment.ts'
 import { handOverUsers } from './directory-handover.ts'
+import { handOverAdmins } from './admin-handover.ts'
 
 export const NETWORK_KEY_FILE = 'network.key'
 const MESH_FILE = 'mesh.json'
@@ -242,7 +243,10 @@ export async function preparePeer (config: PeerConfig, logger: Logger): Promise<
     try {
       mesh = await enroll(host, signer.id, joining, config, logger)
       // a standalone site's users go to central's directory before its own is dropped
-      if (config.role === 'site') await handOverUsers(host, joining.central, joining.addrs, store, logger)
+      if (config.role === 'site') {
+        await handOverUsers(host, joining.central, joining.addrs, store, logger)
+        await handOverAdmins(host, joining.central, joining.addrs, store, signer.id, logger)
+      }
     } catch (err) {
       await host.stop()
       await store.close()

@@ -1,0 +1,119 @@
+/**
+ * A standalone site's admin accounts, handed to central when the site joins a mesh (issue 16
+ * item 5), as its users are (node/directory-handover.ts): they live in the standalone
+ * directory, which the site drops once central's arrives. Right after its certificate is
+ * issued, the joining site sends its accounts over the enrollment protocol; central adds
+ * them to its own and answers with a report:
+ *
+ * - an account central has not is added, with its password hash (a salted slow hash, the same
+ *   under any key), disabled if it was;
+ * - its role is narrowed to the joining site: a standalone site's mesh admin and site admins
+ *   become site admins of that site, never admins of the mesh they join; a report viewer
+ *   stays a report viewer;
+ * - an account central already has is a conflict: central's is kept, never overwritten;
+ * - a second factor cannot move: the TOTP secret is sealed with a key derived from the old
+ *   network key, which the mesh does not share, so it is dropped and listed, to be enrolled
+ *   again.
+ *
+ * Only a site whose certificate was issued within node/directory-handover.ts
+ * `HANDOVER_WINDOW_MS` may hand accounts over (node/enrollment.ts checks it). If the handover fails, the site's start fails before it forgets its
+ * directory: starting it again with the same join string repeats it (central keeps what it
+ * added the first time, and reports those as conflicts).
+ */
+import type { Logger } from 'pino'
+import type { DocStore } from '../crdt/store.ts'
+import { directoryDoc } from '../crdt/names.ts'
+import type { Certificate } from '../crdt/license.ts'
+import { ADMIN_ROLES, getAdminAccount, listAdminAccounts, putAdminAccount, validAccountName, type AdminAccount, type AdminRole } from '../crdt/admin-accounts.ts'
+import { requestEnrollment } from '../transports/enroll.ts'
+import type { Host } from '../transports/host.ts'
+
+/** Central just answered the join: a request that fails this many times in a row ends the start. */
+const ATTEMPTS = 5
+const RETRY_MS = 2_000
+/** A standalone site has a handful of admins; more in one join is not a site's directory. */
+export const MAX_HANDED_ADMINS = 200
+/** A slow hash at any cost (`scrypt$N$r$p$salt$hash`, crdt/directory.ts `slowHash`). */
+const PASSWORD_HASH = /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/
+
+/** One account as handed over: no TOTP secret (it cannot move), whether it had one. */
+export interface HandoverAdmin {
+  username: string
+  role: AdminRole
+  passwordHash: string
+  disabled?: boolean
+  hadTotp?: boolean
+}
+
+/** What central did with the accounts handed over. */
+export interface AdminHandoverReport {
+  /** Accounts added, with the role they got. */
+  added: Array<{ username: string, role: AdminRole }>
+  /** Accounts central kept its own of, or could not take. */
+  conflicts: Array<{ username: string, reason: string }>
+  /** Accounts whose second factor must be enrolled again. */
+  totpDropped: string[]
+}
+
+export class AdminHandoverError extends Error {
+  constructor (message: string, options?: { cause?: unknown }) { super(message, options); this.name = 'AdminHandoverError' }
+}
+
+/** The role an account of a standalone site gets in the mesh it joins: never more than the joining site. */
+function narrowed (role: AdminRole): AdminRole {
+  return role === 'report-viewer' ? 'report-viewer' : 'site-admin'
+}
+
+/**
+ * Central's side: adds the `admins` handed over by the site of `cert` to the accounts of
+ * `authority` (central itself); never changes an account it has.
+ */
+export async function mergeAdminHandover (store: DocStore, cert: Certificate, authority: string, admins: unknown, now: number): Promise<AdminHandoverReport> {
+  const report: AdminHandoverReport = { added: [], conflicts: [], totpDropped: [] }
+  if (!Array.isArray(admins)) return { ...report, conflicts: [{ username: '', reason: 'admins must be a list' }] }
+  if (admins.length > MAX_HANDED_ADMINS) return { ...report, conflicts: [{ username: '', reason: `at most ${MAX_HANDED_ADMINS} accounts are handed over at once` }] }
+  const site = cert.site
+  if (site === undefined) return { ...report, conflicts: [{ username: '', reason: 'only a site hands accounts over' }] }
+  const directory = await store.open(directoryDoc())
+  const fresh: AdminAccount[] = []
+  for (const raw of admins as Array<Partial<HandoverAdmin> | null>) {
+    const username = typeof raw?.username === 'string' ? raw.username : ''
+    if (raw === null || typeof raw !== 'object' || !validAccountName(username)) { report.conflicts.push({ username, reason: 'not a valid account name' }); continue }
+    if (typeof raw.role !== 'string' || !ADMIN_ROLES.includes(raw.role)) { report.conflicts.push({ username, reason: 'not a valid role' }); continue }
+    if (typeof raw.passwordHash !== 'string' || !PASSWORD_HASH.test(raw.passwordHash)) { report.conflicts.push({ username, reason: 'no valid password hash' }); continue }
+    if (getAdminAccount(directory, authority, username) !== undefined || fresh.some((a) => a.username === username)) {
+      report.conflicts.push({ username, reason: 'central already has an account of this name: kept central\'s' })
+      continue
+    }
+    const role = narrowed(raw.role)
+    fresh.push({ username, role, sites: role === 'site-admin' ? [site] : [], passwordHash: raw.passwordHash, ...(raw.disabled === true ? { disabled: true } : {}), version: 1, createdAt: now, updatedAt: now, by: `handover from ${site}` })
+    report.added.push({ username, role })
+    if (raw.hadTotp === true) report.totpDropped.push(username)
+  }
+  if (fresh.length > 0) {
+    await store.transact(directoryDoc(), { kind: 'local', service: 'enrollment' }, (d) => { for (const a of fresh) putAdminAccount(d, authority, a) })
+  }
+  return report
+}
+
+/** The joining site's side: hands every admin account of its standalone directory (written as its own authority, `self`) to central and logs the report. */
+export async function handOverAdmins (host: Host, central: string, addrs: string[], store: DocStore, self: string, logger: Logger): Promise<AdminHandoverReport> {
+  const accounts = listAdminAccounts(await store.open(directoryDoc()), self)
+  if (accounts.length === 0) return { added: [], conflicts: [], totpDropped: [] }
+  const admins: HandoverAdmin[] = accounts.map((a) => ({ username: a.username, role: a.role, passwordHash: a.passwordHash, ...(a.disabled === true ? { disabled: true } : {}), ...(a.totpSealed !== undefined ? { hadTotp: true } : {}) }))
+  let answer: { reason?: string, adminHandover?: AdminHandoverReport } | undefined
+  for (let attempt = 1; answer === undefined; attempt++) {
+    try {
+      answer = await requestEnrollment(host, central, addrs, { admins }) as typeof answer
+    } catch (err) {
+      if (attempt >= ATTEMPTS) throw new AdminHandoverError(`could not hand this site's admin accounts to central: ${(err as Error).message}; start the site again to retry`, { cause: err })
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
+    }
+  }
+  const report = answer?.adminHandover
+  if (report === undefined) throw new AdminHandoverError(`central did not take this site's admin accounts: ${answer?.reason ?? 'no report in its answer'}`)
+  logger.info({ added: report.added.map((a) => `${a.username} (${a.role})`), conflicts: report.conflicts.length, totpDropped: report.totpDropped.length }, 'standalone admin accounts handed to central')
+  for (const c of report.conflicts) logger.warn({ account: c.username }, `admin account not handed over: ${c.reason}`)
+  if (report.totpDropped.length > 0) logger.warn({ accounts: report.totpDropped }, 'these admin accounts must enrol their second factor (TOTP) again: it was sealed with the old network key')
+  return report
+}
