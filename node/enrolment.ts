@@ -16,7 +16,7 @@ import type { Logger } from 'pino'
 import type { DocStore } from '../crdt/store.ts'
 import { directoryDoc, enrolDoc, parseDocName, peerId } from '../crdt/names.ts'
 import {
-  getUser, putUser, listUsers, cardCredential, cardIndex, normalizeCard, userByCardIndex, indexedPinHash, pinIndexOf, pinKeyOf, boundPinIndex, currentPinIndex,
+  getUser, putUser, listUsers, usersByPinIndex, cardCredential, cardIndex, normalizeCard, userByCardIndex, indexedPinHash, pinIndexOf, pinKeyOf, boundPinIndex, currentPinIndex,
   type CardCredential, type DirectoryUser
 } from '../crdt/directory.ts'
 import {
@@ -113,19 +113,29 @@ export function pinOnlyLoginInUse (store: DocStore): boolean {
  * nobody. One pass over the users and the enrolments held: no slow hash.
  */
 function eachIndexedPin (store: DocStore, directory: Y.Doc, visit: (index: string, holder: { user: DirectoryUser, pinHash: string }) => void): void {
+  const newest = newestPinEnrolments(store, directory)
+  for (const user of listUsers(directory)) {
+    const current = pinInForce(user, newest.get(user.username))
+    if (current.index !== undefined) visit(current.index, { user, pinHash: current.pinHash })
+  }
+}
+
+/** Per user, their newest unmerged PIN enrolment held here. */
+function newestPinEnrolments (store: DocStore, directory: Y.Doc): Map<string, Enrolment> {
   const newest = new Map<string, Enrolment>()
   for (const e of unmergedEnrolments(store, directory)) {
     if (e.kind !== 'pin' || e.pinHash === undefined) continue
     const before = newest.get(e.user)
     if (before === undefined || e.at > before.at) newest.set(e.user, e)
   }
-  for (const user of listUsers(directory)) {
-    const e = newest.get(user.username)
-    const current = e !== undefined && e.at > pinTime(user)
-      ? { pinHash: e.pinHash as string, index: boundPinIndex(e.pinHash as string, e.pinIndex) }
-      : { pinHash: user.pinHash, index: currentPinIndex(user) }
-    if (current.index !== undefined) visit(current.index, { user, pinHash: current.pinHash })
-  }
+  return newest
+}
+
+/** The user's PIN in force, given their newest unmerged PIN enrolment: its hash and keyed index. */
+function pinInForce (user: DirectoryUser, e: Enrolment | undefined): { pinHash: string, index: string | undefined } {
+  return e !== undefined && e.at > pinTime(user)
+    ? { pinHash: e.pinHash as string, index: boundPinIndex(e.pinHash as string, e.pinIndex) }
+    : { pinHash: user.pinHash, index: currentPinIndex(user) }
 }
 
 /** Every user's PIN in force by its keyed index, with its hash (for checking many PINs at once: a CSV import). */
@@ -135,10 +145,24 @@ export function pinIndexes (store: DocStore, directory: Y.Doc): Map<string, Arra
   return out
 }
 
-/** The users whose PIN in force has keyed index `index` (a login, one PIN set). */
+/**
+ * The users whose PIN in force has keyed index `index` (a login, one PIN set), by username.
+ * Only the candidates are weighed: the users whose directory PIN has that index (crdt/directory.ts
+ * `usersByPinIndex`, kept between changes) and those with an unmerged PIN enrolment: no pass
+ * over every user.
+ */
 export function pinHolders (store: DocStore, directory: Y.Doc, index: string): Array<{ user: DirectoryUser, pinHash: string }> {
+  const newest = newestPinEnrolments(store, directory)
+  const candidates = new Map(usersByPinIndex(directory, index).map((u) => [u.username, u]))
+  for (const name of newest.keys()) {
+    const user = getUser(directory, name)
+    if (user !== undefined) candidates.set(name, user)
+  }
   const out: Array<{ user: DirectoryUser, pinHash: string }> = []
-  eachIndexedPin(store, directory, (i, holder) => { if (i === index) out.push(holder) })
+  for (const user of [...candidates.values()].sort((a, b) => a.username.localeCompare(b.username))) {
+    const current = pinInForce(user, newest.get(user.username))
+    if (current.index === index) out.push({ user, pinHash: current.pinHash })
+  }
   return out
 }
 
