@@ -47,6 +47,9 @@ import { createHttpServer, type HttpServer } from '../ui/server.ts'
 import { meshRoutes } from '../ui/routes/mesh.ts'
 import { metricsRoutes } from '../ui/routes/metrics.ts'
 import { pagesRoutes } from '../ui/routes/pages.ts'
+import { consoleRoutes } from '../ui/routes/console.ts'
+import { eventsRoutes } from '../ui/routes/events.ts'
+import { createAdminConsole, storeChangeFeed } from './printer-admin.ts'
 import { clientRoutes } from '../ui/routes/client.ts'
 import type { ClientApi, ClientJobView } from '../ui/api.ts'
 import { persistentLoginGuard } from './login-state.ts'
@@ -197,7 +200,9 @@ function clientServices (config: ClientConfig, site: SiteId, name: string, user:
       }
       // the mesh token, once central rotates one, from the license document (a client has no directory, so no accounts)
       const accounts = new AdminAccounts({ store: c.store, authority: () => false, authorityId: () => c.membership.authority, tokenOnly: true })
-      return createHttpServer({ mesh, accounts, plugins: [meshRoutes(mesh), clientRoutes(api), metricsRoutes(c.metrics), pagesRoutes(['client', 'admin'])], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics, tls: c.tls, ...(config.plainHttp === true ? { plainHttp: true } : {}) })
+      return createHttpServer({ mesh, accounts, plugins: [meshRoutes(mesh), clientRoutes(api), metricsRoutes(c.metrics), pagesRoutes(['client', 'admin', 'console']),
+        // the admin console, read-only: every site's printers and settings and this site's jobs, as this workstation holds them (issue 16 item 4)
+        consoleRoutes(createAdminConsole({ store: c.store, self: c.self.id, site, peers: () => mesh.status().peers, readOnly: 'client' })), eventsRoutes(storeChangeFeed(c.store))], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics, tls: c.tls, ...(config.plainHttp === true ? { plainHttp: true } : {}) })
     })
   }
 }

@@ -25,6 +25,8 @@
  * documents this node holds (every site's config, every admin node's actions, every peer's
  * jobs): sites with their printers, status and pending actions, jobs; and asking for a change
  * (applied here when it is this site's, else an action, pending until the outcome arrives).
+ * Terminals and clients serve it read-only, over what they hold (every site's config, their
+ * own site's jobs).
  */
 import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
@@ -93,6 +95,16 @@ export class PrinterExistsError extends KindedError {
 export class DefaultPrinterError extends KindedError {
   readonly kind = 'invalid-state'
   constructor (name: string) { super(`printer ${name} is the queue's default printer and cannot be removed`); this.name = 'DefaultPrinterError' }
+}
+
+/**
+ * A terminal's or a client's console: it shows what that light peer holds and changes nothing,
+ * since only sites and central hold the admin documents (crdt/membership.ts: admin actions and
+ * the audit log go to them only), so an admin's change is signed by a node admins log in at.
+ */
+export class ConsoleReadOnlyError extends KindedError {
+  readonly kind = 'invalid-state'
+  constructor (role: string) { super(`this ${role}'s console shows what it holds and changes nothing: make changes at a site's or central's console`); this.name = 'ConsoleReadOnlyError' }
 }
 
 /** An action for a site this node knows nothing of. */
@@ -409,6 +421,8 @@ export interface AdminConsoleInit {
   /** The mesh's peers as this node sees them (connected or not). */
   peers: () => Array<{ peer: string, role?: string, site?: string, connected: boolean, lastSeen?: number }>
   now?: () => number
+  /** A light peer's role (terminal, client): its console only shows ({@link ConsoleReadOnlyError}). */
+  readOnly?: 'terminal' | 'client'
 }
 
 /** Sites this node holds a document of. */
@@ -533,6 +547,7 @@ export function createAdminConsole (init: AdminConsoleInit): ConsoleApi {
     actions: () => allActions().filter((a) => a.by === init.self),
 
     async changePrinter (site: string, change: PrinterChange, admin: string): Promise<ConsoleAction | { status: 'applied', printer?: unknown }> {
+      if (init.readOnly !== undefined) throw new ConsoleReadOnlyError(init.readOnly)
       if (site === init.site && init.local !== undefined) {
         // this site's own printers: applied here, now
         if (change.op === 'add-printer') return { status: 'applied', printer: await init.local.add(change.fields, admin) }
@@ -562,6 +577,7 @@ export function createAdminConsole (init: AdminConsoleInit): ConsoleApi {
     },
 
     async changeSettings (site: string, kind: string, input: unknown, admin: string): Promise<ConsoleAction | { status: 'applied', settings?: unknown }> {
+      if (init.readOnly !== undefined) throw new ConsoleReadOnlyError(init.readOnly)
       if (!(SETTINGS_KINDS as readonly string[]).includes(kind)) throw new InvalidRequestError(`settings kind must be one of ${SETTINGS_KINDS.join(', ')}, not ${JSON.stringify(kind)}`)
       const k = kind as SettingsKind
       if (site === init.site && init.localSettings !== undefined) {

@@ -61,6 +61,9 @@ import { createHttpServer, type HttpServer } from '../ui/server.ts'
 import { meshRoutes } from '../ui/routes/mesh.ts'
 import { metricsRoutes } from '../ui/routes/metrics.ts'
 import { pagesRoutes } from '../ui/routes/pages.ts'
+import { consoleRoutes } from '../ui/routes/console.ts'
+import { eventsRoutes } from '../ui/routes/events.ts'
+import { createAdminConsole, storeChangeFeed } from './printer-admin.ts'
 import { reportsRoutes } from '../ui/routes/reports.ts'
 import { createReports } from './reports.ts'
 import { panelRoutes } from '../ui/routes/panel.ts'
@@ -194,7 +197,9 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string, o
         // username and PIN, card, and with --pin-only-login the PIN alone (the pseudo-user `#pin`)
         // a user logging in takes a share of their credit from the site, to print here if it is cut off (issue 20)
         users: prefetchingOnLogin(panelLogins(c.store, c.cardKey, { pinOnlyLogin: pinOnly }), c.credit),
-        plugins: [meshRoutes(mesh), panelRoutes(panel, copies, { pinOnlyLogin: pinOnly }), claimRoutes(claims), cardReaderRoutes(reader), enrolRoutes({ enrolCard: async (u, card) => await enrolments.enrolCard(u, card), enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), metricsRoutes(c.metrics), reportsRoutes(reports), creditRoutes(c.credit), pagesRoutes(['panel', 'admin', 'reports'])],
+        plugins: [meshRoutes(mesh), panelRoutes(panel, copies, { pinOnlyLogin: pinOnly }), claimRoutes(claims), cardReaderRoutes(reader), enrolRoutes({ enrolCard: async (u, card) => await enrolments.enrolCard(u, card), enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), metricsRoutes(c.metrics), reportsRoutes(reports), creditRoutes(c.credit), pagesRoutes(['panel', 'admin', 'reports', 'console']),
+          // the admin console, read-only: every site's printers and settings and this site's jobs, as this terminal holds them (issue 16 item 4)
+          consoleRoutes(createAdminConsole({ store: c.store, self: c.self.id, site, peers: () => mesh.status().peers, readOnly: 'terminal' })), eventsRoutes(storeChangeFeed(c.store))],
         adminToken: c.adminToken,
         terminal: () => self.status(),
         logins: c.logins,

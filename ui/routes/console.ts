@@ -1,5 +1,6 @@
 /**
- * The admin console's API (issue 16 item 4), on sites and central: the mesh's sites with their
+ * The admin console's API (issue 16 item 4), on sites and central (and read-only on terminals
+ * and clients: a change there is 409, node/printer-admin.ts `ConsoleReadOnlyError`): the mesh's sites with their
  * printers (state, reasons and supplies as each site last saw them) and pending admin
  * actions, jobs mesh-wide, and changes to any site's printers:
  *

@@ -1,7 +1,7 @@
 /**
  * The web pages a node serves and their files under `/web/`: the release page at `/` (a
  * site's), the admin page at `/admin` (every node), the multi-page admin console at
- * `/console` (sites and central: every site's printers and settings, live), the MFP panel at `/panel` (a
+ * `/console` (sites and central: every site's printers and settings, live; read-only on terminals and clients), the MFP panel at `/panel` (a
  * terminal's); on a node without the release page `/` redirects to its first page. Only the files of the pages a role serves are answered; every page carries
  * a content security policy that lets it load only its own scripts and styles.
  */

@@ -55,18 +55,24 @@ let editing
 /** The printers page's last answer to a change (kept across refreshes): `{text, kind}`. */
 let printerNotice = { text: '', kind: 'info' }
 
+/** A terminal or a workstation's client: its console shows what it holds (every site's printers and settings, its site's jobs) and changes nothing. */
+const lightPeer = () => nodeInfo?.role === 'terminal' || nodeInfo?.role === 'client'
+/** Pages a light peer has no data for: the directory's administration and the audit log live on sites and central. */
+const SERVER_ONLY_ROUTES = ['users', 'accounts', 'audit']
+
 function route () {
   const name = location.hash.replace(/^#\/?/, '').split('?')[0]
-  return ROUTES[name] !== undefined ? name : 'dashboard'
+  return ROUTES[name] !== undefined && !(lightPeer() && SERVER_ONLY_ROUTES.includes(name)) ? name : 'dashboard'
 }
 
 // ---- what the signed-in admin may change (the server's rule, ui/server.ts enforceRole; buttons only) ----
 
 const role = () => session?.role ?? 'mesh-admin'
 /** The mesh's own administration (users, accounts, peers, license): a mesh admin or the token only. */
-const mayAdministerMesh = () => role() === 'mesh-admin'
+const mayAdministerMesh = () => !lightPeer() && role() === 'mesh-admin'
 /** A site's printers and settings: a mesh admin, or a site admin of that site working on a site node of its sites. */
 function mayChangeSite (site) {
+  if (lightPeer()) return false
   if (role() === 'mesh-admin') return true
   if (role() !== 'site-admin') return false
   const here = nodeInfo?.site
@@ -885,6 +891,9 @@ function loggedIn (s) {
   $('login-view').hidden = true
   $('whoami').hidden = false
   $('nav').hidden = false
+  for (const a of document.querySelectorAll('#nav a[data-route]')) a.hidden = lightPeer() && SERVER_ONLY_ROUTES.includes(a.dataset.route)
+  $('read-only').hidden = !lightPeer()
+  $('read-only').textContent = lightPeer() ? `This ${nodeInfo.role === 'client' ? 'workstation' : 'terminal'}'s console shows what it holds: every site's printers and settings, and the jobs of site ${nodeInfo.site ?? ''}. Changes are made at a site's or central's console.` : ''
   $('loading').hidden = true
   connectEvents()
   void render()
@@ -899,6 +908,7 @@ function loggedOut (message = '') {
   events = undefined
   $('whoami').hidden = true
   $('nav').hidden = true
+  $('read-only').hidden = true
   $('loading').hidden = true
   setChildren($('page'))
   $('login-view').hidden = false
