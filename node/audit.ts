@@ -99,7 +99,8 @@ export function createAuditLog (init: AuditLogInit): AuditApi {
         for (const e of listAudit(doc, parsed.peer)) if (matches(e, q)) found.push(e)
       }
       found.sort((a, b) => b.at - a.at || b.id.localeCompare(a.id))
-      return { entries: found.slice(0, q.limit), total: found.length, limit: q.limit }
+      const offset = q.offset ?? 0
+      return { entries: found.slice(offset, offset + q.limit), total: found.length, limit: q.limit, offset }
     }
   }
 }

@@ -289,7 +289,7 @@ test('every successful admin write is recorded once, with who, where, what, befo
   }
 })
 
-test('GET /api/audit is for admins, filters by actor, action or target, node and time, and pages newest first', async () => {
+test('GET /api/audit is for admins, filters by actor, action or target, node and time, and pages newest first (limit and offset)', async () => {
   const { store, self, close } = await openStore()
   try {
     // its own entry a second after the others: entries at the same moment come in no particular order
@@ -324,9 +324,12 @@ test('GET /api/audit is for admins, filters by actor, action or target, node and
     assert.equal(targets(await q(`?since=${october}&until=${T0}`)), ['/api/roaming'], 'until exclusive')
     const one = await q('?limit=1')
     assert.equal([targets(one), one.total, one.limit], [['/api/users/Bob'], 4, 1])
+    const second = await q('?limit=2&offset=2')
+    assert.equal([targets(second), second.total, second.offset], [['/api/roaming', '/api/prices'], 4, 2], 'the next page')
+    assert.equal(targets(await q('?offset=4')), [], 'past the last')
     assert.equal(targets(await q('?outcome=refused')), [])
     assert.equal(targets(await q('?outcome=done')).length, 4)
-    for (const [query, message] of [['?outcome=maybe', /outcome/], ['?limit=0', /limit/], ['?since=yesterday', /since/], ['?since=2026-12-01&until=2026-11-01', /before/], ['?who=x', /unknown query parameter/]] as const) {
+    for (const [query, message] of [['?outcome=maybe', /outcome/], ['?limit=0', /limit/], ['?offset=-1', /offset/], ['?offset=x', /offset/], ['?since=yesterday', /since/], ['?since=2026-12-01&until=2026-11-01', /before/], ['?who=x', /unknown query parameter/]] as const) {
       const res = await http.inject({ url: `/api/audit${query}`, headers: bearer })
       assert.is(res.statusCode, 400, query)
       assert.match(String((res.json() as { error: string }).error), message)

@@ -18,6 +18,7 @@ import { admin } from './helpers/node-api.ts'
 import { startIppEvePrinter, type IppEvePrinter } from './helpers/ippeveprinter.ts'
 import { makePdf } from './fixtures/documents.ts'
 import { runCleanup, signInAdmin, startBrowser, type TestBrowser } from './helpers/browser.ts'
+import { visitConsolePages, WIDE } from './helpers/console.ts'
 import type { ConsoleSite } from '../ui/routes/console.ts'
 
 const run = promisify(execFile)
@@ -27,8 +28,6 @@ const MESH_TIMEOUT_MS = 30_000
 const UI_TIMEOUT_MS = 30_000
 /** `lp` gives up after this. */
 const LP_TIMEOUT_MS = 20_000
-const WIDE = { width: 1280, height: 900 }
-const PHONE = { width: 390, height: 844 }
 const PAGES = ['dashboard', 'sites', 'printers', 'jobs'] as const
 
 let central: SiteProcess | undefined
@@ -68,19 +67,7 @@ test.after(async () => {
 
 /** Screenshots of every console page at both widths; at a phone's width nothing is wider than the screen. */
 async function screenshots (tag: string): Promise<void> {
-  const page = br().page
-  for (const size of [WIDE, PHONE]) {
-    await page.setViewportSize(size)
-    for (const name of PAGES) {
-      await page.evaluate((route) => { location.hash = `#/${route}` }, name)
-      await page.locator(`#page[data-route="${name}"]`).waitFor()
-      await page.locator(`#nav a[data-route="${name}"][aria-current="page"]`).waitFor()
-      await br().screenshot(`console-${name}-${size.width}-${tag}`)
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth)
-      assert.ok(overflow <= size.width, `${name} at ${size.width} px is ${overflow} px wide`)
-    }
-  }
-  await page.setViewportSize(WIDE)
+  await visitConsolePages(br(), PAGES, tag)
 }
 
 test('at site-b\'s console an admin adds a printer at site-a: pending, then applied; site-a releases a job to it; site-b\'s dashboard counts its pages live', async () => {

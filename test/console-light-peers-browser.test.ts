@@ -12,13 +12,12 @@ import { until } from '../simulations/wait.ts'
 import { admin } from './helpers/node-api.ts'
 import { runCleanup, signInAdmin, startBrowser, type TestBrowser } from './helpers/browser.ts'
 import { startTerminalMesh, type TerminalMesh } from './helpers/terminal-mesh.ts'
+import { visitConsolePages, WIDE } from './helpers/console.ts'
 import type { ConsoleSite } from '../ui/routes/console.ts'
 
 /** Replication waits at most this long: anti-entropy runs every second in tests. */
 const MESH_TIMEOUT_MS = 30_000
 const UI_TIMEOUT_MS = 30_000
-const WIDE = { width: 1280, height: 900 }
-const PHONE = { width: 390, height: 844 }
 const PAGES = ['dashboard', 'sites', 'printers', 'jobs', 'peers'] as const
 
 let mesh: TerminalMesh | undefined
@@ -73,19 +72,10 @@ for (const [label, node, noun] of [['terminal', () => m().terminals[0].node, 'te
     await page.evaluate(() => { location.hash = '#/audit' })
     await page.locator('#nav a[data-route="dashboard"][aria-current="page"]').waitFor()
 
-    for (const size of [WIDE, PHONE]) {
-      await page.setViewportSize(size)
-      for (const name of PAGES) {
-        await page.evaluate((route) => { location.hash = `#/${route}` }, name)
-        await page.locator(`#page[data-route="${name}"]`).waitFor()
-        await page.locator(`#nav a[data-route="${name}"][aria-current="page"]`).waitFor()
-        assert.is(await page.locator('#page form').count(), name === 'jobs' ? 1 : 0, `${name}: no forms to change anything (the jobs page's filter only)`)
-        assert.is(await page.locator('#page-error').isVisible(), false, `${name}: no error (${await page.locator('#page-error').innerText().catch(() => '')})`)
-        await br().screenshot(`console-${label}-${name}-${size.width}`)
-        const width = await page.evaluate(() => document.documentElement.scrollWidth)
-        assert.ok(width <= size.width, `${name} at ${size.width} px is ${width} px wide`)
-      }
-    }
+    await visitConsolePages(br(), PAGES, label, async (name) => {
+      assert.is(await page.locator('#page form').count(), name === 'jobs' ? 1 : 0, `${name}: no forms to change anything (the jobs page's filter only)`)
+      assert.is(await page.locator('#page-error').isVisible(), false, `${name}: no error (${await page.locator('#page-error').innerText().catch(() => '')})`)
+    })
     await page.evaluate(() => { location.hash = '#/sites' })
     await page.locator('#page[data-route="sites"]').getByText('site-a').first().waitFor()
     assert.equal(br().pageErrors, [], 'no script errors')

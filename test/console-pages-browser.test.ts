@@ -17,14 +17,13 @@ import { startSite, startCentral, startClient, type SiteProcess } from '../simul
 import { until } from '../simulations/wait.ts'
 import { admin } from './helpers/node-api.ts'
 import { runCleanup, startBrowser, type TestBrowser } from './helpers/browser.ts'
+import { visitConsolePages, WIDE, PHONE } from './helpers/console.ts'
 import type { Page } from 'playwright-core'
 
 /** Replication waits at most this long: anti-entropy runs every second in tests. */
 const MESH_TIMEOUT_MS = 30_000
 /** Longest wait for something on a page: a change crosses the mesh and an event first. */
 const UI_TIMEOUT_MS = 30_000
-const WIDE = { width: 1280, height: 900 }
-const PHONE = { width: 390, height: 844 }
 const PAGES = ['dashboard', 'sites', 'printers', 'jobs', 'users', 'accounts', 'peers', 'audit'] as const
 /** Passwords of the two admin accounts (12 characters or more). */
 const ADA_PASSWORD = 'ada-lovelace-1815'
@@ -103,18 +102,7 @@ async function go (page: Page, route: string): Promise<void> {
 
 /** Screenshots of every console page at both widths; at a phone's width nothing is wider than the screen. */
 async function screenshots (tag: string): Promise<void> {
-  const page = br().page
-  for (const size of [WIDE, PHONE]) {
-    await page.setViewportSize(size)
-    for (const name of PAGES) {
-      await go(page, name)
-      await page.locator(`#nav a[data-route="${name}"][aria-current="page"]`).waitFor()
-      await br().screenshot(`console-${name}-${size.width}-${tag}`)
-      const width = await page.evaluate(() => document.documentElement.scrollWidth)
-      assert.ok(width <= size.width, `${name} at ${size.width} px is ${width} px wide`)
-    }
-  }
-  await page.setViewportSize(WIDE)
+  await visitConsolePages(br(), PAGES, tag)
 }
 
 /** Submits the sign-in form (filled) and waits for its outcome: signed in, or the error it shows (failing with it). */

@@ -1,10 +1,11 @@
 // Credit as escrow with real processes (issue 20): central, site-a and two terminals of site-a,
 // each with its own ippeveprinter. alice has 10.00 of credit (pages at 1.00 mono); logging in at
-// each terminal takes a share from the site. With the site killed and central stopped, alice
-// prints at both terminals: each print is paid from what the terminals hold (they may give each
-// other shares), a job that no longer fits is refused with the message saying what is available,
-// and the total charged never exceeds the credit. Back online, the balance at central is exact,
-// and a top-up at central reaches the terminals, where the refused job then prints.
+// each terminal takes a share from the site. With the site killed, central stopped and the two
+// terminals cut off from each other, alice prints at both terminals: each print is paid from
+// what that terminal holds, a job that no longer fits is refused with the message saying what
+// is available there and what is held out of reach, and the total charged never exceeds the
+// credit. Back online, the balance at central is exact, and a top-up at central reaches the
+// terminals, where a refused job then prints.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { until } from '../simulations/wait.ts'
@@ -80,7 +81,7 @@ test.after(async () => {
   await mesh?.stop()
 })
 
-test('alice\'s 10.00 of credit is split between the site and two terminals; cut off from the site and central, the terminals print only what the shares they hold cover, refuse the rest with the amount available, and the balance is exact once all are back', async () => {
+test('alice\'s 10.00 of credit is split between the site and two terminals; cut off from the site, central and each other, each terminal prints only what its own share covers, refuses the rest with the amount available, and the balance is exact once all are back', async () => {
   const { central, site } = m()
   await admin(central, '/api/users/alice', { method: 'PATCH', body: { homeSite: 'site-a' } })
   await admin(central, '/api/prices', { method: 'PUT', body: { currency: 'EUR', rules: [{ perPage: PAGE_PRICE }] } })
@@ -111,47 +112,51 @@ test('alice\'s 10.00 of credit is split between the site and two terminals; cut 
   const [sitePort, centralPort] = [portOf(site), portOf(central)]
   await site.kill('SIGKILL')
   await central.kill('SIGTERM')
+  // and the terminals from each other: neither can ask the other for its share
+  await admin(t(0).node, '/api/mesh/blocked', { method: 'PUT', body: { peers: [t(1).node.peer] } })
+  await admin(t(1).node, '/api/mesh/blocked', { method: 'PUT', body: { peers: [t(0).node.peer] } })
   await until(async () => !await terminalOnline(t(0).node) && !await terminalOnline(t(1).node), OFFLINE_MS, 'both terminals working offline')
 
-  // the terminals hold 7.50 between them: two 3.00 jobs fit, a third does not
+  // terminal 1 holds 5.00: one 3.00 job fits, the second does not; terminal 2 holds 2.50: neither fits
   const ends = [
     await release(t(0), s1, jobs1[0]),
     await release(t(0), s1, jobs1[1]),
     await release(t(1), s2, jobs2[0]),
     await release(t(1), s2, jobs2[1])
   ]
-  const printed = ends.filter((e) => e.printed).length
-  assert.is(printed, 2, `two jobs of 3.00 fit in the 7.50 the terminals hold: ${JSON.stringify(ends)}`)
-  for (const refused of ends.filter((e) => !e.printed)) {
-    assert.match(refused.message ?? '', /not enough credit: this job costs 3\.00 EUR, alice has 1\.50 EUR available here; 2\.50 EUR more is held by peers that cannot be reached from here now/)
-  }
+  assert.equal(ends.map((e) => e.printed), [true, false, false, false], `only what each terminal holds is spent there: ${JSON.stringify(ends)}`)
+  // terminal 1 sees 2.50 at the site and 2.50 at terminal 2; terminal 2 sees the site's 2.50 and terminal 1's 5.00 as they were when cut off
+  assert.match(ends[1].message ?? '', /^not enough credit: this job costs 3\.00 EUR, alice has 2\.00 EUR available here; 5\.00 EUR more is held by peers that cannot be reached from here now/)
+  for (const refused of ends.slice(2)) assert.match(refused.message ?? '', /^not enough credit: this job costs 3\.00 EUR, alice has 2\.50 EUR available here; 7\.50 EUR more is held by peers that cannot be reached from here now/)
   const offline = [await creditAt(t(0).node), await creditAt(t(1).node)]
-  assert.is(offline[0].here + offline[1].here, CREDIT * 3 / 4 - 2 * 3 * PAGE_PRICE, 'what the terminals hold dropped by exactly what they printed')
+  assert.equal([offline[0].here, offline[1].here], [CREDIT / 2 - 3 * PAGE_PRICE, CREDIT / 4], 'each terminal\'s share dropped by exactly what it printed')
+  await admin(t(0).node, '/api/mesh/blocked', { method: 'PUT', body: { peers: [] } })
+  await admin(t(1).node, '/api/mesh/blocked', { method: 'PUT', body: { peers: [] } })
 
   restarted.push(await startCentral({ dataDir: central.dataDir, args: ['--listen', `/ip4/127.0.0.1/tcp/${centralPort}`] }))
   restarted.push(await startSite({ dataDir: site.dataDir, adminToken: site.adminToken, args: ['--site', 'site-a', '--hostname', 'print.site-a.example', '--listen', `/ip4/127.0.0.1/tcp/${sitePort}`] }))
   const [centralBack, siteBack] = restarted
-  await until(async () => (await usageAt(siteBack)).filter((u) => u.user === 'alice').length === 2, MESH_TIMEOUT_MS, 'the two prints charged at the site')
-  await until(async () => { const c = await creditAt(centralBack); return c.spent === 2 * 3 * PAGE_PRICE && c.reserved === 0 }, MESH_TIMEOUT_MS, 'central sees what was spent')
+  await until(async () => (await usageAt(siteBack)).filter((u) => u.user === 'alice').length === 1, MESH_TIMEOUT_MS, 'the print charged at the site')
+  await until(async () => { const c = await creditAt(centralBack); return c.spent === 3 * PAGE_PRICE && c.reserved === 0 }, MESH_TIMEOUT_MS, 'central sees what was spent')
   const final = await creditAt(centralBack)
-  assert.equal({ credited: final.credited, spent: final.spent, balance: final.balance }, { credited: CREDIT, spent: 600, balance: 400 }, 'the balance is exact: credited less what was printed')
+  assert.equal({ credited: final.credited, spent: final.spent, balance: final.balance }, { credited: CREDIT, spent: 300, balance: 700 }, 'the balance is exact: credited less what was printed')
   const usage = (await usageAt(siteBack)).filter((u) => u.user === 'alice') as Array<{ pages: number, cost?: { amount: number } }>
-  assert.equal(usage.map((u) => [u.pages, u.cost?.amount]), [[3, 300], [3, 300]], 'each print charged once at its price')
+  assert.equal(usage.map((u) => [u.pages, u.cost?.amount]), [[3, 300]], 'the print charged once at its price')
   // central's reports page lists alice's balance; a top-up there reaches the terminals as they reconnect, and the refused job then prints
   await page.setViewportSize({ width: 1280, height: 900 })
   await page.goto(`${centralBack.httpUrl}/reports`)
   await signInAdmin(page, centralBack.adminToken).catch(async (err: Error) => {
     throw new Error(`${err.message}\nthe page at ${page.url()} said: ${await page.locator('body').innerText()}`)
   })
-  await page.locator('#credit-rows tr[data-user="alice"] td[data-col="balance"]', { hasText: '4.00 EUR' }).waitFor()
+  await page.locator('#credit-rows tr[data-user="alice"] td[data-col="balance"]', { hasText: '7.00 EUR' }).waitFor()
   const credit = page.locator('#credit')
   await credit.getByLabel('User').fill('alice')
   await credit.getByLabel('Amount').fill('5.00')
   await credit.getByLabel('Reason').fill('refund')
   await credit.getByRole('button', { name: 'Top up' }).click()
-  await page.getByText('Topped up 5.00 EUR for alice: the balance is 9.00 EUR.').waitFor()
+  await page.getByText('Topped up 5.00 EUR for alice: the balance is 12.00 EUR.').waitFor()
   await browser.screenshot('reports-credit')
-  await until(async () => (await creditAt(t(1).node)).balance === 900, MESH_TIMEOUT_MS, 'the top-up seen at terminal 2')
+  await until(async () => (await creditAt(t(1).node)).balance === 1200, MESH_TIMEOUT_MS, 'the top-up seen at terminal 2')
   assert.is((await release(t(1), s2, jobs2[0])).printed, true, 'the refused job prints once the credit is there')
 })
 

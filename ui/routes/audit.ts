@@ -24,11 +24,11 @@
  * role, an admin session's CSRF token), each with `refused` (why, as answered) and its status.
  * Throttled attempts (429) and routes' own refusals are not: the log stays bounded.
  *
- * Reading: `GET /api/audit` (admin) → `{entries, total, limit}`, newest first, over every
+ * Reading: `GET /api/audit` (admin) → `{entries, total, limit, offset}`, newest first, over every
  * audit document this node holds (central and sites hold every node's): filters `actor`
  * (exact), `action` (a case-insensitive part of the action or target), `node` (a peer id or
  * site id), `outcome` (`done` or `refused`), `since`, `until` (ISO date or ms; `until` exclusive),
- * `limit` (1–1000, 100).
+ * `limit` (1–1000, 100), `offset` (how many of the newest matching to skip: paging, 0).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { InvalidRequestError } from '../../crdt/errors.ts'
@@ -66,14 +66,17 @@ export interface AuditQuery {
   since?: number
   until?: number
   limit: number
+  /** How many of the newest matching entries to skip (absent: none). */
+  offset?: number
 }
 
 export interface AuditPage {
-  /** Newest first, at most `limit`. */
+  /** Newest first, at most `limit`, from the `offset`-th newest matching. */
   entries: AuditEntry[]
   /** How many entries matched. */
   total: number
   limit: number
+  offset: number
 }
 
 /** What a node's audit log (node/audit.ts) gives the HTTP layer. */
@@ -230,7 +233,9 @@ function textParam (query: Record<string, unknown>, name: string): string | unde
   return v
 }
 
-const AUDIT_PARAMS = ['actor', 'action', 'node', 'outcome', 'since', 'until', 'limit']
+const AUDIT_PARAMS = ['actor', 'action', 'node', 'outcome', 'since', 'until', 'limit', 'offset']
+/** Deepest page: past it, a period narrows the search (a log is bounded by its retention anyway). */
+const MAX_OFFSET = 1_000_000
 
 /** `GET /api/audit`'s query; @throws InvalidRequestError naming the bad parameter. */
 export function parseAuditQuery (query: Record<string, unknown>): AuditQuery {
@@ -243,6 +248,11 @@ export function parseAuditQuery (query: Record<string, unknown>): AuditQuery {
     throw new InvalidRequestError(`"limit" must be a whole number from 1 to ${MAX_LIMIT}`)
   }
   const out: AuditQuery = { limit: limitText === undefined ? DEFAULT_LIMIT : Number(limitText) }
+  const offsetText = textParam(query, 'offset')
+  if (offsetText !== undefined) {
+    if (!/^\d+$/.test(offsetText) || Number(offsetText) > MAX_OFFSET) throw new InvalidRequestError(`"offset" must be a whole number from 0 to ${MAX_OFFSET}`)
+    out.offset = Number(offsetText)
+  }
   for (const name of ['actor', 'action', 'node'] as const) {
     const v = textParam(query, name)
     if (v !== undefined) out[name] = v

@@ -1,0 +1,29 @@
+// The admin console's pages in Chromium, as the console tests visit them.
+import * as assert from 'uvu/assert'
+import type { TestBrowser } from './browser.ts'
+
+/** A desktop's and a phone's viewport: every console page is checked at both. */
+export const WIDE = { width: 1280, height: 900 }
+export const PHONE = { width: 390, height: 844 }
+
+/**
+ * Visits each console page (its hash route) at both widths: waits until it is shown and
+ * marked current, screenshots it as `console-<page>-<width>-<tag>`, runs `check` on it, and
+ * asserts nothing on it is wider than the screen. Leaves the wide viewport set.
+ */
+export async function visitConsolePages (browser: TestBrowser, pages: readonly string[], tag: string, check?: (name: string) => Promise<void>): Promise<void> {
+  const page = browser.page
+  for (const size of [WIDE, PHONE]) {
+    await page.setViewportSize(size)
+    for (const name of pages) {
+      await page.evaluate((route) => { location.hash = `#/${route}` }, name)
+      await page.locator(`#page[data-route="${name}"]`).waitFor()
+      await page.locator(`#nav a[data-route="${name}"][aria-current="page"]`).waitFor()
+      await check?.(name)
+      await browser.screenshot(`console-${name}-${size.width}${tag === '' ? '' : `-${tag}`}`)
+      const width = await page.evaluate(() => document.documentElement.scrollWidth)
+      assert.ok(width <= size.width, `${name} at ${size.width} px is ${width} px wide`)
+    }
+  }
+  await page.setViewportSize(WIDE)
+}
