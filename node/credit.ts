@@ -68,6 +68,8 @@ export const CREDIT_PASS_MS = 30_000
 export const RESERVATION_TTL_MS = 24 * 3600_000
 /** At a login a terminal tops what it holds up to this part of what it and its site hold together (half: a second terminal still gets a quarter). */
 const PREFETCH_FRACTION = 0.5
+/** A client looks at what its site holds of its user this long after an update of a server's escrow document: a burst of updates, one look. */
+const SITE_SHARE_CHECK_MS = 500
 
 /** Top-up or deduction input that cannot be used; the message names the field. */
 export class InvalidCreditRequestError extends KindedError {
@@ -143,8 +145,8 @@ function money (amount: number, currency: string | undefined): string {
 export class CreditService implements CreditGate, CopyCredit, Startable {
   private link: EscrowLink | undefined
   private readonly queues = new Map<string, Promise<unknown>>()
-  /** Watches the license document for a new policy while started. */
-  private onLicense: ((doc: string) => void) | undefined
+  /** Watches the license document for a new policy (and a client its site's escrow documents) while started. */
+  private onEntry: ((doc: string) => void) | undefined
   /** Users whose queue here waits on share requests to other peers now (their count). */
   private readonly asking = new Map<string, number>()
   private timer: ReturnType<typeof setInterval> | undefined
@@ -167,21 +169,54 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     this.timer.unref()
     // a new policy (credit turned on, a quota set) is acted on when it arrives, not at the next pass: quotas minted, shares taken
     let seen = JSON.stringify(this.policy() ?? null)
-    this.onLicense = (doc: string): void => {
-      if (doc !== licenseDoc()) return
-      const now = JSON.stringify(this.policy() ?? null)
-      if (now === seen) return
-      seen = now
+    // a workstation's client: its user's credit or quota newly at its site's servers (a top-up, central's hand-over) is taken when it arrives
+    const user = this.init.prefetchFor
+    let atSite = user !== undefined ? this.heldAtSite(user) : ''
+    let checking = false
+    const check = (): void => {
+      checking = false
+      const now = user !== undefined ? this.heldAtSite(user) : ''
+      if (now === atSite) return
+      atSite = now
       this.passSoon()
     }
-    this.c.store.on('entry', this.onLicense)
+    this.onEntry = (doc: string): void => {
+      if (doc === licenseDoc()) {
+        const now = JSON.stringify(this.policy() ?? null)
+        if (now === seen) return
+        seen = now
+        this.passSoon()
+        return
+      }
+      const parsed = user !== undefined ? parseDocName(doc) : undefined
+      if (parsed?.family !== 'escrow' || parsed.peer === undefined || parsed.peer === this.self || checking) return
+      const who = this.c.membership.info(parsed.peer)
+      if (who?.role !== 'central' && !(who?.role === 'site' && who.site === this.init.site)) return
+      // updates come in bursts (a print's spend, a hand-over): looked at once they settled
+      checking = true
+      setTimeout(check, SITE_SHARE_CHECK_MS).unref()
+    }
+    this.c.store.on('entry', this.onEntry)
+  }
+
+  /** What the servers of this peer's site hold of `user`'s credit and this month's quotas (a key that changes with them). */
+  private heldAtSite (user: string): string {
+    const period = periodOf(this.c.clock.now())
+    return [CREDIT_ACCOUNT, ...QUOTA_MEASURES.map((m) => quotaAccount(period, m))].map((account) => {
+      let n = 0
+      for (const [peer, amount] of this.view(user, account).shares) {
+        const who = this.c.membership.info(peer)
+        if (who?.role === 'site' && who.site === this.init.site) n += amount
+      }
+      return n
+    }).join('/')
   }
 
   async stop (): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer)
     this.timer = undefined
-    if (this.onLicense !== undefined) this.c.store.off('entry', this.onLicense)
-    this.onLicense = undefined
+    if (this.onEntry !== undefined) this.c.store.off('entry', this.onEntry)
+    this.onEntry = undefined
   }
 
   /** A pass in the background (its failure logged). */

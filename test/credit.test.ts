@@ -10,7 +10,7 @@ import { pino } from 'pino'
 import { TestMesh, type MeshPeer } from '../simulations/mesh-harness.ts'
 import { MemoryEscrowHub } from '../simulations/escrow-link.ts'
 import { until } from '../simulations/wait.ts'
-import { CreditService, CreditAuthorityError, InvalidCreditRequestError } from '../node/credit.ts'
+import { CreditService, CreditAuthorityError, CREDIT_PASS_MS, InvalidCreditRequestError } from '../node/credit.ts'
 import { CreditRefusedError, type CopyCharged } from '../devices/jobs/credit-gate.ts'
 import { addEntry, parseCreditPolicy, quotaAccount, quotaOf, setSpend, sharesOf, InvalidCreditPolicyError } from '../crdt/escrow.ts'
 import { directoryDoc, escrowDoc, licenseDoc, periodOf, siteId, type PeerId } from '../crdt/names.ts'
@@ -303,6 +303,24 @@ test('a workstation\'s client keeps a share of its user\'s credit (topped up at 
   await credit.settle(j, { pages: 2, colorPages: 0, cost: { currency: 'EUR', amount: 200, mono: MONO, colour: COLOUR } })
   assert.is(credit.here('alice'), 100)
   await rejects(async () => await credit.reserve(job(2), 'fallback', AbortSignal.timeout(5000)), /this job costs 2\.00 EUR, alice has 1\.00 EUR available here; 3\.00 EUR more is held by peers that cannot be reached from here now/)
+})
+
+test('a workstation\'s client takes its share when its user\'s new credit reaches the site, not at its next pass', async () => {
+  const { central, site } = await meshOf()
+  const client = await mesh.addPeer('client-a1', 'client', 'site-a')
+  await mesh.connect(client, site)
+  await mesh.connect(client, central)
+  const credit = new CreditService({ site: SITE, prefetchFor: 'alice' }, { self: { id: client.id }, store: client.store, membership: client.membership, clock: { now: Date.now }, logger: silent })
+  hub.attach(client.id, credit)
+  await credit.start()
+  try {
+    await c('central').topUp('alice', 800, 'term', 'admin')
+    // well within the pass's 30 s: the hand-over to site-a is what starts it
+    await until(() => credit.here('alice') === 400, CREDIT_PASS_MS / 3, 'half of what the site got at the workstation')
+    assert.is(c('site-a').here('alice'), 400)
+  } finally {
+    await credit.stop()
+  }
 })
 
 test('a quota reaches peers that know no groups: central mints every user\'s quota at its pass and hands it to the home site; a client learns it from the mint and prints no more than it holds', async () => {
