@@ -8,8 +8,8 @@
 // The site's release page (`/`, ui/web/my-usage.js) shows alice, logged in there, exactly her
 // balance (after a deduction at the site: not what was credited) and her quota in "My usage";
 // bob, logged in after her on the same page, sees only his own (empty) credit and no quota.
-// The file takes about 45-75 s: the workstation takes shares only at its credit pass (every
-// CREDIT_PASS_MS = 30 s from its start), and the credit and then the quota need one pass each.
+// The file takes about 20 s: the workstation takes its share when a policy arrives and when
+// its user's credit or quota reaches its site, not only at its 30 s credit pass.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { until } from '../simulations/wait.ts'
