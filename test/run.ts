@@ -9,7 +9,7 @@
  *    avahi-daemon on tmpfs-mounted runtime folders (ippeveprinter needs DNS-SD), runs every
  *    `test/**\/*.test.ts` file in its own process, and stops the daemons by pid.
  *    Files run {@link PARALLEL_FILES} at a time (their output printed whole when each ends),
- *    except the {@link EXCLUSIVE_FILES}, which run alone first.
+ *    except the {@link EXCLUSIVE_FILES}, which run alone first; the {@link LONG_FILES} start first.
  * 4. Ends with the plain line `N passed, N failed`.
  *
  * Usage: `npm test [-- name-filter ...]` runs only files whose path contains a filter.
@@ -59,6 +59,8 @@ const PARALLEL_FILES = Math.max(1, Number(process.env.PRINTMESH_TEST_JOBS ?? 2) 
  * restarted site and terminal within 45 s).
  */
 const EXCLUSIVE_FILES = ['bench-smoke', 'site-busy-printer', 'simulation-mutations', 'dnssd', 'transport-mdns', 'ipp-slow-clients', 'test/build.test', 'client-processes']
+/** Files that take near a minute or more (a clean-clone run at b4628d2: 39-85 s): started first, so the two at a time end together instead of one finishing a long file alone at the end. */
+const LONG_FILES = ['mesh-processes', 'simulation-processes', 'roaming-processes', 'terminal-copy', 'terminal-spooling', 'terminal-panel', 'site-hostile-documents', 'simulation-device-spooling', 'reports-processes']
 /** Marks the re-executed run inside the namespace. */
 const SANDBOX_ENV = 'PRINTMESH_TEST_SANDBOX'
 
@@ -208,7 +210,9 @@ async function main (): Promise<number> {
       .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
     const exclusive = files.filter((f) => EXCLUSIVE_FILES.some((x) => relative(root, f).includes(x)))
     for (const file of exclusive) results.push(await runFile(file))
-    const queue = files.filter((f) => !exclusive.includes(f))
+    const rest = files.filter((f) => !exclusive.includes(f))
+    const long = (f: string): boolean => LONG_FILES.some((x) => relative(root, f).includes(x))
+    const queue = [...rest.filter(long), ...rest.filter((f) => !long(f))]
     const worker = async (): Promise<void> => {
       for (let file = queue.shift(); file !== undefined; file = queue.shift()) results.push(await runFile(file))
     }
