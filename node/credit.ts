@@ -147,7 +147,9 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
   private readonly queues = new Map<string, Promise<unknown>>()
   /** Watches the license document for a new policy (and a client its site's escrow documents) while started. */
   private onEntry: ((doc: string) => void) | undefined
-  /** Users whose queue here waits on share requests to other peers now (their count). */
+  /** A client's pending look at what its site holds of its user. */
+  private checkTimer: ReturnType<typeof setTimeout> | undefined
+  /** Share requests under way from this peer (user, account, peer asked: {@link askingKey}), and their count. */
   private readonly asking = new Map<string, number>()
   private timer: ReturnType<typeof setInterval> | undefined
   private readonly log: Logger
@@ -194,7 +196,8 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
       if (who?.role !== 'central' && !(who?.role === 'site' && who.site === this.init.site)) return
       // updates come in bursts (a print's spend, a hand-over): looked at once they settled
       checking = true
-      setTimeout(check, SITE_SHARE_CHECK_MS).unref()
+      this.checkTimer = setTimeout(check, SITE_SHARE_CHECK_MS)
+      this.checkTimer.unref()
     }
     this.c.store.on('entry', this.onEntry)
   }
@@ -217,6 +220,8 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     this.timer = undefined
     if (this.onEntry !== undefined) this.c.store.off('entry', this.onEntry)
     this.onEntry = undefined
+    if (this.checkTimer !== undefined) clearTimeout(this.checkTimer)
+    this.checkTimer = undefined
   }
 
   /** A pass in the background (its failure logged). */
@@ -530,15 +535,15 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     const { user, amount } = r as ShareRequest
     const account = r.account ?? CREDIT_ACCOUNT
     const relays = r.relays ?? 0
-    if ((this.asking.get(user) ?? 0) > 0 && this.self < peer) {
-      // this peer is itself asking others for the user's credit (maybe the asker): an answer waits in the user's queue only when
-      // the asker's id is the smaller, so no two peers (nor a ring of relays) wait on each other until their timeouts
-      this.log.info({ user, account, from: peer }, 'share request answered with nothing: this peer is gathering the user\'s credit itself')
+    if (this.self < peer && (this.asking.get(askingKey(user, account, peer)) ?? 0) > 0) {
+      // this peer is short and asking the asker itself for the same account: answering from the user's queue would wait for that
+      // ask, which waits for this answer; of two peers asking each other, the smaller id answers at once and the other waits
+      this.log.info({ user, account, from: peer }, 'share request answered with nothing: this peer is asking the asker for the same credit')
       return { given: 0 }
     }
     return await this.serial(user, async () => {
       if (account !== CREDIT_ACCOUNT) await this.mintQuota(user, account)
-      if (relays > 0 && this.here(user, account) < amount) {
+      if (relays > 0 && this.here(user, account) < amount && isServer(this.c.membership.info(this.self)?.role)) {
         // short: gather the rest from peers this one reaches (not back along the chain), within the time the asker waits less one request's
         const passed = [...(r.via ?? []), peer]
         await this.gather(user, amount, this.timeout(shareRequestTimeout(relays - 1)), account, { relays: relays - 1, via: passed })
@@ -591,7 +596,7 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
       if (who?.role !== 'site' || who.site !== this.init.site || share <= 0) continue
       const mine = this.here(user, account)
       const ask = Math.floor((share + mine) * PREFETCH_FRACTION) - mine
-      if (ask > 0) await this.whileAsking(user, async () => { await this.askFor(peer, user, ask, signal, account) })
+      if (ask > 0) await this.askFor(peer, user, ask, signal, account)
     }
   }
 
@@ -614,31 +619,31 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     // holders first, asked for what they hold and may pass on; then servers that hold nothing but may reach holders this peer does not
     const unreached = [...view.shares].some(([p, a]) => a > 0 && p !== this.self && !chain.via.includes(p) && !reachable.includes(p))
     const relayers = chain.relays > 0 && unreached ? reachable.filter((p) => !holders.includes(p) && isServer(this.c.membership.info(p)?.role)) : []
-    await this.whileAsking(user, async () => {
-      for (const peer of [...holders, ...relayers]) {
-        if (signal.aborted) break
-        await this.askFor(peer, user, needed - have, signal, account, chain)
-        have = this.here(user, account)
-        if (have >= needed) break
-      }
-    })
-    return have
-  }
-
-  /** Runs `fn`, which asks other peers for `user`'s shares: meanwhile requests for them are answered at once, with nothing. */
-  private async whileAsking (user: string, fn: () => Promise<void>): Promise<void> {
-    this.asking.set(user, (this.asking.get(user) ?? 0) + 1)
-    try {
-      await fn()
-    } finally {
-      const n = (this.asking.get(user) ?? 1) - 1
-      if (n > 0) this.asking.set(user, n)
-      else this.asking.delete(user)
+    for (const peer of [...holders, ...relayers]) {
+      if (signal.aborted) break
+      // only sites and central pass a request on: a terminal or a client asked for more than it holds gives what it has
+      await this.askFor(peer, user, needed - have, signal, account, isServer(this.c.membership.info(peer)?.role) ? chain : { relays: 0, via: chain.via })
+      have = this.here(user, account)
+      if (have >= needed) break
     }
+    return have
   }
 
   /** Asks `peer` for `amount` of `user`'s `account` and waits until what it gave has arrived here. */
   private async askFor (peer: string, user: string, amount: number, signal: AbortSignal, account = CREDIT_ACCOUNT, chain: Relay = { relays: 0, via: [] }): Promise<void> {
+    if (this.link === undefined) return
+    const key = askingKey(user, account, peer)
+    this.asking.set(key, (this.asking.get(key) ?? 0) + 1)
+    try {
+      await this.askAndWait(peer, user, amount, signal, account, chain)
+    } finally {
+      const n = (this.asking.get(key) ?? 1) - 1
+      if (n > 0) this.asking.set(key, n)
+      else this.asking.delete(key)
+    }
+  }
+
+  private async askAndWait (peer: string, user: string, amount: number, signal: AbortSignal, account: string, chain: Relay): Promise<void> {
     if (this.link === undefined) return
     const before = this.received(peer, user, account)
     let answer: ShareAnswer
@@ -895,6 +900,9 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
 
 /** How far a share request may still be passed on, and the peers it passed (none of them is asked). */
 interface Relay { relays: number, via: string[] }
+
+/** The key of this peer asking `peer` for `user`'s `account`. */
+function askingKey (user: string, account: string, peer: string): string { return `${user}\u0000${account}\u0000${peer}` }
 
 /** Sites and central pass share requests on; terminals and clients only hold shares. */
 function isServer (role: string | undefined): boolean { return role === 'site' || role === 'central' }
