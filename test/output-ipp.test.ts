@@ -201,8 +201,8 @@ test('aborting during the retry backoff ends the release at once', async () => {
 test('aborting while following an accepted job rejects after accept, without waiting for the printer', async () => {
   const p = await printer({ jobOutcome: 'hold' })
   const ac = new AbortController()
-  // Abort once the first poll has seen the job processing: the device is then in its 30 s pause.
-  const { logger } = capturingLogger((r) => { if (r.msg === 'printer job state' && (r as { state?: string }).state === 'processing') ac.abort(new Error('site stopping')) })
+  // Abort once the first poll has seen the job not yet ended (pending or processing: on a loaded machine the printer may not have started it): the device is then in its 30 s pause.
+  const { logger } = capturingLogger((r) => { if (r.msg === 'printer job state' && ['pending', 'pending-held', 'processing', 'processing-stopped'].includes((r as { state?: string }).state ?? '')) ac.abort(new Error('site stopping')) })
   const progress = recorder()
   const d = device(p.uri, { logger, follow: { pollIntervalMs: 30_000, unreachableDeadlineMs: 60_000 } })
   const started = Date.now()
