@@ -62,6 +62,16 @@ async function meshOf (atZero: 'refuse' | 'mono-only' = 'refuse'): Promise<Peers
   return { central, site, t1, t2 }
 }
 
+/** alice's workstation: a client of site-a linked to the site and central, with its credit service keeping alice's share. */
+async function workstationOf (central: MeshPeer, site: MeshPeer): Promise<{ client: MeshPeer, credit: CreditService }> {
+  const client = await mesh.addPeer('client-a1', 'client', 'site-a')
+  await mesh.connect(client, site)
+  await mesh.connect(client, central)
+  const credit = new CreditService({ site: SITE, prefetchFor: 'alice' }, { self: { id: client.id }, store: client.store, membership: client.membership, clock: { now: Date.now }, logger: silent })
+  hub.attach(client.id, credit)
+  return { client, credit }
+}
+
 /** Awaits `fn`, which must reject with an error `check` accepts (a RegExp: its message matches). */
 async function rejects (fn: () => Promise<unknown>, check: RegExp | ((err: Error) => boolean)): Promise<void> {
   let thrown: unknown
@@ -287,11 +297,7 @@ test('copies count against the month\'s page and colour quotas: no pages left, n
 
 test('a workstation\'s client keeps a share of its user\'s credit (topped up at each pass), so a fallback print with the site away is paid from it', async () => {
   const { central, site } = await meshOf()
-  const client = await mesh.addPeer('client-a1', 'client', 'site-a')
-  await mesh.connect(client, site)
-  await mesh.connect(client, central)
-  const credit = new CreditService({ site: SITE, prefetchFor: 'alice' }, { self: { id: client.id }, store: client.store, membership: client.membership, clock: { now: Date.now }, logger: silent })
-  hub.attach(client.id, credit)
+  const { client, credit } = await workstationOf(central, site)
   await c('central').topUp('alice', 600, 'term', 'admin')
   await until(() => c('site-a').here('alice') === 600, 10_000, 'the credit at the site')
   await until(() => credit.policy()?.enforced === true, 10_000, 'the policy at the client')
@@ -307,11 +313,7 @@ test('a workstation\'s client keeps a share of its user\'s credit (topped up at 
 
 test('a workstation\'s client takes its share when its user\'s new credit reaches the site, not at its next pass', async () => {
   const { central, site } = await meshOf()
-  const client = await mesh.addPeer('client-a1', 'client', 'site-a')
-  await mesh.connect(client, site)
-  await mesh.connect(client, central)
-  const credit = new CreditService({ site: SITE, prefetchFor: 'alice' }, { self: { id: client.id }, store: client.store, membership: client.membership, clock: { now: Date.now }, logger: silent })
-  hub.attach(client.id, credit)
+  const { credit } = await workstationOf(central, site)
   await credit.start()
   try {
     await c('central').topUp('alice', 800, 'term', 'admin')
@@ -327,11 +329,7 @@ test('a quota reaches peers that know no groups: central mints every user\'s quo
   const { central, site } = await meshOf()
   await central.store.transact(directoryDoc(), { kind: 'local', service: 'test' }, (d) => { putUser(d, { username: 'alice', fullName: 'Alice', pinHash: '', homeSite: 'site-a', groups: ['students'], updatedAt: Date.now() }) })
   await c('central').setPolicy({ enforced: false, quotas: [{ group: 'students', pages: 10 }] }, 'admin')
-  const client = await mesh.addPeer('client-a1', 'client', 'site-a')
-  await mesh.connect(client, site)
-  await mesh.connect(client, central)
-  const credit = new CreditService({ site: SITE, prefetchFor: 'alice' }, { self: { id: client.id }, store: client.store, membership: client.membership, clock: { now: Date.now }, logger: silent })
-  hub.attach(client.id, credit)
+  const { client, credit } = await workstationOf(central, site)
   const pages = quotaAccount(periodOf(Date.now()), 'pages')
   await c('central').pass()
   await c('central').pass() // the second pass hands what the first minted to alice's home site
