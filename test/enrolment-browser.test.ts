@@ -20,8 +20,17 @@ let browser: TestBrowser | undefined
 function m (): TerminalMesh { if (mesh === undefined) throw new Error('no mesh'); return mesh }
 const terminal = (): SiteProcess => m().terminals[0].node
 /** A keyboard-wedge reader: the number and Enter as one fast burst (the panel takes keys at most 35 ms apart for a card). */
+/**
+ * A keyboard-wedge reader's burst: the number's keys and Enter dispatched to whatever has the
+ * focus within one task of the page. A reader types far faster than the panel's gap between a
+ * card's keystrokes (35 ms); keys sent one by one through the browser's debugging protocol were
+ * slower than that on a loaded machine, and the burst was not taken for a card (a clean-clone
+ * run failed so). terminal-panel covers a card typed through the real keyboard.
+ */
 async function presentCard (page: TestBrowser['page'], card: string): Promise<void> {
-  await page.keyboard.type(`${card}\n`)
+  await page.evaluate((keys) => {
+    for (const key of keys) (document.activeElement ?? document.body).dispatchEvent(new KeyboardEvent('keydown', { key, bubbles: true, cancelable: true }))
+  }, [...card, 'Enter'])
 }
 function b (): TestBrowser { if (browser === undefined) throw new Error('no browser'); return browser }
 
