@@ -298,7 +298,7 @@ export class CopySessions implements CopyApi {
     }
     if (this.c.credit !== undefined) {
       const cost = listUsage(await this.c.store.open(acctDoc(this.init.peer, periodOf(now)))).find((r) => r.id === id)?.cost
-      const unpaid = await this.c.credit.payCopy(id, open.user, { pages: charge.pages, colorPages: charge.colorPages, ...(cost !== undefined ? { cost } : {}) }, AbortSignal.timeout(CREDIT_CHECK_MS))
+      const unpaid = await this.c.credit.payCopy(id, open.user, { pages: charge.pages, colorPages: charge.colorPages, ...(cost !== undefined ? { cost } : {}), at: open.startedAt }, AbortSignal.timeout(CREDIT_CHECK_MS))
       if (Object.keys(unpaid).length > 0) this.log.warn({ session: open.id, user: open.user, cost: cost?.amount, unpaid }, 'copied beyond the user\'s credit or quota between two readings of the counters: the rest is unpaid')
     }
     await this.save({ version: 1, failed: this.state.failed })

@@ -491,7 +491,7 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
   }
 
   async payCopy (id: string, user: string, charged: CopyCharged, signal: AbortSignal): Promise<Record<string, number>> {
-    const accounts = this.copyAccounts(user)
+    const accounts = this.copyAccounts(user, charged.at)
     const unpaid: Record<string, number> = {}
     if (accounts.length === 0) return unpaid
     await this.serial(user, async () => {
@@ -510,11 +510,11 @@ export class CreditService implements CreditGate, CopyCredit, Startable {
     return unpaid
   }
 
-  /** The accounts that limit `user`'s copies now: credit when enforced, this month's quotas the user has. */
-  private copyAccounts (user: string): string[] {
+  /** The accounts that limit `user`'s copies: credit when enforced, the quotas the user has of the month of `at` (default now). */
+  private copyAccounts (user: string, at = this.c.clock.now()): string[] {
     const out: string[] = []
     if (this.policy()?.enforced === true) out.push(CREDIT_ACCOUNT)
-    const period = periodOf(this.c.clock.now())
+    const period = periodOf(at)
     const quota = this.quotas(user)
     for (const m of QUOTA_MEASURES) if (quota[m] !== undefined) out.push(quotaAccount(period, m))
     return out

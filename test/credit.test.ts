@@ -293,6 +293,11 @@ test('copies count against the month\'s page and colour quotas: no pages left, n
   assert.equal(await c('terminal-a1').payCopy('copy-2/copy', 'alice', { pages: 4, colorPages: 2 }, AbortSignal.timeout(5000)), { [`quota/${period}/pages`]: 1, [`quota/${period}/colour`]: 1 }, 'paying again (a restart) spends nothing more')
   assert.equal([c('terminal-a1').view('alice', `quota/${period}/pages`).spent, c('terminal-a1').view('alice', `quota/${period}/colour`).spent], [10, 2])
   await rejects(async () => await c('terminal-a1').allowCopy('alice', AbortSignal.timeout(5000)), new RegExp(`^page quota of ${period} used up: nothing left to copy, alice has 0 pages left here; the page quota is renewed on the 1st of next month$`))
+  // a session's pages count in the month it started: paid (and paid again, after a restart) from that month's quota only
+  const now = new Date()
+  const nextMonth = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1, 12)
+  for (let i = 0; i < 2; i++) assert.equal(await c('terminal-a1').payCopy('copy-3/copy', 'alice', { pages: 2, colorPages: 0, at: nextMonth }, AbortSignal.timeout(5000)), {})
+  assert.equal([c('terminal-a1').view('alice', `quota/${periodOf(nextMonth)}/pages`).spent, c('terminal-a1').view('alice', `quota/${period}/pages`).spent], [2, 10], 'next month\'s quota paid once; this month\'s untouched')
 })
 
 test('a workstation\'s client keeps a share of its user\'s credit (topped up at each pass), so a fallback print with the site away is paid from it', async () => {

@@ -45,7 +45,13 @@ export interface CopyAllowance {
 }
 
 /** What a copy session was charged: pages, colour pages, and its price (none when copies are unpriced). */
-export interface CopyCharged { pages: number, colorPages: number, cost?: UsageCost }
+export interface CopyCharged {
+  pages: number
+  colorPages: number
+  cost?: UsageCost
+  /** When the session started: its pages count against that month's quotas (a payment retried after midnight on the 1st pays the same accounts). Absent: now. */
+  at?: number
+}
 
 /**
  * Credit and quotas for copy sessions at a terminal (node/copy-sessions.ts): a copy is charged
