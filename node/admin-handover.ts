@@ -25,12 +25,9 @@ import type { DocStore } from '../crdt/store.ts'
 import { directoryDoc } from '../crdt/names.ts'
 import type { Certificate } from '../crdt/license.ts'
 import { ADMIN_ROLES, getAdminAccount, listAdminAccounts, putAdminAccount, validAccountName, type AdminAccount, type AdminRole } from '../crdt/admin-accounts.ts'
-import { requestEnrollment } from '../transports/enroll.ts'
+import { requestHandover } from './directory-handover.ts'
 import type { Host } from '../transports/host.ts'
 
-/** Central just answered the join: a request that fails this many times in a row ends the start. */
-const ATTEMPTS = 5
-const RETRY_MS = 2_000
 /** A standalone site has a handful of admins; more in one join is not a site's directory. */
 export const MAX_HANDED_ADMINS = 200
 /** A slow hash at any cost (`scrypt$N$r$p$salt$hash`, crdt/directory.ts `slowHash`). */
@@ -101,15 +98,7 @@ export async function handOverAdmins (host: Host, central: string, addrs: string
   const accounts = listAdminAccounts(await store.open(directoryDoc()), self)
   if (accounts.length === 0) return { added: [], conflicts: [], totpDropped: [] }
   const admins: HandoverAdmin[] = accounts.map((a) => ({ username: a.username, role: a.role, passwordHash: a.passwordHash, ...(a.disabled === true ? { disabled: true } : {}), ...(a.totpSealed !== undefined ? { hadTotp: true } : {}) }))
-  let answer: { reason?: string, adminHandover?: AdminHandoverReport } | undefined
-  for (let attempt = 1; answer === undefined; attempt++) {
-    try {
-      answer = await requestEnrollment(host, central, addrs, { admins }) as typeof answer
-    } catch (err) {
-      if (attempt >= ATTEMPTS) throw new AdminHandoverError(`could not hand this site's admin accounts to central: ${(err as Error).message}; start the site again to retry`, { cause: err })
-      await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
-    }
-  }
+  const answer = await requestHandover(host, central, addrs, { admins }, 'admin accounts') as { reason?: string, adminHandover?: AdminHandoverReport } | undefined
   const report = answer?.adminHandover
   if (report === undefined) throw new AdminHandoverError(`central did not take this site's admin accounts: ${answer?.reason ?? 'no report in its answer'}`)
   logger.info({ added: report.added.map((a) => `${a.username} (${a.role})`), conflicts: report.conflicts.length, totpDropped: report.totpDropped.length }, 'standalone admin accounts handed to central')

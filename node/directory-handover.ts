@@ -115,21 +115,28 @@ export class HandoverError extends Error {
   constructor (message: string, options?: { cause?: unknown }) { super(message, options); this.name = 'HandoverError' }
 }
 
+/**
+ * One handover request to central over the enrollment protocol, tried {@link BATCH_ATTEMPTS}
+ * times {@link RETRY_MS} apart; `what` names what is handed over in the error.
+ */
+export async function requestHandover (host: Host, central: string, addrs: string[], request: Record<string, unknown>, what: string): Promise<unknown> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await requestEnrollment(host, central, addrs, request)
+    } catch (err) {
+      if (attempt >= BATCH_ATTEMPTS) throw new HandoverError(`could not hand this site's ${what} to central: ${(err as Error).message}; start the site again to retry`, { cause: err })
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
+    }
+  }
+}
+
 /** The joining site's side: hands every user of its standalone directory to central and logs the report. */
 export async function handOverUsers (host: Host, central: string, addrs: string[], store: DocStore, logger: Logger): Promise<HandoverReport> {
   const total: HandoverReport = { added: [], conflicts: [], cardsDropped: [] }
   const users = listUsers(await store.open(directoryDoc()))
   if (users.length === 0) return total
   for (const batch of handoverBatches(users)) {
-    let answer: { status?: string, reason?: string, handover?: HandoverReport } | undefined
-    for (let attempt = 1; answer === undefined; attempt++) {
-      try {
-        answer = await requestEnrollment(host, central, addrs, { users: batch }) as typeof answer
-      } catch (err) {
-        if (attempt >= BATCH_ATTEMPTS) throw new HandoverError(`could not hand this site's users to central: ${(err as Error).message}; start the site again to retry`, { cause: err })
-        await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
-      }
-    }
+    const answer = await requestHandover(host, central, addrs, { users: batch }, 'users') as { status?: string, reason?: string, handover?: HandoverReport } | undefined
     if (answer?.handover === undefined) throw new HandoverError(`central did not take this site's users: ${answer?.reason ?? 'no report in its answer'}`)
     total.added.push(...answer.handover.added)
     total.conflicts.push(...answer.handover.conflicts)
