@@ -60,6 +60,8 @@ export interface DocSyncState {
   doc: string
   /** Per connected peer: `in-sync`, `behind` (we lack something they have), `ahead` (they lack something), `unknown`. */
   peers: Record<string, 'in-sync' | 'behind' | 'ahead' | 'unknown'>
+  /** How many changes this peer holds of it (the sum of its state vector): one peer holds all another does only when its count is as high. */
+  changes: number
 }
 
 export interface SyncInit {
@@ -188,7 +190,9 @@ export class SyncEngine {
         const ahead = [...mine].some(([a, s]) => (theirs.get(a) ?? 0) < s)
         peers[peer] = behind ? 'behind' : ahead ? 'ahead' : 'in-sync'
       }
-      out.push({ doc, peers })
+      let changes = 0
+      for (const clock of mine.values()) changes += clock
+      out.push({ doc, peers, changes })
     }
     return out
   }

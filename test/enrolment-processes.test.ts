@@ -83,11 +83,17 @@ async function cardLogin (node: SiteProcess, card: string): Promise<{ status: nu
 /** A PIN login's status (at a site's page or a terminal's panel). */
 const pinLogin = async (node: SiteProcess, user: string, pin: string): Promise<number> => (await panelLogin(node, user, pin)).status
 
-type DocStates = Array<{ doc: string, peers: Record<string, string> }>
-/** Whether `node` received document `doc` (not only heard of it): held, and no peer it syncs with ahead of it. */
-async function received (node: SiteProcess, doc: string): Promise<boolean> {
-  const d = (await admin<{ documents: DocStates }>(node, '/api/mesh')).documents.find((x) => x.doc === doc)
-  return d !== undefined && Object.values(d.peers).includes('in-sync') && !Object.values(d.peers).includes('behind')
+type DocStates = Array<{ doc: string, peers: Record<string, string>, changes: number }>
+const changesOf = async (node: SiteProcess, doc: string): Promise<number> =>
+  (await admin<{ documents: DocStates }>(node, '/api/mesh')).documents.find((x) => x.doc === doc)?.changes ?? 0
+/**
+ * Whether `node` received all of `doc` that its writer `from` holds. A comparison with the
+ * peers' last announcements would not do: before the write reached the site, both could
+ * announce the document empty, and read as in sync.
+ */
+async function received (node: SiteProcess, doc: string, from: SiteProcess): Promise<boolean> {
+  const written = await changesOf(from, doc)
+  return written > 0 && await changesOf(node, doc) >= written
 }
 
 /** Waits until central saw each node announce central's current directory (a failed card login before would count against the login limits). */
@@ -122,7 +128,7 @@ test('with central stopped, alice registers a card at terminal-1: it logs her in
   const enrolled = await post<{ registered: boolean }>(alice, '/api/enrol/card', { card: ALICE_CARD.toLowerCase() })
   assert.equal(enrolled, { status: 200, body: { registered: true } }, 'registered while central is down')
   assert.equal(await cardLogin(t1(), ALICE_CARD), { status: 200, user: 'alice' }, 'the card logs her in at once at terminal-1')
-  await until(async () => await received(t2(), `v1/enrol/${t1().peer}`), MESH_TIMEOUT_MS, 'terminal-1\'s enrolments at terminal-2 through the site')
+  await until(async () => await received(t2(), `v1/enrol/${t1().peer}`, t1()), MESH_TIMEOUT_MS, 'terminal-1\'s enrolments at terminal-2 through the site')
   assert.equal(await cardLogin(t2(), ALICE_CARD), { status: 200, user: 'alice' }, 'and at terminal-2 of her site, central still down')
   for (const node of [m().central, t1(), t2(), m().site]) {
     assert.not.ok(node.logs().some((l) => l.includes(ALICE_CARD) || l.includes(ALICE_CARD.toLowerCase())), 'the card number is in no log')
@@ -139,7 +145,7 @@ test('a card registered for alice at terminal-1 and for bob at site-b\'s termina
   const alice = await session(t1(), 'alice')
   assert.is((await post(alice, '/api/enrol/card', { card: DISPUTED_CARD })).status, 200)
   // terminal-2 can tell the card is alice's (its site relays terminal-1's enrolments): bob is refused at once
-  await until(async () => await received(t2(), `v1/enrol/${t1().peer}`), MESH_TIMEOUT_MS, 'the enrolment at terminal-2')
+  await until(async () => await received(t2(), `v1/enrol/${t1().peer}`, t1()), MESH_TIMEOUT_MS, 'the enrolment at terminal-2')
   const refused = await post<{ error: string }>(await session(t2(), 'bob'), '/api/enrol/card', { card: DISPUTED_CARD })
   assert.is(refused.status, 409, JSON.stringify(refused.body))
   assert.match(refused.body.error, /registered to another user/, 'the refusal says it is someone else\'s')
@@ -190,7 +196,7 @@ test('carol sets a new PIN on site-a\'s user page: it works at once at the site 
   assert.equal(await post(carol, '/api/enrol/pin', { oldPin: PINS.carol, newPin: NEW_PIN, repeat: NEW_PIN }), { status: 200, body: { ok: true } })
   assert.is(await pinLogin(m().site, 'carol', NEW_PIN), 200, 'the new PIN at once at the site')
   assert.is(await pinLogin(m().site, 'carol', PINS.carol), 401, 'the old one no longer')
-  await until(async () => await received(t1(), `v1/enrol/${m().site.peer}`), MESH_TIMEOUT_MS, 'the site\'s enrolments at terminal-1')
+  await until(async () => await received(t1(), `v1/enrol/${m().site.peer}`, m().site), MESH_TIMEOUT_MS, 'the site\'s enrolments at terminal-1')
   assert.is(await pinLogin(t1(), 'carol', NEW_PIN), 200, 'the new PIN at the site\'s terminal')
   assert.is(await pinLogin(t1(), 'carol', PINS.carol), 401)
   // site-b's terminal reads no enrolment of site-a: only central's merge brings the PIN there

@@ -59,8 +59,8 @@ test('the terminal offers PIN-only login, and central learns it: a PIN another u
   assert.is(status.pinOnlyLogin, true)
   // the terminal's statement (its enrolment document) reaches central
   await until(async () => {
-    const at = await admin<{ documents: Array<{ doc: string, peers: Record<string, string> }> }>(m().central, '/api/mesh')
-    return at.documents.some((d) => d.doc.startsWith('v1/enrol/') && Object.values(d.peers).includes('in-sync'))
+    const at = await admin<{ documents: Array<{ doc: string, peers: Record<string, string>, changes: number }> }>(m().central, '/api/mesh')
+    return at.documents.some((d) => d.doc.startsWith('v1/enrol/') && d.changes > 0 && Object.values(d.peers).includes('in-sync'))
   }, MESH_TIMEOUT_MS, 'the terminal\'s enrolment document at central')
   const res = await fetch(`${m().central.httpUrl}/api/users/bob/pin`, { method: 'POST', headers: { authorization: `Bearer ${m().central.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ pin: ALICE_PIN }) })
   const body = await res.json() as { error: string }

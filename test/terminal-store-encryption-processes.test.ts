@@ -134,10 +134,10 @@ async function cardLogin (node: SiteProcess, card: string): Promise<{ status: nu
   return { status: res.status, ...(body.user !== undefined ? { user: body.user } : {}) }
 }
 
-/** Whether `node` holds document `doc` in sync with a peer. */
+/** Whether `node` holds some of document `doc`, in sync with a peer (an empty document can read as in sync). */
 async function holds (node: SiteProcess, doc: string): Promise<boolean> {
-  const d = (await admin<{ documents: Array<{ doc: string, peers: Record<string, string> }> }>(node, '/api/mesh')).documents.find((x) => x.doc === doc)
-  return d !== undefined && Object.values(d.peers).includes('in-sync')
+  const d = (await admin<{ documents: Array<{ doc: string, peers: Record<string, string>, changes: number }> }>(node, '/api/mesh')).documents.find((x) => x.doc === doc)
+  return d !== undefined && d.changes > 0 && Object.values(d.peers).includes('in-sync')
 }
 
 /** Starting the terminal on its data folder fails; resolves to what it printed. */

@@ -46,7 +46,7 @@ class BrowserMesh implements MeshApi {
     return {
       self: { peer: CENTRAL, role: 'central', authority: CENTRAL, addresses: ['/ip4/127.0.0.1/tcp/4001', '/ip6/::1/tcp/4001'] },
       peers: this.peers.map((p) => ({ ...p })),
-      documents: docs.map(([doc, a, t]) => ({ doc, peers: { [SITE_A]: a, [TERMINAL_A1]: t } })),
+      documents: docs.map(([doc, a, t]) => ({ doc, peers: { [SITE_A]: a, [TERMINAL_A1]: t }, changes: 1 })),
       stats: { envelopesIn: 10, envelopesOut: 12, bytesIn: 2048, bytesOut: 4096, rejected: {} }
     }
   }

@@ -57,7 +57,7 @@ class FakeMesh implements MeshApi {
     const self = this.role === 'central'
       ? { peer: CENTRAL, role: 'central', authority: CENTRAL, addresses: ['/ip4/127.0.0.1/tcp/4001'] }
       : { peer: SITE_A, role: 'site', site: 'site-a', authority: CENTRAL, addresses: ['/ip4/127.0.0.1/tcp/4002'] }
-    const doc = (name: string, peers: Record<string, DocPeerState>): MeshStatus['documents'][number] => ({ doc: name, peers })
+    const doc = (name: string, peers: Record<string, DocPeerState>): MeshStatus['documents'][number] => ({ doc: name, peers, changes: 1 })
     return {
       self,
       peers: [

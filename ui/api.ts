@@ -144,7 +144,7 @@ export interface MeshStatus {
   self: { peer: string, role: string, site?: string, authority: string, addresses: string[] }
   peers: MeshPeerView[]
   /** Per document, how this node compares with each connected peer. */
-  documents: Array<{ doc: string, peers: Record<string, DocPeerState> }>
+  documents: Array<{ doc: string, peers: Record<string, DocPeerState>, changes: number }>
   stats: {
     envelopesIn: number
     envelopesOut: number
