@@ -1,9 +1,11 @@
 /**
- * A private CUPS for the ingestion benchmark: Debian's cupsd started by the benchmark with
+ * A private CUPS for the benchmarks: Debian's cupsd started by the benchmark with
  * its own configuration in a temp folder (`-c cupsd.conf -s cups-files.conf`), listening on
  * 127.0.0.1:<free port> only, its own spool, state, cache and logs, no browsing and no
- * DNS-SD, no authentication for local requests, no job limits; and one raw queue `held`
- * whose jobs are all held (`job-hold-until-default=indefinite`), made with `lpadmin`.
+ * DNS-SD, no authentication for local requests, no job limits; and by default one raw queue
+ * `held` whose jobs are all held (`job-hold-until-default=indefinite`), made with `lpadmin`
+ * (ingestion). A caller may make other queues instead, e.g. {@link deviceQueue}: a raw queue
+ * printing to a given device URI (release-burst: an ippeveprinter through CUPS's ipp backend).
  * It never touches the system CUPS (if any): other port, other folders, no shared sockets.
  * Stopped by pid (SIGTERM, then SIGKILL) and its folder removed, also when setup fails.
  */
@@ -39,6 +41,8 @@ export interface PrivateCups {
   port: number
   /** `ipp://127.0.0.1:PORT/printers/held` */
   queueUri: string
+  /** `ipp://127.0.0.1:PORT/printers/NAME`: the URI of any queue the caller made. */
+  queueUriOf (name: string): string
   dir: string
   /** Stops cupsd by pid and removes its folder; safe to call twice. */
   stop (): Promise<void>
@@ -151,6 +155,15 @@ const HELD_QUEUE: readonly string[][] = [
   ['-p', CUPS_QUEUE, '-E', '-v', 'file:///dev/null'],
   ['-p', CUPS_QUEUE, '-o', 'job-hold-until-default=indefinite']
 ]
+/**
+ * lpadmin argument lists for a raw queue `name` (no PPD, no filters: the document reaches the
+ * device as sent) printing to `deviceUri`, enabled and accepting; pass them to
+ * {@link startPrivateCups}. Jobs are held only when the request says so.
+ */
+export function deviceQueue (name: string, deviceUri: string): string[][] {
+  return [['-p', name, '-E', '-v', deviceUri]]
+}
+
 /** Backends and filters run as CUPS's unprivileged user: they must reach the spool under the folder. */
 const TRAVERSABLE = 0o711
 
@@ -192,7 +205,8 @@ export async function startPrivateCups (log: (line: string) => void, queues: rea
       await delay(POLL_MS)
     }
     for (const args of queues) lpadmin(port, args)
-    return { pid: running.pid as number, port, queueUri: `ipp://127.0.0.1:${port}/printers/${CUPS_QUEUE}`, dir, stop }
+    const queueUriOf = (name: string): string => `ipp://127.0.0.1:${port}/printers/${encodeURIComponent(name)}`
+    return { pid: running.pid as number, port, queueUri: queueUriOf(CUPS_QUEUE), queueUriOf, dir, stop }
   } catch (err) {
     await stop()
     throw err
