@@ -20,7 +20,9 @@
  *   reset, timed out, unreachable, TLS or DNS failure, or a reset mid-upload) or answers
  *   `server-error-busy`, `server-error-service-unavailable`, `server-error-temporary-error`,
  *   `server-error-not-accepting-jobs` or HTTP 503; then `PrinterError(beforeAccept=true)`.
- *   Any other refusal fails at once, also with `beforeAccept=true`.
+ *   Any other refusal fails at once, also with `beforeAccept=true`. `server-error-busy`
+ *   waits from `retry.busyInitialBackoffMs` (the printer is printing the job ahead), the
+ *   others from `retry.initialBackoffMs`.
  * - A Print-Job whose request was delivered in full but whose answer was lost (reset,
  *   timeout, garbled reply) may have created a job: it is NOT retried; it fails with
  *   `PrinterError('printer-unreachable-after-accept', beforeAccept=false)`.
@@ -107,6 +109,12 @@ export interface IppRetryPolicy {
   initialBackoffMs: number
   /** Cap of one wait. */
   maxBackoffMs: number
+  /**
+   * Wait before the next attempt after `server-error-busy` (the printer is printing another
+   * job, often ours: it accepted the one ahead in the lane); doubles per busy answer, to the
+   * same cap. The other "not now" answers and network failures wait `initialBackoffMs`.
+   */
+  busyInitialBackoffMs: number
 }
 
 /** Named timeouts of every network call, in milliseconds. */
@@ -133,7 +141,9 @@ export interface IppFollowPolicy {
 export const DEFAULT_RETRY: Readonly<IppRetryPolicy> = {
   maxAttempts: 5, // 1 + 4 retries: waits of ~1, 2, 4, 8 s
   initialBackoffMs: 1_000, // long enough for a busy printer to finish a page
-  maxBackoffMs: 15_000 // keep the user at the panel waiting no longer than this per step
+  maxBackoffMs: 15_000, // keep the user at the panel waiting no longer than this per step
+  // a printer printing the job ahead frees within a page's time: asked again soon, then less often (25, 50, 100, 200 ms)
+  busyInitialBackoffMs: 25
 }
 
 export const DEFAULT_TIMEOUTS: Readonly<IppTimeouts> = {
@@ -175,6 +185,8 @@ const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([
   Status.serverErrorNotAcceptingJobs,
   Status.serverErrorBusy
 ])
+/** The reason of `server-error-busy` (statusReason): the printer is printing another job. */
+const BUSY_REASON = 'busy'
 /** HTTP statuses that mean "not now". */
 const RETRYABLE_HTTP_STATUSES: ReadonlySet<number> = new Set([503])
 /** Node's certificate verification failures: retrying cannot fix them, configuration can. */
@@ -455,6 +467,7 @@ export class IppOutputDevice implements OutputDevice {
   /** Steps 1–2 with the retry policy; resolves with the printer's job id once accepted. */
   async #submit (req: PrintRequest, signal: AbortSignal, sent: { dropped: string[] }): Promise<number> {
     let last: SubmitFailure | undefined
+    let busyAnswers = 0
     for (let attempt = 1; attempt <= this.#retry.maxAttempts; attempt++) {
       if (signal.aborted) throw printerError('release aborted before the printer accepted it', 'release-aborted', true, signal.reason)
       try {
@@ -467,7 +480,8 @@ export class IppOutputDevice implements OutputDevice {
         if (!failure.retryable) throw printerError(failure.message, failure.reason, failure.beforeAccept, failure.cause)
         last = failure
         if (attempt === this.#retry.maxAttempts) break
-        const wait = this.#backoff(attempt)
+        busyAnswers = failure.reason === BUSY_REASON ? busyAnswers + 1 : 0
+        const wait = busyAnswers > 0 ? this.#busyBackoff(busyAnswers) : this.#backoff(attempt)
         this.#log.warn({ attempt, waitMs: wait, reason: failure.reason, err: failure.message }, 'printer not ready, retrying')
         try {
           await sleep(wait, undefined, { signal })
@@ -480,6 +494,12 @@ export class IppOutputDevice implements OutputDevice {
       `printer not reachable after ${this.#retry.maxAttempts} attempts: ${last?.message ?? 'no attempt made'}`,
       last?.reason ?? 'printer-unreachable', true, last
     )
+  }
+
+  /** Wait after the `n`th `server-error-busy` in a row: doubling from `busyInitialBackoffMs`, capped, with the same jitter. */
+  #busyBackoff (n: number): number {
+    const base = Math.min(this.#retry.maxBackoffMs, this.#retry.busyInitialBackoffMs * 2 ** (n - 1))
+    return Math.round(base * (0.8 + Math.random() * 0.4))
   }
 
   /** Backoff before attempt `attempt + 1`: doubling, capped, ±20 % jitter so printers are not hit in lockstep. */
