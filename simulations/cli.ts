@@ -88,7 +88,14 @@ function formatSummary (s: SimSummary): string {
     ['convergence after final heal', s.convergence.converged
       ? `${s.convergence.virtualMs} ms virtual, ${s.convergence.realMs} ms real, ${s.convergence.rounds} rounds`
       : `NOT converged after ${s.convergence.rounds} rounds`],
-    ...INVARIANTS.map((i): [string, string] => [`invariant ${i.id}: ${i.name}`, i.id === 5 && s.credit === undefined ? 'n/a (no --credit)' : s.invariants[i.id]]),
+    ...(s.panel !== undefined
+      ? [
+          ['panel logins (accepted; at a terminal working offline)', `${s.panel.logins} (${s.panel.accepted}; ${s.panel.offline})`],
+          ['central: PIN changes; users disabled or enabled', `${s.panel.pinChanges}; ${s.panel.disables}`],
+          ['copy sessions (pages copied; closed at a restart; a print misattributed)', `${s.panel.sessions} (${s.panel.pagesCopied}; ${s.panel.closedAtRestart}; ${s.panel.misattributed})`]
+        ] satisfies Array<[string, string]>
+      : []),
+    ...INVARIANTS.map((i): [string, string] => [`invariant ${i.id}: ${i.name}`, i.id === 5 && s.credit === undefined ? 'n/a (no --credit)' : i.id === 6 && s.panel === undefined ? 'n/a (no --panel)' : s.invariants[i.id]]),
     ['fingerprint', s.fingerprint.slice(0, 16)],
     ['real time', `${(s.realMs / 1000).toFixed(1)} s`]
   ]
@@ -147,6 +154,7 @@ async function main (): Promise<number> {
     .option('--device-spooling', 'device spooling at terminals (issue 13): terminals pair up per site and take jobs into their Direct, Hold, Pull and Delegated queues, released at the terminal, elsewhere through its grant and by delegates; default off')
     .option('--credit', 'credit as escrow (issue 20): prices and an enforced credit policy, users with home sites and top-ups, shares asked between peers over the faulty network, prints reserving and settling credit; checks invariant 5 and prints the availability figure; default off')
     .option('--credit-probes', 'with --credit: now and then two prints of one user reserved at one peer in the same turn, checked, given back (the credit mutations\' runs)')
+    .option('--panel', 'terminals\' panels (issue 12): users log in at terminals by PIN, card or PIN alone, whatever the terminal reaches, and copy (copy sessions on simulated device counters); central changes PINs and disables users; checks invariant 6 and the copies in invariant 3; not with --credit; default off')
     .option('--credit-standard', 'with --credit: the standard workload of the availability figure — users print at their home site (90 %), one site and its terminals cut off for two hours a third of the way in; --faults defaults to 0')
     .option('--json <file>', 'also write the summary (with violations) as JSON to this file')
     .option('--data-dir <dir>', 'parent folder of the run\'s temp folder (default /dev/shm, else the OS temp dir; with --processes the OS temp dir); removed at the end')
@@ -159,7 +167,7 @@ async function main (): Promise<number> {
     .option('--strict-clock', 'hold and retention must last their length by the true clock even where the holder restarted on a skewed clock (off: what the skew at its starts explains is tolerated; a clock skewed while it runs never is)')
     .option('--quiet', 'no progress lines on stderr')
   program.parse()
-  const o = program.opts<{ processes?: boolean, peers: number, faults: number, seed: number, steps?: number, terminals: number, clients: number, deviceSpooling?: boolean, credit?: boolean, creditProbes?: boolean, creditStandard?: boolean, json?: string, dataDir?: string, maxSeconds: number, inject?: Injection | ProcessInjection | CreditInjection, quiet?: boolean, roaming?: boolean, strictClock?: boolean }>()
+  const o = program.opts<{ processes?: boolean, peers: number, faults: number, seed: number, steps?: number, terminals: number, clients: number, deviceSpooling?: boolean, credit?: boolean, creditProbes?: boolean, creditStandard?: boolean, panel?: boolean, json?: string, dataDir?: string, maxSeconds: number, inject?: Injection | ProcessInjection | CreditInjection, quiet?: boolean, roaming?: boolean, strictClock?: boolean }>()
   const progress = o.quiet === true ? {} : { progress: (line: string) => process.stderr.write(`[sim] ${line}\n`) }
   if (o.processes === true) {
     const given = (flag: string): boolean => program.getOptionValueSource(flag) !== 'default' && program.getOptionValueSource(flag) !== undefined
@@ -167,6 +175,7 @@ async function main (): Promise<number> {
     if (given('clients')) throw new UsageError('--clients does not apply to --processes (no client processes yet)')
     if (given('deviceSpooling')) throw new UsageError('--device-spooling does not apply to --processes (no terminal processes yet)')
     if (given('credit')) throw new UsageError('--credit does not apply to --processes (in-process only for now)')
+    if (given('panel')) throw new UsageError('--panel does not apply to --processes (no terminal processes yet)')
     if (given('roaming')) throw new UsageError('--no-roaming does not apply to --processes (every site roams with every other there)')
     if (o.inject !== undefined && !PROCESS_INJECTIONS.includes(o.inject as ProcessInjection)) throw new UsageError(`with --processes, --inject must be one of ${PROCESS_INJECTIONS.join(', ')}`)
     const peers = given('peers') ? o.peers : PROCESS_DEFAULTS.peers
@@ -195,6 +204,7 @@ async function main (): Promise<number> {
   if (o.inject !== undefined && !creditInject && !INJECTIONS.includes(o.inject as Injection)) throw new UsageError(`--inject ${o.inject} needs --processes`)
   if (o.creditStandard === true && o.credit !== true) throw new UsageError('--credit-standard needs --credit')
   if (o.creditProbes === true && o.credit !== true) throw new UsageError('--credit-probes needs --credit')
+  if (o.panel === true && o.credit === true) throw new UsageError('--panel and --credit cannot be combined yet (copies would need the credit service\'s copy allowance)')
   const faultsGiven = program.getOptionValueSource('faults') !== 'default' && program.getOptionValueSource('faults') !== undefined
   const faults = o.creditStandard === true && !faultsGiven ? 0 : o.faults
   const terminals = Math.min(o.terminals, Math.max(0, o.peers - 3))
@@ -209,6 +219,7 @@ async function main (): Promise<number> {
     ...(o.credit === true ? { credit: true } : {}),
     ...(o.creditStandard === true ? { creditStandard: true } : {}),
     ...(o.creditProbes === true ? { creditProbes: true } : {}),
+    ...(o.panel === true ? { panel: true } : {}),
     ...(creditInject ? { creditInject: 'overspend' as const } : {}),
     maxSeconds: o.maxSeconds,
     ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),

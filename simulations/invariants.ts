@@ -1,17 +1,18 @@
 /**
- * The invariants of DESIGN.md ("Jobs" 1–4, and 5: credit) as the simulator checks them, and the record of
+ * The invariants of DESIGN.md ("Jobs" 1–4, and 5: credit) and 6 (terminals' logins) as the simulator checks them, and the record of
  * a violation: which invariant, the seed and step to replay it, and a minimal trace (the
  * last events touching the offending job, or peer).
  */
 
-export type InvariantId = 1 | 2 | 3 | 4 | 5
+export type InvariantId = 1 | 2 | 3 | 4 | 5 | 6
 
 export const INVARIANTS: ReadonlyArray<{ id: InvariantId, name: string }> = [
   { id: 1, name: 'no acknowledged job lost' },
   { id: 2, name: 'no job printed twice' },
   { id: 3, name: 'usage charged exactly once' },
   { id: 4, name: 'identical documents after heal' },
-  { id: 5, name: 'no user spends more than credited; no credit lost' }
+  { id: 5, name: 'no user spends more than credited; no credit lost' },
+  { id: 6, name: 'a terminal logs users in as the directory it holds says' }
 ]
 
 export interface Violation {

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
 /** What the product areas are. */
-export type MutationArea = 'release' | 'arbitration' | 'charging' | 'retention' | 'spool' | 'store' | 'sync' | 'roaming' | 'membership' | 'client' | 'device' | 'credit'
+export type MutationArea = 'release' | 'arbitration' | 'charging' | 'retention' | 'spool' | 'store' | 'sync' | 'roaming' | 'membership' | 'client' | 'device' | 'credit' | 'panel'
 
 export interface Mutation {
   name: string
@@ -35,6 +35,8 @@ const CLIENT_RUNS: Partial<ChildOptions> = { clients: 3 }
 const DEVICE_RUNS: Partial<ChildOptions> = { deviceSpooling: true }
 /** Credit as escrow a credit mutation's runs get (prices, an enforced policy, top-ups, shares between peers; invariant 5). */
 const CREDIT_RUNS: Partial<ChildOptions> = { credit: true, creditProbes: true }
+/** Terminals' panels a panel mutation's runs get (logins by PIN, card and PIN alone, copy sessions; invariant 6). */
+const PANEL_RUNS: Partial<ChildOptions> = { panel: true }
 
 export const MUTATIONS: readonly Mutation[] = [
   // ---- release ----
@@ -266,6 +268,27 @@ export const MUTATIONS: readonly Mutation[] = [
     name: 'give-not-counted-out', area: 'credit', bug: 'a share given away still counts at the giver (only the receiver\'s side of a give is counted)',
     file: 'crdt/escrow.ts', find: '        add(owner, -e.amount)\n        add(e.to, e.amount)\n', replace: '        add(e.to, e.amount)\n',
     options: CREDIT_RUNS
+  },
+  // ---- panel (terminals' logins and copies; issue 12) ----
+  {
+    name: 'login-index-misses-updates', area: 'panel', bug: 'the directory\'s lookups (PIN and card indexes) are kept after users change: a PIN set at central does not log in by PIN alone at a terminal, the old one still finds the user',
+    file: 'crdt/directory.ts', find: 'usersMap(doc).observe(() => { derivedUsers.set(doc, {}) })', replace: 'void usersMap(doc)',
+    options: PANEL_RUNS
+  },
+  {
+    name: 'login-ignores-disabled', area: 'panel', bug: 'a user disabled at central still logs in at a terminal with username and PIN',
+    file: 'node/users.ts', find: "  if (user === undefined || user.disabled === true || pinHash === '') {", replace: "  if (user === undefined || pinHash === '') {",
+    options: PANEL_RUNS
+  },
+  {
+    name: 'copy-prints-not-subtracted', area: 'panel', bug: 'a copy session charges what the terminal printed meanwhile as copies too',
+    file: 'node/copy-sessions.ts', find: "if (r.kind === 'print' && r.printer === this.init.printer && r.time >= from && r.time <= to) out.push(r)", replace: "if (r.kind === 'print' && r.printer === '' && r.time >= from && r.time <= to) out.push(r)",
+    options: PANEL_RUNS
+  },
+  {
+    name: 'copy-left-open-dropped', area: 'panel', bug: 'a copy session open when the terminal stopped is dropped at the restart: what the user copied is never charged',
+    file: 'node/copy-sessions.ts', find: "      void this.serial(async () => await this.close('restart'))", replace: "      this.state = { version: 1, failed: this.state.failed }; void this.serial(async () => {})",
+    options: PANEL_RUNS
   }
 ]
 
@@ -292,7 +315,7 @@ export interface MutationRun {
 }
 
 /** What the child runs for each seed. */
-export interface ChildOptions { peers: number, steps: number, faults: number, terminals: number, maxSeconds: number, clients?: number, deviceSpooling?: boolean, credit?: boolean, creditProbes?: boolean }
+export interface ChildOptions { peers: number, steps: number, faults: number, terminals: number, maxSeconds: number, clients?: number, deviceSpooling?: boolean, credit?: boolean, creditProbes?: boolean, panel?: boolean }
 
 /** One seed's outcome, as the child prints it (one JSON line per seed). */
 interface SeedOutcome { seed: number, invariants: number[], message?: string, error?: string }

@@ -56,6 +56,7 @@ import { CrashablePersistence, trackSigner, trackSpool, trackVerifier } from './
 import { LedgerDevice, PrintLedger } from './device.ts'
 import { Checker, type Violation, type InvariantId, INVARIANTS } from './invariants.ts'
 import { CreditSim, type CreditStats } from './credit-sim.ts'
+import { PanelSim, type PanelStats } from './panel-sim.ts'
 import { storeDigest } from './digest.ts'
 
 // ---- tunables (each with why) ------------------------------------------------------
@@ -101,6 +102,8 @@ const MAX_DRAIN_TIMERS = 10_000_000
 const USERS = 12
 /** Events kept in a violation's trace. */
 const TRACE_EVENTS = 12
+/** Share of workload steps that are a terminal panel's (with `panel`): a login and a copy, or an admin's change at central. */
+const PANEL_STEP_SHARE = 0.25
 /** Terminals by default: a few. */
 export const DEFAULT_TERMINALS = 3
 /** Share of prints made at a workstation's client (when the run has clients). */
@@ -202,6 +205,13 @@ export interface SimOptions {
    * credit mutations' runs: default off, so other credit runs keep their fingerprints).
    */
   creditProbes?: boolean
+  /**
+   * Terminals' panels (issue 12; default off, so other runs keep their fingerprints): users log
+   * in at terminals by PIN, card or PIN alone whatever the terminal reaches, and copy (copy
+   * sessions on simulated device counters); central's admin changes PINs and disables users;
+   * invariant 6 and the copies' part of invariant 3 are checked (simulations/panel-sim.ts).
+   */
+  panel?: boolean
   /** Called with every simulated event as it happens (to compare two runs of one seed). */
   onEvent?: (e: SimEvent) => void
   /** Called with each progress line (the CLI prints them to stderr). */
@@ -250,6 +260,8 @@ export interface SimSummary {
   deviceSpooling: DeviceStats
   /** Credit as escrow (undefined without `credit`). */
   credit?: CreditStats
+  /** Terminals' panels: logins and copies (undefined without `panel`). */
+  panel?: PanelStats
   faults: Record<FaultKind, number>
   messages: { envelopesIn: number, envelopesOut: number }
   convergence: { converged: boolean, virtualMs: number, realMs: number, rounds: number }
@@ -487,6 +499,8 @@ class Simulation {
   private central!: SimPeer
   /** Credit as escrow (with `credit`): its workload, its wire and invariant 5. */
   private readonly credit: CreditSim | undefined
+  /** Terminals' panels (with `panel`): logins, copies, invariant 6. */
+  private readonly panel: PanelSim | undefined
   /**
    * One verifier for every peer, remembering signatures already found valid: the sync
    * engine verifies every copy of an envelope it receives, and in a dense mesh most copies
@@ -506,6 +520,8 @@ class Simulation {
     if (!Number.isInteger(opts.peers) || opts.peers < 3) throw new RangeError('a simulation needs at least 3 peers (central and two sites)')
     if (opts.terminals < 0 || opts.peers - 1 - opts.terminals < 2) throw new RangeError('terminals must leave at least two sites')
     if (opts.clients !== undefined && (!Number.isInteger(opts.clients) || opts.clients < 0)) throw new RangeError('clients must be a whole number')
+    // a copy with a price list needs the credit service's copy allowance and payment, which the panels do not drive yet
+    if (opts.panel === true && opts.credit === true) throw new RangeError('panels (copies) and credit cannot be simulated together yet')
     this.rng = seededRandom(opts.seed)
     this.docRng = seededRandom(opts.seed ^ 0xd0c5)
     this.network = new MemoryNetwork({ random: seededRandom(opts.seed ^ 0x5eed), schedule: this.clock.schedule, faults: { latencyMs: BASE_LATENCY } })
@@ -533,6 +549,19 @@ class Simulation {
         ...(opts.creditProbes === true ? { probes: true } : {}),
         neighbours: (a, b) => this.edges.some(([x, y]) => (x.name === a && y.name === b) || (x.name === b && y.name === a)),
         ...(opts.creditInject !== undefined ? { inject: opts.creditInject } : {})
+      })
+      : undefined
+    this.panel = opts.panel === true
+      ? new PanelSim({
+        seed: opts.seed,
+        users: [...Array(USERS).keys()].map((i) => `u${i + 1}`),
+        peers: this.peers,
+        checker: this.checker,
+        step: () => this.step,
+        event: (peer, kind, job, detail) => this.event(peer, kind, job, detail),
+        now: (p) => this.clock.now() + p.skewMs,
+        track: async (work) => await this.tracker.track(work),
+        logger: this.logger
       })
       : undefined
   }
@@ -639,11 +668,14 @@ class Simulation {
     await central.store.transact(licenseDoc(), { kind: 'local', service: 'enrollment' }, (d) => { for (const c of certs) recordCertificate(d, c) })
     // device spooling: the directory names each user's delegate (who may release their Delegated jobs)
     // with credit: each user's home site (central hands their credit on to it)
-    if (this.deviceSpooling() || this.credit !== undefined) {
+    // with panels: each user's PIN and card
+    await this.panel?.setup()
+    if (this.deviceSpooling() || this.credit !== undefined || this.panel !== undefined) {
       await central.store.transact(directoryDoc(), { kind: 'admin', user: 'admin' }, (d) => {
         for (let i = 1; i <= USERS; i++) {
           putUser(d, {
             username: `u${i}`, fullName: `User ${i}`, pinHash: 'unused-in-the-simulation',
+            ...this.panel?.credentials(`u${i}`),
             ...(this.deviceSpooling() ? { delegates: [delegateOf(`u${i}`)] } : {}),
             ...(this.credit !== undefined ? { homeSite: this.credit.homeSite(`u${i}`) } : {}),
             updatedAt: START_TIME
@@ -669,7 +701,13 @@ class Simulation {
           if (this.siteOfPrinter(e.printer) !== held.holder) this.deviceStats.printedElsewhere++
         }
         const site = this.siteOfPrinter(e.printer)
-        this.prints.set(e.job, [...(this.prints.get(e.job) ?? []), { site, offline: this.offlineAccept.get(`${e.job}@${e.printer}`) === true, sha256: e.sha256, copies: e.copies, sides: e.sides, ...(this.monochromeSent.get(`${e.job}@${e.printer}`) === true ? { monochrome: true } : {}) }])
+        const print = { site, offline: this.offlineAccept.get(`${e.job}@${e.printer}`) === true, sha256: e.sha256, copies: e.copies, sides: e.sides, ...(this.monochromeSent.get(`${e.job}@${e.printer}`) === true ? { monochrome: true } : {}) }
+        this.prints.set(e.job, [...(this.prints.get(e.job) ?? []), print])
+        // the device's life counters count the print (a copy session subtracts it)
+        if (held !== undefined && this.panel !== undefined) {
+          const t = this.truth(held, print)
+          this.panel.printed(e.printer, e.job, t.pages, t.colorPages)
+        }
       }
     }
     this.ledger.onAccept = (e, count) => {
@@ -696,6 +734,7 @@ class Simulation {
     await this.runUntil(this.clock.now() + ANTI_ENTROPY_MS)
     await settle(this.tracker, 'setup')
     await this.runUntil(this.clock.now() + 1000)
+    for (const p of this.peers) await this.panel?.attach(p)
     if (this.credit !== undefined) {
       // prices, the policy and every user's first credit, known everywhere before the first print
       await this.credit.setup()
@@ -867,6 +906,12 @@ class Simulation {
   /** Whether `printer` is a client's fallback printer (`<client>/fallback`). */
   private isFallbackPrinter (printer: string): boolean { return printer.endsWith('/fallback') }
 
+  /** Whether a peer can reach a site's server or central now (a terminal that cannot works offline). */
+  private reachesServer (p: SimPeer): boolean {
+    return this.peers.some((q) => (q.role === 'site' || q.role === 'central') && q.mesh !== undefined && !q.crashed &&
+      this.network.linked(p.signer.id, q.signer.id) && !this.network.partitioned(p.signer.id, q.signer.id))
+  }
+
   private reachable (from: string, to: string): boolean {
     const up = (id: string): boolean => this.peers.some((p) => p.signer.id === id && p.roaming !== undefined && !p.crashed)
     return up(from) && up(to) && !this.network.partitioned(from, to)
@@ -905,6 +950,7 @@ class Simulation {
     p.mesh = undefined
     p.persistence = undefined
     this.credit?.detach(p)
+    this.panel?.detach(p)
     this.hub.unregister(p.signer.id)
     await mesh?.stop() // every service in reverse start order: roaming, jobs, …, sync, transport, store
     await settle(this.tracker, `teardown of ${p.name}`)
@@ -915,6 +961,9 @@ class Simulation {
     for (const job of this.jobs) if (job.holder === p.name && job.vanished !== true) job.loadSkews.push(p.skewMs)
     await this.startPeer(p)
     this.event(p.name, 'restarted')
+    await settle(this.tracker, `restart of ${p.name}`)
+    // a copy session its crash left open is closed now, its prints followed up first
+    await this.panel?.attach(p)
     await settle(this.tracker, `restart of ${p.name}`)
     if (this.opts.inject === 'drop-acked-job' && p.jobs !== undefined) await this.injectDrop(p)
     this.checkHolder(p, 'after restart')
@@ -1058,6 +1107,10 @@ class Simulation {
   }
 
   private async workload (): Promise<void> {
+    if (this.panel !== undefined && this.rng() < PANEL_STEP_SHARE) {
+      await this.panel.step((t) => this.reachesServer(t as SimPeer))
+      return
+    }
     const roll = this.rng()
     if (roll < 0.45) await this.print()
     else if (roll < 0.75) await this.release()
@@ -1672,6 +1725,10 @@ class Simulation {
     this.credit?.setFaults({ latencyMs: BASE_LATENCY })
     for (const [a, b] of this.edges) this.credit?.setFaults({ latencyMs: BASE_LATENCY }, [a.signer.id, b.signer.id])
     await this.restartCrashed()
+    // users still at a panel log out (before the clocks are put right: a session ends on the clock it ran on)
+    await this.panel?.logoutAll()
+    await settle(this.tracker, 'logouts')
+    await this.restartCrashed()
     for (const p of this.peers) p.skewMs = 0
     this.event('network', 'final-heal')
     if (this.opts.inject === 'diverge') this.injectDivergence()
@@ -1848,12 +1905,17 @@ class Simulation {
     const byId = new Map(this.jobs.map((j) => [j.id, j]))
     const peerOf = new Map(this.peers.map((q) => [q.signer.id, q]))
     const all: UsageRecord[] = []
+    // with panels, every record with its writer, for the copy sessions' check (simulations/panel-sim.ts)
+    const withWriter: Array<UsageRecord & { writer: string }> = []
     const byJobWriter = new Map<string, string[]>()
     for (const n of store.openNames()) {
       const parsed = parseDocName(n)
       if (parsed?.family !== 'acct' || parsed.peer === undefined) continue
       const writer = peerOf.get(parsed.peer)?.name ?? parsed.peer
       for (const r of listUsage(store.get(n) ?? fail())) {
+        if (this.panel !== undefined) withWriter.push({ ...r, writer })
+        // with panels, copies are checked against the copy sessions
+        if (this.panel !== undefined && r.kind === 'copy') continue
         all.push(r)
         const job = byId.get(r.jobId)
         const label = job?.label ?? r.id
@@ -1879,6 +1941,8 @@ class Simulation {
     }
     // completeness and reports: only where the peer may read every writer's accounting
     const readsAll = this.peers.every((q) => q.role === 'central' || p === this.central || this.mayRead(p, `v1/acct/${q.signer.id}/2026-11`))
+    this.panel?.checkCopies(p.name, withWriter, readsAll)
+    if (p === this.central) this.panel?.finish(withWriter)
     if (!readsAll) return
     const want = new Map<string, { jobs: number, pages: number, colorPages: number, sheets: number }>()
     for (const [label, prints] of this.prints) {
@@ -1976,6 +2040,7 @@ class Simulation {
       clients: { ...this.clientStats },
       deviceSpooling: { ...this.deviceStats, jobs: { ...this.deviceStats.jobs }, printed: { ...this.deviceStats.printed } },
       ...(this.credit !== undefined ? { credit: { ...this.credit.stats } } : {}),
+      ...(this.panel !== undefined ? { panel: { ...this.panel.stats } } : {}),
       faults: { ...this.faultCounts },
       messages: {
         envelopesIn: stats.reduce((n, s) => n + s.envelopesIn, 0),
@@ -1983,7 +2048,7 @@ class Simulation {
       },
       convergence,
       // invariant 5 (credit) is checked, and so reported, only in runs with credit
-      invariants: Object.fromEntries(INVARIANTS.filter((i) => i.id !== 5 || this.credit !== undefined).map((i) => [i.id, this.checker.violations.some((v) => v.invariant === i.id) ? 'FAIL' : 'PASS'])) as Record<InvariantId, 'PASS' | 'FAIL'>,
+      invariants: Object.fromEntries(INVARIANTS.filter((i) => (i.id !== 5 || this.credit !== undefined) && (i.id !== 6 || this.panel !== undefined)).map((i) => [i.id, this.checker.violations.some((v) => v.invariant === i.id) ? 'FAIL' : 'PASS'])) as Record<InvariantId, 'PASS' | 'FAIL'>,
       violations: this.checker.violations,
       fingerprint: hash.digest('hex'),
       realMs
