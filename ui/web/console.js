@@ -5,6 +5,9 @@
 // seconds, as connections are no document change). A change of another site's printers is a
 // signed admin action: shown pending until that site's outcome arrives. What the signed-in
 // admin's role may not change (a report viewer nothing) has no button: the server refuses it anyway.
+// The users page also deletes a user (after a confirmation), imports users from a CSV file (a dry
+// run's preview first, then the import, with its report and the lines in error) and, on central,
+// lists the cards claimed by two users with a button per claimant (GET /api/enrol/conflicts).
 import { api, ApiError, h, setChildren, setCsrfToken, showMessage, showSiteInfo, adminLoginForm, formatTime, roleText, ROLE_NAMES } from './common.js'
 import { costText } from './money.js'
 
@@ -85,9 +88,12 @@ function pageError (err) {
 
 /** Renders the current route; a render asked while one runs runs once more after it. */
 async function render () {
+  if (session === undefined) return // a refresh timed before a sign-out: nothing to show
   if (rendering) { again = true; return }
   rendering = true
   lastRefresh = Date.now()
+  // the session this render asks for: answered after a sign-out (a 401) or a new sign-in, it is dropped
+  const asked = session
   try {
     const name = route()
     for (const a of document.querySelectorAll('#nav a[data-route]')) {
@@ -95,7 +101,7 @@ async function render () {
       else a.removeAttribute('aria-current')
     }
     const view = await ROUTES[name]()
-    if (session === undefined) return // signed out meanwhile
+    if (session !== asked) return // signed out (or in again) meanwhile
     // a form being typed in is not replaced by a refresh
     const page = $('page')
     if (page.dataset.route === name && page.contains(document.activeElement) && document.activeElement.matches('input, select, textarea')) {
@@ -110,7 +116,7 @@ async function render () {
     document.title = `printmesh · ${name[0].toUpperCase()}${name.slice(1)}`
     pageError()
   } catch (err) {
-    pageError(err)
+    if (session === asked) pageError(err)
   } finally {
     rendering = false
     if (again) { again = false; void render() }
@@ -497,9 +503,10 @@ const userPath = (username, more) => `/api/users/${encodeURIComponent(username)}
 async function renderUsers () {
   const params = new URLSearchParams({ offset: String(usersView.offset), limit: String(USERS_PAGE) })
   if (usersView.q !== '') params.set('q', usersView.q)
-  const [page, sites] = await Promise.all([
+  const [page, sites, conflicts] = await Promise.all([
     api('GET', `/api/users?${params}`),
-    api('GET', '/api/console/sites').then((r) => r.sites.map((s) => s.site), () => [])
+    api('GET', '/api/console/sites').then((r) => r.sites.map((s) => s.site), () => []),
+    cardConflicts()
   ])
   if (page.users.length === 0 && page.total > 0 && usersView.offset > 0) {
     // the last page emptied (users deleted elsewhere): show the one before
@@ -519,9 +526,10 @@ async function renderUsers () {
       h('td', {}, may ? h('div', { class: 'row-actions' },
         h('button', { type: 'button', onclick: () => { userPanel = userPanel?.username === u.username && userPanel.kind === 'edit' ? undefined : { username: u.username, kind: 'edit' }; void render() } }, 'Edit'),
         h('button', { type: 'button', onclick: () => { void change('users', async () => await api('PATCH', userPath(u.username), { json: { disabled: !u.disabled } }), `${u.username} is ${u.disabled ? 'enabled again' : 'disabled: no login by PIN or card'}.`) } }, u.disabled ? 'Enable' : 'Disable'),
-        h('button', { type: 'button', onclick: () => { userPanel = userPanel?.username === u.username && userPanel.kind === 'pin' ? undefined : { username: u.username, kind: 'pin' }; void render() } }, 'Reset PIN')) : null))
+        h('button', { type: 'button', onclick: () => { userPanel = userPanel?.username === u.username && userPanel.kind === 'pin' ? undefined : { username: u.username, kind: 'pin' }; void render() } }, 'Reset PIN'),
+        h('button', { type: 'button', class: 'danger', onclick: () => { userPanel = userPanel?.username === u.username && userPanel.kind === 'delete' ? undefined : { username: u.username, kind: 'delete' }; void render() } }, 'Delete')) : null))
     if (!may || userPanel?.username !== u.username) return [row]
-    return [row, h('tr', { class: 'edit-row' }, h('td', { colspan: 7 }, userPanel.kind === 'edit' ? editUserForm(u) : pinForm(u)))]
+    return [row, h('tr', { class: 'edit-row' }, h('td', { colspan: 7 }, userPanel.kind === 'edit' ? editUserForm(u) : userPanel.kind === 'delete' ? deleteUserForm(u) : pinForm(u)))]
   })
   const search = h('form', { class: 'filters', 'data-form': 'user-search', onsubmit: (event) => {
     event.preventDefault()
@@ -538,7 +546,171 @@ async function renderUsers () {
       search,
       table(['Username', 'Full name', 'Home site', 'Groups', 'State', 'Card', ''], rows, usersView.q === '' ? 'No users yet.' : `No user matches “${usersView.q}”.`),
       pager('users-range', page.offset, page.users.length, page.total, USERS_PAGE, (offset) => { usersView.offset = offset; void render() })),
-    may ? h('section', { class: 'card', 'aria-labelledby': 'add-user-title' }, h('h2', { id: 'add-user-title' }, 'Add a user'), addUserForm()) : null)
+    conflicts === undefined ? null : conflictsSection(conflicts, may),
+    may ? h('section', { class: 'card', 'aria-labelledby': 'add-user-title' }, h('h2', { id: 'add-user-title' }, 'Add a user'), addUserForm()) : null,
+    may ? importSection() : null)
+}
+
+/** The confirmation of a user's deletion: nothing is deleted until it is confirmed. */
+function deleteUserForm (u) {
+  return h('form', { 'data-form': `delete-user-${u.username}`, class: 'confirm', onsubmit: async (event) => {
+    event.preventDefault()
+    await change('users', async () => { await api('DELETE', userPath(u.username)); userPanel = undefined }, `Deleted ${u.username}.`)
+  } },
+  h('p', {}, h('strong', {}, `Delete ${u.username} (${u.fullName})?`), ' They can no longer log in or print, at any site; their jobs and usage records stay. This cannot be undone.'),
+  h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'danger' }, `Delete ${u.username}`), h('button', { type: 'button', onclick: () => { userPanel = undefined; void render() } }, 'Cancel')))
+}
+
+// ---- card conflicts (central): a card registered for two users while their terminals could not reach central ----
+
+/** Central's card conflicts, undecided first, each with the peers its claims came from; undefined where the node has none to give (404: not central). */
+async function cardConflicts () {
+  let conflicts
+  try {
+    ({ conflicts } = await api('GET', '/api/enrol/conflicts'))
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return undefined
+    throw err
+  }
+  if (conflicts.length === 0) return conflicts
+  // which peer each claim came from, in words (a peer the mesh no longer lists keeps its id)
+  const peers = await api('GET', '/api/mesh').then((m) => new Map(m.peers.map((p) => [p.peer, p])), () => new Map())
+  return conflicts.map((c) => ({ ...c, claims: c.claims.map((k) => ({ ...k, peer: peers.get(k.by) })) }))
+}
+
+/** Where a claim was made: a terminal of a site, or the directory itself (a card an admin or an import gave). */
+function claimText (k) {
+  if (k.by === 'directory') return 'held in the directory before (added by an admin or an import)'
+  const where = k.peer === undefined ? 'at peer ' : `at ${k.peer.role ?? 'peer'}${k.peer.site !== undefined ? ` of ${k.peer.site}` : ''} `
+  return [`registered ${formatTime(k.at)} ${where}`, h('code', { title: k.by }, shortPeer(k.by))]
+}
+
+/** A conflict: its claims, oldest first, and a button per claimant (the first claimant's marked as central's suggestion) while undecided. */
+function conflictItem (c, may) {
+  const users = [...new Set(c.claims.map((k) => k.user))]
+  return h('li', { class: 'conflict', 'data-conflict': c.id, 'data-resolved-to': c.resolvedTo },
+    h('p', {}, 'Card ', h('code', {}, c.id), ` flagged ${formatTime(c.at)}`),
+    h('ul', { class: 'claims' }, c.claims.map((k) => h('li', { 'data-claim': k.user }, h('strong', {}, k.user), k.user === c.suggested ? ' (first claim)' : '', ': ', claimText(k)))),
+    c.resolvedTo !== undefined
+      ? h('p', {}, h('span', { class: 'state state-printed' }, `given to ${c.resolvedTo}`), c.resolvedBy !== undefined ? ` by ${c.resolvedBy}` : '')
+      : may ? h('div', { class: 'buttons' }, users.map((user) => h('button', { type: 'button', class: user === c.suggested ? 'primary' : undefined, onclick: () => {
+        void change('users', async () => await api('POST', `/api/enrol/conflicts/${encodeURIComponent(c.id)}/assign`, { json: { user } }), `The card is ${user}'s now: it logs them in wherever the directory has arrived.`)
+      } }, `Give to ${user}`, user === c.suggested ? ' (suggested)' : ''))) : null)
+}
+
+/** Whether the decided conflicts are unfolded (kept across refreshes). */
+let decidedOpen = false
+
+function conflictsSection (conflicts, may) {
+  const open = conflicts.filter((c) => c.resolvedTo === undefined)
+  const decided = conflicts.filter((c) => c.resolvedTo !== undefined).sort((a, b) => b.at - a.at)
+  return h('section', { class: 'card', id: 'card-conflicts', 'aria-labelledby': 'conflicts-title' },
+    h('h2', { id: 'conflicts-title' }, 'Cards claimed by two users'),
+    h('p', { class: 'muted' }, 'A card claimed by two users (registered at a terminal that could not reach central while it was another user\'s) logs in neither of them until it is given to one.'),
+    open.length === 0 ? h('p', { class: 'muted', id: 'no-conflicts' }, 'No card waits for a decision.') : h('ul', { class: 'conflicts', id: 'open-conflicts' }, open.map((c) => conflictItem(c, may))),
+    decided.length === 0 ? null : h('details', { class: 'decided-conflicts', open: decidedOpen, ontoggle: (event) => { decidedOpen = event.target.open } }, h('summary', {}, `Decided (${decided.length})`), h('ul', { class: 'conflicts', id: 'decided-conflicts' }, decided.map((c) => conflictItem(c, may)))))
+}
+
+// ---- CSV import ----
+
+/**
+ * The users page's import (kept across refreshes, forgotten when the page changes): the file's
+ * `name` and text, then `busy` (`checking` or `importing`) while the API works, then the dry
+ * run's report (`preview`), the import's (`result`) or why it was refused (`error`).
+ */
+let importState
+
+/** How the import report's field names read on the page. */
+const FIELD_LABELS = { fullName: 'full name', homeSite: 'home site', pin: 'PIN', card: 'card', email: 'email', groups: 'groups' }
+
+const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
+
+function importSection () {
+  return h('section', { class: 'card', id: 'import-section', 'aria-labelledby': 'import-title' },
+    h('h2', { id: 'import-title' }, 'Import users from a CSV file'),
+    h('p', { class: 'muted' }, 'One user per line: ', h('code', {}, 'username,full name,PIN[,card]'), ', or a first line naming the columns: ',
+      h('code', {}, 'username,full name,PIN,card,email,groups,home site'), ' (groups separated by ;, an empty cell keeps the current value). Existing users are updated. A file with a line in error imports nothing; you see what would change, and each line in error, before anything is written.'),
+    h('form', { 'data-form': 'import-users', onsubmit: (event) => event.preventDefault() },
+      field('import-file', importState === undefined ? 'CSV file' : 'Another CSV file', { type: 'file', accept: '.csv,text/csv', disabled: importState?.busy !== undefined, onchange: (event) => { void chooseImportFile(event.target) } })),
+    h('div', { id: 'import-panel' }, importPanel()))
+}
+
+/** Shows the import's state at once (a render also builds it from the state). */
+function showImport () {
+  const el = $('import-panel')
+  if (el !== null) setChildren(el, importPanel())
+  const input = $('import-file')
+  if (input !== null) input.disabled = importState?.busy !== undefined
+}
+
+async function chooseImportFile (input) {
+  const file = input.files[0]
+  if (file === undefined) return
+  const csv = await file.text()
+  input.value = '' // the same file may be chosen again after a change to it
+  if (csv.trim() === '') { importState = { name: file.name, csv, error: 'the file is empty.' }; showImport(); return }
+  await runImport({ name: file.name, csv }, true)
+}
+
+/** Sends the file as a dry run (the preview) or for real, showing progress meanwhile, then what it did or would do. */
+async function runImport (source, dryRun) {
+  const run = { ...source, busy: dryRun ? 'checking' : 'importing' }
+  importState = run
+  showImport()
+  let next
+  try {
+    const report = await api('POST', `/api/users/import${dryRun ? '?dryRun=1' : ''}`, { csv: source.csv })
+    next = { ...source, [dryRun ? 'preview' : 'result']: report }
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) { loggedOut('Your session has ended. Please sign in again.'); return }
+    next = { ...source, error: `${dryRun ? 'the preview' : 'the import'} failed: ${err.message}` }
+  }
+  if (importState !== run) return // the admin left the page meanwhile
+  importState = next
+  showImport()
+  if (!dryRun) void render() // the list shows the imported users
+}
+
+function importReportList (report) {
+  const would = report.dryRun
+  const items = [
+    ...(report.added.length > 0 ? [h('li', {}, `${would ? 'Would add' : 'Added'}: ${report.added.join(', ')}`)] : []),
+    ...report.changed.map((c) => h('li', {}, `${would ? 'Would change' : 'Changed'} ${c.username}: ${c.fields.map((f) => FIELD_LABELS[f] ?? f).join(', ')}`)),
+    ...report.errors.map((e) => h('li', { class: 'error', 'data-line': e.line }, `Line ${e.line}: ${e.message}`))
+  ]
+  return items.length === 0 ? null : h('ul', { class: 'preview', id: 'import-report' }, items)
+}
+
+function importPanel () {
+  const s = importState
+  if (s === undefined) return null
+  const done = () => { importState = undefined; void render() }
+  if (s.busy !== undefined) {
+    const what = s.busy === 'checking' ? `Checking ${s.name}: nothing is written yet…` : `Importing ${s.name}…`
+    return h('div', { id: 'import-progress', class: 'import-progress', role: 'status' }, h('progress', { 'aria-label': what }), h('span', {}, what))
+  }
+  if (s.error !== undefined) {
+    return [h('p', { id: 'import-status', class: 'message error', role: 'alert' }, `${s.name}: ${s.error}`), h('div', { class: 'buttons' }, h('button', { type: 'button', onclick: done }, 'Dismiss'))]
+  }
+  const report = s.result ?? s.preview
+  // the import is all or nothing: a file with a line in error writes nothing (the API refuses it)
+  const errors = report.errors.length === 0 ? '' : `; ${plural(report.errors.length, 'line')} in error${s.result === undefined ? ': nothing can be imported until they are corrected (choose the corrected file)' : ''}`
+  if (s.result !== undefined) {
+    return [
+      h('p', { id: 'import-status', class: `message${report.errors.length > 0 ? ' error' : ''}`, role: 'status' },
+        `Imported ${plural(report.imported, 'user')} from ${s.name}: ${report.added.length} added, ${report.changed.length} changed, ${report.unchanged.length} unchanged${errors}.`),
+      importReportList(report),
+      h('div', { class: 'buttons' }, h('button', { type: 'button', onclick: done }, 'Done'))]
+  }
+  const count = report.added.length + report.changed.length
+  return [
+    h('p', { id: 'import-status', class: `message${report.errors.length > 0 ? ' error' : ''}`, role: 'status' },
+      `Preview of ${s.name}, nothing written yet: would add ${report.added.length}, change ${report.changed.length}, leave ${report.unchanged.length} unchanged${errors}.`),
+    importReportList(report),
+    h('div', { class: 'buttons' },
+      h('button', { type: 'button', class: 'primary', disabled: count === 0 || report.errors.length > 0, onclick: () => { void runImport({ name: s.name, csv: s.csv }, false) } },
+        report.errors.length > 0 ? 'Correct the lines in error first' : count === 0 ? 'Nothing to import' : `Import ${plural(count, 'user')}`),
+      h('button', { type: 'button', onclick: done }, 'Cancel'))]
 }
 
 function addUserForm () {
@@ -900,6 +1072,8 @@ function loggedOut (message = '') {
   session = undefined
   setCsrfToken(undefined)
   clearTimeout(pollTimer)
+  clearTimeout(refreshTimer)
+  refreshTimer = undefined
   forgetPageState()
   events?.close()
   events = undefined
@@ -927,6 +1101,7 @@ function forgetPageState () {
   editing = undefined
   printerNotice = { text: '', kind: 'info' }
   userPanel = undefined
+  importState = undefined
   passwordFor = undefined
   totpEnrol = undefined
   rotatedToken = undefined
