@@ -307,7 +307,10 @@ export class DocStore extends EventEmitter<StoreEvents> {
 
   /**
    * Runs `fn` in one Yjs transaction with `origin` and resolves with its result once the
-   * resulting envelope is durable. Rejects if sealing or persisting fails.
+   * resulting envelope is durable. Rejects if sealing or persisting fails; the change is then
+   * still in the document in memory and is stored later with the whole document
+   * ({@link storeUnstored}): a caller that acts as if it did not happen must write what it did
+   * instead (devices/jobs/roaming.ts `record`).
    */
   async transact<T> (name: DocName, origin: Origin, fn: (doc: Y.Doc) => T): Promise<T> {
     // a change tagged as a peer's would be taken for one already persisted, and silently never sealed or stored
@@ -375,6 +378,30 @@ export class DocStore extends EventEmitter<StoreEvents> {
     entry.restore = false
     entry.sinceSnapshot = 0
     entry.snapshotBytes = bytes.byteLength
+  }
+
+  /**
+   * Stores whole, now, every document an own change of which failed to reach the disk (a full
+   * disk, a failing write). Until then the document holds in memory what the disk and the
+   * peers lack, and its vector names a number no envelope carries, so peers never catch up
+   * with it; the next local change of that document would store it, but an old month's
+   * document may never change again (the simulator's disk-full fault found one). Anti-entropy
+   * calls this; a document whose write still fails waits for the next call. Resolves with
+   * how many were stored.
+   */
+  async storeUnstored (): Promise<number> {
+    let stored = 0
+    for (const [name, entry] of [...this.docs]) {
+      // only where this peer wrote: a peer's snapshot that failed to be stored marks the document too (enqueueIssue), and a snapshot of a document this peer may not write would be refused everywhere
+      if (!entry.restore || this.closed || !entry.vector.has(this.self)) continue
+      try {
+        await this.enqueue(entry, async () => { if (entry.restore) await this.snapshot(name as DocName, entry) })
+        stored++
+      } catch {
+        // still failing: nothing is lost (compaction replaces atomically); the next call tries again
+      }
+    }
+    return stored
   }
 
   /** Compacts this peer's own envelopes of a document now. */

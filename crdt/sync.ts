@@ -163,6 +163,8 @@ export class SyncEngine {
 
   /** Sends HELLO to every connected peer now (also runs on a timer). */
   antiEntropy (): void {
+    // a document a failed write left unstored is stored whole first (its envelope then goes out as any)
+    void this.c.store.storeUnstored().catch((err: unknown) => this.c.logger.error({ err }, 'could not store the documents a failed write left unstored'))
     for (const peer of this.c.link.peers()) this.sendHello(peer)
   }
 

@@ -83,7 +83,7 @@ function formatSummary (s: SimSummary): string {
           ['credit: share requests (lost; duplicated)', `${s.credit.requests} (${s.credit.lost}; ${s.credit.duplicated})`]
         ] satisfies Array<[string, string]>
       : []),
-    ...FAULT_KINDS.map((k): [string, string] => [`faults: ${k}`, String(s.faults[k])]),
+    ...FAULT_KINDS.filter((k) => k !== 'disk-full' || s.faults[k] > 0).map((k): [string, string] => [`faults: ${k}`, String(s.faults[k])]),
     ['envelopes in / out', `${s.messages.envelopesIn} / ${s.messages.envelopesOut}`],
     ['convergence after final heal', s.convergence.converged
       ? `${s.convergence.virtualMs} ms virtual, ${s.convergence.realMs} ms real, ${s.convergence.rounds} rounds`
@@ -155,6 +155,7 @@ async function main (): Promise<number> {
     .option('--credit', 'credit as escrow (issue 20): prices and an enforced credit policy, users with home sites and top-ups, shares asked between peers over the faulty network, prints reserving and settling credit; checks invariant 5 and prints the availability figure; default off')
     .option('--credit-probes', 'with --credit: now and then two prints of one user reserved at one peer in the same turn, checked, given back (the credit mutations\' runs)')
     .option('--panel', 'terminals\' panels (issue 12): users log in at terminals by PIN, card or PIN alone, whatever the terminal reaches, and copy (copy sessions on simulated device counters); central changes PINs and disables users; checks invariant 6 and the copies in invariant 3; not with --credit; default off')
+    .option('--disk-faults', 'adds the disk-full fault (issue 18): one peer\'s every database write fails with ENOSPC for some steps while it runs on, then space is freed; default off')
     .option('--credit-standard', 'with --credit: the standard workload of the availability figure — users print at their home site (90 %), one site and its terminals cut off for two hours a third of the way in; --faults defaults to 0')
     .option('--json <file>', 'also write the summary (with violations) as JSON to this file')
     .option('--data-dir <dir>', 'parent folder of the run\'s temp folder (default /dev/shm, else the OS temp dir; with --processes the OS temp dir); removed at the end')
@@ -167,7 +168,7 @@ async function main (): Promise<number> {
     .option('--strict-clock', 'hold and retention must last their length by the true clock even where the holder restarted on a skewed clock (off: what the skew at its starts explains is tolerated; a clock skewed while it runs never is)')
     .option('--quiet', 'no progress lines on stderr')
   program.parse()
-  const o = program.opts<{ processes?: boolean, peers: number, faults: number, seed: number, steps?: number, terminals: number, clients: number, deviceSpooling?: boolean, credit?: boolean, creditProbes?: boolean, creditStandard?: boolean, panel?: boolean, json?: string, dataDir?: string, maxSeconds: number, inject?: Injection | ProcessInjection | CreditInjection, quiet?: boolean, roaming?: boolean, strictClock?: boolean }>()
+  const o = program.opts<{ processes?: boolean, peers: number, faults: number, seed: number, steps?: number, terminals: number, clients: number, deviceSpooling?: boolean, credit?: boolean, creditProbes?: boolean, creditStandard?: boolean, panel?: boolean, diskFaults?: boolean, json?: string, dataDir?: string, maxSeconds: number, inject?: Injection | ProcessInjection | CreditInjection, quiet?: boolean, roaming?: boolean, strictClock?: boolean }>()
   const progress = o.quiet === true ? {} : { progress: (line: string) => process.stderr.write(`[sim] ${line}\n`) }
   if (o.processes === true) {
     const given = (flag: string): boolean => program.getOptionValueSource(flag) !== 'default' && program.getOptionValueSource(flag) !== undefined
@@ -176,6 +177,7 @@ async function main (): Promise<number> {
     if (given('deviceSpooling')) throw new UsageError('--device-spooling does not apply to --processes (no terminal processes yet)')
     if (given('credit')) throw new UsageError('--credit does not apply to --processes (in-process only for now)')
     if (given('panel')) throw new UsageError('--panel does not apply to --processes (no terminal processes yet)')
+    if (given('diskFaults')) throw new UsageError('--disk-faults does not apply to --processes (in-process only for now)')
     if (given('roaming')) throw new UsageError('--no-roaming does not apply to --processes (every site roams with every other there)')
     if (o.inject !== undefined && !PROCESS_INJECTIONS.includes(o.inject as ProcessInjection)) throw new UsageError(`with --processes, --inject must be one of ${PROCESS_INJECTIONS.join(', ')}`)
     const peers = given('peers') ? o.peers : PROCESS_DEFAULTS.peers
@@ -220,6 +222,7 @@ async function main (): Promise<number> {
     ...(o.creditStandard === true ? { creditStandard: true } : {}),
     ...(o.creditProbes === true ? { creditProbes: true } : {}),
     ...(o.panel === true ? { panel: true } : {}),
+    ...(o.diskFaults === true ? { diskFaults: true } : {}),
     ...(creditInject ? { creditInject: 'overspend' as const } : {}),
     maxSeconds: o.maxSeconds,
     ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
@@ -248,9 +251,10 @@ async function mutationsMain (argv: string[]): Promise<number> {
     .option('--max-seconds <n>', 'real-time bound of each run', bounded('--max-seconds', 1, 86_400), 120)
     .option('--json <file>', 'also write the results as JSON to this file')
     .option('--device-spooling', 'every run with device spooling at terminals (device mutations always have it)')
+    .option('--disk-faults', 'every run with the disk-full fault too')
     .option('--list', 'list the mutations and exit')
   program.parse(argv, { from: 'user' })
-  const o = program.opts<{ seeds: string, only?: string, peers: number, steps: number, faults: number, terminals: number, maxSeconds: number, json?: string, list?: boolean, deviceSpooling?: boolean }>()
+  const o = program.opts<{ seeds: string, only?: string, peers: number, steps: number, faults: number, terminals: number, maxSeconds: number, json?: string, list?: boolean, deviceSpooling?: boolean, diskFaults?: boolean }>()
   if (o.list === true) {
     for (const m of MUTATIONS) process.stdout.write(`${m.name} (${m.area}): ${m.bug}\n`)
     return 0
@@ -259,7 +263,7 @@ async function mutationsMain (argv: string[]): Promise<number> {
   const run = await runMutations({
     root: fileURLToPath(new URL('..', import.meta.url)),
     seeds,
-    options: { peers: o.peers, steps: o.steps, faults: o.faults, terminals: Math.min(o.terminals, Math.max(0, o.peers - 3)), maxSeconds: o.maxSeconds, ...(o.deviceSpooling === true ? { deviceSpooling: true } : {}) },
+    options: { peers: o.peers, steps: o.steps, faults: o.faults, terminals: Math.min(o.terminals, Math.max(0, o.peers - 3)), maxSeconds: o.maxSeconds, ...(o.deviceSpooling === true ? { deviceSpooling: true } : {}), ...(o.diskFaults === true ? { diskFaults: true } : {}) },
     ...(o.only !== undefined ? { only: o.only.split(',').map((s) => s.trim()) } : {}),
     onLine: (line) => process.stderr.write(`[mutations] ${line}\n`),
     onResult: (r) => process.stderr.write(`[mutations] ${r.name}: ${r.status}${r.seed !== undefined ? ` at seed ${r.seed}` : ''} (${r.seconds} s)${r.message !== undefined ? ` — ${r.message.slice(0, 160)}` : ''}\n`)

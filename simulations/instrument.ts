@@ -16,9 +16,17 @@ export class PeerCrashedError extends Error {
   constructor (peer: string) { super(`${peer} crashed (simulated kill -9): nothing more reaches its disk`); this.name = 'PeerCrashedError' }
 }
 
-/** A {@link Persistence} that counts its calls and can be crashed. */
+/** What a write fails with while the simulated disk is full (as Node's ENOSPC: `code` set). */
+export class SimulatedDiskFullError extends Error {
+  readonly code = 'ENOSPC'
+  constructor (peer: string) { super(`${peer}: no space left on device (simulated)`); this.name = 'SimulatedDiskFullError' }
+}
+
+/** A {@link Persistence} that counts its calls, can be crashed, and can run out of disk space. */
 export class CrashablePersistence implements Persistence {
   private dead = false
+  /** While true every write (append, compact) fails with {@link SimulatedDiskFullError}; reads still work and the process lives on. */
+  diskFull = false
   /** Appends still allowed before an armed crash strikes; undefined when none is armed. */
   private appendsLeft?: number
 
@@ -54,7 +62,11 @@ export class CrashablePersistence implements Persistence {
   async load (name: DocName): Promise<Uint8Array[]> { return await this.call(async () => await this.inner.load(name)) }
   async names (): Promise<DocName[]> { return await this.call(async () => await this.inner.names()) }
   async remove (name: DocName): Promise<void> { await this.call(async () => await this.inner.remove(name)) }
-  async compact (name: DocName, entries: Uint8Array[]): Promise<void> { await this.call(async () => await this.inner.compact(name, entries)) }
+  async compact (name: DocName, entries: Uint8Array[]): Promise<void> { await this.call(async () => { this.checkSpace(); await this.inner.compact(name, entries) }) }
+
+  private checkSpace (): void {
+    if (this.diskFull) throw new SimulatedDiskFullError(this.peer)
+  }
 
   /**
    * Every append called before the crash instant reaches the disk (in call order: the real
@@ -68,7 +80,7 @@ export class CrashablePersistence implements Persistence {
       if (this.appendsLeft === 0) this.crash()
       else this.appendsLeft--
     }
-    await this.call(async () => await this.inner.append(name, update))
+    await this.call(async () => { this.checkSpace(); await this.inner.append(name, update) })
   }
 
   /** Closes the database for real, crashed or not (the next process opens it again). */

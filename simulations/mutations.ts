@@ -315,7 +315,7 @@ export interface MutationRun {
 }
 
 /** What the child runs for each seed. */
-export interface ChildOptions { peers: number, steps: number, faults: number, terminals: number, maxSeconds: number, clients?: number, deviceSpooling?: boolean, credit?: boolean, creditProbes?: boolean, panel?: boolean }
+export interface ChildOptions { peers: number, steps: number, faults: number, terminals: number, maxSeconds: number, clients?: number, deviceSpooling?: boolean, credit?: boolean, creditProbes?: boolean, panel?: boolean, diskFaults?: boolean }
 
 /** One seed's outcome, as the child prints it (one JSON line per seed). */
 interface SeedOutcome { seed: number, invariants: number[], message?: string, error?: string }

@@ -135,7 +135,7 @@ function delegateOf (owner: string): string { return `u${(Number(owner.slice(1))
 const UUID_PATTERN = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g
 
 /** Fault kinds, in the order the summary lists them. */
-export const FAULT_KINDS = ['crash', 'crash-mid-write', 'partition', 'loss', 'duplicate', 'reorder', 'delay', 'clock-skew'] as const
+export const FAULT_KINDS = ['crash', 'crash-mid-write', 'partition', 'loss', 'duplicate', 'reorder', 'delay', 'clock-skew', 'disk-full'] as const
 export type FaultKind = typeof FAULT_KINDS[number]
 
 /** Deliberate bugs, to prove the checks can fail. */
@@ -212,6 +212,12 @@ export interface SimOptions {
    * invariant 6 and the copies' part of invariant 3 are checked (simulations/panel-sim.ts).
    */
   panel?: boolean
+  /**
+   * Disk faults (issue 18 item 3; default off, so other runs keep their fingerprints): the
+   * `disk-full` fault, where one peer's every database write fails (ENOSPC) for some steps
+   * while it goes on running, reads still working; then space is freed.
+   */
+  diskFaults?: boolean
   /** Called with every simulated event as it happens (to compare two runs of one seed). */
   onEvent?: (e: SimEvent) => void
   /** Called with each progress line (the CLI prints them to stderr). */
@@ -345,6 +351,8 @@ interface SimPeer {
   credit?: CreditService
   /** Step at which a down peer restarts. */
   restartAt?: number
+  /** Its disk is full (a `disk-full` fault): also across a restart, until the fault is lifted. */
+  diskFull?: boolean
   /** Crashed but not yet torn down (a mid-write crash strikes inside some operation). */
   crashed: boolean
 }
@@ -784,6 +792,7 @@ class Simulation {
     })
     p.mesh = mesh
     p.persistence = persistenceHolder.p
+    if (p.persistence !== undefined) p.persistence.diskFull = p.diskFull === true
     p.crashed = false
     if (site !== undefined) {
       p.jobs = mesh.services.jobs as JobService
@@ -1446,7 +1455,7 @@ class Simulation {
   // ---- faults -------------------------------------------------------------------------
 
   private async fault (): Promise<void> {
-    const kinds = FAULT_KINDS.filter((k) => k !== 'partition' || !this.partitioned)
+    const kinds = FAULT_KINDS.filter((k) => (k !== 'partition' || !this.partitioned) && (k !== 'disk-full' || this.opts.diskFaults === true))
     const kind = this.pick(kinds) ?? 'loss'
     const until = this.step + this.int(1, MAX_FAULT_STEPS)
     this.faultCounts[kind]++
@@ -1478,6 +1487,18 @@ class Simulation {
         this.partitioned = true
         this.event('network', 'partition', undefined, a.map((p) => p.name).join(','))
         this.active.push({ kind, until, undo: () => { this.network.heal(); this.partitioned = false; this.event('network', 'heal') } })
+        return
+      }
+      case 'disk-full': {
+        const victim = this.pick(this.peers.filter((p) => p.mesh !== undefined && !p.crashed && p.diskFull !== true))
+        if (victim === undefined) return
+        const setFull = (full: boolean): void => {
+          victim.diskFull = full
+          if (victim.persistence !== undefined) victim.persistence.diskFull = full
+        }
+        setFull(true)
+        this.event(victim.name, 'disk-full')
+        this.active.push({ kind, until, undo: () => { setFull(false); this.event(victim.name, 'disk-space-freed') } })
         return
       }
       case 'clock-skew': {

@@ -451,7 +451,19 @@ export class RoamingService implements RoamingHolder {
 
   private async record (rel: RemoteRelease): Promise<RemoteRelease> {
     const name = jobsDoc(this.init.peer, periodOf(this.now()))
-    await this.c.store.transact(name, ROAMING, (d) => jobsFamily.putRelease(d, rel))
+    try {
+      await this.c.store.transact(name, ROAMING, (d) => jobsFamily.putRelease(d, rel))
+    } catch (err) {
+      // A write that failed (a full disk) stays in the document held in memory, and is stored
+      // with the whole document once writes work again (crdt/store.ts): a release recorded
+      // 'printing' that nobody carries on would be counted as printed at the next start (the
+      // simulator's disk-full fault found it). What this peer does instead is recorded too.
+      await this.c.store.transact(name, ROAMING, (d) => {
+        const held = jobsFamily.getRelease(d, rel.jobId)
+        if (held?.state === rel.state && held.createdAt === rel.createdAt && !jobsFamily.isFinalRelease(held.state)) jobsFamily.moveRelease(d, rel.jobId, 'returned', this.now(), { reason: 'release-not-recorded', message: `the release could not be recorded here: ${(err as Error).message}` })
+      }).catch(() => {}) // fails as the first did; in memory it holds
+      throw err
+    }
     this.releaseDocs.set(rel.jobId, name)
     return rel
   }

@@ -1,0 +1,36 @@
+// Disk faults in the chaos simulator (issue 18 item 3; `diskFaults`, simulations/instrument.ts):
+// a peer whose every database write fails with ENOSPC for some steps, running on. They found
+// two product bugs, each a seed here that fails without its fix:
+// - seed 4: a document an own write of which failed kept the change in memory and a number in
+//   its vector that no envelope carried; it was stored whole only at its next local change, and
+//   last month's jobs document never changed again, so peers never converged (invariant 4).
+//   Now anti-entropy stores such documents (crdt/store.ts storeUnstored).
+// - seed 13: an offline roaming release whose record could not be written was refused, but the
+//   record stayed in memory saying `printing`, was stored with the whole document later, and
+//   the next start counted the job printed and charged it, never printed (invariant 3). Now the
+//   release is recorded given back (devices/jobs/roaming.ts record).
+// Also: the option off replays to the fingerprint of a run without it.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { simulate, type SimSummary } from '../simulations/simulator.ts'
+import { formatViolation } from '../simulations/invariants.ts'
+
+const explain = (s: SimSummary): string => `seed ${s.seed}: ${JSON.stringify(s.invariants)} ${JSON.stringify(s.faults)}\n${s.violations.slice(0, 3).map(formatViolation).join('\n')}`
+
+for (const [seed, what] of [[4, 'a document a failed write left unstored is stored and converges'], [13, 'a release refused because its record could not be written is never charged']] as const) {
+  test(`seed ${seed} at 8 peers with disk-full faults keeps invariants 1-4: ${what}`, async () => {
+    const s = await simulate({ peers: 8, steps: 300, faults: 120, terminals: 3, maxSeconds: 120, seed, diskFaults: true })
+    assert.equal(s.violations, [], explain(s))
+    assert.ok(s.faults['disk-full'] >= 5, `disks filled up (${s.faults['disk-full']})`)
+  })
+}
+
+test('diskFaults: false replays to the fingerprint of a run without the option, with no disk fault', async () => {
+  const run = { peers: 6, steps: 60, faults: 20, terminals: 2, maxSeconds: 60, seed: 4 } as const
+  const off = await simulate({ ...run, diskFaults: false })
+  const without = await simulate(run)
+  assert.is(off.fingerprint, without.fingerprint)
+  assert.is(off.faults['disk-full'], 0)
+})
+
+test.run()
