@@ -145,6 +145,32 @@ test('server-error-busy is asked again after the short busy wait (doubling), oth
   busy.forEach((ms, i) => { const base = 10 * 2 ** i; assert.ok(ms >= base * 0.8 && ms <= base * 1.2, `busy answer ${i + 1} waits ${base} ms ±20 % (${ms} ms)`) })
 })
 
+const PROCESSING: Action = { status: Status.successfulOk, job: [attr('document-format-supported', Tag.mimeMediaType, 'application/pdf'), attr('printer-state', Tag.enum, 4)] }
+
+test('after a busy answer the document is sent again only once the printer reports idle, and busy answers use up no attempt within busyWindowMs', async () => {
+  // Print-Job 1 busy; then the printer reports processing for three Get-Printer-Attributes, then idle
+  const p = await printer((op, n) => {
+    if (op === Op.GetPrinterAttributes) return n >= 2 && n <= 4 ? PROCESSING : CAPABILITIES
+    if (op === Op.PrintJob) return n === 1 ? { status: Status.serverErrorBusy } : ACCEPTED
+    return COMPLETED
+  })
+  const retry = { maxAttempts: 2, initialBackoffMs: 5_000, maxBackoffMs: 5_000, busyInitialBackoffMs: 5, busyWindowMs: 10_000 }
+  const outcome = await new IppOutputDevice(p.uri, { ...FAST, logger, retry }).print(request(), recorder(), new AbortController().signal)
+  assert.equal(outcome, { printerJobId: 42, impressions: 2 })
+  assert.is(printJobs(p.received).length, 2, 'uploaded twice: busy, then once idle (not while processing)')
+  assert.is(p.received.filter((r) => r.op === Op.GetPrinterAttributes).length, 5, 'asked five times: before each upload and three times while processing')
+})
+
+test('a printer busy longer than busyWindowMs fails with busy, having been sent the document once', async () => {
+  const p = await printer((op) => op === Op.GetPrinterAttributes ? PROCESSING : { status: Status.serverErrorBusy })
+  const retry = { maxAttempts: 5, initialBackoffMs: 10, maxBackoffMs: 20, busyInitialBackoffMs: 10, busyWindowMs: 300 }
+  const err = await rejection(new IppOutputDevice(p.uri, { ...FAST, logger, retry }).print(request(), recorder(), new AbortController().signal))
+  assert.is(err.beforeAccept, true)
+  assert.is(err.reason, 'busy')
+  assert.is(printJobs(p.received).length, 1, 'the first upload only: the printer never reported idle')
+  assert.ok(p.received.filter((r) => r.op === Op.GetPrinterAttributes).length > 5, 'it was asked while the window lasted, beyond maxAttempts')
+})
+
 test('busy for longer than the retry limit fails before accept with the printer\'s reason', async () => {
   const p = await printer((op) => op === Op.GetPrinterAttributes ? CAPABILITIES : { status: Status.serverErrorServiceUnavailable })
   const err = await rejection(new IppOutputDevice(p.uri, { logger, ...FAST }).print(request(), recorder(), new AbortController().signal))

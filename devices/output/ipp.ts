@@ -21,8 +21,9 @@
  *   `server-error-busy`, `server-error-service-unavailable`, `server-error-temporary-error`,
  *   `server-error-not-accepting-jobs` or HTTP 503; then `PrinterError(beforeAccept=true)`.
  *   Any other refusal fails at once, also with `beforeAccept=true`. `server-error-busy`
- *   waits from `retry.busyInitialBackoffMs` (the printer is printing the job ahead), the
- *   others from `retry.initialBackoffMs`.
+ *   (the printer is printing another job) waits from `retry.busyInitialBackoffMs` instead,
+ *   uses up no attempt for `retry.busyWindowMs`, and is followed by an upload only once the
+ *   printer reports idle.
  * - A Print-Job whose request was delivered in full but whose answer was lost (reset,
  *   timeout, garbled reply) may have created a job: it is NOT retried; it fails with
  *   `PrinterError('printer-unreachable-after-accept', beforeAccept=false)`.
@@ -111,10 +112,18 @@ export interface IppRetryPolicy {
   maxBackoffMs: number
   /**
    * Wait before the next attempt after `server-error-busy` (the printer is printing another
-   * job, often ours: it accepted the one ahead in the lane); doubles per busy answer, to the
-   * same cap. The other "not now" answers and network failures wait `initialBackoffMs`.
+   * job, often ours: it accepted the one ahead in the lane); doubles per busy answer, up to
+   * {@link BUSY_MAX_WAIT_MS}. The other "not now" answers and network failures wait
+   * `initialBackoffMs`.
    */
   busyInitialBackoffMs: number
+  /**
+   * How long a printer may keep answering busy before the submission fails with `busy` (its
+   * caller then waits longer, or gives the job back). Busy answers within it do not count
+   * against `maxAttempts`; after the first one the document is sent again only once the
+   * printer reports `printer-state` idle (asking costs a Get-Printer-Attributes, not an upload).
+   */
+  busyWindowMs: number
 }
 
 /** Named timeouts of every network call, in milliseconds. */
@@ -140,11 +149,16 @@ export interface IppFollowPolicy {
 /** Defaults: a printer that wakes from sleep or reboots its network stack gets ~30 s. */
 export const DEFAULT_RETRY: Readonly<IppRetryPolicy> = {
   maxAttempts: 5, // 1 + 4 retries: waits of ~1, 2, 4, 8 s
-  initialBackoffMs: 1_000, // long enough for a busy printer to finish a page
+  initialBackoffMs: 1_000, // a printer waking or rebooting its network takes seconds, not milliseconds
   maxBackoffMs: 15_000, // keep the user at the panel waiting no longer than this per step
-  // a printer printing the job ahead frees within a page's time: asked again soon, then less often (25, 50, 100, 200 ms)
-  busyInitialBackoffMs: 25
+  // a printer busy with the job ahead frees when that job ends, which may be any moment: asked soon, then less often
+  busyInitialBackoffMs: 25,
+  // as long as the attempts above wait in all (1 + 2 + 4 + 8 s): a printer printing a long job ahead gets as long as before
+  busyWindowMs: 15_000
 }
+
+/** Longest wait between two questions to a busy printer: a freed printer is used within it, and a busy one is asked (Get-Printer-Attributes) no more often. */
+export const BUSY_MAX_WAIT_MS = 2_000
 
 export const DEFAULT_TIMEOUTS: Readonly<IppTimeouts> = {
   connectMs: 10_000, // a LAN printer connects in milliseconds; 10 s covers a waking one
@@ -187,6 +201,8 @@ const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([
 ])
 /** The reason of `server-error-busy` (statusReason): the printer is printing another job. */
 const BUSY_REASON = 'busy'
+/** `printer-state` 4 as Capabilities name it: a printer that answered busy is not sent the document again while in it. */
+const PRINTER_STATE_PROCESSING_NAME = 'processing'
 /** HTTP statuses that mean "not now". */
 const RETRYABLE_HTTP_STATUSES: ReadonlySet<number> = new Set([503])
 /** Node's certificate verification failures: retrying cannot fix them, configuration can. */
@@ -467,11 +483,13 @@ export class IppOutputDevice implements OutputDevice {
   /** Steps 1–2 with the retry policy; resolves with the printer's job id once accepted. */
   async #submit (req: PrintRequest, signal: AbortSignal, sent: { dropped: string[] }): Promise<number> {
     let last: SubmitFailure | undefined
+    // busy answers in a row, and when the first of them came: within busyWindowMs they use up no attempt
     let busyAnswers = 0
+    let busySince: number | undefined
     for (let attempt = 1; attempt <= this.#retry.maxAttempts; attempt++) {
       if (signal.aborted) throw printerError('release aborted before the printer accepted it', 'release-aborted', true, signal.reason)
       try {
-        return await this.#submitOnce(req, signal, sent)
+        return await this.#submitOnce(req, signal, sent, busyAnswers > 0)
       } catch (err) {
         const failure = err instanceof SubmitFailure ? err : new SubmitFailure((err as Error).message, 'aborted-by-system', false, true, { cause: err })
         if (signal.aborted) {
@@ -479,9 +497,21 @@ export class IppOutputDevice implements OutputDevice {
         }
         if (!failure.retryable) throw printerError(failure.message, failure.reason, failure.beforeAccept, failure.cause)
         last = failure
-        if (attempt === this.#retry.maxAttempts) break
-        busyAnswers = failure.reason === BUSY_REASON ? busyAnswers + 1 : 0
-        const wait = busyAnswers > 0 ? this.#busyBackoff(busyAnswers) : this.#backoff(attempt)
+        let wait: number
+        if (failure.reason === BUSY_REASON) {
+          busySince ??= Date.now()
+          busyAnswers++
+          wait = this.#busyBackoff(busyAnswers)
+          if (Date.now() - busySince + wait > this.#retry.busyWindowMs) {
+            throw printerError(`printer still busy after ${Date.now() - busySince} ms: ${failure.message}`, failure.reason, true, failure)
+          }
+          attempt-- // a printer busy with another job is not failing
+        } else {
+          busyAnswers = 0
+          busySince = undefined
+          if (attempt === this.#retry.maxAttempts) break
+          wait = this.#backoff(attempt)
+        }
         this.#log.warn({ attempt, waitMs: wait, reason: failure.reason, err: failure.message }, 'printer not ready, retrying')
         try {
           await sleep(wait, undefined, { signal })
@@ -498,7 +528,7 @@ export class IppOutputDevice implements OutputDevice {
 
   /** Wait after the `n`th `server-error-busy` in a row: doubling from `busyInitialBackoffMs`, capped, with the same jitter. */
   #busyBackoff (n: number): number {
-    const base = Math.min(this.#retry.maxBackoffMs, this.#retry.busyInitialBackoffMs * 2 ** (n - 1))
+    const base = Math.min(BUSY_MAX_WAIT_MS, this.#retry.maxBackoffMs, this.#retry.busyInitialBackoffMs * 2 ** (n - 1))
     return Math.round(base * (0.8 + Math.random() * 0.4))
   }
 
@@ -508,7 +538,8 @@ export class IppOutputDevice implements OutputDevice {
     return Math.round(base * (0.8 + Math.random() * 0.4))
   }
 
-  async #submitOnce (req: PrintRequest, signal: AbortSignal, sent: { dropped: string[] }): Promise<number> {
+  /** One attempt; `afterBusy`: the printer answered busy last time, so the document is sent only once it reports idle. */
+  async #submitOnce (req: PrintRequest, signal: AbortSignal, sent: { dropped: string[] }, afterBusy = false): Promise<number> {
     // 1. What does the printer support? (Nothing is sent yet: any failure is before acceptance.)
     let caps: Capabilities
     try {
@@ -521,6 +552,9 @@ export class IppOutputDevice implements OutputDevice {
       throw new SubmitFailure(
         `printer does not support document format ${req.format} (it supports ${caps.formats.join(', ')})`,
         'document-format-not-supported', false, true)
+    }
+    if (afterBusy && caps.state === PRINTER_STATE_PROCESSING_NAME) {
+      throw new SubmitFailure('printer still processing another job (printer-state processing); the document is sent once it is idle', BUSY_REASON, true, true)
     }
     const { attributes: jobAttrs, dropped } = this.#jobTemplate(req, caps)
     sent.dropped = dropped
