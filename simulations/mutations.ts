@@ -271,13 +271,23 @@ export const MUTATIONS: readonly Mutation[] = [
   },
   // ---- panel (terminals' logins and copies; issue 12) ----
   {
-    name: 'login-index-misses-updates', area: 'panel', bug: 'the directory\'s lookups (PIN and card indexes) are kept after users change: a PIN set at central does not log in by PIN alone at a terminal, the old one still finds the user',
+    name: 'login-index-misses-updates', area: 'panel', bug: 'the directory\'s lookups (PIN and card indexes) are kept after users change: a PIN set at central does not log in by PIN alone at a terminal',
     file: 'crdt/directory.ts', find: 'usersMap(doc).observe(() => { derivedUsers.set(doc, {}) })', replace: 'void usersMap(doc)',
     options: PANEL_RUNS
   },
   {
     name: 'login-ignores-disabled', area: 'panel', bug: 'a user disabled at central still logs in at a terminal with username and PIN',
     file: 'node/users.ts', find: "  if (user === undefined || user.disabled === true || pinHash === '') {", replace: "  if (user === undefined || pinHash === '') {",
+    options: PANEL_RUNS
+  },
+  {
+    name: 'pin-only-takes-first-holder', area: 'panel', bug: 'a PIN two users hold logs the first of them in by PIN alone (it must log in neither: found by a review)',
+    file: 'node/users.ts', find: '  const holder = holders.length === 1 ? holders[0] : undefined', replace: '  const holder = holders[0]',
+    options: PANEL_RUNS
+  },
+  {
+    name: 'usage-names-queue-not-printer', area: 'panel', bug: 'a print is charged naming the job\'s queue instead of the printer that printed it: reports by printer are wrong, and a terminal\'s copy sessions no longer subtract its prints (found by a review)',
+    file: 'devices/jobs/usage.ts', find: '    printer: at.printer,\n', replace: '    printer: job.queue,\n',
     options: PANEL_RUNS
   },
   {

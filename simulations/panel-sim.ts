@@ -63,6 +63,8 @@ const IDLE_LOGOUT_SHARE = 0.3
 const RECENT_PIN_SHARE = 0.5
 /** How many of the latest PIN changes count as recent. */
 const RECENT_PIN_CHANGES = 3
+/** Share of PIN changes that give the user another user's PIN (PIN-only login must then refuse it). */
+const SHARED_PIN_SHARE = 0.2
 /** Users who come to a terminal in one panel step: from 1 to this many. */
 const MAX_VISITS = 3
 /** Pages one session copies: from 1 to this many, some in colour. */
@@ -175,6 +177,8 @@ export class PanelSim {
   /** Live copy sessions service per terminal, while it is up. */
   private readonly copiers = new Map<string, CopySessions>()
   private readonly sessions = new Map<string, SimSession>()
+  /** Per user, every PIN hash made (set, or tried and failed) with its PIN: what a terminal's record of the user may hold. */
+  private readonly hashes = new Map<string, Array<{ pin: string, hash: string }>>()
   /** Per user, how many PINs were made (set or tried): the next PIN's version. */
   private readonly pinTries = new Map<string, number>()
   /** Users whose PIN central changed, latest last. */
@@ -193,6 +197,7 @@ export class PanelSim {
       const pin = pinFor(i, 0)
       const { pinHash, pinIndex } = await indexedPinHash(pin, pinKey)
       this.pins.set(user, [{ pin, hash: pinHash, index: pinIndex }])
+      this.hashes.set(user, [{ pin, hash: pinHash }])
       const card = `SIMCARD${String(i + 1).padStart(4, '0')}`
       this.cards.set(user, { card, credential: await cardCredential(card, this.cardKey) })
     }
@@ -257,11 +262,12 @@ export class PanelSim {
    */
   private misattributed (s: SimSession, prints: ReadonlyArray<{ job: string, time: number }>): boolean {
     const end = s.end
-    if (end === undefined) return true
+    if (end === undefined) return false // never closed: nothing excuses a missing or wrong charge
     const device = this.counters.get(s.terminal)?.prints ?? []
-    const counted = new Set(device.filter((p) => p.seq > s.start.seq && p.seq < end.seq).map((p) => p.job))
-    const subtracted = new Set(prints.filter((p) => p.time >= s.start.at && p.time <= end.at).map((p) => p.job))
-    return counted.size !== subtracted.size || [...counted].some((j) => !subtracted.has(j))
+    // as multisets of job names: a job the device printed twice is two prints
+    const counted = device.filter((p) => p.seq > s.start.seq && p.seq < end.seq).map((p) => p.job).sort()
+    const subtracted = prints.filter((p) => p.time >= s.start.at && p.time <= end.at).map((p) => p.job).sort()
+    return counted.join('\n') !== subtracted.join('\n')
   }
 
   /** One panel step: an admin's change at central, or a login (and a copy) at a terminal. */
@@ -299,10 +305,14 @@ export class PanelSim {
     const pins = this.pins.get(user) ?? []
     const tries = this.pinTries.get(user) ?? 1
     if (this.rng() < PIN_CHANGE_SHARE && tries < MAX_PIN_VERSIONS) {
-      // a new PIN for every try, failed ones too (a change a crash struck may still have reached some peers)
+      // a new PIN for every try, failed ones too (a change a crash struck may still have reached some peers);
+      // now and then another user's PIN: two users holding one PIN, as an import from before PIN-only login can leave them
       this.pinTries.set(user, tries + 1)
-      const pin = pinFor(index, tries)
+      const other = this.init.users[Math.floor(this.rng() * this.init.users.length)]
+      const pin = other !== user && this.rng() < SHARED_PIN_SHARE ? this.current(other).pin : pinFor(index, tries)
       const made = await this.init.track(async () => await indexedPinHash(pin, pinKeyOf(this.cardKey)))
+      // every hash made, set or not: a terminal may hold one whose change failed at central
+      this.hashes.set(user, [...this.hashes.get(user) ?? [], { pin, hash: made.pinHash }])
       const store = central.mesh.store
       try {
         await this.init.track(async () => await store.transact(directoryDoc(), { kind: 'admin', user: 'admin' }, (d) => {
@@ -371,19 +381,20 @@ export class PanelSim {
    */
   private expected (store: DocStore, user: string, kind: LoginKind, secret: string): string | undefined {
     const users = directoryUsers(store)
-    const hashOf = new Map([...this.pins.values()].flat().map((p) => [p.pin, p.hash]))
+    // whether `u`'s record holds a hash of PIN `pin` (each user's PINs are hashed apart: two users with one PIN hold two hashes)
+    const holds = (u: DirectoryUser, pin: string): boolean => (this.hashes.get(u.username) ?? []).some((h) => h.pin === pin && h.hash === u.pinHash)
     if (kind === 'card') {
       const index = cardIndex(normalizeCard(secret), this.cardKey)
       const holder = users.find((u) => u.cards?.some((c) => c.index === index) === true)
       return holder !== undefined && holder.disabled !== true ? holder.username : undefined
     }
-    const hash = hashOf.get(secret)
     if (kind === 'pin-only') {
-      const holders = users.filter((u) => u.pinHash === hash)
+      // two holders of one PIN: it logs in neither by PIN alone
+      const holders = users.filter((u) => holds(u, secret))
       return holders.length === 1 && holders[0].disabled !== true ? holders[0].username : undefined
     }
     const rec = users.find((u) => u.username === user)
-    return rec !== undefined && rec.disabled !== true && rec.pinHash === hash ? user : undefined
+    return rec !== undefined && rec.disabled !== true && holds(rec, secret) ? user : undefined
   }
 
   /** `user` starts a copy session at `terminal`, copies some pages, and ends it at once or leaves it open. */
@@ -398,6 +409,8 @@ export class PanelSim {
       id = (await this.init.track(async () => await copier.begin({ user, admin: false }))).id
     } catch (err) {
       this.init.event(terminal.name, 'copy-not-started', undefined, `${user}: ${(err as Error).message}`)
+      // only a crash striking inside it (closing the last user's session) may stop a start: the counters never fail here
+      if (!terminal.crashed) this.init.checker.violation(3, this.init.step(), `${terminal.name} did not start ${user}'s copy session: ${(err as Error).message}`, undefined, terminal.name)
       return
     }
     // a session of another user open here was ended by this one (charged to its own user): its end reading came first
@@ -425,8 +438,9 @@ export class PanelSim {
       await this.init.track(async () => await copier.end({ user: session.user, admin: false }, reason))
       this.ended(session, reason, this.countersOf(terminal).readings.at(-1))
     } catch (err) {
-      // a crash striking inside the close: the session stays open in the data folder, closed at the restart
+      // a crash striking inside the close: the session stays open in the data folder, closed at the restart; anything else is a bug
       this.init.event(terminal.name, 'copy-end-failed', undefined, `${session.user}: ${(err as Error).message}`)
+      if (!terminal.crashed) this.init.checker.violation(3, this.init.step(), `${terminal.name} did not end ${session.user}'s copy session: ${(err as Error).message}`, undefined, terminal.name)
     }
   }
 
@@ -489,9 +503,14 @@ export class PanelSim {
   }
 }
 
-/** The prints `terminal` charged on its printer, among `records` (with their writers): job name and record time. */
-function printsOf (records: ReadonlyArray<{ writer: string, kind: string, jobName: string, printer: string, time: number }>, terminal: string): Array<{ job: string, time: number }> {
-  return records.filter((r) => r.kind === 'print' && r.writer === terminal && r.printer === TERMINAL_PRINTER).map((r) => ({ job: r.jobName, time: r.time }))
+/**
+ * The prints `terminal` charged, among `records` (with their writers): job name and record
+ * time. Whatever printer a record names: the device printed what the simulator saw it print
+ * (a record naming another printer is invariant 3's to report, and the product would then
+ * fail to subtract it, which the exact check shows).
+ */
+function printsOf (records: ReadonlyArray<{ writer: string, kind: string, jobName: string, time: number }>, terminal: string): Array<{ job: string, time: number }> {
+  return records.filter((r) => r.kind === 'print' && r.writer === terminal).map((r) => ({ job: r.jobName, time: r.time }))
 }
 
 /** PIN `version` of user number `index`: 6 digits, distinct for every user and version. */

@@ -485,7 +485,7 @@ class Simulation {
   /** Jobs sent to a fallback printer, that their owner, unsure, also releases at a printer of the site at the next step. */
   private readonly fallbackRetries: SimJob[] = []
   /** Per job label, every print that came out of a printer: the site (its peer's name), whether it was an offline release, and what the printer reports it was sent. */
-  private readonly prints = new Map<string, Array<{ site: string, offline: boolean, sha256?: string, copies?: number, sides?: string, monochrome?: boolean }>>()
+  private readonly prints = new Map<string, Array<{ site: string, printer: string, offline: boolean, sha256?: string, copies?: number, sides?: string, monochrome?: boolean }>>()
   /** With credit, per job label and printer, whether the printer was last sent the job in monochrome (a 'mono-only' site's print the credit covered only so). */
   private readonly monochromeSent = new Map<string, boolean>()
   /** Per job label and printer, whether the printer's last acceptance of it was an offline release. */
@@ -528,7 +528,7 @@ class Simulation {
     if (!Number.isInteger(opts.peers) || opts.peers < 3) throw new RangeError('a simulation needs at least 3 peers (central and two sites)')
     if (opts.terminals < 0 || opts.peers - 1 - opts.terminals < 2) throw new RangeError('terminals must leave at least two sites')
     if (opts.clients !== undefined && (!Number.isInteger(opts.clients) || opts.clients < 0)) throw new RangeError('clients must be a whole number')
-    // a copy with a price list needs the credit service's copy allowance and payment, which the panels do not drive yet
+    // with credit, prints reserve and pay credit, but the panels' copy sessions get no credit service (no copy allowance, no payment) yet
     if (opts.panel === true && opts.credit === true) throw new RangeError('panels (copies) and credit cannot be simulated together yet')
     this.rng = seededRandom(opts.seed)
     this.docRng = seededRandom(opts.seed ^ 0xd0c5)
@@ -709,7 +709,8 @@ class Simulation {
           if (this.siteOfPrinter(e.printer) !== held.holder) this.deviceStats.printedElsewhere++
         }
         const site = this.siteOfPrinter(e.printer)
-        const print = { site, offline: this.offlineAccept.get(`${e.job}@${e.printer}`) === true, sha256: e.sha256, copies: e.copies, sides: e.sides, ...(this.monochromeSent.get(`${e.job}@${e.printer}`) === true ? { monochrome: true } : {}) }
+        // the printer's name at its peer: `<peer>/<printer>` (simulations/device.ts)
+        const print = { site, printer: e.printer.slice(e.printer.lastIndexOf('/') + 1), offline: this.offlineAccept.get(`${e.job}@${e.printer}`) === true, sha256: e.sha256, copies: e.copies, sides: e.sides, ...(this.monochromeSent.get(`${e.job}@${e.printer}`) === true ? { monochrome: true } : {}) }
         this.prints.set(e.job, [...(this.prints.get(e.job) ?? []), print])
         // the device's life counters count the print (a copy session subtracts it)
         if (held !== undefined && this.panel !== undefined) {
@@ -1952,8 +1953,8 @@ class Simulation {
           this.checker.violation(3, this.step, `${where} charges job ${label}, which ${writer}'s printer never completed (printers completed it: ${(this.prints.get(label) ?? []).map((x) => x.site).join(', ') || 'nowhere'})`, label, writer)
           continue
         }
-        const want = this.truth(job, print)
-        const got = { kind: r.kind, user: r.user, pages: r.pages, colorPages: r.colorPages, sheets: r.sheets, copies: r.copies }
+        const want = { printer: print.printer, ...this.truth(job, print) }
+        const got = { printer: r.printer, kind: r.kind, user: r.user, pages: r.pages, colorPages: r.colorPages, sheets: r.sheets, copies: r.copies }
         if (JSON.stringify(got) !== JSON.stringify(want)) this.checker.violation(3, this.step, `${where} charges job ${label} ${JSON.stringify(got)}, the printer printed ${JSON.stringify(want)}`, label, writer)
       }
     }
