@@ -60,7 +60,7 @@ export interface DocSyncState {
   doc: string
   /** Per connected peer: `in-sync`, `behind` (we lack something they have), `ahead` (they lack something), `unknown`. */
   peers: Record<string, 'in-sync' | 'behind' | 'ahead' | 'unknown'>
-  /** How many changes this peer holds of it (the sum of its state vector): one peer holds all another does only when its count is as high. */
+  /** How many changes this peer holds of it (the sum of its log vector): of a document one peer writes, a peer holds all another does once its count is as high (with several writers, equal sums can hide different changes). */
   changes: number
 }
 

@@ -143,7 +143,7 @@ export type DocPeerState = 'in-sync' | 'behind' | 'ahead' | 'unknown'
 export interface MeshStatus {
   self: { peer: string, role: string, site?: string, authority: string, addresses: string[] }
   peers: MeshPeerView[]
-  /** Per document, how this node compares with each connected peer. */
+  /** Per document, how this node compares with each connected peer, and how many changes of it this node holds (crdt/sync.ts DocSyncState). */
   documents: Array<{ doc: string, peers: Record<string, DocPeerState>, changes: number }>
   stats: {
     envelopesIn: number

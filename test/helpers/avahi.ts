@@ -6,6 +6,9 @@ const run = promisify(execFile)
 /** avahi-browse dumps its cache and quits well within this; more means avahi is wedged. */
 const BROWSE_TIMEOUT_MS = 15_000
 
+/** What avahi-browse prints for a service it saw but could not resolve (avahi-utils' avahi-browse.c). */
+const RESOLVE_FAILURE = /^Failed to resolve service /
+
 /** A resolved service as `avahi-browse -rpt` prints it. */
 export interface Browsed { iface: string, protocol: string, name: string, host: string, address: string, port: number, txt: Map<string, string> }
 
@@ -26,10 +29,13 @@ export async function browse (type = '_ipp._tcp'): Promise<Browsed[]> {
     ({ stdout } = await run('avahi-browse', ['-rpt', type], { encoding: 'utf8', timeout: BROWSE_TIMEOUT_MS }))
   } catch (err) {
     // a service that leaves while it is being resolved (another test file's printer stopping) makes
-    // avahi-browse exit non-zero after printing the rest (a clean-clone run failed so): take what it printed;
-    // callers poll until what they wait for is there. Killed at the timeout: avahi is wedged, say so.
-    const failed = err as { stdout?: unknown, killed?: boolean }
-    if (failed.killed === true || typeof failed.stdout !== 'string') throw err
+    // avahi-browse exit non-zero after printing the rest (a clean-clone run failed so): take what it
+    // printed, callers poll on. Anything else (killed at the timeout: avahi wedged; no daemon; no
+    // binary) is an error, so that a wait for a service to leave never passes on an empty listing.
+    const failed = err as { stdout?: unknown, stderr?: unknown, killed?: boolean }
+    const complaints = typeof failed.stderr === 'string' ? failed.stderr.trim().split('\n').filter((l) => l !== '') : []
+    const onlyResolveFailures = complaints.length > 0 && complaints.every((l) => RESOLVE_FAILURE.test(l))
+    if (failed.killed === true || typeof failed.stdout !== 'string' || !onlyResolveFailures) throw err
     stdout = failed.stdout
   }
   const resolved = new Map<string, Browsed>()
