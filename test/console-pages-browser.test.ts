@@ -17,7 +17,7 @@ import { startSite, startCentral, startClient, type SiteProcess } from '../simul
 import { until } from '../simulations/wait.ts'
 import { admin } from './helpers/node-api.ts'
 import { runCleanup, startBrowser, type TestBrowser } from './helpers/browser.ts'
-import { visitConsolePages, WIDE, PHONE } from './helpers/console.ts'
+import { visitConsolePages, explainConsoleFailure, WIDE, PHONE } from './helpers/console.ts'
 import type { Page } from 'playwright-core'
 
 /** Replication waits at most this long: anti-entropy runs every second in tests. */
@@ -86,11 +86,7 @@ function browserTest (name: string, fn: () => Promise<void>): void {
     try {
       await fn()
     } catch (err) {
-      const page = br().page
-      const shown = await page.evaluate(() => `${location.hash} | error: ${document.getElementById('page-error')?.textContent ?? ''} | ${(document.querySelector('main') as HTMLElement | null)?.innerText.slice(0, 1500) ?? ''}`).catch((e: Error) => `(page not readable: ${e.message})`)
-      await br().screenshot(`failed-${name.slice(0, 20).replace(/\W+/g, '-')}`).catch(() => {})
-      if (err instanceof Error) err.message += `\n  the page showed: ${shown}`
-      throw err
+      await explainConsoleFailure(br(), name, err)
     }
   })
 }

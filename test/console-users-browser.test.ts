@@ -22,7 +22,7 @@ import { startSite, startCentral, startTerminal, type SiteProcess } from '../sim
 import { until } from '../simulations/wait.ts'
 import { admin } from './helpers/node-api.ts'
 import { runCleanup, startBrowser, type TestBrowser } from './helpers/browser.ts'
-import { visitConsolePages } from './helpers/console.ts'
+import { visitConsolePages, explainConsoleFailure } from './helpers/console.ts'
 import { panelLogin } from './helpers/terminal-mesh.ts'
 import type { Page, Request } from 'playwright-core'
 
@@ -134,11 +134,7 @@ function browserTest (name: string, fn: () => Promise<void>): void {
     try {
       await fn()
     } catch (err) {
-      const page = br().page
-      const shown = await page.evaluate(() => `${location.href} | error: ${document.getElementById('page-error')?.textContent ?? ''} | ${(document.querySelector('main') as HTMLElement | null)?.innerText.slice(0, 1500) ?? ''}`).catch((e: Error) => `(page not readable: ${e.message})`)
-      await br().screenshot(`failed-${name.slice(0, 20).replace(/\W+/g, '-')}`).catch(() => {})
-      if (err instanceof Error) err.message += `\n  the page showed: ${shown}\n  the page's requests unanswered at ${new Date().toISOString()}: ${[...unanswered.values()].join('; ')}`
-      throw err
+      await explainConsoleFailure(br(), name, err, () => `the page's requests unanswered at ${new Date().toISOString()}: ${[...unanswered.values()].join('; ')}`)
     }
   })
 }

@@ -2,6 +2,18 @@
 import * as assert from 'uvu/assert'
 import type { TestBrowser } from './browser.ts'
 
+/**
+ * What a console test adds to its failure: what the page showed (its address, its error line
+ * and the start of its main text), and `more` (e.g. its requests still unanswered); a
+ * screenshot `failed-<name>` is taken too. Rethrows `err`.
+ */
+export async function explainConsoleFailure (browser: TestBrowser, name: string, err: unknown, more?: () => string): Promise<never> {
+  const shown = await browser.page.evaluate(() => `${location.href} | error: ${document.getElementById('page-error')?.textContent ?? ''} | ${(document.querySelector('main') as HTMLElement | null)?.innerText.slice(0, 1500) ?? ''}`).catch((e: Error) => `(page not readable: ${e.message})`)
+  await browser.screenshot(`failed-${name.slice(0, 20).replace(/\W+/g, '-')}`).catch(() => {})
+  if (err instanceof Error) err.message += `\n  the page showed: ${shown}${more !== undefined ? `\n  ${more()}` : ''}`
+  throw err
+}
+
 /** A desktop's and a phone's viewport: every console page is checked at both. */
 export const WIDE = { width: 1280, height: 900 }
 export const PHONE = { width: 390, height: 844 }
