@@ -42,6 +42,8 @@ const BROWSER_TIMEOUT_MS = 15_000
 let mesh: TerminalMesh | undefined
 let fallback: IppEvePrinter | undefined
 let client: SiteProcess | undefined
+/** The client as first started (restarts reuse its data folder, which it owns). */
+let first: SiteProcess | undefined
 const extra: SiteProcess[] = []
 
 const m = (): TerminalMesh => { if (mesh === undefined) throw new Error('no mesh'); return mesh }
@@ -97,12 +99,15 @@ test.before(async () => {
   fallback = await startIppEvePrinter({ name: 'backup printer' })
   const joinString = (await admin<{ joinString: string }>(m().central, '/api/mesh/tokens', { method: 'POST', body: { role: 'client', site: 'site-a' } })).joinString
   client = await startClient({ args: ['--join', joinString, '--user', 'alice', '--name', 'alice-pc', '--fallback-printer', `backup=${fallback.uri}`] })
+  first = client
   await until(async () => (await clientStatus()).siteReachable, MESH_TIMEOUT_MS, 'the client reaches its site')
 })
 
 test.after(async () => {
   for (const node of extra) await node.stop()
   await client?.stop()
+  // the first client owns the data folder the restarted ones reused: stopped last, it removes it
+  await first?.stop()
   await fallback?.stop()
   await mesh?.stop()
 })
