@@ -172,17 +172,18 @@ export class PanelSim {
   private readonly rng: () => number
   /** The directory's card key (a node derives it from the network key; any 32 bytes here). */
   private readonly cardKey = new Uint8Array(createHash('sha256').update('printmesh simulation card key').digest())
-  /** Per user, every PIN central set (the last is current) with the hash it wrote. */
-  private readonly pins = new Map<string, Array<{ pin: string, hash: string, index: PinIndex }>>()
+  /**
+   * Per user, every PIN hash made, oldest first, with its PIN: `set` when central's change
+   * went through (the last of those is the current PIN), else a change a crash struck, which
+   * may still have reached some peers. What a terminal's record of the user may hold; its
+   * length is the next PIN's version.
+   */
+  private readonly made = new Map<string, Array<{ pin: string, hash: string, index: PinIndex, set: boolean }>>()
   private readonly cards = new Map<string, { card: string, credential: CardCredential }>()
   private readonly counters = new Map<string, SimCounters>()
   /** Live copy sessions service per terminal, while it is up. */
   private readonly copiers = new Map<string, CopySessions>()
   private readonly sessions = new Map<string, SimSession>()
-  /** Per user, every PIN hash made (set, or tried and failed) with its PIN: what a terminal's record of the user may hold. */
-  private readonly hashes = new Map<string, Array<{ pin: string, hash: string }>>()
-  /** Per user, how many PINs were made (set or tried): the next PIN's version. */
-  private readonly pinTries = new Map<string, number>()
   /** Users whose PIN central changed, latest last. */
   private readonly changedPins: string[] = []
 
@@ -198,8 +199,7 @@ export class PanelSim {
     for (const [i, user] of this.init.users.entries()) {
       const pin = pinFor(i, 0)
       const { pinHash, pinIndex } = await indexedPinHash(pin, pinKey)
-      this.pins.set(user, [{ pin, hash: pinHash, index: pinIndex }])
-      this.hashes.set(user, [{ pin, hash: pinHash }])
+      this.made.set(user, [{ pin, hash: pinHash, index: pinIndex, set: true }])
       const card = `SIMCARD${String(i + 1).padStart(4, '0')}`
       this.cards.set(user, { card, credential: await cardCredential(card, this.cardKey) })
     }
@@ -213,8 +213,13 @@ export class PanelSim {
     return { pinHash: pin.hash, pinIndex: pin.index, cards: [card.credential] }
   }
 
+  /** The PINs central set for `user`, oldest first: the last is current. */
+  private pinsSet (user: string): Array<{ pin: string, hash: string, index: PinIndex }> {
+    return (this.made.get(user) ?? []).filter((p) => p.set)
+  }
+
   private current (user: string): { pin: string, hash: string, index: PinIndex } {
-    const list = this.pins.get(user)
+    const list = this.pinsSet(user)
     if (list === undefined || list.length === 0) throw new Error(`no PIN made for ${user}`)
     return list[list.length - 1]
   }
@@ -291,8 +296,7 @@ export class PanelSim {
         : this.init.users[Math.floor(this.rng() * this.init.users.length)]
       const roll = this.rng()
       let kind = LOGIN_KINDS.find(([, upTo]) => roll < upTo)?.[0] ?? 'pin'
-      const pins = this.pins.get(user) ?? []
-      if (kind === 'old-pin' && pins.length < 2) kind = 'pin'
+      if (kind === 'old-pin' && this.pinsSet(user).length < 2) kind = 'pin'
       const who = await this.login(terminal, user, kind, !reachable(terminal))
       if (who !== undefined) await this.copy(terminal, who)
     }
@@ -304,17 +308,16 @@ export class PanelSim {
     if (central?.mesh === undefined || central.crashed) return
     const index = Math.floor(this.rng() * this.init.users.length)
     const user = this.init.users[index]
-    const pins = this.pins.get(user) ?? []
-    const tries = this.pinTries.get(user) ?? 1
+    const tries = this.made.get(user)?.length ?? 0
     if (this.rng() < PIN_CHANGE_SHARE && tries < MAX_PIN_VERSIONS) {
       // a new PIN for every try, failed ones too (a change a crash struck may still have reached some peers);
       // now and then another user's PIN: two users holding one PIN, as an import from before PIN-only login can leave them
-      this.pinTries.set(user, tries + 1)
       const other = this.init.users[Math.floor(this.rng() * this.init.users.length)]
       const pin = other !== user && this.rng() < SHARED_PIN_SHARE ? this.current(other).pin : pinFor(index, tries)
       const made = await this.init.track(async () => await indexedPinHash(pin, pinKeyOf(this.cardKey)))
       // every hash made, set or not: a terminal may hold one whose change failed at central
-      this.hashes.set(user, [...this.hashes.get(user) ?? [], { pin, hash: made.pinHash }])
+      const entry = { pin, hash: made.pinHash, index: made.pinIndex, set: false }
+      this.made.set(user, [...this.made.get(user) ?? [], entry])
       const store = central.mesh.store
       try {
         await this.init.track(async () => await store.transact(directoryDoc(), { kind: 'admin', user: 'admin' }, (d) => {
@@ -326,7 +329,7 @@ export class PanelSim {
         this.init.event('central', 'pin-change-failed', undefined, `${user}: ${(err as Error).message}`)
         return
       }
-      pins.push({ pin, hash: made.pinHash, index: made.pinIndex })
+      entry.set = true
       this.changedPins.push(user)
       this.stats.pinChanges++
       this.init.event('central', 'pin-changed', undefined, user)
@@ -356,7 +359,7 @@ export class PanelSim {
   private async login (terminal: PanelPeer, user: string, kind: LoginKind, offline: boolean): Promise<string | undefined> {
     const store = terminal.mesh?.store
     if (store === undefined) return undefined
-    const pins = this.pins.get(user) ?? []
+    const pins = this.pinsSet(user)
     const secret = kind === 'card' ? this.cards.get(user)?.card ?? '' : kind === 'old-pin' ? pins[this.int(0, pins.length - 2)].pin : this.current(user).pin
     const logins = panelLogins(store, this.cardKey, { pinOnlyLogin: true })
     const byCard = logins.authenticateCard
@@ -384,7 +387,7 @@ export class PanelSim {
   private expected (store: DocStore, user: string, kind: LoginKind, secret: string): string | undefined {
     const users = directoryUsers(store)
     // whether `u`'s record holds a hash of PIN `pin` (each user's PINs are hashed apart: two users with one PIN hold two hashes)
-    const holds = (u: DirectoryUser, pin: string): boolean => (this.hashes.get(u.username) ?? []).some((h) => h.pin === pin && h.hash === u.pinHash)
+    const holds = (u: DirectoryUser, pin: string): boolean => (this.made.get(u.username) ?? []).some((h) => h.pin === pin && h.hash === u.pinHash)
     if (kind === 'card') {
       const index = cardIndex(normalizeCard(secret), this.cardKey)
       const holder = users.find((u) => u.cards?.some((c) => c.index === index) === true)
