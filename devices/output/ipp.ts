@@ -199,6 +199,11 @@ const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([
   Status.serverErrorNotAcceptingJobs,
   Status.serverErrorBusy
 ])
+/** `ms` ± 20 %, so printers (and the sites asking them) are not hit in lockstep. */
+function jittered (ms: number): number {
+  return Math.round(ms * (0.8 + Math.random() * 0.4))
+}
+
 /** The reason of `server-error-busy` (statusReason): the printer is printing another job. */
 const BUSY_REASON = 'busy'
 /** `printer-state` 4 as Capabilities name it: a printer that answered busy is not sent the document again while in it. */
@@ -526,16 +531,14 @@ export class IppOutputDevice implements OutputDevice {
     )
   }
 
-  /** Wait after the `n`th `server-error-busy` in a row: doubling from `busyInitialBackoffMs`, capped, with the same jitter. */
+  /** Wait after the `n`th `server-error-busy` in a row: doubling from `busyInitialBackoffMs`, capped at {@link BUSY_MAX_WAIT_MS}. */
   #busyBackoff (n: number): number {
-    const base = Math.min(BUSY_MAX_WAIT_MS, this.#retry.maxBackoffMs, this.#retry.busyInitialBackoffMs * 2 ** (n - 1))
-    return Math.round(base * (0.8 + Math.random() * 0.4))
+    return jittered(Math.min(BUSY_MAX_WAIT_MS, this.#retry.maxBackoffMs, this.#retry.busyInitialBackoffMs * 2 ** (n - 1)))
   }
 
-  /** Backoff before attempt `attempt + 1`: doubling, capped, ±20 % jitter so printers are not hit in lockstep. */
+  /** Backoff before attempt `attempt + 1`: doubling, capped. */
   #backoff (attempt: number): number {
-    const base = Math.min(this.#retry.maxBackoffMs, this.#retry.initialBackoffMs * 2 ** (attempt - 1))
-    return Math.round(base * (0.8 + Math.random() * 0.4))
+    return jittered(Math.min(this.#retry.maxBackoffMs, this.#retry.initialBackoffMs * 2 ** (attempt - 1)))
   }
 
   /** One attempt; `afterBusy`: the printer answered busy last time, so the document is sent only once it reports idle. */

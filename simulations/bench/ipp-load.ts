@@ -6,7 +6,7 @@
  */
 import { Agent } from 'node:http'
 import { performance } from 'node:perf_hooks'
-import { Op, Tag, attr, statusName, type IppMessage } from '../../devices/ipp/wire.ts'
+import { Op, Tag, attr, statusName, type IppAttribute, type IppMessage } from '../../devices/ipp/wire.ts'
 import { exchangeTarget, ippExchange, type ExchangeTarget } from '../../devices/output/http-exchange.ts'
 import { BenchmarkError } from './common.ts'
 
@@ -45,11 +45,11 @@ export interface LoadResult {
   errors: string[]
 }
 
-/** The Print-Job operation and job attributes (everything before the document bytes). */
-export function printJobRequest (printerUri: string, user: string, jobName: string, requestId: number): IppMessage {
+/** An IPP request to `printerUri` as `user`: the RFC 8011 operation attributes, then `extra` ones, then `groups`. */
+export function ippOperation (code: number, printerUri: string, user: string, extra: IppAttribute[] = [], requestId = 1, groups: IppMessage['groups'] = []): IppMessage {
   return {
     version: { major: 2, minor: 0 },
-    code: Op.PrintJob,
+    code,
     requestId,
     groups: [
       {
@@ -59,13 +59,20 @@ export function printJobRequest (printerUri: string, user: string, jobName: stri
           attr('attributes-natural-language', Tag.naturalLanguage, 'en'),
           attr('printer-uri', Tag.uri, printerUri),
           attr('requesting-user-name', Tag.nameWithoutLanguage, user),
-          attr('job-name', Tag.nameWithoutLanguage, jobName),
-          attr('document-format', Tag.mimeMediaType, 'application/pdf')
+          ...extra
         ]
       },
-      { tag: Tag.jobAttributes, attributes: [attr('job-hold-until', Tag.keyword, 'indefinite')] }
+      ...groups
     ]
   }
+}
+
+/** The Print-Job operation and job attributes (everything before the document bytes). */
+export function printJobRequest (printerUri: string, user: string, jobName: string, requestId: number): IppMessage {
+  return ippOperation(Op.PrintJob, printerUri, user, [
+    attr('job-name', Tag.nameWithoutLanguage, jobName),
+    attr('document-format', Tag.mimeMediaType, 'application/pdf')
+  ], requestId, [{ tag: Tag.jobAttributes, attributes: [attr('job-hold-until', Tag.keyword, 'indefinite')] }])
 }
 
 /** The exchange target of a queue on 127.0.0.1 (benchmarks send nowhere else). */

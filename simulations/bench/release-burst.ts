@@ -33,7 +33,7 @@ import { startIppEvePrinter, type IppEvePrinter } from '../../test/helpers/ippev
 import { startSite, type SiteProcess } from '../node-process.ts'
 import { deviceQueue, startPrivateCups, type PrivateCups } from './cups.ts'
 import { paddedPdf } from './pdf.ts'
-import { loopbackTarget, printJobRequest, sendPrintJob } from './ipp-load.ts'
+import { ippOperation, loopbackTarget, printJobRequest, sendPrintJob } from './ipp-load.ts'
 import { checkSandboxPrerequisites, inSandbox, runInSandbox, startSandboxServices } from './sandbox.ts'
 import { BenchmarkError, quantile, round, type BenchContext, type Benchmark, type BenchResult, type Row } from './common.ts'
 
@@ -119,21 +119,7 @@ const limits = { connectTimeoutMs: REQUEST_TIMEOUT_MS, idleTimeoutMs: REQUEST_TI
 
 /** One IPP operation to `uri` (on 127.0.0.1) with the RFC 8011 operation attributes and `extra`. */
 async function ipp (uri: string, op: number, extra: IppAttribute[]): Promise<IppMessage> {
-  const request: IppMessage = {
-    version: { major: 2, minor: 0 },
-    code: op,
-    requestId: 1,
-    groups: [{
-      tag: Tag.operationAttributes,
-      attributes: [
-        attr('attributes-charset', Tag.charset, 'utf-8'),
-        attr('attributes-natural-language', Tag.naturalLanguage, 'en'),
-        attr('printer-uri', Tag.uri, uri),
-        attr('requesting-user-name', Tag.nameWithoutLanguage, USER),
-        ...extra
-      ]
-    }]
-  }
+  const request = ippOperation(op, uri, USER, extra)
   const res = await ippExchange(loopbackTarget(uri), request, limits, AbortSignal.timeout(REQUEST_TIMEOUT_MS))
   if (res.code > 0x00ff) throw new ReleaseBurstError(`IPP operation 0x${op.toString(16)} to ${uri}: ${statusName(res.code)}`)
   return res
