@@ -128,7 +128,7 @@ test('server-error-busy before acceptance is retried, and the job is submitted u
   assert.ok(printJobs(p.received).every((r) => r.bodyBytes === DOC_BYTES), 'whole document each time')
 })
 
-test('server-error-busy is asked again after the short busy wait (doubling), other "not now" answers after the long one', async () => {
+test('past busyFlatMs, server-error-busy is asked again after the short busy wait (doubling), other "not now" answers after the long one', async () => {
   const waits: Array<{ reason: string, waitMs: number }> = []
   const capture = pino({ level: 'warn' }, { write: (line: string) => { const r = JSON.parse(line) as { msg: string, reason: string, waitMs: number }; if (r.msg === 'printer not ready, retrying') waits.push({ reason: r.reason, waitMs: r.waitMs }) } })
   const p = await printer((op, n) => {
@@ -136,13 +136,28 @@ test('server-error-busy is asked again after the short busy wait (doubling), oth
     if (op === Op.PrintJob) return n === 1 ? { status: Status.serverErrorServiceUnavailable } : n <= 4 ? { status: Status.serverErrorBusy } : ACCEPTED
     return COMPLETED
   })
-  const retry = { maxAttempts: 6, initialBackoffMs: 400, maxBackoffMs: 1_000, busyInitialBackoffMs: 10 }
+  const retry = { maxAttempts: 6, initialBackoffMs: 400, maxBackoffMs: 1_000, busyInitialBackoffMs: 10, busyFlatMs: 0 }
   const outcome = await new IppOutputDevice(p.uri, { ...FAST, logger: capture, retry }).print(request(), recorder(), new AbortController().signal)
   assert.equal(outcome, { printerJobId: 42, impressions: 2 })
   assert.equal(waits.map((w) => w.reason), ['service-unavailable', 'busy', 'busy', 'busy'])
   const [unavailable, ...busy] = waits.map((w) => w.waitMs)
   assert.ok(unavailable >= 320 && unavailable <= 480, `service-unavailable waits initialBackoffMs ±20 % (${unavailable} ms)`)
   busy.forEach((ms, i) => { const base = 10 * 2 ** i; assert.ok(ms >= base * 0.8 && ms <= base * 1.2, `busy answer ${i + 1} waits ${base} ms ±20 % (${ms} ms)`) })
+})
+
+test('within busyFlatMs of the first busy answer a busy printer is asked again every busyInitialBackoffMs, not doubling', async () => {
+  const waits: number[] = []
+  const capture = pino({ level: 'warn' }, { write: (line: string) => { const r = JSON.parse(line) as { msg: string, waitMs: number }; if (r.msg === 'printer not ready, retrying') waits.push(r.waitMs) } })
+  const p = await printer((op, n) => {
+    if (op === Op.GetPrinterAttributes) return CAPABILITIES
+    if (op === Op.PrintJob) return n <= 5 ? { status: Status.serverErrorBusy } : ACCEPTED
+    return COMPLETED
+  })
+  const retry = { maxAttempts: 2, initialBackoffMs: 400, maxBackoffMs: 1_000, busyInitialBackoffMs: 10, busyFlatMs: 10_000 }
+  const outcome = await new IppOutputDevice(p.uri, { ...FAST, logger: capture, retry }).print(request(), recorder(), new AbortController().signal)
+  assert.equal(outcome, { printerJobId: 42, impressions: 2 })
+  assert.is(waits.length, 5)
+  waits.forEach((ms, i) => assert.ok(ms >= 8 && ms <= 12, `busy answer ${i + 1} waits 10 ms ±20 % (${ms} ms)`))
 })
 
 const PROCESSING: Action = { status: Status.successfulOk, job: [attr('document-format-supported', Tag.mimeMediaType, 'application/pdf'), attr('printer-state', Tag.enum, 4)] }

@@ -118,6 +118,13 @@ export interface IppRetryPolicy {
    */
   busyInitialBackoffMs: number
   /**
+   * For this long after the first busy answer the printer is asked again every
+   * `busyInitialBackoffMs`, not doubling: the job ahead is most often a short one of ours,
+   * and a printer freed between two questions idles until the next (8 jobs of 50 ms released
+   * at once: doubling from the first answer left the printer idle ~40 % of the burst).
+   */
+  busyFlatMs: number
+  /**
    * How long a printer may keep answering busy before the submission fails with `busy` (its
    * caller then waits longer, or gives the job back). Busy answers within it do not count
    * against `maxAttempts`; after the first one the document is sent again only once the
@@ -153,6 +160,8 @@ export const DEFAULT_RETRY: Readonly<IppRetryPolicy> = {
   maxBackoffMs: 15_000, // keep the user at the panel waiting no longer than this per step
   // a printer busy with the job ahead frees when that job ends, which may be any moment: asked soon, then less often
   busyInitialBackoffMs: 25,
+  // a page or two; a printer busy for longer is asked less often after it (at most 10 Get-Printer-Attributes)
+  busyFlatMs: 250,
   // as long as the attempts above wait in all (1 + 2 + 4 + 8 s): a printer printing a long job ahead gets as long as before
   busyWindowMs: 15_000
 }
@@ -491,6 +500,8 @@ export class IppOutputDevice implements OutputDevice {
     // busy answers in a row, and when the first of them came: within busyWindowMs they use up no attempt
     let busyAnswers = 0
     let busySince: number | undefined
+    // of them, those within busyFlatMs of the first (asked again after the short wait, not doubling)
+    let busyFlatAnswers = 0
     for (let attempt = 1; attempt <= this.#retry.maxAttempts; attempt++) {
       if (signal.aborted) throw printerError('release aborted before the printer accepted it', 'release-aborted', true, signal.reason)
       try {
@@ -506,13 +517,15 @@ export class IppOutputDevice implements OutputDevice {
         if (failure.reason === BUSY_REASON) {
           busySince ??= Date.now()
           busyAnswers++
-          wait = this.#busyBackoff(busyAnswers)
+          if (Date.now() - busySince < this.#retry.busyFlatMs) busyFlatAnswers = busyAnswers
+          wait = this.#busyBackoff(busyAnswers - busyFlatAnswers)
           if (Date.now() - busySince + wait > this.#retry.busyWindowMs) {
             throw printerError(`printer still busy after ${Date.now() - busySince} ms: ${failure.message}`, failure.reason, true, failure)
           }
           attempt-- // a printer busy with another job is not failing
         } else {
           busyAnswers = 0
+          busyFlatAnswers = 0
           busySince = undefined
           if (attempt === this.#retry.maxAttempts) break
           wait = this.#backoff(attempt)
@@ -531,9 +544,9 @@ export class IppOutputDevice implements OutputDevice {
     )
   }
 
-  /** Wait after the `n`th `server-error-busy` in a row: doubling from `busyInitialBackoffMs`, capped at {@link BUSY_MAX_WAIT_MS}. */
+  /** Wait after `server-error-busy`, `n` answers after the flat period (0: within it): `busyInitialBackoffMs`, then doubling, capped at {@link BUSY_MAX_WAIT_MS}. */
   #busyBackoff (n: number): number {
-    return jittered(Math.min(BUSY_MAX_WAIT_MS, this.#retry.maxBackoffMs, this.#retry.busyInitialBackoffMs * 2 ** (n - 1)))
+    return jittered(Math.min(BUSY_MAX_WAIT_MS, this.#retry.maxBackoffMs, this.#retry.busyInitialBackoffMs * 2 ** Math.max(0, n - 1)))
   }
 
   /** Backoff before attempt `attempt + 1`: doubling, capped. */
