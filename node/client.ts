@@ -202,7 +202,7 @@ function clientServices (config: ClientConfig, site: SiteId, name: string, user:
       const accounts = new AdminAccounts({ store: c.store, authority: () => false, authorityId: () => c.membership.authority, tokenOnly: true })
       return createHttpServer({ mesh, accounts, plugins: [meshRoutes(mesh), clientRoutes(api), metricsRoutes(c.metrics), pagesRoutes(['client', 'admin', 'console']),
         // the admin console, read-only: every site's printers and settings and this site's jobs, as this workstation holds them (issue 16 item 4)
-        consoleRoutes(createAdminConsole({ store: c.store, self: c.self.id, site, peers: () => mesh.status().peers, readOnly: 'client' })), eventsRoutes(storeChangeFeed(c.store))], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics, tls: c.tls, ...(config.plainHttp === true ? { plainHttp: true } : {}) })
+        consoleRoutes(createAdminConsole({ store: c.store, self: c.self.id, site, peers: () => mesh.status().peers, readOnly: 'client' })), eventsRoutes(storeChangeFeed(c.store, c.transport))], adminToken: c.adminToken, logger: c.logger, host: config.host, port: config.httpPort, metrics: c.metrics, tls: c.tls, ...(config.plainHttp === true ? { plainHttp: true } : {}) })
     })
   }
 }

@@ -45,7 +45,8 @@ import { InvalidRequestError, KindedError } from '../crdt/errors.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
 import type { Startable } from './compose.ts'
 import { probePrinter } from './site-api.ts'
-import type { ChangeFeed } from '../ui/routes/events.ts'
+import { PEERS_FEED, type ChangeFeed } from '../ui/routes/events.ts'
+import type { SyncLink } from '../crdt/sync.ts'
 import type { ConsoleApi, ConsoleAction, ConsoleJob, ConsoleJobQuery, ConsolePrinter, ConsoleSite, PrinterChange } from '../ui/routes/console.ts'
 
 /** How often the site asks its printers how they are (Get-Printer-Attributes); only changes are written. */
@@ -599,16 +600,29 @@ export function createAdminConsole (init: AdminConsoleInit): ConsoleApi {
   }
 }
 
-/** The console's live updates (ui/routes/events.ts): each envelope the store takes, as its document's family. */
-export function storeChangeFeed (store: DocStore): ChangeFeed {
+/**
+ * The console's live updates (ui/routes/events.ts): each envelope the store takes, as its
+ * document's family, and each peer connecting or disconnecting on `links` (the node's sync
+ * transport), as {@link PEERS_FEED}: a connection is no document change, and the console's
+ * peers page shows them. A revocation is both: the license document changes, and every node
+ * disconnects the peer.
+ */
+export function storeChangeFeed (store: DocStore, links: Pick<SyncLink, 'on' | 'off'>): ChangeFeed {
   return {
     subscribe (fn) {
       const onEntry = (name: DocName): void => {
         const family = parseDocName(name)?.family
         if (family !== undefined) fn(family)
       }
+      const onPeer = (): void => { fn(PEERS_FEED) }
       store.on('entry', onEntry)
-      return () => { store.off('entry', onEntry) }
+      links.on('peer:connect', onPeer)
+      links.on('peer:disconnect', onPeer)
+      return () => {
+        store.off('entry', onEntry)
+        links.off('peer:connect', onPeer)
+        links.off('peer:disconnect', onPeer)
+      }
     }
   }
 }

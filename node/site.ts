@@ -239,7 +239,7 @@ function siteServices (config: SiteConfig, info: { site: SiteId, hostname: strin
         audit,
         accounts,
         // the route families of the site's services: jobs, roaming, accounting, users, mesh
-        plugins: [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), directoryRoutes(directory), meshRoutes(mesh), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['release', 'admin', 'reports', 'console']), consoleRoutes(adminConsole), eventsRoutes(storeChangeFeed(c.store)), enrolRoutes({ enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), terminalsRoutes(siteTerminals(info.site, { host: c.host, mesh, logger: c.logger, now: Date.now })), auditRoutes(audit), creditRoutes(c.credit), adminAccountsRoutes(accounts)],
+        plugins: [jobsRoutes(api), roamingRoutes(api), accountingRoutes(api), directoryRoutes(directory), meshRoutes(mesh), metricsRoutes(c.metrics), reportsRoutes(reports), pagesRoutes(['release', 'admin', 'reports', 'console']), consoleRoutes(adminConsole), eventsRoutes(storeChangeFeed(c.store, c.transport)), enrolRoutes({ enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), terminalsRoutes(siteTerminals(info.site, { host: c.host, mesh, logger: c.logger, now: Date.now })), auditRoutes(audit), creditRoutes(c.credit), adminAccountsRoutes(accounts)],
         logger: c.logger,
         host: config.host,
         port: config.httpPort,

@@ -199,7 +199,7 @@ function terminalServices (config: TerminalConfig, site: SiteId, name: string, o
         users: prefetchingOnLogin(panelLogins(c.store, c.cardKey, { pinOnlyLogin: pinOnly }), c.credit),
         plugins: [meshRoutes(mesh), panelRoutes(panel, copies, { pinOnlyLogin: pinOnly }), claimRoutes(claims), cardReaderRoutes(reader), enrolRoutes({ enrolCard: async (u, card) => await enrolments.enrolCard(u, card), enrolPin: async (u, o, n, r) => { await enrolments.enrolPin(u, o, n, r) } }), metricsRoutes(c.metrics), reportsRoutes(reports), creditRoutes(c.credit), pagesRoutes(['panel', 'admin', 'reports', 'console']),
           // the admin console, read-only: every site's printers and settings and this site's jobs, as this terminal holds them (issue 16 item 4)
-          consoleRoutes(createAdminConsole({ store: c.store, self: c.self.id, site, peers: () => mesh.status().peers, readOnly: 'terminal' })), eventsRoutes(storeChangeFeed(c.store))],
+          consoleRoutes(createAdminConsole({ store: c.store, self: c.self.id, site, peers: () => mesh.status().peers, readOnly: 'terminal' })), eventsRoutes(storeChangeFeed(c.store, c.transport))],
         adminToken: c.adminToken,
         terminal: () => self.status(),
         logins: c.logins,

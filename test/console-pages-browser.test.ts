@@ -3,8 +3,10 @@
 // mesh admin account (ada) signs in with its password, adds a user on #/users (central's
 // directory has it, the list shows it, never a PIN), edits it, resets its PIN (site-a's login
 // takes the new PIN and refuses the old one once the directory reached it), disables it;
-// #/accounts lists the admin accounts; #/peers lists site-a and the client with their roles,
-// connected, then the client as not connected once it stopped (no reload); #/audit shows ada's
+// #/accounts lists the admin accounts; #/peers follows connections live, without polling or a
+// reload: a client process joining shows as connected, then as not connected once stopped, then
+// as revoked (central's /api/events sends a change event naming `peers` for the connection and
+// the disconnection, which are no document change); #/audit shows ada's
 // actions, and its filters (who, what, outcome, period) and pager narrow and page them. A report
 // viewer (rita, with an authenticator) signs in on the reports page with username, password
 // and TOTP code, and on the console sees the pages without a single write button. Every
@@ -17,7 +19,8 @@ import { startSite, startCentral, startClient, type SiteProcess } from '../simul
 import { until } from '../simulations/wait.ts'
 import { admin } from './helpers/node-api.ts'
 import { runCleanup, startBrowser, type TestBrowser } from './helpers/browser.ts'
-import { visitConsolePages, explainConsoleFailure, WIDE, PHONE } from './helpers/console.ts'
+import { visitConsolePages, explainConsoleFailure, openEventStream, WIDE, PHONE } from './helpers/console.ts'
+import { PEERS_FEED } from '../ui/routes/events.ts'
 import type { Page } from 'playwright-core'
 
 /** Replication waits at most this long: anti-entropy runs every second in tests. */
@@ -39,6 +42,7 @@ const READ_BUTTONS = new Set(['Search', 'Filter', 'Previous', 'Next'])
 
 let central: SiteProcess | undefined
 let siteA: SiteProcess | undefined
+/** A workstation's client, started while #/peers is shown and stopped there. */
 let client: SiteProcess | undefined
 let browser: TestBrowser | undefined
 let ritaTotp: OTPAuth.TOTP | undefined
@@ -50,13 +54,14 @@ const br = (): TestBrowser => browser as TestBrowser
 interface UserView { username: string, fullName: string, groups: string[], homeSite?: string, disabled: boolean, updatedAt: number }
 interface PeerView { peer: string, role?: string, site?: string, connected: boolean }
 
+/** A join string of central's for a new peer. */
+const joinString = async (role: string, site: string): Promise<string> =>
+  (await admin<{ joinString: string }>(c(), '/api/mesh/tokens', { method: 'POST', body: { role, site } })).joinString
+
 test.before(async () => {
   central = await startCentral()
-  const joinString = async (role: string, site: string): Promise<string> =>
-    (await admin<{ joinString: string }>(c(), '/api/mesh/tokens', { method: 'POST', body: { role, site } })).joinString
-  ;[siteA, client, browser] = await Promise.all([
+  ;[siteA, browser] = await Promise.all([
     joinString('site', 'site-a').then(async (join) => await startSite({ args: ['--site', 'site-a', '--join', join] })),
-    joinString('client', 'site-a').then(async (join) => await startClient({ args: ['--join', join, '--user', 'alice', '--name', 'alice-pc'] })),
     startBrowser({ timeoutMs: UI_TIMEOUT_MS })
   ])
   // the admin accounts: ada administers the mesh, rita only reads (with an authenticator)
@@ -204,30 +209,48 @@ browserTest('#/accounts lists the admin accounts with their roles and authentica
   await page.getByRole('button', { name: 'Add account' }).waitFor()
 })
 
-browserTest('#/peers lists site-a and the client with their roles, connected; the client stopped shows as not connected, live', async () => {
+browserTest('#/peers follows connections live: a client joining shows as connected, stopped as not connected, then revoked; each connection change is an event', async () => {
   const page = br().page
   await go(page, 'peers')
   await page.locator('dd', { hasText: 'central' }).first().waitFor()
   const row = (peer: string): ReturnType<Page['locator']> => page.locator(`tr[data-peer="${peer}"]`)
   await page.locator(`tr[data-peer="${a().peer}"][data-connected="true"]`).waitFor()
-  await page.locator(`tr[data-peer="${client?.peer ?? ''}"][data-connected="true"]`).waitFor()
   assert.equal((await row(a().peer).locator('td').allTextContents()).slice(0, 3), ['site', 'site-a', 'connected'])
-  assert.equal((await row(client?.peer ?? '').locator('td').allTextContents()).slice(0, 3), ['client', 'site-a', 'connected'])
-  // what central's API says, row for row
-  const { peers } = await admin<{ peers: PeerView[] }>(c(), '/api/mesh')
-  assert.equal(await page.locator('tr[data-peer]').count(), peers.length)
   // the license: unlicensed here (an evaluation), with what is in use
   await page.locator('#license-state', { hasText: 'unlicensed' }).waitFor()
   await page.locator('tr[data-limit="sites"] td').first().filter({ hasText: '1' }).waitFor()
   await page.evaluate(() => { (window as unknown as { notReloaded: boolean }).notReloaded = true })
+  const notReloaded = async (): Promise<boolean> => await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded === true)
+  // what the console hears: central's event stream, as an admin
+  const stream = await openEventStream(c())
+  const peersEvents = (from: number): number => stream.changes().slice(from).filter((families) => families.includes(PEERS_FEED)).length
+  try {
+    // a second real peer process joins while the page is shown
+    client = await startClient({ args: ['--join', await joinString('client', 'site-a'), '--user', 'alice', '--name', 'alice-pc'] })
+    const joined = client.peer
+    await page.locator(`tr[data-peer="${joined}"][data-connected="true"]`).waitFor()
+    assert.equal((await row(joined).locator('td').allTextContents()).slice(0, 4), ['client', 'site-a', 'connected', 'valid'])
+    await until(() => peersEvents(0) > 0, UI_TIMEOUT_MS, 'a change event naming peers for the client\'s connection')
+    // what central's API says, row for row
+    const { peers } = await admin<{ peers: PeerView[] }>(c(), '/api/mesh')
+    assert.equal(await page.locator('tr[data-peer]').count(), peers.length)
 
-  await client?.stop()
-  client = undefined
-  const gone = peers.find((p) => p.role === 'client')?.peer ?? ''
-  await row(gone).locator('td', { hasText: /^not connected, last seen / }).waitFor()
-  assert.is(await row(gone).getAttribute('data-connected'), 'false')
-  assert.is(await row(a().peer).getAttribute('data-connected'), 'true')
-  assert.ok(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded === true), 'the page was not reloaded')
+    // stopped: no document changes, the connection event alone brings the page up to date
+    const before = stream.changes().length
+    await client.stop()
+    client = undefined
+    await row(joined).locator('td', { hasText: /^not connected, last seen / }).waitFor()
+    assert.is(await row(joined).getAttribute('data-connected'), 'false')
+    assert.is(await row(a().peer).getAttribute('data-connected'), 'true')
+    await until(() => peersEvents(before) > 0, UI_TIMEOUT_MS, 'a change event naming peers for the client\'s disconnection')
+
+    // revoked (by the token, as automation would): the license document's change shows it
+    await admin(c(), `/api/mesh/peers/${joined}/revoke`, { method: 'POST', body: { reason: 'laptop stolen' } })
+    await row(joined).locator('td', { hasText: /^revoked$/ }).waitFor()
+    assert.ok(await notReloaded(), 'the page was not reloaded')
+  } finally {
+    await stream.close()
+  }
 })
 
 browserTest('#/audit shows ada\'s actions; who, what, outcome and period narrow them; more than a page is paged', async () => {

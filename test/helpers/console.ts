@@ -39,3 +39,35 @@ export async function visitConsolePages (browser: TestBrowser, pages: readonly s
   }
   await page.setViewportSize(WIDE)
 }
+
+/** A node's live updates as an admin's console receives them (GET /api/events), read as they arrive. */
+export interface EventStream {
+  /** The families of each `change` event so far, oldest first. */
+  changes: () => string[][]
+  /** Ends the stream (and its reading). */
+  close: () => Promise<void>
+}
+
+/** Opens `node`'s event stream with its admin token; resolves once the node answered 200. */
+export async function openEventStream (node: { httpUrl: string, adminToken: string }): Promise<EventStream> {
+  const abort = new AbortController()
+  const res = await fetch(`${node.httpUrl}/api/events`, { headers: { authorization: `Bearer ${node.adminToken}` }, signal: abort.signal })
+  assert.is(res.status, 200, 'GET /api/events')
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+  const decoder = new TextDecoder()
+  let text = ''
+  const reading = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read()
+      if (done) return
+      text += decoder.decode(value, { stream: true })
+    }
+  })().catch(() => {}) // aborted by close()
+  return {
+    changes: () => [...text.matchAll(/event: change\ndata: (.*)\n\n/g)].map((m) => (JSON.parse(m[1]) as { families: string[] }).families),
+    async close () {
+      abort.abort()
+      await reading
+    }
+  }
+}

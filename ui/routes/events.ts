@@ -1,9 +1,9 @@
 /**
  * Live updates for the admin console: `GET /api/events` (admin) is a server-sent event stream
  * (`text/event-stream`). Each time documents change here (a job printed at another site, a
- * printer's state, an action's outcome, an accounting record), one `change` event names the
- * families that changed, at most every {@link COALESCE_MS}; the page then asks the API again
- * for what it shows. A comment line every {@link KEEPALIVE_MS} keeps proxies from closing an
+ * printer's state, an action's outcome, an accounting record) or a peer connects or
+ * disconnects ({@link PEERS_FEED}), one `change` event names the families that changed, at
+ * most every {@link COALESCE_MS}; the page then asks the API again for what it shows. A comment line every {@link KEEPALIVE_MS} keeps proxies from closing an
  * idle stream. Streams end when the server stops.
  */
 import type { ServerResponse } from 'node:http'
@@ -11,6 +11,8 @@ import type { HttpPlugin } from './plugin.ts'
 
 export const EVENTS_ROUTES = { service: 'mesh', prefixes: ['/api/events'] } as const satisfies Pick<HttpPlugin, 'service' | 'prefixes'>
 
+/** The name a `change` event gives to peers connecting or disconnecting (no document family is called so). */
+export const PEERS_FEED = 'peers'
 /** Changes within this are sent as one event: a burst of sync envelopes is one refresh. */
 export const COALESCE_MS = 250
 /** An idle stream gets a comment this often, so nothing between closes it. */
@@ -18,7 +20,7 @@ const KEEPALIVE_MS = 20_000
 /** Most streams open at once: each is a socket and a listener. */
 const MAX_STREAMS = 100
 
-/** Where change notices come from (node: the document store's `entry` events, as document families). */
+/** Where change notices come from (node: the document store's `entry` events, as document families, and the transport's peers as {@link PEERS_FEED}). */
 export interface ChangeFeed {
   /** Calls `fn` with a document family each time one of its documents changes; returns the unsubscribe. */
   subscribe: (fn: (family: string) => void) => () => void

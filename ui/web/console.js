@@ -1,8 +1,8 @@
 // The admin console (issue 16 item 4): a page per hash route (#/dashboard, #/sites,
 // #/printers, #/jobs, #/users, #/accounts, #/peers, #/audit) over /api/console/*, /api/reports,
 // /api/users, /api/admin-accounts, /api/mesh, /api/license and /api/audit, refreshed live from
-// the server-sent events of /api/events (no reload; the peers page also asks again every few
-// seconds, as connections are no document change). A change of another site's printers is a
+// the server-sent events of /api/events (no reload; a peer connecting or disconnecting is an
+// event too, so the peers page follows connections without polling). A change of another site's printers is a
 // signed admin action: shown pending until that site's outcome arrives. What the signed-in
 // admin's role may not change (a report viewer nothing) has no button: the server refuses it anyway.
 // The users page also deletes a user (after a confirmation), imports users from a CSV file (a dry
@@ -30,18 +30,13 @@ const JOB_STATES = ['received', 'held', 'releasing', 'printing', 'printed', 'fai
 const USERS_PAGE = 25
 /** Audit entries per page. */
 const AUDIT_PAGE = 50
-/** Peer connections are no document change: the peers page asks again this often. */
-const PEERS_POLL_MS = 5000
 /** Roles a join token may be for (the mesh API's list). */
 const JOIN_ROLES = ['site', 'terminal', 'client']
 
 const ROUTES = { dashboard: renderDashboard, sites: renderSites, printers: renderPrinters, jobs: renderJobs, users: renderUsers, accounts: renderAccounts, peers: renderPeers, audit: renderAudit }
-/** Pages that are asked again on a timer as well as on change events, and how often. */
-const POLLED = { peers: PEERS_POLL_MS }
 
 let events
 let refreshTimer
-let pollTimer
 /** GET /api/session's answer: the admin's name, role (`mesh-admin` for the token) and sites. */
 let session
 /** /api/info's answer: this node's role and site. */
@@ -112,7 +107,6 @@ async function render () {
     }
     page.dataset.route = name
     setChildren(page, view)
-    schedulePoll(name)
     document.title = `printmesh · ${name[0].toUpperCase()}${name.slice(1)}`
     pageError()
   } catch (err) {
@@ -121,12 +115,6 @@ async function render () {
     rendering = false
     if (again) { again = false; void render() }
   }
-}
-
-/** On a polled page, asks again after its interval (a change event may come first). */
-function schedulePoll (name) {
-  clearTimeout(pollTimer)
-  pollTimer = POLLED[name] === undefined ? undefined : setTimeout(() => { pollTimer = undefined; if (events !== undefined) scheduleRefresh() }, POLLED[name])
 }
 
 function scheduleRefresh () {
@@ -1071,7 +1059,6 @@ function loggedIn (s) {
 function loggedOut (message = '') {
   session = undefined
   setCsrfToken(undefined)
-  clearTimeout(pollTimer)
   clearTimeout(refreshTimer)
   refreshTimer = undefined
   forgetPageState()
