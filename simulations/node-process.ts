@@ -119,6 +119,16 @@ export async function startClient (opts: { dataDir?: string, args?: string[] } =
   return await startLightPeer('client', { ...opts, args: ['--ipp-port', '0', ...(opts.args ?? [])] })
 }
 
+/**
+ * Removes a data folder the harness made and the terminal's store key beside it (its default
+ * `<data>.store-key`, node/store-key.ts: outside the folder, so removing the folder leaves it).
+ * Called once the process has exited, so nothing writes the key afterwards.
+ */
+async function removeDataDir (dataDir: string): Promise<void> {
+  await rm(dataDir, { recursive: true, force: true })
+  await rm(`${dataDir}${STORE_KEY_SUFFIX}`, { force: true })
+}
+
 async function spawnNode (args: string[], readyMsg: string, dataDir: string, ownsDir: boolean, adminToken: string, startTimeoutMs = START_TIMEOUT_MS, env?: Record<string, string>): Promise<SiteProcess> {
   // the admin token goes in the environment: the command line is visible to every local user
   const child = spawn(process.execPath, [...printmeshArgs(), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PRINTMESH_ADMIN_TOKEN: adminToken, ...env } })
@@ -167,7 +177,8 @@ async function spawnNode (args: string[], readyMsg: string, dataDir: string, own
   } catch (err) {
     child.kill('SIGKILL')
     await exited(child, STOP_TIMEOUT_MS)
-    if (ownsDir) await rm(dataDir, { recursive: true, force: true })
+    // a refused start (e.g. enrolment refused by the license) may already have written the store key
+    if (ownsDir) await removeDataDir(dataDir)
     throw err
   }
   const ippPort = Number(ready.ippPort)
@@ -192,9 +203,7 @@ async function spawnNode (args: string[], readyMsg: string, dataDir: string, own
           await exited(child, STOP_TIMEOUT_MS)
         }
       }
-      if (ownsDir) await rm(dataDir, { recursive: true, force: true })
-      // a terminal's store key, beside its data folder by default (node/store-key.ts)
-      if (ownsDir) await rm(`${dataDir}${STORE_KEY_SUFFIX}`, { force: true })
+      if (ownsDir) await removeDataDir(dataDir)
     },
     async kill (signal: NodeJS.Signals) {
       if (child.exitCode !== null || child.signalCode !== null) return
