@@ -9,7 +9,8 @@
 // the disconnection, which are no document change); #/audit shows ada's
 // actions, and its filters (who, what, outcome, period) and pager narrow and page them. A report
 // viewer (rita, with an authenticator) signs in on the reports page with username, password
-// and TOTP code, and on the console sees the pages without a single write button. Every
+// and TOTP code, and on the console sees the pages without a single write button; another (rex,
+// no authenticator) signs in on site-a's reports page, refused first with a wrong password. Every
 // console page is screenshotted at 1280 and 390 px wide (PRINTMESH_SCREENSHOT_DIR keeps them)
 // and does not overflow a phone's width.
 import { test } from 'uvu'
@@ -31,6 +32,7 @@ const PAGES = ['dashboard', 'sites', 'printers', 'jobs', 'users', 'accounts', 'p
 /** Passwords of the two admin accounts (12 characters or more). */
 const ADA_PASSWORD = 'ada-lovelace-1815'
 const RITA_PASSWORD = 'rita-reports-2024'
+const REX_PASSWORD = 'rex-reads-reports-99'
 /** Users imported beside bob, so that the users list and the audit log have more than a page. */
 const MORE_USERS = 30
 /** Admin changes made through the API, so that the audit log has more than its page of 50. */
@@ -67,6 +69,7 @@ test.before(async () => {
   // the admin accounts: ada administers the mesh, rita only reads (with an authenticator)
   await admin(c(), '/api/admin-accounts', { method: 'POST', body: { username: 'ada', role: 'mesh-admin', password: ADA_PASSWORD } })
   await admin(c(), '/api/admin-accounts', { method: 'POST', body: { username: 'rita', role: 'report-viewer', password: RITA_PASSWORD } })
+  await admin(c(), '/api/admin-accounts', { method: 'POST', body: { username: 'rex', role: 'report-viewer', password: REX_PASSWORD } })
   const { otpauthUri } = await admin<{ otpauthUri: string }>(c(), '/api/admin-accounts/rita/totp', { method: 'POST' })
   ritaTotp = OTPAuth.URI.parse(otpauthUri) as OTPAuth.TOTP
   await admin(c(), '/api/admin-accounts/rita/totp/confirm', { method: 'POST', body: { code: ritaTotp.generate() } })
@@ -357,6 +360,36 @@ browserTest('a report viewer signs in on the reports page with username, passwor
     assert.equal(buttons, [], `no write buttons on ${name}`)
     assert.is(await page.locator('#page summary', { hasText: 'settings' }).count(), 0, `no settings forms on ${name}`)
   }
+  assert.equal(br().pageErrors, [])
+})
+
+browserTest('a report viewer without an authenticator signs in on site-a\'s reports page and sees its report; a wrong password is refused with a clear error', async () => {
+  const page = br().page
+  await page.getByRole('button', { name: 'Log out' }).click()
+  await page.getByLabel('Your account').waitFor()
+  // rex's account, made at central, has reached site-a
+  await until(async () => (await admin<{ accounts: Array<{ username: string }> }>(a(), '/api/admin-accounts')).accounts.some((x) => x.username === 'rex'), MESH_TIMEOUT_MS, 'rex\'s account at site-a')
+
+  await page.goto(`${a().httpUrl}/reports`)
+  await page.getByLabel('Your account').fill('rex')
+  await page.getByLabel('Your password').fill('not-rexs-password')
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.locator('#login-error', { hasText: 'Wrong username, password or authenticator code.' }).waitFor()
+  assert.is(await page.getByLabel('Your password').inputValue(), '', 'the password is not left in the form')
+  assert.not.ok(await page.locator('#report-view').isVisible(), 'no report without a sign-in')
+
+  await page.getByLabel('Your password').fill(REX_PASSWORD)
+  await signedIn(page)
+  await page.locator('#user-name', { hasText: 'rex' }).waitFor()
+  await page.locator('#user-role', { hasText: '(report viewer)' }).waitFor()
+  await page.locator('#report-view').waitFor()
+  // the report shown is site-a's: its totals for the page's query, as site-a's API answers it
+  await page.locator('[data-total="Records"]').waitFor()
+  const query = (await page.locator('#csv-link').getAttribute('href') ?? '').replace('/api/reports.csv', '/api/reports')
+  const { totals } = await admin<{ totals: { records: number, pages: number } }>(a(), query)
+  assert.equal([await page.locator('[data-total="Records"]').textContent(), await page.locator('[data-total="Pages"]').textContent()], [String(totals.records), String(totals.pages)])
+  await page.locator(`#peers tr[data-peer="${a().peer}"]`).waitFor()
+  assert.not.ok(await page.getByRole('button', { name: /^Save/ }).first().isVisible(), 'no price list to save')
   assert.equal(br().pageErrors, [])
 })
 

@@ -3,7 +3,7 @@
 // document sync and, on central, join tokens, join requests and revocation; on sites and
 // central the audit log of the whole mesh, filtered. /api/info says which services answer.
 import {
-  api, ApiError, formatCount, formatTime, h, jobLabel, jobNameCell, JobTable, poll, renderPrinterOptions,
+  adminLoginForm, api, ApiError, formatCount, formatTime, h, jobLabel, jobNameCell, JobTable, poll, renderPrinterOptions,
   setChildren, setCsrfToken, showMessage, showSiteInfo, stateBadge
 } from './common.js'
 
@@ -1090,52 +1090,12 @@ function loggedOut (message = '') {
   $('whoami').hidden = true
   showMessage(loginError, message, 'error')
   show('login')
-  ;($('use-token').checked ? $('token') : $('login-username')).focus()
+  login.focus()
 }
 
-// ---- sign-in: an admin account (username, password, authenticator code) or the admin token ----
+// ---- sign-in: an admin account (username, password, authenticator code) or the admin token, common.js's form ----
 
-/** Shows the fields of the chosen way to sign in. */
-function showLoginMethod () {
-  const useToken = $('use-token').checked
-  $('account-fields').hidden = useToken
-  $('token-fields').hidden = !useToken
-}
-$('use-token').addEventListener('change', () => {
-  showLoginMethod()
-  showMessage(loginError, '')
-})
-
-$('login-form').addEventListener('submit', async (event) => {
-  event.preventDefault()
-  const useToken = $('use-token').checked
-  const fields = useToken ? [$('token')] : [$('login-password'), $('login-totp')]
-  let body
-  if (useToken) {
-    const token = $('token').value.trim()
-    if (token === '') return showMessage(loginError, 'Enter the admin token.', 'error')
-    body = { token }
-  } else {
-    const username = $('login-username').value.trim()
-    const password = $('login-password').value
-    const totp = $('login-totp').value.trim()
-    if (username === '' || password === '') return showMessage(loginError, 'Enter your username and password.', 'error')
-    body = { username, password, ...(totp !== '' ? { totp } : {}) }
-  }
-  const button = event.target.querySelector('button[type=submit]')
-  button.disabled = true
-  try {
-    const session = await api('POST', '/api/login/admin', { json: body })
-    showMessage(loginError, '')
-    loggedIn(session)
-  } catch (err) {
-    const wrong = useToken ? 'Wrong admin token.' : 'Wrong username, password or authenticator code.'
-    showMessage(loginError, err instanceof ApiError && err.status === 401 ? wrong : err.message, 'error')
-  } finally {
-    for (const field of fields) field.value = '' // secrets never stay in the form
-    button.disabled = false
-  }
-})
+const login = adminLoginForm($('login-form'), loginError, loggedIn)
 
 // ---- admin accounts (central, a standalone site; read everywhere the directory is) ----
 
@@ -1262,8 +1222,7 @@ $('logout').addEventListener('click', async () => {
 async function main () {
   nodeInfo = await showSiteInfo($('site-info'))
   // the account login first where accounts exist; the token where none do yet
-  $('use-token').checked = nodeInfo?.adminAccounts !== true
-  showLoginMethod()
+  login.preferToken(nodeInfo?.adminAccounts !== true)
   showServices()
   try {
     const session = await api('GET', '/api/session')

@@ -245,12 +245,13 @@ export async function showSiteInfo (el) {
 }
 
 /**
- * The administrator sign-in of the console and reports pages, built into `form` (an empty
- * `<form>`): a named admin account (username, password, authenticator code) or the admin
- * token, chosen with a checkbox; `POST /api/login/admin`. Secrets are cleared from the form
- * whatever happens; what went wrong is said in `loginError`; `loggedIn(session)` on success.
- * Returns `preferToken(useToken)`: which way is shown first (the token where no account
- * exists yet, /api/info's `adminAccounts`).
+ * The administrator sign-in of the admin, console and reports pages (the one copy), built
+ * into `form` (an empty `<form>`): a named admin account (username, password, authenticator
+ * code) or the admin token, chosen with a checkbox; `POST /api/login/admin`. Secrets are
+ * cleared from the form whatever happens; what went wrong is said in `loginError` (moved into
+ * the form, above its button); `loggedIn(session)` on success. Returns `preferToken(useToken)`:
+ * which way is shown first (the token where no account exists yet, /api/info's
+ * `adminAccounts`), and `focus()`: the first field of the way shown.
  */
 export function adminLoginForm (form, loginError, loggedIn) {
   const input = (id, props) => h('input', { id, spellcheck: 'false', ...props })
@@ -309,6 +310,9 @@ export function adminLoginForm (form, loginError, loggedIn) {
     preferToken (token) {
       useToken.checked = token
       showMethod()
+    },
+    focus () {
+      (useToken.checked ? tokenFields : username).querySelector('input').focus()
     }
   }
 }

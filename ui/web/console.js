@@ -1070,7 +1070,7 @@ function loggedOut (message = '') {
   $('loading').hidden = true
   setChildren($('page'))
   $('login-view').hidden = false
-  ;($('use-token').checked ? $('token') : $('login-username')).focus()
+  login.focus()
   showMessage($('login-error'), message, 'error')
   showMessage($('page-error'), '')
 }

@@ -226,7 +226,7 @@ function loggedOut (message = '') {
   $('whoami').hidden = true
   showMessage(loginError, message, 'error')
   show('login')
-  ;($('use-token').checked ? $('token') : $('login-username')).focus()
+  login.focus()
 }
 
 $('filters').addEventListener('submit', (event) => {
