@@ -14,6 +14,13 @@
  * (Yjs keeps local changes), but no longer counts there once central is the authority, so a
  * stale account or token never competes with central's.
  *
+ * Accounts a joining site could not hand over (node/admin-handover.ts: central already had an
+ * account of that name) are kept by central for a mesh admin to adopt explicitly: map
+ * `adoptable/<authority>` of `v1/directory`, by `<site>:<username>`, with the password hash
+ * the site sent (never a TOTP secret: it cannot move), what the account was on the standalone
+ * site, who last wrote it there and when, and the role it gets when adopted (narrowed to the
+ * joining site, as the hand-over narrows). Only the authority writes it (the directory's rule).
+ *
  * A password is kept as the directory's salted scrypt hash (crdt/directory.ts `slowHash`);
  * a TOTP secret only sealed (the node seals it with a key derived from the network key,
  * node/admin-accounts.ts), so the documents alone give neither.
@@ -49,6 +56,48 @@ export interface MeshTokenRecord {
   hash: string
   rotatedAt: number
   by: string
+}
+
+/**
+ * An account of a joined site's standalone directory that central did not add at the join
+ * (a name it already had), kept to be adopted (under another name) or dismissed.
+ */
+export interface AdoptableAdminAccount {
+  /** The joining site's id, and its peer (the standalone authority that wrote the account). */
+  site: string
+  sitePeer: string
+  username: string
+  /** The role and sites it had on the standalone site. */
+  standaloneRole: AdminRole
+  standaloneSites: string[]
+  /** The role and sites it gets when adopted: {@link narrowedRole}, the joining site's. */
+  role: AdminRole
+  sites: string[]
+  passwordHash: string
+  /** It had a second factor there: adopted without it (sealed under the old network key). */
+  hadTotp: boolean
+  disabled?: boolean
+  /** Who last changed it on the standalone site, and when it was made and last changed there (absent from an older site). */
+  by?: string
+  createdAt?: number
+  updatedAt?: number
+  /** When central received it, and why it was not added then. */
+  handedAt: number
+  reason: string
+}
+
+/**
+ * The role an account written on a standalone site gets in the mesh it joins: never more than
+ * the joining site (its mesh admin and site admins become site admins of it; a report viewer
+ * stays one). A mesh admin may change the role afterwards, as a change of its own.
+ */
+export function narrowedRole (role: AdminRole): AdminRole {
+  return role === 'report-viewer' ? 'report-viewer' : 'site-admin'
+}
+
+/** The key of an adoptable account: the site it came from and its name there. */
+export function adoptableId (site: string, username: string): string {
+  return `${site}:${username}`
 }
 
 /** Account names: as directory usernames, so they read the same in the audit log. */
@@ -88,6 +137,32 @@ export function removeAdminAccount (directory: Y.Doc, authority: string, usernam
   return had
 }
 
+const adoptable = (directory: Y.Doc, authority: string): Y.Map<AdoptableAdminAccount> => directory.getMap<AdoptableAdminAccount>(`adoptable/${authority}`)
+
+/** Keeps `account` (from a joining site) among those `authority` may adopt; a repeat of the same site's name replaces it. */
+export function putAdoptable (directory: Y.Doc, authority: string, account: AdoptableAdminAccount): void {
+  if (!validAccountName(account.username)) throw new InvalidAdminAccountError(`invalid account name ${JSON.stringify(account.username)}`)
+  adoptable(directory, authority).set(adoptableId(account.site, account.username), { ...account, sites: [...account.sites], standaloneSites: [...account.standaloneSites] })
+}
+
+/** The adoptable account of this id, when it is a well-formed one. */
+export function getAdoptable (directory: Y.Doc, authority: string, id: string): AdoptableAdminAccount | undefined {
+  const a = adoptable(directory, authority).get(id)
+  return a !== undefined && wellFormedAdoptable(a) ? a : undefined
+}
+
+/** The accounts `authority` may adopt, with their ids, oldest hand-over first. */
+export function listAdoptable (directory: Y.Doc, authority: string): Array<{ id: string, account: AdoptableAdminAccount }> {
+  return [...adoptable(directory, authority).entries()].filter(([, a]) => wellFormedAdoptable(a)).map(([id, account]) => ({ id, account }))
+    .sort((a, b) => a.account.handedAt - b.account.handedAt || a.id.localeCompare(b.id))
+}
+
+export function removeAdoptable (directory: Y.Doc, authority: string, id: string): boolean {
+  const had = adoptable(directory, authority).has(id)
+  adoptable(directory, authority).delete(id)
+  return had
+}
+
 /** Sets `authority`'s mesh token (there is one per authority: the mesh's). */
 export function setMeshToken (license: Y.Doc, authority: string, record: MeshTokenRecord): void {
   meshToken(license).set(authority, { ...record })
@@ -102,4 +177,10 @@ export function getMeshToken (license: Y.Doc, authority: string): MeshTokenRecor
 function wellFormed (a: AdminAccount): boolean {
   return typeof a === 'object' && a !== null && typeof a.username === 'string' && ADMIN_ROLES.includes(a.role) &&
     Array.isArray(a.sites) && typeof a.passwordHash === 'string' && typeof a.version === 'number'
+}
+
+function wellFormedAdoptable (a: AdoptableAdminAccount): boolean {
+  return typeof a === 'object' && a !== null && typeof a.username === 'string' && typeof a.site === 'string' && typeof a.sitePeer === 'string' &&
+    ADMIN_ROLES.includes(a.role) && ADMIN_ROLES.includes(a.standaloneRole) && Array.isArray(a.sites) && Array.isArray(a.standaloneSites) &&
+    typeof a.passwordHash === 'string' && typeof a.handedAt === 'number' && typeof a.reason === 'string'
 }

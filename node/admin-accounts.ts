@@ -17,6 +17,16 @@
  *   token's slow check is remembered by its SHA-256 while the record is unchanged, so API
  *   calls after the first cost no slow hash.
  *
+ * Adoption: accounts a joining site wrote while standalone that central could not add at the
+ * join (a name it had; node/admin-handover.ts keeps them aside) are listed by {@link
+ * AdminAccounts.adoptable} and adopted by {@link AdminAccounts.adopt}: written among the
+ * authority's accounts with the same password hash (the person keeps their password), the role
+ * the hand-over gives (narrowed to their site; a report viewer stays one), disabled if it was,
+ * under the name the adopter gives; central's account of that name is never overwritten. A
+ * second factor is not carried: its secret was sealed under the old network's key and was
+ * never sent, so the account signs in with its password alone until it sets one up again (the
+ * answer says so).
+ *
  * On a node that is not the authority every write is refused with
  * {@link AccountsManagedElsewhereError}; reads and logins still answer.
  */
@@ -28,10 +38,10 @@ import { directoryDoc, licenseDoc, siteId } from '../crdt/names.ts'
 import { slowHash, verifyPin as verifySlowHash } from '../crdt/directory.ts'
 import { KindedError } from '../crdt/errors.ts'
 import {
-  ADMIN_ROLES, getAdminAccount, getMeshToken, listAdminAccounts, putAdminAccount, removeAdminAccount, setMeshToken, validAccountName,
-  type AdminAccount, type AdminRole
+  ADMIN_ROLES, getAdminAccount, getAdoptable, getMeshToken, listAdminAccounts, listAdoptable, putAdminAccount, removeAdminAccount, removeAdoptable, setMeshToken, validAccountName,
+  type AdminAccount, type AdminRole, type AdoptableAdminAccount
 } from '../crdt/admin-accounts.ts'
-import type { AdminAccountPatch, AdminAccountsApi, AdminAccountView, AdminPrincipal, NewAdminAccount } from '../ui/admin-accounts-api.ts'
+import type { AdminAccountPatch, AdminAccountsApi, AdminAccountView, AdminPrincipal, AdoptableAccountView, AdoptedAccount, NewAdminAccount } from '../ui/admin-accounts-api.ts'
 
 /** Shortest password accepted: 12 characters resist offline guessing of a leaked scrypt hash for years. */
 export const MIN_PASSWORD_LENGTH = 12
@@ -58,6 +68,8 @@ const MESH_TOKEN_FORM = /^[A-Za-z0-9_-]{43}$/
 /** AES-GCM's standard nonce and tag sizes for the sealed TOTP secret. */
 const NONCE_BYTES = 12
 const TAG_BYTES = 16
+/** Not an account name: `/api/admin-accounts/adoptable` lists the accounts to adopt. */
+export const RESERVED_ACCOUNT_NAME = 'adoptable'
 /** Checked when a name is unknown, so a wrong name costs the same slow hash as a wrong password. */
 const DUMMY_HASH_SECRET = 'printmesh: no such admin account'
 
@@ -74,6 +86,21 @@ export class AdminAccountExistsError extends KindedError {
 export class UnknownAdminAccountError extends KindedError {
   readonly kind = 'not-found'
   constructor (username: string) { super(`no admin account ${username}`); this.name = 'UnknownAdminAccountError' }
+}
+
+/** No adoptable account of this id (adopted or dismissed already, or never handed over). */
+export class UnknownAdoptableAccountError extends KindedError {
+  readonly kind = 'not-found'
+  constructor (id: string) { super(`no account ${id} waits to be adopted (adopted or dismissed already?)`); this.name = 'UnknownAdoptableAccountError' }
+}
+
+/** Adopting under a name the authority already has: refused, nothing changed. */
+export class AdoptedNameTakenError extends KindedError {
+  readonly kind = 'invalid-state'
+  constructor (username: string, from: AdoptableAdminAccount) {
+    super(`central already has an admin account ${username}, which is not overwritten: adopt ${from.username} of ${from.site} under another name`)
+    this.name = 'AdoptedNameTakenError'
+  }
 }
 
 /** A write on a node that is not the mesh's authority. */
@@ -153,7 +180,7 @@ export class AdminAccounts implements AdminAccountsApi {
 
   async add (input: NewAdminAccount, by: string): Promise<AdminAccountView> {
     return await this.write(by, async (doc) => {
-      if (!validAccountName(input.username)) throw new InvalidAdminAccountFieldError('username must be 1-64 letters, digits or . _ @ -')
+      checkName(input.username)
       if (getAdminAccount(doc, this.authorityId(), input.username) !== undefined) throw new AdminAccountExistsError(input.username)
       const role = checkRole(input.role)
       const sites = checkSites(role, input.sites ?? [])
@@ -242,6 +269,56 @@ export class AdminAccounts implements AdminAccountsApi {
       this.verified = { digest: digestOf(token), hash }
       await this.init.onRotated?.(token)
       return { token, rotatedAt }
+    })
+  }
+
+  async adoptable (): Promise<AdoptableAccountView[]> {
+    const doc = await this.dir()
+    return listAdoptable(doc, this.authorityId()).map(({ id, account }) => adoptableView(id, account, getAdminAccount(doc, this.authorityId(), account.username) !== undefined))
+  }
+
+  async adopt (id: string, options: { username?: string }, by: string): Promise<AdoptedAccount> {
+    return await this.serial(async () => {
+      this.writable()
+      const doc = await this.dir()
+      const from = getAdoptable(doc, this.authorityId(), id)
+      if (from === undefined) throw new UnknownAdoptableAccountError(id)
+      const username = options.username ?? from.username
+      checkName(username)
+      if (getAdminAccount(doc, this.authorityId(), username) !== undefined) throw new AdoptedNameTakenError(username, from)
+      const t = this.now()
+      const account: AdminAccount = {
+        username,
+        role: from.role,
+        sites: checkSites(from.role, from.sites),
+        passwordHash: from.passwordHash,
+        ...(from.disabled === true ? { disabled: true } : {}),
+        version: 1,
+        createdAt: t,
+        updatedAt: t,
+        by
+      }
+      await this.init.store.transact(directoryDoc(), { kind: 'admin', user: by }, (d) => {
+        putAdminAccount(d, this.authorityId(), account)
+        removeAdoptable(d, this.authorityId(), id)
+      })
+      const renamed = username !== from.username ? ` as ${username}` : ''
+      const notice = `Adopted ${from.username} of ${from.site}${renamed}: it signs in with the password it had there, as ${account.role}${account.sites.length > 0 ? ` of ${account.sites.join(', ')}` : ''}` +
+        (from.hadTotp ? '. Its authenticator could not be carried over (it was sealed with the site\'s old network key): it signs in without a code until one is set up again.' : '.')
+      return {
+        account: view(account),
+        adoptedFrom: { id, site: from.site, sitePeer: from.sitePeer, username: from.username, ...(from.by !== undefined ? { by: from.by } : {}), ...(from.updatedAt !== undefined ? { updatedAt: from.updatedAt } : {}) },
+        totpDropped: from.hadTotp,
+        notice
+      }
+    })
+  }
+
+  async dismissAdoptable (id: string, by: string): Promise<void> {
+    await this.serial(async () => {
+      this.writable()
+      if (getAdoptable(await this.dir(), this.authorityId(), id) === undefined) throw new UnknownAdoptableAccountError(id)
+      await this.init.store.transact(directoryDoc(), { kind: 'admin', user: by }, (d) => { removeAdoptable(d, this.authorityId(), id) })
     })
   }
 
@@ -383,6 +460,32 @@ function principal (a: AdminAccount): AdminPrincipal {
 
 function view (a: AdminAccount): AdminAccountView {
   return { username: a.username, role: a.role, sites: [...a.sites], totp: a.totpSealed !== undefined, disabled: a.disabled === true, createdAt: a.createdAt, updatedAt: a.updatedAt, by: a.by }
+}
+
+function adoptableView (id: string, a: AdoptableAdminAccount, taken: boolean): AdoptableAccountView {
+  return {
+    id,
+    site: a.site,
+    sitePeer: a.sitePeer,
+    username: a.username,
+    standaloneRole: a.standaloneRole,
+    standaloneSites: [...a.standaloneSites],
+    role: a.role,
+    sites: [...a.sites],
+    totp: a.hadTotp,
+    disabled: a.disabled === true,
+    ...(a.by !== undefined ? { by: a.by } : {}),
+    ...(a.createdAt !== undefined ? { createdAt: a.createdAt } : {}),
+    ...(a.updatedAt !== undefined ? { updatedAt: a.updatedAt } : {}),
+    handedAt: a.handedAt,
+    reason: a.reason,
+    taken
+  }
+}
+
+function checkName (username: string): void {
+  if (typeof username !== 'string' || !validAccountName(username)) throw new InvalidAdminAccountFieldError('username must be 1-64 letters, digits or . _ @ -')
+  if (username === RESERVED_ACCOUNT_NAME) throw new InvalidAdminAccountFieldError(`${RESERVED_ACCOUNT_NAME} is not an account name (it names the accounts to adopt)`)
 }
 
 function checkRole (role: unknown): AdminRole {

@@ -20,6 +20,48 @@ export interface AdminAccountView {
   by: string
 }
 
+/**
+ * An account a joined site wrote while it was standalone that central did not add at the join
+ * (it had an account of that name), as a mesh admin sees it before adopting it: never its hash.
+ */
+export interface AdoptableAccountView {
+  /** `<site>:<username>`: the key to adopt or dismiss it by. */
+  id: string
+  /** The joining site's id and peer (the standalone authority that wrote it). */
+  site: string
+  sitePeer: string
+  username: string
+  /** What it was on the standalone site. */
+  standaloneRole: AdminRole
+  standaloneSites: string[]
+  /** What it becomes when adopted: narrowed to the joining site (a report viewer stays one). */
+  role: AdminRole
+  sites: string[]
+  /** It had a second factor there: it is adopted without one, to be set up again. */
+  totp: boolean
+  disabled: boolean
+  /** Who last changed it on the standalone site, and when it was made and changed there (absent from an older site). */
+  by?: string
+  createdAt?: number
+  updatedAt?: number
+  /** When central received it, and why it was not added then. */
+  handedAt: number
+  reason: string
+  /** Whether central has an account of this name now: then it is adopted under another name only. */
+  taken: boolean
+}
+
+/** What adopting an account did. */
+export interface AdoptedAccount {
+  account: AdminAccountView
+  /** Where it came from. */
+  adoptedFrom: { id: string, site: string, sitePeer: string, username: string, by?: string, updatedAt?: number }
+  /** Its second factor was not carried over: the account signs in with its password alone until it sets one up again. */
+  totpDropped: boolean
+  /** What the adopter should know, in a sentence (the console shows it). */
+  notice: string
+}
+
 export interface NewAdminAccount {
   username: string
   role: AdminRole
@@ -68,6 +110,16 @@ export interface AdminAccountsApi {
   verifyMeshToken: (token: string) => Promise<boolean>
   /** Whether `token` was verified as the current mesh token (synchronous; after {@link verifyMeshToken}). */
   meshTokenKnown: (token: string) => boolean
+  /** Accounts joined sites wrote while standalone that central could not add at the join (central, the authority, only). */
+  adoptable: () => Promise<AdoptableAccountView[]>
+  /**
+   * Adopts one as an account of the mesh's authority: its password hash, its role narrowed to
+   * its site, no second factor; under `username` when given (central's account of the same
+   * name is never overwritten: AdminAccountExistsError). The adoptable entry is removed.
+   */
+  adopt: (id: string, options: { username?: string }, by: string) => Promise<AdoptedAccount>
+  /** Forgets an adoptable account without adopting it. */
+  dismissAdoptable: (id: string, by: string) => Promise<void>
   /** Whether any account exists (the admin page then offers the account login first). */
   any: () => boolean
 }

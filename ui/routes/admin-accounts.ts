@@ -13,14 +13,27 @@
  *   DELETE /api/admin-accounts/:username/totp           → { account }
  *   POST   /api/admin-token/rotate                      → { token, rotatedAt } (answered this once)
  *
+ * Accounts a joined site wrote while standalone that central could not add at the join (it had
+ * the name; node/admin-handover.ts), to adopt or dismiss; a mesh admin (or the token) only, to
+ * list them too (a site admin or report viewer: 403):
+ *
+ *   GET    /api/admin-accounts/adoptable                → { adoptable: [{ id, site, sitePeer, username,
+ *            standaloneRole, standaloneSites, role, sites, totp, disabled, by?, createdAt?, updatedAt?,
+ *            handedAt, reason, taken }] }
+ *   GET    /api/admin-accounts/adoptable/:id            → { adoptable }
+ *   POST   /api/admin-accounts/adoptable/:id/adopt      { username? } → 201 { account, adoptedFrom,
+ *            totpDropped, notice } (409 when the name is taken: nothing changes)
+ *   DELETE /api/admin-accounts/adoptable/:id            → { ok }
+ *
  * Who may call them is the server core's one decision (ui/server.ts `authenticate`): these
  * routes only ask for an admin; the core lets only a mesh admin (or the mesh token) write them.
  * Errors: 400 naming the field, 404 for an unknown account, 409 for a taken name and on a
  * node that is not the authority.
  */
-import { InvalidRequestError } from '../../crdt/errors.ts'
+import { InvalidRequestError, KindedError } from '../../crdt/errors.ts'
 import type { AdminAccountsApi, AdminAccountPatch, AdminRole } from '../admin-accounts-api.ts'
-import { objectBody, type HttpPlugin } from './plugin.ts'
+import { ForbiddenError } from '../errors.ts'
+import { objectBody, type Caller, type HttpPlugin } from './plugin.ts'
 
 /** This family's paths (the directory's service: central and sites run it). */
 export const ADMIN_ACCOUNTS_ROUTES = { service: 'users', prefixes: ['/api/admin-accounts', '/api/admin-token'] } as const satisfies Pick<HttpPlugin, 'service' | 'prefixes'>
@@ -46,6 +59,17 @@ function sitesOf (body: Record<string, unknown>): string[] | undefined {
   return value as string[]
 }
 
+class UnknownAdoptableError extends KindedError {
+  readonly kind = 'not-found'
+  constructor (id: string) { super(`no account ${id} waits to be adopted`); this.name = 'UnknownAdoptableError' }
+}
+
+/** The adoptable accounts are the mesh's administration, read or written: a mesh admin or the token. */
+function meshAdminOnly (caller: Caller): void {
+  const role = caller.session?.account?.role
+  if (role !== undefined && role !== 'mesh-admin') throw new ForbiddenError(`only a mesh admin may list or adopt the accounts of joined sites (a ${role} may not)`)
+}
+
 export function adminAccountsRoutes (api: AdminAccountsApi): HttpPlugin {
   return {
     ...ADMIN_ACCOUNTS_ROUTES,
@@ -64,6 +88,38 @@ export function adminAccountsRoutes (api: AdminAccountsApi): HttpPlugin {
         const sites = sitesOf(body)
         const account = await api.add({ username: text(body, 'username'), role: text(body, 'role') as AdminRole, password: text(body, 'password'), ...(sites !== undefined ? { sites } : {}) }, actor.user)
         return await reply.code(201).send({ account })
+      })
+
+      const adoptableId = (request: { params: unknown }): string => (request.params as { id: string }).id
+
+      app.get('/api/admin-accounts/adoptable', async (request) => {
+        meshAdminOnly(authenticate(request, 'admin'))
+        return { adoptable: await api.adoptable() }
+      })
+
+      app.get('/api/admin-accounts/adoptable/:id', async (request) => {
+        meshAdminOnly(authenticate(request, 'admin'))
+        const id = adoptableId(request)
+        const found = (await api.adoptable()).find((a) => a.id === id)
+        if (found === undefined) throw new UnknownAdoptableError(id)
+        return { adoptable: found }
+      })
+
+      app.post('/api/admin-accounts/adoptable/:id/adopt', async (request, reply) => {
+        const caller = authenticate(request, 'admin')
+        meshAdminOnly(caller)
+        const body = request.body === undefined || request.body === null ? {} : objectBody(request.body, '{"username": "ann-lab"}')
+        onlyFields(body, ['username'])
+        const username = body.username !== undefined ? text(body, 'username') : undefined
+        const adopted = await api.adopt(adoptableId(request), username !== undefined ? { username } : {}, caller.actor.user)
+        return await reply.code(201).send(adopted)
+      })
+
+      app.delete('/api/admin-accounts/adoptable/:id', async (request) => {
+        const caller = authenticate(request, 'admin')
+        meshAdminOnly(caller)
+        await api.dismissAdoptable(adoptableId(request), caller.actor.user)
+        return { ok: true }
       })
 
       app.get('/api/admin-accounts/:username', async (request) => {

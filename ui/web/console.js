@@ -8,6 +8,9 @@
 // The users page also deletes a user (after a confirmation), imports users from a CSV file (a dry
 // run's preview first, then the import, with its report and the lines in error) and, on central,
 // lists the cards claimed by two users with a button per claimant (GET /api/enrol/conflicts).
+// The accounts page shows a mesh admin, on central, the accounts joined sites had while
+// standalone that could not be added at the join (GET /api/admin-accounts/adoptable), to adopt
+// under another name or dismiss.
 import { api, ApiError, h, setChildren, setCsrfToken, showMessage, showSiteInfo, adminLoginForm, formatTime, roleText, ROLE_NAMES } from './common.js'
 import { costText } from './money.js'
 
@@ -766,8 +769,8 @@ let rotatedToken
 const accountPath = (username, more) => `/api/admin-accounts/${encodeURIComponent(username)}${more === undefined ? '' : `/${more}`}`
 
 async function renderAccounts () {
-  const { accounts } = await api('GET', '/api/admin-accounts')
   const may = mayAdministerMesh()
+  const [{ accounts }, adoptable] = await Promise.all([api('GET', '/api/admin-accounts'), may ? api('GET', '/api/admin-accounts/adoptable').then((r) => r.adoptable) : []])
   const rows = accounts.flatMap((a) => {
     const row = h('tr', { 'data-account': a.username },
       h('th', { scope: 'row' }, a.username),
@@ -804,6 +807,7 @@ async function renderAccounts () {
         h('textarea', { readonly: true, rows: 2, 'aria-label': 'New mesh admin token', spellcheck: 'false' }, rotatedToken),
         h('button', { type: 'button', onclick: () => { rotatedToken = undefined; void render() } }, 'Done')) : null,
       table(['Account', 'Role', 'Sites', 'Authenticator', 'State', 'Changed', ''], rows, 'No admin accounts yet: everyone signs in with the admin token.')),
+    may && adoptable.length > 0 ? adoptableSection(adoptable) : null,
     may ? h('section', { class: 'card', 'aria-labelledby': 'add-account-title' }, h('h2', { id: 'add-account-title' }, 'Add an admin account'), addAccountForm(),
       h('h3', {}, 'The mesh admin token'),
       h('p', { class: 'muted' }, 'Rotating it stops the current token, and each node\'s own start-up token, at every node.'),
@@ -811,6 +815,36 @@ async function renderAccounts () {
         if (!confirm('Rotate the mesh admin token? The current token stops working at every node.')) return
         void change('accounts', async () => { rotatedToken = (await api('POST', '/api/admin-token/rotate')).token }, 'The mesh admin token was rotated.')
       } }, 'Rotate the mesh admin token')) : null)
+}
+
+const adoptPath = (id, more) => `/api/admin-accounts/adoptable/${encodeURIComponent(id)}${more === undefined ? '' : `/${more}`}`
+const roleAndSites = (role, sites) => `${ROLE_NAMES[role] ?? role}${sites.length > 0 ? ` of ${sites.join(', ')}` : ''}`
+
+/**
+ * Accounts joined sites wrote while standalone that central could not add at the join (it had
+ * the name): who wrote them and when, what they become; adopted (under another name when
+ * central has theirs) with the password they had, or dismissed.
+ */
+function adoptableSection (adoptable) {
+  const rows = adoptable.map((a) => h('tr', { 'data-adoptable': a.id },
+    h('th', { scope: 'row' }, a.username, a.disabled ? h('div', { class: 'muted' }, 'disabled') : null),
+    h('td', {}, a.site, h('div', { class: 'muted', title: a.sitePeer }, shortPeer(a.sitePeer))),
+    h('td', {}, roleAndSites(a.standaloneRole, a.standaloneSites), h('div', { class: 'muted' }, `becomes ${roleAndSites(a.role, a.sites)}`)),
+    h('td', {}, a.updatedAt !== undefined ? formatTime(a.updatedAt) : '–', a.by !== undefined ? h('div', { class: 'muted' }, `by ${a.by}`) : null,
+      h('div', { class: 'muted' }, `received ${formatTime(a.handedAt)}`)),
+    h('td', {}, a.totp ? 'set up there: not carried over, to set up again' : 'none'),
+    h('td', {}, h('form', { 'data-form': `adopt-${a.id}`, class: 'filters', onsubmit: async (event) => {
+      event.preventDefault()
+      const username = event.target.elements['adopt-as'].value.trim()
+      await change('accounts', async () => await api('POST', adoptPath(a.id, 'adopt'), { json: username === '' ? {} : { username } }), (r) => r.notice)
+    } },
+    h('div', { class: 'field inline' }, h('label', {}, 'Adopt as', h('input', { name: 'adopt-as', value: a.taken ? '' : a.username, placeholder: a.taken ? `not ${a.username}: central has it` : a.username, required: a.taken, spellcheck: 'false', autocapitalize: 'none', autocomplete: 'off' }))),
+    h('button', { type: 'submit', class: 'primary' }, 'Adopt'),
+    h('button', { type: 'button', onclick: () => { if (confirm(`Forget ${a.username} of ${a.site} without adopting it?`)) void change('accounts', async () => await api('DELETE', adoptPath(a.id)), `Dismissed ${a.username} of ${a.site}.`) } }, 'Dismiss')))))
+  return h('section', { class: 'card', 'aria-labelledby': 'adoptable-title', id: 'adoptable' },
+    h('h2', { id: 'adoptable-title' }, 'Accounts from joined sites'),
+    h('p', { class: 'muted' }, 'Admin accounts these sites had while standalone that were not added when they joined, because the mesh already has an account of that name (that account is never overwritten). Adopting one under another name lets its owner sign in everywhere with the password they had; an authenticator is not carried over.'),
+    table(['Account', 'Site', 'Role', 'Last changed there', 'Authenticator', ''], rows, ''))
 }
 
 function totpForm () {
