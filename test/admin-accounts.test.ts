@@ -18,7 +18,9 @@ import { tempDir } from '../simulations/node-process.ts'
 import { DocStore } from '../crdt/store.ts'
 import { LevelPersistence } from '../crdt/persistence.ts'
 import { directoryDoc, licenseDoc } from '../crdt/names.ts'
-import { getAdminAccount, getMeshToken, putAdminAccount, setMeshToken, type AdminAccount } from '../crdt/admin-accounts.ts'
+import { getAdminAccount, getMeshToken, listAdoptable, putAdminAccount, setMeshToken, type AdminAccount } from '../crdt/admin-accounts.ts'
+import { mergeAdminHandover } from '../node/admin-handover.ts'
+import type { Certificate } from '../crdt/license.ts'
 import { slowHash } from '../crdt/directory.ts'
 import { generateIdentity } from '../transports/identity.ts'
 import { AdminAccounts } from '../node/admin-accounts.ts'
@@ -29,7 +31,7 @@ import type { MeshApi } from '../ui/api.ts'
 import { auditRoutes, type AuditPage } from '../ui/routes/audit.ts'
 import { adminAccountsRoutes } from '../ui/routes/admin-accounts.ts'
 import type { HttpPlugin } from '../ui/routes/plugin.ts'
-import type { AdminAccountView } from '../ui/admin-accounts-api.ts'
+import type { AdminAccountView, AdoptableAccountView, AdoptedAccount } from '../ui/admin-accounts-api.ts'
 
 const OWN_TOKEN = 'own-start-up-token-9f8e7d6c'
 const T0 = Date.UTC(2026, 11, 7, 9, 0, 0)
@@ -285,6 +287,73 @@ test('roles: a report viewer cannot change anything; a site admin writes only on
     assert.ok(refusals.some((e) => e.actor === 'sam' && e.status === 403 && /site admin may not change/.test(e.refused ?? '')))
     const signIns = ((await lab.inject({ url: '/api/audit?action=login&outcome=done', headers: bearer(OWN_TOKEN) })).json() as AuditPage).entries
     assert.ok(signIns.length >= 3 && signIns.every((e) => e.via === 'session'), 'an account\'s sign-in is recorded as its session')
+  } finally {
+    await w.close()
+  }
+})
+
+test('accounts a joining site could not hand over: kept aside only for a taken name (not on a repeat); listed, adopted and dismissed by a mesh admin only; bad names refused; the dismissal audited with what it was', async () => {
+  const w = await world()
+  try {
+    const app = http(w, { role: 'central' })
+    await addAccount(app, { username: 'ann', role: 'mesh-admin' })
+    await addAccount(app, { username: 'rita', role: 'report-viewer' })
+    const ritaHash = getAdminAccount(await w.store.open(directoryDoc()), w.self, 'rita')?.passwordHash ?? ''
+    const hash = await slowHash(PASSWORD + ' of the lab')
+    const cert = { peer: 'the-lab-peer', role: 'site', site: 'lab' } as unknown as Certificate
+    const report = await mergeAdminHandover(w.store, cert, w.self, [
+      { username: 'ann', role: 'mesh-admin', passwordHash: hash, hadTotp: true, sites: [], by: 'admin', createdAt: T0 - 5000, updatedAt: T0 - 1000 },
+      { username: 'rita', role: 'report-viewer', passwordHash: ritaHash } // the same hash as central's: a repeated hand-over's, not kept
+    ], T0)
+    assert.equal(report.conflicts.map((c) => c.username), ['ann', 'rita'])
+    assert.equal(listAdoptable(await w.store.open(directoryDoc()), w.self).map((a) => a.id), ['lab:ann'], 'rita is not kept aside: central has that very account')
+
+    const list = await app.inject({ url: '/api/admin-accounts/adoptable', headers: bearer(OWN_TOKEN) })
+    const [ann] = (list.json() as { adoptable: AdoptableAccountView[] }).adoptable
+    assert.equal(ann, { id: 'lab:ann', site: 'lab', sitePeer: 'the-lab-peer', username: 'ann', standaloneRole: 'mesh-admin', standaloneSites: [], role: 'site-admin', sites: ['lab'], totp: true, disabled: false, by: 'admin', createdAt: T0 - 5000, updatedAt: T0 - 1000, handedAt: T0, reason: 'central already has an account of this name: kept central\'s', taken: true })
+    assert.not.ok(list.body.includes('scrypt'), 'no hash')
+    assert.is((await app.inject({ url: '/api/admin-accounts/adoptable/lab%3Aann', headers: bearer(OWN_TOKEN) })).statusCode, 200)
+
+    const rita = await login(app, { username: 'rita', password: PASSWORD })
+    assert.is((await app.inject({ url: '/api/admin-accounts/adoptable', headers: rita.headers })).statusCode, 403, 'a report viewer does not list them')
+    assert.is((await app.inject({ method: 'POST', url: '/api/admin-accounts/adoptable/lab%3Aann/adopt', headers: rita.headers, payload: { username: 'ann-lab' } })).statusCode, 403)
+
+    const adopt = async (payload: unknown, id = 'lab%3Aann'): Promise<{ status: number, body: Record<string, unknown> }> => {
+      const res = await app.inject({ method: 'POST', url: `/api/admin-accounts/adoptable/${id}/adopt`, headers: bearer(OWN_TOKEN), payload: payload as Record<string, unknown> })
+      return { status: res.statusCode, body: res.json() as Record<string, unknown> }
+    }
+    for (const [payload, status, message] of [
+      [{}, 409, /central already has an admin account ann, which is not overwritten/],
+      [{ username: 'a b' }, 400, /username must be 1-64 letters/],
+      [{ username: 'adoptable' }, 400, /adoptable is not an account name/],
+      [{ username: 'rita' }, 409, /central already has an admin account rita/],
+      [{ name: 'x' }, 400, /unknown field name/]
+    ] as const) {
+      const res = await adopt(payload)
+      assert.is(res.status, status, `${JSON.stringify(payload)}: ${JSON.stringify(res.body)}`)
+      assert.match(String(res.body.error), message)
+    }
+    assert.is((await adopt({}, 'lab%3Anobody')).status, 404)
+    assert.is((await login(app, { username: 'ann', password: PASSWORD + ' of the lab' })).status, 401, 'nothing adopted yet')
+    assert.is((await app.inject({ method: 'POST', url: '/api/admin-accounts', headers: bearer(OWN_TOKEN), payload: { username: 'adoptable', role: 'mesh-admin', password: PASSWORD } })).statusCode, 400, 'the reserved name')
+
+    // another copy, adopted under a new name: the old password, the narrowed role, no second factor
+    const adopted = await adopt({ username: 'ann-lab' })
+    assert.is(adopted.status, 201, JSON.stringify(adopted.body))
+    const answer = adopted.body as unknown as AdoptedAccount
+    assert.equal([answer.account.username, answer.account.role, answer.account.sites, answer.account.totp, answer.totpDropped, answer.adoptedFrom.username], ['ann-lab', 'site-admin', ['lab'], false, true, 'ann'])
+    const signedIn = await login(app, { username: 'ann-lab', password: PASSWORD + ' of the lab' })
+    assert.equal([signedIn.status, signedIn.body.role], [200, 'site-admin'])
+    assert.is((await adopt({ username: 'ann-lab2' })).status, 404, 'adopted once')
+
+    // a dismissal: audited with what was dismissed
+    await mergeAdminHandover(w.store, cert, w.self, [{ username: 'ann', role: 'report-viewer', passwordHash: await slowHash('yet another one') }], T0 + 1)
+    assert.is((await app.inject({ method: 'DELETE', url: '/api/admin-accounts/adoptable/lab%3Aann', headers: rita.headers })).statusCode, 403)
+    assert.is((await app.inject({ method: 'DELETE', url: '/api/admin-accounts/adoptable/lab%3Aann', headers: bearer(OWN_TOKEN) })).statusCode, 200)
+    assert.equal(listAdoptable(await w.store.open(directoryDoc()), w.self), [])
+    const page = (await app.inject({ url: '/api/audit?action=adoptable&outcome=done', headers: bearer(OWN_TOKEN) })).json() as AuditPage
+    assert.equal(page.entries.map((e) => e.action), ['DELETE /api/admin-accounts/adoptable/:id', 'POST /api/admin-accounts/adoptable/:id/adopt'])
+    assert.equal((page.entries[0].before as { adoptable: { username: string, role: string } }).adoptable.role, 'report-viewer')
   } finally {
     await w.close()
   }
