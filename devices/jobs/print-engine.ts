@@ -160,8 +160,15 @@ export class PrintEngine {
         }
       }
       await recorded
-      await this.charge(target, outcome.impressions, outcome.dropped, as)
-      await target.markPrinted({ reason: 'job-completed-successfully', message: '' })
+      try {
+        await this.charge(target, outcome.impressions, outcome.dropped, as)
+        await target.markPrinted({ reason: 'job-completed-successfully', message: '' })
+      } catch (err) {
+        // printed: a write failing now (a disk error) must not record the job failed nor give its credit
+        // back; it stays `printing`, settled (charged once) from the printer's answer by the next pass or start
+        this.log.error({ ...target.tag, printer: target.printer, printerJob: outcome.printerJobId, err }, 'job printed, but its charge or end could not be recorded: settled from the printer later')
+        return 'printed'
+      }
       this.log.info({ ...target.tag, printer: target.printer, printerJob: outcome.printerJobId }, 'job printed')
       return 'printed'
     } catch (err) {
