@@ -7,7 +7,7 @@
  */
 import { writeFile } from 'node:fs/promises'
 import { Command, InvalidArgumentError } from 'commander'
-import { simulate, FAULT_KINDS, DEFAULT_TERMINALS, type SimSummary, type Injection } from './simulator.ts'
+import { simulate, FAULT_KINDS, DISK_FAULT_KINDS, DEFAULT_TERMINALS, type SimSummary, type Injection } from './simulator.ts'
 import { simulateProcesses, PROCESS_FAULT_KINDS, PROCESS_INJECTIONS, type ProcessSimSummary, type ProcessInjection } from './processes.ts'
 import { INVARIANTS, formatViolation } from './invariants.ts'
 import { MUTATIONS, runMutations, formatMutationTable } from './mutations.ts'
@@ -83,7 +83,7 @@ function formatSummary (s: SimSummary): string {
           ['credit: share requests (lost; duplicated)', `${s.credit.requests} (${s.credit.lost}; ${s.credit.duplicated})`]
         ] satisfies Array<[string, string]>
       : []),
-    ...FAULT_KINDS.filter((k) => k !== 'disk-full' || s.faults[k] > 0).map((k): [string, string] => [`faults: ${k}`, String(s.faults[k])]),
+    ...FAULT_KINDS.filter((k) => !(DISK_FAULT_KINDS as readonly string[]).includes(k) || s.faults[k] > 0).map((k): [string, string] => [`faults: ${k}`, String(s.faults[k])]),
     ['envelopes in / out', `${s.messages.envelopesIn} / ${s.messages.envelopesOut}`],
     ['convergence after final heal', s.convergence.converged
       ? `${s.convergence.virtualMs} ms virtual, ${s.convergence.realMs} ms real, ${s.convergence.rounds} rounds`
@@ -155,7 +155,7 @@ async function main (): Promise<number> {
     .option('--credit', 'credit as escrow (issue 20): prices and an enforced credit policy, users with home sites and top-ups, shares asked between peers over the faulty network, prints reserving and settling credit; checks invariant 5 and prints the availability figure; default off')
     .option('--credit-probes', 'with --credit: now and then two prints of one user reserved at one peer in the same turn, checked, given back (the credit mutations\' runs)')
     .option('--panel', 'terminals\' panels (issue 12): users log in at terminals by PIN, card or PIN alone, whatever the terminal reaches, and copy (copy sessions on simulated device counters); central changes PINs and disables users; checks invariant 6 and the copies in invariant 3; not with --credit; default off')
-    .option('--disk-faults', 'adds the disk-full fault (issue 18): one peer\'s every database write fails with ENOSPC for some steps while it runs on, then space is freed; default off')
+    .option('--disk-faults', 'adds the disk faults (issue 18), each on one peer\'s database for some steps while it runs on: disk-full (every write fails with ENOSPC), io-error (a few writes fail with EIO), slow-disk (writes complete later on the virtual clock; a crash loses those not completed); default off')
     .option('--credit-standard', 'with --credit: the standard workload of the availability figure — users print at their home site (90 %), one site and its terminals cut off for two hours a third of the way in; --faults defaults to 0')
     .option('--json <file>', 'also write the summary (with violations) as JSON to this file')
     .option('--data-dir <dir>', 'parent folder of the run\'s temp folder (default /dev/shm, else the OS temp dir; with --processes the OS temp dir); removed at the end')
@@ -251,7 +251,7 @@ async function mutationsMain (argv: string[]): Promise<number> {
     .option('--max-seconds <n>', 'real-time bound of each run', bounded('--max-seconds', 1, 86_400), 120)
     .option('--json <file>', 'also write the results as JSON to this file')
     .option('--device-spooling', 'every run with device spooling at terminals (device mutations always have it)')
-    .option('--disk-faults', 'every run with the disk-full fault too')
+    .option('--disk-faults', 'every run with the disk faults too (disk-full, io-error, slow-disk)')
     .option('--list', 'list the mutations and exit')
   program.parse(argv, { from: 'user' })
   const o = program.opts<{ seeds: string, only?: string, peers: number, steps: number, faults: number, terminals: number, maxSeconds: number, json?: string, list?: boolean, deviceSpooling?: boolean, diskFaults?: boolean }>()

@@ -35,6 +35,8 @@ const CLIENT_RUNS: Partial<ChildOptions> = { clients: 3 }
 const DEVICE_RUNS: Partial<ChildOptions> = { deviceSpooling: true }
 /** Credit as escrow a credit mutation's runs get (prices, an enforced policy, top-ups, shares between peers; invariant 5). */
 const CREDIT_RUNS: Partial<ChildOptions> = { credit: true, creditProbes: true }
+/** Disk faults a mutation that needs a slow (or failing) disk gets: disk-full, io-error and slow-disk. */
+const DISK_RUNS: Partial<ChildOptions> = { diskFaults: true }
 /** Terminals' panels a panel mutation's runs get (logins by PIN, card and PIN alone, copy sessions; invariant 6). */
 const PANEL_RUNS: Partial<ChildOptions> = { panel: true }
 
@@ -148,6 +150,13 @@ export const MUTATIONS: readonly Mutation[] = [
   {
     name: 'store-seq-ignores-held-ahead', area: 'store', bug: 'the next sequence number ignores own envelopes held out of order (a number peers hold is reused: a forked log)',
     file: 'crdt/store.ts', find: 'const seq = Math.max(entry.vector.get(this.self) ?? 0, ...(entry.ahead.get(this.self) ?? [])) + 1', replace: 'const seq = (entry.vector.get(this.self) ?? 0) + 1'
+  },
+  {
+    name: 'own-envelope-sent-before-durable', area: 'store', bug: 'a peer sends its own change to its peers as soon as it is sealed, before it is on disk: a kill -9 while a slow disk still writes it loses it at home but not at the peers, and the restarted peer gives its number to another change (a forked log)',
+    file: 'crdt/store.ts',
+    find: "    const durable = entry.durable.then(async () => {\n      await appended\n      if (own && entry.unstored !== undefined) throw entry.unstored // on disk, but maybe built on a change that is not\n      entry.entries++\n      entry.sinceSnapshot += bytes.byteLength\n      this.emit('entry', name, bytes, envelope, origin)\n    })",
+    replace: "    if (own) this.emit('entry', name, bytes, envelope, origin)\n    const durable = entry.durable.then(async () => {\n      await appended\n      if (own && entry.unstored !== undefined) throw entry.unstored\n      entry.entries++\n      entry.sinceSnapshot += bytes.byteLength\n      if (!own) this.emit('entry', name, bytes, envelope, origin)\n    })",
+    options: DISK_RUNS
   },
   // ---- sync ----
   {

@@ -87,6 +87,8 @@ export interface PanelPeer {
   crashed: boolean
   /** Its disk is full (the simulator's `disk-full` fault): writes fail with ENOSPC. */
   diskFull?: boolean
+  /** Its disk fails some writes (the simulator's `io-error` fault) with EIO. */
+  failingWrites?: unknown
   mesh?: { store: DocStore }
 }
 
@@ -414,8 +416,8 @@ export class PanelSim {
       id = (await this.init.track(async () => await copier.begin({ user, admin: false }))).id
     } catch (err) {
       this.init.event(terminal.name, 'copy-not-started', undefined, `${user}: ${(err as Error).message}`)
-      // only a crash or a full disk striking inside it (closing the last user's session) may stop a start: the counters never fail here
-      if (!terminal.crashed && terminal.diskFull !== true) this.init.checker.violation(3, this.init.step(), `${terminal.name} did not start ${user}'s copy session: ${(err as Error).message}`, undefined, terminal.name)
+      // only a crash or a full or failing disk striking inside it (closing the last user's session) may stop a start: the counters never fail here
+      if (!terminal.crashed && !this.diskFailing(terminal)) this.init.checker.violation(3, this.init.step(), `${terminal.name} did not start ${user}'s copy session: ${(err as Error).message}`, undefined, terminal.name)
       return
     }
     // a session of another user open here was ended by this one (charged to its own user): its end reading came first
@@ -443,13 +445,18 @@ export class PanelSim {
       await this.init.track(async () => await copier.end({ user: session.user, admin: false }, reason))
       this.ended(session, reason, this.countersOf(terminal).readings.at(-1))
     } catch (err) {
-      // a crash or a full disk striking inside the close: the session stays open in the data folder, closed later; anything else is a bug
+      // a crash or a full or failing disk striking inside the close: the session stays open in the data folder, closed later; anything else is a bug
       this.init.event(terminal.name, 'copy-end-failed', undefined, `${session.user}: ${(err as Error).message}`)
-      if (!terminal.crashed && terminal.diskFull !== true) this.init.checker.violation(3, this.init.step(), `${terminal.name} did not end ${session.user}'s copy session: ${(err as Error).message}`, undefined, terminal.name)
+      if (!terminal.crashed && !this.diskFailing(terminal)) this.init.checker.violation(3, this.init.step(), `${terminal.name} did not end ${session.user}'s copy session: ${(err as Error).message}`, undefined, terminal.name)
     }
   }
 
-  private ended (session: SimSession, reason: string, reading: { seq: number, at: number } | undefined): void {
+  /** Whether the terminal's disk fails writes now (full, or an I/O error fault). */
+  private diskFailing (terminal: PanelPeer): boolean {
+    return terminal.diskFull === true || terminal.failingWrites !== undefined
+  }
+
+    private ended (session: SimSession, reason: string, reading: { seq: number, at: number } | undefined): void {
     session.open = false
     if (reading !== undefined) session.end = reading
     this.init.event(session.terminal, 'copy-ended', undefined, `${session.user}, ${reason}`)

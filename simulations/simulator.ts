@@ -52,7 +52,7 @@ import { parseDocument, type DocumentInfo } from '../devices/documents/index.ts'
 import type { Signer, Verifier } from '../crdt/envelope.ts'
 import { startMeshPeer, issuePeerCertificate, type MeshPeer } from './mesh.ts'
 import { VirtualClock, AsyncTracker, settle, SimulationStalledError } from './scheduler.ts'
-import { CrashablePersistence, trackSigner, trackSpool, trackVerifier } from './instrument.ts'
+import { CrashablePersistence, trackSigner, trackSpool, trackVerifier, type FailingWrites, type SlowWrites } from './instrument.ts'
 import { LedgerDevice, PrintLedger } from './device.ts'
 import { Checker, type Violation, type InvariantId, INVARIANTS } from './invariants.ts'
 import { CreditSim, type CreditStats } from './credit-sim.ts'
@@ -75,6 +75,14 @@ const DELAY_FAULT_LATENCY: [number, number] = [500, 60_000]
 const LOSS_FAULT_RATE = 0.5
 /** Duplication rate of a "duplicate" fault. */
 const DUPLICATE_FAULT_RATE = 0.5
+/** An `io-error` fault: each write of its peer fails with this chance, ... */
+const IO_ERROR_RATE = 0.25
+/** ... at most this many writes in all (a few in its window, drawn from 1 to this). */
+const MAX_IO_ERRORS = 4
+/** How long (virtual ms) a write of a slow disk takes (uniform; after every write issued before it). */
+const SLOW_WRITE_MS: [number, number] = [50, 30_000]
+/** Share of crashes aimed at a peer with a slow disk while one has (in runs with `slow-disk`). */
+const SLOW_DISK_CRASH_SHARE = 0.5
 /** A fault lasts between 1 and this many steps before it is lifted. */
 const MAX_FAULT_STEPS = 12
 /** Largest clock skew given to a peer (either direction): 3 hours. */
@@ -135,8 +143,11 @@ function delegateOf (owner: string): string { return `u${(Number(owner.slice(1))
 const UUID_PATTERN = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g
 
 /** Fault kinds, in the order the summary lists them. */
-export const FAULT_KINDS = ['crash', 'crash-mid-write', 'partition', 'loss', 'duplicate', 'reorder', 'delay', 'clock-skew', 'disk-full'] as const
+export const FAULT_KINDS = ['crash', 'crash-mid-write', 'partition', 'loss', 'duplicate', 'reorder', 'delay', 'clock-skew', 'disk-full', 'io-error', 'slow-disk'] as const
 export type FaultKind = typeof FAULT_KINDS[number]
+/** The disk faults, drawn only with `diskFaults`. */
+export const DISK_FAULT_KINDS = ['disk-full', 'io-error', 'slow-disk'] as const
+export type DiskFaultKind = typeof DISK_FAULT_KINDS[number]
 
 /** Deliberate bugs, to prove the checks can fail. */
 export type Injection = 'double-print' | 'drop-acked-job' | 'drop-usage' | 'diverge' | 'miss-duplicates'
@@ -213,11 +224,15 @@ export interface SimOptions {
    */
   panel?: boolean
   /**
-   * Disk faults (issue 18 item 3; default off, so other runs keep their fingerprints): the
-   * `disk-full` fault, where one peer's every database write fails (ENOSPC) for some steps
-   * while it goes on running, reads still working; then space is freed.
+   * Disk faults (issue 18 item 3; default off, so other runs keep their fingerprints), each on
+   * one peer's database for some steps while it goes on running, reads still working:
+   * `disk-full` (every write fails with ENOSPC; then space is freed), `io-error` (a few
+   * writes picked at random fail with EIO) and `slow-disk` (writes complete only a while
+   * later on the virtual clock, in order; a crash meanwhile loses those not completed).
+   * `true` draws all three; a list only those (`['disk-full']` replays the runs made before
+   * the other two existed).
    */
-  diskFaults?: boolean
+  diskFaults?: boolean | readonly DiskFaultKind[]
   /** Called with every simulated event as it happens (to compare two runs of one seed). */
   onEvent?: (e: SimEvent) => void
   /** Called with each progress line (the CLI prints them to stderr). */
@@ -353,6 +368,10 @@ interface SimPeer {
   restartAt?: number
   /** Its disk is full (a `disk-full` fault): also across a restart, until the fault is lifted. */
   diskFull?: boolean
+  /** Its disk fails some writes (an `io-error` fault): also across a restart, until lifted. */
+  failingWrites?: FailingWrites
+  /** Its disk is slow (a `slow-disk` fault): also across a restart, until lifted. */
+  slowWrites?: SlowWrites
   /** Crashed but not yet torn down (a mid-write crash strikes inside some operation). */
   crashed: boolean
 }
@@ -532,6 +551,8 @@ class Simulation {
     if (opts.panel === true && opts.credit === true) throw new RangeError('panels (copies) and credit cannot be simulated together yet')
     this.rng = seededRandom(opts.seed)
     this.docRng = seededRandom(opts.seed ^ 0xd0c5)
+    // a slow disk's writes wait for virtual time, parked (see drive)
+    if (this.diskFaultKinds().includes('slow-disk')) this.tracker.enableParking()
     this.network = new MemoryNetwork({ random: seededRandom(opts.seed ^ 0x5eed), schedule: this.clock.schedule, faults: { latencyMs: BASE_LATENCY } })
     this.logger = opts.logger ?? pino({ level: process.env.PRINTMESH_SIM_LOG ?? 'silent' })
     this.checker = new Checker(opts.seed, (job, peer) => this.trace(job, peer))
@@ -784,7 +805,7 @@ class Simulation {
           this.clock.schedule(resolve, ms)
         })
       },
-      wrapPersistence: (inner) => (persistenceHolder.p = new CrashablePersistence(inner, this.tracker, p.name, () => this.onCrash(p))),
+      wrapPersistence: (inner) => (persistenceHolder.p = new CrashablePersistence(inner, this.tracker, p.name, () => this.onCrash(p), this.clock)),
       // its role's own list (node/roles.ts), less what needs libp2p or a socket; with credit, central's credit service too
       services: site !== undefined ? inProcessServices(p.role) : this.credit !== undefined ? [...IN_PROCESS_CORE, 'credit'] : IN_PROCESS_CORE,
       ...(site !== undefined
@@ -793,7 +814,11 @@ class Simulation {
     })
     p.mesh = mesh
     p.persistence = persistenceHolder.p
-    if (p.persistence !== undefined) p.persistence.diskFull = p.diskFull === true
+    if (p.persistence !== undefined) {
+      p.persistence.diskFull = p.diskFull === true
+      p.persistence.failingWrites = p.failingWrites
+      p.persistence.slowWrites = p.slowWrites
+    }
     p.crashed = false
     if (site !== undefined) {
       p.jobs = mesh.services.jobs as JobService
@@ -980,6 +1005,31 @@ class Simulation {
     await this.checkSpool(p, 'after restart')
   }
 
+  /** The disk faults this run draws (see `diskFaults`). */
+  private diskFaultKinds (): readonly DiskFaultKind[] {
+    const d = this.opts.diskFaults
+    return d === true ? DISK_FAULT_KINDS : d === undefined || d === false ? [] : d
+  }
+
+  /**
+   * Awaits work of the run loop. A slow disk's write completes only when the virtual clock
+   * reaches its time, so while `work` waits for one (nothing else left to do), the clock runs
+   * on: timers one at a time, each settled, anti-entropy rounds in their turn, as other
+   * work goes on while a real process waits for its disk. The work is tracked, so the clock
+   * moves only while it is done or waits for virtual time (parked), never while it runs.
+   * Without slow disks: just awaited.
+   */
+  private async drive<T> (work: () => Promise<T>): Promise<T> {
+    if (!this.diskFaultKinds().includes('slow-disk')) return await work()
+    let done = false
+    const running = this.tracker.track(work)
+    running.then(() => { done = true }, () => { done = true })
+    for (;;) {
+      await settle(this.tracker, `step ${this.step}`)
+      if (done || !await this.tick(Infinity)) return await running
+    }
+  }
+
   // ---- the run ------------------------------------------------------------------------
 
   async run (): Promise<SimSummary> {
@@ -989,22 +1039,22 @@ class Simulation {
     let faultsLeft = this.opts.faults
     for (this.step = 1; this.step <= this.opts.steps; this.step++) {
       if (Date.now() > this.deadline) throw new SimulationTimeoutError(this.opts.maxSeconds ?? 0)
-      await this.liftExpired()
-      await this.credit?.beforeStep(this.step)
-      await this.retryOffline()
-      await this.retryAfterFallback()
+      await this.drive(async () => await this.liftExpired())
+      await this.drive(async () => await this.credit?.beforeStep(this.step))
+      await this.drive(async () => await this.retryOffline())
+      await this.drive(async () => await this.retryAfterFallback())
       const stepsLeft = this.opts.steps - this.step + 1
       if (faultsLeft > 0 && this.rng() < faultsLeft / stepsLeft) {
         faultsLeft--
-        await this.fault()
+        await this.drive(async () => await this.fault())
       } else {
-        await this.workload()
+        await this.drive(async () => await this.workload())
       }
       await settle(this.tracker, `step ${this.step}`)
       this.checkFallback()
       await this.teardownAnyCrashed()
       this.observe()
-      await this.credit?.probe()
+      await this.drive(async () => await this.credit?.probe())
       this.credit?.check()
       if (this.deviceSpooling()) this.checkDeviceListings()
       await this.runUntil(this.clock.now() + this.int(0, STEP_MAX_MS))
@@ -1022,18 +1072,22 @@ class Simulation {
 
   /** Runs timers one at a time (each settled) and anti-entropy rounds, up to virtual time `until`. */
   private async runUntil (until: number): Promise<void> {
-    for (;;) {
-      const next = this.clock.nextAt()
-      if (this.nextAntiEntropy <= until && (next === undefined || this.nextAntiEntropy < next)) {
-        this.clock.advanceTo(this.nextAntiEntropy)
-        this.nextAntiEntropy += ANTI_ENTROPY_MS
-        await this.antiEntropy()
-        continue
-      }
-      if (!this.clock.runNext(until)) break
-      await settle(this.tracker, `timer at step ${this.step}`)
-    }
+    while (await this.tick(until));
     this.clock.advanceTo(until)
+  }
+
+  /** Runs the next timer or anti-entropy round due by `until` (settled); false when none is. */
+  private async tick (until: number): Promise<boolean> {
+    const next = this.clock.nextAt()
+    if (this.nextAntiEntropy <= until && (next === undefined || this.nextAntiEntropy < next)) {
+      this.clock.advanceTo(this.nextAntiEntropy)
+      this.nextAntiEntropy += ANTI_ENTROPY_MS
+      await this.antiEntropy()
+      return true
+    }
+    if (!this.clock.runNext(until)) return false
+    await settle(this.tracker, `timer at step ${this.step}`)
+    return true
   }
 
   /** Runs every pending timer (and what they schedule) to the end. */
@@ -1456,18 +1510,29 @@ class Simulation {
   // ---- faults -------------------------------------------------------------------------
 
   private async fault (): Promise<void> {
-    const kinds = FAULT_KINDS.filter((k) => (k !== 'partition' || !this.partitioned) && (k !== 'disk-full' || this.opts.diskFaults === true))
+    const disk: readonly FaultKind[] = this.diskFaultKinds()
+    const kinds = FAULT_KINDS.filter((k) => (k !== 'partition' || !this.partitioned) && (!(DISK_FAULT_KINDS as readonly FaultKind[]).includes(k) || disk.includes(k)))
     const kind = this.pick(kinds) ?? 'loss'
     const until = this.step + this.int(1, MAX_FAULT_STEPS)
     this.faultCounts[kind]++
     switch (kind) {
       case 'crash':
       case 'crash-mid-write': {
-        const victim = this.pick(this.peers.filter((p) => p.mesh !== undefined && !p.crashed))
+        const up = this.peers.filter((p) => p.mesh !== undefined && !p.crashed)
+        // with slow disks, half the crashes strike a peer whose disk is slow (if any): what its writes not yet completed lose
+        const slow = this.diskFaultKinds().includes('slow-disk') ? up.filter((p) => p.slowWrites !== undefined) : []
+        const victim = this.pick(slow.length > 0 && this.rng() < SLOW_DISK_CRASH_SHARE ? slow : up)
         if (victim?.persistence === undefined) return
         victim.restartAt = until
         if (kind === 'crash') {
           victim.persistence.crash()
+        } else if (victim.slowWrites !== undefined) {
+          // a slow disk: the crash strikes at a moment of the peer's next work (virtual time), while some of its writes may still be under way
+          const ms = this.int(0, SLOW_WRITE_MS[1])
+          const persistence = victim.persistence
+          this.clock.schedule(() => { if (victim.persistence === persistence) persistence.crash() }, ms)
+          this.event(victim.name, 'crash-armed', undefined, `in ${ms} ms`)
+          if (victim.jobs !== undefined) await this.print(victim.role === 'site' || victim.role === 'client' || (victim.role === 'terminal' && this.deviceSpooling()) ? victim : undefined)
         } else {
           const n = this.int(0, 3)
           victim.persistence.crashAfterAppends(n)
@@ -1500,6 +1565,43 @@ class Simulation {
         setFull(true)
         this.event(victim.name, 'disk-full')
         this.active.push({ kind, until, undo: () => { setFull(false); this.event(victim.name, 'disk-space-freed') } })
+        return
+      }
+      case 'io-error': {
+        const victim = this.pick(this.peers.filter((p) => p.mesh !== undefined && !p.crashed && p.failingWrites === undefined))
+        if (victim === undefined) return
+        const random = seededRandom(this.int(0, 2 ** 31 - 1))
+        let left = this.int(1, MAX_IO_ERRORS)
+        const failing: FailingWrites = {
+          fails: () => {
+            if (left === 0 || random() >= IO_ERROR_RATE) return false
+            left--
+            this.event(victim.name, 'io-error', undefined, `${left} left`)
+            return true
+          }
+        }
+        const set = (f: FailingWrites | undefined): void => {
+          victim.failingWrites = f
+          if (victim.persistence !== undefined) victim.persistence.failingWrites = f
+        }
+        set(failing)
+        this.event(victim.name, 'disk-failing', undefined, `${left} writes at most`)
+        this.active.push({ kind, until, undo: () => { set(undefined); this.event(victim.name, 'disk-healthy') } })
+        return
+      }
+      case 'slow-disk': {
+        const victim = this.pick(this.peers.filter((p) => p.mesh !== undefined && !p.crashed && p.slowWrites === undefined))
+        if (victim === undefined) return
+        const random = seededRandom(this.int(0, 2 ** 31 - 1))
+        const slow: SlowWrites = { delayMs: () => SLOW_WRITE_MS[0] + Math.floor(random() * (SLOW_WRITE_MS[1] - SLOW_WRITE_MS[0] + 1)) }
+        const set = (w: SlowWrites | undefined): void => {
+          victim.slowWrites = w
+          if (victim.persistence !== undefined) victim.persistence.slowWrites = w
+        }
+        set(slow)
+        this.event(victim.name, 'disk-slow')
+        // writes issued meanwhile still complete in their time, after the fault is lifted
+        this.active.push({ kind, until, undo: () => { set(undefined); this.event(victim.name, 'disk-fast') } })
         return
       }
       case 'clock-skew': {
@@ -1746,11 +1848,11 @@ class Simulation {
     for (const [a, b] of this.edges) this.network.setFaults({ latencyMs: BASE_LATENCY }, [a.signer.id, b.signer.id])
     this.credit?.setFaults({ latencyMs: BASE_LATENCY })
     for (const [a, b] of this.edges) this.credit?.setFaults({ latencyMs: BASE_LATENCY }, [a.signer.id, b.signer.id])
-    await this.restartCrashed()
+    await this.drive(async () => await this.restartCrashed())
     // users still at a panel log out (before the clocks are put right: a session ends on the clock it ran on)
-    await this.panel?.logoutAll()
+    await this.drive(async () => await this.panel?.logoutAll())
     await settle(this.tracker, 'logouts')
-    await this.restartCrashed()
+    await this.drive(async () => await this.restartCrashed())
     for (const p of this.peers) p.skewMs = 0
     this.event('network', 'final-heal')
     if (this.opts.inject === 'diverge') this.injectDivergence()
