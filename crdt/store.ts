@@ -313,18 +313,6 @@ export class DocStore extends EventEmitter<StoreEvents> {
    * instead (devices/jobs/roaming.ts `record`).
    */
   async transact<T> (name: DocName, origin: Origin, fn: (doc: Y.Doc) => T): Promise<T> {
-    const { result, durable } = await this.change(name, origin, fn)
-    await durable
-    return result
-  }
-
-  /**
-   * {@link transact} without waiting for the disk: resolves once the change is in the document,
-   * with `durable`, which settles as transact would. For a caller whose next change of the same
-   * document is awaited before anyone is told (an own append is never durable before an earlier
-   * one, and fails when an earlier one did): IPP Print-Job's new job, durable with its document.
-   */
-  async change<T> (name: DocName, origin: Origin, fn: (doc: Y.Doc) => T): Promise<{ result: T, durable: Promise<void> }> {
     // a change tagged as a peer's would be taken for one already persisted, and silently never sealed or stored
     if (origin.kind === 'peer' || origin.kind === 'storage') throw new TypeError(`transact is for local changes, not origin ${origin.kind}; peers' updates go through applyEnvelope`)
     const entry = await this.entry(name)
@@ -332,9 +320,8 @@ export class DocStore extends EventEmitter<StoreEvents> {
     const result = entry.doc.transact(() => fn(entry.doc), origin)
     const sealed = entry.sealed as Promise<void> | undefined // set by the update handler, synchronously, if fn changed anything
     entry.sealed = undefined
-    const durable = sealed ?? this.flush(entry)
-    durable.catch(() => {}) // the caller's to handle; not an unhandled rejection while it has not looked yet
-    return { result, durable }
+    await (sealed ?? this.flush(entry))
+    return result
   }
 
   /**

@@ -95,26 +95,6 @@ test('a failing append rejects the transact that caused it, and later writes wor
   await reopened.close()
 })
 
-test('change() resolves before the disk; a later transact of the document resolves only once both are durable, and rejects when the earlier append failed', async () => {
-  const counting = new CountingPersistence(await LevelPersistence.open(join(dir, 'db')))
-  const store = new DocStore(counting, alice.signer)
-  await store.open(doc)
-  // the earlier change's append fails only once the later one was issued: the later one must not stand alone
-  counting.failNextLate = true
-  const { durable } = await store.change(doc, local, (d) => d.getMap('m').set('received', 1))
-  const later = store.transact(doc, local, (d) => d.getMap('m').set('held', 2))
-  assert.match((await rejects(durable, Error)).message, /disk full/)
-  assert.match((await rejects(later, Error)).message, /disk full/)
-  // nothing was lost: the next write stores the whole document, both changes in it
-  const ok = await store.change(doc, local, (d) => d.getMap('m').set('next', 3))
-  await store.transact(doc, local, (d) => d.getMap('m').set('last', 4))
-  await ok.durable
-  await store.close()
-  const reopened = new DocStore(await LevelPersistence.open(join(dir, 'db')), alice.signer)
-  assert.equal(Object.fromEntries((await reopened.open(doc)).getMap('m').entries()), { received: 1, held: 2, next: 3, last: 4 })
-  await reopened.close()
-})
-
 /**
  * A store that wrote `first`, then two changes at once (`lost`, `after`) whose first append
  * fails: at once (`failNext`), or only after the second was issued (`failNextLate`).

@@ -435,13 +435,7 @@ export class JobService implements JobDomain {
     // counted at once, with the check: concurrent requests cannot all pass it before any is counted
     this.holdings.add(job.id, job.owner, req.intake?.address)
     try {
-      const { durable } = await this.c.store.change(doc, { kind: 'ipp', user: req.owner }, (d) => jobs.putNewJob(d, job))
-      if (req.documentFollows === true) {
-        // addDocument's held write fails too if this one did; the job never counts then
-        durable.catch(() => this.holdings.remove(job.id))
-      } else {
-        await durable
-      }
+      await this.c.store.transact(doc, { kind: 'ipp', user: req.owner }, (d) => jobs.putNewJob(d, job))
     } catch (err) {
       this.holdings.remove(job.id)
       throw err

@@ -101,12 +101,6 @@ export interface CreateJobRequest {
   intake?: JobIntake
   /** The workstation's job it was handed over from (client spooling off). */
   handedOverFrom?: { peer: PeerId, jobId: string }
-  /**
-   * The document follows in the same request (IPP Print-Job) and the client is answered only
-   * once the held job is durable: the new job's own write is then not waited for (that later
-   * write is never durable before it), so receiving the document overlaps it.
-   */
-  documentFollows?: boolean
 }
 
 export interface DocumentUpload {

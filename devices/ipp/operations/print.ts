@@ -173,8 +173,7 @@ async function receiveDocument (ctx: OperationContext, job: JobRecord, format: s
 
 export const printJob: OperationHandler = async (ctx) => {
   const prep = prepareJob(ctx)
-  // answered only once the held job is durable: the new job's write need not be waited for first
-  const job = await ctx.domain.createJob({ ...prep.request, documentFollows: true })
+  const job = await ctx.domain.createJob(prep.request)
   ctx.logger.debug({ job: job.ippId, owner: job.owner, format: prep.format }, 'Print-Job: receiving the document')
   const done = await receiveDocument(ctx, job, prep.format, prep.compression)
   return { status: okStatus(prep.unsupported), unsupported: prep.unsupported, groups: [jobGroup(ctx, done, JOB_CREATION_RESPONSE)] }
