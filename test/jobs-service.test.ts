@@ -567,4 +567,35 @@ test('the charge rule: analysed pages; else the printer\'s impressions; else dec
   assert.equal(printCharge(job), { pages: 3 * UNKNOWN_PAGES_FALLBACK, colorPages: 3 * UNKNOWN_PAGES_FALLBACK, sheets: 3, basis: 'fallback' })
 })
 
+
+// ---- the same bytes sent twice --------------------------------------------------------
+
+test('the same document sent twice: one copy refused while the other is still being analysed leaves the bytes, and the other is held and prints them', async () => {
+  await teardown(rig)
+  // the first analysis waits until the second copy has been refused as corrupt
+  let calls = 0
+  let refused!: () => void
+  const secondRefused = new Promise<void>((resolve) => { refused = resolve })
+  rig = await build(rig.dir, undefined, rig.clock, async () => {
+    if (++calls === 2) throw new CorruptDocumentError('second copy refused')
+    await secondRefused
+    return { format: 'application/pdf', pages: 1, colorPages: 0 }
+  })
+  const pdf = await makePdf(rig.dir, { pages: 1 })
+  const kept = await rig.jobs.createJob({ queue: 'print', owner: 'bob', name: 'kept', copies: 1, sides: 'one-sided' })
+  const refusedJob = await rig.jobs.createJob({ queue: 'print', owner: 'alice', name: 'refused', copies: 1, sides: 'one-sided' })
+  const held = rig.jobs.addDocument(kept.ippId, { format: 'application/pdf', data: createReadStream(pdf) })
+  await until(() => calls === 1, 10_000, 'the first copy under analysis')
+  await rejects(rig.jobs.addDocument(refusedJob.ippId, { format: 'application/pdf', data: createReadStream(pdf) }), CorruptDocumentError)
+  refused()
+  const job = await held
+  assert.is(job.state, 'held')
+  assert.ok(await rig.spool.has(job.sha256!), 'the held job\'s document is still in the spool')
+  await rig.jobs.release(job.ippId, bob)
+  await until(() => rig.jobs.getJob(job.ippId)?.state === 'printed', 10_000, 'the kept job printed')
+  const printed = (await readdir(rig.out)).filter((f) => !f.endsWith('.json') && !f.startsWith('.'))
+  assert.is(printed.length, 1)
+  assert.ok((await readFile(join(rig.out, printed[0]))).equals(await readFile(pdf)), 'the printer got the document\'s bytes')
+})
+
 test.run()

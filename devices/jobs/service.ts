@@ -550,7 +550,7 @@ export class JobService implements JobDomain {
         reason: corrupt ? 'document-format-error' : unsupported ? 'unsupported-document-format' : 'aborted-by-system',
         message: (err as Error).message
       })
-      await this.removeBytesIfUnused(spooled.sha256)
+      await this.removeBytesIfUnused(spooled.sha256, id)
       throw err
     } finally {
       this.uploading.delete(id)
@@ -699,8 +699,7 @@ export class JobService implements JobDomain {
   /** Whether a job other than `except` still needs the document `sha256`: one not finished, or one still being analysed. */
   private bytesNeeded (sha256: string, except: string): boolean {
     for (const { job } of this.all()) if (job.id !== except && job.sha256 === sha256 && !TERMINAL_STATES.has(job.state)) return true
-    for (const [id, spooled] of this.analysing) if (id !== except && spooled === sha256) return true
-    return false
+    return this.beingAnalysed(sha256, except)
   }
 
   /** The site refused the job: it stays held here (client spooling), with the site's reason. */
@@ -799,7 +798,8 @@ export class JobService implements JobDomain {
     // one pass over the remaining jobs, not one per purged job
     if (purgedBytes.size > 0) {
       for (const { job } of this.all()) if (job.sha256 !== undefined) purgedBytes.delete(job.sha256)
-      for (const sha256 of purgedBytes) await this.c.spool.remove(sha256)
+      // the same bytes sent again may be under analysis for a new job, whose record names no hash yet
+      for (const sha256 of purgedBytes) if (!this.beingAnalysed(sha256)) await this.c.spool.remove(sha256)
     }
     // Emptied documents of past periods stay: peers hold them too, and dropping one only here
     // would have them sent back, and a write into it before all came back would reuse sequence
@@ -807,9 +807,17 @@ export class JobService implements JobDomain {
     // documents together, by age (node/peer.ts, JOBS_REPLICA_MONTHS).
   }
 
-  private async removeBytesIfUnused (sha256: string): Promise<void> {
+  /** Removes the document `sha256` unless a job (other than `except`) names it or is being analysed with it (the same bytes sent twice). */
+  private async removeBytesIfUnused (sha256: string, except: string): Promise<void> {
     for (const { job } of this.all()) if (job.sha256 === sha256) return
+    if (this.beingAnalysed(sha256, except)) return
     await this.c.spool.remove(sha256)
+  }
+
+  /** Whether a job other than `except` is analysing the document `sha256` now: its record does not name it yet. */
+  private beingAnalysed (sha256: string, except?: string): boolean {
+    for (const [id, spooled] of this.analysing) if (id !== except && spooled === sha256) return true
+    return false
   }
 }
 
