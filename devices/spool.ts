@@ -9,7 +9,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, open, rename, rm, stat, readdir } from 'node:fs/promises'
+import { mkdir, open, rename, rm, stat, readdir, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Transform, type Readable } from 'node:stream'
@@ -55,7 +55,8 @@ export class Spool {
   private async folder (sha256: string): Promise<string> {
     const dir = join(this.dir, sha256.slice(0, 2))
     if (!this.folders.has(dir)) {
-      await mkdir(dir, { recursive: true })
+      // a folder made now is made durable in the spool's own folder, once
+      if (await mkdir(dir, { recursive: true }) !== undefined) await fsyncPath(this.dir)
       this.folders.add(dir)
     }
     return dir
@@ -106,30 +107,43 @@ export class Spool {
       }
     })
     try {
-      // one handle for writing and fsync: a second open and close per document cost more than the fsync's wait at c=8
-      const handle = await open(tmp, 'wx')
+      // one handle for writing and fsync: a second open and close per document cost more than the fsync's wait at c=8.
+      // Opened inside the pipeline, so that the source is in it (its errors handled) from the first moment.
+      let handle: FileHandle | undefined
       try {
         await pipeline(data, meter, async (chunks: AsyncIterable<Buffer>) => {
+          const file = handle = await open(tmp, 'wx')
           for await (const chunk of chunks) {
             // a regular file takes all of it at once; a short write (a signal, a full disk's last bytes) is continued
             for (let at = 0; at < chunk.length;) {
-              const { bytesWritten } = await handle.write(chunk, at)
+              const { bytesWritten } = await file.write(chunk, at)
               if (bytesWritten === 0) throw new Error(`spool write made no progress at byte ${at} of a chunk`)
               at += bytesWritten
             }
           }
+          await file.sync()
         })
-        await handle.sync()
-      } finally {
-        await handle.close()
+      } catch (err) {
+        await handle?.close().catch(() => {}) // the write's own error is the one to report
+        throw err
       }
+      await handle?.close()
       const sha256 = hash.digest('hex')
       const final = this.path(sha256)
-      const folder = await this.folder(sha256)
-      await rename(tmp, final)
+      let folder = await this.folder(sha256)
+      try {
+        await rename(tmp, final)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+        // the subfolder was removed behind this process's back (an operator, a tmp cleaner): made again
+        this.folders.delete(folder)
+        folder = await this.folder(sha256)
+        await rename(tmp, final)
+      }
       await fsyncPath(folder)
       return { sha256, size, path: final }
     } catch (err) {
+      data.destroy() // not read to its end (the temp file could not be made, or the write failed): its descriptor goes
       await rm(tmp, { force: true })
       throw err
     }
