@@ -224,13 +224,23 @@ function scanUserByCard (doc: Y.Doc, index: string): DirectoryUser | undefined {
 }
 
 /**
+ * Whether scrypt parameters are ones this code writes ({@link slowHash}: N a power of two from
+ * {@link PIN_SCRYPT_N} to {@link PASSWORD_SCRYPT_N}, r 8, p 1). Others are refused unverified:
+ * a hash is only as trusted as its writer, and one handed over by a joining site with p = 100,000
+ * would hold a thread of the pool for minutes per sign-in attempt.
+ */
+export function slowHashCost (n: number, r: number, p: number): boolean {
+  return Number.isInteger(n) && n >= PIN_SCRYPT_N && n <= PASSWORD_SCRYPT_N && (n & (n - 1)) === 0 && r === SCRYPT_R && p === SCRYPT_P
+}
+
+/**
  * Checks a PIN (or a normalized card number, or a password) against a stored hash in constant
  * time, at the cost the hash names (a PIN hashed at 2^15 before {@link PIN_SCRYPT_N} still
  * verifies); false for malformed hashes.
  */
 export async function verifyPin (pin: string, stored: string): Promise<boolean> {
   const [scheme, n, r, p, salt, hash] = stored.split('$')
-  if (scheme !== 'scrypt' || hash === undefined) return false
+  if (scheme !== 'scrypt' || hash === undefined || !slowHashCost(Number(n), Number(r), Number(p))) return false
   const expected = Buffer.from(hash, 'base64')
   const key = await scrypt(pin, Buffer.from(salt, 'base64'), Number(n), Number(r), Number(p))
   return key.length === expected.length && timingSafeEqual(key, expected)

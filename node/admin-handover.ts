@@ -27,6 +27,7 @@
 import type { Logger } from 'pino'
 import type { DocStore } from '../crdt/store.ts'
 import { directoryDoc } from '../crdt/names.ts'
+import { slowHashCost } from '../crdt/directory.ts'
 import type { Certificate } from '../crdt/license.ts'
 import { ADMIN_ROLES, getAdminAccount, listAdminAccounts, narrowedRole, putAdminAccount, putAdoptable, validAccountName, type AdminAccount, type AdminRole, type AdoptableAdminAccount } from '../crdt/admin-accounts.ts'
 import { siteId } from '../crdt/names.ts'
@@ -35,8 +36,14 @@ import type { Host } from '../transports/host.ts'
 
 /** A standalone site has a handful of admins; more in one join is not a site's directory. */
 export const MAX_HANDED_ADMINS = 200
-/** A slow hash at any cost (`scrypt$N$r$p$salt$hash`, crdt/directory.ts `slowHash`). */
+/** A slow hash (`scrypt$N$r$p$salt$hash`, crdt/directory.ts `slowHash`); its cost is checked apart ({@link slowHashCost}). */
 const PASSWORD_HASH = /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/
+
+/** N, r and p of a hash that matched {@link PASSWORD_HASH}. */
+const hashCost = (hash: string): [number, number, number] => {
+  const [, n, r, p] = hash.split('$')
+  return [Number(n), Number(r), Number(p)]
+}
 
 /** One account as handed over: no TOTP secret (it cannot move), whether it had one. */
 export interface HandoverAdmin {
@@ -88,7 +95,7 @@ export async function mergeAdminHandover (store: DocStore, cert: Certificate, au
     const username = typeof raw?.username === 'string' ? raw.username : ''
     if (raw === null || typeof raw !== 'object' || !validAccountName(username)) { report.conflicts.push({ username, reason: 'not a valid account name' }); continue }
     if (typeof raw.role !== 'string' || !ADMIN_ROLES.includes(raw.role)) { report.conflicts.push({ username, reason: 'not a valid role' }); continue }
-    if (typeof raw.passwordHash !== 'string' || !PASSWORD_HASH.test(raw.passwordHash)) { report.conflicts.push({ username, reason: 'no valid password hash' }); continue }
+    if (typeof raw.passwordHash !== 'string' || !PASSWORD_HASH.test(raw.passwordHash) || !slowHashCost(...hashCost(raw.passwordHash))) { report.conflicts.push({ username, reason: 'no valid password hash' }); continue }
     if (fresh.some((a) => a.username === username)) { report.conflicts.push({ username, reason: 'handed over twice' }); continue }
     const role = narrowedRole(raw.role)
     const held = getAdminAccount(directory, authority, username)

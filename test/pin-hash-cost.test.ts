@@ -76,6 +76,18 @@ test('a PIN or card hashed at 2^15 before still verifies, at its own cost; a wro
   assert.is(getUser(directory, 'old')?.pinHash, OLD_PIN_HASH, 'a login does not rewrite the stored hash')
 })
 
+test('a hash naming a cost this code never writes is refused unverified, without spending it (a joining site\'s p = 100,000 would hold a thread for minutes)', async () => {
+  const good = await slowHash('correct horse', PIN_SCRYPT_N)
+  const [, , , , salt, hash] = good.split('$')
+  assert.ok(await verifyPin('correct horse', good))
+  const started = performance.now()
+  for (const [n, r, p] of [[PIN_SCRYPT_N, 8, 100_000], [PIN_SCRYPT_N, 64, 1], [PASSWORD_SCRYPT_N * 2, 8, 1], [PIN_SCRYPT_N / 2, 8, 1], [3000, 8, 1]]) {
+    assert.not.ok(await verifyPin('correct horse', ['scrypt', n, r, p, salt, hash].join('$')), `N=${n} r=${r} p=${p} refused`)
+  }
+  // refused before any scrypt: the five together take far less than one scrypt at p = 100,000 (minutes)
+  assert.ok(performance.now() - started < 5_000, `refused at once (${Math.round(performance.now() - started)} ms)`)
+})
+
 test('the CSV import and the users admin write PIN and card hashes at the PIN cost', async () => {
   await importUsersCsv(store, 'username,full name,PIN,card\nalice,Alice,2468,0004417223\n', 'site-a', 'test', KEY)
   const admin = new DirectoryAdmin({ store, cardKey: KEY, authority: () => true, homeSite: 'site-a' })
