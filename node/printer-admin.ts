@@ -608,17 +608,23 @@ export function createAdminConsole (init: AdminConsoleInit): ConsoleApi {
  * disconnects the peer.
  */
 export function storeChangeFeed (store: DocStore, links: Pick<SyncLink, 'on' | 'off'>): ChangeFeed {
+  // one listener of each kind for every open stream together: a console tab each would pass the emitters' listener warning
+  const subscribers = new Set<(family: string) => void>()
+  const onEntry = (name: DocName): void => {
+    const family = parseDocName(name)?.family
+    if (family !== undefined) for (const fn of subscribers) fn(family)
+  }
+  const onPeer = (): void => { for (const fn of subscribers) fn(PEERS_FEED) }
   return {
     subscribe (fn) {
-      const onEntry = (name: DocName): void => {
-        const family = parseDocName(name)?.family
-        if (family !== undefined) fn(family)
+      if (subscribers.size === 0) {
+        store.on('entry', onEntry)
+        links.on('peer:connect', onPeer)
+        links.on('peer:disconnect', onPeer)
       }
-      const onPeer = (): void => { fn(PEERS_FEED) }
-      store.on('entry', onEntry)
-      links.on('peer:connect', onPeer)
-      links.on('peer:disconnect', onPeer)
+      subscribers.add(fn)
       return () => {
+        if (!subscribers.delete(fn) || subscribers.size > 0) return
         store.off('entry', onEntry)
         links.off('peer:connect', onPeer)
         links.off('peer:disconnect', onPeer)

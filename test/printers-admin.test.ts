@@ -11,6 +11,7 @@ import * as assert from 'uvu/assert'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
+import { EventEmitter } from 'node:events'
 import { pino, type Logger } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { TestMesh, type MeshPeer } from '../simulations/mesh-harness.ts'
@@ -27,7 +28,7 @@ import { LevelPersistence } from '../crdt/persistence.ts'
 import { generateIdentity } from '../transports/identity.ts'
 import { createOutputDevice } from '../devices/output/registry.ts'
 import type { OutputDevice } from '../devices/output/types.ts'
-import { SitePrinters, UnknownSiteError, createAdminConsole, type SiteSettingsWriter } from '../node/printer-admin.ts'
+import { SitePrinters, UnknownSiteError, createAdminConsole, storeChangeFeed, type SiteSettingsWriter } from '../node/printer-admin.ts'
 import { InvalidRequestError } from '../crdt/errors.ts'
 import { rejects } from './helpers/assert.ts'
 import { buildHttpApp } from '../ui/server.ts'
@@ -101,6 +102,24 @@ function job (self: PeerId, fields: Partial<JobRecord>): JobRecord {
 }
 
 // ---- a site's printers, through the console's routes ----
+
+test('the console\'s change feed: many open streams share one listener per emitter, each gets every family and peer change, and the last one gone leaves none', async () => {
+  const store = new EventEmitter()
+  const links = new EventEmitter()
+  const feed = storeChangeFeed(store as unknown as DocStore, links as unknown as Parameters<typeof storeChangeFeed>[1])
+  const got: string[][] = Array.from({ length: 20 }, () => [])
+  const unsubscribe = got.map((g) => feed.subscribe((family) => { g.push(family) }))
+  assert.equal([store.listenerCount('entry'), links.listenerCount('peer:connect'), links.listenerCount('peer:disconnect')], [1, 1, 1])
+  store.emit('entry', jobsDoc('site-a' as PeerId, '2026-12'))
+  links.emit('peer:connect', 'peer-x')
+  for (const g of got) assert.equal(g, ['jobs', 'peers'])
+  unsubscribe.slice(1).forEach((u) => u())
+  links.emit('peer:disconnect', 'peer-x')
+  assert.equal(got[0], ['jobs', 'peers', 'peers'])
+  assert.equal(got[1], ['jobs', 'peers'], 'an ended stream hears nothing more')
+  unsubscribe[0]()
+  assert.equal([store.listenerCount('entry'), links.listenerCount('peer:connect'), links.listenerCount('peer:disconnect')], [0, 0, 0])
+})
 
 test('an admin adds, edits and removes printers at run time; bad input is a 400 naming the field; a busy printer a 409; kept over a restart', async () => {
   let site = await openSite()

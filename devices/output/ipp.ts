@@ -497,7 +497,7 @@ export class IppOutputDevice implements OutputDevice {
   /** Steps 1–2 with the retry policy; resolves with the printer's job id once accepted. */
   async #submit (req: PrintRequest, signal: AbortSignal, sent: { dropped: string[] }): Promise<number> {
     let last: SubmitFailure | undefined
-    // busy answers in a row, and when the first of them came: within busyWindowMs they use up no attempt
+    // busy answers in a row, and when the first of them came (monotonic: a clock stepped back must not stretch the flat period): within busyWindowMs they use up no attempt
     let busyAnswers = 0
     let busySince: number | undefined
     // of them, those within busyFlatMs of the first (asked again after the short wait, not doubling)
@@ -515,12 +515,12 @@ export class IppOutputDevice implements OutputDevice {
         last = failure
         let wait: number
         if (failure.reason === BUSY_REASON) {
-          busySince ??= Date.now()
+          busySince ??= performance.now()
           busyAnswers++
-          if (Date.now() - busySince < this.#retry.busyFlatMs) busyFlatAnswers = busyAnswers
+          if (performance.now() - busySince < this.#retry.busyFlatMs) busyFlatAnswers = busyAnswers
           wait = this.#busyBackoff(busyAnswers - busyFlatAnswers)
-          if (Date.now() - busySince + wait > this.#retry.busyWindowMs) {
-            throw printerError(`printer still busy after ${Date.now() - busySince} ms: ${failure.message}`, failure.reason, true, failure)
+          if (performance.now() - busySince + wait > this.#retry.busyWindowMs) {
+            throw printerError(`printer still busy after ${Math.round(performance.now() - busySince)} ms: ${failure.message}`, failure.reason, true, failure)
           }
           attempt-- // a printer busy with another job is not failing
         } else {

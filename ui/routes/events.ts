@@ -63,6 +63,8 @@ export function eventsRoutes (feed: ChangeFeed): HttpPlugin {
         open.add(end)
         request.raw.on('close', end)
         res.on('error', end)
+        // the client may have left while the request's hooks ran (a token's slow hash): no close event comes then
+        if (res.destroyed || res.socket?.destroyed === true) end()
       })
     }
   }
