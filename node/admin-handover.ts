@@ -91,6 +91,7 @@ export async function mergeAdminHandover (store: DocStore, cert: Certificate, au
   const directory = await store.open(directoryDoc())
   const fresh: AdminAccount[] = []
   const aside: AdoptableAdminAccount[] = []
+  const centralHashes = new Set(listAdminAccounts(directory, authority).map((a) => a.passwordHash))
   for (const raw of admins as Array<Partial<HandoverAdmin> | null>) {
     const username = typeof raw?.username === 'string' ? raw.username : ''
     if (raw === null || typeof raw !== 'object' || !validAccountName(username)) { report.conflicts.push({ username, reason: 'not a valid account name' }); continue }
@@ -101,8 +102,9 @@ export async function mergeAdminHandover (store: DocStore, cert: Certificate, au
     const held = getAdminAccount(directory, authority, username)
     if (held !== undefined) {
       const reason = 'central already has an account of this name: kept central\'s'
-      // the same hash is the account central added from this site before (a repeated hand-over): nothing to adopt
-      const keep = held.passwordHash !== raw.passwordHash
+      // a hash central holds already (hashes are salted: that very account) is the account central added or adopted from
+      // this site before, handed over again (a join retried): nothing to adopt
+      const keep = held.passwordHash !== raw.passwordHash && !centralHashes.has(raw.passwordHash)
       if (keep) aside.push(adoptableOf(raw as HandoverAdmin, site, cert.peer, role, now, reason))
       report.conflicts.push({ username, reason: keep ? `${reason}; a mesh admin may adopt it under another name on central's admin accounts page` : reason })
       continue

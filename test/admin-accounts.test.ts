@@ -345,6 +345,9 @@ test('accounts a joining site could not hand over: kept aside only for a taken n
     const signedIn = await login(app, { username: 'ann-lab', password: PASSWORD + ' of the lab' })
     assert.equal([signedIn.status, signedIn.body.role], [200, 'site-admin'])
     assert.is((await adopt({ username: 'ann-lab2' })).status, 404, 'adopted once')
+    // the site's join retried: the same account handed over again is not put back to be adopted twice
+    await mergeAdminHandover(w.store, cert, w.self, [{ username: 'ann', role: 'mesh-admin', passwordHash: hash }], T0 + 1)
+    assert.equal(listAdoptable(await w.store.open(directoryDoc()), w.self), [], 'the adopted account is not offered again')
 
     // a dismissal: audited with what was dismissed
     await mergeAdminHandover(w.store, cert, w.self, [{ username: 'ann', role: 'report-viewer', passwordHash: await slowHash('yet another one') }], T0 + 1)
