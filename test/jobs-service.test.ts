@@ -6,7 +6,7 @@ import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { DocStore } from '../crdt/store.ts'
-import { LevelPersistence } from '../crdt/persistence.ts'
+import { LevelPersistence, type Persistence } from '../crdt/persistence.ts'
 import { acctDoc, jobsDoc, periodOf, siteConfigDoc, siteId } from '../crdt/names.ts'
 import { setSiteTimes, validateSiteTimes } from '../crdt/site-config.ts'
 import { listUsage, recordUsage } from '../crdt/accounting.ts'
@@ -40,10 +40,11 @@ let rig: Rig
 
 async function build (
   dir: string, printers?: Map<string, OutputDevice>, clock = { now: Date.UTC(2026, 10, 22, 12) },
-  analyze?: (path: string, format: string) => Promise<DocumentInfo>
+  analyze?: (path: string, format: string) => Promise<DocumentInfo>,
+  persistence: (p: Persistence) => Persistence = (p) => p
 ): Promise<Rig> {
   const out = join(dir, 'out')
-  const store = new DocStore(await LevelPersistence.open(join(dir, 'db')), identity.signer)
+  const store = new DocStore(persistence(await LevelPersistence.open(join(dir, 'db'))), identity.signer)
   const spool = await Spool.open(join(dir, 'spool'))
   const devices = printers ?? new Map([['p1', createOutputDevice(`file://${out}`, { logger })]])
   const jobs = createJobService(
@@ -596,6 +597,40 @@ test('the same document sent twice: one copy refused while the other is still be
   const printed = (await readdir(rig.out)).filter((f) => !f.endsWith('.json') && !f.startsWith('.'))
   assert.is(printed.length, 1)
   assert.ok((await readFile(join(rig.out, printed[0]))).equals(await readFile(pdf)), 'the printer got the document\'s bytes')
+})
+
+
+// ---- a print whose charge could not be written ------------------------------------------
+
+test('a print the printer completed but whose charge could not be written is charged later as it was printed (one-sided: the printer dropped sides), not as the policy would print it now', async () => {
+  await teardown(rig)
+  // loading this month's accounting document fails while `failing`: the charge fails before anything of it is in memory
+  let failing = false
+  const flaky = (inner: Persistence): Persistence => ({
+    load: async (name) => { if (failing && name.includes('acct')) throw new Error('EIO: i/o error, read'); return await inner.load(name) },
+    append: async (name, u) => await inner.append(name, u),
+    compact: async (name, e) => await inner.compact(name, e),
+    remove: async (name) => await inner.remove(name),
+    names: async () => await inner.names(),
+    close: async () => await inner.close()
+  })
+  const printer: OutputDevice = {
+    uri: 'ipp://drops-sides.invalid/ipp/print',
+    probe: async () => ({ ok: true, message: '' }),
+    // accepted, printed one-sided (it took no `sides`); the charge that follows fails
+    print: async (_req, progress) => { progress.accepted(7); failing = true; return { printerJobId: 7, dropped: ['sides'] } },
+    outcome: async () => ({ state: 'completed' })
+  }
+  rig = await build(rig.dir, new Map([['p1', printer]]), rig.clock, undefined, flaky)
+  const pdf = await makePdf(rig.dir, { pages: 4, colorPages: [] })
+  const created = await rig.jobs.createJob({ queue: 'print', owner: 'alice', name: 'duplex', copies: 1, sides: 'two-sided-long-edge' })
+  const job = await rig.jobs.addDocument(created.ippId, { format: 'application/pdf', data: createReadStream(pdf) })
+  await rig.jobs.release(job.ippId, alice)
+  await until(() => failing && rig.jobs.getJob(job.ippId)?.state === 'printing' && rig.store.get(acctDoc(PEER, periodOf(rig.clock.now))) === undefined, 10_000, 'printed, its charge failed')
+  failing = false
+  await rig.jobs.sweep() // asks the printer about the job left printing
+  await until(() => rig.jobs.getJob(job.ippId)?.state === 'printed', 10_000, 'settled from the printer')
+  assert.equal(usageOf(rig).map((u) => [u.jobId, u.pages, u.sheets, u.duplex]), [[job.id, 4, 4, false]], 'charged once, one-sided as printed')
 })
 
 test.run()

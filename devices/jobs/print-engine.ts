@@ -91,6 +91,13 @@ export class PrintEngine {
   private readonly watched = new Set<string>()
   /** When this process first got no usable answer from the printer about a `printing` record. */
   private readonly unknownSince = new Map<string, number>()
+  /**
+   * Prints the printer completed whose charge or end could not be written: how they were
+   * printed (the policy and credit read then, what the printer dropped, what it counted), so
+   * that settling them later charges that, not the policy of the moment. This process only:
+   * after a restart the job's own record and the policy are all there is.
+   */
+  private readonly printedUnrecorded = new Map<string, { as: PrintedAs, dropped: readonly string[], impressions?: number }>()
   private readonly lanes: PrinterLanes
   private readonly now: () => number
   /** The site's print policy applied to a job: what its printer is told and what is charged, one rule for both. */
@@ -164,6 +171,7 @@ export class PrintEngine {
         await this.charge(target, outcome.impressions, outcome.dropped, as)
         await target.markPrinted({ reason: 'job-completed-successfully', message: '' })
       } catch (err) {
+        this.printedUnrecorded.set(job.id, { as, dropped: outcome.dropped ?? [], ...(outcome.impressions !== undefined ? { impressions: outcome.impressions } : {}) })
         // printed: a write failing now (a disk error) must not record the job failed nor give its credit
         // back; it stays `printing`, settled (charged once) from the printer's answer by the next pass or start
         this.log.error({ ...target.tag, printer: target.printer, printerJob: outcome.printerJobId, err }, 'job printed, but its charge or end could not be recorded: settled from the printer later')
@@ -218,11 +226,14 @@ export class PrintEngine {
     else if (firstUnknown) this.unknownSince.set(id, now)
     const verdict = verdictFor(answer, this.unknownSince.get(id) ?? now, now)
     switch (verdict.settle) {
-      case 'printed':
-        if (!await this.chargedAlready(target)) await this.charge(target, verdict.impressions)
+      case 'printed': {
+        const printed = this.printedUnrecorded.get(id)
+        if (!await this.chargedAlready(target)) await this.charge(target, verdict.impressions ?? printed?.impressions, printed?.dropped, printed?.as)
         await target.markPrinted({ reason: 'job-completed-successfully', message: 'the printer completed the job while this peer was not following it' })
+        this.printedUnrecorded.delete(id)
         this.log.info({ ...target.tag, printer: target.printer, printerJob: printerJobId }, 'job printed (the printer says)')
         break
+      }
       case 'failed':
         await this.releaseCredit(target)
         await target.markNotPrinted(true, verdict.reason, verdict.message)
@@ -243,8 +254,10 @@ export class PrintEngine {
   /** Charges (unless already charged) and settles as printed a `printing` record whose end nobody can tell. */
   async assumePrinted (target: PrintTarget, message: string): Promise<void> {
     const charged = await this.chargedAlready(target)
-    if (!charged) await this.charge(target)
+    const printed = this.printedUnrecorded.get(target.job.id)
+    if (!charged) await this.charge(target, printed?.impressions, printed?.dropped, printed?.as)
     this.unknownSince.delete(target.job.id)
+    this.printedUnrecorded.delete(target.job.id)
     await target.markPrinted(charged ? undefined : { reason: 'printer-outcome-assumed', message })
     if (charged) this.log.info({ ...target.tag, printer: target.printer }, 'job was already charged: settled as printed')
     else this.log.warn({ ...target.tag, printer: target.printer, printerJob: target.current()?.printerJobId, why: message }, 'printer outcome unknown: counted as printed and charged')
