@@ -113,7 +113,7 @@ export const MUTATIONS: readonly Mutation[] = [
   },
   {
     name: 'assumed-print-not-charged', area: 'charging', bug: 'a job counted as printed after a restart is not charged',
-    file: 'devices/jobs/print-engine.ts', find: '    if (!charged) await this.charge(target)\n', replace: ''
+    file: 'devices/jobs/print-engine.ts', find: '    if (!charged) await this.charge(target, printed?.impressions, printed?.dropped, printed?.as)\n', replace: ''
   },
   {
     name: 'report-counts-duplicates', area: 'charging', bug: 'usage reports count a job printed offline at two sites twice',
@@ -139,8 +139,8 @@ export const MUTATIONS: readonly Mutation[] = [
   },
   {
     name: 'purge-removes-bytes-in-use', area: 'spool', bug: 'purging a finished job also removes the bytes of every job not held (releasing or printing ones too)',
-    file: 'devices/jobs/service.ts', find: '      for (const { job } of this.all()) if (job.sha256 !== undefined) purgedBytes.delete(job.sha256)\n      for (const sha256 of purgedBytes) await this.c.spool.remove(sha256)',
-    replace: '      for (const { job } of this.all()) if (job.sha256 !== undefined && job.state !== \'held\') purgedBytes.add(job.sha256)\n      for (const sha256 of purgedBytes) await this.c.spool.remove(sha256)'
+    file: 'devices/jobs/service.ts', find: '      for (const { job } of this.all()) if (job.sha256 !== undefined) purgedBytes.delete(job.sha256)\n',
+    replace: '      for (const { job } of this.all()) if (job.sha256 !== undefined && job.state !== \'held\') purgedBytes.add(job.sha256)\n'
   },
   // ---- store ----
   {
