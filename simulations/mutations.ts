@@ -113,7 +113,7 @@ export const MUTATIONS: readonly Mutation[] = [
   },
   {
     name: 'assumed-print-not-charged', area: 'charging', bug: 'a job counted as printed after a restart is not charged',
-    file: 'devices/jobs/print-engine.ts', find: '    if (!charged) await this.charge(target, printed?.impressions, printed?.dropped, printed?.as)\n', replace: ''
+    file: 'devices/jobs/print-engine.ts', find: '    if (!charged) await this.charge(target)\n', replace: ''
   },
   {
     name: 'report-counts-duplicates', area: 'charging', bug: 'usage reports count a job printed offline at two sites twice',

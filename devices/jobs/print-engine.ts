@@ -226,14 +226,12 @@ export class PrintEngine {
     else if (firstUnknown) this.unknownSince.set(id, now)
     const verdict = verdictFor(answer, this.unknownSince.get(id) ?? now, now)
     switch (verdict.settle) {
-      case 'printed': {
-        const printed = this.printedUnrecorded.get(id)
-        if (!await this.chargedAlready(target)) await this.charge(target, verdict.impressions ?? printed?.impressions, printed?.dropped, printed?.as)
+      case 'printed':
+        if (!await this.chargedAlready(target)) await this.charge(target, verdict.impressions)
         await target.markPrinted({ reason: 'job-completed-successfully', message: 'the printer completed the job while this peer was not following it' })
         this.printedUnrecorded.delete(id)
         this.log.info({ ...target.tag, printer: target.printer, printerJob: printerJobId }, 'job printed (the printer says)')
         break
-      }
       case 'failed':
         await this.releaseCredit(target)
         await target.markNotPrinted(true, verdict.reason, verdict.message)
@@ -254,8 +252,7 @@ export class PrintEngine {
   /** Charges (unless already charged) and settles as printed a `printing` record whose end nobody can tell. */
   async assumePrinted (target: PrintTarget, message: string): Promise<void> {
     const charged = await this.chargedAlready(target)
-    const printed = this.printedUnrecorded.get(target.job.id)
-    if (!charged) await this.charge(target, printed?.impressions, printed?.dropped, printed?.as)
+    if (!charged) await this.charge(target)
     this.unknownSince.delete(target.job.id)
     this.printedUnrecorded.delete(target.job.id)
     await target.markPrinted(charged ? undefined : { reason: 'printer-outcome-assumed', message })
@@ -279,7 +276,12 @@ export class PrintEngine {
    * when settling after a restart), less what the printer did not do (`dropped`: a printer without
    * duplex printed it one-sided; without monochrome, in colour); a second charge is a no-op.
    */
-  private async charge (target: PrintTarget, impressions?: number, dropped: readonly string[] = [], as = this.printedAs(target.job)): Promise<void> {
+  /** Charges `target`: as it was printed, when this process printed it and could not record that ({@link printedUnrecorded}), else as the policy reads now. */
+  private async charge (target: PrintTarget, impressions?: number, dropped?: readonly string[], as?: PrintedAs): Promise<void> {
+    const kept = this.printedUnrecorded.get(target.job.id)
+    impressions ??= kept?.impressions
+    dropped ??= kept?.dropped ?? []
+    as ??= kept?.as ?? this.printedAs(target.job)
     // a printer that took no `sides` prints its default: one-sided; no `copies`: one; no `media`: its own paper
     const job: JobRecord = { ...as.job, ...(dropped.includes('sides') ? { sides: 'one-sided' } : {}), ...(dropped.includes('copies') ? { copies: 1 } : {}) }
     if (dropped.includes('media')) delete job.media
